@@ -1,0 +1,412 @@
+// filecli: command-line client for the course file server.
+//
+//   filecli [-H host] [-p port] [--codec fast|libb64] [--timeout-ms MS]
+//           list | get NAME [-o PATH] | upload PATH [--as NAME]
+//           | delete NAME | size NAME | stats | ping
+//
+// Transfers stream both ways (nothing holds a whole file). Downloads go to a
+// temporary file beside the destination, renamed into place on success and
+// removed on any failure (Ctrl-C included). A progress bar is drawn on
+// stderr only when stderr is a terminal.
+//
+// Exit codes: 0 ok, 1 server ERROR or local file failure (message on
+// stderr), 2 usage, 3 connection or protocol failure.
+
+#include <CLI/CLI.hpp>
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "fsrv/client/client.hpp"
+
+namespace {
+
+using fsrv::client::Client;
+using fsrv::client::ErrorKind;
+using fsrv::client::Result;
+
+constexpr int kExitOk = 0;
+constexpr int kExitServer = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitConnection = 3;
+/// How often the progress bar is redrawn: often enough to look live, rarely
+/// enough to cost nothing next to the transfer.
+constexpr auto kProgressInterval = std::chrono::milliseconds(100);
+constexpr double kMB = 1e6;  ///< progress and size figures are in decimal MB
+
+/// Exit code of a failed request (header: kServer/kLocal -> 1, else 3).
+int exit_code(const Result& r) {
+  switch (r.kind) {
+    case ErrorKind::kNone:
+      return kExitOk;
+    case ErrorKind::kServer:
+    case ErrorKind::kLocal:
+      return kExitServer;
+    case ErrorKind::kConnection:
+    case ErrorKind::kProtocol:
+      return kExitConnection;
+  }
+  return kExitConnection;
+}
+
+/// Prints a failed result on stderr and returns its exit code.
+int report(const Result& r) {
+  const char* what = r.kind == ErrorKind::kServer       ? "server error"
+                     : r.kind == ErrorKind::kLocal      ? "error"
+                     : r.kind == ErrorKind::kConnection ? "connection error"
+                                                        : "protocol error";
+  std::fprintf(stderr, "filecli: %s: %s\n", what, r.message.c_str());
+  return exit_code(r);
+}
+
+/// Progress bar on stderr (bytes, MB/s, ETA); silent unless stderr is a tty.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string label) : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1) {}
+  /// Redraws at most every kProgressInterval; total 0 means unknown.
+  void update(uint64_t done, uint64_t total) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (drawn_ && now - last_ < kProgressInterval && done != total) return;
+    last_ = now;
+    drawn_ = true;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    char line[256];
+    if (total > 0) {
+      double frac = static_cast<double>(done) / static_cast<double>(total);
+      constexpr int kWidth = 24;  // bar cells
+      char bar[kWidth + 1];
+      int filled = static_cast<int>(frac * kWidth);
+      for (int i = 0; i < kWidth; ++i) bar[i] = i < filled ? '#' : '.';
+      bar[kWidth] = '\0';
+      double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+      std::snprintf(line, sizeof line, "\r%s [%s] %3.0f%% %.1f/%.1f MB %.1f MB/s ETA %d:%02d\033[K", label_.c_str(),
+                    bar, frac * 100, done / kMB, total / kMB, rate / kMB, static_cast<int>(eta) / 60,
+                    static_cast<int>(eta) % 60);
+    } else {
+      std::snprintf(line, sizeof line, "\r%s %.1f MB %.1f MB/s\033[K", label_.c_str(), done / kMB, rate / kMB);
+    }
+    std::fputs(line, stderr);
+  }
+  /// Ends the bar's line, if one was drawn.
+  void finish() {
+    if (drawn_) std::fputc('\n', stderr);
+    drawn_ = false;
+  }
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_{};
+};
+
+// The temporary download file, removed by the signal handler if the user
+// interrupts a GET. A fixed buffer: only async-signal-safe calls touch it.
+char g_temp_path[4096];
+volatile sig_atomic_t g_temp_active = 0;
+
+extern "C" void on_fatal_signal(int sig) {
+  if (g_temp_active) ::unlink(g_temp_path);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+std::string base_name(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string dir_name(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+/// Writes all of `data` to fd; false on error (errno set).
+bool write_all(int fd, const uint8_t* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// Parses the small reply's JSON and returns its "data" (owned by *root).
+const cJSON* reply_data(const Result& r, cJSON** root) {
+  *root = cJSON_ParseWithLength(r.json.data(), r.json.size());
+  return *root ? cJSON_GetObjectItemCaseSensitive(*root, "data") : nullptr;
+}
+
+int protocol_failure(const std::string& what) {
+  std::fprintf(stderr, "filecli: protocol error: %s\n", what.c_str());
+  return kExitConnection;
+}
+
+int do_list(Client& c) {
+  Result r = c.command("LIST");
+  if (!r.ok()) return report(r);
+  cJSON* root = nullptr;
+  const cJSON* data = reply_data(r, &root);
+  int rc = kExitOk;
+  if (!cJSON_IsArray(data)) {
+    rc = protocol_failure("LIST reply has no data array");
+  } else {
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, data) {
+      if (cJSON_IsString(item)) std::printf("%s\n", item->valuestring);
+    }
+  }
+  cJSON_Delete(root);
+  return rc;
+}
+
+int do_stats(Client& c) {
+  Result r = c.command("STATS");
+  if (!r.ok()) return report(r);
+  cJSON* root = nullptr;
+  const cJSON* data = reply_data(r, &root);
+  int rc = kExitOk;
+  if (data == nullptr) {
+    rc = protocol_failure("STATS reply has no data");
+  } else {
+    char* text = cJSON_Print(data);
+    std::printf("%s\n", text ? text : "null");
+    cJSON_free(text);
+  }
+  cJSON_Delete(root);
+  return rc;
+}
+
+/// DELETE and PING: prints the server's data text.
+int do_simple(Client& c, const std::string& line) {
+  Result r = c.command(line);
+  if (!r.ok()) return report(r);
+  cJSON* root = nullptr;
+  const cJSON* data = reply_data(r, &root);
+  if (cJSON_IsString(data)) {
+    std::printf("%s\n", data->valuestring);
+  } else if (data != nullptr) {
+    char* text = cJSON_PrintUnformatted(data);
+    std::printf("%s\n", text ? text : "");
+    cJSON_free(text);
+  }
+  cJSON_Delete(root);
+  return kExitOk;
+}
+
+/// SIZE name: returns the byte count through *bytes (for progress) or the
+/// failed Result.
+Result query_size(Client& c, const std::string& name, uint64_t* bytes, double* mb) {
+  Result r = c.command("SIZE " + fsrv::client::quote_name(name));
+  if (!r.ok()) return r;
+  cJSON* root = nullptr;
+  const cJSON* data = reply_data(r, &root);
+  const cJSON* b = cJSON_GetObjectItemCaseSensitive(data, "bytes");
+  const cJSON* m = cJSON_GetObjectItemCaseSensitive(data, "mb");
+  if (!cJSON_IsNumber(b) || b->valuedouble < 0) {
+    r.kind = ErrorKind::kProtocol;
+    r.message = "SIZE reply has no data.bytes number";
+  } else {
+    *bytes = static_cast<uint64_t>(b->valuedouble);
+    *mb = cJSON_IsNumber(m) ? m->valuedouble : static_cast<double>(*bytes) / kMB;
+  }
+  cJSON_Delete(root);
+  return r;
+}
+
+int do_size(Client& c, const std::string& name) {
+  uint64_t bytes = 0;
+  double mb = 0;
+  Result r = query_size(c, name, &bytes, &mb);
+  if (!r.ok()) return report(r);
+  std::printf("%s %llu bytes (%g MB)\n", name.c_str(), static_cast<unsigned long long>(bytes), mb);
+  return kExitOk;
+}
+
+int do_get(Client& c, const std::string& name, const std::string& out_opt) {
+  std::string base = base_name(name);
+  if (base.empty() || base == "." || base == "..") {
+    std::fprintf(stderr, "filecli: cannot derive a local file name from \"%s\"; use -o\n", name.c_str());
+    return kExitUsage;
+  }
+  std::string out = out_opt.empty() ? base : out_opt;
+  struct stat st{};
+  if (!out_opt.empty() && ::stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out += "/" + base;
+  std::string tmpl = dir_name(out) + "/." + base_name(out) + ".part-XXXXXX";
+  if (tmpl.size() >= sizeof g_temp_path) {
+    std::fprintf(stderr, "filecli: destination path too long\n");
+    return kExitServer;
+  }
+
+  ProgressBar bar("get " + name);
+  uint64_t total = 0;
+  if (::isatty(STDERR_FILENO) == 1) {
+    double mb = 0;
+    Result sr = query_size(c, name, &total, &mb);  // only for the ETA
+    if (!sr.ok()) return report(sr);
+  }
+
+  std::memcpy(g_temp_path, tmpl.c_str(), tmpl.size() + 1);
+  int fd = ::mkstemp(g_temp_path);
+  if (fd < 0) {
+    std::fprintf(stderr, "filecli: cannot create a temporary file in %s: %s\n", dir_name(out).c_str(),
+                 std::strerror(errno));
+    return kExitServer;
+  }
+  g_temp_active = 1;
+  auto discard = [&] {
+    ::close(fd);
+    ::unlink(g_temp_path);
+    g_temp_active = 0;
+  };
+
+  int write_errno = 0;
+  auto sink = [&](std::span<const uint8_t> bytes) {
+    if (write_all(fd, bytes.data(), bytes.size())) return true;
+    write_errno = errno;
+    return false;
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  Result r = c.get(name, sink, [&](uint64_t done, uint64_t) { bar.update(done, total); });
+  bar.finish();
+  if (!r.ok()) {
+    discard();
+    if (write_errno != 0) r.message = "writing " + out + ": " + std::strerror(write_errno);
+    return report(r);
+  }
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  if (::fchmod(fd, 0666 & ~mask) != 0 || ::close(fd) != 0) {
+    int err = errno;
+    ::unlink(g_temp_path);
+    g_temp_active = 0;
+    std::fprintf(stderr, "filecli: finishing %s: %s\n", out.c_str(), std::strerror(err));
+    return kExitServer;
+  }
+  if (::rename(g_temp_path, out.c_str()) != 0) {
+    int err = errno;
+    ::unlink(g_temp_path);
+    g_temp_active = 0;
+    std::fprintf(stderr, "filecli: rename to %s: %s\n", out.c_str(), std::strerror(err));
+    return kExitServer;
+  }
+  g_temp_active = 0;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s -> %s (%llu bytes)\n", name.c_str(), out.c_str(), static_cast<unsigned long long>(r.bytes));
+  if (::isatty(STDERR_FILENO) == 1 && secs > 0) std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
+  return kExitOk;
+}
+
+int do_upload(Client& c, const std::string& path, const std::string& as) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    std::fprintf(stderr, "filecli: cannot open %s: %s\n", path.c_str(), std::strerror(errno));
+    return kExitServer;
+  }
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::fprintf(stderr, "filecli: %s is not a regular file\n", path.c_str());
+    ::close(fd);
+    return kExitServer;
+  }
+  std::string name = as.empty() ? base_name(path) : as;
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint; failure is harmless
+  ProgressBar bar("upload " + name);
+  auto source = [&](std::span<uint8_t> buf) -> long {
+    for (;;) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      return static_cast<long>(n);
+    }
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  Result r = c.upload(name, static_cast<uint64_t>(st.st_size), source,
+                      [&](uint64_t done, uint64_t total) { bar.update(done, total); });
+  bar.finish();
+  ::close(fd);
+  if (!r.ok()) return report(r);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  cJSON* root = nullptr;
+  const cJSON* data = reply_data(r, &root);
+  std::printf("%s\n", cJSON_IsString(data) ? data->valuestring : r.json.c_str());
+  cJSON_Delete(root);
+  if (::isatty(STDERR_FILENO) == 1 && secs > 0) std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Client for the course file server"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
+
+  fsrv::client::Options opt;
+  std::string codec_name = "fast";
+  app.add_option("-H,--host", opt.host, "server host")->capture_default_str();
+  app.add_option("-p,--port", opt.port, "server port")->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("--codec", codec_name, "base64 codec")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fast", "libb64"}));
+  app.add_option("--timeout-ms", opt.timeout_ms, "per send/receive timeout")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600 * 1000));
+
+  std::string name, path, out, as;
+  CLI::App* list = app.add_subcommand("list", "list the server's files");
+  CLI::App* get = app.add_subcommand("get", "download a file");
+  get->add_option("NAME", name, "file name on the server")->required();
+  get->add_option("-o,--output", out, "local file or directory (default: ./NAME)");
+  CLI::App* upload = app.add_subcommand("upload", "upload a local file");
+  upload->add_option("PATH", path, "local file")->required();
+  upload->add_option("--as", as, "name on the server (default: the file's base name)");
+  CLI::App* del = app.add_subcommand("delete", "delete a file");
+  del->add_option("NAME", name, "file name on the server")->required();
+  CLI::App* size = app.add_subcommand("size", "show a file's size");
+  size->add_option("NAME", name, "file name on the server")->required();
+  CLI::App* stats = app.add_subcommand("stats", "show the server's counters");
+  CLI::App* ping = app.add_subcommand("ping", "check the connection");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);  // prints help (rc 0) or the error
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (!fsrv::codec::parse_base64_kind(codec_name, opt.codec)) return kExitUsage;  // IsMember already checked
+
+  std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_fatal_signal);
+  std::signal(SIGTERM, on_fatal_signal);
+  std::signal(SIGHUP, on_fatal_signal);
+
+  std::string error;
+  std::unique_ptr<Client> client = Client::connect(opt, &error);
+  if (!client) {
+    std::fprintf(stderr, "filecli: cannot connect: %s\n", error.c_str());
+    return kExitConnection;
+  }
+  if (list->parsed()) return do_list(*client);
+  if (get->parsed()) return do_get(*client, name, out);
+  if (upload->parsed()) return do_upload(*client, path, as);
+  if (del->parsed()) return do_simple(*client, "DELETE " + fsrv::client::quote_name(name));
+  if (size->parsed()) return do_size(*client, name);
+  if (stats->parsed()) return do_stats(*client);
+  if (ping->parsed()) return do_simple(*client, "PING");
+  return kExitUsage;
+}
