@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+extern "C" {
+#include <b64/cencode.h>
+}
+
 #include <random>
 #include <thread>
 #include <string>
@@ -33,6 +37,19 @@ std::string openssl_encode(const std::vector<uint8_t>& in) {
   return out;
 }
 
+/// libb64 called directly (not through our wrapper), '\n' removed.
+std::string raw_libb64_encode(const std::vector<uint8_t>& in) {
+  std::string out(encoded_size(in.size()) * 2 + 8, '\0');  // room for its '\n's
+  base64_encodestate state;
+  base64_init_encodestate(&state);
+  int n = base64_encode_block(reinterpret_cast<const char*>(in.data()),
+                              static_cast<int>(in.size()), out.data(), &state);
+  n += base64_encode_blockend(out.data() + n, &state);
+  out.resize(static_cast<size_t>(n));
+  std::erase(out, '\n');
+  return out;
+}
+
 std::string encode(const Encoder& enc, const std::vector<uint8_t>& in) {
   // One guard byte past the end catches writes beyond encoded_size().
   std::string out(encoded_size(in.size()) + 1, '#');
@@ -49,13 +66,14 @@ std::vector<const Encoder*> encoders() {
   return v;
 }
 
-TEST(Base64Equivalence, EncodeMatchesOpenSslForEveryLength) {
+TEST(Base64Equivalence, EncodeMatchesOpenSslAndLibb64ForEveryLength) {
   std::mt19937_64 rng(42);
   const auto encs = encoders();
   for (size_t len = 0; len <= kMaxLen; ++len) {
     const auto in = random_bytes(len, rng);
     const std::string want = openssl_encode(in);
     ASSERT_EQ(want.size(), encoded_size(len));
+    ASSERT_EQ(raw_libb64_encode(in), want) << "len " << len;
     for (const Encoder* enc : encs) {
       ASSERT_EQ(encode(*enc, in), want) << enc->name() << " len " << len;
     }
