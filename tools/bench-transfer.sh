@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# bench-transfer: 100 MB (10^8 bytes) UPLOAD and GET through filecli against
+# bin/fileserver (thread mode, then process mode if the server has it),
+# with the downloaded copy verified, the server's peak RSS, and two
+# yardsticks measured in the same run: iperf3 single-stream over 127.0.0.1
+# and `dd bs=4M conv=fsync` into the server's root.
+#
+#   tools/bench-transfer.sh [BIN_DIR]        (make bench-transfer)
+#
+# Env: BENCH_BYTES (default 100000000), BENCH_CODEC (fast|libb64, default
+# fast), BENCH_DIR (scratch parent, default $TMPDIR or /tmp).
+# Figures are MB/s of file bytes (10^6 bytes/s); on the wire a GET or
+# UPLOAD carries 4/3 as many base64 bytes.
+set -euo pipefail
+
+BIN=${1:-bin}
+BYTES=${BENCH_BYTES:-100000000}
+CODEC=${BENCH_CODEC:-fast}
+STEP_TIMEOUT=120     # seconds for one transfer: generous for 100 MB, still ends a hung run
+START_TIMEOUT=10     # seconds for the server to print its `listening on` line
+IPERF_SECONDS=3
+
+cd "$(dirname "$0")/.."
+if [[ ! -x $BIN/filecli || ! -x $BIN/fileserver ]]; then
+  make -s "$BIN/filecli" "$BIN/fileserver"
+fi
+FILECLI=$(realpath "$BIN/filecli")
+FILESERVER=$(realpath "$BIN/fileserver")
+
+WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/bench-transfer.XXXXXX")
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { echo "$EPOCHREALTIME"; }
+# mbps BYTES SECONDS -> MB/s with one decimal
+mbps() { python3 -c "import sys; b,s=float(sys.argv[1]),float(sys.argv[2]); print(f'{b/s/1e6:.1f}' if s>0 else 'inf')" "$1" "$2"; }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b>0 else '-')" "$1" "$2"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# peak_rss PID -> "N.N MB" of VmHWM (the process's resident-set high-water mark)
+peak_rss() { awk '/^VmHWM:/ {printf "%.1f MB", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+
+ROWS=()
+row() { ROWS+=("$(printf '%-34s %10s  %s' "$1" "$2" "$3")"); }
+
+echo "bench-transfer: $BYTES bytes, codec $CODEC, scratch $WORK" >&2
+SRC=$WORK/file.bin
+head -c "$BYTES" /dev/urandom >"$SRC"
+
+# --- yardsticks -------------------------------------------------------------
+IPERF_BPS=0
+if command -v iperf3 >/dev/null; then
+  port=$(free_port)
+  iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  PIDS+=($!)
+  ok=0
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    sleep 0.3
+    if timeout $((IPERF_SECONDS + 10)) iperf3 -c 127.0.0.1 -p "$port" -t "$IPERF_SECONDS" -J >"$WORK/iperf.json" 2>/dev/null; then
+      ok=1
+      break
+    fi
+  done
+  if [[ $ok == 1 ]]; then
+    IPERF_BPS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/8)' "$WORK/iperf.json")
+    row "iperf3 1 stream 127.0.0.1" "$(mbps "$IPERF_BPS" 1)" "MB/s (TCP payload, ${IPERF_SECONDS} s)"
+  else
+    row "iperf3 1 stream 127.0.0.1" "-" "failed"
+  fi
+else
+  row "iperf3 1 stream 127.0.0.1" "-" "iperf3 not installed"
+fi
+
+DD_ROOT=$WORK/ddroot
+mkdir -p "$DD_ROOT"
+dd_line=$(LC_ALL=C dd if="$SRC" of="$DD_ROOT/x" bs=4M conv=fsync 2>&1 | tail -1)
+DD_SECS=$(awk '{for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) print $(i-1)}' <<<"$dd_line" | tail -1)
+DD_MBPS=$(mbps "$BYTES" "$DD_SECS")
+row "dd bs=4M conv=fsync" "$DD_MBPS" "MB/s (local disk write)"
+rm -f "$DD_ROOT/x"
+
+# --- our server -------------------------------------------------------------
+# start_server MODE ROOT -> sets SERVER_PID and SERVER_PORT; returns 1 if the
+# server exited or printed no `listening on` line in time.
+start_server() {
+  local mode=$1 root=$2 out=$WORK/server-$1.out
+  "$FILESERVER" --host 127.0.0.1 --port 0 --root "$root" --mode "$mode" --codec "$CODEC" \
+    >"$out" 2>"$WORK/server-$1.err" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  local deadline=$((SECONDS + START_TIMEOUT))
+  SERVER_PORT=
+  while ((SECONDS < deadline)); do
+    SERVER_PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
+    [[ -n $SERVER_PORT ]] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+GET_THREAD_MBPS=
+for mode in thread process; do
+  root=$WORK/root-$mode
+  mkdir -p "$root"
+  if ! start_server "$mode" "$root"; then
+    stop_server
+    if [[ $mode == process ]]; then
+      echo "process mode: not available" >&2
+      row "process mode" "-" "not available ($(head -c 120 "$WORK/server-$mode.err" | tr '\n' ' '))"
+      continue
+    fi
+    echo "bench-transfer: the server did not start in $mode mode:" >&2
+    cat "$WORK/server-$mode.err" >&2
+    exit 1
+  fi
+  cli=(timeout "$STEP_TIMEOUT" "$FILECLI" -p "$SERVER_PORT" --codec "$CODEC")
+
+  t0=$(now)
+  "${cli[@]}" upload "$SRC" --as bench.bin >/dev/null
+  t1=$(now)
+  up_secs=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$t1")
+  up_mbps=$(mbps "$BYTES" "$up_secs")
+
+  t0=$(now)
+  "${cli[@]}" get bench.bin -o "$WORK/down.bin" >/dev/null
+  t1=$(now)
+  get_secs=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$t1")
+  get_mbps=$(mbps "$BYTES" "$get_secs")
+
+  if cmp -s "$SRC" "$WORK/down.bin" && cmp -s "$SRC" "$root/bench.bin"; then verdict="content verified"; else verdict="CONTENT MISMATCH"; fi
+  rss="main $(peak_rss "$SERVER_PID")"
+  for child in $(pgrep -P "$SERVER_PID" 2>/dev/null || true); do rss+=", child $(peak_rss "$child")"; done
+  stop_server
+  rm -f "$WORK/down.bin" "$root/bench.bin"
+
+  get_vs="-"
+  [[ $IPERF_BPS != 0 ]] && get_vs="$(ratio "$(python3 -c "print($BYTES/$get_secs)")" "$IPERF_BPS") of iperf3"
+  up_vs="$(ratio "$up_mbps" "$DD_MBPS") of dd"
+  row "UPLOAD $mode (filecli)" "$up_mbps" "MB/s, $up_vs"
+  row "GET $mode (filecli)" "$get_mbps" "MB/s, $get_vs; $verdict"
+  row "server peak RSS ($mode)" "" "$rss"
+  [[ $verdict == "content verified" ]] || MISMATCH=1
+done
+
+echo
+printf '%-34s %10s  %s\n' "measure" "value" "note"
+printf '%-34s %10s  %s\n' "----------------------------------" "----------" "----"
+printf '%s\n' "${ROWS[@]}"
+[[ -z ${MISMATCH:-} ]]
