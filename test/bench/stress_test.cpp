@@ -1,0 +1,459 @@
+// Tests of bin/stress and bin/stress-grid, driven as programs (found through
+// $FSRV_BIN, which the Makefile sets). A row's CSV counts are checked against
+// what really happened: a live server for normal rows and for rows that must
+// fail (--max-upload below the size), and a scripted "lying" server whose
+// downloads have the right size but the wrong content. The grid's rows, order
+// and numbering are checked on a dry run.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// How long a server may take to print its "listening on" line.
+constexpr auto kStartTimeout = std::chrono::seconds(10);
+/// How long a server may take to exit after SIGTERM before SIGKILL.
+constexpr auto kStopTimeout = std::chrono::seconds(10);
+/// One test row: 1 MB (10^6 bytes, the course's MB) and 3 clients.
+constexpr uint64_t kRowSize = 1000000;
+constexpr int kRowClients = 3;
+
+/// $FSRV_BIN/name, or "" when FSRV_BIN is unset or the program is missing.
+std::string program(const std::string& name) {
+  const char* dir = std::getenv("FSRV_BIN");
+  if (!dir || !*dir) return "";
+  fs::path p = fs::path(dir) / name;
+  return ::access(p.c_str(), X_OK) == 0 ? p.string() : "";
+}
+
+/// A temp folder removed (recursively) on destruction.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "fsrv-stress-test-XXXXXX").string();
+    if (::mkdtemp(t.data())) path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
+/// Runs a shell command, returns its exit status and stdout+stderr.
+int run(const std::string& cmd, std::string* output) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/// bin/fileserver on 127.0.0.1, port 0, a fresh temp root; stopped with
+/// SIGTERM (bounded, then SIGKILL) on destruction.
+class ServerProcess {
+ public:
+  /// Starts it with extra arguments; port() is 0 and error() says why if it
+  /// did not come up.
+  explicit ServerProcess(const std::vector<std::string>& extra) {
+    std::string bin = program("fileserver");
+    if (bin.empty() || root_.path.empty()) {
+      error_ = "fileserver not built (FSRV_BIN)";
+      return;
+    }
+    std::vector<std::string> argv = {bin, "--host", "127.0.0.1", "--port", "0", "--root", root_.path.string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    int out[2];
+    if (::pipe(out) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      ::close(out[1]);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_fd_ = out[0];
+    std::string line;
+    auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[256];
+      ssize_t n = ::read(out_fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      line.append(buf, size_t(n));
+    }
+    auto pos = line.find("listening on ");
+    auto colon = line.rfind(':', line.find('\n'));
+    if (pos == std::string::npos || colon == std::string::npos) {
+      error_ = "no 'listening on' line: " + line;
+      return;
+    }
+    port_ = std::atoi(line.c_str() + colon + 1);
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
+      int st = 0;
+      while (::waitpid(pid_, &st, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          ::kill(pid_, SIGKILL);
+          ::waitpid(pid_, &st, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    if (out_fd_ >= 0) ::close(out_fd_);
+  }
+  int port() const { return port_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  TempDir root_;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int port_ = 0;
+  std::string error_;
+};
+
+/// A CSV file read back by column name (RFC 4180 quoting).
+struct Csv {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::string get(size_t row, const std::string& name) const {
+    for (size_t k = 0; k < header.size(); ++k)
+      if (header[k] == name) return k < rows.at(row).size() ? rows[row][k] : "";
+    ADD_FAILURE() << "no column " << name;
+    return "";
+  }
+};
+
+Csv read_csv(const fs::path& path) {
+  Csv csv;
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> rec;
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rec.push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n') {
+      rec.push_back(std::move(field));
+      field.clear();
+      (csv.header.empty() ? csv.header : csv.rows.emplace_back()) = std::move(rec);
+      rec.clear();
+    } else if (c != '\r') {
+      field += c;
+    }
+  }
+  return csv;
+}
+
+/// Runs one stress row against 127.0.0.1:port into dir/row.csv; returns the
+/// CSV read back (one row expected).
+Csv stress_row(const TempDir& dir, int port, const std::string& op, const std::string& extra, std::string* out) {
+  std::ostringstream cmd;
+  cmd << program("stress") << " --host 127.0.0.1 --port " << port << " --op " << op << " --size " << kRowSize
+      << " --clients " << kRowClients << " --row 7 --csv " << (dir.path / "row.csv") << " --cache-dir "
+      << (dir.path / "cache") << " --io-timeout-ms 10000 " << extra;
+  int rc = run(cmd.str(), out);
+  EXPECT_EQ(rc, 0) << cmd.str() << "\n" << *out;
+  return read_csv(dir.path / "row.csv");
+}
+
+#define REQUIRE_PROGRAMS(...)                                                   \
+  for (const char* name_ : {__VA_ARGS__})                                       \
+    if (program(name_).empty()) GTEST_SKIP() << name_ << " not found in $FSRV_BIN";
+
+// --- grid dry run ---------------------------------------------------------
+
+struct DryRow {
+  int k, nomor, volume, clients, server;
+  std::string mode, op;
+};
+
+std::vector<DryRow> dry_run(const std::string& args) {
+  std::string out;
+  EXPECT_EQ(run(program("stress-grid") + " --dry-run " + args, &out), 0) << out;
+  std::vector<DryRow> rows;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    DryRow r{};
+    ls >> r.k >> r.mode >> r.nomor >> r.op >> r.volume >> r.clients >> r.server;
+    EXPECT_FALSE(ls.fail()) << "bad dry-run line: " << line;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+TEST(StressGrid, DryRunHas54RowsPerServerModeInTableOrder) {
+  REQUIRE_PROGRAMS("stress-grid");
+  auto rows = dry_run("");
+  ASSERT_EQ(rows.size(), 108u);
+  size_t i = 0;
+  for (std::string mode : {"thread", "process"}) {
+    int nomor = 0;
+    for (std::string op : {"download", "upload"})
+      for (int v : {10, 50, 100})
+        for (int c : {1, 5, 50})
+          for (int s : {1, 5, 50}) {
+            const DryRow& r = rows[i++];
+            EXPECT_EQ(r.k, int(i));
+            EXPECT_EQ(r.mode, mode);
+            EXPECT_EQ(r.nomor, ++nomor);
+            EXPECT_EQ(r.op, op);
+            EXPECT_EQ(r.volume, v);
+            EXPECT_EQ(r.clients, c);
+            EXPECT_EQ(r.server, s);
+          }
+    EXPECT_EQ(nomor, 54);
+  }
+}
+
+TEST(StressGrid, QuickDryRunIsReduced) {
+  REQUIRE_PROGRAMS("stress-grid");
+  auto rows = dry_run("--quick --server-modes thread");
+  ASSERT_EQ(rows.size(), 16u);  // 2 ops x 2 volumes x 2 client pools x 2 server pools
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].nomor, int(i) + 1);
+    EXPECT_TRUE(rows[i].volume == 1 || rows[i].volume == 5);
+    EXPECT_TRUE(rows[i].clients == 1 || rows[i].clients == 5);
+  }
+}
+
+// --- stress rows against the real server ----------------------------------
+
+TEST(StressRow, SkippedRowIsRecordedWithItsReason) {
+  REQUIRE_PROGRAMS("stress");
+  TempDir dir;
+  std::string out;
+  std::string cmd = program("stress") + " --op upload --size 1000000 --clients 5 --server-workers 50 --row 12 " +
+                    "--mode-label process --csv " + (dir.path / "row.csv").string() +
+                    " --skip-reason 'server rejects --mode process, for now'";
+  ASSERT_EQ(run(cmd, &out), 0) << out;
+  Csv csv = read_csv(dir.path / "row.csv");
+  ASSERT_EQ(csv.rows.size(), 1u);
+  EXPECT_EQ(csv.get(0, "Nomor"), "12");
+  EXPECT_EQ(csv.get(0, "Status"), "skipped");
+  EXPECT_EQ(csv.get(0, "Server mode"), "process");
+  EXPECT_EQ(csv.get(0, "Volume"), "1 MB");
+  EXPECT_EQ(csv.get(0, "Alasan gagal"), "server rejects --mode process, for now");
+  EXPECT_EQ(csv.get(0, "Client sukses"), "");
+}
+
+class StressLive : public ::testing::TestWithParam<std::string> {};  // client pool
+
+TEST_P(StressLive, NormalRowsSucceedOnBothSides) {
+  REQUIRE_PROGRAMS("stress", "fileserver");
+  ServerProcess server({"--workers", "2", "--mode", "thread"});
+  ASSERT_GT(server.port(), 0) << server.error();
+  TempDir dir;
+  for (std::string op : {"download", "upload"}) {
+    std::string out;
+    stress_row(dir, server.port(), op, "--pool " + GetParam() + " --verify-uploads", &out);
+  }
+  Csv csv = read_csv(dir.path / "row.csv");
+  ASSERT_EQ(csv.rows.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(csv.get(i, "Status"), "ok");
+    EXPECT_EQ(csv.get(i, "Nomor"), "7");
+    EXPECT_EQ(csv.get(i, "Client sukses"), std::to_string(kRowClients));
+    EXPECT_EQ(csv.get(i, "Client gagal"), "0");
+    EXPECT_EQ(csv.get(i, "Server sukses"), std::to_string(kRowClients));
+    EXPECT_EQ(csv.get(i, "Server gagal"), "0");
+    EXPECT_EQ(csv.get(i, "Jumlah server worker pool"), "2");  // from STATS
+    EXPECT_EQ(csv.get(i, "Server mode"), "thread");
+    EXPECT_EQ(csv.get(i, "Client pool mode"), GetParam());
+    EXPECT_EQ(csv.get(i, "Alasan gagal"), "");
+    EXPECT_GT(std::stod(csv.get(i, "Throughput per client")), 0);
+    EXPECT_GT(std::stod(csv.get(i, "Waktu total per client")), 0);
+  }
+  EXPECT_EQ(csv.get(0, "Operasi"), "download");
+  EXPECT_EQ(csv.get(1, "Operasi"), "upload");
+}
+
+TEST_P(StressLive, UploadsAboveMaxUploadFailOnBothSides) {
+  REQUIRE_PROGRAMS("stress", "fileserver");
+  ServerProcess server({"--workers", "2", "--mode", "thread", "--max-upload", std::to_string(kRowSize / 2)});
+  ASSERT_GT(server.port(), 0) << server.error();
+  TempDir dir;
+  std::string out;
+  Csv csv = stress_row(dir, server.port(), "upload", "--pool " + GetParam(), &out);
+  ASSERT_EQ(csv.rows.size(), 1u) << out;
+  EXPECT_EQ(csv.get(0, "Client sukses"), "0");
+  EXPECT_EQ(csv.get(0, "Client gagal"), std::to_string(kRowClients));
+  EXPECT_EQ(csv.get(0, "Server sukses"), "0");
+  EXPECT_EQ(csv.get(0, "Server gagal"), std::to_string(kRowClients));
+  EXPECT_EQ(csv.get(0, "Throughput per client"), "0");
+  EXPECT_NE(csv.get(0, "Alasan gagal").find(std::to_string(kRowClients) + "x "), std::string::npos)
+      << csv.get(0, "Alasan gagal");
+}
+
+INSTANTIATE_TEST_SUITE_P(ClientPools, StressLive, ::testing::Values("thread", "process"));
+
+// --- a lying server: right size, wrong content ------------------------------
+
+/// Speaks just enough of the protocol for a stress download row: UPLOAD is
+/// acknowledged (its content dropped), GET returns `size` zero bytes, STATS
+/// reports counters. Serves each connection on its own thread; everything is
+/// joined on destruction.
+class LyingServer {
+ public:
+  LyingServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~LyingServer() {
+    stop_ = true;
+    if (acceptor_.joinable()) acceptor_.join();
+    std::lock_guard lock(mu_);
+    for (auto& t : conns_) t.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      timeval tv{5, 0};  // bounded: a silent client is dropped after 5 s
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      std::lock_guard lock(mu_);
+      conns_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void send_all(int c, const std::string& s) {
+    for (size_t off = 0; off < s.size();) {
+      ssize_t n = ::send(c, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += size_t(n);
+    }
+  }
+  void serve(int c) {
+    std::string buf;
+    char chunk[65536];
+    for (;;) {
+      auto eol = buf.find("\r\n");
+      if (eol == std::string::npos) {
+        ssize_t n = ::recv(c, chunk, sizeof chunk, 0);
+        if (n <= 0) break;
+        buf.append(chunk, size_t(n));
+        continue;
+      }
+      std::string line = buf.substr(0, eol);
+      buf.erase(0, eol + 2);
+      if (line.rfind("UPLOAD ", 0) == 0) {
+        auto sp = line.find(' ', 7);
+        std::string name = line.substr(7, sp - 7);
+        size_t chars = line.size() - sp - 1;
+        size_t pad = line.size() >= 2 ? (line[line.size() - 1] == '=') + (line[line.size() - 2] == '=') : 0;
+        size_ = chars / 4 * 3 - pad;
+        send_all(c, "{\"status\":\"OK\",\"data\":\"" + name + " uploaded (" + std::to_string(size_) + " bytes)\"}\r\n\r\n");
+      } else if (line.rfind("GET ", 0) == 0) {
+        std::string b64(size_ / 3 * 4, 'A');
+        if (size_ % 3 == 1) b64 += "AA==";
+        if (size_ % 3 == 2) b64 += "AAA=";
+        send_all(c, "{\"status\":\"OK\",\"data_namafile\":\"" + line.substr(4) + "\",\"data_file\":\"" + b64 +
+                        "\"}\r\n\r\n");
+        get_ok_++;
+      } else if (line == "STATS") {
+        send_all(c, "{\"status\":\"OK\",\"data\":{\"mode\":\"thread\",\"pool_size\":1,\"connections\":"
+                    "{\"active\":1,\"total\":1,\"rejected\":0},\"commands\":{\"GET\":{\"ok\":" +
+                        std::to_string(get_ok_) + ",\"failed\":0},\"UPLOAD\":{\"ok\":0,\"failed\":0}}}}\r\n\r\n");
+      } else {
+        send_all(c, "{\"status\":\"ERROR\",\"data\":\"unknown command\"}\r\n\r\n");
+      }
+    }
+    ::close(c);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<size_t> size_{0};
+  std::atomic<int> get_ok_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<std::thread> conns_;
+};
+
+TEST(StressRow, WrongContentCountsAsClientFailure) {
+  REQUIRE_PROGRAMS("stress");
+  for (std::string pool : {"thread", "process"}) {
+    SCOPED_TRACE(pool);
+    LyingServer server;
+    ASSERT_GT(server.port(), 0);
+    TempDir dir;
+    std::string out;
+    Csv csv = stress_row(dir, server.port(), "download", "--pool " + pool, &out);
+    ASSERT_EQ(csv.rows.size(), 1u) << out;
+    EXPECT_EQ(csv.get(0, "Client sukses"), "0");
+    EXPECT_EQ(csv.get(0, "Client gagal"), std::to_string(kRowClients));
+    // The server believes it served every GET: only the client can tell.
+    EXPECT_EQ(csv.get(0, "Server sukses"), std::to_string(kRowClients));
+    EXPECT_EQ(csv.get(0, "Alasan gagal"), std::to_string(kRowClients) + "x content hash mismatch");
+    EXPECT_EQ(csv.get(0, "Throughput agregat"), "0");
+  }
+}
+
+}  // namespace
