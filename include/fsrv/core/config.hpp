@@ -1,0 +1,31 @@
+#pragma once
+// Server configuration: every command-line option of bin/fileserver, with
+// its default (docs/PROTOCOL.md and README.md list them).
+
+#include <cstdint>
+#include <string>
+
+#include "fsrv/codec/base64.hpp"
+#include "fsrv/core/limits.hpp"
+
+namespace fsrv {
+
+/// Which executor runs the blocking chunks of requests.
+enum class PoolMode { kThread, kProcess };
+
+struct ServerConfig {
+  std::string host = "0.0.0.0";
+  int port = 6666;             ///< 0 = any free port (printed on stdout)
+  std::string root = "./files";
+  int workers = 4;             ///< thread pool size or worker processes
+  PoolMode mode = PoolMode::kThread;
+  uint64_t max_upload = limits::kDefaultMaxUpload;  ///< decoded bytes
+  double idle_timeout_s = limits::kDefaultIdleTimeoutS;
+  int max_conns = limits::kDefaultMaxConns;
+  double stats_interval_s = 0;  ///< 0 = no periodic stats line
+  int legacy_idle_ms = limits::kDefaultLegacyIdleMs;
+  double grace_s = limits::kDefaultGraceS;
+  codec::Base64Kind codec = codec::Base64Kind::kFast;
+};
+
+}  // namespace fsrv

@@ -1,0 +1,61 @@
+#pragma once
+// Hard limits and sizes of the server, as named constants with the reason
+// beside each (Redis habit). Options that override one say so.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fsrv::limits {
+
+/// Longest request line without payload (LIST, GET name, ...). A name is at
+/// most 255 bytes, so 8 KiB is generous; anything longer is garbage or an
+/// attack and gets an ERROR without growing a buffer.
+inline constexpr size_t kMaxLine = 8 * 1024;
+
+/// The line buffer holds pipelined requests and the first bytes of an upload
+/// payload; 64 KiB is one typical socket read.
+inline constexpr size_t kLineBuffer = 64 * 1024;
+
+/// File bytes read and encoded per GET chunk: 1 MiB rounded down to a
+/// multiple of 3 so every chunk but the last encodes without padding
+/// (1 MiB reads sit in the 1-4 MiB range that amortises syscalls and pool
+/// hand-offs while 50 connections x 2 chunks stay under 256 MiB).
+inline constexpr size_t kGetChunk = (1024 * 1024 / 3) * 3;
+
+/// Encoded GET chunks alive per connection (one being encoded, one being
+/// written): the write queue is bounded by construction.
+inline constexpr int kGetChunksInFlight = 2;
+
+/// Base64 characters of an UPLOAD payload gathered before one decode+pwrite
+/// work item; two such buffers per uploading connection (one filling from
+/// the socket, one decoding), so reading pauses when the disk lags.
+inline constexpr size_t kUploadChunk = 1024 * 1024;
+
+/// Default --max-upload: 4 GiB of decoded file bytes.
+inline constexpr uint64_t kDefaultMaxUpload = 4ull << 30;
+
+/// Default --idle-timeout in seconds: a client silent this long (no byte
+/// read and no write progress) is sent an ERROR and closed.
+inline constexpr double kDefaultIdleTimeoutS = 60.0;
+
+/// Default --max-conns: beyond it a new client gets ERROR "server busy".
+inline constexpr int kDefaultMaxConns = 1024;
+
+/// Default --legacy-idle-ms: the course's original client sends "LIST" or
+/// "GET name" with no terminator and waits; after this much silence a
+/// complete non-UPLOAD command is processed anyway.
+inline constexpr int kDefaultLegacyIdleMs = 200;
+
+/// Default grace period in seconds for in-flight transfers at shutdown.
+inline constexpr double kDefaultGraceS = 10.0;
+
+/// Longest file name in bytes (NAME_MAX on Linux).
+inline constexpr size_t kMaxName = 255;
+
+/// Kernel socket buffer sizes asked for on accepted sockets: a GET chunk
+/// (1.33 MiB encoded) should fit so one write drains in one go. The kernel
+/// caps these at net.core.{w,r}mem_max.
+inline constexpr int kSocketSendBuffer = 4 * 1024 * 1024;
+inline constexpr int kSocketRecvBuffer = 4 * 1024 * 1024;
+
+}  // namespace fsrv::limits

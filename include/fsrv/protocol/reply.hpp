@@ -1,0 +1,33 @@
+#pragma once
+// The course file protocol's reply side: one JSON object followed by
+// "\r\n\r\n" (docs/PROTOCOL.md). JSON is built with cJSON, so names and
+// messages are always escaped. GET's reply is streamed: get_prefix(), then
+// base64 chunks, then kGetSuffix.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fsrv::protocol {
+
+/// Ends every reply.
+inline constexpr std::string_view kReplyEnd = "\r\n\r\n";
+
+/// Closes a streamed GET reply: the data_file string, the object, the end.
+inline constexpr std::string_view kGetSuffix = "\"}\r\n\r\n";
+
+/// {"status":"OK","data":"<text>"}\r\n\r\n
+std::string ok_text(std::string_view text);
+/// {"status":"ERROR","data":"<text>"}\r\n\r\n
+std::string error_text(std::string_view text);
+/// {"status":"OK","data":["a","b"]}\r\n\r\n
+std::string ok_list(const std::vector<std::string>& names);
+/// {"status":"OK","data":{"name":"n","bytes":N,"mb":X}}\r\n\r\n (MB = 10^6 bytes)
+std::string ok_size(std::string_view name, uint64_t bytes);
+/// {"status":"OK","data":<data_json>}\r\n\r\n; data_json must be valid JSON.
+std::string ok_json(std::string_view data_json);
+/// {"status":"OK","data_namafile":"<name>","data_file":"   (then base64 follows)
+std::string get_prefix(std::string_view name);
+
+}  // namespace fsrv::protocol

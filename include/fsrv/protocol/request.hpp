@@ -1,0 +1,69 @@
+#pragma once
+// The course file protocol's request side (docs/PROTOCOL.md): cutting the
+// byte stream into requests and parsing a request line. Pure functions over
+// bytes: no IO, no sockets, so every rule is testable byte by byte.
+//
+// A request is one line "COMMAND [ARG ...]" ended by "\r\n" or "\n"; blank
+// lines are skipped (the course's clients end requests with "\r\n\r\n").
+// Arguments split like Python's shlex.split (the course's server uses it).
+// UPLOAD is special: its last argument, the base64 payload, can be gigabytes,
+// so the frame ends after the name and the payload is streamed until the
+// first '\r' or '\n' (find_terminator).
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fsrv/stats/stats.hpp"
+
+namespace fsrv::protocol {
+
+using stats::Cmd;
+
+/// The command a verb names, case-insensitively; BYEBYE = QUIT and CONNME =
+/// PING (the course's "FTP" shell). kUnknown for anything else.
+Cmd command_from_verb(std::string_view verb);
+
+/// Splits `line` like Python's shlex.split in POSIX mode: whitespace
+/// separates; '...' is literal; "..." keeps spaces, with \" and \\ escapes;
+/// outside quotes a backslash escapes the next character. Returns false and
+/// sets *error ("unterminated quote") on bad quoting.
+bool split_args(std::string_view line, std::vector<std::string>& out, std::string* error);
+
+/// One parsed request line.
+struct Request {
+  Cmd cmd = Cmd::kUnknown;
+  std::vector<std::string> args;  ///< after the verb
+  std::string error;              ///< non-empty: reply ERROR with this text
+};
+
+/// Parses one request line (no terminator). Checks the argument count of
+/// each command: GET/DELETE/SIZE take one name, LIST/STATS/PING/QUIT none,
+/// UPLOAD a name and the payload.
+Request parse_line(std::string_view line);
+
+/// True if `request` may be run by the legacy-client rule: a known command
+/// other than UPLOAD with valid arguments.
+bool legacy_complete(const Request& request);
+
+/// The next frame at the start of buffered input.
+struct Frame {
+  enum Kind {
+    kNeedMore,      ///< no complete frame yet (consumed may skip blank lines)
+    kLine,          ///< `line` is one request line
+    kUploadHeader,  ///< "UPLOAD name " seen: payload starts after `consumed`
+    kTooLong,       ///< no terminator within limits::kMaxLine bytes
+  };
+  Kind kind = kNeedMore;
+  size_t consumed = 0;    ///< input bytes this frame used, terminator included
+  std::string_view line;  ///< kLine: the line without its terminator
+  std::string name;       ///< kUploadHeader: the (unquoted) file name
+};
+
+/// Cuts the next frame from `input`, skipping leading blank lines.
+Frame next_frame(std::string_view input);
+
+/// Offset of the first '\r' or '\n' in `payload`, or npos.
+size_t find_terminator(std::string_view payload);
+
+}  // namespace fsrv::protocol

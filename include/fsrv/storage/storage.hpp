@@ -1,0 +1,95 @@
+#pragma once
+// Storage: the root directory and every file operation in it. Owns the
+// root's directory fd and the temporary files of uploads; never sees a socket.
+//
+// Every call here blocks (open, pread, pwrite, fsync, rename): run them from
+// an executor's work function, never on the event loop.
+//
+// Safety: names are validated (validate_name) and everything is opened
+// relative to the root's fd with O_NOFOLLOW, so neither "../x" nor a symlink
+// placed in the root reaches outside it. Uploads go to an anonymous
+// O_TMPFILE (or, where the filesystem lacks it, a hidden ".upload-*" file)
+// that is linked over the target only after fsync, so an interrupted upload
+// never replaces or corrupts the old file.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fsrv/core/result.hpp"
+
+namespace fsrv::storage {
+
+/// Why `name` is not an acceptable file name, or "" if it is. Refused:
+/// empty, "." or "..", '/' or '\\', NUL or other control characters, a
+/// leading dot (hidden and temporary files), more than 255 bytes, invalid
+/// UTF-8 (replies must be valid JSON text).
+std::string validate_name(std::string_view name);
+
+/// An open file for reading and its size in bytes at open time.
+struct ReadFile {
+  int fd = -1;
+  uint64_t size = 0;
+};
+
+/// An upload in progress: a temporary file in the root. Destroying it
+/// without commit() removes it. Not thread-safe; one work item at a time.
+class UploadFile {
+ public:
+  UploadFile(int root_fd, int fd, std::string temp_name);
+  ~UploadFile();
+  UploadFile(const UploadFile&) = delete;
+  UploadFile& operator=(const UploadFile&) = delete;
+
+  /// Writes all of `data` at `offset` (pwrite loop). Errors: "disk full",
+  /// "write failed: <strerror>".
+  Status write_at(std::span<const uint8_t> data, uint64_t offset);
+  /// fsyncs the data, then atomically puts it in place of `name` (link +
+  /// renameat) and fsyncs the directory. After success the object is inert.
+  Status commit(const std::string& name);
+  /// Removes the temporary file now (idempotent).
+  void abort();
+
+ private:
+  int root_fd_;
+  int fd_;
+  std::string temp_name_;  ///< "" for O_TMPFILE (nothing to unlink)
+};
+
+/// The served directory.
+class Root {
+ public:
+  /// Opens (creating if missing, mode 0755) the directory at `path`.
+  /// Returns null and sets *error if it cannot be opened as a directory.
+  static std::unique_ptr<Root> open(const std::string& path, std::string* error);
+  ~Root();
+  Root(const Root&) = delete;
+  Root& operator=(const Root&) = delete;
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+  /// Regular, non-hidden file names, sorted bytewise.
+  Result<std::vector<std::string>> list() const;
+  /// Opens a regular file for reading. Errors: "invalid name: ...",
+  /// "no such file: NAME", "not a regular file: NAME".
+  Result<ReadFile> open_read(const std::string& name) const;
+  /// Size in bytes of a regular file (same errors as open_read).
+  Result<uint64_t> size(const std::string& name) const;
+  /// Deletes a regular file (same errors as open_read).
+  Status remove(const std::string& name) const;
+  /// Starts an upload (the name is validated by the caller before the
+  /// payload arrives; commit() takes it). Errors: "disk full", "cannot create
+  /// temporary file: <strerror>".
+  Result<std::unique_ptr<UploadFile>> begin_upload() const;
+
+ private:
+  Root(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_;
+  std::string path_;
+};
+
+}  // namespace fsrv::storage

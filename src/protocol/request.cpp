@@ -1,0 +1,200 @@
+#include "fsrv/protocol/request.hpp"
+
+#include <cstring>
+
+#include "fsrv/core/limits.hpp"
+
+namespace fsrv::protocol {
+
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
+    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+/// Reads one shlex token starting at `i` (not on whitespace). Returns the
+/// index after it, or npos with *error set; returns npos with error empty
+/// if the input ends inside a quote and `partial_ok` (need more bytes).
+size_t read_token(std::string_view s, size_t i, std::string& out, std::string* error) {
+  char quote = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+      else out += c;
+    } else if (quote == '"') {
+      if (c == '"') {
+        quote = 0;
+      } else if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\')) {
+        out += s[++i];
+      } else {
+        out += c;
+      }
+    } else if (is_space(c)) {
+      return i;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '\\') {
+      if (i + 1 >= s.size()) {
+        *error = "no escaped character";
+        return std::string_view::npos;
+      }
+      out += s[++i];
+    } else {
+      out += c;
+    }
+  }
+  if (quote) {
+    *error = "unterminated quote";
+    return std::string_view::npos;
+  }
+  return i;
+}
+
+}  // namespace
+
+Cmd command_from_verb(std::string_view verb) {
+  struct Entry {
+    const char* verb;
+    Cmd cmd;
+  };
+  static constexpr Entry kVerbs[] = {
+      {"LIST", Cmd::kList},   {"GET", Cmd::kGet},     {"UPLOAD", Cmd::kUpload},
+      {"DELETE", Cmd::kDelete}, {"SIZE", Cmd::kSize}, {"STATS", Cmd::kStats},
+      {"PING", Cmd::kPing},   {"CONNME", Cmd::kPing}, {"QUIT", Cmd::kQuit},
+      {"BYEBYE", Cmd::kQuit},
+  };
+  for (const Entry& e : kVerbs) {
+    if (iequals(verb, e.verb)) return e.cmd;
+  }
+  return Cmd::kUnknown;
+}
+
+bool split_args(std::string_view line, std::vector<std::string>& out, std::string* error) {
+  size_t i = 0;
+  while (true) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    if (i >= line.size()) return true;
+    std::string token;
+    i = read_token(line, i, token, error);
+    if (i == std::string_view::npos) return false;
+    out.push_back(std::move(token));
+  }
+}
+
+Request parse_line(std::string_view line) {
+  Request r;
+  std::vector<std::string> words;
+  if (!split_args(line, words, &r.error)) {
+    r.error = "bad request: " + r.error;
+    return r;
+  }
+  if (words.empty()) {
+    r.error = "empty request";
+    return r;
+  }
+  r.cmd = command_from_verb(words[0]);
+  r.args.assign(words.begin() + 1, words.end());
+  size_t want = 0;
+  const char* what = "";
+  switch (r.cmd) {
+    case Cmd::kUnknown:
+      r.error = "unknown command: " + words[0].substr(0, 64);
+      return r;
+    case Cmd::kGet:
+    case Cmd::kDelete:
+    case Cmd::kSize:
+      want = 1;
+      what = "a file name";
+      break;
+    case Cmd::kUpload:
+      want = 2;
+      what = "a file name and the base64 content";
+      break;
+    default:
+      break;
+  }
+  if (r.args.size() < want) {
+    r.error = "missing argument: " + std::string(stats::cmd_name(r.cmd)) + " needs " + what;
+  } else if (r.args.size() > want) {
+    r.error = "too many arguments for " + std::string(stats::cmd_name(r.cmd)) +
+              (want ? " (quote a name that has spaces)" : "");
+  }
+  return r;
+}
+
+bool legacy_complete(const Request& request) {
+  return request.error.empty() && request.cmd != Cmd::kUnknown && request.cmd != Cmd::kUpload;
+}
+
+Frame next_frame(std::string_view input) {
+  Frame f;
+  size_t start = 0;
+  while (start < input.size() && is_space(input[start])) ++start;
+  f.consumed = start;
+  std::string_view rest = input.substr(start);
+  if (rest.empty()) return f;
+
+  // UPLOAD: the frame ends after "UPLOAD <name> " so the payload can stream.
+  size_t verb_end = 0;
+  while (verb_end < rest.size() && !is_space(rest[verb_end])) ++verb_end;
+  if (verb_end < rest.size() && iequals(rest.substr(0, verb_end), "UPLOAD")) {
+    size_t i = verb_end;
+    while (i < rest.size() && (rest[i] == ' ' || rest[i] == '\t')) ++i;
+    if (i < rest.size() && rest[i] != '\r' && rest[i] != '\n') {
+      std::string name, error;
+      size_t end = read_token(rest, i, name, &error);
+      if (end != std::string_view::npos && end < rest.size() &&
+          (rest[end] == ' ' || rest[end] == '\t')) {
+        while (end < rest.size() && (rest[end] == ' ' || rest[end] == '\t')) ++end;
+        if (end > limits::kMaxLine) {
+          f.kind = Frame::kTooLong;
+          return f;
+        }
+        f.kind = Frame::kUploadHeader;
+        f.consumed = start + end;
+        f.name = std::move(name);
+        return f;
+      }
+      // Otherwise the name is not complete yet, or the line ends right after
+      // it: fall through to line framing ("missing argument").
+    }
+  }
+
+  size_t nl = rest.find('\n');
+  if (nl == std::string_view::npos) {
+    if (rest.size() > limits::kMaxLine) f.kind = Frame::kTooLong;
+    return f;
+  }
+  if (nl > limits::kMaxLine) {
+    f.kind = Frame::kTooLong;
+    return f;
+  }
+  std::string_view line = rest.substr(0, nl);
+  while (!line.empty() && is_space(line.back())) line.remove_suffix(1);
+  f.kind = Frame::kLine;
+  f.line = line;
+  f.consumed = start + nl + 1;
+  return f;
+}
+
+size_t find_terminator(std::string_view payload) {
+  const char* p = payload.data();
+  size_t n = payload.size();
+  const void* cr = memchr(p, '\r', n);
+  size_t limit = cr ? static_cast<size_t>(static_cast<const char*>(cr) - p) : n;
+  const void* lf = memchr(p, '\n', limit);
+  if (lf) return static_cast<size_t>(static_cast<const char*>(lf) - p);
+  return cr ? limit : std::string_view::npos;
+}
+
+}  // namespace fsrv::protocol

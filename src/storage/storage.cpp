@@ -1,0 +1,266 @@
+#include "fsrv/storage/storage.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "fsrv/core/limits.hpp"
+
+namespace fsrv::storage {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+/// Maps an errno of open/stat on `name` to the protocol's message.
+std::string lookup_error(int err, const std::string& name) {
+  switch (err) {
+    case ENOENT:
+      return "no such file: " + name;
+    case ELOOP:
+      return "not a regular file: " + name;  // a symlink: never followed
+    case EACCES:
+    case EPERM:
+      return "permission denied: " + name;
+    default:
+      return "cannot open " + name + ": " + errno_text(err);
+  }
+}
+
+/// Maps a write-side errno to the protocol's message.
+std::string write_error(int err) {
+  if (err == ENOSPC || err == EDQUOT) return "disk full";
+  return std::string("write failed: ") + errno_text(err);
+}
+
+/// True if s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > s.size()) return false;
+    for (int k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+/// Stats `name` without following links and checks it is a regular file.
+Result<struct stat> stat_regular(int root_fd, const std::string& name) {
+  if (std::string why = validate_name(name); !why.empty()) {
+    return Result<struct stat>::failure("invalid name: " + why);
+  }
+  Result<struct stat> r;
+  if (fstatat(root_fd, name.c_str(), &r.value, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Result<struct stat>::failure(lookup_error(errno, name));
+  }
+  if (!S_ISREG(r.value.st_mode)) return Result<struct stat>::failure("not a regular file: " + name);
+  return r;
+}
+
+std::atomic<uint64_t> g_temp_counter{0};
+
+}  // namespace
+
+std::string validate_name(std::string_view name) {
+  if (name.empty()) return "empty name";
+  if (name == "." || name == "..") return "'.' and '..' are not file names";
+  if (name.size() > limits::kMaxName) return "name longer than 255 bytes";
+  for (char ch : name) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '/' || c == '\\') return "names may not contain '/' or '\\'";
+    if (c < 0x20 || c == 0x7F) return "names may not contain control characters";
+  }
+  if (name[0] == '.') return "names may not start with '.'";
+  if (!valid_utf8(name)) return "name is not valid UTF-8";
+  return "";
+}
+
+// ---------------------------------------------------------------- UploadFile
+
+UploadFile::UploadFile(int root_fd, int fd, std::string temp_name)
+    : root_fd_(root_fd), fd_(fd), temp_name_(std::move(temp_name)) {}
+
+UploadFile::~UploadFile() { abort(); }
+
+Status UploadFile::write_at(std::span<const uint8_t> data, uint64_t offset) {
+  while (!data.empty()) {
+    ssize_t n = pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::failure(write_error(errno));
+    }
+    data = data.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+Status UploadFile::commit(const std::string& name) {
+  if (fd_ < 0) return Status::failure("upload already finished");
+  if (fsync(fd_) != 0) return Status::failure(write_error(errno));
+  std::string temp = temp_name_;
+  if (temp.empty()) {
+    // O_TMPFILE: give the inode a hidden name first, then rename it over the
+    // target (linkat cannot replace an existing name; renameat can, atomically).
+    temp = ".upload-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter) + ".tmp";
+    std::string proc = "/proc/self/fd/" + std::to_string(fd_);
+    if (linkat(AT_FDCWD, proc.c_str(), root_fd_, temp.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
+        linkat(fd_, "", root_fd_, temp.c_str(), AT_EMPTY_PATH) != 0) {
+      return Status::failure(write_error(errno));
+    }
+    temp_name_ = temp;  // from here on abort() must unlink it
+  }
+  if (renameat(root_fd_, temp.c_str(), root_fd_, name.c_str()) != 0) {
+    int err = errno;
+    return Status::failure(err == EISDIR ? "cannot replace a directory: " + name
+                                         : write_error(err));
+  }
+  temp_name_.clear();
+  fsync(root_fd_);  // make the rename durable (best effort: some fs refuse)
+  close(fd_);
+  fd_ = -1;
+  return {};
+}
+
+void UploadFile::abort() {
+  if (!temp_name_.empty()) {
+    unlinkat(root_fd_, temp_name_.c_str(), 0);
+    temp_name_.clear();
+  }
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+// ---------------------------------------------------------------- Root
+
+std::unique_ptr<Root> Root::open(const std::string& path, std::string* error) {
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    *error = "cannot create " + path + ": " + errno_text(errno);
+    return nullptr;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = "cannot open " + path + ": " + errno_text(errno);
+    return nullptr;
+  }
+  return std::unique_ptr<Root>(new Root(fd, path));
+}
+
+Root::~Root() { close(fd_); }
+
+Result<std::vector<std::string>> Root::list() const {
+  Result<std::vector<std::string>> r;
+  int dfd = openat(fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* dir = dfd < 0 ? nullptr : fdopendir(dfd);
+  if (!dir) {
+    if (dfd >= 0) close(dfd);
+    return Result<std::vector<std::string>>::failure("cannot list: " + errno_text(errno));
+  }
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;  // hidden, temporary, "." and ".."
+    if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
+    struct stat st;
+    if (fstatat(fd_, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (!validate_name(e->d_name).empty()) continue;  // not servable anyway
+    r.value.emplace_back(e->d_name);
+  }
+  closedir(dir);
+  std::sort(r.value.begin(), r.value.end());
+  return r;
+}
+
+Result<ReadFile> Root::open_read(const std::string& name) const {
+  if (std::string why = validate_name(name); !why.empty()) {
+    return Result<ReadFile>::failure("invalid name: " + why);
+  }
+  // O_NONBLOCK so a FIFO planted in the root cannot hang a pool thread.
+  int fd = openat(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return Result<ReadFile>::failure(lookup_error(errno, name));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return Result<ReadFile>::failure("not a regular file: " + name);
+  }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  Result<ReadFile> r;
+  r.value = {fd, static_cast<uint64_t>(st.st_size)};
+  return r;
+}
+
+Result<uint64_t> Root::size(const std::string& name) const {
+  auto st = stat_regular(fd_, name);
+  if (!st.ok()) return Result<uint64_t>::failure(st.error);
+  Result<uint64_t> r;
+  r.value = static_cast<uint64_t>(st.value.st_size);
+  return r;
+}
+
+Status Root::remove(const std::string& name) const {
+  auto st = stat_regular(fd_, name);
+  if (!st.ok()) return Status::failure(st.error);
+  if (unlinkat(fd_, name.c_str(), 0) != 0) return Status::failure(lookup_error(errno, name));
+  return {};
+}
+
+Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {
+  using R = Result<std::unique_ptr<UploadFile>>;
+  // FSRV_NO_TMPFILE=1 forces the named-temporary path (tests cover both).
+  static const bool kNoTmpfile = getenv("FSRV_NO_TMPFILE") != nullptr;
+  int fd = -1;
+  if (!kNoTmpfile) fd = openat(fd_, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    R r;
+    r.value = std::make_unique<UploadFile>(fd_, fd, "");
+    return r;
+  }
+  if (!kNoTmpfile && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    return R::failure(errno == ENOSPC ? "disk full"
+                                      : "cannot create temporary file: " + errno_text(errno));
+  }
+  std::string temp =
+      ".upload-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter) + ".tmp";
+  fd = openat(fd_, temp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    return R::failure(errno == ENOSPC ? "disk full"
+                                      : "cannot create temporary file: " + errno_text(errno));
+  }
+  R r;
+  r.value = std::make_unique<UploadFile>(fd_, fd, temp);
+  return r;
+}
+
+}  // namespace fsrv::storage
