@@ -1,0 +1,198 @@
+#pragma once
+// Test support: a real bin/fileserver child process on a free port with a
+// fresh temporary root, and small blocking socket helpers. Header-only so
+// any test file can include it.
+//
+//   TempDir root;
+//   ServerProcess server({"--workers", "2"}, root.path());
+//   int fd = connect_to(server.port());
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace fsrv::test {
+
+/// Directory of the programs under test: $FSRV_BIN, else ./bin.
+inline std::string bin_dir() {
+  const char* b = getenv("FSRV_BIN");
+  return b && *b ? b : "bin";
+}
+
+/// True when FSRV_SMALL is set (sanitizer runs): tests shrink big transfers.
+inline bool small_mode() { return getenv("FSRV_SMALL") != nullptr; }
+
+/// A temporary directory removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "fsrv-test-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+/// A fileserver child: started with --host 127.0.0.1 --port 0 --root ROOT
+/// plus `args`; the port is read from its "listening on HOST:PORT" line.
+/// The destructor sends SIGTERM and reaps it (SIGKILL after 15 s).
+class ServerProcess {
+ public:
+  ServerProcess(std::vector<std::string> args, const std::string& root,
+                const std::string& program = "fileserver") {
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    std::vector<std::string> argv = {bin_dir() + "/" + program, "--host", "127.0.0.1", "--port",
+                                     "0", "--root", root};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      close(out[0]);
+      close(out[1]);
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      execv(cargv[0], cargv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    out_fd_ = out[0];
+    std::string line;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (line.find('\n') == std::string::npos) {
+      pollfd p{out_fd_, POLLIN, 0};
+      if (std::chrono::steady_clock::now() > deadline || poll(&p, 1, 200) < 0) break;
+      if (!(p.revents & (POLLIN | POLLHUP))) continue;
+      char c;
+      if (read(out_fd_, &c, 1) != 1) break;
+      line += c;
+    }
+    auto colon = line.rfind(':');
+    if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {
+      stop();
+      throw std::runtime_error("server did not start: '" + line + "'");
+    }
+    port_ = std::stoi(line.substr(colon + 1));
+  }
+  ~ServerProcess() { stop(); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+
+  /// Sends `sig`, waits up to `timeout` for exit; returns the wait status
+  /// (or -1 if it had to be killed). Idempotent.
+  int stop(int sig = SIGTERM, std::chrono::seconds timeout = std::chrono::seconds(15)) {
+    if (pid_ <= 0) return status_;
+    kill(pid_, sig);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      int st = 0;
+      pid_t r = waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        status_ = st;
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &st, 0);
+        status_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+    if (out_fd_ >= 0) close(out_fd_);
+    out_fd_ = -1;
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int port_ = 0;
+  int status_ = 0;
+};
+
+/// Connects a blocking TCP socket to 127.0.0.1:port (receive timeout 30 s).
+inline int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/// Sends all bytes; false on error.
+inline bool send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+/// Reads until "\r\n\r\n" (returned included), EOF or timeout; the bytes
+/// after the terminator stay in *rest for the next call.
+inline std::string read_reply(int fd, std::string* rest = nullptr) {
+  std::string buf = rest ? *rest : "";
+  size_t end;
+  char tmp[65536];
+  while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+    ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) break;
+    buf.append(tmp, static_cast<size_t>(n));
+  }
+  if (end == std::string::npos) {
+    if (rest) rest->clear();
+    return buf;
+  }
+  if (rest) *rest = buf.substr(end + 4);
+  return buf.substr(0, end + 4);
+}
+
+/// One request on a fresh connection: sends `line` + "\r\n", returns the reply.
+inline std::string request(int port, const std::string& line) {
+  int fd = connect_to(port);
+  if (fd < 0) return "";
+  send_all(fd, line + "\r\n");
+  std::string r = read_reply(fd);
+  close(fd);
+  return r;
+}
+
+}  // namespace fsrv::test
