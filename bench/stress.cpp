@@ -294,9 +294,14 @@ std::string kind_name(fsrv::client::ErrorKind k) {
 /// Name under which the download rows' source file lives on the server.
 std::string download_name(uint64_t size) { return "stress-dl-" + std::to_string(size) + ".bin"; }
 
-/// Distinct upload name of worker i of this process (no two workers race).
+/// The stress run's pid, taken once in main(): forked workers must name
+/// their uploads after the run, not after themselves.
+pid_t g_run_pid = 0;
+
+/// Distinct upload name of worker i of this run (no two workers race, nor
+/// two concurrent stress runs).
 std::string upload_name(uint64_t size, int i) {
-  return "stress-up-" + std::to_string(size) + "-" + std::to_string(::getpid()) + "-" + std::to_string(i) + ".bin";
+  return "stress-up-" + std::to_string(size) + "-" + std::to_string(g_run_pid) + "-" + std::to_string(i) + ".bin";
 }
 
 /// Reads a file's bytes as an upload source; counts what it gave.
@@ -797,6 +802,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
+  g_run_pid = ::getpid();
   try {
     return run_row(cfg);
   } catch (const std::exception& e) {
