@@ -1,12 +1,13 @@
 // filecli: command-line client for the course file server.
 //
-//   filecli [-H host] [-p port] [--codec fast|libb64] [--timeout-ms MS]
+//   filecli [-H host] [-p port] [--codec fast|libb64] [--timeout-ms MS] [--sockbuf BYTES]
 //           list | get NAME [-o PATH] | upload PATH [--as NAME]
 //           | delete NAME | size NAME | stats | ping
 //
 // Transfers stream both ways (nothing holds a whole file). Downloads go to a
 // temporary file beside the destination, renamed into place on success and
-// removed on any failure (Ctrl-C included). A progress bar is drawn on
+// removed on any failure (Ctrl-C included); `-o -` and existing special
+// files (/dev/null, fifos) are written directly. A progress bar is drawn on
 // stderr only when stderr is a terminal.
 //
 // Exit codes: 0 ok, 1 server ERROR or local file failure (message on
@@ -238,20 +239,27 @@ int do_size(Client& c, const std::string& name) {
   return kExitOk;
 }
 
+/// GET into `out_opt`: "" -> ./NAME, a directory -> DIR/NAME, "-" -> stdout,
+/// an existing non-regular file (/dev/null, a fifo) -> written in place,
+/// else the path. Regular files go through a temporary file + rename.
 int do_get(Client& c, const std::string& name, const std::string& out_opt) {
   std::string base = base_name(name);
-  if (base.empty() || base == "." || base == "..") {
+  if (out_opt.empty() && (base.empty() || base == "." || base == "..")) {
     std::fprintf(stderr, "filecli: cannot derive a local file name from \"%s\"; use -o\n", name.c_str());
     return kExitUsage;
   }
   std::string out = out_opt.empty() ? base : out_opt;
   struct stat st{};
-  if (!out_opt.empty() && ::stat(out.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) out += "/" + base;
-  std::string tmpl = dir_name(out) + "/." + base_name(out) + ".part-XXXXXX";
-  if (tmpl.size() >= sizeof g_temp_path) {
-    std::fprintf(stderr, "filecli: destination path too long\n");
-    return kExitServer;
+  bool exists = out != "-" && ::stat(out.c_str(), &st) == 0;
+  if (exists && S_ISDIR(st.st_mode)) {
+    if (base.empty() || base == "." || base == "..") {
+      std::fprintf(stderr, "filecli: cannot derive a local file name from \"%s\"\n", name.c_str());
+      return kExitUsage;
+    }
+    out += "/" + base;
+    exists = ::stat(out.c_str(), &st) == 0;
   }
+  const bool direct = out == "-" || (exists && !S_ISREG(st.st_mode));  // no temp file, no rename
 
   ProgressBar bar("get " + name);
   uint64_t total = 0;
@@ -261,17 +269,34 @@ int do_get(Client& c, const std::string& name, const std::string& out_opt) {
     if (!sr.ok()) return report(sr);
   }
 
-  std::memcpy(g_temp_path, tmpl.c_str(), tmpl.size() + 1);
-  int fd = ::mkstemp(g_temp_path);
-  if (fd < 0) {
-    std::fprintf(stderr, "filecli: cannot create a temporary file in %s: %s\n", dir_name(out).c_str(),
-                 std::strerror(errno));
-    return kExitServer;
+  int fd = -1;
+  if (out == "-") {
+    fd = STDOUT_FILENO;
+  } else if (direct) {
+    fd = ::open(out.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      std::fprintf(stderr, "filecli: cannot open %s: %s\n", out.c_str(), std::strerror(errno));
+      return kExitServer;
+    }
+  } else {
+    std::string tmpl = dir_name(out) + "/." + base_name(out) + ".part-XXXXXX";
+    if (tmpl.size() >= sizeof g_temp_path) {
+      std::fprintf(stderr, "filecli: destination path too long\n");
+      return kExitServer;
+    }
+    std::memcpy(g_temp_path, tmpl.c_str(), tmpl.size() + 1);
+    fd = ::mkstemp(g_temp_path);
+    if (fd < 0) {
+      std::fprintf(stderr, "filecli: cannot create a temporary file in %s: %s\n", dir_name(out).c_str(),
+                   std::strerror(errno));
+      return kExitServer;
+    }
+    g_temp_active = 1;
   }
-  g_temp_active = 1;
+  // Closes fd (unless stdout) and removes the temporary file, if any.
   auto discard = [&] {
-    ::close(fd);
-    ::unlink(g_temp_path);
+    if (fd != STDOUT_FILENO) ::close(fd);
+    if (g_temp_active) ::unlink(g_temp_path);
     g_temp_active = 0;
   };
 
@@ -289,25 +314,28 @@ int do_get(Client& c, const std::string& name, const std::string& out_opt) {
     if (write_errno != 0) r.message = "writing " + out + ": " + std::strerror(write_errno);
     return report(r);
   }
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  if (::fchmod(fd, 0666 & ~mask) != 0 || ::close(fd) != 0) {
-    int err = errno;
-    ::unlink(g_temp_path);
+  if (!direct) {
+    mode_t mask = ::umask(0);
+    ::umask(mask);
+    int rc = ::fchmod(fd, 0666 & ~mask);
+    if (rc == 0) rc = ::close(fd);
+    fd = -1;
+    if (rc == 0) rc = ::rename(g_temp_path, out.c_str());
+    if (rc != 0) {
+      int err = errno;
+      ::unlink(g_temp_path);
+      g_temp_active = 0;
+      std::fprintf(stderr, "filecli: saving %s: %s\n", out.c_str(), std::strerror(err));
+      return kExitServer;
+    }
     g_temp_active = 0;
-    std::fprintf(stderr, "filecli: finishing %s: %s\n", out.c_str(), std::strerror(err));
+  } else if (fd != STDOUT_FILENO && ::close(fd) != 0) {
+    std::fprintf(stderr, "filecli: writing %s: %s\n", out.c_str(), std::strerror(errno));
     return kExitServer;
   }
-  if (::rename(g_temp_path, out.c_str()) != 0) {
-    int err = errno;
-    ::unlink(g_temp_path);
-    g_temp_active = 0;
-    std::fprintf(stderr, "filecli: rename to %s: %s\n", out.c_str(), std::strerror(err));
-    return kExitServer;
-  }
-  g_temp_active = 0;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%s -> %s (%llu bytes)\n", name.c_str(), out.c_str(), static_cast<unsigned long long>(r.bytes));
+  std::fprintf(out == "-" ? stderr : stdout, "%s -> %s (%llu bytes)\n", name.c_str(), out.c_str(),
+               static_cast<unsigned long long>(r.bytes));
   if (::isatty(STDERR_FILENO) == 1 && secs > 0) std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
   return kExitOk;
 }
@@ -366,12 +394,15 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", opt.timeout_ms, "per send/receive timeout")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
+  app.add_option("--sockbuf", opt.socket_buffer_bytes, "SO_SNDBUF/SO_RCVBUF bytes (0: kernel autotuning)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 30));
 
   std::string name, path, out, as;
   CLI::App* list = app.add_subcommand("list", "list the server's files");
   CLI::App* get = app.add_subcommand("get", "download a file");
   get->add_option("NAME", name, "file name on the server")->required();
-  get->add_option("-o,--output", out, "local file or directory (default: ./NAME)");
+  get->add_option("-o,--output", out, "local file, directory, or - for stdout (default: ./NAME)");
   CLI::App* upload = app.add_subcommand("upload", "upload a local file");
   upload->add_option("PATH", path, "local file")->required();
   upload->add_option("--as", as, "name on the server (default: the file's base name)");

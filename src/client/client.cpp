@@ -42,9 +42,6 @@ constexpr size_t kMaxGetPrefixBytes = 64u * 1024u;
 /// Longest small (non-GET) reply: a LIST of many thousands of names fits;
 /// past this we give up rather than grow without bound.
 constexpr size_t kMaxReplyBytes = 64u << 20;
-/// Kernel socket buffers we ask for (the kernel may cap them): large buffers
-/// keep a loopback transfer from stalling on every few hundred KiB.
-constexpr int kSocketBufferBytes = 4 << 20;
 /// How long we keep listening for the server's explanation after it stopped
 /// reading our UPLOAD (it usually sent an ERROR reply and closed).
 constexpr int kLateReplyTimeoutMs = 2000;
@@ -454,15 +451,16 @@ class SocketClient final : public Client {
 
 /// Non-blocking connect to one address within timeout_ms. Returns the fd
 /// or -1 with *error set.
-int connect_one(const addrinfo* ai, int timeout_ms, std::string* error) {
+int connect_one(const addrinfo* ai, int timeout_ms, int buffer_bytes, std::string* error) {
   int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
   if (fd < 0) {
     *error = errno_text("socket", errno);
     return -1;
   }
-  int buf = kSocketBufferBytes;
-  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);  // best effort: the kernel caps it
-  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  if (buffer_bytes > 0) {
+    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);  // best effort: capped
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+  }
   if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
   if (errno != EINPROGRESS) {
     *error = errno_text("connect", errno);
@@ -515,7 +513,7 @@ std::unique_ptr<Client> Client::connect(const Options& options, std::string* err
   std::string last = "no address for " + options.host;
   int fd = -1;
   for (const addrinfo* ai = list; ai != nullptr && fd < 0; ai = ai->ai_next) {
-    fd = connect_one(ai, options.timeout_ms, &last);
+    fd = connect_one(ai, options.timeout_ms, options.socket_buffer_bytes, &last);
   }
   ::freeaddrinfo(list);
   if (fd < 0) {

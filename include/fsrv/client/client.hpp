@@ -47,6 +47,10 @@ struct Options {
   uint16_t port = 6666;
   codec::Base64Kind codec = codec::Base64Kind::kFast;
   int timeout_ms = 60000;  ///< per send/receive, not per transfer
+  /// SO_SNDBUF/SO_RCVBUF in bytes; 0 leaves both to the kernel's
+  /// autotuning (setting them turns autotuning off, capped by
+  /// net.core.[rw]mem_max).
+  int socket_buffer_bytes = 0;
 };
 
 /// One connection to the server. Not thread-safe; use one per thread.
