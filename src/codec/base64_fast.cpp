@@ -9,12 +9,13 @@
 // little-endian output word, so a quantum is 4 loads, 3 ORs and one store;
 // invalid characters set the top byte, so one test validates the quantum.
 
+#include "fsrv/codec/base64_fast.hpp"
+
 #include <bit>
 #include <cstdlib>
 #include <cstring>
 
 #include "fsrv/codec/base64_detail.hpp"
-#include "fsrv/codec/base64_fast.hpp"
 
 namespace fsrv::codec {
 
@@ -160,8 +161,8 @@ class FastDecoder final : public StreamDecoder {
   size_t decode_bulk(const char* in, size_t quanta, uint8_t* out) override {
     size_t done = 0;
     if (isa_ == Base64Isa::kAvx2) done = decode_avx2(in, quanta, out);
-    return done + decode_scalar(in + done * kQuantumChars, quanta - done,
-                                out + done * kQuantumBytes);
+    return done +
+           decode_scalar(in + done * kQuantumChars, quanta - done, out + done * kQuantumBytes);
   }
 
   size_t decode_padded(const char* quantum, uint8_t* out) override {

@@ -34,6 +34,23 @@ constexpr size_t kDecBlockOut = 24;
 /// only used while 3 more quanta (>= 8 bytes) follow in the same call.
 constexpr size_t kDecFullStoreSlackQuanta = 3;
 
+/// Outputs of at least this many bytes (encode: input bytes, decode: output
+/// bytes) are written with non-temporal (streaming) stores: they would not
+/// stay in the 2 MiB per-core L2 anyway, and bypassing the cache saves the
+/// read-for-ownership of every output line, about a third of the memory
+/// traffic. Smaller (server-chunk sized) outputs stay cached for the
+/// socket write that follows.
+constexpr size_t kStreamingThreshold = size_t{4} << 20;
+/// Streaming stores need 32-byte aligned destinations.
+constexpr uintptr_t kAvxAlign = 32;
+/// Decoded blocks are streamed with 16-byte stores, which need 16-byte
+/// alignment; 11 is the inverse of 3 (bytes per quantum) modulo 16.
+constexpr uintptr_t kStreamAlign16 = 16;
+constexpr uintptr_t kInverse3Mod16 = 11;
+/// Groups of 3 bytes -> 4 chars the scalar prologue may need to align the
+/// output (only possible when it is 4-byte aligned).
+constexpr uintptr_t kCharsPerGroup = 4;
+
 /// 12 input bytes per lane -> 4 bytes per 3 input bytes: the 16 output
 /// positions as (1,0,2,1) of each triple so that the multiplies below can
 /// extract the fields (Mula/Lemire "enc_reshuffle").
@@ -55,40 +72,58 @@ FSRV_AVX2 inline __m256i enc_reshuffle(__m256i in) {
 /// 62 '+', 63 '/'. saturating-subtract 51 maps 52..63 to 1..12 and the rest
 /// to 0; values < 26 are then bumped to 13; pshufb picks the offset.
 FSRV_AVX2 inline __m256i enc_translate(__m256i v) {
-  const __m256i offsets = _mm256_setr_epi8(
-      'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
-      '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0,  //
-      'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
-      '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
+  const __m256i offsets =
+      _mm256_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                       '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0,  //
+                       'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                       '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62, '/' - 63, 'A', 0, 0);
   __m256i idx = _mm256_subs_epu8(v, _mm256_set1_epi8(51));
   const __m256i less = _mm256_cmpgt_epi8(_mm256_set1_epi8(26), v);
   idx = _mm256_or_si256(idx, _mm256_and_si256(less, _mm256_set1_epi8(13)));
   return _mm256_add_epi8(_mm256_shuffle_epi8(offsets, idx), v);
 }
 
+template <bool kStream>
 FSRV_AVX2 inline void encode_block(const uint8_t* in, char* out) {
   const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
   const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 12));
   const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), enc_translate(enc_reshuffle(v)));
+  const __m256i chars = enc_translate(enc_reshuffle(v));
+  if constexpr (kStream) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(out), chars);
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), chars);
+  }
+}
+
+/// Block loops of encode_avx2 from in[i]/o; returns the new i.
+template <bool kStream>
+FSRV_AVX2 inline size_t encode_blocks(const uint8_t* in, size_t n, size_t i, char* o) {
+  for (; n - i >= kEncBlockIn + kEncReadSpan; i += 2 * kEncBlockIn, o += 2 * kEncBlockOut) {
+    encode_block<kStream>(in + i, o);
+    encode_block<kStream>(in + i + kEncBlockIn, o + kEncBlockOut);
+  }
+  for (; n - i >= kEncReadSpan; i += kEncBlockIn, o += kEncBlockOut)
+    encode_block<kStream>(in + i, o);
+  return i;
 }
 
 /// Classifies 32 characters; returns their 6-bit values, and sets *bad if
 /// any is outside the alphabet.
 FSRV_AVX2 inline __m256i dec_translate(__m256i str, bool* bad) {
   // lut_lo[low nibble] & lut_hi[high nibble] != 0  <=>  not in the alphabet.
-  const __m256i lut_lo = _mm256_setr_epi8(
-      0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b, 0x1b,
-      0x1a, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b, 0x1b,
-      0x1b, 0x1a);
-  const __m256i lut_hi = _mm256_setr_epi8(
-      0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
-      0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
-      0x10, 0x10);
+  const __m256i lut_lo =
+      _mm256_setr_epi8(0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1a, 0x1b,
+                       0x1b, 0x1b, 0x1a, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+                       0x13, 0x1a, 0x1b, 0x1b, 0x1b, 0x1a);
+  const __m256i lut_hi =
+      _mm256_setr_epi8(0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10,
+                       0x10, 0x10, 0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10,
+                       0x10, 0x10, 0x10, 0x10, 0x10, 0x10);
   // Offset to add per high nibble ('/' gets its own slot via eq_2f).
-  const __m256i lut_roll = _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0,
-                                            0, 0, 0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0,
-                                            0, 0, 0, 0, 0);
+  const __m256i lut_roll =
+      _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 19, 4, -65,
+                       -65, -71, -71, 0, 0, 0, 0, 0, 0, 0, 0);
   const __m256i mask_2f = _mm256_set1_epi8(0x2f);
   const __m256i hi_nibbles = _mm256_and_si256(_mm256_srli_epi32(str, 4), mask_2f);
   const __m256i lo_nibbles = _mm256_and_si256(str, mask_2f);
@@ -114,18 +149,55 @@ FSRV_AVX2 inline __m256i dec_pack(__m256i v) {
 }  // namespace
 
 FSRV_AVX2 size_t encode_avx2(const uint8_t* in, size_t n, char* out) {
-  size_t i = 0;
-  char* o = out;
-  for (; n - i >= kEncBlockIn + kEncReadSpan; i += 2 * kEncBlockIn, o += 2 * kEncBlockOut) {
-    encode_block(in + i, o);
-    encode_block(in + i + kEncBlockIn, o + kEncBlockOut);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(out);
+  if (n < kStreamingThreshold || addr % kCharsPerGroup != 0) {
+    return encode_blocks<false>(in, n, 0, out);
   }
-  for (; n - i >= kEncReadSpan; i += kEncBlockIn, o += kEncBlockOut) encode_block(in + i, o);
+  // Scalar prologue up to a 32-byte aligned output, then streaming stores.
+  const size_t groups = (kAvxAlign - addr % kAvxAlign) % kAvxAlign / kCharsPerGroup;
+  const size_t head = groups * kQuantumBytes;
+  encode_scalar(in, head, out);
+  const size_t i = encode_blocks<true>(in, n, head, out + groups * kCharsPerGroup);
+  _mm_sfence();  // order the streaming stores before anything that follows
   return i;
+}
+
+/// Streaming decode: two blocks (48 bytes = three 16-byte lines) per step,
+/// stored with non-temporal 16-byte stores; `out` must be 16-byte aligned.
+/// Stops before a pair with a bad character, or when fewer than 2 blocks
+/// remain; returns the quanta decoded.
+FSRV_AVX2 size_t decode_pairs_streaming(const char* in, size_t quanta, uint8_t* out) {
+  size_t q = 0;
+  for (; quanta - q >= 2 * kDecBlockQuanta; q += 2 * kDecBlockQuanta) {
+    const char* p = in + q * kQuantumChars;
+    bool bad0, bad1;
+    const __m256i b0 =
+        dec_pack(dec_translate(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), &bad0));
+    const __m256i b1 = dec_pack(dec_translate(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kDecBlockChars)), &bad1));
+    if (bad0 || bad1) break;
+    __m128i* o = reinterpret_cast<__m128i*>(out + q * kQuantumBytes);
+    const __m128i lo1 = _mm256_castsi256_si128(b1);
+    _mm_stream_si128(o, _mm256_castsi256_si128(b0));                                    // 0..15
+    _mm_stream_si128(o + 1, _mm_unpacklo_epi64(_mm256_extracti128_si256(b0, 1), lo1));  // 16..31
+    _mm_stream_si128(o + 2, _mm_alignr_epi8(_mm256_extracti128_si256(b1, 1), lo1, 8));  // 32..47
+  }
+  _mm_sfence();  // order the streaming stores before anything that follows
+  return q;
 }
 
 FSRV_AVX2 size_t decode_avx2(const char* in, size_t quanta, uint8_t* out) {
   size_t q = 0;
+  if (quanta * kQuantumBytes >= kStreamingThreshold) {
+    // Scalar prologue of k quanta so that out + 3k is 16-byte aligned
+    // (3 * 11 = 33 = 1 mod 16, so k = 11 * misalignment mod 16).
+    const size_t mis =
+        (kStreamAlign16 - reinterpret_cast<uintptr_t>(out) % kStreamAlign16) % kStreamAlign16;
+    const size_t head = mis * kInverse3Mod16 % kStreamAlign16;
+    q = decode_scalar(in, head, out);
+    if (q < head) return q;
+    q += decode_pairs_streaming(in + q * kQuantumChars, quanta - q, out + q * kQuantumBytes);
+  }
   for (; quanta - q >= kDecBlockQuanta; q += kDecBlockQuanta) {
     const __m256i str =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + q * kQuantumChars));

@@ -46,7 +46,7 @@ std::string impl_name(const testing::TestParamInfo<Impl>& info) {
 /// Result of feeding a whole stream: concatenated output and last status.
 struct Outcome {
   std::string bytes;
-  DecodeStatus status;  // the failing call's status, or finish()'s
+  DecodeStatus status;   // the failing call's status, or finish()'s
   int failed_call = -1;  // index of the failing update(), pieces.size() = finish
 };
 
@@ -184,9 +184,8 @@ TEST_P(DecoderTest, BadCharacterAtEveryPosition) {
   std::mt19937_64 rng(77);
   const std::string plain = random_bytes(192, rng);
   const std::string text = openssl_encode(plain);
-  const unsigned char bad_chars[] = {'*', ' ', '\n', '\r', '\t', '\0', '-', '_',
-                                     '.', ':', '@', '[', '`', '{', 0x7f, 0x80,
-                                     0xaf, 0xc1, 0xff};
+  const unsigned char bad_chars[] = {'*', ' ', '\n', '\r', '\t', '\0', '-',  '_',  '.', ':',
+                                     '@', '[', '`',  '{',  0x7f, 0x80, 0xaf, 0xc1, 0xff};
   for (unsigned char bad : bad_chars) {
     for (size_t pos = 0; pos < text.size(); ++pos) {
       std::string t = text;
@@ -268,7 +267,8 @@ TEST_P(DecoderTest, FinishFailsOnTruncatedInput) {
       EXPECT_FALSE(r.status.ok) << text;
       EXPECT_EQ(r.failed_call, 2) << text << " fails in finish()";
       EXPECT_EQ(r.status.error_offset, text.size());
-      EXPECT_EQ(r.status.error, "truncated base64 (" + std::to_string(text.size()) + " characters)");
+      EXPECT_EQ(r.status.error,
+                "truncated base64 (" + std::to_string(text.size()) + " characters)");
     }
   }
 }

@@ -10,8 +10,8 @@ extern "C" {
 }
 
 #include <random>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fsrv/codec/base64.hpp"
@@ -42,8 +42,8 @@ std::string raw_libb64_encode(const std::vector<uint8_t>& in) {
   std::string out(encoded_size(in.size()) * 2 + 8, '\0');  // room for its '\n's
   base64_encodestate state;
   base64_init_encodestate(&state);
-  int n = base64_encode_block(reinterpret_cast<const char*>(in.data()),
-                              static_cast<int>(in.size()), out.data(), &state);
+  int n = base64_encode_block(reinterpret_cast<const char*>(in.data()), static_cast<int>(in.size()),
+                              out.data(), &state);
   n += base64_encode_blockend(out.data() + n, &state);
   out.resize(static_cast<size_t>(n));
   std::erase(out, '\n');

@@ -30,8 +30,8 @@ constexpr Vector kRfcVectors[] = {
 
 std::string encode_with(const Encoder& enc, std::string_view plain) {
   std::string out(encoded_size(plain.size()), '?');
-  const size_t n = enc.encode(
-      {reinterpret_cast<const uint8_t*>(plain.data()), plain.size()}, out.data());
+  const size_t n =
+      enc.encode({reinterpret_cast<const uint8_t*>(plain.data()), plain.size()}, out.data());
   EXPECT_EQ(n, out.size());
   return out;
 }

@@ -70,7 +70,7 @@ class StreamDecoder : public Decoder {
   DecodeStatus fail(uint64_t offset, std::string message);
 
   char carry_[kQuantumChars] = {};
-  size_t carry_n_ = 0;       // characters in carry_
+  size_t carry_n_ = 0;        // characters in carry_
   bool pad_pending_ = false;  // carry_ holds "xx="
   bool done_ = false;         // a padded quantum ended the stream
   uint64_t pad_offset_ = 0;   // offset of the first '=' seen
