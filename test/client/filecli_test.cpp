@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <poll.h>
 #include <unistd.h>
@@ -80,8 +81,9 @@ struct CliRun {
   std::string err;
 };
 
-/// Runs filecli with args; stdout/stderr go through files in `scratch`.
-CliRun run_filecli(const std::vector<std::string>& args, const fs::path& scratch) {
+/// Starts filecli with args, stdout/stderr to files in `scratch`; returns
+/// its pid or -1.
+pid_t spawn_filecli(const std::vector<std::string>& args, const fs::path& scratch) {
   std::string bin = program("filecli");
   std::vector<std::string> argv_s = {bin};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -94,14 +96,25 @@ CliRun run_filecli(const std::vector<std::string>& args, const fs::path& scratch
   posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = -1;
-  CliRun r;
-  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) == 0) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+/// Waits for a spawned filecli; returns its exit code or 128 + signal.
+int wait_exit(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/// Runs filecli with args; stdout/stderr go through files in `scratch`.
+CliRun run_filecli(const std::vector<std::string>& args, const fs::path& scratch) {
+  fs::path out = scratch / "stdout.txt", err = scratch / "stderr.txt";
+  CliRun r;
+  pid_t pid = spawn_filecli(args, scratch);
+  if (pid > 0) r.code = wait_exit(pid);
   r.out = read_file(out);
   r.err = read_file(err);
   fs::remove(out);
@@ -271,6 +284,47 @@ TEST(FilecliPeer, SizeAndListFormatting) {
     CliRun r = run_filecli({"-p", std::to_string(peer.port()), "list"}, d.path);
     EXPECT_EQ(r.code, 3);
   }
+}
+
+TEST(FilecliPeer, DashWritesToStdoutAndDevNullStaysADevice) {
+  REQUIRE_FILECLI();
+  TempDir d;
+  std::string reply = "{\"status\":\"OK\",\"data_namafile\":\"h\",\"data_file\":\"aGVsbG8gd29ybGQ=\"}" +
+                      std::string(kEnd);
+  {
+    PeerServer peer({Step{{reply}}});
+    CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "h", "-o", "-"}, d.path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "hello world");
+  }
+  {
+    PeerServer peer({Step{{reply}}});
+    CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "h", "-o", "/dev/null"}, d.path);
+    ASSERT_EQ(r.code, 0) << r.err;
+    struct stat st{};
+    ASSERT_EQ(::stat("/dev/null", &st), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+  }
+}
+
+TEST(FilecliPeer, InterruptedGetLeavesNoTempFile) {
+  REQUIRE_FILECLI();
+  TempDir d, scratch;
+  // Half a reply, then silence: filecli sits in the middle of the download.
+  PeerServer peer({Step{{"{\"status\":\"OK\",\"data_namafile\":\"x\",\"data_file\":\"", std::string(4000, 'A')}}});
+  pid_t pid = spawn_filecli({"-p", std::to_string(peer.port()), "get", "x", "-o", (d.path / "x").string()},
+                            scratch.path);
+  ASSERT_GT(pid, 0);
+  bool started = false;
+  for (int i = 0; i < 500 && !started; ++i) {  // up to 5 s for the temp file to appear
+    started = !d.entries().empty();
+    if (!started) ::usleep(10000);
+  }
+  EXPECT_TRUE(started);
+  ::usleep(50000);  // let it write the first bytes
+  ::kill(pid, SIGINT);
+  EXPECT_EQ(wait_exit(pid), 128 + SIGINT);
+  EXPECT_TRUE(d.entries().empty()) << ::testing::PrintToString(d.entries());
 }
 
 /// Fixture with the real server serving a fresh root.
