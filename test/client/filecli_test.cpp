@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -21,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/server_process.hpp"
 #include "peer_server.hpp"
 
 extern char** environ;
@@ -33,8 +33,6 @@ using testing::PeerServer;
 using testing::Step;
 
 constexpr std::string_view kEnd = "\r\n\r\n";
-/// How long the server may take to print its `listening on` line.
-constexpr int kServerStartMs = 10000;
 
 /// $FSRV_BIN/<name>, or "" if FSRV_BIN is unset or the file is missing.
 std::string program(const char* name) {
@@ -135,64 +133,6 @@ uint16_t free_port() {
   ::close(fd);
   return port;
 }
-
-/// The real server on an ephemeral port, serving `root`; stopped (SIGTERM)
-/// at scope exit. port() is 0 if it did not start.
-class ServerProcess {
- public:
-  explicit ServerProcess(const fs::path& root) {
-    std::string bin = program("fileserver");
-    if (bin.empty()) return;
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) return;
-    std::vector<std::string> args = {bin, "--host", "127.0.0.1", "--port", "0", "--root", root.string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-    int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(pipefd[1]);
-    if (rc != 0) {
-      pid_ = -1;
-      ::close(pipefd[0]);
-      return;
-    }
-    out_fd_ = pipefd[0];
-    std::string line;
-    pollfd p{out_fd_, POLLIN, 0};
-    while (line.find('\n') == std::string::npos && ::poll(&p, 1, kServerStartMs) > 0) {
-      char c[256];
-      ssize_t n = ::read(out_fd_, c, sizeof c);
-      if (n <= 0) break;
-      line.append(c, static_cast<size_t>(n));
-    }
-    const std::string kPrefix = "listening on ";
-    size_t at = line.find(kPrefix);
-    size_t colon = line.find_last_of(':', line.find('\n'));
-    if (at != std::string::npos && colon != std::string::npos && colon > at) {
-      port_ = static_cast<uint16_t>(std::atoi(line.c_str() + colon + 1));
-    }
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status;
-      ::waitpid(pid_, &status, 0);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);  // kept open so the server never gets SIGPIPE
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-  uint16_t port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  uint16_t port_ = 0;
-};
 
 #define REQUIRE_FILECLI()                                                       \
   if (program("filecli").empty()) GTEST_SKIP() << "no $FSRV_BIN/filecli yet"
@@ -334,15 +274,18 @@ class FilecliServer : public ::testing::Test {
     if (program("filecli").empty() || program("fileserver").empty()) {
       GTEST_SKIP() << "no $FSRV_BIN/filecli or $FSRV_BIN/fileserver yet";
     }
-    server_ = std::make_unique<ServerProcess>(root_.path);
-    ASSERT_NE(server_->port(), 0) << "fileserver did not print `listening on HOST:PORT`";
+    try {
+      server_ = std::make_unique<fsrv::test::ServerProcess>(std::vector<std::string>{}, root_.path.string());
+    } catch (const std::exception& e) {
+      FAIL() << e.what();
+    }
   }
   CliRun cli(std::vector<std::string> args) {
     args.insert(args.begin(), {"-p", std::to_string(server_->port())});
     return run_filecli(args, scratch_.path);
   }
   TempDir root_, scratch_, local_;
-  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<fsrv::test::ServerProcess> server_;
 };
 
 TEST_F(FilecliServer, Ping) {
