@@ -67,7 +67,7 @@ start_server() {
     if ! kill -0 "$server_pid" 2>/dev/null; then
       wait "$server_pid" 2>/dev/null || true
       server_pid=""
-      start_error="server --mode $mode exited: $(tail -n1 "$log.err" 2>/dev/null)"
+      start_error="server --mode $mode exited: $(tail -n1 "$log.err" 2>/dev/null | sed -E 's/^[0-9:.]+ \[[0-9]+\] [a-z]+: //')"
       return 1
     fi
     sleep 0.1
