@@ -31,8 +31,15 @@ void Lifecycle::watch_signals() {
     s->data = this;
   }
   auto on_signal = [](uv_signal_t* s, int signum) {
+    auto* self = static_cast<Lifecycle*>(s->data);
+    if (self->stopping_) {
+      // A second signal: do not wait for the grace period (nginx's fast stop).
+      FSRV_LOG_WARN("signal %d again: closing every connection now", signum);
+      reactor::close_all_connections(self->ctx_);
+      return;
+    }
     FSRV_LOG_INFO("signal %d: shutting down", signum);
-    static_cast<Lifecycle*>(s->data)->shutdown();
+    self->shutdown();
   };
   uv_signal_start(&sigint_, on_signal, SIGINT);
   uv_signal_start(&sigterm_, on_signal, SIGTERM);
@@ -78,6 +85,10 @@ void Lifecycle::finish() {
   if (signals_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), noop_close);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), noop_close);
+    // Closing the watchers restored the default (fatal) dispositions; a late
+    // signal must not turn this clean exit into a kill.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
   }
   if (ctx_.executor) ctx_.executor->close();
   if (stats_line_) {

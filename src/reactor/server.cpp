@@ -34,13 +34,6 @@ void drain_connections(ServerContext& ctx) {
   std::vector<Connection*> live(ctx.connections.begin(), ctx.connections.end());
   for (Connection* c : live) {
     ConnRef keep(c);
-    if (!c->closing()) {
-      // A rejected connection has no handler and is closing by itself.
-      c->pause_reading();
-    }
-  }
-  for (Connection* c : live) {
-    ConnRef keep(c);
     if (!c->closing()) c->shutdown_gracefully();
   }
   if (ctx.connections.empty() && ctx.on_drained) ctx.on_drained();
