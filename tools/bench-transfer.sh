@@ -92,6 +92,7 @@ rm -f "$DD_ROOT/x"
 # server exited or printed no `listening on` line in time.
 start_server() {
   local mode=$1 root=$2 out=$WORK/server-$1.out
+  : >"$out"
   "$FILESERVER" --host 127.0.0.1 --port 0 --root "$root" --mode "$mode" --codec "$CODEC" \
     >"$out" 2>"$WORK/server-$1.err" &
   SERVER_PID=$!
@@ -141,6 +142,13 @@ for mode in thread process; do
   get_secs=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$t1")
   get_mbps=$(mbps "$BYTES" "$get_secs")
 
+  # The same GET into /dev/null: the transfer without the local disk write.
+  t0=$(now)
+  "${cli[@]}" get bench.bin -o /dev/null >/dev/null
+  t1=$(now)
+  null_secs=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$t1")
+  null_mbps=$(mbps "$BYTES" "$null_secs")
+
   if cmp -s "$SRC" "$WORK/down.bin" && cmp -s "$SRC" "$root/bench.bin"; then verdict="content verified"; else verdict="CONTENT MISMATCH"; fi
   rss="main $(peak_rss "$SERVER_PID")"
   for child in $(pgrep -P "$SERVER_PID" 2>/dev/null || true); do rss+=", child $(peak_rss "$child")"; done
@@ -152,6 +160,9 @@ for mode in thread process; do
   up_vs="$(ratio "$up_mbps" "$DD_MBPS") of dd"
   row "UPLOAD $mode (filecli)" "$up_mbps" "MB/s, $up_vs"
   row "GET $mode (filecli)" "$get_mbps" "MB/s, $get_vs; $verdict"
+  null_vs="-"
+  [[ $IPERF_BPS != 0 ]] && null_vs="$(ratio "$(python3 -c "print($BYTES/$null_secs)")" "$IPERF_BPS") of iperf3"
+  row "GET $mode -o /dev/null" "$null_mbps" "MB/s, $null_vs (no local disk write)"
   row "server peak RSS ($mode)" "" "$rss"
   [[ $verdict == "content verified" ]] || MISMATCH=1
 done
