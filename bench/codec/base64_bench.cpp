@@ -11,6 +11,7 @@
 
 #include <benchmark/benchmark.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -153,6 +154,9 @@ BENCHMARK(BM_DecodeFastAvx2) CODEC_SIZES;
 /// Console output as usual, plus the bytes/s of every run for the summary.
 class SummaryReporter : public benchmark::ConsoleReporter {
  public:
+  /// Colours only on a terminal, so piped output pastes cleanly.
+  SummaryReporter() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Color : OO_None) {}
+
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
       auto it = r.counters.find("bytes_per_second");
