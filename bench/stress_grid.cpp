@@ -37,7 +37,6 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -320,13 +319,20 @@ std::string tail_from(const fs::path& path, uintmax_t from, size_t limit = 2000)
 }
 
 /// Last non-empty line of a text, without a log prefix such as
-/// "05:45:37.596 [9131] error: ".
+/// "05:45:37.596 [9131] error: " (time, [pid], level).
 std::string last_line(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   auto pos = s.rfind('\n');
   std::string line = pos == std::string::npos ? s : s.substr(pos + 1);
-  static const std::regex prefix(R"(^\d\d:\d\d:\d\d(\.\d+)? \[\d+\] \w+: )");
-  return std::regex_replace(line, prefix, "");
+  size_t i = line.find_first_not_of("0123456789:.");
+  if (i == 0 || i == std::string::npos || line.compare(i, 2, " [") != 0) return line;
+  size_t close = line.find("] ", i);
+  if (close == std::string::npos) return line;
+  if (line.substr(i + 2, close - i - 2).find_first_not_of("0123456789") != std::string::npos) return line;
+  size_t colon = line.find(": ", close + 2);
+  if (colon == std::string::npos || line.substr(close + 2, colon - close - 2).find(' ') != std::string::npos)
+    return line;
+  return line.substr(colon + 2);
 }
 
 uintmax_t file_size_or0(const fs::path& p) {
