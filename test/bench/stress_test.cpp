@@ -22,46 +22,35 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "../support/server_process.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-/// How long a server may take to print its "listening on" line.
-constexpr auto kStartTimeout = std::chrono::seconds(10);
-/// How long a server may take to exit after SIGTERM before SIGKILL.
-constexpr auto kStopTimeout = std::chrono::seconds(10);
 /// One test row: 1 MB (10^6 bytes, the course's MB) and 3 clients.
 constexpr uint64_t kRowSize = 1000000;
 constexpr int kRowClients = 3;
 
-/// $FSRV_BIN/name, or "" when FSRV_BIN is unset or the program is missing.
+using fsrv::test::ServerProcess;
+using fsrv::test::TempDir;
+
+/// $FSRV_BIN/name (./bin/name without FSRV_BIN), or "" when the program is
+/// missing or not executable.
 std::string program(const std::string& name) {
-  const char* dir = std::getenv("FSRV_BIN");
-  if (!dir || !*dir) return "";
-  fs::path p = fs::path(dir) / name;
+  fs::path p = fs::path(fsrv::test::bin_dir()) / name;
   return ::access(p.c_str(), X_OK) == 0 ? p.string() : "";
 }
-
-/// A temp folder removed (recursively) on destruction.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fsrv-stress-test-XXXXXX").string();
-    if (::mkdtemp(t.data())) path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
 
 /// Runs a shell command, returns its exit status and stdout+stderr.
 int run(const std::string& cmd, std::string* output) {
@@ -74,79 +63,19 @@ int run(const std::string& cmd, std::string* output) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/// bin/fileserver on 127.0.0.1, port 0, a fresh temp root; stopped with
-/// SIGTERM (bounded, then SIGKILL) on destruction.
-class ServerProcess {
- public:
-  /// Starts it with extra arguments; port() is 0 and error() says why if it
-  /// did not come up.
-  explicit ServerProcess(const std::vector<std::string>& extra) {
-    std::string bin = program("fileserver");
-    if (bin.empty() || root_.path.empty()) {
-      error_ = "fileserver not built (FSRV_BIN)";
-      return;
-    }
-    std::vector<std::string> argv = {bin, "--host", "127.0.0.1", "--port", "0", "--root", root_.path.string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    int out[2];
-    if (::pipe(out) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      ::close(out[0]);
-      ::close(out[1]);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    out_fd_ = out[0];
-    std::string line;
-    auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
-    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      pollfd p{out_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buf[256];
-      ssize_t n = ::read(out_fd_, buf, sizeof buf);
-      if (n <= 0) break;
-      line.append(buf, size_t(n));
-    }
-    auto pos = line.find("listening on ");
-    auto colon = line.rfind(':', line.find('\n'));
-    if (pos == std::string::npos || colon == std::string::npos) {
-      error_ = "no 'listening on' line: " + line;
-      return;
-    }
-    port_ = std::atoi(line.c_str() + colon + 1);
+/// Starts bin/fileserver (2 workers in `mode`, plus `extra`) on a free port
+/// with a fresh root; null (and a test failure) if it does not start.
+std::unique_ptr<ServerProcess> start_server(const TempDir& root, const std::string& mode,
+                                            std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--workers", "2", "--mode", mode};
+  args.insert(args.end(), extra.begin(), extra.end());
+  try {
+    return std::make_unique<ServerProcess>(args, root.path());
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+    return nullptr;
   }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
-      int st = 0;
-      while (::waitpid(pid_, &st, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() >= deadline) {
-          ::kill(pid_, SIGKILL);
-          ::waitpid(pid_, &st, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  int port() const { return port_; }
-  const std::string& error() const { return error_; }
-
- private:
-  TempDir root_;
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int port_ = 0;
-  std::string error_;
-};
+}
 
 /// A CSV file read back by column name (RFC 4180 quoting).
 struct Csv {
@@ -200,11 +129,11 @@ Csv read_csv(const fs::path& path) {
 Csv stress_row(const TempDir& dir, int port, const std::string& op, const std::string& extra, std::string* out) {
   std::ostringstream cmd;
   cmd << program("stress") << " --host 127.0.0.1 --port " << port << " --op " << op << " --size " << kRowSize
-      << " --clients " << kRowClients << " --row 7 --csv " << (dir.path / "row.csv") << " --cache-dir "
-      << (dir.path / "cache") << " --io-timeout-ms 10000 " << extra;
+      << " --clients " << kRowClients << " --row 7 --csv " << (fs::path(dir.path()) / "row.csv") << " --cache-dir "
+      << (fs::path(dir.path()) / "cache") << " --io-timeout-ms 10000 " << extra;
   int rc = run(cmd.str(), out);
   EXPECT_EQ(rc, 0) << cmd.str() << "\n" << *out;
-  return read_csv(dir.path / "row.csv");
+  return read_csv(fs::path(dir.path()) / "row.csv");
 }
 
 #define REQUIRE_PROGRAMS(...)                                                   \
@@ -277,10 +206,10 @@ TEST(StressRow, SkippedRowIsRecordedWithItsReason) {
   TempDir dir;
   std::string out;
   std::string cmd = program("stress") + " --op upload --size 1000000 --clients 5 --server-workers 50 --row 12 " +
-                    "--mode-label process --csv " + (dir.path / "row.csv").string() +
+                    "--mode-label process --csv " + (fs::path(dir.path()) / "row.csv").string() +
                     " --skip-reason 'server rejects --mode process, for now'";
   ASSERT_EQ(run(cmd, &out), 0) << out;
-  Csv csv = read_csv(dir.path / "row.csv");
+  Csv csv = read_csv(fs::path(dir.path()) / "row.csv");
   ASSERT_EQ(csv.rows.size(), 1u);
   EXPECT_EQ(csv.get(0, "Nomor"), "12");
   EXPECT_EQ(csv.get(0, "Status"), "skipped");
@@ -290,18 +219,23 @@ TEST(StressRow, SkippedRowIsRecordedWithItsReason) {
   EXPECT_EQ(csv.get(0, "Client sukses"), "");
 }
 
-class StressLive : public ::testing::TestWithParam<std::string> {};  // client pool
+/// Parameters: (client pool, server mode).
+class StressLive : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+ protected:
+  std::string pool() const { return std::get<0>(GetParam()); }
+  std::string mode() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(StressLive, NormalRowsSucceedOnBothSides) {
   REQUIRE_PROGRAMS("stress", "fileserver");
-  ServerProcess server({"--workers", "2", "--mode", "thread"});
-  ASSERT_GT(server.port(), 0) << server.error();
-  TempDir dir;
+  TempDir root, dir;
+  auto server = start_server(root, mode(), {});
+  ASSERT_TRUE(server);
   for (std::string op : {"download", "upload"}) {
     std::string out;
-    stress_row(dir, server.port(), op, "--pool " + GetParam() + " --verify-uploads", &out);
+    stress_row(dir, server->port(), op, "--pool " + pool() + " --verify-uploads", &out);
   }
-  Csv csv = read_csv(dir.path / "row.csv");
+  Csv csv = read_csv(fs::path(dir.path()) / "row.csv");
   ASSERT_EQ(csv.rows.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(csv.get(i, "Status"), "ok");
@@ -311,8 +245,8 @@ TEST_P(StressLive, NormalRowsSucceedOnBothSides) {
     EXPECT_EQ(csv.get(i, "Server sukses"), std::to_string(kRowClients));
     EXPECT_EQ(csv.get(i, "Server gagal"), "0");
     EXPECT_EQ(csv.get(i, "Jumlah server worker pool"), "2");  // from STATS
-    EXPECT_EQ(csv.get(i, "Server mode"), "thread");
-    EXPECT_EQ(csv.get(i, "Client pool mode"), GetParam());
+    EXPECT_EQ(csv.get(i, "Server mode"), mode());
+    EXPECT_EQ(csv.get(i, "Client pool mode"), pool());
     EXPECT_EQ(csv.get(i, "Alasan gagal"), "");
     EXPECT_GT(std::stod(csv.get(i, "Throughput per client")), 0);
     EXPECT_GT(std::stod(csv.get(i, "Waktu total per client")), 0);
@@ -323,11 +257,11 @@ TEST_P(StressLive, NormalRowsSucceedOnBothSides) {
 
 TEST_P(StressLive, UploadsAboveMaxUploadFailOnBothSides) {
   REQUIRE_PROGRAMS("stress", "fileserver");
-  ServerProcess server({"--workers", "2", "--mode", "thread", "--max-upload", std::to_string(kRowSize / 2)});
-  ASSERT_GT(server.port(), 0) << server.error();
-  TempDir dir;
+  TempDir root, dir;
+  auto server = start_server(root, mode(), {"--max-upload", std::to_string(kRowSize / 2)});
+  ASSERT_TRUE(server);
   std::string out;
-  Csv csv = stress_row(dir, server.port(), "upload", "--pool " + GetParam(), &out);
+  Csv csv = stress_row(dir, server->port(), "upload", "--pool " + pool(), &out);
   ASSERT_EQ(csv.rows.size(), 1u) << out;
   EXPECT_EQ(csv.get(0, "Client sukses"), "0");
   EXPECT_EQ(csv.get(0, "Client gagal"), std::to_string(kRowClients));
@@ -338,7 +272,12 @@ TEST_P(StressLive, UploadsAboveMaxUploadFailOnBothSides) {
       << csv.get(0, "Alasan gagal");
 }
 
-INSTANTIATE_TEST_SUITE_P(ClientPools, StressLive, ::testing::Values("thread", "process"));
+INSTANTIATE_TEST_SUITE_P(PoolsAndModes, StressLive,
+                         ::testing::Combine(::testing::Values("thread", "process"),
+                                            ::testing::Values("thread", "process")),
+                         [](const auto& info) {
+                           return "client_" + std::get<0>(info.param) + "_server_" + std::get<1>(info.param);
+                         });
 
 // --- a lying server: right size, wrong content ------------------------------
 
