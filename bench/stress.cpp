@@ -125,6 +125,7 @@ static_assert(std::atomic<int>::is_always_lock_free, "the barrier counter must w
 /// Offset of the results in the mapping (one cache line after the counter).
 constexpr size_t kResultsOffset = 64;
 
+/// Stores a failure reason, truncated to kReasonBytes - 1 characters.
 void set_reason(WorkerResult& r, const std::string& text) {
   std::snprintf(r.reason, sizeof r.reason, "%s", text.c_str());
 }
@@ -270,6 +271,7 @@ struct Config {
   bool prepare_only = false;
 };
 
+/// Client options (address, codec, per-I/O timeout) of every connection.
 fsrv::client::Options client_options(const Config& c) {
   fsrv::client::Options o;
   o.host = c.host;
@@ -279,6 +281,7 @@ fsrv::client::Options client_options(const Config& c) {
   return o;
 }
 
+/// Short name of an error kind, used as the prefix of failure reasons.
 std::string kind_name(fsrv::client::ErrorKind k) {
   switch (k) {
     case fsrv::client::ErrorKind::kNone: return "ok";
@@ -500,6 +503,7 @@ void append_csv(const std::string& path, const std::map<std::string, std::string
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+/// `v` with `digits` decimals (CSV numbers).
 std::string fmt(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -744,6 +748,7 @@ int run_row(Config& cfg) {
 
 }  // namespace
 
+/// Parses the options (see --help), then runs, skips or prepares the row.
 int main(int argc, char** argv) {
   Config cfg;
   CLI::App app{"Runs one row of the stress table: C concurrent clients each GET or UPLOAD one file of SIZE bytes."};

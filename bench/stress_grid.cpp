@@ -125,6 +125,7 @@ std::string capture(const std::string& cmd, size_t limit = 4096) {
   return out;
 }
 
+/// Escapes a string for a JSON string literal (without the quotes).
 std::string json_escape(const std::string& s) {
   std::string o;
   for (unsigned char c : s) {
@@ -146,8 +147,10 @@ std::string json_escape(const std::string& s) {
   }
   return o;
 }
+/// A JSON string literal.
 std::string jstr(const std::string& s) { return "\"" + json_escape(s) + "\""; }
 
+/// Local time formatted with strftime.
 std::string timestamp(const char* format) {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -157,6 +160,7 @@ std::string timestamp(const char* format) {
   return buf;
 }
 
+/// Seconds as "1m05s" or "2h03m"; "?" when unknown.
 std::string duration_text(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   long t = std::lround(s);
@@ -180,6 +184,7 @@ struct Csv {
   }
 };
 
+/// Reads a CSV file; a missing file gives an empty Csv.
 Csv read_csv(const fs::path& path) {
   Csv csv;
   std::ifstream in(path);
@@ -225,6 +230,7 @@ Csv read_csv(const fs::path& path) {
   return csv;
 }
 
+/// A CSV number; NaN for an empty or non-numeric field.
 double num(const std::string& s) {
   if (s.empty()) return NAN;
   char* end = nullptr;
@@ -232,6 +238,7 @@ double num(const std::string& s) {
   return end == s.c_str() ? NAN : v;
 }
 
+/// `v` with `digits` decimals; "" for NaN (empty table cell).
 std::string fixed(double v, int digits) {
   if (!std::isfinite(v)) return "";
   char buf[64];
@@ -335,6 +342,7 @@ std::string last_line(std::string s) {
   return line.substr(colon + 2);
 }
 
+/// Size of a file in bytes, 0 if it does not exist.
 uintmax_t file_size_or0(const fs::path& p) {
   std::error_code ec;
   auto n = fs::file_size(p, ec);
@@ -642,6 +650,7 @@ std::string make_plots(const Csv& csv, const fs::path& dir) {
   return "";
 }
 
+/// Folder of this executable (from /proc/self/exe).
 fs::path self_dir() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
@@ -650,6 +659,7 @@ fs::path self_dir() {
 
 }  // namespace
 
+/// Parses the options (see --help), then dry-runs or runs the grid.
 int main(int argc, char** argv) {
   Options o;
   GridSpec g;
@@ -732,6 +742,7 @@ int main(int argc, char** argv) {
   double total_bytes = 0;
   for (const auto& c : combos) total_bytes += row_bytes(c);
   double done_bytes = 0, measured_s = 0;
+  std::map<std::string, double> op_bytes, op_seconds;  // measured rows, per operation
   auto t0 = Clock::now();
   std::fprintf(stderr, "stress-grid: %zu rows into %s\n", combos.size(), dir.c_str());
 
@@ -827,9 +838,16 @@ int main(int argc, char** argv) {
       size_t i = csv.rows.size() - 1;
       done_bytes += row_bytes(c);
       measured_s += row_s;
-      double remaining = 0;
-      for (size_t j = k + 1; j < combos.size(); ++j) remaining += row_bytes(combos[j]);
-      double eta = done_bytes > 0 ? remaining * measured_s / done_bytes : NAN;
+      op_bytes[c.op] += row_bytes(c);
+      op_seconds[c.op] += row_s;
+      // Remaining bytes at the rate measured so far for their operation
+      // (uploads are slower than downloads), else the overall rate.
+      double eta = 0;
+      for (size_t j = k + 1; j < combos.size(); ++j) {
+        const std::string& op = combos[j].op;
+        double rate = op_seconds[op] > 0 ? op_bytes[op] / op_seconds[op] : done_bytes / measured_s;
+        eta += rate > 0 ? row_bytes(combos[j]) / rate : NAN;
+      }
       std::fprintf(stderr, "    -> %.1f MB/s aggregate, %.1f MB/s per client, clients ok %s/%d, server ok %s; %s; ETA %s\n",
                    num(csv.get(i, "Throughput agregat")) / 1e6, num(csv.get(i, "Throughput per client")) / 1e6,
                    csv.get(i, "Client sukses").c_str(), c.clients, csv.get(i, "Server sukses").c_str(),
