@@ -1,12 +1,8 @@
 #include "fsrv/app/serve.hpp"
-#include "fsrv/core/log.hpp"
+#include "fsrv/process/prefork.hpp"
 
 namespace fsrv::app {
 
-// Placeholder until the prefork issue lands: refuse clearly.
-int serve_process_mode(const ServerConfig&) {
-  FSRV_LOG_ERROR("--mode process is not implemented yet");
-  return 2;
-}
+int serve_process_mode(const ServerConfig& config) { return process::run_master(config); }
 
 }  // namespace fsrv::app

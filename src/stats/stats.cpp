@@ -16,11 +16,13 @@ const std::string_view kCmdNames[kCmdCount] = {"LIST", "GET",  "UPLOAD", "DELETE
 
 /// Adds one slot's counters (or a sum) to a cJSON object.
 void add_counters(cJSON* obj, const uint64_t* ok, const uint64_t* failed, uint64_t in,
-                  uint64_t out, int64_t active, uint64_t total, uint64_t rejected) {
+                  uint64_t out, int64_t active, uint64_t total, uint64_t rejected,
+                  uint64_t lost) {
   cJSON* conns = cJSON_AddObjectToObject(obj, "connections");
   cJSON_AddNumberToObject(conns, "active", static_cast<double>(active));
   cJSON_AddNumberToObject(conns, "total", static_cast<double>(total));
   cJSON_AddNumberToObject(conns, "rejected", static_cast<double>(rejected));
+  cJSON_AddNumberToObject(conns, "lost", static_cast<double>(lost));
   cJSON_AddNumberToObject(obj, "bytes_in", static_cast<double>(in));
   cJSON_AddNumberToObject(obj, "bytes_out", static_cast<double>(out));
   cJSON* cmds = cJSON_AddObjectToObject(obj, "commands");
@@ -34,7 +36,7 @@ void add_counters(cJSON* obj, const uint64_t* ok, const uint64_t* failed, uint64
 struct Sum {
   uint64_t ok[kCmdCount] = {};
   uint64_t failed[kCmdCount] = {};
-  uint64_t in = 0, out = 0, total = 0, rejected = 0;
+  uint64_t in = 0, out = 0, total = 0, rejected = 0, lost = 0;
   int64_t active = 0;
   void add(const StatsSlot& s) {
     for (int c = 0; c < kCmdCount; ++c) {
@@ -46,6 +48,7 @@ struct Sum {
     active += s.conns_active.load(std::memory_order_relaxed);
     total += s.conns_total.load(std::memory_order_relaxed);
     rejected += s.conns_rejected.load(std::memory_order_relaxed);
+    lost += s.conns_lost.load(std::memory_order_relaxed);
   }
 };
 }  // namespace
@@ -73,6 +76,7 @@ StatsTable::StatsTable(int slots, bool shared) : slots_(slots), shared_(shared) 
     s->conns_active = 0;
     s->conns_total = 0;
     s->conns_rejected = 0;
+    s->conns_lost = 0;
     s->pid = 0;
     s->restarts = 0;
   }
@@ -95,7 +99,8 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
   cJSON_AddStringToObject(root, "mode", std::string(mode).c_str());
   cJSON_AddNumberToObject(root, "pool_size", pool_size);
   cJSON_AddNumberToObject(root, "uptime_s", uptime_s);
-  add_counters(root, sum.ok, sum.failed, sum.in, sum.out, sum.active, sum.total, sum.rejected);
+  add_counters(root, sum.ok, sum.failed, sum.in, sum.out, sum.active, sum.total, sum.rejected,
+               sum.lost);
   cJSON* workers = cJSON_AddArrayToObject(root, "workers");
   for (int i = first_worker; i < slots_; ++i) {
     Sum one;
@@ -103,7 +108,8 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
     cJSON* w = cJSON_CreateObject();
     cJSON_AddNumberToObject(w, "pid", static_cast<double>(base_[i].pid.load()));
     cJSON_AddNumberToObject(w, "restarts", static_cast<double>(base_[i].restarts.load()));
-    add_counters(w, one.ok, one.failed, one.in, one.out, one.active, one.total, one.rejected);
+    add_counters(w, one.ok, one.failed, one.in, one.out, one.active, one.total, one.rejected,
+                 one.lost);
     cJSON_AddItemToArray(workers, w);
   }
   char* text = cJSON_PrintUnformatted(root);
@@ -117,7 +123,8 @@ std::string StatsTable::to_line() const {
   Sum sum;
   for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
   std::string line = "stats conns=" + std::to_string(sum.active) + "/" +
-                     std::to_string(sum.total) + " rejected=" + std::to_string(sum.rejected);
+                     std::to_string(sum.total) + " rejected=" + std::to_string(sum.rejected) +
+                     " lost=" + std::to_string(sum.lost);
   for (int c = 0; c < kCmdCount; ++c) {
     if (sum.ok[c] == 0 && sum.failed[c] == 0) continue;
     line += " " + std::string(kCmdNames[c]) + "=" + std::to_string(sum.ok[c]) + "/" +

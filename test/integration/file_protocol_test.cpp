@@ -448,6 +448,8 @@ TEST_P(FileProtocol, SigtermFinishesInFlightUploadThenExitsZero) {
 
 const Mode kModes[] = {
     {"thread", {"--mode", "thread", "--workers", "4"}},
+    {"process1", {"--mode", "process", "--workers", "1"}},
+    {"process5", {"--mode", "process", "--workers", "5"}},
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, FileProtocol, ::testing::ValuesIn(kModes),

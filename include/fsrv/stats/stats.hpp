@@ -32,6 +32,7 @@ struct alignas(64) StatsSlot {
   std::atomic<int64_t> conns_active;  ///< connections open now
   std::atomic<uint64_t> conns_total;  ///< connections accepted since start
   std::atomic<uint64_t> conns_rejected;  ///< refused with "server busy"
+  std::atomic<uint64_t> conns_lost;  ///< held by a worker that died (process mode)
   std::atomic<int64_t> pid;           ///< process owning the slot (0 = unused)
   std::atomic<uint64_t> restarts;     ///< times this worker slot was re-forked
 

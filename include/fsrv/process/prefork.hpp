@@ -1,0 +1,41 @@
+#pragma once
+// Process mode (prefork, as nginx's master/workers): the master owns the
+// listening socket and its loop, accepts each client and passes the socket to
+// the least-loaded worker over a socketpair opened as a libuv IPC pipe
+// (uv_write2, SCM_RIGHTS underneath). Each worker serves its connections with
+// the same FileSession as thread mode, on its own fresh loop, running the
+// blocking chunks inline (InlineExecutor): the worker process is the pool.
+//
+// Counters live in one shared anonymous mapping made before any fork: slot 0
+// is the master's, slot i (1..N) worker i's, so any process answers STATS
+// for the whole server. A worker that dies is reaped (SIGCHLD), its open
+// connections are counted as lost, and a new worker is forked into the same
+// slot. Workers exit when the master's end of their pipe closes (also when
+// the master is SIGKILLed) after finishing in-flight transfers.
+//
+// libuv pitfalls handled here: the pipe is opened with ipc=1; uv_write2
+// carries one data byte; the master closes its copy of the client only in the
+// uv_write2 callback; children never touch the master's loop: right after
+// fork they close every inherited descriptor but their pipe and build a fresh
+// loop; they take SIGTERM through a signalfd because the master's libuv
+// signal watchers are still registered in the copied memory.
+
+#include <sys/types.h>
+
+#include "fsrv/core/config.hpp"
+#include "fsrv/stats/stats.hpp"
+
+namespace fsrv::process {
+
+/// Runs a worker in a freshly forked child: serves client sockets received on
+/// `channel_fd` (a socketpair end) until the channel closes or SIGTERM/SIGINT,
+/// counting into `table.slot(slot)`. Never returns: calls _exit.
+[[noreturn]] void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot,
+                              int channel_fd, pid_t master_pid, double started_unix);
+
+/// Runs the master: forks config.workers workers, accepts, passes sockets,
+/// re-forks dead workers, and on SIGINT/SIGTERM stops them gracefully.
+/// Prints "listening on HOST:PORT" first. Returns the exit code.
+int run_master(const ServerConfig& config);
+
+}  // namespace fsrv::process

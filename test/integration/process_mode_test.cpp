@@ -1,0 +1,232 @@
+// Process mode specifics (src/process/): fd passing really spreads clients
+// over workers, a killed worker is replaced without hurting the others, and
+// no process is left behind however the master stops. The whole protocol
+// suite also runs against process mode (file_protocol_test.cpp, kModes).
+
+#include <cjson/cJSON.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "../support/server_process.hpp"
+#include "fsrv/client/client.hpp"
+
+namespace fsrv::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// The "workers" array of a STATS reply: (pid, restarts, connections.total).
+struct WorkerInfo {
+  pid_t pid;
+  int restarts;
+  int total;
+};
+
+std::vector<WorkerInfo> workers_of(int port) {
+  std::string reply = request(port, "STATS");
+  std::vector<WorkerInfo> out;
+  cJSON* root = cJSON_ParseWithLength(reply.data(), reply.size() >= 4 ? reply.size() - 4 : 0);
+  cJSON* ws = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "data"), "workers");
+  cJSON* w;
+  cJSON_ArrayForEach(w, ws) {
+    out.push_back({static_cast<pid_t>(cJSON_GetObjectItem(w, "pid")->valuedouble),
+                   static_cast<int>(cJSON_GetObjectItem(w, "restarts")->valuedouble),
+                   static_cast<int>(cJSON_GetObjectItem(cJSON_GetObjectItem(w, "connections"), "total")->valuedouble)});
+  }
+  cJSON_Delete(root);
+  return out;
+}
+
+bool alive(pid_t pid) {
+  // A zombie still has /proc/PID; check its state letter.
+  std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
+  if (!st) return false;
+  std::string line;
+  std::getline(st, line);
+  auto paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] != 'Z';
+}
+
+bool wait_all_gone(const std::vector<pid_t>& pids, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool any = false;
+    for (pid_t p : pids) any |= alive(p);
+    if (!any) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::unique_ptr<client::Client> client_for(int port) {
+  client::Options o;
+  o.port = static_cast<uint16_t>(port);
+  std::string err;
+  return client::Client::connect(o, &err);
+}
+
+/// Sends `size` bytes of a repeated byte through the client.
+client::Result upload_fill(client::Client& c, const std::string& name, uint64_t size, uint8_t byte) {
+  uint64_t left = size;
+  return c.upload(name, size, [&](std::span<uint8_t> out) {
+    size_t n = std::min<uint64_t>(left, out.size());
+    std::memset(out.data(), byte, n);
+    left -= n;
+    return static_cast<long>(n);
+  });
+}
+
+TEST(ProcessMode, FiftyClientsSpreadOverWorkersByFdPassing) {
+  TempDir root;
+  ServerProcess server({"--mode", "process", "--workers", "5"}, root.path());
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 50; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = client_for(server.port());
+      if (!c) return;
+      std::string name = "p" + std::to_string(i);
+      if (upload_fill(*c, name, 64 << 10, static_cast<uint8_t>(i)).ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 50);
+  auto ws = workers_of(server.port());
+  ASSERT_EQ(ws.size(), 5u);
+  std::set<pid_t> pids;
+  int busy_workers = 0;
+  for (auto& w : ws) {
+    pids.insert(w.pid);
+    busy_workers += w.total > 0;
+    EXPECT_NE(w.pid, server.pid());
+  }
+  EXPECT_EQ(pids.size(), 5u);
+  EXPECT_GE(busy_workers, 3) << "connections were not spread over the workers";
+}
+
+TEST(ProcessMode, KilledWorkerIsReplacedAndOthersFinish) {
+  TempDir root;
+  const uint64_t size = small_mode() ? (4u << 20) : (40u << 20);
+  ServerProcess server({"--mode", "process", "--workers", "3"}, root.path());
+  auto before = workers_of(server.port());
+  ASSERT_EQ(before.size(), 3u);
+  // Transfers on several connections; then one worker is SIGKILLed mid-way.
+  std::vector<std::thread> threads;
+  std::vector<int> ok(6, 0);
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = client_for(server.port());
+      if (c && upload_fill(*c, "k" + std::to_string(i), size, static_cast<uint8_t>('a' + i)).ok()) ok[i] = 1;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  pid_t victim = before[0].pid;
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  for (auto& t : threads) t.join();
+  // Every transfer that succeeded stored exactly its content.
+  int succeeded = 0;
+  for (int i = 0; i < 6; ++i) {
+    if (!ok[i]) continue;
+    ++succeeded;
+    std::string path = root.file("k" + std::to_string(i));
+    ASSERT_EQ(fs::file_size(path), size);
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> buf(1 << 20);
+    bool same = true;
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      for (std::streamsize k = 0; k < in.gcount(); ++k) same &= buf[k] == static_cast<char>('a' + i);
+    }
+    EXPECT_TRUE(same) << "k" << i;
+  }
+  EXPECT_GE(succeeded, 3);  // the other workers' clients were not hurt
+  // A replacement appears within a second, in the same slot.
+  std::vector<WorkerInfo> after;
+  for (int i = 0; i < 50; ++i) {
+    after = workers_of(server.port());
+    if (after.size() == 3 && after[0].pid != victim && alive(after[0].pid)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_NE(after[0].pid, victim);
+  EXPECT_EQ(after[0].restarts, 1);
+  // New requests succeed on every worker.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_NE(request(server.port(), "PING").find("\"OK\""), std::string::npos);
+  }
+}
+
+TEST(ProcessMode, SigtermLeavesNoProcessBehind) {
+  TempDir root;
+  ServerProcess server({"--mode", "process", "--workers", "4"}, root.path());
+  std::vector<pid_t> pids = {server.pid()};
+  for (auto& w : workers_of(server.port())) pids.push_back(w.pid);
+  ASSERT_EQ(pids.size(), 5u);
+  int st = server.stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_TRUE(wait_all_gone(pids, std::chrono::seconds(5)));
+}
+
+TEST(ProcessMode, WorkersExitWhenMasterIsKilled) {
+  TempDir root;
+  ServerProcess server({"--mode", "process", "--workers", "3"}, root.path());
+  std::vector<pid_t> workers;
+  for (auto& w : workers_of(server.port())) workers.push_back(w.pid);
+  ASSERT_EQ(workers.size(), 3u);
+  server.stop(SIGKILL);
+  EXPECT_TRUE(wait_all_gone(workers, std::chrono::seconds(10)));
+}
+
+TEST(ProcessMode, ConcurrentUploadsOfOneNameNeverShowAPartialFile) {
+  TempDir root;
+  const uint64_t size = 2u << 20;
+  ServerProcess server({"--mode", "process", "--workers", "4"}, root.path());
+  std::atomic<bool> done{false};
+  std::atomic<int> bad_reads{0}, reads{0};
+  std::thread reader([&] {
+    auto c = client_for(server.port());
+    while (!done) {
+      std::set<uint8_t> seen;
+      uint64_t got = 0;
+      client::Result r = c->get("same.bin", [&](std::span<const uint8_t> d) {
+        for (uint8_t b : d) seen.insert(b);
+        got += d.size();
+        return true;
+      });
+      if (!r.ok()) continue;  // not there yet
+      ++reads;
+      if (got != size || seen.size() != 1) ++bad_reads;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 8; ++i) {
+    writers.emplace_back([&, i] {
+      for (int round = 0; round < 3; ++round) {
+        auto c = client_for(server.port());
+        EXPECT_TRUE(upload_fill(*c, "same.bin", size, static_cast<uint8_t>(i * 3 + round)).ok());
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  done = true;
+  reader.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(fs::file_size(root.file("same.bin")), size);
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(root.path())) names.push_back(e.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"same.bin"});
+}
+
+}  // namespace
+}  // namespace fsrv::test
