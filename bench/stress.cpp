@@ -10,6 +10,7 @@
 //
 // Volumes are in bytes; the course's "MB" is 10^6 bytes.
 
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,7 +28,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
-#include <cjson/cJSON.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -107,11 +107,11 @@ int64_t now_ns() {
 /// One worker's outcome. Plain data: in --pool process it lives in a shared
 /// anonymous mapping written by the child.
 struct WorkerResult {
-  int32_t done = 0;  ///< 1 once the worker wrote its result
-  int32_t ok = 0;    ///< 1 if the transfer succeeded and was verified
-  uint64_t bytes = 0;  ///< bytes successfully transferred (0 on failure)
-  int64_t start_ns = 0;  ///< just before connect
-  int64_t end_ns = 0;    ///< after the reply (or the failure)
+  int32_t done = 0;                ///< 1 once the worker wrote its result
+  int32_t ok = 0;                  ///< 1 if the transfer succeeded and was verified
+  uint64_t bytes = 0;              ///< bytes successfully transferred (0 on failure)
+  int64_t start_ns = 0;            ///< just before connect
+  int64_t end_ns = 0;              ///< after the reply (or the failure)
   char reason[kReasonBytes] = {};  ///< empty on success
 };
 
@@ -121,7 +121,8 @@ struct SharedBlock {
   std::atomic<int>* ready = nullptr;
   WorkerResult* results = nullptr;
 };
-static_assert(std::atomic<int>::is_always_lock_free, "the barrier counter must work across processes");
+static_assert(std::atomic<int>::is_always_lock_free,
+              "the barrier counter must work across processes");
 /// Offset of the results in the mapping (one cache line after the counter).
 constexpr size_t kResultsOffset = 64;
 
@@ -134,7 +135,8 @@ void set_reason(WorkerResult& r, const std::string& text) {
 /// size, so a size always maps to the same bytes (and xxHash).
 class ContentGenerator {
  public:
-  explicit ContentGenerator(uint64_t size) : state_(size * 0x9E3779B97F4A7C15ULL + 0x5354524553ULL) {}
+  explicit ContentGenerator(uint64_t size)
+      : state_(size * 0x9E3779B97F4A7C15ULL + 0x5354524553ULL) {}
   /// Fills `out` with the next bytes of the stream.
   void fill(std::span<uint8_t> out) {
     size_t i = 0;
@@ -184,7 +186,10 @@ std::optional<uint64_t> file_hash(const fs::path& path) {
   for (;;) {
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) { ok = false; break; }
+    if (n < 0) {
+      ok = false;
+      break;
+    }
     if (n == 0) break;
     XXH3_64bits_update(st, buf.data(), size_t(n));
   }
@@ -199,7 +204,8 @@ std::optional<uint64_t> file_hash(const fs::path& path) {
 /// /tmp/fsrv-stress-cache.
 fs::path cache_dir(const std::string& option) {
   if (!option.empty()) return option;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "fsrv-stress";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return fs::path(xdg) / "fsrv-stress";
   return "/tmp/fsrv-stress-cache";
 }
 
@@ -224,7 +230,8 @@ TestFile prepare_file(const fs::path& dir, uint64_t size) {
   fs::path tmp = tf.path;
   tmp += ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
   ContentGenerator gen(size);
   std::vector<uint8_t> buf(kChunkBytes);
   for (uint64_t done = 0; done < size;) {
@@ -284,11 +291,16 @@ fsrv::client::Options client_options(const Config& c) {
 /// Short name of an error kind, used as the prefix of failure reasons.
 std::string kind_name(fsrv::client::ErrorKind k) {
   switch (k) {
-    case fsrv::client::ErrorKind::kNone: return "ok";
-    case fsrv::client::ErrorKind::kServer: return "server";
-    case fsrv::client::ErrorKind::kConnection: return "connection";
-    case fsrv::client::ErrorKind::kProtocol: return "protocol";
-    case fsrv::client::ErrorKind::kLocal: return "local";
+    case fsrv::client::ErrorKind::kNone:
+      return "ok";
+    case fsrv::client::ErrorKind::kServer:
+      return "server";
+    case fsrv::client::ErrorKind::kConnection:
+      return "connection";
+    case fsrv::client::ErrorKind::kProtocol:
+      return "protocol";
+    case fsrv::client::ErrorKind::kLocal:
+      return "local";
   }
   return "?";
 }
@@ -303,7 +315,8 @@ pid_t g_run_pid = 0;
 /// Distinct upload name of worker i of this run (no two workers race, nor
 /// two concurrent stress runs).
 std::string upload_name(uint64_t size, int i) {
-  return "stress-up-" + std::to_string(size) + "-" + std::to_string(g_run_pid) + "-" + std::to_string(i) + ".bin";
+  return "stress-up-" + std::to_string(size) + "-" + std::to_string(g_run_pid) + "-" +
+         std::to_string(i) + ".bin";
 }
 
 /// Reads a file's bytes as an upload source; counts what it gave.
@@ -322,7 +335,8 @@ fsrv::client::SourceFn file_source(int fd) {
 std::optional<uint64_t> uploaded_bytes(const std::string& json) {
   std::string data = json;
   if (cJSON* root = cJSON_Parse(json.c_str())) {
-    if (const cJSON* d = cJSON_GetObjectItemCaseSensitive(root, "data"); cJSON_IsString(d)) data = d->valuestring;
+    if (const cJSON* d = cJSON_GetObjectItemCaseSensitive(root, "data"); cJSON_IsString(d))
+      data = d->valuestring;
     cJSON_Delete(root);
   }
   static constexpr std::string_view kSuffix = " bytes)";
@@ -350,7 +364,8 @@ std::string get_and_verify(Client& client, const std::string& name, uint64_t siz
   uint64_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   if (!result.ok()) return kind_name(result.kind) + ": " + result.message;
-  if (got != size) return "wrong size: got " + std::to_string(got) + " of " + std::to_string(size) + " bytes";
+  if (got != size)
+    return "wrong size: got " + std::to_string(got) + " of " + std::to_string(size) + " bytes";
   if (h != hash) return "content hash mismatch";
   *bytes_out = got;
   return "";
@@ -388,9 +403,11 @@ void run_worker(const Config& cfg, const TestFile& tf, int i, int go_fd, std::at
       if (!result.ok()) {
         set_reason(*r, kind_name(result.kind) + ": " + result.message);
       } else if (auto n = uploaded_bytes(result.json); !n) {
-        set_reason(*r, "protocol: upload reply without a byte count: " + result.json.substr(0, 100));
+        set_reason(*r,
+                   "protocol: upload reply without a byte count: " + result.json.substr(0, 100));
       } else if (*n != tf.size) {
-        set_reason(*r, "server stored " + std::to_string(*n) + " of " + std::to_string(tf.size) + " bytes");
+        set_reason(*r, "server stored " + std::to_string(*n) + " of " + std::to_string(tf.size) +
+                           " bytes");
       } else {
         r->ok = 1;
         r->bytes = tf.size;
@@ -440,13 +457,15 @@ Stats read_stats(const Config& cfg, const std::string& command) {
   const cJSON* cmds = cJSON_GetObjectItemCaseSensitive(data, "commands");
   const cJSON* cmd = cJSON_GetObjectItemCaseSensitive(cmds, command.c_str());
   long long pool = 0;
-  if (number(conns, "active", &s.active) && number(cmd, "ok", &s.cmd_ok) && number(cmd, "failed", &s.cmd_failed)) {
+  if (number(conns, "active", &s.active) && number(cmd, "ok", &s.cmd_ok) &&
+      number(cmd, "failed", &s.cmd_failed)) {
     s.ok = true;
   } else {
     s.error = "STATS: reply lacks connections.active or commands." + command + ".ok/failed";
   }
   if (number(data, "pool_size", &pool)) s.pool_size = int(pool);
-  if (const cJSON* m = cJSON_GetObjectItemCaseSensitive(data, "mode"); cJSON_IsString(m)) s.mode = m->valuestring;
+  if (const cJSON* m = cJSON_GetObjectItemCaseSensitive(data, "mode"); cJSON_IsString(m))
+    s.mode = m->valuestring;
   cJSON_Delete(root);
   return s;
 }
@@ -491,7 +510,8 @@ void append_csv(const std::string& path, const std::map<std::string, std::string
   std::ofstream out(path, std::ios::app);
   if (!out) throw std::runtime_error("cannot append to " + path);
   auto line = [&](auto value_of) {
-    for (size_t i = 0; i < kCsvColumns.size(); ++i) out << (i ? "," : "") << csv_field(value_of(kCsvColumns[i]));
+    for (size_t i = 0; i < kCsvColumns.size(); ++i)
+      out << (i ? "," : "") << csv_field(value_of(kCsvColumns[i]));
     out << "\n";
   };
   if (need_header) line([](const std::string& name) { return name; });
@@ -517,7 +537,8 @@ std::string volume_label(uint64_t size) {
 }
 
 /// The row's identifying columns, shared by measured and skipped rows.
-std::map<std::string, std::string> row_keys(const Config& c, int server_workers, const std::string& mode) {
+std::map<std::string, std::string> row_keys(const Config& c, int server_workers,
+                                            const std::string& mode) {
   return {
       {"Nomor", std::to_string(c.row)},
       {"Operasi", c.op},
@@ -535,7 +556,8 @@ std::string summarize_reasons(const std::vector<std::string>& reasons) {
   std::map<std::string, int> count;
   for (const auto& r : reasons) count[r]++;
   std::string out;
-  for (const auto& [reason, n] : count) out += (out.empty() ? "" : "; ") + std::to_string(n) + "x " + reason;
+  for (const auto& [reason, n] : count)
+    out += (out.empty() ? "" : "; ") + std::to_string(n) + "x " + reason;
   return out;
 }
 
@@ -544,7 +566,8 @@ std::string summarize_reasons(const std::vector<std::string>& reasons) {
 /// Throws std::runtime_error if the workers cannot be started.
 int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& shared) {
   int go[2];
-  if (::pipe2(go, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  if (::pipe2(go, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   WorkerResult* results = shared.results;
   std::vector<std::thread> threads;
   std::vector<pid_t> children;
@@ -561,7 +584,8 @@ int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& sh
   for (int i = 0; i < cfg.clients; ++i) {
     if (cfg.pool == "thread") {
       try {
-        threads.emplace_back(run_worker, std::cref(cfg), std::cref(tf), i, go[0], std::ref(*shared.ready), &results[i]);
+        threads.emplace_back(run_worker, std::cref(cfg), std::cref(tf), i, go[0],
+                             std::ref(*shared.ready), &results[i]);
       } catch (const std::system_error& e) {
         release_and_fail(std::string("cannot start worker thread: ") + e.what());
       }
@@ -580,7 +604,8 @@ int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& sh
   }
   auto spawn_deadline = std::chrono::steady_clock::now() + kSpawnTimeout;
   while (shared.ready->load() < cfg.clients) {
-    if (std::chrono::steady_clock::now() >= spawn_deadline) release_and_fail("workers did not start in time");
+    if (std::chrono::steady_clock::now() >= spawn_deadline)
+      release_and_fail("workers did not start in time");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   int64_t go_ns = now_ns();
@@ -596,8 +621,9 @@ int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& sh
       r.bytes = 0;
       if (!r.end_ns) r.end_ns = now_ns();
       if (!r.start_ns) r.start_ns = go_ns;
-      set_reason(r, WIFSIGNALED(status) ? "worker process killed by signal " + std::to_string(WTERMSIG(status))
-                                        : "worker process exited without a result");
+      set_reason(r, WIFSIGNALED(status)
+                        ? "worker process killed by signal " + std::to_string(WTERMSIG(status))
+                        : "worker process exited without a result");
     }
   }
   ::close(go[0]);
@@ -624,12 +650,16 @@ int run_row(Config& cfg) {
   if (cfg.op == "download") {
     std::string error;
     auto client = Client::connect(client_options(cfg), &error);
-    if (!client) throw std::runtime_error("cannot connect to " + cfg.host + ":" + std::to_string(cfg.port) + ": " + error);
+    if (!client)
+      throw std::runtime_error("cannot connect to " + cfg.host + ":" + std::to_string(cfg.port) +
+                               ": " + error);
     int fd = ::open(tf.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw std::runtime_error("cannot open " + tf.path.string());
     auto r = client->upload(download_name(cfg.size), tf.size, file_source(fd));
     ::close(fd);
-    if (!r.ok()) throw std::runtime_error("preparatory upload failed: " + kind_name(r.kind) + ": " + r.message);
+    if (!r.ok())
+      throw std::runtime_error("preparatory upload failed: " + kind_name(r.kind) + ": " +
+                               r.message);
   }
 
   Stats before = read_stats(cfg, command);
@@ -665,8 +695,9 @@ int run_row(Config& cfg) {
       std::string error;
       auto client = Client::connect(client_options(cfg), &error);
       uint64_t bytes = 0;
-      std::string why = client ? get_and_verify(*client, upload_name(cfg.size, i), tf.size, tf.hash, &bytes)
-                               : "connect: " + error;
+      std::string why =
+          client ? get_and_verify(*client, upload_name(cfg.size, i), tf.size, tf.hash, &bytes)
+                 : "connect: " + error;
       if (!why.empty()) {
         r.ok = 0;
         r.bytes = 0;
@@ -677,7 +708,8 @@ int run_row(Config& cfg) {
   if (cfg.op == "upload" && !cfg.keep_uploads) {
     std::string error;
     if (auto client = Client::connect(client_options(cfg), &error)) {
-      for (int i = 0; i < cfg.clients; ++i) client->command("DELETE " + fsrv::client::quote_name(upload_name(cfg.size, i)));
+      for (int i = 0; i < cfg.clients; ++i)
+        client->command("DELETE " + fsrv::client::quote_name(upload_name(cfg.size, i)));
     }
   }
 
@@ -720,10 +752,12 @@ int run_row(Config& cfg) {
 
   std::printf(
       "row %d: %s %s, clients %d (%s), server %d (%s): time/client mean %.3f s p50 %.3f max %.3f; "
-      "throughput/client %.2f MB/s; aggregate %.2f MB/s; client ok %d failed %d; server ok %s failed %s%s%s\n",
-      cfg.row, cfg.op.c_str(), volume_label(cfg.size).c_str(), cfg.clients, cfg.pool.c_str(), server_workers,
-      mode.c_str(), mean, p50, dmax, thr_client / 1e6, aggregate / 1e6, ok, failed,
-      server_ok.empty() ? "?" : server_ok.c_str(), server_failed.empty() ? "?" : server_failed.c_str(),
+      "throughput/client %.2f MB/s; aggregate %.2f MB/s; client ok %d failed %d; server ok %s "
+      "failed %s%s%s\n",
+      cfg.row, cfg.op.c_str(), volume_label(cfg.size).c_str(), cfg.clients, cfg.pool.c_str(),
+      server_workers, mode.c_str(), mean, p50, dmax, thr_client / 1e6, aggregate / 1e6, ok, failed,
+      server_ok.empty() ? "?" : server_ok.c_str(),
+      server_failed.empty() ? "?" : server_failed.c_str(),
       reason_text.empty() ? "" : "; failures: ", reason_text.c_str());
   std::fflush(stdout);
 
@@ -751,10 +785,13 @@ int run_row(Config& cfg) {
 /// Parses the options (see --help), then runs, skips or prepares the row.
 int main(int argc, char** argv) {
   Config cfg;
-  CLI::App app{"Runs one row of the stress table: C concurrent clients each GET or UPLOAD one file of SIZE bytes."};
+  CLI::App app{
+      "Runs one row of the stress table: C concurrent clients each GET or UPLOAD one file of SIZE "
+      "bytes."};
   app.add_option("--host", cfg.host, "server address")->capture_default_str();
   app.add_option("--port", cfg.port, "server port");
-  app.add_option("--op", cfg.op, "download or upload")->check(CLI::IsMember({"download", "upload"}));
+  app.add_option("--op", cfg.op, "download or upload")
+      ->check(CLI::IsMember({"download", "upload"}));
   app.add_option("--size", cfg.size, "file size in bytes (the course's MB = 1000000 bytes)")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
   app.add_option("--clients", cfg.clients, "concurrent client workers")
@@ -763,7 +800,8 @@ int main(int argc, char** argv) {
   app.add_option("--pool", cfg.pool, "client pool: workers as threads or forked processes")
       ->check(CLI::IsMember({"thread", "process"}))
       ->capture_default_str();
-  app.add_option("--server-workers", cfg.server_workers, "server pool size for the table (default: from STATS)");
+  app.add_option("--server-workers", cfg.server_workers,
+                 "server pool size for the table (default: from STATS)");
   app.add_option("--codec", cfg.codec_name, "base64 codec of the client")
       ->check(CLI::IsMember({"fast", "libb64"}))
       ->capture_default_str();
@@ -771,14 +809,19 @@ int main(int argc, char** argv) {
   app.add_option("--row", cfg.row, "row number (Nomor) for the table");
   app.add_option("--mode-label", cfg.mode_label, "server mode for the table (default: from STATS)")
       ->check(CLI::IsMember({"thread", "process"}));
-  app.add_option("--cache-dir", cfg.cache, "test file cache (default $XDG_CACHE_HOME/fsrv-stress or /tmp/fsrv-stress-cache)");
+  app.add_option("--cache-dir", cfg.cache,
+                 "test file cache (default $XDG_CACHE_HOME/fsrv-stress or /tmp/fsrv-stress-cache)");
   app.add_option("--io-timeout-ms", cfg.io_timeout_ms, "client timeout per send/receive")
       ->check(CLI::Range(100, 3600000))
       ->capture_default_str();
-  app.add_flag("--verify-uploads", cfg.verify_uploads, "after the row, GET every upload back and check its xxHash");
-  app.add_flag("--keep-uploads", cfg.keep_uploads, "do not DELETE the uploaded files after the row");
-  app.add_option("--skip-reason", cfg.skip_reason, "do not run: record the row as skipped with this reason");
-  app.add_flag("--prepare-only", cfg.prepare_only, "only create the cached test file and print its path");
+  app.add_flag("--verify-uploads", cfg.verify_uploads,
+               "after the row, GET every upload back and check its xxHash");
+  app.add_flag("--keep-uploads", cfg.keep_uploads,
+               "do not DELETE the uploaded files after the row");
+  app.add_option("--skip-reason", cfg.skip_reason,
+                 "do not run: record the row as skipped with this reason");
+  app.add_flag("--prepare-only", cfg.prepare_only,
+               "only create the cached test file and print its path");
   CLI11_PARSE(app, argc, argv);
 
   if (!fsrv::codec::parse_base64_kind(cfg.codec_name, cfg.codec)) {

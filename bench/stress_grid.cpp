@@ -130,11 +130,21 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (unsigned char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -335,9 +345,11 @@ std::string last_line(std::string s) {
   if (i == 0 || i == std::string::npos || line.compare(i, 2, " [") != 0) return line;
   size_t close = line.find("] ", i);
   if (close == std::string::npos) return line;
-  if (line.substr(i + 2, close - i - 2).find_first_not_of("0123456789") != std::string::npos) return line;
+  if (line.substr(i + 2, close - i - 2).find_first_not_of("0123456789") != std::string::npos)
+    return line;
   size_t colon = line.find(": ", close + 2);
-  if (colon == std::string::npos || line.substr(close + 2, colon - close - 2).find(' ') != std::string::npos)
+  if (colon == std::string::npos ||
+      line.substr(close + 2, colon - close - 2).find(' ') != std::string::npos)
     return line;
   return line.substr(colon + 2);
 }
@@ -367,7 +379,11 @@ struct Options {
 class Server {
  public:
   Server(const Options& o, fs::path bin, fs::path log_dir, std::string mode, int workers)
-      : opt_(o), bin_(std::move(bin)), log_dir_(std::move(log_dir)), mode_(std::move(mode)), workers_(workers) {}
+      : opt_(o),
+        bin_(std::move(bin)),
+        log_dir_(std::move(log_dir)),
+        mode_(std::move(mode)),
+        workers_(workers) {}
   ~Server() { stop(); }
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -382,9 +398,19 @@ class Server {
     out_ = log_dir_ / (base + ".out");
     err_ = log_dir_ / (base + ".err");
     uintmax_t out_from = file_size_or0(out_), err_from = file_size_or0(err_);
-    std::vector<std::string> argv = {(bin_ / "fileserver").string(), "--host", "127.0.0.1", "--port", "0",
-                                     "--root", root_.string(), "--workers", std::to_string(workers_),
-                                     "--mode", mode_, "--codec", opt_.codec};
+    std::vector<std::string> argv = {(bin_ / "fileserver").string(),
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--port",
+                                     "0",
+                                     "--root",
+                                     root_.string(),
+                                     "--workers",
+                                     std::to_string(workers_),
+                                     "--mode",
+                                     mode_,
+                                     "--codec",
+                                     opt_.codec};
     try {
       child_ = spawn(argv, out_, err_);
     } catch (const std::exception& e) {
@@ -410,12 +436,15 @@ class Server {
         std::string how = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
                                             : "signal " + std::to_string(WTERMSIG(status));
         stop();
-        return "fileserver --mode " + mode_ + " did not start (" + how + ")" + (why.empty() ? "" : ": " + why);
+        return "fileserver --mode " + mode_ + " did not start (" + how + ")" +
+               (why.empty() ? "" : ": " + why);
       }
       if (Clock::now() >= deadline || g_stop) {
         stop();
         return "fileserver did not print 'listening on' within " +
-               std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kServerStartTimeout).count()) + " s";
+               std::to_string(
+                   std::chrono::duration_cast<std::chrono::seconds>(kServerStartTimeout).count()) +
+               " s";
       }
       std::this_thread::sleep_for(kPollInterval);
     }
@@ -426,7 +455,8 @@ class Server {
   std::string stop() {
     std::string note;
     if (child_.pid > 0) {
-      int st = child_.stop(std::chrono::duration_cast<std::chrono::milliseconds>(kServerStopTimeout));
+      int st =
+          child_.stop(std::chrono::duration_cast<std::chrono::milliseconds>(kServerStopTimeout));
       if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
         note = WIFEXITED(st) ? "server exited with status " + std::to_string(WEXITSTATUS(st))
                              : "server ended by signal " + std::to_string(WTERMSIG(st));
@@ -456,7 +486,8 @@ class Server {
 
 /// Machine, versions and options as JSON (run.json).
 std::string run_json(const Options& o, const GridSpec& g, size_t rows, const std::string& started,
-                     const std::string& finished, double elapsed_s, const std::vector<std::string>& notes) {
+                     const std::string& finished, double elapsed_s,
+                     const std::vector<std::string>& notes) {
   std::string cpu = capture("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'");
   std::string mem_kib = capture("awk '/MemTotal/ {print $2}' /proc/meminfo");
   utsname u{};
@@ -470,7 +501,9 @@ std::string run_json(const Options& o, const GridSpec& g, size_t rows, const std
     rota = capture("lsblk -ndo ROTA '" + source + "' | tr -d ' '");
     if (rota.empty()) rota = capture("lsblk -no ROTA '" + source + "' | tail -1 | tr -d ' '");
     model = capture("lsblk -ndo MODEL '" + source + "'");
-    medium = rota == "0" ? "non-rotational (SSD/NVMe/RAM)" : rota == "1" ? "rotational (HDD, or a virtual disk reporting ROTA=1)" : "unknown";
+    medium = rota == "0"   ? "non-rotational (SSD/NVMe/RAM)"
+             : rota == "1" ? "rotational (HDD, or a virtual disk reporting ROTA=1)"
+                           : "unknown";
   } else if (fstype == "tmpfs" || fstype == "ramfs") {
     medium = "RAM (" + fstype + ")";
   }
@@ -479,7 +512,8 @@ std::string run_json(const Options& o, const GridSpec& g, size_t rows, const std
     for (size_t i = 0; i < v.size(); ++i) {
       std::ostringstream os;
       os << v[i];
-      s += (i ? ", " : "") + (std::is_arithmetic_v<std::decay_t<decltype(v[i])>> ? os.str() : jstr(os.str()));
+      s += (i ? ", " : "") +
+           (std::is_arithmetic_v<std::decay_t<decltype(v[i])>> ? os.str() : jstr(os.str()));
     }
     return s + "]";
   };
@@ -490,23 +524,28 @@ std::string run_json(const Options& o, const GridSpec& g, size_t rows, const std
     << "  \"finished\": " << jstr(finished) << ",\n"
     << "  \"elapsed_s\": " << fixed(elapsed_s, 1) << ",\n"
     << "  \"rows\": " << rows << ",\n"
-    << "  \"units\": {\"Volume\": \"MB = 10^6 bytes\", \"Waktu\": \"seconds\", \"Throughput\": \"bytes per second\"},\n"
+    << "  \"units\": {\"Volume\": \"MB = 10^6 bytes\", \"Waktu\": \"seconds\", \"Throughput\": "
+       "\"bytes per second\"},\n"
     << "  \"machine\": {\n"
     << "    \"cpu_model\": " << jstr(cpu) << ",\n"
     << "    \"cores_online\": " << ::sysconf(_SC_NPROCESSORS_ONLN) << ",\n"
-    << "    \"memory_total_bytes\": " << (mem_kib.empty() ? "null" : std::to_string(std::atoll(mem_kib.c_str()) * 1024)) << ",\n"
-    << "    \"kernel\": " << jstr(std::string(u.sysname) + " " + u.release + " " + u.version + " " + u.machine) << ",\n"
+    << "    \"memory_total_bytes\": "
+    << (mem_kib.empty() ? "null" : std::to_string(std::atoll(mem_kib.c_str()) * 1024)) << ",\n"
+    << "    \"kernel\": "
+    << jstr(std::string(u.sysname) + " " + u.release + " " + u.version + " " + u.machine) << ",\n"
     << "    \"server_root_parent\": " << jstr(root_parent) << ",\n"
-    << "    \"storage\": {\"mount\": " << jstr(mount) << ", \"source\": " << jstr(source) << ", \"fstype\": "
-    << jstr(fstype) << ", \"rota\": " << jstr(rota) << ", \"model\": " << jstr(model) << ", \"medium\": "
-    << jstr(medium) << "}\n"
+    << "    \"storage\": {\"mount\": " << jstr(mount) << ", \"source\": " << jstr(source)
+    << ", \"fstype\": " << jstr(fstype) << ", \"rota\": " << jstr(rota)
+    << ", \"model\": " << jstr(model) << ", \"medium\": " << jstr(medium) << "}\n"
     << "  },\n"
     << "  \"versions\": {\n"
     << "    \"compiler\": " << jstr(__VERSION__) << ",\n"
     << "    \"libuv\": " << jstr(uv_version_string()) << ",\n"
     << "    \"xxhash\": " << XXH_versionNumber() << ",\n"
     << "    \"git_commit\": " << jstr(capture("git rev-parse HEAD")) << ",\n"
-    << "    \"git_dirty\": " << (capture("git status --porcelain --untracked-files=no | head -1").empty() ? "false" : "true") << ",\n"
+    << "    \"git_dirty\": "
+    << (capture("git status --porcelain --untracked-files=no | head -1").empty() ? "false" : "true")
+    << ",\n"
     << "    \"gnuplot\": " << jstr(capture("gnuplot --version")) << "\n"
     << "  },\n"
     << "  \"options\": {\n"
@@ -530,10 +569,14 @@ std::string run_json(const Options& o, const GridSpec& g, size_t rows, const std
 std::string grid_markdown(const Csv& csv, const Options& o, const std::string& started) {
   std::ostringstream md;
   md << "# Stress test " << started << "\n\n"
-     << "Volume: MB = 10^6 bytes. Waktu = seconds (mean over the row's client workers; p50/max likewise). "
-     << "Throughput per client = bytes a client transferred successfully / its own duration, mean over the "
-     << "row's clients; aggregate = all bytes transferred / row wall time; both in MB/s (10^6 B/s). "
-     << "Client pool mode: " << o.client_pool << ". Server sukses/gagal = STATS delta. Details: run.json.\n";
+     << "Volume: MB = 10^6 bytes. Waktu = seconds (mean over the row's client workers; p50/max "
+        "likewise). "
+     << "Throughput per client = bytes a client transferred successfully / its own duration, mean "
+        "over the "
+     << "row's clients; aggregate = all bytes transferred / row wall time; both in MB/s (10^6 "
+        "B/s). "
+     << "Client pool mode: " << o.client_pool
+     << ". Server sukses/gagal = STATS delta. Details: run.json.\n";
   std::vector<std::string> modes;
   for (size_t i = 0; i < csv.rows.size(); ++i) {
     std::string m = csv.get(i, "Server mode");
@@ -542,8 +585,10 @@ std::string grid_markdown(const Csv& csv, const Options& o, const std::string& s
   for (const auto& mode : modes) {
     md << "\n## Server mode: " << mode << "\n\n"
        << "| Nomor | Operasi | Volume | Jumlah client worker pool | Jumlah server worker pool | "
-          "Waktu total per client (s) | Throughput per client (MB/s) | Client sukses | Client gagal | "
-          "Server sukses | Server gagal | p50 (s) | max (s) | Throughput agregat (MB/s) | Catatan |\n"
+          "Waktu total per client (s) | Throughput per client (MB/s) | Client sukses | Client "
+          "gagal | "
+          "Server sukses | Server gagal | p50 (s) | max (s) | Throughput agregat (MB/s) | Catatan "
+          "|\n"
        << "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
     for (size_t i = 0; i < csv.rows.size(); ++i) {
       if (csv.get(i, "Server mode") != mode) continue;
@@ -551,12 +596,14 @@ std::string grid_markdown(const Csv& csv, const Options& o, const std::string& s
       if (csv.get(i, "Status") == "skipped") note = "skipped: " + note;
       for (auto& ch : note)
         if (ch == '|' || ch == '\n') ch = ' ';
-      md << "| " << csv.get(i, "Nomor") << " | " << csv.get(i, "Operasi") << " | " << csv.get(i, "Volume") << " | "
-         << csv.get(i, "Jumlah client worker pool") << " | " << csv.get(i, "Jumlah server worker pool") << " | "
+      md << "| " << csv.get(i, "Nomor") << " | " << csv.get(i, "Operasi") << " | "
+         << csv.get(i, "Volume") << " | " << csv.get(i, "Jumlah client worker pool") << " | "
+         << csv.get(i, "Jumlah server worker pool") << " | "
          << fixed(num(csv.get(i, "Waktu total per client")), 3) << " | "
-         << fixed(num(csv.get(i, "Throughput per client")) / 1e6, 2) << " | " << csv.get(i, "Client sukses") << " | "
-         << csv.get(i, "Client gagal") << " | " << csv.get(i, "Server sukses") << " | " << csv.get(i, "Server gagal")
-         << " | " << fixed(num(csv.get(i, "Waktu p50 per client")), 3) << " | "
+         << fixed(num(csv.get(i, "Throughput per client")) / 1e6, 2) << " | "
+         << csv.get(i, "Client sukses") << " | " << csv.get(i, "Client gagal") << " | "
+         << csv.get(i, "Server sukses") << " | " << csv.get(i, "Server gagal") << " | "
+         << fixed(num(csv.get(i, "Waktu p50 per client")), 3) << " | "
          << fixed(num(csv.get(i, "Waktu max per client")), 3) << " | "
          << fixed(num(csv.get(i, "Throughput agregat")) / 1e6, 2) << " | " << note << " |\n";
     }
@@ -568,12 +615,14 @@ std::string grid_markdown(const Csv& csv, const Options& o, const std::string& s
 /// panel per (operation, volume), x = client pool (log), one line per
 /// (server mode, server pool). Returns "" or a warning.
 std::string make_plots(const Csv& csv, const fs::path& dir) {
-  if (capture("command -v gnuplot").empty()) return "gnuplot not found: plots skipped (apt-get install gnuplot-nox)";
+  if (capture("command -v gnuplot").empty())
+    return "gnuplot not found: plots skipped (apt-get install gnuplot-nox)";
   struct Point {
     double clients, time_s, thr_mbs;
   };
   using Series = std::pair<std::string, int>;  // mode, server pool
-  std::map<std::pair<std::string, double>, std::map<Series, std::vector<Point>>> panels;  // (op, volume MB)
+  std::map<std::pair<std::string, double>, std::map<Series, std::vector<Point>>>
+      panels;  // (op, volume MB)
   std::vector<std::string> ops;
   std::set<double> volumes, client_pools;
   for (size_t i = 0; i < csv.rows.size(); ++i) {
@@ -586,7 +635,9 @@ std::string make_plots(const Csv& csv, const fs::path& dir) {
     if (std::find(ops.begin(), ops.end(), op) == ops.end()) ops.push_back(op);
     volumes.insert(vol);
     client_pools.insert(p.clients);
-    panels[{op, vol}][{csv.get(i, "Server mode"), int(num(csv.get(i, "Jumlah server worker pool")))}].push_back(p);
+    panels[{op, vol}]
+          [{csv.get(i, "Server mode"), int(num(csv.get(i, "Jumlah server worker pool")))}]
+              .push_back(p);
   }
   if (panels.empty()) return "no measured rows: plots skipped";
   std::ofstream dat(dir / "plot.dat");
@@ -595,8 +646,10 @@ std::string make_plots(const Csv& csv, const fs::path& dir) {
   std::map<std::pair<std::string, double>, std::vector<std::pair<int, std::string>>> blocks;
   for (auto& [panel, series] : panels) {
     for (auto& [s, pts] : series) {
-      std::sort(pts.begin(), pts.end(), [](const Point& a, const Point& b) { return a.clients < b.clients; });
-      dat << "# " << panel.first << " " << panel.second << " MB, server " << s.first << " pool " << s.second << "\n";
+      std::sort(pts.begin(), pts.end(),
+                [](const Point& a, const Point& b) { return a.clients < b.clients; });
+      dat << "# " << panel.first << " " << panel.second << " MB, server " << s.first << " pool "
+          << s.second << "\n";
       for (const auto& p : pts) dat << p.clients << " " << p.time_s << " " << p.thr_mbs << "\n";
       dat << "\n\n";
       blocks[panel].push_back({index++, s.first + " server, pool " + std::to_string(s.second)});
@@ -610,23 +663,25 @@ std::string make_plots(const Csv& csv, const fs::path& dir) {
     int column;
     const char* key;  ///< where the legend hides the fewest points
   };
-  const Metric metrics[] = {{"throughput-per-client.png", "Throughput per client", "MB/s (10^6 B/s)", 3, "top right"},
-                            {"time-per-client.png", "Waktu total per client", "seconds", 2, "top left"}};
+  const Metric metrics[] = {
+      {"throughput-per-client.png", "Throughput per client", "MB/s (10^6 B/s)", 3, "top right"},
+      {"time-per-client.png", "Waktu total per client", "seconds", 2, "top left"}};
   gp << "# Generated by stress-grid; re-run with: gnuplot plot.gp (in this folder)\n"
      << "set datafile separator whitespace\n";
   int cols = int(volumes.size()), rows = int(ops.size());
   std::string xtics;
   for (double c : client_pools) xtics += (xtics.empty() ? "" : ", ") + fixed(c, 0);
   // Log x with a margin either side so the first and last points are visible.
-  std::string xmin = fixed(*client_pools.begin() / 1.3, 2), xmax = fixed(*client_pools.rbegin() * 1.3, 2);
+  std::string xmin = fixed(*client_pools.begin() / 1.3, 2),
+              xmax = fixed(*client_pools.rbegin() * 1.3, 2);
   for (const auto& m : metrics) {
     gp << "set terminal pngcairo size " << 520 * cols << "," << 420 * rows << " font ',10'\n"
        << "set output '" << m.file << "'\n"
        << "set multiplot layout " << rows << "," << cols << " title '" << m.title
        << " vs client pool size (lines: server mode and pool)'\n"
        << "set logscale x\nset xrange [" << xmin << ":" << xmax << "]\nset xtics (" << xtics
-       << ")\nset xlabel 'client worker pool'\nset ylabel '" << m.ylabel
-       << "'\nset key " << m.key << " font ',8'\nset grid\n";
+       << ")\nset xlabel 'client worker pool'\nset ylabel '" << m.ylabel << "'\nset key " << m.key
+       << " font ',8'\nset grid\n";
     for (const auto& op : ops) {
       for (double v : volumes) {
         gp << "set title '" << op << " " << v << " MB'\n";
@@ -637,8 +692,9 @@ std::string make_plots(const Csv& csv, const fs::path& dir) {
         }
         gp << "plot ";
         for (size_t k = 0; k < it->second.size(); ++k)
-          gp << (k ? ", " : "") << "'plot.dat' index " << it->second[k].first << " using 1:" << m.column
-             << " with linespoints title '" << it->second[k].second << "'";
+          gp << (k ? ", " : "") << "'plot.dat' index " << it->second[k].first
+             << " using 1:" << m.column << " with linespoints title '" << it->second[k].second
+             << "'";
         gp << "\n";
       }
     }
@@ -646,7 +702,8 @@ std::string make_plots(const Csv& csv, const fs::path& dir) {
   }
   std::ofstream(dir / "plot.gp") << gp.str();
   std::string cmd = "cd '" + dir.string() + "' && gnuplot plot.gp >plot.log 2>&1";
-  if (std::system(cmd.c_str()) != 0) return "gnuplot failed (see " + (dir / "plot.log").string() + ")";
+  if (std::system(cmd.c_str()) != 0)
+    return "gnuplot failed (see " + (dir / "plot.log").string() + ")";
   return "";
 }
 
@@ -663,7 +720,8 @@ fs::path self_dir() {
 int main(int argc, char** argv) {
   Options o;
   GridSpec g;
-  CLI::App app{"Runs the stress grid (54 rows per server mode) and writes results/stress-<timestamp>/."};
+  CLI::App app{
+      "Runs the stress grid (54 rows per server mode) and writes results/stress-<timestamp>/."};
   app.add_flag("--dry-run", o.dry_run, "list the combinations (numbered, in run order) and exit");
   app.add_flag("--quick", o.quick, "reduced grid: volumes 1 and 5 MB, pools {1, 5}");
   app.add_option("--client-pool", o.client_pool, "stress workers as threads or processes")
@@ -676,10 +734,14 @@ int main(int argc, char** argv) {
   app.add_option("--codec", o.codec, "base64 codec (server and client)")
       ->check(CLI::IsMember({"fast", "libb64"}))
       ->capture_default_str();
-  app.add_option("--bin", o.bin_dir, "folder with fileserver and stress (default: this program's folder)");
-  app.add_option("--out", o.out_parent, "parent folder of stress-<timestamp>/")->capture_default_str();
-  app.add_option("--root-parent", o.root_parent, "where the servers' temp roots go (default $TMPDIR or /tmp)");
-  app.add_flag("--verify-uploads", o.verify_uploads, "GET every upload back after its row and check its xxHash");
+  app.add_option("--bin", o.bin_dir,
+                 "folder with fileserver and stress (default: this program's folder)");
+  app.add_option("--out", o.out_parent, "parent folder of stress-<timestamp>/")
+      ->capture_default_str();
+  app.add_option("--root-parent", o.root_parent,
+                 "where the servers' temp roots go (default $TMPDIR or /tmp)");
+  app.add_flag("--verify-uploads", o.verify_uploads,
+               "GET every upload back after its row and check its xxHash");
   app.add_flag("--no-plots", o.no_plots, "skip the gnuplot PNGs");
   CLI11_PARSE(app, argc, argv);
 
@@ -709,7 +771,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   ::sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
@@ -728,7 +790,8 @@ int main(int argc, char** argv) {
   std::string started = timestamp("%Y-%m-%dT%H:%M:%S%z");
   fs::path dir = fs::path(o.out_parent) / ("stress-" + timestamp("%Y%m%d-%H%M%S"));
   for (int n = 2; fs::exists(dir) && n < 100; ++n)
-    dir = fs::path(o.out_parent) / ("stress-" + timestamp("%Y%m%d-%H%M%S") + "-" + std::to_string(n));
+    dir =
+        fs::path(o.out_parent) / ("stress-" + timestamp("%Y%m%d-%H%M%S") + "-" + std::to_string(n));
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
@@ -747,11 +810,12 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "stress-grid: %zu rows into %s\n", combos.size(), dir.c_str());
 
   auto skip_row = [&](const Combo& c, const std::string& reason) {
-    Child ch = spawn({(bin / "stress").string(), "--op", c.op, "--size", std::to_string(c.volume_mb * kMB),
-                      "--clients", std::to_string(c.clients), "--pool", o.client_pool, "--server-workers",
-                      std::to_string(c.server_pool), "--mode-label", c.mode, "--row", std::to_string(c.nomor),
-                      "--csv", csv_path.string(), "--skip-reason", reason},
-                     log, log);
+    Child ch =
+        spawn({(bin / "stress").string(), "--op", c.op, "--size", std::to_string(c.volume_mb * kMB),
+               "--clients", std::to_string(c.clients), "--pool", o.client_pool, "--server-workers",
+               std::to_string(c.server_pool), "--mode-label", c.mode, "--row",
+               std::to_string(c.nomor), "--csv", csv_path.string(), "--skip-reason", reason},
+              log, log);
     int st = 0;
     ::waitpid(ch.pid, &st, 0);
   };
@@ -761,7 +825,8 @@ int main(int argc, char** argv) {
     const Combo& c = combos[k];
     if (c.mode != current_mode) {  // a mode is done: stop its servers
       for (auto& [key, s] : servers)
-        if (std::string note = s->stop(); !note.empty()) notes.push_back(key.first + " pool " + std::to_string(key.second) + ": " + note);
+        if (std::string note = s->stop(); !note.empty())
+          notes.push_back(key.first + " pool " + std::to_string(key.second) + ": " + note);
       servers.clear();
       current_mode = c.mode;
     }
@@ -774,8 +839,8 @@ int main(int argc, char** argv) {
         notes.push_back(srv->failure);
       }
     } else if (srv->failure.empty() && !srv->alive()) {
-      std::string note = c.mode + " server pool " + std::to_string(c.server_pool) + " died before row " +
-                         std::to_string(c.nomor);
+      std::string note = c.mode + " server pool " + std::to_string(c.server_pool) +
+                         " died before row " + std::to_string(c.nomor);
       if (srv->restarts++ < kMaxServerRestarts) {
         srv->failure = srv->start();
         note += srv->failure.empty() ? "; restarted" : "; restart failed: " + srv->failure;
@@ -786,9 +851,9 @@ int main(int argc, char** argv) {
       notes.push_back(note);
     }
 
-    std::fprintf(stderr, "[%zu/%zu] %s server %d, %s %llu MB x %d clients (%s)...\n", k + 1, combos.size(),
-                 c.mode.c_str(), c.server_pool, c.op.c_str(), (unsigned long long)c.volume_mb, c.clients,
-                 o.client_pool.c_str());
+    std::fprintf(stderr, "[%zu/%zu] %s server %d, %s %llu MB x %d clients (%s)...\n", k + 1,
+                 combos.size(), c.mode.c_str(), c.server_pool, c.op.c_str(),
+                 (unsigned long long)c.volume_mb, c.clients, o.client_pool.c_str());
     if (!srv->failure.empty()) {
       std::fprintf(stderr, "    -> skipped: %s\n", srv->failure.c_str());
       skip_row(c, srv->failure);
@@ -796,12 +861,29 @@ int main(int argc, char** argv) {
     }
     size_t rows_before = read_csv(csv_path).rows.size();
     uintmax_t log_from = file_size_or0(log);
-    std::vector<std::string> args = {(bin / "stress").string(), "--host", "127.0.0.1", "--port",
-                                     std::to_string(srv->port()), "--op", c.op, "--size",
-                                     std::to_string(c.volume_mb * kMB), "--clients", std::to_string(c.clients),
-                                     "--pool", o.client_pool, "--server-workers", std::to_string(c.server_pool),
-                                     "--codec", o.codec, "--csv", csv_path.string(), "--row",
-                                     std::to_string(c.nomor), "--mode-label", c.mode};
+    std::vector<std::string> args = {(bin / "stress").string(),
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--port",
+                                     std::to_string(srv->port()),
+                                     "--op",
+                                     c.op,
+                                     "--size",
+                                     std::to_string(c.volume_mb * kMB),
+                                     "--clients",
+                                     std::to_string(c.clients),
+                                     "--pool",
+                                     o.client_pool,
+                                     "--server-workers",
+                                     std::to_string(c.server_pool),
+                                     "--codec",
+                                     o.codec,
+                                     "--csv",
+                                     csv_path.string(),
+                                     "--row",
+                                     std::to_string(c.nomor),
+                                     "--mode-label",
+                                     c.mode};
     if (o.verify_uploads) args.push_back("--verify-uploads");
     auto row_start = Clock::now();
     double timeout_s = kRowBaseTimeoutS + row_bytes(c) / kRowMinRate;
@@ -818,7 +900,8 @@ int main(int argc, char** argv) {
         break;
       }
       if (now >= next_progress) {
-        std::fprintf(stderr, "    row %zu/%zu still running (%s)\n", k + 1, combos.size(), duration_text(el).c_str());
+        std::fprintf(stderr, "    row %zu/%zu still running (%s)\n", k + 1, combos.size(),
+                     duration_text(el).c_str());
         next_progress = now + kProgressInterval;
       }
       std::this_thread::sleep_for(kPollInterval);
@@ -848,14 +931,19 @@ int main(int argc, char** argv) {
         double rate = op_seconds[op] > 0 ? op_bytes[op] / op_seconds[op] : done_bytes / measured_s;
         eta += rate > 0 ? row_bytes(combos[j]) / rate : NAN;
       }
-      std::fprintf(stderr, "    -> %.1f MB/s aggregate, %.1f MB/s per client, clients ok %s/%d, server ok %s; %s; ETA %s\n",
-                   num(csv.get(i, "Throughput agregat")) / 1e6, num(csv.get(i, "Throughput per client")) / 1e6,
-                   csv.get(i, "Client sukses").c_str(), c.clients, csv.get(i, "Server sukses").c_str(),
-                   duration_text(row_s).c_str(), duration_text(eta).c_str());
+      std::fprintf(stderr,
+                   "    -> %.1f MB/s aggregate, %.1f MB/s per client, clients ok %s/%d, server ok "
+                   "%s; %s; ETA %s\n",
+                   num(csv.get(i, "Throughput agregat")) / 1e6,
+                   num(csv.get(i, "Throughput per client")) / 1e6,
+                   csv.get(i, "Client sukses").c_str(), c.clients,
+                   csv.get(i, "Server sukses").c_str(), duration_text(row_s).c_str(),
+                   duration_text(eta).c_str());
     }
   }
   for (auto& [key, s] : servers)
-    if (std::string note = s->stop(); !note.empty()) notes.push_back(key.first + " pool " + std::to_string(key.second) + ": " + note);
+    if (std::string note = s->stop(); !note.empty())
+      notes.push_back(key.first + " pool " + std::to_string(key.second) + ": " + note);
   servers.clear();
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   if (g_stop) notes.push_back("interrupted by a signal");
@@ -869,9 +957,10 @@ int main(int argc, char** argv) {
       notes.push_back(w);
     }
   }
-  std::ofstream(dir / "run.json") << run_json(o, g, csv.rows.size(), started, timestamp("%Y-%m-%dT%H:%M:%S%z"),
-                                              elapsed, notes);
-  std::fprintf(stderr, "stress-grid: %zu rows in %s\n", csv.rows.size(), duration_text(elapsed).c_str());
+  std::ofstream(dir / "run.json") << run_json(o, g, csv.rows.size(), started,
+                                              timestamp("%Y-%m-%dT%H:%M:%S%z"), elapsed, notes);
+  std::fprintf(stderr, "stress-grid: %zu rows in %s\n", csv.rows.size(),
+               duration_text(elapsed).c_str());
   std::printf("%s\n", dir.c_str());
   return g_stop ? 130 : 0;
 }

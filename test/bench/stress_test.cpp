@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,8 +30,6 @@
 #include <thread>
 #include <tuple>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "../support/server_process.hpp"
 
@@ -126,18 +125,20 @@ Csv read_csv(const fs::path& path) {
 
 /// Runs one stress row against 127.0.0.1:port into dir/row.csv; returns the
 /// CSV read back (one row expected).
-Csv stress_row(const TempDir& dir, int port, const std::string& op, const std::string& extra, std::string* out) {
+Csv stress_row(const TempDir& dir, int port, const std::string& op, const std::string& extra,
+               std::string* out) {
   std::ostringstream cmd;
-  cmd << program("stress") << " --host 127.0.0.1 --port " << port << " --op " << op << " --size " << kRowSize
-      << " --clients " << kRowClients << " --row 7 --csv " << (fs::path(dir.path()) / "row.csv") << " --cache-dir "
-      << (fs::path(dir.path()) / "cache") << " --io-timeout-ms 10000 " << extra;
+  cmd << program("stress") << " --host 127.0.0.1 --port " << port << " --op " << op << " --size "
+      << kRowSize << " --clients " << kRowClients << " --row 7 --csv "
+      << (fs::path(dir.path()) / "row.csv") << " --cache-dir " << (fs::path(dir.path()) / "cache")
+      << " --io-timeout-ms 10000 " << extra;
   int rc = run(cmd.str(), out);
   EXPECT_EQ(rc, 0) << cmd.str() << "\n" << *out;
   return read_csv(fs::path(dir.path()) / "row.csv");
 }
 
-#define REQUIRE_PROGRAMS(...)                                                   \
-  for (const char* name_ : {__VA_ARGS__})                                       \
+#define REQUIRE_PROGRAMS(...)             \
+  for (const char* name_ : {__VA_ARGS__}) \
     if (program(name_).empty()) GTEST_SKIP() << name_ << " not found in $FSRV_BIN";
 
 // --- grid dry run ---------------------------------------------------------
@@ -205,7 +206,8 @@ TEST(StressRow, SkippedRowIsRecordedWithItsReason) {
   REQUIRE_PROGRAMS("stress");
   TempDir dir;
   std::string out;
-  std::string cmd = program("stress") + " --op upload --size 1000000 --clients 5 --server-workers 50 --row 12 " +
+  std::string cmd = program("stress") +
+                    " --op upload --size 1000000 --clients 5 --server-workers 50 --row 12 " +
                     "--mode-label process --csv " + (fs::path(dir.path()) / "row.csv").string() +
                     " --skip-reason 'server rejects --mode process, for now'";
   ASSERT_EQ(run(cmd, &out), 0) << out;
@@ -276,7 +278,8 @@ INSTANTIATE_TEST_SUITE_P(PoolsAndModes, StressLive,
                          ::testing::Combine(::testing::Values("thread", "process"),
                                             ::testing::Values("thread", "process")),
                          [](const auto& info) {
-                           return "client_" + std::get<0>(info.param) + "_server_" + std::get<1>(info.param);
+                           return "client_" + std::get<0>(info.param) + "_server_" +
+                                  std::get<1>(info.param);
                          });
 
 // --- a lying server: right size, wrong content ------------------------------
@@ -345,20 +348,24 @@ class LyingServer {
         auto sp = line.find(' ', 7);
         std::string name = line.substr(7, sp - 7);
         size_t chars = line.size() - sp - 1;
-        size_t pad = line.size() >= 2 ? (line[line.size() - 1] == '=') + (line[line.size() - 2] == '=') : 0;
+        size_t pad =
+            line.size() >= 2 ? (line[line.size() - 1] == '=') + (line[line.size() - 2] == '=') : 0;
         size_ = chars / 4 * 3 - pad;
-        send_all(c, "{\"status\":\"OK\",\"data\":\"" + name + " uploaded (" + std::to_string(size_) + " bytes)\"}\r\n\r\n");
+        send_all(c, "{\"status\":\"OK\",\"data\":\"" + name + " uploaded (" +
+                        std::to_string(size_) + " bytes)\"}\r\n\r\n");
       } else if (line.rfind("GET ", 0) == 0) {
         std::string b64(size_ / 3 * 4, 'A');
         if (size_ % 3 == 1) b64 += "AA==";
         if (size_ % 3 == 2) b64 += "AAA=";
-        send_all(c, "{\"status\":\"OK\",\"data_namafile\":\"" + line.substr(4) + "\",\"data_file\":\"" + b64 +
-                        "\"}\r\n\r\n");
+        send_all(c, "{\"status\":\"OK\",\"data_namafile\":\"" + line.substr(4) +
+                        "\",\"data_file\":\"" + b64 + "\"}\r\n\r\n");
         get_ok_++;
       } else if (line == "STATS") {
-        send_all(c, "{\"status\":\"OK\",\"data\":{\"mode\":\"thread\",\"pool_size\":1,\"connections\":"
-                    "{\"active\":1,\"total\":1,\"rejected\":0},\"commands\":{\"GET\":{\"ok\":" +
-                        std::to_string(get_ok_) + ",\"failed\":0},\"UPLOAD\":{\"ok\":0,\"failed\":0}}}}\r\n\r\n");
+        send_all(c,
+                 "{\"status\":\"OK\",\"data\":{\"mode\":\"thread\",\"pool_size\":1,\"connections\":"
+                 "{\"active\":1,\"total\":1,\"rejected\":0},\"commands\":{\"GET\":{\"ok\":" +
+                     std::to_string(get_ok_) +
+                     ",\"failed\":0},\"UPLOAD\":{\"ok\":0,\"failed\":0}}}}\r\n\r\n");
       } else {
         send_all(c, "{\"status\":\"ERROR\",\"data\":\"unknown command\"}\r\n\r\n");
       }
