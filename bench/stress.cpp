@@ -115,15 +115,24 @@ struct WorkerResult {
   char reason[kReasonBytes] = {};  ///< empty on success
 };
 
+/// Start-barrier state, shared with forked workers: how many workers are
+/// parked, and whether they must give up instead of starting (set when the
+/// row cannot be started, e.g. a failed fork, before the release).
+struct Barrier {
+  std::atomic<int> ready{0};
+  std::atomic<int> abort{0};
+};
+
 /// Shared state of one row, in one anonymous shared mapping (visible to
-/// forked workers): the start-barrier counter, then `clients` results.
+/// forked workers): the barrier, then `clients` results.
 struct SharedBlock {
-  std::atomic<int>* ready = nullptr;
+  Barrier* barrier = nullptr;
   WorkerResult* results = nullptr;
 };
 static_assert(std::atomic<int>::is_always_lock_free,
               "the barrier counter must work across processes");
-/// Offset of the results in the mapping (one cache line after the counter).
+static_assert(sizeof(Barrier) <= 64);
+/// Offset of the results in the mapping (one cache line after the barrier).
 constexpr size_t kResultsOffset = 64;
 
 /// Stores a failure reason, truncated to kReasonBytes - 1 characters.
@@ -373,13 +382,19 @@ std::string get_and_verify(Client& client, const std::string& name, uint64_t siz
 
 /// Runs worker i: waits at the start barrier (EOF on go_fd), then connects
 /// and does one operation, writing the outcome into *r.
-void run_worker(const Config& cfg, const TestFile& tf, int i, int go_fd, std::atomic<int>& ready,
+void run_worker(const Config& cfg, const TestFile& tf, int i, int go_fd, Barrier& barrier,
                 WorkerResult* r) {
-  ready.fetch_add(1);
+  barrier.ready.fetch_add(1);
   char c;
   while (::read(go_fd, &c, 1) < 0 && errno == EINTR) {
   }
   r->start_ns = now_ns();
+  if (barrier.abort.load()) {
+    set_reason(*r, "aborted before the start");
+    r->end_ns = r->start_ns;
+    r->done = 1;
+    return;
+  }
   std::string error;
   auto client = Client::connect(client_options(cfg), &error);
   if (!client) {
@@ -572,6 +587,7 @@ int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& sh
   std::vector<std::thread> threads;
   std::vector<pid_t> children;
   auto release_and_fail = [&](const std::string& what) {
+    shared.barrier->abort.store(1);
     ::close(go[1]);
     for (auto& t : threads) t.join();
     for (pid_t p : children) {
@@ -585,7 +601,7 @@ int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& sh
     if (cfg.pool == "thread") {
       try {
         threads.emplace_back(run_worker, std::cref(cfg), std::cref(tf), i, go[0],
-                             std::ref(*shared.ready), &results[i]);
+                             std::ref(*shared.barrier), &results[i]);
       } catch (const std::system_error& e) {
         release_and_fail(std::string("cannot start worker thread: ") + e.what());
       }
@@ -596,14 +612,14 @@ int64_t run_workers(const Config& cfg, const TestFile& tf, const SharedBlock& sh
       if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         ::close(go[1]);
-        run_worker(cfg, tf, i, go[0], *shared.ready, &results[i]);
+        run_worker(cfg, tf, i, go[0], *shared.barrier, &results[i]);
         ::_exit(0);
       }
       children.push_back(pid);
     }
   }
   auto spawn_deadline = std::chrono::steady_clock::now() + kSpawnTimeout;
-  while (shared.ready->load() < cfg.clients) {
+  while (shared.barrier->ready.load() < cfg.clients) {
     if (std::chrono::steady_clock::now() >= spawn_deadline)
       release_and_fail("workers did not start in time");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -671,7 +687,7 @@ int run_row(Config& cfg) {
   void* mem = ::mmap(nullptr, map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
   SharedBlock shared;
-  shared.ready = new (mem) std::atomic<int>(0);
+  shared.barrier = new (mem) Barrier();
   shared.results = reinterpret_cast<WorkerResult*>(static_cast<char*>(mem) + kResultsOffset);
   for (int i = 0; i < cfg.clients; ++i) new (&shared.results[i]) WorkerResult();
 
