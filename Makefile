@@ -26,7 +26,13 @@ else
   $(error SAN must be empty, asan or tsan)
 endif
 
-OPT ?= -O2 -g
+ifeq ($(SAN),)
+  OPT ?= -O2 -g
+else
+  # -O1 keeps sanitizer builds quick to compile and their stacks readable.
+  OPT ?= -O1 -g
+endif
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 CXXFLAGS := -std=c++20 $(OPT) -Wall -Wextra -Werror -pthread $(SANFLAGS)
 CPPFLAGS := -Iinclude -MMD -MP
 LDFLAGS := -pthread $(SANFLAGS)
@@ -72,11 +78,12 @@ all: $(PROGRAM_BINS) $(TEST_BIN)
 help:
 	@echo "make deps        install missing Debian packages"
 	@echo "make all         build bin/fileserver, bin/filecli and the tests"
-	@echo "make test        deps + build + all tests (unit, integration, Python clients, sanitizers)"
+	@echo "make test        deps + build + all tests (unit, integration, Python clients) + ASan/UBSan run"
 	@echo "make run-server  serve ./files on port 6666 in the foreground"
 	@echo "make sanitize    ASan+UBSan build and test run;  make tsan  TSan build and test run"
 	@echo "make fmt         clang-format every C++ file"
 	@echo "make bench-transfer  100 MB GET/UPLOAD figures through filecli"
+	@echo "make bench-codec, fuzz, stress, stress-quick, stress-dry-run, bench: see README.md"
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -115,12 +122,14 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_SRCS:%.cpp=$(BUILD)/%.d))
 
-# The test command of README.md and .ci/run: everything, including the
-# sanitizer runs, from a fresh machine.
+# The test command of README.md and .ci/run: from a fresh machine, build in
+# parallel and run every suite, then the ASan+UBSan variant. (TSan, the
+# bounded fuzz run and stress-quick run in .ci/run after it: together they
+# would push `make test` past 10 minutes on 2 cores.)
 test: deps
+	$(MAKE) -j$(NPROC) all
 	$(MAKE) test-run
 	$(MAKE) sanitize
-	$(MAKE) tsan
 
 # Runs the suites of one variant (SAN=...). The integration tests find the
 # programs through FSRV_BIN.
@@ -129,16 +138,19 @@ test-run: all
 	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_*.py' -v
 
 sanitize: deps
+	$(MAKE) -j$(NPROC) SAN=asan all
 	$(MAKE) SAN=asan test-san
 
 tsan: deps
+	$(MAKE) -j$(NPROC) SAN=tsan all
 	$(MAKE) SAN=tsan test-san
 
 # Sanitizer variants skip the 100 MiB transfers (10x slower under ASan).
 test-san: all
 	FSRV_BIN=$(abspath $(BIN)) FSRV_SMALL=1 $(TEST_BIN) $(GTEST_ARGS)
 
-run-server: deps all
+run-server: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(BIN)/fileserver $(BIN)/filecli
 	@tools/run-server.sh $(BIN)
 
 fmt:
