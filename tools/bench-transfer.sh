@@ -8,7 +8,8 @@
 #   tools/bench-transfer.sh [BIN_DIR]        (make bench-transfer)
 #
 # Env: BENCH_BYTES (default 100000000), BENCH_CODEC (fast|libb64, default
-# fast), BENCH_DIR (scratch parent, default $TMPDIR or /tmp).
+# fast), BENCH_CLIENTS (concurrent GETs of the aggregate row, default 50),
+# BENCH_DIR (scratch parent, default $TMPDIR or /tmp).
 # Figures are MB/s of file bytes (10^6 bytes/s); on the wire a GET or
 # UPLOAD carries 4/3 as many base64 bytes.
 set -euo pipefail
@@ -21,11 +22,13 @@ START_TIMEOUT=10     # seconds for the server to print its `listening on` line
 IPERF_SECONDS=3
 
 cd "$(dirname "$0")/.."
-if [[ ! -x $BIN/filecli || ! -x $BIN/fileserver ]]; then
-  make -s "$BIN/filecli" "$BIN/fileserver"
+if [[ ! -x $BIN/filecli || ! -x $BIN/fileserver || ! -x $BIN/stress ]]; then
+  make -s "$BIN/filecli" "$BIN/fileserver" "$BIN/stress"
 fi
 FILECLI=$(realpath "$BIN/filecli")
 FILESERVER=$(realpath "$BIN/fileserver")
+STRESS=$(realpath "$BIN/stress")
+CLIENTS=${BENCH_CLIENTS:-50}   # concurrent GETs of the aggregate row (issue: 50 x 100 MB)
 
 WORK=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/bench-transfer.XXXXXX")
 PIDS=()
@@ -150,8 +153,24 @@ for mode in thread process; do
   null_mbps=$(mbps "$BYTES" "$null_secs")
 
   if cmp -s "$SRC" "$WORK/down.bin" && cmp -s "$SRC" "$root/bench.bin"; then verdict="content verified"; else verdict="CONTENT MISMATCH"; fi
+
+  # bin/stress decodes and checks each download's xxHash as it arrives (no
+  # local disk write): one client, then CLIENTS at once.
+  stress=(timeout $((STEP_TIMEOUT * 3)) "$STRESS" --port "$SERVER_PORT" --op download --size "$BYTES"
+          --codec "$CODEC" --cache-dir "$WORK/stress-cache")
+  one=$("${stress[@]}" --clients 1 | tail -1)
+  one_mbps=$(sed -n 's/.*throughput\/client \([0-9.]*\) MB\/s.*/\1/p' <<<"$one")
+  many=$("${stress[@]}" --clients "$CLIENTS" | tail -1)
+  many_mbps=$(sed -n 's/.*aggregate \([0-9.]*\) MB\/s.*/\1/p' <<<"$many")
+  many_fail=$(sed -n 's/.*client ok \([0-9]*\) failed \([0-9]*\).*/\1 ok, \2 failed/p' <<<"$many")
+
   rss="main $(peak_rss "$SERVER_PID")"
-  for child in $(pgrep -P "$SERVER_PID" 2>/dev/null || true); do rss+=", child $(peak_rss "$child")"; done
+  total_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+  for child in $(pgrep -P "$SERVER_PID" 2>/dev/null || true); do
+    rss+=", worker $(peak_rss "$child")"
+    total_kb=$((total_kb + $(awk '/^VmHWM:/ {print $2}' "/proc/$child/status" 2>/dev/null || echo 0)))
+  done
+  rss+="; all processes $(awk -v k="$total_kb" 'BEGIN {printf "%.1f MB", k/1024}')"
   stop_server
   rm -f "$WORK/down.bin" "$root/bench.bin"
 
@@ -163,6 +182,13 @@ for mode in thread process; do
   null_vs="-"
   [[ $IPERF_BPS != 0 ]] && null_vs="$(ratio "$(python3 -c "print($BYTES/$null_secs)")" "$IPERF_BPS") of iperf3"
   row "GET $mode -o /dev/null" "$null_mbps" "MB/s, $null_vs (no local disk write)"
+  one_vs="-"; many_vs="-"
+  if [[ $IPERF_BPS != 0 ]]; then
+    [[ -n $one_mbps ]] && one_vs="$(ratio "$one_mbps" "$(mbps "$IPERF_BPS" 1)") of iperf3"
+    [[ -n $many_mbps ]] && many_vs="$(ratio "$many_mbps" "$(mbps "$IPERF_BPS" 1)") of iperf3"
+  fi
+  row "GET $mode 1 client (stress, hashed)" "${one_mbps:--}" "MB/s, $one_vs; content checked by xxHash"
+  row "GET $mode ${CLIENTS} clients aggregate" "${many_mbps:--}" "MB/s, $many_vs; ${many_fail:-no result}"
   row "server peak RSS ($mode)" "" "$rss"
   [[ $verdict == "content verified" ]] || MISMATCH=1
 done
