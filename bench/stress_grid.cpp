@@ -43,6 +43,8 @@
 #include <thread>
 #include <vector>
 
+#include "csv.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -182,63 +184,8 @@ std::string duration_text(double s) {
   return buf;
 }
 
-/// A CSV file read back: header names and rows of fields (RFC 4180 quoting).
-struct Csv {
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
-  /// Field `name` of row i, "" if missing.
-  std::string get(size_t i, const std::string& name) const {
-    for (size_t k = 0; k < header.size(); ++k)
-      if (header[k] == name) return k < rows[i].size() ? rows[i][k] : "";
-    return "";
-  }
-};
-
-/// Reads a CSV file; a missing file gives an empty Csv.
-Csv read_csv(const fs::path& path) {
-  Csv csv;
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> rec;
-  std::string field;
-  bool quoted = false, any = false;
-  auto end_record = [&] {
-    rec.push_back(field);
-    field.clear();
-    if (csv.header.empty())
-      csv.header = rec;
-    else
-      csv.rows.push_back(rec);
-    rec.clear();
-    any = false;
-  };
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = any = true;
-    } else if (c == ',') {
-      rec.push_back(field);
-      field.clear();
-      any = true;
-    } else if (c == '\n') {
-      end_record();
-    } else if (c != '\r') {
-      field += c;
-      any = true;
-    }
-  }
-  if (any || !field.empty()) end_record();
-  return csv;
-}
+using fsrv::bench::Csv;
+using fsrv::bench::read_csv;
 
 /// A CSV number; NaN for an empty or non-numeric field.
 double num(const std::string& s) {

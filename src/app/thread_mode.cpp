@@ -56,7 +56,7 @@ int serve_thread_mode(const ServerConfig& config) {
   Lifecycle life(
       ctx, [&] { uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr); }, nullptr);
   life.watch_signals();
-  life.print_stats_every(config.stats_interval_s, [&] { return table.to_line(); });
+  life.print_stats_every(config.stats_interval_s, [&] { return table.to_line("thread", config.workers); });
 
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);

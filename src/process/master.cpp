@@ -298,7 +298,7 @@ void Master::maybe_finish() {
   }
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
-  std::string line = table_.to_line();
+  std::string line = table_.to_line("process", config_.workers);
   FSRV_LOG_INFO("final %s", line.c_str());
 }
 
@@ -373,7 +373,8 @@ int Master::run() {
     uv_timer_start(
         &stats_timer_,
         [](uv_timer_t* t) {
-          std::string line = static_cast<Master*>(t->data)->table_.to_line();
+          std::string line = static_cast<Master*>(t->data)->table_.to_line(
+              "process", static_cast<Master*>(t->data)->config_.workers);
           FSRV_LOG_INFO("%s", line.c_str());
         },
         ms, ms);

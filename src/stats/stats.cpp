@@ -119,10 +119,11 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
   return out;
 }
 
-std::string StatsTable::to_line() const {
+std::string StatsTable::to_line(std::string_view mode, int pool_size) const {
   Sum sum;
   for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
-  std::string line = "stats conns=" + std::to_string(sum.active) + "/" +
+  std::string line = "stats mode=" + std::string(mode) + " workers=" + std::to_string(pool_size) +
+                     " conns=" + std::to_string(sum.active) + "/" +
                      std::to_string(sum.total) + " rejected=" + std::to_string(sum.rejected) +
                      " lost=" + std::to_string(sum.lost);
   for (int c = 0; c < kCmdCount; ++c) {

@@ -31,6 +31,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../../bench/csv.hpp"
 #include "../support/server_process.hpp"
 
 namespace {
@@ -76,52 +77,17 @@ std::unique_ptr<ServerProcess> start_server(const TempDir& root, const std::stri
   }
 }
 
-/// A CSV file read back by column name (RFC 4180 quoting).
-struct Csv {
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
+/// The stress CSV, with a test failure for a column that does not exist.
+struct Csv : fsrv::bench::Csv {
+  Csv(fsrv::bench::Csv c) : fsrv::bench::Csv(std::move(c)) {}
   std::string get(size_t row, const std::string& name) const {
-    for (size_t k = 0; k < header.size(); ++k)
-      if (header[k] == name) return k < rows.at(row).size() ? rows[row][k] : "";
-    ADD_FAILURE() << "no column " << name;
-    return "";
+    if (column(name) < 0) ADD_FAILURE() << "no column " << name;
+    EXPECT_LT(row, rows.size());
+    return fsrv::bench::Csv::get(row, name);
   }
 };
 
-Csv read_csv(const fs::path& path) {
-  Csv csv;
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> rec;
-  std::string field;
-  bool quoted = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      rec.push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      rec.push_back(std::move(field));
-      field.clear();
-      (csv.header.empty() ? csv.header : csv.rows.emplace_back()) = std::move(rec);
-      rec.clear();
-    } else if (c != '\r') {
-      field += c;
-    }
-  }
-  return csv;
-}
+Csv read_csv(const fs::path& path) { return fsrv::bench::read_csv(path); }
 
 /// Runs one stress row against 127.0.0.1:port into dir/row.csv; returns the
 /// CSV read back (one row expected).

@@ -63,8 +63,9 @@ class StatsTable {
   /// mode; pass size() for none). `mode` and `pool_size` are echoed.
   std::string to_json(std::string_view mode, int pool_size, double uptime_s,
                       int first_worker) const;
-  /// One line for the log: "stats conns=1/10 GET=3/0 ... in=.. out=..".
-  std::string to_line() const;
+  /// One line for the log: "stats mode=thread workers=4 conns=1/10 ...
+  /// GET=3/0 ... in=.. out=.." (active/total connections, ok/failed).
+  std::string to_line(std::string_view mode, int pool_size) const;
 
  private:
   int slots_;
