@@ -33,6 +33,8 @@ double now_unix() {
 }
 
 class Master;
+struct WorkerHandle;
+void close_pipe(WorkerHandle& w);
 
 /// The master's view of one worker: its process and its IPC pipe.
 struct WorkerHandle {
@@ -40,7 +42,8 @@ struct WorkerHandle {
   int slot = 0;  ///< stats slot (1..N)
   pid_t pid = -1;
   uv_pipe_t pipe;
-  bool pipe_open = false;
+  bool pipe_open = false;    ///< open and usable for passing sockets
+  bool pipe_closed = true;   ///< its close callback ran: the memory may be re-initialised
   /// Sockets sent to this slot's workers since start. Those not yet taken
   /// (sent - received()) still count as load: the master's own write2
   /// callback may run only after the worker already served the client.
@@ -48,6 +51,15 @@ struct WorkerHandle {
   std::chrono::steady_clock::time_point started;
   uv_timer_t respawn_timer;
 };
+
+/// Closes a worker's channel (idempotent); pipe_closed flips in the close
+/// callback, and only then may fork_worker re-initialise the handle.
+void close_pipe(WorkerHandle& w) {
+  if (!w.pipe_open) return;
+  w.pipe_open = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&w.pipe),
+           [](uv_handle_t* h) { static_cast<WorkerHandle*>(h->data)->pipe_closed = true; });
+}
 
 /// One socket being passed: the write2 request and the master's copy of the
 /// client connection, closed in the callback (libuv pitfall 1).
@@ -68,6 +80,7 @@ class Master {
   bool fork_worker(WorkerHandle& w);
   void on_connection();
   void on_worker_exit(pid_t pid, int status);
+  static void on_respawn_timer(uv_timer_t* t);
   void on_signal(int signum);
   void maybe_finish();
   int64_t active_connections() const;
@@ -136,6 +149,7 @@ bool Master::fork_worker(WorkerHandle& w) {
   w.pipe.data = &w;
   uv_pipe_open(&w.pipe, sv[0]);
   w.pipe_open = true;
+  w.pipe_closed = false;
   // Reading only to notice EOF (the worker died or exited).
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w.pipe),
@@ -145,11 +159,7 @@ bool Master::fork_worker(WorkerHandle& w) {
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
         if (nread >= 0) return;
-        auto* wh = static_cast<WorkerHandle*>(s->data);
-        if (wh->pipe_open) {
-          wh->pipe_open = false;
-          uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
-        }
+        close_pipe(*static_cast<WorkerHandle*>(s->data));
       });
   FSRV_LOG_DEBUG("worker slot %d: pid %d", w.slot, static_cast<int>(pid));
   return true;
@@ -212,10 +222,7 @@ void Master::on_worker_exit(pid_t pid, int status) {
     int64_t lost = s.conns_active.exchange(0);
     w.sent = received(w);  // sockets in the dead worker's channel are gone too
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
-    if (w.pipe_open) {
-      w.pipe_open = false;
-      uv_close(reinterpret_cast<uv_handle_t*>(&w.pipe), nullptr);
-    }
+    close_pipe(w);
     if (stopping_) break;
     FSRV_LOG_WARN("worker slot %d (pid %d) %s %d; %lld connection(s) lost; restarting", w.slot,
                   static_cast<int>(pid), WIFSIGNALED(status) ? "killed by signal" : "exited with",
@@ -224,16 +231,21 @@ void Master::on_worker_exit(pid_t pid, int status) {
     s.restarts.fetch_add(1);
     auto age = std::chrono::steady_clock::now() - w.started;
     uint64_t delay = age < std::chrono::seconds(1) ? kRespawnBackoffMs : 0;
-    uv_timer_start(
-        &w.respawn_timer,
-        [](uv_timer_t* t) {
-          auto* wh = static_cast<WorkerHandle*>(t->data);
-          if (!wh->master->stopping_ && wh->pid < 0) wh->master->fork_worker(*wh);
-        },
-        delay, 0);
+    uv_timer_start(&w.respawn_timer, on_respawn_timer, delay, 0);
     break;
   }
   maybe_finish();
+}
+
+// Forks the replacement of a dead worker, once its old channel is closed.
+void Master::on_respawn_timer(uv_timer_t* t) {
+  auto* wh = static_cast<WorkerHandle*>(t->data);
+  if (wh->master->stopping_ || wh->pid >= 0) return;
+  if (!wh->pipe_closed) {  // the old channel is still closing: retry shortly
+    uv_timer_start(t, on_respawn_timer, 10, 0);
+    return;
+  }
+  wh->master->fork_worker(*wh);
 }
 
 void Master::on_signal(int signum) {
@@ -291,10 +303,7 @@ void Master::maybe_finish() {
   }
   for (WorkerHandle& w : workers_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&w.respawn_timer), nullptr);
-    if (w.pipe_open) {
-      w.pipe_open = false;
-      uv_close(reinterpret_cast<uv_handle_t*>(&w.pipe), nullptr);
-    }
+    close_pipe(w);
   }
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
