@@ -13,12 +13,12 @@
 // Exit codes: 0 ok, 1 server ERROR or local file failure (message on
 // stderr), 2 usage, 3 connection or protocol failure.
 
-#include <CLI/CLI.hpp>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -71,7 +71,8 @@ int report(const Result& r) {
 /// Progress bar on stderr (bytes, MB/s, ETA); silent unless stderr is a tty.
 class ProgressBar {
  public:
-  explicit ProgressBar(std::string label) : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1) {}
+  explicit ProgressBar(std::string label)
+      : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1) {}
   /// Redraws at most every kProgressInterval; total 0 means unknown.
   void update(uint64_t done, uint64_t total) {
     if (!enabled_) return;
@@ -90,11 +91,12 @@ class ProgressBar {
       for (int i = 0; i < kWidth; ++i) bar[i] = i < filled ? '#' : '.';
       bar[kWidth] = '\0';
       double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-      std::snprintf(line, sizeof line, "\r%s [%s] %3.0f%% %.1f/%.1f MB %.1f MB/s ETA %d:%02d\033[K", label_.c_str(),
-                    bar, frac * 100, done / kMB, total / kMB, rate / kMB, static_cast<int>(eta) / 60,
-                    static_cast<int>(eta) % 60);
+      std::snprintf(line, sizeof line, "\r%s [%s] %3.0f%% %.1f/%.1f MB %.1f MB/s ETA %d:%02d\033[K",
+                    label_.c_str(), bar, frac * 100, done / kMB, total / kMB, rate / kMB,
+                    static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
     } else {
-      std::snprintf(line, sizeof line, "\r%s %.1f MB %.1f MB/s\033[K", label_.c_str(), done / kMB, rate / kMB);
+      std::snprintf(line, sizeof line, "\r%s %.1f MB %.1f MB/s\033[K", label_.c_str(), done / kMB,
+                    rate / kMB);
     }
     std::fputs(line, stderr);
   }
@@ -245,11 +247,12 @@ int do_size(Client& c, const std::string& name) {
 int do_get(Client& c, const std::string& name, const std::string& out_opt) {
   std::string base = base_name(name);
   if (out_opt.empty() && (base.empty() || base == "." || base == "..")) {
-    std::fprintf(stderr, "filecli: cannot derive a local file name from \"%s\"; use -o\n", name.c_str());
+    std::fprintf(stderr, "filecli: cannot derive a local file name from \"%s\"; use -o\n",
+                 name.c_str());
     return kExitUsage;
   }
   std::string out = out_opt.empty() ? base : out_opt;
-  struct stat st{};
+  struct stat st {};
   bool exists = out != "-" && ::stat(out.c_str(), &st) == 0;
   if (exists && S_ISDIR(st.st_mode)) {
     if (base.empty() || base == "." || base == "..") {
@@ -287,8 +290,8 @@ int do_get(Client& c, const std::string& name, const std::string& out_opt) {
     std::memcpy(g_temp_path, tmpl.c_str(), tmpl.size() + 1);
     fd = ::mkstemp(g_temp_path);
     if (fd < 0) {
-      std::fprintf(stderr, "filecli: cannot create a temporary file in %s: %s\n", dir_name(out).c_str(),
-                   std::strerror(errno));
+      std::fprintf(stderr, "filecli: cannot create a temporary file in %s: %s\n",
+                   dir_name(out).c_str(), std::strerror(errno));
       return kExitServer;
     }
     g_temp_active = 1;
@@ -336,7 +339,8 @@ int do_get(Client& c, const std::string& name, const std::string& out_opt) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(out == "-" ? stderr : stdout, "%s -> %s (%llu bytes)\n", name.c_str(), out.c_str(),
                static_cast<unsigned long long>(r.bytes));
-  if (::isatty(STDERR_FILENO) == 1 && secs > 0) std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
+  if (::isatty(STDERR_FILENO) == 1 && secs > 0)
+    std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
   return kExitOk;
 }
 
@@ -346,7 +350,7 @@ int do_upload(Client& c, const std::string& path, const std::string& as) {
     std::fprintf(stderr, "filecli: cannot open %s: %s\n", path.c_str(), std::strerror(errno));
     return kExitServer;
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     std::fprintf(stderr, "filecli: %s is not a regular file\n", path.c_str());
     ::close(fd);
@@ -373,7 +377,8 @@ int do_upload(Client& c, const std::string& path, const std::string& as) {
   const cJSON* data = reply_data(r, &root);
   std::printf("%s\n", cJSON_IsString(data) ? data->valuestring : r.json.c_str());
   cJSON_Delete(root);
-  if (::isatty(STDERR_FILENO) == 1 && secs > 0) std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
+  if (::isatty(STDERR_FILENO) == 1 && secs > 0)
+    std::fprintf(stderr, "%.1f MB/s\n", r.bytes / kMB / secs);
   return kExitOk;
 }
 
@@ -387,14 +392,17 @@ int main(int argc, char** argv) {
   fsrv::client::Options opt;
   std::string codec_name = "fast";
   app.add_option("-H,--host", opt.host, "server host")->capture_default_str();
-  app.add_option("-p,--port", opt.port, "server port")->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("-p,--port", opt.port, "server port")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65535));
   app.add_option("--codec", codec_name, "base64 codec")
       ->capture_default_str()
       ->check(CLI::IsMember({"fast", "libb64"}));
   app.add_option("--timeout-ms", opt.timeout_ms, "per send/receive timeout")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
-  app.add_option("--sockbuf", opt.socket_buffer_bytes, "SO_SNDBUF/SO_RCVBUF bytes (0: kernel autotuning)")
+  app.add_option("--sockbuf", opt.socket_buffer_bytes,
+                 "SO_SNDBUF/SO_RCVBUF bytes (0: kernel autotuning)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 30));
 
@@ -419,7 +427,8 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);  // prints help (rc 0) or the error
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  if (!fsrv::codec::parse_base64_kind(codec_name, opt.codec)) return kExitUsage;  // IsMember already checked
+  if (!fsrv::codec::parse_base64_kind(codec_name, opt.codec))
+    return kExitUsage;  // IsMember already checked
 
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGINT, on_fatal_signal);

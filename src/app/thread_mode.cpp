@@ -1,5 +1,5 @@
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
@@ -34,7 +34,8 @@ int serve_thread_mode(const ServerConfig& config) {
   ctx.stats = &table.slot(0);
   ctx.make_handler = [](reactor::Connection& c) { return protocol::make_file_session(c); };
   ctx.stats_json = [&] {
-    double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
+    double up =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
     return table.to_json("thread", config.workers, up, table.size());
   };
 
@@ -56,7 +57,8 @@ int serve_thread_mode(const ServerConfig& config) {
   Lifecycle life(
       ctx, [&] { uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr); }, nullptr);
   life.watch_signals();
-  life.print_stats_every(config.stats_interval_s, [&] { return table.to_line("thread", config.workers); });
+  life.print_stats_every(config.stats_interval_s,
+                         [&] { return table.to_line("thread", config.workers); });
 
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);

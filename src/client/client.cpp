@@ -62,11 +62,14 @@ Result make_error(ErrorKind kind, std::string message) {
   return r;
 }
 
-std::string errno_text(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
+std::string errno_text(const char* what, int err) {
+  return std::string(what) + ": " + std::strerror(err);
+}
 
 /// Milliseconds left until `deadline`, never negative.
 int ms_left(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
   return static_cast<int>(std::max<int64_t>(0, left.count()));
 }
 
@@ -117,7 +120,8 @@ bool name_is_sendable(std::string_view name) {
 
 class SocketClient final : public Client {
  public:
-  SocketClient(int fd, const Options& options) : fd_(fd), options_(options), recv_(kRecvBufferBytes) {}
+  SocketClient(int fd, const Options& options)
+      : fd_(fd), options_(options), recv_(kRecvBufferBytes) {}
   ~SocketClient() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -137,7 +141,8 @@ class SocketClient final : public Client {
 
   Result get(std::string_view name, const SinkFn& sink, const ProgressFn& progress) override {
     if (Result r = usable(); !r.ok()) return r;
-    if (!name_is_sendable(name)) return make_error(ErrorKind::kLocal, "file name contains a line break or NUL");
+    if (!name_is_sendable(name))
+      return make_error(ErrorKind::kLocal, "file name contains a line break or NUL");
     std::string request = "GET " + quote_name(name) + "\r\n";
     if (Result r = send_all(request.data(), request.size()); !r.ok()) return fail(std::move(r));
 
@@ -149,24 +154,30 @@ class SocketClient final : public Client {
       size_t end = have.find(kReplyEnd);
       if (end != std::string_view::npos && (key == std::string_view::npos || end < key)) {
         Result r = take_small_reply(end);
-        if (r.ok()) return fail(make_error(ErrorKind::kProtocol, "GET reply has no data_file: " + excerpt(r.json)));
+        if (r.ok())
+          return fail(
+              make_error(ErrorKind::kProtocol, "GET reply has no data_file: " + excerpt(r.json)));
         return r;
       }
       if (key != std::string_view::npos) {
         // Skip `:` and the opening quote, tolerating JSON whitespace.
         size_t i = key + kDataFileKey.size();
         auto skip_ws = [&] {
-          while (i < have.size() && (have[i] == ' ' || have[i] == '\t' || have[i] == '\r' || have[i] == '\n')) ++i;
+          while (i < have.size() &&
+                 (have[i] == ' ' || have[i] == '\t' || have[i] == '\r' || have[i] == '\n'))
+            ++i;
         };
         skip_ws();
         bool complete = false;
         if (i < have.size()) {
-          if (have[i] != ':') return fail(make_error(ErrorKind::kProtocol, "malformed GET reply near data_file"));
+          if (have[i] != ':')
+            return fail(make_error(ErrorKind::kProtocol, "malformed GET reply near data_file"));
           ++i;
           skip_ws();
           if (i < have.size()) {
             if (have[i] != '"') {
-              return fail(make_error(ErrorKind::kProtocol, "data_file is not a string in the GET reply"));
+              return fail(
+                  make_error(ErrorKind::kProtocol, "data_file is not a string in the GET reply"));
             }
             complete = true;
           }
@@ -177,16 +188,20 @@ class SocketClient final : public Client {
           head += "\"}";
           Result check = parse_small_reply(head);
           if (check.kind == ErrorKind::kServer) {
-            return fail(make_error(ErrorKind::kProtocol, "GET reply carries data_file with status ERROR"));
+            return fail(
+                make_error(ErrorKind::kProtocol, "GET reply carries data_file with status ERROR"));
           }
-          if (!check.ok()) return fail(make_error(ErrorKind::kProtocol, "malformed GET reply prefix: " + excerpt(head)));
+          if (!check.ok())
+            return fail(
+                make_error(ErrorKind::kProtocol, "malformed GET reply prefix: " + excerpt(head)));
           body = begin_ + i + 1;
           break;
         }
       }
       if (have.size() > kMaxGetPrefixBytes) {
-        return fail(make_error(ErrorKind::kProtocol, "GET reply prefix longer than " +
-                                                         std::to_string(kMaxGetPrefixBytes) + " bytes"));
+        return fail(make_error(
+            ErrorKind::kProtocol,
+            "GET reply prefix longer than " + std::to_string(kMaxGetPrefixBytes) + " bytes"));
       }
       if (Result r = fill(); !r.ok()) return fail(std::move(r));
     }
@@ -207,7 +222,8 @@ class SocketClient final : public Client {
       const void* quote = std::memchr(start, '"', avail);
       size_t n = quote ? static_cast<size_t>(static_cast<const char*>(quote) - start) : avail;
       codec::DecodeStatus st = decoder->update(std::span<const char>(start, n), decoded_.data());
-      if (!st.ok) return fail(make_error(ErrorKind::kProtocol, "bad base64 in data_file: " + st.error));
+      if (!st.ok)
+        return fail(make_error(ErrorKind::kProtocol, "bad base64 in data_file: " + st.error));
       begin_ += n;
       if (st.written > 0) {
         if (!sink(std::span<const uint8_t>(decoded_.data(), st.written))) {
@@ -222,7 +238,8 @@ class SocketClient final : public Client {
       }
     }
     codec::DecodeStatus fin = decoder->finish(decoded_.data());
-    if (!fin.ok) return fail(make_error(ErrorKind::kProtocol, "bad base64 in data_file: " + fin.error));
+    if (!fin.ok)
+      return fail(make_error(ErrorKind::kProtocol, "bad base64 in data_file: " + fin.error));
 
     // 3. The tail: `}` and the reply terminator.
     constexpr std::string_view kTail = "}\r\n\r\n";
@@ -230,7 +247,8 @@ class SocketClient final : public Client {
       if (Result r = fill(); !r.ok()) return fail(std::move(r));
     }
     if (buffered().substr(0, kTail.size()) != kTail) {
-      return fail(make_error(ErrorKind::kProtocol, "GET reply does not end with }\\r\\n\\r\\n after data_file"));
+      return fail(make_error(ErrorKind::kProtocol,
+                             "GET reply does not end with }\\r\\n\\r\\n after data_file"));
     }
     begin_ += kTail.size();
     compact();
@@ -239,14 +257,17 @@ class SocketClient final : public Client {
     return r;
   }
 
-  Result upload(std::string_view name, uint64_t size, const SourceFn& source, const ProgressFn& progress) override {
+  Result upload(std::string_view name, uint64_t size, const SourceFn& source,
+                const ProgressFn& progress) override {
     if (Result r = usable(); !r.ok()) return r;
-    if (!name_is_sendable(name)) return make_error(ErrorKind::kLocal, "file name contains a line break or NUL");
+    if (!name_is_sendable(name))
+      return make_error(ErrorKind::kLocal, "file name contains a line break or NUL");
     std::string head = "UPLOAD " + quote_name(name) + " ";
     if (Result r = send_or_reply(head.data(), head.size()); !r.ok()) return r;
 
     if (raw_.size() < kUploadChunkBytes) raw_.resize(kUploadChunkBytes);
-    if (encoded_.size() < codec::encoded_size(kUploadChunkBytes)) encoded_.resize(codec::encoded_size(kUploadChunkBytes));
+    if (encoded_.size() < codec::encoded_size(kUploadChunkBytes))
+      encoded_.resize(codec::encoded_size(kUploadChunkBytes));
     const codec::Encoder& enc = codec::encoder(options_.codec);
     uint64_t done = 0;
     while (done < size) {
@@ -258,8 +279,9 @@ class SocketClient final : public Client {
         long n = source(std::span<uint8_t>(raw_.data() + got, want - got));
         if (n < 0) return fail(make_error(ErrorKind::kLocal, "reading the upload source failed"));
         if (n == 0) {
-          return fail(make_error(ErrorKind::kLocal, "upload source ended after " + std::to_string(done + got) +
-                                                         " of " + std::to_string(size) + " bytes"));
+          return fail(make_error(ErrorKind::kLocal, "upload source ended after " +
+                                                        std::to_string(done + got) + " of " +
+                                                        std::to_string(size) + " bytes"));
         }
         got += static_cast<size_t>(n);
       }
@@ -276,7 +298,9 @@ class SocketClient final : public Client {
 
  private:
   /// Bytes received but not consumed yet.
-  std::string_view buffered() const { return std::string_view(recv_.data() + begin_, end_ - begin_); }
+  std::string_view buffered() const {
+    return std::string_view(recv_.data() + begin_, end_ - begin_);
+  }
 
   /// Moves unconsumed bytes to the front of the receive buffer.
   void compact() {
@@ -291,7 +315,8 @@ class SocketClient final : public Client {
 
   /// Refuses further requests once a reply was left half-read.
   Result usable() const {
-    if (broken_) return make_error(ErrorKind::kConnection, "connection unusable after an earlier failure");
+    if (broken_)
+      return make_error(ErrorKind::kConnection, "connection unusable after an earlier failure");
     return {};
   }
 
@@ -312,8 +337,8 @@ class SocketClient final : public Client {
         return {};
       }
       if (n == 0) {
-        return make_error(ErrorKind::kConnection,
-                          "timed out after " + std::to_string(timeout_ms) + " ms waiting for the server");
+        return make_error(ErrorKind::kConnection, "timed out after " + std::to_string(timeout_ms) +
+                                                      " ms waiting for the server");
       }
       if (errno != EINTR) return make_error(ErrorKind::kConnection, errno_text("poll", errno));
     }
@@ -323,16 +348,20 @@ class SocketClient final : public Client {
   /// tail is full). EOF and errors are kConnection.
   Result fill() {
     if (end_ == recv_.size()) compact();
-    if (end_ == recv_.size()) return make_error(ErrorKind::kProtocol, "reply does not fit the receive buffer");
+    if (end_ == recv_.size())
+      return make_error(ErrorKind::kProtocol, "reply does not fit the receive buffer");
     for (;;) {
       ssize_t n = ::recv(fd_, recv_.data() + end_, recv_.size() - end_, 0);
       if (n > 0) {
         end_ += static_cast<size_t>(n);
         return {};
       }
-      if (n == 0) return make_error(ErrorKind::kConnection, "server closed the connection in the middle of a reply");
+      if (n == 0)
+        return make_error(ErrorKind::kConnection,
+                          "server closed the connection in the middle of a reply");
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return make_error(ErrorKind::kConnection, errno_text("recv", errno));
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return make_error(ErrorKind::kConnection, errno_text("recv", errno));
       short revents = 0;
       if (Result r = wait(POLLIN, options_.timeout_ms, &revents); !r.ok()) return r;
     }
@@ -368,7 +397,8 @@ class SocketClient final : public Client {
       }
       searched = have.size();
       if (big.size() + have.size() > limit) {
-        return fail(make_error(ErrorKind::kProtocol, "reply longer than " + std::to_string(limit) + " bytes"));
+        return fail(make_error(ErrorKind::kProtocol,
+                               "reply longer than " + std::to_string(limit) + " bytes"));
       }
       if (begin_ == 0 && end_ == recv_.size()) {
         // Move all but the last 3 bytes (a terminator may straddle) out.
@@ -417,9 +447,11 @@ class SocketClient final : public Client {
         return early_reply(make_error(ErrorKind::kConnection, errno_text("send", errno)));
       }
       short revents = 0;
-      if (Result r = wait(POLLOUT | POLLIN, options_.timeout_ms, &revents); !r.ok()) return fail(std::move(r));
+      if (Result r = wait(POLLOUT | POLLIN, options_.timeout_ms, &revents); !r.ok())
+        return fail(std::move(r));
       if ((revents & POLLIN) && !(revents & POLLOUT)) {
-        return early_reply(make_error(ErrorKind::kProtocol, "server replied before the upload was complete"));
+        return early_reply(
+            make_error(ErrorKind::kProtocol, "server replied before the upload was complete"));
       }
     }
     return {};
@@ -434,15 +466,16 @@ class SocketClient final : public Client {
     options_.timeout_ms = saved;
     broken_ = true;  // the server's view of our request line is unknowable
     if (r.kind == ErrorKind::kServer) return r;
-    if (r.ok()) return make_error(ErrorKind::kProtocol, "server replied OK before the upload was complete");
+    if (r.ok())
+      return make_error(ErrorKind::kProtocol, "server replied OK before the upload was complete");
     return fallback;
   }
 
   int fd_;
   Options options_;
   std::vector<char> recv_;
-  size_t begin_ = 0;  ///< first unconsumed byte in recv_
-  size_t end_ = 0;    ///< one past the last received byte in recv_
+  size_t begin_ = 0;              ///< first unconsumed byte in recv_
+  size_t end_ = 0;                ///< one past the last received byte in recv_
   std::vector<uint8_t> decoded_;  ///< GET: decoder output, reused
   std::vector<uint8_t> raw_;      ///< UPLOAD: file bytes of one chunk, reused
   std::vector<char> encoded_;     ///< UPLOAD: base64 of one chunk, reused
@@ -458,7 +491,8 @@ int connect_one(const addrinfo* ai, int timeout_ms, int buffer_bytes, std::strin
     return -1;
   }
   if (buffer_bytes > 0) {
-    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);  // best effort: capped
+    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes,
+                       sizeof buffer_bytes);  // best effort: capped
     (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
   }
   if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) return fd;
@@ -527,7 +561,8 @@ std::string quote_name(std::string_view name) {
   // shlex.split (POSIX mode, whitespace_split) only treats whitespace,
   // quotes and backslash specially; everything else is a word character.
   constexpr std::string_view kSpecial = " \t\n\r\v\f'\"\\";
-  if (!name.empty() && name.find_first_of(kSpecial) == std::string_view::npos) return std::string(name);
+  if (!name.empty() && name.find_first_of(kSpecial) == std::string_view::npos)
+    return std::string(name);
   // Inside double quotes shlex unescapes only \" and \\.
   std::string out = "\"";
   for (char c : name) {

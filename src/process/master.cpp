@@ -42,8 +42,8 @@ struct WorkerHandle {
   int slot = 0;  ///< stats slot (1..N)
   pid_t pid = -1;
   uv_pipe_t pipe;
-  bool pipe_open = false;    ///< open and usable for passing sockets
-  bool pipe_closed = true;   ///< its close callback ran: the memory may be re-initialised
+  bool pipe_open = false;   ///< open and usable for passing sockets
+  bool pipe_closed = true;  ///< its close callback ran: the memory may be re-initialised
   /// Sockets sent to this slot's workers since start. Those not yet taken
   /// (sent - received()) still count as load: the master's own write2
   /// callback may run only after the worker already served the client.
@@ -334,7 +334,8 @@ int Master::run() {
   listener_.data = this;
   sockaddr_storage addr{};
   int rc = uv_ip4_addr(config_.host.c_str(), config_.port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) rc = uv_ip6_addr(config_.host.c_str(), config_.port, reinterpret_cast<sockaddr_in6*>(&addr));
+  if (rc != 0)
+    rc = uv_ip6_addr(config_.host.c_str(), config_.port, reinterpret_cast<sockaddr_in6*>(&addr));
   if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 4096, [](uv_stream_t* s, int st) {
@@ -358,7 +359,9 @@ int Master::run() {
     uv_signal_init(&loop_, s);
     s->data = this;
   }
-  auto on_sig = [](uv_signal_t* s, int signum) { static_cast<Master*>(s->data)->on_signal(signum); };
+  auto on_sig = [](uv_signal_t* s, int signum) {
+    static_cast<Master*>(s->data)->on_signal(signum);
+  };
   uv_signal_start(&sigint_, on_sig, SIGINT);
   uv_signal_start(&sigterm_, on_sig, SIGTERM);
   uv_signal_start(&sigchld_, on_sig, SIGCHLD);

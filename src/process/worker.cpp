@@ -97,7 +97,8 @@ void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot,
   w->channel.data = w;
   uv_pipe_open(&w->channel, kChannelFd);
 
-  w->life = std::make_unique<app::Lifecycle>(ctx, [w] { w->close_channel(); }, nullptr);
+  w->life = std::make_unique<app::Lifecycle>(
+      ctx, [w] { w->close_channel(); }, nullptr);
 
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w->channel),

@@ -22,8 +22,8 @@ namespace fsrv::protocol {
 namespace {
 
 using reactor::Buffer;
-using reactor::ConnRef;
 using reactor::Connection;
+using reactor::ConnRef;
 using reactor::ServerContext;
 using stats::Cmd;
 
@@ -31,7 +31,8 @@ constexpr int kGetBuffers = limits::kGetChunksInFlight;
 
 /// Scratch needed by one work item: raw bytes of a GET chunk, or the bytes
 /// decoded from an UPLOAD chunk.
-constexpr size_t kScratch = std::max(limits::kGetChunk, codec::decode_capacity(limits::kUploadChunk));
+constexpr size_t kScratch =
+    std::max(limits::kGetChunk, codec::decode_capacity(limits::kUploadChunk));
 
 /// A GET in progress. Shared between the session and its executor tasks.
 struct GetJob {
@@ -296,8 +297,8 @@ void FileSession::process_input() {
     }
     if (f.kind == Frame::kTooLong) {
       conn_.cancel_legacy_timer();
-      start_discard(Cmd::kUnknown, "request line too long (limit " +
-                                       std::to_string(limits::kMaxLine) + " bytes)");
+      start_discard(Cmd::kUnknown,
+                    "request line too long (limit " + std::to_string(limits::kMaxLine) + " bytes)");
       continue;
     }
     if (f.kind == Frame::kUploadHeader) {
@@ -355,7 +356,8 @@ void FileSession::handle_request(const Request& req) {
     case Cmd::kSize:
       run_simple(Cmd::kSize, [root, name = req.args[0]] {
         auto r = root->size(name);
-        return r.ok() ? std::pair{true, ok_size(name, r.value)} : std::pair{false, error_text(r.error)};
+        return r.ok() ? std::pair{true, ok_size(name, r.value)}
+                      : std::pair{false, error_text(r.error)};
       });
       return;
     case Cmd::kDelete:
@@ -467,7 +469,8 @@ void FileSession::pump_get() {
         Buffer& raw = reactor::thread_scratch(kScratch);
         size_t got = 0;
         while (got < want) {
-          ssize_t n = pread(job->file.fd, raw.data() + got, want - got, static_cast<off_t>(off + got));
+          ssize_t n =
+              pread(job->file.fd, raw.data() + got, want - got, static_cast<off_t>(off + got));
           if (n < 0 && errno == EINTR) continue;
           if (n < 0) {
             job->io_error = std::strerror(errno);

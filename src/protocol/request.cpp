@@ -8,7 +8,9 @@ namespace fsrv::protocol {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -29,8 +31,10 @@ size_t read_token(std::string_view s, size_t i, std::string& out, std::string* e
   for (; i < s.size(); ++i) {
     char c = s[i];
     if (quote == '\'') {
-      if (c == '\'') quote = 0;
-      else out += c;
+      if (c == '\'')
+        quote = 0;
+      else
+        out += c;
     } else if (quote == '"') {
       if (c == '"') {
         quote = 0;
@@ -68,9 +72,9 @@ Cmd command_from_verb(std::string_view verb) {
     Cmd cmd;
   };
   static constexpr Entry kVerbs[] = {
-      {"LIST", Cmd::kList},   {"GET", Cmd::kGet},     {"UPLOAD", Cmd::kUpload},
-      {"DELETE", Cmd::kDelete}, {"SIZE", Cmd::kSize}, {"STATS", Cmd::kStats},
-      {"PING", Cmd::kPing},   {"CONNME", Cmd::kPing}, {"QUIT", Cmd::kQuit},
+      {"LIST", Cmd::kList},     {"GET", Cmd::kGet},     {"UPLOAD", Cmd::kUpload},
+      {"DELETE", Cmd::kDelete}, {"SIZE", Cmd::kSize},   {"STATS", Cmd::kStats},
+      {"PING", Cmd::kPing},     {"CONNME", Cmd::kPing}, {"QUIT", Cmd::kQuit},
       {"BYEBYE", Cmd::kQuit},
   };
   for (const Entry& e : kVerbs) {

@@ -11,13 +11,12 @@
 namespace fsrv::stats {
 
 namespace {
-const std::string_view kCmdNames[kCmdCount] = {"LIST", "GET",  "UPLOAD", "DELETE", "SIZE",
+const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELETE", "SIZE",
                                                "STATS", "PING", "QUIT",   "UNKNOWN"};
 
 /// Adds one slot's counters (or a sum) to a cJSON object.
-void add_counters(cJSON* obj, const uint64_t* ok, const uint64_t* failed, uint64_t in,
-                  uint64_t out, int64_t active, uint64_t total, uint64_t rejected,
-                  uint64_t lost) {
+void add_counters(cJSON* obj, const uint64_t* ok, const uint64_t* failed, uint64_t in, uint64_t out,
+                  int64_t active, uint64_t total, uint64_t rejected, uint64_t lost) {
   cJSON* conns = cJSON_AddObjectToObject(obj, "connections");
   cJSON_AddNumberToObject(conns, "active", static_cast<double>(active));
   cJSON_AddNumberToObject(conns, "total", static_cast<double>(total));
@@ -62,7 +61,7 @@ StatsTable::StatsTable(int slots, bool shared) : slots_(slots), shared_(shared) 
     mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap stats");
   } else {
-    mem = ::operator new(bytes, std::align_val_t{alignof(StatsSlot)});
+    mem = ::operator new (bytes, std::align_val_t{alignof(StatsSlot)});
   }
   base_ = static_cast<StatsSlot*>(mem);
   for (int i = 0; i < slots; ++i) {
@@ -87,7 +86,7 @@ StatsTable::~StatsTable() {
   if (shared_) {
     munmap(base_, bytes);
   } else {
-    ::operator delete(base_, std::align_val_t{alignof(StatsSlot)});
+    ::operator delete (base_, std::align_val_t{alignof(StatsSlot)});
   }
 }
 
@@ -123,8 +122,8 @@ std::string StatsTable::to_line(std::string_view mode, int pool_size) const {
   Sum sum;
   for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
   std::string line = "stats mode=" + std::string(mode) + " workers=" + std::to_string(pool_size) +
-                     " conns=" + std::to_string(sum.active) + "/" +
-                     std::to_string(sum.total) + " rejected=" + std::to_string(sum.rejected) +
+                     " conns=" + std::to_string(sum.active) + "/" + std::to_string(sum.total) +
+                     " rejected=" + std::to_string(sum.rejected) +
                      " lost=" + std::to_string(sum.lost);
   for (int c = 0; c < kCmdCount; ++c) {
     if (sum.ok[c] == 0 && sum.failed[c] == 0) continue;

@@ -24,7 +24,8 @@ using testing::Step;
 
 constexpr std::string_view kEnd = "\r\n\r\n";
 
-std::unique_ptr<Client> connect_to(const PeerServer& peer, codec::Base64Kind kind = codec::Base64Kind::kFast,
+std::unique_ptr<Client> connect_to(const PeerServer& peer,
+                                   codec::Base64Kind kind = codec::Base64Kind::kFast,
                                    int timeout_ms = 5000) {
   Options o;
   o.port = peer.port();
@@ -46,13 +47,16 @@ std::string random_bytes(size_t n, unsigned seed) {
 std::string b64(const std::string& raw) {
   std::string out(codec::encoded_size(raw.size()), '\0');
   size_t n = codec::encoder(codec::Base64Kind::kLibb64)
-                 .encode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()), out.data());
+                 .encode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(raw.data()),
+                                                  raw.size()),
+                         out.data());
   out.resize(n);
   return out;
 }
 
 std::string get_reply(const std::string& name, const std::string& base64) {
-  return "{\"status\":\"OK\",\"data_namafile\":\"" + name + "\",\"data_file\":\"" + base64 + "\"}" + std::string(kEnd);
+  return "{\"status\":\"OK\",\"data_namafile\":\"" + name + "\",\"data_file\":\"" + base64 + "\"}" +
+         std::string(kEnd);
 }
 
 /// A sink that appends to a string.
@@ -80,8 +84,9 @@ SourceFn string_source(const std::string& s, size_t max_piece) {
 TEST(QuoteName, PlainNamesStayBare) {
   EXPECT_EQ(quote_name("a.jpg"), "a.jpg");
   EXPECT_EQ(quote_name("dir-1_x+y=z@w%v,u:t.pdf"), "dir-1_x+y=z@w%v,u:t.pdf");
-  EXPECT_EQ(quote_name("caf\xc3\xa9.txt"), "caf\xc3\xa9.txt");  // UTF-8 is a word character to shlex
-  EXPECT_EQ(quote_name("$HOME*"), "$HOME*");                   // not special to shlex.split
+  EXPECT_EQ(quote_name("caf\xc3\xa9.txt"),
+            "caf\xc3\xa9.txt");               // UTF-8 is a word character to shlex
+  EXPECT_EQ(quote_name("$HOME*"), "$HOME*");  // not special to shlex.split
 }
 
 TEST(QuoteName, SpacesAndQuotesAreQuoted) {
@@ -94,7 +99,8 @@ TEST(QuoteName, SpacesAndQuotesAreQuoted) {
 }
 
 TEST(ClientCommand, ReplySplitIntoSingleBytes) {
-  std::string reply = std::string("{\"status\":\"OK\",\"data\":[\"a.jpg\",\"b c.pdf\"]}") + std::string(kEnd);
+  std::string reply =
+      std::string("{\"status\":\"OK\",\"data\":[\"a.jpg\",\"b c.pdf\"]}") + std::string(kEnd);
   PeerServer peer({Step{split_every(reply, 1)}});
   auto c = connect_to(peer);
   Result r = c->command("LIST");
@@ -106,7 +112,8 @@ TEST(ClientCommand, ReplySplitIntoSingleBytes) {
 }
 
 TEST(ClientCommand, ErrorReplyIsServerKindAndConnectionStaysUsable) {
-  std::string err = std::string("{\"status\":\"ERROR\",\"data\":\"file not found: x\"}") + std::string(kEnd);
+  std::string err =
+      std::string("{\"status\":\"ERROR\",\"data\":\"file not found: x\"}") + std::string(kEnd);
   std::string pong = std::string("{\"status\":\"OK\",\"data\":\"connected\"}") + std::string(kEnd);
   PeerServer peer({Step{split_at(err, {err.size() - 3, err.size() - 1})}, Step{{pong}}});
   auto c = connect_to(peer);
@@ -132,7 +139,8 @@ TEST(ClientCommand, UnknownStatusIsProtocolError) {
 TEST(ClientCommand, ReplyLargerThanTheReceiveBuffer) {
   // ~6 MB LIST: crosses the 4 MiB receive buffer.
   std::string json = "{\"status\":\"OK\",\"data\":[";
-  for (int i = 0; i < 300000; ++i) json += (i ? ",\"" : "\"") + std::string("file-number-") + std::to_string(i) + "\"";
+  for (int i = 0; i < 300000; ++i)
+    json += (i ? ",\"" : "\"") + std::string("file-number-") + std::to_string(i) + "\"";
   json += "]}";
   PeerServer peer({Step{split_every(json + std::string(kEnd), 1 << 20)}});
   auto c = connect_to(peer);
@@ -186,8 +194,8 @@ TEST_P(ClientGet, SplitAtAwkwardPlaces) {
   size_t close = reply.rfind('"');
   // Inside the key, right after the opening quote, inside a quantum, at
   // the closing quote, between } and the terminator, inside the terminator.
-  PeerServer peer({Step{split_at(reply, {key + 5, key + 13, key + 15, key + 18, close, close + 1, close + 2,
-                                         close + 4})}});
+  PeerServer peer({Step{split_at(
+      reply, {key + 5, key + 13, key + 15, key + 18, close, close + 1, close + 2, close + 4})}});
   auto c = connect_to(peer, GetParam());
   Collect out;
   std::vector<uint64_t> seen;
@@ -207,7 +215,8 @@ TEST_P(ClientGet, LargeFileInUnevenPieces) {
   std::string reply = get_reply("big.bin", b64(raw));
   std::vector<std::string> pieces = split_every(reply.substr(0, 40), 3);
   for (auto& p : split_every(reply.substr(40), 777777)) pieces.push_back(p);
-  PeerServer peer({Step{pieces}, Step{{std::string("{\"status\":\"OK\",\"data\":\"connected\"}") + std::string(kEnd)}}});
+  PeerServer peer({Step{pieces}, Step{{std::string("{\"status\":\"OK\",\"data\":\"connected\"}") +
+                                       std::string(kEnd)}}});
   auto c = connect_to(peer, GetParam());
   Collect out;
   Result r = c->get("big.bin", out.fn());
@@ -228,7 +237,8 @@ TEST_P(ClientGet, EmptyFile) {
 }
 
 TEST_P(ClientGet, ErrorReplyIsServerKind) {
-  std::string err = std::string("{\"status\":\"ERROR\",\"data\":\"file not found: nope.txt\"}") + std::string(kEnd);
+  std::string err = std::string("{\"status\":\"ERROR\",\"data\":\"file not found: nope.txt\"}") +
+                    std::string(kEnd);
   std::string pong = std::string("{\"status\":\"OK\",\"data\":\"connected\"}") + std::string(kEnd);
   PeerServer peer({Step{split_every(err, 5)}, Step{{pong}}});
   auto c = connect_to(peer, GetParam());
@@ -277,7 +287,8 @@ TEST_P(ClientGet, IncompleteQuantumIsProtocolError) {
 }
 
 TEST_P(ClientGet, WrongTailIsProtocolError) {
-  std::string bad = "{\"status\":\"OK\",\"data_namafile\":\"x\",\"data_file\":\"aGVsbG8=\",\"extra\":1}\r\n\r\n";
+  std::string bad =
+      "{\"status\":\"OK\",\"data_namafile\":\"x\",\"data_file\":\"aGVsbG8=\",\"extra\":1}\r\n\r\n";
   PeerServer peer({Step{{bad}}});
   auto c = connect_to(peer, GetParam());
   Collect out;
@@ -285,7 +296,8 @@ TEST_P(ClientGet, WrongTailIsProtocolError) {
 }
 
 TEST_P(ClientGet, OkReplyWithoutDataFileIsProtocolError) {
-  PeerServer peer({Step{{std::string("{\"status\":\"OK\",\"data\":\"hmm\"}") + std::string(kEnd)}}});
+  PeerServer peer(
+      {Step{{std::string("{\"status\":\"OK\",\"data\":\"hmm\"}") + std::string(kEnd)}}});
   auto c = connect_to(peer, GetParam());
   Collect out;
   EXPECT_EQ(c->get("x", out.fn()).kind, ErrorKind::kProtocol);
@@ -319,15 +331,16 @@ class ClientUpload : public ::testing::TestWithParam<codec::Base64Kind> {};
 
 TEST_P(ClientUpload, SendsOneLineOfBase64) {
   std::string raw = random_bytes((2 << 20) + 2, 3);  // two chunks, the last with a partial quantum
-  std::string ok = std::string("{\"status\":\"OK\",\"data\":\"x y uploaded (2097154 bytes)\"}") + std::string(kEnd);
+  std::string ok = std::string("{\"status\":\"OK\",\"data\":\"x y uploaded (2097154 bytes)\"}") +
+                   std::string(kEnd);
   PeerServer peer({Step{split_every(ok, 4)}});
   auto c = connect_to(peer, GetParam());
   std::vector<uint64_t> seen;
-  Result r = c->upload("x y", raw.size(), string_source(raw, 100000),
-                       [&](uint64_t done, uint64_t total) {
-                         EXPECT_EQ(total, raw.size());
-                         seen.push_back(done);
-                       });
+  Result r =
+      c->upload("x y", raw.size(), string_source(raw, 100000), [&](uint64_t done, uint64_t total) {
+        EXPECT_EQ(total, raw.size());
+        seen.push_back(done);
+      });
   ASSERT_TRUE(r.ok()) << r.message;
   EXPECT_EQ(r.bytes, raw.size());
   ASSERT_FALSE(seen.empty());
@@ -364,11 +377,16 @@ TEST_P(ClientUpload, EarlyErrorReplyIsReported) {
   EXPECT_EQ(r.message, "disk full");
 }
 
-INSTANTIATE_TEST_SUITE_P(Codecs, ClientGet, ::testing::Values(codec::Base64Kind::kFast, codec::Base64Kind::kLibb64),
-                         [](const auto& info) { return std::string(codec::to_string(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Codecs, ClientGet,
+                         ::testing::Values(codec::Base64Kind::kFast, codec::Base64Kind::kLibb64),
+                         [](const auto& info) {
+                           return std::string(codec::to_string(info.param));
+                         });
 INSTANTIATE_TEST_SUITE_P(Codecs, ClientUpload,
                          ::testing::Values(codec::Base64Kind::kFast, codec::Base64Kind::kLibb64),
-                         [](const auto& info) { return std::string(codec::to_string(info.param)); });
+                         [](const auto& info) {
+                           return std::string(codec::to_string(info.param));
+                         });
 
 }  // namespace
 }  // namespace fsrv::client

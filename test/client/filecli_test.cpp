@@ -3,14 +3,13 @@
 // through $FSRV_BIN (a directory); cases whose binary is missing skip.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -134,15 +133,21 @@ uint16_t free_port() {
   return port;
 }
 
-#define REQUIRE_FILECLI()                                                       \
+#define REQUIRE_FILECLI() \
   if (program("filecli").empty()) GTEST_SKIP() << "no $FSRV_BIN/filecli yet"
 
 TEST(FilecliUsage, BadUsageExitsTwo) {
   REQUIRE_FILECLI();
   TempDir d;
-  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
-           {}, {"get"}, {"bogus"}, {"-p", "notaport", "ping"}, {"-p", "70000", "ping"}, {"--codec", "nope", "ping"},
-           {"upload"}, {"list", "extra"}}) {
+  for (std::vector<std::string> args :
+       std::vector<std::vector<std::string>>{{},
+                                             {"get"},
+                                             {"bogus"},
+                                             {"-p", "notaport", "ping"},
+                                             {"-p", "70000", "ping"},
+                                             {"--codec", "nope", "ping"},
+                                             {"upload"},
+                                             {"list", "extra"}}) {
     CliRun r = run_filecli(args, d.path);
     EXPECT_EQ(r.code, 2) << "args: " << ::testing::PrintToString(args) << " stderr: " << r.err;
     EXPECT_FALSE(r.err.empty());
@@ -175,7 +180,8 @@ TEST(FilecliPeer, TruncatedGetExitsThreeAndLeavesNoTempFile) {
   Step s{{"{\"status\":\"OK\",\"data_namafile\":\"x\",\"data_file\":\"", std::string(400000, 'A')}};
   s.close_after = true;
   PeerServer peer({s});
-  CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "x", "-o", d.path.string()}, d.path);
+  CliRun r =
+      run_filecli({"-p", std::to_string(peer.port()), "get", "x", "-o", d.path.string()}, d.path);
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_TRUE(d.entries().empty()) << ::testing::PrintToString(d.entries());
 }
@@ -183,8 +189,10 @@ TEST(FilecliPeer, TruncatedGetExitsThreeAndLeavesNoTempFile) {
 TEST(FilecliPeer, ServerErrorExitsOneWithMessage) {
   REQUIRE_FILECLI();
   TempDir d;
-  PeerServer peer({Step{{"{\"status\":\"ERROR\",\"data\":\"file not found: x\"}" + std::string(kEnd)}}});
-  CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "x", "-o", d.path.string()}, d.path);
+  PeerServer peer(
+      {Step{{"{\"status\":\"ERROR\",\"data\":\"file not found: x\"}" + std::string(kEnd)}}});
+  CliRun r =
+      run_filecli({"-p", std::to_string(peer.port()), "get", "x", "-o", d.path.string()}, d.path);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("file not found: x"), std::string::npos) << r.err;
   EXPECT_TRUE(d.entries().empty());
@@ -193,9 +201,11 @@ TEST(FilecliPeer, ServerErrorExitsOneWithMessage) {
 TEST(FilecliPeer, GetWritesTheFileAndOutputs) {
   REQUIRE_FILECLI();
   TempDir d;
-  PeerServer peer({Step{{"{\"status\":\"OK\",\"data_namafile\":\"h.txt\",\"data_file\":\"aGVsbG8gd29ybGQ=\"}" +
-                         std::string(kEnd)}}});
-  CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "h.txt", "-o", d.path.string()}, d.path);
+  PeerServer peer(
+      {Step{{"{\"status\":\"OK\",\"data_namafile\":\"h.txt\",\"data_file\":\"aGVsbG8gd29ybGQ=\"}" +
+             std::string(kEnd)}}});
+  CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "h.txt", "-o", d.path.string()},
+                         d.path);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_file(d.path / "h.txt"), "hello world");
   EXPECT_EQ(d.entries(), std::vector<std::string>{"h.txt"});
@@ -206,7 +216,8 @@ TEST(FilecliPeer, SizeAndListFormatting) {
   TempDir d;
   {
     PeerServer peer(
-        {Step{{"{\"status\":\"OK\",\"data\":{\"name\":\"a b\",\"bytes\":1500000,\"mb\":1.43}}" + std::string(kEnd)}}});
+        {Step{{"{\"status\":\"OK\",\"data\":{\"name\":\"a b\",\"bytes\":1500000,\"mb\":1.43}}" +
+               std::string(kEnd)}}});
     CliRun r = run_filecli({"-p", std::to_string(peer.port()), "size", "a b"}, d.path);
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, "a b 1500000 bytes (1.43 MB)\n");
@@ -214,7 +225,8 @@ TEST(FilecliPeer, SizeAndListFormatting) {
     EXPECT_EQ(peer.requests(), std::vector<std::string>{"SIZE \"a b\"\r\n"});
   }
   {
-    PeerServer peer({Step{{"{\"status\":\"OK\",\"data\":[\"a.jpg\",\"b c.pdf\"]}" + std::string(kEnd)}}});
+    PeerServer peer(
+        {Step{{"{\"status\":\"OK\",\"data\":[\"a.jpg\",\"b c.pdf\"]}" + std::string(kEnd)}}});
     CliRun r = run_filecli({"-p", std::to_string(peer.port()), "list"}, d.path);
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, "a.jpg\nb c.pdf\n");
@@ -229,8 +241,9 @@ TEST(FilecliPeer, SizeAndListFormatting) {
 TEST(FilecliPeer, DashWritesToStdoutAndDevNullStaysADevice) {
   REQUIRE_FILECLI();
   TempDir d;
-  std::string reply = "{\"status\":\"OK\",\"data_namafile\":\"h\",\"data_file\":\"aGVsbG8gd29ybGQ=\"}" +
-                      std::string(kEnd);
+  std::string reply =
+      "{\"status\":\"OK\",\"data_namafile\":\"h\",\"data_file\":\"aGVsbG8gd29ybGQ=\"}" +
+      std::string(kEnd);
   {
     PeerServer peer({Step{{reply}}});
     CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "h", "-o", "-"}, d.path);
@@ -239,9 +252,10 @@ TEST(FilecliPeer, DashWritesToStdoutAndDevNullStaysADevice) {
   }
   {
     PeerServer peer({Step{{reply}}});
-    CliRun r = run_filecli({"-p", std::to_string(peer.port()), "get", "h", "-o", "/dev/null"}, d.path);
+    CliRun r =
+        run_filecli({"-p", std::to_string(peer.port()), "get", "h", "-o", "/dev/null"}, d.path);
     ASSERT_EQ(r.code, 0) << r.err;
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::stat("/dev/null", &st), 0);
     EXPECT_TRUE(S_ISCHR(st.st_mode));
   }
@@ -251,9 +265,10 @@ TEST(FilecliPeer, InterruptedGetLeavesNoTempFile) {
   REQUIRE_FILECLI();
   TempDir d, scratch;
   // Half a reply, then silence: filecli sits in the middle of the download.
-  PeerServer peer({Step{{"{\"status\":\"OK\",\"data_namafile\":\"x\",\"data_file\":\"", std::string(4000, 'A')}}});
-  pid_t pid = spawn_filecli({"-p", std::to_string(peer.port()), "get", "x", "-o", (d.path / "x").string()},
-                            scratch.path);
+  PeerServer peer({Step{
+      {"{\"status\":\"OK\",\"data_namafile\":\"x\",\"data_file\":\"", std::string(4000, 'A')}}});
+  pid_t pid = spawn_filecli(
+      {"-p", std::to_string(peer.port()), "get", "x", "-o", (d.path / "x").string()}, scratch.path);
   ASSERT_GT(pid, 0);
   bool started = false;
   for (int i = 0; i < 500 && !started; ++i) {  // up to 5 s for the temp file to appear
@@ -275,7 +290,8 @@ class FilecliServer : public ::testing::Test {
       GTEST_SKIP() << "no $FSRV_BIN/filecli or $FSRV_BIN/fileserver yet";
     }
     try {
-      server_ = std::make_unique<fsrv::test::ServerProcess>(std::vector<std::string>{}, root_.path.string());
+      server_ = std::make_unique<fsrv::test::ServerProcess>(std::vector<std::string>{},
+                                                            root_.path.string());
     } catch (const std::exception& e) {
       FAIL() << e.what();
     }

@@ -58,7 +58,8 @@ class PeerServer {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 1) != 0) {
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_, 1) != 0) {
       return;
     }
     socklen_t len = sizeof addr;
@@ -122,7 +123,9 @@ class PeerServer {
         break;
       }
       for (size_t i = 0; i < step.pieces.size(); ++i) {
-        if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the client read the piece
+        if (i > 0)
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(2));  // let the client read the piece
         const std::string& p = step.pieces[i];
         size_t sent = 0;
         while (sent < p.size()) {

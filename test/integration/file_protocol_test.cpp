@@ -52,7 +52,9 @@ struct Json {
     cJSON* v = root ? cJSON_GetObjectItemCaseSensitive(root, key) : nullptr;
     return cJSON_IsString(v) ? v->valuestring : "";
   }
-  cJSON* get(const char* key) const { return root ? cJSON_GetObjectItemCaseSensitive(root, key) : nullptr; }
+  cJSON* get(const char* key) const {
+    return root ? cJSON_GetObjectItemCaseSensitive(root, key) : nullptr;
+  }
   cJSON* root = nullptr;
 };
 
@@ -175,7 +177,8 @@ TEST_P(FileProtocol, QuotedNamesAndJsonEscaping) {
   EXPECT_EQ(slurp(root.file("my \"odd\" file.txt")), "ABC");
   Json list(request(port(), "LIST"));
   ASSERT_TRUE(cJSON_IsArray(list.get("data")));
-  EXPECT_EQ(std::string(cJSON_GetArrayItem(list.get("data"), 0)->valuestring), "my \"odd\" file.txt");
+  EXPECT_EQ(std::string(cJSON_GetArrayItem(list.get("data"), 0)->valuestring),
+            "my \"odd\" file.txt");
   Json get(request(port(), "get \"my \\\"odd\\\" file.txt\""));
   EXPECT_EQ(get.str("data_namafile"), "my \"odd\" file.txt");
   EXPECT_EQ(get.str("data_file"), "QUJD");
@@ -299,8 +302,7 @@ TEST_P(FileProtocol, PathTraversalRefusedInEverySpelling) {
   spit(outside.file("secret"), "s");
   std::string rel = fs::relative(outside.file("secret"), root.path()).string();
   for (std::string name : {std::string("../secret"), rel, outside.file("secret"),
-                           std::string("..\\\\secret"),
-                           std::string(".."), std::string(".")}) {
+                           std::string("..\\\\secret"), std::string(".."), std::string(".")}) {
     SCOPED_TRACE(name);
     Json g(request(port(), "GET \"" + name + "\""));
     EXPECT_EQ(g.status(), "ERROR");
@@ -346,7 +348,8 @@ TEST_P(FileProtocol, DisconnectMidUploadLeavesOldContentAndNoTemporary) {
   // The server notices the reset; give it a moment, then check.
   for (int i = 0; i < 100; ++i) {
     Json s(request(port(), "STATS"));
-    cJSON* up = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(s.get("data"), "commands"), "UPLOAD"), "failed");
+    cJSON* up = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(s.get("data"), "commands"), "UPLOAD"), "failed");
     if (up && up->valuedouble >= 1) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -37,9 +37,11 @@ std::vector<WorkerInfo> workers_of(int port) {
   cJSON* ws = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "data"), "workers");
   cJSON* w;
   cJSON_ArrayForEach(w, ws) {
-    out.push_back({static_cast<pid_t>(cJSON_GetObjectItem(w, "pid")->valuedouble),
-                   static_cast<int>(cJSON_GetObjectItem(w, "restarts")->valuedouble),
-                   static_cast<int>(cJSON_GetObjectItem(cJSON_GetObjectItem(w, "connections"), "total")->valuedouble)});
+    out.push_back(
+        {static_cast<pid_t>(cJSON_GetObjectItem(w, "pid")->valuedouble),
+         static_cast<int>(cJSON_GetObjectItem(w, "restarts")->valuedouble),
+         static_cast<int>(
+             cJSON_GetObjectItem(cJSON_GetObjectItem(w, "connections"), "total")->valuedouble)});
   }
   cJSON_Delete(root);
   return out;
@@ -74,7 +76,8 @@ std::unique_ptr<client::Client> client_for(int port) {
 }
 
 /// Sends `size` bytes of a repeated byte through the client.
-client::Result upload_fill(client::Client& c, const std::string& name, uint64_t size, uint8_t byte) {
+client::Result upload_fill(client::Client& c, const std::string& name, uint64_t size,
+                           uint8_t byte) {
   uint64_t left = size;
   return c.upload(name, size, [&](std::span<uint8_t> out) {
     size_t n = std::min<uint64_t>(left, out.size());
@@ -124,7 +127,8 @@ TEST(ProcessMode, KilledWorkerIsReplacedAndOthersFinish) {
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&, i] {
       auto c = client_for(server.port());
-      if (c && upload_fill(*c, "k" + std::to_string(i), size, static_cast<uint8_t>('a' + i)).ok()) ok[i] = 1;
+      if (c && upload_fill(*c, "k" + std::to_string(i), size, static_cast<uint8_t>('a' + i)).ok())
+        ok[i] = 1;
     });
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -143,7 +147,8 @@ TEST(ProcessMode, KilledWorkerIsReplacedAndOthersFinish) {
     bool same = true;
     while (in) {
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      for (std::streamsize k = 0; k < in.gcount(); ++k) same &= buf[k] == static_cast<char>('a' + i);
+      for (std::streamsize k = 0; k < in.gcount(); ++k)
+        same &= buf[k] == static_cast<char>('a' + i);
     }
     EXPECT_TRUE(same) << "k" << i;
   }

@@ -25,9 +25,10 @@ void spit(const std::string& path, const std::string& data) {
 }
 
 TEST(StorageNames, RefusesEverySpellingOfEscape) {
-  for (const std::string& bad : std::vector<std::string>{"", ".", "..", "../x", "a/b", "a\\b", "/etc/passwd", ".hidden",
-                          std::string("a\0b", 3), "a\nb", "tab\there", std::string(256, 'a'),
-                          std::string("\xff\xfe"), std::string("\xc0\xaf")}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "../x", "a/b", "a\\b", "/etc/passwd", ".hidden",
+                                std::string("a\0b", 3), "a\nb", "tab\there", std::string(256, 'a'),
+                                std::string("\xff\xfe"), std::string("\xc0\xaf")}) {
     EXPECT_NE(validate_name(bad), "") << "accepted: " << bad;
   }
   for (const std::string& good : std::vector<std::string>{
@@ -90,7 +91,8 @@ TEST_P(UploadModes, AbortLeavesOldContentAndNoTemporary) {
   auto up = root->begin_upload();
   ASSERT_TRUE(up.ok()) << up.error;
   std::string data = "new content";
-  ASSERT_TRUE(up.value->write_at({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, 0).ok());
+  ASSERT_TRUE(
+      up.value->write_at({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, 0).ok());
   up.value.reset();  // abort
   EXPECT_EQ(slurp(dir.file("f.bin")), "old");
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
@@ -104,7 +106,8 @@ TEST_P(UploadModes, CommitReplacesAtomically) {
   auto up = root->begin_upload();
   ASSERT_TRUE(up.ok());
   std::string data = "brand new content";
-  ASSERT_TRUE(up.value->write_at({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, 0).ok());
+  ASSERT_TRUE(
+      up.value->write_at({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, 0).ok());
   ASSERT_TRUE(up.value->commit("f.bin").ok());
   EXPECT_EQ(slurp(dir.file("f.bin")), data);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);

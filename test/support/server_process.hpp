@@ -65,8 +65,8 @@ class ServerProcess {
                 const std::string& program = "fileserver") {
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-    std::vector<std::string> argv = {bin_dir() + "/" + program, "--host", "127.0.0.1", "--port",
-                                     "0", "--root", root};
+    std::vector<std::string> argv = {
+        bin_dir() + "/" + program, "--host", "127.0.0.1", "--port", "0", "--root", root};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");

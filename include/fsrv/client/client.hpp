@@ -63,7 +63,8 @@ class Client {
   /// JSON reply ended by "\r\n\r\n".
   virtual Result command(std::string_view line) = 0;
   /// GET name: decodes data_file as it arrives and feeds the sink.
-  virtual Result get(std::string_view name, const SinkFn& sink, const ProgressFn& progress = {}) = 0;
+  virtual Result get(std::string_view name, const SinkFn& sink,
+                     const ProgressFn& progress = {}) = 0;
   /// UPLOAD name: encodes `size` bytes pulled from source as they are sent.
   virtual Result upload(std::string_view name, uint64_t size, const SourceFn& source,
                         const ProgressFn& progress = {}) = 0;

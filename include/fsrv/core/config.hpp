@@ -15,9 +15,9 @@ enum class PoolMode { kThread, kProcess };
 
 struct ServerConfig {
   std::string host = "0.0.0.0";
-  int port = 6666;             ///< 0 = any free port (printed on stdout)
+  int port = 6666;  ///< 0 = any free port (printed on stdout)
   std::string root = "./files";
-  int workers = 4;             ///< thread pool size or worker processes
+  int workers = 4;  ///< thread pool size or worker processes
   PoolMode mode = PoolMode::kThread;
   uint64_t max_upload = limits::kDefaultMaxUpload;  ///< decoded bytes
   double idle_timeout_s = limits::kDefaultIdleTimeoutS;

@@ -121,8 +121,8 @@ class Connection {
   uv_timer_t idle_timer_;
   uv_timer_t legacy_timer_;
   std::unique_ptr<ConnectionHandler> handler_;
-  int refs_ = 1;            ///< the handles' reference, dropped when all closed
-  int open_handles_ = 3;    ///< tcp + two timers
+  int refs_ = 1;          ///< the handles' reference, dropped when all closed
+  int open_handles_ = 3;  ///< tcp + two timers
   bool closing_ = false;
   bool reading_ = false;
   bool started_ = false;

@@ -27,14 +27,14 @@ std::string_view cmd_name(Cmd cmd);
 struct alignas(64) StatsSlot {
   std::atomic<uint64_t> ok[kCmdCount];
   std::atomic<uint64_t> failed[kCmdCount];
-  std::atomic<uint64_t> bytes_in;     ///< bytes read from client sockets
-  std::atomic<uint64_t> bytes_out;    ///< bytes written to client sockets
-  std::atomic<int64_t> conns_active;  ///< connections open now
-  std::atomic<uint64_t> conns_total;  ///< connections accepted since start
+  std::atomic<uint64_t> bytes_in;        ///< bytes read from client sockets
+  std::atomic<uint64_t> bytes_out;       ///< bytes written to client sockets
+  std::atomic<int64_t> conns_active;     ///< connections open now
+  std::atomic<uint64_t> conns_total;     ///< connections accepted since start
   std::atomic<uint64_t> conns_rejected;  ///< refused with "server busy"
-  std::atomic<uint64_t> conns_lost;  ///< held by a worker that died (process mode)
-  std::atomic<int64_t> pid;           ///< process owning the slot (0 = unused)
-  std::atomic<uint64_t> restarts;     ///< times this worker slot was re-forked
+  std::atomic<uint64_t> conns_lost;      ///< held by a worker that died (process mode)
+  std::atomic<int64_t> pid;              ///< process owning the slot (0 = unused)
+  std::atomic<uint64_t> restarts;        ///< times this worker slot was re-forked
 
   /// Counts one finished request.
   void count(Cmd cmd, bool success) {
