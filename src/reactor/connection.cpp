@@ -10,15 +10,15 @@
 
 namespace fsrv::reactor {
 
-namespace {
-
-/// A write request; holds a reference to its connection until write_cb.
+/// A write request; holds a reference to its connection until on_written.
 struct WriteReq {
   uv_write_t req;
   ConnRef conn;
   std::function<void(int)> cb;
   std::string owned;  ///< write_owned's bytes
 };
+
+namespace {
 
 uint64_t idle_ms(const ServerContext& ctx) {
   return static_cast<uint64_t>(std::llround(ctx.config->idle_timeout_s * 1000.0));
@@ -108,24 +108,25 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
 }
 
 void Connection::write(const uv_buf_t* bufs, unsigned n, std::function<void(int)> cb) {
-  auto* w = new WriteReq{{}, ConnRef(this), std::move(cb), {}};
+  queue_write(new WriteReq{{}, ConnRef(this), std::move(cb), {}}, bufs, n);
+}
+
+void Connection::write_owned(std::string bytes) {
+  auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(bytes)};
+  uv_buf_t buf = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
+  queue_write(w, &buf, 1);
+}
+
+// Queues one write request. The request keeps its buffers (owned, or the
+// caller's until its callback) and a connection reference until on_written
+// (libuv pitfall 5); when closing or when uv_write refuses, the callback runs
+// at once with the error, as libuv would have run it later.
+void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n) {
   w->req.data = w;
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
-  auto on_written = [](uv_write_t* req, int status) {
-    auto* wr = static_cast<WriteReq*>(req->data);
-    Connection* c = wr->conn.get();
-    if (status == 0) c->touch();
-    if (wr->cb) wr->cb(status);
-    if (c->congested_ && !c->closing_ && c->queued_bytes() < kLowWater) {
-      c->congested_ = false;
-      if (c->handler_) c->handler_->on_drain();
-    }
-    delete wr;
-  };
   int rc = closing_ ? UV_ECANCELED : uv_write(&w->req, stream(), bufs, n, on_written);
   if (rc != 0) {
-    // Not queued: report it like libuv would, but never re-entrantly.
     if (w->cb) w->cb(rc);
     delete w;
     close();
@@ -134,30 +135,16 @@ void Connection::write(const uv_buf_t* bufs, unsigned n, std::function<void(int)
   ctx_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
 }
 
-void Connection::write_owned(std::string bytes) {
-  auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(bytes)};
-  w->req.data = w;
-  uv_buf_t buf = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
-  if (closing_) {
-    delete w;
-    return;
+void Connection::on_written(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteReq*>(req->data);
+  Connection* c = w->conn.get();
+  if (status == 0) c->touch();
+  if (w->cb) w->cb(status);
+  if (c->congested_ && !c->closing_ && c->queued_bytes() < kLowWater) {
+    c->congested_ = false;
+    if (c->handler_) c->handler_->on_drain();
   }
-  int rc = uv_write(&w->req, stream(), &buf, 1, [](uv_write_t* req, int status) {
-    auto* wr = static_cast<WriteReq*>(req->data);
-    Connection* c = wr->conn.get();
-    if (status == 0) c->touch();
-    if (c->congested_ && !c->closing_ && c->queued_bytes() < kLowWater) {
-      c->congested_ = false;
-      if (c->handler_) c->handler_->on_drain();
-    }
-    delete wr;
-  });
-  if (rc != 0) {
-    delete w;
-    close();
-    return;
-  }
-  ctx_.stats->bytes_out.fetch_add(buf.len, std::memory_order_relaxed);
+  delete w;
 }
 
 size_t Connection::queued_bytes() const { return tcp_.write_queue_size; }

@@ -48,8 +48,7 @@ TEST_P(EverySplit, TwoPieceDecodeAtEveryPositionOfEveryLength) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, EverySplit,
-                         ::testing::Values(Base64Isa::kScalar, Base64Isa::kAvx2),
+INSTANTIATE_TEST_SUITE_P(Paths, EverySplit, ::testing::Values(Base64Isa::kScalar, Base64Isa::kAvx2),
                          [](const auto& info) {
                            return info.param == Base64Isa::kAvx2 ? "avx2" : "scalar";
                          });

@@ -22,6 +22,7 @@ namespace fsrv::reactor {
 
 class Connection;
 struct ServerContext;
+struct WriteReq;
 
 /// The protocol side of a connection. All calls come on the loop thread.
 class ConnectionHandler {
@@ -115,6 +116,8 @@ class Connection {
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_handle_closed(uv_handle_t* h);
+  static void on_written(uv_write_t* req, int status);
+  void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n);
 
   ServerContext& ctx_;
   uv_tcp_t tcp_;
