@@ -297,6 +297,52 @@ TEST_P(FileProtocol, SlowReaderOfHugeGetKeepsServerMemoryBounded) {
   EXPECT_EQ(last.substr(last.size() - 14), "AAAAeg==\"}\r\n\r\n");
 }
 
+// UPLOAD reads into two chunk buffers and pauses while both wait for the
+// disk: a client pushing a large payload as fast as it can never makes the
+// server buffer it.
+TEST_P(FileProtocol, FastUploaderKeepsServerMemoryBounded) {
+  const uint64_t size = small_mode() ? (24u << 20) : (240u << 20);  // multiple of 3
+  int fd = connect_to(port());
+  send_all(fd, "UPLOAD flood.bin ");
+  const std::string chunk(4 << 20, 'Q');  // "QQQQ" decodes to 0x41 0x04 0x10
+  for (uint64_t sent = 0; sent < codec::encoded_size(size); sent += chunk.size()) {
+    ASSERT_TRUE(send_all(fd, chunk));
+  }
+  send_all(fd, "\r\n");
+  Json r(read_reply(fd));
+  close(fd);
+  EXPECT_EQ(r.str("data"), "flood.bin uploaded (" + std::to_string(size) + " bytes)");
+  EXPECT_EQ(fs::file_size(root.file("flood.bin")), size);
+  if (!small_mode()) {
+    for (long kib : server_peak_rss_kib(server->pid())) EXPECT_LT(kib, 48 * 1024);
+  }
+}
+
+// A client that stops reading in the middle of a GET is closed after the
+// idle timeout (no write progress), and the GET counts as failed.
+TEST_P(FileProtocol, StalledGetReaderIsClosedAfterIdleTimeout) {
+  start({"--idle-timeout", "0.5"});
+  {
+    std::ofstream f(root.file("big.bin"), std::ios::binary);
+    f.seekp((64 << 20) - 1);
+    f.put('z');
+  }
+  // 85 MB of base64 is far more than both kernels' socket buffers hold
+  // (a few MB), so the server's writes stall while we do not read.
+  int fd = connect_to(port());
+  send_all(fd, "GET big.bin\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  uint64_t got = 0;
+  std::vector<char> buf(1 << 20);
+  for (ssize_t n; (n = recv(fd, buf.data(), buf.size(), 0)) > 0;) got += static_cast<uint64_t>(n);
+  close(fd);
+  EXPECT_LT(got, codec::encoded_size(64 << 20));  // cut short: the server closed it
+  Json stats(request(port(), "STATS"));
+  cJSON* get = cJSON_GetObjectItem(cJSON_GetObjectItem(stats.get("data"), "commands"), "GET");
+  EXPECT_EQ(cJSON_GetObjectItem(get, "failed")->valuedouble, 1);
+  EXPECT_EQ(cJSON_GetObjectItem(get, "ok")->valuedouble, 0);
+}
+
 TEST_P(FileProtocol, BigFileRoundTripKeepsContent) {
   const uint64_t size = small_mode() ? (8u << 20) : (100u << 20);
   auto c = client_for(port());
