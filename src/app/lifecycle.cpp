@@ -25,24 +25,21 @@ Lifecycle::Lifecycle(reactor::ServerContext& ctx, std::function<void()> stop_acc
 Lifecycle::~Lifecycle() = default;
 
 void Lifecycle::watch_signals() {
-  signals_ = true;
-  for (uv_signal_t* s : {&sigint_, &sigterm_}) {
-    uv_signal_init(ctx_.loop, s);
-    s->data = this;
-  }
-  auto on_signal = [](uv_signal_t* s, int signum) {
-    auto* self = static_cast<Lifecycle*>(s->data);
-    if (self->stopping_) {
-      // A second signal: do not wait for the grace period (nginx's fast stop).
-      FSRV_LOG_WARN("signal %d again: closing every connection now", signum);
-      reactor::close_all_connections(self->ctx_);
-      return;
-    }
-    FSRV_LOG_INFO("signal %d: shutting down", signum);
-    self->shutdown();
-  };
-  uv_signal_start(&sigint_, on_signal, SIGINT);
-  uv_signal_start(&sigterm_, on_signal, SIGTERM);
+  signals_ = std::make_unique<reactor::SignalWatcher>(
+      ctx_.loop, std::initializer_list<int>{SIGINT, SIGTERM}, [this](int signum) {
+        if (stopping_) {
+          // A second signal: do not wait for the
+          // grace period (nginx's fast stop).
+          FSRV_LOG_WARN(
+              "signal %d again: closing every "
+              "connection now",
+              signum);
+          reactor::close_all_connections(ctx_);
+          return;
+        }
+        FSRV_LOG_INFO("signal %d: shutting down", signum);
+        shutdown();
+      });
 }
 
 void Lifecycle::print_stats_every(double seconds, std::function<std::string()> line) {
@@ -82,14 +79,8 @@ void Lifecycle::finish() {
   uv_timer_stop(&grace_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), noop_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&stats_timer_), noop_close);
-  if (signals_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), noop_close);
-    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), noop_close);
-    // Closing the watchers restored the default (fatal) dispositions; a late
-    // signal must not turn this clean exit into a kill.
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-  }
+  // The signals stay blocked: a late one is discarded, never fatal.
+  if (signals_) signals_->close();
   if (ctx_.executor) ctx_.executor->close();
   if (stats_line_) {
     std::string l = "final " + stats_line_();

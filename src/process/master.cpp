@@ -14,6 +14,7 @@
 #include "fsrv/protocol/reply.hpp"
 #include "fsrv/reactor/connection.hpp"
 #include "fsrv/reactor/server.hpp"
+#include "fsrv/reactor/signals.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::process {
@@ -93,7 +94,7 @@ class Master {
   double started_unix_ = now_unix();
   uv_loop_t loop_;
   uv_tcp_t listener_;
-  uv_signal_t sigint_, sigterm_, sigchld_;
+  std::unique_ptr<reactor::SignalWatcher> signals_;
   uv_timer_t kill_timer_, stats_timer_;
   reactor::ServerContext ctx_;
   std::unique_ptr<storage::Root> root_;
@@ -295,18 +296,13 @@ void Master::maybe_finish() {
   }
   finished_ = true;
   reactor::close_all_connections(ctx_);
-  for (uv_handle_t* h :
-       {reinterpret_cast<uv_handle_t*>(&sigint_), reinterpret_cast<uv_handle_t*>(&sigterm_),
-        reinterpret_cast<uv_handle_t*>(&sigchld_), reinterpret_cast<uv_handle_t*>(&kill_timer_),
-        reinterpret_cast<uv_handle_t*>(&stats_timer_)}) {
-    uv_close(h, nullptr);
-  }
+  signals_->close();  // the signals stay blocked: a late one is discarded
+  uv_close(reinterpret_cast<uv_handle_t*>(&kill_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&stats_timer_), nullptr);
   for (WorkerHandle& w : workers_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&w.respawn_timer), nullptr);
     close_pipe(w);
   }
-  signal(SIGINT, SIG_IGN);
-  signal(SIGTERM, SIG_IGN);
   std::string line = table_.to_line("process", config_.workers);
   FSRV_LOG_INFO("final %s", line.c_str());
 }
@@ -352,19 +348,11 @@ int Master::run() {
   uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
   int port = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
-  // Signal watchers before forking: children block these signals and read a
-  // signalfd instead (see prefork.hpp), and SIGCHLD must be caught from the
-  // first fork on.
-  for (uv_signal_t* s : {&sigint_, &sigterm_, &sigchld_}) {
-    uv_signal_init(&loop_, s);
-    s->data = this;
-  }
-  auto on_sig = [](uv_signal_t* s, int signum) {
-    static_cast<Master*>(s->data)->on_signal(signum);
-  };
-  uv_signal_start(&sigint_, on_sig, SIGINT);
-  uv_signal_start(&sigterm_, on_sig, SIGTERM);
-  uv_signal_start(&sigchld_, on_sig, SIGCHLD);
+  // Signals before forking: SIGCHLD must be caught from the first fork on,
+  // and the children inherit the blocked mask (they read their own signalfd).
+  signals_ = std::make_unique<reactor::SignalWatcher>(
+      &loop_, std::initializer_list<int>{SIGINT, SIGTERM, SIGCHLD},
+      [this](int signum) { on_signal(signum); });
   uv_timer_init(&loop_, &kill_timer_);
   kill_timer_.data = this;
   uv_timer_init(&loop_, &stats_timer_);

@@ -1,6 +1,5 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -30,8 +29,6 @@ double now_unix() {
 struct Worker {
   uv_loop_t loop;
   uv_pipe_t channel;
-  uv_poll_t signals;
-  int signal_fd = -1;
   std::unique_ptr<app::Lifecycle> life;
   reactor::ServerContext ctx;
   bool channel_open = true;
@@ -57,15 +54,6 @@ void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot,
   //    and braces for a master that is SIGKILLed before we set up.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != master_pid) _exit(0);
-  // 3. Signals through a signalfd (see the header: the master's libuv
-  //    signal watchers are still in our copied memory).
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGCHLD, SIG_DFL);
-
   stats::StatsSlot& my = table.slot(slot);
   my.pid = getpid();
   my.conns_active = 0;
@@ -123,22 +111,9 @@ void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot,
         }
       });
 
-  w->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  uv_poll_init(&w->loop, &w->signals, w->signal_fd);
-  w->signals.data = w;
-  uv_poll_start(&w->signals, UV_READABLE, [](uv_poll_t* p, int, int) {
-    auto* wk = static_cast<Worker*>(p->data);
-    signalfd_siginfo info;
-    while (read(wk->signal_fd, &info, sizeof info) == sizeof info) {
-      if (wk->life->stopping()) {
-        reactor::close_all_connections(wk->ctx);
-      } else {
-        wk->life->shutdown();
-      }
-    }
-  });
-  // The poll handle must not keep the loop alive once draining is done.
-  uv_unref(reinterpret_cast<uv_handle_t*>(&w->signals));
+  // SIGTERM/SIGINT through the worker's own signalfd (inherited blocked
+  // from the master); a second one while draining closes everything.
+  w->life->watch_signals();
 
   FSRV_LOG_DEBUG("worker %d up (pid %d)", slot, static_cast<int>(getpid()));
   uv_run(&w->loop, UV_RUN_DEFAULT);

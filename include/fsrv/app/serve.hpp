@@ -9,6 +9,7 @@
 
 #include "fsrv/core/config.hpp"
 #include "fsrv/reactor/server.hpp"
+#include "fsrv/reactor/signals.hpp"
 
 namespace fsrv::app {
 
@@ -34,7 +35,9 @@ class Lifecycle {
   Lifecycle(const Lifecycle&) = delete;
   Lifecycle& operator=(const Lifecycle&) = delete;
 
-  /// Watches SIGINT and SIGTERM on the context's loop.
+  /// Watches SIGINT and SIGTERM on the context's loop (a SignalWatcher:
+  /// call before libuv's pool threads start). A second signal while
+  /// draining closes every connection at once.
   void watch_signals();
   /// Prints ctx stats every `seconds` (0 = never) with `line()`.
   void print_stats_every(double seconds, std::function<std::string()> line);
@@ -48,11 +51,9 @@ class Lifecycle {
   std::function<void()> stop_accepting_;
   std::function<void()> on_stopped_;
   std::function<std::string()> stats_line_;
-  uv_signal_t sigint_;
-  uv_signal_t sigterm_;
+  std::unique_ptr<reactor::SignalWatcher> signals_;
   uv_timer_t grace_timer_;
   uv_timer_t stats_timer_;
-  bool signals_ = false;
   bool stopping_ = false;
   bool finished_ = false;
 };

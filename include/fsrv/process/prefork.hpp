@@ -17,8 +17,9 @@
 // carries one data byte; the master closes its copy of the client only in the
 // uv_write2 callback; children never touch the master's loop: right after
 // fork they close every inherited descriptor but their pipe and build a fresh
-// loop; they take SIGTERM through a signalfd because the master's libuv
-// signal watchers are still registered in the copied memory.
+// loop. Signals are read from signalfds (reactor::SignalWatcher) in master
+// and workers, blocked from before the first fork, so no libuv signal
+// watcher state is ever copied into a child.
 
 #include <sys/types.h>
 
