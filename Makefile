@@ -150,7 +150,7 @@ test-san: all
 	FSRV_BIN=$(abspath $(BIN)) FSRV_SMALL=1 $(TEST_BIN) $(GTEST_ARGS)
 
 run-server: deps
-	@$(MAKE) --no-print-directory -s -j$(NPROC) $(BIN)/fileserver $(BIN)/filecli
+	@$(MAKE) --no-print-directory -s -j$(NPROC) all
 	@tools/run-server.sh $(BIN)
 
 fmt:
