@@ -412,29 +412,18 @@ class SocketClient final : public Client {
   }
 
   /// Sends every byte or fails with kConnection.
-  Result send_all(const char* data, size_t size) {
-    while (size > 0) {
-      ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL);
-      if (n > 0) {
-        data += n;
-        size -= static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        return make_error(ErrorKind::kConnection, errno_text("send", errno));
-      }
-      short revents = 0;
-      if (Result r = wait(POLLOUT, options_.timeout_ms, &revents); !r.ok()) return r;
-    }
-    return {};
-  }
+  Result send_all(const char* data, size_t size) { return send_bytes(data, size, false); }
 
   /// Like send_all, but for an UPLOAD body: if the server answers before we
   /// are done (it refused the upload) or stops reading, returns its reply
   /// (usually kServer) instead of a bare send error. Any non-OK return has
   /// already marked the connection broken.
-  Result send_or_reply(const char* data, size_t size) {
+  Result send_or_reply(const char* data, size_t size) { return send_bytes(data, size, true); }
+
+  /// The send loop of both: poll for POLLOUT (and, for an upload body,
+  /// POLLIN: the server's early reply) whenever the socket is full.
+  Result send_bytes(const char* data, size_t size, bool upload_body) {
+    const short events = upload_body ? (POLLOUT | POLLIN) : POLLOUT;
     while (size > 0) {
       ssize_t n = ::send(fd_, data, size, MSG_NOSIGNAL);
       if (n > 0) {
@@ -444,12 +433,14 @@ class SocketClient final : public Client {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        return early_reply(make_error(ErrorKind::kConnection, errno_text("send", errno)));
+        Result e = make_error(ErrorKind::kConnection, errno_text("send", errno));
+        return upload_body ? early_reply(std::move(e)) : e;
       }
       short revents = 0;
-      if (Result r = wait(POLLOUT | POLLIN, options_.timeout_ms, &revents); !r.ok())
-        return fail(std::move(r));
-      if ((revents & POLLIN) && !(revents & POLLOUT)) {
+      if (Result r = wait(events, options_.timeout_ms, &revents); !r.ok()) {
+        return upload_body ? fail(std::move(r)) : r;
+      }
+      if (upload_body && (revents & POLLIN) && !(revents & POLLOUT)) {
         return early_reply(
             make_error(ErrorKind::kProtocol, "server replied before the upload was complete"));
       }
