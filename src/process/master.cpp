@@ -326,27 +326,17 @@ int Master::run() {
   ctx_.stats = &table_.slot(0);
   ctx_.active_connections = [this] { return active_connections(); };
 
-  uv_tcp_init(&loop_, &listener_);
-  listener_.data = this;
-  sockaddr_storage addr{};
-  int rc = uv_ip4_addr(config_.host.c_str(), config_.port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0)
-    rc = uv_ip6_addr(config_.host.c_str(), config_.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 4096, [](uv_stream_t* s, int st) {
-      if (st == 0) static_cast<Master*>(s->data)->on_connection();
-    });
-  }
-  if (rc != 0) {
+  int port = reactor::bind_and_listen(
+      &loop_, &listener_, config_.host, config_.port,
+      [](uv_stream_t* s, int st) {
+        if (st == 0) static_cast<Master*>(s->data)->on_connection();
+      },
+      this);
+  if (port < 0) {
     FSRV_LOG_ERROR("cannot listen on %s:%d: %s", config_.host.c_str(), config_.port,
-                   uv_strerror(rc));
+                   uv_strerror(port));
     return 1;
   }
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
-  int port = ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
   // Signals before forking: SIGCHLD must be caught from the first fork on,
   // and the children inherit the blocked mask (they read their own signalfd).
@@ -380,7 +370,7 @@ int Master::run() {
         ms, ms);
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
-  rc = uv_loop_close(&loop_);
+  int rc = uv_loop_close(&loop_);
   if (rc != 0) FSRV_LOG_WARN("loop closed with handles left: %s", uv_strerror(rc));
   return 0;
 }

@@ -314,10 +314,8 @@ void FileSession::process_input() {
   if (eof_) {
     if (!input_blank()) {
       // A final unterminated request before the client's half-close.
-      std::string_view rest = input();
-      Frame f = next_frame(std::string(rest) + "\n");
-      if (f.kind == Frame::kUploadHeader ||
-          command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload) {
+      std::string_view rest = input();  // starts non-blank: next_frame skipped blanks
+      if (command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload) {
         consume(rest.size());
         reply_now(Cmd::kUpload, false,
                   error_text("upload interrupted: connection closed before the end of the line"));

@@ -67,7 +67,6 @@ void Connection::release() {
 
 void Connection::start(std::unique_ptr<ConnectionHandler> handler) {
   handler_ = std::move(handler);
-  started_ = true;
   ctx_.stats->conns_total.fetch_add(1, std::memory_order_relaxed);
   // Latency of small replies matters more than packet count here; bulk
   // chunks are large writes anyway.

@@ -44,32 +44,36 @@ void close_all_connections(ServerContext& ctx) {
   for (Connection* c : live) c->close();
 }
 
-int listen_tcp(ServerContext& ctx, uv_tcp_t* handle, const std::string& host, int port) {
+int bind_and_listen(uv_loop_t* loop, uv_tcp_t* handle, const std::string& host, int port,
+                    uv_connection_cb on_connection, void* data) {
+  uv_tcp_init(loop, handle);  // first, so the caller may always uv_close it
+  handle->data = data;
   sockaddr_storage addr{};
   int rc = uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr));
   if (rc != 0) rc = uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr));
-  if (rc != 0) return rc;
-  uv_tcp_init(ctx.loop, handle);
-  handle->data = &ctx;
-  rc = uv_tcp_bind(handle, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) {
-    // Backlog: the kernel caps it at net.core.somaxconn; a burst of 50+
-    // stress clients must not see refused connects.
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(handle), 4096, [](uv_stream_t* s, int status) {
-      auto* c = static_cast<ServerContext*>(s->data);
-      if (status < 0) {
-        FSRV_LOG_WARN("listen error: %s", uv_strerror(status));
-        return;
-      }
-      accept_connection(*c, s);
-    });
-  }
+  if (rc == 0) rc = uv_tcp_bind(handle, reinterpret_cast<const sockaddr*>(&addr), 0);
+  // Backlog: the kernel caps it at net.core.somaxconn; a burst of 50+
+  // stress clients must not see refused connects.
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(handle), 4096, on_connection);
   if (rc != 0) return rc;
   sockaddr_storage bound{};
   int len = sizeof bound;
   uv_tcp_getsockname(handle, reinterpret_cast<sockaddr*>(&bound), &len);
   if (bound.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   return ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+int listen_tcp(ServerContext& ctx, uv_tcp_t* handle, const std::string& host, int port) {
+  return bind_and_listen(
+      ctx.loop, handle, host, port,
+      [](uv_stream_t* s, int status) {
+        if (status < 0) {
+          FSRV_LOG_WARN("listen error: %s", uv_strerror(status));
+          return;
+        }
+        accept_connection(*static_cast<ServerContext*>(s->data), s);
+      },
+      &ctx);
 }
 
 }  // namespace fsrv::reactor

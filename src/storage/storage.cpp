@@ -91,6 +91,12 @@ Result<struct stat> stat_regular(int root_fd, const std::string& name) {
 
 std::atomic<uint64_t> g_temp_counter{0};
 
+/// A fresh hidden temporary name: the leading dot keeps it out of LIST and
+/// out of reach of any request (validate_name refuses it).
+std::string temp_name() {
+  return ".upload-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter) + ".tmp";
+}
+
 }  // namespace
 
 std::string validate_name(std::string_view name) {
@@ -134,7 +140,7 @@ Status UploadFile::commit(const std::string& name) {
   if (temp.empty()) {
     // O_TMPFILE: give the inode a hidden name first, then rename it over the
     // target (linkat cannot replace an existing name; renameat can, atomically).
-    temp = ".upload-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter) + ".tmp";
+    temp = temp_name();
     std::string proc = "/proc/self/fd/" + std::to_string(fd_);
     if (linkat(AT_FDCWD, proc.c_str(), root_fd_, temp.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
         linkat(fd_, "", root_fd_, temp.c_str(), AT_EMPTY_PATH) != 0) {
@@ -251,8 +257,7 @@ Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {
     return R::failure(errno == ENOSPC ? "disk full"
                                       : "cannot create temporary file: " + errno_text(errno));
   }
-  std::string temp =
-      ".upload-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter) + ".tmp";
+  std::string temp = temp_name();
   fd = openat(fd_, temp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
     return R::failure(errno == ENOSPC ? "disk full"

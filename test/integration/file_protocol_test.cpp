@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "../support/client_for.hpp"
 #include "../support/server_process.hpp"
 #include "fsrv/client/client.hpp"
 
@@ -28,15 +29,6 @@ struct Mode {
   std::string label;
   std::vector<std::string> args;
 };
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-void spit(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary) << data;
-}
 
 /// Parses a reply (terminator included) and returns the JSON root (owned).
 struct Json {
@@ -98,15 +90,6 @@ uint64_t hash_file(const std::string& path) {
   uint64_t h = XXH3_64bits_digest(st);
   XXH3_freeState(st);
   return h;
-}
-
-std::unique_ptr<client::Client> client_for(int port) {
-  client::Options o;
-  o.port = static_cast<uint16_t>(port);
-  std::string err;
-  auto c = client::Client::connect(o, &err);
-  EXPECT_TRUE(c) << err;
-  return c;
 }
 
 /// Files in `dir`, hidden ones included.

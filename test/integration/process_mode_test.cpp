@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "../support/client_for.hpp"
 #include "../support/server_process.hpp"
 #include "fsrv/client/client.hpp"
 
@@ -66,13 +67,6 @@ bool wait_all_gone(const std::vector<pid_t>& pids, std::chrono::seconds limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
-}
-
-std::unique_ptr<client::Client> client_for(int port) {
-  client::Options o;
-  o.port = static_cast<uint16_t>(port);
-  std::string err;
-  return client::Client::connect(o, &err);
 }
 
 /// Sends `size` bytes of a repeated byte through the client.

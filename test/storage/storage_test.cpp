@@ -15,14 +15,8 @@
 namespace fsrv::storage {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-void spit(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary) << data;
-}
+using test::slurp;
+using test::spit;
 
 TEST(StorageNames, RefusesEverySpellingOfEscape) {
   for (const std::string& bad :

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -34,6 +36,17 @@ inline std::string bin_dir() {
 
 /// True when FSRV_SMALL is set (sanitizer runs): tests shrink big transfers.
 inline bool small_mode() { return getenv("FSRV_SMALL") != nullptr; }
+
+/// The whole content of a (small) test file.
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+/// Writes `data` as the whole content of a test file.
+inline void spit(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
 
 /// A temporary directory removed (recursively) on destruction.
 class TempDir {

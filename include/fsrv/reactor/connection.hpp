@@ -128,7 +128,6 @@ class Connection {
   int open_handles_ = 3;  ///< tcp + two timers
   bool closing_ = false;
   bool reading_ = false;
-  bool started_ = false;
   bool shutting_down_ = false;
   bool congested_ = false;
 };

@@ -59,6 +59,13 @@ void drain_connections(ServerContext& ctx);
 /// Closes every connection now (grace period over).
 void close_all_connections(ServerContext& ctx);
 
+/// Initialises `handle` on `loop` (always, so the caller can uv_close it even
+/// on failure), binds host:port (IPv4 or IPv6 literal; port 0 = any free
+/// port) and listens, calling `on_connection` with handle->data = `data`.
+/// Returns the bound port, or a negative libuv error.
+int bind_and_listen(uv_loop_t* loop, uv_tcp_t* handle, const std::string& host, int port,
+                    uv_connection_cb on_connection, void* data);
+
 /// Binds and listens on host:port (port 0 = any free port), accepting with
 /// accept_connection. Returns the bound port, or a negative libuv error.
 /// `handle` must stay valid until closed.
