@@ -18,7 +18,7 @@ WORKERS=${BENCH_WORKERS:-4}
 SIZES_MB=${BENCH_SIZES_MB:-"10 100"}
 MODES=${BENCH_MODES:-"thread process"}
 MB=1000000
-START_TIMEOUT_S=10   # server must print "listening on" within this
+START_TIMEOUT_S=10   # server must print "listening file on" within this
 STOP_TIMEOUT_S=10    # then SIGKILL
 HOST=127.0.0.1
 
@@ -60,7 +60,7 @@ start_server() {
     >"$log.out" 2>"$log.err" &
   server_pid=$!
   for ((i = 0; i < START_TIMEOUT_S * 10; i++)); do
-    if line=$(grep -m1 '^listening on ' "$log.out" 2>/dev/null); then
+    if line=$(grep -m1 '^listening file on ' "$log.out" 2>/dev/null); then
       port=${line##*:}
       return 0
     fi
@@ -73,7 +73,7 @@ start_server() {
     sleep 0.1
   done
   stop_server
-  start_error="server --mode $mode did not print 'listening on' within ${START_TIMEOUT_S}s"
+  start_error="server --mode $mode did not print 'listening file on' within ${START_TIMEOUT_S}s"
   return 1
 }
 

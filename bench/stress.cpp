@@ -469,7 +469,10 @@ Stats read_stats(const Config& cfg, const std::string& command) {
     return true;
   };
   const cJSON* conns = cJSON_GetObjectItemCaseSensitive(data, "connections");
-  const cJSON* cmds = cJSON_GetObjectItemCaseSensitive(data, "commands");
+  // The file service's counters (docs/PROTOCOL.md, STATS).
+  const cJSON* services = cJSON_GetObjectItemCaseSensitive(data, "services");
+  const cJSON* cmds = cJSON_GetObjectItemCaseSensitive(
+      cJSON_GetObjectItemCaseSensitive(services, "file"), "commands");
   const cJSON* cmd = cJSON_GetObjectItemCaseSensitive(cmds, command.c_str());
   long long pool = 0;
   if (number(conns, "active", &s.active) && number(cmd, "ok", &s.cmd_ok) &&

@@ -52,7 +52,7 @@ using Clock = std::chrono::steady_clock;
 
 /// The course's MB: 10^6 bytes.
 constexpr uint64_t kMB = 1000000;
-/// How long a fresh server may take to print "listening on HOST:PORT".
+/// How long a fresh server may take to print "listening file on HOST:PORT".
 constexpr auto kServerStartTimeout = std::chrono::seconds(10);
 /// How long a server may take to exit after SIGTERM before SIGKILL.
 constexpr auto kServerStopTimeout = std::chrono::seconds(10);
@@ -366,10 +366,10 @@ class Server {
     auto deadline = Clock::now() + kServerStartTimeout;
     for (;;) {
       std::string out = tail_from(out_, out_from, 4096);
-      auto pos = out.find("listening on ");
+      auto pos = out.find("listening file on ");
       auto eol = pos == std::string::npos ? pos : out.find('\n', pos);
       if (eol != std::string::npos) {
-        std::string addr = out.substr(pos + 13, eol - pos - 13);
+        std::string addr = out.substr(pos + 18, eol - pos - 18);
         auto colon = addr.rfind(':');
         port_ = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
         if (port_ > 0 && port_ < 65536) return "";
@@ -388,7 +388,7 @@ class Server {
       }
       if (Clock::now() >= deadline || g_stop) {
         stop();
-        return "fileserver did not print 'listening on' within " +
+        return "fileserver did not print 'listening file on' within " +
                std::to_string(
                    std::chrono::duration_cast<std::chrono::seconds>(kServerStartTimeout).count()) +
                " s";

@@ -18,7 +18,7 @@ BIN=${1:-bin}
 BYTES=${BENCH_BYTES:-100000000}
 CODEC=${BENCH_CODEC:-fast}
 STEP_TIMEOUT=120     # seconds for one transfer: generous for 100 MB, still ends a hung run
-START_TIMEOUT=10     # seconds for the server to print its `listening on` line
+START_TIMEOUT=10     # seconds for the server to print its `listening file on` line
 IPERF_SECONDS=3
 
 cd "$(dirname "$0")/.."
@@ -92,7 +92,7 @@ rm -f "$DD_ROOT/x"
 
 # --- our server -------------------------------------------------------------
 # start_server MODE ROOT -> sets SERVER_PID and SERVER_PORT; returns 1 if the
-# server exited or printed no `listening on` line in time.
+# server exited or printed no `listening file on` line in time.
 start_server() {
   local mode=$1 root=$2 out=$WORK/server-$1.out
   : >"$out"
@@ -103,7 +103,7 @@ start_server() {
   local deadline=$((SECONDS + START_TIMEOUT))
   SERVER_PORT=
   while ((SECONDS < deadline)); do
-    SERVER_PORT=$(sed -n '1s/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
+    SERVER_PORT=$(sed -n '1s/^listening file on .*:\([0-9][0-9]*\)$/\1/p' "$out")
     [[ -n $SERVER_PORT ]] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || return 1
     sleep 0.05

@@ -1,17 +1,63 @@
-// bin/fileserver: the course file protocol server (README.md, docs/PROTOCOL.md).
+// bin/fileserver: the course's services on one event loop (README.md,
+// docs/PROTOCOL.md): the file protocol by default, every registered service
+// with --listen.
+
+#include <malloc.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/services/service.hpp"
+
+namespace {
+
+/// Parses "SERVICE=[HOST:]PORT" (IPv6 host in brackets: "http=[::1]:8885");
+/// a missing host is `default_host`. Returns "" or what is wrong.
+std::string parse_listen(const std::string& text, const std::string& default_host,
+                         fsrv::ListenSpec& out) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return "expected SERVICE=[HOST:]PORT";
+  out.service = text.substr(0, eq);
+  std::string addr = text.substr(eq + 1);
+  std::string port;
+  if (!addr.empty() && addr[0] == '[') {
+    auto close = addr.find(']');
+    if (close == std::string::npos || close + 1 >= addr.size() || addr[close + 1] != ':') {
+      return "expected [IPV6]:PORT";
+    }
+    out.endpoint.host = addr.substr(1, close - 1);
+    port = addr.substr(close + 2);
+  } else if (auto colon = addr.rfind(':'); colon != std::string::npos) {
+    out.endpoint.host = addr.substr(0, colon);
+    port = addr.substr(colon + 1);
+  } else {
+    out.endpoint.host = default_host;
+    port = addr;
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    return "bad port '" + port + "'";
+  }
+  out.endpoint.port = std::stoi(port);
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   fsrv::ServerConfig config;
   std::string mode = "thread";
   std::string codec = "fast";
   std::string level = "info";
-  CLI::App app{"Event-driven file server for the course file protocol (libuv)."};
+  std::vector<std::string> listens;
+  bool list_services = false;
+  CLI::App app{"Event-driven server for the course's services (libuv)."};
+  app.add_option("--listen", listens,
+                 "SERVICE=[HOST:]PORT, repeatable (e.g. --listen echo=31000); without it, one "
+                 "file listener on --host/--port");
+  app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_option("--host", config.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", config.port, "TCP port; 0 picks a free one (printed on stdout)")
       ->capture_default_str()
@@ -46,6 +92,26 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
   CLI11_PARSE(app, argc, argv);
+
+  if (list_services) {
+    for (const auto& s : fsrv::services::registry()) {
+      printf("%-12s %5d  %.*s\n", std::string(s.name).c_str(), s.default_port,
+             static_cast<int>(s.description.size()), s.description.data());
+    }
+    return 0;
+  }
+  for (const std::string& l : listens) {
+    fsrv::ListenSpec spec;
+    if (std::string why = parse_listen(l, config.host, spec); !why.empty()) {
+      fprintf(stderr, "fileserver: --listen %s: %s\n", l.c_str(), why.c_str());
+      return fsrv::app::kExitConfig;
+    }
+    config.listeners.push_back(spec);
+  }
+  // Buffers of 64 KiB and more come from mmap, whatever was freed before
+  // (glibc's threshold otherwise grows), so memory goes back to the kernel
+  // when clients leave (hardening issue, point 1).
+  mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 
   fsrv::log::Level lv;
   fsrv::log::parse_level(level, lv);

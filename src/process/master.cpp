@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/process/channel.hpp"
 #include "fsrv/process/prefork.hpp"
-#include "fsrv/protocol/reply.hpp"
-#include "fsrv/reactor/connection.hpp"
-#include "fsrv/reactor/server.hpp"
-#include "fsrv/reactor/signals.hpp"
+#include "fsrv/reactor/lifecycle.hpp"
+#include "fsrv/reactor/listener.hpp"
+#include "fsrv/reactor/reactor.hpp"
+#include "fsrv/runtime/runtime.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::process {
@@ -26,16 +27,19 @@ namespace {
 /// well under the one second a replacement must appear in.
 constexpr uint64_t kRespawnBackoffMs = 200;
 
-/// Extra time, after the grace period, before stragglers get SIGKILL.
+/// Extra time, after the workers' own grace period, before stragglers get
+/// SIGKILL.
 constexpr double kKillMarginS = 2.0;
+
+/// Exit code for a configuration error (app::kExitConfig; process/ does not
+/// include app/).
+constexpr int kExitConfig = 2;
 
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 class Master;
-struct WorkerHandle;
-void close_pipe(WorkerHandle& w);
 
 /// The master's view of one worker: its process and its IPC pipe.
 struct WorkerHandle {
@@ -62,50 +66,50 @@ void close_pipe(WorkerHandle& w) {
            [](uv_handle_t* h) { static_cast<WorkerHandle*>(h->data)->pipe_closed = true; });
 }
 
-/// One socket being passed: the write2 request and the master's copy of the
-/// client connection, closed in the callback (libuv pitfall 1).
+/// One socket being passed: the write2 request, the channel message and the
+/// master's bare copy of the client socket (no Connection: the master never
+/// reads it), closed in the write callback (libuv pitfall 1) and freed in
+/// the close callback.
 struct PassReq {
   uv_write_t req;
-  reactor::ConnRef conn;
-  WorkerHandle* worker;
+  uv_tcp_t client;
+  ChannelMsg msg;
 };
 
 class Master {
  public:
   explicit Master(const ServerConfig& config)
-      : config_(config), table_(config.workers + 1, true), workers_(config.workers) {}
+      : config_(config), specs_(runtime::listeners_of(config)), workers_(config.workers) {}
 
   int run();
 
  private:
   bool fork_worker(WorkerHandle& w);
-  void on_connection();
+  void on_connection(reactor::Listener& l);
   void on_worker_exit(pid_t pid, int status);
   static void on_respawn_timer(uv_timer_t* t);
-  void on_signal(int signum);
-  void maybe_finish();
+  void on_sigchld();
   int64_t active_connections() const;
   int64_t load(const WorkerHandle& w) const;
   uint64_t received(const WorkerHandle& w) const;
+  bool any_worker_alive() const;
+  void close_handles();
 
   const ServerConfig& config_;
-  stats::StatsTable table_;
+  std::vector<ListenSpec> specs_;
+  stats::Schema schema_;
+  std::unique_ptr<stats::StatsTable> table_;
   std::vector<WorkerHandle> workers_;
   double started_unix_ = now_unix();
   uv_loop_t loop_;
-  uv_tcp_t listener_;
-  std::unique_ptr<reactor::SignalWatcher> signals_;
-  uv_timer_t kill_timer_, stats_timer_;
-  reactor::ServerContext ctx_;
-  std::unique_ptr<storage::Root> root_;
+  std::vector<std::unique_ptr<reactor::Listener>> listeners_;
+  std::unique_ptr<reactor::Lifecycle> life_;
+  reactor::Reactor reactor_;  ///< the master's own connections: refusals only
   bool stopping_ = false;
-  bool finished_ = false;
   size_t next_ = 0;
 };
 
-// Connections the workers hold plus those being passed to them. The
-// master's own slot is left out: its copies are transient (closed once
-// passed) and would count each client twice.
+// Connections the workers hold plus those being passed to them.
 int64_t Master::active_connections() const {
   int64_t n = 0;
   for (const WorkerHandle& w : workers_) n += load(w);
@@ -114,14 +118,21 @@ int64_t Master::active_connections() const {
 
 // Connections a worker holds plus those sent to it and not yet taken.
 int64_t Master::load(const WorkerHandle& w) const {
-  const stats::StatsSlot& s = table_.slot(w.slot);
+  const stats::StatsSlot& s = table_->slot(w.slot);
   return s.conns_active.load() + static_cast<int64_t>(w.sent - received(w));
 }
 
 // Sockets a slot's workers took from the channel (served or refused).
 uint64_t Master::received(const WorkerHandle& w) const {
-  const stats::StatsSlot& s = table_.slot(w.slot);
+  const stats::StatsSlot& s = table_->slot(w.slot);
   return s.conns_total.load() + s.conns_rejected.load();
+}
+
+bool Master::any_worker_alive() const {
+  for (const WorkerHandle& w : workers_) {
+    if (w.pid > 0) return true;
+  }
+  return false;
 }
 
 bool Master::fork_worker(WorkerHandle& w) {
@@ -141,7 +152,7 @@ bool Master::fork_worker(WorkerHandle& w) {
     return false;
   }
   if (pid == 0) {
-    worker_main(config_, table_, w.slot, sv[1], master, started_unix_);
+    worker_main(config_, schema_, *table_, w.slot, sv[1], master, started_unix_);
   }
   close(sv[1]);
   w.pid = pid;
@@ -166,16 +177,11 @@ bool Master::fork_worker(WorkerHandle& w) {
   return true;
 }
 
-void Master::on_connection() {
-  reactor::Connection* conn = reactor::Connection::create(ctx_);
-  reactor::ConnRef ref(conn);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), conn->stream()) != 0) {
-    conn->close();
-    return;
-  }
+void Master::on_connection(reactor::Listener& l) {
+  const services::ServiceInfo* info = services::find(l.service());
   if (active_connections() + 1 > config_.max_conns) {
-    conn->reject(protocol::error_text("server busy: too many connections (limit " +
-                                      std::to_string(config_.max_conns) + ")"));
+    reactor::refuse_connection(reactor_, l.stream(),
+                               info->refusal(reactor::Refusal::kBusy, config_.max_conns));
     return;
   }
   // Least-loaded live worker; ties go round-robin.
@@ -184,34 +190,44 @@ void Master::on_connection() {
   for (size_t k = 0; k < workers_.size(); ++k) {
     WorkerHandle& w = workers_[(next_ + k) % workers_.size()];
     if (!w.pipe_open) continue;
-    int64_t l = load(w);
-    if (!best || l < best_load) {
+    int64_t ld = load(w);
+    if (!best || ld < best_load) {
       best = &w;
-      best_load = l;
+      best_load = ld;
     }
   }
   next_ = (next_ + 1) % workers_.size();
   if (!best) {
-    conn->reject(protocol::error_text("server busy: no worker available"));
+    reactor::refuse_connection(reactor_, l.stream(),
+                               info->refusal(reactor::Refusal::kBusy, config_.max_conns));
     return;
   }
-  auto* pass = new PassReq{{}, ref, best};
+  auto* pass = new PassReq;
   pass->req.data = pass;
-  static char one_byte[] = "c";  // uv_write2 needs a data buffer beside the handle
-  uv_buf_t buf = uv_buf_init(one_byte, 1);
+  pass->client.data = pass;
+  pass->msg.listener = l.index();
+  uv_tcp_init(&loop_, &pass->client);
+  auto free_pass = [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); };
+  if (uv_accept(l.stream(), reinterpret_cast<uv_stream_t*>(&pass->client)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
+    return;
+  }
+  // uv_write2 needs a data buffer beside the handle: the typed message.
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&pass->msg), sizeof pass->msg);
   ++best->sent;
   int rc = uv_write2(&pass->req, reinterpret_cast<uv_stream_t*>(&best->pipe), &buf, 1,
-                     conn->stream(), [](uv_write_t* req, int status) {
+                     reinterpret_cast<uv_stream_t*>(&pass->client),
+                     [](uv_write_t* req, int status) {
                        auto* p = static_cast<PassReq*>(req->data);
                        if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
-                       p->conn->close();  // the worker has its own copy now
-                       delete p;
+                       // The worker has its own copy now.
+                       uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
+                                [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
                      });
   if (rc != 0) {
     --best->sent;
     FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
-    conn->close();
-    delete pass;
+    uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
   }
 }
 
@@ -219,7 +235,7 @@ void Master::on_worker_exit(pid_t pid, int status) {
   for (WorkerHandle& w : workers_) {
     if (w.pid != pid) continue;
     w.pid = -1;
-    stats::StatsSlot& s = table_.slot(w.slot);
+    stats::StatsSlot& s = table_->slot(w.slot);
     int64_t lost = s.conns_active.exchange(0);
     w.sent = received(w);  // sockets in the dead worker's channel are gone too
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
@@ -235,7 +251,6 @@ void Master::on_worker_exit(pid_t pid, int status) {
     uv_timer_start(&w.respawn_timer, on_respawn_timer, delay, 0);
     break;
   }
-  maybe_finish();
 }
 
 // Forks the replacement of a dead worker, once its old channel is closed.
@@ -249,104 +264,84 @@ void Master::on_respawn_timer(uv_timer_t* t) {
   wh->master->fork_worker(*wh);
 }
 
-void Master::on_signal(int signum) {
-  if (signum == SIGCHLD) {
-    int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) on_worker_exit(pid, status);
-    return;
-  }
-  if (stopping_) {
-    FSRV_LOG_WARN("signal %d again: killing workers now", signum);
-    for (WorkerHandle& w : workers_) {
-      if (w.pid > 0) kill(w.pid, SIGKILL);
-    }
-    return;
-  }
-  FSRV_LOG_INFO("signal %d: stopping workers (grace %.1f s)", signum, config_.grace_s);
-  stopping_ = true;
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-  for (WorkerHandle& w : workers_) {
-    uv_timer_stop(&w.respawn_timer);
-    if (w.pid > 0) kill(w.pid, SIGTERM);
-  }
-  reactor::drain_connections(ctx_);
-  uv_timer_start(
-      &kill_timer_,
-      [](uv_timer_t* t) {
-        auto* m = static_cast<Master*>(t->data);
-        for (WorkerHandle& w : m->workers_) {
-          if (w.pid > 0) {
-            FSRV_LOG_WARN("worker pid %d still running after the grace period: SIGKILL",
-                          static_cast<int>(w.pid));
-            kill(w.pid, SIGKILL);
-          }
-        }
-      },
-      static_cast<uint64_t>(std::llround((config_.grace_s + kKillMarginS) * 1000)), 0);
-  maybe_finish();
+void Master::on_sigchld() {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) on_worker_exit(pid, status);
+  if (life_) life_->check_done();
 }
 
 // Once stopping and every worker is reaped: close the master's own handles
 // so uv_run returns.
-void Master::maybe_finish() {
-  if (!stopping_ || finished_) return;
-  for (WorkerHandle& w : workers_) {
-    if (w.pid > 0) return;
-  }
-  finished_ = true;
-  reactor::close_all_connections(ctx_);
-  signals_->close();  // the signals stay blocked: a late one is discarded
-  uv_close(reinterpret_cast<uv_handle_t*>(&kill_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&stats_timer_), nullptr);
+void Master::close_handles() {
   for (WorkerHandle& w : workers_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&w.respawn_timer), nullptr);
     close_pipe(w);
   }
-  std::string line = table_.to_line("process", config_.workers);
-  FSRV_LOG_INFO("final %s", line.c_str());
 }
 
 int Master::run() {
   signal(SIGPIPE, SIG_IGN);
+  if (Status s = runtime::check_listeners(specs_); !s.ok()) {
+    FSRV_LOG_ERROR("%s", s.error.c_str());
+    return kExitConfig;
+  }
+  runtime::register_stats(specs_, schema_);  // before any fork: one layout everywhere
+  table_ = std::make_unique<stats::StatsTable>(config_.workers + 1, true, schema_);
   std::string error;
-  root_ = storage::Root::open(config_.root, &error);  // create it before the workers
-  if (!root_) {
+  if (!storage::Root::open(config_.root, &error)) {  // create it before the workers
     FSRV_LOG_ERROR("%s", error.c_str());
     return 1;
   }
-  table_.slot(0).pid = getpid();
+  table_->slot(0).pid = getpid();
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i].master = this;
     workers_[i].slot = static_cast<int>(i) + 1;
   }
   uv_loop_init(&loop_);
-  ctx_.loop = &loop_;
-  ctx_.config = &config_;
-  ctx_.stats = &table_.slot(0);
-  ctx_.active_connections = [this] { return active_connections(); };
+  reactor_.loop = &loop_;
+  reactor_.idle_timeout_s = config_.idle_timeout_s;
+  reactor_.max_conns = config_.max_conns;
+  reactor_.stats = &table_->slot(0);
 
-  int port = reactor::bind_and_listen(
-      &loop_, &listener_, config_.host, config_.port,
-      [](uv_stream_t* s, int st) {
-        if (st == 0) static_cast<Master*>(s->data)->on_connection();
-      },
-      this);
-  if (port < 0) {
-    FSRV_LOG_ERROR("cannot listen on %s:%d: %s", config_.host.c_str(), config_.port,
-                   uv_strerror(port));
-    return 1;
+  Status s = runtime::listen_all(&loop_, specs_, listeners_,
+                                 [this](reactor::Listener& l) { on_connection(l); });
+  if (!s.ok()) {
+    FSRV_LOG_ERROR("%s", s.error.c_str());
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    return kExitConfig;
   }
 
+  reactor::Lifecycle::Hooks hooks;
+  hooks.stop_accepting = [this] {
+    stopping_ = true;
+    for (auto& l : listeners_) l->close();
+  };
+  hooks.on_stopping = [this] {
+    for (WorkerHandle& w : workers_) {
+      uv_timer_stop(&w.respawn_timer);
+      if (w.pid > 0) kill(w.pid, SIGTERM);
+    }
+  };
+  hooks.force = [this] {
+    for (WorkerHandle& w : workers_) {
+      if (w.pid > 0) {
+        FSRV_LOG_WARN("worker pid %d still running: SIGKILL", static_cast<int>(w.pid));
+        kill(w.pid, SIGKILL);
+      }
+    }
+  };
+  hooks.busy = [this] { return any_worker_alive(); };
+  hooks.on_stopped = [this] { close_handles(); };
+  hooks.stats_line = [this] { return table_->to_line("process", config_.workers); };
+  // The workers get the grace period themselves; the master waits a little
+  // longer before SIGKILL.
+  life_ = std::make_unique<reactor::Lifecycle>(reactor_, std::move(hooks),
+                                               config_.grace_s + kKillMarginS);
   // Signals before forking: SIGCHLD must be caught from the first fork on,
   // and the children inherit the blocked mask (they read their own signalfd).
-  signals_ = std::make_unique<reactor::SignalWatcher>(
-      &loop_, std::initializer_list<int>{SIGINT, SIGTERM, SIGCHLD},
-      [this](int signum) { on_signal(signum); });
-  uv_timer_init(&loop_, &kill_timer_);
-  kill_timer_.data = this;
-  uv_timer_init(&loop_, &stats_timer_);
-  stats_timer_.data = this;
+  life_->watch_signals({SIGCHLD}, [this](int) { on_sigchld(); });
   for (WorkerHandle& w : workers_) {
     uv_timer_init(&loop_, &w.respawn_timer);
     w.respawn_timer.data = &w;
@@ -354,21 +349,10 @@ int Master::run() {
   for (WorkerHandle& w : workers_) {
     if (!fork_worker(w)) return 1;
   }
-  printf("listening on %s:%d\n", config_.host.c_str(), port);
-  fflush(stdout);
+  runtime::print_listening(listeners_);
   FSRV_LOG_INFO("serving %s in process mode with %d workers", config_.root.c_str(),
                 config_.workers);
-  if (config_.stats_interval_s > 0) {
-    auto ms = static_cast<uint64_t>(std::llround(config_.stats_interval_s * 1000));
-    uv_timer_start(
-        &stats_timer_,
-        [](uv_timer_t* t) {
-          std::string line = static_cast<Master*>(t->data)->table_.to_line(
-              "process", static_cast<Master*>(t->data)->config_.workers);
-          FSRV_LOG_INFO("%s", line.c_str());
-        },
-        ms, ms);
-  }
+  life_->print_stats_every(config_.stats_interval_s);
   uv_run(&loop_, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop_);
   if (rc != 0) FSRV_LOG_WARN("loop closed with handles left: %s", uv_strerror(rc));

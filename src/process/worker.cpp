@@ -5,13 +5,14 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <string>
 
-#include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/process/channel.hpp"
 #include "fsrv/process/prefork.hpp"
-#include "fsrv/protocol/file_session.hpp"
 #include "fsrv/reactor/executor.hpp"
-#include "fsrv/storage/storage.hpp"
+#include "fsrv/reactor/lifecycle.hpp"
+#include "fsrv/runtime/runtime.hpp"
 
 namespace fsrv::process {
 
@@ -25,12 +26,14 @@ double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-/// Worker state living on the worker's stack.
+/// Worker state living on the heap for the whole process (we _exit).
 struct Worker {
   uv_loop_t loop;
   uv_pipe_t channel;
-  std::unique_ptr<app::Lifecycle> life;
-  reactor::ServerContext ctx;
+  std::unique_ptr<runtime::ServingProcess> server;
+  std::unique_ptr<reactor::Lifecycle> life;
+  std::string inbox;  ///< channel bytes not yet parsed into messages
+  int listeners = 0;
   bool channel_open = true;
 
   void close_channel() {
@@ -38,17 +41,35 @@ struct Worker {
     channel_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&channel), nullptr);
   }
+
+  // One message per passed socket, in order: validate it and accept the
+  // socket for its listener's service; an invalid one is logged and its
+  // socket closed.
+  void take_messages(uv_pipe_t* pipe) {
+    while (inbox.size() >= sizeof(ChannelMsg) && uv_pipe_pending_count(pipe) > 0) {
+      auto msg = parse_channel_msg(std::string_view(inbox).substr(0, sizeof(ChannelMsg)),
+                                   listeners);
+      inbox.erase(0, sizeof(ChannelMsg));
+      auto* s = reinterpret_cast<uv_stream_t*>(pipe);
+      if (!msg || uv_pipe_pending_type(pipe) != UV_TCP) {
+        FSRV_LOG_WARN("worker: invalid message on the channel: socket dropped");
+        reactor::refuse_connection(server->reactor(), s, "");
+        continue;
+      }
+      reactor::accept_connection(server->reactor(), s,
+                                 server->factory(static_cast<size_t>(msg->listener)));
+    }
+  }
 };
 
 }  // namespace
 
-void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot, int channel_fd,
-                 pid_t master_pid, double started_unix) {
+void worker_main(const ServerConfig& config, const stats::Schema& schema,
+                 stats::StatsTable& table, int slot, int channel_fd, pid_t master_pid,
+                 double started_unix) {
   // 1. A clean slate: keep stdio and the channel, drop everything inherited
-  //    from the master (listener, other workers' channels, its loop's fds).
-  if (channel_fd != kChannelFd) {
-    dup2(channel_fd, kChannelFd);
-  }
+  //    from the master (listeners, other workers' channels, its loop's fds).
+  if (channel_fd != kChannelFd) dup2(channel_fd, kChannelFd);
   close_range(kChannelFd + 1, ~0U, 0);
   // 2. Die with the master: the channel's EOF also tells us, this is belt
   //    and braces for a master that is SIGKILLed before we set up.
@@ -58,61 +79,51 @@ void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot,
   my.pid = getpid();
   my.conns_active = 0;
 
-  std::string error;
-  std::unique_ptr<storage::Root> root = storage::Root::open(config.root, &error);
-  if (!root) {
-    FSRV_LOG_ERROR("worker %d: %s", slot, error.c_str());
-    _exit(1);
-  }
-
   auto* w = new Worker;  // leaked on purpose: we _exit
   uv_loop_init(&w->loop);
   reactor::InlineExecutor executor(&w->loop);
-  reactor::ServerContext& ctx = w->ctx;
-  ctx.loop = &w->loop;
-  ctx.config = &config;
-  ctx.root = root.get();
-  ctx.executor = &executor;
-  ctx.stats = &my;
-  ctx.make_handler = [](reactor::Connection& c) { return protocol::make_file_session(c); };
-  ctx.stats_json = [&table, &config, started_unix] {
-    return table.to_json("process", config.workers, now_unix() - started_unix, 1);
-  };
+  std::vector<ListenSpec> specs = runtime::listeners_of(config);
+  w->listeners = static_cast<int>(specs.size());
+  try {
+    w->server = std::make_unique<runtime::ServingProcess>(
+        &w->loop, config, specs, schema, my, executor, [&table, &config, started_unix] {
+          return table.to_json("process", config.workers, now_unix() - started_unix, 1);
+        });
+  } catch (const std::exception& e) {
+    FSRV_LOG_ERROR("worker %d: %s", slot, e.what());
+    _exit(1);
+  }
   // The master enforces --max-conns before passing a socket.
-  ctx.active_connections = [] { return int64_t{0}; };
+  w->server->reactor().active_connections = [] { return int64_t{0}; };
 
   uv_pipe_init(&w->loop, &w->channel, 1);
   w->channel.data = w;
   uv_pipe_open(&w->channel, kChannelFd);
 
-  w->life = std::make_unique<app::Lifecycle>(
-      ctx, [w] { w->close_channel(); }, nullptr);
+  reactor::Lifecycle::Hooks hooks;
+  hooks.stop_accepting = [w] { w->close_channel(); };
+  hooks.on_stopped = [&executor] { executor.close(); };
+  w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
+                                                 config.grace_s);
 
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w->channel),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        static char byte[64];
-        *buf = uv_buf_init(byte, sizeof byte);
+        static char bytes[256];
+        *buf = uv_buf_init(bytes, sizeof bytes);
       },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         auto* wk = static_cast<Worker*>(s->data);
-        auto* pipe = reinterpret_cast<uv_pipe_t*>(s);
-        while (uv_pipe_pending_count(pipe) > 0) {
-          if (uv_pipe_pending_type(pipe) != UV_TCP) {
-            FSRV_LOG_WARN("worker: unexpected handle type on the channel");
-            break;
-          }
-          reactor::accept_connection(wk->ctx, s);
-        }
+        if (nread > 0) wk->inbox.append(buf->base, static_cast<size_t>(nread));
+        wk->take_messages(reinterpret_cast<uv_pipe_t*>(s));
         if (nread < 0) {
           // The master is gone or stopping: finish in-flight work and exit.
-          FSRV_LOG_INFO("worker: channel closed, draining");
-          wk->life->shutdown();
+          wk->life->shutdown("channel closed");
         }
       });
 
   // SIGTERM/SIGINT through the worker's own signalfd (inherited blocked
-  // from the master); a second one while draining closes everything.
+  // from the master); the same signal twice closes everything.
   w->life->watch_signals();
 
   FSRV_LOG_DEBUG("worker %d up (pid %d)", slot, static_cast<int>(getpid()));

@@ -1,12 +1,14 @@
 #include "fsrv/reactor/connection.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 
 #include "fsrv/core/log.hpp"
-#include "fsrv/reactor/server.hpp"
+#include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/reactor.hpp"
 
 namespace fsrv::reactor {
 
@@ -15,16 +17,35 @@ struct WriteReq {
   uv_write_t req;
   ConnRef conn;
   std::function<void(int)> cb;
-  std::string owned;  ///< write_owned's bytes
+  std::string owned;  ///< the owned bytes (outbox) this request writes
+  size_t bytes = 0;   ///< counted in pending_bytes_
+  bool is_owned = false;
+};
+
+/// A send_file in progress (shared with its executor task).
+struct SendFileJob {
+  int file_fd;
+  int sock_fd;
+  uint64_t offset;
+  uint64_t left;
+  uint64_t sent = 0;
+  Executor* executor;
+  std::function<void(int, uint64_t)> done;
+  bool running = false;  ///< a work item is in flight
+  int task_errno = 0;
 };
 
 namespace {
 
-uint64_t idle_ms(const ServerContext& ctx) {
-  return static_cast<uint64_t>(std::llround(ctx.config->idle_timeout_s * 1000.0));
+uint64_t idle_ms(const Reactor& r) {
+  return static_cast<uint64_t>(std::llround(r.idle_timeout_s * 1000.0));
 }
 
 }  // namespace
+
+void ConnectionHandler::on_idle_timeout() {
+  if (connection) connection->close();
+}
 
 // ---------------------------------------------------------------- ConnRef
 
@@ -46,28 +67,31 @@ ConnRef::~ConnRef() {
 
 // ---------------------------------------------------------------- Connection
 
-Connection* Connection::create(ServerContext& ctx) { return new Connection(ctx); }
+Connection* Connection::create(Reactor& reactor) { return new Connection(reactor); }
 
-Connection::Connection(ServerContext& ctx) : ctx_(ctx) {
-  uv_tcp_init(ctx.loop, &tcp_);
-  uv_timer_init(ctx.loop, &idle_timer_);
-  uv_timer_init(ctx.loop, &legacy_timer_);
+Connection::Connection(Reactor& reactor) : reactor_(reactor) {
+  uv_tcp_init(reactor.loop, &tcp_);
+  uv_timer_init(reactor.loop, &idle_timer_);
+  uv_timer_init(reactor.loop, &timer_);
   tcp_.data = this;
   idle_timer_.data = this;
-  legacy_timer_.data = this;
-  ctx.connections.insert(this);
-  ctx.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
+  timer_.data = this;
+  reactor.connections.insert(this);
+  reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
 }
 
 Connection::~Connection() = default;
 
-void Connection::release() {
+// Out of line: GCC 12's -Wuse-after-free cannot see that the handles'
+// reference keeps refs_ above zero while a caller still holds a ConnRef.
+__attribute__((noinline)) void Connection::release() {
   if (--refs_ == 0) delete this;
 }
 
 void Connection::start(std::unique_ptr<ConnectionHandler> handler) {
   handler_ = std::move(handler);
-  ctx_.stats->conns_total.fetch_add(1, std::memory_order_relaxed);
+  handler_->connection = this;
+  reactor_.stats->conns_total.fetch_add(1, std::memory_order_relaxed);
   // Latency of small replies matters more than packet count here; bulk
   // chunks are large writes anyway.
   uv_tcp_nodelay(&tcp_, 1);
@@ -76,8 +100,8 @@ void Connection::start(std::unique_ptr<ConnectionHandler> handler) {
 }
 
 void Connection::reject(std::string message) {
-  ctx_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
-  write_owned(std::move(message));
+  reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+  if (!message.empty()) write_owned(message);
   close_when_flushed();
 }
 
@@ -92,7 +116,8 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
   if (nread == 0) return;  // EAGAIN: nothing read
   ConnRef keep(self);      // the handler may close us
   if (nread > 0) {
-    self->ctx_.stats->bytes_in.fetch_add(static_cast<uint64_t>(nread), std::memory_order_relaxed);
+    self->reactor_.stats->bytes_in.fetch_add(static_cast<uint64_t>(nread),
+                                             std::memory_order_relaxed);
     self->touch();
     self->handler_->on_read(static_cast<size_t>(nread));
     return;
@@ -107,51 +132,195 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
 }
 
 void Connection::write(const uv_buf_t* bufs, unsigned n, std::function<void(int)> cb) {
-  queue_write(new WriteReq{{}, ConnRef(this), std::move(cb), {}}, bufs, n);
+  flush_outbox();  // owned bytes queued earlier go first
+  size_t total = 0;
+  for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  queue_write(new WriteReq{{}, ConnRef(this), std::move(cb), {}, total, false}, bufs, n, total);
 }
 
-void Connection::write_owned(std::string bytes) {
-  auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(bytes)};
+void Connection::write_owned(std::string_view bytes) {
+  if (closing_ || bytes.empty()) return;
+  outbox_.append(bytes);
+  pending_bytes_ += bytes.size();
+  if (!owned_in_flight_) flush_outbox();
+}
+
+// Starts writing the outbox as one request (coalescing every owned reply
+// queued since the last one went out).
+void Connection::flush_outbox() {
+  if (outbox_.empty() || closing_) return;
+  size_t total = outbox_.size();
+  auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(outbox_), total, true};
+  outbox_ = std::string();
+  owned_in_flight_ = true;
   uv_buf_t buf = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
-  queue_write(w, &buf, 1);
+  // The bytes were counted in pending_bytes_ when appended.
+  pending_bytes_ -= total;
+  queue_write(w, &buf, 1, total);
 }
 
 // Queues one write request. The request keeps its buffers (owned, or the
 // caller's until its callback) and a connection reference until on_written
 // (libuv pitfall 5); when closing or when uv_write refuses, the callback runs
 // at once with the error, as libuv would have run it later.
-void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n) {
+void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total) {
   w->req.data = w;
-  size_t total = 0;
-  for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  pending_bytes_ += total;
   int rc = closing_ ? UV_ECANCELED : uv_write(&w->req, stream(), bufs, n, on_written);
   if (rc != 0) {
-    if (w->cb) w->cb(rc);
+    if (w->is_owned) owned_in_flight_ = false;
+    auto cb = std::move(w->cb);
+    size_t bytes = w->bytes;
+    w->conn = ConnRef();  // `this` stays alive: the handles hold a reference
     delete w;
+    if (cb) cb(rc);
+    write_done(bytes);
     close();
     return;
   }
-  ctx_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
+  reactor_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
 }
 
 void Connection::on_written(uv_write_t* req, int status) {
   auto* w = static_cast<WriteReq*>(req->data);
   Connection* c = w->conn.get();
   if (status == 0) c->touch();
+  if (w->is_owned) c->owned_in_flight_ = false;
   if (w->cb) w->cb(status);
-  if (c->congested_ && !c->closing_ && c->queued_bytes() < kLowWater) {
-    c->congested_ = false;
-    if (c->handler_) c->handler_->on_drain();
+  c->write_done(w->bytes);
+  if (status != 0 && status != UV_ECANCELED) {
+    // The peer is gone (EPIPE, ECONNRESET...): close now and release
+    // everything rather than wait for the idle timeout (hardening, point 2).
+    FSRV_LOG_DEBUG("write error: %s", uv_strerror(status));
+    c->close();
+  } else if (w->is_owned) {
+    c->flush_outbox();
   }
   delete w;
 }
 
-size_t Connection::queued_bytes() const { return tcp_.write_queue_size; }
+// Accounts for a completed write; fires on_drain() below the low watermark
+// and starts a waiting send_file once nothing is pending.
+void Connection::write_done(size_t bytes) {
+  pending_bytes_ -= bytes;
+  if (closing_) return;
+  if (congested_ && pending_bytes_ < kLowWater) {
+    congested_ = false;
+    ConnRef keep(this);
+    if (handler_) handler_->on_drain();
+  }
+  if (sendfile_ && !sendfile_->running && pending_bytes_ == 0 && !closing_) sendfile_step();
+}
 
 bool Connection::congested() {
-  if (queued_bytes() > kHighWater) congested_ = true;
+  if (pending_bytes_ > kHighWater) congested_ = true;
   return congested_;
 }
+
+// ---------------------------------------------------------------- sendfile
+
+void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
+                           std::function<void(int, uint64_t)> done) {
+  uv_os_fd_t sock = -1;
+  if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) != 0) {
+    done(UV_ECANCELED, 0);
+    return;
+  }
+  sendfile_ = std::make_shared<SendFileJob>(
+      SendFileJob{file_fd, sock, offset, length, 0, &executor, std::move(done), false, 0});
+  if (length == 0) {
+    sendfile_finish(0);
+    return;
+  }
+  if (pending_bytes_ == 0) sendfile_step();  // else write_done() starts it
+}
+
+// One work item: sendfile(2) until the slice is sent, the socket is full
+// (EAGAIN: the socket is non-blocking) or an error.
+void Connection::sendfile_step() {
+  std::shared_ptr<SendFileJob> job = sendfile_;
+  job->running = true;
+  ConnRef ref(this);
+  job->executor->submit(
+      [job] {
+        uint64_t budget = std::min(job->left, kSendfileSlice);
+        job->task_errno = 0;
+        while (budget > 0) {
+          off_t off = static_cast<off_t>(job->offset);
+          ssize_t n = sendfile(job->sock_fd, job->file_fd, &off, budget);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            job->task_errno = errno;
+            return;
+          }
+          if (n == 0) {  // the file shrank: nothing more to send
+            job->task_errno = ENODATA;
+            return;
+          }
+          job->offset += static_cast<uint64_t>(n);
+          job->left -= static_cast<uint64_t>(n);
+          job->sent += static_cast<uint64_t>(n);
+          budget -= static_cast<uint64_t>(n);
+        }
+      },
+      [this, ref, job] {
+        job->running = false;
+        if (closing_ || sendfile_ != job) {
+          if (sendfile_ == job) sendfile_finish(UV_ECANCELED);
+          return;
+        }
+        reactor_.stats->bytes_out.fetch_add(job->sent, std::memory_order_relaxed);
+        touch();
+        if (job->task_errno == EAGAIN || job->task_errno == EWOULDBLOCK) {
+          wait_writable();
+        } else if (job->task_errno == ENODATA) {
+          sendfile_finish(UV_EOF);
+        } else if (job->task_errno != 0) {
+          sendfile_finish(uv_translate_sys_error(job->task_errno));
+        } else if (job->left == 0) {
+          sendfile_finish(0);
+        } else {
+          sendfile_step();
+        }
+      });
+}
+
+// Waits for the socket to take more bytes. libuv owns the socket's own
+// epoll registration, so the watch is on a dup(2) of it (a separate
+// registration of the same socket).
+void Connection::wait_writable() {
+  if (!writable_) {
+    writable_fd_ = dup(sendfile_->sock_fd);
+    if (writable_fd_ < 0) {
+      sendfile_finish(uv_translate_sys_error(errno));
+      return;
+    }
+    writable_ = new uv_poll_t;
+    uv_poll_init(reactor_.loop, writable_, writable_fd_);
+    writable_->data = this;
+    ++open_handles_;
+  }
+  uv_poll_start(writable_, UV_WRITABLE, [](uv_poll_t* p, int status, int) {
+    auto* c = static_cast<Connection*>(p->data);
+    uv_poll_stop(p);
+    if (c->closing_ || !c->sendfile_) return;
+    if (status < 0) {
+      c->sendfile_finish(status);
+    } else {
+      c->sendfile_step();
+    }
+  });
+}
+
+void Connection::sendfile_finish(int status) {
+  std::shared_ptr<SendFileJob> job = std::move(sendfile_);
+  if (!job) return;
+  ConnRef keep(this);
+  if (status != 0 && status != UV_ECANCELED && status != UV_EOF) close();
+  job->done(status, job->sent);
+}
+
+// ---------------------------------------------------------------- reading, timers
 
 void Connection::pause_reading() {
   if (!reading_) return;
@@ -164,22 +333,22 @@ void Connection::resume_reading() {
   if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
 }
 
-void Connection::arm_legacy_timer(uint64_t ms) {
+void Connection::start_timer(uint64_t ms) {
   if (closing_) return;
   uv_timer_start(
-      &legacy_timer_,
+      &timer_,
       [](uv_timer_t* t) {
         auto* c = static_cast<Connection*>(t->data);
         ConnRef keep(c);
-        if (!c->closing_) c->handler_->on_legacy_timer();
+        if (!c->closing_ && c->handler_) c->handler_->on_timer();
       },
       ms, 0);
 }
 
-void Connection::cancel_legacy_timer() { uv_timer_stop(&legacy_timer_); }
+void Connection::stop_timer() { uv_timer_stop(&timer_); }
 
 void Connection::touch() {
-  if (closing_ || ctx_.config->idle_timeout_s <= 0) return;
+  if (closing_ || reactor_.idle_timeout_s <= 0) return;
   uv_timer_start(
       &idle_timer_,
       [](uv_timer_t* t) {
@@ -192,13 +361,16 @@ void Connection::touch() {
           c->close();
         }
       },
-      idle_ms(ctx_), 0);
+      idle_ms(reactor_), 0);
 }
+
+// ---------------------------------------------------------------- closing
 
 void Connection::close_when_flushed() {
   if (closing_ || shutting_down_) return;
   pause_reading();
   shutting_down_ = true;
+  flush_outbox();
   auto* req = new uv_shutdown_t;
   req->data = new ConnRef(this);
   if (uv_shutdown(req, stream(), [](uv_shutdown_t* r, int) {
@@ -226,20 +398,29 @@ void Connection::close() {
   closing_ = true;
   reading_ = false;
   ConnRef keep(this);
+  outbox_ = std::string();
   if (handler_) handler_->on_close();
+  if (sendfile_ && !sendfile_->running) sendfile_finish(UV_ECANCELED);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&legacy_timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
+  if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
 }
 
 void Connection::on_handle_closed(uv_handle_t* h) {
   auto* self = static_cast<Connection*>(h->data);
+  if (self->writable_ && h == reinterpret_cast<uv_handle_t*>(self->writable_)) {
+    ::close(self->writable_fd_);  // only now: libuv is done polling it
+    delete self->writable_;
+    self->writable_ = nullptr;
+  }
   if (--self->open_handles_ > 0) return;
-  ServerContext& ctx = self->ctx_;
-  ctx.connections.erase(self);
-  ctx.stats->conns_active.fetch_sub(1, std::memory_order_relaxed);
+  Reactor& r = self->reactor_;
+  r.connections.erase(self);
+  r.stats->conns_active.fetch_sub(1, std::memory_order_relaxed);
+  if (self->on_gone) self->on_gone();
   self->release();
-  if (ctx.draining && ctx.connections.empty() && ctx.on_drained) ctx.on_drained();
+  if (r.draining && r.connections.empty() && r.on_drained) r.on_drained();
 }
 
 }  // namespace fsrv::reactor

@@ -9,7 +9,7 @@
 
 namespace fsrv::reactor {
 
-SignalWatcher::SignalWatcher(uv_loop_t* loop, std::initializer_list<int> signals,
+SignalWatcher::SignalWatcher(uv_loop_t* loop, const std::vector<int>& signals,
                              std::function<void(int)> on_signal)
     : on_signal_(std::move(on_signal)) {
   sigset_t mask;

@@ -4,44 +4,24 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <map>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <system_error>
 
 namespace fsrv::stats {
 
 namespace {
-const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELETE", "SIZE",
-                                               "STATS", "PING", "QUIT",   "UNKNOWN"};
 
-/// Adds one slot's counters (or a sum) to a cJSON object.
-void add_counters(cJSON* obj, const uint64_t* ok, const uint64_t* failed, uint64_t in, uint64_t out,
-                  int64_t active, uint64_t total, uint64_t rejected, uint64_t lost) {
-  cJSON* conns = cJSON_AddObjectToObject(obj, "connections");
-  cJSON_AddNumberToObject(conns, "active", static_cast<double>(active));
-  cJSON_AddNumberToObject(conns, "total", static_cast<double>(total));
-  cJSON_AddNumberToObject(conns, "rejected", static_cast<double>(rejected));
-  cJSON_AddNumberToObject(conns, "lost", static_cast<double>(lost));
-  cJSON_AddNumberToObject(obj, "bytes_in", static_cast<double>(in));
-  cJSON_AddNumberToObject(obj, "bytes_out", static_cast<double>(out));
-  cJSON* cmds = cJSON_AddObjectToObject(obj, "commands");
-  for (int c = 0; c < kCmdCount; ++c) {
-    cJSON* one = cJSON_AddObjectToObject(cmds, std::string(kCmdNames[c]).c_str());
-    cJSON_AddNumberToObject(one, "ok", static_cast<double>(ok[c]));
-    cJSON_AddNumberToObject(one, "failed", static_cast<double>(failed[c]));
-  }
-}
-
+/// Totals of one slot or of a sum of slots.
 struct Sum {
-  uint64_t ok[kCmdCount] = {};
-  uint64_t failed[kCmdCount] = {};
+  std::vector<uint64_t> cells;
   uint64_t in = 0, out = 0, total = 0, rejected = 0, lost = 0;
   int64_t active = 0;
+  explicit Sum(size_t n) : cells(n, 0) {}
   void add(const StatsSlot& s) {
-    for (int c = 0; c < kCmdCount; ++c) {
-      ok[c] += s.ok[c].load(std::memory_order_relaxed);
-      failed[c] += s.failed[c].load(std::memory_order_relaxed);
-    }
+    for (size_t c = 0; c < cells.size(); ++c) cells[c] += s.cells[c].load(std::memory_order_relaxed);
     in += s.bytes_in.load(std::memory_order_relaxed);
     out += s.bytes_out.load(std::memory_order_relaxed);
     active += s.conns_active.load(std::memory_order_relaxed);
@@ -50,11 +30,62 @@ struct Sum {
     lost += s.conns_lost.load(std::memory_order_relaxed);
   }
 };
+
+/// The object at `path`'s parent inside `root`, created on the way.
+cJSON* parent_of(cJSON* root, std::string_view path, std::string* leaf) {
+  cJSON* at = root;
+  size_t start = 0;
+  while (true) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) {
+      *leaf = std::string(path.substr(start));
+      return at;
+    }
+    std::string part(path.substr(start, slash - start));
+    cJSON* next = cJSON_GetObjectItemCaseSensitive(at, part.c_str());
+    if (!next) next = cJSON_AddObjectToObject(at, part.c_str());
+    at = next;
+    start = slash + 1;
+  }
+}
+
+void add_counters(cJSON* obj, const Sum& s, const Schema& schema) {
+  cJSON* conns = cJSON_AddObjectToObject(obj, "connections");
+  cJSON_AddNumberToObject(conns, "active", static_cast<double>(s.active));
+  cJSON_AddNumberToObject(conns, "total", static_cast<double>(s.total));
+  cJSON_AddNumberToObject(conns, "rejected", static_cast<double>(s.rejected));
+  cJSON_AddNumberToObject(conns, "lost", static_cast<double>(s.lost));
+  cJSON_AddNumberToObject(obj, "bytes_in", static_cast<double>(s.in));
+  cJSON_AddNumberToObject(obj, "bytes_out", static_cast<double>(s.out));
+  cJSON* services = cJSON_AddObjectToObject(obj, "services");
+  for (size_t c = 0; c < schema.size(); ++c) {
+    std::string leaf;
+    cJSON* parent = parent_of(services, schema.path(static_cast<int>(c)), &leaf);
+    // Gauges are kept as wrapping unsigned sums of signed deltas.
+    cJSON_AddNumberToObject(parent, leaf.c_str(),
+                            static_cast<double>(static_cast<int64_t>(s.cells[c])));
+  }
+}
+
+bool ends_with(std::string_view s, std::string_view tail) {
+  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+}
+
 }  // namespace
 
-std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }
+Counter Schema::add(std::string_view path) {
+  for (size_t i = 0; i < paths_.size(); ++i) {
+    if (paths_[i] == path) return Counter{static_cast<int>(i)};
+  }
+  if (paths_.size() >= static_cast<size_t>(kMaxCells)) {
+    throw std::length_error("too many stats counters (kMaxCells)");
+  }
+  paths_.emplace_back(path);
+  return Counter{static_cast<int>(paths_.size() - 1)};
+}
 
-StatsTable::StatsTable(int slots, bool shared) : slots_(slots), shared_(shared) {
+StatsTable::StatsTable(int slots, bool shared, const Schema& schema)
+    : slots_(slots), shared_(shared), schema_(schema) {
   size_t bytes = sizeof(StatsSlot) * static_cast<size_t>(slots);
   void* mem;
   if (shared) {
@@ -66,10 +97,7 @@ StatsTable::StatsTable(int slots, bool shared) : slots_(slots), shared_(shared) 
   base_ = static_cast<StatsSlot*>(mem);
   for (int i = 0; i < slots; ++i) {
     StatsSlot* s = new (&base_[i]) StatsSlot;
-    for (int c = 0; c < kCmdCount; ++c) {
-      s->ok[c].store(0);
-      s->failed[c].store(0);
-    }
+    for (auto& c : s->cells) c.store(0);
     s->bytes_in = 0;
     s->bytes_out = 0;
     s->conns_active = 0;
@@ -92,23 +120,21 @@ StatsTable::~StatsTable() {
 
 std::string StatsTable::to_json(std::string_view mode, int pool_size, double uptime_s,
                                 int first_worker) const {
-  Sum sum;
+  Sum sum(schema_.size());
   for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
   cJSON* root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "mode", std::string(mode).c_str());
   cJSON_AddNumberToObject(root, "pool_size", pool_size);
   cJSON_AddNumberToObject(root, "uptime_s", uptime_s);
-  add_counters(root, sum.ok, sum.failed, sum.in, sum.out, sum.active, sum.total, sum.rejected,
-               sum.lost);
+  add_counters(root, sum, schema_);
   cJSON* workers = cJSON_AddArrayToObject(root, "workers");
   for (int i = first_worker; i < slots_; ++i) {
-    Sum one;
+    Sum one(schema_.size());
     one.add(base_[i]);
     cJSON* w = cJSON_CreateObject();
     cJSON_AddNumberToObject(w, "pid", static_cast<double>(base_[i].pid.load()));
     cJSON_AddNumberToObject(w, "restarts", static_cast<double>(base_[i].restarts.load()));
-    add_counters(w, one.ok, one.failed, one.in, one.out, one.active, one.total, one.rejected,
-                 one.lost);
+    add_counters(w, one, schema_);
     cJSON_AddItemToArray(workers, w);
   }
   char* text = cJSON_PrintUnformatted(root);
@@ -119,16 +145,34 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
 }
 
 std::string StatsTable::to_line(std::string_view mode, int pool_size) const {
-  Sum sum;
+  Sum sum(schema_.size());
   for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
   std::string line = "stats mode=" + std::string(mode) + " workers=" + std::to_string(pool_size) +
                      " conns=" + std::to_string(sum.active) + "/" + std::to_string(sum.total) +
                      " rejected=" + std::to_string(sum.rejected) +
                      " lost=" + std::to_string(sum.lost);
-  for (int c = 0; c < kCmdCount; ++c) {
-    if (sum.ok[c] == 0 && sum.failed[c] == 0) continue;
-    line += " " + std::string(kCmdNames[c]) + "=" + std::to_string(sum.ok[c]) + "/" +
-            std::to_string(sum.failed[c]);
+  // "file/commands/GET/ok" + ".../failed" -> "file.GET=ok/failed".
+  std::map<std::string, std::pair<uint64_t, uint64_t>> pairs;
+  std::vector<std::string> order;
+  for (size_t c = 0; c < schema_.size(); ++c) {
+    std::string p = schema_.path(static_cast<int>(c));
+    if (auto g = p.find("/commands/"); g != std::string::npos) p.erase(g, 9);
+    for (char& ch : p) ch = ch == '/' ? '.' : ch;
+    int which = ends_with(p, ".ok") ? 0 : ends_with(p, ".failed") ? 1 : 2;
+    if (which == 2) {
+      if (sum.cells[c] != 0) {
+        line += " " + p + "=" + std::to_string(static_cast<int64_t>(sum.cells[c]));
+      }
+      continue;
+    }
+    std::string key = p.substr(0, p.rfind('.'));
+    if (!pairs.count(key)) order.push_back(key);
+    (which == 0 ? pairs[key].first : pairs[key].second) += sum.cells[c];
+  }
+  for (const std::string& key : order) {
+    auto [ok, failed] = pairs[key];
+    if (ok == 0 && failed == 0) continue;
+    line += " " + key + "=" + std::to_string(ok) + "/" + std::to_string(failed);
   }
   line += " in=" + std::to_string(sum.in) + " out=" + std::to_string(sum.out);
   return line;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "fsrv/core/limits.hpp"
 
@@ -19,25 +20,27 @@ namespace {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-/// Maps an errno of open/stat on `name` to the protocol's message.
-std::string lookup_error(int err, const std::string& name) {
+/// Maps an errno of open/stat to a typed error (detail without the name:
+/// each protocol words it, see include/fsrv/core/result.hpp).
+Status lookup_error(int err) {
   switch (err) {
     case ENOENT:
-      return "no such file: " + name;
+    case ENOTDIR:
+      return Status::failure(Errc::kNotFound, "no such file");
     case ELOOP:
-      return "not a regular file: " + name;  // a symlink: never followed
+      return Status::failure(Errc::kNotRegular, "not a regular file");  // a symlink: never followed
     case EACCES:
     case EPERM:
-      return "permission denied: " + name;
+      return Status::failure(Errc::kPermission, "permission denied");
     default:
-      return "cannot open " + name + ": " + errno_text(err);
+      return Status::failure(Errc::kIo, "cannot open: " + errno_text(err));
   }
 }
 
-/// Maps a write-side errno to the protocol's message.
-std::string write_error(int err) {
-  if (err == ENOSPC || err == EDQUOT) return "disk full";
-  return std::string("write failed: ") + errno_text(err);
+/// Maps a write-side errno to a typed error.
+Status write_error(int err) {
+  if (err == ENOSPC || err == EDQUOT) return Status::failure(Errc::kNoSpace, "disk full");
+  return Status::failure(Errc::kIo, std::string("write failed: ") + errno_text(err));
 }
 
 /// True if s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
@@ -79,14 +82,22 @@ bool valid_utf8(std::string_view s) {
 /// Stats `name` without following links and checks it is a regular file.
 Result<struct stat> stat_regular(int root_fd, const std::string& name) {
   if (std::string why = validate_name(name); !why.empty()) {
-    return Result<struct stat>::failure("invalid name: " + why);
+    return Result<struct stat>::failure(Errc::kInvalidName, why);
   }
   Result<struct stat> r;
   if (fstatat(root_fd, name.c_str(), &r.value, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Result<struct stat>::failure(lookup_error(errno, name));
+    return Result<struct stat>::failure(lookup_error(errno));
   }
-  if (!S_ISREG(r.value.st_mode)) return Result<struct stat>::failure("not a regular file: " + name);
+  if (!S_ISREG(r.value.st_mode)) {
+    return Result<struct stat>::failure(Errc::kNotRegular, "not a regular file");
+  }
   return r;
+}
+
+/// Maps an errno of creating an upload's temporary file to a typed error.
+Status temp_error(int err) {
+  if (err == ENOSPC || err == EDQUOT) return Status::failure(Errc::kNoSpace, "disk full");
+  return Status::failure(Errc::kIo, "cannot create temporary file: " + errno_text(err));
 }
 
 std::atomic<uint64_t> g_temp_counter{0};
@@ -113,6 +124,36 @@ std::string validate_name(std::string_view name) {
   return "";
 }
 
+// ---------------------------------------------------------------- ReadFile
+
+ReadFile::~ReadFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+ReadFile& ReadFile::operator=(ReadFile&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    size_ = std::exchange(o.size_, 0);
+    mtime_ns_ = std::exchange(o.mtime_ns_, 0);
+  }
+  return *this;
+}
+
+Result<size_t> ReadFile::read_at(std::span<uint8_t> out, uint64_t offset) const {
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = pread(fd_, out.data() + got, out.size() - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Result<size_t>::failure(Errc::kIo, "read failed: " + errno_text(errno));
+    if (n == 0) break;  // end of file (it may have shrunk since open)
+    got += static_cast<size_t>(n);
+  }
+  Result<size_t> r;
+  r.value = got;
+  return r;
+}
+
 // ---------------------------------------------------------------- UploadFile
 
 UploadFile::UploadFile(int root_fd, int fd, std::string temp_name)
@@ -125,7 +166,7 @@ Status UploadFile::write_at(std::span<const uint8_t> data, uint64_t offset) {
     ssize_t n = pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::failure(write_error(errno));
+      return write_error(errno);
     }
     data = data.subspan(static_cast<size_t>(n));
     offset += static_cast<uint64_t>(n);
@@ -134,8 +175,8 @@ Status UploadFile::write_at(std::span<const uint8_t> data, uint64_t offset) {
 }
 
 Status UploadFile::commit(const std::string& name) {
-  if (fd_ < 0) return Status::failure("upload already finished");
-  if (fsync(fd_) != 0) return Status::failure(write_error(errno));
+  if (fd_ < 0) return Status::failure(Errc::kIo, "upload already finished");
+  if (fsync(fd_) != 0) return write_error(errno);
   std::string temp = temp_name_;
   if (temp.empty()) {
     // O_TMPFILE: give the inode a hidden name first, then rename it over the
@@ -144,14 +185,14 @@ Status UploadFile::commit(const std::string& name) {
     std::string proc = "/proc/self/fd/" + std::to_string(fd_);
     if (linkat(AT_FDCWD, proc.c_str(), root_fd_, temp.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
         linkat(fd_, "", root_fd_, temp.c_str(), AT_EMPTY_PATH) != 0) {
-      return Status::failure(write_error(errno));
+      return write_error(errno);
     }
     temp_name_ = temp;  // from here on abort() must unlink it
   }
   if (renameat(root_fd_, temp.c_str(), root_fd_, name.c_str()) != 0) {
     int err = errno;
-    return Status::failure(err == EISDIR ? "cannot replace a directory: " + name
-                                         : write_error(err));
+    return err == EISDIR ? Status::failure(Errc::kNotRegular, "cannot replace a directory")
+                         : write_error(err);
   }
   temp_name_.clear();
   fsync(root_fd_);  // make the rename durable (best effort: some fs refuse)
@@ -194,7 +235,7 @@ Result<std::vector<std::string>> Root::list() const {
   DIR* dir = dfd < 0 ? nullptr : fdopendir(dfd);
   if (!dir) {
     if (dfd >= 0) close(dfd);
-    return Result<std::vector<std::string>>::failure("cannot list: " + errno_text(errno));
+    return Result<std::vector<std::string>>::failure(Errc::kIo, "cannot list: " + errno_text(errno));
   }
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] == '.') continue;  // hidden, temporary, "." and ".."
@@ -211,25 +252,26 @@ Result<std::vector<std::string>> Root::list() const {
 
 Result<ReadFile> Root::open_read(const std::string& name) const {
   if (std::string why = validate_name(name); !why.empty()) {
-    return Result<ReadFile>::failure("invalid name: " + why);
+    return Result<ReadFile>::failure(Errc::kInvalidName, why);
   }
   // O_NONBLOCK so a FIFO planted in the root cannot hang a pool thread.
   int fd = openat(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return Result<ReadFile>::failure(lookup_error(errno, name));
+  if (fd < 0) return Result<ReadFile>::failure(lookup_error(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    return Result<ReadFile>::failure("not a regular file: " + name);
+    return Result<ReadFile>::failure(Errc::kNotRegular, "not a regular file");
   }
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   Result<ReadFile> r;
-  r.value = {fd, static_cast<uint64_t>(st.st_size)};
+  r.value = ReadFile(fd, static_cast<uint64_t>(st.st_size),
+                     int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec);
   return r;
 }
 
 Result<uint64_t> Root::size(const std::string& name) const {
   auto st = stat_regular(fd_, name);
-  if (!st.ok()) return Result<uint64_t>::failure(st.error);
+  if (!st.ok()) return Result<uint64_t>::failure(st.status());
   Result<uint64_t> r;
   r.value = static_cast<uint64_t>(st.value.st_size);
   return r;
@@ -237,8 +279,8 @@ Result<uint64_t> Root::size(const std::string& name) const {
 
 Status Root::remove(const std::string& name) const {
   auto st = stat_regular(fd_, name);
-  if (!st.ok()) return Status::failure(st.error);
-  if (unlinkat(fd_, name.c_str(), 0) != 0) return Status::failure(lookup_error(errno, name));
+  if (!st.ok()) return st.status();
+  if (unlinkat(fd_, name.c_str(), 0) != 0) return lookup_error(errno);
   return {};
 }
 
@@ -254,14 +296,12 @@ Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {
     return r;
   }
   if (!kNoTmpfile && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-    return R::failure(errno == ENOSPC ? "disk full"
-                                      : "cannot create temporary file: " + errno_text(errno));
+    return R::failure(temp_error(errno));
   }
   std::string temp = temp_name();
   fd = openat(fd_, temp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
-    return R::failure(errno == ENOSPC ? "disk full"
-                                      : "cannot create temporary file: " + errno_text(errno));
+    return R::failure(temp_error(errno));
   }
   R r;
   r.value = std::make_unique<UploadFile>(fd_, fd, temp);

@@ -329,9 +329,10 @@ class LyingServer {
       } else if (line == "STATS") {
         send_all(c,
                  "{\"status\":\"OK\",\"data\":{\"mode\":\"thread\",\"pool_size\":1,\"connections\":"
-                 "{\"active\":1,\"total\":1,\"rejected\":0},\"commands\":{\"GET\":{\"ok\":" +
+                 "{\"active\":1,\"total\":1,\"rejected\":0},\"services\":{\"file\":{\"commands\":{"
+                 "\"GET\":{\"ok\":" +
                      std::to_string(get_ok_) +
-                     ",\"failed\":0},\"UPLOAD\":{\"ok\":0,\"failed\":0}}}}\r\n\r\n");
+                     ",\"failed\":0},\"UPLOAD\":{\"ok\":0,\"failed\":0}}}}}}\r\n\r\n");
       } else {
         send_all(c, "{\"status\":\"ERROR\",\"data\":\"unknown command\"}\r\n\r\n");
       }

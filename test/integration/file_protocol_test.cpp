@@ -50,6 +50,12 @@ struct Json {
   cJSON* root = nullptr;
 };
 
+/// STATS data -> services.file.commands.
+cJSON* file_commands(cJSON* data) {
+  return cJSON_GetObjectItem(
+      cJSON_GetObjectItem(cJSON_GetObjectItem(data, "services"), "file"), "commands");
+}
+
 std::string b64(const std::string& raw) {
   std::string out(codec::encoded_size(raw.size()), '\0');
   codec::encoder(codec::Base64Kind::kLibb64)
@@ -144,7 +150,7 @@ TEST_P(FileProtocol, StatsCountsRequests) {
   request(port(), "LIST");
   Json stats(request(port(), "STATS"));
   ASSERT_EQ(stats.status(), "OK");
-  cJSON* cmds = cJSON_GetObjectItem(stats.get("data"), "commands");
+  cJSON* cmds = file_commands(stats.get("data"));
   cJSON* get = cJSON_GetObjectItem(cmds, "GET");
   EXPECT_EQ(cJSON_GetObjectItem(get, "ok")->valuedouble, 1);
   EXPECT_EQ(cJSON_GetObjectItem(get, "failed")->valuedouble, 1);
@@ -325,7 +331,7 @@ TEST_P(FileProtocol, StalledGetReaderIsClosedAfterIdleTimeout) {
   close(fd);
   EXPECT_LT(got, codec::encoded_size(64 << 20));  // cut short: the server closed it
   Json stats(request(port(), "STATS"));
-  cJSON* get = cJSON_GetObjectItem(cJSON_GetObjectItem(stats.get("data"), "commands"), "GET");
+  cJSON* get = cJSON_GetObjectItem(file_commands(stats.get("data")), "GET");
   EXPECT_EQ(cJSON_GetObjectItem(get, "failed")->valuedouble, 1);
   EXPECT_EQ(cJSON_GetObjectItem(get, "ok")->valuedouble, 0);
 }
@@ -478,7 +484,7 @@ TEST_P(FileProtocol, DisconnectMidUploadLeavesOldContentAndNoTemporary) {
   for (int i = 0; i < 100; ++i) {
     Json s(request(port(), "STATS"));
     cJSON* up = cJSON_GetObjectItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(s.get("data"), "commands"), "UPLOAD"), "failed");
+        cJSON_GetObjectItem(file_commands(s.get("data")), "UPLOAD"), "failed");
     if (up && up->valuedouble >= 1) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -34,7 +34,7 @@ class Server:
             stdout=subprocess.PIPE)
         self.out = self.proc.stdout
         line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening on "):
+        if not line.startswith("listening file on "):
             self.stop()
             raise RuntimeError("server did not start: %r" % line)
         self.port = int(line.rsplit(":", 1)[1])

@@ -70,7 +70,8 @@ class TempDir {
 };
 
 /// A fileserver child: started with --host 127.0.0.1 --port 0 --root ROOT
-/// plus `args`; the port is read from its "listening on HOST:PORT" line.
+/// plus `args`; the ports are read from its "listening SERVICE on
+/// HOST:PORT" lines.
 /// The destructor sends SIGTERM and reaps it (SIGKILL after 15 s).
 class ServerProcess {
  public:
@@ -95,28 +96,45 @@ class ServerProcess {
     }
     close(out[1]);
     out_fd_ = out[0];
+    // One "listening SERVICE on HOST:PORT" line per listener: one for the
+    // --host/--port shorthand, else one per --listen.
+    size_t want = 0;
+    for (const auto& a : args) want += a == "--listen";
+    if (want == 0) want = 1;
     std::string line;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (line.find('\n') == std::string::npos) {
+    while (ports_.size() < want) {
       pollfd p{out_fd_, POLLIN, 0};
       if (std::chrono::steady_clock::now() > deadline || poll(&p, 1, 200) < 0) break;
       if (!(p.revents & (POLLIN | POLLHUP))) continue;
       char c;
       if (read(out_fd_, &c, 1) != 1) break;
-      line += c;
+      if (c != '\n') {
+        line += c;
+        continue;
+      }
+      auto colon = line.rfind(':');
+      if (line.rfind("listening ", 0) != 0 || line.find(" on ") == std::string::npos ||
+          colon == std::string::npos) {
+        break;
+      }
+      ports_.push_back(std::stoi(line.substr(colon + 1)));
+      line.clear();
     }
-    auto colon = line.rfind(':');
-    if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {
+    if (ports_.size() < want) {
       stop();
       throw std::runtime_error("server did not start: '" + line + "'");
     }
-    port_ = std::stoi(line.substr(colon + 1));
+    port_ = ports_[0];
   }
   ~ServerProcess() { stop(); }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
+  /// The first listener's port.
   int port() const { return port_; }
+  /// Every listener's port, in the order of the --listen options.
+  const std::vector<int>& ports() const { return ports_; }
   pid_t pid() const { return pid_; }
 
   /// Sends `sig`, waits up to `timeout` for exit; returns the wait status
@@ -150,6 +168,7 @@ class ServerProcess {
   pid_t pid_ = -1;
   int out_fd_ = -1;
   int port_ = 0;
+  std::vector<int> ports_;
   int status_ = 0;
 };
 

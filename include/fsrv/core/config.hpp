@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fsrv/codec/base64.hpp"
 #include "fsrv/core/limits.hpp"
@@ -13,7 +14,27 @@ namespace fsrv {
 /// Which executor runs the blocking chunks of requests.
 enum class PoolMode { kThread, kProcess };
 
+/// host:port of a listener. `host` is an IPv4 or IPv6 literal (no brackets).
+struct Endpoint {
+  std::string host = "0.0.0.0";
+  int port = 0;  ///< 0 = any free port
+  /// "HOST:PORT", with brackets around an IPv6 host.
+  std::string text() const {
+    bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
+};
+
+/// One listener: a registered service on an endpoint (--listen SERVICE=[HOST:]PORT).
+struct ListenSpec {
+  std::string service;
+  Endpoint endpoint;
+};
+
 struct ServerConfig {
+  /// Every listener, in the order given; empty means one `file` listener on
+  /// host:port (the --host/--port shorthand).
+  std::vector<ListenSpec> listeners;
   std::string host = "0.0.0.0";
   int port = 6666;  ///< 0 = any free port (printed on stdout)
   std::string root = "./files";

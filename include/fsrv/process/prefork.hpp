@@ -1,10 +1,11 @@
 #pragma once
-// Process mode (prefork, as nginx's master/workers): the master owns the
+// Process mode (prefork, as nginx's master/workers): the master owns every
 // listening socket and its loop, accepts each client and passes the socket to
 // the least-loaded worker over a socketpair opened as a libuv IPC pipe
-// (uv_write2, SCM_RIGHTS underneath). Each worker serves its connections with
-// the same FileSession as thread mode, on its own fresh loop, running the
-// blocking chunks inline (InlineExecutor): the worker process is the pool.
+// (uv_write2, SCM_RIGHTS underneath) with a typed message naming the
+// listener (channel.hpp). Each worker builds the same services as thread
+// mode (runtime::ServingProcess) on its own fresh loop, running the blocking
+// chunks inline (InlineExecutor): the worker process is the pool.
 //
 // Counters live in one shared anonymous mapping made before any fork: slot 0
 // is the master's, slot i (1..N) worker i's, so any process answers STATS
@@ -14,7 +15,7 @@
 // the master is SIGKILLed) after finishing in-flight transfers.
 //
 // libuv pitfalls handled here: the pipe is opened with ipc=1; uv_write2
-// carries one data byte; the master closes its copy of the client only in the
+// carries the typed message; the master closes its copy of the client only in the
 // uv_write2 callback; children never touch the master's loop: right after
 // fork they close every inherited descriptor but their pipe and build a fresh
 // loop. Signals are read from signalfds (reactor::SignalWatcher) in master
@@ -31,12 +32,14 @@ namespace fsrv::process {
 /// Runs a worker in a freshly forked child: serves client sockets received on
 /// `channel_fd` (a socketpair end) until the channel closes or SIGTERM/SIGINT,
 /// counting into `table.slot(slot)`. Never returns: calls _exit.
-[[noreturn]] void worker_main(const ServerConfig& config, stats::StatsTable& table, int slot,
-                              int channel_fd, pid_t master_pid, double started_unix);
+[[noreturn]] void worker_main(const ServerConfig& config, const stats::Schema& schema,
+                              stats::StatsTable& table, int slot, int channel_fd,
+                              pid_t master_pid, double started_unix);
 
 /// Runs the master: forks config.workers workers, accepts, passes sockets,
 /// re-forks dead workers, and on SIGINT/SIGTERM stops them gracefully.
-/// Prints "listening on HOST:PORT" first. Returns the exit code.
+/// Prints one "listening SERVICE on HOST:PORT" line per listener first.
+/// Returns the exit code (2 for a configuration error).
 int run_master(const ServerConfig& config);
 
 }  // namespace fsrv::process

@@ -1,18 +1,27 @@
 #pragma once
-// One client connection: the TCP handle, its idle and legacy timers and its
-// write queue. Owns the libuv handles and the protocol handler; knows bytes,
-// not requests. The protocol handler (ConnectionHandler) decides what the
-// bytes mean and where reads land, so an upload's payload is read straight
-// into its chunk buffer.
+// One client connection: the TCP handle, its idle timer, a generic one-shot
+// timer for the protocol, and its write queue. Owns the libuv handles and the
+// protocol handler; knows bytes, not requests. The protocol handler
+// (ConnectionHandler) decides what the bytes mean and where reads land, so an
+// upload's payload is read straight into its chunk buffer.
 //
 // Lifetime (libuv pitfalls 4 and 5): a Connection is reference counted. The
-// open handle holds one reference, dropped in the last close callback; every
+// open handles hold one reference, dropped in the last close callback; every
 // write request and every executor task holds one (ConnRef). So nothing is
 // freed while libuv or a pool thread still points at it, and close() can be
 // called any time, any number of times.
+//
+// Memory (hardening issue, point 1): small replies (write_owned) are
+// coalesced into one outbox string while an earlier owned write is in
+// flight, so a client that pipelines thousands of requests and never reads
+// costs one buffer, not one write request per reply. pending_bytes() counts
+// every byte handed to the connection whose write has not completed (queued
+// in libuv, in the kernel's hands but not yet acknowledged by the write
+// callback, or waiting in the outbox); congested() is true above kHighWater.
 
 #include <uv.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -21,10 +30,13 @@
 namespace fsrv::reactor {
 
 class Connection;
-struct ServerContext;
+class Executor;
+struct Reactor;
 struct WriteReq;
+struct SendFileJob;
 
-/// The protocol side of a connection. All calls come on the loop thread.
+/// The protocol side of a connection: transport events only. All calls
+/// come on the loop thread.
 class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
@@ -34,16 +46,18 @@ class ConnectionHandler {
   virtual void on_read(size_t n) = 0;
   /// The client half-closed (EOF); the connection may still write.
   virtual void on_eof() = 0;
-  /// The legacy timer armed with Connection::arm_legacy_timer fired.
-  virtual void on_legacy_timer() = 0;
-  /// No read or write progress for the idle timeout.
-  virtual void on_idle_timeout() = 0;
-  /// The write queue fell below the low watermark after being above the high one.
+  /// The timer armed with Connection::start_timer fired.
+  virtual void on_timer() {}
+  /// No read or write progress for the idle timeout. Default: close.
+  virtual void on_idle_timeout();
+  /// pending_bytes() fell below kLowWater after congested() had been true.
   virtual void on_drain() = 0;
   /// The server is shutting down: finish the current request, then close.
   virtual void on_shutdown() = 0;
   /// The connection is closing (error, EOF, close()); drop pending work.
   virtual void on_close() = 0;
+
+  Connection* connection = nullptr;  ///< set by Connection::start
 };
 
 /// Strong reference to a Connection (retain on copy, release on destroy).
@@ -63,39 +77,55 @@ class ConnRef {
 
 class Connection {
  public:
-  /// Write-queue watermarks for small replies, in bytes: above kHighWater
-  /// the handler stops producing and reading; on_drain() fires below kLowWater.
-  static constexpr size_t kHighWater = 1 << 20;
-  static constexpr size_t kLowWater = 256 << 10;
+  /// Write watermarks in bytes of pending_bytes(): above kHighWater the
+  /// handler stops producing and reading; on_drain() fires below kLowWater.
+  /// 256 KiB of small replies is thousands of replies, enough to keep any
+  /// pipelining client busy, and 100 such clients stay under 30 MB.
+  static constexpr size_t kHighWater = 256 << 10;
+  static constexpr size_t kLowWater = 64 << 10;
+  /// File bytes one sendfile(2) work item sends at most before yielding, so
+  /// one fast client cannot hold a pool thread for a whole large file.
+  static constexpr uint64_t kSendfileSlice = 16 << 20;
 
-  /// Creates a connection whose TCP handle is initialised on ctx's loop but
-  /// not yet connected; accept into tcp() then call start().
-  static Connection* create(ServerContext& ctx);
+  /// Creates a connection whose TCP handle is initialised on the reactor's
+  /// loop but not yet connected; accept into tcp() then call start().
+  static Connection* create(Reactor& reactor);
 
   uv_tcp_t* tcp() { return &tcp_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
-  ServerContext& context() { return ctx_; }
+  Reactor& reactor() { return reactor_; }
 
   /// Installs the handler, tunes the socket, starts reading and the idle timer.
   void start(std::unique_ptr<ConnectionHandler> handler);
-  /// Sends `message` (a complete reply) and closes: used for "server busy".
+  /// Sends `message` (may be empty) and closes: refusals ("server busy").
   void reject(std::string message);
 
   /// Queues `n` buffers; they must stay valid until `cb(status)` runs
-  /// (status 0, or a libuv error such as UV_ECANCELED when closing).
+  /// (status 0, or a libuv error such as UV_ECANCELED when closing). Any
+  /// write error other than cancellation closes the connection at once.
   void write(const uv_buf_t* bufs, unsigned n, std::function<void(int)> cb);
-  /// Queues a reply the connection owns until written.
-  void write_owned(std::string bytes);
-  /// Bytes queued in libuv and not yet written to the socket.
-  size_t queued_bytes() const;
-  /// True when the handler should stop producing (write queue above kHighWater).
+  /// Queues bytes the connection owns until written (coalesced with other
+  /// owned writes queued behind an in-flight one; order is preserved).
+  void write_owned(std::string_view bytes);
+  /// Sends `length` bytes of `file_fd` from `offset` with sendfile(2), run by
+  /// `executor` (never on the loop: it may block on the disk), after every
+  /// earlier write completed; waits for the socket to become writable in
+  /// between. `done(status, sent)` runs on the loop: 0, or a negative libuv
+  /// error (the connection is then closed). No write may be queued while it
+  /// runs. `file_fd` must stay open until done.
+  void send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
+                 std::function<void(int, uint64_t)> done);
+  /// Bytes handed to the connection whose write has not completed.
+  size_t pending_bytes() const { return pending_bytes_; }
+  /// True when the handler should stop producing (pending_bytes() above
+  /// kHighWater); stays true until on_drain().
   bool congested();
 
   void pause_reading();
   void resume_reading();
-  /// (Re)starts the one-shot legacy timer; on_legacy_timer() when it fires.
-  void arm_legacy_timer(uint64_t ms);
-  void cancel_legacy_timer();
+  /// (Re)starts the one-shot protocol timer: on_timer() after `ms`.
+  void start_timer(uint64_t ms);
+  void stop_timer();
   /// Restarts the idle timer (call on progress other than reads and writes).
   void touch();
 
@@ -106,26 +136,39 @@ class Connection {
   bool closing() const { return closing_; }
   /// Tells the handler the server is draining (or closes if it has none).
   void shutdown_gracefully();
+  /// Called once when the connection is gone (after every handle closed).
+  std::function<void()> on_gone;
 
   void retain() { ++refs_; }
   void release();
 
  private:
-  explicit Connection(ServerContext& ctx);
+  explicit Connection(Reactor& reactor);
   ~Connection();
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_handle_closed(uv_handle_t* h);
   static void on_written(uv_write_t* req, int status);
-  void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n);
+  void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total);
+  void flush_outbox();
+  void write_done(size_t bytes);
+  void sendfile_step();
+  void sendfile_finish(int status);
+  void wait_writable();
 
-  ServerContext& ctx_;
+  Reactor& reactor_;
   uv_tcp_t tcp_;
   uv_timer_t idle_timer_;
-  uv_timer_t legacy_timer_;
+  uv_timer_t timer_;
+  uv_poll_t* writable_ = nullptr;  ///< send_file's writability watch (on a dup of the socket)
+  int writable_fd_ = -1;
   std::unique_ptr<ConnectionHandler> handler_;
+  std::string outbox_;          ///< owned bytes waiting for the in-flight owned write
+  bool owned_in_flight_ = false;
+  size_t pending_bytes_ = 0;
+  std::shared_ptr<SendFileJob> sendfile_;
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
-  int open_handles_ = 3;  ///< tcp + two timers
+  int open_handles_ = 3;  ///< tcp + two timers (+ the poll handle once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;

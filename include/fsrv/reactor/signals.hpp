@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include <functional>
-#include <initializer_list>
+#include <vector>
 
 namespace fsrv::reactor {
 
@@ -23,7 +23,7 @@ class SignalWatcher {
   /// Blocks `signals` in the calling thread (call before any other thread
   /// starts: libuv's pool threads inherit the mask) and watches them.
   /// Throws std::system_error if the signalfd cannot be made (start-up only).
-  SignalWatcher(uv_loop_t* loop, std::initializer_list<int> signals,
+  SignalWatcher(uv_loop_t* loop, const std::vector<int>& signals,
                 std::function<void(int)> on_signal);
   ~SignalWatcher();
   SignalWatcher(const SignalWatcher&) = delete;

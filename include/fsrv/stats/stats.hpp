@@ -1,10 +1,15 @@
 #pragma once
-// Server counters. Owns the counter slots and their JSON/text rendering.
+// Server counters. Owns the counter slots, the schema of per-service
+// counters and their JSON/text rendering; knows no protocol.
 //
 // One StatsSlot per serving process (thread mode: one; process mode: one per
 // worker plus one for the master), laid out in one array that process mode
 // maps MAP_SHARED before fork, so any process can sum every slot. Fields are
 // lock-free atomics, so sharing them across processes is well defined.
+//
+// Services register their own counters in a Schema at start-up, before any
+// fork (so every process agrees on the layout): a counter is a path such as
+// "file/commands/GET/ok", rendered as nested JSON objects under "services".
 
 #include <sys/types.h>
 
@@ -12,33 +17,56 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fsrv::stats {
 
-/// Commands counted separately; kUnknown covers anything unparseable.
-enum class Cmd { kList, kGet, kUpload, kDelete, kSize, kStats, kPing, kQuit, kUnknown, kCount };
+/// Counter cells per slot. Each service registers a few dozen at most; 512
+/// cells are 4 KiB per process, fixed so the shared mapping never grows.
+inline constexpr int kMaxCells = 512;
 
-inline constexpr int kCmdCount = static_cast<int>(Cmd::kCount);
+/// A registered counter: an index into StatsSlot::cells (-1 = unregistered,
+/// counting into it is a no-op).
+struct Counter {
+  int index = -1;
+};
 
-/// Upper-case protocol name of a command ("GET", ...; "UNKNOWN").
-std::string_view cmd_name(Cmd cmd);
+/// The names of the counter cells. Built once at start-up (before fork),
+/// read-only afterwards.
+class Schema {
+ public:
+  /// Registers `path` ("service/group/name", '/'-separated, no empty part)
+  /// and returns its counter; registering the same path again returns the
+  /// same counter. Throws std::length_error past kMaxCells (start-up only).
+  Counter add(std::string_view path);
+  size_t size() const { return paths_.size(); }
+  const std::string& path(int index) const { return paths_[static_cast<size_t>(index)]; }
+
+ private:
+  std::vector<std::string> paths_;
+};
 
 /// Counters of one process. Cache-line aligned so workers never share a line.
 struct alignas(64) StatsSlot {
-  std::atomic<uint64_t> ok[kCmdCount];
-  std::atomic<uint64_t> failed[kCmdCount];
   std::atomic<uint64_t> bytes_in;        ///< bytes read from client sockets
   std::atomic<uint64_t> bytes_out;       ///< bytes written to client sockets
   std::atomic<int64_t> conns_active;     ///< connections open now
   std::atomic<uint64_t> conns_total;     ///< connections accepted since start
-  std::atomic<uint64_t> conns_rejected;  ///< refused with "server busy"
+  std::atomic<uint64_t> conns_rejected;  ///< refused (busy or shutting down)
   std::atomic<uint64_t> conns_lost;      ///< held by a worker that died (process mode)
   std::atomic<int64_t> pid;              ///< process owning the slot (0 = unused)
   std::atomic<uint64_t> restarts;        ///< times this worker slot was re-forked
+  std::atomic<uint64_t> cells[kMaxCells];  ///< per-service counters (Schema)
 
-  /// Counts one finished request.
-  void count(Cmd cmd, bool success) {
-    (success ? ok : failed)[static_cast<int>(cmd)].fetch_add(1, std::memory_order_relaxed);
+  /// Adds `n` to a registered counter.
+  void add(Counter c, uint64_t n = 1) {
+    if (c.index >= 0) cells[c.index].fetch_add(n, std::memory_order_relaxed);
+  }
+  /// Adds a signed delta (gauges such as a service's active connections).
+  void add_signed(Counter c, int64_t delta) {
+    if (c.index >= 0) {
+      cells[c.index].fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+    }
   }
 };
 
@@ -48,8 +76,8 @@ class StatsTable {
  public:
   /// Allocates `slots` zeroed slots; `shared` maps them MAP_SHARED|MAP_ANONYMOUS
   /// so forked children see the same memory. Throws std::system_error on
-  /// mmap failure (start-up only).
-  StatsTable(int slots, bool shared);
+  /// mmap failure (start-up only). `schema` must outlive the table.
+  StatsTable(int slots, bool shared, const Schema& schema);
   ~StatsTable();
   StatsTable(const StatsTable&) = delete;
   StatsTable& operator=(const StatsTable&) = delete;
@@ -58,18 +86,22 @@ class StatsTable {
   StatsSlot& slot(int i) { return base_[i]; }
   const StatsSlot& slot(int i) const { return base_[i]; }
 
-  /// The STATS reply's "data" object as JSON text: totals over all slots,
-  /// plus "workers": one object per slot from `first_worker` on (process
-  /// mode; pass size() for none). `mode` and `pool_size` are echoed.
+  /// The STATS data object as JSON text: totals over all slots
+  /// ("connections", "bytes_in", "bytes_out", "services": the registered
+  /// counters nested by path), plus "workers": one object per slot from
+  /// `first_worker` on (process mode; pass size() for none). `mode` and
+  /// `pool_size` are echoed.
   std::string to_json(std::string_view mode, int pool_size, double uptime_s,
                       int first_worker) const;
-  /// One line for the log: "stats mode=thread workers=4 conns=1/10 ...
-  /// GET=3/0 ... in=.. out=.." (active/total connections, ok/failed).
+  /// One line for the log: "stats mode=thread workers=4 conns=1/10
+  /// rejected=0 lost=0 file.GET=3/0 echo.bytes=12 in=.. out=.." (active/total
+  /// connections; ok/failed pairs joined; zero counters left out).
   std::string to_line(std::string_view mode, int pool_size) const;
 
  private:
   int slots_;
   bool shared_;
+  const Schema& schema_;
   StatsSlot* base_;
 };
 

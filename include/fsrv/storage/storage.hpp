@@ -29,10 +29,33 @@ namespace fsrv::storage {
 /// UTF-8 (replies must be valid JSON text).
 std::string validate_name(std::string_view name);
 
-/// An open file for reading and its size in bytes at open time.
-struct ReadFile {
-  int fd = -1;
-  uint64_t size = 0;
+/// An open regular file for reading (RAII: closes on destruction; movable,
+/// not copyable), with its size and modification time at open time. The fd
+/// is exposed for sendfile(2) by the transfer layer.
+class ReadFile {
+ public:
+  ReadFile() = default;
+  ReadFile(int fd, uint64_t size, int64_t mtime_ns) : fd_(fd), size_(size), mtime_ns_(mtime_ns) {}
+  ~ReadFile();
+  ReadFile(ReadFile&& o) noexcept { *this = std::move(o); }
+  ReadFile& operator=(ReadFile&& o) noexcept;
+  ReadFile(const ReadFile&) = delete;
+  ReadFile& operator=(const ReadFile&) = delete;
+
+  /// Reads up to out.size() bytes at `offset` (pread loop, EINTR retried).
+  /// Returns the bytes read: fewer than asked only at end of file (the file
+  /// may have shrunk since open). Errors: kIo with strerror.
+  Result<size_t> read_at(std::span<uint8_t> out, uint64_t offset) const;
+  int fd() const { return fd_; }
+  bool is_open() const { return fd_ >= 0; }
+  uint64_t size() const { return size_; }
+  /// Modification time in nanoseconds since the epoch.
+  int64_t mtime_ns() const { return mtime_ns_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  int64_t mtime_ns_ = 0;
 };
 
 /// An upload in progress: a temporary file in the root. Destroying it
@@ -44,8 +67,8 @@ class UploadFile {
   UploadFile(const UploadFile&) = delete;
   UploadFile& operator=(const UploadFile&) = delete;
 
-  /// Writes all of `data` at `offset` (pwrite loop). Errors: "disk full",
-  /// "write failed: <strerror>".
+  /// Writes all of `data` at `offset` (pwrite loop). Errors: kNoSpace,
+  /// kIo ("write failed: <strerror>").
   Status write_at(std::span<const uint8_t> data, uint64_t offset);
   /// fsyncs the data, then atomically puts it in place of `name` (link +
   /// renameat) and fsyncs the directory. After success the object is inert.
@@ -74,16 +97,17 @@ class Root {
 
   /// Regular, non-hidden file names, sorted bytewise.
   Result<std::vector<std::string>> list() const;
-  /// Opens a regular file for reading. Errors: "invalid name: ...",
-  /// "no such file: NAME", "not a regular file: NAME".
+  /// Opens a regular file for reading. Errors (detail protocol-neutral; the
+  /// caller adds the name): kInvalidName (detail: the rule broken),
+  /// kNotFound ("no such file"), kNotRegular ("not a regular file"; also a
+  /// symlink, never followed), kPermission ("permission denied"), kIo.
   Result<ReadFile> open_read(const std::string& name) const;
   /// Size in bytes of a regular file (same errors as open_read).
   Result<uint64_t> size(const std::string& name) const;
   /// Deletes a regular file (same errors as open_read).
   Status remove(const std::string& name) const;
   /// Starts an upload (the name is validated by the caller before the
-  /// payload arrives; commit() takes it). Errors: "disk full", "cannot create
-  /// temporary file: <strerror>".
+  /// payload arrives; commit() takes it). Errors: kNoSpace, kIo.
   Result<std::unique_ptr<UploadFile>> begin_upload() const;
 
  private:

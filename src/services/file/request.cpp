@@ -1,10 +1,18 @@
-#include "fsrv/protocol/request.hpp"
+#include "fsrv/services/file/request.hpp"
 
 #include <cstring>
 
 #include "fsrv/core/limits.hpp"
 
-namespace fsrv::protocol {
+namespace fsrv::services::file {
+
+namespace {
+const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELETE", "SIZE",
+                                               "STATS", "PING", "QUIT",   "UNKNOWN"};
+}  // namespace
+
+std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }
+
 
 namespace {
 
@@ -128,9 +136,9 @@ Request parse_line(std::string_view line) {
       break;
   }
   if (r.args.size() < want) {
-    r.error = "missing argument: " + std::string(stats::cmd_name(r.cmd)) + " needs " + what;
+    r.error = "missing argument: " + std::string(cmd_name(r.cmd)) + " needs " + what;
   } else if (r.args.size() > want) {
-    r.error = "too many arguments for " + std::string(stats::cmd_name(r.cmd)) +
+    r.error = "too many arguments for " + std::string(cmd_name(r.cmd)) +
               (want ? " (quote a name that has spaces)" : "");
   }
   return r;
@@ -201,4 +209,4 @@ size_t find_terminator(std::string_view payload) {
   return cr ? limit : std::string_view::npos;
 }
 
-}  // namespace fsrv::protocol
+}  // namespace fsrv::services::file

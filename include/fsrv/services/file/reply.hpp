@@ -9,7 +9,9 @@
 #include <string_view>
 #include <vector>
 
-namespace fsrv::protocol {
+#include "fsrv/core/result.hpp"
+
+namespace fsrv::services::file {
 
 /// Ends every reply.
 inline constexpr std::string_view kReplyEnd = "\r\n\r\n";
@@ -27,7 +29,10 @@ std::string ok_list(const std::vector<std::string>& names);
 std::string ok_size(std::string_view name, uint64_t bytes);
 /// {"status":"OK","data":<data_json>}\r\n\r\n; data_json must be valid JSON.
 std::string ok_json(std::string_view data_json);
+/// The file protocol's wording of a typed error about `name` (the course
+/// server's messages: "no such file: x", "invalid name: ...", "disk full").
+std::string error_message(const Status& status, std::string_view name);
 /// {"status":"OK","data_namafile":"<name>","data_file":"   (then base64 follows)
 std::string get_prefix(std::string_view name);
 
-}  // namespace fsrv::protocol
+}  // namespace fsrv::services::file

@@ -1,7 +1,7 @@
-// Request framing and parsing (src/protocol/request.cpp): pure functions, so
+// Request framing and parsing (src/services/file/request.cpp): pure functions, so
 // every rule is checked byte by byte without sockets.
 
-#include "fsrv/protocol/request.hpp"
+#include "fsrv/services/file/request.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 
 #include "fsrv/core/limits.hpp"
 
-namespace fsrv::protocol {
+namespace fsrv::services::file {
 namespace {
 
 /// What a stream of bytes frames into, as text: one entry per frame,
@@ -161,4 +161,4 @@ TEST(RequestFraming, TerminatorIsFirstCrOrLf) {
 }
 
 }  // namespace
-}  // namespace fsrv::protocol
+}  // namespace fsrv::services::file

@@ -14,11 +14,16 @@
 #include <string_view>
 #include <vector>
 
-#include "fsrv/stats/stats.hpp"
 
-namespace fsrv::protocol {
+namespace fsrv::services::file {
 
-using stats::Cmd;
+/// Commands counted separately; kUnknown covers anything unparseable.
+enum class Cmd { kList, kGet, kUpload, kDelete, kSize, kStats, kPing, kQuit, kUnknown, kCount };
+
+inline constexpr int kCmdCount = static_cast<int>(Cmd::kCount);
+
+/// Upper-case protocol name of a command ("GET", ...; "UNKNOWN").
+std::string_view cmd_name(Cmd cmd);
 
 /// The command a verb names, case-insensitively; BYEBYE = QUIT and CONNME =
 /// PING (the course's "FTP" shell). kUnknown for anything else.
@@ -66,4 +71,4 @@ Frame next_frame(std::string_view input);
 /// Offset of the first '\r' or '\n' in `payload`, or npos.
 size_t find_terminator(std::string_view payload);
 
-}  // namespace fsrv::protocol
+}  // namespace fsrv::services::file

@@ -1,10 +1,10 @@
-#include "fsrv/protocol/reply.hpp"
+#include "fsrv/services/file/reply.hpp"
 
 #include <cjson/cJSON.h>
 
 #include <cmath>
 
-namespace fsrv::protocol {
+namespace fsrv::services::file {
 
 namespace {
 
@@ -72,8 +72,23 @@ std::string ok_json(std::string_view data_json) {
   return out;
 }
 
+std::string error_message(const Status& status, std::string_view name) {
+  switch (status.code) {
+    case Errc::kInvalidName:
+      return "invalid name: " + status.error;
+    case Errc::kNotFound:
+    case Errc::kNotRegular:
+    case Errc::kPermission:
+      return status.error + ": " + std::string(name);
+    case Errc::kNoSpace:
+      return "disk full";
+    default:
+      return status.error;
+  }
+}
+
 std::string get_prefix(std::string_view name) {
   return R"({"status":"OK","data_namafile":)" + json_string(name) + R"(,"data_file":")";
 }
 
-}  // namespace fsrv::protocol
+}  // namespace fsrv::services::file

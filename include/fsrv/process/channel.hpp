@@ -1,0 +1,30 @@
+#pragma once
+// The master -> worker channel's message (nginx's ngx_channel_t): a small
+// fixed-size, versioned struct sent beside each passed socket with
+// uv_write2, validated on receipt, so a worker knows which listener (and so
+// which service) a socket came from.
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace fsrv::process {
+
+struct ChannelMsg {
+  static constexpr uint32_t kMagic = 0x66737276;  ///< "fsrv"
+  static constexpr uint16_t kVersion = 1;
+  enum Command : uint16_t { kPassConnection = 1 };
+
+  uint32_t magic = kMagic;
+  uint16_t version = kVersion;
+  uint16_t command = kPassConnection;
+  int32_t listener = -1;  ///< index of the listener the socket was accepted on
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(ChannelMsg) == 16, "the channel message is 16 bytes on the wire");
+
+/// Validates one received message: magic, version, command, and a listener
+/// index below `listeners`. Returns the message, or nothing if invalid.
+std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listeners);
+
+}  // namespace fsrv::process

@@ -1,0 +1,54 @@
+#pragma once
+// A listening TCP socket: owns its uv_tcp_t, knows which service it belongs
+// to (by name and index, for the process channel) and calls back on each
+// pending connection. What to do with the connection (accept and serve with a
+// factory, or pass it to a worker) is the owner's choice.
+//
+// UDP services will get a sibling (a uv_udp_t "datagram listener") with the
+// same start/close shape; see docs/ARCHITECTURE.md.
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+
+#include "fsrv/core/config.hpp"
+
+namespace fsrv::reactor {
+
+class Listener {
+ public:
+  /// `index` is the listener's position in the server's configuration (it
+  /// names the listener on the process channel).
+  Listener(uv_loop_t* loop, int index, std::string service, Endpoint endpoint);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  /// Binds and listens (backlog 4096); `on_connection(*this)` per pending
+  /// connection. Returns the bound port, or a negative libuv error
+  /// (UV_EADDRINUSE, UV_EINVAL for a bad address...).
+  int listen(std::function<void(Listener&)> on_connection);
+  /// Stops listening (idempotent); the object must outlive the loop run
+  /// that processes the close.
+  void close();
+
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  int index() const { return index_; }
+  const std::string& service() const { return service_; }
+  const Endpoint& endpoint() const { return endpoint_; }
+  /// The bound port (after a successful listen()).
+  int port() const { return port_; }
+
+ private:
+  uv_tcp_t tcp_;
+  int index_;
+  std::string service_;
+  Endpoint endpoint_;
+  int port_ = 0;
+  bool open_ = true;
+  bool closed_ = false;  ///< close callback ran
+  std::function<void(Listener&)> on_connection_;
+};
+
+}  // namespace fsrv::reactor

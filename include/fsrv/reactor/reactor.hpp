@@ -1,0 +1,74 @@
+#pragma once
+// The reactor's shared state on one loop: the live connections (for
+// --max-conns and shutdown), the draining flag and this process's counters;
+// and accepting a connection for a listener's ConnectionFactory. Knows
+// nothing of any protocol: what a connection's bytes mean, and what a refused
+// client is told, come from the factory (nginx: ngx_listening_t's handler).
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "fsrv/reactor/connection.hpp"
+#include "fsrv/stats/stats.hpp"
+
+namespace fsrv::reactor {
+
+/// Why a connection is refused at accept time.
+enum class Refusal {
+  kBusy,          ///< over --max-conns, or no worker to take it
+  kShuttingDown,  ///< the server is draining
+};
+
+/// What a listener's service gives the reactor: a protocol handler per
+/// accepted connection, and the bytes a refused client is sent.
+class ConnectionFactory {
+ public:
+  virtual ~ConnectionFactory() = default;
+  /// Makes the protocol handler of a new connection (on the loop thread).
+  virtual std::unique_ptr<ConnectionHandler> make_handler(Connection& conn) = 0;
+  /// Bytes sent to a refused client before the connection closes ("" =
+  /// just close). `limit` is --max-conns.
+  virtual std::string refusal(Refusal why, int limit) const = 0;
+};
+
+/// The reactor's state for one loop. Lives as long as the loop runs; owned
+/// by the program's main (or a worker's main).
+struct Reactor {
+  uv_loop_t* loop = nullptr;
+  double idle_timeout_s = 60;  ///< 0 = no idle timeout
+  int max_conns = 1024;
+  stats::StatsSlot* stats = nullptr;  ///< this process's counters
+  /// Live connections (not yet closed).
+  std::unordered_set<Connection*> connections;
+  /// Set once shutdown began: connections close after their current request.
+  bool draining = false;
+  /// Called when the last connection closed while draining.
+  std::function<void()> on_drained;
+  /// Connections open in the whole server (all processes); null = this
+  /// loop's connections.
+  std::function<int64_t()> active_connections;
+};
+
+/// Accepts one pending connection from `server` (a listening TCP handle or an
+/// IPC pipe with a pending TCP handle) and starts it with `factory`'s
+/// handler, or refuses it (factory.refusal) while draining or beyond
+/// max_conns. Returns 0 or a libuv error code.
+int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory);
+
+/// Accepts one pending connection from `server` only to send it `message`
+/// and close it (counted as rejected). Returns 0 or a libuv error code.
+int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message);
+
+/// Starts graceful shutdown: every connection finishes its current request
+/// and closes; calls reactor.on_drained once none is left.
+void drain_connections(Reactor& reactor);
+
+/// Closes every connection now (grace period over).
+void close_all_connections(Reactor& reactor);
+
+}  // namespace fsrv::reactor

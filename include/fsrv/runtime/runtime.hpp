@@ -1,0 +1,77 @@
+#pragma once
+// One serving process's wiring, the single builder used by thread mode and
+// by every prefork worker: the storage root, the services' shared parts, one
+// service instance per configured service, and the reactor's state on the
+// given loop. Also the listeners (thread mode and the prefork master bind
+// them the same way) and the "listening SERVICE on HOST:PORT" lines.
+//
+// Layers: runtime/ sits above services/ and below process/ and app/.
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fsrv/core/config.hpp"
+#include "fsrv/core/result.hpp"
+#include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/listener.hpp"
+#include "fsrv/reactor/reactor.hpp"
+#include "fsrv/services/service.hpp"
+#include "fsrv/stats/stats.hpp"
+#include "fsrv/storage/storage.hpp"
+
+namespace fsrv::runtime {
+
+/// The listeners of a configuration: config.listeners, or one `file`
+/// listener on --host/--port when none is given.
+std::vector<ListenSpec> listeners_of(const ServerConfig& config);
+
+/// Checks a listener list before anything is bound: every service is
+/// registered and no endpoint appears twice. Returns the first problem.
+Status check_listeners(const std::vector<ListenSpec>& listeners);
+
+/// The counters every process of this configuration registers, in the same
+/// order (call before forking).
+void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema);
+
+/// Binds and listens on every listener, in order; `on_connection` per
+/// pending connection. On the first failure every listener made so far is
+/// closed and the error says which one ("cannot listen file on
+/// 0.0.0.0:6666: address already in use").
+Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+                  std::vector<std::unique_ptr<reactor::Listener>>& out,
+                  std::function<void(reactor::Listener&)> on_connection);
+
+/// Prints "listening SERVICE on HOST:PORT" per listener to stdout and
+/// flushes (tests and scripts read the ports from these lines).
+void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners);
+
+/// A serving process: storage root, services and reactor on one loop.
+class ServingProcess {
+ public:
+  /// Opens the root (throws std::runtime_error if it cannot: start-up).
+  /// `slot` is this process's counters in `table`; `stats_json` renders
+  /// STATS for the whole server.
+  ServingProcess(uv_loop_t* loop, const ServerConfig& config, std::vector<ListenSpec> listeners,
+                 const stats::Schema& schema, stats::StatsSlot& slot,
+                 reactor::Executor& executor, std::function<std::string()> stats_json);
+  ServingProcess(const ServingProcess&) = delete;
+  ServingProcess& operator=(const ServingProcess&) = delete;
+
+  reactor::Reactor& reactor() { return reactor_; }
+  /// The factory of listener `index` (its position in the listener list).
+  reactor::ConnectionFactory& factory(size_t index) { return services_->for_listener(index); }
+  size_t listener_count() const { return listeners_.size(); }
+
+ private:
+  std::vector<ListenSpec> listeners_;
+  std::unique_ptr<storage::Root> root_;
+  services::Shared shared_;
+  reactor::Reactor reactor_;
+  std::unique_ptr<services::ServiceSet> services_;
+};
+
+}  // namespace fsrv::runtime

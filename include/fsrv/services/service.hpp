@@ -1,0 +1,97 @@
+#pragma once
+// Services: each course system is a service with its own protocol on its own
+// listeners (file 6666, echo 31000-31002, and the next issues' http, chat,
+// session, tftp...). A service is a directory under src/services/ plus one
+// line in src/services/registry.cpp; the reactor never names one.
+//
+// Layers: a service may use transfer/, storage/, codec/, stats/, reactor/
+// and core/; never process/ or app/ (checked by tools/check-layers.sh).
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fsrv/core/config.hpp"
+#include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/reactor.hpp"
+#include "fsrv/stats/stats.hpp"
+
+namespace fsrv::storage {
+class Root;
+}
+
+namespace fsrv::services {
+
+/// What every service of one serving process shares (one per process: made
+/// by thread mode's main or by each prefork worker after fork).
+struct Shared {
+  const ServerConfig* config = nullptr;
+  storage::Root* root = nullptr;
+  reactor::Executor* executor = nullptr;
+  const stats::Schema* schema = nullptr;
+  stats::StatsSlot* stats = nullptr;  ///< this process's counters
+  /// The STATS data object (JSON text), summed over all processes.
+  std::function<std::string()> stats_json;
+};
+
+/// A TCP service instance: makes the protocol handler of each connection on
+/// its listeners and counts its connections ("NAME/connections/...").
+class Service : public reactor::ConnectionFactory {
+ public:
+  Service(Shared& shared, std::string_view name);
+  /// Counts the connection, then create_handler().
+  std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
+
+ protected:
+  virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
+  /// A counter of this service: "NAME/" + path (registered before fork).
+  stats::Counter counter(std::string_view path) const;
+  Shared& shared_;
+
+ private:
+  std::string name_;
+  stats::Counter conns_total_, conns_active_;
+};
+
+/// A registered service: its name, what it is, its course default port,
+/// and how to make it.
+struct ServiceInfo {
+  std::string_view name;
+  std::string_view description;  ///< one line, for `fileserver --services`
+  int default_port;              ///< the course's port (`make run-server`)
+  std::string_view try_command;  ///< a shell command to try it ("{port}" = its port)
+  /// Registers the service's counters (before any fork).
+  void (*register_stats)(stats::Schema& schema);
+  /// Bytes sent to a client refused at accept (busy, shutting down).
+  std::string (*refusal)(reactor::Refusal why, int limit);
+  /// Makes the service for one serving process.
+  std::unique_ptr<Service> (*create)(Shared& shared);
+};
+
+/// Every registered service, in registry order.
+const std::vector<ServiceInfo>& registry();
+/// The registered service called `name`, or null.
+const ServiceInfo* find(std::string_view name);
+
+/// Registers "NAME/connections/{total,active}" plus the service's own
+/// counters for every service named in `listeners`.
+void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema);
+
+/// One service instance per listener (listeners of the same service share
+/// one), in listener order: the wiring used by thread mode and by every
+/// prefork worker.
+class ServiceSet {
+ public:
+  ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared);
+  /// The factory serving listener `index`.
+  reactor::ConnectionFactory& for_listener(size_t index) { return *by_listener_[index]; }
+  size_t size() const { return by_listener_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<Service>> owned_;
+  std::vector<Service*> by_listener_;
+};
+
+}  // namespace fsrv::services

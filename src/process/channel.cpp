@@ -1,0 +1,18 @@
+#include "fsrv/process/channel.hpp"
+
+#include <cstring>
+
+namespace fsrv::process {
+
+std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listeners) {
+  if (bytes.size() != sizeof(ChannelMsg)) return std::nullopt;
+  ChannelMsg m;
+  std::memcpy(&m, bytes.data(), sizeof m);
+  if (m.magic != ChannelMsg::kMagic || m.version != ChannelMsg::kVersion ||
+      m.command != ChannelMsg::kPassConnection || m.listener < 0 || m.listener >= listeners) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+}  // namespace fsrv::process

@@ -1,0 +1,107 @@
+#include "fsrv/reactor/lifecycle.hpp"
+
+#include <cmath>
+#include <csignal>
+
+#include "fsrv/core/log.hpp"
+
+namespace fsrv::reactor {
+
+namespace {
+// The timers are members of the Lifecycle, which outlives the loop run.
+void noop_close(uv_handle_t*) {}
+uint64_t to_ms(double s) { return static_cast<uint64_t>(std::llround(s * 1000.0)); }
+}  // namespace
+
+Lifecycle::Lifecycle(Reactor& reactor, Hooks hooks, double grace_s)
+    : reactor_(reactor), hooks_(std::move(hooks)), grace_s_(grace_s) {
+  uv_timer_init(reactor.loop, &grace_timer_);
+  uv_timer_init(reactor.loop, &stats_timer_);
+  grace_timer_.data = this;
+  stats_timer_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&stats_timer_));
+}
+
+Lifecycle::~Lifecycle() = default;
+
+void Lifecycle::watch_signals(std::initializer_list<int> extra, std::function<void(int)> other) {
+  other_ = std::move(other);
+  std::vector<int> all = {SIGINT, SIGTERM};
+  all.insert(all.end(), extra.begin(), extra.end());
+  signals_ = std::make_unique<SignalWatcher>(reactor_.loop, all,
+                                             [this](int signum) { on_signal(signum); });
+}
+
+void Lifecycle::on_signal(int signum) {
+  if (signum != SIGINT && signum != SIGTERM) {
+    if (other_) other_(signum);
+    return;
+  }
+  if (!seen_.insert(signum).second && stopping_) {
+    FSRV_LOG_WARN("signal %d again: closing every connection now", signum);
+    force();
+    return;
+  }
+  shutdown("signal " + std::to_string(signum));
+}
+
+void Lifecycle::print_stats_every(double seconds) {
+  if (seconds <= 0 || !hooks_.stats_line) return;
+  uv_timer_start(
+      &stats_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Lifecycle*>(t->data);
+        std::string l = self->hooks_.stats_line();
+        FSRV_LOG_INFO("%s", l.c_str());
+      },
+      to_ms(seconds), to_ms(seconds));
+}
+
+void Lifecycle::shutdown(const std::string& cause) {
+  if (stopping_) return;
+  stopping_ = true;
+  FSRV_LOG_INFO("%s: shutting down (grace %.1f s)", cause.c_str(), grace_s_);
+  if (hooks_.stop_accepting) hooks_.stop_accepting();
+  reactor_.on_drained = [this] { check_done(); };
+  uv_timer_start(
+      &grace_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Lifecycle*>(t->data);
+        FSRV_LOG_WARN("grace period over: closing %zu connection(s)",
+                      self->reactor_.connections.size());
+        self->force();
+      },
+      to_ms(grace_s_), 0);
+  drain_connections(reactor_);
+  if (hooks_.on_stopping) hooks_.on_stopping();
+  check_done();
+}
+
+void Lifecycle::force() {
+  close_all_connections(reactor_);
+  if (hooks_.force) hooks_.force();
+}
+
+void Lifecycle::check_done() {
+  if (!stopping_ || finished_) return;
+  if (!reactor_.connections.empty()) return;
+  if (hooks_.busy && hooks_.busy()) return;
+  finish();
+}
+
+void Lifecycle::finish() {
+  finished_ = true;
+  reactor_.on_drained = nullptr;
+  uv_timer_stop(&grace_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), noop_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&stats_timer_), noop_close);
+  // The signals stay blocked: a late one is discarded, never fatal.
+  if (signals_) signals_->close();
+  if (hooks_.stats_line) {
+    std::string l = "final " + hooks_.stats_line();
+    FSRV_LOG_INFO("%s", l.c_str());
+  }
+  if (hooks_.on_stopped) hooks_.on_stopped();
+}
+
+}  // namespace fsrv::reactor

@@ -1,0 +1,517 @@
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fsrv/codec/base64.hpp"
+#include "fsrv/core/limits.hpp"
+#include "fsrv/core/log.hpp"
+#include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/file/reply.hpp"
+#include "fsrv/services/file/request.hpp"
+#include "fsrv/storage/storage.hpp"
+#include "fsrv/transfer/file_sender.hpp"
+#include "fsrv/transfer/upload_sink.hpp"
+
+namespace fsrv::services::file {
+
+namespace {
+
+using reactor::Connection;
+using reactor::ConnRef;
+
+/// The file service: one per serving process, shared by its listeners.
+class FileService final : public Service {
+ public:
+  explicit FileService(Shared& shared) : Service(shared, "file") {
+    for (int c = 0; c < kCmdCount; ++c) {
+      std::string verb(cmd_name(static_cast<Cmd>(c)));
+      ok_[c] = counter("commands/" + verb + "/ok");
+      failed_[c] = counter("commands/" + verb + "/failed");
+    }
+  }
+  std::string refusal(reactor::Refusal why, int limit) const override;
+  void count(Cmd cmd, bool ok) { shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(cmd)]); }
+  Shared& shared() { return shared_; }
+
+ protected:
+  std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
+
+ private:
+  stats::Counter ok_[kCmdCount], failed_[kCmdCount];
+};
+
+class FileSession final : public reactor::ConnectionHandler {
+ public:
+  FileSession(Connection& conn, FileService& service)
+      : conn_(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
+
+  std::span<char> read_space() override;
+  void on_read(size_t n) override;
+  void on_eof() override;
+  void on_timer() override;
+  void on_idle_timeout() override;
+  void on_drain() override { process_input(); }
+  void on_shutdown() override;
+  void on_close() override;
+
+ private:
+  enum class State { kIdle, kBusy, kPayload, kDiscard };
+
+  // Input buffer: unconsumed bytes are in_[in_start_, in_end_).
+  std::string_view input() const { return {in_.data() + in_start_, in_end_ - in_start_}; }
+  void consume(size_t n) { in_start_ += n; }
+  /// Compacts the input buffer and makes room for `extra` more bytes.
+  void reserve_input(size_t extra);
+  bool input_blank() const;
+
+  void process_input();
+  void handle_request(const Request& req);
+  void begin(Cmd cmd);
+  void finish(Cmd cmd, bool ok);
+  void reply_now(Cmd cmd, bool ok, std::string reply);
+  void request_done();
+  void start_discard(Cmd cmd, std::string error);
+
+  void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>()> work);
+  void start_get(const std::string& name);
+  void start_upload(std::string name);
+  void feed_payload();
+  void end_payload();
+
+  Connection& conn_;
+  FileService& service_;
+  Shared& shared_;
+  const ServerConfig& config_;
+  State state_ = State::kIdle;
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  bool eof_ = false;
+  bool quit_ = false;
+  bool request_open_ = false;
+  Cmd current_ = Cmd::kUnknown;
+  std::string discard_error_;
+  std::shared_ptr<transfer::FileSender> get_;
+  std::shared_ptr<transfer::UploadSink> sink_;
+  bool into_sink_ = false;  ///< the last read_space() was the sink's
+  std::string upload_name_;
+};
+
+// ---------------------------------------------------------------- service
+
+std::string FileService::refusal(reactor::Refusal why, int limit) const {
+  return info().refusal(why, limit);
+}
+
+std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
+  return std::make_unique<FileSession>(conn, *this);
+}
+
+// ---------------------------------------------------------------- input
+
+bool FileSession::input_blank() const {
+  for (char c : input()) {
+    if (c != '\r' && c != '\n' && c != ' ' && c != '\t') return false;
+  }
+  return true;
+}
+
+std::span<char> FileSession::read_space() {
+  into_sink_ = false;
+  if (state_ == State::kPayload && sink_ && input().empty()) {
+    std::span<char> s = sink_->space();
+    if (!s.empty()) {
+      into_sink_ = true;
+      return s;
+    }
+  }
+  reserve_input(limits::kLineBuffer);
+  return {in_.data() + in_end_, in_.size() - in_end_};
+}
+
+void FileSession::reserve_input(size_t extra) {
+  if (in_start_ > 0) {  // compact
+    std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+    in_end_ -= in_start_;
+    in_start_ = 0;
+  }
+  if (in_.size() < in_end_ + extra) in_.resize(in_end_ + extra);
+}
+
+void FileSession::on_read(size_t n) {
+  if (into_sink_ && state_ == State::kPayload && sink_) {
+    into_sink_ = false;
+    std::span<char> s = sink_->space();  // the same span the read landed in
+    size_t t = find_terminator({s.data(), n});
+    if (t == std::string_view::npos) {
+      sink_->produced(n);
+      if (sink_ && sink_->space().empty()) conn_.pause_reading();  // on_space resumes
+      return;
+    }
+    // Bytes after the terminator are the next requests: keep them.
+    reserve_input(n - t - 1);
+    std::memcpy(in_.data() + in_end_, s.data() + t + 1, n - t - 1);
+    in_end_ += n - t - 1;
+    sink_->produced(t);
+    end_payload();
+    return;
+  }
+  in_end_ += n;
+  if (state_ == State::kPayload) {
+    feed_payload();
+  } else {
+    process_input();
+  }
+}
+
+void FileSession::on_eof() {
+  eof_ = true;
+  if (state_ == State::kPayload || state_ == State::kDiscard) {
+    // An UPLOAD is complete only when its terminator arrives: however valid
+    // its base64 so far, one cut short by EOF is interrupted and discarded.
+    std::string why = state_ == State::kDiscard
+                          ? discard_error_
+                          : "upload interrupted: connection closed before the end of the line";
+    if (sink_) sink_->cancel();
+    sink_.reset();
+    finish(current_, false);
+    conn_.write_owned(error_text(why));
+    conn_.close_when_flushed();
+    return;
+  }
+  if (state_ == State::kIdle) process_input();
+}
+
+void FileSession::on_timer() {
+  if (state_ != State::kIdle || input_blank()) return;
+  // The course's original client sends "LIST" or "GET name" with no
+  // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients).
+  Request req = parse_line(input());
+  if (!legacy_complete(req)) return;
+  consume(input().size());
+  handle_request(req);
+  process_input();
+}
+
+void FileSession::on_idle_timeout() {
+  if (get_ && get_->sent() > 0) {
+    conn_.close();  // mid-stream: an ERROR object cannot be spliced in
+    return;
+  }
+  if (request_open_) finish(current_, false);
+  if (sink_) sink_->cancel();
+  sink_.reset();
+  conn_.write_owned(error_text("idle timeout: no data for " +
+                               std::to_string(static_cast<int>(config_.idle_timeout_s)) + " s"));
+  conn_.close_when_flushed();
+}
+
+void FileSession::on_shutdown() {
+  quit_ = true;
+  if (state_ == State::kIdle) conn_.close_when_flushed();
+}
+
+void FileSession::on_close() {
+  if (request_open_) finish(current_, false);
+  if (get_) get_->cancel();
+  get_.reset();
+  if (sink_) sink_->cancel();  // the temporary file goes with the last task
+  sink_.reset();
+}
+
+// ---------------------------------------------------------------- requests
+
+void FileSession::begin(Cmd cmd) {
+  current_ = cmd;
+  request_open_ = true;
+  conn_.stop_timer();
+}
+
+void FileSession::finish(Cmd cmd, bool ok) {
+  if (!request_open_) return;
+  request_open_ = false;
+  service_.count(cmd, ok);
+}
+
+void FileSession::reply_now(Cmd cmd, bool ok, std::string reply) {
+  begin(cmd);
+  conn_.write_owned(reply);
+  finish(cmd, ok);
+}
+
+void FileSession::request_done() {
+  state_ = State::kIdle;
+  if (conn_.closing()) return;
+  if (quit_) {
+    conn_.close_when_flushed();
+    return;
+  }
+  process_input();
+}
+
+void FileSession::start_discard(Cmd cmd, std::string error) {
+  begin(cmd);
+  state_ = State::kDiscard;
+  discard_error_ = std::move(error);
+}
+
+void FileSession::process_input() {
+  while (!conn_.closing() && !quit_) {
+    if (state_ == State::kDiscard) {
+      size_t t = find_terminator(input());
+      if (t == std::string_view::npos) {
+        consume(input().size());
+        break;
+      }
+      consume(t + 1);
+      state_ = State::kIdle;
+      conn_.write_owned(error_text(discard_error_));
+      finish(current_, false);
+      continue;
+    }
+    if (state_ != State::kIdle) return;
+    if (conn_.congested()) {
+      conn_.pause_reading();  // on_drain() resumes
+      return;
+    }
+    Frame f = next_frame(input());
+    if (f.kind == Frame::kNeedMore) {
+      consume(f.consumed);
+      break;
+    }
+    if (f.kind == Frame::kTooLong) {
+      conn_.stop_timer();
+      start_discard(Cmd::kUnknown,
+                    "request line too long (limit " + std::to_string(limits::kMaxLine) + " bytes)");
+      continue;
+    }
+    if (f.kind == Frame::kUploadHeader) {
+      consume(f.consumed);
+      start_upload(std::move(f.name));
+      return;
+    }
+    Request req = parse_line(f.line);
+    consume(f.consumed);
+    handle_request(req);
+  }
+  if (conn_.closing() || quit_ || state_ != State::kIdle) return;
+  if (eof_) {
+    if (!input_blank()) {
+      // A final unterminated request before the client's half-close.
+      std::string_view rest = input();  // starts non-blank: next_frame skipped blanks
+      if (command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload) {
+        consume(rest.size());
+        reply_now(Cmd::kUpload, false,
+                  error_text("upload interrupted: connection closed before the end of the line"));
+      } else {
+        Request req = parse_line(rest);
+        consume(rest.size());
+        handle_request(req);
+        if (state_ != State::kIdle) return;  // request_done() comes back here
+      }
+    }
+    conn_.close_when_flushed();
+    return;
+  }
+  if (!input_blank() && config_.legacy_idle_ms > 0) {
+    conn_.start_timer(static_cast<uint64_t>(config_.legacy_idle_ms));
+  }
+  conn_.resume_reading();
+}
+
+void FileSession::handle_request(const Request& req) {
+  if (!req.error.empty()) {
+    reply_now(req.cmd, false, error_text(req.error));
+    return;
+  }
+  const storage::Root* root = shared_.root;
+  switch (req.cmd) {
+    case Cmd::kList:
+      run_simple(Cmd::kList, [root] {
+        auto r = root->list();
+        return r.ok() ? std::pair{true, ok_list(r.value)}
+                      : std::pair{false, error_text(error_message(r.status(), ""))};
+      });
+      return;
+    case Cmd::kGet:
+      start_get(req.args[0]);
+      return;
+    case Cmd::kSize:
+      run_simple(Cmd::kSize, [root, name = req.args[0]] {
+        auto r = root->size(name);
+        return r.ok() ? std::pair{true, ok_size(name, r.value)}
+                      : std::pair{false, error_text(error_message(r.status(), name))};
+      });
+      return;
+    case Cmd::kDelete:
+      run_simple(Cmd::kDelete, [root, name = req.args[0]] {
+        Status s = root->remove(name);
+        return s.ok() ? std::pair{true, ok_text(name + " deleted")}
+                      : std::pair{false, error_text(error_message(s, name))};
+      });
+      return;
+    case Cmd::kStats:
+      reply_now(Cmd::kStats, true, ok_json(shared_.stats_json()));
+      return;
+    case Cmd::kPing:
+      reply_now(Cmd::kPing, true, ok_text("connected"));
+      return;
+    case Cmd::kQuit:
+      reply_now(Cmd::kQuit, true, ok_text("bye"));
+      quit_ = true;
+      conn_.close_when_flushed();
+      return;
+    case Cmd::kUpload:
+      // next_frame() turns every "UPLOAD name <payload>" into a streamed
+      // upload; a whole UPLOAD line only reaches here through the legacy or
+      // half-close paths, which refuse uploads before calling us.
+      reply_now(Cmd::kUpload, false, error_text("UPLOAD must end with \\r\\n"));
+      return;
+    default:
+      reply_now(Cmd::kUnknown, false, error_text("unknown command"));
+      return;
+  }
+}
+
+void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>()> work) {
+  begin(cmd);
+  state_ = State::kBusy;
+  conn_.pause_reading();
+  auto result = std::make_shared<std::pair<bool, std::string>>();
+  ConnRef ref(&conn_);
+  shared_.executor->submit([result, work = std::move(work)] { *result = work(); },
+                           [this, ref, result, cmd] {
+                             if (conn_.closing()) return;
+                             conn_.write_owned(result->second);
+                             finish(cmd, result->first);
+                             request_done();
+                           });
+}
+
+// ---------------------------------------------------------------- GET
+
+void FileSession::start_get(const std::string& name) {
+  begin(Cmd::kGet);
+  state_ = State::kBusy;
+  conn_.pause_reading();
+  auto opened = std::make_shared<Result<storage::ReadFile>>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit([opened, root, name] { *opened = root->open_read(name); },
+                           [this, ref, opened, name] {
+                             if (conn_.closing()) return;
+                             if (!opened->ok()) {
+                               conn_.write_owned(error_text(error_message(opened->status(), name)));
+                               finish(Cmd::kGet, false);
+                               request_done();
+                               return;
+                             }
+                             transfer::SendOptions o;
+                             o.prefix = get_prefix(name);
+                             o.suffix = std::string(kGetSuffix);
+                             o.transform = transfer::Transform::kBase64;
+                             o.encoder = &codec::encoder(config_.codec);
+                             get_ = transfer::send_file(conn_, *shared_.executor,
+                                                        std::move(opened->value), std::move(o),
+                                                        [this](Status s) {
+                                                          get_.reset();
+                                                          finish(Cmd::kGet, s.ok());
+                                                          request_done();
+                                                        });
+                           });
+}
+
+// ---------------------------------------------------------------- UPLOAD
+
+void FileSession::start_upload(std::string name) {
+  if (std::string why = storage::validate_name(name); !why.empty()) {
+    start_discard(Cmd::kUpload, "invalid name: " + why);
+    process_input();
+    return;
+  }
+  begin(Cmd::kUpload);
+  state_ = State::kPayload;
+  upload_name_ = name;
+  transfer::UploadSink::Options o;
+  o.name = std::move(name);
+  o.transform = transfer::Transform::kBase64;
+  o.codec = config_.codec;
+  o.max_bytes = config_.max_upload;
+  sink_ = transfer::UploadSink::start(
+      conn_, *shared_.executor, *shared_.root, std::move(o),
+      [this] {
+        if (state_ == State::kPayload) feed_payload();
+      },
+      [this](Status s, uint64_t bytes) {
+        sink_.reset();
+        if (s.ok()) {
+          conn_.write_owned(
+              ok_text(upload_name_ + " uploaded (" + std::to_string(bytes) + " bytes)"));
+        } else {
+          conn_.write_owned(error_text(error_message(s, upload_name_)));
+        }
+        finish(Cmd::kUpload, s.ok());
+        request_done();
+      });
+  feed_payload();
+}
+
+// Moves payload bytes sitting in the input buffer (read together with the
+// UPLOAD header, or while the sink was full) into the sink, up to the
+// terminator.
+void FileSession::feed_payload() {
+  while (state_ == State::kPayload && sink_ && !input().empty()) {
+    std::string_view in = input();
+    size_t t = find_terminator(in);
+    std::string_view part = in.substr(0, t == std::string_view::npos ? in.size() : t);
+    size_t used = sink_->feed(part);
+    consume(used);
+    if (used < part.size()) {
+      conn_.pause_reading();  // both buffers busy: on_space comes back here
+      return;
+    }
+    if (t != std::string_view::npos) {
+      consume(1);
+      end_payload();
+      return;
+    }
+  }
+  if (state_ == State::kPayload && sink_) conn_.resume_reading();
+}
+
+// The payload's terminator arrived: no more reading until the reply.
+void FileSession::end_payload() {
+  state_ = State::kBusy;
+  conn_.pause_reading();
+  sink_->end();
+}
+
+}  // namespace
+
+const ServiceInfo& info() {
+  static const ServiceInfo kInfo{
+      "file",
+      "the course file protocol: LIST, GET, UPLOAD (base64), DELETE, SIZE; JSON replies",
+      6666,
+      "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
+      [](stats::Schema& schema) {
+        for (int c = 0; c < kCmdCount; ++c) {
+          std::string verb(cmd_name(static_cast<Cmd>(c)));
+          schema.add("file/commands/" + verb + "/ok");
+          schema.add("file/commands/" + verb + "/failed");
+        }
+      },
+      [](reactor::Refusal why, int limit) {
+        return why == reactor::Refusal::kShuttingDown
+                   ? error_text("server shutting down")
+                   : error_text("server busy: too many connections (limit " +
+                                std::to_string(limit) + ")");
+      },
+      [](Shared& shared) -> std::unique_ptr<Service> {
+        return std::make_unique<FileService>(shared);
+      }};
+  return kInfo;
+}
+
+}  // namespace fsrv::services::file

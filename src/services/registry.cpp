@@ -1,0 +1,18 @@
+// The registered services: one line per service. Adding a service is a new
+// directory under src/services/ and one line here.
+
+#include "fsrv/services/echo/echo_service.hpp"
+#include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/service.hpp"
+
+namespace fsrv::services {
+
+const std::vector<ServiceInfo>& registry() {
+  static const std::vector<ServiceInfo> kAll = {
+      file::info(),
+      echo::info(),
+  };
+  return kAll;
+}
+
+}  // namespace fsrv::services

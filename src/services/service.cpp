@@ -1,0 +1,66 @@
+#include "fsrv/services/service.hpp"
+
+#include <stdexcept>
+
+namespace fsrv::services {
+
+Service::Service(Shared& shared, std::string_view name) : shared_(shared), name_(name) {
+  conns_total_ = counter("connections/total");
+  conns_active_ = counter("connections/active");
+}
+
+stats::Counter Service::counter(std::string_view path) const {
+  std::string full = name_ + "/" + std::string(path);
+  const stats::Schema& schema = *shared_.schema;
+  for (size_t i = 0; i < schema.size(); ++i) {
+    if (schema.path(static_cast<int>(i)) == full) return stats::Counter{static_cast<int>(i)};
+  }
+  return {};  // not registered: counting is a no-op
+}
+
+std::unique_ptr<reactor::ConnectionHandler> Service::make_handler(reactor::Connection& conn) {
+  shared_.stats->add(conns_total_);
+  shared_.stats->add_signed(conns_active_, 1);
+  stats::StatsSlot* slot = shared_.stats;
+  stats::Counter active = conns_active_;
+  conn.on_gone = [slot, active] { slot->add_signed(active, -1); };
+  return create_handler(conn);
+}
+
+const ServiceInfo* find(std::string_view name) {
+  for (const ServiceInfo& s : registry()) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema) {
+  for (const ListenSpec& l : listeners) {
+    const ServiceInfo* info = find(l.service);
+    if (!info) throw std::invalid_argument("unknown service: " + l.service);
+    std::string base(info->name);
+    schema.add(base + "/connections/total");
+    schema.add(base + "/connections/active");
+    if (info->register_stats) info->register_stats(schema);
+  }
+}
+
+ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared) {
+  std::vector<std::string> names;
+  for (const ListenSpec& l : listeners) {
+    const ServiceInfo* info = find(l.service);
+    if (!info) throw std::invalid_argument("unknown service: " + l.service);
+    Service* s = nullptr;
+    for (size_t k = 0; k < names.size(); ++k) {
+      if (names[k] == l.service) s = owned_[k].get();
+    }
+    if (!s) {
+      owned_.push_back(info->create(shared));
+      names.push_back(l.service);
+      s = owned_.back().get();
+    }
+    by_listener_.push_back(s);
+  }
+}
+
+}  // namespace fsrv::services

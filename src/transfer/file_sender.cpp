@@ -1,0 +1,193 @@
+#include "fsrv/transfer/file_sender.hpp"
+
+#include <algorithm>
+
+#include "fsrv/core/limits.hpp"
+#include "fsrv/core/log.hpp"
+#include "fsrv/reactor/buffer.hpp"
+
+namespace fsrv::transfer {
+
+namespace {
+
+using reactor::Buffer;
+using reactor::ConnRef;
+
+constexpr int kChunks = limits::kGetChunksInFlight;
+
+/// Raw bytes read per chunk: a multiple of 3 so every base64 chunk but the
+/// last encodes without padding (limits::kGetChunk).
+constexpr size_t kRawChunk = limits::kGetChunk;
+
+class Sender final : public FileSender, public std::enable_shared_from_this<Sender> {
+ public:
+  Sender(reactor::Connection& conn, reactor::Executor& ex, storage::ReadFile file, SendOptions o,
+         std::function<void(Status)> done)
+      : conn_(conn), ex_(ex), file_(std::move(file)), o_(std::move(o)), done_(std::move(done)) {
+    uint64_t size = file_.size();
+    o_.offset = std::min(o_.offset, size);
+    o_.length = std::min(o_.length, size - o_.offset);
+    next_ = o_.offset;
+    end_ = o_.offset + o_.length;
+  }
+
+  void begin() {
+    if (o_.length == 0) {
+      std::string all = o_.prefix + o_.suffix;
+      write_framing(std::move(all), true);
+      return;
+    }
+    if (o_.transform == Transform::kIdentity) {
+      if (!o_.prefix.empty()) conn_.write_owned(o_.prefix);
+      auto self = shared_from_this();
+      conn_.send_file(file_.fd(), o_.offset, o_.length, ex_,
+                      [self](int status, uint64_t sent) { self->sendfile_done(status, sent); });
+      return;
+    }
+    pump();
+  }
+
+  void cancel() override {
+    cancelled_ = true;
+    done_ = nullptr;
+  }
+  uint64_t sent() const override { return sent_; }
+
+ private:
+  bool alive() const { return !cancelled_ && !conn_.closing(); }
+
+  void finish(Status s) {
+    if (!alive()) return;
+    auto done = std::move(done_);
+    done_ = nullptr;
+    if (done) done(std::move(s));
+  }
+
+  // Writes framing bytes; if `last`, the transfer completes with that write.
+  void write_framing(std::string bytes, bool last) {
+    if (!last) {
+      conn_.write_owned(bytes);
+      return;
+    }
+    auto self = shared_from_this();
+    framing_ = std::move(bytes);
+    if (framing_.empty()) {
+      finish({});
+      return;
+    }
+    uv_buf_t b = uv_buf_init(framing_.data(), static_cast<unsigned>(framing_.size()));
+    conn_.write(&b, 1, [self](int status) {
+      if (status == 0) self->finish({});
+    });
+  }
+
+  void sendfile_done(int status, uint64_t sent) {
+    sent_ = sent;
+    if (!alive()) return;
+    if (status == UV_EOF) {
+      // The file shrank under us: the announced framing cannot be kept.
+      conn_.close();
+      return;
+    }
+    if (status != 0) return;  // the connection closed (write error, reset)
+    write_framing(o_.suffix, true);
+  }
+
+  // Starts reading+encoding the next chunk if a buffer is free. Called at
+  // the start, when a chunk was encoded and when the socket took one.
+  void pump() {
+    if (!alive() || reading_ || next_ >= end_) return;
+    int i = 0;
+    while (i < kChunks && busy_[i]) ++i;
+    if (i == kChunks) return;  // every chunk in flight: wait for the socket
+    if (bufs_[i].empty()) bufs_[i] = Buffer(codec::encoded_size(kRawChunk));
+    busy_[i] = true;
+    reading_ = true;
+    uint64_t off = next_;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kRawChunk, end_ - off));
+    auto self = shared_from_this();
+    ConnRef ref(&conn_);
+    ex_.submit(
+        [self, i, off, want] {
+          Buffer& raw = reactor::thread_scratch(kRawChunk);
+          auto r = self->file_.read_at({raw.bytes(), want}, off);
+          if (!r.ok()) {
+            self->task_error_ = r.status();
+            return;
+          }
+          self->raw_[i] = r.value;
+          self->len_[i] = self->o_.encoder->encode({raw.bytes(), r.value}, self->bufs_[i].data());
+        },
+        [self, ref, i, want] { self->chunk_ready(i, want); });
+  }
+
+  void chunk_ready(int i, size_t want) {
+    reading_ = false;
+    if (!alive()) return;
+    if (!task_error_.ok()) {
+      FSRV_LOG_WARN("send: read failed: %s", task_error_.error.c_str());
+      conn_.close();  // mid-stream: the framing cannot turn into an error
+      return;
+    }
+    bool first = next_ == o_.offset;
+    next_ += raw_[i];
+    bool last = raw_[i] < want || next_ >= end_;
+    if (last && next_ < end_) {
+      // The file shrank: the announced framing cannot be kept.
+      conn_.close();
+      return;
+    }
+    uv_buf_t bufs[3];
+    unsigned n = 0;
+    if (first && !o_.prefix.empty()) {
+      bufs[n++] = uv_buf_init(o_.prefix.data(), static_cast<unsigned>(o_.prefix.size()));
+    }
+    bufs[n++] = uv_buf_init(bufs_[i].data(), static_cast<unsigned>(len_[i]));
+    if (last && !o_.suffix.empty()) {
+      bufs[n++] = uv_buf_init(o_.suffix.data(), static_cast<unsigned>(o_.suffix.size()));
+    }
+    auto self = shared_from_this();
+    uint64_t raw = raw_[i];
+    conn_.write(bufs, n, [self, i, last, raw](int status) {
+      self->busy_[i] = false;
+      if (status != 0) return;  // closing: the handler's on_close counts it
+      self->sent_ += raw;
+      if (last) {
+        self->finish({});
+      } else {
+        self->pump();
+      }
+    });
+    pump();  // encode the next chunk while this one is written
+  }
+
+  reactor::Connection& conn_;
+  reactor::Executor& ex_;
+  storage::ReadFile file_;
+  SendOptions o_;
+  std::function<void(Status)> done_;
+  std::string framing_;
+  Buffer bufs_[kChunks];
+  bool busy_[kChunks] = {};
+  size_t raw_[kChunks] = {};
+  size_t len_[kChunks] = {};
+  Status task_error_;
+  uint64_t next_ = 0;  ///< next file offset to read
+  uint64_t end_ = 0;
+  uint64_t sent_ = 0;
+  bool reading_ = false;
+  bool cancelled_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<FileSender> send_file(reactor::Connection& conn, reactor::Executor& executor,
+                                      storage::ReadFile file, SendOptions options,
+                                      std::function<void(Status)> done) {
+  auto s = std::make_shared<Sender>(conn, executor, std::move(file), std::move(options),
+                                    std::move(done));
+  s->begin();
+  return s;
+}
+
+}  // namespace fsrv::transfer
