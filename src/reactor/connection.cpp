@@ -73,6 +73,8 @@ Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
   uv_timer_init(reactor.loop, &idle_timer_);
   uv_timer_init(reactor.loop, &timer_);
+  uv_idle_init(reactor.loop, &turn_);
+  turn_.data = this;
   tcp_.data = this;
   idle_timer_.data = this;
   timer_.data = this;
@@ -347,6 +349,17 @@ void Connection::start_timer(uint64_t ms) {
 
 void Connection::stop_timer() { uv_timer_stop(&timer_); }
 
+void Connection::yield_turn() {
+  if (closing_) return;
+  pause_reading();
+  uv_idle_start(&turn_, [](uv_idle_t* h) {
+    auto* c = static_cast<Connection*>(h->data);
+    uv_idle_stop(h);
+    ConnRef keep(c);
+    if (!c->closing_ && c->handler_) c->handler_->on_drain();
+  });
+}
+
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
   uv_timer_start(
@@ -404,6 +417,7 @@ void Connection::close() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
 }
 

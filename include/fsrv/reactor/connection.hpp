@@ -126,6 +126,11 @@ class Connection {
   /// (Re)starts the one-shot protocol timer: on_timer() after `ms`.
   void start_timer(uint64_t ms);
   void stop_timer();
+  /// Gives the loop back: stops reading and calls the handler's on_drain()
+  /// in the next loop iteration. A handler that has processed its share of
+  /// pipelined requests calls this, so one busy connection cannot starve
+  /// the others or the accept of new ones (Redis: NET_MAX_WRITES_PER_EVENT).
+  void yield_turn();
   /// Restarts the idle timer (call on progress other than reads and writes).
   void touch();
 
@@ -160,6 +165,10 @@ class Connection {
   uv_tcp_t tcp_;
   uv_timer_t idle_timer_;
   uv_timer_t timer_;
+  /// yield_turn()'s handle: an idle handle runs once per loop iteration (a
+  /// zero-delay timer restarted from its own callback would run again in
+  /// the same timer pass in libuv 1.44, starving everything else).
+  uv_idle_t turn_;
   uv_poll_t* writable_ = nullptr;  ///< send_file's writability watch (on a dup of the socket)
   int writable_fd_ = -1;
   std::unique_ptr<ConnectionHandler> handler_;
@@ -168,7 +177,7 @@ class Connection {
   size_t pending_bytes_ = 0;
   std::shared_ptr<SendFileJob> sendfile_;
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
-  int open_handles_ = 3;  ///< tcp + two timers (+ the poll handle once made)
+  int open_handles_ = 4;  ///< tcp + two timers + the turn handle (+ the poll handle once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;
