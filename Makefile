@@ -50,7 +50,7 @@ endif
 # installs whichever are missing (apt-get; we run as root on CI).
 DEB_PACKAGES := g++ make pkg-config libuv1-dev libcjson-dev libb64-dev libcli11-dev \
   libgtest-dev libxxhash-dev libbenchmark-dev libssl-dev python3 clang \
-  libclang-rt-14-dev clang-format hyperfine gnuplot-nox iperf3 procps
+  libclang-rt-14-dev clang-format hyperfine gnuplot-nox iperf3 procps netcat-openbsd
 
 LIB_SRCS := $(shell find src -name '*.cpp' -not -path 'src/main/*' | sort)
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
@@ -70,7 +70,7 @@ filecli_SRCS := tools/filecli.cpp
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
-.PHONY: all deps test test-run sanitize tsan run-server fmt clean help
+.PHONY: all deps test test-run check-layers sanitize tsan run-server fmt clean help
 .DEFAULT_GOAL := all
 
 all: $(PROGRAM_BINS) $(TEST_BIN)
@@ -78,8 +78,9 @@ all: $(PROGRAM_BINS) $(TEST_BIN)
 help:
 	@echo "make deps        install missing Debian packages"
 	@echo "make all         build bin/fileserver, bin/filecli and the tests"
-	@echo "make test        deps + build + all tests (unit, integration, Python clients) + ASan/UBSan run"
-	@echo "make run-server  serve ./files on port 6666 in the foreground"
+	@echo "make test        deps + layer check + build + all tests (reactor, unit, integration,"
+	@echo "                 Python clients) + ASan/UBSan run"
+	@echo "make run-server  every service on the course ports (file 6666, echo 31000-31002), ./files"
 	@echo "make sanitize    ASan+UBSan build and test run;  make tsan  TSan build and test run"
 	@echo "make fmt         clang-format every C++ file"
 	@echo "make bench-transfer  100 MB GET/UPLOAD figures through filecli"
@@ -127,6 +128,7 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB)
 # bounded fuzz run and stress-quick run in .ci/run after it: together they
 # would push `make test` past 10 minutes on 2 cores.)
 test: deps
+	tools/check-layers.sh
 	$(MAKE) -j$(NPROC) all
 	$(MAKE) test-run
 	$(MAKE) sanitize
@@ -136,6 +138,10 @@ test: deps
 test-run: all
 	FSRV_BIN=$(abspath $(BIN)) $(TEST_BIN) $(GTEST_ARGS)
 	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_*.py' -v
+
+# The layer rules of docs/ARCHITECTURE.md, checked on #include lines.
+check-layers:
+	tools/check-layers.sh
 
 sanitize: deps
 	$(MAKE) -j$(NPROC) SAN=asan all

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `make run-server`: serve ./files on port 6666 in the foreground, creating a
-# few small sample files when the folder is empty, and show how to try it.
+# `make run-server`: every registered service on the course's ports, in the
+# foreground, serving ./files (a few small sample files are created when the
+# folder is empty). Prints a table: service, address, one command to try it.
+#   ROOT=DIR HOST=ADDR SERVER_ARGS="--mode process" make run-server
 set -euo pipefail
 bin=${1:-bin}
 root=${ROOT:-./files}
-port=${PORT:-6666}
+host=${HOST:-0.0.0.0}
 mkdir -p "$root"
 if [ -z "$(ls -A "$root" 2>/dev/null)" ]; then
   printf 'Halo dari server berkas!\n' > "$root/hello.txt"
@@ -12,11 +14,15 @@ if [ -z "$(ls -A "$root" 2>/dev/null)" ]; then
   head -c 100000 /dev/urandom > "$root/random.bin"
   echo "created sample files in $root"
 fi
-cat <<MSG
-Try, from another terminal:
-  $bin/filecli -p $port list
-  $bin/filecli -p $port get hello.txt -o /tmp/hello.txt
-  $bin/filecli -p $port upload README.md --as readme.md
-Stop with Ctrl-C (in-flight transfers get a grace period, then final stats).
-MSG
-exec "$bin/fileserver" --port "$port" --root "$root" ${SERVER_ARGS:-}
+shown=$host
+[ "$shown" = 0.0.0.0 ] && shown=127.0.0.1
+printf '%-8s %-22s %s\n' SERVICE ADDRESS "TRY (from another terminal)"
+"$bin/fileserver" --services --porcelain | while IFS=$'\t' read -r name ports try; do
+  IFS=, read -ra list <<<"$ports"
+  for p in "${list[@]}"; do
+    printf '%-8s %-22s %s\n' "$name" "$host:$p" "${try//\{port\}/$p}" | sed "s/127\.0\.0\.1/$shown/"
+  done
+done
+echo "file protocol client: $bin/filecli -p 6666 list | get NAME | upload PATH"
+echo "Stop with Ctrl-C (in-flight transfers get a grace period, then final stats)."
+exec "$bin/fileserver" --all-services --host "$host" --root "$root" ${SERVER_ARGS:-}

@@ -53,11 +53,17 @@ int main(int argc, char** argv) {
   std::string level = "info";
   std::vector<std::string> listens;
   bool list_services = false;
+  bool porcelain = false;
+  bool all_services = false;
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
                  "SERVICE=[HOST:]PORT, repeatable (e.g. --listen echo=31000); without it, one "
                  "file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
+  app.add_flag("--porcelain", porcelain,
+               "With --services: tab-separated NAME, PORTS, TRY-COMMAND lines for scripts");
+  app.add_flag("--all-services", all_services,
+               "Listen on every registered service's course ports (on --host), as make run-server");
   app.add_option("--host", config.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", config.port, "TCP port; 0 picks a free one (printed on stdout)")
       ->capture_default_str()
@@ -95,10 +101,24 @@ int main(int argc, char** argv) {
 
   if (list_services) {
     for (const auto& s : fsrv::services::registry()) {
-      printf("%-12s %5d  %.*s\n", std::string(s.name).c_str(), s.default_port,
-             static_cast<int>(s.description.size()), s.description.data());
+      std::string ports;
+      for (int p : s.default_ports) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+      if (porcelain) {
+        printf("%s\t%s\t%s\n", std::string(s.name).c_str(), ports.c_str(),
+               std::string(s.try_command).c_str());
+      } else {
+        printf("%-8s %-18s %s\n", std::string(s.name).c_str(), ports.c_str(),
+               std::string(s.description).c_str());
+      }
     }
     return 0;
+  }
+  if (all_services) {
+    for (const auto& s : fsrv::services::registry()) {
+      for (int p : s.default_ports) {
+        config.listeners.push_back({std::string(s.name), fsrv::Endpoint{config.host, p}});
+      }
+    }
   }
   for (const std::string& l : listens) {
     fsrv::ListenSpec spec;

@@ -60,7 +60,7 @@ class Service : public reactor::ConnectionFactory {
 struct ServiceInfo {
   std::string_view name;
   std::string_view description;  ///< one line, for `fileserver --services`
-  int default_port;              ///< the course's port (`make run-server`)
+  std::vector<int> default_ports;  ///< the course's ports (`make run-server`, --all-services)
   std::string_view try_command;  ///< a shell command to try it ("{port}" = its port)
   /// Registers the service's counters (before any fork).
   void (*register_stats)(stats::Schema& schema);

@@ -57,7 +57,7 @@ const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "echo",
       "echo (tugas 1): every byte sent back in order until the client closes",
-      31000,
+      {31000, 31001, 31002},
       "echo 'PEMROGRAMAN JARINGAN' | nc -q1 127.0.0.1 {port}",
       [](stats::Schema& schema) { schema.add("echo/bytes"); },
       [](reactor::Refusal, int) { return std::string(); },

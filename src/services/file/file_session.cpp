@@ -504,7 +504,7 @@ const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "file",
       "the course file protocol: LIST, GET, UPLOAD (base64), DELETE, SIZE; JSON replies",
-      6666,
+      {6666},
       "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
       [](stats::Schema& schema) {
         for (int c = 0; c < kCmdCount; ++c) {
