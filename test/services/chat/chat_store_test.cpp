@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <latch>
 #include <set>
 #include <thread>
 
@@ -126,6 +127,45 @@ TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
   // Both readers took part (recorded for the log; the split varies).
   RecordProperty("reader_a", static_cast<int>(got_a.size()));
   RecordProperty("reader_b", static_cast<int>(got_b.size()));
+}
+
+// Both readers start inbox at the same moment on a full queue, round after
+// round: exactly one of them may take each message.
+TEST(ChatStore, SimultaneousInboxOnAFullQueueNeverDuplicates) {
+  fsrv::test::TempDir dir;
+  const std::string db = dir.file("chat.db");
+  auto sender = open_store(db);
+  std::unique_ptr<ChatStore> readers[2] = {open_store(db), open_store(db)};
+  const std::string messi = login(*sender, "messi");
+  const std::string hend = login(*sender, "henderson");
+  constexpr int kRounds = 20, kPerRound = 10;
+  std::set<std::string> all;
+  int winners[2] = {0, 0};
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < kPerRound; ++i) {
+      ASSERT_EQ(sender->send(messi, "henderson", std::to_string(round * kPerRound + i)).outcome,
+                Outcome::kOk);
+    }
+    std::latch start(2);
+    std::vector<std::string> got[2];
+    auto reader = [&](int k) {
+      start.arrive_and_wait();
+      got[k] = flatten(readers[k]->inbox(hend));
+    };
+    std::thread t0(reader, 0), t1(reader, 1);
+    t0.join();
+    t1.join();
+    for (int k = 0; k < 2; ++k) {
+      if (!got[k].empty()) ++winners[k];
+      for (const std::string& s : got[k]) EXPECT_TRUE(all.insert(s).second) << "twice: " << s;
+    }
+    // One transaction takes the whole queue; the other finds it empty.
+    EXPECT_TRUE(got[0].empty() || got[1].empty());
+    EXPECT_EQ(got[0].size() + got[1].size(), static_cast<size_t>(kPerRound));
+  }
+  EXPECT_EQ(all.size(), static_cast<size_t>(kRounds * kPerRound));
+  RecordProperty("winner_0", winners[0]);
+  RecordProperty("winner_1", winners[1]);
 }
 
 TEST(ChatStore, IdleSessionExpiresAndUseRenewsIt) {
