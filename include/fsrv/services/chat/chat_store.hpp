@@ -23,7 +23,9 @@
 //   lock before reading, so two connections never act on the same snapshot
 //   (no SQLITE_BUSY_SNAPSHOT, no lost update). inbox selects and deletes the
 //   user's messages in one such transaction, so two workers calling inbox
-//   at once deliver each message exactly once.
+//   at once deliver each message exactly once. (Once handed to the
+//   caller a message is gone from the database: if the reply is then lost
+//   with the connection, it is lost, as in the course server.)
 // - synchronous=FULL by default (ChatStoreOptions::durability): "Message
 //   Sent" is only answered after the WAL is fsync'ed, so an acknowledged
 //   message survives a process crash, an OS crash and a power cut. NORMAL
@@ -34,8 +36,9 @@
 //
 // Sessions: a token is a random UUID4 (libsodium randombytes_buf, i.e. the
 // kernel CSPRNG); the database keeps only its BLAKE2b hash, so a copy of the
-// file does not hand out live sessions. A session expires when unused for
-// the idle TTL; every accepted use renews it.
+// file does not hand out live sessions. A session expires once more than
+// the idle TTL has passed since its last accepted use; each use renews it.
+// Expired rows are deleted when met and on every auth and listuser.
 
 #include <cstdint>
 #include <functional>
@@ -131,7 +134,10 @@ struct ListUserResult {
 /// The chat state behind one SQLite connection. Not copyable or movable.
 class ChatStore {
  public:
+  /// A closed store: every operation answers kStoreError until open().
   ChatStore();
+  /// Finalises the statements and closes the connection (an open
+  /// transaction cannot exist between calls, so nothing is lost).
   ~ChatStore();
   ChatStore(const ChatStore&) = delete;
   ChatStore& operator=(const ChatStore&) = delete;
