@@ -76,12 +76,20 @@ TEST(ChatStore, UnreadMessageAndSessionSurviveReopen) {
   EXPECT_EQ(store.auth("messi", "surabaya").outcome, Outcome::kOk);
 }
 
+// Generous lock waits: sanitizer builds on shared cores are slow, and this
+// test is about exactly-once delivery, not about lock latency.
+ChatStoreOptions patient() {
+  ChatStoreOptions o;
+  o.busy_timeout_ms = 60'000;
+  return o;
+}
+
 TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
   fsrv::test::TempDir dir;
   const std::string db = dir.file("chat.db");
-  auto sender = open_store(db);
-  auto reader_a = open_store(db);
-  auto reader_b = open_store(db);
+  auto sender = open_store(db, 3600, patient());
+  auto reader_a = open_store(db, 3600, patient());
+  auto reader_b = open_store(db, 3600, patient());
   const std::string messi = login(*sender, "messi");
   const std::string hend = login(*sender, "henderson");
   constexpr int kMessages = 300;
@@ -134,8 +142,9 @@ TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
 TEST(ChatStore, SimultaneousInboxOnAFullQueueNeverDuplicates) {
   fsrv::test::TempDir dir;
   const std::string db = dir.file("chat.db");
-  auto sender = open_store(db);
-  std::unique_ptr<ChatStore> readers[2] = {open_store(db), open_store(db)};
+  auto sender = open_store(db, 3600, patient());
+  std::unique_ptr<ChatStore> readers[2] = {open_store(db, 3600, patient()),
+                                           open_store(db, 3600, patient())};
   const std::string messi = login(*sender, "messi");
   const std::string hend = login(*sender, "henderson");
   constexpr int kRounds = 20, kPerRound = 10;
