@@ -1,0 +1,36 @@
+# Chat service core (course "tugas 5" protocol; src/services/chat): SQLite
+# state shared by prefork workers, libsodium password hashes and tokens.
+#   make fuzz-chat [FUZZ_SECONDS=60]  libFuzzer on the chat line parser and
+#                                     the Python-json writer (no database)
+#
+# The chat objects live in libfsrv.a like every other module, so the
+# programs and the test binary link its two libraries. LDLIBS is only
+# appended to here (this fragment is included after the Makefile sets it,
+# and LDLIBS is part of the flags stamp, so the change triggers a rebuild).
+
+DEB_PACKAGES += libsqlite3-dev libsodium-dev
+LDLIBS += -lsqlite3 -lsodium
+
+FUZZ_SECONDS ?= 60
+CHAT_FUZZ_CXX ?= clang++
+CHAT_FUZZ_DIR := $(BUILD)/fuzz
+CHAT_FUZZ_BIN := $(CHAT_FUZZ_DIR)/chat_line_fuzz
+# The target calls only parse_line, find_line_end and the JSON writer (no
+# database); the whole module is compiled in so chat_protocol.cpp links.
+CHAT_FUZZ_SRCS := test/fuzz/chat_line_fuzz.cpp $(sort $(wildcard src/services/chat/*.cpp))
+CHAT_FUZZ_LDLIBS := -lsqlite3 -lsodium -lcjson
+CHAT_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CHAT_FUZZ_SEED := test/fuzz/corpus/chat
+
+.PHONY: fuzz-chat
+
+$(CHAT_FUZZ_BIN): $(CHAT_FUZZ_SRCS) $(wildcard include/fsrv/services/chat/*.hpp)
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)$(CHAT_FUZZ_CXX) $(CHAT_FUZZ_FLAGS) $(CHAT_FUZZ_SRCS) -o $@ $(CHAT_FUZZ_LDLIBS)
+
+# New inputs go to the build folder; the committed seeds are read only.
+fuzz-chat: $(CHAT_FUZZ_BIN)
+	@mkdir -p $(CHAT_FUZZ_DIR)/chat-corpus
+	$(CHAT_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(CHAT_FUZZ_DIR)/chat-corpus $(CHAT_FUZZ_SEED)

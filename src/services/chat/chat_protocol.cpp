@@ -1,0 +1,243 @@
+// The "tugas 5" chat protocol: line parsing, replies (see chat_protocol.hpp
+// for the rules and the course code they come from).
+
+#include "fsrv/services/chat/chat_protocol.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "fsrv/services/chat/json_py.hpp"
+
+namespace fsrv::services::chat {
+
+namespace {
+
+// chat_server.py: hasil = json.dumps(...) + "\r\n\r\n".
+constexpr std::string_view kReplyEnd = "\r\n\r\n";
+
+// Reply texts of chat.py, byte for byte (its typo "Kash" included).
+constexpr std::string_view kMsgUnknownCommand = "**Protocol Tidak Benar";
+constexpr std::string_view kMsgMissingArgument = "--Protocol Tidak Benar";
+constexpr std::string_view kMsgBadToken = "Informasi tidak ditemukan";
+constexpr std::string_view kMsgNoSuchUser = "User Tidak Ada";
+constexpr std::string_view kMsgWrongPassword = "Password Salah";
+constexpr std::string_view kMsgNoSuchReceiver = "User Tidak Ditemukan";
+constexpr std::string_view kMsgSent = "Message Sent";
+constexpr std::string_view kMsgLogout = "Terima Kash Telah Menggunakan Service Ini";
+// Ours: no counterpart in chat.py.
+constexpr std::string_view kMsgServerError = "Server Error";
+constexpr std::string_view kMsgLineTooLong = "Baris Terlalu Panjang (maks 65536 byte)";
+static_assert(kMaxLineBytes == 65536, "update kMsgLineTooLong");
+
+bool is_python_space(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+std::string finish(PyJsonWriter& w) {
+  std::string out = w.take();
+  out += kReplyEnd;
+  return out;
+}
+
+std::string reply_ok(std::string_view key, std::string_view value) {
+  PyJsonWriter w;
+  w.begin_object();
+  w.field("status", "OK");
+  w.field(key, value);
+  w.end_object();
+  return finish(w);
+}
+
+std::string reply_inbox(const std::vector<InboxGroup>& groups) {
+  PyJsonWriter w;
+  w.begin_object();
+  w.field("status", "OK");
+  w.key("messages");
+  w.begin_object();
+  for (const InboxGroup& g : groups) {
+    w.key(g.sender);
+    w.begin_array();
+    for (const InboxMessage& m : g.messages) {
+      w.begin_object();
+      w.field("msg_from", m.msg_from);
+      w.field("msg_to", m.msg_to);
+      w.field("msg", m.msg);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  w.end_object();
+  w.end_object();
+  return finish(w);
+}
+
+// The reply for a non-OK outcome.
+std::string reply_outcome(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kNoSuchUser:
+      return reply_error(kMsgNoSuchUser);
+    case Outcome::kWrongPassword:
+      return reply_error(kMsgWrongPassword);
+    case Outcome::kBadToken:
+      return reply_error(kMsgBadToken);
+    case Outcome::kNoSuchReceiver:
+      return reply_error(kMsgNoSuchReceiver);
+    case Outcome::kOk:
+    case Outcome::kStoreError:
+      break;
+  }
+  return reply_error(kMsgServerError);
+}
+
+}  // namespace
+
+std::string_view python_strip(std::string_view text) {
+  size_t begin = text.size(), end = 0;  // first / one past last non-space
+  size_t i = 0;
+  while (i < text.size()) {
+    const Utf8Step step = utf8_next(text, i);
+    if (!step.valid || !is_python_space(step.code_point)) {
+      if (begin == text.size()) begin = i;
+      end = i + step.size;
+    }
+    i += step.size;
+  }
+  if (begin >= end) return text.substr(0, 0);
+  return text.substr(begin, end - begin);
+}
+
+Command parse_line(std::string_view line) {
+  // chat.py: j = data.split(" "); command = j[0].strip()
+  const std::string_view stripped = python_strip(line);
+  std::vector<std::string_view> words;
+  size_t start = 0;
+  while (true) {
+    const size_t sp = stripped.find(' ', start);
+    if (sp == std::string_view::npos) {
+      words.push_back(stripped.substr(start));
+      break;
+    }
+    words.push_back(stripped.substr(start, sp - start));
+    start = sp + 1;
+  }
+
+  Command cmd;
+  const std::string_view name = python_strip(words[0]);
+  size_t needed = 1;
+  if (name == "auth") {
+    cmd.kind = CommandKind::kAuth;
+    needed = 2;
+  } else if (name == "send") {
+    cmd.kind = CommandKind::kSend;
+    needed = 2;
+  } else if (name == "inbox") {
+    cmd.kind = CommandKind::kInbox;
+  } else if (name == "listuser") {
+    cmd.kind = CommandKind::kListUser;
+  } else if (name == "logout") {
+    cmd.kind = CommandKind::kLogout;
+  } else {
+    cmd.error = ParseError::kUnknownCommand;
+    return cmd;
+  }
+  if (words.size() < needed + 1) {
+    cmd.error = ParseError::kMissingArgument;
+    return cmd;
+  }
+  for (size_t i = 1; i <= needed; ++i) cmd.args.emplace_back(python_strip(words[i]));
+  if (cmd.kind == CommandKind::kSend) {
+    // chat.py joins j[3:] with spaces; we strip the result (the rest of the
+    // stripped line after USER's separating space).
+    std::string_view rest;
+    if (words.size() > 3) {
+      const size_t offset = static_cast<size_t>(words[3].data() - stripped.data());
+      rest = stripped.substr(offset);
+    }
+    cmd.args.emplace_back(python_strip(rest));
+  }
+  cmd.error = ParseError::kNone;
+  return cmd;
+}
+
+std::string execute(ChatStore& store, const Command& cmd) {
+  switch (cmd.error) {
+    case ParseError::kUnknownCommand:
+      return reply_error(kMsgUnknownCommand);
+    case ParseError::kMissingArgument:
+      return reply_error(kMsgMissingArgument);
+    case ParseError::kNone:
+      break;
+  }
+  switch (cmd.kind) {
+    case CommandKind::kAuth: {
+      AuthResult r = store.auth(cmd.args.at(0), cmd.args.at(1));
+      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
+      return reply_ok("tokenid", r.token);
+    }
+    case CommandKind::kSend: {
+      StatusResult r = store.send(cmd.args.at(0), cmd.args.at(1), cmd.args.at(2));
+      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
+      return reply_ok("message", kMsgSent);
+    }
+    case CommandKind::kInbox: {
+      InboxResult r = store.inbox(cmd.args.at(0));
+      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
+      return reply_inbox(r.groups);
+    }
+    case CommandKind::kListUser: {
+      ListUserResult r = store.listuser(cmd.args.at(0));
+      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
+      std::string names;
+      for (const std::string& u : r.usernames) {
+        names += u;
+        names += ' ';
+      }
+      return reply_ok("listuseraktif", names);
+    }
+    case CommandKind::kLogout: {
+      StatusResult r = store.logout(cmd.args.at(0));
+      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
+      return reply_ok("messages", kMsgLogout);
+    }
+    case CommandKind::kUnknown:
+      break;
+  }
+  return reply_error(kMsgUnknownCommand);
+}
+
+LineEnd find_line_end(std::string_view buffer) {
+  LineEnd r;
+  const size_t window = std::min(buffer.size(), kMaxLineBytes + 2);  // line + "\r\n"
+  const size_t nl = buffer.substr(0, window).find('\n');
+  if (nl != std::string_view::npos) {
+    const size_t size = (nl > 0 && buffer[nl - 1] == '\r') ? nl - 1 : nl;
+    if (size > kMaxLineBytes) {
+      r.kind = LineEnd::Kind::kTooLong;
+      return r;
+    }
+    r.kind = LineEnd::Kind::kLine;
+    r.line_size = size;
+    r.consumed = nl + 1;
+    return r;
+  }
+  // No terminator yet: a trailing '\r' may still be the start of one.
+  const size_t content =
+      (!buffer.empty() && buffer.back() == '\r') ? buffer.size() - 1 : buffer.size();
+  r.kind = content > kMaxLineBytes ? LineEnd::Kind::kTooLong : LineEnd::Kind::kNeedMore;
+  return r;
+}
+
+std::string reply_line_too_long() { return reply_error(kMsgLineTooLong); }
+
+std::string reply_error(std::string_view message) {
+  PyJsonWriter w;
+  w.begin_object();
+  w.field("status", "ERROR");
+  w.field("message", message);
+  w.end_object();
+  return finish(w);
+}
+
+}  // namespace fsrv::services::chat

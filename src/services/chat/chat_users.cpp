@@ -1,0 +1,163 @@
+// Chat accounts: demo users, users file, libsodium password hashes (see
+// chat_users.hpp).
+
+#include "fsrv/services/chat/chat_users.hpp"
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <set>
+
+#include "fsrv/services/chat/json_py.hpp"
+
+namespace fsrv::services::chat {
+
+static_assert(kDemoOpsLimit == crypto_pwhash_OPSLIMIT_MIN);
+static_assert(kDemoMemLimit == crypto_pwhash_MEMLIMIT_MIN);
+static_assert(kOpsLimitInteractive == crypto_pwhash_OPSLIMIT_INTERACTIVE);
+static_assert(kMemLimitInteractive == crypto_pwhash_MEMLIMIT_INTERACTIVE);
+
+namespace {
+
+// Longest username: far above any real login, small enough to keep the
+// listuser reply and the database tidy.
+constexpr size_t kMaxUsername = 64;
+
+// The course's demo password (tugas 5 chat.py), public by design.
+constexpr std::string_view kDemoPassword = "surabaya";
+
+struct CJsonDeleter {
+  void operator()(cJSON* p) const { cJSON_Delete(p); }
+};
+
+}  // namespace
+
+Result<std::string> hash_password(std::string_view password, unsigned long long opslimit,
+                                  size_t memlimit) {
+  if (sodium_init() < 0) return Result<std::string>::failure("libsodium: sodium_init failed");
+  char out[crypto_pwhash_STRBYTES];
+  if (crypto_pwhash_str(out, password.data(), password.size(), opslimit, memlimit) != 0) {
+    return Result<std::string>::failure(
+        "libsodium: crypto_pwhash_str failed (out of memory or bad limits)");
+  }
+  return Result<std::string>{std::string(out), ""};
+}
+
+bool verify_password(const std::string& hash, std::string_view password) {
+  if (sodium_init() < 0 || !is_password_hash(hash)) return false;
+  return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
+}
+
+bool is_password_hash(std::string_view hash) {
+  if (hash.size() >= crypto_pwhash_STRBYTES) return false;
+  if (hash.find('\0') != std::string_view::npos) return false;
+  return hash.starts_with("$argon2id$v=") || hash.starts_with("$argon2i$v=");
+}
+
+std::string validate_username(std::string_view username) {
+  if (username.empty()) return "empty username";
+  if (username.size() > kMaxUsername) return "username longer than 64 bytes";
+  size_t i = 0;
+  while (i < username.size()) {
+    const auto c = static_cast<unsigned char>(username[i]);
+    if (c <= 0x20 || c == 0x7F) return "username contains whitespace or a control character";
+    const Utf8Step step = utf8_next(username, i);
+    if (!step.valid) return "username is not valid UTF-8";
+    // Non-ASCII whitespace would be stripped by the line parser too
+    // (Python's str.strip); U+0085 and U+00A0 are the likely ones.
+    if (step.code_point == 0x85 || step.code_point == 0xA0) {
+      return "username contains whitespace or a control character";
+    }
+    i += step.size;
+  }
+  return "";
+}
+
+Result<std::vector<ChatUser>> demo_users() {
+  using R = Result<std::vector<ChatUser>>;
+  struct Demo {
+    const char* username;
+    const char* nama;
+    const char* negara;
+  };
+  static constexpr Demo kDemo[] = {{"messi", "Lionel Messi", "Argentina"},
+                                   {"henderson", "Jordan Henderson", "Inggris"},
+                                   {"lineker", "Gary Lineker", "Inggris"}};
+  R result;
+  for (const Demo& d : kDemo) {
+    Result<std::string> hash = hash_password(kDemoPassword, kDemoOpsLimit, kDemoMemLimit);
+    if (!hash.ok()) return R::failure(hash.error);
+    result.value.push_back(ChatUser{d.username, d.nama, d.negara, std::move(hash.value)});
+  }
+  return result;
+}
+
+Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
+  using R = Result<std::vector<ChatUser>>;
+  std::unique_ptr<cJSON, CJsonDeleter> root(cJSON_ParseWithLength(text.data(), text.size()));
+  if (!root) return R::failure("users file is not valid JSON");
+  if (!cJSON_IsArray(root.get())) return R::failure("users file must be a JSON array of users");
+  R result;
+  std::set<std::string, std::less<>> seen;
+  int index = 0;
+  const cJSON* item = nullptr;
+  cJSON_ArrayForEach(item, root.get()) {
+    const std::string where = "user #" + std::to_string(index) + ": ";
+    if (!cJSON_IsObject(item)) return R::failure(where + "not an object");
+    ChatUser user;
+    struct Field {
+      const char* name;
+      std::string* out;
+    };
+    const Field fields[] = {{"username", &user.username},
+                            {"nama", &user.nama},
+                            {"negara", &user.negara},
+                            {"password_hash", &user.password_hash}};
+    for (const Field& f : fields) {
+      const cJSON* v = cJSON_GetObjectItemCaseSensitive(item, f.name);
+      if (v == nullptr) return R::failure(where + "missing \"" + f.name + "\"");
+      if (!cJSON_IsString(v) || v->valuestring == nullptr) {
+        return R::failure(where + "\"" + f.name + "\" must be a string");
+      }
+      *f.out = v->valuestring;
+    }
+    if (std::string why = validate_username(user.username); !why.empty()) {
+      return R::failure(where + why);
+    }
+    if (!seen.insert(user.username).second) {
+      return R::failure(where + "duplicate username \"" + user.username + "\"");
+    }
+    if (!is_password_hash(user.password_hash)) {
+      return R::failure(where + "password_hash is not a crypto_pwhash_str string ($argon2id$...)");
+    }
+    result.value.push_back(std::move(user));
+    ++index;
+  }
+  if (result.value.empty()) return R::failure("users file has no users");
+  return result;
+}
+
+Result<std::vector<ChatUser>> load_users_file(const std::string& path) {
+  using R = Result<std::vector<ChatUser>>;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return R::failure("cannot open users file " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxUsersFile) {
+      return R::failure("users file " + path + " is larger than 16 MiB");
+    }
+  }
+  if (in.bad()) return R::failure("cannot read users file " + path);
+  R result = parse_users_json(text);
+  if (!result.ok()) result.error = path + ": " + result.error;
+  return result;
+}
+
+}  // namespace fsrv::services::chat

@@ -1,0 +1,324 @@
+// ChatStore (src/services/chat/chat_store.cpp) on temporary SQLite files:
+// two stores on one file stand for two prefork workers; persistence across
+// reopen; exactly-once delivery under concurrent inbox calls; idle expiry.
+
+#include "fsrv/services/chat/chat_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <latch>
+#include <set>
+#include <thread>
+
+#include "chat_test_util.hpp"
+
+namespace fsrv::services::chat {
+namespace {
+
+using testing::FakeClock;
+using testing::login;
+using testing::open_store;
+
+// All messages of an inbox result as "sender:msg" strings, in reply order.
+std::vector<std::string> flatten(const InboxResult& r) {
+  std::vector<std::string> out;
+  for (const InboxGroup& g : r.groups) {
+    for (const InboxMessage& m : g.messages) out.push_back(g.sender + ":" + m.msg);
+  }
+  return out;
+}
+
+TEST(ChatStore, TwoStoresOnOneFileMessageEachOther) {
+  fsrv::test::TempDir dir;
+  const std::string db = dir.file("chat.db");
+  auto worker_a = open_store(db);
+  auto worker_b = open_store(db);
+  const std::string messi = login(*worker_a, "messi");
+  const std::string hend = login(*worker_b, "henderson");
+
+  EXPECT_EQ(worker_a->send(messi, "henderson", "halo dari A").outcome, Outcome::kOk);
+  InboxResult in_b = worker_b->inbox(hend);
+  ASSERT_EQ(in_b.outcome, Outcome::kOk);
+  EXPECT_EQ(flatten(in_b), (std::vector<std::string>{"messi:halo dari A"}));
+  ASSERT_EQ(in_b.groups.size(), 1u);
+  EXPECT_EQ(in_b.groups[0].messages[0].msg_from, "Lionel Messi");
+  EXPECT_EQ(in_b.groups[0].messages[0].msg_to, "Jordan Henderson");
+
+  EXPECT_EQ(worker_b->send(hend, "messi", "balas dari B").outcome, Outcome::kOk);
+  // A token is valid through any worker.
+  EXPECT_EQ(flatten(worker_b->inbox(messi)), (std::vector<std::string>{"henderson:balas dari B"}));
+  EXPECT_TRUE(flatten(worker_a->inbox(hend)).empty());
+  ListUserResult l = worker_a->listuser(hend);
+  EXPECT_EQ(l.usernames, (std::vector<std::string>{"messi", "henderson"}));
+}
+
+TEST(ChatStore, UnreadMessageAndSessionSurviveReopen) {
+  fsrv::test::TempDir dir;
+  const std::string db = dir.file("chat.db");
+  std::string messi, hend;
+  {
+    auto store = open_store(db);
+    messi = login(*store, "messi");
+    hend = login(*store, "henderson");
+    ASSERT_EQ(store->send(messi, "henderson", "simpan aku").outcome, Outcome::kOk);
+  }
+  // Fresh demo hashes on reopen (as a restarted server makes them).
+  auto users = demo_users();
+  ASSERT_TRUE(users.ok()) << users.error;
+  ChatStore store;
+  ASSERT_TRUE(store.open(db, users.value, 3600).ok());
+  EXPECT_EQ(flatten(store.inbox(hend)), (std::vector<std::string>{"messi:simpan aku"}));
+  EXPECT_TRUE(flatten(store.inbox(hend)).empty());
+  EXPECT_EQ(store.auth("messi", "surabaya").outcome, Outcome::kOk);
+}
+
+// Generous lock waits: sanitizer builds on shared cores are slow, and this
+// test is about exactly-once delivery, not about lock latency.
+ChatStoreOptions patient() {
+  ChatStoreOptions o;
+  o.busy_timeout_ms = 60'000;
+  return o;
+}
+
+TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
+  fsrv::test::TempDir dir;
+  const std::string db = dir.file("chat.db");
+  auto sender = open_store(db, 3600, patient());
+  auto reader_a = open_store(db, 3600, patient());
+  auto reader_b = open_store(db, 3600, patient());
+  const std::string messi = login(*sender, "messi");
+  const std::string hend = login(*sender, "henderson");
+  constexpr int kMessages = 300;
+
+  std::atomic<bool> sending_done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::string> got_a, got_b;
+  auto reader = [&](ChatStore& store, std::vector<std::string>& got) {
+    while (true) {
+      const bool last_round = sending_done.load();
+      InboxResult r = store.inbox(hend);
+      if (r.outcome != Outcome::kOk) ++failures;
+      for (std::string& s : flatten(r)) got.push_back(std::move(s));
+      if (last_round) break;
+      // A client polls; without a pause two readers could hold the write
+      // lock in turn and starve the sender past its busy timeout.
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  };
+  std::thread ta(reader, std::ref(*reader_a), std::ref(got_a));
+  std::thread tb(reader, std::ref(*reader_b), std::ref(got_b));
+  for (int i = 0; i < kMessages; ++i) {
+    if (sender->send(messi, "henderson", "m" + std::to_string(i)).outcome != Outcome::kOk) {
+      ++failures;
+    }
+  }
+  sending_done = true;
+  ta.join();
+  tb.join();
+  EXPECT_EQ(failures.load(), 0);
+
+  std::set<std::string> all;
+  for (const auto* got : {&got_a, &got_b}) {
+    int previous = -1;
+    for (const std::string& s : *got) {
+      EXPECT_TRUE(all.insert(s).second) << "delivered twice: " << s;
+      const int n = std::stoi(s.substr(s.find(":m") + 2));
+      EXPECT_GT(n, previous) << "out of order";  // each reader sees ascending ids
+      previous = n;
+    }
+  }
+  EXPECT_EQ(all.size(), static_cast<size_t>(kMessages));
+  // Both readers took part (recorded for the log; the split varies).
+  RecordProperty("reader_a", static_cast<int>(got_a.size()));
+  RecordProperty("reader_b", static_cast<int>(got_b.size()));
+}
+
+// Both readers start inbox at the same moment on a full queue, round after
+// round: exactly one of them may take each message.
+TEST(ChatStore, SimultaneousInboxOnAFullQueueNeverDuplicates) {
+  fsrv::test::TempDir dir;
+  const std::string db = dir.file("chat.db");
+  auto sender = open_store(db, 3600, patient());
+  std::unique_ptr<ChatStore> readers[2] = {open_store(db, 3600, patient()),
+                                           open_store(db, 3600, patient())};
+  const std::string messi = login(*sender, "messi");
+  const std::string hend = login(*sender, "henderson");
+  constexpr int kRounds = 20, kPerRound = 10;
+  std::set<std::string> all;
+  int winners[2] = {0, 0};
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < kPerRound; ++i) {
+      ASSERT_EQ(sender->send(messi, "henderson", std::to_string(round * kPerRound + i)).outcome,
+                Outcome::kOk);
+    }
+    std::latch start(2);
+    std::vector<std::string> got[2];
+    auto reader = [&](int k) {
+      start.arrive_and_wait();
+      got[k] = flatten(readers[k]->inbox(hend));
+    };
+    std::thread t0(reader, 0), t1(reader, 1);
+    t0.join();
+    t1.join();
+    for (int k = 0; k < 2; ++k) {
+      if (!got[k].empty()) ++winners[k];
+      for (const std::string& s : got[k]) EXPECT_TRUE(all.insert(s).second) << "twice: " << s;
+    }
+    // One transaction takes the whole queue; the other finds it empty.
+    EXPECT_TRUE(got[0].empty() || got[1].empty());
+    EXPECT_EQ(got[0].size() + got[1].size(), static_cast<size_t>(kPerRound));
+  }
+  EXPECT_EQ(all.size(), static_cast<size_t>(kRounds * kPerRound));
+  RecordProperty("winner_0", winners[0]);
+  RecordProperty("winner_1", winners[1]);
+}
+
+TEST(ChatStore, IdleSessionExpiresAndUseRenewsIt) {
+  fsrv::test::TempDir dir;
+  FakeClock clock;
+  ChatStoreOptions opts;
+  opts.now_ms = clock.fn();
+  auto store = open_store(dir.file("chat.db"), 10.0, opts);
+  const std::string messi = login(*store, "messi");
+  const std::string hend = login(*store, "henderson");
+
+  clock.advance_ms(10'000);  // exactly the TTL: still alive, and renewed
+  EXPECT_EQ(store->send(messi, "henderson", "x").outcome, Outcome::kOk);
+  clock.advance_ms(9'000);
+  EXPECT_EQ(store->listuser(messi).usernames, (std::vector<std::string>{"messi"}));
+  clock.advance_ms(10'001);  // messi idle 10.001 s
+  EXPECT_EQ(store->inbox(messi).outcome, Outcome::kBadToken);
+  EXPECT_EQ(store->send(messi, "henderson", "y").outcome, Outcome::kBadToken);
+  // The message queued before expiry is still there for a new session.
+  const std::string hend2 = login(*store, "henderson");
+  EXPECT_EQ(flatten(store->inbox(hend2)), (std::vector<std::string>{"messi:x"}));
+}
+
+TEST(ChatStore, ShortRealTtlExpires) {
+  fsrv::test::TempDir dir;
+  auto store = open_store(dir.file("chat.db"), 0.2);
+  const std::string messi = login(*store, "messi");
+  EXPECT_EQ(store->inbox(messi).outcome, Outcome::kOk);
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  EXPECT_EQ(store->inbox(messi).outcome, Outcome::kBadToken);
+}
+
+TEST(ChatStore, LogoutEndsEverySessionOfTheUser) {
+  fsrv::test::TempDir dir;
+  auto store = open_store(dir.file("chat.db"));
+  const std::string first = login(*store, "messi");
+  const std::string other = login(*store, "lineker");
+  const std::string second = login(*store, "messi");
+  EXPECT_NE(first, second);
+  EXPECT_EQ(store->listuser(second).usernames, (std::vector<std::string>{"messi", "lineker"}));
+  EXPECT_EQ(store->logout(first).outcome, Outcome::kOk);
+  EXPECT_EQ(store->inbox(second).outcome, Outcome::kBadToken);
+  EXPECT_EQ(store->logout(first).outcome, Outcome::kBadToken);
+  EXPECT_EQ(store->listuser(other).usernames, (std::vector<std::string>{"lineker"}));
+}
+
+TEST(ChatStore, DefaultPathIsHiddenUnderRootAndCreated) {
+  fsrv::test::TempDir dir;
+  EXPECT_EQ(default_db_path("/srv/files"), "/srv/files/.chat/chat.db");
+  EXPECT_EQ(default_db_path("/srv/files/"), "/srv/files/.chat/chat.db");
+  const std::string path = default_db_path(dir.path());
+  auto store = open_store(path);
+  ASSERT_TRUE(store->is_open());
+  struct stat st {};
+  ASSERT_EQ(stat((dir.path() + "/.chat").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_TRUE(std::filesystem::exists(path));
+}
+
+TEST(ChatStore, FileIsInWalModeWithHashedTokensOnly) {
+  fsrv::test::TempDir dir;
+  const std::string path = dir.file("chat.db");
+  auto store = open_store(path);
+  const std::string token = login(*store, "messi");
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "wal");
+  sqlite3_finalize(s);
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT count(*) FROM sessions WHERE token_hash = ?1", -1, &s,
+                               nullptr),
+            SQLITE_OK);
+  sqlite3_bind_text(s, 1, token.c_str(), -1, SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 0);  // the clear token is nowhere
+  sqlite3_finalize(s);
+  sqlite3_close(raw);
+}
+
+TEST(ChatStore, ReopenWithFewerUsersDropsTheOthers) {
+  fsrv::test::TempDir dir;
+  const std::string db = dir.file("chat.db");
+  std::string messi;
+  {
+    auto store = open_store(db);
+    messi = login(*store, "messi");
+    const std::string hend = login(*store, "henderson");
+    ASSERT_EQ(store->send(hend, "messi", "dari hend").outcome, Outcome::kOk);
+  }
+  std::vector<ChatUser> only_messi = {testing::demo()[0]};
+  ChatStore store;
+  ASSERT_TRUE(store.open(db, only_messi, 3600).ok());
+  EXPECT_EQ(store.send(messi, "henderson", "x").outcome, Outcome::kNoSuchReceiver);
+  EXPECT_TRUE(store.inbox(messi).groups.empty());  // henderson's messages went with him
+  EXPECT_EQ(store.auth("henderson", "surabaya").outcome, Outcome::kNoSuchUser);
+}
+
+TEST(ChatStore, OpenRefusesBadArgumentsAndFiles) {
+  fsrv::test::TempDir dir;
+  {
+    ChatStore s;
+    EXPECT_FALSE(s.open(dir.file("a.db"), testing::demo(), 0).ok());
+    EXPECT_FALSE(s.open(dir.file("a.db"), testing::demo(), -1).ok());
+    EXPECT_FALSE(s.open(dir.file("a.db"), {}, 60).ok());
+    std::vector<ChatUser> plain = testing::demo();
+    plain[1].password_hash = "surabaya";
+    EXPECT_FALSE(s.open(dir.file("a.db"), plain, 60).ok());
+    std::vector<ChatUser> twice = {testing::demo()[0], testing::demo()[0]};
+    EXPECT_FALSE(s.open(dir.file("a.db"), twice, 60).ok());
+    EXPECT_FALSE(s.is_open());
+  }
+  {
+    fsrv::test::spit(dir.file("garbage.db"), std::string(4096, 'g'));
+    ChatStore s;
+    Status st = s.open(dir.file("garbage.db"), testing::demo(), 60);
+    EXPECT_FALSE(st.ok());
+    EXPECT_NE(st.error.find("garbage.db"), std::string::npos) << st.error;
+  }
+  {
+    fsrv::test::spit(dir.file("file"), "x");
+    ChatStore s;
+    EXPECT_FALSE(s.open(dir.file("file") + "/sub/chat.db", testing::demo(), 60).ok());
+  }
+  {
+    ChatStore s;
+    ASSERT_TRUE(s.open(dir.file("ok.db"), testing::demo(), 60).ok());
+    EXPECT_FALSE(s.open(dir.file("ok.db"), testing::demo(), 60).ok());  // once per object
+  }
+}
+
+TEST(ChatStore, WrongPasswordAndUnknownUser) {
+  fsrv::test::TempDir dir;
+  auto store = open_store(dir.file("chat.db"));
+  EXPECT_EQ(store->auth("messi", "Surabaya").outcome, Outcome::kWrongPassword);
+  EXPECT_EQ(store->auth("messi", "").outcome, Outcome::kWrongPassword);
+  EXPECT_EQ(store->auth("messi", testing::demo()[0].password_hash).outcome,
+            Outcome::kWrongPassword);
+  EXPECT_EQ(store->auth("Messi", "surabaya").outcome, Outcome::kNoSuchUser);
+  AuthResult ok = store->auth("lineker", "surabaya");
+  EXPECT_EQ(ok.outcome, Outcome::kOk);
+  EXPECT_EQ(ok.token.size(), 36u);
+}
+
+}  // namespace
+}  // namespace fsrv::services::chat
