@@ -297,22 +297,22 @@ bool ChatStore::is_open() const { return impl_->db != nullptr; }
 
 Status ChatStore::open(const std::string& path, const std::vector<ChatUser>& users,
                        double session_ttl_s, ChatStoreOptions options) {
-  if (is_open()) return Status::failure("chat store: already open");
+  if (is_open()) return Status::failure(Errc::kIo, "chat store: already open");
   if (!(session_ttl_s > 0) || session_ttl_s > kMaxSessionTtlS) {
-    return Status::failure("chat store: session TTL must be > 0 and at most 10 years");
+    return Status::failure(Errc::kIo, "chat store: session TTL must be > 0 and at most 10 years");
   }
-  if (users.empty()) return Status::failure("chat store: no users");
-  if (sodium_init() < 0) return Status::failure("chat store: sodium_init failed");
+  if (users.empty()) return Status::failure(Errc::kIo, "chat store: no users");
+  if (sodium_init() < 0) return Status::failure(Errc::kIo, "chat store: sodium_init failed");
   std::set<std::string_view> names;
   for (const ChatUser& u : users) {
     if (std::string why = validate_username(u.username); !why.empty()) {
-      return Status::failure("chat store: " + why);
+      return Status::failure(Errc::kIo, "chat store: " + why);
     }
     if (!names.insert(u.username).second) {
-      return Status::failure("chat store: duplicate username " + u.username);
+      return Status::failure(Errc::kIo, "chat store: duplicate username " + u.username);
     }
     if (!is_password_hash(u.password_hash)) {
-      return Status::failure("chat store: user " + u.username + " has no valid password hash");
+      return Status::failure(Errc::kIo, "chat store: user " + u.username + " has no valid password hash");
     }
   }
 
@@ -324,7 +324,7 @@ Status ChatStore::open(const std::string& path, const std::vector<ChatUser>& use
     if (std::filesystem::create_directories(parent, ec)) {
       ::chmod(parent.c_str(), 0700);
     } else if (ec) {
-      return Status::failure("chat store: cannot create " + parent.string() + ": " + ec.message());
+      return Status::failure(Errc::kIo, "chat store: cannot create " + parent.string() + ": " + ec.message());
     }
   }
 
@@ -336,7 +336,7 @@ Status ChatStore::open(const std::string& path, const std::vector<ChatUser>& use
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
     std::string msg = impl->db ? sqlite3_errmsg(impl->db) : "out of memory";
-    return Status::failure("chat store: cannot open " + path + ": " + msg);
+    return Status::failure(Errc::kIo, "chat store: cannot open " + path + ": " + msg);
   }
   try {
     sqlite3_extended_result_codes(impl->db, 1);
@@ -381,7 +381,7 @@ Status ChatStore::open(const std::string& path, const std::vector<ChatUser>& use
     for (int64_t id : stale) Query(*impl, kSqlDeleteUser).bind(1, id).run();
     txn.commit();
   } catch (const DbError& e) {
-    return Status::failure("chat store: " + path + ": " + e.what());
+    return Status::failure(Errc::kIo, "chat store: " + path + ": " + e.what());
   }
   impl_ = std::move(impl);
   return {};

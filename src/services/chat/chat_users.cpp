@@ -39,13 +39,15 @@ struct CJsonDeleter {
 
 Result<std::string> hash_password(std::string_view password, unsigned long long opslimit,
                                   size_t memlimit) {
-  if (sodium_init() < 0) return Result<std::string>::failure("libsodium: sodium_init failed");
+  if (sodium_init() < 0) return Result<std::string>::failure(Errc::kIo, "libsodium: sodium_init failed");
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str(out, password.data(), password.size(), opslimit, memlimit) != 0) {
     return Result<std::string>::failure(
-        "libsodium: crypto_pwhash_str failed (out of memory or bad limits)");
+        Errc::kIo, "libsodium: crypto_pwhash_str failed (out of memory or bad limits)");
   }
-  return Result<std::string>{std::string(out), ""};
+  Result<std::string> r;
+  r.value = out;
+  return r;
 }
 
 bool verify_password(const std::string& hash, std::string_view password) {
@@ -91,7 +93,7 @@ Result<std::vector<ChatUser>> demo_users() {
   R result;
   for (const Demo& d : kDemo) {
     Result<std::string> hash = hash_password(kDemoPassword, kDemoOpsLimit, kDemoMemLimit);
-    if (!hash.ok()) return R::failure(hash.error);
+    if (!hash.ok()) return R::failure(hash.status());
     result.value.push_back(ChatUser{d.username, d.nama, d.negara, std::move(hash.value)});
   }
   return result;
@@ -100,15 +102,15 @@ Result<std::vector<ChatUser>> demo_users() {
 Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
   using R = Result<std::vector<ChatUser>>;
   std::unique_ptr<cJSON, CJsonDeleter> root(cJSON_ParseWithLength(text.data(), text.size()));
-  if (!root) return R::failure("users file is not valid JSON");
-  if (!cJSON_IsArray(root.get())) return R::failure("users file must be a JSON array of users");
+  if (!root) return R::failure(Errc::kBadRequest, "users file is not valid JSON");
+  if (!cJSON_IsArray(root.get())) return R::failure(Errc::kBadRequest, "users file must be a JSON array of users");
   R result;
   std::set<std::string, std::less<>> seen;
   int index = 0;
   const cJSON* item = nullptr;
   cJSON_ArrayForEach(item, root.get()) {
     const std::string where = "user #" + std::to_string(index) + ": ";
-    if (!cJSON_IsObject(item)) return R::failure(where + "not an object");
+    if (!cJSON_IsObject(item)) return R::failure(Errc::kBadRequest, where + "not an object");
     ChatUser user;
     struct Field {
       const char* name;
@@ -120,41 +122,41 @@ Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
                             {"password_hash", &user.password_hash}};
     for (const Field& f : fields) {
       const cJSON* v = cJSON_GetObjectItemCaseSensitive(item, f.name);
-      if (v == nullptr) return R::failure(where + "missing \"" + f.name + "\"");
+      if (v == nullptr) return R::failure(Errc::kBadRequest, where + "missing \"" + f.name + "\"");
       if (!cJSON_IsString(v) || v->valuestring == nullptr) {
-        return R::failure(where + "\"" + f.name + "\" must be a string");
+        return R::failure(Errc::kBadRequest, where + "\"" + f.name + "\" must be a string");
       }
       *f.out = v->valuestring;
     }
     if (std::string why = validate_username(user.username); !why.empty()) {
-      return R::failure(where + why);
+      return R::failure(Errc::kBadRequest, where + why);
     }
     if (!seen.insert(user.username).second) {
-      return R::failure(where + "duplicate username \"" + user.username + "\"");
+      return R::failure(Errc::kBadRequest, where + "duplicate username \"" + user.username + "\"");
     }
     if (!is_password_hash(user.password_hash)) {
-      return R::failure(where + "password_hash is not a crypto_pwhash_str string ($argon2id$...)");
+      return R::failure(Errc::kBadRequest, where + "password_hash is not a crypto_pwhash_str string ($argon2id$...)");
     }
     result.value.push_back(std::move(user));
     ++index;
   }
-  if (result.value.empty()) return R::failure("users file has no users");
+  if (result.value.empty()) return R::failure(Errc::kBadRequest, "users file has no users");
   return result;
 }
 
 Result<std::vector<ChatUser>> load_users_file(const std::string& path) {
   using R = Result<std::vector<ChatUser>>;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return R::failure("cannot open users file " + path + ": " + std::strerror(errno));
+  if (!in) return R::failure(Errc::kBadRequest, "cannot open users file " + path + ": " + std::strerror(errno));
   std::string text;
   char buf[64 * 1024];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {
     text.append(buf, static_cast<size_t>(in.gcount()));
     if (text.size() > kMaxUsersFile) {
-      return R::failure("users file " + path + " is larger than 16 MiB");
+      return R::failure(Errc::kBadRequest, "users file " + path + " is larger than 16 MiB");
     }
   }
-  if (in.bad()) return R::failure("cannot read users file " + path);
+  if (in.bad()) return R::failure(Errc::kBadRequest, "cannot read users file " + path);
   R result = parse_users_json(text);
   if (!result.ok()) result.error = path + ": " + result.error;
   return result;
