@@ -53,8 +53,9 @@ $(HTTP_FUZZ_BIN): $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) $(wildcard include/
 	$(call say,FUZZ,$@)$(HTTP_FUZZ_CXX) -std=c++20 -O1 -g -Iinclude -isystem $(LLHTTP_INC_DIR) \
 	  -fsanitize=fuzzer $(HTTP_FUZZ_SAN) $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) -o $@
 
-# New inputs go to $(HTTP_FUZZ_DIR)/corpus; the checked-in seeds are read only.
+# New inputs go to $(HTTP_FUZZ_DIR)/corpus (the checked-in seeds are only
+# read), crash inputs to $(HTTP_FUZZ_DIR)/crash-*.
 fuzz-http: $(HTTP_FUZZ_BIN)
 	@mkdir -p $(HTTP_FUZZ_DIR)/corpus
-	$(HTTP_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	$(HTTP_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(HTTP_FUZZ_DIR)/ \
 	  $(HTTP_FUZZ_DIR)/corpus $(HTTP_FUZZ_CORPUS)
