@@ -204,7 +204,11 @@ struct RequestParser::Impl {
 
     // Persistence (RFC 9112 section 9.3): HTTP/1.1 unless "close"; HTTP/1.0
     // only with "keep-alive".
-    head.keep_alive = http11 ? !conn_close : (conn_keep_alive && !conn_close);
+    // llhttp reads the same tokens; requiring both to agree means we never
+    // resume into llhttp's "closed" state, which would reject the next
+    // request (e.g. "keep-alive;x" is a keep-alive to us, not to llhttp).
+    head.keep_alive = (http11 ? !conn_close : (conn_keep_alive && !conn_close)) &&
+                      llhttp_should_keep_alive(&parser) != 0;
 
     if (parser.flags & F_CHUNKED) {
       head.framing = BodyFraming::kChunked;

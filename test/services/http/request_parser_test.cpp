@@ -336,6 +336,22 @@ TEST(HttpRequestParser, KeepAliveRules) {
   }
 }
 
+TEST(HttpRequestParser, OddConnectionTokensNeverRejectTheNextRequest) {
+  // Our token reading and llhttp's may differ on odd spellings; either the
+  // connection closes after the message or the next request parses.
+  for (const char* conn :
+       {"keep-alive;x", "keep-alive ,", "close;x", ",keep-alive", "Keep-Alive\t"}) {
+    for (const char* version : {"1.0", "1.1"}) {
+      const std::string req = std::string("GET / HTTP/") + version +
+                              "\r\nHost: h\r\nConnection: " + conn + "\r\n\r\n" +
+                              "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+      auto o = run_whole(req);
+      EXPECT_NE(o.last, RequestParser::State::kError) << req;
+      EXPECT_EQ(o.events[1], "DONE") << req;
+    }
+  }
+}
+
 TEST(HttpRequestParser, Http10WithoutHostIsFine) {
   auto o = run_whole("GET / HTTP/1.0\r\n\r\n");
   EXPECT_EQ(o.events, (V{"HEAD GET / 1.0 ka=0 none", "DONE"}));
