@@ -12,7 +12,11 @@ DEB_PACKAGES += node-llhttp
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
 LLHTTP_INC_DIR ?= /usr/share/include/llhttp
 LLHTTP_CC ?= gcc
-LLHTTP_CFLAGS ?= -O2
+# LLHTTP_STRICT_MODE=1: llhttp 8's compile-time strict parser. The default
+# (loose) build takes CR followed by any byte as a line end and tolerates
+# more in chunk lines, which lets a front proxy and us disagree on message
+# boundaries (request smuggling); the strict one wants CR LF.
+LLHTTP_CFLAGS ?= -O2 -DLLHTTP_STRICT_MODE=1
 LLHTTP_NAMES := llhttp api http
 LLHTTP_OBJ_DIR := $(BUILD)/third_party/llhttp
 LLHTTP_OBJS := $(LLHTTP_NAMES:%=$(LLHTTP_OBJ_DIR)/%.o)
@@ -22,7 +26,7 @@ LLHTTP_LIB := $(BUILD)/libllhttp.a
 CPPFLAGS += -isystem $(LLHTTP_INC_DIR)
 EXTRA_LIBS += $(LLHTTP_LIB)
 
-$(LLHTTP_OBJ_DIR)/%.o: $(LLHTTP_SRC_DIR)/%.c
+$(LLHTTP_OBJ_DIR)/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(LLHTTP_CC) $(LLHTTP_CFLAGS) -I$(LLHTTP_INC_DIR) -c $< -o $@
 
@@ -44,9 +48,10 @@ HTTP_FUZZ_CORPUS := test/fuzz/corpus/http
 
 .PHONY: fuzz-http
 
-$(HTTP_FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
+$(HTTP_FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
 	@mkdir -p $(@D)
-	$(call say,CC,$<)$(HTTP_FUZZ_CC) -O1 -g -fsanitize=fuzzer-no-link $(HTTP_FUZZ_SAN) -I$(LLHTTP_INC_DIR) -c $< -o $@
+	$(call say,CC,$<)$(HTTP_FUZZ_CC) -O1 -g -DLLHTTP_STRICT_MODE=1 -fsanitize=fuzzer-no-link $(HTTP_FUZZ_SAN) \
+	  -I$(LLHTTP_INC_DIR) -c $< -o $@
 
 $(HTTP_FUZZ_BIN): $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) $(wildcard include/fsrv/services/http/*.hpp)
 	@mkdir -p $(@D)

@@ -47,6 +47,11 @@ struct Checker : RequestHandler {
     CHECK(!errored && !in_head);
     CHECK(h.version_major == 1);
     CHECK(!h.raw_lines.empty());
+    CHECK(h.raw_lines[0].compare(0, h.method.size(), h.method) == 0);
+    CHECK(h.headers.size() + 1 == h.raw_lines.size());  // one line per field, no obs-fold
+    size_t raw = 0;
+    for (const std::string& line : h.raw_lines) raw += line.size();
+    CHECK(raw <= kMaxHeadBytes);
     CHECK(h.framing != BodyFraming::kContentLength || h.content_length <= max_body);
     in_head = true;
     head = h;
@@ -75,6 +80,9 @@ struct Checker : RequestHandler {
     CHECK(!errored);
     CHECK(e.status == 400 || e.status == 413 || e.status == 414 || e.status == 431 ||
           e.status == 501 || e.status == 505);
+    // We stop at a message without keep-alive, so llhttp's "closed" state
+    // must never see data.
+    CHECK(e.reason != "Data after `Connection: close`");
     errored = true;
     events.push_back("E");
   }

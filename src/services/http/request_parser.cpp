@@ -243,7 +243,7 @@ struct RequestParser::Impl {
   }
 
   // Builds raw_lines from the copied head and checks what needs the raw
-  // bytes: obs-fold is rejected (RFC 9112 section 5.2).
+  // bytes: bare CR and obs-fold are rejected (RFC 9112 sections 2.2, 5.2).
   bool finish_head() {
     std::string_view rest = raw_head;
     while (!rest.empty()) {
@@ -252,6 +252,12 @@ struct RequestParser::Impl {
       rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.empty()) break;  // the empty line ending the head
+      // A bare CR is invalid (RFC 9112 section 2.2); strict llhttp already
+      // rejects it, this keeps the raw lines honest with any build.
+      if (line.find('\r') != std::string_view::npos) {
+        fail(400, "bare CR in header section");
+        return false;
+      }
       if (!head.raw_lines.empty() && (line.front() == ' ' || line.front() == '\t')) {
         fail(400, "obsolete line folding");
         return false;

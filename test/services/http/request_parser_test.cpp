@@ -384,6 +384,20 @@ TEST(HttpRequestParser, MalformedIs400) {
   }
 }
 
+TEST(HttpRequestParser, BareCrIs400) {
+  // RFC 9112 section 2.2. The first case is what the fuzzer found with
+  // llhttp's loose build, which took "\r'" for the end of the head.
+  for (const char* req :
+       {"PUT /f HTTP/1.1\r\nHost: h\r\nExpect: 2\r\n\r'\nhi",
+        "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", "GET / HTTP/1.1\rHost: h\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "1\rx\r\n0\r\n\r\n"}) {
+    auto o = run_whole(req);
+    ASSERT_FALSE(o.events.empty()) << req;
+    EXPECT_EQ(o.events.back(), "ERROR 400") << req;
+  }
+}
+
 TEST(HttpRequestParser, ErrorIsSticky) {
   Recorder rec;
   RequestParser p(rec);
