@@ -36,6 +36,7 @@ using namespace fsrv::services::http;
 
 struct Checker : RequestHandler {
   uint64_t max_body = 0;
+  size_t max_head = 0;
   std::vector<std::string> events;
   bool in_head = false;  // a head was reported, the message not complete
   bool errored = false;
@@ -51,7 +52,7 @@ struct Checker : RequestHandler {
     CHECK(h.headers.size() + 1 == h.raw_lines.size());  // one line per field, no obs-fold
     size_t raw = 0;
     for (const std::string& line : h.raw_lines) raw += line.size();
-    CHECK(raw <= kMaxHeadBytes);
+    CHECK(raw <= max_head);
     CHECK(h.framing != BodyFraming::kContentLength || h.content_length <= max_body);
     in_head = true;
     head = h;
@@ -89,11 +90,13 @@ struct Checker : RequestHandler {
 };
 
 std::vector<std::string> run(const std::vector<std::string_view>& pieces, uint64_t max_body,
-                             bool pause) {
+                             size_t max_head, bool pause) {
   Checker c;
   c.max_body = max_body;
+  c.max_head = max_head;
   RequestParser::Options opt;
   opt.max_body = max_body;
+  opt.max_head = max_head;
   opt.pause_after_message = pause;
   RequestParser p(c, opt);
   bool stop = false;
@@ -128,15 +131,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
   const uint64_t max_body = 16 + uint64_t{data[1]} * 8;
   const bool pause = (data[2] & 1) != 0;
+  // Small head limits (32..540 bytes) so the 414/431 paths get fuzzed too.
+  const size_t max_head = 32 + (data[2] >> 1) * 4u;
   const std::string_view in(reinterpret_cast<const char*>(data) + 3, size - 3);
   const size_t cut = in.empty() ? 0 : data[0] * in.size() / 255;
 
-  const std::vector<std::string> whole = run({in}, max_body, pause);
-  const std::vector<std::string> split = run({in.substr(0, cut), in.substr(cut)}, max_body, !pause);
+  const std::vector<std::string> whole = run({in}, max_body, max_head, pause);
+  const std::vector<std::string> split =
+      run({in.substr(0, cut), in.substr(cut)}, max_body, max_head, !pause);
   CHECK(split == whole);
   std::vector<std::string_view> small;
   for (size_t i = 0; i < in.size(); i += 7) small.push_back(in.substr(i, 7));
-  CHECK(run(small, max_body, pause) == whole);
+  CHECK(run(small, max_body, max_head, pause) == whole);
 
   // The helpers must not crash on the same bytes either.
   if (auto d = percent_decode_path(in); d.ok()) CHECK(d.value.find('\0') == std::string::npos);

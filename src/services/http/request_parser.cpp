@@ -129,11 +129,11 @@ struct RequestParser::Impl {
   }
 
   int check_head(const char* end) {
-    if (phase == Phase::kHead && head_size_to(end) > kMaxHeadBytes) {
+    if (phase == Phase::kHead && head_size_to(end) > options.max_head) {
       return url_complete ? fail(431, "request header section too large")
                           : fail(414, "request target too long");
     }
-    if (phase == Phase::kBody && trailer_bytes > kMaxHeadBytes) {
+    if (phase == Phase::kBody && trailer_bytes > options.max_head) {
       return fail(431, "trailer section too large");
     }
     return 0;
@@ -146,7 +146,7 @@ struct RequestParser::Impl {
 
   int field(const char* at, size_t n) {
     name.append(at, n);
-    if (phase == Phase::kBody) trailer_bytes += n + 4;  // ": " and CR LF
+    if (phase == Phase::kBody) trailer_bytes += n;
     return check_head(at + n);
   }
 
@@ -160,7 +160,12 @@ struct RequestParser::Impl {
     Header h{std::move(name), std::string(trim_ows(value))};
     name.clear();
     value.clear();
-    (phase == Phase::kBody ? trailers : head.headers).push_back(std::move(h));
+    if (phase == Phase::kBody) {
+      trailer_bytes += 4;  // ':' SP CR LF, so empty trailers count too
+      trailers.push_back(std::move(h));
+      return check_head(nullptr);
+    }
+    head.headers.push_back(std::move(h));
     return 0;
   }
 
@@ -290,7 +295,7 @@ struct RequestParser::Impl {
       llhttp_errno_t err = llhttp_execute(&parser, p, static_cast<size_t>(end - p));
       if (err == HPE_OK) {
         if (phase == Phase::kHead) {
-          if (head_size_to(end) > kMaxHeadBytes) {
+          if (head_size_to(end) > options.max_head) {
             check_head(end);
             return report_error(bytes.size());
           }
@@ -313,7 +318,7 @@ struct RequestParser::Impl {
           start_message();
           break;
         case Pause::kHeadEnd:
-          if (head_size_to(at) > kMaxHeadBytes) {
+          if (head_size_to(at) > options.max_head) {
             check_head(at);
             return report_error(static_cast<size_t>(at - data));
           }

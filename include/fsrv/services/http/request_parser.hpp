@@ -71,7 +71,8 @@ struct ParseError {
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  /// The header section ended; `head` lives until the next on_head.
+  /// The header section ended; `head` stays valid until the next message
+  /// begins (copy what must outlive it).
   virtual void on_head(const RequestHead& head) = 0;
   /// A piece of body bytes, already de-chunked; pieces are never empty and
   /// together never exceed Content-Length or the configured maximum.
@@ -92,6 +93,7 @@ class RequestParser {
  public:
   struct Options {
     uint64_t max_body = kDefaultMaxBody;  ///< de-chunked body bytes; 413 beyond
+    size_t max_head = kMaxHeadBytes;      ///< head (and trailer) bytes; 431 beyond
     bool pause_after_message = true;      ///< feed() stops after each message
   };
 
