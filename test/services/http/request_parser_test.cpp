@@ -497,6 +497,24 @@ TEST(HttpRequestParser, HugeTrailersAre431) {
   EXPECT_EQ(o.events.back(), "ERROR 431");
 }
 
+TEST(HttpRequestParser, MaxHeadOptionAppliesToHeadAndTrailers) {
+  RequestParser::Options opt;
+  opt.max_head = 40;
+  const std::string head = "GET / HTTP/1.1\r\nHost: h\r\nX: 12345678\r\n\r\n";  // 40 bytes
+  ASSERT_EQ(head.size(), 40u);
+  EXPECT_EQ(run_whole(head, opt).events.back(), "DONE");
+  EXPECT_EQ(run_whole("GET / HTTP/1.1\r\nHost: h\r\nX: 123456789\r\n\r\n", opt).events,
+            (V{"ERROR 431"}));
+  expect_split_invariant("GET / HTTP/1.1\r\nHost: h\r\nX: 123456789\r\n\r\n", opt);
+  // Trailers: each field counts its name, value and 4 bytes of ": " CR LF.
+  const std::string chunked = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  opt.max_head = 100;
+  EXPECT_EQ(run_whole(chunked + "0\r\nT: " + std::string(96, 'v') + "\r\n\r\n", opt).events.back(),
+            "ERROR 431");
+  EXPECT_EQ(run_whole(chunked + "0\r\nT: " + std::string(95, 'v') + "\r\n\r\n", opt).events.back(),
+            "DONE");
+}
+
 TEST(HttpRequestParser, UpgradeIsParsedAsOrdinaryRequest) {
   const std::string req =
       "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
