@@ -67,7 +67,8 @@ struct ParseError {
 };
 
 /// Receives the events of RequestParser::feed, in order per message:
-/// on_head, on_body* (zero or more), on_complete; or on_error once.
+/// on_head, on_body* (zero or more), on_complete; or on_error once. Called
+/// from inside llhttp (C code): handlers must not throw.
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
