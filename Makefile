@@ -66,6 +66,10 @@ PROGRAMS := fileserver filecli
 fileserver_SRCS := src/main/fileserver.cpp
 filecli_SRCS := tools/filecli.cpp
 
+# Static libraries built by fragments (mk/llhttp.mk: libllhttp.a) and linked
+# after libfsrv.a into every program and the test binary.
+EXTRA_LIBS :=
+
 -include mk/*.mk
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
@@ -112,13 +116,13 @@ $(LIB): $(LIB_OBJS)
 
 # One rule per program: its objects plus the library.
 define PROGRAM_RULE
-$(BIN)/$(1): $$($(1)_SRCS:%.cpp=$(BUILD)/%.o) $(LIB)
+$(BIN)/$(1): $$($(1)_SRCS:%.cpp=$(BUILD)/%.o) $(LIB) $(EXTRA_LIBS)
 	@mkdir -p $$(@D)
 	$$(call say,LINK,$$@)$(CXX) $(LDFLAGS) $$^ -o $$@ $(LDLIBS) $$($(1)_LDLIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULE,$(p))))
 
-$(TEST_BIN): $(TEST_OBJS) $(LIB)
+$(TEST_BIN): $(TEST_OBJS) $(LIB) $(EXTRA_LIBS)
 	$(call say,LINK,$@)$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lgtest -lgtest_main -lcrypto
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_SRCS:%.cpp=$(BUILD)/%.d))

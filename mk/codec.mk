@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 60
 CODEC_FUZZ_CXX ?= clang++
 CODEC_FUZZ_DIR := $(BUILD)/fuzz
 CODEC_FUZZ_BIN := $(CODEC_FUZZ_DIR)/base64_fuzz
-# Its own target only: test/fuzz holds other modules' targets too (chat.mk).
+# Its own target only: test/fuzz holds other modules' targets too (chat.mk, llhttp.mk).
 CODEC_FUZZ_SRCS := test/fuzz/base64_fuzz.cpp $(CODEC_SRCS)
 CODEC_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer

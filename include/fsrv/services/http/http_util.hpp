@@ -1,0 +1,166 @@
+#pragma once
+// HTTP helpers over bytes for the HTTP service, protocol-pure (no I/O):
+// request-target splitting and percent-decoding, MIME types, HTTP dates,
+// ETags, byte ranges, reason phrases, form bodies (urlencoded and small
+// multipart), HTML escaping and Content-Disposition. Each function cites
+// the RFC section it follows.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fsrv/core/result.hpp"
+
+namespace fsrv::services::http {
+
+/// ASCII lower-case of one byte; other bytes unchanged (header names and
+/// tokens are case-insensitive ASCII, RFC 9110 section 5.1).
+constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
+
+/// ASCII case-insensitive equality of two byte strings.
+bool iequals(std::string_view a, std::string_view b);
+
+// ---- request target ----------------------------------------------------
+
+/// A request-target in origin-form split at the first '?' (RFC 9112
+/// section 3.2.1); a '#' fragment (never sent by clients, RFC 9110 section
+/// 4.2.3) is dropped. Views into the target given to split_target.
+struct Target {
+  std::string_view path;   ///< before '?', still percent-encoded
+  std::string_view query;  ///< after '?', without it; empty if none
+  bool has_query = false;  ///< a '?' was present (even with empty query)
+};
+
+/// Splits a raw request-target into path and query (no decoding).
+Target split_target(std::string_view target);
+
+/// Decodes %XX escapes of a path exactly once (RFC 3986 section 2.1); '+'
+/// stays '+'. Errors: a '%' not followed by two hex digits, "%00" or a raw
+/// NUL byte (a NUL would cut the name at the syscall).
+Result<std::string> percent_decode_path(std::string_view path);
+
+// ---- content metadata --------------------------------------------------
+
+/// MIME type for a file name by its extension (case-insensitive): pdf, jpg,
+/// jpeg, png, gif, txt, html, htm, css, js, mjs, json, csv, mp4, zip, svg,
+/// ico, webp, wasm, xml, mp3, wav, webm, tar, gz; text types carry
+/// "; charset=utf-8". Anything else: application/octet-stream (RFC 9110
+/// section 8.3 lets a sender use it for unknown data).
+std::string_view mime_type_for(std::string_view filename);
+
+/// IMF-fixdate of a Unix time in seconds, e.g. "Sun, 06 Nov 1994 08:49:37
+/// GMT" (RFC 9110 section 5.6.7). Times before 1970 are clamped to 0.
+std::string format_http_date(int64_t unix_seconds);
+
+/// Parses an HTTP-date in any of the three forms a recipient must accept
+/// (RFC 9110 section 5.6.7): IMF-fixdate, obsolete RFC 850 (two-digit year:
+/// 70-99 -> 19xx, 00-69 -> 20xx) and asctime. Returns Unix seconds, or
+/// nullopt for anything malformed (the caller then ignores the field, e.g.
+/// If-Modified-Since per RFC 9110 section 13.1.3).
+std::optional<int64_t> parse_http_date(std::string_view text);
+
+/// Strong entity tag from a file's size in bytes and modification time in
+/// nanoseconds since the epoch: "\"<size hex>-<mtime_ns hex>\"" with the
+/// quotes (RFC 9110 section 8.8.3).
+std::string make_etag(uint64_t size, int64_t mtime_ns);
+
+// ---- byte ranges (RFC 9110 section 14) -----------------------------------
+
+/// An inclusive byte range [first, last] of a representation.
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  uint64_t length() const { return last - first + 1; }
+  bool operator==(const ByteRange&) const = default;
+};
+
+/// What to do with a Range header field.
+enum class RangeDecision {
+  kIgnore,         ///< answer 200 with the whole file: field invalid, another
+                   ///< unit, or several ranges (allowed, RFC 9110 section 14.2)
+  kPartial,        ///< answer 206 with `range` (RFC 9110 section 15.3.7)
+  kUnsatisfiable,  ///< answer 416 with "Content-Range: bytes */size"
+};
+
+struct RangeResult {
+  RangeDecision decision = RangeDecision::kIgnore;
+  ByteRange range;  ///< valid for kPartial; last clamped to size - 1
+};
+
+/// Evaluates one "bytes=" Range value against a file of `size` bytes:
+/// "first-last", "first-" or "-suffix" (RFC 9110 section 14.1.2). The unit
+/// is case-insensitive; a first-pos at or past the end, or a zero suffix,
+/// is unsatisfiable; last-pos past the end is clamped.
+RangeResult parse_range(std::string_view value, uint64_t size);
+
+/// Content-Range value of a 206: "bytes first-last/size" (RFC 9110 section
+/// 14.4).
+std::string content_range(ByteRange range, uint64_t size);
+
+/// Content-Range value of a 416: "bytes */size" (RFC 9110 section 14.4).
+std::string content_range_unsatisfied(uint64_t size);
+
+// ---- status line ---------------------------------------------------------
+
+/// Reason phrase of a status code (RFC 9110 section 15, RFC 6585 for 428,
+/// 429, 431), e.g. 404 -> "Not Found"; "" for codes we do not know (the
+/// reason-phrase may be empty, RFC 9112 section 4).
+std::string_view reason_phrase(int status);
+
+// ---- forms ---------------------------------------------------------------
+
+/// One form field. For urlencoded bodies only name and value are set; for
+/// multipart, a file part also sets filename (as sent, may be empty) and
+/// content_type, and its value holds the raw file bytes.
+struct FormField {
+  std::string name;
+  std::string value;
+  std::string filename;
+  std::string content_type;
+  bool is_file = false;
+  bool operator==(const FormField&) const = default;
+};
+
+/// Decodes an application/x-www-form-urlencoded body (WHATWG URL standard,
+/// section 5.1): split on '&', empty pairs skipped, name/value split at the
+/// first '=', '+' -> SP, %XX decoded once; a '%' not followed by two hex
+/// digits is kept literally, as the standard says. Order is preserved.
+std::vector<FormField> parse_urlencoded(std::string_view body);
+
+/// Largest multipart/form-data body parse_multipart accepts: 1 MiB. The
+/// parser holds the whole body; it is meant for small forms (names, short
+/// texts, small uploads), large uploads stream through the PUT/raw path.
+inline constexpr size_t kMaxMultipartBody = 1024 * 1024;
+
+/// Most fields accepted in one form body (urlencoded or multipart): bounds
+/// the vector a hostile body can make.
+inline constexpr size_t kMaxFormFields = 1000;
+
+/// The boundary parameter of a "multipart/form-data; boundary=..." value
+/// (token or quoted-string, 1-70 characters, RFC 2046 section 5.1.1).
+/// Errors: another media type or a missing/invalid boundary.
+Result<std::string> multipart_boundary(std::string_view content_type);
+
+/// Parses a complete multipart/form-data body (RFC 7578, framing of RFC
+/// 2046 section 5.1.1): preamble and epilogue ignored, each part needs a
+/// Content-Disposition: form-data with a name. Errors: body over
+/// kMaxMultipartBody, more than kMaxFormFields parts, missing delimiter or
+/// close delimiter, malformed part headers.
+Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary);
+
+// ---- escaping ------------------------------------------------------------
+
+/// Escapes & < > " ' for HTML text and attribute values (OWASP rule #1).
+std::string html_escape(std::string_view text);
+
+/// Content-Disposition value for a download: `attachment; filename="x";
+/// filename*=UTF-8''x` (RFC 6266 section 4, RFC 8187). CR, LF and '"' are
+/// stripped from the name first; the plain filename keeps printable ASCII
+/// (others become '_', backslash too), filename* percent-encodes every
+/// byte outside attr-char. `inline_disposition` selects "inline".
+std::string content_disposition(std::string_view filename, bool inline_disposition = false);
+
+}  // namespace fsrv::services::http

@@ -1,0 +1,66 @@
+# llhttp (Node.js's HTTP/1.1 parser) as a static library, built from the C
+# sources Debian's node-llhttp ships, for src/services/http.
+#   make fuzz-http [FUZZ_SECONDS=60]   libFuzzer run of the HTTP request parser
+#                                       (clang, ASan+UBSan)
+#
+# Third-party code: compiled with plain gcc -O2, without our -Werror, into
+# $(BUILD)/third_party/llhttp/ and archived as $(BUILD)/libllhttp.a, which the
+# Makefile links into every program and the test binary through EXTRA_LIBS.
+
+DEB_PACKAGES += node-llhttp
+
+LLHTTP_SRC_DIR ?= /usr/share/llhttp
+LLHTTP_INC_DIR ?= /usr/share/include/llhttp
+LLHTTP_CC ?= gcc
+# LLHTTP_STRICT_MODE=1: llhttp 8's compile-time strict parser. The default
+# (loose) build takes CR followed by any byte as a line end and tolerates
+# more in chunk lines, which lets a front proxy and us disagree on message
+# boundaries (request smuggling); the strict one wants CR LF.
+LLHTTP_CFLAGS ?= -O2 -DLLHTTP_STRICT_MODE=1
+LLHTTP_NAMES := llhttp api http
+LLHTTP_OBJ_DIR := $(BUILD)/third_party/llhttp
+LLHTTP_OBJS := $(LLHTTP_NAMES:%=$(LLHTTP_OBJ_DIR)/%.o)
+LLHTTP_LIB := $(BUILD)/libllhttp.a
+
+# -isystem: the header is not ours, so our -Wall -Wextra -Werror skip it.
+CPPFLAGS += -isystem $(LLHTTP_INC_DIR)
+EXTRA_LIBS += $(LLHTTP_LIB)
+
+$(LLHTTP_OBJ_DIR)/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(LLHTTP_CC) $(LLHTTP_CFLAGS) -I$(LLHTTP_INC_DIR) -c $< -o $@
+
+$(LLHTTP_LIB): $(LLHTTP_OBJS)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+# The fuzzer: the parser, its helpers and llhttp built by clang with
+# -fsanitize=fuzzer,address,undefined (llhttp's C files get fuzzer-no-link
+# coverage so libFuzzer can steer through its states).
+FUZZ_SECONDS ?= 60
+HTTP_FUZZ_CXX ?= clang++
+HTTP_FUZZ_CC ?= clang
+HTTP_FUZZ_DIR := $(BUILD)/fuzz-http
+HTTP_FUZZ_BIN := $(HTTP_FUZZ_DIR)/http_request_fuzz
+HTTP_FUZZ_SRCS := test/fuzz/http_request_fuzz.cpp $(sort $(wildcard src/services/http/*.cpp))
+HTTP_FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+HTTP_FUZZ_LLHTTP_OBJS := $(LLHTTP_NAMES:%=$(HTTP_FUZZ_DIR)/llhttp/%.o)
+HTTP_FUZZ_CORPUS := test/fuzz/corpus/http
+
+.PHONY: fuzz-http
+
+$(HTTP_FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(HTTP_FUZZ_CC) -O1 -g -DLLHTTP_STRICT_MODE=1 -fsanitize=fuzzer-no-link $(HTTP_FUZZ_SAN) \
+	  -I$(LLHTTP_INC_DIR) -c $< -o $@
+
+$(HTTP_FUZZ_BIN): $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) $(wildcard include/fsrv/services/http/*.hpp)
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)$(HTTP_FUZZ_CXX) -std=c++20 -O1 -g -Iinclude -isystem $(LLHTTP_INC_DIR) \
+	  -fsanitize=fuzzer $(HTTP_FUZZ_SAN) $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) -o $@
+
+# New inputs go to $(HTTP_FUZZ_DIR)/corpus (the checked-in seeds are only
+# read), crash inputs to $(HTTP_FUZZ_DIR)/crash-*.
+fuzz-http: $(HTTP_FUZZ_BIN)
+	@mkdir -p $(HTTP_FUZZ_DIR)/corpus
+	$(HTTP_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(HTTP_FUZZ_DIR)/ \
+	  $(HTTP_FUZZ_DIR)/corpus $(HTTP_FUZZ_CORPUS)

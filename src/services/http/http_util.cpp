@@ -1,0 +1,687 @@
+// HTTP helpers over bytes (see http_util.hpp for the RFC of each).
+
+#include "fsrv/services/http/http_util.hpp"
+
+#include <array>
+#include <cinttypes>
+#include <cstdio>
+#include <limits>
+
+namespace fsrv::services::http {
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX at s[i] (s[i] == '%'): the byte, or -1 when malformed.
+int escape_at(std::string_view s, size_t i) {
+  if (i + 2 >= s.size()) return -1;
+  int hi = hex_value(s[i + 1]);
+  int lo = hex_value(s[i + 2]);
+  if (hi < 0 || lo < 0) return -1;
+  return hi * 16 + lo;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+struct Civil {
+  int64_t year;
+  unsigned month, day;
+};
+
+Civil civil_from_days(int64_t z) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t y = static_cast<int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  return {y + (m <= 2), m, d};
+}
+
+constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr std::array<std::string_view, 7> kLongDays = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                                       "Thursday", "Friday", "Saturday"};
+constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+// A small cursor for the fixed-format date grammars.
+struct Cursor {
+  std::string_view s;
+  size_t i = 0;
+  bool lit(std::string_view t) {
+    if (s.substr(i, t.size()) != t) return false;
+    i += t.size();
+    return true;
+  }
+  bool digits(size_t n, int& out) {
+    if (i + n > s.size()) return false;
+    out = 0;
+    for (size_t k = 0; k < n; ++k) {
+      if (!is_digit(s[i + k])) return false;
+      out = out * 10 + (s[i + k] - '0');
+    }
+    i += n;
+    return true;
+  }
+  int month() {
+    for (size_t m = 0; m < kMonths.size(); ++m) {
+      if (lit(kMonths[m])) return static_cast<int>(m) + 1;
+    }
+    return 0;
+  }
+  bool done() const { return i == s.size(); }
+};
+
+bool time_of_day(Cursor& c, int& h, int& mi, int& sec) {
+  return c.digits(2, h) && c.lit(":") && c.digits(2, mi) && c.lit(":") && c.digits(2, sec);
+}
+
+std::optional<int64_t> to_unix(int64_t year, int month, int day, int h, int mi, int sec) {
+  static constexpr int kMonthDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || day > kMonthDays[month - 1]) return std::nullopt;
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month == 2 && day == 29 && !leap) return std::nullopt;
+  if (h > 23 || mi > 59 || sec > 60) return std::nullopt;  // 60: leap second
+  return days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+         h * 3600 + mi * 60 + sec;
+}
+
+// Parses a non-negative decimal; saturates at UINT64_MAX. False if empty or
+// not all digits.
+bool parse_u64(std::string_view s, uint64_t& out) {
+  if (s.empty()) return false;
+  out = 0;
+  for (char c : s) {
+    if (!is_digit(c)) return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (out > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+      out = std::numeric_limits<uint64_t>::max();
+    } else {
+      out = out * 10 + d;
+    }
+  }
+  return true;
+}
+
+// Form decoding of one name or value: '+' -> SP, %XX once, bad % literal.
+std::string form_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '+') {
+      out.push_back(' ');
+    } else if (c == '%' && escape_at(s, i) >= 0) {
+      out.push_back(static_cast<char>(escape_at(s, i)));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c)) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// Parameters of a header value after its first ';' (RFC 9110 section
+// 5.6.6): name (lower-cased) and value (quoted-string unescaped). False on
+// malformed syntax.
+struct Param {
+  std::string name;
+  std::string value;
+};
+
+bool parse_params(std::string_view s, std::vector<Param>& out) {
+  size_t i = 0;
+  auto skip_ows = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  };
+  while (true) {
+    skip_ows();
+    if (i == s.size()) return true;
+    if (s[i] != ';') return false;
+    ++i;
+    skip_ows();
+    if (i == s.size()) return true;  // trailing ';'
+    Param p;
+    while (i < s.size() && is_tchar(s[i])) p.name.push_back(ascii_lower(s[i++]));
+    if (p.name.empty() || i == s.size() || s[i] != '=') return false;
+    ++i;
+    if (i < s.size() && s[i] == '"') {
+      ++i;
+      bool closed = false;
+      while (i < s.size()) {
+        char c = s[i++];
+        if (c == '"') {
+          closed = true;
+          break;
+        }
+        if (c == '\\') {
+          if (i == s.size()) return false;
+          c = s[i++];
+        }
+        p.value.push_back(c);
+      }
+      if (!closed) return false;
+    } else {
+      while (i < s.size() && is_tchar(s[i])) p.value.push_back(s[i++]);
+      if (p.value.empty()) return false;
+    }
+    out.push_back(std::move(p));
+  }
+}
+
+// Splits "type/subtype; params" into the lower-cased media type and params.
+bool parse_media_type(std::string_view value, std::string& type, std::vector<Param>& params) {
+  value = trim_ows(value);
+  size_t semi = value.find(';');
+  std::string_view t = trim_ows(value.substr(0, semi));
+  type.clear();
+  for (char c : t) type.push_back(ascii_lower(c));
+  params.clear();
+  return semi == std::string_view::npos || parse_params(value.substr(semi), params);
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+Target split_target(std::string_view target) {
+  size_t hash = target.find('#');
+  if (hash != std::string_view::npos) target = target.substr(0, hash);
+  Target t;
+  size_t q = target.find('?');
+  if (q == std::string_view::npos) {
+    t.path = target;
+  } else {
+    t.path = target.substr(0, q);
+    t.query = target.substr(q + 1);
+    t.has_query = true;
+  }
+  return t;
+}
+
+Result<std::string> percent_decode_path(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    if (c == '\0') return Result<std::string>::failure("NUL byte in path");
+    if (c != '%') {
+      out.push_back(c);
+      continue;
+    }
+    const int byte = escape_at(path, i);
+    if (byte < 0) return Result<std::string>::failure("bad percent escape in path");
+    if (byte == 0) return Result<std::string>::failure("%00 in path");
+    out.push_back(static_cast<char>(byte));
+    i += 2;
+  }
+  Result<std::string> r;
+  r.value = std::move(out);
+  return r;
+}
+
+std::string_view mime_type_for(std::string_view filename) {
+  struct Entry {
+    std::string_view ext, type;
+  };
+  static constexpr Entry kTypes[] = {
+      {"pdf", "application/pdf"},
+      {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"},
+      {"png", "image/png"},
+      {"gif", "image/gif"},
+      {"txt", "text/plain; charset=utf-8"},
+      {"html", "text/html; charset=utf-8"},
+      {"htm", "text/html; charset=utf-8"},
+      {"css", "text/css; charset=utf-8"},
+      {"js", "text/javascript; charset=utf-8"},
+      {"mjs", "text/javascript; charset=utf-8"},
+      {"json", "application/json"},
+      {"csv", "text/csv; charset=utf-8"},
+      {"mp4", "video/mp4"},
+      {"zip", "application/zip"},
+      {"svg", "image/svg+xml"},
+      {"ico", "image/vnd.microsoft.icon"},
+      {"webp", "image/webp"},
+      {"wasm", "application/wasm"},
+      {"xml", "application/xml"},
+      {"mp3", "audio/mpeg"},
+      {"wav", "audio/wav"},
+      {"webm", "video/webm"},
+      {"tar", "application/x-tar"},
+      {"gz", "application/gzip"},
+  };
+  const size_t slash = filename.find_last_of('/');
+  if (slash != std::string_view::npos) filename = filename.substr(slash + 1);
+  const size_t dot = filename.rfind('.');
+  if (dot != std::string_view::npos && dot + 1 < filename.size()) {
+    const std::string_view ext = filename.substr(dot + 1);
+    for (const Entry& e : kTypes) {
+      if (iequals(e.ext, ext)) return e.type;
+    }
+  }
+  return "application/octet-stream";
+}
+
+std::string format_http_date(int64_t unix_seconds) {
+  if (unix_seconds < 0) unix_seconds = 0;
+  const int64_t days = unix_seconds / 86400;
+  const int64_t secs = unix_seconds % 86400;
+  const Civil c = civil_from_days(days);
+  const std::string_view wday = kDays[static_cast<size_t>((days + 4) % 7)];  // 1970-01-01: Thu
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3s, %02u %.3s %04" PRId64 " %02d:%02d:%02d GMT", wday.data(),
+                c.day, kMonths[c.month - 1].data(), c.year, static_cast<int>(secs / 3600),
+                static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+  return buf;
+}
+
+std::optional<int64_t> parse_http_date(std::string_view text) {
+  int day = 0, year = 0, h = 0, mi = 0, sec = 0, month = 0;
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+  {
+    Cursor c{text};
+    bool wday = false;
+    for (std::string_view d : kDays) wday = wday || c.lit(d);
+    if (wday && c.lit(", ") && c.digits(2, day) && c.lit(" ") && (month = c.month()) != 0 &&
+        c.lit(" ") && c.digits(4, year) && c.lit(" ") && time_of_day(c, h, mi, sec) &&
+        c.lit(" GMT") && c.done()) {
+      return to_unix(year, month, day, h, mi, sec);
+    }
+  }
+  // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"
+  {
+    Cursor c{text};
+    bool wday = false;
+    for (std::string_view d : kLongDays) wday = wday || c.lit(d);
+    if (wday && c.lit(", ") && c.digits(2, day) && c.lit("-") && (month = c.month()) != 0 &&
+        c.lit("-") && c.digits(2, year) && c.lit(" ") && time_of_day(c, h, mi, sec) &&
+        c.lit(" GMT") && c.done()) {
+      return to_unix(year < 70 ? 2000 + year : 1900 + year, month, day, h, mi, sec);
+    }
+  }
+  // asctime-date: "Sun Nov  6 08:49:37 1994"
+  {
+    Cursor c{text};
+    bool wday = false;
+    for (std::string_view d : kDays) wday = wday || c.lit(d);
+    if (wday && c.lit(" ") && (month = c.month()) != 0 && c.lit(" ")) {
+      bool day_ok = c.lit(" ") ? c.digits(1, day) : c.digits(2, day);
+      if (day_ok && c.lit(" ") && time_of_day(c, h, mi, sec) && c.lit(" ") && c.digits(4, year) &&
+          c.done()) {
+        return to_unix(year, month, day, h, mi, sec);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+std::string make_etag(uint64_t size, int64_t mtime_ns) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "\"%" PRIx64 "-%" PRIx64 "\"", size,
+                static_cast<uint64_t>(mtime_ns));
+  return buf;
+}
+
+RangeResult parse_range(std::string_view value, uint64_t size) {
+  RangeResult ignore;
+  value = trim_ows(value);
+  const size_t eq = value.find('=');
+  if (eq == std::string_view::npos || !iequals(trim_ows(value.substr(0, eq)), "bytes")) {
+    return ignore;  // another unit or no unit: ignore (RFC 9110 section 14.2)
+  }
+  std::string_view set = value.substr(eq + 1);
+  // range-set = 1#range-spec; empty list elements are allowed and skipped
+  // (RFC 9110 section 5.6.1.2). More than one range: we send 200.
+  std::string_view spec;
+  size_t count = 0;
+  while (true) {
+    const size_t comma = set.find(',');
+    const std::string_view item = trim_ows(set.substr(0, comma));
+    if (!item.empty()) {
+      spec = item;
+      ++count;
+    }
+    if (comma == std::string_view::npos) break;
+    set = set.substr(comma + 1);
+  }
+  if (count != 1) return ignore;
+  const size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return ignore;
+  const std::string_view a = spec.substr(0, dash);
+  const std::string_view b = spec.substr(dash + 1);
+  RangeResult r;
+  if (a.empty()) {  // suffix-range: the last N bytes
+    uint64_t n = 0;
+    if (!parse_u64(b, n)) return ignore;
+    if (n == 0 || size == 0) {
+      r.decision = RangeDecision::kUnsatisfiable;
+      return r;
+    }
+    r.decision = RangeDecision::kPartial;
+    r.range = {n >= size ? 0 : size - n, size - 1};
+    return r;
+  }
+  uint64_t first = 0, last = 0;
+  if (!parse_u64(a, first)) return ignore;
+  if (b.empty()) {
+    last = std::numeric_limits<uint64_t>::max();
+  } else if (!parse_u64(b, last) || last < first) {
+    return ignore;  // invalid range-spec: the whole field is ignored
+  }
+  if (first >= size) {
+    r.decision = RangeDecision::kUnsatisfiable;
+    return r;
+  }
+  r.decision = RangeDecision::kPartial;
+  r.range = {first, last >= size ? size - 1 : last};
+  return r;
+}
+
+std::string content_range(ByteRange range, uint64_t size) {
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, range.first, range.last,
+                size);
+  return buf;
+}
+
+std::string content_range_unsatisfied(uint64_t size) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "bytes */%" PRIu64, size);
+  return buf;
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 205:
+      return "Reset Content";
+    case 206:
+      return "Partial Content";
+    case 300:
+      return "Multiple Choices";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 422:
+      return "Unprocessable Content";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "";
+  }
+}
+
+std::vector<FormField> parse_urlencoded(std::string_view body) {
+  std::vector<FormField> out;
+  while (!body.empty() && out.size() < kMaxFormFields) {
+    const size_t amp = body.find('&');
+    const std::string_view pair = body.substr(0, amp);
+    body = amp == std::string_view::npos ? std::string_view{} : body.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    FormField f;
+    f.name = form_decode(pair.substr(0, eq));
+    if (eq != std::string_view::npos) f.value = form_decode(pair.substr(eq + 1));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Result<std::string> multipart_boundary(std::string_view content_type) {
+  std::string type;
+  std::vector<Param> params;
+  if (!parse_media_type(content_type, type, params)) {
+    return Result<std::string>::failure("malformed Content-Type");
+  }
+  if (type != "multipart/form-data") return Result<std::string>::failure("not multipart/form-data");
+  for (const Param& p : params) {
+    if (p.name != "boundary") continue;
+    // bcharsnospace etc.: 1-70 characters, not ending in a space (RFC 2046
+    // section 5.1.1); CR/LF would break the framing.
+    if (p.value.empty() || p.value.size() > 70 || p.value.back() == ' ' ||
+        p.value.find_first_of("\r\n") != std::string::npos) {
+      return Result<std::string>::failure("invalid multipart boundary");
+    }
+    Result<std::string> r;
+    r.value = p.value;
+    return r;
+  }
+  return Result<std::string>::failure("missing multipart boundary");
+}
+
+Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary) {
+  using R = Result<std::vector<FormField>>;
+  if (body.size() > kMaxMultipartBody) return R::failure("multipart body too large");
+  if (boundary.empty()) return R::failure("empty boundary");
+  const std::string dash = "--" + std::string(boundary);
+  const std::string delim = "\r\n" + dash;
+  // The first delimiter is at the very start or after the preamble's CRLF.
+  size_t pos;
+  if (body.substr(0, dash.size()) == dash) {
+    pos = dash.size();
+  } else {
+    const size_t d = body.find(delim);
+    if (d == std::string_view::npos) return R::failure("missing multipart delimiter");
+    pos = d + delim.size();
+  }
+  R out;
+  while (true) {
+    // After a delimiter: "--" closes, otherwise transport padding and CRLF.
+    if (body.substr(pos, 2) == "--") return out;
+    while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;
+    if (body.substr(pos, 2) != "\r\n") return R::failure("malformed multipart delimiter line");
+    pos += 2;
+    if (out.value.size() >= kMaxFormFields) return R::failure("too many multipart parts");
+    // Part headers up to an empty line.
+    FormField field;
+    bool have_disposition = false;
+    while (true) {
+      const size_t eol = body.find("\r\n", pos);
+      if (eol == std::string_view::npos) return R::failure("unterminated part headers");
+      const std::string_view line = body.substr(pos, eol - pos);
+      pos = eol + 2;
+      if (line.empty()) break;
+      const size_t colon = line.find(':');
+      if (colon == std::string_view::npos || colon == 0) {
+        return R::failure("malformed part header");
+      }
+      const std::string_view name = line.substr(0, colon);
+      const std::string_view value = trim_ows(line.substr(colon + 1));
+      if (iequals(name, "content-disposition")) {
+        std::string type;
+        std::vector<Param> params;
+        if (!parse_media_type(value, type, params) || type != "form-data") {
+          return R::failure("part is not form-data");
+        }
+        have_disposition = true;
+        for (Param& p : params) {
+          if (p.name == "name") {
+            field.name = std::move(p.value);
+          } else if (p.name == "filename") {
+            field.filename = std::move(p.value);
+            field.is_file = true;
+          }
+        }
+      } else if (iequals(name, "content-type")) {
+        field.content_type = std::string(value);
+      }
+    }
+    if (!have_disposition) return R::failure("part without Content-Disposition");
+    if (field.name.empty()) return R::failure("part without a name");
+    const size_t end = body.find(delim, pos);
+    if (end == std::string_view::npos) return R::failure("missing multipart close delimiter");
+    field.value = std::string(body.substr(pos, end - pos));
+    out.value.push_back(std::move(field));
+    pos = end + delim.size();
+  }
+}
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string content_disposition(std::string_view filename, bool inline_disposition) {
+  std::string name;
+  for (char c : filename) {
+    if (c != '\r' && c != '\n' && c != '"') name.push_back(c);
+  }
+  std::string plain;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    plain.push_back(u < 0x20 || u >= 0x7f || c == '\\' ? '_' : c);
+  }
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string ext;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    // attr-char (RFC 8187 section 3.2.1).
+    const bool attr = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+                      std::string_view("!#$&+-.^_`|~").find(c) != std::string_view::npos;
+    if (attr) {
+      ext.push_back(c);
+    } else {
+      ext.push_back('%');
+      ext.push_back(kHex[u >> 4]);
+      ext.push_back(kHex[u & 15]);
+    }
+  }
+  std::string out = inline_disposition ? "inline" : "attachment";
+  out += "; filename=\"" + plain + "\"; filename*=UTF-8''" + ext;
+  return out;
+}
+
+}  // namespace fsrv::services::http

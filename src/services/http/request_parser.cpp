@@ -1,0 +1,366 @@
+// HTTP/1.1 request parser over llhttp (see request_parser.hpp).
+//
+// llhttp reports positions only through pauses, so the parser pauses itself
+// at three points of every message: message begin (the first byte after any
+// empty lines), headers complete (just after the empty line) and message
+// complete. Between the first two it copies the head bytes, which gives the
+// exact head size for the 16 KiB limit and the raw lines as received; the
+// last one lets feed() stop after each message for pipelining. The head
+// limit is also checked inside the URL/field/value callbacks so one large
+// slice cannot grow a header string far past the limit.
+
+#include "fsrv/services/http/request_parser.hpp"
+
+#include <llhttp.h>
+
+#include <algorithm>
+
+#include "fsrv/services/http/http_util.hpp"
+
+namespace fsrv::services::http {
+
+namespace {
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits a comma-separated field value into lower-cased list members without
+// parameters ("gzip;q=1, Chunked" -> gzip, chunked); RFC 9110 section 5.6.1.
+std::vector<std::string> list_members(std::string_view value) {
+  std::vector<std::string> out;
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+    size_t semi = item.find(';');
+    item = trim_ows(item.substr(0, semi));
+    if (item.empty()) continue;
+    std::string lower(item);
+    for (char& c : lower) c = static_cast<char>(ascii_lower(c));
+    out.push_back(std::move(lower));
+  }
+  return out;
+}
+
+}  // namespace
+
+const Header* RequestHead::find(std::string_view name) const {
+  for (const Header& h : headers) {
+    if (iequals(h.name, name)) return &h;
+  }
+  return nullptr;
+}
+
+struct RequestParser::Impl {
+  enum class Pause { kNone, kBegin, kHeadEnd, kMessageEnd };
+  enum class Phase { kIdle, kHead, kBody };
+
+  RequestHandler& handler;
+  Options options;
+  llhttp_t parser{};
+  llhttp_settings_t settings{};
+
+  // Position bookkeeping of the current llhttp_execute call.
+  const char* head_from = nullptr;  // head bytes of this slice start here
+  Pause pause = Pause::kNone;
+  Phase phase = Phase::kIdle;
+
+  // The message being parsed.
+  std::string raw_head;
+  RequestHead head;
+  std::string name, value;
+  bool url_complete = false;
+  std::vector<Header> trailers;
+  size_t trailer_bytes = 0;
+  uint64_t body_bytes = 0;
+
+  // Outcome.
+  bool failed = false;
+  bool closed = false;
+  bool paused_after_message = false;
+  ParseError error;
+  bool have_error = false;  // set by our callbacks before returning HPE_USER
+  uint64_t completed = 0;
+
+  Impl(RequestHandler& h, Options o) : handler(h), options(o) {
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = [](llhttp_t* p) { return self(p)->message_begin(); };
+    settings.on_url = [](llhttp_t* p, const char* at, size_t n) { return self(p)->url(at, n); };
+    settings.on_url_complete = [](llhttp_t* p) {
+      self(p)->url_complete = true;
+      return 0;
+    };
+    settings.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+      return self(p)->field(at, n);
+    };
+    settings.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+      return self(p)->field_value(at, n);
+    };
+    settings.on_header_value_complete = [](llhttp_t* p) { return self(p)->value_complete(); };
+    settings.on_headers_complete = [](llhttp_t* p) { return self(p)->headers_complete(); };
+    settings.on_body = [](llhttp_t* p, const char* at, size_t n) { return self(p)->body(at, n); };
+    settings.on_message_complete = [](llhttp_t* p) {
+      self(p)->pause = Pause::kMessageEnd;
+      return static_cast<int>(HPE_PAUSED);
+    };
+    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    parser.data = this;
+  }
+
+  static Impl* self(llhttp_t* p) { return static_cast<Impl*>(p->data); }
+
+  int fail(int status, std::string reason) {
+    error = ParseError{status, std::move(reason)};
+    have_error = true;
+    return HPE_USER;
+  }
+
+  int message_begin() {
+    pause = Pause::kBegin;
+    return HPE_PAUSED;
+  }
+
+  // Head bytes so far if the head extended to `end` in the current slice.
+  size_t head_size_to(const char* end) const {
+    return raw_head.size() + static_cast<size_t>(end - head_from);
+  }
+
+  int check_head(const char* end) {
+    if (phase == Phase::kHead && head_size_to(end) > options.max_head) {
+      return url_complete ? fail(431, "request header section too large")
+                          : fail(414, "request target too long");
+    }
+    if (phase == Phase::kBody && trailer_bytes > options.max_head) {
+      return fail(431, "trailer section too large");
+    }
+    return 0;
+  }
+
+  int url(const char* at, size_t n) {
+    head.target.append(at, n);
+    return check_head(at + n);
+  }
+
+  int field(const char* at, size_t n) {
+    name.append(at, n);
+    if (phase == Phase::kBody) trailer_bytes += n;
+    return check_head(at + n);
+  }
+
+  int field_value(const char* at, size_t n) {
+    value.append(at, n);
+    if (phase == Phase::kBody) trailer_bytes += n;
+    return check_head(at + n);
+  }
+
+  int value_complete() {
+    Header h{std::move(name), std::string(trim_ows(value))};
+    name.clear();
+    value.clear();
+    if (phase == Phase::kBody) {
+      trailer_bytes += 4;  // ':' SP CR LF, so empty trailers count too
+      trailers.push_back(std::move(h));
+      return check_head(nullptr);
+    }
+    head.headers.push_back(std::move(h));
+    return 0;
+  }
+
+  int headers_complete() {
+    // We implement no protocol upgrade: parse the message as an ordinary
+    // one (RFC 9110 section 7.8 lets a server ignore Upgrade). CONNECT is
+    // answered by the caller like any unsupported method.
+    parser.upgrade = 0;
+    head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser.method));
+    head.version_major = parser.http_major;
+    head.version_minor = parser.http_minor;
+    if (head.version_major != 1) return fail(505, "HTTP version not supported");
+    const bool http11 = head.version_minor >= 1;
+
+    // Transfer-Encoding (RFC 9112 section 6.1): we understand only chunked.
+    bool has_te = false;
+    size_t hosts = 0;
+    bool conn_close = false, conn_keep_alive = false;
+    for (const Header& h : head.headers) {
+      if (iequals(h.name, "transfer-encoding")) {
+        has_te = true;
+        for (const std::string& coding : list_members(h.value)) {
+          if (coding != "chunked") return fail(501, "unsupported transfer coding: " + coding);
+        }
+      } else if (iequals(h.name, "host")) {
+        ++hosts;
+      } else if (iequals(h.name, "connection")) {
+        for (const std::string& option : list_members(h.value)) {
+          if (option == "close") conn_close = true;
+          if (option == "keep-alive") conn_keep_alive = true;
+        }
+      } else if (iequals(h.name, "expect")) {
+        if (http11 && iequals(h.value, "100-continue")) head.expect_continue = true;
+      }
+    }
+    // An HTTP/1.0 message with Transfer-Encoding has faulty framing
+    // (RFC 9112 section 6.1).
+    if (has_te && !http11) return fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+    // Exactly one Host in HTTP/1.1, at most one before (RFC 9112 section 3.2).
+    if (hosts > 1 || (http11 && hosts == 0)) return fail(400, "missing or repeated Host");
+
+    // Persistence (RFC 9112 section 9.3): HTTP/1.1 unless "close"; HTTP/1.0
+    // only with "keep-alive".
+    // llhttp reads the same tokens; requiring both to agree means we never
+    // resume into llhttp's "closed" state, which would reject the next
+    // request (e.g. "keep-alive;x" is a keep-alive to us, not to llhttp).
+    head.keep_alive = (http11 ? !conn_close : (conn_keep_alive && !conn_close)) &&
+                      llhttp_should_keep_alive(&parser) != 0;
+
+    if (parser.flags & F_CHUNKED) {
+      head.framing = BodyFraming::kChunked;
+    } else if (parser.flags & F_CONTENT_LENGTH) {
+      head.framing = BodyFraming::kContentLength;
+      head.content_length = parser.content_length;
+      if (head.content_length > options.max_body) return fail(413, "request body too large");
+    } else if (has_te) {
+      return fail(400, "chunked is not the final transfer coding");
+    }
+    pause = Pause::kHeadEnd;
+    return HPE_PAUSED;
+  }
+
+  int body(const char* at, size_t n) {
+    body_bytes += n;
+    if (body_bytes > options.max_body) return fail(413, "request body too large");
+    if (n > 0) handler.on_body(std::string_view(at, n));
+    return 0;
+  }
+
+  void start_message() {
+    phase = Phase::kHead;
+    raw_head.clear();
+    head = RequestHead{};
+    name.clear();
+    value.clear();
+    url_complete = false;
+    trailers.clear();
+    trailer_bytes = 0;
+    body_bytes = 0;
+  }
+
+  // Builds raw_lines from the copied head and checks what needs the raw
+  // bytes: bare CR and obs-fold are rejected (RFC 9112 sections 2.2, 5.2).
+  bool finish_head() {
+    std::string_view rest = raw_head;
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      std::string_view line = rest.substr(0, nl);
+      rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.empty()) break;  // the empty line ending the head
+      // A bare CR is invalid (RFC 9112 section 2.2); strict llhttp already
+      // rejects it, this keeps the raw lines honest with any build.
+      if (line.find('\r') != std::string_view::npos) {
+        fail(400, "bare CR in header section");
+        return false;
+      }
+      if (!head.raw_lines.empty() && (line.front() == ' ' || line.front() == '\t')) {
+        fail(400, "obsolete line folding");
+        return false;
+      }
+      head.raw_lines.emplace_back(line);
+    }
+    return true;
+  }
+
+  FeedResult report_error(size_t consumed) {
+    failed = true;
+    handler.on_error(error);
+    return {consumed, State::kError};
+  }
+
+  FeedResult feed(std::string_view bytes) {
+    if (failed) return {0, State::kError};
+    if (closed) return {0, State::kClosed};
+    const char* data = bytes.data();
+    const char* end = data + bytes.size();
+    const char* p = data;
+    if (paused_after_message) {
+      paused_after_message = false;
+      llhttp_resume(&parser);
+    }
+    for (;;) {
+      head_from = p;
+      pause = Pause::kNone;
+      have_error = false;
+      llhttp_errno_t err = llhttp_execute(&parser, p, static_cast<size_t>(end - p));
+      if (err == HPE_OK) {
+        if (phase == Phase::kHead) {
+          if (head_size_to(end) > options.max_head) {
+            check_head(end);
+            return report_error(bytes.size());
+          }
+          raw_head.append(head_from, end);
+        }
+        return {bytes.size(), State::kNeedMore};
+      }
+      if (err != HPE_PAUSED) {
+        const char* at = llhttp_get_error_pos(&parser);
+        size_t consumed = at ? static_cast<size_t>(at - data) : bytes.size();
+        if (!have_error) {
+          const char* why = llhttp_get_error_reason(&parser);
+          error = ParseError{400, why ? why : llhttp_errno_name(err)};
+        }
+        return report_error(consumed);
+      }
+      const char* at = llhttp_get_error_pos(&parser);
+      switch (pause) {
+        case Pause::kBegin:
+          start_message();
+          break;
+        case Pause::kHeadEnd:
+          if (head_size_to(at) > options.max_head) {
+            check_head(at);
+            return report_error(static_cast<size_t>(at - data));
+          }
+          raw_head.append(head_from, at);
+          if (!finish_head()) return report_error(static_cast<size_t>(at - data));
+          phase = Phase::kBody;
+          handler.on_head(head);
+          break;
+        case Pause::kMessageEnd: {
+          phase = Phase::kIdle;
+          ++completed;
+          handler.on_complete(trailers);
+          size_t consumed = static_cast<size_t>(at - data);
+          if (!head.keep_alive) {
+            closed = true;
+            return {consumed, State::kClosed};
+          }
+          if (options.pause_after_message) {
+            paused_after_message = true;
+            return {consumed, State::kPaused};
+          }
+          break;
+        }
+        case Pause::kNone:
+          error = ParseError{500, "unexpected parser pause"};
+          return report_error(static_cast<size_t>(at - data));
+      }
+      llhttp_resume(&parser);
+      p = at;
+    }
+  }
+};
+
+RequestParser::RequestParser(RequestHandler& handler, Options options)
+    : impl_(std::make_unique<Impl>(handler, options)) {}
+
+RequestParser::~RequestParser() = default;
+
+RequestParser::FeedResult RequestParser::feed(std::string_view bytes) { return impl_->feed(bytes); }
+
+bool RequestParser::in_message() const { return impl_->phase != Impl::Phase::kIdle; }
+
+uint64_t RequestParser::messages() const { return impl_->completed; }
+
+}  // namespace fsrv::services::http

@@ -1,0 +1,365 @@
+// HTTP helpers (src/services/http/http_util.cpp): pure functions, checked
+// byte by byte.
+
+#include "fsrv/services/http/http_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace fsrv::services::http {
+namespace {
+
+using namespace std::string_literals;
+
+TEST(HttpUtil, IEquals) {
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+  EXPECT_FALSE(iequals("Content-Length", "content-lengt"));
+  EXPECT_FALSE(iequals("a", "b"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("\xc3", "\xe3"));  // no case folding outside ASCII
+}
+
+TEST(HttpUtil, SplitTarget) {
+  Target t = split_target("/a/b?x=1&y=2");
+  EXPECT_EQ(t.path, "/a/b");
+  EXPECT_EQ(t.query, "x=1&y=2");
+  EXPECT_TRUE(t.has_query);
+  t = split_target("/a");
+  EXPECT_EQ(t.path, "/a");
+  EXPECT_EQ(t.query, "");
+  EXPECT_FALSE(t.has_query);
+  t = split_target("/a?");
+  EXPECT_EQ(t.path, "/a");
+  EXPECT_TRUE(t.has_query);
+  t = split_target("/a?b?c#frag");
+  EXPECT_EQ(t.path, "/a");
+  EXPECT_EQ(t.query, "b?c");
+  t = split_target("/x#y?z");
+  EXPECT_EQ(t.path, "/x");
+  EXPECT_FALSE(t.has_query);
+  EXPECT_EQ(split_target("").path, "");
+}
+
+TEST(HttpUtil, PercentDecodePath) {
+  EXPECT_EQ(percent_decode_path("/a%20b").value, "/a b");
+  EXPECT_EQ(percent_decode_path("/a+b").value, "/a+b");
+  EXPECT_EQ(percent_decode_path("/%41%4a%4A%7e").value, "/AJJ~");
+  EXPECT_EQ(percent_decode_path("/%C3%A9").value, "/\xC3\xA9");
+  EXPECT_EQ(percent_decode_path("").value, "");
+  // Decoded once: %252e stays "%2e", so double encoding cannot smuggle "..".
+  EXPECT_EQ(percent_decode_path("/%252e%252e/").value, "/%2e%2e/");
+  EXPECT_EQ(percent_decode_path("/%2e%2e/").value, "/../");
+  EXPECT_EQ(percent_decode_path("%FF").value, "\xFF");
+}
+
+TEST(HttpUtil, PercentDecodePathErrors) {
+  for (const char* bad : {"%", "/%", "/%2", "/%zz", "/%2g", "/%g2", "a%%20"}) {
+    EXPECT_FALSE(percent_decode_path(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(percent_decode_path("/a%00b").ok());
+  EXPECT_FALSE(percent_decode_path("/a\0b"s).ok());
+}
+
+TEST(HttpUtil, MimeTypes) {
+  EXPECT_EQ(mime_type_for("a.pdf"), "application/pdf");
+  EXPECT_EQ(mime_type_for("a.JPG"), "image/jpeg");
+  EXPECT_EQ(mime_type_for("a.jpeg"), "image/jpeg");
+  EXPECT_EQ(mime_type_for("a.png"), "image/png");
+  EXPECT_EQ(mime_type_for("a.gif"), "image/gif");
+  EXPECT_EQ(mime_type_for("a.txt"), "text/plain; charset=utf-8");
+  EXPECT_EQ(mime_type_for("index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(mime_type_for("s.css"), "text/css; charset=utf-8");
+  EXPECT_EQ(mime_type_for("app.js"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(mime_type_for("d.json"), "application/json");
+  EXPECT_EQ(mime_type_for("d.csv"), "text/csv; charset=utf-8");
+  EXPECT_EQ(mime_type_for("v.mp4"), "video/mp4");
+  EXPECT_EQ(mime_type_for("z.zip"), "application/zip");
+  EXPECT_EQ(mime_type_for("i.svg"), "image/svg+xml");
+  EXPECT_EQ(mime_type_for("favicon.ico"), "image/vnd.microsoft.icon");
+  EXPECT_EQ(mime_type_for("p.webp"), "image/webp");
+  EXPECT_EQ(mime_type_for("m.wasm"), "application/wasm");
+  EXPECT_EQ(mime_type_for("archive.tar.gz"), "application/gzip");
+  EXPECT_EQ(mime_type_for("noext"), "application/octet-stream");
+  EXPECT_EQ(mime_type_for("trailing."), "application/octet-stream");
+  EXPECT_EQ(mime_type_for(".pdf"), "application/pdf");
+  EXPECT_EQ(mime_type_for("dir.png/file"), "application/octet-stream");
+  EXPECT_EQ(mime_type_for("x.exe"), "application/octet-stream");
+  EXPECT_EQ(mime_type_for(""), "application/octet-stream");
+}
+
+TEST(HttpUtil, FormatHttpDate) {
+  EXPECT_EQ(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");  // RFC 9110's example
+  EXPECT_EQ(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(format_http_date(-5), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(format_http_date(951782400), "Tue, 29 Feb 2000 00:00:00 GMT");
+  EXPECT_EQ(format_http_date(4102444799), "Thu, 31 Dec 2099 23:59:59 GMT");
+  EXPECT_EQ(format_http_date(1700000000), "Tue, 14 Nov 2023 22:13:20 GMT");
+}
+
+TEST(HttpUtil, ParseHttpDateThreeForms) {
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+  EXPECT_EQ(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777);
+  EXPECT_EQ(parse_http_date("Sun Nov  6 08:49:37 1994"), 784111777);
+  EXPECT_EQ(parse_http_date("Thu Nov 16 08:49:37 1994"), 784111777 + 10 * 86400);
+  EXPECT_EQ(parse_http_date("Thursday, 01-Jan-04 00:00:00 GMT"), 1072915200);
+}
+
+TEST(HttpUtil, ParseHttpDateRoundTrip) {
+  for (int64_t t : {int64_t{0}, int64_t{1}, int64_t{86399}, int64_t{951782400}, int64_t{1700000000},
+                    int64_t{4102444799}}) {
+    EXPECT_EQ(parse_http_date(format_http_date(t)), t);
+  }
+  for (int64_t t = 0; t < 4102444800; t += 9876543) {
+    ASSERT_EQ(parse_http_date(format_http_date(t)), t);
+  }
+}
+
+TEST(HttpUtil, ParseHttpDateRejectsMalformed) {
+  for (const char* bad : {
+           "",
+           "Sun, 06 Nov 1994 08:49:37",
+           "Sun, 06 Nov 1994 08:49:37 UTC",
+           "Sun, 6 Nov 1994 08:49:37 GMT",
+           "Sun, 06 Nov 94 08:49:37 GMT",
+           "Sun, 06 Foo 1994 08:49:37 GMT",
+           "Sun, 32 Nov 1994 08:49:37 GMT",
+           "Sun, 29 Feb 1995 08:49:37 GMT",
+           "Sun, 31 Apr 1994 08:49:37 GMT",
+           "Sun, 06 Nov 1994 24:00:00 GMT",
+           "Sun, 06 Nov 1994 08:60:00 GMT",
+           "Sun, 06 Nov 1994 08:49:37 GMT ",
+           " Sun, 06 Nov 1994 08:49:37 GMT",
+           "sun, 06 Nov 1994 08:49:37 GMT",
+           "Xyz, 06 Nov 1994 08:49:37 GMT",
+           "Sun Nov 6 08:49:37 1994",
+           "Sun, 06 Nov 1994 08:49:3x GMT",
+           "garbage",
+       }) {
+    EXPECT_FALSE(parse_http_date(bad).has_value()) << bad;
+  }
+  EXPECT_EQ(parse_http_date("Sun, 29 Feb 1976 00:00:00 GMT"), 194400000);  // leap year
+  EXPECT_FALSE(parse_http_date("Sun, 29 Feb 1900 00:00:00 GMT").has_value());
+  EXPECT_TRUE(parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT").has_value());
+}
+
+TEST(HttpUtil, ETag) {
+  EXPECT_EQ(make_etag(0, 0), "\"0-0\"");
+  EXPECT_EQ(make_etag(255, 4096), "\"ff-1000\"");
+  EXPECT_EQ(make_etag(1024, 1700000000123456789), "\"400-17979cfe3d85cd15\"");
+  EXPECT_NE(make_etag(1, 2), make_etag(2, 1));
+  EXPECT_NE(make_etag(10, 1), make_etag(10, 2));
+}
+
+RangeResult partial(uint64_t first, uint64_t last) {
+  return {RangeDecision::kPartial, {first, last}};
+}
+
+void expect_range(std::string_view value, uint64_t size, RangeResult want) {
+  RangeResult got = parse_range(value, size);
+  EXPECT_EQ(got.decision, want.decision) << value << " size " << size;
+  if (want.decision == RangeDecision::kPartial) {
+    EXPECT_EQ(got.range, want.range) << value;
+  }
+}
+
+TEST(HttpUtil, RangeSatisfiable) {
+  expect_range("bytes=0-499", 10000, partial(0, 499));
+  expect_range("bytes=500-999", 10000, partial(500, 999));
+  expect_range("bytes=-500", 10000, partial(9500, 9999));
+  expect_range("bytes=9500-", 10000, partial(9500, 9999));
+  expect_range("bytes=0-0", 10000, partial(0, 0));
+  expect_range("bytes=0-", 1, partial(0, 0));
+  expect_range("bytes=5-5", 6, partial(5, 5));
+  expect_range("bytes=0-99999", 100, partial(0, 99));  // last clamped
+  expect_range("bytes=-99999", 100, partial(0, 99));   // suffix longer than file
+  expect_range("Bytes=1-2", 10, partial(1, 2));        // unit case-insensitive
+  expect_range(" bytes = 1-2 ", 10, partial(1, 2));
+  expect_range("bytes=1-2,", 10, partial(1, 2));                       // empty list elements
+  expect_range("bytes=0-99999999999999999999999", 10, partial(0, 9));  // saturates
+  EXPECT_EQ(parse_range("bytes=1-2", 10).range.length(), 2u);
+}
+
+TEST(HttpUtil, RangeUnsatisfiable) {
+  const RangeResult no{RangeDecision::kUnsatisfiable, {}};
+  expect_range("bytes=10000-", 10000, no);
+  expect_range("bytes=10000-20000", 10000, no);
+  expect_range("bytes=-0", 10000, no);
+  expect_range("bytes=0-", 0, no);
+  expect_range("bytes=-5", 0, no);
+  expect_range("bytes=99999999999999999999999-", 10, no);
+}
+
+TEST(HttpUtil, RangeIgnored) {
+  const RangeResult ig{RangeDecision::kIgnore, {}};
+  for (const char* v : {"", "bytes", "bytes=", "bytes=-", "bytes=5-2", "bytes=a-b", "bytes=1-2x",
+                        "bytes=1", "items=0-1", "bytes=0-1,2-3", "bytes=0-1, -5", "bytes=+1-2",
+                        "bytes=1 -2", "bytes=--1", "=0-1"}) {
+    expect_range(v, 10000, ig);
+  }
+}
+
+TEST(HttpUtil, ContentRange) {
+  EXPECT_EQ(content_range({0, 499}, 1234), "bytes 0-499/1234");
+  EXPECT_EQ(content_range({18446744073709551614u, 18446744073709551614u}, 18446744073709551615u),
+            "bytes 18446744073709551614-18446744073709551614/18446744073709551615");
+  EXPECT_EQ(content_range_unsatisfied(1234), "bytes */1234");
+  EXPECT_EQ(content_range_unsatisfied(0), "bytes */0");
+}
+
+TEST(HttpUtil, ReasonPhrases) {
+  EXPECT_EQ(reason_phrase(200), "OK");
+  EXPECT_EQ(reason_phrase(100), "Continue");
+  EXPECT_EQ(reason_phrase(206), "Partial Content");
+  EXPECT_EQ(reason_phrase(304), "Not Modified");
+  EXPECT_EQ(reason_phrase(400), "Bad Request");
+  EXPECT_EQ(reason_phrase(404), "Not Found");
+  EXPECT_EQ(reason_phrase(413), "Content Too Large");
+  EXPECT_EQ(reason_phrase(414), "URI Too Long");
+  EXPECT_EQ(reason_phrase(416), "Range Not Satisfiable");
+  EXPECT_EQ(reason_phrase(431), "Request Header Fields Too Large");
+  EXPECT_EQ(reason_phrase(501), "Not Implemented");
+  EXPECT_EQ(reason_phrase(505), "HTTP Version Not Supported");
+  EXPECT_EQ(reason_phrase(299), "");
+  EXPECT_EQ(reason_phrase(-1), "");
+}
+
+std::vector<FormField> fields(std::initializer_list<std::pair<std::string, std::string>> nv) {
+  std::vector<FormField> out;
+  for (const auto& [n, v] : nv) out.push_back(FormField{n, v, "", "", false});
+  return out;
+}
+
+TEST(HttpUtil, UrlEncoded) {
+  EXPECT_EQ(parse_urlencoded("a=1&b=2"), fields({{"a", "1"}, {"b", "2"}}));
+  EXPECT_EQ(parse_urlencoded("name=J%C3%B6rg+M&x=a%2Bb%26c%3Dd"),
+            fields({{"name", "J\xC3\xB6rg M"}, {"x", "a+b&c=d"}}));
+  EXPECT_EQ(parse_urlencoded("&&a&b=&=c&"), fields({{"a", ""}, {"b", ""}, {"", "c"}}));
+  EXPECT_EQ(parse_urlencoded("a=1=2"), fields({{"a", "1=2"}}));
+  EXPECT_EQ(parse_urlencoded("b=2&a=1&b=3"), fields({{"b", "2"}, {"a", "1"}, {"b", "3"}}));
+  EXPECT_EQ(parse_urlencoded("p=%zz%4&q=%"), fields({{"p", "%zz%4"}, {"q", "%"}}));
+  EXPECT_EQ(parse_urlencoded("n=%00"), fields({{"n", "\0"s}}));
+  EXPECT_EQ(parse_urlencoded("k%20=v%252"), fields({{"k ", "v%2"}}));  // once
+  EXPECT_TRUE(parse_urlencoded("").empty());
+  std::string many;
+  for (size_t i = 0; i < kMaxFormFields + 10; ++i) many += "a=1&";
+  EXPECT_EQ(parse_urlencoded(many).size(), kMaxFormFields);
+}
+
+TEST(HttpUtil, MultipartBoundary) {
+  EXPECT_EQ(multipart_boundary("multipart/form-data; boundary=abc123").value, "abc123");
+  EXPECT_EQ(multipart_boundary("Multipart/Form-Data;boundary=\"a b:c\"").value, "a b:c");
+  EXPECT_EQ(multipart_boundary("multipart/form-data; charset=utf-8; BOUNDARY=x").value, "x");
+  EXPECT_EQ(
+      multipart_boundary("multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxk").value,
+      "----WebKitFormBoundary7MA4YWxk");
+  EXPECT_FALSE(multipart_boundary("multipart/form-data").ok());
+  EXPECT_FALSE(multipart_boundary("multipart/form-data; boundary=").ok());
+  EXPECT_FALSE(multipart_boundary("multipart/form-data; boundary=\"\"").ok());
+  EXPECT_FALSE(multipart_boundary("multipart/form-data; boundary=\"abc").ok());
+  EXPECT_FALSE(multipart_boundary("multipart/mixed; boundary=x").ok());
+  EXPECT_FALSE(multipart_boundary("text/plain").ok());
+  EXPECT_FALSE(multipart_boundary("multipart/form-data; boundary=" + std::string(71, 'a')).ok());
+  EXPECT_TRUE(multipart_boundary("multipart/form-data; boundary=" + std::string(70, 'a')).ok());
+  EXPECT_FALSE(multipart_boundary("multipart/form-data; boundary=\"ab \"").ok());
+}
+
+TEST(HttpUtil, MultipartFields) {
+  const std::string body =
+      "preamble\r\n"
+      "--XyZ\r\n"
+      "Content-Disposition: form-data; name=\"title\"\r\n"
+      "\r\n"
+      "Hello\r\nWorld\r\n"
+      "--XyZ  \r\n"
+      "Content-Disposition: form-data; name=\"file\"; filename=\"a \\\"b\\\".bin\"\r\n"
+      "Content-Type: application/octet-stream\r\n"
+      "\r\n"
+      "\x00\x01\r\n--X\xff"s
+      "\r\n"
+      "--XyZ\r\n"
+      "content-disposition: form-data; name=empty\r\n"
+      "\r\n"
+      "\r\n"
+      "--XyZ--\r\n"
+      "epilogue";
+  auto r = parse_multipart(body, "XyZ");
+  ASSERT_TRUE(r.ok()) << r.error;
+  ASSERT_EQ(r.value.size(), 3u);
+  EXPECT_EQ(r.value[0], (FormField{"title", "Hello\r\nWorld", "", "", false}));
+  EXPECT_EQ(r.value[1], (FormField{"file", "\x00\x01\r\n--X\xff"s, "a \"b\".bin",
+                                   "application/octet-stream", true}));
+  EXPECT_EQ(r.value[2], (FormField{"empty", "", "", "", false}));
+}
+
+TEST(HttpUtil, MultipartNoPreambleAndEmptyForm) {
+  auto r = parse_multipart("--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--", "b");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.value, (std::vector<FormField>{{"a", "1", "", "", false}}));
+  r = parse_multipart("--b--\r\n", "b");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value.empty());
+  // An empty filename still marks a file part (a form submitted without a
+  // file chosen).
+  r = parse_multipart(
+      "--b\r\nContent-Disposition: form-data; name=f; filename=\"\"\r\n\r\n\r\n--b--", "b");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_TRUE(r.value[0].is_file);
+  EXPECT_EQ(r.value[0].filename, "");
+}
+
+TEST(HttpUtil, MultipartErrors) {
+  const char* bad[] = {
+      "",                                                                 // no delimiter
+      "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1",           // no close
+      "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--c--",  // wrong close
+      "--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--",          // no name
+      "--b\r\nContent-Type: text/plain\r\n\r\n1\r\n--b--",                // no disposition
+      "--b\r\nContent-Disposition: attachment; name=a\r\n\r\n1\r\n--b--",
+      "--b\r\nContent-Disposition: form-data; name=\"a\r\n\r\n1\r\n--b--",
+      "--b\r\nNoColonHere\r\n\r\n1\r\n--b--",
+      "--b\r\nContent-Disposition: form-data; name=a",  // headers cut
+      "--bx\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--",
+  };
+  for (const char* b : bad) EXPECT_FALSE(parse_multipart(b, "b").ok()) << b;
+  EXPECT_FALSE(parse_multipart("--\r\n\r\n", "").ok());
+  std::string big = "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n" +
+                    std::string(kMaxMultipartBody, 'x') + "\r\n--b--";
+  EXPECT_FALSE(parse_multipart(big, "b").ok());
+  std::string many;
+  for (size_t i = 0; i <= kMaxFormFields; ++i) {
+    many += "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n";
+  }
+  many += "--b--";
+  EXPECT_FALSE(parse_multipart(many, "b").ok());
+}
+
+TEST(HttpUtil, HtmlEscape) {
+  EXPECT_EQ(html_escape("<a href=\"x\">Tom & Jerry's</a>"),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;");
+  EXPECT_EQ(html_escape("plain \xC3\xA9"), "plain \xC3\xA9");
+  EXPECT_EQ(html_escape(""), "");
+  EXPECT_EQ(html_escape("&amp;"), "&amp;amp;");
+}
+
+TEST(HttpUtil, ContentDisposition) {
+  EXPECT_EQ(content_disposition("report.pdf"),
+            "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");
+  EXPECT_EQ(content_disposition("a b.txt", true),
+            "inline; filename=\"a b.txt\"; filename*=UTF-8''a%20b.txt");
+  EXPECT_EQ(content_disposition("caf\xC3\xA9.txt"),
+            "attachment; filename=\"caf__.txt\"; filename*=UTF-8''caf%C3%A9.txt");
+  // CR, LF and quotes cannot break out of the header or the quoted string.
+  EXPECT_EQ(content_disposition("evil\r\nSet-Cookie: x=\"1\".txt"),
+            "attachment; filename=\"evilSet-Cookie: x=1.txt\"; "
+            "filename*=UTF-8''evilSet-Cookie%3A%20x%3D1.txt");
+  EXPECT_EQ(content_disposition("a\\b;c%d"),
+            "attachment; filename=\"a_b;c%d\"; filename*=UTF-8''a%5Cb%3Bc%25d");
+  EXPECT_EQ(content_disposition(""), "attachment; filename=\"\"; filename*=UTF-8''");
+  const std::string cd = content_disposition("x\ty\x7f");
+  EXPECT_EQ(cd, "attachment; filename=\"x_y_\"; filename*=UTF-8''x%09y%7F");
+}
+
+}  // namespace
+}  // namespace fsrv::services::http
