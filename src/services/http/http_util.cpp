@@ -240,14 +240,14 @@ Result<std::string> percent_decode_path(std::string_view path) {
   out.reserve(path.size());
   for (size_t i = 0; i < path.size(); ++i) {
     const char c = path[i];
-    if (c == '\0') return Result<std::string>::failure("NUL byte in path");
+    if (c == '\0') return Result<std::string>::failure(Errc::kBadRequest, "NUL byte in path");
     if (c != '%') {
       out.push_back(c);
       continue;
     }
     const int byte = escape_at(path, i);
-    if (byte < 0) return Result<std::string>::failure("bad percent escape in path");
-    if (byte == 0) return Result<std::string>::failure("%00 in path");
+    if (byte < 0) return Result<std::string>::failure(Errc::kBadRequest, "bad percent escape in path");
+    if (byte == 0) return Result<std::string>::failure(Errc::kBadRequest, "%00 in path");
     out.push_back(static_cast<char>(byte));
     i += 2;
   }
@@ -542,28 +542,28 @@ Result<std::string> multipart_boundary(std::string_view content_type) {
   std::string type;
   std::vector<Param> params;
   if (!parse_media_type(content_type, type, params)) {
-    return Result<std::string>::failure("malformed Content-Type");
+    return Result<std::string>::failure(Errc::kBadRequest, "malformed Content-Type");
   }
-  if (type != "multipart/form-data") return Result<std::string>::failure("not multipart/form-data");
+  if (type != "multipart/form-data") return Result<std::string>::failure(Errc::kBadRequest, "not multipart/form-data");
   for (const Param& p : params) {
     if (p.name != "boundary") continue;
     // bcharsnospace etc.: 1-70 characters, not ending in a space (RFC 2046
     // section 5.1.1); CR/LF would break the framing.
     if (p.value.empty() || p.value.size() > 70 || p.value.back() == ' ' ||
         p.value.find_first_of("\r\n") != std::string::npos) {
-      return Result<std::string>::failure("invalid multipart boundary");
+      return Result<std::string>::failure(Errc::kBadRequest, "invalid multipart boundary");
     }
     Result<std::string> r;
     r.value = p.value;
     return r;
   }
-  return Result<std::string>::failure("missing multipart boundary");
+  return Result<std::string>::failure(Errc::kBadRequest, "missing multipart boundary");
 }
 
 Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary) {
   using R = Result<std::vector<FormField>>;
-  if (body.size() > kMaxMultipartBody) return R::failure("multipart body too large");
-  if (boundary.empty()) return R::failure("empty boundary");
+  if (body.size() > kMaxMultipartBody) return R::failure(Errc::kTooLarge, "multipart body too large");
+  if (boundary.empty()) return R::failure(Errc::kBadRequest, "empty boundary");
   const std::string dash = "--" + std::string(boundary);
   const std::string delim = "\r\n" + dash;
   // The first delimiter is at the very start or after the preamble's CRLF.
@@ -572,7 +572,7 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
     pos = dash.size();
   } else {
     const size_t d = body.find(delim);
-    if (d == std::string_view::npos) return R::failure("missing multipart delimiter");
+    if (d == std::string_view::npos) return R::failure(Errc::kBadRequest, "missing multipart delimiter");
     pos = d + delim.size();
   }
   R out;
@@ -580,21 +580,21 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
     // After a delimiter: "--" closes, otherwise transport padding and CRLF.
     if (body.substr(pos, 2) == "--") return out;
     while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;
-    if (body.substr(pos, 2) != "\r\n") return R::failure("malformed multipart delimiter line");
+    if (body.substr(pos, 2) != "\r\n") return R::failure(Errc::kBadRequest, "malformed multipart delimiter line");
     pos += 2;
-    if (out.value.size() >= kMaxFormFields) return R::failure("too many multipart parts");
+    if (out.value.size() >= kMaxFormFields) return R::failure(Errc::kBadRequest, "too many multipart parts");
     // Part headers up to an empty line.
     FormField field;
     bool have_disposition = false;
     while (true) {
       const size_t eol = body.find("\r\n", pos);
-      if (eol == std::string_view::npos) return R::failure("unterminated part headers");
+      if (eol == std::string_view::npos) return R::failure(Errc::kBadRequest, "unterminated part headers");
       const std::string_view line = body.substr(pos, eol - pos);
       pos = eol + 2;
       if (line.empty()) break;
       const size_t colon = line.find(':');
       if (colon == std::string_view::npos || colon == 0) {
-        return R::failure("malformed part header");
+        return R::failure(Errc::kBadRequest, "malformed part header");
       }
       const std::string_view name = line.substr(0, colon);
       const std::string_view value = trim_ows(line.substr(colon + 1));
@@ -602,7 +602,7 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
         std::string type;
         std::vector<Param> params;
         if (!parse_media_type(value, type, params) || type != "form-data") {
-          return R::failure("part is not form-data");
+          return R::failure(Errc::kBadRequest, "part is not form-data");
         }
         have_disposition = true;
         for (Param& p : params) {
@@ -617,10 +617,10 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
         field.content_type = std::string(value);
       }
     }
-    if (!have_disposition) return R::failure("part without Content-Disposition");
-    if (field.name.empty()) return R::failure("part without a name");
+    if (!have_disposition) return R::failure(Errc::kBadRequest, "part without Content-Disposition");
+    if (field.name.empty()) return R::failure(Errc::kBadRequest, "part without a name");
     const size_t end = body.find(delim, pos);
-    if (end == std::string_view::npos) return R::failure("missing multipart close delimiter");
+    if (end == std::string_view::npos) return R::failure(Errc::kBadRequest, "missing multipart close delimiter");
     field.value = std::string(body.substr(pos, end - pos));
     out.value.push_back(std::move(field));
     pos = end + delim.size();
