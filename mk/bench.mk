@@ -10,7 +10,8 @@
 #                           a live server; its own binary, so other suites'
 #                           breakage does not block it)
 
-PROGRAMS += stress stress-grid
+PROGRAMS += stress stress-grid echo-bench
+echo-bench_SRCS := bench/echo_bench.cpp
 stress_SRCS := bench/stress.cpp
 stress-grid_SRCS := bench/stress_grid.cpp
 

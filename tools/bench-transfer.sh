@@ -22,8 +22,8 @@ START_TIMEOUT=10     # seconds for the server to print its `listening file on` l
 IPERF_SECONDS=3
 
 cd "$(dirname "$0")/.."
-if [[ ! -x $BIN/filecli || ! -x $BIN/fileserver || ! -x $BIN/stress ]]; then
-  make -s "$BIN/filecli" "$BIN/fileserver" "$BIN/stress"
+if [[ ! -x $BIN/filecli || ! -x $BIN/fileserver || ! -x $BIN/stress || ! -x $BIN/echo-bench ]]; then
+  make -s "$BIN/filecli" "$BIN/fileserver" "$BIN/stress" "$BIN/echo-bench"
 fi
 FILECLI=$(realpath "$BIN/filecli")
 FILESERVER=$(realpath "$BIN/fileserver")
@@ -192,6 +192,31 @@ for mode in thread process; do
   row "server peak RSS ($mode)" "" "$rss"
   [[ $verdict == "content verified" ]] || MISMATCH=1
 done
+
+# --- echo service: 1 client echoing ECHO_BYTES (default 1 GB), thread mode ---
+ECHO_BYTES=${ECHO_BYTES:-1000000000}
+mkdir -p "$WORK/root-echo"
+"$FILESERVER" --host 127.0.0.1 --listen echo=0 --root "$WORK/root-echo" --log-level warn \
+  >"$WORK/echo.out" 2>"$WORK/echo.err" &
+ECHO_PID=$!
+PIDS+=("$ECHO_PID")
+for _ in $(seq 100); do
+  ECHO_PORT=$(sed -n '1s/^listening echo on .*:\([0-9][0-9]*\)$/\1/p' "$WORK/echo.out")
+  [[ -n $ECHO_PORT ]] && break
+  sleep 0.05
+done
+if [[ -n ${ECHO_PORT:-} ]] &&
+  echo_line=$(timeout "$STEP_TIMEOUT" "$(realpath "$BIN/echo-bench")" --port "$ECHO_PORT" --bytes "$ECHO_BYTES"); then
+  echo_mbps=$(sed -n 's/.* \([0-9.]*\) MB\/s.*/\1/p' <<<"$echo_line")
+  echo_vs="-"
+  [[ $IPERF_BPS != 0 ]] && echo_vs="$(ratio "$echo_mbps" "$(mbps "$IPERF_BPS" 1)") of iperf3"
+  row "echo 1 client $((ECHO_BYTES / 1000000)) MB (thread)" "$echo_mbps" "MB/s each way, $echo_vs; content hashed"
+else
+  row "echo 1 client (thread)" "-" "failed: ${echo_line:-no listening line}"
+  MISMATCH=1
+fi
+kill "$ECHO_PID" 2>/dev/null || true
+wait "$ECHO_PID" 2>/dev/null || true
 
 echo
 printf '%-34s %10s  %s\n' "measure" "value" "note"
