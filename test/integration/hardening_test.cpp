@@ -162,6 +162,50 @@ TEST_P(Hardening, ClientClosingMidGetIsReleasedAtOnce) {
   EXPECT_LT(s, 5.0);
 }
 
+// Point 4: when the master was SIGKILLed, a worker saw its channel's EOF and
+// PDEATHSIG's SIGTERM as two stop requests and cut its transfers ("3 of 3
+// GETs truncated, the in-flight upload lost"). One cause, one drain now.
+TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
+  TempDir root;
+  ServerProcess server({"--mode", "process", "--workers", "2", "--log-level", "warn"},
+                       root.path());
+  const uint64_t size = small_mode() ? (8u << 20) : (48u << 20);
+  {
+    std::ofstream f(root.file("big.bin"), std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size - 1));
+    f.put('z');
+  }
+  std::vector<int> gets;
+  for (int i = 0; i < 3; ++i) {
+    int fd = connect_to(server.port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, "GET big.bin\r\n");
+    gets.push_back(fd);
+  }
+  int up = connect_to(server.port());
+  send_all(up, "UPLOAD kept.bin ");
+  send_all(up, std::string(400000, 'A'));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // all in flight
+  kill(server.pid(), SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  send_all(up, std::string(400000, 'A') + "\r\n");
+  const uint64_t want =
+      std::string("{\"status\":\"OK\",\"data_namafile\":\"big.bin\",\"data_file\":\"").size() +
+      (size + 2) / 3 * 4 + 6;
+  for (int fd : gets) {
+    uint64_t got = 0;
+    std::vector<char> buf(1 << 20);
+    for (ssize_t n; got < want && (n = recv(fd, buf.data(), buf.size(), 0)) > 0;) {
+      got += static_cast<uint64_t>(n);
+    }
+    EXPECT_EQ(got, want) << "a GET was cut short";
+    close(fd);
+  }
+  EXPECT_EQ(read_reply(up), "{\"status\":\"OK\",\"data\":\"kept.bin uploaded (600000 bytes)\"}\r\n\r\n");
+  close(up);
+  server.stop(SIGKILL);  // reap the master; the workers exit by themselves
+}
+
 const Mode kModes[] = {
     {"thread", {"--mode", "thread", "--log-level", "warn"}},
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},
