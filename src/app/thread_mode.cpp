@@ -33,6 +33,8 @@ int serve_thread_mode(const ServerConfig& config) {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return table.to_json("thread", config.workers, up, table.size());
   });
+  server.reactor().max_conns =
+      runtime::effective_max_conns(config.max_conns, runtime::raise_fd_limit(), 1);
 
   std::vector<std::unique_ptr<reactor::Listener>> listeners;
   Status s = runtime::listen_all(&loop, specs, listeners, [&](reactor::Listener& l) {

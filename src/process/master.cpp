@@ -106,6 +106,7 @@ class Master {
   std::unique_ptr<reactor::Lifecycle> life_;
   reactor::Reactor reactor_;  ///< the master's own connections: refusals only
   bool stopping_ = false;
+  int max_conns_ = 0;
   size_t next_ = 0;
 };
 
@@ -179,9 +180,9 @@ bool Master::fork_worker(WorkerHandle& w) {
 
 void Master::on_connection(reactor::Listener& l) {
   const services::ServiceInfo* info = services::find(l.service());
-  if (active_connections() + 1 > config_.max_conns) {
+  if (active_connections() + 1 > max_conns_) {
     reactor::refuse_connection(reactor_, l.stream(),
-                               info->refusal(reactor::Refusal::kBusy, config_.max_conns));
+                               info->refusal(reactor::Refusal::kBusy, max_conns_));
     return;
   }
   // Least-loaded live worker; ties go round-robin.
@@ -199,7 +200,7 @@ void Master::on_connection(reactor::Listener& l) {
   next_ = (next_ + 1) % workers_.size();
   if (!best) {
     reactor::refuse_connection(reactor_, l.stream(),
-                               info->refusal(reactor::Refusal::kBusy, config_.max_conns));
+                               info->refusal(reactor::Refusal::kBusy, max_conns_));
     return;
   }
   auto* pass = new PassReq;
@@ -301,7 +302,11 @@ int Master::run() {
   uv_loop_init(&loop_);
   reactor_.loop = &loop_;
   reactor_.idle_timeout_s = config_.idle_timeout_s;
-  reactor_.max_conns = config_.max_conns;
+  // Each worker raises its own limit the same way after fork; the master
+  // caps the whole server at what the workers' descriptors allow.
+  max_conns_ = runtime::effective_max_conns(config_.max_conns, runtime::raise_fd_limit(),
+                                            config_.workers);
+  reactor_.max_conns = max_conns_;
   reactor_.stats = &table_->slot(0);
 
   Status s = runtime::listen_all(&loop_, specs_, listeners_,

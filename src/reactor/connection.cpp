@@ -103,6 +103,8 @@ void Connection::start(std::unique_ptr<ConnectionHandler> handler) {
 
 void Connection::reject(std::string message) {
   reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+  rejected_ = true;
+  ++reactor_.refusing;
   if (!message.empty()) write_owned(message);
   close_when_flushed();
 }
@@ -432,8 +434,14 @@ void Connection::on_handle_closed(uv_handle_t* h) {
   Reactor& r = self->reactor_;
   r.connections.erase(self);
   r.stats->conns_active.fetch_sub(1, std::memory_order_relaxed);
+  if (self->rejected_) --r.refusing;
   if (self->on_gone) self->on_gone();
   self->release();
+  if (!r.deferred_accepts.empty() && r.refusing < Reactor::kMaxRefusing) {
+    auto retry = std::move(r.deferred_accepts.front());
+    r.deferred_accepts.erase(r.deferred_accepts.begin());
+    retry();
+  }
   if (r.draining && r.connections.empty() && r.on_drained) r.on_drained();
 }
 

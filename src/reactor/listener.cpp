@@ -33,7 +33,11 @@ int Listener::listen(std::function<void(Listener&)> on_connection) {
     rc = uv_listen(stream(), 4096, [](uv_stream_t* s, int status) {
       auto* self = static_cast<Listener*>(s->data);
       if (status < 0) {
-        FSRV_LOG_WARN("%s listener: %s", self->service_.c_str(), uv_strerror(status));
+        // UV_EMFILE/UV_ENFILE: libuv accepted and closed a client to make
+        // room (its emfile trick); the fd-derived connection cap keeps us
+        // from getting here (runtime::raise_fd_limit).
+        FSRV_LOG_WARN("%s listener: %s (a client was dropped)", self->service_.c_str(),
+                      uv_strerror(status));
         return;
       }
       self->on_connection_(*self);

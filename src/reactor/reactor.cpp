@@ -24,23 +24,26 @@ Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc) {
 }  // namespace
 
 int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory) {
+  int64_t active = reactor.active_connections
+                       ? reactor.active_connections()
+                       : static_cast<int64_t>(reactor.connections.size()) - reactor.refusing;
+  if (reactor.draining || active + 1 > reactor.max_conns) {
+    Refusal why = reactor.draining ? Refusal::kShuttingDown : Refusal::kBusy;
+    return refuse_connection(reactor, server, factory.refusal(why, reactor.max_conns));
+  }
   int rc;
   Connection* conn = accept_one(reactor, server, &rc);
-  if (!conn) return rc;
-  int64_t active = reactor.active_connections ? reactor.active_connections()
-                                              : static_cast<int64_t>(reactor.connections.size());
-  if (reactor.draining) {
-    conn->reject(factory.refusal(Refusal::kShuttingDown, reactor.max_conns));
-  } else if (active > reactor.max_conns) {
-    // `active` already counts this connection.
-    conn->reject(factory.refusal(Refusal::kBusy, reactor.max_conns));
-  } else {
-    conn->start(factory.make_handler(*conn));
-  }
-  return 0;
+  if (conn) conn->start(factory.make_handler(*conn));
+  return rc;
 }
 
 int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message) {
+  if (reactor.refusing >= Reactor::kMaxRefusing) {
+    // Leave it in the listener: libuv polls the listener again at uv_accept.
+    reactor.deferred_accepts.push_back(
+        [&reactor, server, message] { refuse_connection(reactor, server, message); });
+    return 0;
+  }
   int rc;
   Connection* conn = accept_one(reactor, server, &rc);
   if (conn) conn->reject(std::move(message));

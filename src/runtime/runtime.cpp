@@ -1,7 +1,14 @@
 #include "fsrv/runtime/runtime.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
+
 #include <cstdio>
 #include <stdexcept>
+
+#include "fsrv/core/limits.hpp"
+#include "fsrv/core/log.hpp"
 
 namespace fsrv::runtime {
 
@@ -58,6 +65,31 @@ void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& list
   fflush(stdout);
 }
 
+int raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1 << 20;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+    FSRV_LOG_DEBUG("file descriptor limit raised from %llu to %llu",
+                   static_cast<unsigned long long>(before),
+                   static_cast<unsigned long long>(rl.rlim_cur));
+  }
+  long long fds = rl.rlim_cur == RLIM_INFINITY ? (1 << 20) : static_cast<long long>(rl.rlim_cur);
+  long long cap = (fds - limits::kReservedFds) / limits::kFdsPerConnection;
+  return static_cast<int>(std::max<long long>(1, std::min<long long>(cap, 1 << 20)));
+}
+
+int effective_max_conns(int max_conns, int fd_cap, int processes) {
+  long long fd_total = static_cast<long long>(fd_cap) * std::max(1, processes);
+  if (fd_total >= max_conns) return max_conns;
+  FSRV_LOG_WARN("--max-conns %d lowered to %lld by the file descriptor limit (ulimit -n): "
+                "clients beyond it get the busy reply",
+                max_conns, fd_total);
+  return static_cast<int>(fd_total);
+}
+
 ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
                                std::vector<ListenSpec> listeners, const stats::Schema& schema,
                                stats::StatsSlot& slot, reactor::Executor& executor,
@@ -75,6 +107,10 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.loop = loop;
   reactor_.idle_timeout_s = config.idle_timeout_s;
   reactor_.max_conns = config.max_conns;
+  if (int stale = root_->remove_stale_temporaries(); stale > 0) {
+    FSRV_LOG_WARN("removed %d stale upload temporar%s left by a crashed server", stale,
+                  stale == 1 ? "y" : "ies");
+  }
   reactor_.stats = &slot;
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
 }

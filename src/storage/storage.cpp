@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -282,6 +283,41 @@ Status Root::remove(const std::string& name) const {
   if (!st.ok()) return st.status();
   if (unlinkat(fd_, name.c_str(), 0) != 0) return lookup_error(errno);
   return {};
+}
+
+int Root::remove_stale_temporaries() const {
+  int dfd = openat(fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR* dir = dfd < 0 ? nullptr : fdopendir(dfd);
+  if (!dir) {
+    if (dfd >= 0) close(dfd);
+    return 0;
+  }
+  int removed = 0;
+  while (dirent* e = readdir(dir)) {
+    // Only our own pattern: ".upload-" PID "-" N ".tmp" (temp_name()).
+    std::string_view n = e->d_name;
+    constexpr std::string_view kPrefix = ".upload-", kSuffix = ".tmp";
+    if (n.substr(0, kPrefix.size()) != kPrefix || n.size() <= kPrefix.size() + kSuffix.size() ||
+        n.substr(n.size() - kSuffix.size()) != kSuffix) {
+      continue;
+    }
+    std::string_view mid = n.substr(kPrefix.size(), n.size() - kPrefix.size() - kSuffix.size());
+    size_t dash = mid.find('-');
+    if (dash == 0 || dash == std::string_view::npos ||
+        mid.find_first_not_of("0123456789-") != std::string_view::npos) {
+      continue;
+    }
+    long pid = std::strtol(std::string(mid.substr(0, dash)).c_str(), nullptr, 10);
+    if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)) continue;
+    struct stat st;
+    if (fstatat(fd_, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != geteuid()) {
+      continue;
+    }
+    if (unlinkat(fd_, e->d_name, 0) == 0) ++removed;
+  }
+  closedir(dir);
+  return removed;
 }
 
 Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +86,12 @@ class ServerProcess {
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      // Tests of descriptor exhaustion run the server under a small
+      // RLIMIT_NOFILE (soft and hard), as `ulimit -n N` would.
+      if (nofile_limit > 0) {
+        rlimit rl{static_cast<rlim_t>(nofile_limit), static_cast<rlim_t>(nofile_limit)};
+        setrlimit(RLIMIT_NOFILE, &rl);
+      }
       dup2(out[1], 1);
       close(out[0]);
       close(out[1]);
@@ -128,6 +135,10 @@ class ServerProcess {
     port_ = ports_[0];
   }
   ~ServerProcess() { stop(); }
+
+  /// When > 0, the next ServerProcess started (in this thread) runs with
+  /// RLIMIT_NOFILE at this value.
+  static inline thread_local int nofile_limit = 0;
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 

@@ -49,6 +49,16 @@ inline constexpr int kDefaultLegacyIdleMs = 200;
 /// Default grace period in seconds for in-flight transfers at shutdown.
 inline constexpr double kDefaultGraceS = 10.0;
 
+/// File descriptors kept free for everything that is not a client socket
+/// (listeners, channels, signalfd, epoll, stdio, refusing a client): the
+/// connection cap derived from RLIMIT_NOFILE leaves this many unused.
+inline constexpr int kReservedFds = 64;
+
+/// Descriptors one connection may hold at once: its socket, the file it is
+/// sending or the temporary file it is writing, and send_file's dup of the
+/// socket. Used to derive the connection cap from RLIMIT_NOFILE.
+inline constexpr int kFdsPerConnection = 3;
+
 /// Longest file name in bytes (NAME_MAX on Linux).
 inline constexpr size_t kMaxName = 255;
 

@@ -182,6 +182,7 @@ class Connection {
   bool reading_ = false;
   bool shutting_down_ = false;
   bool congested_ = false;
+  bool rejected_ = false;  ///< a refusal (counted in Reactor::refusing)
 };
 
 }  // namespace fsrv::reactor

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "fsrv/reactor/connection.hpp"
 #include "fsrv/stats/stats.hpp"
@@ -52,6 +53,16 @@ struct Reactor {
   /// Connections open in the whole server (all processes); null = this
   /// loop's connections.
   std::function<int64_t()> active_connections;
+
+  /// Refused connections still open (their busy reply being flushed). Each
+  /// holds a descriptor: beyond kMaxRefusing, accepting waits (the kernel's
+  /// backlog holds the clients) until one closes, so a burst of clients
+  /// beyond the limit cannot exhaust the descriptors kept for refusing.
+  static constexpr int kMaxRefusing = 32;
+  int refusing = 0;
+  /// Accepts postponed while kMaxRefusing were open; retried, oldest first,
+  /// as connections close.
+  std::vector<std::function<void()>> deferred_accepts;
 };
 
 /// Accepts one pending connection from `server` (a listening TCP handle or an
@@ -61,7 +72,10 @@ struct Reactor {
 int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory);
 
 /// Accepts one pending connection from `server` only to send it `message`
-/// and close it (counted as rejected). Returns 0 or a libuv error code.
+/// and close it (counted as rejected), or, while Reactor::kMaxRefusing
+/// refusals are still open, leaves it pending (libuv stops polling the
+/// listener until uv_accept) and retries when one closes. Returns 0 or a
+/// libuv error code.
 int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message);
 
 /// Starts graceful shutdown: every connection finishes its current request

@@ -49,6 +49,18 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 /// flushes (tests and scripts read the ports from these lines).
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners);
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit (logged) and returns the
+/// connection cap it allows: (limit - limits::kReservedFds) /
+/// limits::kFdsPerConnection, so a client beyond it is refused with the
+/// service's busy reply instead of being dropped by EMFILE (hardening issue,
+/// point 6). Call once per process at start-up.
+int raise_fd_limit();
+
+/// The effective connection limit: min(--max-conns, raise_fd_limit()'s cap
+/// times `processes` serving processes); logs a warning when the fd limit is
+/// the smaller.
+int effective_max_conns(int max_conns, int fd_cap, int processes);
+
 /// A serving process: storage root, services and reactor on one loop.
 class ServingProcess {
  public:

@@ -106,6 +106,10 @@ class Root {
   Result<uint64_t> size(const std::string& name) const;
   /// Deletes a regular file (same errors as open_read).
   Status remove(const std::string& name) const;
+  /// Removes `.upload-PID-N.tmp` files (the named-temporary fallback) whose
+  /// process PID is no longer alive and that belong to this user: what a
+  /// crashed server left behind (hardening issue, point 7). Returns how many.
+  int remove_stale_temporaries() const;
   /// Starts an upload (the name is validated by the caller before the
   /// payload arrives; commit() takes it). Errors: kNoSpace, kIo.
   Result<std::unique_ptr<UploadFile>> begin_upload() const;
