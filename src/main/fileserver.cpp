@@ -89,6 +89,16 @@ int main(int argc, char** argv) {
   app.add_option("--legacy-idle-ms", config.legacy_idle_ms,
                  "Run an unterminated non-UPLOAD command after this much silence (0 = never)")
       ->capture_default_str();
+  app.add_option("--request-timeout", config.request_timeout_s,
+                 "Seconds a request line may take from its first byte (0 = no limit)")
+      ->capture_default_str();
+  app.add_option("--min-rate", config.min_rate,
+                 "Slowest payload or reply in bytes/s over --min-rate-window (0 = no limit)")
+      ->capture_default_str();
+  app.add_option("--min-rate-window", config.min_rate_window_s,
+                 "Window in seconds over which --min-rate is measured")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--grace", config.grace_s, "Seconds in-flight transfers get at shutdown")
       ->capture_default_str();
   app.add_option("--codec", codec, "Base64 codec: fast | libb64")

@@ -47,6 +47,10 @@ void ConnectionHandler::on_idle_timeout() {
   if (connection) connection->close();
 }
 
+void ConnectionHandler::on_too_slow() {
+  if (connection) connection->close();
+}
+
 // ---------------------------------------------------------------- ConnRef
 
 ConnRef::ConnRef(Connection* c) : c_(c) {
@@ -124,6 +128,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
                                              std::memory_order_relaxed);
     self->touch();
     self->handler_->on_read(static_cast<size_t>(nread));
+    self->count_progress(static_cast<uint64_t>(nread));
     return;
   }
   self->pause_reading();
@@ -190,6 +195,7 @@ void Connection::on_written(uv_write_t* req, int status) {
   Connection* c = w->conn.get();
   if (status == 0) c->touch();
   if (w->is_owned) c->owned_in_flight_ = false;
+  if (status == 0) c->count_progress(w->bytes);
   if (w->cb) w->cb(status);
   c->write_done(w->bytes);
   if (status != 0 && status != UV_ECANCELED) {
@@ -335,6 +341,36 @@ void Connection::pause_reading() {
 void Connection::resume_reading() {
   if (reading_ || closing_ || shutting_down_) return;
   if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+}
+
+void Connection::set_transfer(bool active) {
+  if (active && !transfer_) {
+    window_start_ms_ = now_ms();
+    window_bytes_ = 0;
+  }
+  transfer_ = active;
+}
+
+uint64_t Connection::now_ms() const { return uv_now(reactor_.loop); }
+
+// Measures a transfer's rate over whole windows: at the end of each window,
+// fewer bytes than min_rate * window means the client is too slow.
+void Connection::count_progress(uint64_t bytes) {
+  if (!transfer_ || closing_ || reactor_.min_rate <= 0) return;
+  window_bytes_ += bytes;
+  uint64_t window_ms = static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000));
+  uint64_t now = now_ms();
+  if (now - window_start_ms_ < window_ms) return;
+  double rate = static_cast<double>(window_bytes_) * 1000.0 / static_cast<double>(now - window_start_ms_);
+  window_start_ms_ = now;
+  window_bytes_ = 0;
+  if (rate >= reactor_.min_rate) return;
+  ConnRef keep(this);
+  if (handler_) {
+    handler_->on_too_slow();
+  } else {
+    close();
+  }
 }
 
 void Connection::start_timer(uint64_t ms) {

@@ -107,6 +107,8 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.loop = loop;
   reactor_.idle_timeout_s = config.idle_timeout_s;
   reactor_.max_conns = config.max_conns;
+  reactor_.min_rate = config.min_rate;
+  reactor_.min_rate_window_s = config.min_rate_window_s;
   if (int stale = root_->remove_stale_temporaries(); stale > 0) {
     FSRV_LOG_WARN("removed %d stale upload temporar%s left by a crashed server", stale,
                   stale == 1 ? "y" : "ies");

@@ -210,6 +210,56 @@ TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
   server.stop(SIGKILL);  // reap the master; the workers exit by themselves
 }
 
+// Point 3: one byte per second kept a request line (or an UPLOAD payload)
+// alive forever, since every byte reset the idle timer: 20 such clients with
+// --max-conns 20 locked everyone out. A line now has --request-timeout from
+// its first byte, and a payload must move at --min-rate over its window.
+TEST_P(Hardening, SlowRequestLinesAndPayloadsAreCutOff) {
+  start({"--request-timeout", "1", "--min-rate", "2000", "--min-rate-window", "1",
+         "--max-conns", "4"});
+  auto trickle = [&](const std::string& head, char byte) {
+    int fd = connect_to(server->port());
+    send_all(fd, head);
+    std::string got;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+    while (std::chrono::steady_clock::now() < until) {
+      if (!send_all(fd, std::string(1, byte))) break;
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 100) == 1) {
+        char buf[512];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+    }
+    close(fd);
+    return got;
+  };
+  std::vector<std::thread> slow;
+  std::vector<std::string> replies(4);
+  for (int i = 0; i < 4; ++i) {
+    slow.emplace_back([&, i] {
+      replies[i] = i % 2 == 0 ? trickle("XYZ", 'A') : trickle("UPLOAD slow.bin ", 'Q');
+    });
+  }
+  // While the 4 slow clients hold every slot, others are refused; once they
+  // are cut off (about a second), service resumes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(request(server->port(), "PING"), "{\"status\":\"OK\",\"data\":\"connected\"}\r\n\r\n");
+  for (auto& t : slow) t.join();
+  for (int i = 0; i < 4; ++i) {
+    if (i % 2 == 0) {
+      EXPECT_EQ(replies[i],
+                "{\"status\":\"ERROR\",\"data\":\"request timeout: line not complete within 1 s\"}"
+                "\r\n\r\n");
+    } else {
+      EXPECT_EQ(replies[i],
+                "{\"status\":\"ERROR\",\"data\":\"too slow: under 2000 bytes/s over 1 s\"}\r\n\r\n");
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(root.file("slow.bin")));
+}
+
 // Point 6: with `ulimit -n 200`, 413 of 600 clients were dropped with no
 // reply and no log (EMFILE). Now the connection cap follows the descriptor
 // limit, so every client beyond it gets the busy reply.

@@ -46,6 +46,9 @@ struct ServerConfig {
   double stats_interval_s = 0;  ///< 0 = no periodic stats line
   int legacy_idle_ms = limits::kDefaultLegacyIdleMs;
   double grace_s = limits::kDefaultGraceS;
+  double request_timeout_s = limits::kDefaultRequestTimeoutS;  ///< 0 = none
+  double min_rate = limits::kDefaultMinRate;                    ///< bytes/s; 0 = none
+  double min_rate_window_s = limits::kDefaultMinRateWindowS;
   codec::Base64Kind codec = codec::Base64Kind::kFast;
 };
 

@@ -46,6 +46,17 @@ inline constexpr int kDefaultMaxConns = 1024;
 /// complete non-UPLOAD command is processed anyway.
 inline constexpr int kDefaultLegacyIdleMs = 200;
 
+/// Default --request-timeout in seconds: a request line must be complete
+/// this long after its first byte (nginx's client_header_timeout), so a
+/// client sending one byte a second cannot hold a slot forever.
+inline constexpr double kDefaultRequestTimeoutS = 30.0;
+
+/// Default --min-rate in bytes per second over --min-rate-window seconds:
+/// a payload or reply moving slower than this is cut off (Apache's
+/// mod_reqtimeout MinRate). 1 KiB/s over 30 s is far below any real client.
+inline constexpr double kDefaultMinRate = 1024.0;
+inline constexpr double kDefaultMinRateWindowS = 30.0;
+
 /// Default grace period in seconds for in-flight transfers at shutdown.
 inline constexpr double kDefaultGraceS = 10.0;
 

@@ -50,6 +50,9 @@ class ConnectionHandler {
   virtual void on_timer() {}
   /// No read or write progress for the idle timeout. Default: close.
   virtual void on_idle_timeout();
+  /// A transfer (Connection::set_transfer) moved fewer bytes than the
+  /// reactor's min_rate over its window. Default: close.
+  virtual void on_too_slow();
   /// pending_bytes() fell below kLowWater after congested() had been true.
   virtual void on_drain() = 0;
   /// The server is shutting down: finish the current request, then close.
@@ -131,6 +134,13 @@ class Connection {
   /// pipelined requests calls this, so one busy connection cannot starve
   /// the others or the accept of new ones (Redis: NET_MAX_WRITES_PER_EVENT).
   void yield_turn();
+  /// Marks a payload or reply in progress (or over): while on, bytes read
+  /// and written are measured against the reactor's min_rate over its
+  /// window, and on_too_slow() fires below it (slowloris bodies, hardening
+  /// issue point 3). Idle time between requests is the idle timeout's.
+  void set_transfer(bool active);
+  /// The loop's clock in milliseconds (uv_now).
+  uint64_t now_ms() const;
   /// Restarts the idle timer (call on progress other than reads and writes).
   void touch();
 
@@ -183,6 +193,10 @@ class Connection {
   bool shutting_down_ = false;
   bool congested_ = false;
   bool rejected_ = false;  ///< a refusal (counted in Reactor::refusing)
+  bool transfer_ = false;  ///< set_transfer(true): rate measured
+  uint64_t window_start_ms_ = 0;
+  uint64_t window_bytes_ = 0;
+  void count_progress(uint64_t bytes);
 };
 
 }  // namespace fsrv::reactor

@@ -43,6 +43,8 @@ struct Reactor {
   uv_loop_t* loop = nullptr;
   double idle_timeout_s = 60;  ///< 0 = no idle timeout
   int max_conns = 1024;
+  double min_rate = 0;           ///< bytes/s during a transfer; 0 = no minimum
+  double min_rate_window_s = 30;  ///< window the rate is measured over
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
   /// Live connections (not yet closed).
   std::unordered_set<Connection*> connections;

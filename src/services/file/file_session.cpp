@@ -56,6 +56,7 @@ class FileSession final : public reactor::ConnectionHandler {
   void on_eof() override;
   void on_timer() override;
   void on_idle_timeout() override;
+  void on_too_slow() override;
   void on_drain() override { process_input(); }
   void on_shutdown() override;
   void on_close() override;
@@ -100,6 +101,7 @@ class FileSession final : public reactor::ConnectionHandler {
   std::shared_ptr<transfer::FileSender> get_;
   std::shared_ptr<transfer::UploadSink> sink_;
   bool into_sink_ = false;  ///< the last read_space() was the sink's
+  uint64_t line_started_ms_ = 0;  ///< first byte of the pending request line (0 = none)
   std::string upload_name_;
 };
 
@@ -212,6 +214,22 @@ void FileSession::on_idle_timeout() {
   conn_.close_when_flushed();
 }
 
+// The payload or reply moved slower than --min-rate over its window.
+void FileSession::on_too_slow() {
+  if (get_ && get_->sent() > 0) {
+    conn_.close();  // mid-stream: an ERROR object cannot be spliced in
+    return;
+  }
+  if (request_open_) finish(current_, false);
+  if (sink_) sink_->cancel();
+  sink_.reset();
+  char why[128];
+  snprintf(why, sizeof why, "too slow: under %.0f bytes/s over %.0f s", config_.min_rate,
+           config_.min_rate_window_s);
+  conn_.write_owned(error_text(why));
+  conn_.close_when_flushed();
+}
+
 void FileSession::on_shutdown() {
   quit_ = true;
   if (state_ == State::kIdle) conn_.close_when_flushed();
@@ -234,6 +252,7 @@ void FileSession::begin(Cmd cmd) {
 }
 
 void FileSession::finish(Cmd cmd, bool ok) {
+  conn_.set_transfer(false);
   if (!request_open_) return;
   request_open_ = false;
   service_.count(cmd, ok);
@@ -288,8 +307,24 @@ void FileSession::process_input() {
     Frame f = next_frame(input());
     if (f.kind == Frame::kNeedMore) {
       consume(f.consumed);
+      // A request line must be complete within --request-timeout of its
+      // first byte, however steadily it trickles in (slowloris).
+      if (input().empty()) {
+        line_started_ms_ = 0;
+      } else if (line_started_ms_ == 0) {
+        line_started_ms_ = conn_.now_ms();
+      } else if (config_.request_timeout_s > 0 &&
+                 conn_.now_ms() - line_started_ms_ > config_.request_timeout_s * 1000) {
+        conn_.stop_timer();
+        reply_now(Cmd::kUnknown, false,
+                  error_text("request timeout: line not complete within " +
+                             std::to_string(static_cast<int>(config_.request_timeout_s)) + " s"));
+        conn_.close_when_flushed();
+        return;
+      }
       break;
     }
+    line_started_ms_ = 0;
     if (f.kind == Frame::kTooLong) {
       conn_.stop_timer();
       start_discard(Cmd::kUnknown,
@@ -418,6 +453,7 @@ void FileSession::start_get(const std::string& name) {
                                request_done();
                                return;
                              }
+                             conn_.set_transfer(true);
                              transfer::SendOptions o;
                              o.prefix = get_prefix(name);
                              o.suffix = std::string(kGetSuffix);
@@ -442,6 +478,7 @@ void FileSession::start_upload(std::string name) {
     return;
   }
   begin(Cmd::kUpload);
+  conn_.set_transfer(true);
   state_ = State::kPayload;
   upload_name_ = name;
   transfer::UploadSink::Options o;
