@@ -175,6 +175,8 @@ void Connection::flush_outbox() {
 void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total) {
   w->req.data = w;
   pending_bytes_ += total;
+  // Counted first: uv_write may hand the bytes to the peer at once.
+  if (!closing_) reactor_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
   int rc = closing_ ? UV_ECANCELED : uv_write(&w->req, stream(), bufs, n, on_written);
   if (rc != 0) {
     if (w->is_owned) owned_in_flight_ = false;
@@ -187,7 +189,6 @@ void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size
     close();
     return;
   }
-  reactor_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
 }
 
 void Connection::on_written(uv_write_t* req, int status) {

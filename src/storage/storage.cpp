@@ -125,6 +125,20 @@ std::string validate_name(std::string_view name) {
   return "";
 }
 
+/// The kernel stamps directory mtimes with a coarse clock (a few ms): a
+/// snapshot taken within this much of the mtime could miss a later change
+/// stamped with the same time, so it is not reused.
+constexpr int64_t kListingSettleNs = 50'000'000;
+
+struct Root::ListingCache {
+  std::mutex mu;
+  std::shared_ptr<const std::vector<std::string>> names;
+  struct timespec mtime {};
+  int64_t taken_ns = 0;
+  uint64_t generation = 0;  ///< changed() count when taken
+  std::atomic<uint64_t> changes{0};
+};
+
 // ---------------------------------------------------------------- ReadFile
 
 ReadFile::~ReadFile() {
@@ -157,8 +171,8 @@ Result<size_t> ReadFile::read_at(std::span<uint8_t> out, uint64_t offset) const 
 
 // ---------------------------------------------------------------- UploadFile
 
-UploadFile::UploadFile(int root_fd, int fd, std::string temp_name)
-    : root_fd_(root_fd), fd_(fd), temp_name_(std::move(temp_name)) {}
+UploadFile::UploadFile(int root_fd, int fd, std::string temp_name, const Root* owner)
+    : root_fd_(root_fd), fd_(fd), temp_name_(std::move(temp_name)), owner_(owner) {}
 
 UploadFile::~UploadFile() { abort(); }
 
@@ -196,6 +210,7 @@ Status UploadFile::commit(const std::string& name) {
                          : write_error(err);
   }
   temp_name_.clear();
+  if (owner_) owner_->changed();
   fsync(root_fd_);  // make the rename durable (best effort: some fs refuse)
   close(fd_);
   fd_ = -1;
@@ -228,7 +243,45 @@ std::unique_ptr<Root> Root::open(const std::string& path, std::string* error) {
   return std::unique_ptr<Root>(new Root(fd, path));
 }
 
+Root::Root(int fd, std::string path)
+    : fd_(fd), path_(std::move(path)), cache_(std::make_unique<ListingCache>()) {}
+
 Root::~Root() { close(fd_); }
+
+void Root::changed() const { cache_->changes.fetch_add(1); }
+
+Result<std::shared_ptr<const std::vector<std::string>>> Root::list_shared() const {
+  using R = Result<std::shared_ptr<const std::vector<std::string>>>;
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return R::failure(Errc::kIo, "cannot list: " + errno_text(errno));
+  ListingCache& c = *cache_;
+  uint64_t gen = c.changes.load();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    if (c.names && c.generation == gen && c.mtime.tv_sec == st.st_mtim.tv_sec &&
+        c.mtime.tv_nsec == st.st_mtim.tv_nsec && c.taken_ns - mtime_ns > kListingSettleNs) {
+      R r;
+      r.value = c.names;
+      return r;
+    }
+  }
+  struct timespec now {};
+  clock_gettime(CLOCK_REALTIME, &now);
+  auto fresh = list();
+  if (!fresh.ok()) return R::failure(fresh.status());
+  auto names = std::make_shared<const std::vector<std::string>>(std::move(fresh.value));
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.names = names;
+    c.mtime = st.st_mtim;
+    c.taken_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+    c.generation = gen;
+  }
+  R r;
+  r.value = std::move(names);
+  return r;
+}
 
 Result<std::vector<std::string>> Root::list() const {
   Result<std::vector<std::string>> r;
@@ -282,6 +335,7 @@ Status Root::remove(const std::string& name) const {
   auto st = stat_regular(fd_, name);
   if (!st.ok()) return st.status();
   if (unlinkat(fd_, name.c_str(), 0) != 0) return lookup_error(errno);
+  changed();
   return {};
 }
 
@@ -328,7 +382,7 @@ Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {
   if (!kNoTmpfile) fd = openat(fd_, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
   if (fd >= 0) {
     R r;
-    r.value = std::make_unique<UploadFile>(fd_, fd, "");
+    r.value = std::make_unique<UploadFile>(fd_, fd, "", this);
     return r;
   }
   if (!kNoTmpfile && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
@@ -340,7 +394,7 @@ Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {
     return R::failure(temp_error(errno));
   }
   R r;
-  r.value = std::make_unique<UploadFile>(fd_, fd, temp);
+  r.value = std::make_unique<UploadFile>(fd_, fd, temp, this);
   return r;
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -62,7 +63,8 @@ class ReadFile {
 /// without commit() removes it. Not thread-safe; one work item at a time.
 class UploadFile {
  public:
-  UploadFile(int root_fd, int fd, std::string temp_name);
+  /// `owner` (may be null) is told when the commit changed the directory.
+  UploadFile(int root_fd, int fd, std::string temp_name, const class Root* owner = nullptr);
   ~UploadFile();
   UploadFile(const UploadFile&) = delete;
   UploadFile& operator=(const UploadFile&) = delete;
@@ -80,6 +82,7 @@ class UploadFile {
   int root_fd_;
   int fd_;
   std::string temp_name_;  ///< "" for O_TMPFILE (nothing to unlink)
+  const class Root* owner_;
 };
 
 /// The served directory.
@@ -89,6 +92,9 @@ class Root {
   /// Returns null and sets *error if it cannot be opened as a directory.
   static std::unique_ptr<Root> open(const std::string& path, std::string* error);
   ~Root();
+  /// Tells the listing cache the directory changed (uploads and deletes
+  /// through this Root call it themselves).
+  void changed() const;
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;
 
@@ -97,6 +103,14 @@ class Root {
 
   /// Regular, non-hidden file names, sorted bytewise.
   Result<std::vector<std::string>> list() const;
+  /// The same listing as a shared, immutable snapshot: connections listing
+  /// an unchanged directory share one copy instead of building their own
+  /// (hardening issue, point 5: 30 clients pipelining LIST of 50,000 files
+  /// took 510 MB). A snapshot is reused only while nothing can have changed
+  /// since: no upload or delete through this Root, the directory's mtime is
+  /// the same, and it was taken over kListingSettleNs after that mtime (the
+  /// kernel's mtime has jiffy granularity). Thread-safe.
+  Result<std::shared_ptr<const std::vector<std::string>>> list_shared() const;
   /// Opens a regular file for reading. Errors (detail protocol-neutral; the
   /// caller adds the name): kInvalidName (detail: the rule broken),
   /// kNotFound ("no such file"), kNotRegular ("not a regular file"; also a
@@ -115,9 +129,12 @@ class Root {
   Result<std::unique_ptr<UploadFile>> begin_upload() const;
 
  private:
-  Root(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  Root(int fd, std::string path);
   int fd_;
   std::string path_;
+  /// The cached listing (list_shared) and what it was taken under.
+  struct ListingCache;
+  std::unique_ptr<ListingCache> cache_;
 };
 
 }  // namespace fsrv::storage

@@ -31,8 +31,8 @@ class EchoSession final : public reactor::ConnectionHandler {
 
   std::span<char> read_space() override { return buf_; }
   void on_read(size_t n) override {
+    service_.count_bytes(n);  // first: the echo may reach the client at once
     conn_.write_owned({buf_.data(), n});
-    service_.count_bytes(n);
     if (conn_.congested()) conn_.pause_reading();  // on_drain resumes
   }
   void on_eof() override { conn_.close_when_flushed(); }

@@ -258,10 +258,12 @@ void FileSession::finish(Cmd cmd, bool ok) {
   service_.count(cmd, ok);
 }
 
+// Counts before writing: the write may reach the client at once, and a
+// client that has its reply must find the request counted in STATS.
 void FileSession::reply_now(Cmd cmd, bool ok, std::string reply) {
   begin(cmd);
-  conn_.write_owned(reply);
   finish(cmd, ok);
+  conn_.write_owned(reply);
 }
 
 void FileSession::request_done() {
@@ -291,8 +293,8 @@ void FileSession::process_input() {
       }
       consume(t + 1);
       state_ = State::kIdle;
-      conn_.write_owned(error_text(discard_error_));
       finish(current_, false);
+      conn_.write_owned(error_text(discard_error_));
       continue;
     }
     if (state_ != State::kIdle) return;
@@ -429,8 +431,8 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
   shared_.executor->submit([result, work = std::move(work)] { *result = work(); },
                            [this, ref, result, cmd] {
                              if (conn_.closing()) return;
-                             conn_.write_owned(result->second);
                              finish(cmd, result->first);
+                             conn_.write_owned(result->second);
                              request_done();
                            });
 }
@@ -448,8 +450,8 @@ void FileSession::start_get(const std::string& name) {
                            [this, ref, opened, name] {
                              if (conn_.closing()) return;
                              if (!opened->ok()) {
-                               conn_.write_owned(error_text(error_message(opened->status(), name)));
                                finish(Cmd::kGet, false);
+                               conn_.write_owned(error_text(error_message(opened->status(), name)));
                                request_done();
                                return;
                              }
@@ -493,13 +495,13 @@ void FileSession::start_upload(std::string name) {
       },
       [this](Status s, uint64_t bytes) {
         sink_.reset();
+        finish(Cmd::kUpload, s.ok());
         if (s.ok()) {
           conn_.write_owned(
               ok_text(upload_name_ + " uploaded (" + std::to_string(bytes) + " bytes)"));
         } else {
           conn_.write_owned(error_text(error_message(s, upload_name_)));
         }
-        finish(Cmd::kUpload, s.ok());
         request_done();
       });
   feed_payload();
