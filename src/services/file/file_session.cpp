@@ -25,6 +25,12 @@ using reactor::ConnRef;
 /// a new client is still accepted and answered within milliseconds.
 constexpr int kRequestsPerTurn = 64;
 
+/// A streamed LIST is written in pieces of about this many bytes, and at
+/// most kListBytesPerTurn per loop turn (then it yields, or waits for the
+/// socket when congested): a 10 MB listing never sits in one buffer.
+constexpr size_t kListPiece = 16 * 1024;
+constexpr size_t kListBytesPerTurn = 256 * 1024;
+
 /// The file service: one per serving process, shared by its listeners.
 class FileService final : public Service {
  public:
@@ -57,7 +63,13 @@ class FileSession final : public reactor::ConnectionHandler {
   void on_timer() override;
   void on_idle_timeout() override;
   void on_too_slow() override;
-  void on_drain() override { process_input(); }
+  void on_drain() override {
+    if (list_) {
+      pump_list();
+    } else {
+      process_input();
+    }
+  }
   void on_shutdown() override;
   void on_close() override;
 
@@ -81,6 +93,8 @@ class FileSession final : public reactor::ConnectionHandler {
 
   void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>()> work);
   void start_get(const std::string& name);
+  void start_list();
+  void pump_list();
   void start_upload(std::string name);
   void feed_payload();
   void end_payload();
@@ -99,6 +113,12 @@ class FileSession final : public reactor::ConnectionHandler {
   Cmd current_ = Cmd::kUnknown;
   std::string discard_error_;
   std::shared_ptr<transfer::FileSender> get_;
+  /// A LIST being streamed: the shared snapshot and the next name to write.
+  struct ListStream {
+    std::shared_ptr<const std::vector<std::string>> names;
+    size_t next = 0;
+  };
+  std::unique_ptr<ListStream> list_;
   std::shared_ptr<transfer::UploadSink> sink_;
   bool into_sink_ = false;  ///< the last read_space() was the sink's
   uint64_t line_started_ms_ = 0;  ///< first byte of the pending request line (0 = none)
@@ -202,7 +222,7 @@ void FileSession::on_timer() {
 }
 
 void FileSession::on_idle_timeout() {
-  if (get_ && get_->sent() > 0) {
+  if ((get_ && get_->sent() > 0) || list_) {
     conn_.close();  // mid-stream: an ERROR object cannot be spliced in
     return;
   }
@@ -216,7 +236,7 @@ void FileSession::on_idle_timeout() {
 
 // The payload or reply moved slower than --min-rate over its window.
 void FileSession::on_too_slow() {
-  if (get_ && get_->sent() > 0) {
+  if ((get_ && get_->sent() > 0) || list_) {
     conn_.close();  // mid-stream: an ERROR object cannot be spliced in
     return;
   }
@@ -239,6 +259,7 @@ void FileSession::on_close() {
   if (request_open_) finish(current_, false);
   if (get_) get_->cancel();
   get_.reset();
+  list_.reset();
   if (sink_) sink_->cancel();  // the temporary file goes with the last task
   sink_.reset();
 }
@@ -376,11 +397,7 @@ void FileSession::handle_request(const Request& req) {
   const storage::Root* root = shared_.root;
   switch (req.cmd) {
     case Cmd::kList:
-      run_simple(Cmd::kList, [root] {
-        auto r = root->list();
-        return r.ok() ? std::pair{true, ok_list(r.value)}
-                      : std::pair{false, error_text(error_message(r.status(), ""))};
-      });
+      start_list();
       return;
     case Cmd::kGet:
       start_get(req.args[0]);
@@ -435,6 +452,58 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
                              conn_.write_owned(result->second);
                              request_done();
                            });
+}
+
+// ---------------------------------------------------------------- LIST
+
+// LIST streams (hardening issue, point 5): the listing is a snapshot shared
+// by every connection listing the same unchanged directory
+// (Root::list_shared), written as JSON in pieces while the socket keeps up.
+void FileSession::start_list() {
+  begin(Cmd::kList);
+  state_ = State::kBusy;
+  conn_.pause_reading();
+  auto r = std::make_shared<Result<std::shared_ptr<const std::vector<std::string>>>>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit([r, root] { *r = root->list_shared(); },
+                           [this, ref, r] {
+                             if (conn_.closing()) return;
+                             if (!r->ok()) {
+                               finish(Cmd::kList, false);
+                               conn_.write_owned(error_text(error_message(r->status(), "")));
+                               request_done();
+                               return;
+                             }
+                             conn_.set_transfer(true);
+                             list_ = std::make_unique<ListStream>();
+                             list_->names = std::move(r->value);
+                             conn_.write_owned(kListPrefix);
+                             pump_list();
+                           });
+}
+
+void FileSession::pump_list() {
+  const std::vector<std::string>& names = *list_->names;
+  size_t produced = 0;
+  std::string piece;
+  while (list_->next < names.size() && !conn_.congested() && produced < kListBytesPerTurn) {
+    piece.clear();
+    while (piece.size() < kListPiece && list_->next < names.size()) {
+      if (list_->next > 0) piece += ',';
+      piece += json_quoted(names[list_->next++]);
+    }
+    conn_.write_owned(piece);
+    produced += piece.size();
+  }
+  if (list_->next == names.size()) {
+    list_.reset();
+    finish(Cmd::kList, true);
+    conn_.write_owned(kListSuffix);
+    request_done();
+    return;
+  }
+  if (!conn_.congested()) conn_.yield_turn();  // either way, on_drain continues
 }
 
 // ---------------------------------------------------------------- GET

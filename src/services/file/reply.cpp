@@ -36,6 +36,8 @@ std::string json_string(std::string_view text) {
 
 }  // namespace
 
+std::string json_quoted(std::string_view text) { return json_string(text); }
+
 std::string ok_text(std::string_view text) {
   cJSON* root = with_status("OK");
   cJSON_AddStringToObject(root, "data", std::string(text).c_str());

@@ -16,6 +16,14 @@ namespace fsrv::services::file {
 /// Ends every reply.
 inline constexpr std::string_view kReplyEnd = "\r\n\r\n";
 
+/// A streamed LIST reply: kListPrefix, the names as JSON strings separated
+/// by ',', kListSuffix (the same bytes as ok_list()).
+inline constexpr std::string_view kListPrefix = "{\"status\":\"OK\",\"data\":[";
+inline constexpr std::string_view kListSuffix = "]}\r\n\r\n";
+
+/// `text` as a JSON string literal, quotes included.
+std::string json_quoted(std::string_view text);
+
 /// Closes a streamed GET reply: the data_file string, the object, the end.
 inline constexpr std::string_view kGetSuffix = "\"}\r\n\r\n";
 
