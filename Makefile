@@ -74,7 +74,7 @@ EXTRA_LIBS :=
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
-.PHONY: all deps test test-run check-layers sanitize tsan run-server fmt clean help
+.PHONY: all deps test test-run check-layers list-fuzz-targets sanitize tsan run-server fmt clean help
 .DEFAULT_GOAL := all
 
 all: $(PROGRAM_BINS) $(TEST_BIN)
@@ -142,6 +142,12 @@ test: deps
 test-run: all
 	FSRV_BIN=$(abspath $(BIN)) $(TEST_BIN) $(GTEST_ARGS)
 	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_*.py' -v
+
+# Every libFuzzer target (mk/*.mk add theirs to FUZZ_TARGETS); .ci/run runs
+# each for a bounded time.
+FUZZ_TARGETS ?=
+list-fuzz-targets:
+	@echo fuzz $(FUZZ_TARGETS)
 
 # The layer rules of docs/ARCHITECTURE.md, checked on #include lines.
 check-layers:

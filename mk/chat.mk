@@ -30,6 +30,7 @@ $(CHAT_FUZZ_BIN): $(CHAT_FUZZ_SRCS) $(wildcard include/fsrv/services/chat/*.hpp)
 	$(call say,FUZZ,$@)$(CHAT_FUZZ_CXX) $(CHAT_FUZZ_FLAGS) $(CHAT_FUZZ_SRCS) -o $@ $(CHAT_FUZZ_LDLIBS)
 
 # New inputs go to the build folder; the committed seeds are read only.
+FUZZ_TARGETS += fuzz-chat
 fuzz-chat: $(CHAT_FUZZ_BIN)
 	@mkdir -p $(CHAT_FUZZ_DIR)/chat-corpus
 	$(CHAT_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -60,6 +60,7 @@ $(HTTP_FUZZ_BIN): $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) $(wildcard include/
 
 # New inputs go to $(HTTP_FUZZ_DIR)/corpus (the checked-in seeds are only
 # read), crash inputs to $(HTTP_FUZZ_DIR)/crash-*.
+FUZZ_TARGETS += fuzz-http
 fuzz-http: $(HTTP_FUZZ_BIN)
 	@mkdir -p $(HTTP_FUZZ_DIR)/corpus
 	$(HTTP_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(HTTP_FUZZ_DIR)/ \
