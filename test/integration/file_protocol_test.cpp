@@ -190,22 +190,8 @@ TEST_P(FileProtocol, PipelinedRequestsAnsweredInOrder) {
   close(fd);
 }
 
-/// Peak RSS (VmHWM) in KiB of the server and its worker processes.
-std::vector<long> server_peak_rss_kib(pid_t server) {
-  std::vector<pid_t> pids = {server};
-  std::ifstream children("/proc/" + std::to_string(server) + "/task/" + std::to_string(server) +
-                         "/children");
-  for (pid_t c; children >> c;) pids.push_back(c);
-  std::vector<long> out;
-  for (pid_t p : pids) {
-    std::ifstream st("/proc/" + std::to_string(p) + "/status");
-    std::string line;
-    while (std::getline(st, line)) {
-      if (line.rfind("VmHWM:", 0) == 0) out.push_back(std::stol(line.substr(6)));
-    }
-  }
-  return out;
-}
+/// Peak RSS in KiB of the server and its worker processes.
+std::vector<long> server_peak_rss_kib(pid_t server) { return server_status_kib(server, "VmHWM"); }
 
 // A client that pipelines a flood of requests and reads nothing until it has
 // sent them all: the server stops reading while its write queue is above the

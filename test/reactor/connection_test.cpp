@@ -110,9 +110,7 @@ TEST_F(ReactorTest, CloseDuringPendingWriteCancelsItsCallbackOnce) {
       self.connection->close();
     };
   };
-  int fd = client();
-  int small = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  int fd = connect_to(port, 4096);
   send_all(fd, "x");
   run_until([&] { return calls == 1 && reactor.connections.empty(); });
   EXPECT_EQ(calls, 1);

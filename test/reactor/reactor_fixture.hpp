@@ -19,6 +19,7 @@
 #include "fsrv/reactor/listener.hpp"
 #include "fsrv/reactor/reactor.hpp"
 #include "fsrv/stats/stats.hpp"
+#include "../support/server_process.hpp"
 
 namespace fsrv::test {
 
@@ -111,20 +112,7 @@ class ReactorTest : public ::testing::Test {
     uv_run(&loop, UV_RUN_NOWAIT);
   }
   /// A blocking client socket connected to the listener.
-  int client() const {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      close(fd);
-      return -1;
-    }
-    timeval tv{10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-  }
+  int client() const { return connect_to(port); }
 
   uv_loop_t loop;
   stats::Schema schema;

@@ -183,9 +183,11 @@ class ServerProcess {
   int status_ = 0;
 };
 
-/// Connects a blocking TCP socket to 127.0.0.1:port (receive timeout 30 s).
-inline int connect_to(int port) {
+/// Connects a blocking TCP socket to 127.0.0.1:port (receive timeout 30 s);
+/// `rcvbuf` > 0 sets a small receive buffer first (clients that do not read).
+inline int connect_to(int port, int rcvbuf = 0) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
@@ -197,6 +199,24 @@ inline int connect_to(int port) {
   timeval tv{30, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
+}
+
+/// A /proc/PID/status field in KiB ("VmRSS", "VmHWM") of the server and of
+/// each of its worker processes (process mode), server first.
+inline std::vector<long> server_status_kib(pid_t server, const std::string& field) {
+  std::vector<pid_t> pids = {server};
+  std::ifstream children("/proc/" + std::to_string(server) + "/task/" + std::to_string(server) +
+                         "/children");
+  for (pid_t c; children >> c;) pids.push_back(c);
+  std::vector<long> out;
+  for (pid_t p : pids) {
+    std::ifstream st("/proc/" + std::to_string(p) + "/status");
+    std::string line;
+    while (std::getline(st, line)) {
+      if (line.rfind(field + ":", 0) == 0) out.push_back(std::stol(line.substr(field.size() + 1)));
+    }
+  }
+  return out;
 }
 
 /// Sends all bytes; false on error.

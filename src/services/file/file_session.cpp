@@ -94,6 +94,7 @@ class FileSession final : public reactor::ConnectionHandler {
   void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>()> work);
   void start_get(const std::string& name);
   void start_list();
+  void abort_request(const std::string& why);
   void pump_list();
   void start_upload(std::string name);
   void feed_payload();
@@ -222,30 +223,29 @@ void FileSession::on_timer() {
 }
 
 void FileSession::on_idle_timeout() {
-  if ((get_ && get_->sent() > 0) || list_) {
-    conn_.close();  // mid-stream: an ERROR object cannot be spliced in
-    return;
-  }
-  if (request_open_) finish(current_, false);
-  if (sink_) sink_->cancel();
-  sink_.reset();
-  conn_.write_owned(error_text("idle timeout: no data for " +
-                               std::to_string(static_cast<int>(config_.idle_timeout_s)) + " s"));
-  conn_.close_when_flushed();
+  abort_request("idle timeout: no data for " +
+                std::to_string(static_cast<int>(config_.idle_timeout_s)) + " s");
 }
 
 // The payload or reply moved slower than --min-rate over its window.
 void FileSession::on_too_slow() {
+  char why[128];
+  snprintf(why, sizeof why, "too slow: under %.0f bytes/s over %.0f s", config_.min_rate,
+           config_.min_rate_window_s);
+  abort_request(why);
+}
+
+// Ends the connection on a limit: the request in progress fails, the client
+// is told why (unless a reply is already streaming: an ERROR object cannot
+// be spliced into it), the connection closes.
+void FileSession::abort_request(const std::string& why) {
   if ((get_ && get_->sent() > 0) || list_) {
-    conn_.close();  // mid-stream: an ERROR object cannot be spliced in
+    conn_.close();
     return;
   }
   if (request_open_) finish(current_, false);
   if (sink_) sink_->cancel();
   sink_.reset();
-  char why[128];
-  snprintf(why, sizeof why, "too slow: under %.0f bytes/s over %.0f s", config_.min_rate,
-           config_.min_rate_window_s);
   conn_.write_owned(error_text(why));
   conn_.close_when_flushed();
 }
