@@ -13,7 +13,6 @@ const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELET
 
 std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }
 
-
 namespace {
 
 bool is_space(char c) {
@@ -144,8 +143,21 @@ Request parse_line(std::string_view line) {
   return r;
 }
 
-bool legacy_complete(const Request& request) {
-  return request.error.empty() && request.cmd != Cmd::kUnknown && request.cmd != Cmd::kUpload;
+Silence on_silence(std::string_view line, Request* request) {
+  size_t start = 0;
+  while (start < line.size() && is_space(line[start])) ++start;
+  line.remove_prefix(start);
+  size_t verb_end = 0;
+  while (verb_end < line.size() && !is_space(line[verb_end])) ++verb_end;
+  std::string_view verb = line.substr(0, verb_end);
+  constexpr std::string_view kUpload = "UPLOAD";
+  bool upload_prefix = verb_end == line.size() && !verb.empty() && verb.size() < kUpload.size() &&
+                       iequals(verb, kUpload.substr(0, verb.size()));
+  if (upload_prefix || iequals(verb, kUpload)) return Silence::kWait;
+  *request = parse_line(line);
+  if (!request->error.empty()) return Silence::kAnswer;
+  if (request->cmd == Cmd::kDelete) return Silence::kWait;
+  return Silence::kRun;
 }
 
 Frame next_frame(std::string_view input) {
