@@ -165,6 +165,9 @@ TEST(RequestParsing, SilenceRuleRunsAnswersOrWaits) {
   EXPECT_EQ(on_silence("UPL", &r), Silence::kWait);
   // Destructive: never on a guess (hardening point 8).
   EXPECT_EQ(on_silence("DELETE report", &r), Silence::kWait);
+  // ... however the verb is spelled (shlex quoting; found by make fuzz-file).
+  EXPECT_EQ(on_silence("DEL\"ETE\" report", &r), Silence::kWait);
+  EXPECT_EQ(on_silence("UPLO\"AD\" T", &r), Silence::kWait);
 }
 
 TEST(RequestFraming, TerminatorIsFirstCrOrLf) {
