@@ -175,14 +175,19 @@ Frame next_frame(std::string_view input) {
   size_t verb_end = 0;
   while (verb_end < rest.size() && !is_space(rest[verb_end])) ++verb_end;
   if (verb_end < rest.size() && iequals(rest.substr(0, verb_end), "UPLOAD")) {
+    // The header never crosses a line end: a quoted name spanning "\r\n"
+    // would otherwise frame differently whole and split across reads
+    // (found by make fuzz-file).
+    size_t term = find_terminator(rest);
+    std::string_view head = rest.substr(0, term == std::string_view::npos ? rest.size() : term);
     size_t i = verb_end;
-    while (i < rest.size() && (rest[i] == ' ' || rest[i] == '\t')) ++i;
-    if (i < rest.size() && rest[i] != '\r' && rest[i] != '\n') {
+    while (i < head.size() && (head[i] == ' ' || head[i] == '\t')) ++i;
+    if (i < head.size()) {
       std::string name, error;
-      size_t end = read_token(rest, i, name, &error);
-      if (end != std::string_view::npos && end < rest.size() &&
-          (rest[end] == ' ' || rest[end] == '\t')) {
-        while (end < rest.size() && (rest[end] == ' ' || rest[end] == '\t')) ++end;
+      size_t end = read_token(head, i, name, &error);
+      if (end != std::string_view::npos && end < head.size() &&
+          (head[end] == ' ' || head[end] == '\t')) {
+        while (end < head.size() && (head[end] == ' ' || head[end] == '\t')) ++end;
         if (end > limits::kMaxLine) {
           f.kind = Frame::kTooLong;
           return f;

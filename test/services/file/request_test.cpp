@@ -170,6 +170,19 @@ TEST(RequestParsing, SilenceRuleRunsAnswersOrWaits) {
   EXPECT_EQ(on_silence("UPLO\"AD\" T", &r), Silence::kWait);
 }
 
+// Found by make fuzz-file: the UPLOAD header's quoted name used to run
+// across "\r\n", so the same bytes framed as an upload whole and as a
+// line when split between two reads.
+TEST(RequestFraming, UploadHeaderNeverCrossesALineEnd) {
+  Frame whole = next_frame("UPLOAD \"a\r\nb\" x\n");
+  EXPECT_EQ(whole.kind, Frame::kLine);
+  EXPECT_EQ(whole.line, "UPLOAD \"a");
+  Frame first = next_frame("UPLOAD \"a\r\n");
+  EXPECT_EQ(first.kind, Frame::kLine);
+  EXPECT_EQ(first.line, "UPLOAD \"a");
+  EXPECT_EQ(next_frame("UPLOAD a \r\n").kind, Frame::kUploadHeader);  // empty payload
+}
+
 TEST(RequestFraming, TerminatorIsFirstCrOrLf) {
   EXPECT_EQ(find_terminator("QUJD\r\n"), 4u);
   EXPECT_EQ(find_terminator("QU\nJD\r"), 2u);
