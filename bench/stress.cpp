@@ -9,13 +9,22 @@
 // after, and prints one human line plus, with --csv, one CSV row.
 //
 // Volumes are in bytes; the course's "MB" is 10^6 bytes.
+//
+// --protocol raw runs the workers against the file-raw service (seed 000's
+// raw-bytes dialect, --raw-port) instead of the base64 file protocol, so the
+// grid can show what base64 costs; STATS, the preparatory upload, the
+// verification and the clean-up still go through the file protocol on
+// --port (both listeners serve the same root).
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -285,6 +294,8 @@ struct Config {
   bool keep_uploads = false;
   std::string skip_reason;
   bool prepare_only = false;
+  std::string protocol = "file";  ///< the workers' protocol: "file" (base64) or "raw"
+  uint16_t raw_port = 0;          ///< --protocol raw: the file-raw listener
 };
 
 /// Client options (address, codec, per-I/O timeout) of every connection.
@@ -380,6 +391,169 @@ std::string get_and_verify(Client& client, const std::string& name, uint64_t siz
   return "";
 }
 
+// ---------------------------------------------------------------- file-raw
+
+/// A blocking connection to the file-raw service (docs/services/file-raw.md)
+/// with per-I/O timeouts; -1 with *error set on failure.
+int raw_connect(const Config& cfg, std::string* error) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(cfg.raw_port);
+  if (int rc = ::getaddrinfo(cfg.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    *error = gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  if (fd < 0) {
+    *error = std::string("connect: ") + std::strerror(errno);
+    return -1;
+  }
+  timeval tv{cfg.io_timeout_ms / 1000, (cfg.io_timeout_ms % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/// Sends every byte; false on error.
+bool raw_send(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(size_t(n));
+  }
+  return true;
+}
+
+/// Reads one "\r\n"-ended line into *line; bytes read past it stay in *rest.
+std::string raw_read_line(int fd, std::string* line, std::string* rest) {
+  char buf[4096];
+  for (;;) {
+    if (size_t at = rest->find("\r\n"); at != std::string::npos) {
+      *line = rest->substr(0, at);
+      rest->erase(0, at + 2);
+      return "";
+    }
+    if (rest->size() > 4096) return "protocol: reply line too long";
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return "connection: closed before the end of a reply line";
+    if (n < 0) return std::string("connection: ") + std::strerror(errno);
+    rest->append(buf, size_t(n));
+  }
+}
+
+/// DOWNLOADs `name` from file-raw, hashing as bytes arrive. Returns "" when
+/// the content is exactly the expected size and hash, else the reason.
+std::string raw_download(const Config& cfg, const std::string& name, uint64_t size, uint64_t hash,
+                         uint64_t* bytes_out) {
+  std::string error;
+  int fd = raw_connect(cfg, &error);
+  if (fd < 0) return "connect: " + error;
+  std::string line, rest;
+  std::string why = raw_send(fd, "DOWNLOAD " + name + "\r\n")
+                        ? raw_read_line(fd, &line, &rest)
+                        : std::string("connection: send failed");
+  if (why.empty() && (line.empty() || line.find_first_not_of("0123456789") != std::string::npos))
+    why = "server: " + line;
+  if (why.empty() && std::strtoull(line.c_str(), nullptr, 10) != size)
+    why = "wrong size: server announced " + line + " of " + std::to_string(size) + " bytes";
+  if (!why.empty()) {
+    ::close(fd);
+    return why;
+  }
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  uint64_t got = std::min<uint64_t>(rest.size(), size);
+  XXH3_64bits_update(st, rest.data(), size_t(got));
+  std::vector<char> buf(kChunkBytes);
+  while (got < size) {
+    ssize_t n = ::recv(fd, buf.data(), size_t(std::min<uint64_t>(buf.size(), size - got)), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      why = n == 0 ? "connection: closed mid-file"
+                   : std::string("connection: ") + std::strerror(errno);
+      break;
+    }
+    XXH3_64bits_update(st, buf.data(), size_t(n));
+    got += uint64_t(n);
+  }
+  ::close(fd);
+  uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  if (!why.empty()) return why;
+  if (h != hash) return "content hash mismatch";
+  *bytes_out = got;
+  return "";
+}
+
+/// UPLOADs the test file to file-raw with sendfile(2); returns "" when the
+/// server's reply counts every byte, else the reason.
+std::string raw_upload(const Config& cfg, const std::string& name, const TestFile& tf) {
+  int file = ::open(tf.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file < 0) return std::string("local: cannot open test file: ") + std::strerror(errno);
+  std::string error;
+  int fd = raw_connect(cfg, &error);
+  if (fd < 0) {
+    ::close(file);
+    return "connect: " + error;
+  }
+  std::string why;
+  if (!raw_send(fd, "UPLOAD " + name + " " + std::to_string(tf.size) + "\r\n")) {
+    why = "connection: send failed";
+  }
+  off_t off = 0;
+  while (why.empty() && uint64_t(off) < tf.size) {
+    ssize_t n =
+        ::sendfile(fd, file, &off, size_t(std::min<uint64_t>(tf.size - uint64_t(off), 1 << 30)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      why = std::string("connection: sendfile: ") + (n == 0 ? "file shrank" : std::strerror(errno));
+  }
+  ::close(file);
+  std::string line, rest;
+  if (why.empty()) why = raw_read_line(fd, &line, &rest);
+  ::close(fd);
+  if (!why.empty()) return why;
+  if (line.rfind("OK ", 0) != 0) return "server: " + line;
+  auto n = uploaded_bytes(line);
+  if (!n) return "protocol: upload reply without a byte count: " + line.substr(0, 100);
+  if (*n != tf.size)
+    return "server stored " + std::to_string(*n) + " of " + std::to_string(tf.size) + " bytes";
+  return "";
+}
+
+/// One worker's operation over file-raw.
+void run_raw_worker(const Config& cfg, const TestFile& tf, int i, WorkerResult* r) {
+  if (cfg.op == "download") {
+    uint64_t bytes = 0;
+    std::string why = raw_download(cfg, download_name(cfg.size), tf.size, tf.hash, &bytes);
+    if (why.empty()) {
+      r->ok = 1;
+      r->bytes = bytes;
+    } else {
+      set_reason(*r, why);
+    }
+    return;
+  }
+  std::string why = raw_upload(cfg, upload_name(cfg.size, i), tf);
+  if (why.empty()) {
+    r->ok = 1;
+    r->bytes = tf.size;
+  } else {
+    set_reason(*r, why);
+  }
+}
+
 /// Runs worker i: waits at the start barrier (EOF on go_fd), then connects
 /// and does one operation, writing the outcome into *r.
 void run_worker(const Config& cfg, const TestFile& tf, int i, int go_fd, Barrier& barrier,
@@ -392,6 +566,12 @@ void run_worker(const Config& cfg, const TestFile& tf, int i, int go_fd, Barrier
   if (barrier.abort.load()) {
     set_reason(*r, "aborted before the start");
     r->end_ns = r->start_ns;
+    r->done = 1;
+    return;
+  }
+  if (cfg.protocol == "raw") {
+    run_raw_worker(cfg, tf, i, r);
+    r->end_ns = now_ns();
     r->done = 1;
     return;
   }
@@ -446,7 +626,7 @@ struct Stats {
 };
 
 /// One STATS request on a fresh connection; `command` picks the counters
-/// ("GET" or "UPLOAD").
+/// ("GET", "UPLOAD"; "DOWNLOAD" of file-raw) of the workers' service.
 Stats read_stats(const Config& cfg, const std::string& command) {
   Stats s;
   auto client = Client::connect(client_options(cfg), &s.error);
@@ -469,10 +649,11 @@ Stats read_stats(const Config& cfg, const std::string& command) {
     return true;
   };
   const cJSON* conns = cJSON_GetObjectItemCaseSensitive(data, "connections");
-  // The file service's counters (docs/PROTOCOL.md, STATS).
+  // The workers' service's counters (docs/PROTOCOL.md, STATS).
   const cJSON* services = cJSON_GetObjectItemCaseSensitive(data, "services");
+  const char* service = cfg.protocol == "raw" ? "file-raw" : "file";
   const cJSON* cmds = cJSON_GetObjectItemCaseSensitive(
-      cJSON_GetObjectItemCaseSensitive(services, "file"), "commands");
+      cJSON_GetObjectItemCaseSensitive(services, service), "commands");
   const cJSON* cmd = cJSON_GetObjectItemCaseSensitive(cmds, command.c_str());
   long long pool = 0;
   if (number(conns, "active", &s.active) && number(cmd, "ok", &s.cmd_ok) &&
@@ -658,7 +839,8 @@ double percentile(const std::vector<double>& sorted, double q) {
 /// Runs the row. Returns the process exit code: 0 when the row was measured
 /// and recorded (whatever the failure counts), 1 when it could not be run.
 int run_row(Config& cfg) {
-  const std::string command = cfg.op == "download" ? "GET" : "UPLOAD";
+  const std::string command =
+      cfg.op == "download" ? (cfg.protocol == "raw" ? "DOWNLOAD" : "GET") : "UPLOAD";
   TestFile tf = prepare_file(cache_dir(cfg.cache), cfg.size);
   if (cfg.prepare_only) {
     std::printf("%s\n", tf.path.c_str());
@@ -770,12 +952,13 @@ int run_row(Config& cfg) {
   std::string reason_text = summarize_reasons(reasons);
 
   std::printf(
-      "row %d: %s %s, clients %d (%s), server %d (%s): time/client mean %.3f s p50 %.3f max %.3f; "
+      "row %d: %s%s %s, clients %d (%s), server %d (%s): time/client mean %.3f s p50 %.3f max "
+      "%.3f; "
       "throughput/client %.2f MB/s; aggregate %.2f MB/s; client ok %d failed %d; server ok %s "
       "failed %s%s%s\n",
-      cfg.row, cfg.op.c_str(), volume_label(cfg.size).c_str(), cfg.clients, cfg.pool.c_str(),
-      server_workers, mode.c_str(), mean, p50, dmax, thr_client / 1e6, aggregate / 1e6, ok, failed,
-      server_ok.empty() ? "?" : server_ok.c_str(),
+      cfg.row, cfg.protocol == "raw" ? "raw " : "", cfg.op.c_str(), volume_label(cfg.size).c_str(),
+      cfg.clients, cfg.pool.c_str(), server_workers, mode.c_str(), mean, p50, dmax,
+      thr_client / 1e6, aggregate / 1e6, ok, failed, server_ok.empty() ? "?" : server_ok.c_str(),
       server_failed.empty() ? "?" : server_failed.c_str(),
       reason_text.empty() ? "" : "; failures: ", reason_text.c_str());
   std::fflush(stdout);
@@ -841,6 +1024,11 @@ int main(int argc, char** argv) {
                  "do not run: record the row as skipped with this reason");
   app.add_flag("--prepare-only", cfg.prepare_only,
                "only create the cached test file and print its path");
+  app.add_option("--protocol", cfg.protocol,
+                 "the workers' protocol: file (base64, --port) or raw (file-raw, --raw-port)")
+      ->check(CLI::IsMember({"file", "raw"}))
+      ->capture_default_str();
+  app.add_option("--raw-port", cfg.raw_port, "the file-raw listener (--protocol raw)");
   CLI11_PARSE(app, argc, argv);
 
   if (!fsrv::codec::parse_base64_kind(cfg.codec_name, cfg.codec)) {
@@ -870,6 +1058,10 @@ int main(int argc, char** argv) {
   }
   if (cfg.port == 0 && !cfg.prepare_only) {
     std::fprintf(stderr, "stress: --port is required\n");
+    return 2;
+  }
+  if (cfg.protocol == "raw" && cfg.raw_port == 0 && !cfg.prepare_only) {
+    std::fprintf(stderr, "stress: --protocol raw needs --raw-port\n");
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);

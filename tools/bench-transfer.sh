@@ -11,7 +11,10 @@
 # fast), BENCH_CLIENTS (concurrent GETs of the aggregate row, default 50),
 # BENCH_DIR (scratch parent, default $TMPDIR or /tmp).
 # Figures are MB/s of file bytes (10^6 bytes/s); on the wire a GET or
-# UPLOAD carries 4/3 as many base64 bytes.
+# UPLOAD carries 4/3 as many base64 bytes. The server also listens with the
+# file-raw service (seed 000's raw-bytes dialect): one row pair per mode
+# puts bin/stress's raw GET and UPLOAD (sendfile, no base64) beside the
+# base64 protocol's, measured in the same run.
 set -euo pipefail
 
 BIN=${1:-bin}
@@ -91,12 +94,13 @@ row "dd bs=4M conv=fsync" "$DD_MBPS" "MB/s (local disk write)"
 rm -f "$DD_ROOT/x"
 
 # --- our server -------------------------------------------------------------
-# start_server MODE ROOT -> sets SERVER_PID and SERVER_PORT; returns 1 if the
-# server exited or printed no `listening file on` line in time.
+# start_server MODE ROOT -> sets SERVER_PID, SERVER_PORT (file) and RAW_PORT
+# (file-raw); returns 1 if the server exited or did not print both
+# `listening ... on` lines in time.
 start_server() {
   local mode=$1 root=$2 out=$WORK/server-$1.out
   : >"$out"
-  "$FILESERVER" --host 127.0.0.1 --port 0 --root "$root" --mode "$mode" --codec "$CODEC" \
+  "$FILESERVER" --host 127.0.0.1 --listen file=0 --listen file-raw=0 --root "$root" --mode "$mode" --codec "$CODEC" \
     >"$out" 2>"$WORK/server-$1.err" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
@@ -104,7 +108,8 @@ start_server() {
   SERVER_PORT=
   while ((SECONDS < deadline)); do
     SERVER_PORT=$(sed -n '1s/^listening file on .*:\([0-9][0-9]*\)$/\1/p' "$out")
-    [[ -n $SERVER_PORT ]] && return 0
+    RAW_PORT=$(sed -n 's/^listening file-raw on .*:\([0-9][0-9]*\)$/\1/p' "$out")
+    [[ -n $SERVER_PORT && -n $RAW_PORT ]] && return 0
     kill -0 "$SERVER_PID" 2>/dev/null || return 1
     sleep 0.05
   done
@@ -160,6 +165,17 @@ for mode in thread process; do
           --codec "$CODEC" --cache-dir "$WORK/stress-cache")
   one=$("${stress[@]}" --clients 1 | tail -1)
   one_mbps=$(sed -n 's/.*throughput\/client \([0-9.]*\) MB\/s.*/\1/p' <<<"$one")
+  # What base64 costs: one client's GET and UPLOAD, raw (file-raw,
+  # sendfile both ways) against base64 (the file protocol), same server.
+  raw_get=$("${stress[@]}" --clients 1 --protocol raw --raw-port "$RAW_PORT" | tail -1)
+  raw_get_mbps=$(sed -n 's/.*throughput\/client \([0-9.]*\) MB\/s.*/\1/p' <<<"$raw_get")
+  up_stress=(timeout $((STEP_TIMEOUT * 3)) "$STRESS" --port "$SERVER_PORT" --op upload --size "$BYTES"
+             --codec "$CODEC" --cache-dir "$WORK/stress-cache" --clients 1)
+  b64_up=$("${up_stress[@]}" | tail -1)
+  b64_up_mbps=$(sed -n 's/.*throughput\/client \([0-9.]*\) MB\/s.*/\1/p' <<<"$b64_up")
+  raw_up=$("${up_stress[@]}" --protocol raw --raw-port "$RAW_PORT" --verify-uploads | tail -1)
+  raw_up_mbps=$(sed -n 's/.*throughput\/client \([0-9.]*\) MB\/s.*/\1/p' <<<"$raw_up")
+  raw_up_fail=$(sed -n 's/.*client ok \([0-9]*\) failed \([0-9]*\).*/\2/p' <<<"$raw_up")
   many=$("${stress[@]}" --clients "$CLIENTS" | tail -1)
   many_mbps=$(sed -n 's/.*aggregate \([0-9.]*\) MB\/s.*/\1/p' <<<"$many")
   many_fail=$(sed -n 's/.*client ok \([0-9]*\) failed \([0-9]*\).*/\1 ok, \2 failed/p' <<<"$many")
@@ -188,6 +204,11 @@ for mode in thread process; do
     [[ -n $many_mbps ]] && many_vs="$(ratio "$many_mbps" "$(mbps "$IPERF_BPS" 1)") of iperf3"
   fi
   row "GET $mode 1 client (stress, hashed)" "${one_mbps:--}" "MB/s, $one_vs; content checked by xxHash"
+  raw_get_vs="-"; raw_up_vs="-"
+  [[ -n $raw_get_mbps && -n $one_mbps ]] && raw_get_vs="$(ratio "$raw_get_mbps" "$one_mbps")x base64's $one_mbps"
+  [[ -n $raw_up_mbps && -n $b64_up_mbps ]] && raw_up_vs="$(ratio "$raw_up_mbps" "$b64_up_mbps")x base64's $b64_up_mbps"
+  row "GET $mode raw 1 client (file-raw)" "${raw_get_mbps:--}" "MB/s, $raw_get_vs (stress, xxHash checked)"
+  row "UPLOAD $mode raw 1 client (file-raw)" "${raw_up_mbps:--}" "MB/s, $raw_up_vs (stress; ${raw_up_fail:-?} failed verification)"
   row "GET $mode ${CLIENTS} clients aggregate" "${many_mbps:--}" "MB/s, $many_vs; ${many_fail:-no result}"
   row "server peak RSS ($mode)" "" "$rss"
   [[ $verdict == "content verified" ]] || MISMATCH=1

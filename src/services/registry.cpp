@@ -3,6 +3,8 @@
 
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/file_marker/file_marker_service.hpp"
+#include "fsrv/services/file_raw/file_raw_service.hpp"
 #include "fsrv/services/service.hpp"
 
 namespace fsrv::services {
@@ -11,6 +13,8 @@ const std::vector<ServiceInfo>& registry() {
   static const std::vector<ServiceInfo> kAll = {
       file::info(),
       echo::info(),
+      file_marker::info(),
+      file_raw::info(),
   };
   return kAll;
 }

@@ -15,7 +15,10 @@ constexpr size_t kChunk = limits::kUploadChunk;
 
 UploadSink::UploadSink(reactor::Connection& conn, reactor::Executor& executor, Options options)
     : conn_(conn), executor_(executor), options_(std::move(options)) {
-  if (options_.transform == Transform::kBase64) decoder_ = codec::make_decoder(options_.codec);
+  if (options_.transform == Transform::kBase64) {
+    decoder_ = options_.base64_segments ? codec::make_segmented_decoder(options_.codec)
+                                        : codec::make_decoder(options_.codec);
+  }
   bufs_[0] = reactor::Buffer(kChunk);
   st_[0] = kFilling;
   filling_ = 0;

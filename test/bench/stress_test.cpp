@@ -240,6 +240,33 @@ TEST_P(StressLive, UploadsAboveMaxUploadFailOnBothSides) {
       << csv.get(0, "Alasan gagal");
 }
 
+// --protocol raw (issue 12): the workers speak file-raw (raw bytes, no
+// base64) on --raw-port; STATS counts file-raw's commands.
+TEST_P(StressLive, RawProtocolRowsSucceedOnBothSides) {
+  REQUIRE_PROGRAMS("stress", "fileserver");
+  TempDir root, dir;
+  auto server = start_server(root, mode(), {"--listen", "file=0", "--listen", "file-raw=0"});
+  ASSERT_TRUE(server);
+  ASSERT_EQ(server->ports().size(), 2u);
+  for (std::string op : {"download", "upload"}) {
+    std::string out;
+    stress_row(dir, server->ports()[0], op,
+               "--pool " + pool() + " --verify-uploads --protocol raw --raw-port " +
+                   std::to_string(server->ports()[1]),
+               &out);
+    EXPECT_NE(out.find("raw " + op), std::string::npos) << out;
+  }
+  Csv csv = read_csv(fs::path(dir.path()) / "row.csv");
+  ASSERT_EQ(csv.rows.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(csv.get(i, "Status"), "ok");
+    EXPECT_EQ(csv.get(i, "Client sukses"), std::to_string(kRowClients));
+    EXPECT_EQ(csv.get(i, "Server sukses"), std::to_string(kRowClients));  // file-raw's counters
+    EXPECT_EQ(csv.get(i, "Server gagal"), "0");
+    EXPECT_EQ(csv.get(i, "Alasan gagal"), "");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(PoolsAndModes, StressLive,
                          ::testing::Combine(::testing::Values("thread", "process"),
                                             ::testing::Values("thread", "process")),

@@ -354,6 +354,34 @@ TEST(HardeningStartup, StaleUploadTemporariesOfDeadProcessesAreRemoved) {
   EXPECT_EQ(slurp(root.file("keep.txt")), "data");
 }
 
+// Point 8: the silence rule for clients that send no terminator ran DELETE
+// on a guess: "DELETE report", a 300 ms pause, then "-2023.txt\r\n" deleted
+// "report" (and answered the rest as an unknown command). A destructive
+// command now runs only with its terminator or at half-close.
+TEST_P(Hardening, DeleteDoesNotRunOnTheSilenceRule) {
+  start();
+  spit(root.file("report"), "keep me");
+  spit(root.file("report-2023.txt"), "old");
+  int fd = connect_to(server->port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, "DELETE report");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // > --legacy-idle-ms 200
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 0), 0) << "answered before the terminator";
+  send_all(fd, "-2023.txt\r\n");
+  EXPECT_EQ(read_reply(fd), "{\"status\":\"OK\",\"data\":\"report-2023.txt deleted\"}\r\n\r\n");
+  close(fd);
+  EXPECT_EQ(slurp(root.file("report")), "keep me");
+  EXPECT_FALSE(std::filesystem::exists(root.file("report-2023.txt")));
+  // At half-close an unterminated DELETE is complete and runs.
+  fd = connect_to(server->port());
+  send_all(fd, "DELETE report");
+  shutdown(fd, SHUT_WR);
+  EXPECT_EQ(read_reply(fd), "{\"status\":\"OK\",\"data\":\"report deleted\"}\r\n\r\n");
+  close(fd);
+  EXPECT_FALSE(std::filesystem::exists(root.file("report")));
+}
+
 const Mode kModes[] = {
     {"thread", {"--mode", "thread", "--log-level", "warn"}},
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},

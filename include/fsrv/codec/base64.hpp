@@ -83,4 +83,13 @@ const Encoder& encoder(Base64Kind kind);
 /// A fresh streaming decoder of a kind.
 std::unique_ptr<Decoder> make_decoder(Base64Kind kind);
 
+/// A fresh streaming decoder of concatenated base64 segments, each padded on
+/// its own: a '=' ends its segment at the end of its quantum and the next
+/// character starts a new one ("QQ==QkM=" decodes to "ABC"). Seed 001's
+/// client encodes every 1 MiB chunk separately (the file-marker service).
+/// Same contract as make_decoder otherwise: any split of the input, errors
+/// with offsets counted over the whole stream, a plain single-segment stream
+/// decodes exactly as make_decoder's does.
+std::unique_ptr<Decoder> make_segmented_decoder(Base64Kind kind);
+
 }  // namespace fsrv::codec

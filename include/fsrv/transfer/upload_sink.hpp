@@ -35,6 +35,9 @@ class UploadSink {
     Transform transform = Transform::kIdentity;
     codec::Base64Kind codec = codec::Base64Kind::kFast;  ///< kBase64: which decoder
     uint64_t max_bytes = UINT64_MAX;                     ///< limit on stored bytes
+    /// kBase64: the payload is concatenated, independently padded segments
+    /// (codec::make_segmented_decoder; the file-marker dialect).
+    bool base64_segments = false;
   };
   /// Made by start(); use through the shared_ptr only.
   UploadSink(reactor::Connection& conn, reactor::Executor& executor, Options options);
@@ -43,8 +46,7 @@ class UploadSink {
   /// sink. `on_space` runs on the loop whenever space() became non-empty
   /// after being empty; `done(status, bytes_stored)` once, after end().
   /// Neither runs after the connection closed or cancel().
-  static std::shared_ptr<UploadSink> start(reactor::Connection& conn,
-                                           reactor::Executor& executor,
+  static std::shared_ptr<UploadSink> start(reactor::Connection& conn, reactor::Executor& executor,
                                            const storage::Root& root, Options options,
                                            std::function<void()> on_space,
                                            std::function<void(Status, uint64_t)> done);

@@ -214,9 +214,10 @@ void FileSession::on_eof() {
 void FileSession::on_timer() {
   if (state_ != State::kIdle || input_blank()) return;
   // The course's original client sends "LIST" or "GET name" with no
-  // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients).
-  Request req = parse_line(input());
-  if (!legacy_complete(req)) return;
+  // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients;
+  // issue 12 point 2 and hardening point 8: on_silence).
+  Request req;
+  if (on_silence(input(), &req) == Silence::kWait) return;
   consume(input().size());
   handle_request(req);
   process_input();

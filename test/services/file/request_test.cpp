@@ -145,12 +145,42 @@ TEST(RequestParsing, ArgumentCountsAreChecked) {
   EXPECT_TRUE(parse_line("GET \"a b\"").error.empty());
 }
 
-TEST(RequestParsing, LegacyRuleOnlyTakesCompleteNonUploads) {
-  EXPECT_TRUE(legacy_complete(parse_line("LIST")));
-  EXPECT_TRUE(legacy_complete(parse_line("GET a.txt")));
-  EXPECT_FALSE(legacy_complete(parse_line("GE")));
-  EXPECT_FALSE(legacy_complete(parse_line("GET")));
-  EXPECT_FALSE(legacy_complete(parse_line("UPLOAD a QUJD")));
+TEST(RequestParsing, SilenceRuleRunsAnswersOrWaits) {
+  Request r;
+  EXPECT_EQ(on_silence("LIST", &r), Silence::kRun);
+  EXPECT_EQ(on_silence("GET a.txt", &r), Silence::kRun);
+  EXPECT_EQ(r.args, std::vector<std::string>{"a.txt"});
+  EXPECT_EQ(on_silence("SIZE a.txt", &r), Silence::kRun);
+  // Cannot succeed: answered at once (issue 12 point 2).
+  EXPECT_EQ(on_silence("DOWNLOAD x", &r), Silence::kAnswer);
+  EXPECT_NE(r.error.find("unknown command"), std::string::npos);
+  EXPECT_EQ(on_silence("GET ", &r), Silence::kAnswer);
+  EXPECT_NE(r.error.find("missing argument"), std::string::npos);
+  EXPECT_EQ(on_silence("GET a b", &r), Silence::kAnswer);
+  EXPECT_NE(r.error.find("too many arguments"), std::string::npos);
+  EXPECT_EQ(on_silence("DELETE", &r), Silence::kAnswer);
+  // May still become a valid UPLOAD: wait.
+  EXPECT_EQ(on_silence("UPLOAD", &r), Silence::kWait);
+  EXPECT_EQ(on_silence("upload a.txt", &r), Silence::kWait);
+  EXPECT_EQ(on_silence("UPL", &r), Silence::kWait);
+  // Destructive: never on a guess (hardening point 8).
+  EXPECT_EQ(on_silence("DELETE report", &r), Silence::kWait);
+  // ... however the verb is spelled (shlex quoting; found by make fuzz-file).
+  EXPECT_EQ(on_silence("DEL\"ETE\" report", &r), Silence::kWait);
+  EXPECT_EQ(on_silence("UPLO\"AD\" T", &r), Silence::kWait);
+}
+
+// Found by make fuzz-file: the UPLOAD header's quoted name used to run
+// across "\r\n", so the same bytes framed as an upload whole and as a
+// line when split between two reads.
+TEST(RequestFraming, UploadHeaderNeverCrossesALineEnd) {
+  Frame whole = next_frame("UPLOAD \"a\r\nb\" x\n");
+  EXPECT_EQ(whole.kind, Frame::kLine);
+  EXPECT_EQ(whole.line, "UPLOAD \"a");
+  Frame first = next_frame("UPLOAD \"a\r\n");
+  EXPECT_EQ(first.kind, Frame::kLine);
+  EXPECT_EQ(first.line, "UPLOAD \"a");
+  EXPECT_EQ(next_frame("UPLOAD a \r\n").kind, Frame::kUploadHeader);  // empty payload
 }
 
 TEST(RequestFraming, TerminatorIsFirstCrOrLf) {

@@ -1,7 +1,10 @@
 #pragma once
 // The course file protocol's reply side: one JSON object followed by
 // "\r\n\r\n" (docs/PROTOCOL.md). JSON is built with cJSON, so names and
-// messages are always escaped. GET's reply is streamed: get_prefix(), then
+// messages are always escaped, and every reply is then made pure ASCII the
+// way Python's json.dumps writes it (ascii_json; docs/services/file-interop.md):
+// the course's clients decode each recv() piece on its own and would fail
+// on a UTF-8 character split across two reads. GET's reply is streamed: get_prefix(), then
 // base64 chunks, then kGetSuffix.
 
 #include <cstdint>
@@ -26,6 +29,17 @@ std::string json_quoted(std::string_view text);
 
 /// Closes a streamed GET reply: the data_file string, the object, the end.
 inline constexpr std::string_view kGetSuffix = "\"}\r\n\r\n";
+
+/// U+FFFD, written for each byte of `text` that is not valid UTF-8.
+inline constexpr uint32_t kReplacementChar = 0xFFFD;
+
+/// `json` with every non-ASCII character written as a JSON escape, as
+/// Python's json.dumps(ensure_ascii=True) does: U+0080..U+FFFF as "\\uxxxx",
+/// above U+FFFF as a UTF-16 surrogate pair (RFC 8259 section 7). Bytes that
+/// are not valid UTF-8 (RFC 3629) become "\\ufffd" one byte each. Only
+/// meaningful on JSON text whose non-ASCII bytes sit inside strings (any
+/// cJSON output). ASCII input comes back unchanged.
+std::string ascii_json(std::string_view json);
 
 /// {"status":"OK","data":"<text>"}\r\n\r\n
 std::string ok_text(std::string_view text);

@@ -14,7 +14,6 @@
 #include <string_view>
 #include <vector>
 
-
 namespace fsrv::services::file {
 
 /// Commands counted separately; kUnknown covers anything unparseable.
@@ -47,9 +46,25 @@ struct Request {
 /// UPLOAD a name and the payload.
 Request parse_line(std::string_view line);
 
-/// True if `request` may be run by the legacy-client rule: a known command
-/// other than UPLOAD with valid arguments.
-bool legacy_complete(const Request& request);
+/// What the legacy silence rule does with an unterminated line that has
+/// sat alone in the buffer for --legacy-idle-ms (the course's first clients
+/// send "LIST" or "GET name" with no terminator and wait; issue 12 point 2).
+enum class Silence {
+  kWait,    ///< keep waiting for a terminator (or half-close)
+  kRun,     ///< run the request now
+  kAnswer,  ///< answer its ERROR now (Request::error)
+};
+
+/// Decides the silence rule for the unterminated `line` and parses it into
+/// *request. Waits while the line can still become a valid `UPLOAD name
+/// <payload...>` (its verb is UPLOAD, or the line is a prefix of "UPLOAD"),
+/// and for DELETE: a destructive command never runs on a guess, only with
+/// its terminator or at half-close (hardening point 8: "DELETE report",
+/// a pause, then "-2023.txt\r\n" must not delete "report"). Any other line
+/// that cannot succeed (unknown command, missing argument, too many
+/// arguments, bad quoting) gets its ERROR at once, as the course's server
+/// answers "request tidak dikenali"; the rest (LIST, GET, SIZE, ...) runs.
+Silence on_silence(std::string_view line, Request* request);
 
 /// The next frame at the start of buffered input.
 struct Frame {

@@ -1,0 +1,66 @@
+#pragma once
+// Seed 001's file dialect (the file-marker service; docs/services/
+// file-marker.md), its pure parts: the command text and the "__END__" marker
+// that closes an upload's base64 stream. No IO, so every rule is testable
+// byte by byte and fuzzable (make fuzz-dialects).
+//
+// Commands carry no terminator in the seed's client: "LIST", "UPLOAD name",
+// "DOWNLOAD name". The session takes a command at its '\n' if one comes, else
+// when the client falls silent (the client always waits for a reply).
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace fsrv::services::file_marker {
+
+/// Server -> client: the upload may start (no terminator).
+inline constexpr std::string_view kReady = "READY";
+/// Client -> server after the last base64 chunk; server -> client after a
+/// download's base64. '_' is outside the base64 alphabet (RFC 4648 s.4), so
+/// the first '_' of an upload stream starts the marker.
+inline constexpr std::string_view kEndMarker = "__END__";
+inline constexpr std::string_view kUploadOk = "Upload successful";
+inline constexpr std::string_view kNotFound = "File not found";
+inline constexpr std::string_view kNoFiles = "No files found.";
+inline constexpr std::string_view kUnknown = "Unknown command";
+
+enum class Verb { kList, kUpload, kDownload, kUnknown, kCount };
+inline constexpr int kVerbCount = static_cast<int>(Verb::kCount);
+
+/// "LIST", "UPLOAD", "DOWNLOAD" or "UNKNOWN".
+std::string_view verb_name(Verb verb);
+
+/// One parsed command.
+struct Command {
+  Verb verb = Verb::kUnknown;
+  std::string name;   ///< UPLOAD/DOWNLOAD: the rest of the text, trimmed
+  std::string error;  ///< non-empty: answer this text and run nothing
+};
+
+/// Parses a command's whole text (terminator, if any, removed). The verb is
+/// case-insensitive; the name is everything after the verb's whitespace,
+/// trimmed, so it may hold spaces (the seed splits on the first space).
+Command parse_command(std::string_view text);
+
+/// Offset of the first '_' (a possible marker start) in `payload`, or npos.
+size_t marker_start(std::string_view payload);
+
+/// Matches "__END__" across any number of pieces.
+class EndMatcher {
+ public:
+  struct Step {
+    size_t used = 0;    ///< bytes of the piece that belong to the marker
+    bool done = false;  ///< the whole marker has been seen
+    bool bad = false;   ///< a byte differs from the marker (stream unusable)
+  };
+  /// Feeds bytes that continue the marker (the first call starts at a '_').
+  Step feed(std::string_view piece);
+  /// Marker bytes matched so far (0 = not inside a marker).
+  size_t held() const { return held_; }
+
+ private:
+  size_t held_ = 0;
+};
+
+}  // namespace fsrv::services::file_marker

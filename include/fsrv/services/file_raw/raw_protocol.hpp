@@ -1,0 +1,60 @@
+#pragma once
+// Seed 000's raw-bytes file dialect (the file-raw service; docs/services/
+// file-raw.md), its pure parts: cutting request lines and parsing them. No
+// IO, so every rule is testable byte by byte and fuzzable (make
+// fuzz-dialects).
+//
+//   LIST\r\n                -> names joined by "\n", then "\r\n\r\n"
+//   UPLOAD name size\r\n    + exactly `size` raw bytes -> "OK ...\r\n"
+//   DOWNLOAD name\r\n       -> "size\r\n" + the raw bytes
+//   any failure             -> "ERROR <text>\r\n"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace fsrv::services::file_raw {
+
+/// Ends LIST's reply (after the names).
+inline constexpr std::string_view kListEnd = "\r\n\r\n";
+/// Ends every one-line reply and DOWNLOAD's size line.
+inline constexpr std::string_view kEol = "\r\n";
+
+enum class RawCmd { kList, kUpload, kDownload, kUnknown, kCount };
+inline constexpr int kRawCmdCount = static_cast<int>(RawCmd::kCount);
+
+/// "LIST", "UPLOAD", "DOWNLOAD" or "UNKNOWN".
+std::string_view raw_cmd_name(RawCmd cmd);
+
+/// One parsed request line.
+struct RawRequest {
+  RawCmd cmd = RawCmd::kUnknown;
+  std::string name;   ///< UPLOAD/DOWNLOAD
+  uint64_t size = 0;  ///< UPLOAD: payload bytes that follow the line
+  std::string error;  ///< non-empty: answer "ERROR <error>"
+  /// With an error: the stream cannot be framed any more (an UPLOAD whose
+  /// size is missing or unreadable), so the connection closes after it.
+  bool fatal = false;
+};
+
+/// Parses one request line (terminator removed). Words split on spaces and
+/// tabs; verbs are case-insensitive; `size` is 1-20 decimal digits that fit
+/// in 64 bits.
+RawRequest parse_raw_line(std::string_view line);
+
+/// The next request line at the start of buffered input.
+struct RawLine {
+  enum Kind {
+    kNeedMore,  ///< no '\n' yet (consumed may skip blank lines)
+    kLine,      ///< `line` without "\r\n" / "\n"
+    kTooLong,   ///< no '\n' within max_line bytes
+  };
+  Kind kind = kNeedMore;
+  size_t consumed = 0;
+  std::string_view line;
+};
+
+/// Cuts the next line from `input`, skipping blank lines ("\r\n" alone).
+RawLine next_raw_line(std::string_view input, size_t max_line);
+
+}  // namespace fsrv::services::file_raw

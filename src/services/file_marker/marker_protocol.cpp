@@ -1,0 +1,82 @@
+#include "fsrv/services/file_marker/marker_protocol.hpp"
+
+#include <cstring>
+
+namespace fsrv::services::file_marker {
+
+namespace {
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
+    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string_view verb_name(Verb verb) {
+  static constexpr std::string_view kNames[kVerbCount] = {"LIST", "UPLOAD", "DOWNLOAD", "UNKNOWN"};
+  return kNames[static_cast<int>(verb)];
+}
+
+Command parse_command(std::string_view text) {
+  Command c;
+  text = trim(text);
+  size_t end = 0;
+  while (end < text.size() && !is_space(text[end])) ++end;
+  std::string_view verb = text.substr(0, end);
+  std::string_view rest = trim(text.substr(end));
+  if (iequals(verb, "LIST")) {
+    c.verb = Verb::kList;
+    if (!rest.empty()) c.error = "LIST takes no argument";
+    return c;
+  }
+  if (iequals(verb, "UPLOAD")) {
+    c.verb = Verb::kUpload;
+  } else if (iequals(verb, "DOWNLOAD")) {
+    c.verb = Verb::kDownload;
+  } else {
+    c.error = std::string(kUnknown);
+    return c;
+  }
+  if (rest.empty()) c.error = "Missing file name";
+  c.name = std::string(rest);
+  return c;
+}
+
+size_t marker_start(std::string_view payload) {
+  const void* p = std::memchr(payload.data(), '_', payload.size());
+  return p ? static_cast<size_t>(static_cast<const char*>(p) - payload.data())
+           : std::string_view::npos;
+}
+
+EndMatcher::Step EndMatcher::feed(std::string_view piece) {
+  Step s;
+  while (s.used < piece.size() && held_ < kEndMarker.size()) {
+    if (piece[s.used] != kEndMarker[held_]) {
+      s.bad = true;
+      return s;
+    }
+    ++held_;
+    ++s.used;
+  }
+  s.done = held_ == kEndMarker.size();
+  return s;
+}
+
+}  // namespace fsrv::services::file_marker

@@ -1,0 +1,115 @@
+#include "fsrv/services/file_raw/raw_protocol.hpp"
+
+#include <vector>
+
+namespace fsrv::services::file_raw {
+
+namespace {
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
+    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+/// Longest decimal size accepted: UINT64_MAX has 20 digits.
+constexpr size_t kMaxSizeDigits = 20;
+
+bool parse_size(std::string_view text, uint64_t* out) {
+  if (text.empty() || text.size() > kMaxSizeDigits) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::string_view raw_cmd_name(RawCmd cmd) {
+  static constexpr std::string_view kNames[kRawCmdCount] = {"LIST", "UPLOAD", "DOWNLOAD",
+                                                            "UNKNOWN"};
+  return kNames[static_cast<int>(cmd)];
+}
+
+RawRequest parse_raw_line(std::string_view line) {
+  RawRequest r;
+  std::vector<std::string_view> words;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_blank(line[i])) ++i;
+    size_t start = i;
+    while (i < line.size() && !is_blank(line[i])) ++i;
+    if (i > start) words.push_back(line.substr(start, i - start));
+  }
+  if (words.empty()) {
+    r.error = "empty request";
+    return r;
+  }
+  std::string_view verb = words[0];
+  if (iequals(verb, "LIST")) {
+    r.cmd = RawCmd::kList;
+    if (words.size() != 1) r.error = "LIST takes no argument";
+  } else if (iequals(verb, "DOWNLOAD")) {
+    r.cmd = RawCmd::kDownload;
+    if (words.size() != 2)
+      r.error = "usage: DOWNLOAD name";
+    else
+      r.name = std::string(words[1]);
+  } else if (iequals(verb, "UPLOAD")) {
+    r.cmd = RawCmd::kUpload;
+    if (words.size() != 3 || !parse_size(words[2], &r.size)) {
+      r.error = "usage: UPLOAD name size (size in decimal bytes)";
+      r.fatal = true;  // how many payload bytes follow is unknown
+    } else {
+      r.name = std::string(words[1]);
+    }
+  } else {
+    r.error = "unknown command: " + std::string(verb.substr(0, 64));
+  }
+  return r;
+}
+
+RawLine next_raw_line(std::string_view input, size_t max_line) {
+  RawLine l;
+  size_t start = 0;
+  while (true) {
+    size_t s = start;
+    while (s < input.size() && is_blank(input[s])) ++s;
+    if (s < input.size() && input[s] == '\n') {
+      start = s + 1;  // a blank line
+      continue;
+    }
+    break;
+  }
+  l.consumed = start;
+  std::string_view rest = input.substr(start);
+  size_t nl = rest.find('\n');
+  if (nl == std::string_view::npos) {
+    if (rest.size() > max_line) l.kind = RawLine::kTooLong;
+    return l;
+  }
+  if (nl > max_line) {
+    l.kind = RawLine::kTooLong;
+    return l;
+  }
+  std::string_view line = rest.substr(0, nl);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  l.kind = RawLine::kLine;
+  l.line = line;
+  l.consumed = start + nl + 1;
+  return l;
+}
+
+}  // namespace fsrv::services::file_raw
