@@ -1,6 +1,7 @@
 // The registered services: one line per service. Adding a service is a new
 // directory under src/services/ and one line here.
 
+#include "fsrv/services/chat/chat_service.hpp"
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/service.hpp"
@@ -11,6 +12,7 @@ const std::vector<ServiceInfo>& registry() {
   static const std::vector<ServiceInfo> kAll = {
       file::info(),
       echo::info(),
+      chat::info(),
   };
   return kAll;
 }
