@@ -34,3 +34,11 @@ fuzz-chat: $(CHAT_FUZZ_BIN)
 	@mkdir -p $(CHAT_FUZZ_DIR)/chat-corpus
 	$(CHAT_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(CHAT_FUZZ_DIR)/chat-corpus $(CHAT_FUZZ_SEED)
+
+# chatcli: interactive chat client (tools/chatcli.cpp). Line editing and
+# history from libedit's readline interface, linked into chatcli only.
+DEB_PACKAGES += libedit-dev
+PROGRAMS += chatcli
+chatcli_SRCS := tools/chatcli.cpp
+chatcli_LDLIBS := -ledit
+
