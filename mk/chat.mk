@@ -42,3 +42,18 @@ PROGRAMS += chatcli
 chatcli_SRCS := tools/chatcli.cpp
 chatcli_LDLIBS := -ledit
 
+# Session service framer fuzzer (src/services/session/session_framer.cpp, a
+# pure function): make fuzz-session [FUZZ_SECONDS=60].
+SESSION_FUZZ_BIN := $(CHAT_FUZZ_DIR)/session_frame_fuzz
+SESSION_FUZZ_SRCS := test/fuzz/session_frame_fuzz.cpp src/services/session/session_framer.cpp
+
+.PHONY: fuzz-session
+
+$(SESSION_FUZZ_BIN): $(SESSION_FUZZ_SRCS) include/fsrv/services/session/session_framer.hpp
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)$(CHAT_FUZZ_CXX) $(CHAT_FUZZ_FLAGS) $(SESSION_FUZZ_SRCS) -o $@
+
+fuzz-session: $(SESSION_FUZZ_BIN)
+	@mkdir -p $(CHAT_FUZZ_DIR)/session-corpus
+	$(SESSION_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(CHAT_FUZZ_DIR)/session-corpus test/fuzz/corpus/session

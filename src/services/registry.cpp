@@ -5,6 +5,7 @@
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/service.hpp"
+#include "fsrv/services/session/session_service.hpp"
 
 namespace fsrv::services {
 
@@ -13,6 +14,7 @@ const std::vector<ServiceInfo>& registry() {
       file::info(),
       echo::info(),
       chat::info(),
+      session::info(),
   };
   return kAll;
 }
