@@ -57,3 +57,6 @@ fuzz-session: $(SESSION_FUZZ_BIN)
 	@mkdir -p $(CHAT_FUZZ_DIR)/session-corpus
 	$(SESSION_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(CHAT_FUZZ_DIR)/session-corpus test/fuzz/corpus/session
+
+# filecli's `shell` subcommand (issue 10) uses libedit too.
+filecli_LDLIBS += -ledit
