@@ -283,6 +283,22 @@ class SessionProtocol(unittest.TestCase):
         self.assertEqual(self.client().connme(), b"connected")
         self.assertEqual(os.listdir(self.server.root), [])
 
+    def test_hidden_chat_database_never_listed_or_served(self):
+        os.mkdir(os.path.join(self.server.root, ".chat"))
+        with open(os.path.join(self.server.root, ".chat", "chat.db"), "wb") as f:
+            f.write(b"SQLite format 3\0")
+        with open(os.path.join(self.server.root, ".hidden"), "wb") as f:
+            f.write(b"x")
+        c = self.client()
+        self.assertEqual(c.ls(), ([], 0))
+        for name in (".chat", ".chat/chat.db", ".hidden"):
+            with self.subTest(name=name):
+                self.assertEqual(c.size(name), -1)
+                self.assertEqual(c.download(name), (None, None))
+                self.assertEqual(c.rm(name, b"Y"), -1)
+        self.assertTrue(os.path.exists(os.path.join(self.server.root, ".chat", "chat.db")))
+        self.assertTrue(os.path.exists(os.path.join(self.server.root, ".hidden")))
+
     def test_files_of_2gib_or_more_answer_minus_one(self):
         big = os.path.join(self.server.root, "big.img")
         with open(big, "wb") as f:

@@ -190,6 +190,10 @@ void SessionConn::on_read(size_t n) {
     return;
   }
   end_ += n;
+  if (state_ == State::kDone) {  // closing: drop whatever still arrives
+    start_ = end_ = 0;
+    return;
+  }
   if (state_ == State::kPayload) {
     feed_payload();
   } else {
@@ -240,6 +244,7 @@ void SessionConn::fail(std::string why) {
   FSRV_LOG_WARN("session: %s; closing", why.c_str());
   service_.count_protocol_error();
   state_ = State::kDone;
+  conn_.pause_reading();
   conn_.close_when_flushed();
 }
 
@@ -313,6 +318,7 @@ void SessionConn::on_word(Verb verb) {
     case Verb::kByebye:
       service_.count(verb, true);
       state_ = State::kDone;
+      conn_.pause_reading();
       conn_.close_when_flushed();
       return;
     case Verb::kLs:
