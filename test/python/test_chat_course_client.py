@@ -272,6 +272,34 @@ class ChatThreadMode(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.server.root, ".chat", "chat.db")))
 
 
+class ChatIdle(unittest.TestCase):
+    def test_quiet_connection_stays_open_partial_line_is_closed(self):
+        server = Server("--idle-timeout", "1")
+        self.addCleanup(server.stop)
+        quiet = ChatClient(server.port)
+        self.addCleanup(quiet.close)
+        quiet.login("messi", "surabaya")
+        slow = ChatClient(server.port)
+        self.addCleanup(slow.close)
+        slow.sock.sendall(b"auth mes")  # never finished
+        time.sleep(2.5)
+        # chat-cli.py's connection, idle between commands, still works...
+        self.assertEqual(quiet.raw("inbox %s \r\n" % quiet.tokenid),
+                         b'{"status": "OK", "messages": {}}\r\n\r\n')
+        # ...while the unfinished line was dropped with its connection.
+        self.assertTrue(closed_within(slow.sock, 5))
+
+
+def closed_within(sock, timeout):
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
 class ChatPersistence(unittest.TestCase):
     def test_restart_between_send_and_inbox(self):
         root = tempfile.mkdtemp(prefix="fsrv-chat-")

@@ -122,6 +122,18 @@ class ChatSession final : public reactor::ConnectionHandler {
     process_input();
   }
   void on_drain() override { process_input(); }
+  /// chat-cli.py keeps one connection for the whole session and never
+  /// reconnects, and the course server never times out: a quiet connection
+  /// with no partial request stays open (it holds no buffer). One sitting on
+  /// an unfinished line for --idle-timeout (slowloris) is closed.
+  void on_idle_timeout() override {
+    if (busy_ || input().empty()) {
+      conn_.touch();
+      return;
+    }
+    FSRV_LOG_INFO("chat: unfinished request line idle too long, closing");
+    conn_.close();
+  }
   void on_shutdown() override {
     quit_ = true;
     if (!busy_) conn_.close_when_flushed();
