@@ -35,3 +35,29 @@ fuzz-chat: $(CHAT_FUZZ_BIN)
 	@mkdir -p $(CHAT_FUZZ_DIR)/chat-corpus
 	$(CHAT_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(CHAT_FUZZ_DIR)/chat-corpus $(CHAT_FUZZ_SEED)
+
+# chatcli: interactive chat client (tools/chatcli.cpp). Line editing and
+# history from libedit's readline interface, linked into chatcli only.
+DEB_PACKAGES += libedit-dev
+PROGRAMS += chatcli
+chatcli_SRCS := tools/chatcli.cpp
+chatcli_LDLIBS := -ledit
+
+# Session service framer fuzzer (src/services/session/session_framer.cpp, a
+# pure function): make fuzz-session [FUZZ_SECONDS=60].
+SESSION_FUZZ_BIN := $(CHAT_FUZZ_DIR)/session_frame_fuzz
+SESSION_FUZZ_SRCS := test/fuzz/session_frame_fuzz.cpp src/services/session/session_framer.cpp
+
+.PHONY: fuzz-session
+
+$(SESSION_FUZZ_BIN): $(SESSION_FUZZ_SRCS) include/fsrv/services/session/session_framer.hpp
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)$(CHAT_FUZZ_CXX) $(CHAT_FUZZ_FLAGS) $(SESSION_FUZZ_SRCS) -o $@
+
+fuzz-session: $(SESSION_FUZZ_BIN)
+	@mkdir -p $(CHAT_FUZZ_DIR)/session-corpus
+	$(SESSION_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(CHAT_FUZZ_DIR)/session-corpus test/fuzz/corpus/session
+
+# filecli's `shell` subcommand (issue 10) uses libedit too.
+filecli_LDLIBS += -ledit

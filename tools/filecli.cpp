@@ -2,7 +2,14 @@
 //
 //   filecli [-H host] [-p port] [--codec fast|libb64] [--timeout-ms MS] [--sockbuf BYTES]
 //           list | get NAME [-o PATH] | upload PATH [--as NAME]
-//           | delete NAME | size NAME | stats | ping
+//           | delete NAME | size NAME | stats | ping | shell [-c "cmd; cmd"]
+//
+// `shell` is an interactive session on one connection (issue 10 section 3;
+// docs/services/session.md): ls, get/download, put/upload, rm (Y/N), size,
+// ping/connme, stats, lls, lcd, help, quit/byebye, with libedit line
+// editing, history and completion of commands and remote names; it reads
+// commands from stdin when that is not a terminal, or from -c. Its exit
+// code is that of the last command that failed (0 if none did).
 //
 // Transfers stream both ways (nothing holds a whole file). Downloads go to a
 // temporary file beside the destination, renamed into place on success and
@@ -14,17 +21,22 @@
 // stderr), 2 usage, 3 connection or protocol failure.
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <editline/readline.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <string>
+#include <vector>
 
 #include "fsrv/client/client.hpp"
 
@@ -382,6 +394,356 @@ int do_upload(Client& c, const std::string& path, const std::string& as) {
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- shell
+// `filecli shell` (issue 10 section 3): the seed 003 session experience over
+// the file protocol on one persistent connection. Line editing, history
+// and completion from libedit's readline interface; commands also come from
+// stdin (not a terminal) or -c "cmd; cmd".
+
+/// A connection idle longer than this is checked with PING (and reopened
+/// if the server closed it) before the next command: the server's default
+/// --idle-timeout is 60 s.
+constexpr auto kShellRecheckAfter = std::chrono::seconds(20);
+
+const char* const kShellCommands[] = {"ls",   "get",  "download", "put",   "upload", "rm",
+                                      "size", "ping", "connme",   "stats", "lls",    "lcd",
+                                      "help", "quit", "byebye",   nullptr};
+
+/// Splits a shell line into words: blanks separate, "..." or '...' quote.
+std::vector<std::string> shell_words(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (char ch : line) {
+    if (quote) {
+      if (ch == quote) {
+        quote = 0;
+      } else {
+        cur += ch;
+      }
+    } else if (ch == '"' || ch == '\'') {
+      quote = ch;
+      in_word = true;
+    } else if (ch == ' ' || ch == '\t') {
+      if (in_word) out.push_back(cur);
+      cur.clear();
+      in_word = false;
+    } else {
+      cur += ch;
+      in_word = true;
+    }
+  }
+  if (in_word) out.push_back(cur);
+  return out;
+}
+
+class Shell {
+ public:
+  Shell(std::unique_ptr<Client>& client, fsrv::client::Options opt, bool interactive)
+      : client_(client), opt_(std::move(opt)), interactive_(interactive) {}
+
+  std::string prompt() const {
+    return "file@" + opt_.host + ":" + std::to_string(opt_.port) + "> ";
+  }
+
+  /// Runs one line; false after quit. `rc` keeps the last failure's exit code.
+  bool run(const std::string& line) {
+    std::vector<std::string> w = shell_words(line);
+    if (w.empty()) return true;
+    const std::string& cmd = w[0];
+    auto arg = [&](size_t i) { return i < w.size() ? w[i] : std::string(); };
+    if (cmd == "quit" || cmd == "byebye" || cmd == "exit") {
+      if (client_) client_->command("QUIT");
+      return false;
+    }
+    if (cmd == "help") {
+      help();
+      return true;
+    }
+    if (cmd == "lls") return note(local_list(w.size() > 1 ? w[1] : "."));
+    if (cmd == "lcd") {
+      std::string dir = w.size() > 1 ? w[1] : (getenv("HOME") ? getenv("HOME") : "/");
+      if (::chdir(dir.c_str()) != 0) {
+        std::fprintf(stderr, "lcd: %s: %s\n", dir.c_str(), std::strerror(errno));
+        return note(kExitServer);
+      }
+      char cwd[4096];
+      std::printf("local directory: %s\n", ::getcwd(cwd, sizeof cwd) ? cwd : dir.c_str());
+      return true;
+    }
+    bool known = false;
+    for (const char* const* c = kShellCommands; *c; ++c) known = known || cmd == *c;
+    if (!known) {
+      std::fprintf(stderr, "unknown command: %s (try help)\n", cmd.c_str());
+      return note(kExitUsage);
+    }
+    if (!ensure_connected()) return note(kExitConnection);
+    Client& c = *client_;
+    int rc = kExitOk;
+    if (cmd == "ls") {
+      rc = remote_list(c);
+    } else if (cmd == "get" || cmd == "download") {
+      if (w.size() < 2) return usage("get NAME [LOCAL]");
+      rc = do_get(c, w[1], arg(2));
+    } else if (cmd == "put" || cmd == "upload") {
+      if (w.size() < 2) return usage("put PATH [NAME]");
+      rc = do_upload(c, w[1], arg(2));
+      names_stale_ = true;
+    } else if (cmd == "rm") {
+      bool force = false;
+      std::string name;
+      for (size_t i = 1; i < w.size(); ++i) {
+        if (w[i] == "-f") {
+          force = true;
+        } else {
+          name = w[i];
+        }
+      }
+      if (name.empty()) return usage("rm [-f] NAME");
+      if (!force && !confirm("delete " + name + " on the server? (Y/N) ")) {
+        std::printf("not deleted\n");
+        return true;
+      }
+      rc = do_simple(c, "DELETE " + fsrv::client::quote_name(name));
+      names_stale_ = true;
+    } else if (cmd == "size") {
+      if (w.size() < 2) return usage("size NAME");
+      rc = do_size(c, w[1]);
+    } else if (cmd == "ping" || cmd == "connme") {
+      rc = do_simple(c, "PING");
+    } else if (cmd == "stats") {
+      rc = do_stats(c);
+    }
+    if (rc == kExitConnection) client_.reset();  // reconnect next time
+    last_used_ = std::chrono::steady_clock::now();
+    return note(rc);
+  }
+
+  int rc() const { return rc_; }
+
+  /// Remote names for completion (LIST, cached until a change).
+  const std::vector<std::string>& remote_names() {
+    if (names_stale_ && ensure_connected()) {
+      Result r = client_->command("LIST");
+      cJSON* root = nullptr;
+      const cJSON* data = r.ok() ? reply_data(r, &root) : nullptr;
+      if (cJSON_IsArray(data)) {
+        names_.clear();
+        const cJSON* item = nullptr;
+        cJSON_ArrayForEach(item, data) {
+          if (cJSON_IsString(item)) names_.push_back(item->valuestring);
+        }
+        names_stale_ = false;
+      }
+      cJSON_Delete(root);
+    }
+    return names_;
+  }
+
+ private:
+  bool note(int rc) {
+    if (rc != kExitOk) rc_ = rc;
+    std::fflush(stdout);
+    return true;
+  }
+  bool usage(const char* text) {
+    std::fprintf(stderr, "usage: %s\n", text);
+    return note(kExitUsage);
+  }
+  static void help() {
+    std::printf(
+        "ls                      remote files with sizes and the total\n"
+        "get|download NAME [LOCAL]  download (LOCAL: file or directory)\n"
+        "put|upload PATH [NAME]  upload a local file\n"
+        "rm [-f] NAME            delete (asks Y/N unless -f)\n"
+        "size NAME               size in bytes and MB\n"
+        "ping|connme             check the connection\n"
+        "stats                   server counters\n"
+        "lls [DIR]               local files;  lcd DIR  change local directory\n"
+        "help;  quit|byebye      leave\n");
+  }
+  /// Reconnects if needed; after a long pause checks the connection first.
+  bool ensure_connected() {
+    if (client_ && std::chrono::steady_clock::now() - last_used_ > kShellRecheckAfter) {
+      if (!client_->command("PING").ok()) client_.reset();
+    }
+    if (!client_) {
+      std::string error;
+      client_ = Client::connect(opt_, &error);
+      if (!client_) {
+        std::fprintf(stderr, "filecli: cannot connect: %s\n", error.c_str());
+        return false;
+      }
+    }
+    last_used_ = std::chrono::steady_clock::now();
+    return true;
+  }
+  bool confirm(const std::string& question) {
+    std::string answer;
+    if (interactive_) {
+      char* raw = readline(question.c_str());
+      if (raw) answer = raw;
+      std::free(raw);
+    } else {
+      std::printf("%s", question.c_str());
+      std::fflush(stdout);
+      if (!std::getline(std::cin, answer)) answer.clear();
+      std::printf("%s\n", answer.c_str());
+    }
+    return !answer.empty() && (answer[0] == 'Y' || answer[0] == 'y');
+  }
+  /// LIST, then SIZE per name on the same connection.
+  int remote_list(Client& c) {
+    Result r = c.command("LIST");
+    if (!r.ok()) return report(r);
+    cJSON* root = nullptr;
+    const cJSON* data = reply_data(r, &root);
+    if (!cJSON_IsArray(data)) {
+      cJSON_Delete(root);
+      return protocol_failure("LIST reply has no data array");
+    }
+    names_.clear();
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, data) {
+      if (cJSON_IsString(item)) names_.push_back(item->valuestring);
+    }
+    cJSON_Delete(root);
+    names_stale_ = false;
+    uint64_t total = 0;
+    for (const std::string& n : names_) {
+      uint64_t bytes = 0;
+      double mb = 0;
+      Result sr = query_size(c, n, &bytes, &mb);
+      if (!sr.ok() && sr.kind != ErrorKind::kServer) return report(sr);
+      if (sr.ok()) {
+        std::printf("  %-40s %14llu bytes\n", n.c_str(), static_cast<unsigned long long>(bytes));
+        total += bytes;
+      } else {
+        std::printf("  %-40s %14s\n", n.c_str(), "?");  // deleted meanwhile
+      }
+    }
+    std::printf("%zu file%s, %llu bytes (%.2f MB)\n", names_.size(), names_.size() == 1 ? "" : "s",
+                static_cast<unsigned long long>(total), total / kMB);
+    return kExitOk;
+  }
+  static int local_list(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+      std::fprintf(stderr, "lls: %s: %s\n", dir.c_str(), std::strerror(errno));
+      return kExitServer;
+    }
+    std::vector<std::pair<std::string, uint64_t>> files;
+    while (dirent* e = ::readdir(d)) {
+      struct stat st {};
+      std::string path = dir + "/" + e->d_name;
+      if (e->d_name[0] == '.' || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      files.emplace_back(e->d_name, static_cast<uint64_t>(st.st_size));
+    }
+    ::closedir(d);
+    std::sort(files.begin(), files.end());
+    for (const auto& [name, size] : files) {
+      std::printf("  %-40s %14llu bytes\n", name.c_str(), static_cast<unsigned long long>(size));
+    }
+    std::printf("%zu local file%s\n", files.size(), files.size() == 1 ? "" : "s");
+    return kExitOk;
+  }
+
+  std::unique_ptr<Client>& client_;
+  fsrv::client::Options opt_;
+  bool interactive_;
+  int rc_ = kExitOk;
+  std::vector<std::string> names_;
+  bool names_stale_ = true;
+  std::chrono::steady_clock::time_point last_used_ = std::chrono::steady_clock::now();
+};
+
+Shell* g_shell = nullptr;  // for the completion callbacks
+
+/// Completion candidates for the word being completed, by generator state.
+std::vector<std::string> g_matches;
+
+char* match_generator(const char*, int state) {
+  static size_t next;
+  if (state == 0) next = 0;
+  return next < g_matches.size() ? strdup(g_matches[next++].c_str()) : nullptr;
+}
+
+/// First word: commands. After get/download/rm/size: remote names. After
+/// put/upload/lls/lcd: libedit's file-name completion.
+char** shell_complete(const char* text, int start, int) {
+  std::string before(rl_line_buffer, static_cast<size_t>(start));
+  std::vector<std::string> words = shell_words(before);
+  std::string prefix(text);
+  g_matches.clear();
+  if (words.empty()) {
+    for (const char* const* c = kShellCommands; *c; ++c) {
+      if (std::string_view(*c).substr(0, prefix.size()) == prefix) g_matches.push_back(*c);
+    }
+  } else if (words[0] == "get" || words[0] == "download" || words[0] == "rm" ||
+             words[0] == "size") {
+    for (const std::string& n : g_shell->remote_names()) {
+      if (n.compare(0, prefix.size(), prefix) == 0) g_matches.push_back(n);
+    }
+  } else {
+    return nullptr;  // local paths: libedit's default file-name completion
+  }
+  rl_attempted_completion_over = 1;
+  return rl_completion_matches(text, match_generator);
+}
+
+/// Splits -c's text on ';' (outside quotes).
+std::vector<std::string> split_commands(const std::string& text) {
+  std::vector<std::string> out(1);
+  char quote = 0;
+  for (char ch : text) {
+    if (quote) {
+      if (ch == quote) quote = 0;
+    } else if (ch == '"' || ch == '\'') {
+      quote = ch;
+    } else if (ch == ';') {
+      out.emplace_back();
+      continue;
+    }
+    out.back() += ch;
+  }
+  return out;
+}
+
+int run_shell(std::unique_ptr<Client>& client, const fsrv::client::Options& opt,
+              const std::string& commands, bool have_commands) {
+  bool interactive = !have_commands && ::isatty(STDIN_FILENO) == 1;
+  Shell shell(client, opt, interactive);
+  g_shell = &shell;
+  if (have_commands) {
+    for (const std::string& line : split_commands(commands)) {
+      if (!shell.run(line)) break;
+    }
+    return shell.rc();
+  }
+  if (!interactive) {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+      if (!shell.run(line)) break;
+    }
+    return shell.rc();
+  }
+  rl_attempted_completion_function = shell_complete;
+  std::printf("connected to %s:%d; type help\n", opt.host.c_str(), opt.port);
+  while (true) {
+    char* raw = readline(shell.prompt().c_str());
+    if (!raw) {
+      std::printf("\n");
+      break;
+    }
+    std::string line = raw;
+    std::free(raw);
+    if (!shell_words(line).empty()) add_history(line.c_str());
+    if (!shell.run(line)) break;
+  }
+  return shell.rc();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -420,6 +782,10 @@ int main(int argc, char** argv) {
   size->add_option("NAME", name, "file name on the server")->required();
   CLI::App* stats = app.add_subcommand("stats", "show the server's counters");
   CLI::App* ping = app.add_subcommand("ping", "check the connection");
+  std::string shell_commands;
+  CLI::App* shell = app.add_subcommand(
+      "shell", "interactive session: ls, get, put, rm, size, ping, stats, lls, lcd (help)");
+  shell->add_option("-c,--command", shell_commands, "run these ';'-separated commands and exit");
 
   try {
     app.parse(argc, argv);
@@ -448,5 +814,6 @@ int main(int argc, char** argv) {
   if (size->parsed()) return do_size(*client, name);
   if (stats->parsed()) return do_stats(*client);
   if (ping->parsed()) return do_simple(*client, "PING");
+  if (shell->parsed()) return run_shell(client, opt, shell_commands, shell->count("-c") > 0);
   return kExitUsage;
 }

@@ -9,6 +9,7 @@
 
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/service.hpp"
 
 namespace {
@@ -107,6 +108,19 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "error | warn | info | debug")
       ->capture_default_str()
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+  // chat service (issue 10; src/services/chat/chat_service.cpp)
+  app.add_option("--chat-users", config.chat_users,
+                 "chat: JSON users file (username, nama, negara, password_hash); default: "
+                 "the course's demo users")
+      ->check([](const std::string& path) -> std::string {
+        auto users = fsrv::services::chat::load_users_file(path);
+        return users.ok() ? std::string() : users.error;
+      });
+  app.add_option("--chat-session-ttl", config.chat_session_ttl_s,
+                 "chat: seconds of inactivity before a session token expires")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
   CLI11_PARSE(app, argc, argv);
 
   if (list_services) {

@@ -1,11 +1,13 @@
 // The registered services: one line per service. Adding a service is a new
 // directory under src/services/ and one line here.
 
+#include "fsrv/services/chat/chat_service.hpp"
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/file_marker/file_marker_service.hpp"
 #include "fsrv/services/file_raw/file_raw_service.hpp"
 #include "fsrv/services/service.hpp"
+#include "fsrv/services/session/session_service.hpp"
 
 namespace fsrv::services {
 
@@ -13,6 +15,8 @@ const std::vector<ServiceInfo>& registry() {
   static const std::vector<ServiceInfo> kAll = {
       file::info(),
       echo::info(),
+      chat::info(),
+      session::info(),
       file_marker::info(),
       file_raw::info(),
   };

@@ -50,6 +50,13 @@ struct ServerConfig {
   double min_rate = limits::kDefaultMinRate;                    ///< bytes/s; 0 = none
   double min_rate_window_s = limits::kDefaultMinRateWindowS;
   codec::Base64Kind codec = codec::Base64Kind::kFast;
+
+  // chat service (issue 10; src/services/chat/chat_service.cpp)
+  /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.
+  std::string chat_users;
+  /// --chat-session-ttl: idle seconds before a chat session expires (the
+  /// default is chat::kDefaultSessionTtlS, an hour).
+  double chat_session_ttl_s = 3600.0;
 };
 
 }  // namespace fsrv

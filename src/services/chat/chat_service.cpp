@@ -1,0 +1,250 @@
+// The chat service: framing, one request at a time through the executor, a
+// thread_local ChatStore per executor thread (see chat_service.hpp).
+
+#include "fsrv/services/chat/chat_service.hpp"
+
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fsrv/core/log.hpp"
+#include "fsrv/services/chat/chat_protocol.hpp"
+#include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/services/chat/chat_users.hpp"
+#include "fsrv/storage/storage.hpp"
+
+namespace fsrv::services::chat {
+
+namespace {
+
+using reactor::Connection;
+using reactor::ConnRef;
+
+/// Bytes asked for per socket read. The input buffer holds at most one
+/// incomplete line (<= kMaxLineBytes, find_line_end says "too long" past
+/// that) plus one read, because reading pauses while a request runs.
+constexpr size_t kReadChunk = 16 * 1024;
+
+/// Counter names per command kind (index = CommandKind).
+constexpr std::string_view kVerbs[] = {"unknown", "auth", "send", "inbox", "listuser", "logout"};
+constexpr int kVerbCount = static_cast<int>(std::size(kVerbs));
+
+/// What every work item needs to open its thread's store (immutable, shared).
+struct StoreSpec {
+  std::string db_path;
+  std::vector<ChatUser> users;
+  double ttl_s = kDefaultSessionTtlS;
+};
+
+/// The calling thread's store for `spec`, opened on first use. A ChatStore
+/// is not thread-safe, so each executor thread gets its own (libuv's pool
+/// threads in thread mode; the worker's loop thread in process mode). If the
+/// path changes (two servers in one test process) the store is reopened. A
+/// failed open is logged and retried on the next request; meanwhile the
+/// closed store makes execute() answer "Server Error".
+ChatStore& thread_store(const StoreSpec& spec) {
+  struct Slot {
+    std::string path;
+    std::unique_ptr<ChatStore> store;
+  };
+  thread_local Slot slot;
+  if (!slot.store || !slot.store->is_open() || slot.path != spec.db_path) {
+    slot.store = std::make_unique<ChatStore>();
+    slot.path = spec.db_path;
+    Status s = slot.store->open(spec.db_path, spec.users, spec.ttl_s);
+    if (!s.ok()) FSRV_LOG_ERROR("chat: cannot open %s: %s", spec.db_path.c_str(), s.error.c_str());
+  }
+  return *slot.store;
+}
+
+/// The users of a configuration: the --chat-users file or the demo users.
+/// Throws std::runtime_error (start-up; main validated the file already).
+std::vector<ChatUser> load_users(const ServerConfig& config) {
+  Result<std::vector<ChatUser>> users =
+      config.chat_users.empty() ? demo_users() : load_users_file(config.chat_users);
+  if (!users.ok()) throw std::runtime_error("chat users: " + users.error);
+  return std::move(users.value);
+}
+
+class ChatService final : public Service {
+ public:
+  explicit ChatService(Shared& shared) : Service(shared, "chat") {
+    auto spec = std::make_shared<StoreSpec>();
+    spec->db_path = default_db_path(shared.root->path());
+    spec->users = load_users(*shared.config);
+    spec->ttl_s = shared.config->chat_session_ttl_s;
+    spec_ = std::move(spec);
+    for (int v = 0; v < kVerbCount; ++v) {
+      ok_[v] = counter("commands/" + std::string(kVerbs[v]) + "/ok");
+      failed_[v] = counter("commands/" + std::string(kVerbs[v]) + "/failed");
+    }
+    too_long_ = counter("lines_too_long");
+  }
+  std::string refusal(reactor::Refusal why, int limit) const override {
+    return info().refusal(why, limit);
+  }
+  void count(CommandKind kind, bool ok) {
+    shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(kind)]);
+  }
+  void count_too_long() { shared_.stats->add(too_long_); }
+  const std::shared_ptr<const StoreSpec>& spec() const { return spec_; }
+  reactor::Executor& executor() { return *shared_.executor; }
+
+ protected:
+  std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
+
+ private:
+  std::shared_ptr<const StoreSpec> spec_;
+  stats::Counter ok_[kVerbCount], failed_[kVerbCount], too_long_;
+};
+
+class ChatSession final : public reactor::ConnectionHandler {
+ public:
+  ChatSession(Connection& conn, ChatService& service) : conn_(conn), service_(service) {}
+
+  std::span<char> read_space() override {
+    if (start_ > 0) {  // compact
+      std::memmove(in_.data(), in_.data() + start_, end_ - start_);
+      end_ -= start_;
+      start_ = 0;
+    }
+    if (in_.size() < end_ + kReadChunk) in_.resize(end_ + kReadChunk);
+    return {in_.data() + end_, in_.size() - end_};
+  }
+  void on_read(size_t n) override {
+    end_ += n;
+    process_input();
+  }
+  void on_eof() override {
+    eof_ = true;
+    process_input();
+  }
+  void on_drain() override { process_input(); }
+  /// chat-cli.py keeps one connection for the whole session and never
+  /// reconnects, and the course server never times out: a quiet connection
+  /// with no partial request stays open (it holds no buffer). One sitting on
+  /// an unfinished line for --idle-timeout (slowloris) is closed.
+  void on_idle_timeout() override {
+    if (busy_ || input().empty()) {
+      conn_.touch();
+      return;
+    }
+    FSRV_LOG_INFO("chat: unfinished request line idle too long, closing");
+    conn_.close();
+  }
+  void on_shutdown() override {
+    quit_ = true;
+    if (!busy_) conn_.close_when_flushed();
+  }
+  void on_close() override {}
+
+ private:
+  std::string_view input() const { return {in_.data() + start_, end_ - start_}; }
+  void process_input();
+  void run(Command cmd);
+
+  Connection& conn_;
+  ChatService& service_;
+  std::vector<char> in_;  ///< unconsumed input is in_[start_, end_)
+  size_t start_ = 0;
+  size_t end_ = 0;
+  bool busy_ = false;  ///< a request is on the executor
+  bool eof_ = false;
+  bool quit_ = false;
+  bool done_ = false;  ///< closing after the too-long reply: ignore input
+};
+
+std::unique_ptr<reactor::ConnectionHandler> ChatService::create_handler(Connection& conn) {
+  return std::make_unique<ChatSession>(conn, *this);
+}
+
+void ChatSession::process_input() {
+  if (busy_ || done_ || conn_.closing()) return;
+  if (quit_) {
+    conn_.close_when_flushed();
+    return;
+  }
+  if (conn_.congested()) {  // a client that sends and never reads: on_drain resumes
+    conn_.pause_reading();
+    return;
+  }
+  LineEnd end = find_line_end(input());
+  switch (end.kind) {
+    case LineEnd::Kind::kNeedMore:
+      // chat_server.py waits for "\r\n"; an unterminated tail at EOF is dropped.
+      if (eof_) {
+        conn_.close_when_flushed();
+      } else {
+        conn_.resume_reading();
+      }
+      return;
+    case LineEnd::Kind::kTooLong:
+      service_.count_too_long();
+      FSRV_LOG_INFO("chat: line over %zu bytes, closing", kMaxLineBytes);
+      conn_.write_owned(reply_line_too_long());
+      conn_.pause_reading();
+      conn_.close_when_flushed();
+      done_ = true;
+      start_ = end_ = 0;
+      return;
+    case LineEnd::Kind::kLine: {
+      Command cmd = parse_line(input().substr(0, end.line_size));
+      start_ += end.consumed;
+      run(std::move(cmd));
+      return;
+    }
+  }
+}
+
+// One request on the executor; reading pauses until its reply is queued, so
+// pipelined lines wait in the buffer and replies keep their order.
+void ChatSession::run(Command cmd) {
+  busy_ = true;
+  conn_.pause_reading();
+  auto reply = std::make_shared<std::string>();
+  auto command = std::make_shared<const Command>(std::move(cmd));
+  std::shared_ptr<const StoreSpec> spec = service_.spec();
+  ConnRef ref(&conn_);
+  service_.executor().submit(
+      [reply, command, spec] { *reply = execute(thread_store(*spec), *command); },
+      [this, ref, reply, command] {
+        if (conn_.closing()) return;
+        busy_ = false;
+        // Every OK reply of chat.py starts so (json.dumps keeps key order).
+        bool ok = reply->rfind(R"({"status": "OK")", 0) == 0;
+        service_.count(command->kind, ok);
+        conn_.write_owned(*reply);
+        process_input();
+      });
+}
+
+}  // namespace
+
+const ServiceInfo& info() {
+  static const ServiceInfo kInfo{
+      "chat",
+      "chat (tugas 5): auth, send, inbox, listuser, logout; Python-json replies; SQLite state",
+      {8889},
+      "printf 'auth messi surabaya \\r\\n' | nc -q1 127.0.0.1 {port}",
+      [](stats::Schema& schema) {
+        for (std::string_view verb : kVerbs) {
+          schema.add("chat/commands/" + std::string(verb) + "/ok");
+          schema.add("chat/commands/" + std::string(verb) + "/failed");
+        }
+        schema.add("chat/lines_too_long");
+      },
+      [](reactor::Refusal why, int limit) {
+        return why == reactor::Refusal::kShuttingDown
+                   ? reply_error("Server Sedang Berhenti (shutting down)")
+                   : reply_error("Server Sibuk (busy: limit " + std::to_string(limit) +
+                                 " connections)");
+      },
+      [](Shared& shared) -> std::unique_ptr<Service> {
+        return std::make_unique<ChatService>(shared);
+      }};
+  return kInfo;
+}
+
+}  // namespace fsrv::services::chat

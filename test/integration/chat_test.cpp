@@ -1,0 +1,141 @@
+// The chat service through bin/fileserver: a --chat-users file replaces the
+// demo users; a bad one stops the server at start-up with the reason; many
+// clients sending at once in thread mode (several pool threads, one
+// ChatStore each) deliver every message exactly once.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/server_process.hpp"
+#include "fsrv/services/chat/chat_users.hpp"
+
+namespace fsrv::test {
+namespace {
+
+/// Sends one request line and returns the reply up to and including "\r\n\r\n".
+std::string ask(int fd, const std::string& line) {
+  if (!send_all(fd, line + "\r\n")) return "<send failed>";
+  std::string in;
+  char buf[4096];
+  while (in.size() < 4 || in.compare(in.size() - 4, 4, "\r\n\r\n") != 0) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return in + "<closed>";
+    in.append(buf, static_cast<size_t>(n));
+  }
+  return in;
+}
+
+/// The token of an OK auth reply ("" otherwise).
+std::string token_of(const std::string& reply) {
+  const std::string key = R"("tokenid": ")";
+  size_t at = reply.find(key);
+  return at == std::string::npos ? "" : reply.substr(at + key.size(), 36);
+}
+
+TEST(ChatService, UsersFileReplacesTheDemoUsers) {
+  TempDir root, etc;
+  auto hash = services::chat::hash_password("rahasia", services::chat::kDemoOpsLimit,
+                                            services::chat::kDemoMemLimit);
+  ASSERT_TRUE(hash.ok()) << hash.error;
+  std::string users = etc.file("users.json");
+  spit(users, R"([{"username": "budi", "nama": "Budi \u00c9", "negara": "Indonesia", )"
+              R"("password_hash": ")" +
+                  hash.value +
+                  R"("}, )"
+                  R"({"username": "sari", "nama": "Sari", "negara": "Indonesia", )"
+                  R"("password_hash": ")" +
+                  hash.value + R"("}])");
+  ServerProcess server({"--listen", "chat=0", "--chat-users", users, "--log-level", "error"},
+                       root.path());
+  int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(ask(fd, "auth messi surabaya"),
+            "{\"status\": \"ERROR\", \"message\": \"User Tidak Ada\"}\r\n\r\n");
+  EXPECT_EQ(ask(fd, "auth budi surabaya"),
+            "{\"status\": \"ERROR\", \"message\": \"Password Salah\"}\r\n\r\n");
+  std::string token = token_of(ask(fd, "auth budi rahasia"));
+  ASSERT_EQ(token.size(), 36u);
+  EXPECT_EQ(ask(fd, "send " + token + " sari halo"),
+            "{\"status\": \"OK\", \"message\": \"Message Sent\"}\r\n\r\n");
+  std::string sari = token_of(ask(fd, "auth sari rahasia"));
+  EXPECT_EQ(ask(fd, "inbox " + sari),
+            "{\"status\": \"OK\", \"messages\": {\"budi\": [{\"msg_from\": \"Budi \\u00c9\", "
+            "\"msg_to\": \"Sari\", \"msg\": \"halo\"}]}}\r\n\r\n");
+  close(fd);
+}
+
+TEST(ChatService, BadUsersFileStopsTheServerWithTheReason) {
+  TempDir root, etc;
+  std::string users = etc.file("users.json");
+  spit(users, R"([{"username": "x", "nama": "X", "negara": "Y", "password_hash": "surabaya"}])");
+  std::string cmd = bin_dir() + "/fileserver --host 127.0.0.1 --listen chat=0 --root " +
+                    root.path() + " --chat-users " + users + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int st = pclose(p);
+  EXPECT_NE(WEXITSTATUS(st), 0) << out;
+  EXPECT_NE(out.find("--chat-users"), std::string::npos) << out;
+  EXPECT_NE(out.find("password_hash"), std::string::npos) << out;
+  EXPECT_EQ(out.find("listening"), std::string::npos) << out;
+}
+
+TEST(ChatService, ConcurrentSendersInThreadModeDeliverEachMessageOnce) {
+  TempDir root;
+  ServerProcess server({"--listen", "chat=0", "--workers", "4", "--log-level", "error"},
+                       root.path());
+  constexpr int kSenders = 8;
+  constexpr int kEach = 25;
+  std::vector<std::thread> threads;
+  std::vector<int> sent(kSenders, 0);
+  for (int s = 0; s < kSenders; ++s) {
+    threads.emplace_back([&, s] {
+      int fd = connect_to(server.port());
+      if (fd < 0) return;
+      std::string t = token_of(ask(fd, s % 2 ? "auth messi surabaya" : "auth lineker surabaya"));
+      for (int i = 0; i < kEach; ++i) {
+        std::string r =
+            ask(fd, "send " + t + " henderson m" + std::to_string(s) + "-" + std::to_string(i));
+        if (r == "{\"status\": \"OK\", \"message\": \"Message Sent\"}\r\n\r\n") ++sent[s];
+      }
+      close(fd);
+    });
+  }
+  // Meanwhile the receiver drains its inbox repeatedly from two connections.
+  std::vector<std::string> got;
+  int a = connect_to(server.port()), b = connect_to(server.port());
+  std::string ta = token_of(ask(a, "auth henderson surabaya"));
+  std::string tb = token_of(ask(b, "auth henderson surabaya"));
+  auto drain = [&](int fd, const std::string& t) {
+    std::string r = ask(fd, "inbox " + t);
+    for (size_t at = 0; (at = r.find("\"msg\": \"", at)) != std::string::npos;) {
+      at += 8;
+      got.push_back(r.substr(at, r.find('"', at) - at));
+    }
+  };
+  for (int round = 0; round < 20; ++round) {
+    drain(a, ta);
+    drain(b, tb);
+  }
+  for (auto& th : threads) th.join();
+  drain(a, ta);
+  close(a);
+  close(b);
+  int total = 0;
+  for (int n : sent) total += n;
+  EXPECT_EQ(total, kSenders * kEach);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end()) << "a message came twice";
+  EXPECT_EQ(static_cast<int>(got.size()), total);
+}
+
+}  // namespace
+}  // namespace fsrv::test
