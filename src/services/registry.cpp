@@ -3,6 +3,7 @@
 
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/http/http_service.hpp"
 #include "fsrv/services/service.hpp"
 
 namespace fsrv::services {
@@ -11,6 +12,7 @@ const std::vector<ServiceInfo>& registry() {
   static const std::vector<ServiceInfo> kAll = {
       file::info(),
       echo::info(),
+      http::info(),
   };
   return kAll;
 }
