@@ -742,6 +742,38 @@ TEST_P(Http, ApacheBenchWithAndWithoutKeepAliveHasNoFailure) {
   }
 }
 
+TEST_P(Http, DiskFullIs507AndLeavesNothingBehind) {
+  // A 1 MiB tmpfs as the root (needs root and mount permission).
+  TempDir small;
+  if (system(("mount -t tmpfs -o size=1m fsrvtest " + small.path() + " 2>/dev/null").c_str()) !=
+      0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here (needs root): 507 untested";
+  }
+  {
+    std::vector<std::string> args = GetParam().args;
+    args.insert(args.end(), {"--log-level", "warn", "--listen", "http=0"});
+    ServerProcess full(args, small.path());
+    spit(small.file("old.bin"), "old");
+    int fd = connect_to(full.port());
+    send_all(fd, "PUT /old.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 3145728\r\n\r\n");
+    std::thread sender([fd] { send_all(fd, std::string(3 << 20, 'f')); });
+    std::string rest;
+    Reply r = read_http(fd, &rest);
+    shutdown(fd, SHUT_RDWR);
+    sender.join();
+    close(fd);
+    EXPECT_EQ(r.status, 507);
+    EXPECT_EQ(slurp(small.file("old.bin")), "old");
+    EXPECT_EQ(temporaries(small.path()), 0);
+    // Small uploads still work once the space is back.
+    Reply ok =
+        roundtrip(full.port(), "PUT /new.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok");
+    EXPECT_EQ(ok.status, 201);
+    full.stop();
+  }
+  EXPECT_EQ(system(("umount " + small.path()).c_str()), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, Http, ::testing::ValuesIn(kModes),
                          [](const auto& info) { return info.param.label; });
 

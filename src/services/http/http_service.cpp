@@ -276,6 +276,7 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
   void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
   void finish(int status, uint64_t body_bytes);
+  void count_once(int status);
 
   void start_get(std::string name, bool head_only);
   void start_upload();
@@ -313,6 +314,7 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   std::string reject_text_, reject_extra_;
   std::string form_body_;
   Clock::time_point started_;
+  bool counted_ = false;  ///< the current reply's status is counted
 
   // Uploads.
   std::shared_ptr<transfer::UploadSink> sink_;
@@ -348,6 +350,10 @@ void HttpSession::on_read(size_t n) {
     return;
   }
   in_end_ += n;
+  if (state_ == State::kResponding) {
+    if (input().size() >= kReadBuffer) conn_.pause_reading();  // request_done() resumes
+    return;
+  }
   process_input();
 }
 
@@ -382,14 +388,17 @@ void HttpSession::process_input() {
   }
   processing_ = false;
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
-  bool waiting = state_ == State::kResponding ||
+  // While a reply is being made, the next pipelined bytes may still be
+  // read (saves a stop/start of reading, two epoll_ctl calls, per
+  // request), up to kReadBuffer; beyond that they wait in the kernel.
+  bool waiting = (state_ == State::kResponding && input().size() >= kReadBuffer) ||
                  (state_ == State::kBody && body_to_ == BodyTo::kSink && !overflow_.empty()) ||
                  (state_ == State::kIdle && !parser_.in_message() && conn_.congested());
   if (waiting) {
-    // Pipelined bytes stay in the kernel until this request is answered.
     conn_.pause_reading();
     return;
   }
+  if (state_ == State::kResponding) return;  // request_done() continues
   if (eof_) {
     if (parser_.in_message()) {
       if (sink_) sink_->cancel();  // cut short: the old file stays
@@ -710,12 +719,22 @@ void HttpSession::reply(int status, std::string_view type, std::string_view body
       reply_head(status, type, no_body ? -1 : static_cast<int64_t>(body.size()), extra);
   bool send_body = !no_body && !head_only_;
   if (send_body) out += body;
+  count_once(status);
   conn_.write_owned(out);
   finish(status, send_body ? body.size() : 0);
 }
 
-void HttpSession::finish(int status, uint64_t body_bytes) {
+// Counted before the reply's first byte is written: a client that reads the
+// reply and then asks /stats (on another worker) must see it counted.
+void HttpSession::count_once(int status) {
+  if (counted_) return;
+  counted_ = true;
   service_.count(status);
+}
+
+void HttpSession::finish(int status, uint64_t body_bytes) {
+  count_once(status);
+  counted_ = false;
   double secs = std::chrono::duration<double>(Clock::now() - started_).count();
   std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
   FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
@@ -809,6 +828,7 @@ void HttpSession::start_get(std::string name, bool head_only) {
             meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
           }
         }
+        count_once(status);
         if (head_only_) {
           conn_.write_owned(reply_head(status, type, static_cast<int64_t>(length), meta));
           finish(status, 0);
