@@ -27,7 +27,7 @@ constexpr std::string_view kWebPage = R"HTML(<!DOCTYPE html>
          margin: 0; background: #f6f7f9; }
   main { max-width: 920px; margin: 0 auto; padding: 16px; }
   h1 { font-size: 1.6rem; margin: 8px 0 16px; }
-  #drop { border: 2px dashed #b7c0cf; border-radius: 12px; padding: 20px; text-align: center;
+  #drop { display: block; border: 2px dashed #b7c0cf; border-radius: 12px; padding: 20px; text-align: center;
           background: #fff; cursor: pointer; }
   #drop.over { border-color: var(--accent); background: #eef3fd; }
   #drop input { display: none; }
