@@ -343,6 +343,22 @@ TEST_P(Http, RangeFirstMiddleSuffixAndBeyondEnd) {
   Reply beyond = get(port, "/r.txt", "Range: bytes=1000-\r\n");
   EXPECT_EQ(beyond.status, 416);
   EXPECT_EQ(beyond.field("content-range"), "bytes */1000");
+  // HEAD never carries a body, not even a 416's: the next reply on the
+  // connection must start right after the head.
+  int fd = connect_to(port);
+  send_all(fd,
+           "HEAD /r.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=5000-\r\n\r\n"
+           "HEAD /r.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n"
+           "GET /r.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\n\r\n");
+  std::string rest;
+  EXPECT_EQ(read_http(fd, &rest, true).status, 416);
+  Reply head206 = read_http(fd, &rest, true);
+  EXPECT_EQ(head206.status, 206);
+  EXPECT_EQ(head206.field("content-length"), "2");
+  Reply after = read_http(fd, &rest);
+  EXPECT_EQ(after.status, 206);
+  EXPECT_EQ(after.body, "ab");
+  close(fd);
   // A file large enough for the sendfile path.
   random_file(root.file("big.bin"), 3 << 20, 9);
   std::string big = slurp(root.file("big.bin"));

@@ -521,8 +521,9 @@ void HttpSession::on_complete(const std::vector<Header>&) { message_complete_ = 
 
 void HttpSession::on_error(const ParseError& error) {
   if (state_ != State::kIdle && state_ != State::kBody) return;
-  if (state_ == State::kIdle) {
+  if (state_ == State::kIdle) {  // no head: nothing of the last request applies
     head_ = RequestHead{};
+    head_only_ = false;
     started_ = Clock::now();
   }
   fail_now(error.status, std::string(reason_phrase(error.status)) + ": " + error.reason);
@@ -620,8 +621,7 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
   sink_.reset();
   overflow_.clear();
   keep_alive_ = false;
-  head_only_ = false;
-  reply(status, "text/plain; charset=utf-8", text, extra);  // finish() sees kLinger
+  reply(status, "text/plain; charset=utf-8", text, extra);  // no request_done() here
   if (conn_.closing()) return;
   state_ = State::kLinger;
   in_start_ = in_end_ = 0;
@@ -816,7 +816,6 @@ void HttpSession::start_get(std::string name, bool head_only) {
         if (range) {
           RangeResult rr = parse_range(range->value, size);
           if (rr.decision == RangeDecision::kUnsatisfiable) {
-            head_only_ = false;
             reply(416, "text/plain; charset=utf-8", "Range not satisfiable",
                   meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
             return;
