@@ -318,8 +318,11 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
 
   // Uploads.
   std::shared_ptr<transfer::UploadSink> sink_;
-  std::string overflow_;          ///< body bytes the sink had no room for (< one read)
-  std::shared_ptr<int> existed_;  ///< PUT: 1 replaced, 0 new, -1 not known yet
+  std::string overflow_;  ///< body bytes the sink had no room for (< one read)
+  /// PUT: whether the name existed before (loop side; set by the check's
+  /// done callback, never read from the pool thread's result directly).
+  int existed_ = -1;         ///< 1 replaced, 0 new, -1 not known yet (or POST)
+  uint64_t upload_seq_ = 0;  ///< tells a stale existence check from the current one
   bool upload_finished_ = false;
   Status upload_status_;
 
@@ -864,17 +867,18 @@ void HttpSession::start_upload() {
   upload_finished_ = false;
   upload_status_ = {};
   overflow_.clear();
-  existed_.reset();
+  existed_ = -1;
+  ++upload_seq_;
   if (route_ == Route::kUploadPut) {
     // 201 or 204 (RFC 9110 section 9.3.4) depends on whether the name
     // existed before; learnt off the loop while the body streams.
-    existed_ = std::make_shared<int>(-1);
-    auto existed = existed_;
+    auto found = std::make_shared<bool>(false);
     const storage::Root* root = shared_.root;
     ConnRef ref(&conn_);
-    shared_.executor->submit([existed, root, name = name_] { *existed = root->size(name).ok(); },
-                             [this, ref, existed] {
-                               if (conn_.closing() || existed != existed_) return;
+    shared_.executor->submit([found, root, name = name_] { *found = root->size(name).ok(); },
+                             [this, ref, found, seq = upload_seq_] {
+                               if (conn_.closing() || seq != upload_seq_) return;
+                               existed_ = *found ? 1 : 0;
                                maybe_reply_upload();
                              });
   }
@@ -919,7 +923,7 @@ void HttpSession::upload_done(Status s, uint64_t bytes) {
 
 void HttpSession::maybe_reply_upload() {
   if (!upload_finished_ || state_ != State::kResponding) return;
-  if (existed_ && *existed_ < 0) return;  // the existence check answers soon
+  if (route_ == Route::kUploadPut && existed_ < 0) return;  // its check answers soon
   upload_finished_ = false;
   constexpr std::string_view kText = "text/plain; charset=utf-8";
   if (!upload_status_.ok()) {
@@ -930,7 +934,7 @@ void HttpSession::maybe_reply_upload() {
   std::string msg = "File " + name_ + " uploaded successfully";
   if (route_ == Route::kUploadPost) {
     reply(200, kText, msg);
-  } else if (existed_ && *existed_ == 1) {
+  } else if (existed_ == 1) {
     reply(204, {}, {});
   } else {
     reply(201, kText, msg, "Location: /" + name_ + "\r\n");
