@@ -54,6 +54,7 @@ $(SESSION_FUZZ_BIN): $(SESSION_FUZZ_SRCS) include/fsrv/services/session/session_
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)$(CHAT_FUZZ_CXX) $(CHAT_FUZZ_FLAGS) $(SESSION_FUZZ_SRCS) -o $@
 
+FUZZ_TARGETS += fuzz-session
 fuzz-session: $(SESSION_FUZZ_BIN)
 	@mkdir -p $(CHAT_FUZZ_DIR)/session-corpus
 	$(SESSION_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

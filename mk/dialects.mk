@@ -35,11 +35,13 @@ $(DIALECTS_FUZZ_BIN): $(DIALECTS_FUZZ_SRCS) $(wildcard include/fsrv/services/fil
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)$(DIALECT_FUZZ_CXX) $(DIALECT_FUZZ_FLAGS) $(DIALECTS_FUZZ_SRCS) -o $@ -lb64
 
+FUZZ_TARGETS += fuzz-file
 fuzz-file: $(FILE_FUZZ_BIN)
 	@mkdir -p $(DIALECT_FUZZ_DIR)/file-corpus
 	$(FILE_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=$(DIALECT_FUZZ_DIR)/file- $(DIALECT_FUZZ_DIR)/file-corpus $(FILE_FUZZ_SEED)
 
+FUZZ_TARGETS += fuzz-dialects
 fuzz-dialects: $(DIALECTS_FUZZ_BIN)
 	@mkdir -p $(DIALECT_FUZZ_DIR)/dialects-corpus
 	$(DIALECTS_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
         printf("%s\t%s\t%s\n", std::string(s.name).c_str(), ports.c_str(),
                std::string(s.try_command).c_str());
       } else {
-        printf("%-8s %-18s %s\n", std::string(s.name).c_str(), ports.c_str(),
+        printf("%-12s %-18s %s\n", std::string(s.name).c_str(), ports.c_str(),
                std::string(s.description).c_str());
       }
     }

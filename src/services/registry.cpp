@@ -6,6 +6,7 @@
 #include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/file_marker/file_marker_service.hpp"
 #include "fsrv/services/file_raw/file_raw_service.hpp"
+#include "fsrv/services/http/http_service.hpp"
 #include "fsrv/services/service.hpp"
 #include "fsrv/services/session/session_service.hpp"
 
@@ -15,6 +16,7 @@ const std::vector<ServiceInfo>& registry() {
   static const std::vector<ServiceInfo> kAll = {
       file::info(),
       echo::info(),
+      http::info(),
       chat::info(),
       session::info(),
       file_marker::info(),

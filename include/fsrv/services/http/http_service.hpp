@@ -1,0 +1,31 @@
+#pragma once
+// The HTTP service (issue 9): the course's HTTP file server (seed 004,
+// tugas 6-8) as an HTTP/1.1 server (RFC 9110, RFC 9112) on the same storage
+// root and name rules as the file protocol. One handler per connection
+// drives a RequestParser (llhttp), answers one request at a time
+// (pipelined requests wait, the parser pauses after each message), sends
+// file bodies with sendfile(2) through transfer::send_file and streams
+// uploads (POST /upload/{name}, PUT /{name}) into a transfer::UploadSink.
+// Routes, limits and status codes: docs/services/http.md.
+
+#include <string_view>
+
+#include "fsrv/services/service.hpp"
+
+namespace fsrv::services::http {
+
+/// The `http` service's registration (src/services/registry.cpp); course
+/// default port 8885 (the seed's thread-pool HTTP server).
+const ServiceInfo& info();
+
+/// The web UI served at GET / (src/services/http/web_page.cpp): one
+/// self-contained HTML page (CSS and JS embedded, no CDN) whose heading is
+/// `<h1>SERVER HTTP</h1>` (tugas 6): file list, upload with progress and
+/// drag and drop, delete with confirmation.
+std::string_view web_page();
+
+/// The course's form page of tugas 8 (GET /sending.html): one text field
+/// `kirim`, method post.
+std::string_view sending_page();
+
+}  // namespace fsrv::services::http

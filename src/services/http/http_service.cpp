@@ -1,0 +1,1063 @@
+// The HTTP service (issue 9): one HttpSession per connection drives a
+// RequestParser and answers one request at a time. Small replies (head and
+// body) go out in ONE write_owned (the course's client reads once after the
+// blank line); files larger than kInlineFileMax go through
+// transfer::send_file (sendfile(2), the head as prefix); uploads stream into
+// a transfer::UploadSink. docs/services/http.md lists routes and statuses.
+
+#include "fsrv/services/http/http_service.hpp"
+
+#include <arpa/inet.h>
+
+#include <array>
+#include <chrono>
+#include <cinttypes>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fsrv/core/log.hpp"
+#include "fsrv/services/http/http_util.hpp"
+#include "fsrv/services/http/request_parser.hpp"
+#include "fsrv/storage/storage.hpp"
+#include "fsrv/transfer/file_sender.hpp"
+#include "fsrv/transfer/upload_sink.hpp"
+
+namespace fsrv::services::http {
+
+namespace {
+
+using reactor::Connection;
+using reactor::ConnRef;
+using Clock = std::chrono::steady_clock;
+
+/// Pipelined requests answered in one loop turn before the session yields
+/// (Connection::yield_turn), as the file session does: one client flooding
+/// requests cannot starve the others.
+constexpr int kRequestsPerTurn = 64;
+
+/// Socket read size: one typical read; the parser keeps a partial head
+/// itself (up to kMaxHeadBytes), so the buffer never has to hold more.
+constexpr size_t kReadBuffer = 64 * 1024;
+
+/// Files up to this size are read by the open task and sent with the head
+/// in one write (one syscall, no second pool hop: the small-file case of
+/// `make bench-http`); larger ones stream with sendfile(2). 64 KiB is the
+/// read buffer's size, so memory per connection stays bounded.
+constexpr uint64_t kInlineFileMax = 64 * 1024;
+
+/// After an error that loses the framing (RFC 9112 section 9.6) the reply
+/// is sent with Connection: close, then the rest of the request is read and
+/// dropped for this long before closing: closing with unread bytes makes
+/// the kernel send RST, which can destroy the reply before the client reads
+/// it (nginx's lingering_close).
+constexpr uint64_t kLingerMs = 1000;
+
+/// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
+constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+
+/// The Server field (RFC 9110 section 10.2.4).
+constexpr std::string_view kServer = "fsrv";
+
+/// Status codes counted as "http/status/<code>" in STATS and /stats.
+constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408,
+                                    411, 413, 414, 416, 431, 500, 501, 503, 505, 507};
+
+/// HTTP status for a storage failure (the file protocol words the same
+/// codes as text, src/services/file/reply.cpp).
+int status_for(Errc code) {
+  switch (code) {
+    case Errc::kOk:
+      return 200;
+    case Errc::kNotFound:
+      return 404;
+    case Errc::kInvalidName:
+    case Errc::kNotRegular:  // directories and symlinks: never followed
+    case Errc::kPermission:
+      return 403;
+    case Errc::kTooLarge:
+      return 413;
+    case Errc::kNoSpace:
+      return 507;  // RFC 4918 section 11.5
+    case Errc::kBusy:
+    case Errc::kShuttingDown:
+      return 503;
+    case Errc::kTimeout:
+      return 408;
+    case Errc::kBadData:
+    case Errc::kBadRequest:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+/// Short text body of an error status.
+std::string error_body(int status, const Status& s, const std::string& name) {
+  if (status == 404) return "File not found";
+  if (s.code == Errc::kInvalidName) return "Invalid file name: " + s.error;
+  if (s.code == Errc::kNotRegular) return "Not a regular file: " + name;
+  return std::string(reason_phrase(status)) + (s.error.empty() ? "" : ": " + s.error);
+}
+
+/// JSON string literal of `s` (RFC 8259 section 7).
+void json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+/// True if If-None-Match's list matches the strong tag `etag` (RFC 9110
+/// section 13.1.2: weak comparison, "*" matches any current file).
+bool none_match(std::string_view field, std::string_view etag) {
+  while (!field.empty()) {
+    size_t comma = field.find(',');
+    std::string_view item = field.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.substr(0, 2) == "W/") item.remove_prefix(2);
+    if (item == "*" || item == etag) return true;
+    if (comma == std::string_view::npos) break;
+    field.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+class HttpService final : public Service {
+ public:
+  explicit HttpService(Shared& shared) : Service(shared, "http") {
+    for (int s : kCountedStatuses)
+      status_[static_cast<size_t>(s)] = counter("status/" + std::to_string(s));
+    requests_ = counter("requests");
+    uploads_ = counter("uploads/bytes");
+  }
+  std::string refusal(reactor::Refusal why, int limit) const override {
+    return info().refusal(why, limit);
+  }
+  void count(int status) {
+    if (status != 100) shared_.stats->add(requests_);  // 100 precedes the final status
+    if (status >= 0 && status < static_cast<int>(status_.size())) {
+      shared_.stats->add(status_[static_cast<size_t>(status)]);
+    }
+  }
+  void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
+  Shared& shared() { return shared_; }
+
+  /// The Date field value (RFC 9110 section 6.6.1) and the access log's
+  /// time, recomputed once per second.
+  const std::string& date() {
+    refresh_time();
+    return date_;
+  }
+  const std::string& log_time() {
+    refresh_time();
+    return log_time_;
+  }
+
+ protected:
+  std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
+
+ private:
+  void refresh_time() {
+    time_t now = time(nullptr);
+    if (now == date_second_) return;
+    date_second_ = now;
+    date_ = format_http_date(now);
+    tm t{};
+    gmtime_r(&now, &t);
+    char buf[64];
+    strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S +0000", &t);
+    log_time_ = buf;
+  }
+
+  std::array<stats::Counter, 600> status_{};
+  stats::Counter requests_, uploads_;
+  time_t date_second_ = -1;
+  std::string date_, log_time_;
+};
+
+/// What a request asks for, decided from its head.
+enum class Route {
+  kIndex,       ///< GET / (the web UI)
+  kSending,     ///< GET /sending.html (tugas 8 form)
+  kListdir,     ///< GET /listdir (seed 004)
+  kStats,       ///< GET /stats
+  kFile,        ///< GET|HEAD /{name}
+  kUploadPost,  ///< POST /upload/{name} (seed 004)
+  kUploadPut,   ///< PUT /{name} (WebDAV convention)
+  kDelete,      ///< DELETE /delete/{name} (seed 004) or DELETE /{name}
+  kForm,        ///< POST elsewhere: the form echo of tugas 8
+  kOptions,     ///< OPTIONS: 204 with Allow
+  kReject,      ///< answered with reject_status_ once the message is read
+};
+
+class HttpSession final : public reactor::ConnectionHandler, public RequestHandler {
+ public:
+  HttpSession(Connection& conn, HttpService& service)
+      : conn_(conn),
+        service_(service),
+        shared_(service.shared()),
+        parser_(*this, parser_options(*shared_.config)) {
+    in_.resize(kReadBuffer);
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "-";
+    if (uv_tcp_getpeername(conn.tcp(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (ss.ss_family == AF_INET) {
+        uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), host, sizeof host);
+      } else if (ss.ss_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), host, sizeof host);
+      }
+    }
+    peer_ = host;
+  }
+
+  // ConnectionHandler
+  std::span<char> read_space() override;
+  void on_read(size_t n) override;
+  void on_eof() override;
+  void on_timer() override;
+  void on_idle_timeout() override;
+  void on_drain() override { process_input(); }
+  void on_shutdown() override;
+  void on_close() override;
+
+  // RequestHandler (called from inside parser_.feed)
+  void on_head(const RequestHead& head) override;
+  void on_body(std::string_view piece) override;
+  void on_complete(const std::vector<Header>& trailers) override;
+  void on_error(const ParseError& error) override;
+
+ private:
+  enum class State {
+    kIdle,        ///< between requests, or reading a head
+    kBody,        ///< reading the body of the current request
+    kResponding,  ///< the request is complete; its reply is being made
+    kLinger,      ///< replied with Connection: close; dropping input
+    kClosed,      ///< close_when_flushed() was called
+  };
+  enum class BodyTo { kDiscard, kSink, kMemory };
+
+  static RequestParser::Options parser_options(const ServerConfig& config) {
+    RequestParser::Options o;
+    o.max_body = config.max_upload;  // 413 while the body streams
+    return o;
+  }
+
+  std::string_view input() const { return {in_.data() + in_start_, in_end_ - in_start_}; }
+  void consume(size_t n) { in_start_ += n; }
+
+  void process_input();
+  void route();
+  void reject(int status, std::string text, std::string extra = {});
+  void fail_now(int status, std::string text, std::string extra = {});
+  void complete_message();
+  void dispatch();
+  void request_done();
+
+  /// Head of a reply: status line, Date, Server, `extra` (complete field
+  /// lines), Content-Type, Content-Length (unless `length` < 0) and the
+  /// Connection field our keep-alive decision needs.
+  std::string reply_head(int status, std::string_view type, int64_t length,
+                         std::string_view extra = {});
+  /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
+  void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
+  void finish(int status, uint64_t body_bytes);
+  void count_once(int status);
+
+  void start_get(std::string name, bool head_only);
+  void start_upload();
+  bool pump_sink();
+  void upload_done(Status s, uint64_t bytes);
+  void maybe_reply_upload();
+  void start_delete(std::string name);
+  void start_listdir();
+  void reply_form();
+
+  Connection& conn_;
+  HttpService& service_;
+  Shared& shared_;
+  RequestParser parser_;
+  std::string peer_;
+
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  bool processing_ = false;
+  bool eof_ = false;
+  bool quit_ = false;
+  State state_ = State::kIdle;
+
+  // The current request.
+  RequestHead head_;
+  Route route_ = Route::kReject;
+  std::string name_;
+  bool head_only_ = false;
+  bool keep_alive_ = true;
+  bool message_complete_ = false;
+  bool body_complete_ = false;
+  BodyTo body_to_ = BodyTo::kDiscard;
+  int reject_status_ = 0;
+  std::string reject_text_, reject_extra_;
+  std::string form_body_;
+  Clock::time_point started_;
+  bool counted_ = false;  ///< the current reply's status is counted
+
+  // Uploads.
+  std::shared_ptr<transfer::UploadSink> sink_;
+  std::string overflow_;  ///< body bytes the sink had no room for (< one read)
+  /// PUT: whether the name existed before (loop side; set by the check's
+  /// done callback, never read from the pool thread's result directly).
+  int existed_ = -1;         ///< 1 replaced, 0 new, -1 not known yet (or POST)
+  uint64_t upload_seq_ = 0;  ///< tells a stale existence check from the current one
+  bool upload_finished_ = false;
+  Status upload_status_;
+
+  std::shared_ptr<transfer::FileSender> get_;
+};
+
+std::unique_ptr<reactor::ConnectionHandler> HttpService::create_handler(Connection& conn) {
+  return std::make_unique<HttpSession>(conn, *this);
+}
+
+// ---------------------------------------------------------------- input
+
+std::span<char> HttpSession::read_space() {
+  if (state_ == State::kLinger) {
+    in_start_ = in_end_ = 0;  // dropped anyway
+  } else if (in_start_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+    in_end_ -= in_start_;
+    in_start_ = 0;
+  }
+  if (in_end_ == in_.size()) in_.resize(in_.size() + kReadBuffer);  // rare: see process_input
+  return {in_.data() + in_end_, in_.size() - in_end_};
+}
+
+void HttpSession::on_read(size_t n) {
+  if (state_ == State::kLinger || state_ == State::kClosed) {
+    in_start_ = in_end_ = 0;
+    return;
+  }
+  in_end_ += n;
+  if (state_ == State::kResponding) {
+    if (input().size() >= kReadBuffer) conn_.pause_reading();  // request_done() resumes
+    return;
+  }
+  process_input();
+}
+
+void HttpSession::process_input() {
+  if (processing_) return;
+  processing_ = true;
+  int handled = 0;
+  while (!conn_.closing()) {
+    if (state_ == State::kResponding || state_ == State::kLinger || state_ == State::kClosed) break;
+    if (state_ == State::kBody && body_to_ == BodyTo::kSink) {
+      if (!pump_sink()) break;  // the sink is full: on_space comes back
+      if (state_ != State::kBody) continue;
+    }
+    if (state_ == State::kIdle && !parser_.in_message()) {
+      if (conn_.congested()) break;  // on_drain resumes
+      if (handled == kRequestsPerTurn) {
+        processing_ = false;
+        conn_.yield_turn();  // on_drain next turn
+        return;
+      }
+    }
+    if (input().empty()) break;
+    RequestParser::FeedResult r = parser_.feed(input());
+    consume(r.consumed);
+    if (message_complete_) {
+      message_complete_ = false;
+      ++handled;
+      complete_message();
+      continue;
+    }
+    if (r.state != RequestParser::State::kNeedMore) break;  // kError: on_error replied
+  }
+  processing_ = false;
+  if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
+  // While a reply is being made, the next pipelined bytes may still be
+  // read (saves a stop/start of reading, two epoll_ctl calls, per
+  // request), up to kReadBuffer; beyond that they wait in the kernel.
+  bool waiting = (state_ == State::kResponding && input().size() >= kReadBuffer) ||
+                 (state_ == State::kBody && body_to_ == BodyTo::kSink && !overflow_.empty()) ||
+                 (state_ == State::kIdle && !parser_.in_message() && conn_.congested());
+  if (waiting) {
+    conn_.pause_reading();
+    return;
+  }
+  if (state_ == State::kResponding) return;  // request_done() continues
+  if (eof_) {
+    if (parser_.in_message()) {
+      if (sink_) sink_->cancel();  // cut short: the old file stays
+      sink_.reset();
+      conn_.close();
+    } else {
+      state_ = State::kClosed;
+      conn_.close_when_flushed();
+    }
+    return;
+  }
+  conn_.resume_reading();
+}
+
+void HttpSession::on_eof() {
+  eof_ = true;
+  if (state_ == State::kLinger) {
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+    return;
+  }
+  if (state_ == State::kIdle || state_ == State::kBody) process_input();
+  // kResponding: request_done() sees eof_ once the reply is out.
+}
+
+void HttpSession::on_timer() {
+  if (state_ == State::kLinger) {
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+  }
+}
+
+void HttpSession::on_idle_timeout() {
+  if (state_ == State::kIdle && !parser_.in_message()) {
+    conn_.close();  // an idle keep-alive connection: close quietly
+    return;
+  }
+  if (state_ == State::kIdle || state_ == State::kBody) {
+    // RFC 9110 section 15.5.9: the client did not finish its request.
+    if (sink_) sink_->cancel();
+    sink_.reset();
+    if (state_ == State::kIdle) started_ = Clock::now();
+    keep_alive_ = false;
+    head_only_ = false;
+    reply(408, "text/plain; charset=utf-8", "Request timeout");
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+    return;
+  }
+  conn_.close();  // mid-reply (a stalled reader) or lingering
+}
+
+void HttpSession::on_shutdown() {
+  quit_ = true;
+  if (state_ == State::kIdle && !parser_.in_message()) {
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+  }
+}
+
+void HttpSession::on_close() {
+  if (get_) get_->cancel();
+  get_.reset();
+  if (sink_) sink_->cancel();  // the temporary file goes with the last task
+  sink_.reset();
+}
+
+// ---------------------------------------------------------------- parser events
+
+void HttpSession::on_head(const RequestHead& head) {
+  head_ = head;
+  started_ = Clock::now();
+  keep_alive_ = head.keep_alive && !quit_;
+  head_only_ = head.method == "HEAD";
+  body_to_ = BodyTo::kDiscard;
+  body_complete_ = false;
+  reject_status_ = 0;
+  form_body_.clear();
+  name_.clear();
+  state_ = State::kBody;
+  route();
+  if (state_ != State::kBody) return;  // replied already (fail_now)
+  if (route_ == Route::kUploadPost || route_ == Route::kUploadPut) {
+    start_upload();
+  } else if (route_ == Route::kForm) {
+    body_to_ = BodyTo::kMemory;
+  }
+  if (head.expect_continue && state_ == State::kBody) {
+    // RFC 9110 section 10.1.1: the client waits for this before the body.
+    conn_.write_owned("HTTP/1.1 100 Continue\r\n\r\n");
+    service_.count(100);
+  }
+}
+
+void HttpSession::on_body(std::string_view piece) {
+  if (state_ != State::kBody) return;
+  switch (body_to_) {
+    case BodyTo::kDiscard:
+      return;
+    case BodyTo::kMemory:
+      if (form_body_.size() + piece.size() > kMaxMultipartBody) {
+        fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
+        return;
+      }
+      form_body_.append(piece);
+      return;
+    case BodyTo::kSink:
+      if (!sink_) return;
+      if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
+      overflow_.append(piece);
+      if (!sink_->error().ok()) {
+        int st = status_for(sink_->error().code);
+        fail_now(st, error_body(st, sink_->error(), name_));
+      }
+      return;
+  }
+}
+
+void HttpSession::on_complete(const std::vector<Header>&) { message_complete_ = true; }
+
+void HttpSession::on_error(const ParseError& error) {
+  if (state_ != State::kIdle && state_ != State::kBody) return;
+  if (state_ == State::kIdle) {  // no head: nothing of the last request applies
+    head_ = RequestHead{};
+    head_only_ = false;
+    started_ = Clock::now();
+  }
+  fail_now(error.status, std::string(reason_phrase(error.status)) + ": " + error.reason);
+}
+
+// ---------------------------------------------------------------- routing
+
+void HttpSession::route() {
+  Target t = split_target(head_.target);
+  std::string_view path = t.path;
+  // Absolute-form (RFC 9112 section 3.2.2): a server must accept it.
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (path.size() >= scheme.size() && iequals(path.substr(0, scheme.size()), scheme)) {
+      size_t slash = path.find('/', scheme.size());
+      path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+    }
+  }
+  const std::string& m = head_.method;
+  if (m == "OPTIONS" && path == "*") {
+    route_ = Route::kOptions;
+    return;
+  }
+  if (path.empty() || path[0] != '/') {
+    reject(400, "Bad request target");
+    return;
+  }
+  Result<std::string> decoded = percent_decode_path(path.substr(1));  // decoded exactly once
+  if (!decoded.ok()) {
+    reject(400, "Bad request target: " + decoded.error);
+    return;
+  }
+  const std::string& p = decoded.value;
+  if (m == "GET" || m == "HEAD") {
+    if (p.empty()) {
+      route_ = Route::kIndex;
+    } else if (p == "sending.html") {
+      route_ = Route::kSending;
+    } else if (p == "listdir") {
+      route_ = Route::kListdir;
+    } else if (p == "stats") {
+      route_ = Route::kStats;
+    } else {
+      route_ = Route::kFile;
+      name_ = p;
+    }
+  } else if (m == "POST") {
+    if (p.rfind("upload/", 0) == 0) {
+      route_ = Route::kUploadPost;
+      name_ = p.substr(7);
+    } else {
+      route_ = Route::kForm;
+    }
+  } else if (m == "PUT") {
+    route_ = Route::kUploadPut;
+    name_ = p;
+  } else if (m == "DELETE") {
+    route_ = Route::kDelete;
+    name_ = p.rfind("delete/", 0) == 0 ? p.substr(7) : p;
+  } else if (m == "OPTIONS") {
+    route_ = Route::kOptions;
+  } else {
+    reject(405, "Method not allowed: " + m, "Allow: " + std::string(kAllow) + "\r\n");
+    return;
+  }
+  if (route_ == Route::kFile || route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
+      route_ == Route::kDelete) {
+    // The file protocol's name rules: no '/', no "..", no hidden names.
+    if (std::string why = storage::validate_name(name_); !why.empty()) {
+      reject(403, "Invalid file name: " + why);
+    }
+  }
+}
+
+// A request we refuse from its head alone. Without a body, the reply waits
+// for the (empty) message end and the connection stays open; with one, we
+// answer now and close (RFC 9110 section 10.1.1 allows it for a client
+// waiting on 100-continue; it saves reading a body we would drop).
+void HttpSession::reject(int status, std::string text, std::string extra) {
+  bool has_body = head_.framing == BodyFraming::kChunked ||
+                  (head_.framing == BodyFraming::kContentLength && head_.content_length > 0);
+  if (has_body) {
+    fail_now(status, std::move(text), std::move(extra));
+    return;
+  }
+  route_ = Route::kReject;
+  reject_status_ = status;
+  reject_text_ = std::move(text);
+  reject_extra_ = std::move(extra);
+}
+
+// Replies now with Connection: close and drops the rest of the input for
+// kLingerMs (the framing is lost, RFC 9112 section 9.6).
+void HttpSession::fail_now(int status, std::string text, std::string extra) {
+  if (sink_) sink_->cancel();
+  sink_.reset();
+  overflow_.clear();
+  keep_alive_ = false;
+  reply(status, "text/plain; charset=utf-8", text, extra);  // no request_done() here
+  if (conn_.closing()) return;
+  state_ = State::kLinger;
+  in_start_ = in_end_ = 0;
+  conn_.start_timer(kLingerMs);
+  conn_.resume_reading();
+}
+
+void HttpSession::complete_message() {
+  if (state_ != State::kBody) return;  // replied already
+  body_complete_ = true;
+  if (body_to_ == BodyTo::kSink) return;  // process_input's pump_sink ends it
+  state_ = State::kResponding;
+  dispatch();
+}
+
+void HttpSession::dispatch() {
+  constexpr std::string_view kHtml = "text/html; charset=utf-8";
+  constexpr std::string_view kText = "text/plain; charset=utf-8";
+  switch (route_) {
+    case Route::kReject:
+      reply(reject_status_, kText, reject_text_, reject_extra_);
+      return;
+    case Route::kIndex:
+      reply(200, kHtml, web_page(), "Cache-Control: no-cache\r\n");
+      return;
+    case Route::kSending:
+      reply(200, kHtml, sending_page());
+      return;
+    case Route::kStats:
+      reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
+      return;
+    case Route::kListdir:
+      start_listdir();
+      return;
+    case Route::kFile:
+      start_get(name_, head_only_);
+      return;
+    case Route::kDelete:
+      start_delete(name_);
+      return;
+    case Route::kForm:
+      reply_form();
+      return;
+    case Route::kOptions:
+      reply(204, {}, {}, "Allow: " + std::string(kAllow) + "\r\n");
+      return;
+    case Route::kUploadPost:
+    case Route::kUploadPut:
+      return;  // the sink's done callback replies
+  }
+}
+
+// ---------------------------------------------------------------- replies
+
+std::string HttpSession::reply_head(int status, std::string_view type, int64_t length,
+                                    std::string_view extra) {
+  std::string h;
+  h.reserve(256 + extra.size());
+  h += "HTTP/1.1 ";
+  h += std::to_string(status);
+  h += ' ';
+  h += reason_phrase(status);
+  h += "\r\nDate: ";
+  h += service_.date();
+  h += "\r\nServer: ";
+  h += kServer;
+  h += "\r\n";
+  h += extra;
+  if (!type.empty()) {
+    h += "Content-Type: ";
+    h += type;
+    h += "\r\n";
+  }
+  if (length >= 0) {
+    h += "Content-Length: ";
+    h += std::to_string(length);
+    h += "\r\n";
+  }
+  if (quit_) keep_alive_ = false;
+  if (!keep_alive_) {
+    h += "Connection: close\r\n";
+  } else if (head_.version_major == 1 && head_.version_minor == 0) {
+    h += "Connection: keep-alive\r\n";  // RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
+  }
+  h += "\r\n";
+  return h;
+}
+
+void HttpSession::reply(int status, std::string_view type, std::string_view body,
+                        std::string_view extra) {
+  // 204 and 304 carry no body and (204) no Content-Length (RFC 9110
+  // sections 8.6, 15.3.5, 15.4.5).
+  bool no_body = status == 204 || status == 304;
+  std::string out =
+      reply_head(status, type, no_body ? -1 : static_cast<int64_t>(body.size()), extra);
+  bool send_body = !no_body && !head_only_;
+  if (send_body) out += body;
+  count_once(status);
+  conn_.write_owned(out);
+  finish(status, send_body ? body.size() : 0);
+}
+
+// Counted before the reply's first byte is written: a client that reads the
+// reply and then asks /stats (on another worker) must see it counted.
+void HttpSession::count_once(int status) {
+  if (counted_) return;
+  counted_ = true;
+  service_.count(status);
+}
+
+void HttpSession::finish(int status, uint64_t body_bytes) {
+  count_once(status);
+  counted_ = false;
+  double secs = std::chrono::duration<double>(Clock::now() - started_).count();
+  std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
+  FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
+                service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+  if (state_ == State::kResponding) request_done();
+}
+
+void HttpSession::request_done() {
+  state_ = State::kIdle;
+  if (conn_.closing()) return;
+  if (!keep_alive_) {
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+    return;
+  }
+  process_input();  // returns at once when called from inside it
+}
+
+// ---------------------------------------------------------------- GET / HEAD
+
+void HttpSession::start_get(std::string name, bool head_only) {
+  struct Opened {
+    Result<storage::ReadFile> file;
+    std::string data;  ///< the whole file when it is at most kInlineFileMax
+    bool inline_data = false;
+  };
+  auto op = std::make_shared<Opened>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit(
+      [op, root, name, head_only] {
+        op->file = root->open_read(name);
+        if (!op->file.ok() || head_only || op->file.value.size() > kInlineFileMax) return;
+        op->data.resize(op->file.value.size());
+        auto r = op->file.value.read_at(
+            {reinterpret_cast<uint8_t*>(op->data.data()), op->data.size()}, 0);
+        if (!r.ok()) {
+          op->file = Result<storage::ReadFile>::failure(r.status());
+          return;
+        }
+        op->data.resize(r.value);  // the file may have shrunk since open
+        op->inline_data = true;
+      },
+      [this, ref, op, name] {
+        if (conn_.closing()) return;
+        if (!op->file.ok()) {
+          int st = status_for(op->file.code);
+          reply(st, "text/plain; charset=utf-8", error_body(st, op->file.status(), name));
+          return;
+        }
+        storage::ReadFile& f = op->file.value;
+        uint64_t size = op->inline_data ? op->data.size() : f.size();
+        int64_t mtime_s = f.mtime_ns() / 1000000000;
+        std::string etag = make_etag(f.size(), f.mtime_ns());
+        std::string last_modified = format_http_date(mtime_s);
+        std::string meta = "Last-Modified: " + last_modified + "\r\nETag: " + etag +
+                           "\r\nAccept-Ranges: bytes\r\n";
+        // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
+        // only without it.
+        bool not_modified = false;
+        if (const Header* inm = head_.find("If-None-Match")) {
+          not_modified = none_match(inm->value, etag);
+        } else if (const Header* ims = head_.find("If-Modified-Since")) {
+          std::optional<int64_t> t = parse_http_date(ims->value);
+          not_modified = t && mtime_s <= *t;
+        }
+        if (not_modified) {
+          reply(304, {}, {}, meta);
+          return;
+        }
+        std::string_view type = mime_type_for(name);
+        uint64_t offset = 0, length = size;
+        int status = 200;
+        const Header* range = head_.find("Range");
+        if (const Header* if_range = head_.find("If-Range");
+            range && if_range && if_range->value != etag && if_range->value != last_modified) {
+          range = nullptr;  // RFC 9110 section 13.1.5: changed, send it whole
+        }
+        if (range) {
+          RangeResult rr = parse_range(range->value, size);
+          if (rr.decision == RangeDecision::kUnsatisfiable) {
+            reply(416, "text/plain; charset=utf-8", "Range not satisfiable",
+                  meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
+            return;
+          }
+          if (rr.decision == RangeDecision::kPartial) {
+            status = 206;
+            offset = rr.range.first;
+            length = rr.range.length();
+            meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
+          }
+        }
+        count_once(status);
+        if (head_only_) {
+          conn_.write_owned(reply_head(status, type, static_cast<int64_t>(length), meta));
+          finish(status, 0);
+          return;
+        }
+        if (op->inline_data) {
+          reply(status, type, std::string_view(op->data).substr(offset, length), meta);
+          return;
+        }
+        std::string prefix = reply_head(status, type, static_cast<int64_t>(length), meta);
+        transfer::SendOptions o;
+        o.prefix = std::move(prefix);
+        o.transform = transfer::Transform::kIdentity;
+        o.offset = offset;
+        o.length = length;
+        get_ = transfer::send_file(conn_, *shared_.executor, std::move(f), std::move(o),
+                                   [this, status, length](Status) {
+                                     get_.reset();
+                                     finish(status, length);
+                                   });
+      });
+}
+
+// ---------------------------------------------------------------- uploads
+
+void HttpSession::start_upload() {
+  if (head_.framing == BodyFraming::kContentLength &&
+      head_.content_length > shared_.config->max_upload) {
+    fail_now(413,
+             "Upload too large: limit " + std::to_string(shared_.config->max_upload) + " bytes");
+    return;
+  }
+  body_to_ = BodyTo::kSink;
+  upload_finished_ = false;
+  upload_status_ = {};
+  overflow_.clear();
+  existed_ = -1;
+  ++upload_seq_;
+  if (route_ == Route::kUploadPut) {
+    // 201 or 204 (RFC 9110 section 9.3.4) depends on whether the name
+    // existed before; learnt off the loop while the body streams.
+    auto found = std::make_shared<bool>(false);
+    const storage::Root* root = shared_.root;
+    ConnRef ref(&conn_);
+    shared_.executor->submit([found, root, name = name_] { *found = root->size(name).ok(); },
+                             [this, ref, found, seq = upload_seq_] {
+                               if (conn_.closing() || seq != upload_seq_) return;
+                               existed_ = *found ? 1 : 0;
+                               maybe_reply_upload();
+                             });
+  }
+  transfer::UploadSink::Options o;
+  o.name = name_;
+  o.transform = transfer::Transform::kIdentity;
+  o.max_bytes = shared_.config->max_upload;
+  sink_ = transfer::UploadSink::start(
+      conn_, *shared_.executor, *shared_.root, std::move(o),
+      [this] {
+        if (state_ == State::kBody && body_to_ == BodyTo::kSink) process_input();
+      },
+      [this](Status s, uint64_t bytes) { upload_done(std::move(s), bytes); });
+}
+
+// Moves held-back body bytes into the sink and ends the upload once the
+// message is complete. False while the sink has no room (reading stops;
+// on_space calls process_input again).
+bool HttpSession::pump_sink() {
+  if (!sink_) return true;
+  if (!overflow_.empty()) overflow_.erase(0, sink_->feed(overflow_));
+  if (!sink_->error().ok()) {
+    int st = status_for(sink_->error().code);
+    fail_now(st, error_body(st, sink_->error(), name_));
+    return true;
+  }
+  if (!overflow_.empty()) return false;
+  if (body_complete_) {
+    state_ = State::kResponding;
+    sink_->end();
+  }
+  return true;
+}
+
+void HttpSession::upload_done(Status s, uint64_t bytes) {
+  sink_.reset();
+  upload_finished_ = true;
+  upload_status_ = std::move(s);
+  if (upload_status_.ok()) service_.count_upload(bytes);
+  maybe_reply_upload();
+}
+
+void HttpSession::maybe_reply_upload() {
+  if (!upload_finished_ || state_ != State::kResponding) return;
+  if (route_ == Route::kUploadPut && existed_ < 0) return;  // its check answers soon
+  upload_finished_ = false;
+  constexpr std::string_view kText = "text/plain; charset=utf-8";
+  if (!upload_status_.ok()) {
+    int st = status_for(upload_status_.code);
+    reply(st, kText, error_body(st, upload_status_, name_));
+    return;
+  }
+  std::string msg = "File " + name_ + " uploaded successfully";
+  if (route_ == Route::kUploadPost) {
+    reply(200, kText, msg);
+  } else if (existed_ == 1) {
+    reply(204, {}, {});
+  } else {
+    reply(201, kText, msg, "Location: /" + name_ + "\r\n");
+  }
+}
+
+// ---------------------------------------------------------------- others
+
+void HttpSession::start_delete(std::string name) {
+  auto st = std::make_shared<Status>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit([st, root, name] { *st = root->remove(name); },
+                           [this, ref, st, name] {
+                             if (conn_.closing()) return;
+                             constexpr std::string_view kText = "text/plain; charset=utf-8";
+                             if (st->ok()) {
+                               reply(200, kText, "File " + name + " deleted successfully");
+                             } else {
+                               int code = status_for(st->code);
+                               reply(code, kText, error_body(code, *st, name));
+                             }
+                           });
+}
+
+void HttpSession::start_listdir() {
+  auto out = std::make_shared<Result<std::string>>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit(
+      [out, root] {
+        auto names = root->list();
+        if (!names.ok()) {
+          *out = Result<std::string>::failure(names.status());
+          return;
+        }
+        std::string j = "[";
+        for (const std::string& n : names.value) {
+          auto f = root->open_read(n);  // size and mtime; skips what vanished
+          if (!f.ok()) continue;
+          if (j.size() > 1) j += ", ";
+          j += "{\"name\": ";
+          json_string(j, n);
+          char num[96];
+          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.value.size(),
+                   static_cast<double>(f.value.mtime_ns()) / 1e9);
+          j += num;
+        }
+        j += "]";
+        out->value = std::move(j);
+      },
+      [this, ref, out] {
+        if (conn_.closing()) return;
+        if (!out->ok()) {
+          int st = status_for(out->code);
+          reply(st, "text/plain; charset=utf-8", error_body(st, out->status(), ""));
+          return;
+        }
+        reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+      });
+}
+
+// tugas 8: each decoded field as name=value on its own line, a blank line,
+// then every header line of the request exactly as received.
+void HttpSession::reply_form() {
+  std::vector<FormField> fields;
+  const Header* ct = head_.find("Content-Type");
+  if (ct && iequals(ct->value.substr(0, 19), "multipart/form-data")) {
+    Result<std::string> boundary = multipart_boundary(ct->value);
+    Result<std::vector<FormField>> parts =
+        boundary.ok() ? parse_multipart(form_body_, boundary.value)
+                      : Result<std::vector<FormField>>::failure(boundary.status());
+    if (!parts.ok()) {
+      reply(400, "text/plain; charset=utf-8", "Bad form body: " + parts.error);
+      return;
+    }
+    fields = std::move(parts.value);
+  } else {
+    fields = parse_urlencoded(form_body_);
+  }
+  std::string body;
+  for (const FormField& f : fields) {
+    body += f.name;
+    body += '=';
+    body += f.is_file ? f.filename : f.value;
+    body += "\r\n";
+  }
+  body += "\r\n";
+  for (size_t i = 1; i < head_.raw_lines.size(); ++i) {
+    body += head_.raw_lines[i];
+    body += "\r\n";
+  }
+  reply(200, "text/plain; charset=utf-8", body);
+}
+
+}  // namespace
+
+const ServiceInfo& info() {
+  static const ServiceInfo kInfo{
+      "http",
+      "HTTP/1.1 file server (seed 004, tugas 6-8): web UI, /listdir, uploads, Range, keep-alive",
+      {8885},
+      "curl -s http://127.0.0.1:{port}/listdir",
+      [](stats::Schema& schema) {
+        schema.add("http/requests");
+        schema.add("http/uploads/bytes");
+        for (int s : kCountedStatuses) schema.add("http/status/" + std::to_string(s));
+      },
+      [](reactor::Refusal why, int limit) {
+        std::string body =
+            why == reactor::Refusal::kShuttingDown
+                ? "Server shutting down\n"
+                : "Server busy: too many connections (limit " + std::to_string(limit) + ")\n";
+        return "HTTP/1.1 503 Service Unavailable\r\nDate: " + format_http_date(time(nullptr)) +
+               "\r\nServer: " + std::string(kServer) +
+               "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" +
+               body;
+      },
+      [](Shared& shared) -> std::unique_ptr<Service> {
+        return std::make_unique<HttpService>(shared);
+      }};
+  return kInfo;
+}
+
+}  // namespace fsrv::services::http

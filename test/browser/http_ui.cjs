@@ -1,0 +1,143 @@
+// The http service's web UI in a real browser (issue 9): Debian's chromium
+// driven by puppeteer-core. Starts bin/fileserver with one http listener on
+// a free port and a temporary root, then: load /, see the list, upload a
+// file through the page's file input and see it listed, download it with
+// the page's link and compare bytes, delete it through the page (confirm
+// dialog accepted) and see it gone. Screenshots go to $SHOT_DIR.
+//   FSRV_BIN=bin SHOT_DIR=build/browser NODE_PATH=.../node_modules node test/browser/http_ui.cjs
+"use strict";
+const { spawn } = require("child_process");
+const crypto = require("crypto");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const puppeteer = require("puppeteer-core");
+
+const BIN = process.env.FSRV_BIN || "bin";
+const SHOT_DIR = process.env.SHOT_DIR || "build/browser";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TIMEOUT_MS = 30000;
+
+let passed = 0;
+let failed = 0;
+function check(what, ok, detail) {
+  if (ok) {
+    passed++;
+    console.log("ok   " + what);
+  } else {
+    failed++;
+    console.log("FAIL " + what + (detail ? ": " + detail : ""));
+  }
+}
+
+function startServer(root) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(path.join(BIN, "fileserver"),
+      ["--host", "127.0.0.1", "--root", root, "--log-level", "warn", "--listen", "http=0"],
+      { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    proc.stdout.on("data", (d) => {
+      out += d.toString();
+      const m = out.match(/listening http on 127\.0\.0\.1:(\d+)/);
+      if (m) resolve({ proc, port: Number(m[1]) });
+    });
+    proc.on("exit", (code) => reject(new Error("server exited with " + code + ": " + out)));
+  });
+}
+
+async function waitFor(fn, what) {
+  const end = Date.now() + TIMEOUT_MS;
+  while (Date.now() < end) {
+    if (await fn()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("timed out waiting for " + what);
+}
+
+const sha = (buf) => crypto.createHash("sha256").update(buf).digest("hex");
+
+async function main() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fsrv-browser-"));
+  const root = path.join(tmp, "root");
+  const local = path.join(tmp, "local");
+  const downloads = path.join(tmp, "downloads");
+  for (const d of [root, local, downloads]) fs.mkdirSync(d);
+  fs.mkdirSync(SHOT_DIR, { recursive: true });
+  fs.writeFileSync(path.join(root, "hello.txt"), "Halo dari server berkas!\n");
+  const upName = "unggah data.bin";  // a space: percent-encoded by the page
+  const upBytes = crypto.randomBytes(3 * 1024 * 1024 + 17);
+  fs.writeFileSync(path.join(local, upName), upBytes);
+
+  const { proc, port } = await startServer(root);
+  const base = "http://127.0.0.1:" + port;
+  let browser;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      userDataDir: path.join(tmp, "profile"),
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--user-data-dir=" + path.join(tmp, "profile")],
+    });
+    const page = await browser.newPage();
+    page.setDefaultTimeout(TIMEOUT_MS);
+    await page.setViewport({ width: 1000, height: 700 });
+    const rowSel = (name) => `tr[data-name="${name}"]`;
+
+    // 1. Load / and see the list.
+    const resp = await page.goto(base + "/", { waitUntil: "load" });
+    check("GET / is 200", resp.status() === 200, String(resp.status()));
+    check("heading is SERVER HTTP",
+      (await page.$eval("h1", (h) => h.outerHTML)) === "<h1>SERVER HTTP</h1>");
+    await page.waitForSelector(rowSel("hello.txt"));
+    check("hello.txt listed with its size",
+      (await page.$eval(rowSel("hello.txt"), (r) => r.cells[1].textContent)) === "25 B");
+
+    // 2. Upload through the page's file input; see it listed.
+    const input = await page.$("#file");
+    await input.uploadFile(path.join(local, upName));
+    await page.waitForSelector(rowSel(upName));
+    const stored = fs.readFileSync(path.join(root, upName));
+    check("uploaded file stored byte for byte", Buffer.compare(stored, upBytes) === 0);
+    await page.screenshot({ path: path.join(SHOT_DIR, "http-ui.png"), fullPage: true });
+
+    // 3. Download with the page's link; compare bytes.
+    const cdp = await page.createCDPSession();
+    await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+    await page.click(rowSel(upName) + " a.dl");
+    const dl = path.join(downloads, upName);
+    await waitFor(() => fs.existsSync(dl) && fs.statSync(dl).size === upBytes.length, "the download");
+    check("downloaded bytes equal the uploaded ones", sha(fs.readFileSync(dl)) === sha(upBytes));
+
+    // 4. Delete through the page (confirm dialog accepted); see it gone.
+    let dialog = "";
+    page.on("dialog", async (d) => {
+      dialog = d.message();
+      await d.accept();
+    });
+    await page.click(rowSel(upName) + " button.del");
+    await waitFor(async () => (await page.$(rowSel(upName))) === null, "the row to go");
+    check("delete asked for confirmation", dialog === "Delete " + upName + "?", dialog);
+    check("file removed from the root", !fs.existsSync(path.join(root, upName)));
+    check("other file still listed", (await page.$(rowSel("hello.txt"))) !== null);
+
+    // 5. The phone layout renders too.
+    await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true });
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector(rowSel("hello.txt"));
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth > innerWidth);
+    check("no horizontal scrolling at 390 px", !overflow);
+    await page.screenshot({ path: path.join(SHOT_DIR, "http-ui-phone.png"), fullPage: true });
+  } catch (e) {
+    check("browser session", false, e.stack || String(e));
+  } finally {
+    if (browser) await browser.close();
+    proc.kill("SIGTERM");
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  console.log(`browser: ${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+}
+
+main();
