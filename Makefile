@@ -83,12 +83,13 @@ help:
 	@echo "make deps        install missing Debian packages"
 	@echo "make all         build bin/fileserver, bin/filecli and the tests"
 	@echo "make test        deps + layer check + build + all tests (reactor, unit, integration,"
-	@echo "                 Python clients) + ASan/UBSan run"
-	@echo "make run-server  every service on the course ports (file 6666, echo 31000-31002), ./files"
+	@echo "                 Python clients); .ci/run adds sanitize, tsan, fuzz, soak, browser"
+	@echo "make run-server  every service on its course port (fileserver --services), ./files"
 	@echo "make sanitize    ASan+UBSan build and test run;  make tsan  TSan build and test run"
 	@echo "make fmt         clang-format every C++ file"
 	@echo "make bench-transfer  100 MB GET/UPLOAD figures through filecli"
-	@echo "make bench-codec, fuzz, stress, stress-quick, stress-dry-run, bench: see README.md"
+	@echo "make bench-http, bench-codec, soak, test-browser, stress, stress-quick, bench: see README.md"
+	@echo "make list-fuzz-targets; each runs libFuzzer for FUZZ_SECONDS"
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -127,15 +128,15 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB) $(EXTRA_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_SRCS:%.cpp=$(BUILD)/%.d))
 
-# The test command of README.md and .ci/run: from a fresh machine, build in
-# parallel and run every suite, then the ASan+UBSan variant. (TSan, the
-# bounded fuzz run and stress-quick run in .ci/run after it: together they
-# would push `make test` past 10 minutes on 2 cores.)
+# The test command of README.md and .ci/run: from a fresh machine, check the
+# layer rules, build in parallel and run every suite. The sanitizer runs
+# (`make sanitize`, `make tsan`), the fuzzers, the stress grid, the soak and
+# the browser test run in .ci/run after it: with seven services, the ASan
+# build and run alone would push `make test` past ten minutes on 2 cores.
 test: deps
 	tools/check-layers.sh
 	$(MAKE) -j$(NPROC) all
 	$(MAKE) test-run
-	$(MAKE) sanitize
 
 # Runs the suites of one variant (SAN=...). The integration tests find the
 # programs through FSRV_BIN.

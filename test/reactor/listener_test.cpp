@@ -23,8 +23,8 @@ TEST_F(ReactorTest, ListenerAcceptsWithItsFactoryAndRefusesBeyondMaxConns) {
   close(b);
   close(a);
   run_until([&] { return reactor.connections.empty(); });
-  EXPECT_EQ(factory.last->eofs, 1);
-  EXPECT_EQ(factory.last->closes, 1);
+  EXPECT_EQ(factory.totals.eofs, 1);
+  EXPECT_EQ(factory.totals.closes, 1);
 }
 
 TEST_F(ReactorTest, DrainingRefusesNewAndShutsDownLiveConnections) {

@@ -23,8 +23,15 @@
 
 namespace fsrv::test {
 
+/// Callback counts that outlive the handlers (a handler is freed with its
+/// connection).
+struct HandlerCounts {
+  int eofs = 0, closes = 0;
+};
+
 /// A handler whose behaviour each test fills in; counts its callbacks.
 struct ScriptedHandler : reactor::ConnectionHandler {
+  HandlerCounts* totals = nullptr;  ///< also counted here (the factory's)
   char buf[65536];
   std::function<void(ScriptedHandler&, size_t)> read;
   std::function<void(ScriptedHandler&)> timer, drain, eof;
@@ -39,6 +46,7 @@ struct ScriptedHandler : reactor::ConnectionHandler {
   }
   void on_eof() override {
     ++eofs;
+    if (totals) ++totals->eofs;
     if (eof) {
       eof(*this);
     } else {
@@ -54,7 +62,10 @@ struct ScriptedHandler : reactor::ConnectionHandler {
     if (drain) drain(*this);
   }
   void on_shutdown() override { connection->close_when_flushed(); }
-  void on_close() override { ++closes; }
+  void on_close() override {
+    ++closes;
+    if (totals) ++totals->closes;
+  }
 };
 
 /// A factory that makes ScriptedHandlers configured by `setup`.
@@ -62,10 +73,12 @@ struct ScriptedFactory : reactor::ConnectionFactory {
   std::function<void(ScriptedHandler&)> setup;
   std::string refusal_text = "busy\n";
   int made = 0, refused = 0;
-  ScriptedHandler* last = nullptr;
+  HandlerCounts totals;
+  ScriptedHandler* last = nullptr;  ///< valid only while its connection is open
   std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection&) override {
     ++made;
     auto h = std::make_unique<ScriptedHandler>();
+    h->totals = &totals;
     if (setup) setup(*h);
     last = h.get();
     return h;

@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <string_view>
@@ -46,12 +47,16 @@ class ThreadPoolExecutor final : public Executor {
   size_t pending_ = 0;
 };
 
-/// Runs tasks on the loop thread itself, one per loop iteration (an idle
-/// handle keeps the loop polling without blocking while tasks wait), so
-/// socket IO of every connection interleaves between chunks. Used by
+/// Runs tasks on the loop thread itself, a time-bounded batch per loop
+/// iteration (an idle handle keeps the loop polling without blocking while
+/// tasks wait), so socket IO of every connection interleaves between chunks. Used by
 /// process-mode workers: the worker process is the pool.
 class InlineExecutor final : public Executor {
  public:
+  /// Time one loop iteration may spend running queued tasks (at least one
+  /// task runs): 1 ms keeps socket IO of every connection interleaved
+  /// between large chunks while small requests do not each wait a turn.
+  static constexpr uint64_t kInlineBudgetNs = 1'000'000;
   explicit InlineExecutor(uv_loop_t* loop);
   ~InlineExecutor() override;
   void submit(Fn work, Fn done) override;
