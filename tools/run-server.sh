@@ -16,11 +16,11 @@ if [ -z "$(ls -A "$root" 2>/dev/null)" ]; then
 fi
 shown=$host
 [ "$shown" = 0.0.0.0 ] && shown=127.0.0.1
-printf '%-8s %-22s %s\n' SERVICE ADDRESS "TRY (from another terminal)"
+printf '%-12s %-20s %s\n' SERVICE ADDRESS "TRY (from another terminal)"
 "$bin/fileserver" --services --porcelain | while IFS=$'\t' read -r name ports try; do
   IFS=, read -ra list <<<"$ports"
   for p in "${list[@]}"; do
-    printf '%-8s %-22s %s\n' "$name" "$host:$p" "${try//\{port\}/$p}" | sed "s/127\.0\.0\.1/$shown/"
+    printf '%-12s %-20s %s\n' "$name" "$host:$p" "${try//\{port\}/$p}" | sed "s/127\.0\.0\.1/$shown/"
   done
 done
 echo "file protocol client: $bin/filecli -p 6666 list | get NAME | upload PATH"
