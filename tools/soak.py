@@ -66,7 +66,7 @@ class Server:
     def __init__(self, root):
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--port", "0", "--root", root,
-             "--mode", "process", "--workers", "4", "--idle-timeout", "15", "--request-timeout", "5",
+             "--mode", "process", "--workers", "4", "--idle-timeout", "120", "--request-timeout", "5",
              "--log-level", "warn"],
             stdout=subprocess.PIPE)
         line = self.proc.stdout.readline().decode()
@@ -116,17 +116,19 @@ class Conn:
 
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT)
-        self.buf = b""
+        self.buf = bytearray()
 
     def request(self, line):
         self.s.sendall(line)
-        while b"\r\n\r\n" not in self.buf:
+        start = 0
+        while (i := self.buf.find(b"\r\n\r\n", start)) < 0:
+            start = max(0, len(self.buf) - 3)  # linear: never rescan
             d = self.s.recv(1 << 20)
             if not d:
                 raise ConnectionError("closed")
             self.buf += d
-        i = self.buf.index(b"\r\n\r\n")
-        reply, self.buf = self.buf[:i], self.buf[i + 4:]
+        reply = bytes(self.buf[:i])
+        del self.buf[:i + 4]
         return json.loads(reply)
 
     def close(self):
@@ -276,24 +278,28 @@ def main():
                     for _ in range(n)]
     for t in threads:
         t.start()
-    kills = []
+    # The killer is a separate process: 200 client threads can keep this
+    # interpreter's main thread waiting for the GIL far longer than 30 s.
+    kill_log = os.path.join(tempfile.mkdtemp(prefix="fsrv-soak-kills-"), "kills")
+    killer = subprocess.Popen(
+        ["bash", "-c",
+         'end=$((SECONDS + %d)); while sleep %d && [ $SECONDS -lt $end ]; do '
+         'v=$(pgrep -P %d | shuf -n1); [ -n "$v" ] && kill -9 "$v" && date +%%s.%%N >> %s; '
+         'done' % (int(SECONDS), int(KILL_EVERY), server.proc.pid, kill_log)])
     rss_ref = None
     ref_at = min(60.0, SECONDS / 4)
-    next_kill = started + KILL_EVERY
     while time.time() < deadline:
         time.sleep(0.5)
-        now = time.time()
-        if rss_ref is None and now - started >= ref_at:
+        if rss_ref is None and time.time() - started >= ref_at:
             rss_ref = server.rss_kib()
-        if now >= next_kill:
-            workers = server.pids()[1:]
-            if workers:
-                victim = random.choice(workers)
-                os.kill(victim, signal.SIGKILL)
-                kills.append(now)
-            next_kill += KILL_EVERY
     for t in threads:
         t.join(timeout=SOCKET_TIMEOUT + 30)
+    killer.terminate()
+    killer.wait()
+    kills = []
+    if os.path.exists(kill_log):
+        with open(kill_log) as f:
+            kills = [float(x) for x in f.read().split()]
     time.sleep(3)  # hostile connections closed, workers settle
     rss_end = server.rss_kib()
     fds_end = server.fds()
