@@ -287,6 +287,17 @@ int Master::run() {
     FSRV_LOG_ERROR("%s", s.error.c_str());
     return kExitConfig;
   }
+  // UDP services (issue 11) keep per-sender state that one process must
+  // own; passing the socket to a single worker is not done yet.
+  for (const ListenSpec& l : specs_) {
+    if (runtime::is_datagram(l)) {
+      FSRV_LOG_ERROR(
+          "%s is a UDP service: --mode process does not serve UDP listeners yet; "
+          "use --mode thread",
+          l.service.c_str());
+      return kExitConfig;
+    }
+  }
   runtime::register_stats(specs_, schema_);  // before any fork: one layout everywhere
   table_ = std::make_unique<stats::StatsTable>(config_.workers + 1, true, schema_);
   std::string error;
