@@ -72,6 +72,7 @@ int DatagramListener::listen(DatagramHandler& handler) {
   buf_len_ = kSlot * kBatch;
   buf_ = std::make_unique<char[]>(buf_len_);
   handler_->on_start(*this);
+  started_ = true;
   rc = uv_udp_recv_start(
       &udp_,
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -102,7 +103,7 @@ void DatagramListener::close() {
   if (!open_) return;
   open_ = false;
   uv_udp_recv_stop(&udp_);
-  if (handler_) handler_->on_stop(*this);
+  if (started_) handler_->on_stop(*this);  // on_start ran: pair it
   uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
 }
 

@@ -190,6 +190,64 @@ class UdpSinkTest(unittest.TestCase):
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
+    def test_all_services_in_process_mode_skips_udp(self):
+        # 127.0.0.9: the course ports on an address no other test uses.
+        root = tempfile.mkdtemp(prefix="fsrv-udp-")
+        proc = subprocess.Popen(
+            [os.path.join(BIN, "fileserver"), "--root", root, "--mode", "process",
+             "--workers", "1", "--all-services", "--host", "127.0.0.9"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            first = proc.stdout.readline().decode()
+            self.assertTrue(first.startswith("listening file on 127.0.0.9:6666"), first)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+            shutil.rmtree(root, ignore_errors=True)
+        self.assertIn(b"udp-sink (UDP) skipped in --mode process", err)
+        self.assertEqual(proc.returncode, 0)
+
+    def test_port_in_use_is_a_startup_error(self):
+        busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        busy.bind(("127.0.0.1", 0))
+        root = tempfile.mkdtemp(prefix="fsrv-udp-")
+        try:
+            r = subprocess.run(
+                [os.path.join(BIN, "fileserver"), "--root", root,
+                 "--listen", "udp-sink=127.0.0.1:%d" % busy.getsockname()[1]],
+                capture_output=True, timeout=30)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(b"cannot bind udp-sink on udp 127.0.0.1:", r.stderr)
+        finally:
+            busy.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_same_port_for_tcp_and_udp_is_allowed(self):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        root = tempfile.mkdtemp(prefix="fsrv-udp-")
+        proc = subprocess.Popen(
+            [os.path.join(BIN, "fileserver"), "--root", root, "--listen",
+             "echo=127.0.0.1:%d" % port, "--listen", "udp-sink=127.0.0.1:%d" % port],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            self.assertEqual(proc.stdout.readline().decode().strip(),
+                             "listening echo on 127.0.0.1:%d" % port)
+            self.assertEqual(proc.stdout.readline().decode().strip(),
+                             "listening udp-sink on 127.0.0.1:%d" % port)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+            proc.stdout.close()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_services_lists_udp_sink(self):
+        out = subprocess.run([os.path.join(BIN, "fileserver"), "--services", "--porcelain"],
+                             capture_output=True, check=True, timeout=30).stdout.decode()
+        self.assertIn("udp-sink\t5005\t", out)
+
     def test_listening_lines_in_order_with_tcp(self):
         root = tempfile.mkdtemp(prefix="fsrv-udp-")
         proc = subprocess.Popen(

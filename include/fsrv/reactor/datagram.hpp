@@ -84,6 +84,7 @@ class DatagramListener {
   int port_ = 0;
   int rcvbuf_ = 0;
   bool open_ = true;
+  bool started_ = false;  ///< handler's on_start ran (on_stop is owed)
   DatagramHandler* handler_ = nullptr;
   /// kBatch slots of 64 KiB: one recvmmsg batch.
   std::unique_ptr<char[]> buf_;
