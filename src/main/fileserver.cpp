@@ -148,13 +148,6 @@ int main(int argc, char** argv) {
   }
   if (all_services) {
     for (const auto& s : fsrv::services::registry()) {
-      // udp-sink (issue 11): process mode serves no UDP listener yet, so
-      // --all-services leaves them out there instead of refusing to start.
-      if (mode == "process" && s.transport == fsrv::services::Transport::kDatagram) {
-        fprintf(stderr, "fileserver: --all-services: %s (UDP) skipped in --mode process\n",
-                std::string(s.name).c_str());
-        continue;
-      }
       for (int p : s.default_ports) {
         config.listeners.push_back({std::string(s.name), fsrv::Endpoint{config.host, p}});
       }

@@ -43,7 +43,31 @@ DatagramListener::DatagramListener(uv_loop_t* loop, int index, std::string servi
 DatagramListener::~DatagramListener() = default;
 
 int DatagramListener::listen(DatagramHandler& handler) {
-  handler_ = &handler;
+  int port = bind();
+  if (port < 0) return port;
+  int rc = start(handler);
+  return rc < 0 ? rc : port;
+}
+
+int DatagramListener::fd() const {
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&udp_), &fd) != 0) return -1;
+  return fd;
+}
+
+int DatagramListener::adopt(int fd) {
+  int rc = uv_udp_open(&udp_, fd);
+  if (rc != 0) return rc;
+  socklen_t len = sizeof rcvbuf_;
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, &len);
+  sockaddr_storage bound{};
+  int blen = sizeof bound;
+  uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &blen);
+  port_ = address_port(reinterpret_cast<const sockaddr&>(bound));
+  return port_;
+}
+
+int DatagramListener::bind() {
   sockaddr_storage addr{};
   const std::string& host = endpoint_.host;
   int rc = uv_ip4_addr(host.c_str(), endpoint_.port, reinterpret_cast<sockaddr_in*>(&addr));
@@ -69,11 +93,16 @@ int DatagramListener::listen(DatagramHandler& handler) {
   int blen = sizeof bound;
   uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &blen);
   port_ = address_port(reinterpret_cast<const sockaddr&>(bound));
+  return port_;
+}
+
+int DatagramListener::start(DatagramHandler& handler) {
+  handler_ = &handler;
   buf_len_ = kSlot * kBatch;
   buf_ = std::make_unique<char[]>(buf_len_);
   handler_->on_start(*this);
   started_ = true;
-  rc = uv_udp_recv_start(
+  int rc = uv_udp_recv_start(
       &udp_,
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* self = static_cast<DatagramListener*>(h->data);
@@ -90,8 +119,7 @@ int DatagramListener::listen(DatagramHandler& handler) {
         if (addr == nullptr || !self->open_) return;  // nothing more to read now
         self->handler_->on_datagram(*self, *addr, {buf->base, static_cast<size_t>(nread)});
       });
-  if (rc != 0) return rc;
-  return port_;
+  return rc;
 }
 
 int DatagramListener::send_to(const sockaddr& to, std::span<const char> data) {

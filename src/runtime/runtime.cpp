@@ -56,7 +56,7 @@ Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
     if (!is_datagram(specs[i])) continue;
     out.push_back(std::make_unique<reactor::DatagramListener>(loop, static_cast<int>(i),
                                                               specs[i].service, specs[i].endpoint));
-    int rc = out.back()->listen(handler_for(i));
+    int rc = handler_for ? out.back()->listen(handler_for(i)) : out.back()->bind();
     if (rc < 0) {
       for (auto& l : out) l->close();
       return Status::failure(Errc::kIo, "cannot bind " + specs[i].service + " on udp " +

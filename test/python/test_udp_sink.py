@@ -178,34 +178,71 @@ class UdpSinkTest(unittest.TestCase):
         for s in socks:
             s.close()
 
-    def test_process_mode_refuses_udp(self):
-        root = tempfile.mkdtemp(prefix="fsrv-udp-")
-        try:
-            r = subprocess.run(
-                [os.path.join(BIN, "fileserver"), "--root", root, "--mode", "process",
-                 "--listen", "udp-sink=127.0.0.1:0"],
-                capture_output=True, timeout=30)
-            self.assertEqual(r.returncode, 2)
-            self.assertIn(b"--mode process does not serve UDP listeners", r.stderr)
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+    def test_process_mode_worker_one_receives_and_survives_restart(self):
+        self.server = SinkServer("--mode", "process", "--workers", "2", "--udp-idle-ms", "300")
+        rnd = random.Random(12)
+        for run in range(3):
+            data = bytes(rnd.randrange(256) for _ in range(COURSE_SIZE))
+            src = course_send(self.server.port, data)
+            self.assertEqual(self.server.wait_file(src), data, "run %d" % run)
+        # SIGKILL every worker: the master restarts them and slot 1 inherits
+        # the same socket again.
+        kids = subprocess.run(["pgrep", "-P", str(self.server.proc.pid)],
+                              capture_output=True, text=True).stdout.split()
+        self.assertEqual(len(kids), 2)
+        for pid in kids:
+            os.kill(int(pid), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = subprocess.run(["pgrep", "-P", str(self.server.proc.pid)],
+                                 capture_output=True, text=True).stdout.split()
+            if len(now) == 2 and not set(now) & set(kids):
+                break
+            time.sleep(0.05)
+        data = bytes(rnd.randrange(256) for _ in range(COURSE_SIZE))
+        src = course_send(self.server.port, data)
+        self.assertEqual(self.server.wait_file(src), data, "after restart")
+        # Shutdown commits an open file in the worker too.
+        late = course_send(self.server.port, b"late")
+        self.server.stderr = b""
+        self.assertEqual(self.server.stop(), 0)
+        self.assertEqual(self.server.wait_file(late, timeout=1), b"late")
 
-    def test_all_services_in_process_mode_skips_udp(self):
+    def test_all_services_in_process_mode_serves_udp(self):
         # 127.0.0.9: the course ports on an address no other test uses.
         root = tempfile.mkdtemp(prefix="fsrv-udp-")
         proc = subprocess.Popen(
             [os.path.join(BIN, "fileserver"), "--root", root, "--mode", "process",
-             "--workers", "1", "--all-services", "--host", "127.0.0.9"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             "--workers", "1", "--all-services", "--host", "127.0.0.9", "--udp-idle-ms", "200"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
-            first = proc.stdout.readline().decode()
-            self.assertTrue(first.startswith("listening file on 127.0.0.9:6666"), first)
+            lines = []
+            while True:
+                line = proc.stdout.readline().decode()
+                if not line:
+                    break
+                lines.append(line.strip())
+                if line.startswith("listening udp-sink"):
+                    break
+            self.assertIn("listening udp-sink on 127.0.0.9:5005", lines)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.sendto(b"hi", ("127.0.0.9", 5005))
+            sock.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                    n.startswith("udp-") for n in os.listdir(root)):
+                time.sleep(0.05)
         finally:
             proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=20)
+            proc.communicate(timeout=20)
+        try:
+            self.assertEqual(proc.returncode, 0)
+            names = [n for n in os.listdir(root) if n.startswith("udp-")]
+            self.assertEqual(len(names), 1)
+            with open(os.path.join(root, names[0]), "rb") as f:
+                self.assertEqual(f.read(), b"hi")
+        finally:
             shutil.rmtree(root, ignore_errors=True)
-        self.assertIn(b"udp-sink (UDP) skipped in --mode process", err)
-        self.assertEqual(proc.returncode, 0)
 
     def test_port_in_use_is_a_startup_error(self):
         busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

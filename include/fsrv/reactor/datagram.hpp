@@ -53,10 +53,20 @@ class DatagramListener {
   DatagramListener(const DatagramListener&) = delete;
   DatagramListener& operator=(const DatagramListener&) = delete;
 
-  /// Binds, sets SO_RCVBUF and starts receiving into `handler` (which must
-  /// outlive the listener's close). Returns the bound port, or a negative
+  /// bind() then start(handler). Returns the bound port, or a negative
   /// libuv error (UV_EADDRINUSE, UV_EINVAL for a bad address...).
   int listen(DatagramHandler& handler);
+  /// Binds and sets SO_RCVBUF without receiving (the prefork master binds,
+  /// worker slot 1 receives). Returns the bound port or a libuv error.
+  int bind();
+  /// Takes an already bound UDP socket `fd` (inherited from the master)
+  /// instead of bind(). Returns its port or a libuv error.
+  int adopt(int fd);
+  /// Starts receiving into `handler` (which must outlive the listener's
+  /// close) after bind() or adopt(). Returns 0 or a libuv error.
+  int start(DatagramHandler& handler);
+  /// The socket's descriptor (after bind() or adopt()), or -1.
+  int fd() const;
   /// Stops receiving and closes the socket (idempotent); calls the
   /// handler's on_stop() first. The object must outlive the loop run that
   /// processes the close.

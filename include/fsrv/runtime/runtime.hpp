@@ -42,7 +42,8 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
 bool is_datagram(const ListenSpec& spec);
 
 /// Binds every datagram (UDP) listener of `specs`, in order, receiving into
-/// handler_for(index); logs the SO_RCVBUF granted. On the first failure
+/// handler_for(index) (bound only, not receiving, when handler_for is
+/// empty: the prefork master); logs the SO_RCVBUF granted. On the first failure
 /// every one made so far is closed and the error names it ("cannot bind
 /// udp-sink on udp 127.0.0.1:5005: address already in use").
 Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
