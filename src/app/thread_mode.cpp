@@ -41,19 +41,28 @@ int serve_thread_mode(const ServerConfig& config) {
     reactor::accept_connection(server.reactor(), l.stream(),
                                server.factory(static_cast<size_t>(l.index())));
   });
+  std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams;
+  if (s.ok()) {
+    s = runtime::listen_datagrams(
+        &loop, specs, datagrams, [&](size_t i) -> auto& { return server.datagram_handler(i); });
+    if (!s.ok()) {
+      for (auto& l : listeners) l->close();
+    }
+  }
   if (!s.ok()) {
     FSRV_LOG_ERROR("%s", s.error.c_str());
     uv_run(&loop, UV_RUN_DEFAULT);  // run the listeners' close callbacks
     uv_loop_close(&loop);
     return kExitConfig;
   }
-  runtime::print_listening(listeners);
+  runtime::print_listening(listeners, datagrams);
   FSRV_LOG_INFO("serving %s in thread mode with %d pool threads", config.root.c_str(),
                 config.workers);
 
   reactor::Lifecycle::Hooks hooks;
   hooks.stop_accepting = [&] {
     for (auto& l : listeners) l->close();
+    for (auto& d : datagrams) d->close();
   };
   hooks.on_stopped = [&] { executor.close(); };
   hooks.stats_line = [&] { return table.to_line("thread", config.workers); };

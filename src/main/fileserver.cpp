@@ -120,6 +120,15 @@ int main(int argc, char** argv) {
                  "chat: seconds of inactivity before a session token expires")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  // udp-sink service (issue 11; src/services/udp_sink/udp_sink_service.cpp)
+  app.add_option("--udp-idle-ms", config.udp_idle_ms,
+                 "udp-sink: commit a sender's file after this many ms of silence")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600 * 1000));
+  app.add_option("--udp-max-senders", config.udp_max_senders,
+                 "udp-sink: senders with an open file at once (oldest idle committed first)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
 
   CLI11_PARSE(app, argc, argv);
 

@@ -103,6 +103,8 @@ class Master {
   double started_unix_ = now_unix();
   uv_loop_t loop_;
   std::vector<std::unique_ptr<reactor::Listener>> listeners_;
+  /// UDP sockets, bound only: worker slot 1 receives on them.
+  std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams_;
   std::unique_ptr<reactor::Lifecycle> life_;
   reactor::Reactor reactor_;  ///< the master's own connections: refusals only
   bool stopping_ = false;
@@ -145,6 +147,10 @@ bool Master::fork_worker(WorkerHandle& w) {
   fflush(stdout);
   fflush(stderr);
   pid_t master = getpid();
+  std::vector<std::pair<int, int>> udp;  // (listener index, fd) for slot 1
+  if (w.slot == 1) {
+    for (auto& d : datagrams_) udp.emplace_back(d->index(), d->fd());
+  }
   pid_t pid = fork();
   if (pid < 0) {
     FSRV_LOG_ERROR("fork: %s", strerror(errno));
@@ -153,7 +159,7 @@ bool Master::fork_worker(WorkerHandle& w) {
     return false;
   }
   if (pid == 0) {
-    worker_main(config_, schema_, *table_, w.slot, sv[1], master, started_unix_);
+    worker_main(config_, schema_, *table_, w.slot, sv[1], master, started_unix_, udp);
   }
   close(sv[1]);
   w.pid = pid;
@@ -311,6 +317,16 @@ int Master::run() {
 
   Status s = runtime::listen_all(&loop_, specs_, listeners_,
                                  [this](reactor::Listener& l) { on_connection(l); });
+  // UDP listeners (issue 11): bound here, never read here; worker slot 1
+  // inherits the sockets and alone receives (a UDP service's per-sender
+  // state must live in one process). Datagrams that arrive while slot 1
+  // restarts wait in the socket's buffer.
+  if (s.ok()) {
+    s = runtime::listen_datagrams(&loop_, specs_, datagrams_, nullptr);
+    if (!s.ok()) {
+      for (auto& l : listeners_) l->close();
+    }
+  }
   if (!s.ok()) {
     FSRV_LOG_ERROR("%s", s.error.c_str());
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -322,6 +338,7 @@ int Master::run() {
   hooks.stop_accepting = [this] {
     stopping_ = true;
     for (auto& l : listeners_) l->close();
+    for (auto& d : datagrams_) d->close();
   };
   hooks.on_stopping = [this] {
     for (WorkerHandle& w : workers_) {
@@ -354,7 +371,7 @@ int Master::run() {
   for (WorkerHandle& w : workers_) {
     if (!fork_worker(w)) return 1;
   }
-  runtime::print_listening(listeners_);
+  runtime::print_listening(listeners_, datagrams_);
   FSRV_LOG_INFO("serving %s in process mode with %d workers", config_.root.c_str(),
                 config_.workers);
   life_->print_stats_every(config_.stats_interval_s);

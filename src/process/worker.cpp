@@ -10,6 +10,7 @@
 #include "fsrv/core/log.hpp"
 #include "fsrv/process/channel.hpp"
 #include "fsrv/process/prefork.hpp"
+#include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/lifecycle.hpp"
 #include "fsrv/runtime/runtime.hpp"
@@ -33,6 +34,8 @@ struct Worker {
   std::unique_ptr<runtime::ServingProcess> server;
   std::unique_ptr<reactor::Lifecycle> life;
   std::string inbox;  ///< channel bytes not yet parsed into messages
+  /// The UDP sockets this worker receives on (slot 1 only).
+  std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams;
   int listeners = 0;
   bool channel_open = true;
 
@@ -64,13 +67,18 @@ struct Worker {
 
 }  // namespace
 
-void worker_main(const ServerConfig& config, const stats::Schema& schema,
-                 stats::StatsTable& table, int slot, int channel_fd, pid_t master_pid,
-                 double started_unix) {
-  // 1. A clean slate: keep stdio and the channel, drop everything inherited
-  //    from the master (listeners, other workers' channels, its loop's fds).
+void worker_main(const ServerConfig& config, const stats::Schema& schema, stats::StatsTable& table,
+                 int slot, int channel_fd, pid_t master_pid, double started_unix,
+                 const std::vector<std::pair<int, int>>& datagrams) {
+  // 1. A clean slate: keep stdio, the channel and our UDP sockets (moved to
+  //    kChannelFd + 1...), drop everything inherited from the master
+  //    (listeners, other workers' channels, its loop's fds). The UDP fds go
+  //    above every low fd first so the dup2s below cannot clobber them.
+  std::vector<int> high;
+  for (const auto& d : datagrams) high.push_back(fcntl(d.second, F_DUPFD, 256));
   if (channel_fd != kChannelFd) dup2(channel_fd, kChannelFd);
-  close_range(kChannelFd + 1, ~0U, 0);
+  for (size_t k = 0; k < high.size(); ++k) dup2(high[k], kChannelFd + 1 + static_cast<int>(k));
+  close_range(kChannelFd + 1 + static_cast<unsigned>(high.size()), ~0U, 0);
   // 2. Die with the master: the channel's EOF also tells us, this is belt
   //    and braces for a master that is SIGKILLed before we set up.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -93,6 +101,18 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema,
     FSRV_LOG_ERROR("worker %d: %s", slot, e.what());
     _exit(1);
   }
+  for (size_t k = 0; k < datagrams.size(); ++k) {
+    auto index = static_cast<size_t>(datagrams[k].first);
+    const ListenSpec& spec = specs[index];
+    w->datagrams.push_back(std::make_unique<reactor::DatagramListener>(
+        &w->loop, static_cast<int>(index), spec.service, spec.endpoint));
+    int rc = w->datagrams.back()->adopt(kChannelFd + 1 + static_cast<int>(k));
+    if (rc >= 0) rc = w->datagrams.back()->start(w->server->datagram_handler(index));
+    if (rc < 0) {
+      FSRV_LOG_ERROR("worker %d: %s: %s", slot, spec.service.c_str(), uv_strerror(rc));
+      _exit(1);
+    }
+  }
   // The master enforces --max-conns before passing a socket.
   w->server->reactor().active_connections = [] { return int64_t{0}; };
 
@@ -101,7 +121,10 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema,
   uv_pipe_open(&w->channel, kChannelFd);
 
   reactor::Lifecycle::Hooks hooks;
-  hooks.stop_accepting = [w] { w->close_channel(); };
+  hooks.stop_accepting = [w] {
+    w->close_channel();
+    for (auto& d : w->datagrams) d->close();
+  };
   hooks.on_stopped = [&executor] { executor.close(); };
   w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
                                                  config.grace_s);

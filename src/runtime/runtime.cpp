@@ -26,6 +26,10 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
     }
     for (size_t k = 0; k < i; ++k) {
       const Endpoint& a = listeners[k].endpoint;
+      // TCP and UDP ports are separate spaces.
+      if (services::find(listeners[k].service)->transport != services::find(l.service)->transport) {
+        continue;
+      }
       if (a.port != 0 && a.port == l.endpoint.port && a.host == l.endpoint.host) {
         return Status::failure(Errc::kBadRequest,
                                "duplicate address " + l.endpoint.text() + " (" +
@@ -40,10 +44,35 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
   services::register_stats(listeners, schema);
 }
 
+bool is_datagram(const ListenSpec& spec) {
+  const services::ServiceInfo* info = services::find(spec.service);
+  return info && info->transport == services::Transport::kDatagram;
+}
+
+Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+                        std::vector<std::unique_ptr<reactor::DatagramListener>>& out,
+                        const std::function<reactor::DatagramHandler&(size_t)>& handler_for) {
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (!is_datagram(specs[i])) continue;
+    out.push_back(std::make_unique<reactor::DatagramListener>(loop, static_cast<int>(i),
+                                                              specs[i].service, specs[i].endpoint));
+    int rc = handler_for ? out.back()->listen(handler_for(i)) : out.back()->bind();
+    if (rc < 0) {
+      for (auto& l : out) l->close();
+      return Status::failure(Errc::kIo, "cannot bind " + specs[i].service + " on udp " +
+                                            specs[i].endpoint.text() + ": " + uv_strerror(rc));
+    }
+    FSRV_LOG_INFO("%s: SO_RCVBUF %d bytes granted (%d asked)", specs[i].service.c_str(),
+                  out.back()->granted_rcvbuf(), reactor::DatagramListener::kRequestedRcvBuf);
+  }
+  return {};
+}
+
 Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
                   std::vector<std::unique_ptr<reactor::Listener>>& out,
                   std::function<void(reactor::Listener&)> on_connection) {
   for (size_t i = 0; i < specs.size(); ++i) {
+    if (is_datagram(specs[i])) continue;
     out.push_back(std::make_unique<reactor::Listener>(loop, static_cast<int>(i),
                                                       specs[i].service, specs[i].endpoint));
     int rc = out.back()->listen(on_connection);
@@ -56,12 +85,22 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
   return {};
 }
 
-void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners) {
+void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
+                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams) {
+  // In configuration order, TCP and UDP interleaved.
+  std::vector<std::pair<int, std::string>> lines;
   for (const auto& l : listeners) {
     Endpoint e = l->endpoint();
     e.port = l->port();
-    printf("listening %s on %s\n", l->service().c_str(), e.text().c_str());
+    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text());
   }
+  for (const auto& l : datagrams) {
+    Endpoint e = l->endpoint();
+    e.port = l->port();
+    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text());
+  }
+  std::sort(lines.begin(), lines.end());
+  for (const auto& [index, line] : lines) printf("%s\n", line.c_str());
   fflush(stdout);
 }
 
@@ -115,6 +154,10 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   }
   reactor_.stats = &slot;
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
+}
+
+reactor::DatagramHandler& ServingProcess::datagram_handler(size_t index) {
+  return services_->datagram_for_listener(index);
 }
 
 }  // namespace fsrv::runtime

@@ -9,6 +9,25 @@ Service::Service(Shared& shared, std::string_view name) : shared_(shared), name_
   conns_active_ = counter("connections/active");
 }
 
+namespace {
+
+stats::Counter find_counter(const Shared& shared, const std::string& full) {
+  const stats::Schema& schema = *shared.schema;
+  for (size_t i = 0; i < schema.size(); ++i) {
+    if (schema.path(static_cast<int>(i)) == full) return stats::Counter{static_cast<int>(i)};
+  }
+  return {};  // not registered: counting is a no-op
+}
+
+}  // namespace
+
+DatagramService::DatagramService(Shared& shared, std::string_view name)
+    : shared_(shared), name_(name) {}
+
+stats::Counter DatagramService::counter(std::string_view path) const {
+  return find_counter(shared_, name_ + "/" + std::string(path));
+}
+
 stats::Counter Service::counter(std::string_view path) const {
   std::string full = name_ + "/" + std::string(path);
   const stats::Schema& schema = *shared_.schema;
@@ -39,17 +58,33 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
     const ServiceInfo* info = find(l.service);
     if (!info) throw std::invalid_argument("unknown service: " + l.service);
     std::string base(info->name);
-    schema.add(base + "/connections/total");
-    schema.add(base + "/connections/active");
+    if (info->transport == Transport::kStream) {
+      schema.add(base + "/connections/total");
+      schema.add(base + "/connections/active");
+    }
     if (info->register_stats) info->register_stats(schema);
   }
 }
 
 ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared) {
-  std::vector<std::string> names;
+  std::vector<std::string> names, datagram_names;
   for (const ListenSpec& l : listeners) {
     const ServiceInfo* info = find(l.service);
     if (!info) throw std::invalid_argument("unknown service: " + l.service);
+    if (info->transport == Transport::kDatagram) {
+      DatagramService* d = nullptr;
+      for (size_t k = 0; k < datagram_names.size(); ++k) {
+        if (datagram_names[k] == l.service) d = owned_datagram_[k].get();
+      }
+      if (!d) {
+        owned_datagram_.push_back(info->create_datagram(shared));
+        datagram_names.push_back(l.service);
+        d = owned_datagram_.back().get();
+      }
+      by_listener_.push_back(nullptr);
+      datagram_by_listener_.push_back(d);
+      continue;
+    }
     Service* s = nullptr;
     for (size_t k = 0; k < names.size(); ++k) {
       if (names[k] == l.service) s = owned_[k].get();
@@ -60,6 +95,7 @@ ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared)
       s = owned_.back().get();
     }
     by_listener_.push_back(s);
+    datagram_by_listener_.push_back(nullptr);
   }
 }
 

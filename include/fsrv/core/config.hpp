@@ -57,6 +57,13 @@ struct ServerConfig {
   /// --chat-session-ttl: idle seconds before a chat session expires (the
   /// default is chat::kDefaultSessionTtlS, an hour).
   double chat_session_ttl_s = 3600.0;
+
+  // udp-sink service (issue 11; src/services/udp_sink/udp_sink_service.cpp)
+  /// --udp-idle-ms: a sender silent this long has its file committed.
+  int udp_idle_ms = 2000;
+  /// --udp-max-senders: files open at once (the oldest idle is committed
+  /// to make room).
+  int udp_max_senders = 64;
 };
 
 }  // namespace fsrv

@@ -24,6 +24,9 @@
 
 #include <sys/types.h>
 
+#include <utility>
+#include <vector>
+
 #include "fsrv/core/config.hpp"
 #include "fsrv/stats/stats.hpp"
 
@@ -31,10 +34,13 @@ namespace fsrv::process {
 
 /// Runs a worker in a freshly forked child: serves client sockets received on
 /// `channel_fd` (a socketpair end) until the channel closes or SIGTERM/SIGINT,
-/// counting into `table.slot(slot)`. Never returns: calls _exit.
+/// counting into `table.slot(slot)`. `datagrams` are the UDP sockets
+/// (listener index, inherited fd) this worker receives on: all of them for
+/// slot 1, none for the others (issue 11). Never returns: calls _exit.
 [[noreturn]] void worker_main(const ServerConfig& config, const stats::Schema& schema,
-                              stats::StatsTable& table, int slot, int channel_fd,
-                              pid_t master_pid, double started_unix);
+                              stats::StatsTable& table, int slot, int channel_fd, pid_t master_pid,
+                              double started_unix,
+                              const std::vector<std::pair<int, int>>& datagrams = {});
 
 /// Runs the master: forks config.workers workers, accepts, passes sockets,
 /// re-forks dead workers, and on SIGINT/SIGTERM stops them gracefully.

@@ -4,8 +4,8 @@
 // pending connection. What to do with the connection (accept and serve with a
 // factory, or pass it to a worker) is the owner's choice.
 //
-// UDP services will get a sibling (a uv_udp_t "datagram listener") with the
-// same start/close shape; see docs/ARCHITECTURE.md.
+// UDP services use its sibling reactor::DatagramListener (datagram.hpp),
+// with the same listen/close shape.
 
 #include <uv.h>
 

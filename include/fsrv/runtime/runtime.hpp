@@ -16,6 +16,7 @@
 
 #include "fsrv/core/config.hpp"
 #include "fsrv/core/result.hpp"
+#include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/listener.hpp"
 #include "fsrv/reactor/reactor.hpp"
@@ -37,7 +38,19 @@ Status check_listeners(const std::vector<ListenSpec>& listeners);
 /// order (call before forking).
 void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema);
 
-/// Binds and listens on every listener, in order; `on_connection` per
+/// Whether the listener's service is a UDP (datagram) service.
+bool is_datagram(const ListenSpec& spec);
+
+/// Binds every datagram (UDP) listener of `specs`, in order, receiving into
+/// handler_for(index) (bound only, not receiving, when handler_for is
+/// empty: the prefork master); logs the SO_RCVBUF granted. On the first failure
+/// every one made so far is closed and the error names it ("cannot bind
+/// udp-sink on udp 127.0.0.1:5005: address already in use").
+Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+                        std::vector<std::unique_ptr<reactor::DatagramListener>>& out,
+                        const std::function<reactor::DatagramHandler&(size_t)>& handler_for);
+
+/// Binds and listens on every stream (TCP) listener, in order; `on_connection` per
 /// pending connection. On the first failure every listener made so far is
 /// closed and the error says which one ("cannot listen file on
 /// 0.0.0.0:6666: address already in use").
@@ -47,7 +60,9 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 
 /// Prints "listening SERVICE on HOST:PORT" per listener to stdout and
 /// flushes (tests and scripts read the ports from these lines).
-void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners);
+/// UDP listeners are printed the same way, in configuration order.
+void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
+                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {});
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (logged) and returns the
 /// connection cap it allows: (limit - limits::kReservedFds) /
@@ -77,6 +92,8 @@ class ServingProcess {
   /// The factory of listener `index` (its position in the listener list).
   reactor::ConnectionFactory& factory(size_t index) { return services_->for_listener(index); }
   size_t listener_count() const { return listeners_.size(); }
+  /// The handler of datagram listener `index` (runtime::is_datagram).
+  reactor::DatagramHandler& datagram_handler(size_t index);
 
  private:
   std::vector<ListenSpec> listeners_;

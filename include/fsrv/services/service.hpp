@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fsrv/core/config.hpp"
+#include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/reactor.hpp"
 #include "fsrv/stats/stats.hpp"
@@ -55,6 +56,23 @@ class Service : public reactor::ConnectionFactory {
   stats::Counter conns_total_, conns_active_;
 };
 
+/// A UDP service instance (issue 11): receives every datagram of its
+/// listeners (reactor::DatagramListener) on the loop thread. One instance
+/// per service per serving process, like Service.
+class DatagramService : public reactor::DatagramHandler {
+ public:
+  DatagramService(Shared& shared, std::string_view name);
+
+ protected:
+  /// A counter of this service: "NAME/" + path (registered before fork).
+  stats::Counter counter(std::string_view path) const;
+  Shared& shared_;
+  std::string name_;
+};
+
+/// How a service's listeners carry bytes.
+enum class Transport { kStream, kDatagram };
+
 /// A registered service: its name, what it is, its course default port,
 /// and how to make it.
 struct ServiceInfo {
@@ -66,8 +84,12 @@ struct ServiceInfo {
   void (*register_stats)(stats::Schema& schema);
   /// Bytes sent to a client refused at accept (busy, shutting down).
   std::string (*refusal)(reactor::Refusal why, int limit);
-  /// Makes the service for one serving process.
+  /// Makes the service for one serving process (stream services).
   std::unique_ptr<Service> (*create)(Shared& shared);
+  /// kDatagram: listeners are UDP sockets and create_datagram makes the
+  /// service (create is then null).
+  Transport transport = Transport::kStream;
+  std::unique_ptr<DatagramService> (*create_datagram)(Shared& shared) = nullptr;
 };
 
 /// Every registered service, in registry order.
@@ -85,13 +107,19 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
 class ServiceSet {
  public:
   ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared);
-  /// The factory serving listener `index`.
+  /// The factory serving stream listener `index`.
   reactor::ConnectionFactory& for_listener(size_t index) { return *by_listener_[index]; }
+  /// The handler of datagram listener `index`.
+  reactor::DatagramHandler& datagram_for_listener(size_t index) {
+    return *datagram_by_listener_[index];
+  }
   size_t size() const { return by_listener_.size(); }
 
  private:
   std::vector<std::unique_ptr<Service>> owned_;
-  std::vector<Service*> by_listener_;
+  std::vector<std::unique_ptr<DatagramService>> owned_datagram_;
+  std::vector<Service*> by_listener_;                   ///< null for datagram listeners
+  std::vector<DatagramService*> datagram_by_listener_;  ///< null for stream listeners
 };
 
 }  // namespace fsrv::services

@@ -1,0 +1,261 @@
+#include "fsrv/services/udp_sink/udp_sink_service.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "fsrv/core/log.hpp"
+#include "fsrv/storage/storage.hpp"
+
+namespace fsrv::services::udp_sink {
+
+namespace {
+
+/// Bytes of one sender held on the loop while its previous write runs on
+/// the executor. Disk writes are far faster than one sender's datagrams,
+/// so this only fills when the disk stalls; a datagram that does not fit
+/// is dropped and counted (UDP has no way to slow the sender).
+constexpr size_t kMaxPendingPerSender = 4 * 1024 * 1024;
+/// Granularity of the idle check: a file is committed between idle-ms and
+/// idle-ms + this after its last datagram.
+constexpr uint64_t kMaxTickMs = 250;
+
+/// "20261121T155708.123Z": UTC, millisecond resolution, so two files of
+/// one sender a moment apart get different names.
+std::string utc_stamp() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  gmtime_r(&ts.tv_sec, &t);
+  char text[40];
+  snprintf(text, sizeof text, "%04d%02d%02dT%02d%02d%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1,
+           t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(ts.tv_nsec / 1000000));
+  return text;
+}
+
+/// One sender's file in progress. Lives on the loop; the executor work
+/// items own what they touch (the UploadFile, one item at a time, and the
+/// chunk they write).
+struct Sender {
+  std::string from;  ///< "IP:PORT" (log)
+  std::string name;  ///< the file it becomes
+  std::shared_ptr<std::unique_ptr<storage::UploadFile>> file =
+      std::make_shared<std::unique_ptr<storage::UploadFile>>();
+  Status error;          ///< first open/write error (the file is then discarded)
+  std::string pending;   ///< payload waiting for the executor
+  uint64_t written = 0;  ///< bytes handed to the executor so far (next offset)
+  uint64_t bytes = 0, datagrams = 0, dropped = 0;
+  uint64_t last_ms = 0;  ///< uv_now of the last datagram
+  bool busy = true;      ///< a work item in flight (the open, first)
+  bool over_limit = false;
+  bool closing = false;  ///< commit (or discard) once the writes are done
+};
+
+class UdpSinkService final : public DatagramService {
+ public:
+  explicit UdpSinkService(Shared& shared)
+      : DatagramService(shared, "udp-sink"),
+        datagrams_(counter("datagrams")),
+        bytes_(counter("bytes")),
+        dropped_(counter("dropped")),
+        files_(counter("files/committed")),
+        failed_(counter("files/failed")) {}
+
+  void on_start(reactor::DatagramListener& listener) override {
+    if (listeners_++ > 0) return;
+    loop_ = listener.udp()->loop;
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    uint64_t idle = static_cast<uint64_t>(shared_.config->udp_idle_ms);
+    uint64_t tick = std::clamp<uint64_t>(idle / 4, 1, kMaxTickMs);
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) { static_cast<UdpSinkService*>(t->data)->on_tick(); }, tick,
+        tick);
+  }
+
+  void on_datagram(reactor::DatagramListener&, const sockaddr& from,
+                   std::span<const char> data) override {
+    std::string key = reactor::address_ip(from) + ":" + std::to_string(reactor::address_port(from));
+    auto it = senders_.find(key);
+    if (it == senders_.end()) {
+      if (senders_.size() >= static_cast<size_t>(shared_.config->udp_max_senders)) {
+        evict_oldest();
+      }
+      it = senders_.emplace(key, open_sender(from, key)).first;
+    }
+    const std::shared_ptr<Sender>& s = it->second;
+    s->last_ms = uv_now(loop_);
+    s->datagrams++;
+    shared_.stats->add(datagrams_);
+    if (s->over_limit || !s->error.ok()) return;
+    if (s->bytes + data.size() > shared_.config->max_upload) {
+      s->over_limit = true;
+      s->pending.clear();
+      FSRV_LOG_WARN("udp-sink: %s over --max-upload (%llu bytes): its file is discarded",
+                    s->from.c_str(), static_cast<unsigned long long>(shared_.config->max_upload));
+      return;
+    }
+    if (s->pending.size() + data.size() > kMaxPendingPerSender) {
+      s->dropped++;
+      shared_.stats->add(dropped_);
+      return;
+    }
+    s->pending.append(data.data(), data.size());
+    s->bytes += data.size();
+    shared_.stats->add(bytes_, data.size());
+    advance(s);
+  }
+
+  void on_stop(reactor::DatagramListener&) override {
+    if (--listeners_ > 0) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    while (!senders_.empty()) finish(senders_.begin());
+  }
+
+ private:
+  std::shared_ptr<Sender> open_sender(const sockaddr& from, const std::string& key) {
+    auto s = std::make_shared<Sender>();
+    s->from = key;
+    s->name = "udp-" + reactor::address_ip(from) + "-" +
+              std::to_string(reactor::address_port(from)) + "-" + utc_stamp() + ".bin";
+    auto result = std::make_shared<Status>();
+    storage::Root* root = shared_.root;
+    auto file = s->file;
+    shared_.executor->submit(
+        [root, file, result] {
+          auto r = root->begin_upload();
+          if (r.ok()) {
+            *file = std::move(r.value);
+          } else {
+            *result = Status::failure(r.code, r.error);
+          }
+        },
+        [this, s, result] {
+          s->busy = false;
+          if (!result->ok()) s->error = *result;
+          advance(s);
+        });
+    return s;
+  }
+
+  /// Starts the sender's next work item: a write of what is pending, or,
+  /// once closing and written, the commit (or the discard).
+  void advance(const std::shared_ptr<Sender>& s) {
+    if (s->busy) return;
+    bool usable = s->error.ok() && !s->over_limit;
+    if (usable && !s->pending.empty()) {
+      s->busy = true;
+      auto chunk = std::make_shared<std::string>(std::move(s->pending));
+      s->pending.clear();
+      uint64_t offset = s->written;
+      s->written += chunk->size();
+      auto file = s->file;
+      auto result = std::make_shared<Status>();
+      shared_.executor->submit(
+          [file, chunk, offset, result] {
+            *result = (*file)->write_at(
+                {reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size()}, offset);
+          },
+          [this, s, result] {
+            s->busy = false;
+            if (!result->ok() && s->error.ok()) s->error = *result;
+            advance(s);
+          });
+      return;
+    }
+    if (!s->closing) return;
+    s->busy = true;
+    auto file = s->file;
+    auto result = std::make_shared<Status>();
+    std::string name = s->name;
+    shared_.executor->submit(
+        [file, usable, name, result] {
+          if (!*file) return;
+          if (usable) {
+            *result = (*file)->commit(name);
+          } else {
+            (*file)->abort();
+          }
+          file->reset();
+        },
+        [this, s, usable, result] {
+          if (!result->ok() && s->error.ok()) s->error = *result;
+          if (usable && s->error.ok()) {
+            shared_.stats->add(files_);
+            FSRV_LOG_INFO(
+                "udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s", s->name.c_str(),
+                static_cast<unsigned long long>(s->datagrams),
+                static_cast<unsigned long long>(s->bytes), s->from.c_str(),
+                s->dropped
+                    ? (" (" + std::to_string(s->dropped) + " dropped: disk too slow)").c_str()
+                    : "");
+          } else {
+            shared_.stats->add(failed_);
+            FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s->name.c_str(),
+                          s->from.c_str(), static_cast<unsigned long long>(s->datagrams),
+                          s->over_limit ? "over --max-upload" : s->error.error.c_str());
+          }
+        });
+  }
+
+  /// Commits a sender's file once its writes are done; it leaves the table
+  /// now, so a new datagram from the same address starts a new file.
+  void finish(std::unordered_map<std::string, std::shared_ptr<Sender>>::iterator it) {
+    std::shared_ptr<Sender> s = it->second;
+    senders_.erase(it);
+    s->closing = true;
+    advance(s);
+  }
+
+  void evict_oldest() {
+    auto oldest = senders_.begin();
+    for (auto it = senders_.begin(); it != senders_.end(); ++it) {
+      if (it->second->last_ms < oldest->second->last_ms) oldest = it;
+    }
+    if (oldest != senders_.end()) finish(oldest);
+  }
+
+  void on_tick() {
+    uint64_t now = uv_now(loop_);
+    uint64_t idle = static_cast<uint64_t>(shared_.config->udp_idle_ms);
+    for (auto it = senders_.begin(); it != senders_.end();) {
+      auto next = std::next(it);
+      if (now - it->second->last_ms >= idle) finish(it);
+      it = next;
+    }
+  }
+
+  stats::Counter datagrams_, bytes_, dropped_, files_, failed_;
+  uv_loop_t* loop_ = nullptr;
+  uv_timer_t timer_;
+  int listeners_ = 0;
+  std::unordered_map<std::string, std::shared_ptr<Sender>> senders_;
+};
+
+}  // namespace
+
+const ServiceInfo& info() {
+  static const ServiceInfo kInfo{
+      "udp-sink",
+      "udp-sink (tugas 2, UDP): datagrams saved per sender as udp-IP-PORT-TIME.bin",
+      {5005},
+      "bin/udpsend -p {port} FILE",
+      [](stats::Schema& schema) {
+        for (const char* p : {"datagrams", "bytes", "dropped", "files/committed", "files/failed"}) {
+          schema.add(std::string("udp-sink/") + p);
+        }
+      },
+      [](reactor::Refusal, int) { return std::string(); },
+      nullptr,
+      Transport::kDatagram,
+      [](Shared& shared) -> std::unique_ptr<DatagramService> {
+        return std::make_unique<UdpSinkService>(shared);
+      }};
+  return kInfo;
+}
+
+}  // namespace fsrv::services::udp_sink
