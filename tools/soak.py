@@ -45,6 +45,7 @@ CLIENTS = int(os.environ.get("SOAK_CLIENTS", "200"))
 KILL_EVERY = 30.0          # seconds between worker kills (the issue's rate)
 FAULT_WINDOW = 3.0         # reconnect attempts this close after a kill are the kill's
 RSS_TOLERANCE = 0.10       # end RSS within 10% of the reference sample
+PROCESSES = 4              # client processes the honest clients are spread over
 SOCKET_TIMEOUT = 60.0      # an honest operation that takes longer is a failure
 WRITE_DOC = "--write-doc" in sys.argv
 
@@ -269,31 +270,58 @@ def main():
     fds_start = server.fds()
     started = time.time()
     deadline = started + SECONDS
-    stats, acked, lock = Stats(), {}, threading.Lock()
-    counts = {}
-    threads = [threading.Thread(target=honest, args=(i, server.port, deadline, stats, acked, lock))
-               for i in range(CLIENTS)]
-    for kind, n in (("pipeline", 10), ("list", 5), ("midget", 5), ("slowloris", 5)):
-        threads += [threading.Thread(target=hostile, args=(kind, server.port, deadline, counts))
-                    for _ in range(n)]
-    for t in threads:
-        t.start()
-    # The killer is a separate process: 200 client threads can keep this
-    # interpreter's main thread waiting for the GIL far longer than 30 s.
+    # Clients run in child processes (PROCESSES of them, plus one for the
+    # hostile clients): one interpreter with 225 threads starves some of
+    # them of the GIL for minutes, and this process must stay responsive to
+    # sample the server. The killer is a child process too.
     kill_log = os.path.join(tempfile.mkdtemp(prefix="fsrv-soak-kills-"), "kills")
     killer = subprocess.Popen(
         ["bash", "-c",
          'end=$((SECONDS + %d)); while sleep %d && [ $SECONDS -lt $end ]; do '
          'v=$(pgrep -P %d | shuf -n1); [ -n "$v" ] && kill -9 "$v" && date +%%s.%%N >> %s; '
          'done' % (int(SECONDS), int(KILL_EVERY), server.proc.pid, kill_log)])
+    outdir = tempfile.mkdtemp(prefix="fsrv-soak-out-")
+    per = (CLIENTS + PROCESSES - 1) // PROCESSES
+    children = []
+    for k in range(PROCESSES):
+        first, count = k * per, max(0, min(per, CLIENTS - k * per))
+        children.append(subprocess.Popen(
+            [sys.executable, __file__, "--role", "honest", str(first), str(count), str(server.port),
+             repr(deadline), os.path.join(outdir, "honest-%d.json" % k)]))
+    children.append(subprocess.Popen(
+        [sys.executable, __file__, "--role", "hostile", "0", "0", str(server.port), repr(deadline),
+         os.path.join(outdir, "hostile.json")]))
     rss_ref = None
     ref_at = min(60.0, SECONDS / 4)
     while time.time() < deadline:
         time.sleep(0.5)
         if rss_ref is None and time.time() - started >= ref_at:
             rss_ref = server.rss_kib()
-    for t in threads:
-        t.join(timeout=SOCKET_TIMEOUT + 30)
+    for c in children:
+        try:
+            c.wait(timeout=SOCKET_TIMEOUT + 60)
+        except subprocess.TimeoutExpired:
+            c.kill()
+    stats, acked, counts = Stats(), {}, {}
+    for k in range(PROCESSES):
+        try:
+            with open(os.path.join(outdir, "honest-%d.json" % k)) as f:
+                part = json.load(f)
+        except (OSError, ValueError):
+            stats.failures.append((time.time(), "client process %d gave no result" % k, started))
+            continue
+        for op, n in part["ops"].items():
+            stats.ops[op] = stats.ops.get(op, 0) + n
+        stats.failures += [tuple(x) for x in part["failures"]]
+        stats.corrupt += part["corrupt"]
+        stats.bytes_verified += part["bytes_verified"]
+        acked.update(part["acked"])
+    try:
+        with open(os.path.join(outdir, "hostile.json")) as f:
+            counts = json.load(f)
+    except (OSError, ValueError):
+        counts = {"hostile process": "gave no result"}
+    shutil.rmtree(outdir, ignore_errors=True)
     killer.terminate()
     killer.wait()
     kills = []
@@ -370,5 +398,37 @@ def main():
     return 0 if ok else 1
 
 
+def role(argv):
+    """A client process: `--role honest|hostile FIRST COUNT PORT DEADLINE OUT`."""
+    kind, first, count, port, deadline, out = argv
+    first, count, port, deadline = int(first), int(count), int(port), float(deadline)
+    if kind == "honest":
+        stats, acked, lock = Stats(), {}, threading.Lock()
+        threads = [threading.Thread(target=honest, args=(i, port, deadline, stats, acked, lock))
+                   for i in range(first, first + count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=max(0, deadline - time.time()) + SOCKET_TIMEOUT + 30)
+        result = {"ops": stats.ops, "failures": stats.failures, "corrupt": stats.corrupt,
+                  "bytes_verified": stats.bytes_verified, "acked": acked}
+    else:
+        counts = {}
+        threads = []
+        for k, n in (("pipeline", 10), ("list", 5), ("midget", 5), ("slowloris", 5)):
+            threads += [threading.Thread(target=hostile, args=(k, port, deadline, counts))
+                        for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=max(0, deadline - time.time()) + 30)
+        result = counts
+    with open(out, "w") as f:
+        json.dump(result, f)
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--role":
+        sys.exit(role(sys.argv[2:]))
     sys.exit(main())
