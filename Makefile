@@ -164,7 +164,8 @@ tsan: deps
 
 # Sanitizer variants skip the 100 MiB transfers (10x slower under ASan).
 test-san: all
-	FSRV_BIN=$(abspath $(BIN)) FSRV_SMALL=1 $(TEST_BIN) $(GTEST_ARGS)
+	FSRV_BIN=$(abspath $(BIN)) FSRV_SMALL=1 TSAN_OPTIONS="suppressions=$(abspath tools/tsan.supp)" \
+	  $(TEST_BIN) $(GTEST_ARGS)
 
 run-server: deps
 	@$(MAKE) --no-print-directory -s -j$(NPROC) all

@@ -23,12 +23,14 @@ TEST_F(ReactorTest, TimerFiresOnceAfterItsDelay) {
   int fd = client();
   send_all(fd, "go");
   std::string got;
+  std::atomic<bool> received{false};  // the reader thread's result is read after join
   std::thread reader([&] {
     char buf[8];
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n > 0) got.assign(buf, static_cast<size_t>(n));
+    received = true;
   });
-  run_until([&] { return factory.last && factory.last->timers == 1 && !got.empty(); });
+  run_until([&] { return factory.last && factory.last->timers == 1 && received.load(); });
   reader.join();
   EXPECT_EQ(got, "tick");
   // Stopped before it fires: never fires.
