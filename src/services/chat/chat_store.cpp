@@ -21,6 +21,7 @@
 #include <set>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -74,8 +75,14 @@ CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
 CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
 )sql";
 
+/// A failed SQLite call: the message and the primary result code (0 when
+/// the failure is ours, not SQLite's).
 struct DbError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code(code) {}
+  /// True for SQLITE_BUSY and SQLITE_LOCKED: another connection held a lock
+  /// longer than busy_timeout, or SQLite declined to wait (see open()).
+  bool busy() const { return code == SQLITE_BUSY || code == SQLITE_LOCKED; }
+  int code;
 };
 
 int64_t system_now_ms() {
@@ -110,15 +117,16 @@ struct ChatStore::Impl {
   }
 
   [[noreturn]] void fail(const char* what) const {
-    throw DbError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+    throw DbError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"),
+                  db ? sqlite3_errcode(db) & 0xff : 0);
   }
 
   void exec(const char* sql) {
     char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    if (const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
       std::string msg = std::string(sql).substr(0, 40) + ": " + (err ? err : "?");
       sqlite3_free(err);
-      throw DbError(msg);
+      throw DbError(msg, rc & 0xff);
     }
   }
 
@@ -312,7 +320,8 @@ Status ChatStore::open(const std::string& path, const std::vector<ChatUser>& use
       return Status::failure(Errc::kIo, "chat store: duplicate username " + u.username);
     }
     if (!is_password_hash(u.password_hash)) {
-      return Status::failure(Errc::kIo, "chat store: user " + u.username + " has no valid password hash");
+      return Status::failure(Errc::kIo,
+                             "chat store: user " + u.username + " has no valid password hash");
     }
   }
 
@@ -324,67 +333,82 @@ Status ChatStore::open(const std::string& path, const std::vector<ChatUser>& use
     if (std::filesystem::create_directories(parent, ec)) {
       ::chmod(parent.c_str(), 0700);
     } else if (ec) {
-      return Status::failure(Errc::kIo, "chat store: cannot create " + parent.string() + ": " + ec.message());
+      return Status::failure(Errc::kIo,
+                             "chat store: cannot create " + parent.string() + ": " + ec.message());
     }
   }
 
-  auto impl = std::make_unique<Impl>();
-  impl->ttl_ms = static_cast<int64_t>(std::llround(session_ttl_s * 1000.0));
-  if (impl->ttl_ms < 1) impl->ttl_ms = 1;
-  impl->now_ms = options.now_ms ? std::move(options.now_ms) : system_now_ms;
-  // NOMUTEX: the object is single-threaded by contract (see the header).
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
-    std::string msg = impl->db ? sqlite3_errmsg(impl->db) : "out of memory";
-    return Status::failure(Errc::kIo, "chat store: cannot open " + path + ": " + msg);
-  }
-  try {
-    sqlite3_extended_result_codes(impl->db, 1);
-    sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
-    {
-      Query q(*impl, "PRAGMA journal_mode = WAL");
-      if (!q.step() || q.text(0) != "wal") throw DbError("cannot switch to WAL mode");
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(std::max(options.busy_timeout_ms, 0));
+  for (int attempt = 1;; ++attempt) {
+    auto impl = std::make_unique<Impl>();
+    impl->ttl_ms = static_cast<int64_t>(std::llround(session_ttl_s * 1000.0));
+    if (impl->ttl_ms < 1) impl->ttl_ms = 1;
+    impl->now_ms = options.now_ms ? options.now_ms : system_now_ms;
+    // NOMUTEX: the object is single-threaded by contract (see the header).
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
+      std::string msg = impl->db ? sqlite3_errmsg(impl->db) : "out of memory";
+      return Status::failure(Errc::kIo, "chat store: cannot open " + path + ": " + msg);
     }
-    impl->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
-                                                       : "PRAGMA synchronous = NORMAL");
-    impl->exec("PRAGMA foreign_keys = ON");
-
-    Transaction txn(*impl);
-    int64_t version = 0;
-    {
-      Query q(*impl, "PRAGMA user_version");
-      if (q.step()) version = q.i64(0);
-    }
-    if (version > kSchemaVersion) {
-      throw DbError("database schema version " + std::to_string(version) +
-                    " is newer than this program's " + std::to_string(kSchemaVersion));
-    }
-    impl->exec(kSchema);
-    impl->exec("PRAGMA user_version = 1");
-    static_assert(kSchemaVersion == 1, "update the PRAGMA above");
-
-    for (const ChatUser& u : users) {
-      Query(*impl, kSqlUpsertUser)
-          .bind_text(1, u.username)
-          .bind_text(2, u.nama)
-          .bind_text(3, u.negara)
-          .bind_text(4, u.password_hash)
-          .run();
-    }
-    std::vector<int64_t> stale;
-    {
-      Query q(*impl, kSqlAllUsers);
-      while (q.step()) {
-        if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
+    try {
+      sqlite3_extended_result_codes(impl->db, 1);
+      sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
+      {
+        Query q(*impl, "PRAGMA journal_mode = WAL");
+        if (!q.step() || q.text(0) != "wal")
+          throw DbError("cannot switch to WAL mode", SQLITE_BUSY);
       }
+      impl->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
+                                                         : "PRAGMA synchronous = NORMAL");
+      impl->exec("PRAGMA foreign_keys = ON");
+
+      Transaction txn(*impl);
+      int64_t version = 0;
+      {
+        Query q(*impl, "PRAGMA user_version");
+        if (q.step()) version = q.i64(0);
+      }
+      if (version > kSchemaVersion) {
+        throw DbError("database schema version " + std::to_string(version) +
+                      " is newer than this program's " + std::to_string(kSchemaVersion));
+      }
+      impl->exec(kSchema);
+      impl->exec("PRAGMA user_version = 1");
+      static_assert(kSchemaVersion == 1, "update the PRAGMA above");
+
+      for (const ChatUser& u : users) {
+        Query(*impl, kSqlUpsertUser)
+            .bind_text(1, u.username)
+            .bind_text(2, u.nama)
+            .bind_text(3, u.negara)
+            .bind_text(4, u.password_hash)
+            .run();
+      }
+      std::vector<int64_t> stale;
+      {
+        Query q(*impl, kSqlAllUsers);
+        while (q.step()) {
+          if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
+        }
+      }
+      for (int64_t id : stale) Query(*impl, kSqlDeleteUser).bind(1, id).run();
+      txn.commit();
+    } catch (const DbError& e) {
+      // Several threads or workers opening one new database race to switch
+      // it to WAL and to create the schema; SQLite answers SQLITE_BUSY
+      // without calling the busy handler where waiting could deadlock, so
+      // the whole set-up is retried until the busy timeout has passed.
+      if (e.busy() && std::chrono::steady_clock::now() < deadline) {
+        impl.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 * attempt, 50)));
+        continue;
+      }
+      return Status::failure(Errc::kIo, "chat store: " + path + ": " + e.what());
     }
-    for (int64_t id : stale) Query(*impl, kSqlDeleteUser).bind(1, id).run();
-    txn.commit();
-  } catch (const DbError& e) {
-    return Status::failure(Errc::kIo, "chat store: " + path + ": " + e.what());
+    impl_ = std::move(impl);
+    return {};
   }
-  impl_ = std::move(impl);
-  return {};
 }
 
 AuthResult ChatStore::auth(std::string_view username, std::string_view password) {

@@ -84,6 +84,37 @@ ChatStoreOptions patient() {
   return o;
 }
 
+// Regression (CI, thread mode): libuv's pool threads each open their own
+// store on first use, so several first opens of one new database race to
+// switch it to WAL and create the schema. SQLite answers some of those with
+// SQLITE_BUSY without waiting; open() must retry instead of failing.
+TEST(ChatStore, SimultaneousFirstOpensOfANewDatabaseAllSucceed) {
+  constexpr int kRounds = 8;
+  constexpr int kOpeners = 8;
+  for (int round = 0; round < kRounds; ++round) {
+    fsrv::test::TempDir dir;
+    const std::string db = dir.file("chat.db");
+    std::latch start(kOpeners);
+    std::atomic<int> failures{0};
+    std::vector<std::string> errors(kOpeners);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kOpeners; ++i) {
+      threads.emplace_back([&, i] {
+        ChatStore store;
+        start.arrive_and_wait();
+        Status st = store.open(db, testing::demo(), 3600);
+        if (!st.ok()) {
+          errors[i] = st.error;
+          ++failures;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const std::string& e : errors) EXPECT_TRUE(e.empty()) << "round " << round << ": " << e;
+    ASSERT_EQ(failures.load(), 0) << "round " << round;
+  }
+}
+
 TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
   fsrv::test::TempDir dir;
   const std::string db = dir.file("chat.db");
