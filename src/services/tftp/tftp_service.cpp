@@ -296,6 +296,10 @@ bool Transfer::start(const std::string& host) {
 
 void Transfer::abort(std::string_view why) {
   if (finished_) return;
+  if (counted_) {  // already succeeded (a write dallying after its final ACK)
+    finish(true);
+    return;
+  }
   fail(ErrorCode::kUndefined, why);
 }
 
