@@ -88,7 +88,15 @@ RawLine next_raw_line(std::string_view input, size_t max_line) {
     size_t s = start;
     while (s < input.size() && is_blank(input[s])) ++s;
     if (s < input.size() && input[s] == '\n') {
-      start = s + 1;  // a blank line
+      // A blank line is skipped, but it counts against max_line like any
+      // other: the verdict must not depend on where reads split the input
+      // (an unfinished run of blanks is already "too long" beyond it).
+      if (s - start > max_line) {
+        l.consumed = start;
+        l.kind = RawLine::kTooLong;
+        return l;
+      }
+      start = s + 1;
       continue;
     }
     break;

@@ -54,7 +54,10 @@ struct RawLine {
   std::string_view line;
 };
 
-/// Cuts the next line from `input`, skipping blank lines ("\r\n" alone).
+/// Cuts the next line from `input`, skipping blank lines (only blanks, then
+/// "\n"). A line, blank or not, longer than `max_line` bytes before its
+/// "\n" is kTooLong, whether or not its "\n" has arrived: the verdict never
+/// depends on how reads split the input (fuzz-dialects checks this).
 RawLine next_raw_line(std::string_view input, size_t max_line);
 
 }  // namespace fsrv::services::file_raw
