@@ -47,6 +47,9 @@ constexpr int kMaxSocketBuffer = 8 * 1024 * 1024;
 /// timeouts to ACK a retransmitted last block (RFC 1350 section 6, the
 /// "dallying" of the side that sends the final ACK).
 constexpr int kDallyTimeouts = 2;
+/// Upper bound of the backed-off retransmission timeout (tftpd-hpa stops
+/// doubling at about the same point).
+constexpr uint64_t kMaxBackoffMs = 60'000;
 
 std::string peer_key(const sockaddr& addr) {
   return reactor::address_ip(addr) + ":" + std::to_string(reactor::address_port(addr));
@@ -147,7 +150,17 @@ class Transfer : public reactor::DatagramHandler {
   /// (Re)starts the timer for `ms` (default: the transfer's timeout).
   void arm_timer(uint64_t ms = 0);
   void stop_timer() { uv_timer_stop(&timer_); }
-  uint64_t timeout_ms() const { return timeout_ms_; }
+  /// The retransmission timeout now: the transfer's timeout doubled per
+  /// retry since the last progress (RFC 1123 4.2.3.2: "at least an
+  /// exponential backoff of retransmission timeout is necessary"), at most
+  /// kMaxBackoffMs. A client that re-ACKs only after its own timeout of
+  /// silence (atftp 0.8.0: 1 s) is thereby heard within a few retries.
+  uint64_t timeout_ms() const {
+    return std::min<uint64_t>(timeout_ms_ << std::min(retries_, 16),
+                              std::max<uint64_t>(timeout_ms_, kMaxBackoffMs));
+  }
+  /// Timeouts since the last progress.
+  int retries() const { return retries_; }
   /// A timeout happened: false (after ERROR 0 and finish) once the retry
   /// limit is used up; true means retransmit now.
   bool retry();
@@ -357,7 +370,7 @@ void Transfer::arm_timer(uint64_t ms) {
         auto* self = static_cast<Transfer*>(t->data);
         if (!self->finished_) self->on_timeout();
       },
-      ms ? ms : timeout_ms_, 0);
+      ms ? ms : timeout_ms(), 0);
 }
 
 bool Transfer::retry() {
@@ -563,7 +576,9 @@ class ReadTransfer final : public Transfer {
     }
     if (sent_any) {
       last_send_ms_ = uv_now(service_.loop());
-      if (probes_allowed()) {
+      // Probes only before the first timeout: after one, the backed-off
+      // timeout alone paces retransmissions (as TCP's TLP precedes RTO).
+      if (probes_allowed() && retries() == 0) {
         probe_wait_ms_ = probe_waited_ms_ = probe_ms();
         arm_timer(probe_wait_ms_);
       } else {
