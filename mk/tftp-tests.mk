@@ -9,7 +9,7 @@ DEB_PACKAGES += tftp-hpa atftp tftpd-hpa curl
 
 .PHONY: test-tftp-lossy bench-udp
 test-tftp-lossy: $(BIN)/fileserver
-	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_tftp_lossy.py' -v
+	TFTP_LOSSY=1 FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p "test_tftp_lossy.py" -v
 
 bench-udp: $(BIN)/fileserver
 	FSRV_BIN=$(abspath $(BIN)) tools/bench-udp.sh --write-doc
