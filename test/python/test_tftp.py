@@ -17,7 +17,7 @@ import time
 import unittest
 
 from tftp_relay import LossyRelay
-from tftp_support import (CURL_TFTP_ERRORS, OP_ACK, OP_DATA, OP_ERROR, OP_OACK, OP_RRQ,
+from tftp_support import (OP_ACK, OP_DATA, OP_ERROR, OP_OACK, OP_RRQ,
                           OP_WRQ, HpaServer, OurServer, Raw, ack, atftp_cmd, atftp_get,
                           atftp_put, curl_get, curl_put, data, hpa_get, hpa_put, make_file,
                           raw_get, request, sha256_file, use_hpa)
@@ -247,7 +247,7 @@ LOSSY_SUBSET = [(1 * KB, bs, ws, d) for bs in (512, 1468, 65464) for ws in (1, 1
 
 def lossy_transfer(case, server, size, bs, ws, direction, seed, timeout=120):
     """One atftp transfer through a fresh LossyRelay, verified by sha256.
-    Completion is required (5% loss with retries never exhausts them); a
+    Completion is required (5% loss never exhausts 50 retries); a
     failure must at least be a TFTP error, never a wrong file."""
     name = "lossy-%d-%d-%d-%s.bin" % (size, bs, ws, direction)
     src = os.path.join(case.work, "src-" + name)
@@ -288,7 +288,11 @@ def lossy_transfer(case, server, size, bs, ws, direction, seed, timeout=120):
 class LossyTest(ServerCase):
     """atftp through the lossy relay (5% drop, 1% dup, 10% reorder, delays)."""
 
-    server_args = ("--tftp-retries", "10")
+    # 50 x 50 ms: longer than atftp's 1 s client timeout. atftp 0.8.0 answers
+    # only the first duplicate of a DATA block ("got wrong block N, ignoring"
+    # afterwards) and re-ACKs on its own timeout, so when its ACK is lost
+    # twice the server must still be retransmitting a second later.
+    server_args = ("--tftp-retries", "50")
 
     def test_lossy_subset(self):
         for i, (size, bs, ws, d) in enumerate(LOSSY_SUBSET):
@@ -584,8 +588,8 @@ class AbandonedUploadTest(ServerCase):
             if got:
                 blocks.append((got[0], got[1][0]))
         r.close()
-        # Block 1 once plus 2 retransmits, then silence.
-        self.assertEqual(blocks, [(OP_DATA, 1)] * 3, blocks)
+        # Block 1 once plus 2 retransmits, then silence (or a final ERROR).
+        self.assertEqual([b for b in blocks if b[0] != OP_ERROR], [(OP_DATA, 1)] * 3, blocks)
         after = self.server.stats()
         self.assertEqual(after["rrq"]["failed"], before["rrq"]["failed"] + 1, after)
 
