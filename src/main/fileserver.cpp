@@ -37,8 +37,8 @@ std::string parse_listen(const std::string& text, const std::string& default_hos
     out.endpoint.host = default_host;
     port = addr;
   }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
     return "bad port '" + port + "'";
   }
   out.endpoint.port = std::stoi(port);
@@ -129,6 +129,18 @@ int main(int argc, char** argv) {
                  "udp-sink: senders with an open file at once (oldest idle committed first)")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
+  app.add_option("--tftp-timeout", config.tftp_timeout_s,
+                 "tftp: seconds between retransmissions unless the client asks (RFC 2349)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 255.0));
+  app.add_option("--tftp-retries", config.tftp_retries,
+                 "tftp: retransmissions of one packet before a transfer is abandoned")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  app.add_flag("--tftp-read-only", config.tftp_read_only, "tftp: refuse every write request");
+  app.add_flag("--tftp-no-overwrite", config.tftp_no_overwrite,
+               "tftp: refuse a write request for an existing file (ERROR 6)");
 
   CLI11_PARSE(app, argc, argv);
 

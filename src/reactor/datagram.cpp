@@ -12,6 +12,10 @@ namespace {
 /// libuv's recvmmsg slot size (UV__UDP_DGRAM_MAXSIZE in src/unix/udp.c).
 constexpr size_t kSlot = 64 * 1024;
 
+static_assert(DatagramOptions{}.rcvbuf == DatagramListener::kRequestedRcvBuf &&
+                  DatagramOptions{}.batch == DatagramListener::kBatch,
+              "a listener's default sizing is the one documented on DatagramListener");
+
 }  // namespace
 
 std::string address_ip(const sockaddr& addr) {
@@ -33,16 +37,21 @@ int address_port(const sockaddr& addr) {
 }
 
 DatagramListener::DatagramListener(uv_loop_t* loop, int index, std::string service,
-                                   Endpoint endpoint)
-    : index_(index), service_(std::move(service)), endpoint_(std::move(endpoint)) {
+                                   Endpoint endpoint, DatagramOptions options)
+    : index_(index),
+      service_(std::move(service)),
+      endpoint_(std::move(endpoint)),
+      options_(options) {
+  if (options_.batch < 1) options_.batch = 1;
   // First, so close() is always valid. AF_UNSPEC: the socket is made at bind.
-  uv_udp_init_ex(loop, &udp_, AF_UNSPEC | UV_UDP_RECVMMSG);
+  uv_udp_init_ex(loop, &udp_, AF_UNSPEC | (options_.batch > 1 ? UV_UDP_RECVMMSG : 0));
   udp_.data = this;
 }
 
 DatagramListener::~DatagramListener() = default;
 
 int DatagramListener::listen(DatagramHandler& handler) {
+  handler_ = &handler;  // on_closed is owed even if bind fails
   int port = bind();
   if (port < 0) return port;
   int rc = start(handler);
@@ -81,11 +90,15 @@ int DatagramListener::bind() {
   if (rc != 0) return rc;
   uv_os_fd_t fd = -1;
   uv_fileno(reinterpret_cast<uv_handle_t*>(&udp_), &fd);
-  int want = kRequestedRcvBuf;
+  int want = options_.rcvbuf;
   // SO_RCVBUFFORCE passes net.core.rmem_max when we may (root); else the
   // plain option, which the kernel caps.
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  }
+  if (int snd = options_.sndbuf;
+      snd > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
   }
   socklen_t len = sizeof rcvbuf_;
   getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, &len);
@@ -98,7 +111,7 @@ int DatagramListener::bind() {
 
 int DatagramListener::start(DatagramHandler& handler) {
   handler_ = &handler;
-  buf_len_ = kSlot * kBatch;
+  buf_len_ = kSlot * options_.batch;
   buf_ = std::make_unique<char[]>(buf_len_);
   handler_->on_start(*this);
   started_ = true;
@@ -132,7 +145,10 @@ void DatagramListener::close() {
   open_ = false;
   uv_udp_recv_stop(&udp_);
   if (started_) handler_->on_stop(*this);  // on_start ran: pair it
-  uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&udp_), [](uv_handle_t* h) {
+    auto* self = static_cast<DatagramListener*>(h->data);
+    if (self->handler_ != nullptr) self->handler_->on_closed(*self);  // may delete self
+  });
 }
 
 }  // namespace fsrv::reactor

@@ -9,6 +9,7 @@
 #include "fsrv/services/http/http_service.hpp"
 #include "fsrv/services/service.hpp"
 #include "fsrv/services/session/session_service.hpp"
+#include "fsrv/services/tftp/tftp_service.hpp"
 #include "fsrv/services/udp_sink/udp_sink_service.hpp"
 
 namespace fsrv::services {
@@ -23,6 +24,7 @@ const std::vector<ServiceInfo>& registry() {
       file_marker::info(),
       file_raw::info(),
       udp_sink::info(),
+      tftp::info(),
   };
   return kAll;
 }

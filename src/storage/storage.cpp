@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,7 +190,7 @@ Status UploadFile::write_at(std::span<const uint8_t> data, uint64_t offset) {
   return {};
 }
 
-Status UploadFile::commit(const std::string& name) {
+Status UploadFile::commit(const std::string& name, bool replace) {
   if (fd_ < 0) return Status::failure(Errc::kIo, "upload already finished");
   if (fsync(fd_) != 0) return write_error(errno);
   std::string temp = temp_name_;
@@ -204,8 +205,10 @@ Status UploadFile::commit(const std::string& name) {
     }
     temp_name_ = temp;  // from here on abort() must unlink it
   }
-  if (renameat(root_fd_, temp.c_str(), root_fd_, name.c_str()) != 0) {
+  if (renameat2(root_fd_, temp.c_str(), root_fd_, name.c_str(), replace ? 0 : RENAME_NOREPLACE) !=
+      0) {
     int err = errno;
+    if (err == EEXIST) return Status::failure(Errc::kExists, "file exists");
     return err == EISDIR ? Status::failure(Errc::kNotRegular, "cannot replace a directory")
                          : write_error(err);
   }
@@ -289,7 +292,8 @@ Result<std::vector<std::string>> Root::list() const {
   DIR* dir = dfd < 0 ? nullptr : fdopendir(dfd);
   if (!dir) {
     if (dfd >= 0) close(dfd);
-    return Result<std::vector<std::string>>::failure(Errc::kIo, "cannot list: " + errno_text(errno));
+    return Result<std::vector<std::string>>::failure(Errc::kIo,
+                                                     "cannot list: " + errno_text(errno));
   }
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] == '.') continue;  // hidden, temporary, "." and ".."

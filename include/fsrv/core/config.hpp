@@ -47,7 +47,7 @@ struct ServerConfig {
   int legacy_idle_ms = limits::kDefaultLegacyIdleMs;
   double grace_s = limits::kDefaultGraceS;
   double request_timeout_s = limits::kDefaultRequestTimeoutS;  ///< 0 = none
-  double min_rate = limits::kDefaultMinRate;                    ///< bytes/s; 0 = none
+  double min_rate = limits::kDefaultMinRate;                   ///< bytes/s; 0 = none
   double min_rate_window_s = limits::kDefaultMinRateWindowS;
   codec::Base64Kind codec = codec::Base64Kind::kFast;
 
@@ -64,6 +64,18 @@ struct ServerConfig {
   /// --udp-max-senders: files open at once (the oldest idle is committed
   /// to make room).
   int udp_max_senders = 64;
+
+  // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
+  /// --tftp-timeout: seconds between retransmissions when the client asks
+  /// for no `timeout` option (RFC 2349); fractions allowed.
+  double tftp_timeout_s = 1.0;
+  /// --tftp-retries: retransmissions of one packet before the transfer is
+  /// abandoned.
+  int tftp_retries = 5;
+  /// --tftp-read-only: every WRQ is refused with ERROR 2.
+  bool tftp_read_only = false;
+  /// --tftp-no-overwrite: a WRQ for an existing name gets ERROR 6.
+  bool tftp_no_overwrite = false;
 };
 
 }  // namespace fsrv

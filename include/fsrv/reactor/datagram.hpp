@@ -32,6 +32,22 @@ class DatagramHandler {
   /// The listener stopped receiving (shutdown): finish and release what is
   /// held; the loop keeps running until queued executor work is done.
   virtual void on_stop(DatagramListener& listener) { (void)listener; }
+  /// The socket's uv_close completed: libuv no longer points at the
+  /// listener, so the handler may destroy it now (and nothing after).
+  virtual void on_closed(DatagramListener& listener) { (void)listener; }
+};
+
+/// Sizing of one datagram socket.
+struct DatagramOptions {
+  /// Datagrams per recvmmsg batch; 1 reads one datagram per call into a
+  /// single 64 KiB buffer (a TFTP transfer's socket: one peer, lock-step).
+  size_t batch = 20;
+  /// SO_RCVBUF asked of the kernel (granted_rcvbuf() reports the result).
+  int rcvbuf = 8 * 1024 * 1024;
+  /// SO_SNDBUF asked of the kernel, 0 = the system default. A sender of
+  /// whole windows (TFTP windowsize) needs room for a window, or
+  /// uv_udp_try_send drops its tail.
+  int sndbuf = 0;
 };
 
 class DatagramListener {
@@ -48,7 +64,8 @@ class DatagramListener {
   static constexpr size_t kBatch = 20;
 
   /// `index` is the listener's position in the server's configuration.
-  DatagramListener(uv_loop_t* loop, int index, std::string service, Endpoint endpoint);
+  DatagramListener(uv_loop_t* loop, int index, std::string service, Endpoint endpoint,
+                   DatagramOptions options = {});
   ~DatagramListener();
   DatagramListener(const DatagramListener&) = delete;
   DatagramListener& operator=(const DatagramListener&) = delete;
@@ -68,8 +85,8 @@ class DatagramListener {
   /// The socket's descriptor (after bind() or adopt()), or -1.
   int fd() const;
   /// Stops receiving and closes the socket (idempotent); calls the
-  /// handler's on_stop() first. The object must outlive the loop run that
-  /// processes the close.
+  /// handler's on_stop() first and its on_closed() when libuv is done with
+  /// the handle. The object must live until on_closed().
   void close();
   /// Sends `data` to `to` from this socket (uv_udp_try_send: a datagram
   /// the kernel cannot queue now is dropped, as UDP allows). Returns bytes
@@ -95,6 +112,7 @@ class DatagramListener {
   int rcvbuf_ = 0;
   bool open_ = true;
   bool started_ = false;  ///< handler's on_start ran (on_stop is owed)
+  DatagramOptions options_;
   DatagramHandler* handler_ = nullptr;
   /// kBatch slots of 64 KiB: one recvmmsg batch.
   std::unique_ptr<char[]> buf_;

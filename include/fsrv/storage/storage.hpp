@@ -74,7 +74,10 @@ class UploadFile {
   Status write_at(std::span<const uint8_t> data, uint64_t offset);
   /// fsyncs the data, then atomically puts it in place of `name` (link +
   /// renameat) and fsyncs the directory. After success the object is inert.
-  Status commit(const std::string& name);
+  /// With `replace` false an existing `name` is kept and the commit fails
+  /// with kExists (renameat2 RENAME_NOREPLACE: no window between the check
+  /// and the rename).
+  Status commit(const std::string& name, bool replace = true);
   /// Removes the temporary file now (idempotent).
   void abort();
 
