@@ -37,7 +37,9 @@ def start_server(*args, **kw):
     """Our server, or tftpd-hpa when TFTP_TEST_SERVER=hpa."""
     if use_hpa():
         return HpaServer("--retransmit", "50000", **kw)
-    return OurServer("--tftp-timeout", "0.05", *args, **kw)
+    if "--tftp-timeout" not in args:
+        args = ("--tftp-timeout", "0.05") + tuple(args)
+    return OurServer(*args, **kw)
 
 
 def need_ours(test):
@@ -577,21 +579,34 @@ class AbandonedUploadTest(ServerCase):
         self.assert_same(src, self.root_path("keep.bin"))
 
     def test_abandoned_rrq_gives_up(self):
+        # Our server probes the window's tail at twice the round trip,
+        # doubling, inside each --tftp-timeout period (docs/services/tftp.md),
+        # so block 1 is sent several times per period; after 2 periods of
+        # retries (3 x 0.2 s) it gives up with ERROR 0, then stays silent.
         self.put_root("r.bin", 5000, 12)
         before = self.server.stats()
         r = Raw(self.server.port)
         r.send(request(OP_RRQ, "r.bin"))
-        blocks = []
+        got = []
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.0:
-            got = r.recv(0.3)
-            if got:
-                blocks.append((got[0], got[1][0]))
+            ans = r.recv(0.3)
+            if ans:
+                got.append((time.monotonic() - t0, ans[0], ans[1]))
         r.close()
-        # Block 1 once plus 2 retransmits, then silence (or a final ERROR).
-        self.assertEqual([b for b in blocks if b[0] != OP_ERROR], [(OP_DATA, 1)] * 3, blocks)
+        self.assertTrue(got, "no DATA at all")
+        self.assertEqual(got[-1][1], OP_ERROR, got)
+        self.assertEqual(got[-1][2][0], 0, got)
+        self.assertGreaterEqual(got[-1][0], 0.55, "gave up before 3 x 0.2 s: %r" % got)
+        self.assertLess(got[-1][0], 1.0, "still sending after 3 x 0.2 s: %r" % got)
+        datas = [g for g in got[:-1]]
+        self.assertTrue(all(g[1] == OP_DATA and g[2][0] == 1 for g in datas), got)
+        # Block 1 went out again in each of the 3 periods (retransmits).
+        periods = {int(g[0] / 0.2) for g in datas}
+        self.assertEqual(periods, {0, 1, 2}, got)
         after = self.server.stats()
         self.assertEqual(after["rrq"]["failed"], before["rrq"]["failed"] + 1, after)
+        self.assertEqual(after["retransmits"] - before["retransmits"], len(datas) - 1, after)
 
 
 @unittest.skipIf(use_hpa(), "our server's options")

@@ -99,7 +99,7 @@ class OurServer:
         return self.proc.poll() is None
 
     def stats(self):
-        """services.tftp of the STATS reply (a dict)."""
+        """data.services.tftp of the STATS reply (a dict)."""
         with socket.create_connection(("127.0.0.1", self.file_port), timeout=10) as s:
             s.sendall(b"STATS\r\n")
             buf = b""
@@ -108,7 +108,7 @@ class OurServer:
                 if not chunk:
                     break
                 buf += chunk
-        return json.loads(buf.decode())["services"]["tftp"]
+        return json.loads(buf.decode())["data"]["services"]["tftp"]
 
     def stop(self):
         """SIGTERM and wait; returns the exit code."""
