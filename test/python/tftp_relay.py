@@ -89,7 +89,7 @@ class LossyRelay:
         self.trace = bool(os.environ.get("TFTP_RELAY_TRACE"))
         self.t0 = time.monotonic()
         self.stats = {k: 0 for k in ("in", "out", "dropped", "duplicated", "reordered",
-                                     "delayed", "foreign")}
+                                     "delayed", "foreign", "errors")}
         self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.front.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCK_BUF)
         self.front.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUF)
@@ -190,6 +190,8 @@ class LossyRelay:
         """Drop / duplicate / reorder / delay one datagram (the seeded draw
         order is fixed: drop, dup, reorder, delay)."""
         self.stats["in"] += 1
+        if data[:2] == b"\x00\x05":
+            self.stats["errors"] += 1  # a TFTP ERROR, from either side
         r = self.rng
         if r.random() < self.drop:
             self.stats["dropped"] += 1
