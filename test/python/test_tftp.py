@@ -237,10 +237,14 @@ class ClientsTest(ServerCase):
 
 # Lossy subset: (size, blksize, windowsize, direction). 1 KB at every block
 # and window size both ways, 1 MB where a window or a large block keeps the
-# number of round trips (and so of 50 ms loss timeouts) small; the full
-# matrix (1 MB and 100 MB at every size) is test_tftp_lossy.py.
+# number of round trips (and so of 50 ms loss timeouts) small, ~10 s in
+# all. Not here: 1 MB RRQ at window 1 and blksize 512/1468 (2048/715 lock-step
+# blocks: atftp's lost re-ACK, see LOSSY_ATTEMPTS, ends most attempts with
+# ERROR 0 against a fixed retransmit interval) and 1 MB WRQ at 512/1 (13 s);
+# the full matrix (1 MB and 100 MB at every size) is test_tftp_lossy.py.
 LOSSY_SUBSET = [(1 * KB, bs, ws, d) for bs in (512, 1468, 65464) for ws in (1, 16)
                 for d in ("get", "put")] + [
+    (1 * MB, 512, 16, "get"), (1 * MB, 512, 16, "put"), (1 * MB, 1468, 1, "put"),
     (1 * MB, 1468, 16, "get"), (1 * MB, 1468, 16, "put"),
     (1 * MB, 65464, 1, "get"), (1 * MB, 65464, 1, "put"),
     (1 * MB, 65464, 16, "get"), (1 * MB, 65464, 16, "put"),
@@ -297,11 +301,17 @@ def lossy_transfer(case, server, size, bs, ws, direction, seed, timeout=120, log
         # Failed: the server's file must not be a wrong one (atomic upload).
         if direction == "put" and os.path.exists(got):
             case.assertEqual(sha256_file(got), digest, "wrong file after failure " + where)
-            if use_hpa():
-                # tftpd-hpa does not dally after its final ACK (RFC 1350
-                # sec. 6 only encourages it): a lost final ACK leaves the
-                # file complete and the client timing out.
-                return total
+            # The server committed the whole file; the client still failed.
+            # tftpd-hpa does not dally after its final ACK (RFC 1350 sec. 6
+            # only encourages it), so a lost final ACK leaves its client
+            # timing out. atftp 0.8.0 in its default Sorcerer's Apprentice
+            # mode (a DATA for every duplicate ACK) can send an empty DATA
+            # n+1 after the short final block n when ACK n arrives twice,
+            # then times out waiting for its ACK (seen at 100 MB, 65464/1).
+            if log is not None:
+                log.append("%s: client failed after the server committed the right file: %s"
+                           % (where, " | ".join(text.strip().splitlines()[-2:])))
+            return total
         tail = " | ".join(text.strip().splitlines()[-2:])
         if relay.stats["errors"] == 0:
             case.fail("transfer failed without a TFTP error (rc %d) %s\n%s" % (

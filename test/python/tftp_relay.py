@@ -228,8 +228,8 @@ class LossyRelay:
             return
         op = int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
         block = int.from_bytes(data[2:4], "big") if op in (3, 4, 5) and len(data) >= 4 else ""
-        sys.stderr.write("relay %8.3f %-4s %s op %d %s %s\n" % (
-            time.monotonic() - self.t0, key[0], key[1][1], op, block, what))
+        sys.stderr.write("relay %8.3f %-4s %s op %d %s len %d %s\n" % (
+            time.monotonic() - self.t0, key[0], key[1][1], op, block, len(data), what))
 
     def _schedule(self, when, sock, data, dest):
         self.seq += 1
