@@ -157,9 +157,9 @@ done
 TABLE=$WORK/table.md
 {
   echo "Command: \`make bench-udp\` ($(date -u +%Y-%m-%d), $(nproc) cores, $BYTES-byte file on loopback,"
-  echo "thread mode, best of $RUNS runs alternating the servers, each transfer verified by sha256; MB/s = 10^6 file bytes per second of client"
-  echo "wall time; tftpd-hpa $(dpkg-query -W -f='${Version}' tftpd-hpa 2>/dev/null || echo '?'),"
-  echo "curl $(curl --version | head -1 | cut -d' ' -f2), atftp $(dpkg-query -W -f='${Version}' atftp 2>/dev/null || echo '?'))."
+  echo "our server in thread mode, best of $RUNS runs alternating the servers, each transfer verified"
+  echo "by sha256). MB/s = 10^6 file bytes per second of client wall time. tftpd-hpa"
+  echo "$(dpkg-query -W -f='${Version}' tftpd-hpa 2>/dev/null || echo '?'), curl $(curl --version | head -1 | cut -d' ' -f2), atftp $(dpkg-query -W -f='${Version}' atftp 2>/dev/null || echo '?')."
   echo
   printf '| %-34s | %10s | %10s | %7s |\n' "transfer ($((BYTES / 1000000)) MB)" "fsrv MB/s" "hpa MB/s" "ratio"
   printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$(printf -- '-%.0s' {1..12})" \
