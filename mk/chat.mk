@@ -16,8 +16,11 @@ CHAT_FUZZ_CXX ?= clang++
 CHAT_FUZZ_DIR := $(BUILD)/fuzz
 CHAT_FUZZ_BIN := $(CHAT_FUZZ_DIR)/chat_line_fuzz
 # The target calls only parse_line, find_line_end and the JSON writer (no
-# database); the whole module is compiled in so chat_protocol.cpp links.
-CHAT_FUZZ_SRCS := test/fuzz/chat_line_fuzz.cpp $(sort $(wildcard src/services/chat/*.cpp))
+# database); the protocol file also names the store, so the store and users
+# files link in too. Not chat_service.cpp: it needs the whole library (the
+# reactor), which a clean clone has not built for clang.
+CHAT_FUZZ_SRCS := test/fuzz/chat_line_fuzz.cpp $(addprefix src/services/chat/,chat_protocol.cpp \
+  json_py.cpp chat_store.cpp chat_users.cpp)
 CHAT_FUZZ_LDLIBS := -lsqlite3 -lsodium -lcjson
 CHAT_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer
