@@ -58,7 +58,11 @@ class ServerCase(unittest.TestCase):
         cls.parent = tempfile.mkdtemp(prefix="fsrv-tftp-parent-")
         root = os.path.join(cls.parent, "root")
         os.mkdir(root)
-        cls.server = start_server(*cls.server_args, root=root)
+        try:
+            cls.server = start_server(*cls.server_args, root=root)
+        except Exception:
+            shutil.rmtree(cls.parent, ignore_errors=True)  # tearDownClass won't run
+            raise
 
     @classmethod
     def tearDownClass(cls):

@@ -75,10 +75,15 @@ class LossyMatrixTest(unittest.TestCase):
         cls.parent = tempfile.mkdtemp(prefix="fsrv-tftp-lossy-")
         root = os.path.join(cls.parent, "root")
         os.mkdir(root)
-        if use_hpa():
-            cls.server = HpaServer("--retransmit", "50000", root=root)
-        else:
-            cls.server = OurServer("--tftp-timeout", "0.05", "--tftp-retries", "50", root=root)
+        try:
+            if use_hpa():
+                cls.server = HpaServer("--retransmit", "50000", root=root)
+            else:
+                cls.server = OurServer("--tftp-timeout", "0.05", "--tftp-retries", "50",
+                                       root=root)
+        except Exception:
+            shutil.rmtree(cls.parent, ignore_errors=True)  # tearDownClass won't run
+            raise
         cls.times = []
         cls.errors = []  # attempts that ended with a TFTP error
 
