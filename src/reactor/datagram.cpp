@@ -140,6 +140,13 @@ int DatagramListener::send_to(const sockaddr& to, std::span<const char> data) {
   return uv_udp_try_send(&udp_, &b, 1, &to);
 }
 
+int DatagramListener::send_to(const sockaddr& to, std::span<const char> head,
+                              std::span<const char> body) {
+  uv_buf_t b[2] = {uv_buf_init(const_cast<char*>(head.data()), static_cast<unsigned>(head.size())),
+                   uv_buf_init(const_cast<char*>(body.data()), static_cast<unsigned>(body.size()))};
+  return uv_udp_try_send(&udp_, b, body.empty() ? 1 : 2, &to);
+}
+
 void DatagramListener::close() {
   if (!open_) return;
   open_ = false;

@@ -652,12 +652,6 @@ class AbandonedUploadTest(ServerCase):
         self.assertEqual(after["retransmits"] - before["retransmits"], len(datas) - 1, after)
 
 
-def known_server_bug(test):
-    """expectedFailure against our server (a bug found by these tests, still
-    open: drop the decorator with the fix), a plain test against tftpd-hpa."""
-    return test if use_hpa() else unittest.expectedFailure(test)
-
-
 class SlowReackClientTest(ServerCase):
     """A client that, like Debian's atftp 0.8.0, answers a repeated DATA
     block with at most one extra ACK and otherwise re-ACKs only after its
@@ -665,13 +659,11 @@ class SlowReackClientTest(ServerCase):
 
     server_args = ("--tftp-timeout", "0.05", "--tftp-retries", "50")
 
-    # Open at 8f4361a: the server retransmits every --tftp-timeout (with tail
-    # probes in between) for retries x timeout = 2.5 s and never pauses for
-    # 1 s, so this client never re-ACKs and the server gives up with
-    # ERROR 0. With exponential backoff (RFC 1123 4.2.3.2: "at least an
-    # exponential backoff of retransmission timeout is necessary"), as
-    # tftpd-hpa does, a gap of 1 s comes within a few retries.
-    @known_server_bug
+    # Regression: the server used to retransmit every --tftp-timeout (with
+    # tail probes in between) and never paused for 1 s, so this client never
+    # re-ACKed and the server gave up with ERROR 0. With exponential backoff
+    # (RFC 1123 4.2.3.2), as tftpd-hpa does, a gap of 1 s comes within a few
+    # retries.
     def test_reack_after_one_second_of_silence(self):
         self.put_root("slow.bin", 2000, 21)  # 4 blocks of 512
         with open(self.root_path("slow.bin"), "rb") as f:

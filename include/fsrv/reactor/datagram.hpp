@@ -92,6 +92,9 @@ class DatagramListener {
   /// the kernel cannot queue now is dropped, as UDP allows). Returns bytes
   /// sent or a negative libuv error.
   int send_to(const sockaddr& to, std::span<const char> data);
+  /// Sends `head` then `body` as one datagram (sendmsg with two iovecs: no
+  /// copy into a packet buffer). Same results as send_to above.
+  int send_to(const sockaddr& to, std::span<const char> head, std::span<const char> body);
 
   uv_udp_t* udp() { return &udp_; }
   int index() const { return index_; }

@@ -33,8 +33,13 @@ namespace {
 /// plus two read chunks of memory).
 constexpr size_t kMaxTransfers = 512;
 /// Bytes read per executor task for an RRQ, and written per task for a WRQ:
-/// large enough that the executor round trip is amortised over many blocks.
-constexpr size_t kIoChunk = 256 * 1024;
+/// 64 blocks, within 256 KiB..1 MiB, so the executor round trip (a thread
+/// handoff in thread mode) is amortised over many blocks at every blksize.
+constexpr size_t kMinIoChunk = 256 * 1024;
+constexpr size_t kMaxIoChunk = 1024 * 1024;
+size_t io_chunk(size_t blksize) {
+  return std::clamp<size_t>(64 * blksize, kMinIoChunk, kMaxIoChunk);
+}
 /// Received bytes held while a write is on the executor; above this the
 /// ACK that lets the client go on waits for the disk (flow control: TFTP
 /// has no other way to slow a sender down).
@@ -145,6 +150,8 @@ class Transfer : public reactor::DatagramHandler {
 
   void send(std::span<const char> packet);
   void send(const std::string& packet) { send(std::span<const char>(packet)); }
+  /// One datagram of `head` then `body` (no copy).
+  void send(std::span<const char> head, std::span<const char> body);
   /// Sends ERROR `code` and finishes the transfer as failed.
   void fail(ErrorCode code, std::string_view message);
   /// (Re)starts the timer for `ms` (default: the transfer's timeout).
@@ -353,6 +360,12 @@ void Transfer::send(std::span<const char> packet) {
   if (sock_ && !finished_) sock_->send_to(reinterpret_cast<const sockaddr&>(peer_), packet);
 }
 
+void Transfer::send(std::span<const char> head, std::span<const char> body) {
+  if (sock_ && !finished_) {
+    sock_->send_to(reinterpret_cast<const sockaddr&>(peer_), head, body);
+  }
+}
+
 void Transfer::fail(ErrorCode code, std::string_view message) {
   if (finished_) return;
   FSRV_LOG_INFO("tftp: %s %s from %s failed: ERROR %d %.*s", direction(), name_.c_str(),
@@ -523,6 +536,7 @@ class ReadTransfer final : public Transfer {
     sent_ = k;  // RFC 7440: the next window starts after the acknowledged block
     while (!chunks_.empty() &&
            chunks_.front().start + chunks_.front().data.size() <= (base_ - 1) * n_.blksize) {
+      spare_ = std::move(chunks_.front().data);  // its pages are reused by the next read
       chunks_.pop_front();
     }
     pump();
@@ -588,9 +602,10 @@ class ReadTransfer final : public Transfer {
     maybe_read();
   }
 
-  /// A probe resends early, before the retransmission timeout: not when
-  /// a lock-step client asked for its own timeout (RFC 2349).
-  bool probes_allowed() const { return n_.windowsize > 1 || n_.timeout_s == 0; }
+  /// Probes serve windows (a lost tail is otherwise silent); in lock-step
+  /// a probe is only an early duplicate whenever the client is a little
+  /// slow, so there the retransmission timeout alone applies.
+  bool probes_allowed() const { return n_.windowsize > 1; }
   /// Probe timeout: twice the smoothed round trip, at least 1 ms (libuv's
   /// timer resolution), at most half the retransmission timeout.
   uint64_t probe_ms() const {
@@ -602,8 +617,21 @@ class ReadTransfer final : public Transfer {
     const uint64_t begin = (k - 1) * n_.blksize;
     const uint64_t end = std::min<uint64_t>(k * n_.blksize, buffered_end_);
     const size_t len = end > begin ? static_cast<size_t>(end - begin) : 0;
-    packet_.resize(kHeaderSize + len);
-    put_data_header(packet_.data(), static_cast<uint16_t>(k));
+    if (k > max_sent_) {
+      max_sent_ = k;
+      bytes_ += len;
+      service_.count(service_.bytes_sent_, len);
+    }
+    char header[kHeaderSize];
+    put_data_header(header, static_cast<uint16_t>(k));
+    for (const Chunk& c : chunks_) {  // the block within one chunk: no copy
+      if (begin >= c.start && end <= c.start + c.data.size()) {
+        send(header, {c.data.data() + (begin - c.start), len});
+        return;
+      }
+    }
+    packet_.resize(kHeaderSize + len);  // straddles two chunks: assembled
+    std::memcpy(packet_.data(), header, kHeaderSize);
     size_t copied = 0;
     for (const Chunk& c : chunks_) {
       if (copied == len) break;
@@ -614,11 +642,6 @@ class ReadTransfer final : public Transfer {
       std::memcpy(packet_.data() + kHeaderSize + copied, c.data.data() + off, n);
       copied += n;
     }
-    if (k > max_sent_) {
-      max_sent_ = k;
-      bytes_ += len;
-      service_.count(service_.bytes_sent_, len);
-    }
     send(packet_);
   }
 
@@ -627,7 +650,7 @@ class ReadTransfer final : public Transfer {
   void maybe_read() {
     if (reading_ || eof_ || !file_) return;
     const uint64_t window = static_cast<uint64_t>(n_.windowsize) * n_.blksize;
-    const uint64_t read_size = std::max<uint64_t>(kIoChunk, window);
+    const uint64_t read_size = std::max<uint64_t>(io_chunk(n_.blksize), window);
     if (buffered_end_ >= (base_ - 1) * n_.blksize + window + read_size) return;
     reading_ = true;
     auto chunk = std::make_shared<std::string>();
@@ -635,16 +658,20 @@ class ReadTransfer final : public Transfer {
     auto file = file_;
     const uint64_t offset = file_offset_;
     const bool netascii = request_.mode == Mode::kNetascii;
+    auto raw = std::make_shared<std::string>(std::move(spare_));
+    spare_.clear();
     run(
-        [file, chunk, result, offset, read_size, netascii] {
-          std::string raw(static_cast<size_t>(read_size), '\0');
-          *result = file->read_at({reinterpret_cast<uint8_t*>(raw.data()), raw.size()}, offset);
+        [file, chunk, raw, result, offset, read_size, netascii] {
+          // A recycled buffer already has the size: no zero-fill, no new pages.
+          if (raw->size() < read_size) raw->resize(static_cast<size_t>(read_size));
+          *result = file->read_at(
+              {reinterpret_cast<uint8_t*>(raw->data()), static_cast<size_t>(read_size)}, offset);
           if (!result->ok()) return;
-          raw.resize(result->value);
+          raw->resize(result->value);
           if (netascii) {
-            netascii_encode(raw, *chunk);
+            netascii_encode(*raw, *chunk);
           } else {
-            *chunk = std::move(raw);
+            *chunk = std::move(*raw);
           }
         },
         [this, chunk, result] {
@@ -673,7 +700,8 @@ class ReadTransfer final : public Transfer {
   State state_ = State::kOpening;
   std::shared_ptr<storage::ReadFile> file_;
   std::string oack_;
-  std::string packet_;  ///< scratch: one DATA packet
+  std::string packet_;  ///< scratch: a DATA packet straddling two chunks
+  std::string spare_;   ///< an acknowledged chunk's buffer, for the next read
   std::deque<Chunk> chunks_;
   uint64_t buffered_end_ = 0;  ///< stream offset after the last chunk
   uint64_t file_offset_ = 0;   ///< next raw file offset to read
@@ -840,7 +868,7 @@ class WriteTransfer final : public Transfer {
   void flush() {
     if (writing_) return;
     const bool last = state_ == State::kCommitting;
-    if (!pending_.empty() && (pending_.size() >= kIoChunk || last)) {
+    if (!pending_.empty() && (pending_.size() >= io_chunk(n_.blksize) || last)) {
       writing_ = true;
       auto chunk = std::make_shared<std::string>(std::move(pending_));
       pending_.clear();
