@@ -190,6 +190,13 @@ Status UploadFile::write_at(std::span<const uint8_t> data, uint64_t offset) {
   return {};
 }
 
+void UploadFile::start_writeback(uint64_t offset, uint64_t len) {
+  if (fd_ >= 0) {
+    sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(len),
+                    SYNC_FILE_RANGE_WRITE);
+  }
+}
+
 Status UploadFile::commit(const std::string& name, bool replace) {
   if (fd_ < 0) return Status::failure(Errc::kIo, "upload already finished");
   if (fsync(fd_) != 0) return write_error(errno);

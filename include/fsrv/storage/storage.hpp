@@ -72,6 +72,11 @@ class UploadFile {
   /// Writes all of `data` at `offset` (pwrite loop). Errors: kNoSpace,
   /// kIo ("write failed: <strerror>").
   Status write_at(std::span<const uint8_t> data, uint64_t offset);
+  /// Starts writeback of [offset, offset + len) now (sync_file_range
+  /// SYNC_FILE_RANGE_WRITE, a hint that does not wait), so the fsync of
+  /// commit() finds little left to write. Best effort: errors are ignored
+  /// (commit's fsync reports them).
+  void start_writeback(uint64_t offset, uint64_t len);
   /// fsyncs the data, then atomically puts it in place of `name` (link +
   /// renameat) and fsyncs the directory. After success the object is inert.
   /// With `replace` false an existing `name` is kept and the commit fails

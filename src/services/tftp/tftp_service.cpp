@@ -880,6 +880,9 @@ class WriteTransfer final : public Transfer {
           [file, chunk, offset, status] {
             *status = (*file)->write_at(
                 {reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size()}, offset);
+            // Writeback overlaps the transfer: the fsync before the final
+            // ACK then waits for the last chunk only.
+            if (status->ok()) (*file)->start_writeback(offset, chunk->size());
           },
           [this, status] {
             writing_ = false;
