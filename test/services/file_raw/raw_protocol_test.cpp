@@ -26,7 +26,8 @@ TEST(RawFraming, LongBlankLineIsTooLongHoweverTheReadsSplitIt) {
   EXPECT_EQ(next_raw_line(blanks + "\n", 64).kind, RawLine::kTooLong);
   EXPECT_EQ(next_raw_line(blanks, 64).kind, RawLine::kTooLong);
   const std::string short_blanks(64, ' ');
-  RawLine l = next_raw_line(short_blanks + "\nLIST\n", 64);
+  const std::string input = short_blanks + "\nLIST\n";  // l.line points into it
+  RawLine l = next_raw_line(input, 64);
   ASSERT_EQ(l.kind, RawLine::kLine);
   EXPECT_EQ(l.line, "LIST");
   EXPECT_EQ(next_raw_line(short_blanks, 64).kind, RawLine::kNeedMore);
