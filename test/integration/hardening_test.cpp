@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -194,9 +195,11 @@ TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
 TEST_P(Hardening, SlowRequestLinesAndPayloadsAreCutOff) {
   start({"--request-timeout", "1", "--min-rate", "2000", "--min-rate-window", "1",
          "--max-conns", "4"});
+  std::atomic<int> connected{0};
   auto trickle = [&](const std::string& head, char byte) {
     int fd = connect_to(server->port());
     send_all(fd, head);
+    ++connected;
     std::string got;
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
     while (std::chrono::steady_clock::now() < until) {
@@ -219,6 +222,14 @@ TEST_P(Hardening, SlowRequestLinesAndPayloadsAreCutOff) {
       replies[i] = i % 2 == 0 ? trickle("XYZ", 'A') : trickle("UPLOAD slow.bin ", 'Q');
     });
   }
+  // The slow clients connect first: a PING connecting before one of them
+  // would take its slot and get it "server busy" (seen under ASan in
+  // process mode). connect() returns once the kernel queued the connection,
+  // so their place in the accept queue is ahead of every PING.
+  for (int i = 0; i < 500 && connected.load() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(connected.load(), 4);
   // While the 4 slow clients hold every slot, others are refused; once they
   // are cut off (about a second), service resumes.
   std::string reply;
