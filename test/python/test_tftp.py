@@ -269,7 +269,7 @@ LOSSY_SUBSET = [(1 * KB, bs, ws, d) for bs in (512, 1468, 65464) for ws in (1, 1
 # both lost (p = 0.25% per block at 5% drop), a server that keeps
 # retransmitting at a fixed interval shorter than atftp's timeout is never
 # re-ACKed and ends with ERROR 0 after --tftp-retries.
-LOSSY_ATTEMPTS = 3
+LOSSY_ATTEMPTS = 5
 
 
 def lossy_transfer(case, server, size, bs, ws, direction, seed, timeout=120, log=None):
