@@ -319,7 +319,9 @@ def lossy_transfer(case, server, size, bs, ws, direction, seed, timeout=120, log
                            % (where, " | ".join(text.strip().splitlines()[-2:])))
             return total
         tail = " | ".join(text.strip().splitlines()[-2:])
-        if relay.stats["errors"] == 0:
+        # atftp's "unexpected OACK" abort is a TFTP-level failure even when
+        # the relay dropped the ERROR it sends (seen in CI: errors 0).
+        if relay.stats["errors"] == 0 and "unexpected OACK" not in text:
             case.fail("transfer failed without a TFTP error (rc %d) %s\n%s" % (
                 rc, where, text[-500:]))
         failures.append("%s: %s" % (where, tail))
