@@ -64,9 +64,8 @@ int DatagramListener::fd() const {
   return fd;
 }
 
-int DatagramListener::adopt(int fd) {
-  int rc = uv_udp_open(&udp_, fd);
-  if (rc != 0) return rc;
+// Reads back what the kernel granted (SO_RCVBUF) and the bound port.
+int DatagramListener::record_bound(int fd) {
   socklen_t len = sizeof rcvbuf_;
   getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, &len);
   sockaddr_storage bound{};
@@ -74,6 +73,12 @@ int DatagramListener::adopt(int fd) {
   uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &blen);
   port_ = address_port(reinterpret_cast<const sockaddr&>(bound));
   return port_;
+}
+
+int DatagramListener::adopt(int fd) {
+  int rc = uv_udp_open(&udp_, fd);
+  if (rc != 0) return rc;
+  return record_bound(fd);
 }
 
 int DatagramListener::bind() {
@@ -100,13 +105,7 @@ int DatagramListener::bind() {
       snd > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof snd) != 0) {
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
   }
-  socklen_t len = sizeof rcvbuf_;
-  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_, &len);
-  sockaddr_storage bound{};
-  int blen = sizeof bound;
-  uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &blen);
-  port_ = address_port(reinterpret_cast<const sockaddr&>(bound));
-  return port_;
+  return record_bound(fd);
 }
 
 int DatagramListener::start(DatagramHandler& handler) {

@@ -107,6 +107,8 @@ class DatagramListener {
   int granted_rcvbuf() const { return rcvbuf_; }
 
  private:
+  /// Sets rcvbuf_ and port_ from the bound socket `fd`; returns the port.
+  int record_bound(int fd);
   uv_udp_t udp_;
   int index_;
   std::string service_;
