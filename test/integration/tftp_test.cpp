@@ -211,6 +211,13 @@ TEST_P(TftpModes, WriteIsCommittedOnlyBeforeTheFinalAck) {
   ASSERT_TRUE(p);
   EXPECT_EQ(*p, ack(block));
   EXPECT_EQ(slurp(root.file("w.bin")), content);  // in place when the final ACK came
+  // One final ACK (the server once sent it twice), and a second one only
+  // for a retransmitted last block: the dally of RFC 1350 section 6.
+  EXPECT_FALSE(c.recv(300)) << "an unasked second final ACK";
+  c.send(data_packet(block, content.substr(512 * 6)));
+  p = c.recv();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(*p, ack(block));
 }
 
 TEST_P(TftpModes, AbandonedWriteKeepsTheOldFileAndNoTemporary) {

@@ -775,6 +775,7 @@ class WriteTransfer final : public Transfer {
             return;
           }
           state_ = State::kReceiving;
+          pending_.reserve(io_chunk(n_.blksize) + n_.blksize);  // no regrowth copies
           last_ack_ = n_.accepted.empty() ? ack_packet(0) : oack_packet(n_.accepted);
           send(last_ack_);
           arm_timer();
@@ -812,6 +813,19 @@ class WriteTransfer final : public Transfer {
     progress();
     recovery_ack_ = std::numeric_limits<uint64_t>::max();
     const uint64_t k = expected_++;
+    const bool last = payload.size() < n_.blksize;
+    const bool window_end = !last && ++in_window_ >= n_.windowsize;
+    if (window_end) in_window_ = 0;
+    // The ACK goes out before the block is copied, so the client prepares
+    // the next window while we copy (the payload stays valid until this
+    // returns). Only when the block surely fits: payload.size() bounds
+    // what netascii decoding appends.
+    bool acked = false;
+    if (window_end && pending_.size() + payload.size() <= kMaxPendingWrite &&
+        written_ + pending_.size() + payload.size() <= config_.max_upload) {
+      send_ack(k);
+      acked = true;
+    }
     bytes_ += payload.size();
     service_.count(service_.bytes_received_, payload.size());
     if (request_.mode == Mode::kNetascii) {
@@ -824,7 +838,7 @@ class WriteTransfer final : public Transfer {
            "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
       return;
     }
-    if (payload.size() < n_.blksize) {  // the last block
+    if (last) {
       if (request_.mode == Mode::kNetascii) decoder_.finish(pending_);
       state_ = State::kCommitting;
       final_block_ = k;
@@ -832,8 +846,7 @@ class WriteTransfer final : public Transfer {
       flush();
       return;
     }
-    if (++in_window_ >= n_.windowsize) {
-      in_window_ = 0;
+    if (window_end && !acked) {
       if (pending_.size() > kMaxPendingWrite) {
         ack_owed_ = k;  // flow control: the ACK waits for the disk
       } else {
@@ -871,7 +884,9 @@ class WriteTransfer final : public Transfer {
     if (!pending_.empty() && (pending_.size() >= io_chunk(n_.blksize) || last)) {
       writing_ = true;
       auto chunk = std::make_shared<std::string>(std::move(pending_));
+      pending_ = std::move(spare_);  // a written chunk's buffer: its pages are already mapped
       pending_.clear();
+      if (pending_.capacity() == 0) pending_.reserve(io_chunk(n_.blksize) + n_.blksize);
       const uint64_t offset = written_;
       written_ += chunk->size();
       auto file = file_;
@@ -884,11 +899,14 @@ class WriteTransfer final : public Transfer {
             // ACK then waits for the last chunk only.
             if (status->ok()) (*file)->start_writeback(offset, chunk->size());
           },
-          [this, status] {
+          [this, status, chunk] {
             writing_ = false;
             if (!status->ok()) {
               fail(error_code(status->code), error_text(*status));
               return;
+            }
+            if (chunk->capacity() <= 2 * (io_chunk(n_.blksize) + n_.blksize)) {
+              spare_ = std::move(*chunk);  // recycled: no fresh pages for the next chunk
             }
             if (ack_owed_ && pending_.size() <= kMaxPendingWrite) {
               send_ack(*ack_owed_);
@@ -919,8 +937,6 @@ class WriteTransfer final : public Transfer {
           state_ = State::kDallying;
           send_ack(final_block_);
           count_result(true);  // the file is in place; dallying is a courtesy
-          state_ = State::kDallying;
-          send_ack(final_block_);
           arm_timer(kDallyTimeouts * timeout_ms());
         });
   }
@@ -931,6 +947,7 @@ class WriteTransfer final : public Transfer {
   std::shared_ptr<std::unique_ptr<storage::UploadFile>> file_ =
       std::make_shared<std::unique_ptr<storage::UploadFile>>();
   std::string pending_;   ///< received, not yet handed to a write
+  std::string spare_;     ///< a written chunk's buffer, reused as the next pending_
   uint64_t written_ = 0;  ///< bytes handed to writes (the next offset)
   bool writing_ = false;
   NetasciiDecoder decoder_;
