@@ -66,7 +66,9 @@ int serve_thread_mode(const ServerConfig& config) {
   };
   hooks.on_stopped = [&] { executor.close(); };
   hooks.stats_line = [&] { return table.to_line("thread", config.workers); };
+  server.join_shutdown(hooks);  // UDP transfers get the grace too
   reactor::Lifecycle life(server.reactor(), std::move(hooks), config.grace_s);
+  server.notify_work_done(life);
   life.watch_signals();
   life.print_stats_every(config.stats_interval_s);
 

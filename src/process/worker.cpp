@@ -126,8 +126,10 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
     for (auto& d : w->datagrams) d->close();
   };
   hooks.on_stopped = [&executor] { executor.close(); };
+  w->server->join_shutdown(hooks);  // UDP transfers get the grace too
   w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
                                                  config.grace_s);
+  w->server->notify_work_done(*w->life);
 
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w->channel),

@@ -17,8 +17,10 @@ Lifecycle::Lifecycle(Reactor& reactor, Hooks hooks, double grace_s)
     : reactor_(reactor), hooks_(std::move(hooks)), grace_s_(grace_s) {
   uv_timer_init(reactor.loop, &grace_timer_);
   uv_timer_init(reactor.loop, &stats_timer_);
+  uv_timer_init(reactor.loop, &recheck_timer_);
   grace_timer_.data = this;
   stats_timer_.data = this;
+  recheck_timer_.data = this;
   uv_unref(reinterpret_cast<uv_handle_t*>(&stats_timer_));
 }
 
@@ -89,12 +91,20 @@ void Lifecycle::check_done() {
   finish();
 }
 
+void Lifecycle::check_done_later() {
+  if (!stopping_ || finished_) return;
+  uv_timer_start(
+      &recheck_timer_, [](uv_timer_t* t) { static_cast<Lifecycle*>(t->data)->check_done(); }, 0,
+      0);
+}
+
 void Lifecycle::finish() {
   finished_ = true;
   reactor_.on_drained = nullptr;
   uv_timer_stop(&grace_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), noop_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&stats_timer_), noop_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&recheck_timer_), noop_close);
   // The signals stay blocked: a late one is discarded, never fatal.
   if (signals_) signals_->close();
   if (hooks_.stats_line) {

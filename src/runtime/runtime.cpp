@@ -160,4 +160,20 @@ reactor::DatagramHandler& ServingProcess::datagram_handler(size_t index) {
   return services_->datagram_for_listener(index);
 }
 
+void ServingProcess::join_shutdown(reactor::Lifecycle::Hooks& hooks) {
+  auto busy = std::move(hooks.busy);
+  hooks.busy = [this, busy = std::move(busy)] {
+    return services_->datagram_busy() || (busy && busy());
+  };
+  auto force = std::move(hooks.force);
+  hooks.force = [this, force = std::move(force)] {
+    services_->force_datagrams();
+    if (force) force();
+  };
+}
+
+void ServingProcess::notify_work_done(reactor::Lifecycle& life) {
+  shared_.work_done = [&life] { life.check_done_later(); };
+}
+
 }  // namespace fsrv::runtime

@@ -66,6 +66,17 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
   }
 }
 
+bool ServiceSet::datagram_busy() const {
+  for (const auto& d : owned_datagram_) {
+    if (d->busy()) return true;
+  }
+  return false;
+}
+
+void ServiceSet::force_datagrams() {
+  for (auto& d : owned_datagram_) d->force_stop();
+}
+
 ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared) {
   std::vector<std::string> names, datagram_names;
   for (const ListenSpec& l : listeners) {

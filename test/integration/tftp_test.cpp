@@ -255,6 +255,71 @@ TEST_P(TftpModes, AbandonedWriteKeepsTheOldFileAndNoTemporary) {
   }
 }
 
+/// No leftover upload temporaries (dot files) in `dir`.
+bool no_temporaries(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().front() == '.') return false;
+  }
+  return true;
+}
+
+TEST_P(TftpModes, ShutdownLetsATransferInProgressFinishWithinTheGrace) {
+  TempDir root;
+  spit(root.file("w.bin"), "old content");
+  ServerProcess server(args({"--grace", "20", "--tftp-timeout", "2"}), root.path());
+  const std::string content = random_bytes(512 * 6 + 7, 9);
+  Client c(server.ports()[0]);
+  c.send_request("\0\2w.bin\0octet\0"s);
+  ASSERT_EQ(c.recv(), ack(0));
+  uint16_t block = 1;
+  size_t at = 0;
+  for (; block <= 3; ++block, at += 512) {
+    c.send(data_packet(block, content.substr(at, 512)));
+    ASSERT_EQ(c.recv(), ack(block));
+  }
+  kill(server.pid(), SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The request port is closed: a new request gets no transfer.
+  Client late(server.ports()[0]);
+  late.send_request("\0\1w.bin\0octet\0"s);
+  EXPECT_FALSE(late.recv(500)) << "a new transfer began during shutdown";
+  // The transfer in progress goes on to its commit and final ACK.
+  for (; at + 512 <= content.size(); ++block, at += 512) {
+    c.send(data_packet(block, content.substr(at, 512)));
+    ASSERT_EQ(c.recv(), ack(block));
+  }
+  c.send(data_packet(block, content.substr(at)));
+  ASSERT_EQ(c.recv(), ack(block));
+  EXPECT_EQ(slurp(root.file("w.bin")), content);
+  // Then the server exits by itself (after the final ACK's dally), long
+  // before the 20 s grace.
+  ASSERT_TRUE(server.wait_exit(std::chrono::seconds(10)));
+  EXPECT_TRUE(WIFEXITED(server.exit_status()) && WEXITSTATUS(server.exit_status()) == 0)
+      << server.exit_status();
+}
+
+TEST_P(TftpModes, ShutdownAfterTheGraceEndsATransferWithError0AndKeepsTheOldFile) {
+  TempDir root;
+  spit(root.file("w.bin"), "old content");
+  ServerProcess server(args({"--grace", "0.5", "--tftp-timeout", "30"}), root.path());
+  Client c(server.ports()[0]);
+  c.send_request("\0\2w.bin\0octet\0"s);
+  ASSERT_EQ(c.recv(), ack(0));
+  c.send(data_packet(1, std::string(512, 'x')));
+  ASSERT_EQ(c.recv(), ack(1));
+  const auto signalled = std::chrono::steady_clock::now();
+  kill(server.pid(), SIGTERM);
+  auto p = c.recv(5000);  // the client stalls: the grace ends it
+  ASSERT_TRUE(p);
+  EXPECT_EQ(u16(*p, 0), 5);
+  EXPECT_EQ(u16(*p, 2), 0);
+  EXPECT_NE(p->find("shutting down"), std::string::npos) << p->substr(4);
+  EXPECT_GE(std::chrono::steady_clock::now() - signalled, std::chrono::milliseconds(400));
+  ASSERT_TRUE(server.wait_exit(std::chrono::seconds(10)));
+  EXPECT_EQ(slurp(root.file("w.bin")), "old content");
+  EXPECT_TRUE(no_temporaries(root.path()));
+}
+
 TEST_P(TftpModes, BadInputIsAnsweredOrDroppedAndServingGoesOn) {
   TempDir outside;
   TempDir root;

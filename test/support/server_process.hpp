@@ -148,6 +148,27 @@ class ServerProcess {
   const std::vector<int>& ports() const { return ports_; }
   pid_t pid() const { return pid_; }
 
+  /// Waits up to `timeout` for the child to exit on its own (no signal
+  /// sent); true once it has, with its wait status in exit_status().
+  bool wait_exit(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (pid_ > 0) {
+      int st = 0;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        status_ = st;
+        pid_ = -1;
+        if (out_fd_ >= 0) close(out_fd_);
+        out_fd_ = -1;
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+  /// The wait status recorded by stop() or wait_exit().
+  int exit_status() const { return status_; }
+
   /// Sends `sig`, waits up to `timeout` for exit; returns the wait status
   /// (or -1 if it had to be killed). Idempotent.
   int stop(int sig = SIGTERM, std::chrono::seconds timeout = std::chrono::seconds(15)) {

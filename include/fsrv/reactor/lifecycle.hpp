@@ -35,6 +35,7 @@ class Lifecycle {
     std::function<void()> force;           ///< grace over or repeated signal (after closing
                                            ///< every connection; master: SIGKILL workers)
     std::function<bool()> busy;            ///< work outstanding besides connections
+                                           ///< (workers, UDP transfers)
     std::function<void()> on_stopped;      ///< close the owner's remaining handles
     std::function<std::string()> stats_line;  ///< the periodic and final stats line
   };
@@ -58,6 +59,10 @@ class Lifecycle {
   /// Re-checks whether the shutdown is complete (call when busy() may have
   /// turned false).
   void check_done();
+  /// check_done() on the next loop iteration: for callers deep inside a
+  /// callback chain (a UDP transfer releasing itself), where finishing (and
+  /// closing the executor) must not run under them.
+  void check_done_later();
   bool stopping() const { return stopping_; }
 
  private:
@@ -72,6 +77,7 @@ class Lifecycle {
   std::set<int> seen_;  ///< stop signals received so far
   uv_timer_t grace_timer_;
   uv_timer_t stats_timer_;
+  uv_timer_t recheck_timer_;  ///< check_done_later()
   bool stopping_ = false;
   bool finished_ = false;
 };

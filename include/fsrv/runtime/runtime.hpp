@@ -18,6 +18,7 @@
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/lifecycle.hpp"
 #include "fsrv/reactor/listener.hpp"
 #include "fsrv/reactor/reactor.hpp"
 #include "fsrv/services/service.hpp"
@@ -94,6 +95,12 @@ class ServingProcess {
   size_t listener_count() const { return listeners_.size(); }
   /// The handler of datagram listener `index` (runtime::is_datagram).
   reactor::DatagramHandler& datagram_handler(size_t index);
+  /// Wires the shutdown to the datagram services' own work (TFTP
+  /// transfers): `life` waits for it as for connections and forces it with
+  /// them. Call once, before the loop runs.
+  void join_shutdown(reactor::Lifecycle::Hooks& hooks);
+  /// Lets the datagram services report that their work may be done.
+  void notify_work_done(reactor::Lifecycle& life);
 
  private:
   std::vector<ListenSpec> listeners_;

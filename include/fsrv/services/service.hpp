@@ -35,6 +35,10 @@ struct Shared {
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
   /// The STATS data object (JSON text), summed over all processes.
   std::function<std::string()> stats_json;
+  /// Called by a datagram service during shutdown when its busy() may have
+  /// turned false (the runtime re-checks whether the shutdown is complete;
+  /// the check runs later on the loop, never inside the caller). May be empty.
+  std::function<void()> work_done;
 };
 
 /// A TCP service instance: makes the protocol handler of each connection on
@@ -62,6 +66,15 @@ class Service : public reactor::ConnectionFactory {
 class DatagramService : public reactor::DatagramHandler {
  public:
   DatagramService(Shared& shared, std::string_view name);
+
+  /// True while work started before shutdown goes on after the listeners
+  /// stopped (TFTP transfers on their own ports): the shutdown waits for it
+  /// up to --grace, as for TCP connections. Call shared.work_done when it
+  /// may have turned false.
+  virtual bool busy() const { return false; }
+  /// The grace period is over (or the stop signal came twice): end that
+  /// work now; busy() turns false once its handles are closed.
+  virtual void force_stop() {}
 
  protected:
   /// A counter of this service: "NAME/" + path (registered before fork).
@@ -114,6 +127,10 @@ class ServiceSet {
     return *datagram_by_listener_[index];
   }
   size_t size() const { return by_listener_.size(); }
+  /// Some datagram service still has work after shutdown began.
+  bool datagram_busy() const;
+  /// Ends every datagram service's remaining work (DatagramService::force_stop).
+  void force_datagrams();
 
  private:
   std::vector<std::unique_ptr<Service>> owned_;

@@ -133,6 +133,8 @@ class Transfer : public reactor::DatagramHandler {
   bool start(const std::string& host);
   /// Ends the transfer with ERROR 0 `why` (server shutdown).
   void abort(std::string_view why);
+  /// Counted as a success already: a write that committed and dallies.
+  bool succeeded() const { return counted_; }
 
   const std::string& key() const { return key_; }
   /// True while the peer has not yet spoken to this transfer's port: an
@@ -234,11 +236,26 @@ class TftpService final : public DatagramService {
   void on_datagram(reactor::DatagramListener& listener, const sockaddr& from,
                    std::span<const char> data) override;
 
-  /// Shutdown: every transfer ends with ERROR 0 (an upload in progress
-  /// keeps the old file); the loop runs until their handles are closed.
+  /// Shutdown: no new requests (the request port is closed); transfers in
+  /// progress go on on their own ports within the grace period (busy()).
+  /// A write already committed, only dallying for a lost final ACK, ends
+  /// now rather than hold the shutdown for two timeouts.
   void on_stop(reactor::DatagramListener&) override {
     if (--listeners_ > 0) return;
     stopping_ = true;
+    std::vector<Transfer*> done;
+    for (auto& [t, owned] : transfers_) {
+      if (t->succeeded()) done.push_back(t);
+    }
+    for (Transfer* t : done) t->abort("server shutting down");
+    if (!transfers_.empty()) {
+      FSRV_LOG_INFO("tftp: %zu transfer(s) finishing", transfers_.size());
+    }
+  }
+  bool busy() const override { return stopping_ && !transfers_.empty(); }
+  /// Grace over: every transfer ends with ERROR 0 (an upload in progress
+  /// keeps the old file); busy() turns false once their handles are closed.
+  void force_stop() override {
     std::vector<Transfer*> all;
     for (auto& [t, owned] : transfers_) all.push_back(t);
     for (Transfer* t : all) t->abort("server shutting down");
@@ -249,6 +266,7 @@ class TftpService final : public DatagramService {
     auto k = by_peer_.find(t->key());
     if (k != by_peer_.end() && k->second == t) by_peer_.erase(k);
     transfers_.erase(t);
+    if (stopping_ && transfers_.empty() && shared_.work_done) shared_.work_done();
   }
   /// The transfer no longer answers retransmitted requests.
   void forget_peer(Transfer* t) {
@@ -257,6 +275,7 @@ class TftpService final : public DatagramService {
   }
 
   uv_loop_t* loop() const { return loop_; }
+  bool stopping() const { return stopping_; }
   Shared& shared() { return shared_; }
   void count(stats::Counter c, uint64_t n = 1) { shared_.stats->add(c, n); }
   void count_bad() { count(bad_packets_); }
@@ -937,6 +956,10 @@ class WriteTransfer final : public Transfer {
           state_ = State::kDallying;
           send_ack(final_block_);
           count_result(true);  // the file is in place; dallying is a courtesy
+          if (service_.stopping()) {
+            finish(true);  // no dally during a shutdown (see TftpService::on_stop)
+            return;
+          }
           arm_timer(kDallyTimeouts * timeout_ms());
         });
   }
