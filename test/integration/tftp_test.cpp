@@ -220,15 +220,29 @@ TEST_P(TftpModes, WriteIsCommittedOnlyBeforeTheFinalAck) {
   EXPECT_EQ(*p, ack(block));
 }
 
+/// No leftover upload temporaries (dot files) in `dir`.
+bool no_temporaries(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename().string().front() == '.') return false;
+  }
+  return true;
+}
+
+/// Starts an octet write of `name` and sends block 1 (512 bytes of 'x'),
+/// asserting ACK 0 and ACK 1: a transfer in progress, as a client leaves it.
+void begin_write(Client& c, const std::string& name) {
+  c.send_request("\0\2"s + name + "\0octet\0"s);
+  ASSERT_EQ(c.recv(), ack(0));
+  c.send(data_packet(1, std::string(512, 'x')));
+  ASSERT_EQ(c.recv(), ack(1));
+}
+
 TEST_P(TftpModes, AbandonedWriteKeepsTheOldFileAndNoTemporary) {
   TempDir root;
   spit(root.file("keep.bin"), "old content");
   ServerProcess server(args({"--tftp-timeout", "0.05", "--tftp-retries", "2"}), root.path());
   Client c(server.ports()[0]);
-  c.send_request("\0\2keep.bin\0octet\0"s);
-  ASSERT_TRUE(c.recv());
-  c.send(data_packet(1, std::string(512, 'x')));
-  ASSERT_EQ(c.recv(), ack(1));
+  ASSERT_NO_FATAL_FAILURE(begin_write(c, "keep.bin"));
   // Silence: the server resends ACK 1 twice, then gives up with ERROR 0.
   std::optional<std::string> last;
   for (int i = 0; i < 4; ++i) {
@@ -242,25 +256,12 @@ TEST_P(TftpModes, AbandonedWriteKeepsTheOldFileAndNoTemporary) {
   EXPECT_EQ(u16(*last, 2), 0);
   EXPECT_NE(last->find("timed out"), std::string::npos);
   EXPECT_EQ(slurp(root.file("keep.bin")), "old content");
-  for (int i = 0; i < 100; ++i) {  // the temporary goes with the transfer
-    bool temp = false;
-    for (const auto& e : std::filesystem::directory_iterator(root.path())) {
-      temp = temp || e.path().filename().string().front() == '.';
-    }
-    if (!temp) break;
+  for (int i = 0; i < 100 && !no_temporaries(root.path()); ++i) {  // it goes with the transfer
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (const auto& e : std::filesystem::directory_iterator(root.path())) {
     EXPECT_NE(e.path().filename().string().front(), '.') << e.path();
   }
-}
-
-/// No leftover upload temporaries (dot files) in `dir`.
-bool no_temporaries(const std::string& dir) {
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().filename().string().front() == '.') return false;
-  }
-  return true;
 }
 
 TEST_P(TftpModes, ShutdownLetsATransferInProgressFinishWithinTheGrace) {
@@ -303,10 +304,7 @@ TEST_P(TftpModes, ShutdownAfterTheGraceEndsATransferWithError0AndKeepsTheOldFile
   spit(root.file("w.bin"), "old content");
   ServerProcess server(args({"--grace", "0.5", "--tftp-timeout", "30"}), root.path());
   Client c(server.ports()[0]);
-  c.send_request("\0\2w.bin\0octet\0"s);
-  ASSERT_EQ(c.recv(), ack(0));
-  c.send(data_packet(1, std::string(512, 'x')));
-  ASSERT_EQ(c.recv(), ack(1));
+  ASSERT_NO_FATAL_FAILURE(begin_write(c, "w.bin"));
   const auto signalled = std::chrono::steady_clock::now();
   kill(server.pid(), SIGTERM);
   auto p = c.recv(5000);  // the client stalls: the grace ends it
