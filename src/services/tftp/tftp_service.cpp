@@ -243,11 +243,7 @@ class TftpService final : public DatagramService {
   void on_stop(reactor::DatagramListener&) override {
     if (--listeners_ > 0) return;
     stopping_ = true;
-    std::vector<Transfer*> done;
-    for (auto& [t, owned] : transfers_) {
-      if (t->succeeded()) done.push_back(t);
-    }
-    for (Transfer* t : done) t->abort("server shutting down");
+    abort_transfers(/*committed_only=*/true);
     if (!transfers_.empty()) {
       FSRV_LOG_INFO("tftp: %zu transfer(s) finishing", transfers_.size());
     }
@@ -255,11 +251,7 @@ class TftpService final : public DatagramService {
   bool busy() const override { return stopping_ && !transfers_.empty(); }
   /// Grace over: every transfer ends with ERROR 0 (an upload in progress
   /// keeps the old file); busy() turns false once their handles are closed.
-  void force_stop() override {
-    std::vector<Transfer*> all;
-    for (auto& [t, owned] : transfers_) all.push_back(t);
-    for (Transfer* t : all) t->abort("server shutting down");
-  }
+  void force_stop() override { abort_transfers(/*committed_only=*/false); }
 
   /// A transfer is done with every handle and task: destroy it.
   void release(Transfer* t) {
@@ -284,6 +276,16 @@ class TftpService final : public DatagramService {
       bytes_sent_, bytes_received_;
 
  private:
+  /// Ends every transfer (or only writes already committed and dallying)
+  /// with Transfer::abort; collected first, as an abort may release one.
+  void abort_transfers(bool committed_only) {
+    std::vector<Transfer*> chosen;
+    for (auto& [t, owned] : transfers_) {
+      if (!committed_only || t->succeeded()) chosen.push_back(t);
+    }
+    for (Transfer* t : chosen) t->abort("server shutting down");
+  }
+
   uv_loop_t* loop_ = nullptr;
   int listeners_ = 0;
   bool stopping_ = false;
@@ -794,7 +796,7 @@ class WriteTransfer final : public Transfer {
             return;
           }
           state_ = State::kReceiving;
-          pending_.reserve(io_chunk(n_.blksize) + n_.blksize);  // no regrowth copies
+          pending_ = take_buffer();
           last_ack_ = n_.accepted.empty() ? ack_packet(0) : oack_packet(n_.accepted);
           send(last_ack_);
           arm_timer();
@@ -896,6 +898,19 @@ class WriteTransfer final : public Transfer {
     send(last_ack_);
   }
 
+  /// A write chunk plus the block that crosses its end.
+  size_t buffer_bytes() const { return io_chunk(n_.blksize) + n_.blksize; }
+  /// An empty buffer for pending_: a written chunk's (its pages already
+  /// mapped, so no page faults per MiB), else a new one reserved whole (no
+  /// regrowth copies).
+  std::string take_buffer() {
+    std::string b = std::move(spare_);
+    spare_ = std::string();
+    b.clear();
+    if (b.capacity() < buffer_bytes()) b.reserve(buffer_bytes());
+    return b;
+  }
+
   /// Starts the next write, or the commit once everything is written.
   void flush() {
     if (writing_) return;
@@ -903,9 +918,7 @@ class WriteTransfer final : public Transfer {
     if (!pending_.empty() && (pending_.size() >= io_chunk(n_.blksize) || last)) {
       writing_ = true;
       auto chunk = std::make_shared<std::string>(std::move(pending_));
-      pending_ = std::move(spare_);  // a written chunk's buffer: its pages are already mapped
-      pending_.clear();
-      if (pending_.capacity() == 0) pending_.reserve(io_chunk(n_.blksize) + n_.blksize);
+      pending_ = take_buffer();
       const uint64_t offset = written_;
       written_ += chunk->size();
       auto file = file_;
@@ -924,7 +937,7 @@ class WriteTransfer final : public Transfer {
               fail(error_code(status->code), error_text(*status));
               return;
             }
-            if (chunk->capacity() <= 2 * (io_chunk(n_.blksize) + n_.blksize)) {
+            if (chunk->capacity() <= 2 * buffer_bytes()) {
               spare_ = std::move(*chunk);  // recycled: no fresh pages for the next chunk
             }
             if (ack_owed_ && pending_.size() <= kMaxPendingWrite) {
