@@ -322,8 +322,14 @@ TEST_P(TftpModes, BadInputIsAnsweredOrDroppedAndServingGoesOn) {
   TempDir outside;
   TempDir root;
   spit(root.file("ok.bin"), random_bytes(2000, 5));
-  ServerProcess server(args({"--tftp-no-overwrite"}), root.path());
+  // --grace 1: the transfers this test leaves unfinished would otherwise
+  // hold the shutdown for the default 10 s.
+  ServerProcess server(args({"--tftp-no-overwrite", "--grace", "1"}), root.path());
   const int port = server.ports()[0];
+  // A name beside the root that nothing else creates (not "x": a checkout
+  // cloned to /tmp/x once made that check fail without any escape).
+  const auto escaped = std::filesystem::path(root.path()).parent_path() / "fsrv-tftp-escape-probe";
+  ASSERT_FALSE(std::filesystem::exists(escaped)) << escaped << " exists before the test";
   auto error_of = [&](const std::string& request) -> int {
     Client c(port);
     c.send_request(request);
@@ -337,12 +343,12 @@ TEST_P(TftpModes, BadInputIsAnsweredOrDroppedAndServingGoesOn) {
   EXPECT_EQ(error_of("\0\1ok.bin\0mail\0"s), 4);                   // obsolete mode
   EXPECT_EQ(error_of("\0\4\0\1"s), 4);                             // an ACK on the request port
   EXPECT_EQ(error_of("\0\5\0\1oops\0"s), -1);                      // an ERROR is never answered
-  EXPECT_EQ(error_of("\0\2../x\0octet\0"s), 2);                    // outside the root
+  EXPECT_EQ(error_of("\0\2../fsrv-tftp-escape-probe\0octet\0"s), 2);  // outside the root
   EXPECT_EQ(error_of("\0\2.hidden\0octet\0"s), 2);                 // hidden/temporary names
   EXPECT_EQ(error_of("\0\1nope.bin\0octet\0"s), 1);                // not found
   EXPECT_EQ(error_of("\0\2ok.bin\0octet\0"s), 6);                  // --tftp-no-overwrite
   EXPECT_EQ(error_of("\0\1ok.bin\0octet\0blksize\0001\0"s), 103);  // blksize 1: left out, DATA 1
-  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(root.path()).parent_path() / "x"));
+  EXPECT_FALSE(std::filesystem::exists(escaped));
 
   // A transfer in progress: a stranger gets ERROR 5, an ACK for a block
   // never sent is ignored, and the transfer still completes.
