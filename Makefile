@@ -138,10 +138,23 @@ test: deps
 	$(MAKE) -j$(NPROC) all
 	$(MAKE) test-run
 
-# Runs the suites of one variant (SAN=...). The integration tests find the
-# programs through FSRV_BIN.
+# Runs the suites of one variant. The integration tests find the programs
+# through FSRV_BIN. Most tests wait on sockets, timers and child servers
+# rather than the CPU, so the GoogleTest binary runs as TEST_SHARDS shards
+# (GTEST_TOTAL_SHARDS / GTEST_SHARD_INDEX) beside the Python suite, each
+# target's output kept together (--output-sync); TEST_SHARDS=1 runs the
+# GoogleTest suite in one process as before.
+TEST_SHARDS ?= 2
+SHARD_TARGETS := $(addprefix gtest-shard-,$(shell seq 0 $$(($(TEST_SHARDS) - 1))))
+.PHONY: test-python $(SHARD_TARGETS)
 test-run: all
-	FSRV_BIN=$(abspath $(BIN)) $(TEST_BIN) $(GTEST_ARGS)
+	$(MAKE) --no-print-directory -j$(words $(SHARD_TARGETS) x) --output-sync=target $(SHARD_TARGETS) test-python
+
+$(SHARD_TARGETS): gtest-shard-%: all
+	FSRV_BIN=$(abspath $(BIN)) GTEST_TOTAL_SHARDS=$(TEST_SHARDS) GTEST_SHARD_INDEX=$* \
+	  $(SAN_TEST_ENV) $(TEST_BIN) $(GTEST_ARGS)
+
+test-python: all
 	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_*.py' -v
 
 # Every libFuzzer target (mk/*.mk add theirs to FUZZ_TARGETS); .ci/run runs
@@ -149,6 +162,12 @@ test-run: all
 FUZZ_TARGETS ?=
 list-fuzz-targets:
 	@echo fuzz $(FUZZ_TARGETS)
+
+# Every fuzz target for FUZZ_SECONDS, two at a time (each libFuzzer run is
+# one busy process; this machine class has 2 cores), output kept per target.
+.PHONY: fuzz-all
+fuzz-all:
+	$(MAKE) --no-print-directory -j$(NPROC) --output-sync=target fuzz $(FUZZ_TARGETS)
 
 # The layer rules of docs/ARCHITECTURE.md, checked on #include lines.
 check-layers:
@@ -162,10 +181,11 @@ tsan: deps
 	$(MAKE) -j$(NPROC) SAN=tsan all
 	$(MAKE) SAN=tsan test-san
 
-# Sanitizer variants skip the 100 MiB transfers (10x slower under ASan).
+# Sanitizer variants skip the 100 MiB transfers (10x slower under ASan) and
+# run the GoogleTest shards only.
+SAN_TEST_ENV := $(if $(SAN),FSRV_SMALL=1 TSAN_OPTIONS="suppressions=$(abspath tools/tsan.supp)")
 test-san: all
-	FSRV_BIN=$(abspath $(BIN)) FSRV_SMALL=1 TSAN_OPTIONS="suppressions=$(abspath tools/tsan.supp)" \
-	  $(TEST_BIN) $(GTEST_ARGS)
+	$(MAKE) --no-print-directory -j$(words $(SHARD_TARGETS)) --output-sync=target $(SHARD_TARGETS)
 
 run-server: deps
 	@$(MAKE) --no-print-directory -s -j$(NPROC) all
