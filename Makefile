@@ -144,11 +144,17 @@ test: deps
 # (GTEST_TOTAL_SHARDS / GTEST_SHARD_INDEX) beside the Python suite, each
 # target's output kept together (--output-sync); TEST_SHARDS=1 runs the
 # GoogleTest suite in one process as before.
+# The Python suite runs likewise as PY_SOLO's modules (the longest, ~40-50 s
+# each) one per process and every other module together.
 TEST_SHARDS ?= 2
 SHARD_TARGETS := $(addprefix gtest-shard-,$(shell seq 0 $$(($(TEST_SHARDS) - 1))))
-.PHONY: test-python $(SHARD_TARGETS)
+PY_MODULES := $(basename $(notdir $(wildcard test/python/test_*.py)))
+PY_SOLO := test_dialect_pools test_tftp
+PY_TARGETS := $(PY_SOLO:%=py-%) py-rest
+.PHONY: test-python $(SHARD_TARGETS) $(PY_TARGETS)
 test-run: all
-	$(MAKE) --no-print-directory -j$(words $(SHARD_TARGETS) x) --output-sync=target $(SHARD_TARGETS) test-python
+	$(MAKE) --no-print-directory -j$(words $(SHARD_TARGETS) $(PY_TARGETS)) --output-sync=target \
+	  $(SHARD_TARGETS) $(PY_TARGETS)
 
 $(SHARD_TARGETS): gtest-shard-%: all
 	FSRV_BIN=$(abspath $(BIN)) GTEST_TOTAL_SHARDS=$(TEST_SHARDS) GTEST_SHARD_INDEX=$* \
@@ -156,6 +162,12 @@ $(SHARD_TARGETS): gtest-shard-%: all
 
 test-python: all
 	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_*.py' -v
+
+$(PY_SOLO:%=py-%): py-%: all
+	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v $*
+
+py-rest: all
+	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v $(filter-out $(PY_SOLO),$(PY_MODULES))
 
 # Every libFuzzer target (mk/*.mk add theirs to FUZZ_TARGETS); .ci/run runs
 # each for a bounded time.
