@@ -64,7 +64,6 @@ void Lifecycle::shutdown(const std::string& cause) {
   stopping_ = true;
   FSRV_LOG_INFO("%s: shutting down (grace %.1f s)", cause.c_str(), grace_s_);
   if (hooks_.stop_accepting) hooks_.stop_accepting();
-  reactor_.on_drained = [this] { check_done(); };
   uv_timer_start(
       &grace_timer_,
       [](uv_timer_t* t) {
@@ -74,8 +73,12 @@ void Lifecycle::shutdown(const std::string& cause) {
         self->force();
       },
       to_ms(grace_s_), 0);
+  // With no connection open, drain_connections reports "drained" at once:
+  // on_drained is set only after on_stopping, so the finish (on_stopped,
+  // which closes the owner's handles) never runs before on_stopping.
   drain_connections(reactor_);
   if (hooks_.on_stopping) hooks_.on_stopping();
+  reactor_.on_drained = [this] { check_done(); };
   check_done();
 }
 
