@@ -4,7 +4,7 @@
 //
 //   echo-bench --port P [--bytes N]   -> "echo BYTES bytes MBPS MB/s ok|MISMATCH"
 //
-// Used by tools/bench-transfer.sh (make bench-transfer). Exit 0 only when
+// Used by bench/transfer.sh (make bench-transfer). Exit 0 only when
 // every byte came back in order.
 
 #include <arpa/inet.h>

@@ -26,6 +26,6 @@ client-test: $(CLIENT_TEST_BIN)
 	FSRV_BIN=$(abspath $(BIN)) $(CLIENT_TEST_BIN) $(GTEST_ARGS)
 
 bench-transfer: $(BIN)/filecli $(BIN)/fileserver
-	tools/bench-transfer.sh $(BIN)
+	bench/transfer.sh $(BIN)
 
 -include $(CLIENT_TEST_OBJS:.o=.d)

@@ -14,7 +14,7 @@ DEB_PACKAGES += curl apache2-utils nginx wrk
 .PHONY: bench-http
 
 bench-http: $(BIN)/fileserver
-	tools/bench-http.sh $(abspath $(BIN))
+	bench/http.sh $(abspath $(BIN))
 
 # ---- make test-browser ------------------------------------------------
 # Kept out of `make deps`/`make test`: chromium is a large download and the

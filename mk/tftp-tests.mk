@@ -4,7 +4,7 @@
 #   make test-tftp-lossy   atftp through the lossy relay, 1 KB..100 MB, every
 #                          blksize and windowsize 1/16 (test/python/test_tftp_lossy.py)
 #   make bench-udp         100 MB RRQ/WRQ, ours vs tftpd-hpa, MB/s into
-#                          docs/PERFORMANCE.md (tools/bench-udp.sh)
+#                          docs/PERFORMANCE.md (bench/udp.sh)
 DEB_PACKAGES += tftp-hpa atftp tftpd-hpa curl
 
 .PHONY: test-tftp-lossy bench-udp
@@ -12,4 +12,4 @@ test-tftp-lossy: $(BIN)/fileserver
 	TFTP_LOSSY=1 FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p "test_tftp_lossy.py" -v
 
 bench-udp: $(BIN)/fileserver
-	FSRV_BIN=$(abspath $(BIN)) tools/bench-udp.sh --write-doc
+	FSRV_BIN=$(abspath $(BIN)) bench/udp.sh --write-doc

@@ -1,5 +1,5 @@
 """Shared helpers of the TFTP tests (test_tftp.py, test_tftp_lossy.py) and
-tools/bench-udp.sh: start our server or Debian's tftpd-hpa on a free port
+bench/udp.sh: start our server or Debian's tftpd-hpa on a free port
 with a temporary root, run the real clients (curl, tftp-hpa, atftp), and a
 small raw-socket TFTP client for the packets no real client sends.
 

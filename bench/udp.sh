@@ -6,7 +6,7 @@
 # against ours only (tftpd-hpa has no RFC 7440 windowsize). Every transfer
 # is verified by sha256 and bounded by STEP_TIMEOUT.
 #
-#   tools/bench-udp.sh [--write-doc] [BIN_DIR]        (make bench-udp)
+#   bench/udp.sh [--write-doc] [BIN_DIR]        (make bench-udp)
 #
 # --write-doc puts the table into docs/PERFORMANCE.md between the
 # <!-- bench-udp:begin --> and <!-- bench-udp:end --> markers (a

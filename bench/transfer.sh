@@ -5,7 +5,7 @@
 # yardsticks measured in the same run: iperf3 single-stream over 127.0.0.1
 # and `dd bs=4M conv=fsync` into the server's root.
 #
-#   tools/bench-transfer.sh [BIN_DIR]        (make bench-transfer)
+#   bench/transfer.sh [BIN_DIR]        (make bench-transfer)
 #
 # Env: BENCH_BYTES (default 100000000), BENCH_CODEC (fast|libb64, default
 # fast), BENCH_CLIENTS (concurrent GETs of the aggregate row, default 50),

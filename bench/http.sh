@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-http`: our http service against Debian's nginx in the same run,
 # same machine, same files, 2 workers each (docs/services/http.md).
-#   tools/bench-http.sh BIN_DIR      (BIN_DIR holds fileserver)
+#   bench/http.sh BIN_DIR      (BIN_DIR holds fileserver)
 # Environment: BENCH_SECONDS (wrk duration, 10), AB_N (100000), CLIENTS (50),
 # BIG_MB (size of the big file in MiB, 100).
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Quick figures for the chat and session services (issue 10).
 
-  tools/bench-chat-session.py [BIN_DIR] [--mb 100] [--messages 500] [--clients 8]
+  bench/chat-session.py [BIN_DIR] [--mb 100] [--messages 500] [--clients 8]
 
 Starts bin/fileserver (thread mode, temporary root) with a chat and a session
 listener, then measures:
