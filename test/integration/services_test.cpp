@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 #include <random>
+#include <chrono>
 #include <thread>
 
 #include "../support/server_process.hpp"
@@ -89,6 +90,35 @@ TEST_P(Services, EchoOfOneHundredMegabytesComesBackExactly) {
   std::string back = echo_round_trip(echo_port(0), data, false);
   ASSERT_EQ(back.size(), data.size());
   EXPECT_EQ(XXH3_64bits(back.data(), back.size()), XXH3_64bits(data.data(), data.size()));
+}
+
+// A client that sends and never reads: the echo's writes back stall, the
+// server stops reading it (at most two read buffers in flight), so its
+// memory stays bounded and every other echo client is still served.
+TEST_P(Services, EchoClientThatNeverReadsIsPausedAndOthersAreServed) {
+  int fd = connect_to(echo_port(0), 16 * 1024);
+  ASSERT_GE(fd, 0);
+  std::string block(1 << 20, 'x');
+  size_t sent = 0;
+  // Send until the server has stopped taking bytes for half a second (its
+  // pause plus both socket buffers full), or 256 MB at most.
+  auto last_progress = std::chrono::steady_clock::now();
+  while (sent < (256u << 20) &&
+         std::chrono::steady_clock::now() - last_progress < std::chrono::milliseconds(500)) {
+    ssize_t n = send(fd, block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      last_progress = std::chrono::steady_clock::now();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  EXPECT_LT(sent, 256u << 20) << "the server kept reading a client that never reads";
+  EXPECT_EQ(echo_round_trip(echo_port(1), "still served\n", true), "still served\n");
+  if (!small_mode()) {
+    for (long kib : server_status_kib(server->pid(), "VmRSS")) EXPECT_LT(kib, 48 * 1024);
+  }
+  close(fd);
 }
 
 TEST_P(Services, FiftyConcurrentEchoClientsOverThreePorts) {

@@ -1,14 +1,18 @@
 #include "fsrv/services/echo/echo_service.hpp"
 
-#include <array>
+#include <memory>
 
 namespace fsrv::services::echo {
 
 namespace {
 
-/// Bytes read per socket read; the echo is written from a copy (the
-/// connection's coalesced write queue), so this buffer is reused at once.
-constexpr size_t kReadChunk = 64 * 1024;
+/// Bytes read per socket read. Each read's buffer is written back as it is
+/// (no copy) and freed by its write callback.
+constexpr size_t kReadChunk = 256 * 1024;
+/// Reads whose echo is still being written; at this many reading pauses
+/// until one write completes (backpressure: a client that sends without
+/// reading holds at most kMaxInFlight * kReadChunk of server memory).
+constexpr int kMaxInFlight = 2;
 
 class EchoService final : public Service {
  public:
@@ -25,25 +29,40 @@ class EchoService final : public Service {
   stats::Counter bytes_;
 };
 
+// Echoes from the read buffers themselves: a buffer is taken only when the
+// socket is readable (read_space), handed to the write, and freed when the
+// write completes, so an idle connection holds no buffer.
 class EchoSession final : public reactor::ConnectionHandler {
  public:
   EchoSession(reactor::Connection& conn, EchoService& service) : conn_(conn), service_(service) {}
 
-  std::span<char> read_space() override { return buf_; }
+  std::span<char> read_space() override {
+    if (!next_) next_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
+    return {next_.get(), kReadChunk};
+  }
   void on_read(size_t n) override {
     service_.count_bytes(n);  // first: the echo may reach the client at once
-    conn_.write_owned({buf_.data(), n});
-    if (conn_.congested()) conn_.pause_reading();  // on_drain resumes
+    char* data = next_.release();
+    uv_buf_t buf = uv_buf_init(data, static_cast<unsigned>(n));
+    ++in_flight_;
+    // The connection outlives its pending writes and their callbacks run
+    // before its handler is freed (connection.hpp), so `this` is valid.
+    conn_.write(&buf, 1, [this, data](int) {
+      delete[] data;
+      if (in_flight_-- == kMaxInFlight && !conn_.closing()) conn_.resume_reading();
+    });
+    if (in_flight_ == kMaxInFlight) conn_.pause_reading();
   }
   void on_eof() override { conn_.close_when_flushed(); }
-  void on_drain() override { conn_.resume_reading(); }
+  void on_drain() override {}
   void on_shutdown() override { conn_.close_when_flushed(); }
   void on_close() override {}
 
  private:
   reactor::Connection& conn_;
   EchoService& service_;
-  std::array<char, kReadChunk> buf_;
+  std::unique_ptr<char[]> next_;  ///< the buffer offered to the next read
+  int in_flight_ = 0;
 };
 
 std::unique_ptr<reactor::ConnectionHandler> EchoService::create_handler(
