@@ -538,6 +538,55 @@ TEST_P(Http, CourseClientStrayCrLfAfterTheBodyIsIgnored) {
   close(fd);
 }
 
+TEST_P(Http, BareLfLineEndsAreAcceptedAndBareCrRefused) {
+  // The lecturer's client template builds its request from a triple-quoted
+  // string: LF line ends (RFC 9112 section 2.2 lets us accept them).
+  spit(root.file("t.txt"), "hello");
+  Reply r = roundtrip(port, "GET /t.txt HTTP/1.1\nHost: x\nConnection: close\n\n");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello");
+  // Keep-alive and pipelining after a bare-LF request, then a chunked
+  // upload framed with LF only (its LF-bearing data stored as sent).
+  int fd = connect_to(port);
+  send_all(fd,
+           "GET /t.txt HTTP/1.1\nHost: x\n\n"
+           "PUT /c.txt HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n4\na\nb\n\n0\n\n"
+           "GET /c.txt HTTP/1.1\nHost: x\n\n");
+  std::string rest;
+  EXPECT_EQ(read_http(fd, &rest).body, "hello");
+  EXPECT_EQ(read_http(fd, &rest).status, 201);
+  Reply c = read_http(fd, &rest);
+  EXPECT_EQ(c.status, 200);
+  EXPECT_EQ(c.body, "a\nb\n");
+  close(fd);
+  EXPECT_EQ(slurp(root.file("c.txt")), "a\nb\n");
+  // A CR that is not followed by LF stays a 400 (request smuggling).
+  for (const std::string bad :
+       {"GET /t.txt HTTP/1.1\rHost: x\r\n\r\n", "GET /t.txt HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+        "PUT /d.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\rx\r\n0\r\n\r\n"}) {
+    EXPECT_EQ(roundtrip(port, bad).status, 400) << bad;
+  }
+  EXPECT_FALSE(fs::exists(root.file("d.txt")));
+  expect_serving();
+}
+
+TEST_P(Http, SpaceAfterTheHttpVersionIsAccepted) {
+  // A student's tugas 6 client ends its request line with "HTTP/1.0 ".
+  spit(root.file("t.txt"), "hello");
+  Reply r = roundtrip(port, "GET /t.txt HTTP/1.0 \r\n\r\n");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello");
+  // Split between the blank and the line end (two writes).
+  int fd = connect_to(port);
+  send_all(fd, "GET /t.txt HTTP/1.1 \t");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  send_all(fd, "\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string rest;
+  EXPECT_EQ(read_http(fd, &rest).body, "hello");
+  close(fd);
+  EXPECT_EQ(roundtrip(port, "GET /t.txt HTTP/1.0 x\r\n\r\n").status, 400);
+}
+
 TEST_P(Http, FormPostEchoesFieldsThenHeaders) {
   std::string form = "kirim=ISI+LAH%21&second=2";
   std::string cl = "Content-Length: " + std::to_string(form.size()) + "\r\n";
