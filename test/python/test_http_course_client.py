@@ -165,5 +165,62 @@ class CourseHttpClient(unittest.TestCase):
         self.assertGreater(stats["services"]["http"]["requests"], 0)
 
 
+
+class CoursePorts(unittest.TestCase):
+    """`make run-server` (tools/run-server.sh, --all-services) listens on the
+    course's tugas 6 and tugas 8 ports too, and answers their clients."""
+
+    HOST = "127.0.0.23"  # the course ports on an address no other test uses
+
+    def test_tugas_6_and_8_ports_in_run_server(self):
+        root = tempfile.mkdtemp(prefix="fsrv-ports-")
+        script = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "run-server.sh")
+        env = dict(os.environ, HOST=self.HOST, ROOT=root, SERVER_ARGS="--log-level warn")
+        proc = subprocess.Popen(["bash", script, BIN], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            out = []
+            while not any("listening http on %s:10002" % self.HOST in l for l in out):
+                line = proc.stdout.readline().decode()
+                if not line:
+                    err = proc.stderr.read().decode()
+                    if "cannot bind" in err:
+                        self.skipTest("a course port is taken on this machine: " + err)
+                    self.fail("server ended: %r %r" % (out, err))
+                out.append(line.rstrip("\n"))
+            table = "\n".join(out)
+            for port in (8885, 10001, 10002):
+                self.assertIn("http         %s:%d" % (self.HOST, port), table)
+                self.assertIn("listening http on %s:%d" % (self.HOST, port), table)
+            # tugas 6: "GET / HTTP/1.0" typed into telnet (CR LF line ends).
+            with socket.create_connection((self.HOST, 10001), timeout=10) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                reply = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    reply += chunk
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200])
+            self.assertIn(b"<h1>SERVER HTTP</h1>", reply)
+            # tugas 8: the form, and its POST echoed.
+            conn = http.client.HTTPConnection(self.HOST, 10002, timeout=10)
+            conn.request("GET", "/sending.html")
+            page = conn.getresponse().read()
+            self.assertIn(b'name="kirim"', page)
+            conn.request("POST", "/sending.html", body="kirim=ISILAH",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertTrue(conn.getresponse().read().startswith(b"kirim=ISILAH\r\n\r\n"))
+            conn.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

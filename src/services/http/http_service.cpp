@@ -1036,7 +1036,9 @@ const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "http",
       "HTTP/1.1 file server (seed 004, tugas 6-8): web UI, /listdir, uploads, Range, keep-alive",
-      {8885},
+      // 8885: seed 004; the course runs tugas 6's server on 10001 (`GET /`
+      // by telnet) and tugas 8's on 10002 (/sending.html).
+      {8885, 10001, 10002},
       "curl -s http://127.0.0.1:{port}/listdir",
       [](stats::Schema& schema) {
         schema.add("http/requests");
