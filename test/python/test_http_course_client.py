@@ -12,11 +12,13 @@ import hashlib
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -179,15 +181,21 @@ class CoursePorts(unittest.TestCase):
         proc = subprocess.Popen(["bash", script, BIN], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         try:
-            out = []
+            out, buf = [], b""
+            deadline = time.monotonic() + 30
+            fd = proc.stdout.fileno()
             while not any("listening http on %s:10002" % self.HOST in l for l in out):
-                line = proc.stdout.readline().decode()
-                if not line:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    self.fail("no listener on port 10002 within 30 s: %r" % out)
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     err = proc.stderr.read().decode()
                     if "cannot bind" in err:
                         self.skipTest("a course port is taken on this machine: " + err)
                     self.fail("server ended: %r %r" % (out, err))
-                out.append(line.rstrip("\n"))
+                buf += chunk
+                out = buf.decode().splitlines()
             table = "\n".join(out)
             for port in (8885, 10001, 10002):
                 self.assertIn("http         %s:%d" % (self.HOST, port), table)
