@@ -76,6 +76,37 @@ class CourseHttpClient(unittest.TestCase):
             self.assertEqual(r.headers["Server"], "fsrv")
             self.assertTrue(r.headers["Date"].endswith("GMT"))
 
+    def test_index_page_lists_files_without_javascript(self):
+        # A socket or requests client runs no script: the list is in the
+        # page as sent, every name escaped and its link percent-encoded.
+        names = {"list-me.txt": b"12345", 'a&b <i>"q".txt': b"x" * 2048}
+        for name, data in names.items():
+            with open(os.path.join(self.server.root, name), "wb") as f:
+                f.write(data)
+        try:
+            with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                page = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    page += chunk
+            page = page.decode()
+            self.assertIn('<tr data-name="list-me.txt"><td class="name">list-me.txt</td>'
+                          '<td class="num">5 B</td>', page)
+            self.assertIn('href="/list-me.txt"', page)
+            esc = "a&amp;b &lt;i&gt;&quot;q&quot;.txt"
+            self.assertIn('<td class="name">%s</td><td class="num">2.0 KiB</td>' % esc, page)
+            self.assertIn('href="/a%26b%20%3Ci%3E%22q%22.txt"', page)
+            self.assertNotIn("<i>", page)
+            # The link downloads the file.
+            with urllib.request.urlopen(self.server.base + "/a%26b%20%3Ci%3E%22q%22.txt") as r:
+                self.assertEqual(r.read(), b"x" * 2048)
+        finally:
+            for name in names:
+                os.unlink(os.path.join(self.server.root, name))
+
     def test_upload_list_download_delete(self):
         data = os.urandom(300000) + b"\r\n\x00tail"
         c = self.conn()

@@ -284,7 +284,7 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   void upload_done(Status s, uint64_t bytes);
   void maybe_reply_upload();
   void start_delete(std::string name);
-  void start_listdir();
+  void start_listdir(bool page);
   void reply_form();
 
   Connection& conn_;
@@ -648,7 +648,7 @@ void HttpSession::dispatch() {
       reply(reject_status_, kText, reject_text_, reject_extra_);
       return;
     case Route::kIndex:
-      reply(200, kHtml, web_page(), "Cache-Control: no-cache\r\n");
+      start_listdir(true);
       return;
     case Route::kSending:
       reply(200, kHtml, sending_page());
@@ -657,7 +657,7 @@ void HttpSession::dispatch() {
       reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
       return;
     case Route::kListdir:
-      start_listdir();
+      start_listdir(false);
       return;
     case Route::kFile:
       start_get(name_, head_only_);
@@ -960,40 +960,62 @@ void HttpSession::start_delete(std::string name) {
                            });
 }
 
-void HttpSession::start_listdir() {
+// Regular, non-hidden files of the root with size and mtime, sorted by
+// name (storage::Root::list); names that vanish meanwhile are skipped. Runs
+// on the pool.
+Result<std::vector<ListedFile>> list_files(const storage::Root& root) {
+  auto names = root.list();
+  if (!names.ok()) return Result<std::vector<ListedFile>>::failure(names.status());
+  Result<std::vector<ListedFile>> out;
+  for (const std::string& n : names.value) {
+    auto f = root.open_read(n);  // size and mtime
+    if (!f.ok()) continue;
+    out.value.push_back({n, f.value.size(), f.value.mtime_ns()});
+  }
+  return out;
+}
+
+// GET /listdir (JSON) and GET / (the page with the list in it).
+void HttpSession::start_listdir(bool page) {
   auto out = std::make_shared<Result<std::string>>();
   const storage::Root* root = shared_.root;
   ConnRef ref(&conn_);
   shared_.executor->submit(
-      [out, root] {
-        auto names = root->list();
-        if (!names.ok()) {
-          *out = Result<std::string>::failure(names.status());
+      [out, root, page] {
+        auto files = list_files(*root);
+        if (!files.ok()) {
+          *out = Result<std::string>::failure(files.status());
+          return;
+        }
+        if (page) {
+          out->value = web_page(files.value);
           return;
         }
         std::string j = "[";
-        for (const std::string& n : names.value) {
-          auto f = root->open_read(n);  // size and mtime; skips what vanished
-          if (!f.ok()) continue;
+        for (const ListedFile& f : files.value) {
           if (j.size() > 1) j += ", ";
           j += "{\"name\": ";
-          json_string(j, n);
+          json_string(j, f.name);
           char num[96];
-          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.value.size(),
-                   static_cast<double>(f.value.mtime_ns()) / 1e9);
+          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.size,
+                   static_cast<double>(f.mtime_ns) / 1e9);
           j += num;
         }
         j += "]";
         out->value = std::move(j);
       },
-      [this, ref, out] {
+      [this, ref, out, page] {
         if (conn_.closing()) return;
         if (!out->ok()) {
           int st = status_for(out->code);
           reply(st, "text/plain; charset=utf-8", error_body(st, out->status(), ""));
           return;
         }
-        reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+        if (page) {
+          reply(200, "text/html; charset=utf-8", out->value, "Cache-Control: no-cache\r\n");
+        } else {
+          reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+        }
       });
 }
 
