@@ -20,6 +20,7 @@
 
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/http/http_util.hpp"
+#include "fsrv/services/http/multipart_reader.hpp"
 #include "fsrv/services/http/request_parser.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
@@ -57,6 +58,12 @@ constexpr uint64_t kLingerMs = 1000;
 
 /// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
 constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+
+/// What POST /upload answers when its body has no file to store.
+constexpr std::string_view kFormUploadHelp =
+    "POST /upload needs a multipart/form-data body with a file part, e.g. "
+    "curl -F file=@photo.jpg http://HOST/upload (the file is stored under its filename); "
+    "raw bytes go to POST /upload/{name} or PUT /{name}";
 
 /// The Server field (RFC 9110 section 10.2.4).
 constexpr std::string_view kServer = "fsrv";
@@ -198,13 +205,16 @@ enum class Route {
   kFile,        ///< GET|HEAD /{name}
   kUploadPost,  ///< POST /upload/{name} (seed 004)
   kUploadPut,   ///< PUT /{name} (WebDAV convention)
+  kUploadForm,  ///< POST /upload: a multipart/form-data file part
   kDelete,      ///< DELETE /delete/{name} (seed 004) or DELETE /{name}
   kForm,        ///< POST elsewhere: the form echo of tugas 8
   kOptions,     ///< OPTIONS: 204 with Allow
   kReject,      ///< answered with reject_status_ once the message is read
 };
 
-class HttpSession final : public reactor::ConnectionHandler, public RequestHandler {
+class HttpSession final : public reactor::ConnectionHandler,
+                          public RequestHandler,
+                          public MultipartHandler {
  public:
   HttpSession(Connection& conn, HttpService& service)
       : conn_(conn),
@@ -240,6 +250,11 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   void on_body(std::string_view piece) override;
   void on_complete(const std::vector<Header>& trailers) override;
   void on_error(const ParseError& error) override;
+
+  // MultipartHandler (called from inside form_->feed, POST /upload)
+  void on_part(const FormField& part) override;
+  void on_part_data(std::string_view piece) override;
+  void on_part_end() override { in_file_ = false; }
 
  private:
   enum class State {
@@ -280,6 +295,8 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
 
   void start_get(std::string name, bool head_only);
   void start_upload();
+  void start_form_upload();
+  void sink_piece(std::string_view piece);
   bool pump_sink();
   void upload_done(Status s, uint64_t bytes);
   void maybe_reply_upload();
@@ -325,6 +342,11 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   uint64_t upload_seq_ = 0;  ///< tells a stale existence check from the current one
   bool upload_finished_ = false;
   Status upload_status_;
+  /// POST /upload: the body's reader, and whether a file part was met
+  /// (the first one is stored; later parts are read and ignored).
+  std::unique_ptr<MultipartReader> form_;
+  bool file_seen_ = false;
+  bool in_file_ = false;
 
   std::shared_ptr<transfer::FileSender> get_;
 };
@@ -481,11 +503,15 @@ void HttpSession::on_head(const RequestHead& head) {
   reject_status_ = 0;
   form_body_.clear();
   name_.clear();
+  form_.reset();
+  file_seen_ = in_file_ = false;
   state_ = State::kBody;
   route();
   if (state_ != State::kBody) return;  // replied already (fail_now)
   if (route_ == Route::kUploadPost || route_ == Route::kUploadPut) {
     start_upload();
+  } else if (route_ == Route::kUploadForm) {
+    start_form_upload();
   } else if (route_ == Route::kForm) {
     body_to_ = BodyTo::kMemory;
   }
@@ -509,15 +535,43 @@ void HttpSession::on_body(std::string_view piece) {
       form_body_.append(piece);
       return;
     case BodyTo::kSink:
-      if (!sink_) return;
-      if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
-      overflow_.append(piece);
-      if (!sink_->error().ok()) {
-        int st = status_for(sink_->error().code);
-        fail_now(st, error_body(st, sink_->error(), name_));
+      if (form_) {
+        if (!form_->feed(piece, *this) && state_ == State::kBody) {
+          fail_now(400, "Bad multipart body: " + form_->error());
+        }
+        return;
       }
+      sink_piece(piece);
       return;
   }
+}
+
+void HttpSession::sink_piece(std::string_view piece) {
+  if (!sink_) return;
+  if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
+  overflow_.append(piece);
+  if (!sink_->error().ok()) {
+    int st = status_for(sink_->error().code);
+    fail_now(st, error_body(st, sink_->error(), name_));
+  }
+}
+
+// POST /upload: the first part with a (non-empty) filename is the file,
+// stored under that name once it passes the name rules.
+void HttpSession::on_part(const FormField& part) {
+  if (state_ != State::kBody || file_seen_ || !part.is_file || part.filename.empty()) return;
+  file_seen_ = true;
+  name_ = part.filename;
+  if (std::string why = storage::validate_name(name_); !why.empty()) {
+    fail_now(403, "Invalid file name: " + why);
+    return;
+  }
+  in_file_ = true;
+  start_upload();
+}
+
+void HttpSession::on_part_data(std::string_view piece) {
+  if (state_ == State::kBody && in_file_) sink_piece(piece);
 }
 
 void HttpSession::on_complete(const std::vector<Header>&) { message_complete_ = true; }
@@ -573,7 +627,9 @@ void HttpSession::route() {
       name_ = p;
     }
   } else if (m == "POST") {
-    if (p.rfind("upload/", 0) == 0) {
+    if (p == "upload" || p == "upload/") {
+      route_ = Route::kUploadForm;
+    } else if (p.rfind("upload/", 0) == 0) {
       route_ = Route::kUploadPost;
       name_ = p.substr(7);
     } else {
@@ -635,6 +691,20 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
 void HttpSession::complete_message() {
   if (state_ != State::kBody) return;  // replied already
   body_complete_ = true;
+  if (form_ && (!form_->done() || !file_seen_)) {
+    // The body was read whole: the connection can stay.
+    if (sink_) sink_->cancel();
+    sink_.reset();
+    overflow_.clear();
+    route_ = Route::kReject;
+    reject_status_ = 400;
+    reject_text_ = !form_->done() ? "Bad multipart body: it ended before the closing boundary"
+                                  : std::string(kFormUploadHelp);
+    reject_extra_.clear();
+    state_ = State::kResponding;
+    dispatch();
+    return;
+  }
   if (body_to_ == BodyTo::kSink) return;  // process_input's pump_sink ends it
   state_ = State::kResponding;
   dispatch();
@@ -673,6 +743,7 @@ void HttpSession::dispatch() {
       return;
     case Route::kUploadPost:
     case Route::kUploadPut:
+    case Route::kUploadForm:
       return;  // the sink's done callback replies
   }
 }
@@ -894,6 +965,22 @@ void HttpSession::start_upload() {
       [this](Status s, uint64_t bytes) { upload_done(std::move(s), bytes); });
 }
 
+// POST /upload: the body must be multipart/form-data; the sink starts
+// with its file part (on_part). Anything else is refused from the head.
+void HttpSession::start_form_upload() {
+  const Header* ct = head_.find("Content-Type");
+  Result<std::string> boundary = ct ? multipart_boundary(ct->value)
+                                    : Result<std::string>::failure(Errc::kBadRequest, "");
+  if (!boundary.ok()) {
+    reject(400, std::string(kFormUploadHelp));
+    return;
+  }
+  form_ = std::make_unique<MultipartReader>(boundary.value);
+  body_to_ = BodyTo::kSink;  // pump_sink and the reply wait for the sink
+  overflow_.clear();
+  upload_finished_ = false;
+}
+
 // Moves held-back body bytes into the sink and ends the upload once the
 // message is complete. False while the sink has no room (reading stops;
 // on_space calls process_input again).
@@ -932,7 +1019,7 @@ void HttpSession::maybe_reply_upload() {
     return;
   }
   std::string msg = "File " + name_ + " uploaded successfully";
-  if (route_ == Route::kUploadPost) {
+  if (route_ == Route::kUploadPost || route_ == Route::kUploadForm) {
     reply(200, kText, msg);
   } else if (existed_ == 1) {
     reply(204, {}, {});

@@ -144,6 +144,12 @@ inline constexpr size_t kMaxFormFields = 1000;
 /// Errors: another media type or a missing/invalid boundary.
 Result<std::string> multipart_boundary(std::string_view content_type);
 
+/// Parses one multipart part's header lines (`lines`: CRLF-separated, no
+/// final empty line): Content-Disposition: form-data with a name (and a
+/// filename for a file part), Content-Type. `value` stays empty. Errors: a
+/// malformed line, no Content-Disposition, not form-data, no name.
+Result<FormField> parse_part_head(std::string_view lines);
+
 /// Parses a complete multipart/form-data body (RFC 7578, framing of RFC
 /// 2046 section 5.1.1): preamble and epilogue ignored, each part needs a
 /// Content-Disposition: form-data with a name. Errors: body over
