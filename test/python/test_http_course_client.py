@@ -107,6 +107,32 @@ class CourseHttpClient(unittest.TestCase):
             for name in names:
                 os.unlink(os.path.join(self.server.root, name))
 
+    def test_multipart_post_to_upload_stores_the_file(self):
+        # Three student clients post a file as multipart/form-data to
+        # /upload with no name in the path (as requests.post(files=...) does).
+        data = os.urandom(200000) + b"\r\n--notit\r\n"
+        boundary = "----studentclient7d3"
+        body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+                 "filename=\"tugas.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                 % boundary).encode() + data + ("\r\n--%s--\r\n" % boundary).encode())
+        req = urllib.request.Request(
+            self.server.base + "/upload", data=body, method="POST",
+            headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+        with urllib.request.urlopen(req) as r:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.read(), b"File tugas.bin uploaded successfully")
+        with open(os.path.join(self.server.root, "tugas.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        os.unlink(os.path.join(self.server.root, "tugas.bin"))
+        # JSON to /upload: a 4xx that says what to send, not a false 200.
+        req = urllib.request.Request(
+            self.server.base + "/upload", data=b'{"name": "x.txt", "data": "aGk="}',
+            method="POST", headers={"Content-Type": "application/json"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req)
+        self.assertEqual(cm.exception.code, 400)
+        self.assertIn(b"multipart/form-data", cm.exception.read())
+
     def test_upload_list_download_delete(self):
         data = os.urandom(300000) + b"\r\n\x00tail"
         c = self.conn()
