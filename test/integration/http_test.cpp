@@ -441,6 +441,66 @@ TEST_P(Http, MultipartUploadCutOffLeavesTheOldFile) {
   expect_serving();
 }
 
+TEST_P(Http, StoredFilesAreNeverSniffedAndRunSandboxed) {
+  // An uploaded page opened in a browser must not run script as this site.
+  spit(root.file("page.html"), "<script>fetch('/x', {method: 'DELETE'})</script>");
+  spit(root.file("big.bin"), std::string(200000, 'b'));  // the sendfile path
+  for (const std::string path : {"/page.html", "/big.bin"}) {
+    Reply r = get(port, path);
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_EQ(r.field("x-content-type-options"), "nosniff") << path;
+    EXPECT_EQ(r.field("content-security-policy"), "sandbox") << path;
+  }
+  Reply h = roundtrip(port, "HEAD /page.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", true);
+  EXPECT_EQ(h.field("content-security-policy"), "sandbox");
+  Reply part = get(port, "/big.bin", "Range: bytes=0-9\r\n");
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.field("x-content-type-options"), "nosniff");
+  // The web UI itself is not sandboxed (its script must run).
+  EXPECT_EQ(get(port, "/").field("content-security-policy"), "");
+}
+
+TEST_P(Http, CrossOriginWritesAreRefused) {
+  spit(root.file("keep.txt"), "old");
+  const std::string evil = "Origin: http://evil.example\r\n";
+  // PUT, POST and DELETE from another site's page: 403, nothing changes.
+  EXPECT_EQ(roundtrip(port, "PUT /keep.txt HTTP/1.1\r\nHost: t\r\n" + evil +
+                                "Content-Length: 3\r\n\r\nnew")
+                .status,
+            403);
+  EXPECT_EQ(roundtrip(port, "POST /upload/n.txt HTTP/1.1\r\nHost: t\r\n" + evil +
+                                "Content-Length: 3\r\n\r\nnew")
+                .status,
+            403);
+  EXPECT_EQ(roundtrip(port, multipart_post(multipart_body("m.txt", "new")).insert(
+                                std::string("POST /upload HTTP/1.1\r\n").size(), evil))
+                .status,
+            403);
+  Reply del = roundtrip(port, "DELETE /keep.txt HTTP/1.1\r\nHost: t\r\n" + evil + "\r\n");
+  EXPECT_EQ(del.status, 403);
+  EXPECT_NE(del.body.find("Cross-origin"), std::string::npos) << del.body;
+  EXPECT_EQ(roundtrip(port, "DELETE /keep.txt HTTP/1.1\r\nHost: t\r\nOrigin: null\r\n\r\n").status,
+            403);
+  EXPECT_EQ(slurp(root.file("keep.txt")), "old");
+  EXPECT_FALSE(fs::exists(root.file("n.txt")));
+  EXPECT_FALSE(fs::exists(root.file("m.txt")));
+  // Reads are not writes; a cross-origin GET is answered.
+  EXPECT_EQ(get(port, "/keep.txt", evil).status, 200);
+  // The page's own origin (Origin matches Host, default port or not), and
+  // clients that send no Origin, write as before.
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(roundtrip(port, "PUT /keep.txt HTTP/1.1\r\nHost: " + host + "\r\nOrigin: http://" +
+                                host + "\r\nContent-Length: 3\r\n\r\nnew")
+                .status,
+            204);
+  EXPECT_EQ(roundtrip(port, "PUT /d.txt HTTP/1.1\r\nHost: Example.com:80\r\n"
+                            "Origin: http://example.COM\r\nContent-Length: 1\r\n\r\nd")
+                .status,
+            201);
+  EXPECT_EQ(roundtrip(port, "DELETE /d.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  EXPECT_EQ(slurp(root.file("keep.txt")), "new");
+}
+
 TEST_P(Http, RangeFirstMiddleSuffixAndBeyondEnd) {
   std::string small;
   for (int i = 0; i < 1000; ++i) small += static_cast<char>('a' + i % 26);

@@ -65,6 +65,13 @@ constexpr std::string_view kFormUploadHelp =
     "curl -F file=@photo.jpg http://HOST/upload (the file is stored under its filename); "
     "raw bytes go to POST /upload/{name} or PUT /{name}";
 
+/// Fields of every reply carrying a stored file: its bytes are never
+/// sniffed into another type, and an HTML or SVG file opened in a browser
+/// runs in a sandbox (no script, unique origin), so an uploaded page cannot
+/// act on this server with the user's browser.
+constexpr std::string_view kStoredFileFields =
+    "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n";
+
 /// The Server field (RFC 9110 section 10.2.4).
 constexpr std::string_view kServer = "fsrv";
 
@@ -599,6 +606,19 @@ void HttpSession::route() {
     }
   }
   const std::string& m = head_.method;
+  // A browser sends Origin with a cross-site request; a write from another
+  // site's page (or an opaque "null" origin) is refused, so a page
+  // elsewhere cannot upload or delete through a visitor's browser. Clients
+  // that send no Origin (curl, the course's) are not concerned.
+  if (m == "PUT" || m == "POST" || m == "DELETE") {
+    const Header* origin = head_.find("Origin");
+    const Header* host = head_.find("Host");
+    if (origin && !origin_matches_host(origin->value, host ? host->value : "")) {
+      reject(403, "Cross-origin write refused: Origin " + origin->value +
+                      " is not this server (Host " + (host ? host->value : "") + ")");
+      return;
+    }
+  }
   if (m == "OPTIONS" && path == "*") {
     route_ = Route::kOptions;
     return;
@@ -865,7 +885,7 @@ void HttpSession::start_get(std::string name, bool head_only) {
         std::string etag = make_etag(f.size(), f.mtime_ns());
         std::string last_modified = format_http_date(mtime_s);
         std::string meta = "Last-Modified: " + last_modified + "\r\nETag: " + etag +
-                           "\r\nAccept-Ranges: bytes\r\n";
+                           "\r\nAccept-Ranges: bytes\r\n" + std::string(kStoredFileFields);
         // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
         // only without it.
         bool not_modified = false;

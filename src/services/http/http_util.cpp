@@ -637,6 +637,29 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
   }
 }
 
+bool origin_matches_host(std::string_view origin, std::string_view host) {
+  origin = trim_ows(origin);
+  host = trim_ows(host);
+  std::string_view default_port;
+  if (origin.size() > 7 && iequals(origin.substr(0, 7), "http://")) {
+    origin.remove_prefix(7);
+    default_port = ":80";
+  } else if (origin.size() > 8 && iequals(origin.substr(0, 8), "https://")) {
+    origin.remove_prefix(8);
+    default_port = ":443";
+  } else {
+    return false;  // "null", another scheme, garbage
+  }
+  if (origin.find('/') != std::string_view::npos || host.empty()) return false;
+  auto strip_default = [&](std::string_view a) {
+    if (a.size() > default_port.size() && a.substr(a.size() - default_port.size()) == default_port) {
+      a.remove_suffix(default_port.size());
+    }
+    return a;
+  };
+  return iequals(strip_default(origin), strip_default(host));
+}
+
 std::string html_escape(std::string_view text) {
   std::string out;
   out.reserve(text.size());

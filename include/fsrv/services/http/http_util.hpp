@@ -157,6 +157,15 @@ Result<FormField> parse_part_head(std::string_view lines);
 /// close delimiter, malformed part headers.
 Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary);
 
+// ---- origins -------------------------------------------------------------
+
+/// True when an Origin field value (RFC 6454 section 7: "scheme://host[:port]",
+/// or "null") names the authority in the request's Host field (RFC 9110
+/// section 7.2): same host, case-insensitive, same port, a scheme's default
+/// port (80 for http, 443 for https) written or not. "null" and anything
+/// unparsable never match.
+bool origin_matches_host(std::string_view origin, std::string_view host);
+
 // ---- escaping ------------------------------------------------------------
 
 /// Escapes & < > " ' for HTML text and attribute values (OWASP rule #1).
