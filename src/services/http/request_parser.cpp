@@ -400,7 +400,12 @@ struct RequestParser::Impl {
           if (e > p && e[-1] == '\r') --e;
           const char* b = e;
           while (b > p && is_blank(b[-1])) --b;
-          if (!lf && (b < end)) {
+          // Blanks after a CR make that CR a bare one: no dropping then,
+          // llhttp refuses it (whole or split, the same).
+          const bool after_cr = b > p ? b[-1] == '\r' : last_cr;
+          if (after_cr) {
+            // fall through to the plain line-end handling below
+          } else if (!lf && (b < end)) {
             // The slice ends in blanks or a CR: hold them until the next.
             if (b == p) {
               held.assign(p, end);

@@ -196,7 +196,9 @@ TEST(HttpRequestParser, BareCrIsStillRefused) {
                                 "1\rx\r\n0\r\n\r\n",
                                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                                 "1\r\nx\r0\r\n\r\n",
-                                "GET / HTTP/1.0 \r \r\n\r\n"}) {
+                                "GET / HTTP/1.0 \r \r\n\r\n",
+                                "GET / HTTP/1.0\r \n\r\n",  // found by make fuzz-http
+                                "\r\nGET  /Hpgrade\r \n:Upgdwehst:\x8f["}) {
     EXPECT_EQ(run_whole(req).events.back(), "ERROR 400") << req;
     EXPECT_LE(run_whole(req).events.size(), 2u) << req;  // a chunked head, then the error
     expect_split_invariant(req);
