@@ -495,6 +495,42 @@ TEST_P(FileProtocol, InvalidBase64GivesErrorAndConnectionKeepsServing) {
   EXPECT_EQ(entries(root.path()), std::vector<std::string>{"f.bin"});
 }
 
+TEST_P(FileProtocol, UploadOfAnUnquotedNameWithASpaceSaysQuoteIt) {
+  // As GET and DELETE already say: not "invalid base64 character 0x2e".
+  int fd = connect_to(port());
+  send_all(fd, "UPLOAD my file.txt " + b64("hello") + "\r\nPING\r\n");
+  std::string rest;
+  Json bad(read_reply(fd, &rest));
+  EXPECT_EQ(bad.status(), "ERROR");
+  EXPECT_EQ(bad.str("data"), "too many arguments for UPLOAD (quote a name that has spaces)");
+  EXPECT_EQ(Json(read_reply(fd, &rest)).str("data"), "connected");
+  // Quoted, the same name uploads.
+  send_all(fd, "UPLOAD \"my file.txt\" " + b64("hello") + "\r\n");
+  EXPECT_EQ(Json(read_reply(fd, &rest)).status(), "OK");
+  close(fd);
+  EXPECT_EQ(entries(root.path()), std::vector<std::string>{"my file.txt"});
+}
+
+TEST_P(FileProtocol, LongUploadLineWithoutTheSpaceIsToldBeforeItEnds) {
+  // A client that joins name and base64 with a comma: the answer comes
+  // while the line is still being sent, and names the two likely causes.
+  int fd = connect_to(port());
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string payload = b64(std::string(3 << 20, 'z'));
+  send_all(fd, "UPLOAD f.bin," + payload.substr(0, 65536));
+  std::string rest;
+  Json bad(read_reply(fd, &rest));
+  EXPECT_EQ(bad.status(), "ERROR");
+  EXPECT_EQ(bad.str("data"),
+            "UPLOAD: the file name is over 255 bytes, or the space before the base64 is missing");
+  // The rest of the line is dropped; the next request is answered.
+  send_all(fd, payload.substr(65536) + "\r\nPING\r\n");
+  EXPECT_EQ(Json(read_reply(fd, &rest)).str("data"), "connected");
+  close(fd);
+  EXPECT_TRUE(entries(root.path()).empty());
+}
+
 TEST_P(FileProtocol, OverlongLineRejectedAndConnectionKeepsServing) {
   int fd = connect_to(port());
   send_all(fd, "GET " + std::string(20000, 'a') + "\r\nPING\r\n");

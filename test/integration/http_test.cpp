@@ -325,6 +325,182 @@ TEST_P(Http, LargeUploadByPostAndPutAndDownloadAreByteExact) {
   EXPECT_EQ(file_hash(local.file("down.bin")), h);
 }
 
+/// A multipart/form-data body: a text field, then `file` as a file part
+/// named `filename` (RFC 7578), boundary "XyZ".
+std::string multipart_body(const std::string& filename, const std::string& data) {
+  return "preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n"
+         "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" +
+         filename + "\"\r\nContent-Type: application/octet-stream\r\n\r\n" + data +
+         "\r\n--XyZ--\r\nepilogue";
+}
+
+std::string multipart_post(const std::string& body, const std::string& path = "/upload") {
+  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+TEST_P(Http, MultipartUploadIsStoredUnderItsFilename) {
+  // Data that looks like a delimiter but is not one (no CR LF before
+  // "--XyZ", or a prefix of it) stays in the file, split across reads or not.
+  std::string data = "line\r\n-XyZ\r\n--Xy\r\n---XyZ";
+  data += '\0';
+  data += "\xff --XyZ end\r\n\r\n--Xy";
+  int fd = connect_to(port);
+  send_all(fd, multipart_post(multipart_body("form.bin", data)));
+  std::string rest;
+  Reply r = read_http(fd, &rest);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "File form.bin uploaded successfully");
+  EXPECT_EQ(slurp(root.file("form.bin")), data);
+  // The same connection goes on; an upload byte by byte frames the same.
+  std::string req = multipart_post(multipart_body("form2.bin", data));
+  for (char c : req) send_all(fd, std::string(1, c));
+  EXPECT_EQ(read_http(fd, &rest).status, 200);
+  EXPECT_EQ(slurp(root.file("form2.bin")), data);
+  close(fd);
+  // Chunked, as a streaming client sends it.
+  std::string body = multipart_body("chunked.bin", data);
+  Reply c = roundtrip(port,
+                      "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                      "Content-Type: multipart/form-data; boundary=\"XyZ\"\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n" +
+                          [&] {
+                            std::string out;
+                            for (size_t i = 0; i < body.size(); i += 7) {
+                              std::string piece = body.substr(i, 7);
+                              char len[16];
+                              snprintf(len, sizeof len, "%zx\r\n", piece.size());
+                              out += len + piece + "\r\n";
+                            }
+                            return out + "0\r\n\r\n";
+                          }());
+  EXPECT_EQ(c.status, 200);
+  EXPECT_EQ(slurp(root.file("chunked.bin")), data);
+  if (have("curl")) {  // a browser form's way, large: streamed, byte-exact
+    TempDir local;
+    std::string src = local.file("big file.bin");
+    size_t size = small_mode() ? (8u << 20) : (64u << 20);
+    random_file(src, size, 11);
+    long before = 0;
+    for (long k : server_status_kib(server->pid(), "VmHWM")) before = std::max(before, k);
+    int st = -1;
+    std::string out = sh("curl -sS -F 'file=@" + src + "' " + base + "/upload", &st);
+    EXPECT_EQ(st, 0);
+    EXPECT_EQ(out, "File big file.bin uploaded successfully");
+    EXPECT_EQ(file_hash(root.file("big file.bin")), file_hash(src));
+    long after = 0;
+    for (long k : server_status_kib(server->pid(), "VmHWM")) after = std::max(after, k);
+    // Never the whole file in memory: the peak grows by far less than it.
+    EXPECT_LT(after - before, static_cast<long>(size / 1024 / 4)) << before << " -> " << after;
+  }
+  EXPECT_EQ(temporaries(root.path()), 0);
+}
+
+TEST_P(Http, UploadPostWithoutAFilePartSaysWhatToSend) {
+  spit(root.file("keep.txt"), "old");
+  // Multipart with fields only: 400 once the body is read; the connection stays.
+  std::string fields =
+      "--XyZ\r\nContent-Disposition: form-data; name=\"kirim\"\r\n\r\nISILAH\r\n--XyZ--\r\n";
+  int fd = connect_to(port);
+  send_all(fd, multipart_post(fields) + "GET /keep.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string rest;
+  Reply r = read_http(fd, &rest);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("multipart/form-data body with a file part"), std::string::npos) << r.body;
+  EXPECT_EQ(read_http(fd, &rest).body, "old");
+  close(fd);
+  // JSON, as two student clients send it: the same answer.
+  std::string json = "{\"filename\": \"a.txt\", \"content\": \"aGk=\"}";
+  Reply j = roundtrip(port, "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(json.size()) + "\r\n\r\n" + json);
+  EXPECT_EQ(j.status, 400);
+  EXPECT_NE(j.body.find("PUT /{name}"), std::string::npos) << j.body;
+  // A filename breaking the name rules: 403, nothing stored.
+  EXPECT_EQ(roundtrip(port, multipart_post(multipart_body("../evil.txt", "x"))).status, 403);
+  EXPECT_EQ(roundtrip(port, multipart_post(multipart_body(".hidden", "x"))).status, 403);
+  // Cut short (no closing boundary): 400, no file.
+  std::string cut = multipart_body("cut.bin", "abc");
+  cut = cut.substr(0, cut.find("\r\n--XyZ--"));
+  EXPECT_EQ(roundtrip(port, multipart_post(cut)).status, 400);
+  EXPECT_FALSE(fs::exists(root.file("cut.bin")));
+  EXPECT_FALSE(fs::exists(root.path() + "/../evil.txt"));
+  EXPECT_EQ(temporaries(root.path()), 0);
+  expect_serving();
+}
+
+TEST_P(Http, MultipartUploadCutOffLeavesTheOldFile) {
+  spit(root.file("m.bin"), "old");
+  int fd = connect_to(port);
+  std::string body = multipart_body("m.bin", std::string(1 << 20, 'n'));
+  send_all(fd, multipart_post(body).substr(0, 600000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(slurp(root.file("m.bin")), "old");
+  EXPECT_EQ(temporaries(root.path()), 0);
+  expect_serving();
+}
+
+TEST_P(Http, StoredFilesAreNeverSniffedAndRunSandboxed) {
+  // An uploaded page opened in a browser must not run script as this site.
+  spit(root.file("page.html"), "<script>fetch('/x', {method: 'DELETE'})</script>");
+  spit(root.file("big.bin"), std::string(200000, 'b'));  // the sendfile path
+  for (const std::string path : {"/page.html", "/big.bin"}) {
+    Reply r = get(port, path);
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_EQ(r.field("x-content-type-options"), "nosniff") << path;
+    EXPECT_EQ(r.field("content-security-policy"), "sandbox") << path;
+  }
+  Reply h = roundtrip(port, "HEAD /page.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", true);
+  EXPECT_EQ(h.field("content-security-policy"), "sandbox");
+  Reply part = get(port, "/big.bin", "Range: bytes=0-9\r\n");
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.field("x-content-type-options"), "nosniff");
+  // The web UI itself is not sandboxed (its script must run).
+  EXPECT_EQ(get(port, "/").field("content-security-policy"), "");
+}
+
+TEST_P(Http, CrossOriginWritesAreRefused) {
+  spit(root.file("keep.txt"), "old");
+  const std::string evil = "Origin: http://evil.example\r\n";
+  // PUT, POST and DELETE from another site's page: 403, nothing changes.
+  EXPECT_EQ(roundtrip(port, "PUT /keep.txt HTTP/1.1\r\nHost: t\r\n" + evil +
+                                "Content-Length: 3\r\n\r\nnew")
+                .status,
+            403);
+  EXPECT_EQ(roundtrip(port, "POST /upload/n.txt HTTP/1.1\r\nHost: t\r\n" + evil +
+                                "Content-Length: 3\r\n\r\nnew")
+                .status,
+            403);
+  EXPECT_EQ(roundtrip(port, multipart_post(multipart_body("m.txt", "new")).insert(
+                                std::string("POST /upload HTTP/1.1\r\n").size(), evil))
+                .status,
+            403);
+  Reply del = roundtrip(port, "DELETE /keep.txt HTTP/1.1\r\nHost: t\r\n" + evil + "\r\n");
+  EXPECT_EQ(del.status, 403);
+  EXPECT_NE(del.body.find("Cross-origin"), std::string::npos) << del.body;
+  EXPECT_EQ(roundtrip(port, "DELETE /keep.txt HTTP/1.1\r\nHost: t\r\nOrigin: null\r\n\r\n").status,
+            403);
+  EXPECT_EQ(slurp(root.file("keep.txt")), "old");
+  EXPECT_FALSE(fs::exists(root.file("n.txt")));
+  EXPECT_FALSE(fs::exists(root.file("m.txt")));
+  // Reads are not writes; a cross-origin GET is answered.
+  EXPECT_EQ(get(port, "/keep.txt", evil).status, 200);
+  // The page's own origin (Origin matches Host, default port or not), and
+  // clients that send no Origin, write as before.
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(roundtrip(port, "PUT /keep.txt HTTP/1.1\r\nHost: " + host + "\r\nOrigin: http://" +
+                                host + "\r\nContent-Length: 3\r\n\r\nnew")
+                .status,
+            204);
+  EXPECT_EQ(roundtrip(port, "PUT /d.txt HTTP/1.1\r\nHost: Example.com:80\r\n"
+                            "Origin: http://example.COM\r\nContent-Length: 1\r\n\r\nd")
+                .status,
+            201);
+  EXPECT_EQ(roundtrip(port, "DELETE /d.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  EXPECT_EQ(slurp(root.file("keep.txt")), "new");
+}
+
 TEST_P(Http, RangeFirstMiddleSuffixAndBeyondEnd) {
   std::string small;
   for (int i = 0; i < 1000; ++i) small += static_cast<char>('a' + i % 26);
@@ -536,6 +712,55 @@ TEST_P(Http, CourseClientStrayCrLfAfterTheBodyIsIgnored) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "abc");
   close(fd);
+}
+
+TEST_P(Http, BareLfLineEndsAreAcceptedAndBareCrRefused) {
+  // The lecturer's client template builds its request from a triple-quoted
+  // string: LF line ends (RFC 9112 section 2.2 lets us accept them).
+  spit(root.file("t.txt"), "hello");
+  Reply r = roundtrip(port, "GET /t.txt HTTP/1.1\nHost: x\nConnection: close\n\n");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello");
+  // Keep-alive and pipelining after a bare-LF request, then a chunked
+  // upload framed with LF only (its LF-bearing data stored as sent).
+  int fd = connect_to(port);
+  send_all(fd,
+           "GET /t.txt HTTP/1.1\nHost: x\n\n"
+           "PUT /c.txt HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n4\na\nb\n\n0\n\n"
+           "GET /c.txt HTTP/1.1\nHost: x\n\n");
+  std::string rest;
+  EXPECT_EQ(read_http(fd, &rest).body, "hello");
+  EXPECT_EQ(read_http(fd, &rest).status, 201);
+  Reply c = read_http(fd, &rest);
+  EXPECT_EQ(c.status, 200);
+  EXPECT_EQ(c.body, "a\nb\n");
+  close(fd);
+  EXPECT_EQ(slurp(root.file("c.txt")), "a\nb\n");
+  // A CR that is not followed by LF stays a 400 (request smuggling).
+  for (const std::string bad :
+       {"GET /t.txt HTTP/1.1\rHost: x\r\n\r\n", "GET /t.txt HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+        "PUT /d.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\rx\r\n0\r\n\r\n"}) {
+    EXPECT_EQ(roundtrip(port, bad).status, 400) << bad;
+  }
+  EXPECT_FALSE(fs::exists(root.file("d.txt")));
+  expect_serving();
+}
+
+TEST_P(Http, SpaceAfterTheHttpVersionIsAccepted) {
+  // A student's tugas 6 client ends its request line with "HTTP/1.0 ".
+  spit(root.file("t.txt"), "hello");
+  Reply r = roundtrip(port, "GET /t.txt HTTP/1.0 \r\n\r\n");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello");
+  // Split between the blank and the line end (two writes).
+  int fd = connect_to(port);
+  send_all(fd, "GET /t.txt HTTP/1.1 \t");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  send_all(fd, "\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string rest;
+  EXPECT_EQ(read_http(fd, &rest).body, "hello");
+  close(fd);
+  EXPECT_EQ(roundtrip(port, "GET /t.txt HTTP/1.0 x\r\n\r\n").status, 400);
 }
 
 TEST_P(Http, FormPostEchoesFieldsThenHeaders) {

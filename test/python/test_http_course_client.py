@@ -12,11 +12,13 @@ import hashlib
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -73,6 +75,63 @@ class CourseHttpClient(unittest.TestCase):
             self.assertIn("<h1>SERVER HTTP</h1>", r.read().decode())
             self.assertEqual(r.headers["Server"], "fsrv")
             self.assertTrue(r.headers["Date"].endswith("GMT"))
+
+    def test_index_page_lists_files_without_javascript(self):
+        # A socket or requests client runs no script: the list is in the
+        # page as sent, every name escaped and its link percent-encoded.
+        names = {"list-me.txt": b"12345", 'a&b <i>"q".txt': b"x" * 2048}
+        for name, data in names.items():
+            with open(os.path.join(self.server.root, name), "wb") as f:
+                f.write(data)
+        try:
+            with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                page = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    page += chunk
+            page = page.decode()
+            self.assertIn('<tr data-name="list-me.txt"><td class="name">list-me.txt</td>'
+                          '<td class="num">5 B</td>', page)
+            self.assertIn('href="/list-me.txt"', page)
+            esc = "a&amp;b &lt;i&gt;&quot;q&quot;.txt"
+            self.assertIn('<td class="name">%s</td><td class="num">2.0 KiB</td>' % esc, page)
+            self.assertIn('href="/a%26b%20%3Ci%3E%22q%22.txt"', page)
+            self.assertNotIn("<i>", page)
+            # The link downloads the file.
+            with urllib.request.urlopen(self.server.base + "/a%26b%20%3Ci%3E%22q%22.txt") as r:
+                self.assertEqual(r.read(), b"x" * 2048)
+        finally:
+            for name in names:
+                os.unlink(os.path.join(self.server.root, name))
+
+    def test_multipart_post_to_upload_stores_the_file(self):
+        # Three student clients post a file as multipart/form-data to
+        # /upload with no name in the path (as requests.post(files=...) does).
+        data = os.urandom(200000) + b"\r\n--notit\r\n"
+        boundary = "----studentclient7d3"
+        body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+                 "filename=\"tugas.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                 % boundary).encode() + data + ("\r\n--%s--\r\n" % boundary).encode())
+        req = urllib.request.Request(
+            self.server.base + "/upload", data=body, method="POST",
+            headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+        with urllib.request.urlopen(req) as r:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.read(), b"File tugas.bin uploaded successfully")
+        with open(os.path.join(self.server.root, "tugas.bin"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        os.unlink(os.path.join(self.server.root, "tugas.bin"))
+        # JSON to /upload: a 4xx that says what to send, not a false 200.
+        req = urllib.request.Request(
+            self.server.base + "/upload", data=b'{"name": "x.txt", "data": "aGk="}',
+            method="POST", headers={"Content-Type": "application/json"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req)
+        self.assertEqual(cm.exception.code, 400)
+        self.assertIn(b"multipart/form-data", cm.exception.read())
 
     def test_upload_list_download_delete(self):
         data = os.urandom(300000) + b"\r\n\x00tail"
@@ -163,6 +222,69 @@ class CourseHttpClient(unittest.TestCase):
         # This class's other tests ran first (alphabetical order): 200s counted.
         self.assertGreater(stats["services"]["http"]["status"]["200"], 0)
         self.assertGreater(stats["services"]["http"]["requests"], 0)
+
+
+
+class CoursePorts(unittest.TestCase):
+    """`make run-server` (tools/run-server.sh, --all-services) listens on the
+    course's tugas 6 and tugas 8 ports too, and answers their clients."""
+
+    HOST = "127.0.0.23"  # the course ports on an address no other test uses
+
+    def test_tugas_6_and_8_ports_in_run_server(self):
+        root = tempfile.mkdtemp(prefix="fsrv-ports-")
+        script = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "run-server.sh")
+        env = dict(os.environ, HOST=self.HOST, ROOT=root, SERVER_ARGS="--log-level warn")
+        proc = subprocess.Popen(["bash", script, BIN], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            out, buf = [], b""
+            deadline = time.monotonic() + 30
+            fd = proc.stdout.fileno()
+            while not any("listening http on %s:10002" % self.HOST in l for l in out):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    self.fail("no listener on port 10002 within 30 s: %r" % out)
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    err = proc.stderr.read().decode()
+                    if "cannot bind" in err:
+                        self.skipTest("a course port is taken on this machine: " + err)
+                    self.fail("server ended: %r %r" % (out, err))
+                buf += chunk
+                out = buf.decode().splitlines()
+            table = "\n".join(out)
+            for port in (8885, 10001, 10002):
+                self.assertIn("http         %s:%d" % (self.HOST, port), table)
+                self.assertIn("listening http on %s:%d" % (self.HOST, port), table)
+            # tugas 6: "GET / HTTP/1.0" typed into telnet (CR LF line ends).
+            with socket.create_connection((self.HOST, 10001), timeout=10) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                reply = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    reply += chunk
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200])
+            self.assertIn(b"<h1>SERVER HTTP</h1>", reply)
+            # tugas 8: the form, and its POST echoed.
+            conn = http.client.HTTPConnection(self.HOST, 10002, timeout=10)
+            conn.request("GET", "/sending.html")
+            page = conn.getresponse().read()
+            self.assertIn(b'name="kirim"', page)
+            conn.request("POST", "/sending.html", body="kirim=ISILAH",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertTrue(conn.getresponse().read().startswith(b"kirim=ISILAH\r\n\r\n"))
+            conn.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,13 @@ class FileSession final : public reactor::ConnectionHandler {
   bool into_sink_ = false;  ///< the last read_space() was the sink's
   uint64_t line_started_ms_ = 0;  ///< first byte of the pending request line (0 = none)
   std::string upload_name_;
+  /// The payload's first kUploadLookahead bytes: why a decode failed.
+  std::string payload_head_;
+  void note_payload(std::string_view bytes) {
+    if (payload_head_.size() < kUploadLookahead) {
+      payload_head_.append(bytes.substr(0, kUploadLookahead - payload_head_.size()));
+    }
+  }
 };
 
 // ---------------------------------------------------------------- service
@@ -172,6 +179,7 @@ void FileSession::on_read(size_t n) {
     into_sink_ = false;
     std::span<char> s = sink_->space();  // the same span the read landed in
     size_t t = find_terminator({s.data(), n});
+    note_payload({s.data(), t == std::string_view::npos ? n : t});
     if (t == std::string_view::npos) {
       sink_->produced(n);
       if (sink_ && sink_->space().empty()) conn_.pause_reading();  // on_space resumes
@@ -204,7 +212,7 @@ void FileSession::on_eof() {
     if (sink_) sink_->cancel();
     sink_.reset();
     finish(current_, false);
-    conn_.write_owned(error_text(why));
+    if (!why.empty()) conn_.write_owned(error_text(why));
     conn_.close_when_flushed();
     return;
   }
@@ -316,7 +324,7 @@ void FileSession::process_input() {
       consume(t + 1);
       state_ = State::kIdle;
       finish(current_, false);
-      conn_.write_owned(error_text(discard_error_));
+      if (!discard_error_.empty()) conn_.write_owned(error_text(discard_error_));
       continue;
     }
     if (state_ != State::kIdle) return;
@@ -350,9 +358,15 @@ void FileSession::process_input() {
     }
     line_started_ms_ = 0;
     if (f.kind == Frame::kTooLong) {
+      // Answered now, not once the line ends (it can be megabytes of base64
+      // a client sends before it reads); the rest is dropped silently.
       conn_.stop_timer();
-      start_discard(Cmd::kUnknown,
-                    "request line too long (limit " + std::to_string(limits::kMaxLine) + " bytes)");
+      reply_now(Cmd::kUnknown, false,
+                error_text(!f.error.empty() ? f.error
+                                            : "request line too long (limit " +
+                                                  std::to_string(limits::kMaxLine) + " bytes)"));
+      state_ = State::kDiscard;
+      discard_error_.clear();
       continue;
     }
     if (f.kind == Frame::kUploadHeader) {
@@ -553,6 +567,7 @@ void FileSession::start_upload(std::string name) {
   conn_.set_transfer(true);
   state_ = State::kPayload;
   upload_name_ = name;
+  payload_head_.clear();
   transfer::UploadSink::Options o;
   o.name = std::move(name);
   o.transform = transfer::Transform::kBase64;
@@ -569,6 +584,8 @@ void FileSession::start_upload(std::string name) {
         if (s.ok()) {
           conn_.write_owned(
               ok_text(upload_name_ + " uploaded (" + std::to_string(bytes) + " bytes)"));
+        } else if (s.code == Errc::kBadData && payload_has_more_words(payload_head_)) {
+          conn_.write_owned(error_text("too many arguments for UPLOAD (quote a name that has spaces)"));
         } else {
           conn_.write_owned(error_text(error_message(s, upload_name_)));
         }
@@ -586,6 +603,7 @@ void FileSession::feed_payload() {
     size_t t = find_terminator(in);
     std::string_view part = in.substr(0, t == std::string_view::npos ? in.size() : t);
     size_t used = sink_->feed(part);
+    note_payload(part.substr(0, used));
     consume(used);
     if (used < part.size()) {
       conn_.pause_reading();  // both buffers busy: on_space comes back here

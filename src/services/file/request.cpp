@@ -185,6 +185,15 @@ Frame next_frame(std::string_view input) {
     if (i < head.size()) {
       std::string name, error;
       size_t end = read_token(head, i, name, &error);
+      if (name.size() > limits::kMaxName) {
+        // No valid name is this long: most likely the client joined name
+        // and base64 with something other than a blank. Said now, not after
+        // megabytes of payload have been read.
+        f.kind = Frame::kTooLong;
+        f.error = "UPLOAD: the file name is over " + std::to_string(limits::kMaxName) +
+                  " bytes, or the space before the base64 is missing";
+        return f;
+      }
       if (end != std::string_view::npos && end < head.size() &&
           (head[end] == ' ' || head[end] == '\t')) {
         while (end < head.size() && (head[end] == ' ' || head[end] == '\t')) ++end;
@@ -217,6 +226,14 @@ Frame next_frame(std::string_view input) {
   f.line = line;
   f.consumed = start + nl + 1;
   return f;
+}
+
+bool payload_has_more_words(std::string_view payload_head) {
+  payload_head = payload_head.substr(0, kUploadLookahead);
+  payload_head = payload_head.substr(0, find_terminator(payload_head));
+  size_t blank = payload_head.find_first_of(" \t");
+  return blank != std::string_view::npos &&
+         payload_head.find_first_not_of(" \t", blank) != std::string_view::npos;
 }
 
 size_t find_terminator(std::string_view payload) {

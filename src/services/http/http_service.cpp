@@ -20,6 +20,7 @@
 
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/http/http_util.hpp"
+#include "fsrv/services/http/multipart_reader.hpp"
 #include "fsrv/services/http/request_parser.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
@@ -57,6 +58,19 @@ constexpr uint64_t kLingerMs = 1000;
 
 /// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
 constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+
+/// What POST /upload answers when its body has no file to store.
+constexpr std::string_view kFormUploadHelp =
+    "POST /upload needs a multipart/form-data body with a file part, e.g. "
+    "curl -F file=@photo.jpg http://HOST/upload (the file is stored under its filename); "
+    "raw bytes go to POST /upload/{name} or PUT /{name}";
+
+/// Fields of every reply carrying a stored file: its bytes are never
+/// sniffed into another type, and an HTML or SVG file opened in a browser
+/// runs in a sandbox (no script, unique origin), so an uploaded page cannot
+/// act on this server with the user's browser.
+constexpr std::string_view kStoredFileFields =
+    "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n";
 
 /// The Server field (RFC 9110 section 10.2.4).
 constexpr std::string_view kServer = "fsrv";
@@ -198,13 +212,16 @@ enum class Route {
   kFile,        ///< GET|HEAD /{name}
   kUploadPost,  ///< POST /upload/{name} (seed 004)
   kUploadPut,   ///< PUT /{name} (WebDAV convention)
+  kUploadForm,  ///< POST /upload: a multipart/form-data file part
   kDelete,      ///< DELETE /delete/{name} (seed 004) or DELETE /{name}
   kForm,        ///< POST elsewhere: the form echo of tugas 8
   kOptions,     ///< OPTIONS: 204 with Allow
   kReject,      ///< answered with reject_status_ once the message is read
 };
 
-class HttpSession final : public reactor::ConnectionHandler, public RequestHandler {
+class HttpSession final : public reactor::ConnectionHandler,
+                          public RequestHandler,
+                          public MultipartHandler {
  public:
   HttpSession(Connection& conn, HttpService& service)
       : conn_(conn),
@@ -240,6 +257,11 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   void on_body(std::string_view piece) override;
   void on_complete(const std::vector<Header>& trailers) override;
   void on_error(const ParseError& error) override;
+
+  // MultipartHandler (called from inside form_->feed, POST /upload)
+  void on_part(const FormField& part) override;
+  void on_part_data(std::string_view piece) override;
+  void on_part_end() override { in_file_ = false; }
 
  private:
   enum class State {
@@ -280,11 +302,13 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
 
   void start_get(std::string name, bool head_only);
   void start_upload();
+  void start_form_upload();
+  void sink_piece(std::string_view piece);
   bool pump_sink();
   void upload_done(Status s, uint64_t bytes);
   void maybe_reply_upload();
   void start_delete(std::string name);
-  void start_listdir();
+  void start_listdir(bool page);
   void reply_form();
 
   Connection& conn_;
@@ -325,6 +349,11 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   uint64_t upload_seq_ = 0;  ///< tells a stale existence check from the current one
   bool upload_finished_ = false;
   Status upload_status_;
+  /// POST /upload: the body's reader, and whether a file part was met
+  /// (the first one is stored; later parts are read and ignored).
+  std::unique_ptr<MultipartReader> form_;
+  bool file_seen_ = false;
+  bool in_file_ = false;
 
   std::shared_ptr<transfer::FileSender> get_;
 };
@@ -481,11 +510,15 @@ void HttpSession::on_head(const RequestHead& head) {
   reject_status_ = 0;
   form_body_.clear();
   name_.clear();
+  form_.reset();
+  file_seen_ = in_file_ = false;
   state_ = State::kBody;
   route();
   if (state_ != State::kBody) return;  // replied already (fail_now)
   if (route_ == Route::kUploadPost || route_ == Route::kUploadPut) {
     start_upload();
+  } else if (route_ == Route::kUploadForm) {
+    start_form_upload();
   } else if (route_ == Route::kForm) {
     body_to_ = BodyTo::kMemory;
   }
@@ -509,15 +542,43 @@ void HttpSession::on_body(std::string_view piece) {
       form_body_.append(piece);
       return;
     case BodyTo::kSink:
-      if (!sink_) return;
-      if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
-      overflow_.append(piece);
-      if (!sink_->error().ok()) {
-        int st = status_for(sink_->error().code);
-        fail_now(st, error_body(st, sink_->error(), name_));
+      if (form_) {
+        if (!form_->feed(piece, *this) && state_ == State::kBody) {
+          fail_now(400, "Bad multipart body: " + form_->error());
+        }
+        return;
       }
+      sink_piece(piece);
       return;
   }
+}
+
+void HttpSession::sink_piece(std::string_view piece) {
+  if (!sink_) return;
+  if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
+  overflow_.append(piece);
+  if (!sink_->error().ok()) {
+    int st = status_for(sink_->error().code);
+    fail_now(st, error_body(st, sink_->error(), name_));
+  }
+}
+
+// POST /upload: the first part with a (non-empty) filename is the file,
+// stored under that name once it passes the name rules.
+void HttpSession::on_part(const FormField& part) {
+  if (state_ != State::kBody || file_seen_ || !part.is_file || part.filename.empty()) return;
+  file_seen_ = true;
+  name_ = part.filename;
+  if (std::string why = storage::validate_name(name_); !why.empty()) {
+    fail_now(403, "Invalid file name: " + why);
+    return;
+  }
+  in_file_ = true;
+  start_upload();
+}
+
+void HttpSession::on_part_data(std::string_view piece) {
+  if (state_ == State::kBody && in_file_) sink_piece(piece);
 }
 
 void HttpSession::on_complete(const std::vector<Header>&) { message_complete_ = true; }
@@ -545,6 +606,19 @@ void HttpSession::route() {
     }
   }
   const std::string& m = head_.method;
+  // A browser sends Origin with a cross-site request; a write from another
+  // site's page (or an opaque "null" origin) is refused, so a page
+  // elsewhere cannot upload or delete through a visitor's browser. Clients
+  // that send no Origin (curl, the course's) are not concerned.
+  if (m == "PUT" || m == "POST" || m == "DELETE") {
+    const Header* origin = head_.find("Origin");
+    const Header* host = head_.find("Host");
+    if (origin && !origin_matches_host(origin->value, host ? host->value : "")) {
+      reject(403, "Cross-origin write refused: Origin " + origin->value +
+                      " is not this server (Host " + (host ? host->value : "") + ")");
+      return;
+    }
+  }
   if (m == "OPTIONS" && path == "*") {
     route_ = Route::kOptions;
     return;
@@ -573,7 +647,9 @@ void HttpSession::route() {
       name_ = p;
     }
   } else if (m == "POST") {
-    if (p.rfind("upload/", 0) == 0) {
+    if (p == "upload" || p == "upload/") {
+      route_ = Route::kUploadForm;
+    } else if (p.rfind("upload/", 0) == 0) {
       route_ = Route::kUploadPost;
       name_ = p.substr(7);
     } else {
@@ -635,6 +711,20 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
 void HttpSession::complete_message() {
   if (state_ != State::kBody) return;  // replied already
   body_complete_ = true;
+  if (form_ && (!form_->done() || !file_seen_)) {
+    // The body was read whole: the connection can stay.
+    if (sink_) sink_->cancel();
+    sink_.reset();
+    overflow_.clear();
+    route_ = Route::kReject;
+    reject_status_ = 400;
+    reject_text_ = !form_->done() ? "Bad multipart body: it ended before the closing boundary"
+                                  : std::string(kFormUploadHelp);
+    reject_extra_.clear();
+    state_ = State::kResponding;
+    dispatch();
+    return;
+  }
   if (body_to_ == BodyTo::kSink) return;  // process_input's pump_sink ends it
   state_ = State::kResponding;
   dispatch();
@@ -648,7 +738,7 @@ void HttpSession::dispatch() {
       reply(reject_status_, kText, reject_text_, reject_extra_);
       return;
     case Route::kIndex:
-      reply(200, kHtml, web_page(), "Cache-Control: no-cache\r\n");
+      start_listdir(true);
       return;
     case Route::kSending:
       reply(200, kHtml, sending_page());
@@ -657,7 +747,7 @@ void HttpSession::dispatch() {
       reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
       return;
     case Route::kListdir:
-      start_listdir();
+      start_listdir(false);
       return;
     case Route::kFile:
       start_get(name_, head_only_);
@@ -673,6 +763,7 @@ void HttpSession::dispatch() {
       return;
     case Route::kUploadPost:
     case Route::kUploadPut:
+    case Route::kUploadForm:
       return;  // the sink's done callback replies
   }
 }
@@ -794,7 +885,7 @@ void HttpSession::start_get(std::string name, bool head_only) {
         std::string etag = make_etag(f.size(), f.mtime_ns());
         std::string last_modified = format_http_date(mtime_s);
         std::string meta = "Last-Modified: " + last_modified + "\r\nETag: " + etag +
-                           "\r\nAccept-Ranges: bytes\r\n";
+                           "\r\nAccept-Ranges: bytes\r\n" + std::string(kStoredFileFields);
         // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
         // only without it.
         bool not_modified = false;
@@ -894,6 +985,22 @@ void HttpSession::start_upload() {
       [this](Status s, uint64_t bytes) { upload_done(std::move(s), bytes); });
 }
 
+// POST /upload: the body must be multipart/form-data; the sink starts
+// with its file part (on_part). Anything else is refused from the head.
+void HttpSession::start_form_upload() {
+  const Header* ct = head_.find("Content-Type");
+  Result<std::string> boundary = ct ? multipart_boundary(ct->value)
+                                    : Result<std::string>::failure(Errc::kBadRequest, "");
+  if (!boundary.ok()) {
+    reject(400, std::string(kFormUploadHelp));
+    return;
+  }
+  form_ = std::make_unique<MultipartReader>(boundary.value);
+  body_to_ = BodyTo::kSink;  // pump_sink and the reply wait for the sink
+  overflow_.clear();
+  upload_finished_ = false;
+}
+
 // Moves held-back body bytes into the sink and ends the upload once the
 // message is complete. False while the sink has no room (reading stops;
 // on_space calls process_input again).
@@ -932,7 +1039,7 @@ void HttpSession::maybe_reply_upload() {
     return;
   }
   std::string msg = "File " + name_ + " uploaded successfully";
-  if (route_ == Route::kUploadPost) {
+  if (route_ == Route::kUploadPost || route_ == Route::kUploadForm) {
     reply(200, kText, msg);
   } else if (existed_ == 1) {
     reply(204, {}, {});
@@ -960,40 +1067,62 @@ void HttpSession::start_delete(std::string name) {
                            });
 }
 
-void HttpSession::start_listdir() {
+// Regular, non-hidden files of the root with size and mtime, sorted by
+// name (storage::Root::list); names that vanish meanwhile are skipped. Runs
+// on the pool.
+Result<std::vector<ListedFile>> list_files(const storage::Root& root) {
+  auto names = root.list();
+  if (!names.ok()) return Result<std::vector<ListedFile>>::failure(names.status());
+  Result<std::vector<ListedFile>> out;
+  for (const std::string& n : names.value) {
+    auto f = root.open_read(n);  // size and mtime
+    if (!f.ok()) continue;
+    out.value.push_back({n, f.value.size(), f.value.mtime_ns()});
+  }
+  return out;
+}
+
+// GET /listdir (JSON) and GET / (the page with the list in it).
+void HttpSession::start_listdir(bool page) {
   auto out = std::make_shared<Result<std::string>>();
   const storage::Root* root = shared_.root;
   ConnRef ref(&conn_);
   shared_.executor->submit(
-      [out, root] {
-        auto names = root->list();
-        if (!names.ok()) {
-          *out = Result<std::string>::failure(names.status());
+      [out, root, page] {
+        auto files = list_files(*root);
+        if (!files.ok()) {
+          *out = Result<std::string>::failure(files.status());
+          return;
+        }
+        if (page) {
+          out->value = web_page(files.value);
           return;
         }
         std::string j = "[";
-        for (const std::string& n : names.value) {
-          auto f = root->open_read(n);  // size and mtime; skips what vanished
-          if (!f.ok()) continue;
+        for (const ListedFile& f : files.value) {
           if (j.size() > 1) j += ", ";
           j += "{\"name\": ";
-          json_string(j, n);
+          json_string(j, f.name);
           char num[96];
-          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.value.size(),
-                   static_cast<double>(f.value.mtime_ns()) / 1e9);
+          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.size,
+                   static_cast<double>(f.mtime_ns) / 1e9);
           j += num;
         }
         j += "]";
         out->value = std::move(j);
       },
-      [this, ref, out] {
+      [this, ref, out, page] {
         if (conn_.closing()) return;
         if (!out->ok()) {
           int st = status_for(out->code);
           reply(st, "text/plain; charset=utf-8", error_body(st, out->status(), ""));
           return;
         }
-        reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+        if (page) {
+          reply(200, "text/html; charset=utf-8", out->value, "Cache-Control: no-cache\r\n");
+        } else {
+          reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+        }
       });
 }
 
@@ -1036,7 +1165,9 @@ const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "http",
       "HTTP/1.1 file server (seed 004, tugas 6-8): web UI, /listdir, uploads, Range, keep-alive",
-      {8885},
+      // 8885: seed 004; the course runs tugas 6's server on 10001 (`GET /`
+      // by telnet) and tugas 8's on 10002 (/sending.html).
+      {8885, 10001, 10002},
       "curl -s http://127.0.0.1:{port}/listdir",
       [](stats::Schema& schema) {
         schema.add("http/requests");

@@ -560,6 +560,45 @@ Result<std::string> multipart_boundary(std::string_view content_type) {
   return Result<std::string>::failure(Errc::kBadRequest, "missing multipart boundary");
 }
 
+Result<FormField> parse_part_head(std::string_view lines) {
+  using R = Result<FormField>;
+  R out;
+  FormField& field = out.value;
+  bool have_disposition = false;
+  while (!lines.empty()) {
+    const size_t eol = lines.find("\r\n");
+    const std::string_view line = lines.substr(0, eol);
+    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return R::failure(Errc::kBadRequest, "malformed part header");
+    }
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    if (iequals(name, "content-disposition")) {
+      std::string type;
+      std::vector<Param> params;
+      if (!parse_media_type(value, type, params) || type != "form-data") {
+        return R::failure(Errc::kBadRequest, "part is not form-data");
+      }
+      have_disposition = true;
+      for (Param& p : params) {
+        if (p.name == "name") {
+          field.name = std::move(p.value);
+        } else if (p.name == "filename") {
+          field.filename = std::move(p.value);
+          field.is_file = true;
+        }
+      }
+    } else if (iequals(name, "content-type")) {
+      field.content_type = std::string(value);
+    }
+  }
+  if (!have_disposition) return R::failure(Errc::kBadRequest, "part without Content-Disposition");
+  if (field.name.empty()) return R::failure(Errc::kBadRequest, "part without a name");
+  return out;
+}
+
 Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary) {
   using R = Result<std::vector<FormField>>;
   if (body.size() > kMaxMultipartBody) return R::failure(Errc::kTooLarge, "multipart body too large");
@@ -584,47 +623,41 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
     pos += 2;
     if (out.value.size() >= kMaxFormFields) return R::failure(Errc::kBadRequest, "too many multipart parts");
     // Part headers up to an empty line.
-    FormField field;
-    bool have_disposition = false;
-    while (true) {
-      const size_t eol = body.find("\r\n", pos);
-      if (eol == std::string_view::npos) return R::failure(Errc::kBadRequest, "unterminated part headers");
-      const std::string_view line = body.substr(pos, eol - pos);
-      pos = eol + 2;
-      if (line.empty()) break;
-      const size_t colon = line.find(':');
-      if (colon == std::string_view::npos || colon == 0) {
-        return R::failure(Errc::kBadRequest, "malformed part header");
-      }
-      const std::string_view name = line.substr(0, colon);
-      const std::string_view value = trim_ows(line.substr(colon + 1));
-      if (iequals(name, "content-disposition")) {
-        std::string type;
-        std::vector<Param> params;
-        if (!parse_media_type(value, type, params) || type != "form-data") {
-          return R::failure(Errc::kBadRequest, "part is not form-data");
-        }
-        have_disposition = true;
-        for (Param& p : params) {
-          if (p.name == "name") {
-            field.name = std::move(p.value);
-          } else if (p.name == "filename") {
-            field.filename = std::move(p.value);
-            field.is_file = true;
-          }
-        }
-      } else if (iequals(name, "content-type")) {
-        field.content_type = std::string(value);
-      }
-    }
-    if (!have_disposition) return R::failure(Errc::kBadRequest, "part without Content-Disposition");
-    if (field.name.empty()) return R::failure(Errc::kBadRequest, "part without a name");
+    const size_t head_end = body.find("\r\n\r\n", pos - 2);
+    if (head_end == std::string_view::npos) return R::failure(Errc::kBadRequest, "unterminated part headers");
+    Result<FormField> head = parse_part_head(body.substr(pos, head_end < pos ? 0 : head_end - pos));
+    if (!head.ok()) return R::failure(head.status());
+    FormField field = std::move(head.value);
+    pos = head_end + 4;
     const size_t end = body.find(delim, pos);
     if (end == std::string_view::npos) return R::failure(Errc::kBadRequest, "missing multipart close delimiter");
     field.value = std::string(body.substr(pos, end - pos));
     out.value.push_back(std::move(field));
     pos = end + delim.size();
   }
+}
+
+bool origin_matches_host(std::string_view origin, std::string_view host) {
+  origin = trim_ows(origin);
+  host = trim_ows(host);
+  std::string_view default_port;
+  if (origin.size() > 7 && iequals(origin.substr(0, 7), "http://")) {
+    origin.remove_prefix(7);
+    default_port = ":80";
+  } else if (origin.size() > 8 && iequals(origin.substr(0, 8), "https://")) {
+    origin.remove_prefix(8);
+    default_port = ":443";
+  } else {
+    return false;  // "null", another scheme, garbage
+  }
+  if (origin.find('/') != std::string_view::npos || host.empty()) return false;
+  auto strip_default = [&](std::string_view a) {
+    if (a.size() > default_port.size() && a.substr(a.size() - default_port.size()) == default_port) {
+      a.remove_suffix(default_port.size());
+    }
+    return a;
+  };
+  return iequals(strip_default(origin), strip_default(host));
 }
 
 std::string html_escape(std::string_view text) {

@@ -8,12 +8,25 @@
 // last one lets feed() stop after each message for pipelining. The head
 // limit is also checked inside the URL/field/value callbacks so one large
 // slice cannot grow a header string far past the limit.
+//
+// Line ends. Debian's llhttp is 8.1, built strict (mk/llhttp.mk): it wants
+// CR LF everywhere. RFC 9112 section 2.2 lets a recipient take a bare LF as
+// a line end, and clients built from triple-quoted strings send them, so
+// feed() walks the framing bytes itself and hands llhttp a CR before every
+// LF that lacks one (a one-byte constant, never a copy of the input). Body
+// bytes (Content-Length bodies and chunk data, whose lengths llhttp tells
+// us) pass untouched. A bare CR still reaches llhttp as it came and is
+// refused. llhttp 9.1 has this as llhttp_set_lenient_optional_cr_before_lf;
+// once Debian ships it, this walk can go. The same walk drops spaces and
+// tabs between the HTTP version and the end of the request line, which
+// nginx and the course's server accept ("GET / HTTP/1.0 \r\n").
 
 #include "fsrv/services/http/request_parser.hpp"
 
 #include <llhttp.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "fsrv/services/http/http_util.hpp"
 
@@ -54,9 +67,24 @@ const Header* RequestHead::find(std::string_view name) const {
   return nullptr;
 }
 
+namespace {
+
+/// The CR handed to llhttp before a bare LF (see the top of this file).
+constexpr char kCr[1] = {'\r'};
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+}  // namespace
+
 struct RequestParser::Impl {
   enum class Pause { kNone, kBegin, kHeadEnd, kMessageEnd };
   enum class Phase { kIdle, kHead, kBody };
+  /// Where the bytes given to one llhttp_execute call come from.
+  enum class Src {
+    kInput,  ///< the caller's slice
+    kCr,     ///< kCr, added before a bare LF: not part of the raw head
+    kHeld,   ///< held_, blanks held back from the previous slice
+  };
 
   RequestHandler& handler;
   Options options;
@@ -76,6 +104,14 @@ struct RequestParser::Impl {
   std::vector<Header> trailers;
   size_t trailer_bytes = 0;
   uint64_t body_bytes = 0;
+
+  // Line-end walk (see the top of this file).
+  uint64_t raw_left = 0;           ///< body bytes llhttp still counts (no LF rewriting)
+  bool last_cr = false;            ///< the last framing byte given to llhttp was CR
+  bool request_line_done = false;  ///< the request line's LF was given to llhttp
+  std::string held;                ///< blanks (and a CR) ending a slice inside the
+                                   ///< request line: trailing or not, the next
+                                   ///< slice tells
 
   // Outcome.
   bool failed = false;
@@ -102,6 +138,11 @@ struct RequestParser::Impl {
     settings.on_header_value_complete = [](llhttp_t* p) { return self(p)->value_complete(); };
     settings.on_headers_complete = [](llhttp_t* p) { return self(p)->headers_complete(); };
     settings.on_body = [](llhttp_t* p, const char* at, size_t n) { return self(p)->body(at, n); };
+    // Called after the chunk-size line; content_length is the chunk's size.
+    settings.on_chunk_header = [](llhttp_t* p) {
+      self(p)->raw_left = p->content_length;
+      return 0;
+    };
     settings.on_message_complete = [](llhttp_t* p) {
       self(p)->pause = Pause::kMessageEnd;
       return static_cast<int>(HPE_PAUSED);
@@ -245,6 +286,9 @@ struct RequestParser::Impl {
     trailers.clear();
     trailer_bytes = 0;
     body_bytes = 0;
+    raw_left = 0;
+    request_line_done = false;
+    held.clear();
   }
 
   // Builds raw_lines from the copied head and checks what needs the raw
@@ -278,6 +322,16 @@ struct RequestParser::Impl {
     return {consumed, State::kError};
   }
 
+  // Blanks held at the end of the request line plus the head so far must
+  // fit the head limit.
+  bool held_fits() {
+    if (raw_head.size() + held.size() <= options.max_head) return true;
+    check_head(nullptr);
+    fail(url_complete ? 431 : 414,
+         url_complete ? "request header section too large" : "request target too long");
+    return false;
+  }
+
   FeedResult feed(std::string_view bytes) {
     if (failed) return {0, State::kError};
     if (closed) return {0, State::kClosed};
@@ -288,31 +342,148 @@ struct RequestParser::Impl {
       paused_after_message = false;
       llhttp_resume(&parser);
     }
+    std::string held_now;  // held bytes being given to llhttp
     for (;;) {
-      head_from = p;
+      // Choose the next run of bytes for llhttp: [from, to) from `src`;
+      // `next` is where the input continues once llhttp took all of it.
+      const char* from = p;
+      const char* to = p;
+      const char* next = p;
+      Src src = Src::kInput;
+      bool raw = false;
+      if (!held.empty()) {
+        // Blanks (and maybe a CR) ended the last slice inside the request
+        // line: trailing ones if the line ends after them.
+        const char* q = p;
+        bool cr = held.back() == '\r';
+        if (!cr) {
+          while (q < end && is_blank(*q)) ++q;
+          if (q < end && *q == '\r') {
+            cr = true;
+            ++q;
+          }
+        }
+        if (q == end) {
+          held.append(p, q);
+          if (!held_fits()) return report_error(bytes.size());
+          return {bytes.size(), State::kNeedMore};
+        }
+        if (*q == '\n') {
+          // Trailing: not given to llhttp, kept in the raw head (what came).
+          raw_head += held;
+          raw_head.append(p, q);
+          held.clear();
+          if (!held_fits()) return report_error(static_cast<size_t>(q - data));
+          from = kCr;
+          to = kCr + 1;
+          src = Src::kCr;
+          next = q;
+        } else {
+          held_now = std::move(held);
+          held.clear();
+          from = held_now.data();
+          to = from + held_now.size();
+          src = Src::kHeld;
+          next = p;
+        }
+      } else if (raw_left > 0) {
+        raw = true;
+        to = p + static_cast<size_t>(
+                     std::min<uint64_t>(raw_left, static_cast<uint64_t>(end - p)));
+        next = to;
+      } else if (p < end) {
+        const char* lf = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)));
+        const bool request_line = phase == Phase::kHead && !request_line_done;
+        if (request_line) {
+          // Blanks after the version: find the line's (or slice's) tail.
+          const char* e = lf ? lf : end;
+          if (e > p && e[-1] == '\r') --e;
+          const char* b = e;
+          while (b > p && is_blank(b[-1])) --b;
+          // Blanks after a CR make that CR a bare one: no dropping then,
+          // llhttp refuses it (whole or split, the same).
+          const bool after_cr = b > p ? b[-1] == '\r' : last_cr;
+          if (after_cr) {
+            // fall through to the plain line-end handling below
+          } else if (!lf && (b < end)) {
+            // The slice ends in blanks or a CR: hold them until the next.
+            if (b == p) {
+              held.assign(p, end);
+              if (!held_fits()) return report_error(bytes.size());
+              return {bytes.size(), State::kNeedMore};
+            }
+            to = next = b;
+          } else if (lf && b < e) {
+            if (b == p) {  // the blanks are next: drop them
+              raw_head.append(b, e);
+              if (!held_fits()) return report_error(static_cast<size_t>(e - data));
+              p = e;
+              continue;
+            }
+            to = next = b;
+          }
+        }
+        if (to == p) {
+          if (!lf) {
+            to = next = end;
+          } else if (lf > p ? lf[-1] == '\r' : last_cr) {
+            to = next = lf + 1;
+          } else if (lf > p) {
+            to = next = lf;  // the LF comes next, after a CR of ours
+          } else {
+            from = kCr;
+            to = kCr + 1;
+            src = Src::kCr;
+            next = p;
+          }
+        }
+      }
+      const bool head_run = phase == Phase::kHead;
+
+      head_from = from;
       pause = Pause::kNone;
       have_error = false;
-      llhttp_errno_t err = llhttp_execute(&parser, p, static_cast<size_t>(end - p));
+      llhttp_errno_t err = llhttp_execute(&parser, from, static_cast<size_t>(to - from));
+      // The input position of a stop at `at` inside this run.
+      auto input_pos = [&](const char* at) {
+        return src == Src::kInput && at ? static_cast<size_t>(at - data)
+                                        : static_cast<size_t>(next - data);
+      };
       if (err == HPE_OK) {
-        if (phase == Phase::kHead) {
-          if (head_size_to(end) > options.max_head) {
-            check_head(end);
-            return report_error(bytes.size());
+        if (phase == Phase::kHead && src != Src::kCr) {
+          if (head_size_to(to) > options.max_head) {
+            check_head(to);
+            return report_error(input_pos(to));
           }
-          raw_head.append(head_from, end);
+          raw_head.append(from, to);
         }
-        return {bytes.size(), State::kNeedMore};
+        if (raw) {
+          raw_left -= static_cast<uint64_t>(to - from);
+          last_cr = false;
+        } else if (to > from) {
+          last_cr = to[-1] == '\r';
+          if (head_run && src == Src::kInput && to[-1] == '\n') request_line_done = true;
+        }
+        p = next;
+        if (p == end && held.empty()) return {bytes.size(), State::kNeedMore};
+        continue;
       }
       if (err != HPE_PAUSED) {
         const char* at = llhttp_get_error_pos(&parser);
-        size_t consumed = at ? static_cast<size_t>(at - data) : bytes.size();
         if (!have_error) {
           const char* why = llhttp_get_error_reason(&parser);
           error = ParseError{400, why ? why : llhttp_errno_name(err)};
         }
-        return report_error(consumed);
+        return report_error(input_pos(at));
       }
       const char* at = llhttp_get_error_pos(&parser);
+      if (raw) {
+        raw_left -= static_cast<uint64_t>(at - from);
+        last_cr = false;
+      } else if (at > from) {
+        last_cr = at[-1] == '\r';
+        if (head_run && src == Src::kInput && at[-1] == '\n') request_line_done = true;
+      }
       switch (pause) {
         case Pause::kBegin:
           start_message();
@@ -320,18 +491,20 @@ struct RequestParser::Impl {
         case Pause::kHeadEnd:
           if (head_size_to(at) > options.max_head) {
             check_head(at);
-            return report_error(static_cast<size_t>(at - data));
+            return report_error(input_pos(at));
           }
           raw_head.append(head_from, at);
-          if (!finish_head()) return report_error(static_cast<size_t>(at - data));
+          if (!finish_head()) return report_error(input_pos(at));
           phase = Phase::kBody;
+          if (head.framing == BodyFraming::kContentLength) raw_left = head.content_length;
           handler.on_head(head);
           break;
         case Pause::kMessageEnd: {
           phase = Phase::kIdle;
+          raw_left = 0;
           ++completed;
           handler.on_complete(trailers);
-          size_t consumed = static_cast<size_t>(at - data);
+          size_t consumed = input_pos(at);
           if (!head.keep_alive) {
             closed = true;
             return {consumed, State::kClosed};
@@ -344,10 +517,10 @@ struct RequestParser::Impl {
         }
         case Pause::kNone:
           error = ParseError{500, "unexpected parser pause"};
-          return report_error(static_cast<size_t>(at - data));
+          return report_error(input_pos(at));
       }
       llhttp_resume(&parser);
-      p = at;
+      p = src == Src::kInput ? at : next;
     }
   }
 };

@@ -3,17 +3,26 @@
 // framework: plain HTML, CSS and JS that work on a phone (viewport meta,
 // one column under 600 px, large touch targets).
 
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <iterator>
+
 #include "fsrv/services/http/http_service.hpp"
+#include "fsrv/services/http/http_util.hpp"
 
 namespace fsrv::services::http {
 
 namespace {
 
-// The UI talks to the routes of this service only: GET /listdir (JSON),
-// POST /upload/{name} (raw body; XMLHttpRequest for upload progress),
-// DELETE /{name}, GET /{name} (download). Names are percent-encoded with
-// encodeURIComponent and written into the page with textContent, never
-// innerHTML, so a file name cannot inject markup.
+// The server writes the file list into the page (kFilesSlot, kStatusSlot):
+// names HTML-escaped, links percent-encoded, so clients that run no
+// JavaScript (sockets, requests, a student's Java browser) see it. The
+// script refreshes the list from GET /listdir after an upload or a delete,
+// writing names with textContent, never innerHTML, and encodeURIComponent
+// for links: a file name cannot inject markup either way. Other routes it
+// uses: POST /upload/{name} (raw body; XMLHttpRequest for upload
+// progress), DELETE /{name}, GET /{name} (download).
 constexpr std::string_view kWebPage = R"HTML(<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -67,10 +76,10 @@ constexpr std::string_view kWebPage = R"HTML(<!DOCTYPE html>
   <span>Drop files here, or <span class="btn pick">choose files</span></span>
 </label>
 <div id="uploads"></div>
-<div id="status"></div>
+<div id="status"><!--STATUS--></div>
 <table>
   <thead><tr><th>Name</th><th>Size</th><th>Modified</th><th></th></tr></thead>
-  <tbody id="files"></tbody>
+  <tbody id="files"><!--FILES--></tbody>
 </table>
 </main>
 <script>
@@ -82,6 +91,8 @@ function human(n) {
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return (i ? n.toFixed(1) : n) + " " + u[i];
 }
+// The same text the server writes: "2026-11-21 15:20 UTC".
+const when = (s) => new Date(s * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
 function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; }
 async function refresh() {
   try {
@@ -93,14 +104,13 @@ async function refresh() {
       const row = body.insertRow(); row.dataset.name = f.name;
       cell(row, f.name, "name");
       cell(row, human(f.size), "num");
-      cell(row, new Date(f.modified * 1000).toLocaleString(), "num");
+      cell(row, when(f.modified), "num");
       const act = cell(row, "", "act");
       const a = document.createElement("a");
       a.className = "btn dl"; a.textContent = "Download";
       a.href = "/" + encodeURIComponent(f.name); a.download = f.name;
       const d = document.createElement("button");
       d.className = "del"; d.textContent = "Delete";
-      d.onclick = () => remove(f.name);
       act.append(a, " ", d);
     }
     statusLine(files.length + (files.length === 1 ? " file" : " files"));
@@ -138,7 +148,11 @@ const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
 drop.addEventListener("drop", (e) => uploadAll([...e.dataTransfer.files]));
-refresh();
+// Delete buttons, the server's rows and refresh()'s alike.
+$("files").addEventListener("click", (e) => {
+  const b = e.target.closest("button.del");
+  if (b) remove(b.closest("tr").dataset.name);
+});
 </script>
 </body>
 </html>
@@ -159,9 +173,70 @@ constexpr std::string_view kSendingPage = R"HTML(<!DOCTYPE html>
 </html>
 )HTML";
 
+constexpr std::string_view kFilesSlot = "<!--FILES-->";
+constexpr std::string_view kStatusSlot = "<!--STATUS-->";
+
+// Same units as the script's human(): bytes below 1 KiB, then one decimal.
+std::string human_size(uint64_t n) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  if (n < 1024) return std::to_string(n) + " B";
+  double v = static_cast<double>(n);
+  size_t i = 0;
+  while (v >= 1024 && i < std::size(kUnits) - 1) {
+    v /= 1024;
+    ++i;
+  }
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[i]);
+  return buf;
+}
+
+std::string utc_minute(int64_t mtime_ns) {
+  time_t t = static_cast<time_t>(mtime_ns / 1000000000);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &parts);
+  return buf;
+}
+
+// A path segment for an href: every byte but RFC 3986 section 2.3's
+// unreserved ones as %XX (what encodeURIComponent does to UTF-8).
+std::string percent_encode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string_view web_page() { return kWebPage; }
+std::string web_page(const std::vector<ListedFile>& files) {
+  std::string rows;
+  for (const ListedFile& f : files) {
+    const std::string name = html_escape(f.name);
+    rows += "<tr data-name=\"" + name + "\"><td class=\"name\">" + name +
+            "</td><td class=\"num\">" + human_size(f.size) + "</td><td class=\"num\">" +
+            utc_minute(f.mtime_ns) + "</td><td class=\"act\"><a class=\"btn dl\" href=\"/" +
+            percent_encode(f.name) + "\" download=\"" + name +
+            "\">Download</a> <button class=\"del\">Delete</button></td></tr>\n";
+  }
+  std::string status = std::to_string(files.size()) + (files.size() == 1 ? " file" : " files");
+  std::string page(kWebPage);
+  page.replace(page.find(kFilesSlot), kFilesSlot.size(), rows);
+  page.replace(page.find(kStatusSlot), kStatusSlot.size(), status);
+  return page;
+}
 std::string_view sending_page() { return kSendingPage; }
 
 }  // namespace fsrv::services::http

@@ -100,6 +100,25 @@ TEST(RequestFraming, FramesAsDocumented) {
   EXPECT_EQ(frame_all({"UPLOAD a.bin\r\n"}), (std::vector<std::string>{"L:UPLOAD a.bin"}));
 }
 
+TEST(RequestFraming, PayloadOfMoreWordsIsToldFromBadBase64) {
+  EXPECT_TRUE(payload_has_more_words("file.txt QUJD"));
+  EXPECT_TRUE(payload_has_more_words(std::string(200, 'x') + "\tQUJD\r\n"));
+  EXPECT_FALSE(payload_has_more_words("QUJD*"));
+  EXPECT_FALSE(payload_has_more_words("QUJD \r\nLIST now"));  // trailing blank, then the next line
+  EXPECT_FALSE(payload_has_more_words(std::string(kUploadLookahead, 'Q') + " more"));
+}
+
+TEST(RequestFraming, UploadNameOverTheLimitIsTooLongAtOnce) {
+  // A client joining name and base64 with a comma: said after 256 bytes,
+  // not after the 13 MB line.
+  Frame f = next_frame("UPLOAD a.bin," + std::string(limits::kMaxName, 'Q'));
+  EXPECT_EQ(f.kind, Frame::kTooLong);
+  EXPECT_EQ(f.error,
+            "UPLOAD: the file name is over 255 bytes, or the space before the base64 is missing");
+  EXPECT_EQ(next_frame("UPLOAD a.bin," + std::string(200, 'Q')).kind, Frame::kNeedMore);
+  EXPECT_EQ(next_frame("UPLOAD " + std::string(300, 'n') + " QUJD\r\n").kind, Frame::kTooLong);
+}
+
 TEST(RequestFraming, BlankLinesAreSkipped) {
   EXPECT_EQ(frame_all({"\r\n\r\n\n  list\r\n"}), (std::vector<std::string>{"L:list"}));
   Frame f = next_frame("\r\n\r\n");

@@ -363,3 +363,22 @@ TEST(HttpUtil, ContentDisposition) {
 
 }  // namespace
 }  // namespace fsrv::services::http
+
+namespace fsrv::services::http {
+namespace {
+
+TEST(HttpUtil, OriginMatchesHost) {
+  EXPECT_TRUE(origin_matches_host("http://127.0.0.1:8885", "127.0.0.1:8885"));
+  EXPECT_TRUE(origin_matches_host("http://Example.com", "example.COM:80"));
+  EXPECT_TRUE(origin_matches_host("https://h:443", "h"));
+  EXPECT_FALSE(origin_matches_host("http://evil.example", "127.0.0.1:8885"));
+  EXPECT_FALSE(origin_matches_host("http://127.0.0.1:8886", "127.0.0.1:8885"));
+  EXPECT_FALSE(origin_matches_host("null", "h"));
+  EXPECT_FALSE(origin_matches_host("http://h/path", "h"));
+  EXPECT_FALSE(origin_matches_host("ftp://h", "h"));
+  EXPECT_FALSE(origin_matches_host("http://h", ""));
+  EXPECT_FALSE(origin_matches_host("https://h", "h:80"));
+}
+
+}  // namespace
+}  // namespace fsrv::services::http

@@ -72,16 +72,33 @@ struct Frame {
     kNeedMore,      ///< no complete frame yet (consumed may skip blank lines)
     kLine,          ///< `line` is one request line
     kUploadHeader,  ///< "UPLOAD name " seen: payload starts after `consumed`
-    kTooLong,       ///< no terminator within limits::kMaxLine bytes
+    kTooLong,       ///< no terminator within limits::kMaxLine bytes, or an
+                    ///< UPLOAD name longer than limits::kMaxName (`error`)
   };
   Kind kind = kNeedMore;
   size_t consumed = 0;    ///< input bytes this frame used, terminator included
   std::string_view line;  ///< kLine: the line without its terminator
   std::string name;       ///< kUploadHeader: the (unquoted) file name
+  std::string error;      ///< kTooLong: what to answer, if not the generic text
 };
 
-/// Cuts the next frame from `input`, skipping leading blank lines.
+/// Cuts the next frame from `input`, skipping leading blank lines. An
+/// UPLOAD whose first argument passes limits::kMaxName bytes before any
+/// blank is kTooLong at once, saying the name is too long or the blank
+/// before the base64 is missing (a client joining them with a comma sends
+/// megabytes before its line ends).
 Frame next_frame(std::string_view input);
+
+/// Payload bytes a session keeps to explain a failed UPLOAD decode: the
+/// rest of a name of limits::kMaxName bytes and the blank after it.
+inline constexpr size_t kUploadLookahead = 256;
+
+/// True when an UPLOAD payload that failed to decode was more words, not
+/// base64: a blank followed by more text within its first kUploadLookahead
+/// bytes (`payload_head`, up to the terminator). "UPLOAD my file.txt
+/// <base64>" is an unquoted name with a space, and is answered as GET and
+/// DELETE answer it ("too many arguments ... quote a name that has spaces").
+bool payload_has_more_words(std::string_view payload_head);
 
 /// Offset of the first '\r' or '\n' in `payload`, or npos.
 size_t find_terminator(std::string_view payload);

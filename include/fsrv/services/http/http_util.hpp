@@ -144,12 +144,27 @@ inline constexpr size_t kMaxFormFields = 1000;
 /// Errors: another media type or a missing/invalid boundary.
 Result<std::string> multipart_boundary(std::string_view content_type);
 
+/// Parses one multipart part's header lines (`lines`: CRLF-separated, no
+/// final empty line): Content-Disposition: form-data with a name (and a
+/// filename for a file part), Content-Type. `value` stays empty. Errors: a
+/// malformed line, no Content-Disposition, not form-data, no name.
+Result<FormField> parse_part_head(std::string_view lines);
+
 /// Parses a complete multipart/form-data body (RFC 7578, framing of RFC
 /// 2046 section 5.1.1): preamble and epilogue ignored, each part needs a
 /// Content-Disposition: form-data with a name. Errors: body over
 /// kMaxMultipartBody, more than kMaxFormFields parts, missing delimiter or
 /// close delimiter, malformed part headers.
 Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary);
+
+// ---- origins -------------------------------------------------------------
+
+/// True when an Origin field value (RFC 6454 section 7: "scheme://host[:port]",
+/// or "null") names the authority in the request's Host field (RFC 9110
+/// section 7.2): same host, case-insensitive, same port, a scheme's default
+/// port (80 for http, 443 for https) written or not. "null" and anything
+/// unparsable never match.
+bool origin_matches_host(std::string_view origin, std::string_view host);
 
 // ---- escaping ------------------------------------------------------------
 

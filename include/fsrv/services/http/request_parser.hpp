@@ -87,6 +87,9 @@ class RequestHandler {
 /// Incremental HTTP/1.1 request parser (RFC 9112) over llhttp. Feed it byte
 /// slices split anywhere; it calls the handler as events become known.
 /// Empty lines before a request line are skipped (RFC 9112 section 2.2).
+/// A line (request line, field, chunk-size line, after chunk data, trailer)
+/// ends with CR LF or a bare LF (section 2.2 allows it); a bare CR is a 400.
+/// Blanks between the HTTP version and the line end are ignored.
 /// Upgrade and CONNECT are not special-cased: a request announcing an
 /// upgrade is parsed as an ordinary message (RFC 9110 section 7.8 lets a
 /// server ignore Upgrade). Not copyable or movable (llhttp keeps `this`).

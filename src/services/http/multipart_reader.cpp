@@ -1,0 +1,130 @@
+// Streaming multipart/form-data reader (see multipart_reader.hpp).
+//
+// Every delimiter is CR LF "--" boundary (RFC 2046 section 5.1.1: the CR LF
+// before it belongs to the delimiter, not to the part's body). The first
+// one may open the body without a CR LF, so the buffer starts with one.
+// A part's body is handed on up to the last delimiter-length - 1 bytes,
+// which wait for the next slice: they may be the start of a delimiter.
+
+#include "fsrv/services/http/multipart_reader.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace fsrv::services::http {
+
+MultipartReader::MultipartReader(std::string_view boundary)
+    : delim_("\r\n--" + std::string(boundary)), buf_("\r\n") {}
+
+bool MultipartReader::fail(std::string why) {
+  state_ = State::kFailed;
+  error_ = std::move(why);
+  buf_.clear();
+  pos_ = 0;
+  return false;
+}
+
+bool MultipartReader::feed(std::string_view bytes, MultipartHandler& handler) {
+  if (state_ == State::kFailed) return false;
+  if (state_ == State::kEpilogue) return true;  // ignored (RFC 2046 section 5.1.1)
+  buf_.append(bytes);
+  const std::string_view buf = buf_;
+  const size_t keep = delim_.size() - 1;  // bytes that may start a delimiter
+  bool more = true;
+  while (more) {
+    switch (state_) {
+      case State::kPreamble: {
+        size_t d = buf.find(delim_, pos_);
+        if (d == std::string_view::npos) {
+          if (buf.size() > pos_ + keep) pos_ = buf.size() - keep;
+          more = false;
+          break;
+        }
+        pos_ = d + delim_.size();
+        state_ = State::kDelimLine;
+        break;
+      }
+      case State::kDelimLine:
+        // "--" after the boundary closes the body; otherwise transport
+        // padding (blanks), then CR LF, then the next part's headers.
+        if (buf.size() - pos_ < 2) {
+          more = false;
+          break;
+        }
+        if (buf.substr(pos_, 2) == "--") {
+          state_ = State::kEpilogue;
+          more = false;
+          break;
+        }
+        state_ = State::kPadding;
+        break;
+      case State::kPadding:
+        while (pos_ < buf.size() && (buf[pos_] == ' ' || buf[pos_] == '\t')) ++pos_;
+        if (buf.size() - pos_ < 2) {
+          more = false;
+          break;
+        }
+        if (buf.substr(pos_, 2) != "\r\n") return fail("malformed multipart delimiter line");
+        pos_ += 2;
+        if (++parts_ > kMaxFormFields) return fail("too many multipart parts");
+        head_start_ = pos_;
+        state_ = State::kHeaders;
+        break;
+      case State::kHeaders: {
+        // pos_ is at the start of a header line; the block ends at an
+        // empty one. Without a line end yet, wait (searched again from the
+        // line's start: a CR may end this slice).
+        size_t eol = buf.find("\r\n", pos_);
+        if (eol == std::string_view::npos) {
+          if (buf.size() - head_start_ > kMaxPartHead) return fail("part headers too large");
+          more = false;
+          break;
+        }
+        if (eol - head_start_ > kMaxPartHead) return fail("part headers too large");
+        if (eol > pos_) {
+          pos_ = eol + 2;
+          break;
+        }
+        std::string_view block = buf.substr(head_start_, pos_ - head_start_);
+        if (block.size() >= 2) block.remove_suffix(2);  // its last line's CR LF
+        Result<FormField> part = parse_part_head(block);
+        if (!part.ok()) return fail(part.error);
+        pos_ = eol + 2;
+        state_ = State::kBody;
+        handler.on_part(part.value);
+        break;
+      }
+      case State::kBody: {
+        size_t d = buf.find(delim_, pos_);
+        if (d == std::string_view::npos) {
+          if (buf.size() > pos_ + keep) {
+            size_t end = buf.size() - keep;
+            handler.on_part_data(buf.substr(pos_, end - pos_));
+            pos_ = end;
+          }
+          more = false;
+          break;
+        }
+        if (d > pos_) handler.on_part_data(buf.substr(pos_, d - pos_));
+        pos_ = d + delim_.size();
+        state_ = State::kDelimLine;
+        handler.on_part_end();
+        break;
+      }
+      case State::kEpilogue:
+        more = false;
+        break;
+      case State::kFailed:
+        return false;
+    }
+  }
+  // Drop what was read (a header block waiting for its end stays).
+  size_t drop = state_ == State::kHeaders ? head_start_ : pos_;
+  if (state_ == State::kEpilogue) drop = buf_.size();
+  buf_.erase(0, drop);
+  pos_ -= std::min(pos_, drop);
+  if (state_ == State::kHeaders) head_start_ -= drop;
+  return true;
+}
+
+}  // namespace fsrv::services::http
