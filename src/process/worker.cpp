@@ -56,11 +56,13 @@ struct Worker {
       auto* s = reinterpret_cast<uv_stream_t*>(pipe);
       if (!msg || uv_pipe_pending_type(pipe) != UV_TCP) {
         FSRV_LOG_WARN("worker: invalid message on the channel: socket dropped");
-        reactor::refuse_connection(server->reactor(), s, "");
+        reactor::refuse_connection(server->reactor(), s, "", msg ? msg->listener : -1,
+                                   msg ? msg->tag : 0);
         continue;
       }
       reactor::accept_connection(server->reactor(), s,
-                                 server->factory(static_cast<size_t>(msg->listener)));
+                                 server->factory(static_cast<size_t>(msg->listener)),
+                                 msg->listener, msg->tag);
     }
   }
 };
@@ -113,8 +115,27 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
       _exit(1);
     }
   }
-  // The master enforces --max-conns before passing a socket.
+  // The master enforces --max-conns, the listeners' shares and the
+  // per-address cap before passing a socket; it learns here when each
+  // connection is gone.
   w->server->reactor().active_connections = [] { return int64_t{0}; };
+  w->server->reactor().on_tagged_gone = [w](int listener, uint32_t tag) {
+    if (!w->channel_open) return;
+    struct GoneReq {
+      uv_write_t req;
+      ChannelMsg msg;
+    };
+    auto* g = new GoneReq;
+    g->msg.command = ChannelMsg::kConnectionGone;
+    g->msg.listener = listener;
+    g->msg.tag = tag;
+    g->req.data = g;
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&g->msg), sizeof g->msg);
+    if (uv_write(&g->req, reinterpret_cast<uv_stream_t*>(&w->channel), &buf, 1,
+                 [](uv_write_t* r, int) { delete static_cast<GoneReq*>(r->data); }) != 0) {
+      delete g;
+    }
+  };
 
   uv_pipe_init(&w->loop, &w->channel, 1);
   w->channel.data = w;

@@ -29,6 +29,9 @@ struct Endpoint {
 struct ListenSpec {
   std::string service;
   Endpoint endpoint;
+  /// `,max-conns=N`: the most connections this listener holds; 0 = its
+  /// default share (reactor::ConnectionLimits::plan).
+  int max_conns = 0;
 };
 
 struct ServerConfig {
@@ -43,6 +46,8 @@ struct ServerConfig {
   uint64_t max_upload = limits::kDefaultMaxUpload;  ///< decoded bytes
   double idle_timeout_s = limits::kDefaultIdleTimeoutS;
   int max_conns = limits::kDefaultMaxConns;
+  /// --max-conns-per-address: connections one source address may hold (0 = no cap).
+  int max_conns_per_address = limits::kDefaultMaxConnsPerAddress;
   double stats_interval_s = 0;  ///< 0 = no periodic stats line
   int legacy_idle_ms = limits::kDefaultLegacyIdleMs;
   double grace_s = limits::kDefaultGraceS;

@@ -153,6 +153,12 @@ class Connection {
   void shutdown_gracefully();
   /// Called once when the connection is gone (after every handle closed).
   std::function<void()> on_gone;
+  /// Where it came from: the listener index, the peer address key
+  /// (reactor::peer_key) and the prefork master's tag (0 = none). Set by
+  /// accept_connection; `admitted` = counted in Reactor::limits.
+  void set_origin(int listener, std::string peer, uint32_t tag, bool admitted);
+  /// The peer address as text ("127.0.0.1"), for log lines.
+  std::string peer_text() const;
 
   void retain() { ++refs_; }
   void release();
@@ -194,6 +200,10 @@ class Connection {
   bool congested_ = false;
   bool rejected_ = false;  ///< a refusal (counted in Reactor::refusing)
   bool transfer_ = false;  ///< set_transfer(true): rate measured
+  int listener_ = -1;
+  std::string peer_;
+  uint32_t tag_ = 0;
+  bool admitted_ = false;
   uint64_t window_start_ms_ = 0;
   uint64_t window_bytes_ = 0;
   void count_progress(uint64_t bytes);
