@@ -186,6 +186,7 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.max_conns = config.max_conns;
   reactor_.min_rate = config.min_rate;
   reactor_.min_rate_window_s = config.min_rate_window_s;
+  reactor_.request_timeout_s = config.request_timeout_s;
   if (int stale = root_->remove_stale_temporaries(); stale > 0) {
     FSRV_LOG_WARN("removed %d stale upload temporar%s left by a crashed server", stale,
                   stale == 1 ? "y" : "ies");

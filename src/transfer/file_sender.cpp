@@ -32,6 +32,9 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   }
 
   void begin() {
+    // The reply's rate is measured against --min-rate (a client that stops
+    // reading is cut after one window, whatever the service's idle policy).
+    conn_.set_transfer(true);
     if (o_.length == 0) {
       std::string all = o_.prefix + o_.suffix;
       write_framing(std::move(all), true);
@@ -58,6 +61,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
 
   void finish(Status s) {
     if (!alive()) return;
+    conn_.set_transfer(false);
     auto done = std::move(done_);
     done_ = nullptr;
     if (done) done(std::move(s));

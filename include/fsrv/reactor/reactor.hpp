@@ -36,6 +36,8 @@ class ConnectionFactory {
   /// Bytes sent to a refused client before the connection closes ("" =
   /// just close). `limit` is --max-conns.
   virtual std::string refusal(Refusal why, int limit) const = 0;
+  /// The service's name, for log lines.
+  virtual std::string_view name() const { return {}; }
 };
 
 /// The reactor's state for one loop. Lives as long as the loop runs; owned
@@ -46,6 +48,9 @@ struct Reactor {
   int max_conns = 1024;
   double min_rate = 0;           ///< bytes/s during a transfer; 0 = no minimum
   double min_rate_window_s = 30;  ///< window the rate is measured over
+  /// Seconds from a request's first byte to the end of its head (line,
+  /// header block, frame header); 0 = no limit.
+  double request_timeout_s = 30;
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
   /// Live connections (not yet closed).
   std::unordered_set<Connection*> connections;

@@ -36,8 +36,13 @@ class EchoSession final : public reactor::ConnectionHandler {
     if (conn_.congested()) conn_.pause_reading();  // on_drain resumes
   }
   void on_eof() override { conn_.close_when_flushed(); }
+  /// A byte stream, not requests: no request timeout; an interactive
+  /// client (nc) may pause as long as it likes (the course server has no
+  /// timeout), bounded by the connection limits and closed at shutdown.
+  bool has_requests() const override { return false; }
+  reactor::IdlePolicy idle_policy() const override { return reactor::IdlePolicy::kKeep; }
   void on_drain() override { conn_.resume_reading(); }
-  void on_shutdown() override { conn_.close_when_flushed(); }
+  void on_shutdown() override { conn_.close_when_flushed_for("server shutting down"); }
   void on_close() override {}
 
  private:

@@ -231,6 +231,11 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   void on_eof() override;
   void on_timer() override;
   void on_idle_timeout() override;
+  /// The head not complete within --request-timeout (or a trickled head
+  /// of the next request): 408, as for an idle request.
+  void on_request_timeout() override { on_idle_timeout(); }
+  /// A body slower than --min-rate: 408 too (a stalled reply just closes).
+  void on_too_slow() override { on_idle_timeout(); }
   void on_drain() override { process_input(); }
   void on_shutdown() override;
   void on_close() override;
@@ -391,6 +396,9 @@ void HttpSession::process_input() {
   }
   processing_ = false;
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
+  if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
+    conn_.request_head_done();  // nothing of a next request yet
+  }
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
   // request), up to kReadBuffer; beyond that they wait in the kernel.
@@ -472,6 +480,8 @@ void HttpSession::on_close() {
 // ---------------------------------------------------------------- parser events
 
 void HttpSession::on_head(const RequestHead& head) {
+  // The head is complete; its body (if any) is measured against --min-rate.
+  conn_.set_transfer(true);
   head_ = head;
   started_ = Clock::now();
   keep_alive_ = head.keep_alive && !quit_;
@@ -633,6 +643,7 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
 }
 
 void HttpSession::complete_message() {
+  if (body_to_ != BodyTo::kSink) conn_.set_transfer(false);  // the sink ends its own
   if (state_ != State::kBody) return;  // replied already
   body_complete_ = true;
   if (body_to_ == BodyTo::kSink) return;  // process_input's pump_sink ends it
