@@ -145,6 +145,17 @@ int main(int argc, char** argv) {
                  "udp-sink: senders with an open file at once (oldest idle committed first)")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  app.add_option("--udp-address-files", config.udp_address_files,
+                 "udp-sink: files one source address may start per --udp-address-window")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--udp-address-bytes", config.udp_address_bytes,
+                 "udp-sink: bytes one source address may store per --udp-address-window")
+      ->capture_default_str();
+  app.add_option("--udp-address-window", config.udp_address_window_s,
+                 "udp-sink: seconds of the per-address quota window")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
   app.add_option("--tftp-timeout", config.tftp_timeout_s,
                  "tftp: seconds between retransmissions unless the client asks (RFC 2349)")

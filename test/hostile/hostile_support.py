@@ -45,8 +45,9 @@ class HostileServer:
             line = self.proc.stdout.readline().decode()
             m = re.match(r"listening (\S+) on .*:(\d+)$", line.strip())
             if not m:
+                log = self.log_text()
                 self.stop()
-                raise RuntimeError("server did not start: %r\n%s" % (line, self.log_text()))
+                raise RuntimeError("server did not start: %r\n%s" % (line, log))
             self.ports.setdefault(m.group(1), int(m.group(2)))
             self.order.append((m.group(1), int(m.group(2))))
 

@@ -69,6 +69,13 @@ struct ServerConfig {
   /// --udp-max-senders: files open at once (the oldest idle is committed
   /// to make room).
   int udp_max_senders = 64;
+  /// --udp-address-files: files one source address (any port) may start
+  /// per --udp-address-window; datagrams beyond are dropped and counted.
+  int udp_address_files = 16;
+  /// --udp-address-bytes: bytes one source address may store per window.
+  uint64_t udp_address_bytes = 256ull << 20;
+  /// --udp-address-window: seconds of the per-address quota's window.
+  double udp_address_window_s = 60.0;
 
   // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
   /// --tftp-timeout: seconds between retransmissions when the client asks
