@@ -1,5 +1,7 @@
 #include "fsrv/reactor/connection.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -260,6 +262,16 @@ void Connection::write_done(size_t bytes) {
     if (handler_) handler_->on_drain();
   }
   if (sendfile_ && !sendfile_->running && pending_bytes_ == 0 && !closing_) sendfile_step();
+}
+
+size_t Connection::unacked_in_kernel() const {
+  uv_os_fd_t fd = -1;
+  int queued = 0;
+  if (closing_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
+      ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) {
+    return 0;
+  }
+  return static_cast<size_t>(queued);
 }
 
 bool Connection::congested() {

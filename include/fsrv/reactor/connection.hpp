@@ -135,6 +135,11 @@ class Connection {
                  std::function<void(int, uint64_t)> done);
   /// Bytes handed to the connection whose write has not completed.
   size_t pending_bytes() const { return pending_bytes_; }
+  /// Bytes still queued in libuv (not yet taken by the kernel).
+  size_t queued_in_libuv() const { return tcp_.write_queue_size; }
+  /// Bytes in the kernel's send queue not yet acknowledged by the peer
+  /// (ioctl SIOCOUTQ, tcp(7)); 0 if unknown.
+  size_t unacked_in_kernel() const;
   /// True when the handler should stop producing (pending_bytes() above
   /// kHighWater); stays true until on_drain().
   bool congested();
