@@ -36,6 +36,10 @@ constexpr double kKillMarginS = 2.0;
 /// include app/).
 constexpr int kExitConfig = 2;
 
+/// A worker's exit status for a set-up failure a restart would not change
+/// (worker.cpp's kExitNoRestart): the server stops instead of re-forking.
+constexpr int kWorkerExitNoRestart = 3;
+
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -310,6 +314,11 @@ void Master::on_worker_exit(pid_t pid, int status) {
     close_pipe(w);
     release_all(w);
     if (stopping_) break;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitNoRestart) {
+      FSRV_LOG_ERROR("worker slot %d could not start (see above): stopping the server", w.slot);
+      if (life_) life_->shutdown("a worker could not start");
+      break;
+    }
     FSRV_LOG_WARN("worker slot %d (pid %d) %s %d; %lld connection(s) lost; restarting", w.slot,
                   static_cast<int>(pid), WIFSIGNALED(status) ? "killed by signal" : "exited with",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),

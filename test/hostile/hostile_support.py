@@ -29,7 +29,7 @@ def report(name, **figures):
 class HostileServer:
     """bin/fileserver with `listeners` (service names, each on port 0)."""
 
-    def __init__(self, listeners, *args, mode="thread", log_level="info"):
+    def __init__(self, listeners, *args, mode="thread", log_level="info", preexec=None):
         self.root = tempfile.mkdtemp(prefix="fsrv-hostile-")
         self.log_path = os.path.join(self.root + ".log")
         cmd = [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--root", self.root,
@@ -38,7 +38,8 @@ class HostileServer:
             cmd += ["--listen", l if "=" in l else l + "=0"]
         cmd += [str(a) for a in args]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log,
+                                     preexec_fn=preexec)
         self.ports = {}
         self.order = []
         for _ in listeners:

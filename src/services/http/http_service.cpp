@@ -155,6 +155,14 @@ class HttpService final : public Service {
   }
   void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
   Shared& shared() { return shared_; }
+  /// Takes `n` bytes of the form bodies' memory budget (kFormBodyBudget,
+  /// shared by every connection of this process); false if over it.
+  bool take_form_bytes(size_t n) {
+    if (form_bytes_ + n > kFormBodyBudget) return false;
+    form_bytes_ += n;
+    return true;
+  }
+  void give_form_bytes(size_t n) { form_bytes_ -= n; }
 
   /// The Date field value (RFC 9110 section 6.6.1) and the access log's
   /// time, recomputed once per second.
@@ -171,6 +179,12 @@ class HttpService final : public Service {
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
+  /// Form echo bodies (tugas 8) are held whole to be parsed: 64 MiB for
+  /// all connections of a process (64 bodies at kMaxMultipartBody), so 400
+  /// clients posting 1 MB each get 503, not 400 MB of RSS.
+  static constexpr size_t kFormBodyBudget = 64 << 20;
+  size_t form_bytes_ = 0;
+
   void refresh_time() {
     time_t now = time(nullptr);
     if (now == date_second_) return;
@@ -318,6 +332,13 @@ class HttpSession final : public reactor::ConnectionHandler, public RequestHandl
   int reject_status_ = 0;
   std::string reject_text_, reject_extra_;
   std::string form_body_;
+  size_t form_charged_ = 0;  ///< form_body_'s bytes taken from the service's budget
+  /// Empties form_body_ and gives its bytes back to the budget.
+  void release_form() {
+    service_.give_form_bytes(form_charged_);
+    form_charged_ = 0;
+    form_body_ = std::string();
+  }
   Clock::time_point started_;
   bool counted_ = false;  ///< the current reply's status is counted
 
@@ -365,6 +386,18 @@ void HttpSession::on_read(size_t n) {
   process_input();
 }
 
+// True if `in` starts with a whole request line of HTTP/0.9's form: a
+// method and a target and no version.
+bool is_http09(std::string_view in) {
+  const size_t eol = in.find('\n');
+  if (eol == std::string_view::npos) return false;
+  std::string_view line = in.substr(0, eol);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const size_t sp = line.find(' ');
+  return sp != std::string_view::npos && sp > 0 && line.find(' ', sp + 1) == std::string_view::npos &&
+         sp + 1 < line.size();
+}
+
 void HttpSession::process_input() {
   if (processing_) return;
   processing_ = true;
@@ -384,6 +417,15 @@ void HttpSession::process_input() {
       }
     }
     if (input().empty()) break;
+    if (state_ == State::kIdle && !parser_.in_message() && is_http09(input())) {
+      // RFC 1945 section 4.1's simple request ("GET /path", no version):
+      // the parser would wait for a version that never comes.
+      head_ = RequestHead{};
+      head_only_ = false;
+      started_ = Clock::now();
+      fail_now(505, "HTTP Version Not Supported: HTTP/0.9 requests are not served");
+      break;
+    }
     RequestParser::FeedResult r = parser_.feed(input());
     consume(r.consumed);
     if (message_complete_) {
@@ -471,6 +513,7 @@ void HttpSession::on_shutdown() {
 }
 
 void HttpSession::on_close() {
+  release_form();
   if (get_) get_->cancel();
   get_.reset();
   if (sink_) sink_->cancel();  // the temporary file goes with the last task
@@ -489,7 +532,7 @@ void HttpSession::on_head(const RequestHead& head) {
   body_to_ = BodyTo::kDiscard;
   body_complete_ = false;
   reject_status_ = 0;
-  form_body_.clear();
+  release_form();
   name_.clear();
   state_ = State::kBody;
   route();
@@ -516,6 +559,13 @@ void HttpSession::on_body(std::string_view piece) {
         fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
         return;
       }
+      if (!service_.take_form_bytes(piece.size())) {
+        release_form();
+        fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
+                 "Retry-After: 1\r\n");
+        return;
+      }
+      form_charged_ += piece.size();
       form_body_.append(piece);
       return;
     case BodyTo::kSink:
@@ -1019,6 +1069,7 @@ void HttpSession::reply_form() {
         boundary.ok() ? parse_multipart(form_body_, boundary.value)
                       : Result<std::vector<FormField>>::failure(boundary.status());
     if (!parts.ok()) {
+      release_form();
       reply(400, "text/plain; charset=utf-8", "Bad form body: " + parts.error);
       return;
     }
@@ -1038,6 +1089,7 @@ void HttpSession::reply_form() {
     body += head_.raw_lines[i];
     body += "\r\n";
   }
+  release_form();
   reply(200, "text/plain; charset=utf-8", body);
 }
 
