@@ -88,6 +88,7 @@ help:
 	@echo "make sanitize    ASan+UBSan build and test run;  make tsan  TSan build and test run"
 	@echo "make fmt         clang-format every C++ file"
 	@echo "make bench-transfer  100 MB GET/UPLOAD figures through filecli"
+	@echo "make test-hostile    attacks by one client on every service (figures printed)"
 	@echo "make bench-http, bench-codec, soak, test-browser, stress, stress-quick, bench: see README.md"
 	@echo "make list-fuzz-targets; each runs libFuzzer for FUZZ_SECONDS"
 

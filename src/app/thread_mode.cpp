@@ -35,11 +35,13 @@ int serve_thread_mode(const ServerConfig& config) {
   });
   server.reactor().max_conns =
       runtime::effective_max_conns(config.max_conns, runtime::raise_fd_limit(), 1);
+  runtime::configure_limits(server.reactor(), specs, config, server.reactor().max_conns, schema,
+                            table.slot(0));
 
   std::vector<std::unique_ptr<reactor::Listener>> listeners;
   Status s = runtime::listen_all(&loop, specs, listeners, [&](reactor::Listener& l) {
     reactor::accept_connection(server.reactor(), l.stream(),
-                               server.factory(static_cast<size_t>(l.index())));
+                               server.factory(static_cast<size_t>(l.index())), l.index());
   });
   std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams;
   if (s.ok()) {

@@ -14,14 +14,26 @@
 
 namespace {
 
-/// Parses "SERVICE=[HOST:]PORT" (IPv6 host in brackets: "http=[::1]:8885");
-/// a missing host is `default_host`. Returns "" or what is wrong.
+/// Parses "SERVICE=[HOST:]PORT[,max-conns=N]" (IPv6 host in brackets:
+/// "http=[::1]:8885"); a missing host is `default_host`. Returns "" or what
+/// is wrong.
 std::string parse_listen(const std::string& text, const std::string& default_host,
                          fsrv::ListenSpec& out) {
   auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) return "expected SERVICE=[HOST:]PORT";
+  if (eq == std::string::npos || eq == 0) return "expected SERVICE=[HOST:]PORT[,max-conns=N]";
   out.service = text.substr(0, eq);
   std::string addr = text.substr(eq + 1);
+  if (auto comma = addr.find(','); comma != std::string::npos) {
+    std::string key = addr.substr(comma + 1);
+    addr.resize(comma);
+    const std::string prefix = "max-conns=";
+    std::string n = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
+    if (n.empty() || n.size() > 7 || n.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(n) < 1) {
+      return "bad key '" + key + "' (expected max-conns=N, N >= 1)";
+    }
+    out.max_conns = std::stoi(n);
+  }
   std::string port;
   if (!addr.empty() && addr[0] == '[') {
     auto close = addr.find(']');
@@ -58,8 +70,8 @@ int main(int argc, char** argv) {
   bool all_services = false;
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
-                 "SERVICE=[HOST:]PORT, repeatable (e.g. --listen echo=31000); without it, one "
-                 "file listener on --host/--port");
+                 "SERVICE=[HOST:]PORT[,max-conns=N], repeatable (e.g. --listen echo=31000); "
+                 "without it, one file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
                "With --services: tab-separated NAME, PORTS, TRY-COMMAND lines for scripts");
@@ -84,6 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-conns", config.max_conns, "Concurrent connections before 'server busy'")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-conns-per-address", config.max_conns_per_address,
+                 "Connections one client address may hold (0 = no cap)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--stats-interval", config.stats_interval_s,
                  "Print a stats line every N seconds (0 = only at shutdown)")
       ->capture_default_str();
@@ -129,6 +145,17 @@ int main(int argc, char** argv) {
                  "udp-sink: senders with an open file at once (oldest idle committed first)")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  app.add_option("--udp-address-files", config.udp_address_files,
+                 "udp-sink: files one source address may start per --udp-address-window")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--udp-address-bytes", config.udp_address_bytes,
+                 "udp-sink: bytes one source address may store per --udp-address-window")
+      ->capture_default_str();
+  app.add_option("--udp-address-window", config.udp_address_window_s,
+                 "udp-sink: seconds of the per-address quota window")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
   app.add_option("--tftp-timeout", config.tftp_timeout_s,
                  "tftp: seconds between retransmissions unless the client asks (RFC 2349)")
@@ -144,6 +171,16 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  // --listen before --services: the shares below are those of these listeners.
+  std::vector<fsrv::ListenSpec> given;
+  for (const std::string& l : listens) {
+    fsrv::ListenSpec spec;
+    if (std::string why = parse_listen(l, config.host, spec); !why.empty()) {
+      fprintf(stderr, "fileserver: --listen %s: %s\n", l.c_str(), why.c_str());
+      return fsrv::app::kExitConfig;
+    }
+    given.push_back(spec);
+  }
   if (list_services) {
     for (const auto& s : fsrv::services::registry()) {
       std::string ports;
@@ -156,6 +193,30 @@ int main(int argc, char** argv) {
                std::string(s.description).c_str());
       }
     }
+    if (porcelain) return 0;
+    // Each listener's connection share (of --listen, or of --all-services).
+    std::vector<fsrv::ListenSpec> layout = given;
+    if (layout.empty()) {
+      for (const auto& s : fsrv::services::registry()) {
+        for (int p : s.default_ports) {
+          layout.push_back({std::string(s.name), fsrv::Endpoint{config.host, p}});
+        }
+      }
+    }
+    std::vector<int> asked;
+    for (const auto& l : layout) {
+      const auto* info = fsrv::services::find(l.service);
+      bool udp = info && info->transport == fsrv::services::Transport::kDatagram;
+      asked.push_back(udp ? -1 : l.max_conns);
+    }
+    auto shares = fsrv::reactor::ConnectionLimits::plan(config.max_conns, asked);
+    printf("\nconnection shares (--max-conns %d, --max-conns-per-address %d):\n",
+           config.max_conns, config.max_conns_per_address);
+    for (size_t i = 0; i < layout.size(); ++i) {
+      if (shares[i].max_conns == 0) continue;
+      printf("  %-12s %-22s max-conns %d, %d kept for it\n", layout[i].service.c_str(),
+             layout[i].endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved);
+    }
     return 0;
   }
   if (all_services) {
@@ -165,14 +226,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  for (const std::string& l : listens) {
-    fsrv::ListenSpec spec;
-    if (std::string why = parse_listen(l, config.host, spec); !why.empty()) {
-      fprintf(stderr, "fileserver: --listen %s: %s\n", l.c_str(), why.c_str());
-      return fsrv::app::kExitConfig;
-    }
-    config.listeners.push_back(spec);
-  }
+  for (const fsrv::ListenSpec& spec : given) config.listeners.push_back(spec);
   // Buffers of 64 KiB and more come from mmap, whatever was freed before
   // (glibc's threshold otherwise grows), so memory goes back to the kernel
   // when clients leave (hardening issue, point 1).

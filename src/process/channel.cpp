@@ -4,12 +4,13 @@
 
 namespace fsrv::process {
 
-std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listeners) {
+std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listeners,
+                                            uint16_t command) {
   if (bytes.size() != sizeof(ChannelMsg)) return std::nullopt;
   ChannelMsg m;
   std::memcpy(&m, bytes.data(), sizeof m);
   if (m.magic != ChannelMsg::kMagic || m.version != ChannelMsg::kVersion ||
-      m.command != ChannelMsg::kPassConnection || m.listener < 0 || m.listener >= listeners) {
+      m.command != command || m.listener < 0 || m.listener >= listeners) {
     return std::nullopt;
   }
   return m;

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "fsrv/core/log.hpp"
@@ -35,6 +36,10 @@ constexpr double kKillMarginS = 2.0;
 /// include app/).
 constexpr int kExitConfig = 2;
 
+/// A worker's exit status for a set-up failure a restart would not change
+/// (worker.cpp's kExitNoRestart): the server stops instead of re-forking.
+constexpr int kWorkerExitNoRestart = 3;
+
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -55,6 +60,10 @@ struct WorkerHandle {
   uint64_t sent = 0;
   std::chrono::steady_clock::time_point started;
   uv_timer_t respawn_timer;
+  /// Connections passed to this worker and not yet reported gone: tag ->
+  /// (listener, peer address key), counted in the master's limits.
+  std::unordered_map<uint32_t, std::pair<int, std::string>> live;
+  std::string inbox;  ///< channel bytes from the worker not yet parsed
 };
 
 /// Closes a worker's channel (idempotent); pipe_closed flips in the close
@@ -94,6 +103,8 @@ class Master {
   uint64_t received(const WorkerHandle& w) const;
   bool any_worker_alive() const;
   void close_handles();
+  void on_worker_bytes(WorkerHandle& w, std::string_view bytes);
+  void release_all(WorkerHandle& w);
 
   const ServerConfig& config_;
   std::vector<ListenSpec> specs_;
@@ -110,6 +121,7 @@ class Master {
   bool stopping_ = false;
   int max_conns_ = 0;
   size_t next_ = 0;
+  uint32_t next_tag_ = 0;
 };
 
 // Connections the workers hold plus those being passed to them.
@@ -169,16 +181,21 @@ bool Master::fork_worker(WorkerHandle& w) {
   uv_pipe_open(&w.pipe, sv[0]);
   w.pipe_open = true;
   w.pipe_closed = false;
-  // Reading only to notice EOF (the worker died or exited).
+  // Reading the worker's kConnectionGone messages, and EOF (the worker
+  // died or exited).
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w.pipe),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        static char sink[64];
-        *buf = uv_buf_init(sink, sizeof sink);
+        static char bytes[4096];
+        *buf = uv_buf_init(bytes, sizeof bytes);
       },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
-        if (nread >= 0) return;
-        close_pipe(*static_cast<WorkerHandle*>(s->data));
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        auto* wh = static_cast<WorkerHandle*>(s->data);
+        if (nread > 0) {
+          wh->master->on_worker_bytes(*wh, std::string_view(buf->base, static_cast<size_t>(nread)));
+        } else if (nread < 0) {
+          close_pipe(*wh);
+        }
       });
   FSRV_LOG_DEBUG("worker slot %d: pid %d", w.slot, static_cast<int>(pid));
   return true;
@@ -219,6 +236,25 @@ void Master::on_connection(reactor::Listener& l) {
     uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
     return;
   }
+  std::string peer = reactor::peer_key(&pass->client);
+  reactor::Admission verdict = reactor_.limits.admit(l.index(), peer);
+  if (verdict != reactor::Admission::kOk) {
+    // Over its listener's share or its address's cap: the busy reply
+    // (small: it fits the new socket's buffer) and close.
+    int limit = verdict == reactor::Admission::kAddressFull
+                    ? reactor_.limits.per_address()
+                    : reactor_.limits.share(l.index()).max_conns;
+    std::string text = info->refusal(reactor::Refusal::kBusy, limit);
+    uv_buf_t b = uv_buf_init(text.data(), static_cast<unsigned>(text.size()));
+    if (!text.empty()) uv_try_write(reinterpret_cast<uv_stream_t*>(&pass->client), &b, 1);
+    reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
+    return;
+  }
+  if (++next_tag_ == 0) ++next_tag_;
+  pass->msg.tag = next_tag_;
+  reactor_.limits.add(l.index(), peer);
+  best->live[next_tag_] = {l.index(), std::move(peer)};
   // uv_write2 needs a data buffer beside the handle: the typed message.
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&pass->msg), sizeof pass->msg);
   ++best->sent;
@@ -234,8 +270,37 @@ void Master::on_connection(reactor::Listener& l) {
   if (rc != 0) {
     --best->sent;
     FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
+    auto it = best->live.find(pass->msg.tag);
+    reactor_.limits.remove(it->second.first, it->second.second);
+    best->live.erase(it);
     uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
   }
+}
+
+// kConnectionGone messages: the worker closed the connection of that tag.
+void Master::on_worker_bytes(WorkerHandle& w, std::string_view bytes) {
+  w.inbox.append(bytes);
+  size_t at = 0;
+  for (; w.inbox.size() - at >= sizeof(ChannelMsg); at += sizeof(ChannelMsg)) {
+    auto msg = parse_channel_msg(std::string_view(w.inbox).substr(at, sizeof(ChannelMsg)),
+                                 static_cast<int>(specs_.size()), ChannelMsg::kConnectionGone);
+    if (!msg) {
+      FSRV_LOG_WARN("worker slot %d: invalid message on the channel", w.slot);
+      continue;
+    }
+    auto it = w.live.find(msg->tag);
+    if (it == w.live.end()) continue;
+    reactor_.limits.remove(it->second.first, it->second.second);
+    w.live.erase(it);
+  }
+  w.inbox.erase(0, at);
+}
+
+// A worker is gone: every connection it held (or had not yet taken) is too.
+void Master::release_all(WorkerHandle& w) {
+  for (const auto& [tag, origin] : w.live) reactor_.limits.remove(origin.first, origin.second);
+  w.live.clear();
+  w.inbox.clear();
 }
 
 void Master::on_worker_exit(pid_t pid, int status) {
@@ -247,7 +312,13 @@ void Master::on_worker_exit(pid_t pid, int status) {
     w.sent = received(w);  // sockets in the dead worker's channel are gone too
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
     close_pipe(w);
+    release_all(w);
     if (stopping_) break;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitNoRestart) {
+      FSRV_LOG_ERROR("worker slot %d could not start (see above): stopping the server", w.slot);
+      if (life_) life_->shutdown("a worker could not start");
+      break;
+    }
     FSRV_LOG_WARN("worker slot %d (pid %d) %s %d; %lld connection(s) lost; restarting", w.slot,
                   static_cast<int>(pid), WIFSIGNALED(status) ? "killed by signal" : "exited with",
                   WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
@@ -314,6 +385,7 @@ int Master::run() {
                                             config_.workers);
   reactor_.max_conns = max_conns_;
   reactor_.stats = &table_->slot(0);
+  runtime::configure_limits(reactor_, specs_, config_, max_conns_, schema_, table_->slot(0));
 
   Status s = runtime::listen_all(&loop_, specs_, listeners_,
                                  [this](reactor::Listener& l) { on_connection(l); });

@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "fsrv/core/log.hpp"
@@ -22,6 +24,9 @@ namespace {
 /// The worker's end of the channel after fork: a fixed low descriptor so
 /// everything above it can be closed in one call.
 constexpr int kChannelFd = 3;
+/// Exit status of a worker that cannot set itself up for a reason a restart
+/// would not change (the master then stops instead of forking in a loop).
+constexpr int kExitNoRestart = 3;
 
 double now_unix() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -56,11 +61,13 @@ struct Worker {
       auto* s = reinterpret_cast<uv_stream_t*>(pipe);
       if (!msg || uv_pipe_pending_type(pipe) != UV_TCP) {
         FSRV_LOG_WARN("worker: invalid message on the channel: socket dropped");
-        reactor::refuse_connection(server->reactor(), s, "");
+        reactor::refuse_connection(server->reactor(), s, "", msg ? msg->listener : -1,
+                                   msg ? msg->tag : 0);
         continue;
       }
       reactor::accept_connection(server->reactor(), s,
-                                 server->factory(static_cast<size_t>(msg->listener)));
+                                 server->factory(static_cast<size_t>(msg->listener)),
+                                 msg->listener, msg->tag);
     }
   }
 };
@@ -74,8 +81,19 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
   //    kChannelFd + 1...), drop everything inherited from the master
   //    (listeners, other workers' channels, its loop's fds). The UDP fds go
   //    above every low fd first so the dup2s below cannot clobber them.
+  //    The copies go to the lowest free descriptors above every target
+  //    (kChannelFd and the UDP slots after it), whatever RLIMIT_NOFILE is.
   std::vector<int> high;
-  for (const auto& d : datagrams) high.push_back(fcntl(d.second, F_DUPFD, 256));
+  const int above = kChannelFd + 1 + static_cast<int>(datagrams.size());
+  for (const auto& d : datagrams) {
+    int fd = fcntl(d.second, F_DUPFD, above);
+    if (fd < 0) {
+      FSRV_LOG_ERROR("worker %d: cannot move a UDP socket (fcntl F_DUPFD %d): %s", slot, above,
+                     strerror(errno));
+      _exit(kExitNoRestart);
+    }
+    high.push_back(fd);
+  }
   if (channel_fd != kChannelFd) dup2(channel_fd, kChannelFd);
   for (size_t k = 0; k < high.size(); ++k) dup2(high[k], kChannelFd + 1 + static_cast<int>(k));
   close_range(kChannelFd + 1 + static_cast<unsigned>(high.size()), ~0U, 0);
@@ -113,8 +131,27 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
       _exit(1);
     }
   }
-  // The master enforces --max-conns before passing a socket.
+  // The master enforces --max-conns, the listeners' shares and the
+  // per-address cap before passing a socket; it learns here when each
+  // connection is gone.
   w->server->reactor().active_connections = [] { return int64_t{0}; };
+  w->server->reactor().on_tagged_gone = [w](int listener, uint32_t tag) {
+    if (!w->channel_open) return;
+    struct GoneReq {
+      uv_write_t req;
+      ChannelMsg msg;
+    };
+    auto* g = new GoneReq;
+    g->msg.command = ChannelMsg::kConnectionGone;
+    g->msg.listener = listener;
+    g->msg.tag = tag;
+    g->req.data = g;
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&g->msg), sizeof g->msg);
+    if (uv_write(&g->req, reinterpret_cast<uv_stream_t*>(&w->channel), &buf, 1,
+                 [](uv_write_t* r, int) { delete static_cast<GoneReq*>(r->data); }) != 0) {
+      delete g;
+    }
+  };
 
   uv_pipe_init(&w->loop, &w->channel, 1);
   w->channel.data = w;

@@ -1,10 +1,14 @@
 #include "fsrv/reactor/connection.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "fsrv/core/log.hpp"
 #include "fsrv/reactor/executor.hpp"
@@ -51,6 +55,10 @@ void ConnectionHandler::on_too_slow() {
   if (connection) connection->close();
 }
 
+void ConnectionHandler::on_request_timeout() {
+  if (connection) connection->close();
+}
+
 // ---------------------------------------------------------------- ConnRef
 
 ConnRef::ConnRef(Connection* c) : c_(c) {
@@ -77,6 +85,10 @@ Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
   uv_timer_init(reactor.loop, &idle_timer_);
   uv_timer_init(reactor.loop, &timer_);
+  uv_timer_init(reactor.loop, &head_timer_);
+  uv_timer_init(reactor.loop, &rate_timer_);
+  head_timer_.data = this;
+  rate_timer_.data = this;
   uv_idle_init(reactor.loop, &turn_);
   turn_.data = this;
   tcp_.data = this;
@@ -113,6 +125,16 @@ void Connection::reject(std::string message) {
   close_when_flushed();
 }
 
+void Connection::set_origin(int listener, std::string peer, uint32_t tag, bool admitted) {
+  listener_ = listener;
+  peer_ = std::move(peer);
+  tag_ = tag;
+  admitted_ = admitted;
+  if (admitted_) reactor_.limits.add(listener_, peer_);
+}
+
+std::string Connection::peer_text() const { return address_text(peer_); }
+
 void Connection::on_alloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(h->data);
   std::span<char> space = self->handler_->read_space();
@@ -127,6 +149,25 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
     self->reactor_.stats->bytes_in.fetch_add(static_cast<uint64_t>(nread),
                                              std::memory_order_relaxed);
     self->touch();
+    if (!self->head_open_ && !self->transfer_ && self->reactor_.request_timeout_s > 0 &&
+        self->handler_->has_requests()) {
+      // The first byte of a request: its head must be complete in time.
+      self->head_open_ = true;
+      uv_timer_start(
+          &self->head_timer_,
+          [](uv_timer_t* t) {
+            auto* c = static_cast<Connection*>(t->data);
+            ConnRef keep(c);
+            if (c->closing_ || !c->head_open_) return;
+            c->head_open_ = false;
+            char why[96];
+            snprintf(why, sizeof why, "request timeout: head not complete within %g s",
+                     c->reactor_.request_timeout_s);
+            c->log_close(why);
+            if (c->handler_) c->handler_->on_request_timeout();
+          },
+          static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0)), 0);
+    }
     self->handler_->on_read(static_cast<size_t>(nread));
     self->count_progress(static_cast<uint64_t>(nread));
     return;
@@ -223,6 +264,16 @@ void Connection::write_done(size_t bytes) {
   if (sendfile_ && !sendfile_->running && pending_bytes_ == 0 && !closing_) sendfile_step();
 }
 
+size_t Connection::unacked_in_kernel() const {
+  uv_os_fd_t fd = -1;
+  int queued = 0;
+  if (closing_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0 ||
+      ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0) {
+    return 0;
+  }
+  return static_cast<size_t>(queued);
+}
+
 bool Connection::congested() {
   if (pending_bytes_ > kHighWater) congested_ = true;
   return congested_;
@@ -252,6 +303,7 @@ void Connection::sendfile_step() {
   std::shared_ptr<SendFileJob> job = sendfile_;
   job->running = true;
   ConnRef ref(this);
+  uint64_t sent_before = job->sent;
   job->executor->submit(
       [job] {
         uint64_t budget = std::min(job->left, kSendfileSlice);
@@ -274,13 +326,14 @@ void Connection::sendfile_step() {
           budget -= static_cast<uint64_t>(n);
         }
       },
-      [this, ref, job] {
+      [this, ref, job, sent_before] {
         job->running = false;
         if (closing_ || sendfile_ != job) {
           if (sendfile_ == job) sendfile_finish(UV_ECANCELED);
           return;
         }
-        reactor_.stats->bytes_out.fetch_add(job->sent, std::memory_order_relaxed);
+        reactor_.stats->bytes_out.fetch_add(job->sent - sent_before, std::memory_order_relaxed);
+        count_progress(job->sent - sent_before);
         touch();
         if (job->task_errno == EAGAIN || job->task_errno == EWOULDBLOCK) {
           wait_writable();
@@ -345,33 +398,77 @@ void Connection::resume_reading() {
 }
 
 void Connection::set_transfer(bool active) {
+  if (active) request_head_done();
   if (active && !transfer_) {
     window_start_ms_ = now_ms();
     window_bytes_ = 0;
+    if (reactor_.min_rate > 0 && !closing_) {
+      uint64_t window_ms =
+          std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
+      uv_timer_start(
+          &rate_timer_,
+          [](uv_timer_t* t) {
+            auto* c = static_cast<Connection*>(t->data);
+            ConnRef keep(c);
+            c->check_rate();
+          },
+          window_ms, window_ms);
+    }
   }
+  if (!active && transfer_ && !closing_) uv_timer_stop(&rate_timer_);
   transfer_ = active;
+}
+
+void Connection::request_head_done() {
+  if (!head_open_) return;
+  head_open_ = false;
+  if (!closing_) uv_timer_stop(&head_timer_);
 }
 
 uint64_t Connection::now_ms() const { return uv_now(reactor_.loop); }
 
-// Measures a transfer's rate over whole windows: at the end of each window,
-// fewer bytes than min_rate * window means the client is too slow.
 void Connection::count_progress(uint64_t bytes) {
+  if (transfer_) window_bytes_ += bytes;
+}
+
+// At the end of each window of a transfer: fewer bytes than min_rate *
+// window (none at all included) means the client is too slow.
+void Connection::check_rate() {
   if (!transfer_ || closing_ || reactor_.min_rate <= 0) return;
-  window_bytes_ += bytes;
-  uint64_t window_ms = static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000));
   uint64_t now = now_ms();
-  if (now - window_start_ms_ < window_ms) return;
-  double rate = static_cast<double>(window_bytes_) * 1000.0 / static_cast<double>(now - window_start_ms_);
+  uint64_t elapsed = std::max<uint64_t>(1, now - window_start_ms_);
+  double rate = static_cast<double>(window_bytes_) * 1000.0 / static_cast<double>(elapsed);
   window_start_ms_ = now;
   window_bytes_ = 0;
   if (rate >= reactor_.min_rate) return;
+  char why[128];
+  snprintf(why, sizeof why, "too slow: %.0f bytes/s, under --min-rate %.0f over %g s", rate,
+           reactor_.min_rate, reactor_.min_rate_window_s);
+  log_close(why);
   ConnRef keep(this);
   if (handler_) {
     handler_->on_too_slow();
   } else {
     close();
   }
+}
+
+void Connection::log_close(std::string_view reason) const {
+  FSRV_LOG_INFO("closing %s connection from %s: %.*s", label_.empty() ? "a" : label_.c_str(),
+                peer_.empty() ? "?" : address_text(peer_).c_str(),
+                static_cast<int>(reason.size()), reason.data());
+}
+
+void Connection::close_for(std::string_view reason) {
+  if (closing_) return;
+  log_close(reason);
+  close();
+}
+
+void Connection::close_when_flushed_for(std::string_view reason) {
+  if (closing_ || shutting_down_) return;
+  log_close(reason);
+  close_when_flushed();
 }
 
 void Connection::start_timer(uint64_t ms) {
@@ -401,12 +498,18 @@ void Connection::yield_turn() {
 
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
+  // A service whose clients may pause (IdlePolicy::kKeep) has no idle
+  // timer: its slow requests are the request timeout's and min_rate's.
+  if (handler_ && handler_->idle_policy() == IdlePolicy::kKeep) return;
   uv_timer_start(
       &idle_timer_,
       [](uv_timer_t* t) {
         auto* c = static_cast<Connection*>(t->data);
         ConnRef keep(c);
         if (c->closing_) return;
+        char why[64];
+        snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
+        c->log_close(why);
         if (c->handler_) {
           c->handler_->on_idle_timeout();
         } else {
@@ -456,6 +559,8 @@ void Connection::close() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&head_timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&rate_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
 }
@@ -472,6 +577,8 @@ void Connection::on_handle_closed(uv_handle_t* h) {
   r.connections.erase(self);
   r.stats->conns_active.fetch_sub(1, std::memory_order_relaxed);
   if (self->rejected_) --r.refusing;
+  if (self->admitted_) r.limits.remove(self->listener_, self->peer_);
+  if (self->tag_ != 0 && r.on_tagged_gone) r.on_tagged_gone(self->listener_, self->tag_);
   if (self->on_gone) self->on_gone();
   self->release();
   if (!r.deferred_accepts.empty() && r.refusing < Reactor::kMaxRefusing) {

@@ -9,13 +9,15 @@ namespace fsrv::reactor {
 namespace {
 
 /// Accepts the pending connection of `server` into a new Connection; null
-/// (and the connection closed) if accept failed.
-Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc) {
+/// (and the connection closed, its tag reported gone) if accept failed.
+Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc, int listener,
+                       uint32_t tag) {
   Connection* conn = Connection::create(reactor);
   *rc = uv_accept(server, conn->stream());
   if (*rc != 0) {
     FSRV_LOG_WARN("accept failed: %s", uv_strerror(*rc));
     conn->close();
+    if (tag != 0 && reactor.on_tagged_gone) reactor.on_tagged_gone(listener, tag);
     return nullptr;
   }
   return conn;
@@ -23,30 +25,60 @@ Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc) {
 
 }  // namespace
 
-int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory) {
+int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory,
+                      int listener, uint32_t tag) {
   int64_t active = reactor.active_connections
                        ? reactor.active_connections()
                        : static_cast<int64_t>(reactor.connections.size()) - reactor.refusing;
   if (reactor.draining || active + 1 > reactor.max_conns) {
     Refusal why = reactor.draining ? Refusal::kShuttingDown : Refusal::kBusy;
-    return refuse_connection(reactor, server, factory.refusal(why, reactor.max_conns));
+    return refuse_connection(reactor, server, factory.refusal(why, reactor.max_conns), listener,
+                             tag);
   }
   int rc;
-  Connection* conn = accept_one(reactor, server, &rc);
-  if (conn) conn->start(factory.make_handler(*conn));
-  return rc;
+  Connection* conn = accept_one(reactor, server, &rc, listener, tag);
+  if (!conn) return rc;
+  std::string peer = peer_key(conn->tcp());
+  Admission verdict = reactor.limits.admit(listener, peer);
+  if (verdict != Admission::kOk) {
+    // Accepted to learn its address: refused like a busy server, and the
+    // reason logged (a flood logs one line per refused client at debug).
+    int limit = verdict == Admission::kAddressFull ? reactor.limits.per_address()
+                                                    : reactor.limits.share(listener).max_conns;
+    FSRV_LOG_DEBUG("refused %s: %s (%d)", address_text(peer).c_str(),
+                   verdict == Admission::kAddressFull ? "its address holds --max-conns-per-address"
+                                                      : "its listener's share is full",
+                   limit);
+    conn->set_origin(listener, std::move(peer), tag, false);
+    if (reactor.refusing >= Reactor::kMaxRefusing) {
+      reactor.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+      conn->close();  // too many refusals being flushed: just close
+    } else {
+      conn->reject(factory.refusal(Refusal::kBusy, limit));
+    }
+    return 0;
+  }
+  conn->set_origin(listener, std::move(peer), tag, reactor.limits.enabled());
+  conn->set_label(std::string(factory.name()));
+  conn->start(factory.make_handler(*conn));
+  return 0;
 }
 
-int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message) {
+int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message, int listener,
+                      uint32_t tag) {
   if (reactor.refusing >= Reactor::kMaxRefusing) {
     // Leave it in the listener: libuv polls the listener again at uv_accept.
-    reactor.deferred_accepts.push_back(
-        [&reactor, server, message] { refuse_connection(reactor, server, message); });
+    reactor.deferred_accepts.push_back([&reactor, server, message, listener, tag] {
+      refuse_connection(reactor, server, message, listener, tag);
+    });
     return 0;
   }
   int rc;
-  Connection* conn = accept_one(reactor, server, &rc);
-  if (conn) conn->reject(std::move(message));
+  Connection* conn = accept_one(reactor, server, &rc, listener, tag);
+  if (conn) {
+    conn->set_origin(listener, "", tag, false);
+    conn->reject(std::move(message));
+  }
   return rc;
 }
 

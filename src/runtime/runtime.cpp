@@ -129,6 +129,44 @@ int effective_max_conns(int max_conns, int fd_cap, int processes) {
   return static_cast<int>(fd_total);
 }
 
+std::vector<reactor::ListenerShare> plan_shares(const std::vector<ListenSpec>& specs,
+                                                int max_conns) {
+  std::vector<int> asked;
+  for (const ListenSpec& l : specs) asked.push_back(is_datagram(l) ? -1 : l.max_conns);
+  return reactor::ConnectionLimits::plan(max_conns, asked);
+}
+
+namespace {
+
+stats::Counter counter_of(const stats::Schema& schema, const std::string& path) {
+  for (size_t i = 0; i < schema.size(); ++i) {
+    if (schema.path(static_cast<int>(i)) == path) return stats::Counter{static_cast<int>(i)};
+  }
+  return {};
+}
+
+}  // namespace
+
+void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+                      const ServerConfig& config, int max_conns, const stats::Schema& schema,
+                      stats::StatsSlot& slot) {
+  std::vector<reactor::ListenerShare> shares = plan_shares(specs, max_conns);
+  std::vector<reactor::ShareCounters> counters;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::string base = specs[i].service + "/connections/";
+    counters.push_back({counter_of(schema, base + "refused/share"),
+                        counter_of(schema, base + "refused/address")});
+    if (shares[i].max_conns == 0) continue;
+    slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
+    FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",
+                  specs[i].service.c_str(), specs[i].endpoint.text().c_str(),
+                  shares[i].max_conns, shares[i].reserved,
+                  config.max_conns_per_address > 0 ? config.max_conns_per_address : max_conns);
+  }
+  reactor.limits.configure(max_conns, std::move(shares), config.max_conns_per_address,
+                           std::move(counters), &slot);
+}
+
 ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
                                std::vector<ListenSpec> listeners, const stats::Schema& schema,
                                stats::StatsSlot& slot, reactor::Executor& executor,
@@ -148,6 +186,7 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.max_conns = config.max_conns;
   reactor_.min_rate = config.min_rate;
   reactor_.min_rate_window_s = config.min_rate_window_s;
+  reactor_.request_timeout_s = config.request_timeout_s;
   if (int stale = root_->remove_stale_temporaries(); stale > 0) {
     FSRV_LOG_WARN("removed %d stale upload temporar%s left by a crashed server", stale,
                   stale == 1 ? "y" : "ies");

@@ -61,6 +61,9 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
     if (info->transport == Transport::kStream) {
       schema.add(base + "/connections/total");
       schema.add(base + "/connections/active");
+      schema.add(base + "/connections/share");  // the listeners' max-conns (a gauge)
+      schema.add(base + "/connections/refused/share");
+      schema.add(base + "/connections/refused/address");
     }
     if (info->register_stats) info->register_stats(schema);
   }

@@ -18,6 +18,15 @@ constexpr int kChunks = limits::kGetChunksInFlight;
 /// Raw bytes read per chunk: a multiple of 3 so every base64 chunk but the
 /// last encodes without padding (limits::kGetChunk).
 constexpr size_t kRawChunk = limits::kGetChunk;
+/// The first chunk of a base64 GET, in raw bytes (a multiple of 3): 48 KiB
+/// is 64 KiB on the wire. Each chunk the socket takes at once (nothing
+/// left queued in libuv) doubles the next, up to kRawChunk, so a reader
+/// that keeps up reaches full-size chunks after five; a chunk that had to
+/// queue (the client is not reading) brings the size back here, and the
+/// larger buffers are given back as they come free. A stalled connection
+/// then holds the chunk stuck in its socket plus one small one.
+constexpr size_t kFirstRawChunk = 48 * 1024;
+static_assert(kFirstRawChunk % 3 == 0 && kRawChunk % 3 == 0);
 
 class Sender final : public FileSender, public std::enable_shared_from_this<Sender> {
  public:
@@ -32,6 +41,9 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   }
 
   void begin() {
+    // The reply's rate is measured against --min-rate (a client that stops
+    // reading is cut after one window, whatever the service's idle policy).
+    conn_.set_transfer(true);
     if (o_.length == 0) {
       std::string all = o_.prefix + o_.suffix;
       write_framing(std::move(all), true);
@@ -58,6 +70,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
 
   void finish(Status s) {
     if (!alive()) return;
+    conn_.set_transfer(false);
     auto done = std::move(done_);
     done_ = nullptr;
     if (done) done(std::move(s));
@@ -100,11 +113,15 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     int i = 0;
     while (i < kChunks && busy_[i]) ++i;
     if (i == kChunks) return;  // every chunk in flight: wait for the socket
-    if (bufs_[i].empty()) bufs_[i] = Buffer(codec::encoded_size(kRawChunk));
+    const size_t chunk = chunk_;
+    if (bufs_[i].capacity() < codec::encoded_size(chunk) ||
+        bufs_[i].capacity() > codec::encoded_size(chunk) * 2) {
+      bufs_[i] = Buffer(codec::encoded_size(chunk));  // grown, or a big one given back
+    }
     busy_[i] = true;
     reading_ = true;
     uint64_t off = next_;
-    size_t want = static_cast<size_t>(std::min<uint64_t>(kRawChunk, end_ - off));
+    size_t want = static_cast<size_t>(std::min<uint64_t>(chunk, end_ - off));
     auto self = shared_from_this();
     ConnRef ref(&conn_);
     ex_.submit(
@@ -151,6 +168,10 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     conn_.write(bufs, n, [self, i, last, raw](int status) {
       self->busy_[i] = false;
       if (status != 0) return;  // closing: the handler's on_close counts it
+      // A big buffer the current (shrunk) chunk size does not need goes.
+      if (self->bufs_[i].capacity() > codec::encoded_size(self->chunk_) * 2) {
+        self->bufs_[i] = Buffer();
+      }
       self->sent_ += raw;
       if (last) {
         self->finish({});
@@ -158,6 +179,15 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
         self->pump();
       }
     });
+    // The client keeps up when the socket took the whole chunk at once and
+    // the kernel holds no more than this chunk (the earlier ones reached
+    // the client): the next may be twice as big. A chunk that had to queue
+    // brings the size back to small.
+    if (conn_.queued_in_libuv() > 0) {
+      chunk_ = kFirstRawChunk;
+    } else if (conn_.unacked_in_kernel() <= len_[i]) {
+      chunk_ = std::min(chunk_ * 2, kRawChunk);
+    }
     pump();  // encode the next chunk while this one is written
   }
 
@@ -172,6 +202,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   size_t raw_[kChunks] = {};
   size_t len_[kChunks] = {};
   Status task_error_;
+  size_t chunk_ = kFirstRawChunk;  ///< raw bytes of the next chunk
   uint64_t next_ = 0;  ///< next file offset to read
   uint64_t end_ = 0;
   uint64_t sent_ = 0;

@@ -31,6 +31,9 @@ std::shared_ptr<UploadSink> UploadSink::start(reactor::Connection& conn,
                                               std::function<void(Status, uint64_t)> done) {
   auto sink = std::make_shared<UploadSink>(conn, executor, std::move(options));
   sink->self_ = sink;
+  // The payload's rate is measured against --min-rate until end() (every
+  // service's upload, from one place).
+  conn.set_transfer(true);
   sink->on_space_ = std::move(on_space);
   sink->done_ = std::move(done);
   const storage::Root* r = &root;
@@ -111,6 +114,7 @@ size_t UploadSink::feed(std::string_view data) {
 void UploadSink::end() {
   if (ended_) return;
   ended_ = true;
+  conn_.set_transfer(false);
   if (filling_ >= 0) {
     int i = filling_;
     filling_ = -1;
@@ -126,6 +130,7 @@ void UploadSink::end() {
 }
 
 void UploadSink::cancel() {
+  if (!cancelled_ && !ended_) conn_.set_transfer(false);
   cancelled_ = true;
   on_space_ = nullptr;
   done_ = nullptr;

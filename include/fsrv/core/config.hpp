@@ -29,6 +29,9 @@ struct Endpoint {
 struct ListenSpec {
   std::string service;
   Endpoint endpoint;
+  /// `,max-conns=N`: the most connections this listener holds; 0 = its
+  /// default share (reactor::ConnectionLimits::plan).
+  int max_conns = 0;
 };
 
 struct ServerConfig {
@@ -43,6 +46,8 @@ struct ServerConfig {
   uint64_t max_upload = limits::kDefaultMaxUpload;  ///< decoded bytes
   double idle_timeout_s = limits::kDefaultIdleTimeoutS;
   int max_conns = limits::kDefaultMaxConns;
+  /// --max-conns-per-address: connections one source address may hold (0 = no cap).
+  int max_conns_per_address = limits::kDefaultMaxConnsPerAddress;
   double stats_interval_s = 0;  ///< 0 = no periodic stats line
   int legacy_idle_ms = limits::kDefaultLegacyIdleMs;
   double grace_s = limits::kDefaultGraceS;
@@ -64,6 +69,13 @@ struct ServerConfig {
   /// --udp-max-senders: files open at once (the oldest idle is committed
   /// to make room).
   int udp_max_senders = 64;
+  /// --udp-address-files: files one source address (any port) may start
+  /// per --udp-address-window; datagrams beyond are dropped and counted.
+  int udp_address_files = 16;
+  /// --udp-address-bytes: bytes one source address may store per window.
+  uint64_t udp_address_bytes = 256ull << 20;
+  /// --udp-address-window: seconds of the per-address quota's window.
+  double udp_address_window_s = 60.0;
 
   // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
   /// --tftp-timeout: seconds between retransmissions when the client asks

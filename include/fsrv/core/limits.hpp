@@ -41,6 +41,11 @@ inline constexpr double kDefaultIdleTimeoutS = 60.0;
 /// Default --max-conns: beyond it a new client gets ERROR "server busy".
 inline constexpr int kDefaultMaxConns = 1024;
 
+/// Default --max-conns-per-address: one source address may hold half the
+/// default table, so one host alone never fills it; a NAT or a test
+/// running every client on 127.0.0.1 still has room for hundreds.
+inline constexpr int kDefaultMaxConnsPerAddress = 512;
+
 /// Default --legacy-idle-ms: the course's original client sends "LIST" or
 /// "GET name" with no terminator and waits; after this much silence a
 /// complete non-UPLOAD command is processed anyway.

@@ -1,8 +1,11 @@
 #pragma once
-// The master -> worker channel's message (nginx's ngx_channel_t): a small
+// The master <-> worker channel's message (nginx's ngx_channel_t): a small
 // fixed-size, versioned struct sent beside each passed socket with
 // uv_write2, validated on receipt, so a worker knows which listener (and so
-// which service) a socket came from.
+// which service) a socket came from. The worker answers kConnectionGone
+// with the same tag when that connection is gone, so the master's
+// per-listener and per-address counts (reactor::ConnectionLimits) follow
+// the connections the workers really hold.
 
 #include <cstdint>
 #include <optional>
@@ -12,19 +15,24 @@ namespace fsrv::process {
 
 struct ChannelMsg {
   static constexpr uint32_t kMagic = 0x66737276;  ///< "fsrv"
-  static constexpr uint16_t kVersion = 1;
-  enum Command : uint16_t { kPassConnection = 1 };
+  static constexpr uint16_t kVersion = 2;
+  enum Command : uint16_t {
+    kPassConnection = 1,  ///< master -> worker, beside a socket
+    kConnectionGone = 2,  ///< worker -> master: the connection `tag` closed
+  };
 
   uint32_t magic = kMagic;
   uint16_t version = kVersion;
   uint16_t command = kPassConnection;
   int32_t listener = -1;  ///< index of the listener the socket was accepted on
-  uint32_t reserved = 0;
+  uint32_t tag = 0;  ///< the master's id of the connection (never 0)
 };
 static_assert(sizeof(ChannelMsg) == 16, "the channel message is 16 bytes on the wire");
 
-/// Validates one received message: magic, version, command, and a listener
-/// index below `listeners`. Returns the message, or nothing if invalid.
-std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listeners);
+/// Validates one received message: magic, version, `command`, and a
+/// listener index below `listeners`. Returns the message, or nothing if
+/// invalid.
+std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listeners,
+                                            uint16_t command = ChannelMsg::kPassConnection);
 
 }  // namespace fsrv::process

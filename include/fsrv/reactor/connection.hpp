@@ -35,6 +35,13 @@ struct Reactor;
 struct WriteReq;
 struct SendFileJob;
 
+/// What idle time between requests means for a service.
+enum class IdlePolicy {
+  kTimeout,  ///< closed after --idle-timeout with no read or write progress
+  kKeep,     ///< kept (interactive clients that pause): bounded by the
+             ///< connection limits and closed at shutdown
+};
+
 /// The protocol side of a connection: transport events only. All calls
 /// come on the loop thread.
 class ConnectionHandler {
@@ -48,11 +55,19 @@ class ConnectionHandler {
   virtual void on_eof() = 0;
   /// The timer armed with Connection::start_timer fired.
   virtual void on_timer() {}
-  /// No read or write progress for the idle timeout. Default: close.
+  /// No read or write progress for the idle timeout (IdlePolicy::kTimeout
+  /// only). Default: close.
   virtual void on_idle_timeout();
   /// A transfer (Connection::set_transfer) moved fewer bytes than the
   /// reactor's min_rate over its window. Default: close.
   virtual void on_too_slow();
+  /// A request head was not complete within the reactor's request
+  /// timeout of its first byte. Default: close.
+  virtual void on_request_timeout();
+  /// The service's idle policy (the same for all its connections).
+  virtual IdlePolicy idle_policy() const { return IdlePolicy::kTimeout; }
+  /// False for a byte stream with no requests (echo): no request timeout.
+  virtual bool has_requests() const { return true; }
   /// pending_bytes() fell below kLowWater after congested() had been true.
   virtual void on_drain() = 0;
   /// The server is shutting down: finish the current request, then close.
@@ -120,6 +135,11 @@ class Connection {
                  std::function<void(int, uint64_t)> done);
   /// Bytes handed to the connection whose write has not completed.
   size_t pending_bytes() const { return pending_bytes_; }
+  /// Bytes still queued in libuv (not yet taken by the kernel).
+  size_t queued_in_libuv() const { return tcp_.write_queue_size; }
+  /// Bytes in the kernel's send queue not yet acknowledged by the peer
+  /// (ioctl SIOCOUTQ, tcp(7)); 0 if unknown.
+  size_t unacked_in_kernel() const;
   /// True when the handler should stop producing (pending_bytes() above
   /// kHighWater); stays true until on_drain().
   bool congested();
@@ -135,10 +155,26 @@ class Connection {
   /// the others or the accept of new ones (Redis: NET_MAX_WRITES_PER_EVENT).
   void yield_turn();
   /// Marks a payload or reply in progress (or over): while on, bytes read
-  /// and written are measured against the reactor's min_rate over its
-  /// window, and on_too_slow() fires below it (slowloris bodies, hardening
-  /// issue point 3). Idle time between requests is the idle timeout's.
+  /// and written are measured against the reactor's min_rate over each
+  /// window (a timer: a client that sends nothing is measured too), and
+  /// on_too_slow() fires below it (slowloris bodies; Apache's
+  /// mod_reqtimeout MinRate). Turning it on ends the request head.
   void set_transfer(bool active);
+  /// The request head that began with the first byte read while no head
+  /// and no transfer was open (the connection opens it itself) is complete,
+  /// or there is none: stops the request timer. A service calls this when
+  /// it has parsed a whole request line, header block or frame header, and
+  /// when its input is empty (nginx: client_header_timeout from the first
+  /// byte; the time between requests is the idle policy's).
+  void request_head_done();
+  /// Closes now, logging `reason` at info level with the service and the
+  /// peer ("closing chat connection from 127.0.0.1: idle 60 s"): every
+  /// close the server decides goes through here or close_when_flushed_for.
+  void close_for(std::string_view reason);
+  /// close_when_flushed() with the reason logged, as close_for.
+  void close_when_flushed_for(std::string_view reason);
+  /// The service name, for log lines (set at accept).
+  void set_label(std::string label) { label_ = std::move(label); }
   /// The loop's clock in milliseconds (uv_now).
   uint64_t now_ms() const;
   /// Restarts the idle timer (call on progress other than reads and writes).
@@ -153,6 +189,12 @@ class Connection {
   void shutdown_gracefully();
   /// Called once when the connection is gone (after every handle closed).
   std::function<void()> on_gone;
+  /// Where it came from: the listener index, the peer address key
+  /// (reactor::peer_key) and the prefork master's tag (0 = none). Set by
+  /// accept_connection; `admitted` = counted in Reactor::limits.
+  void set_origin(int listener, std::string peer, uint32_t tag, bool admitted);
+  /// The peer address as text ("127.0.0.1"), for log lines.
+  std::string peer_text() const;
 
   void retain() { ++refs_; }
   void release();
@@ -175,6 +217,8 @@ class Connection {
   uv_tcp_t tcp_;
   uv_timer_t idle_timer_;
   uv_timer_t timer_;
+  uv_timer_t head_timer_;  ///< request head deadline (request_head_done stops it)
+  uv_timer_t rate_timer_;  ///< min_rate window while a transfer is on
   /// yield_turn()'s handle: an idle handle runs once per loop iteration (a
   /// zero-delay timer restarted from its own callback would run again in
   /// the same timer pass in libuv 1.44, starving everything else).
@@ -187,13 +231,21 @@ class Connection {
   size_t pending_bytes_ = 0;
   std::shared_ptr<SendFileJob> sendfile_;
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
-  int open_handles_ = 4;  ///< tcp + two timers + the turn handle (+ the poll handle once made)
+  int open_handles_ = 6;  ///< tcp + four timers + the turn handle (+ the poll handle once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;
   bool congested_ = false;
   bool rejected_ = false;  ///< a refusal (counted in Reactor::refusing)
   bool transfer_ = false;  ///< set_transfer(true): rate measured
+  int listener_ = -1;
+  std::string label_;
+  bool head_open_ = false;
+  void log_close(std::string_view reason) const;
+  void check_rate();
+  std::string peer_;
+  uint32_t tag_ = 0;
+  bool admitted_ = false;
   uint64_t window_start_ms_ = 0;
   uint64_t window_bytes_ = 0;
   void count_progress(uint64_t bytes);

@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "fsrv/reactor/conn_limits.hpp"
 #include "fsrv/reactor/connection.hpp"
 #include "fsrv/stats/stats.hpp"
 
@@ -35,6 +36,8 @@ class ConnectionFactory {
   /// Bytes sent to a refused client before the connection closes ("" =
   /// just close). `limit` is --max-conns.
   virtual std::string refusal(Refusal why, int limit) const = 0;
+  /// The service's name, for log lines.
+  virtual std::string_view name() const { return {}; }
 };
 
 /// The reactor's state for one loop. Lives as long as the loop runs; owned
@@ -45,6 +48,9 @@ struct Reactor {
   int max_conns = 1024;
   double min_rate = 0;           ///< bytes/s during a transfer; 0 = no minimum
   double min_rate_window_s = 30;  ///< window the rate is measured over
+  /// Seconds from a request's first byte to the end of its head (line,
+  /// header block, frame header); 0 = no limit.
+  double request_timeout_s = 30;
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
   /// Live connections (not yet closed).
   std::unordered_set<Connection*> connections;
@@ -55,6 +61,13 @@ struct Reactor {
   /// Connections open in the whole server (all processes); null = this
   /// loop's connections.
   std::function<int64_t()> active_connections;
+  /// Per-listener shares and the per-address cap (off until configured:
+  /// the prefork master admits for its workers).
+  ConnectionLimits limits;
+  /// Called when a connection carrying a tag (accept_connection's `tag`:
+  /// the prefork master's id for it) is gone, so the master can release
+  /// its slot.
+  std::function<void(int listener, uint32_t tag)> on_tagged_gone;
 
   /// Refused connections still open (their busy reply being flushed). Each
   /// holds a descriptor: beyond kMaxRefusing, accepting waits (the kernel's
@@ -69,16 +82,21 @@ struct Reactor {
 
 /// Accepts one pending connection from `server` (a listening TCP handle or an
 /// IPC pipe with a pending TCP handle) and starts it with `factory`'s
-/// handler, or refuses it (factory.refusal) while draining or beyond
-/// max_conns. Returns 0 or a libuv error code.
-int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory);
+/// handler, or refuses it (factory.refusal) while draining, beyond
+/// max_conns, beyond listener `listener`'s share or its address's cap
+/// (reactor.limits). A non-zero `tag` is reported to
+/// reactor.on_tagged_gone when the connection is gone. Returns 0 or a
+/// libuv error code.
+int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory,
+                      int listener = -1, uint32_t tag = 0);
 
 /// Accepts one pending connection from `server` only to send it `message`
 /// and close it (counted as rejected), or, while Reactor::kMaxRefusing
 /// refusals are still open, leaves it pending (libuv stops polling the
 /// listener until uv_accept) and retries when one closes. Returns 0 or a
 /// libuv error code.
-int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message);
+int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message,
+                      int listener = -1, uint32_t tag = 0);
 
 /// Starts graceful shutdown: every connection finishes its current request
 /// and closes; calls reactor.on_drained once none is left.

@@ -77,6 +77,21 @@ int raise_fd_limit();
 /// the smaller.
 int effective_max_conns(int max_conns, int fd_cap, int processes);
 
+/// Each listener's connection share under `max_conns` (its `max-conns=N`
+/// or the default of reactor::ConnectionLimits::plan), in listener order;
+/// datagram listeners get {0, 0}.
+std::vector<reactor::ListenerShare> plan_shares(const std::vector<ListenSpec>& specs,
+                                                int max_conns);
+
+/// Turns on `reactor`'s per-listener shares and per-address cap
+/// (--max-conns-per-address) for `specs` under `max_conns`, counting
+/// refusals in `slot` ("NAME/connections/refused/{share,address}") and
+/// each listener's share in "NAME/connections/share"; logs one line per
+/// listener with its share.
+void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+                      const ServerConfig& config, int max_conns, const stats::Schema& schema,
+                      stats::StatsSlot& slot);
+
 /// A serving process: storage root, services and reactor on one loop.
 class ServingProcess {
  public:

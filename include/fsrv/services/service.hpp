@@ -48,6 +48,7 @@ class Service : public reactor::ConnectionFactory {
   Service(Shared& shared, std::string_view name);
   /// Counts the connection, then create_handler().
   std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
+  std::string_view name() const final { return name_; }
 
  protected:
   virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;

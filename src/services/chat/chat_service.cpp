@@ -124,16 +124,9 @@ class ChatSession final : public reactor::ConnectionHandler {
   void on_drain() override { process_input(); }
   /// chat-cli.py keeps one connection for the whole session and never
   /// reconnects, and the course server never times out: a quiet connection
-  /// with no partial request stays open (it holds no buffer). One sitting on
-  /// an unfinished line for --idle-timeout (slowloris) is closed.
-  void on_idle_timeout() override {
-    if (busy_ || input().empty()) {
-      conn_.touch();
-      return;
-    }
-    FSRV_LOG_INFO("chat: unfinished request line idle too long, closing");
-    conn_.close();
-  }
+  /// stays open (it holds no buffer); a line that never ends is the
+  /// connection's request timeout.
+  reactor::IdlePolicy idle_policy() const override { return reactor::IdlePolicy::kKeep; }
   void on_shutdown() override {
     quit_ = true;
     if (!busy_) conn_.close_when_flushed();
@@ -171,6 +164,7 @@ void ChatSession::process_input() {
     return;
   }
   LineEnd end = find_line_end(input());
+  if (end.kind != LineEnd::Kind::kNeedMore || input().empty()) conn_.request_head_done();
   switch (end.kind) {
     case LineEnd::Kind::kNeedMore:
       // chat_server.py waits for "\r\n"; an unterminated tail at EOF is dropped.

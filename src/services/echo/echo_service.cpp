@@ -54,8 +54,13 @@ class EchoSession final : public reactor::ConnectionHandler {
     if (in_flight_ == kMaxInFlight) conn_.pause_reading();
   }
   void on_eof() override { conn_.close_when_flushed(); }
-  void on_drain() override {}
-  void on_shutdown() override { conn_.close_when_flushed(); }
+  /// A byte stream, not requests: no request timeout; an interactive
+  /// client (nc) may pause as long as it likes (the course server has no
+  /// timeout), bounded by the connection limits and closed at shutdown.
+  bool has_requests() const override { return false; }
+  reactor::IdlePolicy idle_policy() const override { return reactor::IdlePolicy::kKeep; }
+  void on_drain() override {}  // backpressure is the in-flight count above
+  void on_shutdown() override { conn_.close_when_flushed_for("server shutting down"); }
   void on_close() override {}
 
  private:

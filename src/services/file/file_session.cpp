@@ -63,6 +63,7 @@ class FileSession final : public reactor::ConnectionHandler {
   void on_timer() override;
   void on_idle_timeout() override;
   void on_too_slow() override;
+  void on_request_timeout() override;
   void on_drain() override {
     if (list_) {
       pump_list();
@@ -122,7 +123,6 @@ class FileSession final : public reactor::ConnectionHandler {
   std::unique_ptr<ListStream> list_;
   std::shared_ptr<transfer::UploadSink> sink_;
   bool into_sink_ = false;  ///< the last read_space() was the sink's
-  uint64_t line_started_ms_ = 0;  ///< first byte of the pending request line (0 = none)
   std::string upload_name_;
   /// The payload's first kUploadLookahead bytes: why a decode failed.
   std::string payload_head_;
@@ -244,6 +244,22 @@ void FileSession::on_too_slow() {
   abort_request(why);
 }
 
+// A request line not complete within --request-timeout of its first byte
+// (slowloris): the client is told, the connection closes.
+void FileSession::on_request_timeout() {
+  if (state_ == State::kPayload) return;  // a transfer: min_rate's business
+  conn_.stop_timer();
+  char why[96];
+  snprintf(why, sizeof why, "request timeout: line not complete within %g s",
+           config_.request_timeout_s);
+  if (state_ == State::kIdle) {
+    reply_now(Cmd::kUnknown, false, error_text(why));
+    conn_.close_when_flushed();
+  } else {
+    abort_request(why);
+  }
+}
+
 // Ends the connection on a limit: the request in progress fails, the client
 // is told why (unless a reply is already streaming: an ERROR object cannot
 // be spliced into it), the connection closes.
@@ -340,23 +356,11 @@ void FileSession::process_input() {
     if (f.kind == Frame::kNeedMore) {
       consume(f.consumed);
       // A request line must be complete within --request-timeout of its
-      // first byte, however steadily it trickles in (slowloris).
-      if (input().empty()) {
-        line_started_ms_ = 0;
-      } else if (line_started_ms_ == 0) {
-        line_started_ms_ = conn_.now_ms();
-      } else if (config_.request_timeout_s > 0 &&
-                 conn_.now_ms() - line_started_ms_ > config_.request_timeout_s * 1000) {
-        conn_.stop_timer();
-        reply_now(Cmd::kUnknown, false,
-                  error_text("request timeout: line not complete within " +
-                             std::to_string(static_cast<int>(config_.request_timeout_s)) + " s"));
-        conn_.close_when_flushed();
-        return;
-      }
+      // first byte (the connection's request timer: on_request_timeout).
+      if (input().empty()) conn_.request_head_done();
       break;
     }
-    line_started_ms_ = 0;
+    conn_.request_head_done();
     if (f.kind == Frame::kTooLong) {
       // Answered now, not once the line ends (it can be megabytes of base64
       // a client sends before it reads); the rest is dropped silently.

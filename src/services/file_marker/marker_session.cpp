@@ -239,6 +239,7 @@ void MarkerSession::process_input() {
     ++handled;
   }
   if (state_ != State::kIdle || conn_.closing() || quit_) return;
+  if (input_blank()) conn_.request_head_done();
   std::string_view in = input();
   if (in.size() > kMaxCommand) {
     reply(Verb::kUnknown, false, "Command too long");
@@ -264,6 +265,7 @@ void MarkerSession::process_input() {
 
 void MarkerSession::run(const Command& cmd) {
   conn_.stop_timer();
+  conn_.request_head_done();
   if (!cmd.error.empty()) {
     reply(cmd.verb, false, cmd.error);
     return;

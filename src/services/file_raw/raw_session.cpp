@@ -79,6 +79,7 @@ class RawSession final : public reactor::ConnectionHandler {
   void on_read(size_t n) override;
   void on_eof() override;
   void on_idle_timeout() override;
+  void on_request_timeout() override;
   void on_drain() override { process_input(); }
   void on_shutdown() override;
   void on_close() override;
@@ -193,6 +194,19 @@ void RawSession::on_idle_timeout() {
   conn_.close_when_flushed();
 }
 
+// A request line not complete within --request-timeout of its first byte.
+void RawSession::on_request_timeout() {
+  if (state_ != State::kIdle) {
+    conn_.close();
+    return;
+  }
+  char why[96];
+  snprintf(why, sizeof why, "request timeout: line not complete within %g s",
+           config_.request_timeout_s);
+  reply(RawCmd::kUnknown, false, error_line(why));
+  conn_.close_when_flushed();
+}
+
 void RawSession::on_shutdown() {
   quit_ = true;
   if (state_ == State::kIdle) conn_.close_when_flushed();
@@ -235,6 +249,7 @@ void RawSession::process_input() {
     }
     RawLine l = next_raw_line(input(), limits::kMaxLine);
     consume(l.consumed);
+    if (l.kind != RawLine::kNeedMore || input().empty()) conn_.request_head_done();
     if (l.kind == RawLine::kNeedMore) break;
     if (l.kind == RawLine::kTooLong) {
       reply(RawCmd::kUnknown, false,

@@ -169,6 +169,14 @@ class HttpService final : public Service {
   }
   void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
   Shared& shared() { return shared_; }
+  /// Takes `n` bytes of the form bodies' memory budget (kFormBodyBudget,
+  /// shared by every connection of this process); false if over it.
+  bool take_form_bytes(size_t n) {
+    if (form_bytes_ + n > kFormBodyBudget) return false;
+    form_bytes_ += n;
+    return true;
+  }
+  void give_form_bytes(size_t n) { form_bytes_ -= n; }
 
   /// The Date field value (RFC 9110 section 6.6.1) and the access log's
   /// time, recomputed once per second.
@@ -185,6 +193,12 @@ class HttpService final : public Service {
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
+  /// Form echo bodies (tugas 8) are held whole to be parsed: 64 MiB for
+  /// all connections of a process (64 bodies at kMaxMultipartBody), so 400
+  /// clients posting 1 MB each get 503, not 400 MB of RSS.
+  static constexpr size_t kFormBodyBudget = 64 << 20;
+  size_t form_bytes_ = 0;
+
   void refresh_time() {
     time_t now = time(nullptr);
     if (now == date_second_) return;
@@ -248,6 +262,11 @@ class HttpSession final : public reactor::ConnectionHandler,
   void on_eof() override;
   void on_timer() override;
   void on_idle_timeout() override;
+  /// The head not complete within --request-timeout (or a trickled head
+  /// of the next request): 408, as for an idle request.
+  void on_request_timeout() override { on_idle_timeout(); }
+  /// A body slower than --min-rate: 408 too (a stalled reply just closes).
+  void on_too_slow() override { on_idle_timeout(); }
   void on_drain() override { process_input(); }
   void on_shutdown() override;
   void on_close() override;
@@ -337,6 +356,13 @@ class HttpSession final : public reactor::ConnectionHandler,
   int reject_status_ = 0;
   std::string reject_text_, reject_extra_;
   std::string form_body_;
+  size_t form_charged_ = 0;  ///< form_body_'s bytes taken from the service's budget
+  /// Empties form_body_ and gives its bytes back to the budget.
+  void release_form() {
+    service_.give_form_bytes(form_charged_);
+    form_charged_ = 0;
+    form_body_ = std::string();
+  }
   Clock::time_point started_;
   bool counted_ = false;  ///< the current reply's status is counted
 
@@ -389,6 +415,18 @@ void HttpSession::on_read(size_t n) {
   process_input();
 }
 
+// True if `in` starts with a whole request line of HTTP/0.9's form: a
+// method and a target and no version.
+bool is_http09(std::string_view in) {
+  const size_t eol = in.find('\n');
+  if (eol == std::string_view::npos) return false;
+  std::string_view line = in.substr(0, eol);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const size_t sp = line.find(' ');
+  return sp != std::string_view::npos && sp > 0 && line.find(' ', sp + 1) == std::string_view::npos &&
+         sp + 1 < line.size();
+}
+
 void HttpSession::process_input() {
   if (processing_) return;
   processing_ = true;
@@ -408,6 +446,15 @@ void HttpSession::process_input() {
       }
     }
     if (input().empty()) break;
+    if (state_ == State::kIdle && !parser_.in_message() && is_http09(input())) {
+      // RFC 1945 section 4.1's simple request ("GET /path", no version):
+      // the parser would wait for a version that never comes.
+      head_ = RequestHead{};
+      head_only_ = false;
+      started_ = Clock::now();
+      fail_now(505, "HTTP Version Not Supported: HTTP/0.9 requests are not served");
+      break;
+    }
     RequestParser::FeedResult r = parser_.feed(input());
     consume(r.consumed);
     if (message_complete_) {
@@ -420,6 +467,9 @@ void HttpSession::process_input() {
   }
   processing_ = false;
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
+  if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
+    conn_.request_head_done();  // nothing of a next request yet
+  }
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
   // request), up to kReadBuffer; beyond that they wait in the kernel.
@@ -492,6 +542,7 @@ void HttpSession::on_shutdown() {
 }
 
 void HttpSession::on_close() {
+  release_form();
   if (get_) get_->cancel();
   get_.reset();
   if (sink_) sink_->cancel();  // the temporary file goes with the last task
@@ -501,6 +552,8 @@ void HttpSession::on_close() {
 // ---------------------------------------------------------------- parser events
 
 void HttpSession::on_head(const RequestHead& head) {
+  // The head is complete; its body (if any) is measured against --min-rate.
+  conn_.set_transfer(true);
   head_ = head;
   started_ = Clock::now();
   keep_alive_ = head.keep_alive && !quit_;
@@ -508,7 +561,7 @@ void HttpSession::on_head(const RequestHead& head) {
   body_to_ = BodyTo::kDiscard;
   body_complete_ = false;
   reject_status_ = 0;
-  form_body_.clear();
+  release_form();
   name_.clear();
   form_.reset();
   file_seen_ = in_file_ = false;
@@ -539,6 +592,13 @@ void HttpSession::on_body(std::string_view piece) {
         fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
         return;
       }
+      if (!service_.take_form_bytes(piece.size())) {
+        release_form();
+        fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
+                 "Retry-After: 1\r\n");
+        return;
+      }
+      form_charged_ += piece.size();
       form_body_.append(piece);
       return;
     case BodyTo::kSink:
@@ -709,6 +769,7 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
 }
 
 void HttpSession::complete_message() {
+  if (body_to_ != BodyTo::kSink) conn_.set_transfer(false);  // the sink ends its own
   if (state_ != State::kBody) return;  // replied already
   body_complete_ = true;
   if (form_ && (!form_->done() || !file_seen_)) {
@@ -1137,6 +1198,7 @@ void HttpSession::reply_form() {
         boundary.ok() ? parse_multipart(form_body_, boundary.value)
                       : Result<std::vector<FormField>>::failure(boundary.status());
     if (!parts.ok()) {
+      release_form();
       reply(400, "text/plain; charset=utf-8", "Bad form body: " + parts.error);
       return;
     }
@@ -1156,6 +1218,7 @@ void HttpSession::reply_form() {
     body += head_.raw_lines[i];
     body += "\r\n";
   }
+  release_form();
   reply(200, "text/plain; charset=utf-8", body);
 }
 

@@ -517,6 +517,8 @@ std::string_view reason_phrase(int status) {
       return "Gateway Timeout";
     case 505:
       return "HTTP Version Not Supported";
+    case 507:
+      return "Insufficient Storage";  // RFC 4918 section 11.5
     default:
       return "";
   }

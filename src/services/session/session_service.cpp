@@ -91,6 +91,10 @@ class SessionConn final : public reactor::ConnectionHandler {
   void on_drain() override { process_input(); }
   void on_shutdown() override;
   void on_close() override;
+  /// The seed's client keeps one connection for a whole interactive
+  /// session and never reconnects: a user may pause between commands (a
+  /// frame trickled, or a payload slower than --min-rate, is still cut).
+  reactor::IdlePolicy idle_policy() const override { return reactor::IdlePolicy::kKeep; }
 
  private:
   enum class State {
@@ -272,6 +276,7 @@ void SessionConn::process_input() {
     Frame f = next_frame(input(), want_);
     consume(f.consumed);
     ++handled;
+    if (f.kind != Frame::Kind::kNeedMore || input().empty()) conn_.request_head_done();
     switch (f.kind) {
       case Frame::Kind::kNeedMore:
         if (eof_) {

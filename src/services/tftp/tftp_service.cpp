@@ -32,6 +32,25 @@ namespace {
 /// "server busy" (each transfer holds a socket, a timer and up to a window
 /// plus two read chunks of memory).
 constexpr size_t kMaxTransfers = 512;
+/// Transfers one source address (any port) may have at once: one client
+/// alone cannot take the table (a course client runs one at a time; a
+/// parallel bench a handful).
+constexpr size_t kMaxTransfersPerAddress = 32;
+/// Transfers of one address that have not yet heard from their peer: the
+/// bytes sent to an address that never answers (a spoofed source, a
+/// reflection victim) are bounded by this many first packets, each sent
+/// at most 1 + kUnheardRetries times.
+constexpr size_t kMaxUnheardPerAddress = 4;
+/// Retransmissions of a transfer's first packet while its peer was never
+/// heard (at the default 1 s timeout it ends after 1 + 2 + 4 + 8 = 15 s,
+/// not after --tftp-retries' full minute of backoff): a request never
+/// followed by an ACK costs four packets. Three retransmissions keep a
+/// client behind 5% loss each way failing its start once in 10,000.
+constexpr int kUnheardRetries = 3;
+/// ERROR replies to garbage and to refused requests on the request port,
+/// per second (the rest are dropped and counted): a forged-source flood
+/// cannot turn the port into a reflector.
+constexpr int kErrorRepliesPerSecond = 50;
 /// Bytes read per executor task for an RRQ, and written per task for a WRQ:
 /// 64 blocks, within 256 KiB..1 MiB, so the executor round trip (a thread
 /// handoff in thread mode) is amortised over many blocks at every blksize.
@@ -137,6 +156,12 @@ class Transfer : public reactor::DatagramHandler {
   bool succeeded() const { return counted_; }
 
   const std::string& key() const { return key_; }
+  /// The peer's IP (the per-address caps' key).
+  const std::string& ip() const { return ip_; }
+  /// True once the peer sent anything to this transfer's port.
+  bool heard() const { return heard_; }
+  /// True once it ended (its handles may still be closing).
+  bool ended() const { return finished_; }
   /// True while the peer has not yet spoken to this transfer's port: an
   /// identical request from it is then a retransmission of this one.
   bool is_retransmission(std::string_view request_bytes) const {
@@ -201,6 +226,7 @@ class Transfer : public reactor::DatagramHandler {
 
   sockaddr_storage peer_{};
   std::string key_;
+  std::string ip_;
   std::string request_bytes_;
   std::unique_ptr<reactor::DatagramListener> sock_;
   uv_timer_t timer_;
@@ -226,7 +252,10 @@ class TftpService final : public DatagramService {
         retransmits_(counter("retransmits")),
         bad_packets_(counter("bad_packets")),
         bytes_sent_(counter("bytes/sent")),
-        bytes_received_(counter("bytes/received")) {}
+        bytes_received_(counter("bytes/received")),
+        refused_address_(counter("refused/address")),
+        refused_unheard_(counter("refused/unheard")),
+        errors_dropped_(counter("errors_dropped")) {}
 
   void on_start(reactor::DatagramListener& listener) override {
     loop_ = listener.udp()->loop;
@@ -273,7 +302,7 @@ class TftpService final : public DatagramService {
   void count_bad() { count(bad_packets_); }
 
   stats::Counter rrq_ok_, rrq_failed_, wrq_ok_, wrq_failed_, retransmits_, bad_packets_,
-      bytes_sent_, bytes_received_;
+      bytes_sent_, bytes_received_, refused_address_, refused_unheard_, errors_dropped_;
 
  private:
   /// Ends every transfer (or only writes already committed and dallying)
@@ -286,9 +315,42 @@ class TftpService final : public DatagramService {
     for (Transfer* t : chosen) t->abort("server shutting down");
   }
 
+  /// Sends ERROR `message` from the request port unless kErrorRepliesPerSecond
+  /// went out this second (then dropped and counted).
+  void reply_error(reactor::DatagramListener& listener, const sockaddr& to, ErrorCode code,
+                   std::string_view message) {
+    const uint64_t now = uv_now(loop_);
+    if (now - error_second_ms_ >= 1000) {
+      error_second_ms_ = now;
+      errors_this_second_ = 0;
+    }
+    if (++errors_this_second_ > kErrorRepliesPerSecond) {
+      count(errors_dropped_);
+      return;
+    }
+    listener.send_to(to, error_packet(code, message));
+  }
+  /// Why `ip` may not start one more transfer now ("" = it may).
+  std::string over_address_caps(const std::string& ip) const {
+    size_t mine = 0, unheard = 0;
+    for (const auto& [t, owned] : transfers_) {
+      if (t->ip() != ip || t->ended()) continue;
+      ++mine;
+      if (!t->heard()) ++unheard;
+    }
+    if (mine >= kMaxTransfersPerAddress) {
+      return "server busy: " + std::to_string(kMaxTransfersPerAddress) +
+             " transfers from your address already";
+    }
+    if (unheard >= kMaxUnheardPerAddress) return "unheard";
+    return "";
+  }
+
   uv_loop_t* loop_ = nullptr;
   int listeners_ = 0;
   bool stopping_ = false;
+  uint64_t error_second_ms_ = 0;
+  int errors_this_second_ = 0;
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> transfers_;
   std::unordered_map<std::string, Transfer*> by_peer_;  ///< latest transfer of each peer
 };
@@ -303,6 +365,7 @@ Transfer::Transfer(TftpService& service, const sockaddr& peer, Request request,
       n_(std::move(negotiated)),
       name_(storage_name(request_.filename)),
       key_(peer_key(peer)),
+      ip_(reactor::address_ip(peer)),
       request_bytes_(std::move(request_bytes)) {
   std::memcpy(&peer_, &peer,
               peer.sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
@@ -408,9 +471,11 @@ void Transfer::arm_timer(uint64_t ms) {
 }
 
 bool Transfer::retry() {
-  if (++retries_ > config_.tftp_retries) {
-    fail(ErrorCode::kUndefined,
-         "timed out after " + std::to_string(config_.tftp_retries) + " retransmissions");
+  // A peer never heard gets a shorter life (kUnheardRetries).
+  const int limit = heard_ ? config_.tftp_retries : std::min(config_.tftp_retries, kUnheardRetries);
+  if (++retries_ > limit) {
+    fail(ErrorCode::kUndefined, "timed out after " + std::to_string(limit) + " retransmissions" +
+                                    (heard_ ? "" : " (the client never answered)"));
     return false;
   }
   service_.count(service_.retransmits_);
@@ -528,6 +593,7 @@ class ReadTransfer final : public Transfer {
       return;
     }
     const uint16_t wire = read_u16(packet.data() + 2);
+    acked_ = true;
     if (state_ == State::kOack) {
       if (wire != 0) {
         service_.count_bad();
@@ -671,8 +737,20 @@ class ReadTransfer final : public Transfer {
   void maybe_read() {
     if (reading_ || eof_ || !file_) return;
     const uint64_t window = static_cast<uint64_t>(n_.windowsize) * n_.blksize;
-    const uint64_t read_size = std::max<uint64_t>(io_chunk(n_.blksize), window);
-    if (buffered_end_ >= (base_ - 1) * n_.blksize + window + read_size) return;
+    uint64_t read_size = std::max<uint64_t>(io_chunk(n_.blksize), window);
+    if (!acked_) {
+      // Buffers at need: until the client ACKs anything, only the first
+      // block (a request that is never followed up costs one block).
+      if (buffered_end_ >= n_.blksize) return;
+      read_size = n_.blksize;
+    } else if (buffered_end_ >= (base_ - 1) * n_.blksize + window + read_size) {
+      return;
+    }
+    // Never more than the file still holds (+1 byte to see its end): a
+    // small file costs its size, not a whole chunk.
+    const uint64_t size = file_->size();
+    const uint64_t left = size > file_offset_ ? size - file_offset_ : 0;
+    read_size = std::min<uint64_t>(read_size, left + 1);
     reading_ = true;
     auto chunk = std::make_shared<std::string>();
     auto result = std::make_shared<Result<size_t>>();
@@ -727,6 +805,7 @@ class ReadTransfer final : public Transfer {
   uint64_t buffered_end_ = 0;  ///< stream offset after the last chunk
   uint64_t file_offset_ = 0;   ///< next raw file offset to read
   bool reading_ = false;
+  bool acked_ = false;  ///< the client ACKed something: read ahead in full chunks
   bool eof_ = false;
   uint64_t last_block_ = 0;  ///< once eof_: the final (short) block
   uint64_t base_ = 1;        ///< first unacknowledged block
@@ -795,8 +874,7 @@ class WriteTransfer final : public Transfer {
             fail(error_code(status->code), error_text(*status));
             return;
           }
-          state_ = State::kReceiving;
-          pending_ = take_buffer();
+          state_ = State::kReceiving;  // pending_ gets its buffer with the first DATA
           last_ack_ = n_.accepted.empty() ? ack_packet(0) : oack_packet(n_.accepted);
           send(last_ack_);
           arm_timer();
@@ -849,6 +927,7 @@ class WriteTransfer final : public Transfer {
     }
     bytes_ += payload.size();
     service_.count(service_.bytes_received_, payload.size());
+    if (pending_.capacity() == 0) pending_ = take_buffer();
     if (request_.mode == Mode::kNetascii) {
       decoder_.decode(payload, pending_);
     } else {
@@ -1012,7 +1091,7 @@ void TftpService::on_datagram(reactor::DatagramListener& listener, const sockadd
   std::optional<Request> request = parse_request(data, error);
   if (!request) {
     count_bad();
-    if (!error.drop) listener.send_to(from, error_packet(error.code, error.message));
+    if (!error.drop) reply_error(listener, from, error.code, error.message);
     return;
   }
   const std::string key = peer_key(from);
@@ -1021,7 +1100,19 @@ void TftpService::on_datagram(reactor::DatagramListener& listener, const sockadd
     return;  // the client resent its request: the transfer's timer answers
   }
   if (transfers_.size() >= kMaxTransfers) {
-    listener.send_to(from, error_packet(ErrorCode::kUndefined, "server busy: too many transfers"));
+    reply_error(listener, from, ErrorCode::kUndefined, "server busy: too many transfers");
+    return;
+  }
+  if (std::string why = over_address_caps(reactor::address_ip(from)); !why.empty()) {
+    if (why == "unheard") {
+      // Its earlier transfers never heard back: nothing more is sent to
+      // it, not even an ERROR (anti-amplification, RFC 9000 section 8's
+      // idea: an unverified address gets a bounded number of bytes).
+      count(refused_unheard_);
+      return;
+    }
+    count(refused_address_);
+    reply_error(listener, from, ErrorCode::kUndefined, why);
     return;
   }
   Negotiated n = negotiate(*request);
@@ -1050,7 +1141,8 @@ const ServiceInfo& info() {
       "curl -s tftp://127.0.0.1:{port}/NAME -o NAME",
       [](stats::Schema& schema) {
         for (const char* p : {"rrq/ok", "rrq/failed", "wrq/ok", "wrq/failed", "retransmits",
-                              "bad_packets", "bytes/sent", "bytes/received"}) {
+                              "bad_packets", "bytes/sent", "bytes/received", "refused/address",
+                              "refused/unheard", "errors_dropped"}) {
           schema.add(std::string("tftp/") + p);
         }
       },

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::udp_sink {
@@ -20,6 +21,18 @@ namespace {
 /// so this only fills when the disk stalls; a datagram that does not fit
 /// is dropped and counted (UDP has no way to slow the sender).
 constexpr size_t kMaxPendingPerSender = 4 * 1024 * 1024;
+/// Source addresses whose quota window is tracked at once. Each entry is a
+/// few dozen bytes; beyond this many (spoofed sources), expired entries are
+/// swept, and if none is expired a new address's datagram is dropped, so
+/// the table cannot grow with the addresses an attacker makes up.
+constexpr size_t kMaxQuotaAddresses = 4096;
+
+/// Files of evicted senders still being committed (fsync, rename) beyond
+/// --udp-max-senders: a new sender takes the slot of the one evicted at
+/// once, and a flood of new senders is dropped while this many commits run,
+/// so open files stay under --udp-max-senders + kMaxCommitting.
+constexpr int kMaxCommitting = 8;
+
 /// Granularity of the idle check: a file is committed between idle-ms and
 /// idle-ms + this after its last datagram.
 constexpr uint64_t kMaxTickMs = 250;
@@ -55,6 +68,13 @@ struct Sender {
   bool closing = false;  ///< commit (or discard) once the writes are done
 };
 
+/// One source address's use of its quota in the current window.
+struct AddressQuota {
+  uint64_t window_start_ms = 0;
+  int files = 0;
+  uint64_t bytes = 0;
+};
+
 class UdpSinkService final : public DatagramService {
  public:
   explicit UdpSinkService(Shared& shared)
@@ -62,6 +82,8 @@ class UdpSinkService final : public DatagramService {
         datagrams_(counter("datagrams")),
         bytes_(counter("bytes")),
         dropped_(counter("dropped")),
+        quota_dropped_(counter("quota_dropped")),
+        full_dropped_(counter("senders_full_dropped")),
         files_(counter("files/committed")),
         failed_(counter("files/failed")) {}
 
@@ -79,14 +101,40 @@ class UdpSinkService final : public DatagramService {
 
   void on_datagram(reactor::DatagramListener&, const sockaddr& from,
                    std::span<const char> data) override {
-    std::string key = reactor::address_ip(from) + ":" + std::to_string(reactor::address_port(from));
+    uint64_t now = uv_now(loop_);
+    std::string ip = reactor::address_ip(from);
+    std::string key = ip + ":" + std::to_string(reactor::address_port(from));
+    AddressQuota* quota = quota_of(ip, now);
+    if (!quota || quota->bytes + data.size() > shared_.config->udp_address_bytes) {
+      drop_over_quota(ip, now, quota ? "bytes" : "address table full");
+      return;
+    }
     auto it = senders_.find(key);
     if (it == senders_.end()) {
+      if (quota->files >= shared_.config->udp_address_files) {
+        drop_over_quota(ip, now, "files");
+        return;
+      }
+      // Open files stay within --udp-max-senders (+ kMaxCommitting being
+      // committed): the oldest is committed to make room, and while too
+      // many commits run a new sender's datagrams are dropped.
       if (senders_.size() >= static_cast<size_t>(shared_.config->udp_max_senders)) {
         evict_oldest();
       }
+      if (open_files_ >= shared_.config->udp_max_senders + kMaxCommitting) {
+        shared_.stats->add(full_dropped_);
+        if (full_log_.allow(now)) {
+          FSRV_LOG_WARN("udp-sink: %d files open (--udp-max-senders): a datagram from %s dropped "
+                        "(%llu similar suppressed)",
+                        open_files_, key.c_str(),
+                        static_cast<unsigned long long>(full_log_.take_suppressed()));
+        }
+        return;
+      }
+      quota->files++;
       it = senders_.emplace(key, open_sender(from, key)).first;
     }
+    quota->bytes += data.size();
     const std::shared_ptr<Sender>& s = it->second;
     s->last_ms = uv_now(loop_);
     s->datagrams++;
@@ -117,7 +165,35 @@ class UdpSinkService final : public DatagramService {
   }
 
  private:
+  /// `ip`'s quota entry, its window restarted if over; null when the
+  /// table is full of live windows.
+  AddressQuota* quota_of(const std::string& ip, uint64_t now) {
+    auto window = static_cast<uint64_t>(shared_.config->udp_address_window_s * 1000.0);
+    auto it = quotas_.find(ip);
+    if (it == quotas_.end()) {
+      if (quotas_.size() >= kMaxQuotaAddresses) {
+        std::erase_if(quotas_, [&](const auto& q) { return now - q.second.window_start_ms >= window; });
+        if (quotas_.size() >= kMaxQuotaAddresses) return nullptr;
+      }
+      it = quotas_.emplace(ip, AddressQuota{now, 0, 0}).first;
+    }
+    if (now - it->second.window_start_ms >= window) it->second = AddressQuota{now, 0, 0};
+    return &it->second;
+  }
+
+  void drop_over_quota(const std::string& ip, uint64_t now, const char* what) {
+    shared_.stats->add(quota_dropped_);
+    if (!quota_log_.allow(now)) return;
+    FSRV_LOG_WARN("udp-sink: %s over its quota (%s: %d files, %llu bytes per %g s): datagrams "
+                  "dropped (%llu similar suppressed)",
+                  ip.c_str(), what, shared_.config->udp_address_files,
+                  static_cast<unsigned long long>(shared_.config->udp_address_bytes),
+                  shared_.config->udp_address_window_s,
+                  static_cast<unsigned long long>(quota_log_.take_suppressed()));
+  }
+
   std::shared_ptr<Sender> open_sender(const sockaddr& from, const std::string& key) {
+    ++open_files_;
     auto s = std::make_shared<Sender>();
     s->from = key;
     s->name = "udp-" + reactor::address_ip(from) + "-" +
@@ -183,10 +259,17 @@ class UdpSinkService final : public DatagramService {
           file->reset();
         },
         [this, s, usable, result] {
+          --open_files_;
           if (!result->ok() && s->error.ok()) s->error = *result;
+          bool log = commit_log_.allow(uv_now(loop_));
+          uint64_t suppressed = log ? commit_log_.take_suppressed() : 0;
+          if (log && suppressed > 0) {
+            FSRV_LOG_INFO("udp-sink: %llu commit lines suppressed (see STATS)",
+                          static_cast<unsigned long long>(suppressed));
+          }
           if (usable && s->error.ok()) {
             shared_.stats->add(files_);
-            FSRV_LOG_INFO(
+            if (log) FSRV_LOG_INFO(
                 "udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s", s->name.c_str(),
                 static_cast<unsigned long long>(s->datagrams),
                 static_cast<unsigned long long>(s->bytes), s->from.c_str(),
@@ -195,7 +278,7 @@ class UdpSinkService final : public DatagramService {
                     : "");
           } else {
             shared_.stats->add(failed_);
-            FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s->name.c_str(),
+            if (log) FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s->name.c_str(),
                           s->from.c_str(), static_cast<unsigned long long>(s->datagrams),
                           s->over_limit ? "over --max-upload" : s->error.error.c_str());
           }
@@ -229,7 +312,11 @@ class UdpSinkService final : public DatagramService {
     }
   }
 
-  stats::Counter datagrams_, bytes_, dropped_, files_, failed_;
+  stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, files_, failed_;
+  /// Files open: senders in the table plus those still committing.
+  int open_files_ = 0;
+  std::unordered_map<std::string, AddressQuota> quotas_;
+  reactor::LogLimiter quota_log_, full_log_, commit_log_{1000};
   uv_loop_t* loop_ = nullptr;
   uv_timer_t timer_;
   int listeners_ = 0;
@@ -245,7 +332,8 @@ const ServiceInfo& info() {
       {5005},
       "bin/udpsend -p {port} FILE",
       [](stats::Schema& schema) {
-        for (const char* p : {"datagrams", "bytes", "dropped", "files/committed", "files/failed"}) {
+        for (const char* p : {"datagrams", "bytes", "dropped", "quota_dropped",
+                              "senders_full_dropped", "files/committed", "files/failed"}) {
           schema.add(std::string("udp-sink/") + p);
         }
       },

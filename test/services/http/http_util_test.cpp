@@ -221,6 +221,7 @@ TEST(HttpUtil, ReasonPhrases) {
   EXPECT_EQ(reason_phrase(431), "Request Header Fields Too Large");
   EXPECT_EQ(reason_phrase(501), "Not Implemented");
   EXPECT_EQ(reason_phrase(505), "HTTP Version Not Supported");
+  EXPECT_EQ(reason_phrase(507), "Insufficient Storage");  // RFC 4918 section 11.5
   EXPECT_EQ(reason_phrase(299), "");
   EXPECT_EQ(reason_phrase(-1), "");
 }
