@@ -11,6 +11,14 @@
 DEB_PACKAGES += libsqlite3-dev libsodium-dev
 LDLIBS += -lsqlite3 -lsodium
 
+# PostgreSQL backend of the chat store (--chat-db postgresql://...): libpq,
+# PostgreSQL's own C client. The server package runs the throwaway database
+# of the PostgreSQL chat tests (test/support/pg_instance.hpp).
+DEB_PACKAGES += libpq-dev postgresql
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+CPPFLAGS += $(PQ_CFLAGS)
+LDLIBS += -lpq
+
 FUZZ_SECONDS ?= 60
 CHAT_FUZZ_CXX ?= clang++
 CHAT_FUZZ_DIR := $(BUILD)/fuzz
@@ -20,9 +28,9 @@ CHAT_FUZZ_BIN := $(CHAT_FUZZ_DIR)/chat_line_fuzz
 # files link in too. Not chat_service.cpp: it needs the whole library (the
 # reactor), which a clean clone has not built for clang.
 CHAT_FUZZ_SRCS := test/fuzz/chat_line_fuzz.cpp $(addprefix src/services/chat/,chat_protocol.cpp \
-  json_py.cpp chat_store.cpp chat_users.cpp)
-CHAT_FUZZ_LDLIBS := -lsqlite3 -lsodium -lcjson
-CHAT_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude -fsanitize=fuzzer,address,undefined \
+  json_py.cpp chat_store.cpp sqlite_chat_store.cpp pg_chat_store.cpp chat_users.cpp)
+CHAT_FUZZ_LDLIBS := -lsqlite3 -lsodium -lcjson -lpq
+CHAT_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude $(PQ_CFLAGS) -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 CHAT_FUZZ_SEED := test/fuzz/corpus/chat
 

@@ -71,6 +71,7 @@ int serve_thread_mode(const ServerConfig& config) {
   server.join_shutdown(hooks);  // UDP transfers get the grace too
   reactor::Lifecycle life(server.reactor(), std::move(hooks), config.grace_s);
   server.notify_work_done(life);
+  life.set_drain_delay(config.drain_delay_s);
   life.watch_signals();
   life.print_stats_every(config.stats_interval_s);
 

@@ -9,6 +9,7 @@
 
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/service.hpp"
 
@@ -131,6 +132,22 @@ int main(int argc, char** argv) {
       ->check([](const std::string& path) -> std::string {
         auto users = fsrv::services::chat::load_users_file(path);
         return users.ok() ? std::string() : users.error;
+      });
+  // cluster (docs/CLUSTER.md)
+  app.add_option("--node-id", config.node_id,
+                 "this node's id in upload temporaries and /healthz (default: host name + "
+                 "boot id); give each node sharing a root its own");
+  app.add_option("--drain-delay", config.drain_delay_s,
+                 "seconds between SIGTERM and closing the listeners, /healthz failing "
+                 "meanwhile so a load balancer stops routing here first")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_option("--chat-db", config.chat_db,
+                 "chat: where the state lives: sqlite:PATH (default <root>/.chat/chat.db) "
+                 "or postgresql://... (a libpq URI, shared by every node of a cluster)")
+      ->check([](const std::string& url) -> std::string {
+        auto db = fsrv::services::chat::parse_chat_db(url, "");
+        return db.ok() ? std::string() : db.error;
       });
   app.add_option("--chat-session-ttl", config.chat_session_ttl_s,
                  "chat: seconds of inactivity before a session token expires")

@@ -117,6 +117,7 @@ class Master {
   /// UDP sockets, bound only: worker slot 1 receives on them.
   std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams_;
   std::unique_ptr<reactor::Lifecycle> life_;
+  bool workers_told_ = false;  ///< SIGTERM sent to the workers at the drain delay's start
   reactor::Reactor reactor_;  ///< the master's own connections: refusals only
   bool stopping_ = false;
   int max_conns_ = 0;
@@ -415,7 +416,8 @@ int Master::run() {
   hooks.on_stopping = [this] {
     for (WorkerHandle& w : workers_) {
       uv_timer_stop(&w.respawn_timer);
-      if (w.pid > 0) kill(w.pid, SIGTERM);
+      // Told already when the drain delay began: a second SIGTERM would force them.
+      if (w.pid > 0 && !workers_told_) kill(w.pid, SIGTERM);
     }
   };
   hooks.force = [this] {
@@ -433,6 +435,15 @@ int Master::run() {
   // longer before SIGKILL.
   life_ = std::make_unique<reactor::Lifecycle>(reactor_, std::move(hooks),
                                                config_.grace_s + kKillMarginS);
+  // --drain-delay: the workers answer the health checks, so they hear of the
+  // stop at once and run the same delay (a little longer, so the master's
+  // listeners close before their channels do).
+  life_->set_drain_delay(config_.drain_delay_s, [this] {
+    workers_told_ = true;
+    for (WorkerHandle& w : workers_) {
+      if (w.pid > 0) kill(w.pid, SIGTERM);
+    }
+  });
   // Signals before forking: SIGCHLD must be caught from the first fork on,
   // and the children inherit the blocked mask (they read their own signalfd).
   life_->watch_signals({SIGCHLD}, [this](int) { on_sigchld(); });

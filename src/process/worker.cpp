@@ -19,6 +19,10 @@
 
 namespace fsrv::process {
 
+/// Extra drain delay of a worker over the master's, in seconds: the master
+/// stops passing sockets before the worker stops taking them.
+constexpr double kWorkerDrainMarginS = 0.3;
+
 namespace {
 
 /// The worker's end of the channel after fork: a fixed low descriptor so
@@ -167,6 +171,8 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
   w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
                                                  config.grace_s);
   w->server->notify_work_done(*w->life);
+  // Its channel closes a little after the master's listeners (master.cpp).
+  if (config.drain_delay_s > 0) w->life->set_drain_delay(config.drain_delay_s + kWorkerDrainMarginS);
 
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w->channel),

@@ -18,6 +18,8 @@ Lifecycle::Lifecycle(Reactor& reactor, Hooks hooks, double grace_s)
   uv_timer_init(reactor.loop, &grace_timer_);
   uv_timer_init(reactor.loop, &stats_timer_);
   uv_timer_init(reactor.loop, &recheck_timer_);
+  uv_timer_init(reactor.loop, &delay_timer_);
+  delay_timer_.data = this;
   grace_timer_.data = this;
   stats_timer_.data = this;
   recheck_timer_.data = this;
@@ -59,8 +61,35 @@ void Lifecycle::print_stats_every(double seconds) {
       to_ms(seconds), to_ms(seconds));
 }
 
+void Lifecycle::set_drain_delay(double seconds, std::function<void()> on_health_failing) {
+  drain_delay_s_ = seconds;
+  on_health_failing_ = std::move(on_health_failing);
+}
+
 void Lifecycle::shutdown(const std::string& cause) {
   if (stopping_) return;
+  reactor_.health_failing = true;
+  if (drain_delay_s_ > 0 && cause_.empty()) {
+    // First the health checks fail, then (after the delay) the listeners close.
+    cause_ = cause;
+    delaying_ = true;
+    FSRV_LOG_INFO("%s: health checks fail now; closing listeners in %.1f s", cause.c_str(),
+                  drain_delay_s_);
+    if (on_health_failing_) on_health_failing_();
+    uv_timer_start(
+        &delay_timer_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Lifecycle*>(t->data);
+          self->delaying_ = false;
+          self->shutdown(self->cause_);
+        },
+        to_ms(drain_delay_s_), 0);
+    return;
+  }
+  if (delaying_) {  // a stop request during the delay ends it
+    uv_timer_stop(&delay_timer_);
+    delaying_ = false;
+  }
   stopping_ = true;
   FSRV_LOG_INFO("%s: shutting down (grace %.1f s)", cause.c_str(), grace_s_);
   if (hooks_.stop_accepting) hooks_.stop_accepting();
@@ -108,6 +137,7 @@ void Lifecycle::finish() {
   uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), noop_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&stats_timer_), noop_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&recheck_timer_), noop_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&delay_timer_), noop_close);
   // The signals stay blocked: a late one is discarded, never fatal.
   if (signals_) signals_->close();
   if (hooks_.stats_line) {

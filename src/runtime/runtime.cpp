@@ -181,17 +181,20 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   shared_.schema = &schema;
   shared_.stats = &slot;
   shared_.stats_json = std::move(stats_json);
+  shared_.loop = loop;
   reactor_.loop = loop;
   reactor_.idle_timeout_s = config.idle_timeout_s;
   reactor_.max_conns = config.max_conns;
   reactor_.min_rate = config.min_rate;
   reactor_.min_rate_window_s = config.min_rate_window_s;
   reactor_.request_timeout_s = config.request_timeout_s;
+  if (!config.node_id.empty()) root_->set_node_id(config.node_id);
   if (int stale = root_->remove_stale_temporaries(); stale > 0) {
     FSRV_LOG_WARN("removed %d stale upload temporar%s left by a crashed server", stale,
                   stale == 1 ? "y" : "ies");
   }
   reactor_.stats = &slot;
+  shared_.node_id = root_->node_id();
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
 }
 

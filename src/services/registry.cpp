@@ -1,6 +1,7 @@
 // The registered services: one line per service. Adding a service is a new
 // directory under src/services/ and one line here.
 
+#include "fsrv/services/admin/admin_service.hpp"
 #include "fsrv/services/chat/chat_service.hpp"
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
@@ -25,6 +26,7 @@ const std::vector<ServiceInfo>& registry() {
       file_raw::info(),
       udp_sink::info(),
       tftp::info(),
+      admin::info(),
   };
   return kAll;
 }

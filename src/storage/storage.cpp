@@ -104,10 +104,26 @@ Status temp_error(int err) {
 
 std::atomic<uint64_t> g_temp_counter{0};
 
-/// A fresh hidden temporary name: the leading dot keeps it out of LIST and
-/// out of reach of any request (validate_name refuses it).
-std::string temp_name() {
-  return ".upload-" + std::to_string(getpid()) + "-" + std::to_string(++g_temp_counter) + ".tmp";
+/// A fresh hidden temporary name, ".upload-NODE-PID-N.tmp": the leading dot
+/// keeps it out of LIST and out of reach of any request (validate_name
+/// refuses it); NODE says which machine's PID it is (several nodes share
+/// one root on a cluster file system).
+std::string temp_name(const std::string& node) {
+  return ".upload-" + node + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(++g_temp_counter) + ".tmp";
+}
+
+/// A node id as it appears in temporary names: bytes outside
+/// [A-Za-z0-9_.] become '_', so the name never holds a '-' or a '/'
+/// and parses back unambiguously.
+std::string sanitize_node(std::string_view id) {
+  std::string out;
+  for (char c : id.substr(0, kMaxNodeIdBytes)) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.';
+    out.push_back(ok ? c : '_');
+  }
+  return out.empty() ? std::string("node") : out;
 }
 
 }  // namespace
@@ -204,7 +220,7 @@ Status UploadFile::commit(const std::string& name, bool replace) {
   if (temp.empty()) {
     // O_TMPFILE: give the inode a hidden name first, then rename it over the
     // target (linkat cannot replace an existing name; renameat can, atomically).
-    temp = temp_name();
+    temp = temp_name(owner_ ? owner_->node_id() : default_node_id());
     std::string proc = "/proc/self/fd/" + std::to_string(fd_);
     if (linkat(AT_FDCWD, proc.c_str(), root_fd_, temp.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
         linkat(fd_, "", root_fd_, temp.c_str(), AT_EMPTY_PATH) != 0) {
@@ -254,7 +270,28 @@ std::unique_ptr<Root> Root::open(const std::string& path, std::string* error) {
 }
 
 Root::Root(int fd, std::string path)
-    : fd_(fd), path_(std::move(path)), cache_(std::make_unique<ListingCache>()) {}
+    : fd_(fd),
+      path_(std::move(path)),
+      node_id_(default_node_id()),
+      cache_(std::make_unique<ListingCache>()) {}
+
+void Root::set_node_id(std::string_view id) { node_id_ = sanitize_node(id); }
+
+std::string default_node_id() {
+  static const std::string id = [] {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "host");
+    // The boot id changes at every boot (proc(5): /proc/sys/kernel/random/boot_id).
+    std::string boot;
+    if (FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+      char buf[64] = {};
+      if (std::fgets(buf, sizeof buf, f)) boot.assign(buf, std::strcspn(buf, "-\n"));
+      std::fclose(f);
+    }
+    return sanitize_node(std::string(host) + "_" + boot);
+  }();
+  return id;
+}
 
 Root::~Root() { close(fd_); }
 
@@ -359,7 +396,9 @@ int Root::remove_stale_temporaries() const {
   }
   int removed = 0;
   while (dirent* e = readdir(dir)) {
-    // Only our own pattern: ".upload-" PID "-" N ".tmp" (temp_name()).
+    // Only our own pattern: ".upload-" NODE "-" PID "-" N ".tmp"
+    // (temp_name()), or ".upload-" PID "-" N ".tmp" of older versions (taken
+    // as this node's). Another node's PID means nothing here: its files stay.
     std::string_view n = e->d_name;
     constexpr std::string_view kPrefix = ".upload-", kSuffix = ".tmp";
     if (n.substr(0, kPrefix.size()) != kPrefix || n.size() <= kPrefix.size() + kSuffix.size() ||
@@ -367,12 +406,21 @@ int Root::remove_stale_temporaries() const {
       continue;
     }
     std::string_view mid = n.substr(kPrefix.size(), n.size() - kPrefix.size() - kSuffix.size());
-    size_t dash = mid.find('-');
-    if (dash == 0 || dash == std::string_view::npos ||
-        mid.find_first_not_of("0123456789-") != std::string_view::npos) {
+    const size_t last = mid.rfind('-');
+    if (last == std::string_view::npos || last == 0) continue;
+    const size_t before = mid.rfind('-', last - 1);
+    std::string_view pid_text = mid.substr(0, last);
+    if (before != std::string_view::npos) {
+      if (mid.substr(0, before) != node_id_) continue;  // another node's
+      pid_text = mid.substr(before + 1, last - before - 1);
+    }
+    std::string_view counter = mid.substr(last + 1);
+    if (pid_text.empty() || counter.empty() ||
+        pid_text.find_first_not_of("0123456789") != std::string_view::npos ||
+        counter.find_first_not_of("0123456789") != std::string_view::npos) {
       continue;
     }
-    long pid = std::strtol(std::string(mid.substr(0, dash)).c_str(), nullptr, 10);
+    long pid = std::strtol(std::string(pid_text).c_str(), nullptr, 10);
     if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)) continue;
     struct stat st;
     if (fstatat(fd_, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
@@ -399,7 +447,7 @@ Result<std::unique_ptr<UploadFile>> Root::begin_upload() const {
   if (!kNoTmpfile && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
     return R::failure(temp_error(errno));
   }
-  std::string temp = temp_name();
+  std::string temp = temp_name(node_id_);
   fd = openat(fd_, temp.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) {
     return R::failure(temp_error(errno));

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -111,6 +112,51 @@ TEST_P(UploadModes, CommitReplacesAtomically) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TmpfileAndNamed, UploadModes, ::testing::Values(false, true));
+
+// Several nodes share one root on a cluster file system: a temporary of
+// another node whose PID happens to be dead here is that node's upload in
+// progress, not a leftover. Start-up clean-up removes only this node's.
+TEST(StorageNodeId, StartUpCleanupRemovesOnlyThisNodesStaleTemporaries) {
+  test::TempDir dir;
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);
+  const std::string d = std::to_string(dead);
+  const std::string me = std::to_string(getpid());
+  spit(dir.file(".upload-nodeA-" + d + "-1.tmp"), "mine, owner dead");
+  spit(dir.file(".upload-nodeA-" + me + "-2.tmp"), "mine, owner alive");
+  spit(dir.file(".upload-nodeB-" + d + "-3.tmp"), "another node's upload");
+  spit(dir.file(".upload-nodeAA-" + d + "-4.tmp"), "a node whose id only starts alike");
+  spit(dir.file(".upload-" + d + "-5.tmp"), "older naming, taken as mine");
+  std::string error;
+  auto root = Root::open(dir.path(), &error);
+  ASSERT_TRUE(root) << error;
+  root->set_node_id("nodeA");
+  EXPECT_EQ(root->remove_stale_temporaries(), 2);
+  EXPECT_FALSE(std::filesystem::exists(dir.file(".upload-nodeA-" + d + "-1.tmp")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file(".upload-nodeA-" + me + "-2.tmp")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file(".upload-nodeB-" + d + "-3.tmp")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file(".upload-nodeAA-" + d + "-4.tmp")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file(".upload-" + d + "-5.tmp")));
+  // Node B, starting on the same root, takes its own.
+  root->set_node_id("nodeB");
+  EXPECT_EQ(root->remove_stale_temporaries(), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir.file(".upload-nodeB-" + d + "-3.tmp")));
+}
+
+TEST(StorageNodeId, NodeIdIsSanitisedAndDefaultsToHostAndBoot) {
+  test::TempDir dir;
+  std::string error;
+  auto root = Root::open(dir.path(), &error);
+  ASSERT_TRUE(root) << error;
+  EXPECT_EQ(root->node_id(), default_node_id());
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(default_node_id().find('-'), std::string::npos) << default_node_id();
+  EXPECT_GT(default_node_id().size(), std::string(host).size());  // + "_" + boot id
+  root->set_node_id("a-b/c d");
+  EXPECT_EQ(root->node_id(), "a_b_c_d");
+}
 
 }  // namespace
 }  // namespace fsrv::storage

@@ -56,12 +56,23 @@ struct ServerConfig {
   double min_rate_window_s = limits::kDefaultMinRateWindowS;
   codec::Base64Kind codec = codec::Base64Kind::kFast;
 
+  // cluster (docs/CLUSTER.md)
+  /// --node-id: this node's name in upload temporaries and /healthz; "" =
+  /// storage::default_node_id() (host name + boot id).
+  std::string node_id;
+  /// --drain-delay: seconds between a stop signal and closing the
+  /// listeners, during which /healthz answers 503 so a load balancer stops
+  /// sending new clients first (0 = close at once, as on one machine).
+  double drain_delay_s = 0;
+
   // chat service (issue 10; src/services/chat/chat_service.cpp)
   /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.
   std::string chat_users;
   /// --chat-session-ttl: idle seconds before a chat session expires (the
   /// default is chat::kDefaultSessionTtlS, an hour).
   double chat_session_ttl_s = 3600.0;
+  /// --chat-db: "sqlite:PATH", "postgresql://..." or "" (SQLite under the root).
+  std::string chat_db;
 
   // udp-sink service (issue 11; src/services/udp_sink/udp_sink_service.cpp)
   /// --udp-idle-ms: a sender silent this long has its file committed.

@@ -54,6 +54,13 @@ class Lifecycle {
                      std::function<void(int)> other = nullptr);
   /// Logs hooks.stats_line() every `seconds` (0 = never).
   void print_stats_every(double seconds);
+  /// A cluster node first fails its health checks (reactor.health_failing)
+  /// for `seconds`, still serving and accepting, so a load balancer stops
+  /// sending it clients before its listeners close; then the shutdown goes
+  /// on as usual. `on_health_failing` runs when that delay starts (the
+  /// prefork master tells its workers). 0 (the default) = no delay. A
+  /// second stop signal during the delay ends it at once.
+  void set_drain_delay(double seconds, std::function<void()> on_health_failing = nullptr);
   /// Begins the graceful shutdown (idempotent); `cause` is logged.
   void shutdown(const std::string& cause);
   /// Re-checks whether the shutdown is complete (call when busy() may have
@@ -78,6 +85,11 @@ class Lifecycle {
   uv_timer_t grace_timer_;
   uv_timer_t stats_timer_;
   uv_timer_t recheck_timer_;  ///< check_done_later()
+  uv_timer_t delay_timer_;    ///< set_drain_delay()'s wait
+  double drain_delay_s_ = 0;
+  std::function<void()> on_health_failing_;
+  bool delaying_ = false;  ///< in the drain delay
+  std::string cause_;      ///< of the delayed shutdown
   bool stopping_ = false;
   bool finished_ = false;
 };

@@ -56,6 +56,9 @@ struct Reactor {
   std::unordered_set<Connection*> connections;
   /// Set once shutdown began: connections close after their current request.
   bool draining = false;
+  /// Set when a stop signal came: health checks (/healthz) answer 503 from
+  /// then on, through the drain delay (Lifecycle::set_drain_delay) and the drain.
+  bool health_failing = false;
   /// Called when the last connection closed while draining.
   std::function<void()> on_drained;
   /// Connections open in the whole server (all processes); null = this

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fsrv/core/config.hpp"
@@ -39,6 +40,15 @@ struct Shared {
   /// turned false (the runtime re-checks whether the shutdown is complete;
   /// the check runs later on the loop, never inside the caller). May be empty.
   std::function<void()> work_done;
+  /// This node's id (--node-id, else storage::default_node_id()): /healthz says it.
+  std::string node_id;
+  /// The loop this serving process runs on (services with handles of their own).
+  uv_loop_t* loop = nullptr;
+  /// Answers one readiness probe, on the loop thread.
+  using ReadyReply = std::function<void(bool ready, std::string detail)>;
+  /// Readiness probes the services register while they are made (chat: its
+  /// database answers); the admin service's /healthz runs them all.
+  std::vector<std::pair<std::string, std::function<void(ReadyReply)>>> readiness;
 };
 
 /// A TCP service instance: makes the protocol handler of each connection on

@@ -93,6 +93,15 @@ class UploadFile {
   const class Root* owner_;
 };
 
+/// Longest node id kept in temporary names, in bytes: a host name (64)
+/// plus a boot id prefix, well inside NAME_MAX (255) with the rest of the name.
+inline constexpr size_t kMaxNodeIdBytes = 100;
+
+/// This machine's default node id: host name + "_" + the first group of the
+/// kernel's boot id (/proc/sys/kernel/random/boot_id), so a PID in a
+/// temporary name is only ever compared on the machine and boot that made it.
+std::string default_node_id();
+
 /// The served directory.
 class Root {
  public:
@@ -128,10 +137,17 @@ class Root {
   Result<uint64_t> size(const std::string& name) const;
   /// Deletes a regular file (same errors as open_read).
   Status remove(const std::string& name) const;
-  /// Removes `.upload-PID-N.tmp` files (the named-temporary fallback) whose
-  /// process PID is no longer alive and that belong to this user: what a
-  /// crashed server left behind (hardening issue, point 7). Returns how many.
+  /// Removes `.upload-NODE-PID-N.tmp` files (the named-temporary fallback)
+  /// of THIS node (node_id()) whose process PID is no longer alive and that
+  /// belong to this user: what a crashed server left behind. Another node's
+  /// temporaries on a shared root are left alone (its PIDs mean nothing
+  /// here; it may be uploading now). Older `.upload-PID-N.tmp` names count
+  /// as this node's. Returns how many were removed.
   int remove_stale_temporaries() const;
+  /// This node's id in temporary names (default_node_id() until set;
+  /// sanitised: bytes outside [A-Za-z0-9_.] become '_'). Set before serving.
+  void set_node_id(std::string_view id);
+  const std::string& node_id() const { return node_id_; }
   /// Starts an upload (the name is validated by the caller before the
   /// payload arrives; commit() takes it). Errors: kNoSpace, kIo.
   Result<std::unique_ptr<UploadFile>> begin_upload() const;
@@ -140,6 +156,7 @@ class Root {
   Root(int fd, std::string path);
   int fd_;
   std::string path_;
+  std::string node_id_;
   /// The cached listing (list_shared) and what it was taken under.
   struct ListingCache;
   std::unique_ptr<ListingCache> cache_;

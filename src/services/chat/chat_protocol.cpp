@@ -26,6 +26,10 @@ constexpr std::string_view kMsgSent = "Message Sent";
 constexpr std::string_view kMsgLogout = "Terima Kash Telah Menggunakan Service Ini";
 // Ours: no counterpart in chat.py.
 constexpr std::string_view kMsgServerError = "Server Error";
+// Not in chat.py (its state is in memory); worded like its messages, with
+// the English beside it as in our other additions.
+constexpr std::string_view kMsgUnavailable =
+    "Database Tidak Tersedia, Coba Lagi (chat database unavailable, try again)";
 constexpr std::string_view kMsgLineTooLong = "Baris Terlalu Panjang (maks 65536 byte)";
 static_assert(kMaxLineBytes == 65536, "update kMsgLineTooLong");
 
@@ -84,6 +88,8 @@ std::string reply_outcome(Outcome outcome) {
       return reply_error(kMsgBadToken);
     case Outcome::kNoSuchReceiver:
       return reply_error(kMsgNoSuchReceiver);
+    case Outcome::kUnavailable:
+      return reply_error(kMsgUnavailable);
     case Outcome::kOk:
     case Outcome::kStoreError:
       break;

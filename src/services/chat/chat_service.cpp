@@ -1,5 +1,6 @@
-// The chat service: framing, one request at a time through the executor, a
-// thread_local ChatStore per executor thread (see chat_service.hpp).
+// The chat service: framing, one request at a time through the service's
+// own database threads (DbWorkers), each with its ChatStore (see
+// chat_service.hpp).
 
 #include "fsrv/services/chat/chat_service.hpp"
 
@@ -13,6 +14,7 @@
 #include "fsrv/services/chat/chat_protocol.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
+#include "fsrv/services/chat/db_workers.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::chat {
@@ -31,34 +33,6 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr std::string_view kVerbs[] = {"unknown", "auth", "send", "inbox", "listuser", "logout"};
 constexpr int kVerbCount = static_cast<int>(std::size(kVerbs));
 
-/// What every work item needs to open its thread's store (immutable, shared).
-struct StoreSpec {
-  std::string db_path;
-  std::vector<ChatUser> users;
-  double ttl_s = kDefaultSessionTtlS;
-};
-
-/// The calling thread's store for `spec`, opened on first use. A ChatStore
-/// is not thread-safe, so each executor thread gets its own (libuv's pool
-/// threads in thread mode; the worker's loop thread in process mode). If the
-/// path changes (two servers in one test process) the store is reopened. A
-/// failed open is logged and retried on the next request; meanwhile the
-/// closed store makes execute() answer "Server Error".
-ChatStore& thread_store(const StoreSpec& spec) {
-  struct Slot {
-    std::string path;
-    std::unique_ptr<ChatStore> store;
-  };
-  thread_local Slot slot;
-  if (!slot.store || !slot.store->is_open() || slot.path != spec.db_path) {
-    slot.store = std::make_unique<ChatStore>();
-    slot.path = spec.db_path;
-    Status s = slot.store->open(spec.db_path, spec.users, spec.ttl_s);
-    if (!s.ok()) FSRV_LOG_ERROR("chat: cannot open %s: %s", spec.db_path.c_str(), s.error.c_str());
-  }
-  return *slot.store;
-}
-
 /// The users of a configuration: the --chat-users file or the demo users.
 /// Throws std::runtime_error (start-up; main validated the file already).
 std::vector<ChatUser> load_users(const ServerConfig& config) {
@@ -71,11 +45,29 @@ std::vector<ChatUser> load_users(const ServerConfig& config) {
 class ChatService final : public Service {
  public:
   explicit ChatService(Shared& shared) : Service(shared, "chat") {
-    auto spec = std::make_shared<StoreSpec>();
-    spec->db_path = default_db_path(shared.root->path());
-    spec->users = load_users(*shared.config);
-    spec->ttl_s = shared.config->chat_session_ttl_s;
-    spec_ = std::move(spec);
+    StoreSpec spec;
+    Result<ChatDb> db = parse_chat_db(shared.config->chat_db, shared.root->path());
+    if (!db.ok()) throw std::runtime_error(db.error);
+    spec.db = std::move(db.value);
+    spec.users = load_users(*shared.config);
+    spec.ttl_s = shared.config->chat_session_ttl_s;
+    FSRV_LOG_INFO("chat: state in %s", spec.db.kind == ChatDb::Kind::kPostgres
+                                           ? "PostgreSQL"
+                                           : spec.db.location.c_str());
+    db_ = std::make_unique<DbWorkers>(shared.loop, std::move(spec));
+    // Readiness (the admin service's /healthz): the database answers.
+    shared.readiness.push_back({"chat", [this](Shared::ReadyReply reply) {
+                                  auto result = std::make_shared<StatusResult>();
+                                  bool queued = db_->submit(
+                                      [result](ChatStore& store) { *result = store.ping(); },
+                                      [result, reply] {
+                                        reply(result->outcome == Outcome::kOk,
+                                              result->outcome == Outcome::kOk
+                                                  ? "database reachable"
+                                                  : result->error);
+                                      });
+                                  if (!queued) reply(false, "database queue full");
+                                }});
     for (int v = 0; v < kVerbCount; ++v) {
       ok_[v] = counter("commands/" + std::string(kVerbs[v]) + "/ok");
       failed_[v] = counter("commands/" + std::string(kVerbs[v]) + "/failed");
@@ -89,14 +81,13 @@ class ChatService final : public Service {
     shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(kind)]);
   }
   void count_too_long() { shared_.stats->add(too_long_); }
-  const std::shared_ptr<const StoreSpec>& spec() const { return spec_; }
-  reactor::Executor& executor() { return *shared_.executor; }
+  DbWorkers& db() { return *db_; }
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
-  std::shared_ptr<const StoreSpec> spec_;
+  std::unique_ptr<DbWorkers> db_;
   stats::Counter ok_[kVerbCount], failed_[kVerbCount], too_long_;
 };
 
@@ -199,10 +190,9 @@ void ChatSession::run(Command cmd) {
   conn_.pause_reading();
   auto reply = std::make_shared<std::string>();
   auto command = std::make_shared<const Command>(std::move(cmd));
-  std::shared_ptr<const StoreSpec> spec = service_.spec();
   ConnRef ref(&conn_);
-  service_.executor().submit(
-      [reply, command, spec] { *reply = execute(thread_store(*spec), *command); },
+  const bool queued = service_.db().submit(
+      [reply, command](ChatStore& store) { *reply = execute(store, *command); },
       [this, ref, reply, command] {
         if (conn_.closing()) return;
         busy_ = false;
@@ -212,6 +202,12 @@ void ChatSession::run(Command cmd) {
         conn_.write_owned(*reply);
         process_input();
       });
+  if (!queued) {
+    busy_ = false;
+    service_.count(command->kind, false);
+    conn_.write_owned(reply_error("Server Sibuk (busy: chat database queue full)"));
+    process_input();
+  }
 }
 
 }  // namespace
@@ -219,7 +215,8 @@ void ChatSession::run(Command cmd) {
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "chat",
-      "chat (tugas 5): auth, send, inbox, listuser, logout; Python-json replies; SQLite state",
+      "chat (tugas 5): auth, send, inbox, listuser, logout; Python-json replies; SQLite or "
+      "PostgreSQL state (--chat-db)",
       {8889},
       "printf 'auth messi surabaya \\r\\n' | nc -q1 127.0.0.1 {port}",
       [](stats::Schema& schema) {

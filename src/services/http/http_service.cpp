@@ -223,6 +223,7 @@ enum class Route {
   kSending,     ///< GET /sending.html (tugas 8 form)
   kListdir,     ///< GET /listdir (seed 004)
   kStats,       ///< GET /stats
+  kHealth,      ///< GET /healthz (load balancer checks; not in the access log)
   kFile,        ///< GET|HEAD /{name}
   kUploadPost,  ///< POST /upload/{name} (seed 004)
   kUploadPut,   ///< PUT /{name} (WebDAV convention)
@@ -702,6 +703,8 @@ void HttpSession::route() {
       route_ = Route::kListdir;
     } else if (p == "stats") {
       route_ = Route::kStats;
+    } else if (p == "healthz") {
+      route_ = Route::kHealth;
     } else {
       route_ = Route::kFile;
       name_ = p;
@@ -807,6 +810,15 @@ void HttpSession::dispatch() {
     case Route::kStats:
       reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
       return;
+    case Route::kHealth: {
+      // 503 from the stop signal on, so HAProxy's `option httpchk` takes the
+      // node out before its listeners close (--drain-delay).
+      const bool failing = conn_.reactor().health_failing;
+      reply(failing ? 503 : 200, kText,
+            std::string(failing ? "draining" : "ok") + " node=" + shared_.node_id + "\n",
+            "Cache-Control: no-store\r\n");
+      return;
+    }
     case Route::kListdir:
       start_listdir(false);
       return;
@@ -892,8 +904,11 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   counted_ = false;
   double secs = std::chrono::duration<double>(Clock::now() - started_).count();
   std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
-  FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
-                service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+  // Health checks arrive every half second per balancer: not traffic.
+  if (route_ != Route::kHealth) {
+    FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
+                  service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+  }
   if (state_ == State::kResponding) request_done();
 }
 

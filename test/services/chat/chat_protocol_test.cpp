@@ -142,14 +142,18 @@ TEST(ChatFraming, OneMebibyteLineIsAClearError) {
             "\r\n\r\n");
 }
 
-class ChatReplies : public ::testing::Test {
+// The exact replies, against both backends.
+class ChatReplies : public testing::BothBackends {
  protected:
-  void SetUp() override { store_ = open_store(dir_.file("chat.db")); }
-  fsrv::test::TempDir dir_;
+  void SetUp() override {
+    BothBackends::SetUp();
+    if (IsSkipped()) return;
+    store_ = open_at(new_location());
+  }
   std::unique_ptr<ChatStore> store_;
 };
 
-TEST_F(ChatReplies, AuthOkAndItsErrors) {
+TEST_P(ChatReplies, AuthOkAndItsErrors) {
   std::string reply = run(*store_, "auth messi surabaya \r\n");
   EXPECT_EQ(token_of(reply).size(), 36u);
   EXPECT_EQ(run(*store_, "auth maradona surabaya\r\n"),
@@ -164,7 +168,7 @@ TEST_F(ChatReplies, AuthOkAndItsErrors) {
             "{\"status\": \"ERROR\", \"message\": \"Password Salah\"}\r\n\r\n");
 }
 
-TEST_F(ChatReplies, ProtocolErrors) {
+TEST_P(ChatReplies, ProtocolErrors) {
   EXPECT_EQ(run(*store_, "hello\r\n"),
             "{\"status\": \"ERROR\", \"message\": \"**Protocol Tidak Benar\"}\r\n\r\n");
   EXPECT_EQ(run(*store_, "\r\n"),
@@ -177,7 +181,7 @@ TEST_F(ChatReplies, ProtocolErrors) {
   }
 }
 
-TEST_F(ChatReplies, BadTokenForEveryTokenCommand) {
+TEST_P(ChatReplies, BadTokenForEveryTokenCommand) {
   const std::string bad =
       "{\"status\": \"ERROR\", \"message\": \"Informasi tidak ditemukan\"}\r\n\r\n";
   const std::string unknown = "00000000-0000-4000-8000-000000000000";
@@ -188,7 +192,7 @@ TEST_F(ChatReplies, BadTokenForEveryTokenCommand) {
   EXPECT_EQ(run(*store_, "logout " + unknown + "\r\n"), bad);
 }
 
-TEST_F(ChatReplies, SendInboxListuserLogoutExactBytes) {
+TEST_P(ChatReplies, SendInboxListuserLogoutExactBytes) {
   const std::string messi = token_of(run(*store_, "auth messi surabaya \r\n"));
   const std::string hend = token_of(run(*store_, "auth henderson surabaya \r\n"));
   const std::string line = token_of(run(*store_, "auth lineker surabaya \r\n"));
@@ -226,7 +230,7 @@ TEST_F(ChatReplies, SendInboxListuserLogoutExactBytes) {
             "{\"status\": \"ERROR\", \"message\": \"Informasi tidak ditemukan\"}\r\n\r\n");
 }
 
-TEST_F(ChatReplies, EmptyMessageAndSendToSelf) {
+TEST_P(ChatReplies, EmptyMessageAndSendToSelf) {
   const std::string messi = login(*store_, "messi");
   EXPECT_EQ(run(*store_, "send " + messi + " messi\r\n"),
             "{\"status\": \"OK\", \"message\": \"Message Sent\"}\r\n\r\n");
@@ -235,11 +239,15 @@ TEST_F(ChatReplies, EmptyMessageAndSendToSelf) {
             "\"msg_to\": \"Lionel Messi\", \"msg\": \"\"}]}}\r\n\r\n");
 }
 
-TEST_F(ChatReplies, StoreNotOpenIsAServerError) {
-  ChatStore closed;
+TEST_P(ChatReplies, StoreNotOpenIsAServerError) {
+  SqliteChatStore closed;
   EXPECT_EQ(run(closed, "auth messi surabaya"),
             "{\"status\": \"ERROR\", \"message\": \"Server Error\"}\r\n\r\n");
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChatReplies,
+                         ::testing::Values(ChatDb::Kind::kSqlite, ChatDb::Kind::kPostgres),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace fsrv::services::chat

@@ -3,6 +3,7 @@
 // reopen; exactly-once delivery under concurrent inbox calls; idle expiry.
 
 #include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/services/chat/sqlite_chat_store.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -22,6 +23,7 @@ namespace {
 using testing::FakeClock;
 using testing::login;
 using testing::open_store;
+using ChatStoreBoth = testing::BothBackends;
 
 // All messages of an inbox result as "sender:msg" strings, in reply order.
 std::vector<std::string> flatten(const InboxResult& r) {
@@ -32,11 +34,10 @@ std::vector<std::string> flatten(const InboxResult& r) {
   return out;
 }
 
-TEST(ChatStore, TwoStoresOnOneFileMessageEachOther) {
-  fsrv::test::TempDir dir;
-  const std::string db = dir.file("chat.db");
-  auto worker_a = open_store(db);
-  auto worker_b = open_store(db);
+TEST_P(ChatStoreBoth, TwoStoresOnOneFileMessageEachOther) {
+  const std::string db = new_location();
+  auto worker_a = open_at(db);
+  auto worker_b = open_at(db);
   const std::string messi = login(*worker_a, "messi");
   const std::string hend = login(*worker_b, "henderson");
 
@@ -56,12 +57,11 @@ TEST(ChatStore, TwoStoresOnOneFileMessageEachOther) {
   EXPECT_EQ(l.usernames, (std::vector<std::string>{"messi", "henderson"}));
 }
 
-TEST(ChatStore, UnreadMessageAndSessionSurviveReopen) {
-  fsrv::test::TempDir dir;
-  const std::string db = dir.file("chat.db");
+TEST_P(ChatStoreBoth, UnreadMessageAndSessionSurviveReopen) {
+  const std::string db = new_location();
   std::string messi, hend;
   {
-    auto store = open_store(db);
+    auto store = open_at(db);
     messi = login(*store, "messi");
     hend = login(*store, "henderson");
     ASSERT_EQ(store->send(messi, "henderson", "simpan aku").outcome, Outcome::kOk);
@@ -69,7 +69,8 @@ TEST(ChatStore, UnreadMessageAndSessionSurviveReopen) {
   // Fresh demo hashes on reopen (as a restarted server makes them).
   auto users = demo_users();
   ASSERT_TRUE(users.ok()) << users.error;
-  ChatStore store;
+  auto store_owner = make();
+  ChatStore& store = *store_owner;
   ASSERT_TRUE(store.open(db, users.value, 3600).ok());
   EXPECT_EQ(flatten(store.inbox(hend)), (std::vector<std::string>{"messi:simpan aku"}));
   EXPECT_TRUE(flatten(store.inbox(hend)).empty());
@@ -88,21 +89,20 @@ ChatStoreOptions patient() {
 // store on first use, so several first opens of one new database race to
 // switch it to WAL and create the schema. SQLite answers some of those with
 // SQLITE_BUSY without waiting; open() must retry instead of failing.
-TEST(ChatStore, SimultaneousFirstOpensOfANewDatabaseAllSucceed) {
+TEST_P(ChatStoreBoth, SimultaneousFirstOpensOfANewDatabaseAllSucceed) {
   constexpr int kRounds = 8;
   constexpr int kOpeners = 8;
   for (int round = 0; round < kRounds; ++round) {
-    fsrv::test::TempDir dir;
-    const std::string db = dir.file("chat.db");
+    const std::string db = new_location();
     std::latch start(kOpeners);
     std::atomic<int> failures{0};
     std::vector<std::string> errors(kOpeners);
     std::vector<std::thread> threads;
     for (int i = 0; i < kOpeners; ++i) {
       threads.emplace_back([&, i] {
-        ChatStore store;
+        auto store = make();
         start.arrive_and_wait();
-        Status st = store.open(db, testing::demo(), 3600);
+        Status st = store->open(db, testing::demo(), 3600);
         if (!st.ok()) {
           errors[i] = st.error;
           ++failures;
@@ -115,12 +115,11 @@ TEST(ChatStore, SimultaneousFirstOpensOfANewDatabaseAllSucceed) {
   }
 }
 
-TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
-  fsrv::test::TempDir dir;
-  const std::string db = dir.file("chat.db");
-  auto sender = open_store(db, 3600, patient());
-  auto reader_a = open_store(db, 3600, patient());
-  auto reader_b = open_store(db, 3600, patient());
+TEST_P(ChatStoreBoth, ConcurrentInboxDeliversEachMessageExactlyOnce) {
+  const std::string db = new_location();
+  auto sender = open_at(db, 3600, patient());
+  auto reader_a = open_at(db, 3600, patient());
+  auto reader_b = open_at(db, 3600, patient());
   const std::string messi = login(*sender, "messi");
   const std::string hend = login(*sender, "henderson");
   constexpr int kMessages = 300;
@@ -170,12 +169,11 @@ TEST(ChatStore, ConcurrentInboxDeliversEachMessageExactlyOnce) {
 
 // Both readers start inbox at the same moment on a full queue, round after
 // round: exactly one of them may take each message.
-TEST(ChatStore, SimultaneousInboxOnAFullQueueNeverDuplicates) {
-  fsrv::test::TempDir dir;
-  const std::string db = dir.file("chat.db");
-  auto sender = open_store(db, 3600, patient());
-  std::unique_ptr<ChatStore> readers[2] = {open_store(db, 3600, patient()),
-                                           open_store(db, 3600, patient())};
+TEST_P(ChatStoreBoth, SimultaneousInboxOnAFullQueueNeverDuplicates) {
+  const std::string db = new_location();
+  auto sender = open_at(db, 3600, patient());
+  std::unique_ptr<ChatStore> readers[2] = {open_at(db, 3600, patient()),
+                                           open_at(db, 3600, patient())};
   const std::string messi = login(*sender, "messi");
   const std::string hend = login(*sender, "henderson");
   constexpr int kRounds = 20, kPerRound = 10;
@@ -208,12 +206,11 @@ TEST(ChatStore, SimultaneousInboxOnAFullQueueNeverDuplicates) {
   RecordProperty("winner_1", winners[1]);
 }
 
-TEST(ChatStore, IdleSessionExpiresAndUseRenewsIt) {
-  fsrv::test::TempDir dir;
+TEST_P(ChatStoreBoth, IdleSessionExpiresAndUseRenewsIt) {
   FakeClock clock;
   ChatStoreOptions opts;
   opts.now_ms = clock.fn();
-  auto store = open_store(dir.file("chat.db"), 10.0, opts);
+  auto store = open_at(new_location(), 10.0, opts);
   const std::string messi = login(*store, "messi");
   const std::string hend = login(*store, "henderson");
 
@@ -229,18 +226,16 @@ TEST(ChatStore, IdleSessionExpiresAndUseRenewsIt) {
   EXPECT_EQ(flatten(store->inbox(hend2)), (std::vector<std::string>{"messi:x"}));
 }
 
-TEST(ChatStore, ShortRealTtlExpires) {
-  fsrv::test::TempDir dir;
-  auto store = open_store(dir.file("chat.db"), 0.2);
+TEST_P(ChatStoreBoth, ShortRealTtlExpires) {
+  auto store = open_at(new_location(), 0.2);
   const std::string messi = login(*store, "messi");
   EXPECT_EQ(store->inbox(messi).outcome, Outcome::kOk);
   std::this_thread::sleep_for(std::chrono::milliseconds(450));
   EXPECT_EQ(store->inbox(messi).outcome, Outcome::kBadToken);
 }
 
-TEST(ChatStore, LogoutEndsEverySessionOfTheUser) {
-  fsrv::test::TempDir dir;
-  auto store = open_store(dir.file("chat.db"));
+TEST_P(ChatStoreBoth, LogoutEndsEverySessionOfTheUser) {
+  auto store = open_at(new_location());
   const std::string first = login(*store, "messi");
   const std::string other = login(*store, "lineker");
   const std::string second = login(*store, "messi");
@@ -287,18 +282,18 @@ TEST(ChatStore, FileIsInWalModeWithHashedTokensOnly) {
   sqlite3_close(raw);
 }
 
-TEST(ChatStore, ReopenWithFewerUsersDropsTheOthers) {
-  fsrv::test::TempDir dir;
-  const std::string db = dir.file("chat.db");
+TEST_P(ChatStoreBoth, ReopenWithFewerUsersDropsTheOthers) {
+  const std::string db = new_location();
   std::string messi;
   {
-    auto store = open_store(db);
+    auto store = open_at(db);
     messi = login(*store, "messi");
     const std::string hend = login(*store, "henderson");
     ASSERT_EQ(store->send(hend, "messi", "dari hend").outcome, Outcome::kOk);
   }
   std::vector<ChatUser> only_messi = {testing::demo()[0]};
-  ChatStore store;
+  auto store_owner = make();
+  ChatStore& store = *store_owner;
   ASSERT_TRUE(store.open(db, only_messi, 3600).ok());
   EXPECT_EQ(store.send(messi, "henderson", "x").outcome, Outcome::kNoSuchReceiver);
   EXPECT_TRUE(store.inbox(messi).groups.empty());  // henderson's messages went with him
@@ -308,7 +303,7 @@ TEST(ChatStore, ReopenWithFewerUsersDropsTheOthers) {
 TEST(ChatStore, OpenRefusesBadArgumentsAndFiles) {
   fsrv::test::TempDir dir;
   {
-    ChatStore s;
+    SqliteChatStore s;
     EXPECT_FALSE(s.open(dir.file("a.db"), testing::demo(), 0).ok());
     EXPECT_FALSE(s.open(dir.file("a.db"), testing::demo(), -1).ok());
     EXPECT_FALSE(s.open(dir.file("a.db"), {}, 60).ok());
@@ -321,26 +316,25 @@ TEST(ChatStore, OpenRefusesBadArgumentsAndFiles) {
   }
   {
     fsrv::test::spit(dir.file("garbage.db"), std::string(4096, 'g'));
-    ChatStore s;
+    SqliteChatStore s;
     Status st = s.open(dir.file("garbage.db"), testing::demo(), 60);
     EXPECT_FALSE(st.ok());
     EXPECT_NE(st.error.find("garbage.db"), std::string::npos) << st.error;
   }
   {
     fsrv::test::spit(dir.file("file"), "x");
-    ChatStore s;
+    SqliteChatStore s;
     EXPECT_FALSE(s.open(dir.file("file") + "/sub/chat.db", testing::demo(), 60).ok());
   }
   {
-    ChatStore s;
+    SqliteChatStore s;
     ASSERT_TRUE(s.open(dir.file("ok.db"), testing::demo(), 60).ok());
     EXPECT_FALSE(s.open(dir.file("ok.db"), testing::demo(), 60).ok());  // once per object
   }
 }
 
-TEST(ChatStore, WrongPasswordAndUnknownUser) {
-  fsrv::test::TempDir dir;
-  auto store = open_store(dir.file("chat.db"));
+TEST_P(ChatStoreBoth, WrongPasswordAndUnknownUser) {
+  auto store = open_at(new_location());
   EXPECT_EQ(store->auth("messi", "Surabaya").outcome, Outcome::kWrongPassword);
   EXPECT_EQ(store->auth("messi", "").outcome, Outcome::kWrongPassword);
   EXPECT_EQ(store->auth("messi", testing::demo()[0].password_hash).outcome,
@@ -350,6 +344,10 @@ TEST(ChatStore, WrongPasswordAndUnknownUser) {
   EXPECT_EQ(ok.outcome, Outcome::kOk);
   EXPECT_EQ(ok.token.size(), 36u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChatStoreBoth,
+                         ::testing::Values(ChatDb::Kind::kSqlite, ChatDb::Kind::kPostgres),
+                         testing::backend_name);
 
 }  // namespace
 }  // namespace fsrv::services::chat

@@ -78,7 +78,7 @@ TEST(ChatUsers, LoadsAUsersFileAndLogsIn) {
   EXPECT_EQ(users.value[1].nama, "Nama siti");
   EXPECT_EQ(users.value[1].negara, "Indonesia");
 
-  ChatStore store;
+  SqliteChatStore store;
   ASSERT_TRUE(store.open(dir.file("chat.db"), users.value, 60).ok());
   EXPECT_EQ(store.auth("budi", "satu").outcome, Outcome::kOk);
   EXPECT_EQ(store.auth("budi", "dua").outcome, Outcome::kWrongPassword);

@@ -1,42 +1,32 @@
 #pragma once
 // Chat state: accounts, sessions and queued messages of the course's
-// "tugas 5" chat protocol, in one SQLite database file that several worker
-// processes (prefork mode) or threads share. Owns one sqlite3 connection.
+// "tugas 5" chat protocol, behind one interface with two backends:
+// - SqliteChatStore (sqlite_chat_store.hpp): one SQLite file that the
+//   processes and threads of ONE machine share (the default,
+//   `--chat-db sqlite:PATH`);
+// - PgChatStore (pg_chat_store.hpp): a PostgreSQL database that the nodes of
+//   a cluster share (`--chat-db postgresql://...`).
 // Knows nothing of lines, JSON or sockets (chat_protocol.hpp words the
 // outcomes).
 //
-// BLOCKING: every call does file I/O, may fsync, may wait up to the busy
-// timeout for another connection's write lock, and auth runs Argon2. Call
-// it from an executor's work function, never on the event loop.
+// BLOCKING: every call does file or network I/O, may wait for another
+// connection's lock, and auth runs Argon2. Call it from a thread off the
+// event loop (the chat service's own database threads), never on the loop.
 //
 // Thread safety: a ChatStore is NOT thread-safe. Use one object per thread
-// (each has its own connection; SQLite serialises writers across
-// connections and processes through the file locks), or guard a shared one
-// with your own mutex.
+// (each has its own connection; the database serialises writers across
+// connections, processes and machines), or guard a shared one.
 //
-// Consistency (https://www.sqlite.org/wal.html, /lang_transaction.html):
-// - journal_mode=WAL: readers never block the writer, and the mode is
-//   stored in the file, so every process sees it.
-// - busy_timeout: a connection that finds the write lock taken waits (up to
-//   ChatStoreOptions::busy_timeout_ms) instead of failing with SQLITE_BUSY.
-// - Every operation is one BEGIN IMMEDIATE transaction: it takes the write
-//   lock before reading, so two connections never act on the same snapshot
-//   (no SQLITE_BUSY_SNAPSHOT, no lost update). inbox selects and deletes the
-//   user's messages in one such transaction, so two workers calling inbox
-//   at once deliver each message exactly once. (Once handed to the
-//   caller a message is gone from the database: if the reply is then lost
-//   with the connection, it is lost, as in the course server.)
-// - synchronous=FULL by default (ChatStoreOptions::durability): "Message
-//   Sent" is only answered after the WAL is fsync'ed, so an acknowledged
-//   message survives a process crash, an OS crash and a power cut. NORMAL
-//   in WAL mode survives process crashes only (the last commits can roll
-//   back on power loss) for one fsync less per commit; at chat rates (a few
-//   commits per second per user) the fsync costs nothing we would notice
-//   and we run off the event loop anyway, so the stronger promise wins.
+// Both backends give the same answers: every operation is one transaction;
+// inbox takes and deletes the user's messages in one transaction, so two
+// readers (threads, processes or machines) calling inbox at once deliver
+// each message exactly once (once handed to the caller a message is gone:
+// if the reply is then lost with the connection, it is lost, as in the
+// course server).
 //
 // Sessions: a token is a random UUID4 (libsodium randombytes_buf, i.e. the
 // kernel CSPRNG); the database keeps only its BLAKE2b hash, so a copy of the
-// file does not hand out live sessions. A session expires once more than
+// database does not hand out live sessions. A session expires once more than
 // the idle TTL has passed since its last accepted use; each use renews it.
 // Expired rows are deleted when met and on every auth and listuser.
 
@@ -59,6 +49,11 @@ inline constexpr double kDefaultSessionTtlS = 3600.0;
 /// take milliseconds, so 5 s means something is badly wrong.
 inline constexpr int kDefaultBusyTimeoutMs = 5000;
 
+/// Default time a PostgreSQL connection attempt may take, in seconds: a
+/// database host that does not answer must not hold a chat request longer
+/// than a person waits for a reply (libpq's connect_timeout, minimum 2).
+inline constexpr int kDefaultConnectTimeoutS = 2;
+
 /// Database file under a storage root: `<root>/.chat/chat.db`. The leading
 /// dot keeps it out of the file service (storage::validate_name refuses
 /// hidden names).
@@ -72,6 +67,8 @@ enum class Outcome {
   kBadToken,        ///< unknown, expired or logged-out token ("Informasi tidak ditemukan")
   kNoSuchReceiver,  ///< send: unknown receiver ("User Tidak Ditemukan")
   kStoreError,      ///< the database failed (I/O, busy timeout, corrupt); see `error`
+  kUnavailable,     ///< the database cannot be reached now (down, restarting);
+                    ///< answered at once while a reconnect backs off; see `error`
 };
 
 /// Durability of a commit (PRAGMA synchronous; see the header comment).
@@ -83,7 +80,8 @@ enum class Durability {
 /// Tunables of ChatStore::open.
 struct ChatStoreOptions {
   Durability durability = Durability::kFull;
-  int busy_timeout_ms = kDefaultBusyTimeoutMs;
+  int busy_timeout_ms = kDefaultBusyTimeoutMs;  ///< SQLite only
+  int connect_timeout_s = kDefaultConnectTimeoutS;  ///< PostgreSQL only
   /// Wall clock in ms since the Unix epoch (system_clock by default). Wall
   /// time, not steady time: the value is stored and compared across
   /// processes. Tests inject a fake one.
@@ -131,57 +129,91 @@ struct ListUserResult {
   std::string error;  ///< detail of kStoreError
 };
 
-/// The chat state behind one SQLite connection. Not copyable or movable.
+/// The chat state behind one database connection (see the backends).
 class ChatStore {
  public:
-  /// A closed store: every operation answers kStoreError until open().
-  ChatStore();
-  /// Finalises the statements and closes the connection (an open
-  /// transaction cannot exist between calls, so nothing is lost).
-  ~ChatStore();
-  ChatStore(const ChatStore&) = delete;
-  ChatStore& operator=(const ChatStore&) = delete;
+  virtual ~ChatStore() = default;
 
-  /// Opens (creating if missing: the parent directory, mode 0700, and the
-  /// file) the database at `path`, sets WAL/busy_timeout/synchronous,
-  /// creates the schema, and makes the users table equal to `users`
-  /// (inserted or updated by username; users not in the list are deleted
-  /// with their sessions and messages). Every store sharing a file must be
-  /// opened with the same users. `session_ttl_s` > 0 is the idle TTL in
-  /// seconds. Errors: bad arguments, cannot create/open, not a database,
-  /// schema from a newer version, busy timeout. Call once per object.
-  Status open(const std::string& path, const std::vector<ChatUser>& users,
-              double session_ttl_s = kDefaultSessionTtlS, ChatStoreOptions options = {});
+  /// Opens the database at `location` (SQLite: a file path; PostgreSQL: a
+  /// libpq connection URI or key=value string), creates or migrates the
+  /// schema through its version record, and makes the users table equal to
+  /// `users` (inserted or updated by username; users not in the list are
+  /// deleted with their sessions and messages). Every store sharing a
+  /// database must be opened with the same users. `session_ttl_s` > 0 is
+  /// the idle TTL in seconds. Errors: bad arguments, cannot connect or
+  /// create, not a database, schema from a newer version. Call once per
+  /// object. (PgChatStore keeps a valid configuration even when the first
+  /// connection fails, and connects again on later calls.)
+  virtual Status open(const std::string& location, const std::vector<ChatUser>& users,
+                      double session_ttl_s = kDefaultSessionTtlS,
+                      ChatStoreOptions options = {}) = 0;
 
-  /// Whether open() succeeded.
-  bool is_open() const;
+  /// Whether open() accepted the configuration (every operation answers
+  /// kStoreError before that).
+  virtual bool is_open() const = 0;
+
+  /// Whether the database answers now (a health probe: one round trip, or
+  /// kUnavailable at once while a reconnect backs off). Outcomes: kOk,
+  /// kUnavailable, kStoreError.
+  virtual StatusResult ping() = 0;
 
   /// Checks the password (crypto_pwhash_str_verify, constant time; Argon2
-  /// runs outside the transaction so it does not hold the write lock) and
-  /// starts a session. Also purges expired sessions.
-  AuthResult auth(std::string_view username, std::string_view password);
+  /// runs outside any transaction so it holds no lock) and starts a
+  /// session. Also purges expired sessions.
+  virtual AuthResult auth(std::string_view username, std::string_view password) = 0;
 
   /// Queues `message` (any bytes) from the token's user to `receiver`.
-  /// Durable (see Durability) when kOk. Outcomes: kOk, kBadToken,
-  /// kNoSuchReceiver (checked after the token, as the course server does).
-  StatusResult send(std::string_view token, std::string_view receiver, std::string_view message);
+  /// Durable once kOk. Outcomes: kOk, kBadToken, kNoSuchReceiver (checked
+  /// after the token, as the course server does).
+  virtual StatusResult send(std::string_view token, std::string_view receiver,
+                            std::string_view message) = 0;
 
   /// Returns and deletes, atomically, every unread message of the token's
   /// user. Outcomes: kOk (possibly no groups), kBadToken.
-  InboxResult inbox(std::string_view token);
+  virtual InboxResult inbox(std::string_view token) = 0;
 
   /// Users with a live session. Outcomes: kOk, kBadToken.
-  ListUserResult listuser(std::string_view token);
+  virtual ListUserResult listuser(std::string_view token) = 0;
 
   /// Ends every session of the token's user. Outcomes: kOk, kBadToken.
-  StatusResult logout(std::string_view token);
-
-  /// The connection and its prepared statements; defined in chat_store.cpp
-  /// only (named here so that file's helpers can take it).
-  struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
+  virtual StatusResult logout(std::string_view token) = 0;
 };
+
+/// Where the chat state lives (`--chat-db`).
+struct ChatDb {
+  enum class Kind { kSqlite, kPostgres };
+  Kind kind = Kind::kSqlite;
+  /// SQLite: the file path; PostgreSQL: the whole URI as libpq takes it.
+  std::string location;
+};
+
+/// Parses `--chat-db`: "" -> SQLite at default_db_path(root);
+/// "sqlite:PATH" -> SQLite at PATH; "postgresql://..." or "postgres://..."
+/// -> PostgreSQL. Error: anything else, or an empty PATH.
+Result<ChatDb> parse_chat_db(std::string_view url, const std::string& root);
+
+/// A closed store of the given backend.
+std::unique_ptr<ChatStore> make_chat_store(ChatDb::Kind kind);
+
+/// Checks open()'s arguments the same way for both backends (TTL range,
+/// users non-empty, valid and unique names, valid hashes). Also runs
+/// sodium_init. Returns the first problem.
+Status check_open_args(const std::vector<ChatUser>& users, double session_ttl_s);
+
+/// The stored form of a token: BLAKE2b-256 (crypto_generichash), 32 bytes.
+std::string token_hash(std::string_view token);
+
+/// A random UUID version 4 (RFC 4122 section 4.4) from the kernel CSPRNG:
+/// 36 lower-case characters.
+std::string new_uuid4();
+
+/// A token is a UUID4 text: 32 hex digits and 4 dashes.
+inline constexpr size_t kTokenLength = 36;
+
+/// Longest accepted TTL: 10 years in ms keeps every sum far from int64 limits.
+inline constexpr double kMaxSessionTtlS = 10.0 * 365 * 24 * 3600;
+
+/// Wall clock in ms since the Unix epoch (system_clock).
+int64_t system_now_ms();
 
 }  // namespace fsrv::services::chat

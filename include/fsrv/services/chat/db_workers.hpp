@@ -1,0 +1,93 @@
+#pragma once
+// The chat service's own database threads. Chat calls block (network round
+// trips to PostgreSQL, SQLite fsyncs, Argon2), so they run neither on the
+// event loop (a prefork worker's executor runs its tasks on the loop
+// itself) nor on libuv's pool, where they would hold threads that file IO
+// needs: a few threads of their own, each with its own ChatStore (a store
+// is single-threaded), fed by one bounded queue. A full queue is refused at
+// once (the caller answers busy) rather than growing without bound.
+//
+// Results come back to the loop through a uv_async_t that exists only
+// while work is in flight (made by the first submit, closed when the last
+// result is delivered), so an idle service holds no handle and the loop
+// can close; libuv: uv_async_send may be called from any thread and
+// coalesces wake-ups (https://docs.libuv.org/en/v1.x/async.html).
+
+#include <uv.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fsrv/services/chat/chat_store.hpp"
+
+namespace fsrv::services::chat {
+
+/// Database threads per serving process: two keep one slow call (Argon2 at
+/// auth, a reconnect's connect_timeout) from stalling every other request,
+/// and bound the connections a node opens to PostgreSQL (nodes x processes x 2).
+inline constexpr int kDbThreads = 2;
+
+/// Requests waiting for a database thread beyond which new ones are
+/// answered busy: far above what a class's clients queue, small enough
+/// that a dead database cannot pile up memory.
+inline constexpr size_t kMaxDbQueue = 4096;
+
+/// What every database thread needs to open its store.
+struct StoreSpec {
+  ChatDb db;
+  std::vector<ChatUser> users;
+  double ttl_s = kDefaultSessionTtlS;
+};
+
+/// The threads and their queue. Lives on one loop's thread (submit and the
+/// done callbacks); not copyable or movable.
+class DbWorkers {
+ public:
+  /// Runs on a database thread with that thread's store (opened on first use).
+  using Work = std::function<void(ChatStore&)>;
+  /// Runs on the loop thread after its Work.
+  using Done = std::function<void()>;
+
+  DbWorkers(uv_loop_t* loop, StoreSpec spec, int threads = kDbThreads,
+            size_t max_queued = kMaxDbQueue);
+  /// Stops and joins the threads (queued work is dropped: by then the loop
+  /// has ended, so no done callback could run).
+  ~DbWorkers();
+  DbWorkers(const DbWorkers&) = delete;
+  DbWorkers& operator=(const DbWorkers&) = delete;
+
+  /// Queues `work`, then `done` on the loop. Threads start on the first call
+  /// (after fork, and after the signal mask is set so they inherit it).
+  /// Returns false, running nothing, when kMaxDbQueue requests wait.
+  bool submit(Work work, Done done);
+
+ private:
+  struct Task {
+    Work work;
+    Done done;
+  };
+  void thread_main();
+  static void on_async(uv_async_t* handle);
+  void deliver();
+
+  uv_loop_t* loop_;
+  StoreSpec spec_;
+  int thread_count_;
+  size_t max_queued_;
+  std::vector<std::thread> threads_;
+  uv_async_t* async_ = nullptr;  ///< open while in_flight_ > 0
+  size_t in_flight_ = 0;         ///< submitted, done not yet run (loop thread only)
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;     ///< waiting for a thread
+  std::vector<Done> results_;  ///< finished, done to run on the loop
+  bool stopping_ = false;
+};
+
+}  // namespace fsrv::services::chat

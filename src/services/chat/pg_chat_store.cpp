@@ -1,0 +1,566 @@
+// Chat state in PostgreSQL through libpq (see pg_chat_store.hpp for the
+// transaction design and the reconnect rule).
+//
+// Inside this file every failed libpq call throws DbError; each public
+// operation catches it at its boundary (the open transaction is rolled back
+// by Transaction's destructor) and reports kStoreError, or kUnavailable when
+// the connection itself is gone.
+
+#include "fsrv/services/chat/pg_chat_store.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace fsrv::services::chat {
+
+namespace {
+
+// Version of the schema below, recorded in chat_schema_version; a database
+// with a newer one is refused rather than misread.
+constexpr int kSchemaVersion = 1;
+
+// Key of the advisory lock that serialises schema set-up across nodes
+// (any constant of our own; "fsrvchat" in ASCII, truncated to 63 bits).
+constexpr long long kSetupLockKey = 0x6673727663686174LL;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS users (
+  id BIGSERIAL PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  nama TEXT NOT NULL,
+  negara TEXT NOT NULL,
+  password_hash TEXT NOT NULL
+);
+-- id grows with each login: listuser's login order.
+CREATE TABLE IF NOT EXISTS sessions (
+  id BIGSERIAL PRIMARY KEY,
+  token_hash BYTEA NOT NULL UNIQUE,
+  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  last_seen_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
+-- id grows with each send: the delivery order. msg is BYTEA so any bytes
+-- come back unchanged; the names are copied at send time.
+CREATE TABLE IF NOT EXISTS messages (
+  id BIGSERIAL PRIMARY KEY,
+  sender_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  receiver_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  msg_from TEXT NOT NULL,
+  msg_to TEXT NOT NULL,
+  msg BYTEA NOT NULL,
+  sent_ms BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
+)sql";
+
+/// A failed database call. `unavailable`: the connection is refused or
+/// broken (the caller answers kUnavailable and a later call reconnects).
+struct DbError : std::runtime_error {
+  DbError(const std::string& what, bool unavailable)
+      : std::runtime_error(what), unavailable(unavailable) {}
+  bool unavailable;
+};
+
+/// One query parameter: text, or binary for BYTEA columns (any bytes,
+/// including NUL, pass unchanged).
+struct Param {
+  std::string value;
+  bool binary = false;
+};
+Param text(std::string_view v) { return Param{std::string(v), false}; }
+Param bytes(std::string_view v) { return Param{std::string(v), true}; }
+Param num(int64_t v) { return Param{std::to_string(v), false}; }
+
+/// A query result (text format), cleared on scope exit.
+class Rows {
+ public:
+  explicit Rows(PGresult* r) : r_(r) {}
+  ~Rows() { PQclear(r_); }
+  Rows(Rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  Rows(const Rows&) = delete;
+  Rows& operator=(const Rows&) = delete;
+  int size() const { return PQntuples(r_); }
+  bool null(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+  std::string str(int row, int col) const {
+    return std::string(PQgetvalue(r_, row, col), PQgetlength(r_, row, col));
+  }
+  int64_t i64(int row, int col) const { return std::stoll(str(row, col)); }
+  /// A BYTEA column: text format is hex ("\x..."), decoded by libpq.
+  std::string blob(int row, int col) const {
+    size_t n = 0;
+    unsigned char* p =
+        PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);
+    if (p == nullptr) throw DbError("cannot decode a bytea value", false);
+    std::string out(reinterpret_cast<const char*>(p), n);
+    PQfreemem(p);
+    return out;
+  }
+
+ private:
+  PGresult* r_;
+};
+
+}  // namespace
+
+struct PgChatStore::Impl {
+  bool configured = false;
+  std::string conninfo;
+  std::vector<ChatUser> users;
+  int64_t ttl_ms = 0;
+  int connect_timeout_s = kDefaultConnectTimeoutS;
+  std::function<int64_t()> now_ms;
+
+  PGconn* conn = nullptr;
+  bool ready = false;  ///< setup() has run on this connection
+  std::chrono::steady_clock::time_point next_attempt{};
+  int backoff_ms = 0;      ///< 0 until an attempt failed
+  std::string last_error;  ///< why the last attempt failed
+
+  ~Impl() { drop(); }
+
+  void drop() {
+    if (conn != nullptr) PQfinish(conn);
+    conn = nullptr;
+    ready = false;
+  }
+
+  int64_t now() const { return now_ms(); }
+
+  // The connection is gone: drop it and make the next call wait the
+  // shortest backoff, or longer after repeated failures.
+  [[noreturn]] void lost(const std::string& why) {
+    schedule_retry(why);
+    throw DbError("database unavailable: " + why, true);
+  }
+
+  void schedule_retry(const std::string& why) {
+    drop();
+    last_error = why;
+    backoff_ms = backoff_ms == 0 ? kPgRetryMinMs : std::min(backoff_ms * 2, kPgRetryMaxMs);
+    next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms);
+  }
+
+  /// A live, set-up connection, or DbError(unavailable) at once while the
+  /// backoff runs.
+  void ensure() {
+    if (conn != nullptr && ready && PQstatus(conn) == CONNECTION_OK) return;
+    drop();
+    if (backoff_ms > 0 && std::chrono::steady_clock::now() < next_attempt) {
+      throw DbError("database unavailable (retrying): " + last_error, true);
+    }
+    // The URI's own settings win over ours: dbname (expanded) comes last.
+    const std::string timeout = std::to_string(std::max(connect_timeout_s, 2));
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+    const char* values[] = {timeout.c_str(), "fsrv-chat", conninfo.c_str(), nullptr};
+    conn = PQconnectdbParams(keys, values, 1);
+    if (conn == nullptr) lost("out of memory");
+    // Server notices (NOTICE, the WARNING of a shutdown) would go to stderr
+    // from every thread; errors reach us through results instead.
+    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    if (PQstatus(conn) != CONNECTION_OK) {
+      std::string why = PQerrorMessage(conn);
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      lost(why);
+    }
+    try {
+      exec_simple("SET client_min_messages = warning");  // no NOTICE per IF NOT EXISTS
+      setup();
+    } catch (const DbError& e) {
+      if (!e.unavailable) schedule_retry(e.what());  // a newer schema: retried, not hammered
+      throw;
+    }
+    ready = true;
+    backoff_ms = 0;
+  }
+
+  // Raises the right DbError for a failed result (and clears it).
+  [[noreturn]] void fail(PGresult* r, const char* what) {
+    std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn);
+    const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    const std::string sqlstate = state ? state : "";
+    PQclear(r);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    // The server going away: class 08 (connection exception), 57P01-57P03
+    // (admin or crash shutdown, cannot connect now; PostgreSQL 15 docs,
+    // appendix A), or no SQLSTATE at all (libpq lost the socket). libpq may
+    // still say CONNECTION_OK until it reads the EOF.
+    const bool gone = sqlstate.empty() || sqlstate.starts_with("08") || sqlstate == "57P01" ||
+                      sqlstate == "57P02" || sqlstate == "57P03";
+    if (gone || PQstatus(conn) != CONNECTION_OK) lost(msg);
+    throw DbError(std::string(what) + ": " + msg, false);
+  }
+
+  void exec_simple(const char* sql) {
+    PGresult* r = PQexec(conn, sql);
+    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, "query");
+    PQclear(r);
+  }
+
+  Rows query(const char* sql, const std::vector<Param>& params) {
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats;
+    for (const Param& p : params) {
+      values.push_back(p.value.data());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    PGresult* r = PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr, values.data(),
+                               lengths.data(), formats.data(), 0);
+    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, "query");
+    return Rows(r);
+  }
+
+  void setup();
+};
+
+namespace {
+
+// BEGIN ... COMMIT; rolled back by the destructor when not committed (and
+// the connection is still there).
+class Transaction {
+ public:
+  explicit Transaction(PgChatStore::Impl& impl) : impl_(impl) { impl_.exec_simple("BEGIN"); }
+  ~Transaction() {
+    if (!done_ && impl_.conn != nullptr && PQstatus(impl_.conn) == CONNECTION_OK) {
+      PQclear(PQexec(impl_.conn, "ROLLBACK"));
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit() {
+    impl_.exec_simple("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  PgChatStore::Impl& impl_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+void PgChatStore::Impl::setup() {
+  Transaction txn(*this);
+  query("SELECT pg_advisory_xact_lock($1)", {num(kSetupLockKey)});
+  exec_simple("CREATE TABLE IF NOT EXISTS chat_schema_version (version INTEGER NOT NULL)");
+  int64_t version = 0;
+  {
+    Rows r = query("SELECT max(version) FROM chat_schema_version", {});
+    if (r.size() == 1 && !r.null(0, 0)) version = r.i64(0, 0);
+  }
+  if (version > kSchemaVersion) {
+    throw DbError("database schema version " + std::to_string(version) +
+                      " is newer than this program's " + std::to_string(kSchemaVersion),
+                  false);
+  }
+  if (version < kSchemaVersion) {
+    exec_simple(kSchema);
+    exec_simple("DELETE FROM chat_schema_version");
+    query("INSERT INTO chat_schema_version (version) VALUES ($1)", {num(kSchemaVersion)});
+  }
+  std::set<std::string, std::less<>> names;
+  for (const ChatUser& u : users) {
+    names.insert(u.username);
+    query("INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
+          "password_hash = excluded.password_hash",
+          {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
+  }
+  Rows all = query("SELECT id, username FROM users", {});
+  for (int i = 0; i < all.size(); ++i) {
+    if (!names.contains(all.str(i, 1))) {
+      query("DELETE FROM users WHERE id = $1", {num(all.i64(i, 0))});
+    }
+  }
+  txn.commit();
+}
+
+namespace {
+
+// The user id behind a live token, renewing it; 0 if unknown or expired
+// (an expired row is deleted). Runs inside the caller's transaction. One
+// UPDATE decides and renews, so two nodes never both see a token live
+// that has expired.
+int64_t session_user(PgChatStore::Impl& impl, std::string_view token) {
+  if (token.size() != kTokenLength) return 0;
+  const int64_t now = impl.now();
+  const std::string hash = token_hash(token);
+  Rows r = impl.query(
+      "UPDATE sessions SET last_seen_ms = $2 WHERE token_hash = $1 AND last_seen_ms >= $3 "
+      "RETURNING user_id",
+      {bytes(hash), num(now), num(now - impl.ttl_ms)});
+  if (r.size() == 1) return r.i64(0, 0);
+  impl.query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
+  return 0;
+}
+
+void purge_expired(PgChatStore::Impl& impl) {
+  impl.query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(impl.now() - impl.ttl_ms)});
+}
+
+Outcome outcome_of(const DbError& e) {
+  return e.unavailable ? Outcome::kUnavailable : Outcome::kStoreError;
+}
+
+}  // namespace
+
+PgChatStore::PgChatStore() : impl_(std::make_unique<Impl>()) {}
+PgChatStore::~PgChatStore() = default;
+
+bool PgChatStore::is_open() const { return impl_->configured; }
+
+Status PgChatStore::open(const std::string& location, const std::vector<ChatUser>& users,
+                         double session_ttl_s, ChatStoreOptions options) {
+  if (is_open()) return Status::failure(Errc::kIo, "chat store: already open");
+  if (Status s = check_open_args(users, session_ttl_s); !s.ok()) return s;
+  char* err = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(location.c_str(), &err);
+  if (parsed == nullptr) {
+    std::string why = err ? err : "out of memory";
+    PQfreemem(err);
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    return Status::failure(Errc::kIo, "chat store: bad PostgreSQL address: " + why);
+  }
+  PQconninfoFree(parsed);
+  impl_->conninfo = location;
+  impl_->users = users;
+  impl_->ttl_ms = std::max<int64_t>(1, std::llround(session_ttl_s * 1000.0));
+  impl_->connect_timeout_s = options.connect_timeout_s;
+  impl_->now_ms = options.now_ms ? options.now_ms : system_now_ms;
+  impl_->configured = true;
+  try {
+    impl_->ensure();
+  } catch (const DbError& e) {
+    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
+  }
+  return {};
+}
+
+StatusResult PgChatStore::ping() {
+  StatusResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    impl_->ensure();
+    impl_->query("SELECT 1", {});
+    r.outcome = Outcome::kOk;
+  } catch (const DbError& e) {
+    r = StatusResult{outcome_of(e), e.what()};
+  }
+  return r;
+}
+
+AuthResult PgChatStore::auth(std::string_view username, std::string_view password) {
+  AuthResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    impl_->ensure();
+    // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
+    if (!validate_username(username).empty()) {
+      r.outcome = Outcome::kNoSuchUser;
+      return r;
+    }
+    int64_t user_id = 0;
+    std::string hash;
+    {
+      Rows q = impl_->query("SELECT id, password_hash FROM users WHERE username = $1",
+                            {text(username)});
+      if (q.size() == 0) {
+        r.outcome = Outcome::kNoSuchUser;
+        return r;
+      }
+      user_id = q.i64(0, 0);
+      hash = q.str(0, 1);
+    }
+    // Argon2 outside any transaction: it must hold no lock meanwhile.
+    if (!verify_password(hash, password)) {
+      r.outcome = Outcome::kWrongPassword;
+      return r;
+    }
+    std::string token = new_uuid4();
+    Transaction txn(*impl_);
+    purge_expired(*impl_);
+    Rows ins = impl_->query(
+        "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
+        "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
+        {bytes(token_hash(token)), num(user_id), num(impl_->now())});
+    if (ins.size() == 0) {  // the user was deleted by a restart with other users
+      r.outcome = Outcome::kNoSuchUser;
+      return r;
+    }
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.token = std::move(token);
+  } catch (const DbError& e) {
+    r = AuthResult{outcome_of(e), "", e.what()};
+  }
+  return r;
+}
+
+StatusResult PgChatStore::send(std::string_view token, std::string_view receiver,
+                               std::string_view message) {
+  StatusResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    impl_->ensure();
+    Transaction txn(*impl_);
+    const int64_t sender_id = session_user(*impl_, token);
+    if (sender_id == 0) {
+      txn.commit();  // keeps the expired session's deletion
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    int64_t receiver_id = 0;
+    std::string to_name;
+    if (validate_username(receiver).empty()) {
+      Rows q = impl_->query("SELECT id, nama FROM users WHERE username = $1", {text(receiver)});
+      if (q.size() == 1) {
+        receiver_id = q.i64(0, 0);
+        to_name = q.str(0, 1);
+      }
+    }
+    if (receiver_id == 0) {
+      txn.commit();  // keeps the session renewal
+      r.outcome = Outcome::kNoSuchReceiver;
+      return r;
+    }
+    std::string from_name;
+    {
+      Rows q = impl_->query("SELECT nama FROM users WHERE id = $1", {num(sender_id)});
+      if (q.size() != 1) throw DbError("session of a missing user", false);
+      from_name = q.str(0, 0);
+    }
+    impl_->query(
+        "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        {num(sender_id), num(receiver_id), text(from_name), text(to_name), bytes(message),
+         num(impl_->now())});
+    txn.commit();  // durable once this returns (synchronous_commit = on)
+    r.outcome = Outcome::kOk;
+  } catch (const DbError& e) {
+    r = StatusResult{outcome_of(e), e.what()};
+  }
+  return r;
+}
+
+InboxResult PgChatStore::inbox(std::string_view token) {
+  InboxResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    impl_->ensure();
+    Transaction txn(*impl_);
+    const int64_t user_id = session_user(*impl_, token);
+    if (user_id == 0) {
+      txn.commit();
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    // One statement takes the whole queue: a concurrent DELETE of the same
+    // rows waits for this one and then skips them (READ COMMITTED).
+    Rows q = impl_->query(
+        "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
+        "RETURNING id, sender_id, msg_from, msg_to, msg) "
+        "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
+        "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
+        {num(user_id)});
+    std::vector<InboxGroup> groups;
+    std::map<std::string, size_t, std::less<>> index;  // sender -> position in groups
+    for (int i = 0; i < q.size(); ++i) {
+      std::string sender = q.str(i, 1);
+      auto it = index.find(sender);
+      if (it == index.end()) {
+        it = index.emplace(sender, groups.size()).first;
+        groups.push_back(InboxGroup{std::move(sender), {}});
+      }
+      groups[it->second].messages.push_back(InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
+    }
+    // Delivered only if the delete commits: a failed commit returns an
+    // error and leaves the messages queued.
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.groups = std::move(groups);
+  } catch (const DbError& e) {
+    r = InboxResult{outcome_of(e), {}, e.what()};
+  }
+  return r;
+}
+
+ListUserResult PgChatStore::listuser(std::string_view token) {
+  ListUserResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    impl_->ensure();
+    Transaction txn(*impl_);
+    const int64_t user_id = session_user(*impl_, token);
+    if (user_id == 0) {
+      txn.commit();
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    purge_expired(*impl_);
+    Rows q = impl_->query(
+        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
+        "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
+        {});
+    std::vector<std::string> names;
+    for (int i = 0; i < q.size(); ++i) names.push_back(q.str(i, 0));
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.usernames = std::move(names);
+  } catch (const DbError& e) {
+    r = ListUserResult{outcome_of(e), {}, e.what()};
+  }
+  return r;
+}
+
+StatusResult PgChatStore::logout(std::string_view token) {
+  StatusResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    impl_->ensure();
+    Transaction txn(*impl_);
+    const int64_t user_id = session_user(*impl_, token);
+    if (user_id == 0) {
+      txn.commit();
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
+    txn.commit();
+    r.outcome = Outcome::kOk;
+  } catch (const DbError& e) {
+    r = StatusResult{outcome_of(e), e.what()};
+  }
+  return r;
+}
+
+}  // namespace fsrv::services::chat

@@ -1,0 +1,563 @@
+// Chat state in SQLite (see sqlite_chat_store.hpp for the transaction and
+// durability design).
+//
+// Inside this file every SQLite failure throws DbError; each public
+// operation catches it at its boundary, rolls back and reports
+// Outcome::kStoreError, so no path forgets a return code.
+
+#include "fsrv/services/chat/sqlite_chat_store.hpp"
+
+#include <sodium.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace fsrv::services::chat {
+
+namespace {
+
+// Schema version kept in PRAGMA user_version; a newer file is refused
+// rather than misread.
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS users (
+  id INTEGER PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  nama TEXT NOT NULL,
+  negara TEXT NOT NULL,
+  password_hash TEXT NOT NULL
+);
+-- id grows with each login (rowid = max + 1): listuser's login order.
+CREATE TABLE IF NOT EXISTS sessions (
+  id INTEGER PRIMARY KEY,
+  token_hash BLOB NOT NULL UNIQUE,
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  last_seen_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
+-- id grows with each send: the delivery order. msg is a BLOB so any bytes
+-- come back unchanged; the names are copied at send time, as the course
+-- server copies them into the queued dict.
+CREATE TABLE IF NOT EXISTS messages (
+  id INTEGER PRIMARY KEY,
+  sender_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  receiver_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  msg_from TEXT NOT NULL,
+  msg_to TEXT NOT NULL,
+  msg BLOB NOT NULL,
+  sent_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
+)sql";
+
+/// A failed SQLite call: the message and the primary result code (0 when
+/// the failure is ours, not SQLite's).
+struct DbError : std::runtime_error {
+  explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code(code) {}
+  /// True for SQLITE_BUSY and SQLITE_LOCKED: another connection held a lock
+  /// longer than busy_timeout, or SQLite declined to wait (see open()).
+  bool busy() const { return code == SQLITE_BUSY || code == SQLITE_LOCKED; }
+  int code;
+};
+
+std::string column_text(sqlite3_stmt* s, int col) {
+  const auto* p = sqlite3_column_blob(s, col);  // raw bytes for TEXT and BLOB alike
+  const int n = sqlite3_column_bytes(s, col);
+  return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+}
+
+}  // namespace
+
+struct SqliteChatStore::Impl {
+  sqlite3* db = nullptr;
+  int64_t ttl_ms = 0;
+  std::function<int64_t()> now_ms;
+  // Prepared once per connection, keyed by the SQL literal's address.
+  std::unordered_map<const char*, sqlite3_stmt*> stmts;
+
+  ~Impl() {
+    for (auto& [sql, s] : stmts) sqlite3_finalize(s);
+    if (db != nullptr) sqlite3_close_v2(db);
+  }
+
+  [[noreturn]] void fail(const char* what) const {
+    throw DbError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"),
+                  db ? sqlite3_errcode(db) & 0xff : 0);
+  }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
+      std::string msg = std::string(sql).substr(0, 40) + ": " + (err ? err : "?");
+      sqlite3_free(err);
+      throw DbError(msg, rc & 0xff);
+    }
+  }
+
+  // A cached statement, reset and unbound by Query's destructor.
+  sqlite3_stmt* prepare(const char* sql) {
+    auto it = stmts.find(sql);
+    if (it != stmts.end()) return it->second;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      fail("prepare");
+    }
+    stmts.emplace(sql, s);
+    return s;
+  }
+
+  int64_t now() const { return now_ms(); }
+};
+
+namespace {
+
+// One use of a cached statement: bind, step, read columns; reset on scope
+// exit so no statement keeps a read transaction open.
+class Query {
+ public:
+  Query(SqliteChatStore::Impl& impl, const char* sql) : impl_(impl), s_(impl.prepare(sql)) {}
+  ~Query() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  Query& bind_text(int i, std::string_view v) {
+    check(sqlite3_bind_text(s_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
+                            SQLITE_TRANSIENT));
+    return *this;
+  }
+  Query& bind_blob(int i, std::string_view v) {
+    // A null pointer would bind NULL; "" binds a zero-length blob.
+    check(sqlite3_bind_blob(s_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
+                            SQLITE_TRANSIENT));
+    return *this;
+  }
+  /// Steps once: true if a row is available, false when done.
+  bool step() {
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    impl_.fail("step");
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
+  std::string text(int col) const { return column_text(s_, col); }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) impl_.fail("bind");
+  }
+  SqliteChatStore::Impl& impl_;
+  sqlite3_stmt* s_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back if not committed. IMMEDIATE takes
+// the write lock first (waiting up to busy_timeout), so what we read stays
+// true until we write (https://www.sqlite.org/lang_transaction.html).
+class Transaction {
+ public:
+  explicit Transaction(SqliteChatStore::Impl& impl) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit() {
+    impl_.exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  SqliteChatStore::Impl& impl_;
+  bool done_ = false;
+};
+
+constexpr const char* kSqlSessionByToken =
+    "SELECT id, user_id, last_seen_ms FROM sessions WHERE token_hash = ?1";
+constexpr const char* kSqlDeleteSession = "DELETE FROM sessions WHERE id = ?1";
+constexpr const char* kSqlTouchSession = "UPDATE sessions SET last_seen_ms = ?2 WHERE id = ?1";
+constexpr const char* kSqlPurgeSessions = "DELETE FROM sessions WHERE last_seen_ms < ?1";
+constexpr const char* kSqlUserByName =
+    "SELECT id, nama, password_hash FROM users WHERE username = ?1";
+constexpr const char* kSqlUserById = "SELECT username, nama FROM users WHERE id = ?1";
+constexpr const char* kSqlInsertSession =
+    "INSERT INTO sessions (token_hash, user_id, last_seen_ms) VALUES (?1, ?2, ?3)";
+constexpr const char* kSqlInsertMessage =
+    "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr const char* kSqlSelectInbox =
+    "SELECT m.id, u.username, m.msg_from, m.msg_to, m.msg FROM messages m "
+    "JOIN users u ON u.id = m.sender_id WHERE m.receiver_id = ?1 ORDER BY m.id";
+constexpr const char* kSqlDeleteInbox = "DELETE FROM messages WHERE receiver_id = ?1 AND id <= ?2";
+constexpr const char* kSqlLiveUsers =
+    "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
+    "GROUP BY s.user_id ORDER BY MIN(s.id)";
+constexpr const char* kSqlLogoutUser = "DELETE FROM sessions WHERE user_id = ?1";
+constexpr const char* kSqlUpsertUser =
+    "INSERT INTO users (username, nama, negara, password_hash) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
+    "password_hash = excluded.password_hash";
+constexpr const char* kSqlAllUsers = "SELECT id, username FROM users";
+constexpr const char* kSqlDeleteUser = "DELETE FROM users WHERE id = ?1";
+
+// The user id behind a live token, renewing it; 0 if unknown or expired
+// (an expired row is deleted). Runs inside the caller's transaction.
+int64_t session_user(SqliteChatStore::Impl& impl, std::string_view token) {
+  if (token.size() != kTokenLength) return 0;
+  const int64_t now = impl.now();
+  int64_t session_id = 0, user_id = 0, last_seen = 0;
+  {
+    Query q(impl, kSqlSessionByToken);
+    q.bind_blob(1, token_hash(token));
+    if (!q.step()) return 0;
+    session_id = q.i64(0);
+    user_id = q.i64(1);
+    last_seen = q.i64(2);
+  }
+  if (now - last_seen > impl.ttl_ms) {
+    Query(impl, kSqlDeleteSession).bind(1, session_id).run();
+    return 0;
+  }
+  Query(impl, kSqlTouchSession).bind(1, session_id).bind(2, now).run();
+  return user_id;
+}
+
+void purge_expired(SqliteChatStore::Impl& impl) {
+  Query(impl, kSqlPurgeSessions).bind(1, impl.now() - impl.ttl_ms).run();
+}
+
+}  // namespace
+
+SqliteChatStore::SqliteChatStore() : impl_(std::make_unique<Impl>()) {}
+SqliteChatStore::~SqliteChatStore() = default;
+
+bool SqliteChatStore::is_open() const { return impl_->db != nullptr; }
+
+Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser>& users,
+                             double session_ttl_s, ChatStoreOptions options) {
+  if (is_open()) return Status::failure(Errc::kIo, "chat store: already open");
+  if (Status s = check_open_args(users, session_ttl_s); !s.ok()) return s;
+  std::set<std::string_view> names;
+  for (const ChatUser& u : users) names.insert(u.username);
+
+  // The hidden directory under the storage root: owner-only, since it holds
+  // password hashes and messages.
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    if (std::filesystem::create_directories(parent, ec)) {
+      ::chmod(parent.c_str(), 0700);
+    } else if (ec) {
+      return Status::failure(Errc::kIo,
+                             "chat store: cannot create " + parent.string() + ": " + ec.message());
+    }
+  }
+
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(std::max(options.busy_timeout_ms, 0));
+  for (int attempt = 1;; ++attempt) {
+    auto impl = std::make_unique<Impl>();
+    impl->ttl_ms = static_cast<int64_t>(std::llround(session_ttl_s * 1000.0));
+    if (impl->ttl_ms < 1) impl->ttl_ms = 1;
+    impl->now_ms = options.now_ms ? options.now_ms : system_now_ms;
+    // NOMUTEX: the object is single-threaded by contract (see the header).
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
+      std::string msg = impl->db ? sqlite3_errmsg(impl->db) : "out of memory";
+      return Status::failure(Errc::kIo, "chat store: cannot open " + path + ": " + msg);
+    }
+    try {
+      sqlite3_extended_result_codes(impl->db, 1);
+      sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
+      {
+        Query q(*impl, "PRAGMA journal_mode = WAL");
+        if (!q.step() || q.text(0) != "wal")
+          throw DbError("cannot switch to WAL mode", SQLITE_BUSY);
+      }
+      impl->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
+                                                         : "PRAGMA synchronous = NORMAL");
+      impl->exec("PRAGMA foreign_keys = ON");
+
+      Transaction txn(*impl);
+      int64_t version = 0;
+      {
+        Query q(*impl, "PRAGMA user_version");
+        if (q.step()) version = q.i64(0);
+      }
+      if (version > kSchemaVersion) {
+        throw DbError("database schema version " + std::to_string(version) +
+                      " is newer than this program's " + std::to_string(kSchemaVersion));
+      }
+      impl->exec(kSchema);
+      impl->exec("PRAGMA user_version = 1");
+      static_assert(kSchemaVersion == 1, "update the PRAGMA above");
+
+      for (const ChatUser& u : users) {
+        Query(*impl, kSqlUpsertUser)
+            .bind_text(1, u.username)
+            .bind_text(2, u.nama)
+            .bind_text(3, u.negara)
+            .bind_text(4, u.password_hash)
+            .run();
+      }
+      std::vector<int64_t> stale;
+      {
+        Query q(*impl, kSqlAllUsers);
+        while (q.step()) {
+          if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
+        }
+      }
+      for (int64_t id : stale) Query(*impl, kSqlDeleteUser).bind(1, id).run();
+      txn.commit();
+    } catch (const DbError& e) {
+      // Several threads or workers opening one new database race to switch
+      // it to WAL and to create the schema; SQLite answers SQLITE_BUSY
+      // without calling the busy handler where waiting could deadlock, so
+      // the whole set-up is retried until the busy timeout has passed.
+      if (e.busy() && std::chrono::steady_clock::now() < deadline) {
+        impl.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 * attempt, 50)));
+        continue;
+      }
+      return Status::failure(Errc::kIo, "chat store: " + path + ": " + e.what());
+    }
+    impl_ = std::move(impl);
+    return {};
+  }
+}
+
+AuthResult SqliteChatStore::auth(std::string_view username, std::string_view password) {
+  AuthResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    int64_t user_id = 0;
+    std::string hash;
+    {
+      Query q(*impl_, kSqlUserByName);
+      q.bind_text(1, username);
+      if (!q.step()) {
+        r.outcome = Outcome::kNoSuchUser;
+        return r;
+      }
+      user_id = q.i64(0);
+      hash = q.text(2);
+    }
+    // Argon2 outside any transaction: it takes milliseconds to seconds and
+    // must not hold the database's write lock meanwhile.
+    if (!verify_password(hash, password)) {
+      r.outcome = Outcome::kWrongPassword;
+      return r;
+    }
+    std::string token = new_uuid4();
+    Transaction txn(*impl_);
+    purge_expired(*impl_);
+    {
+      Query q(*impl_, kSqlUserById);
+      if (!q.bind(1, user_id).step()) {  // deleted by a reopen meanwhile
+        r.outcome = Outcome::kNoSuchUser;
+        return r;
+      }
+    }
+    Query(*impl_, kSqlInsertSession)
+        .bind_blob(1, token_hash(token))
+        .bind(2, user_id)
+        .bind(3, impl_->now())
+        .run();
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.token = std::move(token);
+  } catch (const DbError& e) {
+    r = AuthResult{Outcome::kStoreError, "", e.what()};
+  }
+  return r;
+}
+
+StatusResult SqliteChatStore::send(std::string_view token, std::string_view receiver,
+                             std::string_view message) {
+  StatusResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    Transaction txn(*impl_);
+    const int64_t sender_id = session_user(*impl_, token);
+    if (sender_id == 0) {
+      txn.commit();  // keeps the expired session's deletion
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    int64_t receiver_id = 0;
+    std::string to_name, from_name;
+    {
+      Query q(*impl_, kSqlUserByName);
+      if (q.bind_text(1, receiver).step()) {
+        receiver_id = q.i64(0);
+        to_name = q.text(1);
+      }
+    }
+    if (receiver_id == 0) {
+      txn.commit();  // keeps the session renewal
+      r.outcome = Outcome::kNoSuchReceiver;
+      return r;
+    }
+    {
+      Query q(*impl_, kSqlUserById);
+      if (!q.bind(1, sender_id).step()) throw DbError("session of a missing user");
+      from_name = q.text(1);
+    }
+    Query(*impl_, kSqlInsertMessage)
+        .bind(1, sender_id)
+        .bind(2, receiver_id)
+        .bind_text(3, from_name)
+        .bind_text(4, to_name)
+        .bind_blob(5, message)
+        .bind(6, impl_->now())
+        .run();
+    txn.commit();  // durable once this returns (synchronous=FULL/NORMAL)
+    r.outcome = Outcome::kOk;
+  } catch (const DbError& e) {
+    r = StatusResult{Outcome::kStoreError, e.what()};
+  }
+  return r;
+}
+
+InboxResult SqliteChatStore::inbox(std::string_view token) {
+  InboxResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    Transaction txn(*impl_);
+    const int64_t user_id = session_user(*impl_, token);
+    if (user_id == 0) {
+      txn.commit();
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    std::vector<InboxGroup> groups;
+    std::map<std::string, size_t, std::less<>> index;  // sender -> position in groups
+    int64_t last_id = 0;
+    {
+      Query q(*impl_, kSqlSelectInbox);
+      q.bind(1, user_id);
+      while (q.step()) {
+        last_id = q.i64(0);
+        std::string sender = q.text(1);
+        auto it = index.find(sender);
+        if (it == index.end()) {
+          it = index.emplace(sender, groups.size()).first;
+          groups.push_back(InboxGroup{std::move(sender), {}});
+        }
+        groups[it->second].messages.push_back(InboxMessage{q.text(2), q.text(3), q.text(4)});
+      }
+    }
+    if (last_id != 0) Query(*impl_, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
+    // Delivered only if the delete commits: a failed commit returns an
+    // error and leaves the messages queued.
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.groups = std::move(groups);
+  } catch (const DbError& e) {
+    r = InboxResult{Outcome::kStoreError, {}, e.what()};
+  }
+  return r;
+}
+
+StatusResult SqliteChatStore::ping() {
+  StatusResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    Query(*impl_, "SELECT 1").run();
+    r.outcome = Outcome::kOk;
+  } catch (const DbError& e) {
+    r = StatusResult{Outcome::kStoreError, e.what()};
+  }
+  return r;
+}
+
+ListUserResult SqliteChatStore::listuser(std::string_view token) {
+  ListUserResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    Transaction txn(*impl_);
+    const int64_t user_id = session_user(*impl_, token);
+    if (user_id == 0) {
+      txn.commit();
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    purge_expired(*impl_);
+    std::vector<std::string> names;
+    {
+      Query q(*impl_, kSqlLiveUsers);
+      while (q.step()) names.push_back(q.text(0));
+    }
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.usernames = std::move(names);
+  } catch (const DbError& e) {
+    r = ListUserResult{Outcome::kStoreError, {}, e.what()};
+  }
+  return r;
+}
+
+StatusResult SqliteChatStore::logout(std::string_view token) {
+  StatusResult r;
+  if (!is_open()) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    Transaction txn(*impl_);
+    const int64_t user_id = session_user(*impl_, token);
+    if (user_id == 0) {
+      txn.commit();
+      r.outcome = Outcome::kBadToken;
+      return r;
+    }
+    Query(*impl_, kSqlLogoutUser).bind(1, user_id).run();
+    txn.commit();
+    r.outcome = Outcome::kOk;
+  } catch (const DbError& e) {
+    r = StatusResult{Outcome::kStoreError, e.what()};
+  }
+  return r;
+}
+
+}  // namespace fsrv::services::chat
