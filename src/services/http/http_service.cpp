@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/version.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/http/request_parser.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -58,8 +59,8 @@ constexpr uint64_t kLingerMs = 1000;
 /// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
 constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 
-/// The Server field (RFC 9110 section 10.2.4).
-constexpr std::string_view kServer = "fsrv";
+/// The Server field (RFC 9110 section 10.2.4): "fsrv/VERSION".
+const std::string kServer = server_token();
 
 /// Status codes counted as "http/status/<code>" in STATS and /stats.
 constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408,
