@@ -41,8 +41,7 @@ man: $(MAN_PAGES)
 $(MAN_DIR)/%.1: $(BIN)/% deploy/man/%.h2m mk/ops.mk
 	@mkdir -p $(@D)
 	$(call say,MAN,$@)help2man --no-info --version-string='$(FSRV_VERSION)' \
-	  --include=deploy/man/$*.h2m --name="$$(sed -n 's/^#name //p' deploy/man/$*.h2m)" \
-	  --output=$@ $(BIN)/$*
+	  --include=deploy/man/$*.h2m --output=$@ $(BIN)/$*
 
 # ---- install -------------------------------------------------------------
 PREFIX ?= /usr/local
@@ -55,6 +54,8 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 # systemd reads units from /usr/lib/systemd/system (packages) and
 # /usr/local/lib/systemd/system (the admin's own): PREFIX/lib/... is both.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The unit's user, made by systemd-sysusers (or at boot).
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 INSTALL_PROGRAMS := fileserver filecli chatcli
 UNIT_OUT := $(BUILD)/deploy/fsrv.service
 
@@ -66,7 +67,8 @@ $(UNIT_OUT): deploy/fsrv.service mk/ops.mk FORCE
 
 install: $(INSTALL_PROGRAMS:%=$(BIN)/%) $(MAN_PAGES) $(UNIT_OUT)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)/fsrv $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(UNITDIR)
+	  $(DESTDIR)$(SYSCONFDIR)/fsrv $(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(INSTALL_PROGRAMS:%=$(BIN)/%) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 deploy/fsrv.toml $(DESTDIR)$(DOCDIR)/fsrv.toml.example
@@ -75,13 +77,14 @@ install: $(INSTALL_PROGRAMS:%=$(BIN)/%) $(MAN_PAGES) $(UNIT_OUT)
 	  install -m 644 deploy/fsrv.toml $(DESTDIR)$(SYSCONFDIR)/fsrv/fsrv.toml
 	install -m 644 deploy/logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/fsrv
 	install -m 644 $(UNIT_OUT) $(DESTDIR)$(UNITDIR)/fsrv.service
+	install -m 644 deploy/fsrv.sysusers $(DESTDIR)$(SYSUSERSDIR)/fsrv.conf
 
 # Removes what install put, except a configuration file that was edited
 # (dpkg's conffile rule); empty folders of ours go too.
 uninstall:
 	rm -f $(INSTALL_PROGRAMS:%=$(DESTDIR)$(BINDIR)/%) $(MAN_PROGRAMS:%=$(DESTDIR)$(MANDIR)/man1/%.1) \
 	  $(DESTDIR)$(DOCDIR)/fsrv.toml.example $(DESTDIR)$(SYSCONFDIR)/logrotate.d/fsrv \
-	  $(DESTDIR)$(UNITDIR)/fsrv.service
+	  $(DESTDIR)$(UNITDIR)/fsrv.service $(DESTDIR)$(SYSUSERSDIR)/fsrv.conf
 	cmp -s deploy/fsrv.toml $(DESTDIR)$(SYSCONFDIR)/fsrv/fsrv.toml && \
 	  rm -f $(DESTDIR)$(SYSCONFDIR)/fsrv/fsrv.toml || true
 	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/fsrv 2>/dev/null
