@@ -57,7 +57,6 @@ int serve_thread_mode(const ServerConfig& config) {
     uv_loop_close(&loop);
     return kExitConfig;
   }
-  runtime::print_listening(listeners, datagrams);
   FSRV_LOG_INFO("serving %s in thread mode with %d pool threads", config.root.c_str(),
                 config.workers);
 
@@ -74,6 +73,8 @@ int serve_thread_mode(const ServerConfig& config) {
   life.set_drain_delay(config.drain_delay_s);
   life.watch_signals();
   life.print_stats_every(config.stats_interval_s);
+  // Ready (the listening lines, READY=1) only once SIGTERM is handled.
+  runtime::print_listening(listeners, datagrams);
 
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);

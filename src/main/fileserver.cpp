@@ -9,6 +9,8 @@
 
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/version.hpp"
+#include "fsrv/main/config_file.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/service.hpp"
@@ -72,7 +74,11 @@ int main(int argc, char** argv) {
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
                  "SERVICE=[HOST:]PORT[,max-conns=N], repeatable (e.g. --listen echo=31000); "
-                 "without it, one file listener on --host/--port");
+                 "without it, one file listener on --host/--port")
+      ->check([](const std::string& text) {
+        fsrv::ListenSpec spec;
+        return parse_listen(text, "0.0.0.0", spec);
+      });
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
                "With --services: tab-separated NAME, PORTS, TRY-COMMAND lines for scripts");
@@ -186,7 +192,12 @@ int main(int argc, char** argv) {
   app.add_flag("--tftp-no-overwrite", config.tftp_no_overwrite,
                "tftp: refuse a write request for an existing file (ERROR 6)");
 
-  CLI11_PARSE(app, argc, argv);
+  // --config FILE, --print-config, --version: every option above has a key.
+  std::vector<std::string> service_names;
+  for (const auto& s : fsrv::services::registry()) service_names.emplace_back(s.name);
+  fsrv::main::ConfigFile config_file(app, service_names, fsrv::version_line(),
+                                     {"services", "porcelain"});
+  if (int rc = config_file.parse(argc, argv); rc >= 0) return rc;
 
   // --listen before --services: the shares below are those of these listeners.
   std::vector<fsrv::ListenSpec> given;

@@ -4,6 +4,7 @@
 #include <csignal>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/service_manager.hpp"
 
 namespace fsrv::reactor {
 
@@ -92,6 +93,7 @@ void Lifecycle::shutdown(const std::string& cause) {
   }
   stopping_ = true;
   FSRV_LOG_INFO("%s: shutting down (grace %.1f s)", cause.c_str(), grace_s_);
+  service_manager::notify_stopping();
   if (hooks_.stop_accepting) hooks_.stop_accepting();
   uv_timer_start(
       &grace_timer_,

@@ -9,6 +9,7 @@
 
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/service_manager.hpp"
 
 namespace fsrv::runtime {
 
@@ -102,6 +103,8 @@ void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& list
   std::sort(lines.begin(), lines.end());
   for (const auto& [index, line] : lines) printf("%s\n", line.c_str());
   fflush(stdout);
+  // Both modes print these lines once everything is bound: that is readiness.
+  service_manager::notify_ready("serving " + std::to_string(lines.size()) + " listener(s)");
 }
 
 int raise_fd_limit() {

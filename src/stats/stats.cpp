@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "fsrv/core/version.hpp"
+
 namespace fsrv::stats {
 
 namespace {
@@ -124,6 +126,7 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
   for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
   cJSON* root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "mode", std::string(mode).c_str());
+  cJSON_AddStringToObject(root, "version", std::string(version()).c_str());
   cJSON_AddNumberToObject(root, "pool_size", pool_size);
   cJSON_AddNumberToObject(root, "uptime_s", uptime_s);
   add_counters(root, sum, schema_);

@@ -60,7 +60,8 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
                   std::function<void(reactor::Listener&)> on_connection);
 
 /// Prints "listening SERVICE on HOST:PORT" per listener to stdout and
-/// flushes (tests and scripts read the ports from these lines).
+/// flushes (tests and scripts read the ports from these lines), then tells
+/// the service manager READY=1 (service_manager::notify_ready).
 /// UDP listeners are printed the same way, in configuration order.
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
                      const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {});

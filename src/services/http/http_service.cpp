@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/version.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/http/multipart_reader.hpp"
 #include "fsrv/services/http/request_parser.hpp"
@@ -72,8 +73,8 @@ constexpr std::string_view kFormUploadHelp =
 constexpr std::string_view kStoredFileFields =
     "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n";
 
-/// The Server field (RFC 9110 section 10.2.4).
-constexpr std::string_view kServer = "fsrv";
+/// The Server field (RFC 9110 section 10.2.4): "fsrv/VERSION".
+const std::string kServer = server_token();
 
 /// Status codes counted as "http/status/<code>" in STATS and /stats.
 constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408,
