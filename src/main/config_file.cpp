@@ -268,7 +268,10 @@ int ConfigFile::parse(int argc, char** argv) {
   try {
     app_.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app_.exit(e);
+    // --help prints and exits 0; every bad option or value exits 2 (the
+    // configuration-error code), not CLI11's own codes (105 and up).
+    int rc = app_.exit(e);
+    return rc == 0 ? 0 : kExitBadConfig;
   }
   if (version_) {
     printf("%s\n", version_line_.c_str());

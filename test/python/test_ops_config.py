@@ -132,7 +132,7 @@ class ConfigTest(unittest.TestCase):
         printed = self.print_config("--listen", "http=127.0.0.1:0")
         with open(EXAMPLE) as f:
             example = f.read()
-        services = [l.split()[0] for l in run("--services").stdout.splitlines()]
+        services = [l.split("\t")[0] for l in run("--services", "--porcelain").stdout.splitlines()]
         keys_printed = set(re.findall(r"^#? ?([a-z][a-z0-9-]*) = ", printed, re.M))
         keys_example = set(re.findall(r"^#? ?([a-z][a-z0-9-]*) = ", example, re.M))
         for opt in sorted(options - COMMANDS):
