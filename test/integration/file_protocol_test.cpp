@@ -148,6 +148,17 @@ TEST_P(FileProtocol, StatsCountsRequests) {
   request(port(), "GET a.txt");
   request(port(), "GET nope.txt");
   request(port(), "LIST");
+  // A worker counts a request once its reply is written, and the next
+  // connection (STATS) may reach another worker first: wait for the count.
+  EXPECT_TRUE(eventually([&] {
+    Json s(request(port(), "STATS"));
+    cJSON* c = file_commands(s.get("data"));
+    auto count = [&](const char* verb, const char* field) {
+      cJSON* v = cJSON_GetObjectItem(c, verb);
+      return v ? cJSON_GetObjectItem(v, field)->valuedouble : -1;
+    };
+    return count("GET", "ok") == 1 && count("GET", "failed") == 1 && count("LIST", "ok") == 1;
+  }));
   Json stats(request(port(), "STATS"));
   ASSERT_EQ(stats.status(), "OK");
   cJSON* cmds = file_commands(stats.get("data"));

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -220,6 +221,19 @@ inline int connect_to(int port, int rcvbuf = 0) {
   timeval tv{30, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
+}
+
+/// Polls `pred` every 20 ms until it holds or `timeout_ms` passed; returns
+/// its last value. For state the server settles just after its reply: a
+/// counter kept by another worker process, a temporary removed when a
+/// connection's close is processed.
+inline bool eventually(const std::function<bool()>& pred, int timeout_ms = 5000) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 /// A /proc/PID/status field in KiB ("VmRSS", "VmHWM") of the server and of
