@@ -19,7 +19,11 @@ order on the one stack:
 5. one GlusterFS brick process SIGKILLed mid-load: service continues, files
    intact, the brick heals after `volume start force`;
 6. PostgreSQL stopped mid-load: chat answers its clear error at once, file
-   and http are unaffected, chat recovers by itself after the restart.
+   and http are unaffected, chat recovers by itself after the restart;
+7. two nodes uploading one name at once, 10 rounds: exactly one of the two
+   contents, whole, read through a third node and on both bricks;
+8. SIGTERM to a node under load (--drain-delay): HAProxy takes it out while it
+   still serves, then it drains and exits; 0 failed operations.
 
 Figures (detection time, heal time, recovery time, counts) are printed as
 "figure NAME VALUE" lines.
@@ -487,6 +491,76 @@ class Cluster(unittest.TestCase):
         self.assertEqual(inbox_messages(r), ["messi:sebelum berhenti", "messi:setelah pulih"])
         a.close()
         b.close()
+
+
+    def test_7_two_nodes_uploading_one_name_leave_one_whole_content(self):
+        rounds = 10
+        for r in range(rounds):
+            name = "sama-%d.bin" % r
+            contents = {1: payload("a%d" % r, 400000), 2: payload("b%d" % r, 300000)}
+            results = {}
+
+            def upload(n):
+                results[n] = file_command(NODES[n], "UPLOAD %s %s" % (
+                    name, base64.b64encode(contents[n]).decode()))[0]["status"]
+
+            threads = [threading.Thread(target=upload, args=(n,)) for n in (1, 2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(results, {1: "OK", 2: "OK"})
+            got = base64.b64decode(file_command(NODES[3], "GET " + name)[0]["data_file"])
+            self.assertIn(got, (contents[1], contents[2]), "round %d: a mix" % r)
+            for b in ("brick1", "brick2"):
+                with open(os.path.join(DIR, b, name), "rb") as f:
+                    self.assertEqual(f.read(), got, "round %d, %s" % (r, b))
+        # No temporary is left on the shared root.
+        left = [n for n in os.listdir(os.path.join(DIR, "brick1")) if n.startswith(".upload-")]
+        self.assertEqual(left, [])
+
+    def test_8_sigterm_drains_a_node_without_failing_clients(self):
+        stop = threading.Event()
+        failures, count = [], [0]
+
+        def client(k):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                name = "drain-%d-%d.bin" % (k, n)
+                try:
+                    r, _ = file_command(FRONT, "UPLOAD %s %s" % (
+                        name, base64.b64encode(payload(name, 50000)).decode()))
+                    g, _ = file_command(FRONT, "GET " + name)
+                    if r["status"] != "OK" or base64.b64decode(g["data_file"]) != payload(name, 50000):
+                        failures.append(name)
+                except ConnectionError as e:
+                    failures.append(str(e))
+                count[0] += 1
+
+        pool = [threading.Thread(target=client, args=(k,)) for k in range(10)]
+        for t in pool:
+            t.start()
+        time.sleep(1.5)
+        victim = node_pid(3)
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGTERM)  # the master: health fails, then it drains
+        detect = wait_backend("file", "node3", "DOWN", 10)
+        figure("haproxy_sees_draining_node_s", "%.2f" % detect)
+        while time.monotonic() - t0 < 20:
+            try:
+                os.kill(victim, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        figure("drained_node_exit_s", "%.2f" % (time.monotonic() - t0))
+        time.sleep(1)
+        stop.set()
+        for t in pool:
+            t.join(60)
+        figure("drain_test_operations", count[0])
+        self.assertEqual(failures, [], "a graceful stop failed clients")
+        restart_node(3)
 
 
 # ------------------------------------------------------------ driver
