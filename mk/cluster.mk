@@ -28,7 +28,7 @@ cluster-down:
 	tools/cluster.sh down --dir $(CLUSTER_DIR)
 
 test-cluster: cluster-deps $(BIN)/fileserver $(BIN)/filecli
-	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v test/cluster/test_cluster.py
+	FSRV_BIN=$(abspath $(BIN)) python3 test/cluster/test_cluster.py
 
 bench-cluster: cluster-deps $(BIN)/fileserver $(BIN)/filecli
 	FSRV_BIN=$(abspath $(BIN)) python3 test/cluster/bench_cluster.py

@@ -17,6 +17,7 @@
 #   tools/cluster.sh down [--dir DIR]
 #   tools/cluster.sh exec [--dir DIR] -- CMD...   (CMD inside the namespace)
 #   tools/cluster.sh haproxy-cfg [--nodes N]     (the HAProxy configuration)
+#   tools/cluster.sh start-node [--dir DIR] [--bin BIN] N  (node N again, after a kill)
 #
 # Every PID and mount is recorded under DIR (pids/, mounts); `down` stops
 # them in order (HAProxy, nodes, unmount, volume stop and delete, glusterd,
@@ -29,6 +30,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 dir=/tmp/fsrv-cluster
 bin=$here/../bin
 nodes=3
+node_arg=
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 while [ $# -gt 0 ]; do
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
     --bin) bin=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
     --) shift; break ;;
+    [0-9]*) node_arg=$1; shift ;;
     *) echo "cluster.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -71,12 +74,21 @@ haproxy_cfg() {
 # node is retried on another one. UDP services (udp-sink 5005, tftp 6969)
 # are not balanced: HAProxy has no UDP; address them per node.
 global
+  # Under the hard descriptor limit of a default container (20000):
+  # two descriptors per proxied connection.
   maxconn 8000
-  log stderr format short local0 notice
+  # One line per connection to a syslog collector on the namespace's
+  # loopback (the tests read it to see which node served each connection);
+  # nothing listens there otherwise.
+  log 127.0.0.1:5514 local0 info
+  # Runtime API (enable/disable server, show stat); /run is the namespace's tmpfs.
+  stats socket /run/haproxy.sock mode 600 level admin
 
 defaults
   mode tcp
   log global
+  # client address:port, backend, server, termination state, bytes to client
+  log-format "conn %ci:%cp %b %s %ts %B"
   balance leastconn
   retries 2
   option redispatch
@@ -135,7 +147,12 @@ EOF
 
 ns_pid() { cat "$dir/ns.pid" 2>/dev/null || true; }
 # Runs a command inside the namespace (mount, network, PID and IPC).
+# Inside the namespace already (FSRV_IN_NS=1: the tests), commands run directly.
 ns() {
+  if [ "${FSRV_IN_NS:-}" = 1 ]; then
+    "$@"
+    return
+  fi
   local p
   p=$(ns_pid)
   [ -n "$p" ] || { echo "cluster.sh: no namespace under $dir" >&2; return 1; }
@@ -244,9 +261,22 @@ start_node() {
   for svc in $TCP_SERVICES; do args+=(--listen "${svc%%:*}=$addr:${svc##*:}"); done
   local p
   for p in 31000 31001 31002; do args+=(--listen "echo=$addr:$p"); done
-  ns setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/pids/node$i.ns" "$bin/fileserver" \
-    "${args[@]}" </dev/null >"$dir/node$i.out" 2>"$dir/node$i.log" &
+  # In a subshell without the ERR trap: when a test kills this node, the
+  # nsenter waiting for it fails, and that must not run `down`.
+  (
+    trap - ERR
+    set +e
+    ns setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/pids/node$i.ns" "$bin/fileserver" \
+      "${args[@]}" </dev/null >"$dir/node$i.out" 2>"$dir/node$i.log"
+  ) </dev/null >/dev/null 2>&1 &
   wait_for "node $i" 20 grep -q "listening admin" "$dir/node$i.out"
+}
+
+# True when HAProxy's file backend has every node UP.
+all_nodes_up() {
+  local up
+  up=$(ns curl -s "http://$FRONT_ADDR:$STATS_PORT/stats;csv" | awk -F, '$1 == "file" && $2 ~ /^node/ && $18 == "UP"' | wc -l)
+  [ "$up" = "$nodes" ]
 }
 
 start_haproxy() {
@@ -294,8 +324,7 @@ up() {
   for i in $(seq 1 "$nodes"); do start_node "$i"; done
   start_haproxy
   # Ready when HAProxy sees every node up.
-  wait_for "HAProxy health checks" 20 ns bash -c \
-    "curl -s 'http://$FRONT_ADDR:$STATS_PORT/stats;csv' | awk -F, '\$1==\"file\" && \$18==\"UP\"' | wc -l | grep -qx $nodes"
+  wait_for "HAProxy health checks" 20 all_nodes_up
   trap - ERR
   print_summary
   log "up in $(echo "$(now) - $t0" | bc) s"
@@ -360,6 +389,8 @@ case $cmd in
   up) up ;;
   down) down ;;
   exec) ns "$@" ;;
+  # Starts node N again (after a test killed it); FSRV_IN_NS=1 inside.
+  start-node) start_node "$node_arg" ;;
   haproxy-cfg) haproxy_cfg ;;
   *) sed -n '2,22p' "$0"; exit 2 ;;
 esac
