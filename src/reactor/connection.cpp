@@ -164,6 +164,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
             snprintf(why, sizeof why, "request timeout: head not complete within %g s",
                      c->reactor_.request_timeout_s);
             c->log_close(why);
+            c->reactor_.stats->add(c->reactor_.closed_request_timeout);
             if (c->handler_) c->handler_->on_request_timeout();
           },
           static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0)), 0);
@@ -445,6 +446,7 @@ void Connection::check_rate() {
   snprintf(why, sizeof why, "too slow: %.0f bytes/s, under --min-rate %.0f over %g s", rate,
            reactor_.min_rate, reactor_.min_rate_window_s);
   log_close(why);
+  reactor_.stats->add(reactor_.closed_too_slow);
   ConnRef keep(this);
   if (handler_) {
     handler_->on_too_slow();
@@ -510,6 +512,7 @@ void Connection::touch() {
         char why[64];
         snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
         c->log_close(why);
+        c->reactor_.stats->add(c->reactor_.closed_idle);
         if (c->handler_) {
           c->handler_->on_idle_timeout();
         } else {

@@ -42,6 +42,11 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
 
 void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema) {
   services::register_stats(listeners, schema);
+  // Closes the connection layer decided (reactor::Connection), all services.
+  for (const char* p : {"limits/closed/request_timeout", "limits/closed/too_slow",
+                        "limits/closed/idle"}) {
+    schema.add(p);
+  }
 }
 
 bool is_datagram(const ListenSpec& spec) {
@@ -192,6 +197,9 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
                   stale == 1 ? "y" : "ies");
   }
   reactor_.stats = &slot;
+  reactor_.closed_request_timeout = counter_of(schema, "limits/closed/request_timeout");
+  reactor_.closed_too_slow = counter_of(schema, "limits/closed/too_slow");
+  reactor_.closed_idle = counter_of(schema, "limits/closed/idle");
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
 }
 

@@ -52,6 +52,9 @@ struct Reactor {
   /// header block, frame header); 0 = no limit.
   double request_timeout_s = 30;
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
+  /// Server-decided closes by reason (STATS "limits/closed/..."; unset =
+  /// not counted).
+  stats::Counter closed_request_timeout, closed_too_slow, closed_idle;
   /// Live connections (not yet closed).
   std::unordered_set<Connection*> connections;
   /// Set once shutdown began: connections close after their current request.
