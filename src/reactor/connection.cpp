@@ -5,8 +5,8 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 
@@ -404,8 +404,8 @@ void Connection::set_transfer(bool active) {
     window_start_ms_ = now_ms();
     window_bytes_ = 0;
     if (reactor_.min_rate > 0 && !closing_) {
-      uint64_t window_ms =
-          std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
+      uint64_t window_ms = std::max<uint64_t>(
+          1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
       uv_timer_start(
           &rate_timer_,
           [](uv_timer_t* t) {
@@ -457,8 +457,8 @@ void Connection::check_rate() {
 
 void Connection::log_close(std::string_view reason) const {
   FSRV_LOG_INFO("closing %s connection from %s: %.*s", label_.empty() ? "a" : label_.c_str(),
-                peer_.empty() ? "?" : address_text(peer_).c_str(),
-                static_cast<int>(reason.size()), reason.data());
+                peer_.empty() ? "?" : address_text(peer_).c_str(), static_cast<int>(reason.size()),
+                reason.data());
 }
 
 void Connection::close_for(std::string_view reason) {

@@ -10,8 +10,7 @@ namespace {
 
 /// Accepts the pending connection of `server` into a new Connection; null
 /// (and the connection closed, its tag reported gone) if accept failed.
-Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc, int listener,
-                       uint32_t tag) {
+Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc, int listener, uint32_t tag) {
   Connection* conn = Connection::create(reactor);
   *rc = uv_accept(server, conn->stream());
   if (*rc != 0) {
@@ -44,7 +43,7 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
     // Accepted to learn its address: refused like a busy server, and the
     // reason logged (a flood logs one line per refused client at debug).
     int limit = verdict == Admission::kAddressFull ? reactor.limits.per_address()
-                                                    : reactor.limits.share(listener).max_conns;
+                                                   : reactor.limits.share(listener).max_conns;
     FSRV_LOG_DEBUG("refused %s: %s (%d)", address_text(peer).c_str(),
                    verdict == Admission::kAddressFull ? "its address holds --max-conns-per-address"
                                                       : "its listener's share is full",

@@ -43,8 +43,8 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
 void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema) {
   services::register_stats(listeners, schema);
   // Closes the connection layer decided (reactor::Connection), all services.
-  for (const char* p : {"limits/closed/request_timeout", "limits/closed/too_slow",
-                        "limits/closed/idle"}) {
+  for (const char* p :
+       {"limits/closed/request_timeout", "limits/closed/too_slow", "limits/closed/idle"}) {
     schema.add(p);
   }
 }
@@ -159,13 +159,13 @@ void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& 
   std::vector<reactor::ShareCounters> counters;
   for (size_t i = 0; i < specs.size(); ++i) {
     const std::string base = specs[i].service + "/connections/";
-    counters.push_back({counter_of(schema, base + "refused/share"),
-                        counter_of(schema, base + "refused/address")});
+    counters.push_back(
+        {counter_of(schema, base + "refused/share"), counter_of(schema, base + "refused/address")});
     if (shares[i].max_conns == 0) continue;
     slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
     FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",
-                  specs[i].service.c_str(), specs[i].endpoint.text().c_str(),
-                  shares[i].max_conns, shares[i].reserved,
+                  specs[i].service.c_str(), specs[i].endpoint.text().c_str(), shares[i].max_conns,
+                  shares[i].reserved,
                   config.max_conns_per_address > 0 ? config.max_conns_per_address : max_conns);
   }
   reactor.limits.configure(max_conns, std::move(shares), config.max_conns_per_address,

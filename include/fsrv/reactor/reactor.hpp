@@ -98,8 +98,8 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
 /// refusals are still open, leaves it pending (libuv stops polling the
 /// listener until uv_accept) and retries when one closes. Returns 0 or a
 /// libuv error code.
-int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message,
-                      int listener = -1, uint32_t tag = 0);
+int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message, int listener = -1,
+                      uint32_t tag = 0);
 
 /// Starts graceful shutdown: every connection finishes its current request
 /// and closes; calls reactor.on_drained once none is left.

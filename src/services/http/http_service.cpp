@@ -394,8 +394,8 @@ bool is_http09(std::string_view in) {
   std::string_view line = in.substr(0, eol);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   const size_t sp = line.find(' ');
-  return sp != std::string_view::npos && sp > 0 && line.find(' ', sp + 1) == std::string_view::npos &&
-         sp + 1 < line.size();
+  return sp != std::string_view::npos && sp > 0 &&
+         line.find(' ', sp + 1) == std::string_view::npos && sp + 1 < line.size();
 }
 
 void HttpSession::process_input() {
