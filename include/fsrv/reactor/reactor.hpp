@@ -16,6 +16,7 @@
 
 #include "fsrv/reactor/conn_limits.hpp"
 #include "fsrv/reactor/connection.hpp"
+#include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/stats/stats.hpp"
 
 namespace fsrv::reactor {
@@ -64,6 +65,9 @@ struct Reactor {
   /// Connections open in the whole server (all processes); null = this
   /// loop's connections.
   std::function<int64_t()> active_connections;
+  /// Refusals are logged at info level, one line per 5 s with the count
+  /// of those suppressed (a flood must not flood the log).
+  LogLimiter refusal_log;
   /// Per-listener shares and the per-address cap (off until configured:
   /// the prefork master admits for its workers).
   ConnectionLimits limits;
