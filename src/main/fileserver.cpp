@@ -238,8 +238,8 @@ int main(int argc, char** argv) {
       asked.push_back(udp ? -1 : l.max_conns);
     }
     auto shares = fsrv::reactor::ConnectionLimits::plan(config.max_conns, asked);
-    printf("\nconnection shares (--max-conns %d, --max-conns-per-address %d):\n",
-           config.max_conns, config.max_conns_per_address);
+    printf("\nconnection shares (--max-conns %d, --max-conns-per-address %d):\n", config.max_conns,
+           config.max_conns_per_address);
     for (size_t i = 0; i < layout.size(); ++i) {
       if (shares[i].max_conns == 0) continue;
       printf("  %-12s %-22s max-conns %d, %d kept for it\n", layout[i].service.c_str(),

@@ -9,8 +9,8 @@ std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listener
   if (bytes.size() != sizeof(ChannelMsg)) return std::nullopt;
   ChannelMsg m;
   std::memcpy(&m, bytes.data(), sizeof m);
-  if (m.magic != ChannelMsg::kMagic || m.version != ChannelMsg::kVersion ||
-      m.command != command || m.listener < 0 || m.listener >= listeners) {
+  if (m.magic != ChannelMsg::kMagic || m.version != ChannelMsg::kVersion || m.command != command ||
+      m.listener < 0 || m.listener >= listeners) {
     return std::nullopt;
   }
   return m;

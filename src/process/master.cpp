@@ -205,6 +205,13 @@ bool Master::fork_worker(WorkerHandle& w) {
 void Master::on_connection(reactor::Listener& l) {
   const services::ServiceInfo* info = services::find(l.service());
   if (active_connections() + 1 > max_conns_) {
+    if (reactor_.refusal_log.allow(uv_now(&loop_))) {
+      FSRV_LOG_INFO(
+          "refused a %s connection: --max-conns %d reached; %llu similar refusals "
+          "suppressed",
+          l.service().c_str(), max_conns_,
+          static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
+    }
     reactor::refuse_connection(reactor_, l.stream(),
                                info->refusal(reactor::Refusal::kBusy, max_conns_));
     return;
@@ -249,6 +256,14 @@ void Master::on_connection(reactor::Listener& l) {
     uv_buf_t b = uv_buf_init(text.data(), static_cast<unsigned>(text.size()));
     if (!text.empty()) uv_try_write(reinterpret_cast<uv_stream_t*>(&pass->client), &b, 1);
     reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+    if (reactor_.refusal_log.allow(uv_now(&loop_))) {
+      FSRV_LOG_INFO("refused a %s connection from %s: %s (%d); %llu similar refusals suppressed",
+                    l.service().c_str(), reactor::address_text(peer).c_str(),
+                    verdict == reactor::Admission::kAddressFull
+                        ? "its address holds --max-conns-per-address"
+                        : "its listener's share is full",
+                    limit, static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
     return;
   }

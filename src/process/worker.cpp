@@ -2,9 +2,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -70,8 +70,8 @@ struct Worker {
         continue;
       }
       reactor::accept_connection(server->reactor(), s,
-                                 server->factory(static_cast<size_t>(msg->listener)),
-                                 msg->listener, msg->tag);
+                                 server->factory(static_cast<size_t>(msg->listener)), msg->listener,
+                                 msg->tag);
     }
   }
 };

@@ -27,9 +27,8 @@ std::vector<ListenerShare> ConnectionLimits::plan(int max_conns, const std::vect
   return out;
 }
 
-void ConnectionLimits::configure(int max_conns, std::vector<ListenerShare> shares,
-                                 int per_address, std::vector<ShareCounters> counters,
-                                 stats::StatsSlot* slot) {
+void ConnectionLimits::configure(int max_conns, std::vector<ListenerShare> shares, int per_address,
+                                 std::vector<ShareCounters> counters, stats::StatsSlot* slot) {
   max_conns_ = max_conns;
   shares_ = std::move(shares);
   active_.assign(shares_.size(), 0);

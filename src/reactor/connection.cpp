@@ -5,8 +5,8 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 
@@ -164,6 +164,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
             snprintf(why, sizeof why, "request timeout: head not complete within %g s",
                      c->reactor_.request_timeout_s);
             c->log_close(why);
+            c->reactor_.stats->add(c->reactor_.closed_request_timeout);
             if (c->handler_) c->handler_->on_request_timeout();
           },
           static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0)), 0);
@@ -403,8 +404,8 @@ void Connection::set_transfer(bool active) {
     window_start_ms_ = now_ms();
     window_bytes_ = 0;
     if (reactor_.min_rate > 0 && !closing_) {
-      uint64_t window_ms =
-          std::max<uint64_t>(1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
+      uint64_t window_ms = std::max<uint64_t>(
+          1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
       uv_timer_start(
           &rate_timer_,
           [](uv_timer_t* t) {
@@ -445,6 +446,7 @@ void Connection::check_rate() {
   snprintf(why, sizeof why, "too slow: %.0f bytes/s, under --min-rate %.0f over %g s", rate,
            reactor_.min_rate, reactor_.min_rate_window_s);
   log_close(why);
+  reactor_.stats->add(reactor_.closed_too_slow);
   ConnRef keep(this);
   if (handler_) {
     handler_->on_too_slow();
@@ -455,8 +457,8 @@ void Connection::check_rate() {
 
 void Connection::log_close(std::string_view reason) const {
   FSRV_LOG_INFO("closing %s connection from %s: %.*s", label_.empty() ? "a" : label_.c_str(),
-                peer_.empty() ? "?" : address_text(peer_).c_str(),
-                static_cast<int>(reason.size()), reason.data());
+                peer_.empty() ? "?" : address_text(peer_).c_str(), static_cast<int>(reason.size()),
+                reason.data());
 }
 
 void Connection::close_for(std::string_view reason) {
@@ -510,6 +512,7 @@ void Connection::touch() {
         char why[64];
         snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
         c->log_close(why);
+        c->reactor_.stats->add(c->reactor_.closed_idle);
         if (c->handler_) {
           c->handler_->on_idle_timeout();
         } else {

@@ -10,8 +10,7 @@ namespace {
 
 /// Accepts the pending connection of `server` into a new Connection; null
 /// (and the connection closed, its tag reported gone) if accept failed.
-Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc, int listener,
-                       uint32_t tag) {
+Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc, int listener, uint32_t tag) {
   Connection* conn = Connection::create(reactor);
   *rc = uv_accept(server, conn->stream());
   if (*rc != 0) {
@@ -32,6 +31,13 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
                        : static_cast<int64_t>(reactor.connections.size()) - reactor.refusing;
   if (reactor.draining || active + 1 > reactor.max_conns) {
     Refusal why = reactor.draining ? Refusal::kShuttingDown : Refusal::kBusy;
+    if (!reactor.draining && reactor.refusal_log.allow(uv_now(reactor.loop))) {
+      FSRV_LOG_INFO(
+          "refused a %.*s connection: --max-conns %d reached; %llu similar refusals "
+          "suppressed",
+          static_cast<int>(factory.name().size()), factory.name().data(), reactor.max_conns,
+          static_cast<unsigned long long>(reactor.refusal_log.take_suppressed()));
+    }
     return refuse_connection(reactor, server, factory.refusal(why, reactor.max_conns), listener,
                              tag);
   }
@@ -44,11 +50,15 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
     // Accepted to learn its address: refused like a busy server, and the
     // reason logged (a flood logs one line per refused client at debug).
     int limit = verdict == Admission::kAddressFull ? reactor.limits.per_address()
-                                                    : reactor.limits.share(listener).max_conns;
-    FSRV_LOG_DEBUG("refused %s: %s (%d)", address_text(peer).c_str(),
-                   verdict == Admission::kAddressFull ? "its address holds --max-conns-per-address"
-                                                      : "its listener's share is full",
-                   limit);
+                                                   : reactor.limits.share(listener).max_conns;
+    if (reactor.refusal_log.allow(uv_now(reactor.loop))) {
+      FSRV_LOG_INFO("refused a %.*s connection from %s: %s (%d); %llu similar refusals suppressed",
+                    static_cast<int>(factory.name().size()), factory.name().data(),
+                    address_text(peer).c_str(),
+                    verdict == Admission::kAddressFull ? "its address holds --max-conns-per-address"
+                                                       : "its listener's share is full",
+                    limit, static_cast<unsigned long long>(reactor.refusal_log.take_suppressed()));
+    }
     conn->set_origin(listener, std::move(peer), tag, false);
     if (reactor.refusing >= Reactor::kMaxRefusing) {
       reactor.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);

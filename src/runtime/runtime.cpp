@@ -43,6 +43,11 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
 
 void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema) {
   services::register_stats(listeners, schema);
+  // Closes the connection layer decided (reactor::Connection), all services.
+  for (const char* p :
+       {"limits/closed/request_timeout", "limits/closed/too_slow", "limits/closed/idle"}) {
+    schema.add(p);
+  }
 }
 
 bool is_datagram(const ListenSpec& spec) {
@@ -157,13 +162,13 @@ void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& 
   std::vector<reactor::ShareCounters> counters;
   for (size_t i = 0; i < specs.size(); ++i) {
     const std::string base = specs[i].service + "/connections/";
-    counters.push_back({counter_of(schema, base + "refused/share"),
-                        counter_of(schema, base + "refused/address")});
+    counters.push_back(
+        {counter_of(schema, base + "refused/share"), counter_of(schema, base + "refused/address")});
     if (shares[i].max_conns == 0) continue;
     slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
     FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",
-                  specs[i].service.c_str(), specs[i].endpoint.text().c_str(),
-                  shares[i].max_conns, shares[i].reserved,
+                  specs[i].service.c_str(), specs[i].endpoint.text().c_str(), shares[i].max_conns,
+                  shares[i].reserved,
                   config.max_conns_per_address > 0 ? config.max_conns_per_address : max_conns);
   }
   reactor.limits.configure(max_conns, std::move(shares), config.max_conns_per_address,
@@ -198,6 +203,9 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   }
   reactor_.stats = &slot;
   shared_.node_id = root_->node_id();
+  reactor_.closed_request_timeout = counter_of(schema, "limits/closed/request_timeout");
+  reactor_.closed_too_slow = counter_of(schema, "limits/closed/too_slow");
+  reactor_.closed_idle = counter_of(schema, "limits/closed/idle");
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
 }
 

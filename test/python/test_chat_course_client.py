@@ -274,7 +274,8 @@ class ChatThreadMode(unittest.TestCase):
 
 class ChatIdle(unittest.TestCase):
     def test_quiet_connection_stays_open_partial_line_is_closed(self):
-        server = Server("--idle-timeout", "1")
+        # An unfinished line is the request timeout's (from its first byte).
+        server = Server("--idle-timeout", "1", "--request-timeout", "1")
         self.addCleanup(server.stop)
         quiet = ChatClient(server.port)
         self.addCleanup(quiet.close)

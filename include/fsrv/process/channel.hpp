@@ -25,7 +25,7 @@ struct ChannelMsg {
   uint16_t version = kVersion;
   uint16_t command = kPassConnection;
   int32_t listener = -1;  ///< index of the listener the socket was accepted on
-  uint32_t tag = 0;  ///< the master's id of the connection (never 0)
+  uint32_t tag = 0;       ///< the master's id of the connection (never 0)
 };
 static_assert(sizeof(ChannelMsg) == 16, "the channel message is 16 bytes on the wire");
 

@@ -16,6 +16,7 @@
 
 #include "fsrv/reactor/conn_limits.hpp"
 #include "fsrv/reactor/connection.hpp"
+#include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/stats/stats.hpp"
 
 namespace fsrv::reactor {
@@ -52,6 +53,9 @@ struct Reactor {
   /// header block, frame header); 0 = no limit.
   double request_timeout_s = 30;
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
+  /// Server-decided closes by reason (STATS "limits/closed/..."; unset =
+  /// not counted).
+  stats::Counter closed_request_timeout, closed_too_slow, closed_idle;
   /// Live connections (not yet closed).
   std::unordered_set<Connection*> connections;
   /// Set once shutdown began: connections close after their current request.
@@ -64,6 +68,9 @@ struct Reactor {
   /// Connections open in the whole server (all processes); null = this
   /// loop's connections.
   std::function<int64_t()> active_connections;
+  /// Refusals are logged at info level, one line per 5 s with the count
+  /// of those suppressed (a flood must not flood the log).
+  LogLimiter refusal_log;
   /// Per-listener shares and the per-address cap (off until configured:
   /// the prefork master admits for its workers).
   ConnectionLimits limits;
@@ -98,8 +105,8 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
 /// refusals are still open, leaves it pending (libuv stops polling the
 /// listener until uv_accept) and retries when one closes. Returns 0 or a
 /// libuv error code.
-int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message,
-                      int listener = -1, uint32_t tag = 0);
+int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message, int listener = -1,
+                      uint32_t tag = 0);
 
 /// Starts graceful shutdown: every connection finishes its current request
 /// and closes; calls reactor.on_drained once none is left.

@@ -425,8 +425,8 @@ bool is_http09(std::string_view in) {
   std::string_view line = in.substr(0, eol);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   const size_t sp = line.find(' ');
-  return sp != std::string_view::npos && sp > 0 && line.find(' ', sp + 1) == std::string_view::npos &&
-         sp + 1 < line.size();
+  return sp != std::string_view::npos && sp > 0 &&
+         line.find(' ', sp + 1) == std::string_view::npos && sp + 1 < line.size();
 }
 
 void HttpSession::process_input() {
@@ -594,15 +594,26 @@ void HttpSession::on_body(std::string_view piece) {
         fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
         return;
       }
-      if (!service_.take_form_bytes(piece.size())) {
-        release_form();
-        fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
-                 "Retry-After: 1\r\n");
+      {
+        // Charged by the memory the body takes (its string's capacity), so
+        // the budget bounds what the process really holds.
+        const size_t want = form_body_.size() + piece.size();
+        const size_t need = want <= form_body_.capacity()
+                                ? form_body_.capacity()
+                                : std::min(std::max(want, 2 * form_body_.capacity()),
+                                           std::max(want, kMaxMultipartBody));
+        const size_t grow = need > form_charged_ ? need - form_charged_ : 0;
+        if (!service_.take_form_bytes(grow)) {
+          release_form();
+          fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
+                   "Retry-After: 1\r\n");
+          return;
+        }
+        form_charged_ += grow;
+        if (form_body_.capacity() < want) form_body_.reserve(need);
+        form_body_.append(piece);
         return;
       }
-      form_charged_ += piece.size();
-      form_body_.append(piece);
-      return;
     case BodyTo::kSink:
       if (form_) {
         if (!form_->feed(piece, *this) && state_ == State::kBody) {

@@ -124,10 +124,11 @@ class UdpSinkService final : public DatagramService {
       if (open_files_ >= shared_.config->udp_max_senders + kMaxCommitting) {
         shared_.stats->add(full_dropped_);
         if (full_log_.allow(now)) {
-          FSRV_LOG_WARN("udp-sink: %d files open (--udp-max-senders): a datagram from %s dropped "
-                        "(%llu similar suppressed)",
-                        open_files_, key.c_str(),
-                        static_cast<unsigned long long>(full_log_.take_suppressed()));
+          FSRV_LOG_WARN(
+              "udp-sink: %d files open (--udp-max-senders): a datagram from %s dropped "
+              "(%llu similar suppressed)",
+              open_files_, key.c_str(),
+              static_cast<unsigned long long>(full_log_.take_suppressed()));
         }
         return;
       }
@@ -172,7 +173,8 @@ class UdpSinkService final : public DatagramService {
     auto it = quotas_.find(ip);
     if (it == quotas_.end()) {
       if (quotas_.size() >= kMaxQuotaAddresses) {
-        std::erase_if(quotas_, [&](const auto& q) { return now - q.second.window_start_ms >= window; });
+        std::erase_if(quotas_,
+                      [&](const auto& q) { return now - q.second.window_start_ms >= window; });
         if (quotas_.size() >= kMaxQuotaAddresses) return nullptr;
       }
       it = quotas_.emplace(ip, AddressQuota{now, 0, 0}).first;
@@ -184,12 +186,13 @@ class UdpSinkService final : public DatagramService {
   void drop_over_quota(const std::string& ip, uint64_t now, const char* what) {
     shared_.stats->add(quota_dropped_);
     if (!quota_log_.allow(now)) return;
-    FSRV_LOG_WARN("udp-sink: %s over its quota (%s: %d files, %llu bytes per %g s): datagrams "
-                  "dropped (%llu similar suppressed)",
-                  ip.c_str(), what, shared_.config->udp_address_files,
-                  static_cast<unsigned long long>(shared_.config->udp_address_bytes),
-                  shared_.config->udp_address_window_s,
-                  static_cast<unsigned long long>(quota_log_.take_suppressed()));
+    FSRV_LOG_WARN(
+        "udp-sink: %s over its quota (%s: %d files, %llu bytes per %g s): datagrams "
+        "dropped (%llu similar suppressed)",
+        ip.c_str(), what, shared_.config->udp_address_files,
+        static_cast<unsigned long long>(shared_.config->udp_address_bytes),
+        shared_.config->udp_address_window_s,
+        static_cast<unsigned long long>(quota_log_.take_suppressed()));
   }
 
   std::shared_ptr<Sender> open_sender(const sockaddr& from, const std::string& key) {
@@ -269,18 +272,20 @@ class UdpSinkService final : public DatagramService {
           }
           if (usable && s->error.ok()) {
             shared_.stats->add(files_);
-            if (log) FSRV_LOG_INFO(
-                "udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s", s->name.c_str(),
-                static_cast<unsigned long long>(s->datagrams),
-                static_cast<unsigned long long>(s->bytes), s->from.c_str(),
-                s->dropped
-                    ? (" (" + std::to_string(s->dropped) + " dropped: disk too slow)").c_str()
-                    : "");
+            if (log)
+              FSRV_LOG_INFO(
+                  "udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s", s->name.c_str(),
+                  static_cast<unsigned long long>(s->datagrams),
+                  static_cast<unsigned long long>(s->bytes), s->from.c_str(),
+                  s->dropped
+                      ? (" (" + std::to_string(s->dropped) + " dropped: disk too slow)").c_str()
+                      : "");
           } else {
             shared_.stats->add(failed_);
-            if (log) FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s->name.c_str(),
-                          s->from.c_str(), static_cast<unsigned long long>(s->datagrams),
-                          s->over_limit ? "over --max-upload" : s->error.error.c_str());
+            if (log)
+              FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s->name.c_str(),
+                            s->from.c_str(), static_cast<unsigned long long>(s->datagrams),
+                            s->over_limit ? "over --max-upload" : s->error.error.c_str());
           }
         });
   }
