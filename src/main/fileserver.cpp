@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "fsrv/app/serve.hpp"
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/main/config_file.hpp"
@@ -114,6 +115,16 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "error | warn | info | debug")
       ->capture_default_str()
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+  std::string log_format = "text", log_file, access_log;
+  app.add_option("--log-format", log_format, "Server and access log lines: text | json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-file", log_file,
+                 "Append the server log to FILE instead of stderr (SIGUSR1 reopens it)");
+  app.add_option("--access-log", access_log,
+                 "Append one line per request to FILE: Combined Log Format for http, "
+                 "SERVICE PEER VERB NAME STATUS BYTES SECONDS for file, session, tftp "
+                 "(SIGUSR1 reopens it)");
   // chat service (issue 10; src/services/chat/chat_service.cpp)
   app.add_option("--chat-users", config.chat_users,
                  "chat: JSON users file (username, nama, negara, password_hash); default: "
@@ -192,6 +203,16 @@ int main(int argc, char** argv) {
   fsrv::log::Level lv;
   fsrv::log::parse_level(level, lv);
   fsrv::log::set_level(lv);
+  fsrv::log::Format lf;
+  fsrv::log::parse_format(log_format, lf);
+  fsrv::log::set_format(lf);
+  for (const std::string& why : {log_file.empty() ? "" : fsrv::log::open_log_file(log_file),
+                                 fsrv::log::open_access_log(access_log)}) {
+    if (!why.empty()) {
+      fprintf(stderr, "fileserver: %s\n", why.c_str());
+      return fsrv::app::kExitConfig;
+    }
+  }
   fsrv::codec::parse_base64_kind(codec, config.codec);
   config.mode = mode == "process" ? fsrv::PoolMode::kProcess : fsrv::PoolMode::kThread;
   try {

@@ -357,6 +357,11 @@ int Master::run() {
   hooks.busy = [this] { return any_worker_alive(); };
   hooks.on_stopped = [this] { close_handles(); };
   hooks.stats_line = [this] { return table_->to_line("process", config_.workers); };
+  hooks.on_reopen = [this] {
+    for (WorkerHandle& w : workers_) {
+      if (w.pid > 0) kill(w.pid, SIGUSR1);
+    }
+  };
   // The workers get the grace period themselves; the master waits a little
   // longer before SIGKILL.
   life_ = std::make_unique<reactor::Lifecycle>(reactor_, std::move(hooks),

@@ -79,6 +79,7 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
   if (channel_fd != kChannelFd) dup2(channel_fd, kChannelFd);
   for (size_t k = 0; k < high.size(); ++k) dup2(high[k], kChannelFd + 1 + static_cast<int>(k));
   close_range(kChannelFd + 1 + static_cast<unsigned>(high.size()), ~0U, 0);
+  log::reopen_files(/*inherited_closed=*/true);  // the access log's fd went above
   // 2. Die with the master: the channel's EOF also tells us, this is belt
   //    and braces for a master that is SIGKILLed before we set up.
   prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/services/http/http_util.hpp"
@@ -743,6 +744,21 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
   FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
                 service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+  if (log::access_enabled()) {
+    const Header* referer = head_.find("referer");
+    const Header* agent = head_.find("user-agent");
+    std::string code = std::to_string(status);
+    log::access({.service = "http",
+                 .peer = peer_,
+                 .verb = head_.method,
+                 .name = head_.target,
+                 .status = code,
+                 .bytes = body_bytes,
+                 .seconds = secs,
+                 .request_line = line,
+                 .referer = referer ? std::string_view(referer->value) : std::string_view(),
+                 .user_agent = agent ? std::string_view(agent->value) : std::string_view()});
+  }
   if (state_ == State::kResponding) request_done();
 }
 
