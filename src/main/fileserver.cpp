@@ -12,6 +12,7 @@
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/main/config_file.hpp"
+#include "fsrv/runtime/runtime.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/service.hpp"
 
@@ -215,6 +216,32 @@ int main(int argc, char** argv) {
   }
   fsrv::codec::parse_base64_kind(codec, config.codec);
   config.mode = mode == "process" ? fsrv::PoolMode::kProcess : fsrv::PoolMode::kThread;
+  // SIGHUP: the same file under the same command line, read again into the
+  // same variables, which are then put back (the servers keep copies).
+  fsrv::runtime::set_config_source([&](fsrv::ServerConfig& out, std::vector<std::string>& restart) {
+    const fsrv::ServerConfig saved = config;
+    const auto saved_listens = listens;
+    const bool saved_all = all_services;
+    const std::string words[] = {mode, codec, level, log_format, log_file, access_log};
+    std::string why = config_file.reload();
+    out = config;
+    out.listeners = saved.listeners;
+    out.mode = saved.mode;
+    out.codec = saved.codec;
+    if (listens != saved_listens || all_services != saved_all) restart.emplace_back("listen");
+    const char* names[] = {"mode", "codec", "", "log-format", "log-file", "access-log"};
+    std::string* now[] = {&mode, &codec, &level, &log_format, &log_file, &access_log};
+    for (size_t i = 0; i < std::size(names); ++i) {
+      if (*names[i] && *now[i] != words[i]) restart.emplace_back(names[i]);
+    }
+    fsrv::log::Level new_level;
+    if (why.empty() && fsrv::log::parse_level(level, new_level)) fsrv::log::set_level(new_level);
+    config = saved;
+    listens = saved_listens;
+    all_services = saved_all;
+    for (size_t i = 0; i < std::size(names); ++i) *now[i] = words[i];
+    return why;
+  });
   try {
     return config.mode == fsrv::PoolMode::kProcess ? fsrv::app::serve_process_mode(config)
                                                    : fsrv::app::serve_thread_mode(config);

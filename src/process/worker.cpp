@@ -127,6 +127,13 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
     for (auto& d : w->datagrams) d->close();
   };
   hooks.on_stopped = [&executor] { executor.close(); };
+  hooks.on_reload = [w] {  // SIGHUP from the master: the live settings
+    ServerConfig fresh;
+    std::vector<std::string> restart;
+    if (runtime::reload_config(w->server->config(), fresh, restart).empty()) {
+      w->server->apply_live(fresh);
+    }
+  };
   w->server->join_shutdown(hooks);  // UDP transfers get the grace too
   w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
                                                  config.grace_s);
