@@ -7,8 +7,10 @@
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/service_manager.hpp"
+#include "fsrv/core/version.hpp"
 #include "fsrv/reactor/lifecycle.hpp"
 #include "fsrv/runtime/runtime.hpp"
+#include "fsrv/stats/prometheus.hpp"
 
 namespace fsrv::app {
 
@@ -33,6 +35,10 @@ int serve_thread_mode(const ServerConfig& config) {
   runtime::ServingProcess server(&loop, config, specs, schema, table.slot(0), executor, [&] {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return table.to_json("thread", config.workers, up, table.size());
+  });
+  server.set_metrics([&] {
+    double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return stats::render_prometheus(table, schema, {version(), git_commit(), "thread"}, up);
   });
   const int fd_cap = runtime::raise_fd_limit();
   server.reactor().max_conns = runtime::effective_max_conns(config.max_conns, fd_cap, 1);

@@ -63,11 +63,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
                  "SERVICE=[HOST:]PORT, repeatable (e.g. --listen echo=31000); without it, one "
-                 "file listener on --host/--port")
-      ->check([](const std::string& text) {
-        fsrv::ListenSpec spec;
-        return parse_listen(text, "0.0.0.0", spec);
-      });
+                 "file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
                "With --services: tab-separated NAME, PORTS, TRY-COMMAND lines for scripts");
@@ -165,6 +161,10 @@ int main(int argc, char** argv) {
   for (const auto& s : fsrv::services::registry()) service_names.emplace_back(s.name);
   fsrv::main::ConfigFile config_file(app, service_names, fsrv::version_line(),
                                      {"services", "porcelain"});
+  config_file.check_values("listen", [](const std::string& text) {
+    fsrv::ListenSpec spec;
+    return parse_listen(text, "0.0.0.0", spec);
+  });
   if (int rc = config_file.parse(argc, argv); rc >= 0) return rc;
 
   if (list_services) {

@@ -8,12 +8,14 @@
 #include <string>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/version.hpp"
 #include "fsrv/process/channel.hpp"
 #include "fsrv/process/prefork.hpp"
 #include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/lifecycle.hpp"
 #include "fsrv/runtime/runtime.hpp"
+#include "fsrv/stats/prometheus.hpp"
 
 namespace fsrv::process {
 
@@ -114,6 +116,10 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
       _exit(1);
     }
   }
+  w->server->set_metrics([&table, &schema, started_unix] {
+    return stats::render_prometheus(table, schema, {version(), git_commit(), "process"},
+                                    now_unix() - started_unix);
+  });
   // The master enforces --max-conns before passing a socket.
   w->server->reactor().active_connections = [] { return int64_t{0}; };
 

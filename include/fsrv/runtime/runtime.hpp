@@ -128,6 +128,11 @@ class ServingProcess {
   /// --legacy-idle-ms. Open connections see them at their next check.
   /// (--max-conns belongs to whoever accepts: thread mode or the master.)
   void apply_live(const ServerConfig& fresh);
+  /// Sets what GET /metrics renders (stats::render_prometheus over the
+  /// whole table, which only the mode's builder has).
+  void set_metrics(std::function<std::string()> metrics) {
+    shared_.metrics_text = std::move(metrics);
+  }
   /// The configuration the services read (a copy owned here).
   const ServerConfig& config() const { return config_; }
 

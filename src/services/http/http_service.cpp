@@ -197,6 +197,7 @@ enum class Route {
   kSending,     ///< GET /sending.html (tugas 8 form)
   kListdir,     ///< GET /listdir (seed 004)
   kStats,       ///< GET /stats
+  kMetrics,     ///< GET /metrics (Prometheus text format 0.0.4)
   kFile,        ///< GET|HEAD /{name}
   kUploadPost,  ///< POST /upload/{name} (seed 004)
   kUploadPut,   ///< PUT /{name} (WebDAV convention)
@@ -570,6 +571,8 @@ void HttpSession::route() {
       route_ = Route::kListdir;
     } else if (p == "stats") {
       route_ = Route::kStats;
+    } else if (p == "metrics" && shared_.metrics_text) {
+      route_ = Route::kMetrics;
     } else {
       route_ = Route::kFile;
       name_ = p;
@@ -657,6 +660,10 @@ void HttpSession::dispatch() {
       return;
     case Route::kStats:
       reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
+      return;
+    case Route::kMetrics:
+      reply(200, "text/plain; version=0.0.4; charset=utf-8", shared_.metrics_text(),
+            "Cache-Control: no-store\r\n");
       return;
     case Route::kListdir:
       start_listdir();
