@@ -34,10 +34,10 @@ class Server:
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "fileserver"), "--root", self.root, "--grace", "2",
              "--listen", "http=127.0.0.1:0", "--listen", "file=127.0.0.1:0",
-             "--listen", "tftp=127.0.0.1:0", *args],
+             "--listen", "tftp=127.0.0.1:0", "--listen", "session=127.0.0.1:0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.ports = {}
-        for _ in range(3):
+        for _ in range(4):
             line = self.proc.stdout.readline()
             m = re.match(r"listening (\S+) on 127.0.0.1:(\d+)", line)
             if not m:
@@ -124,8 +124,11 @@ class AccessLogTest(unittest.TestCase):
         self.assertEqual(server.file_request("GET a.txt")["status"], "OK")
         self.assertEqual(server.file_request("GET nope.txt")["status"], "ERROR")
         self.assertEqual(server.tftp_get("a.txt"), b"hello access log\n")
-        lines = wait_lines(self.log, 5)
-        self.assertEqual(len(lines), 5, lines)
+        with socket.create_connection(("127.0.0.1", server.ports["session"]), timeout=10) as s:
+            s.sendall(b"connme")
+            self.assertEqual(s.recv(9), b"connected")
+        lines = wait_lines(self.log, 6)
+        self.assertEqual(len(lines), 6, lines)
         http = [CLF.match(l) for l in lines if CLF.match(l)]
         self.assertEqual(len(http), 2, lines)
         self.assertEqual(http[0].group(1), "127.0.0.1")
@@ -138,11 +141,12 @@ class AccessLogTest(unittest.TestCase):
         others = [OTHER.match(l) for l in lines if OTHER.match(l)]
         self.assertEqual([(m.group(1), m.group(3), m.group(4), m.group(5)) for m in others],
                          [("file", "GET", "a.txt", "ok"), ("file", "GET", "nope.txt", "failed"),
-                          ("tftp", "RRQ", "a.txt", "ok")])
+                          ("tftp", "RRQ", "a.txt", "ok"), ("session", "connme", "", "ok")])
         self.assertRegex(others[0].group(2), r"^127\.0\.0\.1:\d+$")
         # GET's reply carries the base64 of the file: more bytes than the file.
         self.assertGreater(int(others[0].group(6)), 17)
         self.assertEqual(int(others[2].group(6)), 17)
+        self.assertEqual(int(others[3].group(6)), len(b"connected"))
 
     def test_json_format_gives_one_object_per_line_in_both_logs(self):
         server_log = os.path.join(self.dir, "server.log")

@@ -323,14 +323,14 @@ void SessionConn::count_request(Verb verb, bool ok) {
   log::access_request(
       "session", conn_.peer(), verb_name(verb),
       named ? std::string_view(name_) : std::string_view(), ok,
-      conn_.bytes_read() - log_in_ + conn_.bytes_written() - log_out_,
+      conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
 }
 
 void SessionConn::on_word(Verb verb) {
   verb_ = verb;
   log_in_ = conn_.bytes_read();
-  log_out_ = conn_.bytes_written();
+  log_out_ = conn_.bytes_written() + conn_.pending_bytes();
   log_started_ = std::chrono::steady_clock::now();
   switch (verb) {
     case Verb::kConnme:
