@@ -6,8 +6,11 @@
 
 #include "fsrv/app/serve.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/service_manager.hpp"
+#include "fsrv/core/version.hpp"
 #include "fsrv/reactor/lifecycle.hpp"
 #include "fsrv/runtime/runtime.hpp"
+#include "fsrv/stats/prometheus.hpp"
 
 namespace fsrv::app {
 
@@ -33,8 +36,12 @@ int serve_thread_mode(const ServerConfig& config) {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return table.to_json("thread", config.workers, up, table.size());
   });
-  server.reactor().max_conns =
-      runtime::effective_max_conns(config.max_conns, runtime::raise_fd_limit(), 1);
+  server.set_metrics([&] {
+    double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return stats::render_prometheus(table, schema, {version(), git_commit(), "thread"}, up);
+  });
+  const int fd_cap = runtime::raise_fd_limit();
+  server.reactor().max_conns = runtime::effective_max_conns(config.max_conns, fd_cap, 1);
   runtime::configure_limits(server.reactor(), specs, config, server.reactor().max_conns, schema,
                             table.slot(0));
 
@@ -67,6 +74,18 @@ int serve_thread_mode(const ServerConfig& config) {
   };
   hooks.on_stopped = [&] { executor.close(); };
   hooks.stats_line = [&] { return table.to_line("thread", config.workers); };
+  hooks.on_reload = [&server, &specs, fd_cap] {  // SIGHUP
+    service_manager::notify_reloading();
+    ServerConfig fresh;
+    std::vector<std::string> restart;
+    std::string why = runtime::reload_config(server.config(), fresh, restart);
+    if (why.empty()) {
+      server.apply_live(fresh);
+      server.reactor().max_conns = runtime::effective_max_conns(fresh.max_conns, fd_cap, 1);
+      runtime::replan_limits(server.reactor(), specs, fresh, server.reactor().max_conns);
+    }
+    runtime::report_reload(why, restart, fresh);
+  };
   server.join_shutdown(hooks);  // UDP transfers get the grace too
   reactor::Lifecycle life(server.reactor(), std::move(hooks), config.grace_s);
   server.notify_work_done(life);

@@ -127,6 +127,11 @@ ConfigFile::ConfigFile(CLI::App& app, std::vector<std::string> services, std::st
       app_.add_flag("--version", version_, "Print the version and git commit and exit"));
 }
 
+void ConfigFile::check_values(const std::string& name,
+                              std::function<std::string(const std::string&)> check) {
+  checks_[name] = std::move(check);
+}
+
 bool ConfigFile::command_only(const CLI::Option* o) const {
   return std::find(command_only_.begin(), command_only_.end(), o) != command_only_.end();
 }
@@ -178,6 +183,11 @@ std::string ConfigFile::load(std::vector<Item>& items) {
         return where(line, key) + "expected a string, number or boolean";
       }
       if (is_flag(o) && !e->is_boolean()) return where(line, key) + "expected true or false";
+      if (auto c = checks_.find(name); c != checks_.end()) {
+        if (std::string why = c->second(prefix + word); !why.empty()) {
+          return where(line, key) + "--" + name + ": " + why;
+        }
+      }
       item.words.push_back("--" + name + "=" + prefix + word);
     }
     // The option's own conversion and validators, on this key alone.

@@ -8,10 +8,12 @@
 #include <cstdio>
 
 #include "fsrv/app/serve.hpp"
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/main/config_file.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/runtime/runtime.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/service.hpp"
 
@@ -74,11 +76,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
                  "SERVICE=[HOST:]PORT[,max-conns=N], repeatable (e.g. --listen echo=31000); "
-                 "without it, one file listener on --host/--port")
-      ->check([](const std::string& text) {
-        fsrv::ListenSpec spec;
-        return parse_listen(text, "0.0.0.0", spec);
-      });
+                 "without it, one file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
                "With --services: tab-separated NAME, PORTS, TRY-COMMAND lines for scripts");
@@ -131,6 +129,16 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "error | warn | info | debug")
       ->capture_default_str()
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+  std::string log_format = "text", log_file, access_log;
+  app.add_option("--log-format", log_format, "Server and access log lines: text | json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-file", log_file,
+                 "Append the server log to FILE instead of stderr (SIGUSR1 reopens it)");
+  app.add_option("--access-log", access_log,
+                 "Append one line per request to FILE: Combined Log Format for http, "
+                 "SERVICE PEER VERB NAME STATUS BYTES SECONDS for file, session, tftp "
+                 "(SIGUSR1 reopens it)");
   // chat service (issue 10; src/services/chat/chat_service.cpp)
   app.add_option("--chat-users", config.chat_users,
                  "chat: JSON users file (username, nama, negara, password_hash); default: "
@@ -197,6 +205,10 @@ int main(int argc, char** argv) {
   for (const auto& s : fsrv::services::registry()) service_names.emplace_back(s.name);
   fsrv::main::ConfigFile config_file(app, service_names, fsrv::version_line(),
                                      {"services", "porcelain"});
+  config_file.check_values("listen", [](const std::string& text) {
+    fsrv::ListenSpec spec;
+    return parse_listen(text, "0.0.0.0", spec);
+  });
   if (int rc = config_file.parse(argc, argv); rc >= 0) return rc;
 
   // --listen before --services: the shares below are those of these listeners.
@@ -263,8 +275,44 @@ int main(int argc, char** argv) {
   fsrv::log::Level lv;
   fsrv::log::parse_level(level, lv);
   fsrv::log::set_level(lv);
+  fsrv::log::Format lf;
+  fsrv::log::parse_format(log_format, lf);
+  fsrv::log::set_format(lf);
+  for (const std::string& why : {log_file.empty() ? "" : fsrv::log::open_log_file(log_file),
+                                 fsrv::log::open_access_log(access_log)}) {
+    if (!why.empty()) {
+      fprintf(stderr, "fileserver: %s\n", why.c_str());
+      return fsrv::app::kExitConfig;
+    }
+  }
   fsrv::codec::parse_base64_kind(codec, config.codec);
   config.mode = mode == "process" ? fsrv::PoolMode::kProcess : fsrv::PoolMode::kThread;
+  // SIGHUP: the same file under the same command line, read again into the
+  // same variables, which are then put back (the servers keep copies).
+  fsrv::runtime::set_config_source([&](fsrv::ServerConfig& out, std::vector<std::string>& restart) {
+    const fsrv::ServerConfig saved = config;
+    const auto saved_listens = listens;
+    const bool saved_all = all_services;
+    const std::string words[] = {mode, codec, level, log_format, log_file, access_log};
+    std::string why = config_file.reload();
+    out = config;
+    out.listeners = saved.listeners;
+    out.mode = saved.mode;
+    out.codec = saved.codec;
+    if (listens != saved_listens || all_services != saved_all) restart.emplace_back("listen");
+    const char* names[] = {"mode", "codec", "", "log-format", "log-file", "access-log"};
+    std::string* now[] = {&mode, &codec, &level, &log_format, &log_file, &access_log};
+    for (size_t i = 0; i < std::size(names); ++i) {
+      if (*names[i] && *now[i] != words[i]) restart.emplace_back(names[i]);
+    }
+    fsrv::log::Level new_level;
+    if (why.empty() && fsrv::log::parse_level(level, new_level)) fsrv::log::set_level(new_level);
+    config = saved;
+    listens = saved_listens;
+    all_services = saved_all;
+    for (size_t i = 0; i < std::size(names); ++i) *now[i] = words[i];
+    return why;
+  });
   try {
     return config.mode == fsrv::PoolMode::kProcess ? fsrv::app::serve_process_mode(config)
                                                    : fsrv::app::serve_thread_mode(config);

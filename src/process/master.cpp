@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/service_manager.hpp"
 #include "fsrv/process/channel.hpp"
 #include "fsrv/process/prefork.hpp"
 #include "fsrv/reactor/lifecycle.hpp"
@@ -107,6 +108,7 @@ class Master {
   void release_all(WorkerHandle& w);
 
   const ServerConfig& config_;
+  ServerConfig live_ = config_;  ///< as last (re)loaded: what SIGHUP compares with
   std::vector<ListenSpec> specs_;
   stats::Schema schema_;
   std::unique_ptr<stats::StatsTable> table_;
@@ -397,8 +399,8 @@ int Master::run() {
   reactor_.idle_timeout_s = config_.idle_timeout_s;
   // Each worker raises its own limit the same way after fork; the master
   // caps the whole server at what the workers' descriptors allow.
-  max_conns_ = runtime::effective_max_conns(config_.max_conns, runtime::raise_fd_limit(),
-                                            config_.workers);
+  const int fd_cap = runtime::raise_fd_limit();
+  max_conns_ = runtime::effective_max_conns(config_.max_conns, fd_cap, config_.workers);
   reactor_.max_conns = max_conns_;
   reactor_.stats = &table_->slot(0);
   runtime::configure_limits(reactor_, specs_, config_, max_conns_, schema_, table_->slot(0));
@@ -446,6 +448,28 @@ int Master::run() {
   hooks.busy = [this] { return any_worker_alive(); };
   hooks.on_stopped = [this] { close_handles(); };
   hooks.stats_line = [this] { return table_->to_line("process", config_.workers); };
+  hooks.on_reload = [this, fd_cap] {  // SIGHUP: --max-conns here, the rest in each worker
+    service_manager::notify_reloading();
+    ServerConfig fresh;
+    std::vector<std::string> restart;
+    std::string why = runtime::reload_config(live_, fresh, restart);
+    if (why.empty()) {
+      live_ = fresh;
+      max_conns_ = runtime::effective_max_conns(fresh.max_conns, fd_cap, config_.workers);
+      reactor_.max_conns = max_conns_;
+      runtime::replan_limits(reactor_, specs_, fresh, max_conns_);
+      reactor_.idle_timeout_s = fresh.idle_timeout_s;
+      for (WorkerHandle& w : workers_) {
+        if (w.pid > 0) kill(w.pid, SIGHUP);
+      }
+    }
+    runtime::report_reload(why, restart, fresh);
+  };
+  hooks.on_reopen = [this] {
+    for (WorkerHandle& w : workers_) {
+      if (w.pid > 0) kill(w.pid, SIGUSR1);
+    }
+  };
   // The workers get the grace period themselves; the master waits a little
   // longer before SIGKILL.
   life_ = std::make_unique<reactor::Lifecycle>(reactor_, std::move(hooks),

@@ -10,12 +10,14 @@
 #include <string>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/core/version.hpp"
 #include "fsrv/process/channel.hpp"
 #include "fsrv/process/prefork.hpp"
 #include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/lifecycle.hpp"
 #include "fsrv/runtime/runtime.hpp"
+#include "fsrv/stats/prometheus.hpp"
 
 namespace fsrv::process {
 
@@ -101,6 +103,7 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
   if (channel_fd != kChannelFd) dup2(channel_fd, kChannelFd);
   for (size_t k = 0; k < high.size(); ++k) dup2(high[k], kChannelFd + 1 + static_cast<int>(k));
   close_range(kChannelFd + 1 + static_cast<unsigned>(high.size()), ~0U, 0);
+  log::reopen_files(/*inherited_closed=*/true);  // the access log's fd went above
   // 2. Die with the master: the channel's EOF also tells us, this is belt
   //    and braces for a master that is SIGKILLed before we set up.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -135,6 +138,10 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
       _exit(1);
     }
   }
+  w->server->set_metrics([&table, &schema, started_unix] {
+    return stats::render_prometheus(table, schema, {version(), git_commit(), "process"},
+                                    now_unix() - started_unix);
+  });
   // The master enforces --max-conns, the listeners' shares and the
   // per-address cap before passing a socket; it learns here when each
   // connection is gone.
@@ -167,6 +174,13 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
     for (auto& d : w->datagrams) d->close();
   };
   hooks.on_stopped = [&executor] { executor.close(); };
+  hooks.on_reload = [w] {  // SIGHUP from the master: the live settings
+    ServerConfig fresh;
+    std::vector<std::string> restart;
+    if (runtime::reload_config(w->server->config(), fresh, restart).empty()) {
+      w->server->apply_live(fresh);
+    }
+  };
   w->server->join_shutdown(hooks);  // UDP transfers get the grace too
   w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
                                                  config.grace_s);

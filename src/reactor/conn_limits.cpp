@@ -38,6 +38,13 @@ void ConnectionLimits::configure(int max_conns, std::vector<ListenerShare> share
   slot_ = slot;
 }
 
+void ConnectionLimits::replan(int max_conns, std::vector<ListenerShare> shares, int per_address) {
+  if (!enabled() || shares.size() != shares_.size()) return;
+  max_conns_ = max_conns;
+  shares_ = std::move(shares);
+  per_address_ = per_address;
+}
+
 Admission ConnectionLimits::admit(int listener, std::string_view address) {
   if (!enabled() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) {
     return Admission::kOk;

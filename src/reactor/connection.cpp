@@ -2,6 +2,7 @@
 
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <arpa/inet.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -169,6 +170,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
           },
           static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0)), 0);
     }
+    self->bytes_read_ += static_cast<uint64_t>(nread);
     self->handler_->on_read(static_cast<size_t>(nread));
     self->count_progress(static_cast<uint64_t>(nread));
     return;
@@ -254,8 +256,27 @@ void Connection::on_written(uv_write_t* req, int status) {
 
 // Accounts for a completed write; fires on_drain() below the low watermark
 // and starts a waiting send_file once nothing is pending.
+std::string Connection::peer() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  char host[INET6_ADDRSTRLEN] = "-";
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "-";
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    uv_ip4_name(a, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    uv_ip6_name(a, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  return "-";
+}
+
 void Connection::write_done(size_t bytes) {
   pending_bytes_ -= bytes;
+  bytes_written_ += bytes;
   if (closing_) return;
   if (congested_ && pending_bytes_ < kLowWater) {
     congested_ = false;
@@ -382,6 +403,7 @@ void Connection::sendfile_finish(int status) {
   if (!job) return;
   ConnRef keep(this);
   if (status != 0 && status != UV_ECANCELED && status != UV_EOF) close();
+  bytes_written_ += job->sent;
   job->done(status, job->sent);
 }
 

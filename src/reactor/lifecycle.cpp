@@ -31,13 +31,27 @@ Lifecycle::~Lifecycle() = default;
 
 void Lifecycle::watch_signals(std::initializer_list<int> extra, std::function<void(int)> other) {
   other_ = std::move(other);
-  std::vector<int> all = {SIGINT, SIGTERM};
+  std::vector<int> all = {SIGINT, SIGTERM, SIGUSR1, SIGHUP};
   all.insert(all.end(), extra.begin(), extra.end());
   signals_ = std::make_unique<SignalWatcher>(reactor_.loop, all,
                                              [this](int signum) { on_signal(signum); });
 }
 
 void Lifecycle::on_signal(int signum) {
+  if (signum == SIGUSR1) {
+    log::reopen_files();
+    FSRV_LOG_INFO("SIGUSR1: log files reopened");
+    if (hooks_.on_reopen) hooks_.on_reopen();
+    return;
+  }
+  if (signum == SIGHUP) {
+    if (hooks_.on_reload) {
+      hooks_.on_reload();
+    } else {
+      FSRV_LOG_INFO("SIGHUP: nothing to reload");
+    }
+    return;
+  }
   if (signum != SIGINT && signum != SIGTERM) {
     if (other_) other_(signum);
     return;

@@ -175,15 +175,20 @@ void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& 
                            std::move(counters), &slot);
 }
 
+void replan_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+                   const ServerConfig& config, int max_conns) {
+  reactor.limits.replan(max_conns, plan_shares(specs, max_conns), config.max_conns_per_address);
+}
+
 ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
                                std::vector<ListenSpec> listeners, const stats::Schema& schema,
                                stats::StatsSlot& slot, reactor::Executor& executor,
                                std::function<std::string()> stats_json)
-    : listeners_(std::move(listeners)) {
+    : listeners_(std::move(listeners)), config_(config) {
   std::string error;
   root_ = storage::Root::open(config.root, &error);
   if (!root_) throw std::runtime_error(error);
-  shared_.config = &config;
+  shared_.config = &config_;
   shared_.root = root_.get();
   shared_.executor = &executor;
   shared_.schema = &schema;
@@ -207,6 +212,71 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.closed_too_slow = counter_of(schema, "limits/closed/too_slow");
   reactor_.closed_idle = counter_of(schema, "limits/closed/idle");
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
+}
+
+void ServingProcess::apply_live(const ServerConfig& fresh) {
+  config_.idle_timeout_s = fresh.idle_timeout_s;
+  config_.request_timeout_s = fresh.request_timeout_s;
+  config_.min_rate = fresh.min_rate;
+  config_.min_rate_window_s = fresh.min_rate_window_s;
+  config_.max_upload = fresh.max_upload;
+  config_.legacy_idle_ms = fresh.legacy_idle_ms;
+  config_.max_conns = fresh.max_conns;
+  reactor_.idle_timeout_s = fresh.idle_timeout_s;
+  reactor_.min_rate = fresh.min_rate;
+  reactor_.min_rate_window_s = fresh.min_rate_window_s;
+}
+
+namespace {
+ConfigSource& config_source() {
+  static ConfigSource source;
+  return source;
+}
+}  // namespace
+
+void set_config_source(ConfigSource source) { config_source() = std::move(source); }
+
+std::string reload_config(const ServerConfig& running, ServerConfig& out,
+                          std::vector<std::string>& restart) {
+  if (!config_source()) return "no --config file";
+  if (std::string why = config_source()(out, restart); !why.empty()) return why;
+  // Options read once at start-up (sockets, root, processes, the services'
+  // own settings): a change is reported, not applied.
+  auto differs = [&](const char* name, bool changed) {
+    if (changed) restart.emplace_back(name);
+  };
+  differs("host", running.host != out.host);
+  differs("port", running.port != out.port);
+  differs("root", running.root != out.root);
+  differs("workers", running.workers != out.workers);
+  differs("grace", running.grace_s != out.grace_s);
+  differs("stats-interval", running.stats_interval_s != out.stats_interval_s);
+  differs("chat-users", running.chat_users != out.chat_users);
+  differs("chat-session-ttl", running.chat_session_ttl_s != out.chat_session_ttl_s);
+  differs("udp-idle-ms", running.udp_idle_ms != out.udp_idle_ms);
+  differs("udp-max-senders", running.udp_max_senders != out.udp_max_senders);
+  differs("tftp-timeout", running.tftp_timeout_s != out.tftp_timeout_s);
+  differs("tftp-retries", running.tftp_retries != out.tftp_retries);
+  differs("tftp-read-only", running.tftp_read_only != out.tftp_read_only);
+  differs("tftp-no-overwrite", running.tftp_no_overwrite != out.tftp_no_overwrite);
+  return "";
+}
+
+void report_reload(const std::string& error, const std::vector<std::string>& restart,
+                   const ServerConfig& fresh) {
+  if (!error.empty()) {
+    FSRV_LOG_ERROR("SIGHUP: %s; the running configuration stays", error.c_str());
+    service_manager::notify_reloaded("reload failed: " + error);
+    return;
+  }
+  for (const std::string& name : restart) {
+    FSRV_LOG_WARN("SIGHUP: %s changed: it takes effect after a restart", name.c_str());
+  }
+  FSRV_LOG_INFO("SIGHUP: configuration reloaded: max-conns %d, idle-timeout %.1f s, "
+                "request-timeout %.1f s, min-rate %.0f B/s over %.0f s, max-upload %llu",
+                fresh.max_conns, fresh.idle_timeout_s, fresh.request_timeout_s, fresh.min_rate,
+                fresh.min_rate_window_s, static_cast<unsigned long long>(fresh.max_upload));
+  service_manager::notify_reloaded("configuration reloaded");
 }
 
 reactor::DatagramHandler& ServingProcess::datagram_handler(size_t index) {

@@ -65,6 +65,26 @@ TEST(ConnectionLimits, ExplicitShareAndPerAddressCap) {
   EXPECT_EQ(l.admit(1, "x"), Admission::kOk);
 }
 
+// SIGHUP: a lower limit keeps the open connections counted and refuses
+// newcomers until enough have closed; a higher one admits more at once.
+TEST(ConnectionLimits, ReplanKeepsTheOpenConnectionsCounted) {
+  ConnectionLimits l;
+  l.configure(5, ConnectionLimits::plan(5, {0}), 0);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(l.admit(0, "a"), Admission::kOk);
+    l.add(0, "a");
+  }
+  l.replan(2, ConnectionLimits::plan(2, {0}), 0);
+  EXPECT_EQ(l.total(), 4);
+  EXPECT_EQ(l.active(0), 4);
+  EXPECT_NE(l.admit(0, "a"), Admission::kOk);
+  for (int i = 0; i < 3; ++i) l.remove(0, "a");
+  EXPECT_EQ(l.admit(0, "a"), Admission::kOk);  // 1 open, limit 2
+  l.replan(10, ConnectionLimits::plan(10, {0}), 1);
+  EXPECT_EQ(l.admit(0, "a"), Admission::kAddressFull) << "the new per-address cap holds";
+  EXPECT_EQ(l.admit(0, "b"), Admission::kOk);
+}
+
 TEST(ConnectionLimits, OffUntilConfigured) {
   ConnectionLimits l;
   EXPECT_FALSE(l.enabled());

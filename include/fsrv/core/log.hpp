@@ -1,19 +1,45 @@
 #pragma once
-// Leveled logging to stderr. Owns nothing but the current level.
+// Leveled logging to stderr (or --log-file), as text lines or JSON objects
+// (--log-format), plus the access log (core/access_log.hpp). Owns the
+// current level and format and the log files, which SIGUSR1 reopens by name
+// after logrotate renamed them (reopen_files).
 
 #include <cstdarg>
+#include <string>
 #include <string_view>
 
 namespace fsrv::log {
 
 enum class Level { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+/// text: "HH:MM:SS.mmm [pid] level: message"; json: one object per line
+/// {"time":RFC 3339 UTC,"pid":N,"level":"info","msg":"..."}.
+enum class Format { kText = 0, kJson = 1 };
 
 /// Sets the level; messages above it are dropped.
 void set_level(Level level);
 /// Parses "error|warn|info|debug"; false if unknown.
 bool parse_level(std::string_view text, Level& out);
+/// The current level.
+Level level();
+/// Sets the format of the server log and of the access log.
+void set_format(Format format);
+/// Parses "text|json"; false if unknown.
+bool parse_format(std::string_view text, Format& out);
+Format format();
 /// printf-style message at a level, prefixed with time, pid and level.
 void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/// Sends the server log (fd 2) to `path` instead (appending; created 0640).
+/// Returns "" or the error ("cannot open PATH: ...").
+std::string open_log_file(const std::string& path);
+/// Reopens every log file by its name (SIGUSR1, after a rotation renamed
+/// them): the server log and the access log. `inherited_closed`: a prefork
+/// worker whose inherited descriptors were closed opens them afresh without
+/// closing the old numbers. Failures are logged; the old file stays in use.
+void reopen_files(bool inherited_closed = false);
+
+/// `s` as the inside of a JSON string (RFC 8259 section 7).
+std::string json_escape(std::string_view s);
 
 }  // namespace fsrv::log
 

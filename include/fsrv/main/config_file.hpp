@@ -22,6 +22,8 @@
 // Layers: main only (it sees the whole option set).
 
 #include <CLI/CLI.hpp>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,11 @@ class ConfigFile {
   /// exit), refused in a file and left out of --print-config.
   ConfigFile(CLI::App& app, std::vector<std::string> services, std::string version_line,
              const std::vector<std::string>& command_only);
+
+  /// Adds a check of every value of option `name` read from the file, for
+  /// options whose command-line value main checks itself after parsing
+  /// (--listen): returns "" or what is wrong, reported with the line.
+  void check_values(const std::string& name, std::function<std::string(const std::string&)> check);
 
   /// Parses argv, then the file named by --config (if any) beneath it.
   /// Returns -1 to go on serving, or the exit code to return from main (0
@@ -86,6 +93,7 @@ class ConfigFile {
   bool version_ = false;
   std::vector<std::string> argv_;  ///< the command line without argv[0]
   std::vector<const CLI::Option*> command_only_;
+  std::map<std::string, std::function<std::string(const std::string&)>> checks_;
 };
 
 }  // namespace fsrv::main

@@ -58,6 +58,10 @@ class ConnectionLimits {
   /// (one per listener, may be empty) are bumped in `slot` on refusal.
   void configure(int max_conns, std::vector<ListenerShare> shares, int per_address,
                  std::vector<ShareCounters> counters = {}, stats::StatsSlot* slot = nullptr);
+  /// A live change of the limits (SIGHUP): new totals and shares for the
+  /// same listeners; the connections open stay counted and are never
+  /// dropped, a listener over its new share only refuses newcomers.
+  void replan(int max_conns, std::vector<ListenerShare> shares, int per_address);
   bool enabled() const { return !shares_.empty(); }
   /// Whether a new connection from `address` on `listener` may be served;
   /// counts the refusal in STATS when not.

@@ -140,6 +140,13 @@ class Connection {
   /// Bytes in the kernel's send queue not yet acknowledged by the peer
   /// (ioctl SIOCOUTQ, tcp(7)); 0 if unknown.
   size_t unacked_in_kernel() const;
+  /// Bytes read from the socket, and written to it (writes completed plus
+  /// send_file), since the connection opened: access log lines take the
+  /// difference over a request.
+  uint64_t bytes_read() const { return bytes_read_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+  /// The client's address as "IP:PORT" ("[IPV6]:PORT"; "-" if unknown).
+  std::string peer() const;
   /// True when the handler should stop producing (pending_bytes() above
   /// kHighWater); stays true until on_drain().
   bool congested();
@@ -229,6 +236,8 @@ class Connection {
   std::string outbox_;          ///< owned bytes waiting for the in-flight owned write
   bool owned_in_flight_ = false;
   size_t pending_bytes_ = 0;
+  uint64_t bytes_read_ = 0;
+  uint64_t bytes_written_ = 0;
   std::shared_ptr<SendFileJob> sendfile_;
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
   int open_handles_ = 6;  ///< tcp + four timers + the turn handle (+ the poll handle once made)

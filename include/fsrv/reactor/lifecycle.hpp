@@ -38,6 +38,9 @@ class Lifecycle {
                                            ///< (workers, UDP transfers)
     std::function<void()> on_stopped;      ///< close the owner's remaining handles
     std::function<std::string()> stats_line;  ///< the periodic and final stats line
+    std::function<void()> on_reopen;          ///< after SIGUSR1 reopened this process's log
+                                              ///< files (master: pass it to the workers)
+    std::function<void()> on_reload;          ///< SIGHUP: re-read the configuration
   };
 
   /// Timers are created on reactor.loop; `grace_s` is how long connections
@@ -47,9 +50,11 @@ class Lifecycle {
   Lifecycle(const Lifecycle&) = delete;
   Lifecycle& operator=(const Lifecycle&) = delete;
 
-  /// Watches SIGINT and SIGTERM, plus `extra` signals which go to `other`
-  /// (the master's SIGCHLD), through a SignalWatcher: call before libuv's
-  /// pool threads start and before forking (children inherit the mask).
+  /// Watches SIGINT and SIGTERM (shutdown), SIGUSR1 (reopen the log files,
+  /// then hooks.on_reopen) and SIGHUP (hooks.on_reload; ignored without
+  /// one), plus `extra` signals which go to `other` (the master's SIGCHLD),
+  /// through a SignalWatcher: call before libuv's pool threads start and
+  /// before forking (children inherit the mask).
   void watch_signals(std::initializer_list<int> extra = {},
                      std::function<void(int)> other = nullptr);
   /// Logs hooks.stats_line() every `seconds` (0 = never).

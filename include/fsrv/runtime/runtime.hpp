@@ -92,6 +92,32 @@ std::vector<reactor::ListenerShare> plan_shares(const std::vector<ListenSpec>& s
 void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
                       const ServerConfig& config, int max_conns, const stats::Schema& schema,
                       stats::StatsSlot& slot);
+/// SIGHUP: the shares and the per-address cap planned again for a new
+/// `max_conns` and `config` (reactor::ConnectionLimits::replan; the open
+/// connections stay counted).
+void replan_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+                   const ServerConfig& config, int max_conns);
+
+/// Where a SIGHUP reads the configuration again: set once by main (the
+/// --config file under the same command line). Fills `out` and appends to
+/// `restart` the options whose change needs a restart that only main can
+/// see (the listener list, mode, codec); returns "" or what is wrong.
+using ConfigSource =
+    std::function<std::string(ServerConfig& out, std::vector<std::string>& restart)>;
+void set_config_source(ConfigSource source);
+
+/// SIGHUP: the configuration read again through the source. Returns "" or
+/// what is wrong ("no --config file" without one); `restart` gets the name
+/// of every option that changed but cannot change while serving.
+std::string reload_config(const ServerConfig& running, ServerConfig& out,
+                          std::vector<std::string>& restart);
+
+/// Logs the outcome of a SIGHUP in the process that owns the listeners:
+/// the error (the running configuration stays), or the live values now in
+/// force and a warning per option that needs a restart; then READY=1 again
+/// for the service manager.
+void report_reload(const std::string& error, const std::vector<std::string>& restart,
+                   const ServerConfig& fresh);
 
 /// A serving process: storage root, services and reactor on one loop.
 class ServingProcess {
@@ -117,9 +143,22 @@ class ServingProcess {
   void join_shutdown(reactor::Lifecycle::Hooks& hooks);
   /// Lets the datagram services report that their work may be done.
   void notify_work_done(reactor::Lifecycle& life);
+  /// Applies what can change while serving (SIGHUP): idle and request
+  /// timeouts, the minimum rate and its window, --max-upload,
+  /// --legacy-idle-ms. Open connections see them at their next check.
+  /// (--max-conns belongs to whoever accepts: thread mode or the master.)
+  void apply_live(const ServerConfig& fresh);
+  /// Sets what GET /metrics renders (stats::render_prometheus over the
+  /// whole table, which only the mode's builder has).
+  void set_metrics(std::function<std::string()> metrics) {
+    shared_.metrics_text = std::move(metrics);
+  }
+  /// The configuration the services read (a copy owned here).
+  const ServerConfig& config() const { return config_; }
 
  private:
   std::vector<ListenSpec> listeners_;
+  ServerConfig config_;
   std::unique_ptr<storage::Root> root_;
   services::Shared shared_;
   reactor::Reactor reactor_;

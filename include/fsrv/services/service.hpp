@@ -36,6 +36,9 @@ struct Shared {
   stats::StatsSlot* stats = nullptr;  ///< this process's counters
   /// The STATS data object (JSON text), summed over all processes.
   std::function<std::string()> stats_json;
+  /// The same counters in the Prometheus text format (GET /metrics); may be
+  /// empty (then /metrics is 404).
+  std::function<std::string()> metrics_text;
   /// Called by a datagram service during shutdown when its busy() may have
   /// turned false (the runtime re-checks whether the shutdown is complete;
   /// the check runs later on the loop, never inside the caller). May be empty.

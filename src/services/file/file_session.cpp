@@ -1,9 +1,11 @@
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "fsrv/codec/base64.hpp"
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/file/file_service.hpp"
@@ -87,7 +89,9 @@ class FileSession final : public reactor::ConnectionHandler {
   void process_input();
   void handle_request(const Request& req);
   void begin(Cmd cmd);
-  void finish(Cmd cmd, bool ok);
+  /// Ends the open request: counted, and its access log line written with
+  /// `reply_bytes` more (a reply about to be queued).
+  void finish(Cmd cmd, bool ok, size_t reply_bytes = 0);
   void reply_now(Cmd cmd, bool ok, std::string reply);
   void request_done();
   void start_discard(Cmd cmd, std::string error);
@@ -131,6 +135,12 @@ class FileSession final : public reactor::ConnectionHandler {
       payload_head_.append(bytes.substr(0, kUploadLookahead - payload_head_.size()));
     }
   }
+  /// The access log's view of the open request: its name, and the
+  /// connection's byte counts and the time when it began.
+  std::string log_name_;
+  uint64_t log_in_ = 0;
+  uint64_t log_out_ = 0;
+  std::chrono::steady_clock::time_point log_started_;
 };
 
 // ---------------------------------------------------------------- service
@@ -294,21 +304,31 @@ void FileSession::on_close() {
 void FileSession::begin(Cmd cmd) {
   current_ = cmd;
   request_open_ = true;
+  log_in_ = conn_.bytes_read();
+  log_out_ = conn_.bytes_written() + conn_.pending_bytes();
+  log_started_ = std::chrono::steady_clock::now();
   conn_.stop_timer();
 }
 
-void FileSession::finish(Cmd cmd, bool ok) {
+void FileSession::finish(Cmd cmd, bool ok, size_t reply_bytes) {
   conn_.set_transfer(false);
   if (!request_open_) return;
   request_open_ = false;
   service_.count(cmd, ok);
+  if (log::access_enabled()) {
+    log::access_request(
+        "file", conn_.peer(), cmd_name(cmd), log_name_, ok,
+        conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_ + reply_bytes,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
+  }
+  log_name_.clear();
 }
 
 // Counts before writing: the write may reach the client at once, and a
 // client that has its reply must find the request counted in STATS.
 void FileSession::reply_now(Cmd cmd, bool ok, std::string reply) {
   begin(cmd);
-  finish(cmd, ok);
+  finish(cmd, ok, reply.size());
   conn_.write_owned(reply);
 }
 
@@ -409,6 +429,7 @@ void FileSession::process_input() {
 }
 
 void FileSession::handle_request(const Request& req) {
+  log_name_ = req.args.empty() ? std::string() : req.args[0];
   if (!req.error.empty()) {
     reply_now(req.cmd, false, error_text(req.error));
     return;
@@ -467,7 +488,7 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
   shared_.executor->submit([result, work = std::move(work)] { *result = work(); },
                            [this, ref, result, cmd] {
                              if (conn_.closing()) return;
-                             finish(cmd, result->first);
+                             finish(cmd, result->first, result->second.size());
                              conn_.write_owned(result->second);
                              request_done();
                            });
@@ -562,6 +583,7 @@ void FileSession::start_get(const std::string& name) {
 // ---------------------------------------------------------------- UPLOAD
 
 void FileSession::start_upload(std::string name) {
+  log_name_ = name;
   if (std::string why = storage::validate_name(name); !why.empty()) {
     start_discard(Cmd::kUpload, "invalid name: " + why);
     process_input();

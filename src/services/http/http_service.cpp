@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/services/http/http_util.hpp"
@@ -225,6 +226,7 @@ enum class Route {
   kListdir,     ///< GET /listdir (seed 004)
   kStats,       ///< GET /stats
   kHealth,      ///< GET /healthz (load balancer checks; not in the access log)
+  kMetrics,     ///< GET /metrics (Prometheus text format 0.0.4)
   kFile,        ///< GET|HEAD /{name}
   kUploadPost,  ///< POST /upload/{name} (seed 004)
   kUploadPut,   ///< PUT /{name} (WebDAV convention)
@@ -717,6 +719,8 @@ void HttpSession::route() {
       route_ = Route::kStats;
     } else if (p == "healthz") {
       route_ = Route::kHealth;
+    } else if (p == "metrics" && shared_.metrics_text) {
+      route_ = Route::kMetrics;
     } else {
       route_ = Route::kFile;
       name_ = p;
@@ -831,6 +835,10 @@ void HttpSession::dispatch() {
             "Cache-Control: no-store\r\n");
       return;
     }
+    case Route::kMetrics:
+      reply(200, "text/plain; version=0.0.4; charset=utf-8", shared_.metrics_text(),
+            "Cache-Control: no-store\r\n");
+      return;
     case Route::kListdir:
       start_listdir(false);
       return;
@@ -920,6 +928,21 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   if (route_ != Route::kHealth) {
     FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
                   service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+  }
+  if (log::access_enabled() && route_ != Route::kHealth) {
+    const Header* referer = head_.find("referer");
+    const Header* agent = head_.find("user-agent");
+    std::string code = std::to_string(status);
+    log::access({.service = "http",
+                 .peer = peer_,
+                 .verb = head_.method,
+                 .name = head_.target,
+                 .status = code,
+                 .bytes = body_bytes,
+                 .seconds = secs,
+                 .request_line = line,
+                 .referer = referer ? std::string_view(referer->value) : std::string_view(),
+                 .user_agent = agent ? std::string_view(agent->value) : std::string_view()});
   }
   if (state_ == State::kResponding) request_done();
 }

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/session/session_framer.hpp"
@@ -141,6 +142,13 @@ class SessionConn final : public reactor::ConnectionHandler {
   bool into_sink_ = false;
   uint64_t remaining_ = 0;  ///< payload bytes still to come
   std::string name_;        ///< upload / download / rm target
+  /// The access log's view of the current command: the connection's byte
+  /// counts and the time when its verb arrived.
+  uint64_t log_in_ = 0;
+  uint64_t log_out_ = 0;
+  std::chrono::steady_clock::time_point log_started_;
+  /// Counts a finished command and writes its access log line.
+  void count_request(Verb verb, bool ok);
   Clock::time_point started_;
   std::string later_;  ///< the float waiting for the timer
   // ls
@@ -212,7 +220,7 @@ void SessionConn::on_eof() {
     // Truncated upload: the temporary file goes, nothing is committed.
     FSRV_LOG_INFO("session: upload of %s cut short (%llu bytes missing); discarded", name_.c_str(),
                   static_cast<unsigned long long>(remaining_));
-    service_.count(Verb::kUpload, false);
+    count_request(Verb::kUpload, false);
     if (sink_) sink_->cancel();
     sink_.reset();
     state_ = State::kDone;
@@ -226,7 +234,7 @@ void SessionConn::on_timer() {
   if (later_.empty() || state_ != State::kBusy) return;
   conn_.write_owned(later_);
   later_.clear();
-  service_.count(verb_, true);
+  count_request(verb_, true);
   back_to_word();
   process_input();
 }
@@ -313,15 +321,29 @@ void SessionConn::process_input() {
 
 // ---------------------------------------------------------------- commands
 
+void SessionConn::count_request(Verb verb, bool ok) {
+  service_.count(verb, ok);
+  if (!log::access_enabled()) return;
+  bool named = verb != Verb::kLs && verb != Verb::kConnme && verb != Verb::kByebye;
+  log::access_request(
+      "session", conn_.peer(), verb_name(verb),
+      named ? std::string_view(name_) : std::string_view(), ok,
+      conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
+}
+
 void SessionConn::on_word(Verb verb) {
   verb_ = verb;
+  log_in_ = conn_.bytes_read();
+  log_out_ = conn_.bytes_written() + conn_.pending_bytes();
+  log_started_ = std::chrono::steady_clock::now();
   switch (verb) {
     case Verb::kConnme:
       conn_.write_owned("connected");
-      service_.count(verb, true);
+      count_request(verb, true);
       return;
     case Verb::kByebye:
-      service_.count(verb, true);
+      count_request(verb, true);
       state_ = State::kDone;
       conn_.pause_reading();
       conn_.close_when_flushed();
@@ -378,7 +400,7 @@ void SessionConn::on_ack() {
 void SessionConn::on_confirm(bool yes) {
   if (!yes) {
     // "N": the seed's client expects nothing back.
-    service_.count(Verb::kRm, true);
+    count_request(Verb::kRm, true);
     back_to_word();
     return;
   }
@@ -450,7 +472,7 @@ void SessionConn::send_ls_entry() {
                   static_cast<long long>(total_));
   conn_.write_owned(pack_i32(total));
   entries_.clear();
-  service_.count(Verb::kLs, true);
+  count_request(Verb::kLs, true);
   back_to_word();
 }
 
@@ -476,7 +498,7 @@ void SessionConn::run_size(std::string name) {
           v = static_cast<int32_t>(result->value);
         }
         conn_.write_owned(pack_i32(v));
-        service_.count(Verb::kSize, v >= 0);
+        count_request(Verb::kSize, v >= 0);
         back_to_word();
         process_input();
       });
@@ -496,7 +518,7 @@ void SessionConn::run_rm() {
                                              status->error.c_str());
                              }
                              conn_.write_owned(pack_i32(status->ok() ? 1 : -1));
-                             service_.count(Verb::kRm, status->ok());
+                             count_request(Verb::kRm, status->ok());
                              back_to_word();
                              process_input();
                            });
@@ -524,7 +546,7 @@ void SessionConn::start_download(std::string name) {
             FSRV_LOG_INFO("session: download %s: %s", name_.c_str(), opened->error.c_str());
           }
           conn_.write_owned(pack_i32(-1));
-          service_.count(Verb::kDownload, false);
+          count_request(Verb::kDownload, false);
           back_to_word();
           process_input();
           return;
@@ -536,7 +558,7 @@ void SessionConn::start_download(std::string name) {
                                    [this](Status s) {
                                      get_.reset();
                                      if (!s.ok()) {
-                                       service_.count(Verb::kDownload, false);
+                                       count_request(Verb::kDownload, false);
                                        return;  // the sender closed the connection
                                      }
                                      // The client acks the bytes with '1', then
@@ -552,12 +574,12 @@ void SessionConn::start_download(std::string name) {
 
 void SessionConn::start_upload(std::string name, int32_t size) {
   if (std::string why = storage::validate_name(name); !why.empty()) {
-    service_.count(Verb::kUpload, false);
+    count_request(Verb::kUpload, false);
     fail("upload: invalid name: " + why);
     return;
   }
   if (static_cast<uint64_t>(size) > shared_.config->max_upload) {
-    service_.count(Verb::kUpload, false);
+    count_request(Verb::kUpload, false);
     fail("upload " + name + ": " + std::to_string(size) + " bytes is over --max-upload " +
          std::to_string(shared_.config->max_upload));
     return;
@@ -579,7 +601,7 @@ void SessionConn::start_upload(std::string name, int32_t size) {
         sink_.reset();
         if (!s.ok()) {
           // The protocol has no error reply for an upload: log and close.
-          service_.count(Verb::kUpload, false);
+          count_request(Verb::kUpload, false);
           fail("upload " + name_ + ": " + std::string(errc_name(s.code)) + ": " + s.error);
           return;
         }

@@ -20,6 +20,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/tftp/tftp_packet.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -502,6 +503,10 @@ void Transfer::count_result(bool ok) {
   const bool read = request_.op == Opcode::kRrq;
   service_.count(ok ? (read ? service_.rrq_ok_ : service_.wrq_ok_)
                     : (read ? service_.rrq_failed_ : service_.wrq_failed_));
+  if (log::access_enabled()) {
+    log::access_request("tftp", key_, read ? "RRQ" : "WRQ", name_, ok, bytes_,
+                        static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
+  }
   if (ok) {
     const double secs = static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0;
     FSRV_LOG_INFO("tftp: %s %s %s %s: %llu bytes in %.3f s (blksize %zu, windowsize %u)",

@@ -1,0 +1,166 @@
+"""GET /metrics (Prometheus text format 0.0.4) through the real binary:
+scraped while a load of file-protocol and HTTP requests runs, every scrape
+is well-formed and its counters never go down; once the load is over the
+counters equal what the load did, in thread mode and in process mode
+(where any worker renders the sum over every process).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
+import urllib.request
+
+BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? '
+                    r'(-?[0-9.eE+-]+|NaN|[+-]Inf)$')
+
+
+def parse(text):
+    """{(name, labels): value}; asserts the 0.0.4 shape on the way."""
+    samples = {}
+    typed = {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            assert kind in ("counter", "gauge"), line
+            assert name not in typed, "TYPE twice: " + name
+            typed[name] = kind
+            continue
+        m = SAMPLE.match(line)
+        assert m, "bad sample line: %r" % line
+        name = m.group(1)
+        assert name in typed, "sample before its TYPE: " + line
+        if typed[name] == "counter":
+            assert name.endswith("_total"), "counter without _total: " + name
+        samples[(name, m.group(2) or "")] = float(m.group(3))
+    assert text.endswith("\n")
+    return samples
+
+
+class MetricsTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="fsrv-metrics-")
+        self.root = os.path.join(self.dir, "root")
+        os.makedirs(self.root)
+        with open(os.path.join(self.root, "data.bin"), "wb") as f:
+            f.write(os.urandom(30000))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, *args):
+        proc = subprocess.Popen(
+            [os.path.join(BIN, "fileserver"), "--root", self.root, "--grace", "2",
+             "--listen", "http=127.0.0.1:0", "--listen", "file=127.0.0.1:0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ports = {}
+        for _ in range(2):
+            m = re.match(r"listening (\S+) on 127.0.0.1:(\d+)", proc.stdout.readline())
+            self.assertIsNotNone(m)
+            ports[m.group(1)] = int(m.group(2))
+
+        def stop():
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+        self.addCleanup(stop)
+        return ports
+
+    def scrape(self, port):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            self.assertEqual(r.headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
+            return parse(r.read().decode())
+
+    def file_get(self, port, name):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(b"GET " + name.encode() + b"\r\n\r\n")
+            data = b""
+            while not data.endswith(b"\r\n\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)["status"]
+
+    def check(self, mode, *args):
+        ports = self.start(*args)
+        gets, misses, http_gets, clients = 25, 5, 20, 4
+        errors = []
+
+        def client():
+            try:
+                for _ in range(gets):
+                    if self.file_get(ports["file"], "data.bin") != "OK":
+                        errors.append("GET failed")
+                for _ in range(misses):
+                    if self.file_get(ports["file"], "absent.bin") != "ERROR":
+                        errors.append("missing file not an ERROR")
+                for _ in range(http_gets):
+                    with urllib.request.urlopen("http://127.0.0.1:%d/data.bin" % ports["http"],
+                                                timeout=20) as r:
+                        if len(r.read()) != 30000:
+                            errors.append("short http body")
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        # Scrape while the load runs: well-formed, and no counter goes down.
+        previous = {}
+        scrapes = 0
+        while any(t.is_alive() for t in threads) or scrapes < 3:
+            now = self.scrape(ports["http"])
+            scrapes += 1
+            for key, value in previous.items():
+                if key[0].endswith("_total"):
+                    self.assertGreaterEqual(now.get(key, 0), value, key)
+            previous = now
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        m = self.scrape(ports["http"])
+        file_get = lambda result: m[("fsrv_requests_total",
+                                     '{service="file",verb="GET",result="%s"}' % result)]
+        self.assertEqual(file_get("ok"), clients * gets)
+        self.assertEqual(file_get("failed"), clients * misses)
+        self.assertEqual(m[("fsrv_service_connections_total", '{service="file"}')],
+                         clients * (gets + misses))
+        # Every /metrics scrape but this one was answered 200 and counted too.
+        self.assertGreaterEqual(m[("fsrv_responses_total", '{service="http",code="200"}')],
+                                clients * http_gets + scrapes)
+        self.assertGreater(m[("fsrv_sent_bytes_total", "")],
+                           clients * (gets * 40000 + http_gets * 30000))
+        self.assertEqual(m[("fsrv_connections_refused_total", "")], 0)
+        self.assertGreaterEqual(m[("fsrv_connections_open", "")], 1)  # this scrape
+        version = subprocess.run([os.path.join(BIN, "fileserver"), "--version"],
+                                 capture_output=True, text=True).stdout.split()[1]
+        build = [k for k in m if k[0] == "fsrv_build_info"]
+        self.assertEqual(len(build), 1)
+        self.assertIn('version="%s"' % version, build[0][1])
+        self.assertIn('mode="%s"' % mode, build[0][1])
+
+    def test_scrape_under_load_thread_mode(self):
+        self.check("thread")
+
+    def test_scrape_under_load_process_mode_sums_the_workers(self):
+        self.check("process", "--mode", "process", "--workers", "3")
+
+
+if __name__ == "__main__":
+    unittest.main()
