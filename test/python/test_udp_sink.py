@@ -87,7 +87,9 @@ class UdpSinkTest(unittest.TestCase):
             self.server.cleanup()
 
     def test_course_sender_ten_runs_every_byte(self):
-        self.server = SinkServer("--udp-idle-ms", "300")
+        # 1 s of silence ends a sender's file: a Python sender stalled by a
+        # loaded machine (the suites run side by side) must not be cut in two.
+        self.server = SinkServer("--udp-idle-ms", "1000")
         rnd = random.Random(11)
         for run in range(10):
             data = bytes(rnd.randrange(256) for _ in range(COURSE_SIZE))
@@ -179,7 +181,7 @@ class UdpSinkTest(unittest.TestCase):
             s.close()
 
     def test_process_mode_worker_one_receives_and_survives_restart(self):
-        self.server = SinkServer("--mode", "process", "--workers", "2", "--udp-idle-ms", "300")
+        self.server = SinkServer("--mode", "process", "--workers", "2", "--udp-idle-ms", "1000")
         rnd = random.Random(12)
         for run in range(3):
             data = bytes(rnd.randrange(256) for _ in range(COURSE_SIZE))
