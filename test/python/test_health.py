@@ -5,77 +5,26 @@ health check fails first while the listeners still accept, then they close).
 Each test starts a real bin/fileserver on 127.0.0.1 with a temporary root.
 """
 
-import http.client
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import FsrvServer, file_request
 
 
-class Server:
-    """A fileserver child with the given --listen services; stderr to a file."""
+class Server(FsrvServer):
+    """The tests' server wrapper; get() answers (status, body text)."""
 
     def __init__(self, services, *args):
-        self.root = tempfile.mkdtemp(prefix="fsrv-health-")
-        self.log = open(os.path.join(self.root, ".server.log"), "w+b")
-        argv = [os.path.join(BIN, "fileserver"), "--root", self.root, "--log-level", "info"]
-        for s in services:
-            argv += ["--listen", "%s=127.0.0.1:0" % s]
-        self.proc = subprocess.Popen(argv + list(args), stdout=subprocess.PIPE, stderr=self.log)
-        self.ports = {}
-        for _ in services:
-            line = self.proc.stdout.readline().decode()
-            if not line.startswith("listening "):
-                self.proc.kill()
-                raise RuntimeError("server did not start: %r (%s)" % (line, self.log_text()))
-            name = line.split()[1]
-            self.ports[name] = int(line.rsplit(":", 1)[1])
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log.name, "rb") as f:
-            return f.read().decode(errors="replace")
+        super().__init__(services, *args, prefix="fsrv-health-")
 
     def get(self, service, path, timeout=10):
-        c = http.client.HTTPConnection("127.0.0.1", self.ports[service], timeout=timeout)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            c.close()
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def file_request(port, line):
-    """One course file-protocol request; the reply up to its blank line."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(line.encode() + b"\r\n")
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode()
+        status, body = self.http_get(path, service, timeout=timeout)
+        return status, body.decode()
 
 
 class HttpHealthz(unittest.TestCase):

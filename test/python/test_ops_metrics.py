@@ -9,13 +9,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import unittest
 import urllib.request
+
+from fsrv_server import FsrvServer
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -59,27 +60,10 @@ class MetricsTest(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def start(self, *args):
-        proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--root", self.root, "--grace", "2",
-             "--listen", "http=127.0.0.1:0", "--listen", "file=127.0.0.1:0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ports = {}
-        for _ in range(2):
-            m = re.match(r"listening (\S+) on 127.0.0.1:(\d+)", proc.stdout.readline())
-            self.assertIsNotNone(m)
-            ports[m.group(1)] = int(m.group(2))
-
-        def stop():
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-
-        self.addCleanup(stop)
-        return ports
+        srv = FsrvServer(["http", "file"], "--grace", "2", *args, root=self.root,
+                         log_level=None)
+        self.addCleanup(srv.stop)
+        return srv.ports
 
     def scrape(self, port):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:

@@ -1,0 +1,190 @@
+"""The one bin/fileserver wrapper of the Python tests (test/python,
+test/hostile, test/cluster): starts the server on free ports of 127.0.0.1
+with the given listeners and options, reads its "listening SERVICE on
+HOST:PORT" lines, keeps its log in a file, and stops it (SIGTERM, then
+SIGKILL after 20 s) and removes the root it made, on failure too.
+
+    with FsrvServer(["file", "http"], "--grace", "2", mode="process") as srv:
+        srv.port("http"); srv.file_request("LIST"); srv.http_get("/healthz")
+
+Plus the small socket helpers the tests share (connect, recv_until,
+file_request).
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BIN = os.environ.get("FSRV_BIN", os.path.join(HERE, "..", "..", "bin"))
+
+LISTENING = re.compile(r"listening (\S+) on .*:(\d+)$")
+
+
+class FsrvServer:
+    """bin/fileserver with `listeners`: service names (each on port 0 of
+    --host 127.0.0.1) or full --listen values ("file=127.0.0.1:0,max-conns=5").
+    `root`: served folder (default: a temporary one, removed by stop());
+    `mode`, `log_level`: passed when given; `expect`: listening lines to
+    read (default one per listener; a --config start names its own)."""
+
+    def __init__(self, listeners=(), *args, mode=None, log_level="info", root=None, expect=None,
+                 preexec=None, prefix="fsrv-test-"):
+        self.own_root = root is None
+        self.root = tempfile.mkdtemp(prefix=prefix) if root is None else root
+        fd, self.log_path = tempfile.mkstemp(prefix=prefix, suffix=".log")
+        os.close(fd)
+        cmd = [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--root", self.root]
+        if log_level:
+            cmd += ["--log-level", log_level]
+        if mode:
+            cmd += ["--mode", mode]
+        for listener in listeners:
+            cmd += ["--listen", listener if "=" in listener else listener + "=0"]
+        cmd += [str(a) for a in args]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log,
+                                     preexec_fn=preexec)
+        self.ports = {}  # service -> its first listener's port
+        self.order = []  # (service, port) per listening line
+        for _ in range(len(listeners) if expect is None else expect):
+            line = self.proc.stdout.readline().decode()
+            m = LISTENING.match(line.strip())
+            if not m:
+                log = self.log_text()
+                self.stop()
+                raise RuntimeError("server did not start: %r\n%s" % (line, log))
+            self.ports.setdefault(m.group(1), int(m.group(2)))
+            self.order.append((m.group(1), int(m.group(2))))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def port(self, service):
+        return self.ports[service]
+
+    def log_text(self):
+        """What the server wrote on stderr so far."""
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, text, count=1, timeout=10):
+        """True once `text` stands `count` times in the log (polled)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_text().count(text) >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def rss_kb(self):
+        """Resident set of the server and its children, in KiB."""
+        total = 0
+        pids = [self.proc.pid]
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                             text=True).stdout
+        pids += [int(p) for p in out.split()]
+        for pid in pids:
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def file_request(self, line, service="file"):
+        """One file-protocol request; its reply parsed ({} when not JSON)."""
+        try:
+            return json.loads(file_request(self.ports[service], line))
+        except ValueError:
+            return {}
+
+    def stats(self, file_port=None):
+        """The STATS data object, through the file listener ({} if refused)."""
+        port = file_port or self.ports["file"]
+        try:
+            got = json.loads(file_request(port, "STATS"))["data"]
+        except (ValueError, KeyError):
+            return {}
+        return got if isinstance(got, dict) else {}
+
+    def http_get(self, path, service="http", headers=None, timeout=10):
+        """GET `path` on the service's listener: (status, body bytes)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.ports[service], timeout=timeout)
+        try:
+            c.request("GET", path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 20 s; removes a root it made. Returns
+        the exit code. Idempotent."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+        if not self.log.closed:
+            self.log.close()
+        if self.own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if os.path.exists(self.log_path):
+            os.unlink(self.log_path)
+        return self.proc.returncode
+
+    cleanup = stop
+
+
+def connect(port, source=None, timeout=10):
+    """A TCP connection to 127.0.0.1:port, from `source` (e.g. 127.0.0.2)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if source:
+        s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def recv_until(s, end, limit=1 << 20, timeout=10):
+    """Bytes read until `end` is seen, EOF, `limit` bytes or `timeout` s."""
+    s.settimeout(timeout)
+    data = b""
+    deadline = time.time() + timeout
+    while end not in data and len(data) < limit and time.time() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except (socket.timeout, ConnectionError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def file_request(port, line, timeout=10):
+    """One course file-protocol request on a new connection; the reply text
+    up to its blank line."""
+    with connect(port, timeout=timeout) as s:
+        s.sendall(line.encode() + b"\r\n\r\n")
+        return recv_until(s, b"\r\n\r\n", limit=1 << 30, timeout=timeout).decode(
+            errors="replace")
