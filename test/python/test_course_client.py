@@ -12,43 +12,21 @@ import concurrent.futures
 import hashlib
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import FsrvServer
 
 
-class Server:
-    """A fileserver child on 127.0.0.1 with a temporary root."""
+
+class Server(FsrvServer):
+    """A fileserver child with one file listener on 127.0.0.1 and a
+    temporary root (test/python/fsrv_server.py)."""
 
     def __init__(self, *args):
-        self.root = tempfile.mkdtemp(prefix="fsrv-py-")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--port", "0",
-             "--root", self.root, "--log-level", "warn", *args],
-            stdout=subprocess.PIPE)
-        self.out = self.proc.stdout
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening file on "):
-            self.stop()
-            raise RuntimeError("server did not start: %r" % line)
-        self.port = int(line.rsplit(":", 1)[1])
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.out.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-        return rc
+        super().__init__(["file"], *args, log_level="warn", prefix="fsrv-py-")
+        self.port = self.ports["file"]
 
 
 def send_command(port, command_str, terminator="\r\n\r\n", recv_size=65536, shut_wr=False):

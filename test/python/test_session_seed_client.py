@@ -10,45 +10,22 @@ Run with `python3 -m unittest` (make test-run sets FSRV_BIN).
 import concurrent.futures
 import hashlib
 import os
-import re
-import shutil
-import signal
 import socket
 import struct
-import subprocess
-import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import FsrvServer
 
 
-class Server:
-    """A fileserver child with one session listener on 127.0.0.1."""
+
+class Server(FsrvServer):
+    """A fileserver child with one session listener on 127.0.0.1 and a
+    temporary root (test/python/fsrv_server.py)."""
 
     def __init__(self, *args):
-        self.root = tempfile.mkdtemp(prefix="fsrv-session-")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--listen", "session=0",
-             "--root", self.root, "--log-level", "error", *args],
-            stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        m = re.match(r"listening session on .*:(\d+)$", line.strip())
-        if not m:
-            self.stop()
-            raise RuntimeError("server did not start: %r" % line)
-        self.port = int(m.group(1))
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-        return rc
+        super().__init__(["session"], *args, log_level="error", prefix="fsrv-session-")
+        self.port = self.ports["session"]
 
     def visible_files(self):
         return sorted(n for n in os.listdir(self.root) if not n.startswith("."))
