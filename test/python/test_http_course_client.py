@@ -24,35 +24,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from fsrv_server import FsrvServer
+
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
 
-class HttpServer:
-    """A fileserver child serving http on 127.0.0.1 with a temporary root."""
+class HttpServer(FsrvServer):
+    """A fileserver child serving http on 127.0.0.1 with a temporary root
+    (test/python/fsrv_server.py)."""
 
     def __init__(self, *args):
-        self.root = tempfile.mkdtemp(prefix="fsrv-http-py-")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--root", self.root,
-             "--log-level", "warn", "--listen", "http=0", *args],
-            stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening http on "):
-            self.stop()
-            raise RuntimeError("server did not start: %r" % line)
-        self.port = int(line.rsplit(":", 1)[1])
+        super().__init__(["http"], *args, log_level="warn", prefix="fsrv-http-py-")
+        self.port = self.ports["http"]
         self.base = "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-        return rc
 
 
 class CourseHttpClient(unittest.TestCase):
