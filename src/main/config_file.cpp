@@ -281,7 +281,7 @@ int ConfigFile::parse(int argc, char** argv) {
     // --help prints and exits 0; every bad option or value exits 2 (the
     // configuration-error code), not CLI11's own codes (105 and up).
     int rc = app_.exit(e);
-    return rc == 0 ? 0 : kExitBadConfig;
+    return rc == 0 ? 0 : kExitConfig;
   }
   if (version_) {
     printf("%s\n", version_line_.c_str());
@@ -290,7 +290,7 @@ int ConfigFile::parse(int argc, char** argv) {
   if (!path_.empty()) {
     if (std::string why = merge(); !why.empty()) {
       fprintf(stderr, "fileserver: %s\n", why.c_str());
-      return kExitBadConfig;
+      return kExitConfig;
     }
   }
   if (print_config_) {

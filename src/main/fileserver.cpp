@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
     fsrv::ListenSpec spec;
     if (std::string why = parse_listen(l, config.host, spec); !why.empty()) {
       fprintf(stderr, "fileserver: --listen %s: %s\n", l.c_str(), why.c_str());
-      return fsrv::app::kExitConfig;
+      return fsrv::kExitConfig;
     }
     given.push_back(spec);
   }
@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
                                  fsrv::log::open_access_log(access_log)}) {
     if (!why.empty()) {
       fprintf(stderr, "fileserver: %s\n", why.c_str());
-      return fsrv::app::kExitConfig;
+      return fsrv::kExitConfig;
     }
   }
   fsrv::codec::parse_base64_kind(codec, config.codec);

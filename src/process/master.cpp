@@ -33,10 +33,6 @@ constexpr uint64_t kRespawnBackoffMs = 200;
 /// SIGKILL.
 constexpr double kKillMarginS = 2.0;
 
-/// Exit code for a configuration error (app::kExitConfig; process/ does not
-/// include app/).
-constexpr int kExitConfig = 2;
-
 /// A worker's exit status for a set-up failure a restart would not change
 /// (worker.cpp's kExitNoRestart): the server stops instead of re-forking.
 constexpr int kWorkerExitNoRestart = 3;

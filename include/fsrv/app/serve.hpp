@@ -7,10 +7,6 @@
 
 namespace fsrv::app {
 
-/// Exit code for a configuration error found at start-up (unknown service,
-/// duplicate address, port in use): nothing is served.
-inline constexpr int kExitConfig = 2;
-
 /// Thread mode: one loop accepts and serves every listener; blocking chunks
 /// run on libuv's thread pool of config.workers threads. Prints one
 /// "listening SERVICE on HOST:PORT" line per listener first. Returns the

@@ -34,6 +34,11 @@ struct ListenSpec {
   int max_conns = 0;
 };
 
+/// Exit code for a configuration that cannot be served (bad option, file,
+/// key or value; unknown service, duplicate address, port in use): nothing
+/// is served. The one definition for main, app/ and process/.
+inline constexpr int kExitConfig = 2;
+
 struct ServerConfig {
   /// Every listener, in the order given; empty means one `file` listener on
   /// host:port (the --host/--port shorthand).

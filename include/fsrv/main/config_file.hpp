@@ -21,6 +21,7 @@
 //
 // Layers: main only (it sees the whole option set).
 
+#include "fsrv/core/config.hpp"
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
@@ -29,9 +30,8 @@
 
 namespace fsrv::main {
 
-/// Exit code for a configuration that cannot be used (bad file, bad key or
-/// value): the same as app::kExitConfig.
-inline constexpr int kExitBadConfig = 2;
+/// Exit code for a configuration that cannot be used (core/config.hpp).
+using fsrv::kExitConfig;
 
 /// Adds `--config FILE`, `--print-config` and `--version` to `app` and runs
 /// the parse of the command line merged with the file. Keep it alive for
