@@ -390,8 +390,9 @@ TEST_P(Http, MultipartUploadIsStoredUnderItsFilename) {
     EXPECT_EQ(file_hash(root.file("big file.bin")), file_hash(src));
     long after = 0;
     for (long k : server_status_kib(server->pid(), "VmHWM")) after = std::max(after, k);
-    // Never the whole file in memory: the peak grows by far less than it.
-    EXPECT_LT(after - before, static_cast<long>(size / 1024 / 4)) << before << " -> " << after;
+    // Never the whole file in memory: the peak grows by far less than it
+    // (4 MiB of slack for allocator and sanitizer noise).
+    EXPECT_LT(after - before, static_cast<long>(4096 + size / 1024 / 8)) << before << " -> " << after;
   }
   EXPECT_EQ(temporaries(root.path()), 0);
 }
