@@ -1,7 +1,8 @@
 // The chat service through bin/fileserver: a --chat-users file replaces the
 // demo users; a bad one stops the server at start-up with the reason; many
 // clients sending at once in thread mode (several pool threads, one
-// ChatStore each) deliver every message exactly once.
+// ChatStore each) deliver every message exactly once, on SQLite and on
+// PostgreSQL (--chat-db), in thread and process mode.
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/pg_instance.hpp"
 #include "../support/server_process.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 
@@ -88,10 +90,26 @@ TEST(ChatService, BadUsersFileStopsTheServerWithTheReason) {
   EXPECT_EQ(out.find("listening"), std::string::npos) << out;
 }
 
-TEST(ChatService, ConcurrentSendersInThreadModeDeliverEachMessageOnce) {
+/// Backend and server mode of the end-to-end chat test.
+struct ChatSetup {
+  bool postgres;
+  const char* mode;
+};
+
+class ChatEndToEnd : public ::testing::TestWithParam<ChatSetup> {};
+
+TEST_P(ChatEndToEnd, ConcurrentSendersDeliverEachMessageOnce) {
   TempDir root;
-  ServerProcess server({"--listen", "chat=0", "--workers", "4", "--log-level", "error"},
-                       root.path());
+  std::vector<std::string> args = {"--listen", "chat=0", "--workers", "4", "--log-level",
+                                   "error", "--mode", GetParam().mode};
+  if (GetParam().postgres) {
+    std::string why;
+    PgInstance* pg = PgInstance::shared(&why);
+    if (pg == nullptr) GTEST_SKIP() << why;
+    args.push_back("--chat-db");
+    args.push_back(pg->create_database());
+  }
+  ServerProcess server(args, root.path());
   constexpr int kSenders = 8;
   constexpr int kEach = 25;
   std::vector<std::thread> threads;
@@ -136,6 +154,14 @@ TEST(ChatService, ConcurrentSendersInThreadModeDeliverEachMessageOnce) {
   EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end()) << "a message came twice";
   EXPECT_EQ(static_cast<int>(got.size()), total);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChatEndToEnd,
+                         ::testing::Values(ChatSetup{false, "thread"}, ChatSetup{true, "thread"},
+                                           ChatSetup{true, "process"}),
+                         [](const ::testing::TestParamInfo<ChatSetup>& i) {
+                           return std::string(i.param.postgres ? "Postgres" : "Sqlite") + "_" +
+                                  i.param.mode;
+                         });
 
 }  // namespace
 }  // namespace fsrv::test

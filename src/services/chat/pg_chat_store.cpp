@@ -27,6 +27,17 @@ namespace {
 // with a newer one is refused rather than misread.
 constexpr int kSchemaVersion = 1;
 
+// A database host that vanishes without a reset (a partition, a power cut)
+// must not hold a chat request for TCP's retransmission timeout (about 15
+// min): unacknowledged data for 10 s ends the connection (libpq
+// tcp_user_timeout, Linux TCP_USER_TIMEOUT), and an idle one is probed after
+// 10 s (keepalives_idle).
+constexpr int kPgTcpUserTimeoutMs = 10'000;
+
+// No chat operation takes seconds; one waiting that long on a lock is
+// answered as an error rather than holding its database thread.
+constexpr int kPgStatementTimeoutMs = 10'000;
+
 // Key of the advisory lock that serialises schema set-up across nodes
 // (any constant of our own; "fsrvchat" in ASCII, truncated to 63 bits).
 constexpr long long kSetupLockKey = 0x6673727663686174LL;
@@ -160,8 +171,11 @@ struct PgChatStore::Impl {
     }
     // The URI's own settings win over ours: dbname (expanded) comes last.
     const std::string timeout = std::to_string(std::max(connect_timeout_s, 2));
-    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char* values[] = {timeout.c_str(), "fsrv-chat", conninfo.c_str(), nullptr};
+    const std::string user_timeout = std::to_string(kPgTcpUserTimeoutMs);
+    const char* keys[] = {"connect_timeout", "tcp_user_timeout", "keepalives_idle",
+                          "application_name", "dbname", nullptr};
+    const char* values[] = {timeout.c_str(), user_timeout.c_str(), "10", "fsrv-chat",
+                            conninfo.c_str(), nullptr};
     conn = PQconnectdbParams(keys, values, 1);
     if (conn == nullptr) lost("out of memory");
     // Server notices (NOTICE, the WARNING of a shutdown) would go to stderr
@@ -174,6 +188,7 @@ struct PgChatStore::Impl {
     }
     try {
       exec_simple("SET client_min_messages = warning");  // no NOTICE per IF NOT EXISTS
+      exec_simple(("SET statement_timeout = " + std::to_string(kPgStatementTimeoutMs)).c_str());
       setup();
     } catch (const DbError& e) {
       if (!e.unavailable) schedule_retry(e.what());  // a newer schema: retried, not hammered
