@@ -159,6 +159,7 @@ std::string StatsTable::to_line(std::string_view mode, int pool_size) const {
   std::vector<std::string> order;
   for (size_t c = 0; c < schema_.size(); ++c) {
     std::string p = schema_.path(static_cast<int>(c));
+    if (p.find("/duration/") != std::string::npos) continue;  // histograms: /metrics, STATS
     if (auto g = p.find("/commands/"); g != std::string::npos) p.erase(g, 9);
     for (char& ch : p) ch = ch == '/' ? '.' : ch;
     int which = ends_with(p, ".ok") ? 0 : ends_with(p, ".failed") ? 1 : 2;

@@ -751,6 +751,7 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
   FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
                 service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+  service_.observe_duration(secs);
   if (log::access_enabled()) {
     const Header* referer = head_.find("referer");
     const Header* agent = head_.find("user-agent");
