@@ -3,8 +3,8 @@
 // per bucket (non-cumulative: an observation lands in the first bucket
 // whose bound holds it), a count and a sum in microseconds. Registered
 // before fork like every counter; rendered as a Prometheus histogram
-// (fsrv_request_duration_seconds, stats/prometheus.hpp) and nested under
-// "duration" in STATS.
+// (fsrv_request_duration_seconds, stats/prometheus.hpp) only: STATS and
+// the stats line leave them out.
 
 #include <string_view>
 
