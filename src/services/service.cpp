@@ -7,6 +7,7 @@ namespace fsrv::services {
 Service::Service(Shared& shared, std::string_view name) : shared_(shared), name_(name) {
   conns_total_ = counter("connections/total");
   conns_active_ = counter("connections/active");
+  duration_ = stats::Duration::of(*shared_.schema, name_);
 }
 
 namespace {
@@ -22,7 +23,7 @@ stats::Counter find_counter(const Shared& shared, const std::string& full) {
 }  // namespace
 
 DatagramService::DatagramService(Shared& shared, std::string_view name)
-    : shared_(shared), name_(name) {}
+    : shared_(shared), name_(name), duration_(stats::Duration::of(*shared.schema, name_)) {}
 
 stats::Counter DatagramService::counter(std::string_view path) const {
   return find_counter(shared_, name_ + "/" + std::string(path));
@@ -66,6 +67,7 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
       schema.add(base + "/connections/refused/address");
     }
     if (info->register_stats) info->register_stats(schema);
+    stats::Duration::register_cells(schema, base);
   }
 }
 

@@ -1,7 +1,10 @@
 #include "fsrv/stats/prometheus.hpp"
 
+#include <cstdio>
 #include <map>
 #include <vector>
+
+#include "fsrv/stats/duration.hpp"
 
 namespace fsrv::stats {
 
@@ -115,9 +118,38 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
         static_cast<double>(out));
   f.add("fsrv_worker_restarts_total", "counter", "Worker processes forked again after dying.",
         "", static_cast<double>(restarts));
+  // Request-duration histograms (stats/duration.hpp), one per service.
+  std::string histograms;
+  std::vector<std::string> with_duration;
   for (size_t c = 0; c < cells.size(); ++c) {
     std::vector<std::string_view> p = split(schema.path(static_cast<int>(c)));
-    if (p.size() < 2) continue;
+    if (p.size() == 3 && p[1] == "duration" && p[2] == "count") {
+      with_duration.emplace_back(p[0]);
+    }
+  }
+  for (const std::string& svc : with_duration) {
+    Duration d = Duration::of(schema, svc);
+    const std::string l = "service=\"" + label(svc) + "\"";
+    auto cell = [&](Counter k) { return k.index >= 0 ? cells[static_cast<size_t>(k.index)] : 0; };
+    uint64_t cumulative = 0;
+    for (int i = 0; i < kDurationBuckets; ++i) {
+      cumulative += cell(d.buckets[i]);
+      char le[32];
+      snprintf(le, sizeof le, "%g", kDurationBounds[i]);
+      histograms += "fsrv_request_duration_seconds_bucket{" + l + ",le=\"" + le + "\"} " +
+                    std::to_string(cumulative) + "\n";
+    }
+    histograms += "fsrv_request_duration_seconds_bucket{" + l + ",le=\"+Inf\"} " +
+                  std::to_string(cell(d.count)) + "\n";
+    char sum[64];
+    snprintf(sum, sizeof sum, "%.6f", static_cast<double>(cell(d.sum_us)) / 1e6);
+    histograms += "fsrv_request_duration_seconds_sum{" + l + "} " + sum + "\n";
+    histograms += "fsrv_request_duration_seconds_count{" + l + "} " +
+                  std::to_string(cell(d.count)) + "\n";
+  }
+  for (size_t c = 0; c < cells.size(); ++c) {
+    std::vector<std::string_view> p = split(schema.path(static_cast<int>(c)));
+    if (p.size() < 2 || p[1] == "duration") continue;
     const std::string service = "service=\"" + label(p[0]) + "\"";
     const double v = static_cast<double>(cells[c]);
     const std::string_view last = p.back();
@@ -148,7 +180,14 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
             v);
     }
   }
-  return f.text();
+  std::string text = f.text();
+  if (!histograms.empty()) {
+    text += "# HELP fsrv_request_duration_seconds Time from a request's start to its end "
+            "(a whole transfer for GET and UPLOAD), by service.\n"
+            "# TYPE fsrv_request_duration_seconds histogram\n" +
+            histograms;
+  }
+  return text;
 }
 
 }  // namespace fsrv::stats

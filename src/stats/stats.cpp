@@ -61,6 +61,8 @@ void add_counters(cJSON* obj, const Sum& s, const Schema& schema) {
   cJSON_AddNumberToObject(obj, "bytes_out", static_cast<double>(s.out));
   cJSON* services = cJSON_AddObjectToObject(obj, "services");
   for (size_t c = 0; c < schema.size(); ++c) {
+    // Duration histograms (stats/duration.hpp) are for /metrics only.
+    if (schema.path(static_cast<int>(c)).find("/duration/") != std::string::npos) continue;
     std::string leaf;
     cJSON* parent = parent_of(services, schema.path(static_cast<int>(c)), &leaf);
     // Gauges are kept as wrapping unsigned sums of signed deltas.
@@ -159,6 +161,7 @@ std::string StatsTable::to_line(std::string_view mode, int pool_size) const {
   std::vector<std::string> order;
   for (size_t c = 0; c < schema_.size(); ++c) {
     std::string p = schema_.path(static_cast<int>(c));
+    if (p.find("/duration/") != std::string::npos) continue;  // histograms: /metrics only
     if (auto g = p.find("/commands/"); g != std::string::npos) p.erase(g, 9);
     for (char& ch : p) ch = ch == '/' ? '.' : ch;
     int which = ends_with(p, ".ok") ? 0 : ends_with(p, ".failed") ? 1 : 2;

@@ -33,15 +33,20 @@ def parse(text):
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ", 3)
-            assert kind in ("counter", "gauge"), line
+            assert kind in ("counter", "gauge", "histogram"), line
             assert name not in typed, "TYPE twice: " + name
             typed[name] = kind
             continue
         m = SAMPLE.match(line)
         assert m, "bad sample line: %r" % line
         name = m.group(1)
-        assert name in typed, "sample before its TYPE: " + line
-        if typed[name] == "counter":
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name not in typed and typed.get(family) == "histogram":
+            name = family + name[len(family):]
+            assert (m.group(2) or "").find("le=") >= 0 or not name.endswith("_bucket"), line
+        else:
+            assert name in typed, "sample before its TYPE: " + line
+        if typed.get(name) == "counter":
             assert name.endswith("_total"), "counter without _total: " + name
         samples[(name, m.group(2) or "")] = float(m.group(3))
     assert text.endswith("\n")
@@ -131,6 +136,19 @@ class MetricsTest(unittest.TestCase):
         self.assertGreater(m[("fsrv_sent_bytes_total", "")],
                            clients * (gets * 40000 + http_gets * 30000))
         self.assertEqual(m[("fsrv_connections_refused_total", "")], 0)
+        # The file service's duration histogram counted every request once,
+        # its buckets cumulative, +Inf equal to the count.
+        buckets = [(float(re.search(r'le="([^"]+)"', k[1]).group(1)), v) for k, v in m.items()
+                   if k[0] == "fsrv_request_duration_seconds_bucket" and 'service="file"' in k[1]]
+        buckets.sort()
+        self.assertEqual(buckets[-1][0], float("inf"))
+        self.assertEqual([v for _, v in buckets], sorted(v for _, v in buckets))
+        count = m[("fsrv_request_duration_seconds_count", '{service="file"}')]
+        self.assertEqual(count, clients * (gets + misses))
+        self.assertEqual(buckets[-1][1], count)
+        self.assertGreater(m[("fsrv_request_duration_seconds_sum", '{service="file"}')], 0)
+        self.assertGreaterEqual(m[("fsrv_request_duration_seconds_count", '{service="http"}')],
+                                clients * http_gets)
         self.assertGreaterEqual(m[("fsrv_connections_open", "")], 1)  # this scrape
         version = subprocess.run([os.path.join(BIN, "fileserver"), "--version"],
                                  capture_output=True, text=True).stdout.split()[1]

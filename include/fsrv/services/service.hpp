@@ -18,6 +18,7 @@
 #include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/reactor.hpp"
+#include "fsrv/stats/duration.hpp"
 #include "fsrv/stats/stats.hpp"
 
 namespace fsrv::storage {
@@ -62,6 +63,9 @@ class Service : public reactor::ConnectionFactory {
   /// Counts the connection, then create_handler().
   std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
   std::string_view name() const final { return name_; }
+  /// Counts one finished request of `seconds` in "NAME/duration/..."
+  /// (a histogram: fsrv_request_duration_seconds on /metrics).
+  void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
 
  protected:
   virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
@@ -72,6 +76,7 @@ class Service : public reactor::ConnectionFactory {
  private:
   std::string name_;
   stats::Counter conns_total_, conns_active_;
+  stats::Duration duration_;
 };
 
 /// A UDP service instance (issue 11): receives every datagram of its
@@ -89,12 +94,15 @@ class DatagramService : public reactor::DatagramHandler {
   /// The grace period is over (or the stop signal came twice): end that
   /// work now; busy() turns false once its handles are closed.
   virtual void force_stop() {}
+  /// As Service::observe_duration.
+  void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
 
  protected:
   /// A counter of this service: "NAME/" + path (registered before fork).
   stats::Counter counter(std::string_view path) const;
   Shared& shared_;
   std::string name_;
+  stats::Duration duration_;
 };
 
 /// How a service's listeners carry bytes.

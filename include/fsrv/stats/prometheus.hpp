@@ -14,6 +14,8 @@
 //   SVC/status/CODE       -> fsrv_responses_total{service,code}
 //   SVC/bytes/DIR         -> fsrv_SVC_DIR_bytes_total
 //   SVC/A/B               -> fsrv_SVC_A_B_total (one service's own counter)
+//   SVC/duration/...      -> fsrv_request_duration_seconds{service} (histogram,
+//                            stats/duration.hpp)
 
 #include <string>
 #include <string_view>

@@ -315,6 +315,8 @@ void FileSession::finish(Cmd cmd, bool ok, size_t reply_bytes) {
   if (!request_open_) return;
   request_open_ = false;
   service_.count(cmd, ok);
+  service_.observe_duration(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
   if (log::access_enabled()) {
     log::access_request(
         "file", conn_.peer(), cmd_name(cmd), log_name_, ok,

@@ -928,6 +928,7 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   if (route_ != Route::kHealth) {
     FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
                   service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+    service_.observe_duration(secs);
   }
   if (log::access_enabled() && route_ != Route::kHealth) {
     const Header* referer = head_.find("referer");

@@ -323,6 +323,8 @@ void SessionConn::process_input() {
 
 void SessionConn::count_request(Verb verb, bool ok) {
   service_.count(verb, ok);
+  service_.observe_duration(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
   if (!log::access_enabled()) return;
   bool named = verb != Verb::kLs && verb != Verb::kConnme && verb != Verb::kByebye;
   log::access_request(

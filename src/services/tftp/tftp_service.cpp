@@ -503,6 +503,7 @@ void Transfer::count_result(bool ok) {
   const bool read = request_.op == Opcode::kRrq;
   service_.count(ok ? (read ? service_.rrq_ok_ : service_.wrq_ok_)
                     : (read ? service_.rrq_failed_ : service_.wrq_failed_));
+  service_.observe_duration(static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
   if (log::access_enabled()) {
     log::access_request("tftp", key_, read ? "RRQ" : "WRQ", name_, ok, bytes_,
                         static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
