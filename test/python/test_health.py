@@ -57,6 +57,17 @@ class AdminHealthz(unittest.TestCase):
         self.assertTrue(h["node"])
         self.assertEqual(srv.get("admin", "/other")[0], 404)
 
+    def test_admin_metrics_equal_the_http_ones(self):
+        srv = Server(["admin", "file", "http"])
+        self.addCleanup(srv.cleanup)
+        for _ in range(3):
+            self.assertEqual(json.loads(file_request(srv.ports["file"], "LIST"))["status"], "OK")
+        status, body = srv.get("admin", "/metrics")
+        self.assertEqual(status, 200, body)
+        line = 'fsrv_requests_total{service="file",verb="LIST",result="ok"} 3'
+        self.assertIn(line, body)
+        self.assertIn(line, srv.get("http", "/metrics")[1])
+
     def test_chat_database_down_fails_readiness_but_files_keep_serving(self):
         # A PostgreSQL socket directory where no server runs: refused at once.
         nowhere = tempfile.mkdtemp(prefix="fsrv-nopg-")

@@ -145,8 +145,14 @@ class AdminSession final : public reactor::ConnectionHandler {
       }
       return;
     }
+    if (target == "/metrics" && shared.metrics_text) {
+      // Prometheus text format 0.0.4, the same text as http's /metrics.
+      answer(http_reply(200, "text/plain; version=0.0.4; charset=utf-8", shared.metrics_text()));
+      return;
+    }
     if (target != "/healthz") {
-      answer(http_reply(404, "text/plain", "only /healthz and /healthz/SERVICE here\n"));
+      answer(http_reply(404, "text/plain",
+                        "only /healthz, /healthz/SERVICE and /metrics here\n"));
       return;
     }
     auto g = std::make_shared<Gather>();
@@ -185,7 +191,7 @@ std::unique_ptr<reactor::ConnectionHandler> AdminService::create_handler(
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "admin",
-      "admin (cluster): GET /healthz, each service's readiness for load balancers",
+      "admin (cluster): GET /healthz, each service's readiness for load balancers; GET /metrics",
       {},
       "curl -s http://127.0.0.1:{port}/healthz",
       [](stats::Schema&) {},
