@@ -50,6 +50,7 @@ class FsrvServer:
             cmd += ["--listen", listener if "=" in listener else listener + "=0"]
         cmd += [str(a) for a in args]
         self.log = open(self.log_path, "wb")
+        self.final_log = b""  # the whole log once stopped
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log,
                                      preexec_fn=preexec)
         self.ports = {}  # service -> its first listener's port
@@ -75,8 +76,9 @@ class FsrvServer:
 
     def log_text(self):
         """What the server wrote on stderr so far."""
-        if not self.log.closed:
-            self.log.flush()
+        if self.log.closed:
+            return self.final_log.decode(errors="replace")
+        self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -132,9 +134,10 @@ class FsrvServer:
         finally:
             c.close()
 
-    def stop(self):
-        """SIGTERM, then SIGKILL after 20 s; removes a root it made. Returns
-        the exit code. Idempotent."""
+    def stop(self, remove_root=None):
+        """SIGTERM, then SIGKILL after 20 s; removes the root when it made it
+        (or as `remove_root` says). Returns the exit code. Idempotent; the
+        log stays readable (log_text) afterwards."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -146,10 +149,12 @@ class FsrvServer:
             self.proc.stdout.close()
         if not self.log.closed:
             self.log.close()
-        if self.own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
         if os.path.exists(self.log_path):
+            with open(self.log_path, "rb") as f:
+                self.final_log = f.read()
             os.unlink(self.log_path)
+        if self.own_root if remove_root is None else remove_root:
+            shutil.rmtree(self.root, ignore_errors=True)
         return self.proc.returncode
 
     cleanup = stop

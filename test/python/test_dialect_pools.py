@@ -12,8 +12,6 @@ mode for the 10 MB rows.
 import hashlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -25,38 +23,19 @@ sys.path.insert(0, TOOLS)
 import marker_client_pool  # noqa: E402
 import raw_client_pool  # noqa: E402
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(HERE, "..", "..", "bin"))
+from fsrv_server import FsrvServer
+
 SMALL = bool(os.environ.get("FSRV_SMALL"))
 SIZES = ["1000000B", "3000000B"] if SMALL else ["10MB", "100MB"]
 
 
-class DialectServer:
-    """bin/fileserver with file-marker and file-raw listeners on free ports."""
+class DialectServer(FsrvServer):
+    """bin/fileserver with file-marker and file-raw listeners on free ports
+    (test/python/fsrv_server.py)."""
 
     def __init__(self, *args):
-        self.root = tempfile.mkdtemp(prefix="fsrv-dialects-")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--root", self.root,
-             "--log-level", "warn", "--listen", "file-marker=0", "--listen", "file-raw=0", *args],
-            stdout=subprocess.PIPE)
-        self.ports = {}
-        for _ in range(2):
-            line = self.proc.stdout.readline().decode()
-            if not line.startswith("listening "):
-                self.stop()
-                raise RuntimeError("server did not start: %r" % line)
-            self.ports[line.split()[1]] = int(line.rsplit(":", 1)[1])
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-        return rc
+        super().__init__(["file-marker", "file-raw"], *args, log_level="warn",
+                         prefix="fsrv-dialects-")
 
 
 def sha(path):

@@ -15,42 +15,32 @@ import tempfile
 import time
 import unittest
 
+from fsrv_server import FsrvServer
+
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
 # The course's demo image is 6766 bytes.
 COURSE_SIZE = 6766
 
 
-class SinkServer:
-    """A fileserver child serving only udp-sink on 127.0.0.1."""
+class SinkServer(FsrvServer):
+    """A fileserver child with one udp-sink listener on 127.0.0.1
+    (test/python/fsrv_server.py); stop() keeps the root and sets `stderr`
+    to the server's whole log, cleanup() removes the root."""
 
     def __init__(self, *args):
-        self.root = tempfile.mkdtemp(prefix="fsrv-udp-")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--root", self.root, "--log-level", "info",
-             "--listen", "udp-sink=127.0.0.1:0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening udp-sink on 127.0.0.1:"):
-            self.proc.kill()
-            raise RuntimeError("server did not start: %r" % line)
-        self.port = int(line.rsplit(":", 1)[1])
+        super().__init__(["udp-sink"], *args, prefix="fsrv-udp-")
+        self.port = self.ports["udp-sink"]
         self.stderr = b""
 
     def stop(self):
         """SIGTERM, wait; returns the exit code (the root is kept)."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, self.stderr = self.proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, self.stderr = self.proc.communicate()
-        return self.proc.returncode
+        rc = super().stop(remove_root=False)
+        self.stderr = self.final_log
+        return rc
 
     def cleanup(self):
-        if self.proc.poll() is None:
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        super().stop(remove_root=True)
 
     def files_of(self, port):
         return glob.glob(os.path.join(self.root, "udp-127.0.0.1-%d-*.bin" % port))
