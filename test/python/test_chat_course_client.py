@@ -15,12 +15,12 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import FsrvServer
+
 
 UUID4 = re.compile(rb'^\{"status": "OK", "tokenid": "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-'
                    rb'[89ab][0-9a-f]{3}-[0-9a-f]{12}"\}\r\n\r\n$')
@@ -30,50 +30,19 @@ def error_reply(message):
     return ('{"status": "ERROR", "message": "%s"}\r\n\r\n' % message).encode()
 
 
-class Server:
-    """A fileserver child with a chat and a file listener on 127.0.0.1."""
+class Server(FsrvServer):
+    """A fileserver child with a chat and a file listener on 127.0.0.1
+    (test/python/fsrv_server.py); a given `root` is kept by stop()."""
 
     def __init__(self, *args, root=None):
-        self.own_root = root is None
-        self.root = root or tempfile.mkdtemp(prefix="fsrv-chat-")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--listen", "chat=0",
-             "--listen", "file=0", "--root", self.root, "--log-level", "error", *args],
-            stdout=subprocess.PIPE)
-        ports = {}
-        for _ in range(2):
-            line = self.proc.stdout.readline().decode()
-            m = re.match(r"listening (\w+) on .*:(\d+)$", line.strip())
-            if not m:
-                self.stop()
-                raise RuntimeError("server did not start: %r" % line)
-            ports[m.group(1)] = int(m.group(2))
-        self.port = ports["chat"]
-        self.file_port = ports["file"]
+        super().__init__(["chat", "file"], *args, log_level="error", root=root,
+                         prefix="fsrv-chat-")
+        self.port = self.ports["chat"]
+        self.file_port = self.ports["file"]
 
     def stats(self):
         """The file protocol's STATS data object (parsed)."""
-        with socket.create_connection(("127.0.0.1", self.file_port), timeout=30) as s:
-            s.sendall(b"STATS\r\n")
-            data = b""
-            while not data.endswith(b"\r\n\r\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data.decode())["data"]
-
-    def stop(self, remove_root=None):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc.stdout.close()
-        if remove_root if remove_root is not None else self.own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
-        return rc
+        return super().stats(self.file_port)
 
 
 class ChatClient:
