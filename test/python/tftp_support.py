@@ -9,7 +9,6 @@ the tests that do not need our server's options against tftpd-hpa instead
 """
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -18,6 +17,8 @@ import struct
 import subprocess
 import tempfile
 import time
+
+from fsrv_server import FsrvServer
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -69,30 +70,19 @@ def free_udp_port():
     return port
 
 
-class OurServer:
+class OurServer(FsrvServer):
     """bin/fileserver serving tftp (and the file service, for STATS) on
-    127.0.0.1 with a temporary root."""
+    127.0.0.1 with a temporary root (test/python/fsrv_server.py); stop()
+    keeps the root and sets `stderr` to the server's whole log, cleanup()
+    removes the root."""
 
     kind = "fsrv"
 
     def __init__(self, *args, root=None, stats=True):
-        self.root = root or tempfile.mkdtemp(prefix="fsrv-tftp-")
-        cmd = [os.path.join(BIN, "fileserver"), "--root", self.root, "--listen",
-               "tftp=127.0.0.1:0"]
-        if stats:
-            cmd += ["--listen", "file=127.0.0.1:0"]
-        self.cmd = cmd + list(args)
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening tftp on 127.0.0.1:"):
-            self.proc.kill()
-            err = self.proc.communicate()[1].decode(errors="replace")
-            raise RuntimeError("server did not start: %r %s" % (line, err[-2000:]))
-        self.port = int(line.rsplit(":", 1)[1])
-        self.file_port = None
-        if stats:
-            line = self.proc.stdout.readline().decode()
-            self.file_port = int(line.rsplit(":", 1)[1])
+        super().__init__(["tftp", "file"] if stats else ["tftp"], *args, log_level=None,
+                         root=root, prefix="fsrv-tftp-")
+        self.port = self.ports["tftp"]
+        self.file_port = self.ports.get("file")
         self.stderr = b""
 
     def alive(self):
@@ -100,31 +90,16 @@ class OurServer:
 
     def stats(self):
         """data.services.tftp of the STATS reply (a dict)."""
-        with socket.create_connection(("127.0.0.1", self.file_port), timeout=10) as s:
-            s.sendall(b"STATS\r\n")
-            buf = b""
-            while not buf.endswith(b"\r\n\r\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        return json.loads(buf.decode())["data"]["services"]["tftp"]
+        return super().stats(self.file_port)["services"]["tftp"]
 
     def stop(self):
         """SIGTERM and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, self.stderr = self.proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, self.stderr = self.proc.communicate()
-        return self.proc.returncode
+        rc = super().stop(remove_root=False)
+        self.stderr = self.final_log
+        return rc
 
     def cleanup(self):
-        if self.proc.poll() is None:
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        super().stop(remove_root=True)
 
 
 class HpaServer:
