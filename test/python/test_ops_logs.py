@@ -18,6 +18,8 @@ import time
 import unittest
 import urllib.request
 
+from fsrv_server import FsrvServer
+
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
 CLF = re.compile(r'^(\S+) - - \[(\d\d)/(\w{3})/(\d{4}):(\d\d):(\d\d):(\d\d) \+0000\] '
@@ -27,33 +29,15 @@ OTHER = re.compile(r'^\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] (\S+) (\S+) (\S
                    r'"([^"]*)" (ok|failed) (\d+) (\d+\.\d{6})$')
 
 
-class Server:
-    def __init__(self, dir, *args):
-        self.root = os.path.join(dir, "root")
-        os.makedirs(self.root, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--root", self.root, "--grace", "2",
-             "--listen", "http=127.0.0.1:0", "--listen", "file=127.0.0.1:0",
-             "--listen", "tftp=127.0.0.1:0", "--listen", "session=127.0.0.1:0", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.ports = {}
-        for _ in range(4):
-            line = self.proc.stdout.readline()
-            m = re.match(r"listening (\S+) on 127.0.0.1:(\d+)", line)
-            if not m:
-                self.proc.kill()
-                raise RuntimeError("server did not start: %r" % line)
-            self.ports[m.group(1)] = int(m.group(2))
+class Server(FsrvServer):
+    """http, file, tftp and session listeners on 127.0.0.1, the root under
+    `dir` (test/python/fsrv_server.py)."""
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.communicate()
-        return self.proc.returncode
+    def __init__(self, dir, *args):
+        root = os.path.join(dir, "root")
+        os.makedirs(root, exist_ok=True)
+        super().__init__(["http", "file", "tftp", "session"], "--grace", "2", *args,
+                         log_level=None, root=root, prefix="fsrv-logs-")
 
     def http_get(self, path, headers=None):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.ports["http"], path),
