@@ -15,6 +15,8 @@
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/chat/db_workers.hpp"
+#include "fsrv/services/chat/login_throttle.hpp"
+#include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::chat {
@@ -73,6 +75,7 @@ class ChatService final : public Service {
       failed_[v] = counter("commands/" + std::string(kVerbs[v]) + "/failed");
     }
     too_long_ = counter("lines_too_long");
+    throttled_ = counter("logins_throttled");
   }
   std::string refusal(reactor::Refusal why, int limit) const override {
     return info().refusal(why, limit);
@@ -83,12 +86,35 @@ class ChatService final : public Service {
   void count_too_long() { shared_.stats->add(too_long_); }
   DbWorkers& db() { return *db_; }
 
+  /// Milliseconds `address` must still wait before an auth is tried (its
+  /// failed logins are over LoginThrottle's limit); counts the refusal.
+  uint64_t login_blocked(const std::string& address, uint64_t now_ms) {
+    uint64_t wait = throttle_.blocked_for(address, now_ms);
+    if (wait > 0) shared_.stats->add(throttled_);
+    return wait;
+  }
+  /// The outcome of an auth that ran: a failure counts against the
+  /// address, logged (rate-limited) when it blocks it.
+  void login_done(const std::string& address, bool ok, uint64_t now_ms) {
+    if (ok) {
+      throttle_.succeeded(address);
+    } else if (throttle_.failed(address, now_ms) && log_limit_.allow(now_ms)) {
+      FSRV_LOG_WARN("chat: %d failed logins from %s within %llu s: its logins are refused until "
+                    "then (%llu similar lines suppressed)",
+                    LoginThrottle::kMaxFailures, address.c_str(),
+                    static_cast<unsigned long long>(LoginThrottle::kWindowMs / 1000),
+                    static_cast<unsigned long long>(log_limit_.take_suppressed()));
+    }
+  }
+
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
   std::unique_ptr<DbWorkers> db_;
-  stats::Counter ok_[kVerbCount], failed_[kVerbCount], too_long_;
+  stats::Counter ok_[kVerbCount], failed_[kVerbCount], too_long_, throttled_;
+  LoginThrottle throttle_;
+  reactor::LogLimiter log_limit_;
 };
 
 class ChatSession final : public reactor::ConnectionHandler {
@@ -186,6 +212,20 @@ void ChatSession::process_input() {
 // One request on the executor; reading pauses until its reply is queued, so
 // pipelined lines wait in the buffer and replies keep their order.
 void ChatSession::run(Command cmd) {
+  std::string address;
+  if (cmd.kind == CommandKind::kAuth) {
+    // Over the failed-login limit: refused before any password is hashed.
+    address = conn_.peer();
+    address = address.substr(0, address.rfind(':'));
+    if (uint64_t wait = service_.login_blocked(address, conn_.now_ms()); wait > 0) {
+      service_.count(cmd.kind, false);
+      conn_.write_owned(reply_error("Terlalu Banyak Login Gagal (too many failed logins from your "
+                                    "address; try again in " +
+                                    std::to_string((wait + 999) / 1000) + " s)"));
+      conn_.yield_turn();  // the next line in the next loop turn (on_drain), not recursively
+      return;
+    }
+  }
   busy_ = true;
   conn_.pause_reading();
   auto reply = std::make_shared<std::string>();
@@ -193,11 +233,12 @@ void ChatSession::run(Command cmd) {
   ConnRef ref(&conn_);
   const bool queued = service_.db().submit(
       [reply, command](ChatStore& store) { *reply = execute(store, *command); },
-      [this, ref, reply, command] {
-        if (conn_.closing()) return;
-        busy_ = false;
+      [this, ref, reply, command, address] {
         // Every OK reply of chat.py starts so (json.dumps keeps key order).
         bool ok = reply->rfind(R"({"status": "OK")", 0) == 0;
+        if (command->kind == CommandKind::kAuth) service_.login_done(address, ok, conn_.now_ms());
+        if (conn_.closing()) return;
+        busy_ = false;
         service_.count(command->kind, ok);
         conn_.write_owned(*reply);
         process_input();
@@ -225,6 +266,7 @@ const ServiceInfo& info() {
           schema.add("chat/commands/" + std::string(verb) + "/failed");
         }
         schema.add("chat/lines_too_long");
+        schema.add("chat/logins_throttled");
       },
       [](reactor::Refusal why, int limit) {
         return why == reactor::Refusal::kShuttingDown
