@@ -22,6 +22,8 @@ constexpr std::string_view kMsgBadToken = "Informasi tidak ditemukan";
 constexpr std::string_view kMsgNoSuchUser = "User Tidak Ada";
 constexpr std::string_view kMsgWrongPassword = "Password Salah";
 constexpr std::string_view kMsgNoSuchReceiver = "User Tidak Ditemukan";
+constexpr std::string_view kMsgInboxFull =
+    "Inbox Penuh (the receiver's inbox is full: it must be read first)";
 constexpr std::string_view kMsgSent = "Message Sent";
 constexpr std::string_view kMsgLogout = "Terima Kash Telah Menggunakan Service Ini";
 // Ours: no counterpart in chat.py.
@@ -88,6 +90,8 @@ std::string reply_outcome(Outcome outcome) {
       return reply_error(kMsgBadToken);
     case Outcome::kNoSuchReceiver:
       return reply_error(kMsgNoSuchReceiver);
+    case Outcome::kInboxFull:
+      return reply_error(kMsgInboxFull);
     case Outcome::kUnavailable:
       return reply_error(kMsgUnavailable);
     case Outcome::kOk:

@@ -459,6 +459,18 @@ StatusResult PgChatStore::send(std::string_view token, std::string_view receiver
       r.outcome = Outcome::kNoSuchReceiver;
       return r;
     }
+    {
+      Rows q = impl_->query(
+          "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages "
+          "WHERE receiver_id = $1",
+          {num(receiver_id)});
+      if (q.i64(0, 0) >= kMaxInboxMessages ||
+          q.i64(0, 1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
+        txn.commit();  // keeps the session renewal
+        r.outcome = Outcome::kInboxFull;
+        return r;
+      }
+    }
     std::string from_name;
     {
       Rows q = impl_->query("SELECT nama FROM users WHERE id = $1", {num(sender_id)});

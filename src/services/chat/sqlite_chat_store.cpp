@@ -210,6 +210,8 @@ constexpr const char* kSqlInsertSession =
 constexpr const char* kSqlInsertMessage =
     "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr const char* kSqlInboxSize =
+    "SELECT COUNT(*), COALESCE(SUM(LENGTH(msg)), 0) FROM messages WHERE receiver_id = ?1";
 constexpr const char* kSqlSelectInbox =
     "SELECT m.id, u.username, m.msg_from, m.msg_to, m.msg FROM messages m "
     "JOIN users u ON u.id = m.sender_id WHERE m.receiver_id = ?1 ORDER BY m.id";
@@ -428,6 +430,16 @@ StatusResult SqliteChatStore::send(std::string_view token, std::string_view rece
       txn.commit();  // keeps the session renewal
       r.outcome = Outcome::kNoSuchReceiver;
       return r;
+    }
+    {
+      Query q(*impl_, kSqlInboxSize);
+      q.bind(1, receiver_id).step();
+      if (q.i64(0) >= kMaxInboxMessages ||
+          q.i64(1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
+        txn.commit();  // keeps the session renewal
+        r.outcome = Outcome::kInboxFull;
+        return r;
+      }
     }
     {
       Query q(*impl_, kSqlUserById);

@@ -226,6 +226,29 @@ TEST_P(ChatStoreBoth, IdleSessionExpiresAndUseRenewsIt) {
   EXPECT_EQ(flatten(store->inbox(hend2)), (std::vector<std::string>{"messi:x"}));
 }
 
+// An inbox holds at most kMaxInboxMessages unread messages and
+// kMaxInboxBytes: a send over either is refused with kInboxFull and stores
+// nothing; once the receiver has read, sending works again.
+TEST_P(ChatStoreBoth, InboxOverItsCapRefusesTheSendUntilRead) {
+  auto store = open_at(new_location(), 3600.0);
+  const std::string messi = login(*store, "messi");
+  const std::string hend = login(*store, "henderson");
+  for (int64_t i = 0; i < kMaxInboxMessages; ++i) {
+    ASSERT_EQ(store->send(messi, "henderson", "m").outcome, Outcome::kOk) << i;
+  }
+  EXPECT_EQ(store->send(messi, "henderson", "one too many").outcome, Outcome::kInboxFull);
+  EXPECT_EQ(store->send(hend, "messi", "the other way is not full").outcome, Outcome::kOk);
+  EXPECT_EQ(flatten(store->inbox(hend)).size(), static_cast<size_t>(kMaxInboxMessages));
+  // By bytes: messages of 64 KiB fill 1 MiB in 16.
+  const std::string big(64 * 1024, 'x');
+  int stored = 0;
+  while (store->send(messi, "henderson", big).outcome == Outcome::kOk) ++stored;
+  EXPECT_EQ(static_cast<int64_t>(stored) * 64 * 1024, kMaxInboxBytes);
+  EXPECT_EQ(store->send(messi, "henderson", big).outcome, Outcome::kInboxFull);
+  EXPECT_EQ(flatten(store->inbox(hend)).size(), static_cast<size_t>(stored));
+  EXPECT_EQ(store->send(messi, "henderson", big).outcome, Outcome::kOk);
+}
+
 TEST_P(ChatStoreBoth, ShortRealTtlExpires) {
   auto store = open_at(new_location(), 0.2);
   const std::string messi = login(*store, "messi");

@@ -66,10 +66,19 @@ enum class Outcome {
   kWrongPassword,   ///< auth: password does not verify ("Password Salah")
   kBadToken,        ///< unknown, expired or logged-out token ("Informasi tidak ditemukan")
   kNoSuchReceiver,  ///< send: unknown receiver ("User Tidak Ditemukan")
+  kInboxFull,       ///< send: the receiver's unread messages reached kMaxInbox*
   kStoreError,      ///< the database failed (I/O, busy timeout, corrupt); see `error`
   kUnavailable,     ///< the database cannot be reached now (down, restarting);
                     ///< answered at once while a reconnect backs off; see `error`
 };
+
+/// What one inbox may hold unread. inbox() builds its reply from all of it
+/// at once, and invalid UTF-8 grows up to six-fold as \ufffd escapes, so
+/// these bound one reply to a few MiB; a send over either gets kInboxFull
+/// (the receiver must read first). Checked in the send's transaction: two
+/// senders racing may pass it by a message each.
+inline constexpr int64_t kMaxInboxMessages = 1000;
+inline constexpr int64_t kMaxInboxBytes = 1 << 20;
 
 /// Durability of a commit (PRAGMA synchronous; see the header comment).
 enum class Durability {
