@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Quick figures for the chat and session services (issue 10).
+"""Quick figures for the chat and session services.
 
   bench/chat-session.py [BIN_DIR] [--mb 100] [--messages 500] [--clients 8]
 

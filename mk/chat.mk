@@ -71,5 +71,5 @@ fuzz-session: $(SESSION_FUZZ_BIN)
 	$(SESSION_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(CHAT_FUZZ_DIR)/session-corpus test/fuzz/corpus/session
 
-# filecli's `shell` subcommand (issue 10) uses libedit too.
+# filecli's `shell` subcommand uses libedit too.
 filecli_LDLIBS += -ledit

@@ -1,4 +1,4 @@
-# File protocol interop (issue 12): libFuzzer targets for the file
+# File protocol interop: libFuzzer targets for the file
 # protocol's request side and for the two other file dialects' pure parsers
 # (file-marker, file-raw), built like fuzz-chat (mk/chat.mk).
 #   make fuzz-file [FUZZ_SECONDS=60]      next_frame, parse_line, on_silence,

@@ -1,4 +1,4 @@
-# TFTP tests and bench (issue 11): the real TFTP clients the tests drive,
+# TFTP tests and bench: the real TFTP clients the tests drive,
 # Debian's tftpd-hpa to compare against (its postinst starts no daemon here;
 # nothing relies on port 69), the full lossy matrix and the UDP bench.
 #   make test-tftp-lossy   atftp through the lossy relay, 1 KB..100 MB, every

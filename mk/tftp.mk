@@ -1,4 +1,4 @@
-# The tftp service (issue 11): its packet-layer fuzzer,
+# The tftp service: its packet-layer fuzzer,
 # make fuzz-tftp [FUZZ_SECONDS=60] (src/services/tftp/tftp_packet.cpp, pure
 # functions; see test/fuzz/tftp_packet_fuzz.cpp for the properties).
 TFTP_FUZZ_BIN := $(CHAT_FUZZ_DIR)/tftp_packet_fuzz

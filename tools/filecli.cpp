@@ -4,8 +4,8 @@
 //           list | get NAME [-o PATH] | upload PATH [--as NAME]
 //           | delete NAME | size NAME | stats | ping | shell [-c "cmd; cmd"]
 //
-// `shell` is an interactive session on one connection (issue 10 section 3;
-// docs/services/session.md): ls, get/download, put/upload, rm (Y/N), size,
+// `shell` is an interactive session on one connection
+// (docs/services/session.md): ls, get/download, put/upload, rm (Y/N), size,
 // ping/connme, stats, lls, lcd, help, quit/byebye, with libedit line
 // editing, history and completion of commands and remote names; it reads
 // commands from stdin when that is not a terminal, or from -c. Its exit
@@ -395,7 +395,7 @@ int do_upload(Client& c, const std::string& path, const std::string& as) {
 }
 
 // ---------------------------------------------------------------- shell
-// `filecli shell` (issue 10 section 3): the seed 003 session experience over
+// `filecli shell`: the seed 003 session experience over
 // the file protocol on one persistent connection. Line editing, history
 // and completion from libedit's readline interface; commands also come from
 // stdin (not a terminal) or -c "cmd; cmd".

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
                  "Append one line per request to FILE: Combined Log Format for http, "
                  "SERVICE PEER VERB NAME STATUS BYTES SECONDS for file, session, tftp "
                  "(SIGUSR1 reopens it)");
-  // chat service (issue 10; src/services/chat/chat_service.cpp)
+  // chat service (src/services/chat/chat_service.cpp)
   app.add_option("--chat-users", config.chat_users,
                  "chat: JSON users file (username, nama, negara, password_hash); default: "
                  "the course's demo users")
@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
                  "chat: seconds of inactivity before a session token expires")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  // udp-sink service (issue 11; src/services/udp_sink/udp_sink_service.cpp)
+  // udp-sink service (src/services/udp_sink/udp_sink_service.cpp)
   app.add_option("--udp-idle-ms", config.udp_idle_ms,
                  "udp-sink: commit a sender's file after this many ms of silence")
       ->capture_default_str()
@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
                  "udp-sink: seconds of the per-address quota window")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
+  // tftp service (src/services/tftp/tftp_service.cpp)
   app.add_option("--tftp-timeout", config.tftp_timeout_s,
                  "tftp: seconds between retransmissions unless the client asks (RFC 2349)")
       ->capture_default_str()

@@ -403,7 +403,7 @@ int Master::run() {
 
   Status s = runtime::listen_all(&loop_, specs_, listeners_,
                                  [this](reactor::Listener& l) { on_connection(l); });
-  // UDP listeners (issue 11): bound here, never read here; worker slot 1
+  // UDP listeners: bound here, never read here; worker slot 1
   // inherits the sockets and alone receives (a UDP service's per-sender
   // state must live in one process). Datagrams that arrive while slot 1
   // restarts wait in the socket's buffer.

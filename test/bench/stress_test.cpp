@@ -240,7 +240,7 @@ TEST_P(StressLive, UploadsAboveMaxUploadFailOnBothSides) {
       << csv.get(0, "Alasan gagal");
 }
 
-// --protocol raw (issue 12): the workers speak file-raw (raw bytes, no
+// --protocol raw: the workers speak file-raw (raw bytes, no
 // base64) on --raw-port; STATS counts file-raw's commands.
 TEST_P(StressLive, RawProtocolRowsSucceedOnBothSides) {
   REQUIRE_PROGRAMS("stress", "fileserver");

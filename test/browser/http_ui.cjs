@@ -1,4 +1,4 @@
-// The http service's web UI in a real browser (issue 9): Debian's chromium
+// The http service's web UI in a real browser: Debian's chromium
 // driven by puppeteer-core. Starts bin/fileserver with one http listener on
 // a free port and a temporary root, then: load /, see the list, upload a
 // file through the page's file input and see it listed, download it with

@@ -1,5 +1,5 @@
 // The two other file dialects end to end over real sockets, thread and
-// process modes (issue 12 points 3 and 4): file-marker (seed 001: READY,
+// process modes: file-marker (seed 001: READY,
 // separately padded base64 chunks, "__END__") and file-raw (seed 000: raw
 // bytes with a size line). Byte-exact replies per docs/services/*.md.
 

@@ -1,4 +1,4 @@
-// The http service end to end (issue 9, docs/services/http.md): a real
+// The http service end to end (docs/services/http.md): a real
 // bin/fileserver in thread mode and in process mode with 2 workers, driven
 // over raw sockets (exact bytes: pipelining, 100-continue, bad input,
 // traversal, disconnects) and with curl and ab where a real client matters

@@ -1,4 +1,4 @@
-"""The chat service (issue 10) through a client written like the course's
+"""The chat service through a client written like the course's
 chat-cli.py (socket + json only): one persistent connection, requests sent
 as "<command> \\r\\n", replies read until "\\r\\n\\r\\n".
 

@@ -1,4 +1,4 @@
-"""bin/chatcli driven through a pseudo-terminal (issue 10): the prompt shows
+"""bin/chatcli driven through a pseudo-terminal: the prompt shows
 the logged-in user, a send/inbox round trip prints readable lines, tab
 completes command names, the up arrow recalls history (libedit).
 Run with `python3 -m unittest` (make test-run sets FSRV_BIN).

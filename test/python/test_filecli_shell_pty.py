@@ -1,4 +1,4 @@
-"""`filecli shell` (issue 10 section 3) driven through a pseudo-terminal:
+"""`filecli shell` driven through a pseudo-terminal:
 prompt, completion of commands and remote names, history, rm's Y/N
 question, a transfer both ways with its progress bar; and the
 non-interactive forms (-c, commands on stdin).

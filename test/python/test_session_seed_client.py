@@ -1,4 +1,4 @@
-"""The session service (issue 10, seed 003's FTP-like protocol) through a
+"""The session service (seed 003's FTP-like protocol) through a
 client built from the seed's client logic: bare command words sent with one
 send(), struct fields ("h" int16, "i" int32, "f" float32, native
 little-endian on x86), recv(1024) for the text replies as the seed does.

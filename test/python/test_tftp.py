@@ -1,4 +1,4 @@
-"""The TFTP service (issue 11) from outside, with real clients: curl,
+"""The TFTP service from outside, with real clients: curl,
 Debian's tftp-hpa and atftp, plus raw packets for what no client sends.
 Every transfer is verified by sha256 against the file on the other side.
 

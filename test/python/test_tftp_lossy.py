@@ -1,4 +1,4 @@
-"""The full lossy TFTP matrix (issue 11): atftp through LossyRelay (5% drop,
+"""The full lossy TFTP matrix: atftp through LossyRelay (5% drop,
 1% duplicate, 10% reorder, delays of a few ms, both directions, fixed
 seeds), RRQ and WRQ, blksize 512 / 1468 / 65464, windowsize 1 / 16,
 1 KB, 1 MB and 100 MB files, every transfer verified by sha256.

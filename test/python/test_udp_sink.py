@@ -1,4 +1,4 @@
-"""The udp-sink service (issue 11) with senders written like the course's
+"""The udp-sink service with senders written like the course's
 tugas 2 client (`for b in data: sock.sendto(bytes([b]), addr)`) and with
 bin/udpsend. Each test starts a real bin/fileserver in thread mode with a
 temporary root and checks the committed files byte for byte.

@@ -1,4 +1,4 @@
-"""A lossy UDP relay for TFTP tests (issue 11): this kernel has no netem
+"""A lossy UDP relay for TFTP tests: this kernel has no netem
 qdisc, so faults are injected in-process, between the client and the server.
 
     relay = LossyRelay(server_port, seed=1234)   # thread starts at once

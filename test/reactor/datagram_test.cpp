@@ -1,4 +1,4 @@
-// reactor::DatagramListener (issue 11): bind, batched receive in order,
+// reactor::DatagramListener: bind, batched receive in order,
 // sender addresses, on_start/on_stop pairing, bind errors, adopt().
 
 #include "fsrv/reactor/datagram.hpp"

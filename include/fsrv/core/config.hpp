@@ -70,7 +70,7 @@ struct ServerConfig {
   /// sending new clients first (0 = close at once, as on one machine).
   double drain_delay_s = 0;
 
-  // chat service (issue 10; src/services/chat/chat_service.cpp)
+  // chat service (src/services/chat/chat_service.cpp)
   /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.
   std::string chat_users;
   /// --chat-session-ttl: idle seconds before a chat session expires (the
@@ -79,7 +79,7 @@ struct ServerConfig {
   /// --chat-db: "sqlite:PATH", "postgresql://..." or "" (SQLite under the root).
   std::string chat_db;
 
-  // udp-sink service (issue 11; src/services/udp_sink/udp_sink_service.cpp)
+  // udp-sink service (src/services/udp_sink/udp_sink_service.cpp)
   /// --udp-idle-ms: a sender silent this long has its file committed.
   int udp_idle_ms = 2000;
   /// --udp-max-senders: files open at once (the oldest idle is committed
@@ -93,7 +93,7 @@ struct ServerConfig {
   /// --udp-address-window: seconds of the per-address quota's window.
   double udp_address_window_s = 60.0;
 
-  // tftp service (issue 11; src/services/tftp/tftp_service.cpp)
+  // tftp service (src/services/tftp/tftp_service.cpp)
   /// --tftp-timeout: seconds between retransmissions when the client asks
   /// for no `timeout` option (RFC 2349); fractions allowed.
   double tftp_timeout_s = 1.0;

@@ -36,7 +36,7 @@ namespace fsrv::process {
 /// `channel_fd` (a socketpair end) until the channel closes or SIGTERM/SIGINT,
 /// counting into `table.slot(slot)`. `datagrams` are the UDP sockets
 /// (listener index, inherited fd) this worker receives on: all of them for
-/// slot 1, none for the others (issue 11). Never returns: calls _exit.
+/// slot 1, none for the others. Never returns: calls _exit.
 [[noreturn]] void worker_main(const ServerConfig& config, const stats::Schema& schema,
                               stats::StatsTable& table, int slot, int channel_fd, pid_t master_pid,
                               double started_unix,

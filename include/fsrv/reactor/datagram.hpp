@@ -53,7 +53,7 @@ struct DatagramOptions {
 class DatagramListener {
  public:
   /// Receive buffer asked of the kernel (SO_RCVBUF): 8 MiB holds ~200k
-  /// small datagrams while the loop is busy (issue 11: the course's client
+  /// small datagrams while the loop is busy (the course's client
   /// sends 6766 one-byte datagrams at full speed). The kernel caps it at
   /// net.core.rmem_max; granted_rcvbuf() reports what we got.
   static constexpr int kRequestedRcvBuf = 8 * 1024 * 1024;

@@ -79,7 +79,7 @@ class Service : public reactor::ConnectionFactory {
   stats::Duration duration_;
 };
 
-/// A UDP service instance (issue 11): receives every datagram of its
+/// A UDP service instance: receives every datagram of its
 /// listeners (reactor::DatagramListener) on the loop thread. One instance
 /// per service per serving process, like Service.
 class DatagramService : public reactor::DatagramHandler {

@@ -233,7 +233,7 @@ void FileSession::on_timer() {
   if (state_ != State::kIdle || input_blank()) return;
   // The course's original client sends "LIST" or "GET name" with no
   // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients;
-  // issue 12 point 2 and hardening point 8: on_silence).
+  // hardening point 8: on_silence).
   Request req;
   if (on_silence(input(), &req) == Silence::kWait) return;
   consume(input().size());

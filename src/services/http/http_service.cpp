@@ -1,4 +1,4 @@
-// The HTTP service (issue 9): one HttpSession per connection drives a
+// The HTTP service: one HttpSession per connection drives a
 // RequestParser and answers one request at a time. Small replies (head and
 // body) go out in ONE write_owned (the course's client reads once after the
 // blank line); files larger than kInlineFileMax go through

@@ -1142,7 +1142,7 @@ void TftpService::on_datagram(reactor::DatagramListener& listener, const sockadd
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
       "tftp",
-      "tftp (issue 11, RFC 1350 + options): TFTP server on the storage root",
+      "tftp (RFC 1350 + options): TFTP server on the storage root",
       {6969},
       "curl -s tftp://127.0.0.1:{port}/NAME -o NAME",
       [](stats::Schema& schema) {

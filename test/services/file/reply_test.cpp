@@ -1,5 +1,5 @@
-// Unit tests of the file protocol's reply writer: every reply is pure ASCII
-// (issue 12 point 1), escapes decode back to the same text.
+// Unit tests of the file protocol's reply writer: every reply is pure ASCII,
+// and its escapes decode back to the same text.
 
 #include "fsrv/services/file/reply.hpp"
 

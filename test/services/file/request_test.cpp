@@ -170,7 +170,7 @@ TEST(RequestParsing, SilenceRuleRunsAnswersOrWaits) {
   EXPECT_EQ(on_silence("GET a.txt", &r), Silence::kRun);
   EXPECT_EQ(r.args, std::vector<std::string>{"a.txt"});
   EXPECT_EQ(on_silence("SIZE a.txt", &r), Silence::kRun);
-  // Cannot succeed: answered at once (issue 12 point 2).
+  // Cannot succeed: answered at once.
   EXPECT_EQ(on_silence("DOWNLOAD x", &r), Silence::kAnswer);
   EXPECT_NE(r.error.find("unknown command"), std::string::npos);
   EXPECT_EQ(on_silence("GET ", &r), Silence::kAnswer);

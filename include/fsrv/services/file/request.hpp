@@ -48,7 +48,7 @@ Request parse_line(std::string_view line);
 
 /// What the legacy silence rule does with an unterminated line that has
 /// sat alone in the buffer for --legacy-idle-ms (the course's first clients
-/// send "LIST" or "GET name" with no terminator and wait; issue 12 point 2).
+/// send "LIST" or "GET name" with no terminator and wait).
 enum class Silence {
   kWait,    ///< keep waiting for a terminator (or half-close)
   kRun,     ///< run the request now

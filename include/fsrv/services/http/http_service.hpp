@@ -1,5 +1,5 @@
 #pragma once
-// The HTTP service (issue 9): the course's HTTP file server (seed 004,
+// The HTTP service: the course's HTTP file server (seed 004,
 // tugas 6-8) as an HTTP/1.1 server (RFC 9110, RFC 9112) on the same storage
 // root and name rules as the file protocol. One handler per connection
 // drives a RequestParser (llhttp), answers one request at a time

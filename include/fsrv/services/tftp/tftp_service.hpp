@@ -1,5 +1,5 @@
 #pragma once
-// The tftp service (issue 11): a TFTP server (RFC 1350) on the shared
+// The tftp service: a TFTP server (RFC 1350) on the shared
 // storage root, with option negotiation (RFC 2347), blksize (RFC 2348),
 // timeout and tsize (RFC 2349) and windowsize (RFC 7440), in octet and
 // netascii modes. Requests arrive on the service's port (6969 in `make

@@ -1,5 +1,5 @@
 #pragma once
-// The udp-sink service (issue 11; the course's tugas 2 receiver): every
+// The udp-sink service (the course's tugas 2 receiver): every
 // datagram's payload is appended, in arrival order, to a file per sender,
 // `udp-<ip>-<port>-<UTC time>.bin` under the storage root, committed
 // atomically (fsync, rename) once the sender has been silent for
