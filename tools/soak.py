@@ -328,6 +328,7 @@ def main():
     if os.path.exists(kill_log):
         with open(kill_log) as f:
             kills = [float(x) for x in f.read().split()]
+    shutil.rmtree(os.path.dirname(kill_log), ignore_errors=True)
     time.sleep(3)  # hostile connections closed, workers settle
     rss_end = server.rss_kib()
     fds_end = server.fds()
