@@ -161,14 +161,14 @@ $(SHARD_TARGETS): gtest-shard-%: all
 	FSRV_BIN=$(abspath $(BIN)) GTEST_TOTAL_SHARDS=$(TEST_SHARDS) GTEST_SHARD_INDEX=$* \
 	  $(SAN_TEST_ENV) $(TEST_BIN) $(GTEST_ARGS)
 
+# The Python suite alone, its three processes side by side.
 test-python: all
-	FSRV_BIN=$(abspath $(BIN)) python3 -m unittest discover -s test/python -p 'test_*.py' -v
+	$(MAKE) --no-print-directory -j$(words $(PY_TARGETS)) --output-sync=target $(PY_TARGETS)
 
-$(PY_SOLO:%=py-%): py-%: all
-	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v $*
-
-py-rest: all
-	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v $(filter-out $(PY_SOLO),$(PY_MODULES))
+# py-MODULE runs that module; py-rest every module not in PY_SOLO.
+$(PY_TARGETS): py-%: all
+	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v \
+	  $(if $(filter rest,$*),$(filter-out $(PY_SOLO),$(PY_MODULES)),$*)
 
 # Every libFuzzer target (mk/*.mk add theirs to FUZZ_TARGETS); .ci/run runs
 # each for a bounded time.
