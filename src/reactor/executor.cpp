@@ -13,7 +13,7 @@ struct WorkItem {
   uv_work_t req;
   Executor::Fn work;
   Executor::Fn done;
-  size_t* pending;
+  ThreadPoolExecutor* owner;
 };
 }  // namespace
 
@@ -24,16 +24,18 @@ void ThreadPoolExecutor::set_pool_size(int threads) {
 }
 
 void ThreadPoolExecutor::submit(Fn work, Fn done) {
-  auto* item = new WorkItem{{}, std::move(work), std::move(done), &pending_};
+  auto* item = new WorkItem{{}, std::move(work), std::move(done), this};
   item->req.data = item;
   ++pending_;
+  publish();
   uv_queue_work(
       loop_, &item->req, [](uv_work_t* req) { static_cast<WorkItem*>(req->data)->work(); },
       [](uv_work_t* req, int /*status*/) {
         // status is UV_ECANCELED only after uv_cancel, which we never call:
         // done always follows a completed work function.
         auto* it = static_cast<WorkItem*>(req->data);
-        --*it->pending;
+        --it->owner->pending_;
+        it->owner->publish();
         it->done();
         delete it;
       });
@@ -48,6 +50,7 @@ InlineExecutor::~InlineExecutor() = default;
 
 void InlineExecutor::submit(Fn work, Fn done) {
   queue_.push_back({std::move(work), std::move(done)});
+  publish();
   if (!closed_) uv_idle_start(&idle_, on_idle);
 }
 
@@ -65,6 +68,7 @@ void InlineExecutor::on_idle(uv_idle_t* idle) {
     Task task = std::move(self->queue_.front());
     self->queue_.pop_front();
     task.work();
+    self->publish();
     task.done();
   } while (!self->queue_.empty() && uv_hrtime() - start < kInlineBudgetNs);
 }
@@ -80,6 +84,7 @@ void InlineExecutor::close() {
     task.work();
     task.done();
   }
+  publish();
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
 }
 

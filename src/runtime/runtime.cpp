@@ -191,6 +191,7 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   shared_.config = &config_;
   shared_.root = root_.get();
   shared_.executor = &executor;
+  executor.set_gauge(&slot.executor_pending);
   shared_.schema = &schema;
   shared_.stats = &slot;
   shared_.stats_json = std::move(stats_json);

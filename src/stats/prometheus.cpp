@@ -85,7 +85,7 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
                               const BuildInfo& build, double uptime_s) {
   std::vector<uint64_t> cells(schema.size(), 0);
   uint64_t in = 0, out = 0, total = 0, refused = 0, lost = 0, restarts = 0;
-  int64_t open = 0;
+  int64_t open = 0, executor_pending = 0;
   for (int i = 0; i < table.size(); ++i) {
     const StatsSlot& s = table.slot(i);
     for (size_t c = 0; c < cells.size(); ++c) cells[c] += s.cells[c].load(std::memory_order_relaxed);
@@ -96,6 +96,7 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
     refused += s.conns_rejected.load(std::memory_order_relaxed);
     lost += s.conns_lost.load(std::memory_order_relaxed);
     restarts += s.restarts.load(std::memory_order_relaxed);
+    executor_pending += s.executor_pending.load(std::memory_order_relaxed);
   }
   Families f;
   f.add("fsrv_build_info", "gauge", "Version and git commit of the running server.",
@@ -118,6 +119,9 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
         static_cast<double>(out));
   f.add("fsrv_worker_restarts_total", "counter", "Worker processes forked again after dying.",
         "", static_cast<double>(restarts));
+  f.add("fsrv_executor_queue_depth", "gauge",
+        "Executor tasks (file IO, hashing) submitted and not yet done, every process.", "",
+        static_cast<double>(executor_pending));
   // Request-duration histograms (stats/duration.hpp), one per service.
   std::string histograms;
   std::vector<std::string> with_duration;

@@ -20,7 +20,7 @@ namespace {
 struct Sum {
   std::vector<uint64_t> cells;
   uint64_t in = 0, out = 0, total = 0, rejected = 0, lost = 0;
-  int64_t active = 0;
+  int64_t active = 0, executor_pending = 0;
   explicit Sum(size_t n) : cells(n, 0) {}
   void add(const StatsSlot& s) {
     for (size_t c = 0; c < cells.size(); ++c) cells[c] += s.cells[c].load(std::memory_order_relaxed);
@@ -30,6 +30,7 @@ struct Sum {
     total += s.conns_total.load(std::memory_order_relaxed);
     rejected += s.conns_rejected.load(std::memory_order_relaxed);
     lost += s.conns_lost.load(std::memory_order_relaxed);
+    executor_pending += s.executor_pending.load(std::memory_order_relaxed);
   }
 };
 
@@ -57,6 +58,7 @@ void add_counters(cJSON* obj, const Sum& s, const Schema& schema) {
   cJSON_AddNumberToObject(conns, "total", static_cast<double>(s.total));
   cJSON_AddNumberToObject(conns, "rejected", static_cast<double>(s.rejected));
   cJSON_AddNumberToObject(conns, "lost", static_cast<double>(s.lost));
+  cJSON_AddNumberToObject(obj, "executor_pending", static_cast<double>(s.executor_pending));
   cJSON_AddNumberToObject(obj, "bytes_in", static_cast<double>(s.in));
   cJSON_AddNumberToObject(obj, "bytes_out", static_cast<double>(s.out));
   cJSON* services = cJSON_AddObjectToObject(obj, "services");
@@ -110,6 +112,7 @@ StatsTable::StatsTable(int slots, bool shared, const Schema& schema)
     s->conns_lost = 0;
     s->pid = 0;
     s->restarts = 0;
+    s->executor_pending = 0;
   }
 }
 

@@ -150,6 +150,9 @@ class MetricsTest(unittest.TestCase):
         self.assertGreaterEqual(m[("fsrv_request_duration_seconds_count", '{service="http"}')],
                                 clients * http_gets)
         self.assertGreaterEqual(m[("fsrv_connections_open", "")], 1)  # this scrape
+        # The executor queue depth is a gauge over every process, back to 0
+        # once the load is over (the unit test ExecutorGauge sees it rise).
+        self.assertEqual(m[("fsrv_executor_queue_depth", "")], 0)
         version = subprocess.run([os.path.join(BIN, "fileserver"), "--version"],
                                  capture_output=True, text=True).stdout.split()[1]
         build = [k for k in m if k[0] == "fsrv_build_info"]

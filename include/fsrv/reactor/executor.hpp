@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -28,6 +29,22 @@ class Executor {
   virtual size_t pending() const = 0;
   /// Releases the executor's own handles (idempotent); pending tasks still run.
   virtual void close() {}
+  /// Publishes pending() into `gauge` from now on (a stats slot's
+  /// executor_pending, read by STATS and /metrics from any process); null
+  /// stops publishing.
+  void set_gauge(std::atomic<int64_t>* gauge) {
+    gauge_ = gauge;
+    publish();
+  }
+
+ protected:
+  /// Stores pending() into the gauge, if any (after every change).
+  void publish() const {
+    if (gauge_) gauge_->store(static_cast<int64_t>(pending()), std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t>* gauge_ = nullptr;
 };
 
 /// libuv's thread pool (uv_queue_work). The pool is process-global; its

@@ -56,6 +56,9 @@ struct alignas(64) StatsSlot {
   std::atomic<uint64_t> conns_lost;      ///< held by a worker that died (process mode)
   std::atomic<int64_t> pid;              ///< process owning the slot (0 = unused)
   std::atomic<uint64_t> restarts;        ///< times this worker slot was re-forked
+  /// Executor tasks submitted and not yet done in this process (a gauge:
+  /// the queue in front of the file pool; reactor::Executor keeps it).
+  std::atomic<int64_t> executor_pending;
   std::atomic<uint64_t> cells[kMaxCells];  ///< per-service counters (Schema)
 
   /// Adds `n` to a registered counter.
