@@ -290,6 +290,12 @@ int main(int argc, char** argv) {
   // SIGHUP: the same file under the same command line, read again into the
   // same variables, which are then put back (the servers keep copies).
   fsrv::runtime::set_config_source([&](fsrv::ServerConfig& out, std::vector<std::string>& restart) {
+    if (config_file.path().empty()) {
+      // No file: the command line stays as it was; what the services read
+      // from their own files (the chat's users) is still read again.
+      out = config;
+      return std::string();
+    }
     const fsrv::ServerConfig saved = config;
     const auto saved_listens = listens;
     const bool saved_all = all_services;

@@ -226,6 +226,8 @@ void ServingProcess::apply_live(const ServerConfig& fresh) {
   reactor_.idle_timeout_s = fresh.idle_timeout_s;
   reactor_.min_rate = fresh.min_rate;
   reactor_.min_rate_window_s = fresh.min_rate_window_s;
+  config_.chat_users = fresh.chat_users;
+  services_->reload();
 }
 
 namespace {
@@ -239,7 +241,7 @@ void set_config_source(ConfigSource source) { config_source() = std::move(source
 
 std::string reload_config(const ServerConfig& running, ServerConfig& out,
                           std::vector<std::string>& restart) {
-  if (!config_source()) return "no --config file";
+  if (!config_source()) return "no configuration source";
   if (std::string why = config_source()(out, restart); !why.empty()) return why;
   // Options read once at start-up (sockets, root, processes, the services'
   // own settings): a change is reported, not applied.
@@ -252,7 +254,6 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("workers", running.workers != out.workers);
   differs("grace", running.grace_s != out.grace_s);
   differs("stats-interval", running.stats_interval_s != out.stats_interval_s);
-  differs("chat-users", running.chat_users != out.chat_users);
   differs("chat-session-ttl", running.chat_session_ttl_s != out.chat_session_ttl_s);
   differs("udp-idle-ms", running.udp_idle_ms != out.udp_idle_ms);
   differs("udp-max-senders", running.udp_max_senders != out.udp_max_senders);

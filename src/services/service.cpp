@@ -82,6 +82,10 @@ void ServiceSet::force_datagrams() {
   for (auto& d : owned_datagram_) d->force_stop();
 }
 
+void ServiceSet::reload() {
+  for (auto& s : owned_) s->reload();
+}
+
 ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared) {
   std::vector<std::string> names, datagram_names;
   for (const ListenSpec& l : listeners) {

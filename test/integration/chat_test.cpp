@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -89,6 +91,77 @@ TEST(ChatService, BadUsersFileStopsTheServerWithTheReason) {
   EXPECT_NE(out.find("password_hash"), std::string::npos) << out;
   EXPECT_EQ(out.find("listening"), std::string::npos) << out;
 }
+
+/// A users file of `names`, each with the hash of `password` (demo cost:
+/// the test checks who may log in, not the hash's strength).
+std::string users_json(const std::vector<std::string>& names, const std::string& password) {
+  auto hash = services::chat::hash_password(password, services::chat::kDemoOpsLimit,
+                                            services::chat::kDemoMemLimit);
+  std::string out = "[";
+  for (const std::string& n : names) {
+    if (out.size() > 1) out += ", ";
+    out += R"({"username": ")" + n + R"(", "nama": ")" + n +
+           R"(", "negara": "Indonesia", "password_hash": ")" + hash.value + R"("})";
+  }
+  return out + "]";
+}
+
+// SIGHUP re-reads --chat-users with no restart and without a config file:
+// a new user can log in, a removed one cannot (its session is gone), a
+// changed password takes effect; a broken file on the next SIGHUP keeps
+// the running users. Thread and process mode (the master forwards the
+// signal; every worker's database threads sync the table).
+class ChatUsersReload : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ChatUsersReload, SighupReadsTheUsersFileAgain) {
+  TempDir root, etc;
+  const std::string users = etc.file("users.json");
+  spit(users, users_json({"budi", "sari"}, "lama"));
+  ServerProcess server({"--listen", "chat=0", "--chat-users", users, "--log-level", "error",
+                        "--mode", GetParam(), "--workers", "2"},
+                       root.path());
+  int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  const std::string sari = token_of(ask(fd, "auth sari lama"));
+  ASSERT_EQ(sari.size(), 36u);
+  EXPECT_EQ(ask(fd, "auth tono baru"),
+            "{\"status\": \"ERROR\", \"message\": \"User Tidak Ada\"}\r\n\r\n");
+
+  spit(users + ".tmp", users_json({"budi", "tono"}, "baru"));
+  ASSERT_EQ(rename((users + ".tmp").c_str(), users.c_str()), 0);
+  ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
+  // Every worker applies it before its next request: ask until all agree.
+  EXPECT_TRUE(eventually(
+      [&] {
+        int c = connect_to(server.port());
+        bool ok = token_of(ask(c, "auth tono baru")).size() == 36;
+        close(c);
+        return ok;
+      },
+      10000));
+  for (int i = 0; i < 6; ++i) {  // new connections land on every worker
+    int c = connect_to(server.port());
+    EXPECT_EQ(token_of(ask(c, "auth tono baru")).size(), 36u);
+    EXPECT_EQ(ask(c, "auth sari lama"),
+              "{\"status\": \"ERROR\", \"message\": \"User Tidak Ada\"}\r\n\r\n");
+    EXPECT_EQ(ask(c, "auth budi lama"),
+              "{\"status\": \"ERROR\", \"message\": \"Password Salah\"}\r\n\r\n");
+    close(c);
+  }
+  // The removed user's session went with her.
+  EXPECT_EQ(ask(fd, "inbox " + sari),
+            "{\"status\": \"ERROR\", \"message\": \"Informasi tidak ditemukan\"}\r\n\r\n");
+
+  // A broken file: logged, and the running users stay.
+  spit(users, "[not json");
+  ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(token_of(ask(fd, "auth tono baru")).size(), 36u);
+  close(fd);
+  EXPECT_EQ(WEXITSTATUS(server.stop()), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ChatUsersReload, ::testing::Values("thread", "process"));
 
 /// Backend and server mode of the end-to-end chat test.
 struct ChatSetup {

@@ -145,8 +145,8 @@ class ServingProcess {
   void notify_work_done(reactor::Lifecycle& life);
   /// Applies what can change while serving (SIGHUP): idle and request
   /// timeouts, the minimum rate and its window, --max-upload,
-  /// --legacy-idle-ms. Open connections see them at their next check.
-  /// (--max-conns belongs to whoever accepts: thread mode or the master.)
+  /// --legacy-idle-ms, the chat's users file (re-read: Service::reload).
+  /// Open connections see them at their next check. (--max-conns belongs to whoever accepts: thread mode or the master.)
   void apply_live(const ServerConfig& fresh);
   /// Sets what GET /metrics renders (stats::render_prometheus over the
   /// whole table, which only the mode's builder has).

@@ -66,6 +66,10 @@ class Service : public reactor::ConnectionFactory {
   /// Counts one finished request of `seconds` in "NAME/duration/..."
   /// (a histogram: fsrv_request_duration_seconds on /metrics).
   void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
+  /// SIGHUP: the live configuration (Shared::config) was just updated;
+  /// re-read what the service keeps from it (chat: its users file). A
+  /// failure is logged and the running state stays. Default: nothing.
+  virtual void reload() {}
 
  protected:
   virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
@@ -153,6 +157,8 @@ class ServiceSet {
   bool datagram_busy() const;
   /// Ends every datagram service's remaining work (DatagramService::force_stop).
   void force_datagrams();
+  /// Service::reload on every stream service (SIGHUP, after the config).
+  void reload();
 
  private:
   std::vector<std::unique_ptr<Service>> owned_;

@@ -84,6 +84,22 @@ class ChatService final : public Service {
     shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(kind)]);
   }
   void count_too_long() { shared_.stats->add(too_long_); }
+
+  /// SIGHUP: reads the users file again (or the demo users without one)
+  /// and hands the list to the database threads, which sync the users
+  /// table before their next request (removed users lose their sessions
+  /// and unread messages). A bad file keeps the running users.
+  void reload() override {
+    const std::string& path = shared_.config->chat_users;
+    Result<std::vector<ChatUser>> users = path.empty() ? demo_users() : load_users_file(path);
+    if (!users.ok()) {
+      FSRV_LOG_ERROR("SIGHUP: chat users: %s; the running users stay", users.error.c_str());
+      return;
+    }
+    FSRV_LOG_INFO("SIGHUP: chat users reloaded from %s: %zu users",
+                  path.empty() ? "the demo list" : path.c_str(), users.value.size());
+    db_->set_users(std::move(users.value));
+  }
   DbWorkers& db() { return *db_; }
 
   /// Milliseconds `address` must still wait before an auth is tried (its

@@ -40,24 +40,42 @@ bool DbWorkers::submit(Work work, Done done) {
   return true;
 }
 
+void DbWorkers::set_users(std::vector<ChatUser> users) {
+  std::lock_guard lock(mu_);
+  spec_.users = std::move(users);
+  ++users_generation_;
+}
+
 void DbWorkers::thread_main() {
   std::unique_ptr<ChatStore> store;
+  uint64_t generation = 0;  // the users list this thread's store has
   for (;;) {
     Task task;
+    std::vector<ChatUser> users;  // a newer list to apply, or empty
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       task = std::move(queue_.front());
       queue_.pop_front();
+      if (!store || !store->is_open() || generation != users_generation_) {
+        users = spec_.users;
+        generation = users_generation_;
+      }
     }
     // A store that could not open is made again on the next request (SQLite:
     // the directory may be fixed; PostgreSQL keeps its configuration and
     // reconnects by itself, so it is made once).
     if (!store || !store->is_open()) {
       store = make_chat_store(spec_.db.kind);
-      Status s = store->open(spec_.db.location, spec_.users, spec_.ttl_s);
+      Status s = store->open(spec_.db.location, users, spec_.ttl_s);
       if (!s.ok()) FSRV_LOG_ERROR("chat: %s", s.error.c_str());
+    } else if (!users.empty()) {
+      // A reloaded users file: the first thread to get here changes the
+      // shared table, the others find it equal (PostgreSQL also keeps the
+      // list for its reconnects).
+      Status s = store->set_users(users);
+      if (!s.ok()) FSRV_LOG_ERROR("chat: reloading users: %s", s.error.c_str());
     }
     task.work(*store);
     // Sent under the lock: the loop closes the handle only after taking

@@ -238,6 +238,9 @@ struct PgChatStore::Impl {
   }
 
   void setup();
+  /// Makes the users table equal to `list` inside the caller's
+  /// transaction (upsert by username, delete the unlisted).
+  void sync_users(const std::vector<ChatUser>& list);
 };
 
 namespace {
@@ -266,6 +269,23 @@ class Transaction {
 
 }  // namespace
 
+void PgChatStore::Impl::sync_users(const std::vector<ChatUser>& list) {
+  std::set<std::string, std::less<>> names;
+  for (const ChatUser& u : list) {
+    names.insert(u.username);
+    query("INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
+          "password_hash = excluded.password_hash",
+          {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
+  }
+  Rows all = query("SELECT id, username FROM users", {});
+  for (int i = 0; i < all.size(); ++i) {
+    if (!names.contains(all.str(i, 1))) {
+      query("DELETE FROM users WHERE id = $1", {num(all.i64(i, 0))});
+    }
+  }
+}
+
 void PgChatStore::Impl::setup() {
   Transaction txn(*this);
   query("SELECT pg_advisory_xact_lock($1)", {num(kSetupLockKey)});
@@ -285,20 +305,7 @@ void PgChatStore::Impl::setup() {
     exec_simple("DELETE FROM chat_schema_version");
     query("INSERT INTO chat_schema_version (version) VALUES ($1)", {num(kSchemaVersion)});
   }
-  std::set<std::string, std::less<>> names;
-  for (const ChatUser& u : users) {
-    names.insert(u.username);
-    query("INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
-          "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
-          "password_hash = excluded.password_hash",
-          {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
-  }
-  Rows all = query("SELECT id, username FROM users", {});
-  for (int i = 0; i < all.size(); ++i) {
-    if (!names.contains(all.str(i, 1))) {
-      query("DELETE FROM users WHERE id = $1", {num(all.i64(i, 0))});
-    }
-  }
+  sync_users(users);
   txn.commit();
 }
 
@@ -357,6 +364,21 @@ Status PgChatStore::open(const std::string& location, const std::vector<ChatUser
   impl_->configured = true;
   try {
     impl_->ensure();
+  } catch (const DbError& e) {
+    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
+  }
+  return {};
+}
+
+Status PgChatStore::set_users(const std::vector<ChatUser>& users) {
+  if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
+  if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
+  impl_->users = users;  // a reconnect's setup() syncs this list
+  try {
+    impl_->ensure();
+    Transaction txn(*impl_);
+    impl_->sync_users(users);
+    txn.commit();
   } catch (const DbError& e) {
     return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
   }

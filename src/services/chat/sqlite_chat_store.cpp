@@ -253,6 +253,30 @@ void purge_expired(SqliteChatStore::Impl& impl) {
   Query(impl, kSqlPurgeSessions).bind(1, impl.now() - impl.ttl_ms).run();
 }
 
+// Makes the users table equal to `users` inside the caller's transaction:
+// upserts by username, then deletes every user not listed (their sessions
+// and messages go with them: ON DELETE CASCADE).
+void sync_users(SqliteChatStore::Impl& impl, const std::vector<ChatUser>& users) {
+  std::set<std::string_view> names;
+  for (const ChatUser& u : users) {
+    names.insert(u.username);
+    Query(impl, kSqlUpsertUser)
+        .bind_text(1, u.username)
+        .bind_text(2, u.nama)
+        .bind_text(3, u.negara)
+        .bind_text(4, u.password_hash)
+        .run();
+  }
+  std::vector<int64_t> stale;
+  {
+    Query q(impl, kSqlAllUsers);
+    while (q.step()) {
+      if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
+    }
+  }
+  for (int64_t id : stale) Query(impl, kSqlDeleteUser).bind(1, id).run();
+}
+
 }  // namespace
 
 SqliteChatStore::SqliteChatStore() : impl_(std::make_unique<Impl>()) {}
@@ -264,9 +288,6 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
                              double session_ttl_s, ChatStoreOptions options) {
   if (is_open()) return Status::failure(Errc::kIo, "chat store: already open");
   if (Status s = check_open_args(users, session_ttl_s); !s.ok()) return s;
-  std::set<std::string_view> names;
-  for (const ChatUser& u : users) names.insert(u.username);
-
   // The hidden directory under the storage root: owner-only, since it holds
   // password hashes and messages.
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -319,22 +340,7 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
       impl->exec("PRAGMA user_version = 1");
       static_assert(kSchemaVersion == 1, "update the PRAGMA above");
 
-      for (const ChatUser& u : users) {
-        Query(*impl, kSqlUpsertUser)
-            .bind_text(1, u.username)
-            .bind_text(2, u.nama)
-            .bind_text(3, u.negara)
-            .bind_text(4, u.password_hash)
-            .run();
-      }
-      std::vector<int64_t> stale;
-      {
-        Query q(*impl, kSqlAllUsers);
-        while (q.step()) {
-          if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
-        }
-      }
-      for (int64_t id : stale) Query(*impl, kSqlDeleteUser).bind(1, id).run();
+      sync_users(*impl, users);
       txn.commit();
     } catch (const DbError& e) {
       // Several threads or workers opening one new database race to switch
@@ -351,6 +357,19 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
     impl_ = std::move(impl);
     return {};
   }
+}
+
+Status SqliteChatStore::set_users(const std::vector<ChatUser>& users) {
+  if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
+  if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
+  try {
+    Transaction txn(*impl_);
+    sync_users(*impl_, users);
+    txn.commit();
+  } catch (const DbError& e) {
+    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
+  }
+  return {};
 }
 
 AuthResult SqliteChatStore::auth(std::string_view username, std::string_view password) {

@@ -323,6 +323,38 @@ TEST_P(ChatStoreBoth, ReopenWithFewerUsersDropsTheOthers) {
   EXPECT_EQ(store.auth("henderson", "surabaya").outcome, Outcome::kNoSuchUser);
 }
 
+TEST_P(ChatStoreBoth, SetUsersAddsUpdatesAndRemovesInOneStep) {
+  const std::string db = new_location();
+  auto a = open_at(db);
+  auto b = open_at(db);  // a second worker on the same database
+  const std::string messi = login(*a, "messi");
+  const std::string hend = login(*a, "henderson");
+  ASSERT_EQ(a->send(messi, "henderson", "sebelum").outcome, Outcome::kOk);
+  std::vector<ChatUser> next = {testing::demo()[0], testing::demo()[2]};  // henderson goes
+  next[1].nama = "Gary W. Lineker";
+  ChatUser extra = testing::demo()[0];
+  extra.username = "budi";
+  extra.nama = "Budi";
+  next.push_back(extra);
+  ASSERT_TRUE(a->set_users(next).ok());
+  // Seen through the other store at once (one table).
+  EXPECT_EQ(b->auth("henderson", "surabaya").outcome, Outcome::kNoSuchUser);
+  EXPECT_EQ(b->auth("budi", "surabaya").outcome, Outcome::kOk);
+  EXPECT_EQ(b->inbox(hend).outcome, Outcome::kBadToken);  // his session went with him
+  EXPECT_EQ(b->send(messi, "henderson", "x").outcome, Outcome::kNoSuchReceiver);
+  ASSERT_EQ(b->send(messi, "lineker", "halo").outcome, Outcome::kOk);
+  const std::string gary = login(*b, "lineker");
+  InboxResult in = b->inbox(gary);
+  ASSERT_EQ(in.groups.size(), 1u);
+  EXPECT_EQ(in.groups[0].messages[0].msg_to, "Gary W. Lineker");
+  // A bad list changes nothing.
+  std::vector<ChatUser> bad = next;
+  bad[0].password_hash = "surabaya";
+  EXPECT_FALSE(a->set_users(bad).ok());
+  EXPECT_FALSE(a->set_users({}).ok());
+  EXPECT_EQ(b->auth("budi", "surabaya").outcome, Outcome::kOk);
+}
+
 TEST(ChatStore, OpenRefusesBadArgumentsAndFiles) {
   fsrv::test::TempDir dir;
   {

@@ -161,6 +161,13 @@ class ChatStore {
   /// kStoreError before that).
   virtual bool is_open() const = 0;
 
+  /// Makes the users table equal to `users`, as open() does (SIGHUP reload
+  /// of --chat-users): new users added, changed names and hashes updated,
+  /// users no longer listed deleted with their sessions and messages, all in
+  /// one transaction. Checked like open()'s arguments first; on any error
+  /// nothing changes. PostgreSQL also keeps the list for its reconnects.
+  virtual Status set_users(const std::vector<ChatUser>& users) = 0;
+
   /// Whether the database answers now (a health probe: one round trip, or
   /// kUnavailable at once while a reconnect backs off). Outcomes: kOk,
   /// kUnavailable, kStoreError.

@@ -17,6 +17,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -65,6 +66,10 @@ class DbWorkers {
   /// (after fork, and after the signal mask is set so they inherit it).
   /// Returns false, running nothing, when kMaxDbQueue requests wait.
   bool submit(Work work, Done done);
+  /// Replaces the users every store is synced to (SIGHUP reload): each
+  /// database thread applies the list (ChatStore::set_users) before its next
+  /// request. Call from the loop thread.
+  void set_users(std::vector<ChatUser> users);
 
  private:
   struct Task {
@@ -88,6 +93,7 @@ class DbWorkers {
   std::deque<Task> queue_;     ///< waiting for a thread
   std::vector<Done> results_;  ///< finished, done to run on the loop
   bool stopping_ = false;
+  uint64_t users_generation_ = 0;  ///< bumped by set_users (under mu_)
 };
 
 }  // namespace fsrv::services::chat

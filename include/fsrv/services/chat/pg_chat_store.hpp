@@ -54,6 +54,7 @@ class PgChatStore final : public ChatStore {
   Status open(const std::string& location, const std::vector<ChatUser>& users,
               double session_ttl_s = kDefaultSessionTtlS, ChatStoreOptions options = {}) override;
   bool is_open() const override;
+  Status set_users(const std::vector<ChatUser>& users) override;
   StatusResult ping() override;
   AuthResult auth(std::string_view username, std::string_view password) override;
   StatusResult send(std::string_view token, std::string_view receiver,
