@@ -3,6 +3,8 @@
 
 #include "fsrv/services/chat/chat_protocol.hpp"
 
+#include <cstdint>
+
 #include <algorithm>
 #include <utility>
 
@@ -56,28 +58,6 @@ std::string reply_ok(std::string_view key, std::string_view value) {
   return finish(w);
 }
 
-std::string reply_inbox(const std::vector<InboxGroup>& groups) {
-  PyJsonWriter w;
-  w.begin_object();
-  w.field("status", "OK");
-  w.key("messages");
-  w.begin_object();
-  for (const InboxGroup& g : groups) {
-    w.key(g.sender);
-    w.begin_array();
-    for (const InboxMessage& m : g.messages) {
-      w.begin_object();
-      w.field("msg_from", m.msg_from);
-      w.field("msg_to", m.msg_to);
-      w.field("msg", m.msg);
-      w.end_object();
-    }
-    w.end_array();
-  }
-  w.end_object();
-  w.end_object();
-  return finish(w);
-}
 
 // The reply for a non-OK outcome.
 std::string reply_outcome(Outcome outcome) {
@@ -171,6 +151,55 @@ Command parse_line(std::string_view line) {
   return cmd;
 }
 
+InboxReply::InboxReply(std::vector<InboxGroup> groups) : groups_(std::move(groups)) {}
+
+std::string InboxReply::next(size_t budget) {
+  if (done_) return {};
+  if (!started_) {
+    started_ = true;
+    w_.begin_object();
+    w_.field("status", "OK");
+    w_.key("messages");
+    w_.begin_object();
+  }
+  while (group_ < groups_.size()) {
+    InboxGroup& g = groups_[group_];
+    if (message_ == 0) {
+      w_.key(g.sender);
+      w_.begin_array();
+    }
+    while (message_ < g.messages.size()) {
+      InboxMessage& m = g.messages[message_++];
+      w_.begin_object();
+      w_.field("msg_from", m.msg_from);
+      w_.field("msg_to", m.msg_to);
+      w_.field("msg", m.msg);
+      w_.end_object();
+      m = InboxMessage{};  // written: its bytes are not needed again
+      if (w_.str().size() >= budget) return w_.drain();
+    }
+    w_.end_array();
+    std::vector<InboxMessage>().swap(g.messages);
+    ++group_;
+    message_ = 0;
+  }
+  w_.end_object();
+  w_.end_object();
+  done_ = true;
+  std::string out = w_.drain();
+  out += kReplyEnd;
+  return out;
+}
+
+Reply execute_reply(ChatStore& store, const Command& cmd) {
+  if (cmd.error == ParseError::kNone && cmd.kind == CommandKind::kInbox) {
+    InboxResult r = store.inbox(cmd.args.at(0));
+    if (r.outcome != Outcome::kOk) return {reply_outcome(r.outcome), nullptr};
+    return {"", std::make_unique<InboxReply>(std::move(r.groups))};
+  }
+  return {execute(store, cmd), nullptr};
+}
+
 std::string execute(ChatStore& store, const Command& cmd) {
   switch (cmd.error) {
     case ParseError::kUnknownCommand:
@@ -194,7 +223,10 @@ std::string execute(ChatStore& store, const Command& cmd) {
     case CommandKind::kInbox: {
       InboxResult r = store.inbox(cmd.args.at(0));
       if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
-      return reply_inbox(r.groups);
+      InboxReply reply(std::move(r.groups));
+      std::string out;
+      while (!reply.done()) out += reply.next(SIZE_MAX);
+      return out;
     }
     case CommandKind::kListUser: {
       ListUserResult r = store.listuser(cmd.args.at(0));

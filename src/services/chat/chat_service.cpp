@@ -31,6 +31,12 @@ using reactor::ConnRef;
 /// that) plus one read, because reading pauses while a request runs.
 constexpr size_t kReadChunk = 16 * 1024;
 
+/// Bytes of an inbox reply encoded at a time: the write queue's high water
+/// (reactor::Connection::kHighWater) stops the encoding until the client
+/// reads, so a connection holds about that plus one piece, however large
+/// the inbox.
+constexpr size_t kInboxPiece = 64 * 1024;
+
 /// Counter names per command kind (index = CommandKind).
 constexpr std::string_view kVerbs[] = {"unknown", "auth", "send", "inbox", "listuser", "logout"};
 constexpr int kVerbCount = static_cast<int>(std::size(kVerbs));
@@ -154,7 +160,13 @@ class ChatSession final : public reactor::ConnectionHandler {
     eof_ = true;
     process_input();
   }
-  void on_drain() override { process_input(); }
+  void on_drain() override {
+    if (inbox_) {
+      write_inbox();
+    } else {
+      process_input();
+    }
+  }
   /// chat-cli.py keeps one connection for the whole session and never
   /// reconnects, and the course server never times out: a quiet connection
   /// stays open (it holds no buffer); a line that never ends is the
@@ -170,6 +182,10 @@ class ChatSession final : public reactor::ConnectionHandler {
   std::string_view input() const { return {in_.data() + start_, end_ - start_}; }
   void process_input();
   void run(Command cmd);
+  /// Writes inbox pieces while the client keeps up (the write queue under
+  /// its high water), then waits for on_drain; the next request is read
+  /// once the whole reply is queued.
+  void write_inbox();
 
   Connection& conn_;
   ChatService& service_;
@@ -180,6 +196,7 @@ class ChatSession final : public reactor::ConnectionHandler {
   bool eof_ = false;
   bool quit_ = false;
   bool done_ = false;  ///< closing after the too-long reply: ignore input
+  std::unique_ptr<InboxReply> inbox_;  ///< an inbox reply still being written
 };
 
 std::unique_ptr<reactor::ConnectionHandler> ChatService::create_handler(Connection& conn) {
@@ -244,19 +261,24 @@ void ChatSession::run(Command cmd) {
   }
   busy_ = true;
   conn_.pause_reading();
-  auto reply = std::make_shared<std::string>();
+  auto reply = std::make_shared<Reply>();
   auto command = std::make_shared<const Command>(std::move(cmd));
   ConnRef ref(&conn_);
   const bool queued = service_.db().submit(
-      [reply, command](ChatStore& store) { *reply = execute(store, *command); },
+      [reply, command](ChatStore& store) { *reply = execute_reply(store, *command); },
       [this, ref, reply, command, address] {
         // Every OK reply of chat.py starts so (json.dumps keeps key order).
-        bool ok = reply->rfind(R"({"status": "OK")", 0) == 0;
+        bool ok = reply->inbox || reply->text.rfind(R"({"status": "OK")", 0) == 0;
         if (command->kind == CommandKind::kAuth) service_.login_done(address, ok, conn_.now_ms());
         if (conn_.closing()) return;
-        busy_ = false;
         service_.count(command->kind, ok);
-        conn_.write_owned(*reply);
+        conn_.write_owned(reply->text);
+        if (reply->inbox) {
+          inbox_ = std::move(reply->inbox);
+          write_inbox();
+          return;
+        }
+        busy_ = false;
         process_input();
       });
   if (!queued) {
@@ -264,6 +286,18 @@ void ChatSession::run(Command cmd) {
     service_.count(command->kind, false);
     conn_.write_owned(reply_error("Server Sibuk (busy: chat database queue full)"));
     process_input();
+  }
+}
+
+void ChatSession::write_inbox() {
+  while (!conn_.congested()) {
+    conn_.write_owned(inbox_->next(kInboxPiece));
+    if (inbox_->done()) {
+      inbox_.reset();
+      busy_ = false;
+      process_input();
+      return;
+    }
   }
 }
 

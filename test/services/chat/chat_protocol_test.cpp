@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <string>
 
 #include "chat_test_util.hpp"
@@ -106,6 +108,46 @@ TEST(ChatParse, StripIsPythonsUnicodeStrip) {
   EXPECT_EQ(python_strip("\xe2\x80\x8b"), "\xe2\x80\x8b");  // U+200B is not space in Python
   // Extra words after the token are ignored, as chat.py ignores them.
   EXPECT_EQ(parse_line("inbox t extra words").args, (std::vector<std::string>{"t"}));
+}
+
+// The inbox reply in pieces: each piece ends after the message that crossed
+// the budget, the pieces joined are the one-piece reply, and the last ends
+// with the terminator.
+TEST(ChatInboxReply, PiecesJoinToTheWholeReply) {
+  std::vector<InboxGroup> groups;
+  for (int g = 0; g < 3; ++g) {
+    InboxGroup group{"user" + std::to_string(g), {}};
+    for (int m = 0; m < 4 + g; ++m) {
+      group.messages.push_back(
+          {"From " + std::to_string(g), "To", std::string(50 + m, 'a') + "\xff\"\n"});
+    }
+    groups.push_back(group);
+  }
+  InboxReply whole(groups);
+  const std::string expected = whole.next(SIZE_MAX);
+  EXPECT_TRUE(whole.done());
+  EXPECT_EQ(whole.next(10), "");
+  EXPECT_EQ(expected.rfind(R"({"status": "OK", "messages": {"user0": [{"msg_from": "From 0", )", 0),
+            0u);
+  EXPECT_EQ(expected.substr(expected.size() - 8), "}]}}\r\n\r\n");
+  EXPECT_NE(expected.find(R"(\ufffd\"\n"}, {"msg_from")"), std::string::npos);
+
+  InboxReply pieces(groups);
+  std::string joined;
+  int count = 0;
+  while (!pieces.done()) {
+    std::string piece = pieces.next(200);
+    ASSERT_FALSE(piece.empty());
+    // One message is about 110 bytes here: a piece stops past 200 with at
+    // most one message (plus a group's head) beyond it.
+    if (!pieces.done()) {
+      EXPECT_LT(piece.size(), 200u + 150u);
+    }
+    joined += piece;
+    ++count;
+  }
+  EXPECT_EQ(joined, expected);
+  EXPECT_GT(count, 5);
 }
 
 TEST(ChatFraming, FindsCrLfAndBareLfLines) {

@@ -26,11 +26,13 @@
 // command-specific ones.
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/services/chat/json_py.hpp"
 
 namespace fsrv::services::chat {
 
@@ -61,6 +63,39 @@ struct Command {
 /// Parses one request line (with or without its "\r\n"/"\n"). Pure and
 /// total: any bytes give a Command (an empty line is an unknown command).
 Command parse_line(std::string_view line);
+
+/// The inbox reply, encoded piece by piece: a full inbox (up to
+/// kMaxInboxBytes of message bytes, each invalid UTF-8 byte growing six-fold
+/// as "\ufffd") is never one string in memory; each message's strings are
+/// freed once written. Owns the fetched groups. The pieces joined are the
+/// bytes chat_server.py sends (json.dumps + "\r\n\r\n").
+class InboxReply {
+ public:
+  explicit InboxReply(std::vector<InboxGroup> groups);
+  /// The next piece: at least one message, and messages until at least
+  /// `budget` bytes (or the end); "" once done().
+  std::string next(size_t budget);
+  /// The whole reply, terminator included, has been returned.
+  bool done() const { return done_; }
+
+ private:
+  std::vector<InboxGroup> groups_;
+  PyJsonWriter w_;
+  size_t group_ = 0;    ///< the group being written
+  size_t message_ = 0;  ///< its next message
+  bool started_ = false;
+  bool done_ = false;
+};
+
+/// A reply: `text`, then (inbox only) `inbox`'s pieces.
+struct Reply {
+  std::string text;
+  std::unique_ptr<InboxReply> inbox;
+};
+
+/// As execute, but an OK inbox comes back as an InboxReply to write in
+/// pieces while the client reads (text empty).
+Reply execute_reply(ChatStore& store, const Command& cmd);
 
 /// Runs `cmd` against `store` and returns the complete reply bytes (JSON +
 /// "\r\n\r\n"). Parse errors are answered without touching the store. A

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fsrv::services::chat {
@@ -76,6 +77,9 @@ class PyJsonWriter {
   const std::string& str() const { return out_; }
   /// Moves the document out; the writer is empty afterwards.
   std::string take();
+  /// Moves out the text written so far but keeps the open containers, so
+  /// a long document goes out in pieces (the chat inbox reply).
+  std::string drain() { return std::exchange(out_, std::string()); }
 
  private:
   // Writes ", " before every element but the first of a container.
