@@ -70,6 +70,31 @@ filecli_SRCS := tools/filecli.cpp
 # after libfsrv.a into every program and the test binary.
 EXTRA_LIBS :=
 
+# libFuzzer targets: one rule for all. A fragment declares one with
+#   $(eval $(call fuzz_target,NAME,SOURCES,LIBS,SEEDS[,FLAGS,OBJECTS]))
+# which builds $(FUZZ_DIR)/NAME_fuzz with clang (libFuzzer, ASan, UBSan),
+# adds `make fuzz-NAME` (a run of FUZZ_SECONDS: new inputs go to
+# $(FUZZ_DIR)/NAME-corpus, crashes to $(FUZZ_DIR)/NAME-*, the committed seeds
+# in SEEDS are only read) and puts it in FUZZ_TARGETS for `make fuzz-all`.
+FUZZ_SECONDS ?= 60
+FUZZ_CXX ?= clang++
+FUZZ_CC ?= clang
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude -fsanitize=fuzzer $(FUZZ_SAN)
+FUZZ_TARGETS :=
+define fuzz_target
+FUZZ_TARGETS += fuzz-$(1)
+.PHONY: fuzz-$(1)
+$(FUZZ_DIR)/$(1)_fuzz: $(2) $(6) $$(wildcard include/fsrv/*/*.hpp include/fsrv/services/*/*.hpp)
+	@mkdir -p $$(@D)
+	$$(call say,FUZZ,$$@)$$(FUZZ_CXX) $$(FUZZ_FLAGS) $(5) $(2) $(6) -o $$@ $(3)
+fuzz-$(1): $(FUZZ_DIR)/$(1)_fuzz
+	@mkdir -p $(FUZZ_DIR)/$(1)-corpus
+	$(FUZZ_DIR)/$(1)_fuzz -max_total_time=$$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/$(1)- $(FUZZ_DIR)/$(1)-corpus $(4)
+endef
+
 -include mk/*.mk
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
@@ -172,15 +197,14 @@ $(PY_TARGETS): py-%: all
 
 # Every libFuzzer target (mk/*.mk add theirs to FUZZ_TARGETS); .ci/run runs
 # each for a bounded time.
-FUZZ_TARGETS ?=
 list-fuzz-targets:
-	@echo fuzz $(FUZZ_TARGETS)
+	@echo $(FUZZ_TARGETS)
 
 # Every fuzz target for FUZZ_SECONDS, two at a time (each libFuzzer run is
 # one busy process; this machine class has 2 cores), output kept per target.
 .PHONY: fuzz-all
 fuzz-all:
-	$(MAKE) --no-print-directory -j$(NPROC) --output-sync=target fuzz $(FUZZ_TARGETS)
+	$(MAKE) --no-print-directory -j$(NPROC) --output-sync=target $(FUZZ_TARGETS)
 
 # The layer rules of docs/ARCHITECTURE.md, checked on #include lines.
 check-layers:

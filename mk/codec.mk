@@ -17,14 +17,10 @@ CODEC_BENCH_BIN := $(BUILD)/codec_bench
 # Short runs: the machine has 2 shared cores.
 CODEC_BENCH_ARGS ?= --benchmark_min_time=0.3
 
-FUZZ_SECONDS ?= 60
-CODEC_FUZZ_CXX ?= clang++
-CODEC_FUZZ_DIR := $(BUILD)/fuzz
-CODEC_FUZZ_BIN := $(CODEC_FUZZ_DIR)/base64_fuzz
-# Its own target only: test/fuzz holds other modules' targets too (chat.mk, llhttp.mk).
-CODEC_FUZZ_SRCS := test/fuzz/base64_fuzz.cpp $(CODEC_SRCS)
-CODEC_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# Its own sources only: test/fuzz holds other modules' targets too.
+$(eval $(call fuzz_target,codec,test/fuzz/base64_fuzz.cpp $(CODEC_SRCS),$(CODEC_LDLIBS),))
+# `make fuzz`: the codec's, under its old name.
+fuzz: fuzz-codec
 
 .PHONY: codec-test bench-codec fuzz
 
@@ -39,13 +35,5 @@ $(CODEC_BENCH_BIN): $(CODEC_BENCH_OBJS) $(CODEC_OBJS)
 
 bench-codec: $(CODEC_BENCH_BIN)
 	$(CODEC_BENCH_BIN) $(CODEC_BENCH_ARGS)
-
-$(CODEC_FUZZ_BIN): $(CODEC_FUZZ_SRCS) $(wildcard include/fsrv/codec/*.hpp)
-	@mkdir -p $(@D)
-	$(call say,FUZZ,$@)$(CODEC_FUZZ_CXX) $(CODEC_FUZZ_FLAGS) $(CODEC_FUZZ_SRCS) -o $@ $(CODEC_LDLIBS)
-
-fuzz: $(CODEC_FUZZ_BIN)
-	@mkdir -p $(CODEC_FUZZ_DIR)/corpus
-	$(CODEC_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(CODEC_FUZZ_DIR)/corpus
 
 -include $(CODEC_TEST_OBJS:.o=.d) $(CODEC_BENCH_OBJS:.o=.d)

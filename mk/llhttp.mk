@@ -36,34 +36,14 @@ $(LLHTTP_LIB): $(LLHTTP_OBJS)
 # The fuzzer: the parser, its helpers and llhttp built by clang with
 # -fsanitize=fuzzer,address,undefined (llhttp's C files get fuzzer-no-link
 # coverage so libFuzzer can steer through its states).
-FUZZ_SECONDS ?= 60
-HTTP_FUZZ_CXX ?= clang++
-HTTP_FUZZ_CC ?= clang
-HTTP_FUZZ_DIR := $(BUILD)/fuzz-http
-HTTP_FUZZ_BIN := $(HTTP_FUZZ_DIR)/http_request_fuzz
-# The parser and its helpers only: the service itself needs the reactor.
-HTTP_FUZZ_SRCS := test/fuzz/http_request_fuzz.cpp src/services/http/request_parser.cpp \
-  src/services/http/http_util.cpp
-HTTP_FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-HTTP_FUZZ_LLHTTP_OBJS := $(LLHTTP_NAMES:%=$(HTTP_FUZZ_DIR)/llhttp/%.o)
-HTTP_FUZZ_CORPUS := test/fuzz/corpus/http
+HTTP_FUZZ_LLHTTP_OBJS := $(LLHTTP_NAMES:%=$(FUZZ_DIR)/llhttp/%.o)
 
-.PHONY: fuzz-http
-
-$(HTTP_FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
+$(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
 	@mkdir -p $(@D)
-	$(call say,CC,$<)$(HTTP_FUZZ_CC) -O1 -g -DLLHTTP_STRICT_MODE=1 -fsanitize=fuzzer-no-link $(HTTP_FUZZ_SAN) \
+	$(call say,CC,$<)$(FUZZ_CC) -O1 -g -DLLHTTP_STRICT_MODE=1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) \
 	  -I$(LLHTTP_INC_DIR) -c $< -o $@
 
-$(HTTP_FUZZ_BIN): $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) $(wildcard include/fsrv/services/http/*.hpp)
-	@mkdir -p $(@D)
-	$(call say,FUZZ,$@)$(HTTP_FUZZ_CXX) -std=c++20 -O1 -g -Iinclude -isystem $(LLHTTP_INC_DIR) \
-	  -fsanitize=fuzzer $(HTTP_FUZZ_SAN) $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) -o $@
-
-# New inputs go to $(HTTP_FUZZ_DIR)/corpus (the checked-in seeds are only
-# read), crash inputs to $(HTTP_FUZZ_DIR)/crash-*.
-FUZZ_TARGETS += fuzz-http
-fuzz-http: $(HTTP_FUZZ_BIN)
-	@mkdir -p $(HTTP_FUZZ_DIR)/corpus
-	$(HTTP_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(HTTP_FUZZ_DIR)/ \
-	  $(HTTP_FUZZ_DIR)/corpus $(HTTP_FUZZ_CORPUS)
+# The parser and its helpers only: the service itself needs the reactor.
+$(eval $(call fuzz_target,http,test/fuzz/http_request_fuzz.cpp src/services/http/request_parser.cpp \
+  src/services/http/http_util.cpp,,test/fuzz/corpus/http,-isystem $(LLHTTP_INC_DIR),\
+  $(HTTP_FUZZ_LLHTTP_OBJS)))
