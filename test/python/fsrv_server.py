@@ -32,16 +32,20 @@ class FsrvServer:
     """bin/fileserver with `listeners`: service names (each on port 0 of
     --host 127.0.0.1) or full --listen values ("file=127.0.0.1:0,max-conns=5").
     `root`: served folder (default: a temporary one, removed by stop());
-    `mode`, `log_level`: passed when given; `expect`: listening lines to
-    read (default one per listener; a --config start names its own)."""
+    `mode`, `log_level`, `host`: passed when given; `env`: the server's
+    environment (default: this process's); `expect`: listening
+    lines to read (default one per listener; a --config start names its
+    own, and may leave host and log level to the file)."""
 
     def __init__(self, listeners=(), *args, mode=None, log_level="info", root=None, expect=None,
-                 preexec=None, prefix="fsrv-test-"):
+                 preexec=None, prefix="fsrv-test-", host="127.0.0.1", env=None):
         self.own_root = root is None
         self.root = tempfile.mkdtemp(prefix=prefix) if root is None else root
         fd, self.log_path = tempfile.mkstemp(prefix=prefix, suffix=".log")
         os.close(fd)
-        cmd = [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--root", self.root]
+        cmd = [os.path.join(BIN, "fileserver"), "--root", self.root]
+        if host:
+            cmd += ["--host", host]
         if log_level:
             cmd += ["--log-level", log_level]
         if mode:
@@ -52,7 +56,7 @@ class FsrvServer:
         self.log = open(self.log_path, "wb")
         self.final_log = b""  # the whole log once stopped
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log,
-                                     preexec_fn=preexec)
+                                     preexec_fn=preexec, env=env)
         self.ports = {}  # service -> its first listener's port
         self.order = []  # (service, port) per listening line
         for _ in range(len(listeners) if expect is None else expect):

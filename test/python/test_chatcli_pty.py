@@ -8,14 +8,12 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import BIN, FsrvServer
 
 
 class Terminal:
@@ -60,18 +58,9 @@ class Terminal:
 
 class ChatcliPty(unittest.TestCase):
     def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="fsrv-chatcli-")
-        self.server = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--listen", "chat=0",
-             "--root", self.root, "--log-level", "error"], stdout=subprocess.PIPE)
-        line = self.server.stdout.readline().decode()
-        self.port = int(line.strip().rsplit(":", 1)[1])
-
-    def tearDown(self):
-        self.server.send_signal(signal.SIGTERM)
-        self.server.wait(timeout=15)
-        self.server.stdout.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.server = FsrvServer(["chat"], log_level="error", prefix="fsrv-chatcli-")
+        self.addCleanup(self.server.stop)
+        self.port = self.server.port("chat")
 
     def chatcli(self):
         t = Terminal([os.path.join(BIN, "chatcli"), "-H", "127.0.0.1", "-p", str(self.port)])

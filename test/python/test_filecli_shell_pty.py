@@ -8,14 +8,13 @@ Run with `python3 -m unittest` (make test-run sets FSRV_BIN).
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import unittest
 
 from test_chatcli_pty import Terminal
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import BIN, FsrvServer
 
 
 def sha(path):
@@ -25,19 +24,13 @@ def sha(path):
 
 class FilecliShell(unittest.TestCase):
     def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="fsrv-shell-root-")
         self.local = tempfile.mkdtemp(prefix="fsrv-shell-local-")
-        self.server = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--host", "127.0.0.1", "--port", "0",
-             "--root", self.root, "--log-level", "error"], stdout=subprocess.PIPE)
-        line = self.server.stdout.readline().decode()
-        self.port = int(line.strip().rsplit(":", 1)[1])
+        self.server = FsrvServer(["file"], log_level="error", prefix="fsrv-shell-root-")
+        self.addCleanup(self.server.stop)
+        self.root = self.server.root
+        self.port = self.server.port("file")
 
     def tearDown(self):
-        self.server.send_signal(signal.SIGTERM)
-        self.server.wait(timeout=15)
-        self.server.stdout.close()
-        shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.local, ignore_errors=True)
 
     def filecli(self, *args, **kw):

@@ -8,12 +8,11 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import FsrvServer
 
 
 class NotifyTest(unittest.TestCase):
@@ -40,36 +39,30 @@ class NotifyTest(unittest.TestCase):
                 return got
         self.fail("no %s in %r" % (until, got))
 
-    def run_server(self, *args):
-        env = dict(os.environ, NOTIFY_SOCKET=self.sock_path)
-        proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--root", os.path.join(self.dir, "root"),
-             "--listen", "echo=127.0.0.1:0", "--listen", "http=127.0.0.1:0",
-             "--listen", "udp-sink=127.0.0.1:0", "--grace", "2", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
-        return proc
+    def server(self, listeners, *args, notify=True):
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        if notify:
+            env["NOTIFY_SOCKET"] = self.sock_path
+        srv = FsrvServer(listeners, *args, env=env, log_level=None)
+        self.addCleanup(srv.stop)
+        return srv
 
     def check(self, *args):
-        proc = self.run_server(*args)
+        srv = self.server(["echo", "http", "udp-sink"], "--grace", "2", *args)
+        # The three listening lines were read; READY follows the binding.
         got = self.messages("READY")
-        # Every listener was printed (bound) before READY was sent.
-        lines = [proc.stdout.readline() for _ in range(3)]
-        self.assertTrue(all(l.startswith("listening ") for l in lines), lines)
         ready = got[-1]
         self.assertEqual(ready["READY"], "1")
-        self.assertEqual(ready["MAINPID"], str(proc.pid))
+        self.assertEqual(ready["MAINPID"], str(srv.proc.pid))
         self.assertIn("3 listener", ready["STATUS"])
         # The service answers once READY says so.
-        port = int(lines[0].rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        with socket.create_connection(("127.0.0.1", srv.port("echo")), timeout=5) as c:
             c.sendall(b"x")
             self.assertEqual(c.recv(1), b"x")
-        proc.send_signal(signal.SIGTERM)
+        srv.proc.send_signal(signal.SIGTERM)
         got = self.messages("STOPPING")
         self.assertEqual(got[-1]["STOPPING"], "1")
-        proc.communicate(timeout=20)
-        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(srv.stop(), 0)
         # Nothing else arrived: no worker spoke.
         self.sock.settimeout(0.5)
         with self.assertRaises(socket.timeout):
@@ -82,15 +75,11 @@ class NotifyTest(unittest.TestCase):
         self.check("--mode", "process", "--workers", "2")
 
     def test_without_notify_socket_nothing_changes(self):
-        proc = subprocess.Popen(
-            [os.path.join(BIN, "fileserver"), "--root", os.path.join(self.dir, "root"),
-             "--listen", "echo=127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"})
-        self.assertTrue(proc.stdout.readline().startswith("listening echo"))
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-        self.assertEqual(proc.returncode, 0)
+        srv = self.server(["echo"], notify=False)
+        self.assertEqual(srv.stop(), 0)
+        self.sock.settimeout(0.5)
+        with self.assertRaises(socket.timeout):
+            self.sock.recvfrom(4096)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,14 @@ Thread and process mode.
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
+from fsrv_server import FsrvServer
 
 
 def ping(sock):
@@ -35,7 +33,8 @@ class ReloadTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="fsrv-reload-")
         self.config = os.path.join(self.dir, "fsrv.toml")
-        self.err_path = os.path.join(self.dir, "stderr")
+        self.root = os.path.join(self.dir, "root")
+        os.makedirs(self.root)
         self.socks = []
 
     def tearDown(self):
@@ -47,41 +46,24 @@ class ReloadTest(unittest.TestCase):
         with open(self.config + ".tmp", "w") as f:
             f.write('root = "%s"\nmax-conns = %d\ngrace = 2\n%s'
                     '[services.file]\nlisten = ["127.0.0.1:0"]\n'
-                    % (os.path.join(self.dir, "root"), max_conns, extra))
+                    % (self.root, max_conns, extra))
         os.rename(self.config + ".tmp", self.config)
 
     def start(self, *args):
-        self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen([os.path.join(BIN, "fileserver"), "--config", self.config,
-                                      *args], stdout=subprocess.PIPE, stderr=self.err, text=True)
-        self.addCleanup(self.stop)
-        line = self.proc.stdout.readline()
-        m = re.match(r"listening file on 127.0.0.1:(\d+)", line)
-        self.assertIsNotNone(m, line)
-        self.port = int(m.group(1))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.err.close()
+        # The file names host, log level and listener: not on the command
+        # line, so a reload reads them from the file.
+        self.srv = FsrvServer((), "--config", self.config, *args, root=self.root,
+                              log_level=None, expect=1, host=None)
+        self.addCleanup(self.srv.stop)
+        self.proc = self.srv.proc
+        self.port = self.srv.port("file")
 
     def log(self):
-        with open(self.err_path) as f:
-            return f.read()
+        return self.srv.log_text()
 
     def wait_log(self, text, count=1, timeout=10):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log().count(text) >= count:
-                return
-            time.sleep(0.05)
-        self.fail("no %r (x%d) in the log:\n%s" % (text, count, self.log()))
+        if not self.srv.wait_log(text, count, timeout):
+            self.fail("no %r (x%d) in the log:\n%s" % (text, count, self.log()))
 
     def connect(self):
         """A new connection: its PING reply ("OK" or the busy ERROR)."""
