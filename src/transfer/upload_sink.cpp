@@ -77,7 +77,11 @@ void UploadSink::produced(size_t n) {
   fill_[i] += n;
   // Checked while streaming: base64 stores 3 bytes per 4 characters.
   uint64_t stored = options_.transform == Transform::kBase64 ? received_ / 4 * 3 : received_;
-  if (stored > options_.max_bytes + (options_.transform == Transform::kBase64 ? 2 : 0)) {
+  // base64: up to 2 bytes of slack for the last quantum's padding (the
+  // exact size is known at the end); saturating, so "no limit" (UINT64_MAX)
+  // stays no limit.
+  const uint64_t slack = options_.transform == Transform::kBase64 ? 2 : 0;
+  if (stored > options_.max_bytes && stored - options_.max_bytes > slack) {
     fail(Status::failure(Errc::kTooLarge, "upload too large: limit " +
                                               std::to_string(options_.max_bytes) + " bytes"));
     fill_[i] = 0;
