@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
                  "udp-sink: seconds of the per-address quota window")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  // tftp service (src/services/tftp/tftp_service.cpp)
+  // tftp service (src/services/tftp/)
   app.add_option("--tftp-timeout", config.tftp_timeout_s,
                  "tftp: seconds between retransmissions unless the client asks (RFC 2349)")
       ->capture_default_str()

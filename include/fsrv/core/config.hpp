@@ -93,7 +93,7 @@ struct ServerConfig {
   /// --udp-address-window: seconds of the per-address quota's window.
   double udp_address_window_s = 60.0;
 
-  // tftp service (src/services/tftp/tftp_service.cpp)
+  // tftp service (src/services/tftp/)
   /// --tftp-timeout: seconds between retransmissions when the client asks
   /// for no `timeout` option (RFC 2349); fractions allowed.
   double tftp_timeout_s = 1.0;

@@ -1,0 +1,310 @@
+// The tftp service's read transfer (see tftp_read_transfer.hpp).
+
+#include "fsrv/services/tftp/tftp_read_transfer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+#include "fsrv/core/log.hpp"
+#include "fsrv/services/tftp/tftp_request_port.hpp"
+#include "fsrv/storage/storage.hpp"
+
+namespace fsrv::services::tftp {
+
+namespace {
+
+/// A read request: the file streams from the executor in kIoChunk reads
+/// into a queue of chunks covering at least the unacknowledged window; a
+/// window of `windowsize` DATA packets is sent, and an ACK of block k
+/// starts the next window at k + 1 (RFC 7440 section 4; with windowsize 1
+/// this is RFC 1350's lock-step). A duplicate ACK is ignored (no Sorcerer's
+/// Apprentice: RFC 1350 section 4 note, RFC 1123 4.2.3.1); a timeout resends
+/// the window.
+class ReadTransfer final : public Transfer {
+ public:
+  using Transfer::Transfer;
+
+ private:
+  struct Chunk {
+    uint64_t start;  ///< stream offset of data[0]
+    std::string data;
+  };
+  enum class State { kOpening, kOack, kData };
+
+  const char* direction() const override { return "RRQ"; }
+
+  void begin() override {
+    if (std::string why = storage::validate_name(name_); !why.empty()) {
+      fail(ErrorCode::kAccess, "access violation: " + why);
+      return;
+    }
+    auto file = std::make_shared<Result<storage::ReadFile>>();
+    storage::Root* root = service_.shared().root;
+    std::string name = name_;
+    run([root, name, file] { *file = root->open_read(name); },
+        [this, file] {
+          if (!file->ok()) {
+            fail(error_code(file->code), error_text(file->status()));
+            return;
+          }
+          file_ = std::make_shared<storage::ReadFile>(std::move(file->value));
+          if (n_.accepted.empty()) {
+            state_ = State::kData;
+            pump();
+            return;
+          }
+          for (auto& [name, value] : n_.accepted) {
+            if (name == "tsize") value = std::to_string(file_->size());
+          }
+          oack_ = oack_packet(n_.accepted);
+          state_ = State::kOack;
+          send(oack_);
+          arm_timer();
+          maybe_read();
+        });
+  }
+
+  void on_packet(uint16_t op, std::span<const char> packet) override {
+    if (op != static_cast<uint16_t>(Opcode::kAck)) {
+      fail(ErrorCode::kIllegal, "expected an ACK during a read transfer");
+      return;
+    }
+    const uint16_t wire = read_u16(packet.data() + 2);
+    acked_ = true;
+    if (state_ == State::kOack) {
+      if (wire != 0) {
+        service_.count_bad();
+        return;
+      }
+      state_ = State::kData;
+      progress();
+      pump();
+      return;
+    }
+    if (state_ != State::kData) return;
+    // The block this ACK can name: base_ - 1 (a duplicate) up to sent_.
+    const uint64_t k = base_ - 1 + static_cast<uint16_t>(wire - static_cast<uint16_t>(base_ - 1));
+    if (k > sent_) {  // a block never sent: ignored (tftp-hpa does the same)
+      service_.count_bad();
+      return;
+    }
+    if (k == base_ - 1) return;  // duplicate ACK: never answered (Sorcerer's Apprentice)
+    progress();
+    const double sample = static_cast<double>(uv_now(service_.loop()) - last_send_ms_);
+    srtt_ms_ = 0.875 * srtt_ms_ + 0.125 * sample;  // RFC 6298 section 2 weights
+    base_ = k + 1;
+    if (eof_ && k == last_block_) {
+      finish(true);
+      return;
+    }
+    sent_ = k;  // RFC 7440: the next window starts after the acknowledged block
+    while (!chunks_.empty() &&
+           chunks_.front().start + chunks_.front().data.size() <= (base_ - 1) * n_.blksize) {
+      spare_ = std::move(chunks_.front().data);  // its pages are reused by the next read
+      chunks_.pop_front();
+    }
+    pump();
+  }
+
+  void on_timeout() override {
+    if (state_ == State::kOack) {
+      if (retry()) {
+        send(oack_);
+        arm_timer();
+      }
+      return;
+    }
+    if (sent_ < base_) {  // nothing outstanding: waiting for the disk
+      arm_timer();
+      return;
+    }
+    if (probe_wait_ms_ > 0 && probe_waited_ms_ < timeout_ms()) {
+      // Tail loss probe (after RFC 8985's TLP): resend the window's last
+      // block, at PTO, 2 PTO, 4 PTO... until the retransmission timeout is
+      // used up. A receiver that lost the tail of a window sees a block out
+      // of order and ACKs what it has (RFC 7440 section 4); a lock-step
+      // receiver gets its lost block: recovery takes a round trip, not a
+      // timeout. The timeout's retry count is untouched.
+      service_.count(service_.retransmits_);
+      send_block(sent_);
+      probe_wait_ms_ = std::min(probe_wait_ms_ * 2, timeout_ms() - probe_waited_ms_);
+      probe_waited_ms_ += probe_wait_ms_;
+      arm_timer(probe_wait_ms_);
+      return;
+    }
+    probe_wait_ms_ = 0;
+    if (!retry()) return;
+    sent_ = base_ - 1;
+    pump();
+  }
+
+  /// True once block k's bytes are all buffered (or it is the short last one).
+  bool available(uint64_t k) const {
+    if (eof_) return k <= last_block_;
+    return buffered_end_ >= k * n_.blksize;
+  }
+
+  /// Sends what the window allows and the buffer holds; reads ahead.
+  void pump() {
+    const uint64_t window_end = base_ + n_.windowsize - 1;
+    bool sent_any = false;
+    while (sent_ < window_end && available(sent_ + 1)) {
+      send_block(++sent_);
+      sent_any = true;
+    }
+    if (sent_any) {
+      last_send_ms_ = uv_now(service_.loop());
+      // Probes only before the first timeout: after one, the backed-off
+      // timeout alone paces retransmissions (as TCP's TLP precedes RTO).
+      if (probes_allowed() && retries() == 0) {
+        probe_wait_ms_ = probe_waited_ms_ = probe_ms();
+        arm_timer(probe_wait_ms_);
+      } else {
+        arm_timer();
+      }
+    }
+    maybe_read();
+  }
+
+  /// Probes serve windows (a lost tail is otherwise silent); in lock-step
+  /// a probe is only an early duplicate whenever the client is a little
+  /// slow, so there the retransmission timeout alone applies.
+  bool probes_allowed() const { return n_.windowsize > 1; }
+  /// Probe timeout: twice the smoothed round trip, at least 1 ms (libuv's
+  /// timer resolution), at most half the retransmission timeout.
+  uint64_t probe_ms() const {
+    const auto pto = static_cast<uint64_t>(2 * srtt_ms_) + 1;
+    return std::clamp<uint64_t>(pto, 1, std::max<uint64_t>(1, timeout_ms() / 2));
+  }
+
+  void send_block(uint64_t k) {
+    const uint64_t begin = (k - 1) * n_.blksize;
+    const uint64_t end = std::min<uint64_t>(k * n_.blksize, buffered_end_);
+    const size_t len = end > begin ? static_cast<size_t>(end - begin) : 0;
+    if (k > max_sent_) {
+      max_sent_ = k;
+      bytes_ += len;
+      service_.count(service_.bytes_sent_, len);
+    }
+    char header[kHeaderSize];
+    put_data_header(header, static_cast<uint16_t>(k));
+    for (const Chunk& c : chunks_) {  // the block within one chunk: no copy
+      if (begin >= c.start && end <= c.start + c.data.size()) {
+        send(header, {c.data.data() + (begin - c.start), len});
+        return;
+      }
+    }
+    packet_.resize(kHeaderSize + len);  // straddles two chunks: assembled
+    std::memcpy(packet_.data(), header, kHeaderSize);
+    size_t copied = 0;
+    for (const Chunk& c : chunks_) {
+      if (copied == len) break;
+      const uint64_t at = begin + copied;
+      if (at >= c.start + c.data.size()) continue;
+      const size_t off = static_cast<size_t>(at - c.start);
+      const size_t n = std::min(len - copied, c.data.size() - off);
+      std::memcpy(packet_.data() + kHeaderSize + copied, c.data.data() + off, n);
+      copied += n;
+    }
+    send(packet_);
+  }
+
+  /// Reads the next chunk when less than a window plus a chunk is buffered
+  /// ahead of the window's start.
+  void maybe_read() {
+    if (reading_ || eof_ || !file_) return;
+    const uint64_t window = static_cast<uint64_t>(n_.windowsize) * n_.blksize;
+    uint64_t read_size = std::max<uint64_t>(io_chunk(n_.blksize), window);
+    if (!acked_) {
+      // Buffers at need: until the client ACKs anything, only the first
+      // block (a request that is never followed up costs one block).
+      if (buffered_end_ >= n_.blksize) return;
+      read_size = n_.blksize;
+    } else if (buffered_end_ >= (base_ - 1) * n_.blksize + window + read_size) {
+      return;
+    }
+    // Never more than the file still holds (+1 byte to see its end): a
+    // small file costs its size, not a whole chunk.
+    const uint64_t size = file_->size();
+    const uint64_t left = size > file_offset_ ? size - file_offset_ : 0;
+    read_size = std::min<uint64_t>(read_size, left + 1);
+    reading_ = true;
+    auto chunk = std::make_shared<std::string>();
+    auto result = std::make_shared<Result<size_t>>();
+    auto file = file_;
+    const uint64_t offset = file_offset_;
+    const bool netascii = request_.mode == Mode::kNetascii;
+    auto raw = std::make_shared<std::string>(std::move(spare_));
+    spare_.clear();
+    run(
+        [file, chunk, raw, result, offset, read_size, netascii] {
+          // A recycled buffer already has the size: no zero-fill, no new pages.
+          if (raw->size() < read_size) raw->resize(static_cast<size_t>(read_size));
+          *result = file->read_at(
+              {reinterpret_cast<uint8_t*>(raw->data()), static_cast<size_t>(read_size)}, offset);
+          if (!result->ok()) return;
+          raw->resize(result->value);
+          if (netascii) {
+            netascii_encode(*raw, *chunk);
+          } else {
+            *chunk = std::move(*raw);
+          }
+        },
+        [this, chunk, result] {
+          reading_ = false;
+          if (!result->ok()) {
+            fail(ErrorCode::kUndefined, "read error: " + result->error);
+            return;
+          }
+          if (result->value == 0) {
+            eof_ = true;
+            last_block_ = buffered_end_ / n_.blksize + 1;
+          } else {
+            file_offset_ += result->value;
+            const uint64_t start = buffered_end_;
+            buffered_end_ += chunk->size();
+            chunks_.push_back({start, std::move(*chunk)});
+          }
+          if (state_ == State::kData) {
+            pump();
+          } else {
+            maybe_read();
+          }
+        });
+  }
+
+  State state_ = State::kOpening;
+  std::shared_ptr<storage::ReadFile> file_;
+  std::string oack_;
+  std::string packet_;  ///< scratch: a DATA packet straddling two chunks
+  std::string spare_;   ///< an acknowledged chunk's buffer, for the next read
+  std::deque<Chunk> chunks_;
+  uint64_t buffered_end_ = 0;  ///< stream offset after the last chunk
+  uint64_t file_offset_ = 0;   ///< next raw file offset to read
+  bool reading_ = false;
+  bool acked_ = false;  ///< the client ACKed something: read ahead in full chunks
+  bool eof_ = false;
+  uint64_t last_block_ = 0;  ///< once eof_: the final (short) block
+  uint64_t base_ = 1;        ///< first unacknowledged block
+  uint64_t sent_ = 0;        ///< last block sent in the current window
+  uint64_t max_sent_ = 0;    ///< highest block ever sent (byte count)
+  double srtt_ms_ = 1.0;     ///< smoothed burst-to-ACK time
+  uint64_t last_send_ms_ = 0;
+  uint64_t probe_wait_ms_ = 0;    ///< the probe timer's current wait (0: none)
+  uint64_t probe_waited_ms_ = 0;  ///< probe waits so far since the last send
+};
+
+}  // namespace
+
+std::unique_ptr<Transfer> make_read_transfer(RequestPort& port, const sockaddr& peer,
+                                             Request request, Negotiated negotiated,
+                                             std::string request_bytes) {
+  return std::make_unique<ReadTransfer>(port, peer, std::move(request), std::move(negotiated),
+                                        std::move(request_bytes));
+}
+
+}  // namespace fsrv::services::tftp
