@@ -17,6 +17,10 @@ namespace {
 /// Plaintext encrypted per SSL_write before its records are moved out of
 /// the write BIO: four full records, so the BIO stays this small.
 constexpr size_t kEncryptSlice = 64 << 10;
+/// Bytes a TLS record adds to at most 16 KiB of plaintext with AES-GCM or
+/// ChaCha20-Poly1305: 5 of header, 16 of tag, 1 of inner type (TLS 1.3) or
+/// 8 of explicit nonce (TLS 1.2); rounded up.
+constexpr size_t kRecordOverhead = 32;
 
 /// The oldest OpenSSL error of the thread's queue as text, queue cleared.
 std::string openssl_error() {
@@ -164,6 +168,11 @@ bool TlsSession::has_buffered() const {
 }
 
 bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out) {
+  size_t total = 0;
+  for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  // Records add a header and a tag (and TLS 1.3 a type byte) per 16 KiB:
+  // reserving that once spares the string's regrowth copies.
+  out.reserve(out.size() + total + (total / (16 << 10) + 1) * kRecordOverhead);
   for (unsigned i = 0; i < n; ++i) {
     const char* p = bufs[i].base;
     size_t left = bufs[i].len;

@@ -22,6 +22,11 @@ namespace {
 
 /// Chunks in hand at once: one being written while the next is read.
 constexpr int kChunksInHand = 2;
+/// File bytes read and encrypted per step: large enough that the executor
+/// round trip and the write's bookkeeping are small beside the encryption,
+/// and two in hand (2 MiB plus their records) stay near the clear-text
+/// GET's two chunk buffers per connection.
+constexpr size_t kTlsFileChunk = 1 << 20;
 
 struct TlsSendJob {
   ConnRef conn;

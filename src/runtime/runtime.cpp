@@ -10,6 +10,7 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/service_manager.hpp"
+#include "fsrv/reactor/tls.hpp"
 
 namespace fsrv::runtime {
 

@@ -121,6 +121,32 @@ class HttpsTest(unittest.TestCase):
     def test_curl_gets_and_uploads_over_https_process_mode(self):
         self.check_get_and_upload("process")
 
+    def test_slow_reader_of_a_big_https_get_keeps_server_memory_bounded(self):
+        # The body is read and encrypted in chunks only as the socket takes
+        # them: a reader that stalls holds the server's memory at a few MiB.
+        with FsrvServer(["http=127.0.0.1:0,tls"], *tls_args(), "--min-rate", 0) as srv:
+            size = 96 * 1024 * 1024
+            with open(os.path.join(srv.root, "big.bin"), "wb") as f:
+                f.truncate(size)
+            before = srv.rss_kb()
+            s = tls_connect(srv.port("http"))
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+                s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = len(s.recv(65536))
+                time.sleep(2)  # stalled: the server must stop producing
+                peak = srv.rss_kb()
+                deadline = time.monotonic() + 120
+                while got < size and time.monotonic() < deadline:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        break
+                    got += len(chunk)
+            finally:
+                s.close()
+            self.assertGreater(got, size)  # the head and the whole body came
+            self.assertLess(peak - before, 24 * 1024, "server grew %d KiB" % (peak - before))
+
     def test_listening_line_says_tls_and_clear_listeners_stay_clear(self):
         with FsrvServer(["http=127.0.0.1:0,tls", "http=127.0.0.1:0"], *tls_args()) as srv:
             self.assertEqual(len(srv.order), 2)

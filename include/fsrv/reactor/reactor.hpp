@@ -17,10 +17,11 @@
 #include "fsrv/reactor/conn_limits.hpp"
 #include "fsrv/reactor/connection.hpp"
 #include "fsrv/reactor/log_limiter.hpp"
-#include "fsrv/reactor/tls.hpp"
 #include "fsrv/stats/stats.hpp"
 
 namespace fsrv::reactor {
+
+class TlsContext;  // fsrv/reactor/tls.hpp
 
 /// Why a connection is refused at accept time.
 enum class Refusal {

@@ -110,14 +110,9 @@ class TlsSession {
   std::string error_;
 };
 
-/// Chunk of a file read and encrypted per step of tls_send_file: large
-/// enough that the executor round trip is small beside it, small enough
-/// that two in flight per connection stay far under the watermarks' sense.
-inline constexpr size_t kTlsFileChunk = 256 << 10;
-
 /// Sends `length` bytes of `file_fd` from `offset` over a TLS connection
-/// (sendfile(2) cannot encrypt): an `executor` task preads one
-/// kTlsFileChunk, the loop encrypts and writes it (Connection::write); the
+/// (sendfile(2) cannot encrypt): an `executor` task preads one chunk
+/// (kTlsFileChunk in tls_send.cpp), the loop encrypts and writes it (Connection::write); the
 /// next chunk is read while one is written, never more than two in hand
 /// (backpressure: the socket taking a chunk releases the next read).
 /// `done(status, sent)` runs on the loop once: 0, UV_EOF (the file
