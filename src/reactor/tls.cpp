@@ -14,9 +14,6 @@ namespace fsrv::reactor {
 
 namespace {
 
-/// Plaintext encrypted per SSL_write before its records are moved out of
-/// the write BIO: four full records, so the BIO stays this small.
-constexpr size_t kEncryptSlice = 64 << 10;
 /// Bytes a TLS record adds to at most 16 KiB of plaintext with AES-GCM or
 /// ChaCha20-Poly1305: 5 of header, 16 of tag, 1 of inner type (TLS 1.3) or
 /// 8 of explicit nonce (TLS 1.2); rounded up.
@@ -114,13 +111,41 @@ std::string tls_send_path_text() {
 
 // ---------------------------------------------------------------- TlsSession
 
+/// The write side: a BIO whose writes append to the session's current sink
+/// (the caller's buffer during encrypt(), else staged_), so records are
+/// copied once, with no memory BIO in between (BIO_meth_new(3)).
+struct TlsSinkBio {
+  static int write(BIO* b, const char* data, int len) {
+    auto* session = static_cast<TlsSession*>(BIO_get_data(b));
+    session->sink_->append(data, static_cast<size_t>(len));
+    return len;
+  }
+  static long ctrl(BIO*, int cmd, long, void*) {
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // nothing is ever pending here
+  }
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* meth = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "fsrv sink");
+      BIO_meth_set_write(meth, write);
+      BIO_meth_set_ctrl(meth, ctrl);
+      BIO_meth_set_create(meth, create);
+      return meth;
+    }();
+    return m;
+  }
+};
+
 TlsSession::TlsSession(const TlsContext& ctx) {
   ssl_ = SSL_new(ctx.get());
   rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(TlsSinkBio::method());
+  BIO_set_data(wbio_, this);
   // An empty read BIO means "retry later", not end of file (BIO_s_mem(3)).
   BIO_set_mem_eof_return(rbio_, -1);
-  BIO_set_mem_eof_return(wbio_, -1);
   SSL_set_bio(ssl_, rbio_, wbio_);  // ssl_ owns both from here
   SSL_set_accept_state(ssl_);
 }
@@ -170,27 +195,29 @@ bool TlsSession::has_buffered() const {
 bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out) {
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  take_output(out);  // records made before (a ticket) go first
   // Records add a header and a tag (and TLS 1.3 a type byte) per 16 KiB:
   // reserving that once spares the string's regrowth copies.
   out.reserve(out.size() + total + (total / (16 << 10) + 1) * kRecordOverhead);
-  for (unsigned i = 0; i < n; ++i) {
+  sink_ = &out;
+  bool ok = true;
+  for (unsigned i = 0; i < n && ok; ++i) {
     const char* p = bufs[i].base;
     size_t left = bufs[i].len;
     while (left > 0) {
       size_t written = 0;
-      // The write BIO grows as needed, so SSL_write_ex takes the slice.
-      if (SSL_write_ex(ssl_, p, std::min(left, kEncryptSlice), &written) != 1) {
+      // The sink takes every record, so SSL_write_ex takes everything.
+      if (SSL_write_ex(ssl_, p, left, &written) != 1) {
         set_error("encrypt failed");
-        return false;
+        ok = false;
+        break;
       }
       p += written;
       left -= written;
-      // Drained per slice: a memory BIO keeps its largest size, so it must
-      // never hold a whole chunk (1.3 MiB per GET connection otherwise).
-      take_output(out);
     }
   }
-  return true;
+  sink_ = &staged_;
+  return ok;
 }
 
 void TlsSession::close_notify() {
@@ -199,14 +226,15 @@ void TlsSession::close_notify() {
 }
 
 size_t TlsSession::take_output(std::string& out) {
-  size_t pending = BIO_ctrl_pending(wbio_);
-  if (pending == 0) return 0;
-  size_t at = out.size();
-  out.resize(at + pending);
-  size_t got = 0;
-  BIO_read_ex(wbio_, out.data() + at, pending, &got);
-  out.resize(at + got);
-  return got;
+  size_t n = staged_.size();
+  if (n == 0) return 0;
+  if (out.empty()) {
+    out.swap(staged_);
+  } else {
+    out.append(staged_);
+  }
+  staged_ = std::string();  // handshake flights are small: no capacity kept
+  return n;
 }
 
 }  // namespace fsrv::reactor

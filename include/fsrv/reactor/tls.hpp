@@ -56,7 +56,8 @@ bool ktls_offered();
 /// The line the server logs at start about how TLS replies are sent.
 std::string tls_send_path_text();
 
-/// One server-side TLS connection over memory BIOs. Not thread-safe: used
+/// One server-side TLS connection over memory BIOs (the write side a sink
+/// BIO appending straight into the caller's buffer: one copy fewer). Not thread-safe: used
 /// on the loop thread only (the executor reads files, the loop encrypts).
 class TlsSession {
  public:
@@ -104,7 +105,10 @@ class TlsSession {
   void set_error(const char* what);
   ssl_st* ssl_ = nullptr;
   bio_st* rbio_ = nullptr;  ///< ciphertext in (owned by ssl_)
-  bio_st* wbio_ = nullptr;  ///< ciphertext out (owned by ssl_)
+  bio_st* wbio_ = nullptr;  ///< ciphertext out (owned by ssl_): appends to *sink_
+  std::string staged_;      ///< records OpenSSL wrote outside encrypt()
+  std::string* sink_ = &staged_;  ///< where wbio_ appends (encrypt(): its `out`)
+  friend struct TlsSinkBio;
   std::unique_ptr<char[]> cipher_in_;
   bool established_ = false;
   std::string error_;
