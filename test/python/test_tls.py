@@ -237,6 +237,29 @@ class FileProtocolTlsTest(unittest.TestCase):
                 t.close()
 
 
+class RefusalTest(unittest.TestCase):
+    def check_busy_is_silent(self, mode):
+        # Beyond --max-conns a clear-text busy reply would only corrupt the
+        # client's handshake: a TLS listener just closes.
+        with FsrvServer(["file=127.0.0.1:0,tls"], *tls_args(), "--max-conns", 1,
+                        mode=mode) as srv:
+            first = tls_connect(srv.port("file"))
+            try:
+                first.sendall(b"PING\r\n\r\n")
+                self.assertIn(b"connected", recv_until(first, b"\r\n\r\n"))
+                with connect(srv.port("file")) as second:
+                    got = recv_until(second, b"\r\n\r\n", timeout=10)
+                self.assertEqual(got, b"")
+            finally:
+                first.close()
+
+    def test_refused_tls_client_is_closed_without_clear_text_thread_mode(self):
+        self.check_busy_is_silent("thread")
+
+    def test_refused_tls_client_is_closed_without_clear_text_process_mode(self):
+        self.check_busy_is_silent("process")
+
+
 class VersionsTest(unittest.TestCase):
     def s_client(self, port, version):
         return subprocess.run(
