@@ -13,8 +13,9 @@ DEB_PACKAGES += curl apache2-utils nginx wrk
 
 .PHONY: bench-http
 
-bench-http: $(BIN)/fileserver
+bench-http: $(BIN)/fileserver certs
 	bench/http.sh $(abspath $(BIN))
+	bench/https.sh $(abspath $(BIN)) $(CERT_DIR)
 
 # ---- make test-browser ------------------------------------------------
 # Kept out of `make deps`/`make test`: chromium is a large download and the
@@ -46,6 +47,6 @@ $(PUPPETEER): mk/http.mk
 	  --prefix . puppeteer-core@$(PUPPETEER_VERSION)
 	@touch $@
 
-test-browser: browser-deps $(BIN)/fileserver $(PUPPETEER)
-	FSRV_BIN=$(abspath $(BIN)) SHOT_DIR=$(abspath $(BROWSER_DIR)) \
+test-browser: browser-deps $(BIN)/fileserver $(PUPPETEER) certs
+	FSRV_BIN=$(abspath $(BIN)) SHOT_DIR=$(abspath $(BROWSER_DIR)) FSRV_CERTS=$(abspath $(CERT_DIR)) \
 	  NODE_PATH=$(abspath $(BROWSER_DIR))/node_modules node test/browser/http_ui.cjs

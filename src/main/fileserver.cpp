@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 
 #include "fsrv/app/serve.hpp"
@@ -12,6 +13,7 @@
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/main/config_file.hpp"
+#include "fsrv/reactor/tls.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/runtime/runtime.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
@@ -19,25 +21,54 @@
 
 namespace {
 
-/// Parses "SERVICE=[HOST:]PORT[,max-conns=N]" (IPv6 host in brackets:
+/// --all-services with --tls-cert: http over TLS on 8443 (HTTPS's usual
+/// alternative port) and the file protocol over TLS on 6667 (beside 6666).
+constexpr int kAllServicesHttpsPort = 8443;
+constexpr int kAllServicesFileTlsPort = 6667;
+
+/// --all-services' TLS listeners: with a certificate (`cert` not empty),
+/// http on kAllServicesHttpsPort and file on kAllServicesFileTlsPort.
+void add_tls_course_listeners(const std::string& cert, const std::string& host,
+                              std::vector<fsrv::ListenSpec>& out) {
+  if (cert.empty()) return;
+  for (auto [name, port] :
+       {std::pair{"http", kAllServicesHttpsPort}, std::pair{"file", kAllServicesFileTlsPort}}) {
+    fsrv::ListenSpec spec{name, fsrv::Endpoint{host, port}};
+    spec.tls = true;
+    out.push_back(spec);
+  }
+}
+
+/// Parses "SERVICE=[HOST:]PORT[,max-conns=N][,tls]" (IPv6 host in brackets:
 /// "http=[::1]:8885"); a missing host is `default_host`. Returns "" or what
 /// is wrong.
 std::string parse_listen(const std::string& text, const std::string& default_host,
                          fsrv::ListenSpec& out) {
   auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) return "expected SERVICE=[HOST:]PORT[,max-conns=N]";
+  if (eq == std::string::npos || eq == 0) {
+    return "expected SERVICE=[HOST:]PORT[,max-conns=N][,tls]";
+  }
   out.service = text.substr(0, eq);
   std::string addr = text.substr(eq + 1);
   if (auto comma = addr.find(','); comma != std::string::npos) {
-    std::string key = addr.substr(comma + 1);
+    std::string keys = addr.substr(comma + 1);
     addr.resize(comma);
-    const std::string prefix = "max-conns=";
-    std::string n = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
-    if (n.empty() || n.size() > 7 || n.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(n) < 1) {
-      return "bad key '" + key + "' (expected max-conns=N, N >= 1)";
+    for (size_t at = 0; at <= keys.size();) {
+      size_t end = std::min(keys.find(',', at), keys.size());
+      std::string key = keys.substr(at, end - at);
+      at = end + 1;
+      if (key == "tls") {
+        out.tls = true;
+        continue;
+      }
+      const std::string prefix = "max-conns=";
+      std::string n = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
+      if (n.empty() || n.size() > 7 || n.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(n) < 1) {
+        return "bad key '" + key + "' (expected max-conns=N, N >= 1, or tls)";
+      }
+      out.max_conns = std::stoi(n);
     }
-    out.max_conns = std::stoi(n);
   }
   std::string port;
   if (!addr.empty() && addr[0] == '[') {
@@ -75,7 +106,8 @@ int main(int argc, char** argv) {
   bool all_services = false;
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
-                 "SERVICE=[HOST:]PORT[,max-conns=N], repeatable (e.g. --listen echo=31000); "
+                 "SERVICE=[HOST:]PORT[,max-conns=N][,tls], repeatable (e.g. --listen echo=31000, "
+                 "--listen http=8443,tls); "
                  "without it, one file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
@@ -200,6 +232,11 @@ int main(int argc, char** argv) {
   app.add_flag("--tftp-no-overwrite", config.tftp_no_overwrite,
                "tftp: refuse a write request for an existing file (ERROR 6)");
 
+  // TLS (docs/TLS.md)
+  app.add_option("--tls-cert", config.tls_cert,
+                 "PEM certificate chain of the ,tls listeners (make certs: build/certs/cert.pem)");
+  app.add_option("--tls-key", config.tls_key, "PEM private key of --tls-cert");
+
   // --config FILE, --print-config, --version: every option above has a key.
   std::vector<std::string> service_names;
   for (const auto& s : fsrv::services::registry()) service_names.emplace_back(s.name);
@@ -242,6 +279,7 @@ int main(int argc, char** argv) {
           layout.push_back({std::string(s.name), fsrv::Endpoint{config.host, p}});
         }
       }
+      add_tls_course_listeners(config.tls_cert, config.host, layout);
     }
     std::vector<int> asked;
     for (const auto& l : layout) {
@@ -254,8 +292,9 @@ int main(int argc, char** argv) {
            config.max_conns_per_address);
     for (size_t i = 0; i < layout.size(); ++i) {
       if (shares[i].max_conns == 0) continue;
-      printf("  %-12s %-22s max-conns %d, %d kept for it\n", layout[i].service.c_str(),
-             layout[i].endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved);
+      printf("  %-12s %-22s max-conns %d, %d kept for it%s\n", layout[i].service.c_str(),
+             layout[i].endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved,
+             layout[i].tls ? " (tls)" : "");
     }
     return 0;
   }
@@ -265,8 +304,19 @@ int main(int argc, char** argv) {
         config.listeners.push_back({std::string(s.name), fsrv::Endpoint{config.host, p}});
       }
     }
+    add_tls_course_listeners(config.tls_cert, config.host, config.listeners);
   }
   for (const fsrv::ListenSpec& spec : given) config.listeners.push_back(spec);
+  // A tls listener needs a certificate and key that load: checked here so a
+  // bad file stops the server at once (exit 2) naming the file.
+  if (std::any_of(config.listeners.begin(), config.listeners.end(),
+                  [](const fsrv::ListenSpec& l) { return l.tls; })) {
+    std::string why;
+    if (!fsrv::reactor::TlsContext::load(config.tls_cert, config.tls_key, &why)) {
+      fprintf(stderr, "fileserver: %s\n", why.c_str());
+      return fsrv::kExitConfig;
+    }
+  }
   // Buffers of 64 KiB and more come from mmap, whatever was freed before
   // (glibc's threshold otherwise grows), so memory goes back to the kernel
   // when clients leave (hardening issue, point 1).

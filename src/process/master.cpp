@@ -202,6 +202,12 @@ bool Master::fork_worker(WorkerHandle& w) {
 
 void Master::on_connection(reactor::Listener& l) {
   const services::ServiceInfo* info = services::find(l.service());
+  // A TLS client could not read a clear-text busy reply: it is just closed.
+  auto refusal = [&](int limit) {
+    return specs_[static_cast<size_t>(l.index())].tls
+               ? std::string()
+               : info->refusal(reactor::Refusal::kBusy, limit);
+  };
   if (active_connections() + 1 > max_conns_) {
     if (reactor_.refusal_log.allow(uv_now(&loop_))) {
       FSRV_LOG_INFO(
@@ -211,7 +217,7 @@ void Master::on_connection(reactor::Listener& l) {
           static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
     }
     reactor::refuse_connection(reactor_, l.stream(),
-                               info->refusal(reactor::Refusal::kBusy, max_conns_));
+                               refusal(max_conns_));
     return;
   }
   // Least-loaded live worker; ties go round-robin.
@@ -229,7 +235,7 @@ void Master::on_connection(reactor::Listener& l) {
   next_ = (next_ + 1) % workers_.size();
   if (!best) {
     reactor::refuse_connection(reactor_, l.stream(),
-                               info->refusal(reactor::Refusal::kBusy, max_conns_));
+                               refusal(max_conns_));
     return;
   }
   auto* pass = new PassReq;
@@ -250,7 +256,7 @@ void Master::on_connection(reactor::Listener& l) {
     int limit = verdict == reactor::Admission::kAddressFull
                     ? reactor_.limits.per_address()
                     : reactor_.limits.share(l.index()).max_conns;
-    std::string text = info->refusal(reactor::Refusal::kBusy, limit);
+    std::string text = refusal(limit);
     uv_buf_t b = uv_buf_init(text.data(), static_cast<unsigned>(text.size()));
     if (!text.empty()) uv_try_write(reinterpret_cast<uv_stream_t*>(&pass->client), &b, 1);
     reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
@@ -490,7 +496,7 @@ int Master::run() {
   for (WorkerHandle& w : workers_) {
     if (!fork_worker(w)) return 1;
   }
-  runtime::print_listening(listeners_, datagrams_);
+  runtime::print_listening(listeners_, datagrams_, specs_);
   FSRV_LOG_INFO("serving %s in process mode with %d workers", config_.root.c_str(),
                 config_.workers);
   life_->print_stats_every(config_.stats_interval_s);

@@ -10,10 +10,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "fsrv/core/log.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/reactor.hpp"
+#include "fsrv/reactor/tls.hpp"
 
 namespace fsrv::reactor {
 
@@ -115,6 +117,10 @@ void Connection::start(std::unique_ptr<ConnectionHandler> handler) {
   // chunks are large writes anyway.
   uv_tcp_nodelay(&tcp_, 1);
   touch();
+  if (const TlsContext* ctx = reactor_.tls_for(listener_)) {
+    tls_ = std::make_unique<TlsSession>(*ctx);
+    open_head();  // the handshake is timed from the accept
+  }
   resume_reading();
 }
 
@@ -122,7 +128,7 @@ void Connection::reject(std::string message) {
   reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
   rejected_ = true;
   ++reactor_.refusing;
-  if (!message.empty()) write_owned(message);
+  if (!message.empty() && !reactor_.tls_for(listener_)) write_owned(message);
   close_when_flushed();
 }
 
@@ -136,9 +142,37 @@ void Connection::set_origin(int listener, std::string peer, uint32_t tag, bool a
 
 std::string Connection::peer_text() const { return address_text(peer_); }
 
+// Opens a request head (or, under TLS, the handshake) and its deadline.
+void Connection::open_head() {
+  if (closing_ || reactor_.request_timeout_s <= 0) return;
+  head_open_ = true;
+  uv_timer_start(
+      &head_timer_,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Connection*>(t->data);
+        ConnRef keep(c);
+        if (c->closing_ || !c->head_open_) return;
+        c->head_open_ = false;
+        bool handshake = c->tls_ && !c->tls_->established();
+        char why[96];
+        snprintf(why, sizeof why, "request timeout: %s not complete within %g s",
+                 handshake ? "TLS handshake" : "head", c->reactor_.request_timeout_s);
+        c->log_close(why);
+        c->reactor_.stats->add(c->reactor_.closed_request_timeout);
+        if (handshake) {
+          // Nothing can be said in clear text: close.
+          c->reactor_.stats->add(c->reactor_.tls_handshakes_failed);
+          c->close();
+        } else if (c->handler_) {
+          c->handler_->on_request_timeout();
+        }
+      },
+      static_cast<uint64_t>(std::llround(reactor_.request_timeout_s * 1000.0)), 0);
+}
+
 void Connection::on_alloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(h->data);
-  std::span<char> space = self->handler_->read_space();
+  std::span<char> space = self->tls_ ? self->tls_->cipher_space() : self->handler_->read_space();
   *buf = uv_buf_init(space.data(), static_cast<unsigned>(space.size()));
 }
 
@@ -150,29 +184,24 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
     self->reactor_.stats->bytes_in.fetch_add(static_cast<uint64_t>(nread),
                                              std::memory_order_relaxed);
     self->touch();
-    if (!self->head_open_ && !self->transfer_ && self->reactor_.request_timeout_s > 0 &&
-        self->handler_->has_requests()) {
-      // The first byte of a request: its head must be complete in time.
-      self->head_open_ = true;
-      uv_timer_start(
-          &self->head_timer_,
-          [](uv_timer_t* t) {
-            auto* c = static_cast<Connection*>(t->data);
-            ConnRef keep(c);
-            if (c->closing_ || !c->head_open_) return;
-            c->head_open_ = false;
-            char why[96];
-            snprintf(why, sizeof why, "request timeout: head not complete within %g s",
-                     c->reactor_.request_timeout_s);
-            c->log_close(why);
-            c->reactor_.stats->add(c->reactor_.closed_request_timeout);
-            if (c->handler_) c->handler_->on_request_timeout();
-          },
-          static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0)), 0);
+    if (!self->head_open_ && !self->transfer_ && self->handler_->has_requests()) {
+      self->open_head();  // the first byte of a request: its head must be complete in time
     }
     self->bytes_read_ += static_cast<uint64_t>(nread);
+    if (self->tls_) {
+      self->tls_->feed(static_cast<size_t>(nread));
+      self->tls_pump();
+      self->count_progress(static_cast<uint64_t>(nread));
+      return;
+    }
     self->handler_->on_read(static_cast<size_t>(nread));
     self->count_progress(static_cast<uint64_t>(nread));
+    return;
+  }
+  if (nread == UV_EOF && self->tls_) {
+    // Plaintext still buffered goes to the handler first (tls_deliver).
+    self->tls_eof_ = true;
+    self->tls_deliver();
     return;
   }
   self->pause_reading();
@@ -221,18 +250,21 @@ void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size
   pending_bytes_ += total;
   // Counted first: uv_write may hand the bytes to the peer at once.
   if (!closing_) reactor_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
-  int rc = closing_ ? UV_ECANCELED : uv_write(&w->req, stream(), bufs, n, on_written);
-  if (rc != 0) {
-    if (w->is_owned) owned_in_flight_ = false;
-    auto cb = std::move(w->cb);
-    size_t bytes = w->bytes;
-    w->conn = ConnRef();  // `this` stays alive: the handles hold a reference
-    delete w;
-    if (cb) cb(rc);
-    write_done(bytes);
-    close();
-    return;
-  }
+  int rc = closing_ ? UV_ECANCELED
+             : tls_   ? tls_write(w, bufs, n)
+                      : uv_write(&w->req, stream(), bufs, n, on_written);
+  if (rc != 0) fail_write(w, rc);
+}
+
+void Connection::fail_write(WriteReq* w, int rc) {
+  if (w->is_owned) owned_in_flight_ = false;
+  auto cb = std::move(w->cb);
+  size_t bytes = w->bytes;
+  w->conn = ConnRef();  // `this` stays alive: the handles hold a reference
+  delete w;
+  if (cb) cb(rc);
+  write_done(bytes);
+  close();
 }
 
 void Connection::on_written(uv_write_t* req, int status) {
@@ -305,6 +337,11 @@ bool Connection::congested() {
 
 void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
                            std::function<void(int, uint64_t)> done) {
+  if (tls_) {
+    reactor_.stats->add(reactor_.tls_sends_userspace);
+    tls_send_file(*this, file_fd, offset, length, executor, std::move(done));
+    return;
+  }
   uv_os_fd_t sock = -1;
   if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) != 0) {
     done(UV_ECANCELED, 0);
@@ -417,7 +454,15 @@ void Connection::pause_reading() {
 
 void Connection::resume_reading() {
   if (reading_ || closing_ || shutting_down_) return;
+  if (tls_ && tls_eof_) {
+    reading_ = true;  // the socket has nothing more: hand over what is buffered
+    uv_idle_start(&turn_, on_turn);
+    return;
+  }
   if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
+  // Records already read are handed over next turn: no socket event will
+  // announce them.
+  if (reading_ && tls_ && tls_->has_buffered()) uv_idle_start(&turn_, on_turn);
 }
 
 void Connection::set_transfer(bool active) {
@@ -512,12 +557,21 @@ void Connection::stop_timer() { uv_timer_stop(&timer_); }
 void Connection::yield_turn() {
   if (closing_) return;
   pause_reading();
-  uv_idle_start(&turn_, [](uv_idle_t* h) {
-    auto* c = static_cast<Connection*>(h->data);
-    uv_idle_stop(h);
-    ConnRef keep(c);
+  yield_pending_ = true;
+  uv_idle_start(&turn_, on_turn);
+}
+
+// The turn handle: a yield_turn()'s on_drain, then TLS records buffered
+// while the handler was not reading.
+void Connection::on_turn(uv_idle_t* h) {
+  auto* c = static_cast<Connection*>(h->data);
+  uv_idle_stop(h);
+  ConnRef keep(c);
+  if (c->yield_pending_) {
+    c->yield_pending_ = false;
     if (!c->closing_ && c->handler_) c->handler_->on_drain();
-  });
+  }
+  if (c->tls_ && c->reading_ && !c->closing_) c->tls_pump();
 }
 
 void Connection::touch() {
@@ -551,6 +605,10 @@ void Connection::close_when_flushed() {
   pause_reading();
   shutting_down_ = true;
   flush_outbox();
+  if (tls_ && tls_->established()) {
+    tls_->close_notify();  // after every reply: the client can tell a clean end from a cut
+    tls_flush();
+  }
   auto* req = new uv_shutdown_t;
   req->data = new ConnRef(this);
   if (uv_shutdown(req, stream(), [](uv_shutdown_t* r, int) {
@@ -581,6 +639,14 @@ void Connection::close() {
   outbox_ = std::string();
   if (handler_) handler_->on_close();
   if (sendfile_ && !sendfile_->running) sendfile_finish(UV_ECANCELED);
+  for (WriteReq* w : std::exchange(tls_held_, {})) {  // never given to libuv
+    auto cb = std::move(w->cb);
+    size_t bytes = w->bytes;
+    w->conn = ConnRef();
+    delete w;
+    if (cb) cb(UV_ECANCELED);
+    write_done(bytes);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
@@ -612,6 +678,110 @@ void Connection::on_handle_closed(uv_handle_t* h) {
     retry();
   }
   if (r.draining && r.connections.empty() && r.on_drained) r.on_drained();
+}
+
+// ---------------------------------------------------------------- TLS hooks
+
+// Encrypts a write (or holds it until the handshake completes) and queues
+// the records; pending_bytes() keeps counting its plaintext.
+int Connection::tls_write(WriteReq* w, const uv_buf_t* bufs, unsigned n) {
+  if (!tls_->established()) {
+    std::string plain;
+    for (unsigned i = 0; i < n; ++i) plain.append(bufs[i].base, bufs[i].len);
+    w->owned = std::move(plain);
+    tls_held_.push_back(w);
+    return 0;
+  }
+  std::string cipher;
+  // encrypt() also takes whatever OpenSSL queued before (a ticket), in order.
+  if (!tls_->encrypt(bufs, n, cipher)) return UV_EPROTO;
+  w->owned = std::move(cipher);  // the plaintext (an outbox) is no longer needed
+  uv_buf_t b = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
+  return uv_write(&w->req, stream(), &b, 1, on_written);
+}
+
+// Writes the ciphertext OpenSSL produced on its own (handshake flights,
+// alerts, session tickets, close_notify): counted nowhere but on the wire.
+void Connection::tls_flush() {
+  std::string out;
+  if (closing_ || tls_->take_output(out) == 0) return;
+  auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(out), 0, false};
+  w->req.data = w;
+  uv_buf_t b = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
+  if (int rc = uv_write(&w->req, stream(), &b, 1, on_written); rc != 0) fail_write(w, rc);
+}
+
+// The handshake's writes held back are encrypted and queued in order.
+void Connection::tls_release_held() {
+  for (WriteReq* w : std::exchange(tls_held_, {})) {
+    uv_buf_t b = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
+    int rc = closing_ ? UV_ECANCELED : tls_write(w, &b, 1);
+    if (rc != 0) fail_write(w, rc);
+  }
+}
+
+// Ciphertext arrived (or a paused reader resumed): advance the handshake,
+// then hand the plaintext to the handler.
+void Connection::tls_pump() {
+  if (!tls_->established()) {
+    TlsSession::Step step = tls_->handshake();
+    tls_flush();
+    if (closing_) return;
+    if (step == TlsSession::Step::kWant) return;
+    if (step == TlsSession::Step::kFailed) {
+      reactor_.stats->add(reactor_.tls_handshakes_failed);
+      if (reactor_.tls_failure_log.allow(now_ms())) {
+        FSRV_LOG_INFO("%s: TLS handshake from %s failed: %s; %llu similar failures suppressed",
+                      label_.empty() ? "tls" : label_.c_str(), peer_text().c_str(),
+                      tls_->error().c_str(),
+                      static_cast<unsigned long long>(reactor_.tls_failure_log.take_suppressed()));
+      }
+      close();
+      return;
+    }
+    reactor_.stats->add(reactor_.tls_handshakes_ok);
+    // The handshake was timed as a head; a request's own head is timed
+    // from its first byte, which may have come with the handshake's end.
+    request_head_done();
+    if (tls_->has_buffered() && handler_->has_requests()) open_head();
+    tls_release_held();
+    if (closing_) return;
+  }
+  tls_deliver();
+}
+
+// Plaintext to the handler while it reads; then a pending EOF.
+void Connection::tls_deliver() {
+  if (!tls_->established()) {
+    if (tls_eof_) {  // the client left mid-handshake
+      reactor_.stats->add(reactor_.tls_handshakes_failed);
+      close();
+    }
+    return;
+  }
+  bool drained = false;  // nothing more to decrypt (not: the handler paused)
+  while (reading_ && !closing_) {
+    ptrdiff_t n = tls_->read(handler_->read_space());
+    tls_flush();
+    if (closing_) return;
+    if (n > 0) {
+      handler_->on_read(static_cast<size_t>(n));
+      continue;
+    }
+    if (n == TlsSession::kWant || n == TlsSession::kEof) {
+      if (n == TlsSession::kEof) tls_eof_ = true;
+      drained = true;
+      break;
+    }
+    close_for("bad TLS record: " + tls_->error());
+    return;
+  }
+  // After the socket's EOF a partial record can never complete: EOF too.
+  if (tls_eof_ && drained && !tls_eof_told_ && reading_ && !closing_) {
+    tls_eof_told_ = true;
+    pause_reading();
+    handler_->on_eof();
+  }
 }
 
 }  // namespace fsrv::reactor

@@ -10,6 +10,7 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/service_manager.hpp"
+#include "fsrv/reactor/tls.hpp"
 
 namespace fsrv::runtime {
 
@@ -48,6 +49,21 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
        {"limits/closed/request_timeout", "limits/closed/too_slow", "limits/closed/idle"}) {
     schema.add(p);
   }
+  if (any_tls(listeners)) {
+    for (const char* p : {"tls/handshakes/ok", "tls/handshakes/failed", "tls/sends/userspace"}) {
+      schema.add(p);
+    }
+  }
+}
+
+bool any_tls(const std::vector<ListenSpec>& listeners) {
+  return std::any_of(listeners.begin(), listeners.end(), [](const ListenSpec& l) { return l.tls; });
+}
+
+std::string listen_notes(const ListenSpec& spec) {
+  std::string notes;
+  if (spec.tls) notes += "tls";
+  return notes.empty() ? "" : " (" + notes + ")";
 }
 
 bool is_datagram(const ListenSpec& spec) {
@@ -92,13 +108,17 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 }
 
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
-                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams) {
+                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams,
+                     const std::vector<ListenSpec>& specs) {
+  if (any_tls(specs)) FSRV_LOG_INFO("%s", reactor::tls_send_path_text().c_str());
   // In configuration order, TCP and UDP interleaved.
   std::vector<std::pair<int, std::string>> lines;
   for (const auto& l : listeners) {
     Endpoint e = l->endpoint();
     e.port = l->port();
-    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text());
+    auto at = static_cast<size_t>(l->index());
+    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text() +
+                                       (at < specs.size() ? listen_notes(specs[at]) : ""));
   }
   for (const auto& l : datagrams) {
     Endpoint e = l->endpoint();
@@ -212,6 +232,18 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.closed_request_timeout = counter_of(schema, "limits/closed/request_timeout");
   reactor_.closed_too_slow = counter_of(schema, "limits/closed/too_slow");
   reactor_.closed_idle = counter_of(schema, "limits/closed/idle");
+  if (any_tls(listeners_)) {
+    // Built in each serving process (after fork in process mode): the
+    // certificate was checked by main, so a failure here is a file changed
+    // under our feet.
+    std::shared_ptr<reactor::TlsContext> tls =
+        reactor::TlsContext::load(config.tls_cert, config.tls_key, &error);
+    if (!tls) throw std::runtime_error(error);
+    for (const ListenSpec& l : listeners_) reactor_.tls.push_back(l.tls ? tls : nullptr);
+    reactor_.tls_handshakes_ok = counter_of(schema, "tls/handshakes/ok");
+    reactor_.tls_handshakes_failed = counter_of(schema, "tls/handshakes/failed");
+    reactor_.tls_sends_userspace = counter_of(schema, "tls/sends/userspace");
+  }
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
 }
 

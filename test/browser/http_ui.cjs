@@ -3,7 +3,10 @@
 // a free port and a temporary root, then: load /, see the list, upload a
 // file through the page's file input and see it listed, download it with
 // the page's link and compare bytes, delete it through the page (confirm
-// dialog accepted) and see it gone. Screenshots go to $SHOT_DIR.
+// dialog accepted) and see it gone. Then the same page over HTTPS (a
+// second server with `http=0,tls` and make certs' pair from $FSRV_CERTS,
+// the browser told to accept the self-signed certificate): load, list,
+// upload through the page. Screenshots go to $SHOT_DIR.
 //   FSRV_BIN=bin SHOT_DIR=build/browser NODE_PATH=.../node_modules node test/browser/http_ui.cjs
 "use strict";
 const { spawn } = require("child_process");
@@ -16,6 +19,7 @@ const puppeteer = require("puppeteer-core");
 const BIN = process.env.FSRV_BIN || "bin";
 const SHOT_DIR = process.env.SHOT_DIR || "build/browser";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const CERTS = process.env.FSRV_CERTS || "build/certs";
 const TIMEOUT_MS = 30000;
 
 let passed = 0;
@@ -30,10 +34,14 @@ function check(what, ok, detail) {
   }
 }
 
-function startServer(root) {
+function startServer(root, tls) {
+  const listen = tls
+    ? ["--listen", "http=0,tls", "--tls-cert", path.join(CERTS, "cert.pem"),
+      "--tls-key", path.join(CERTS, "key.pem")]
+    : ["--listen", "http=0"];
   return new Promise((resolve, reject) => {
     const proc = spawn(path.join(BIN, "fileserver"),
-      ["--host", "127.0.0.1", "--root", root, "--log-level", "warn", "--listen", "http=0"],
+      ["--host", "127.0.0.1", "--root", root, "--log-level", "warn", ...listen],
       { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     proc.stdout.on("data", (d) => {
@@ -68,17 +76,22 @@ async function main() {
   const upBytes = crypto.randomBytes(3 * 1024 * 1024 + 17);
   fs.writeFileSync(path.join(local, upName), upBytes);
 
-  const { proc, port } = await startServer(root);
+  const { proc, port } = await startServer(root, false);
   const base = "http://127.0.0.1:" + port;
+  const tlsRoot = path.join(tmp, "tls-root");
+  fs.mkdirSync(tlsRoot);
+  fs.writeFileSync(path.join(tlsRoot, "hello.txt"), "Halo dari server berkas!\n");
+  let tlsServer = null;
   let browser;
   try {
+    tlsServer = await startServer(tlsRoot, true);
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,
       headless: true,
       userDataDir: path.join(tmp, "profile"),
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--user-data-dir=" + path.join(tmp, "profile")],
+        "--ignore-certificate-errors", "--user-data-dir=" + path.join(tmp, "profile")],
     });
     const page = await browser.newPage();
     page.setDefaultTimeout(TIMEOUT_MS);
@@ -129,11 +142,31 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth > innerWidth);
     check("no horizontal scrolling at 390 px", !overflow);
     await page.screenshot({ path: path.join(SHOT_DIR, "http-ui-phone.png"), fullPage: true });
+
+    // 6. The same page over HTTPS: load, list, upload through the page.
+    const tlsPage = await browser.newPage();
+    tlsPage.setDefaultTimeout(TIMEOUT_MS);
+    await tlsPage.setViewport({ width: 1000, height: 700 });
+    const tlsResp = await tlsPage.goto("https://127.0.0.1:" + tlsServer.port + "/",
+      { waitUntil: "load" });
+    check("GET / over HTTPS is 200", tlsResp.status() === 200, String(tlsResp.status()));
+    check("the page came over TLS", tlsResp.securityDetails() !== null &&
+      /^TLS 1\.[23]$/.test(tlsResp.securityDetails().protocol()),
+      tlsResp.securityDetails() ? tlsResp.securityDetails().protocol() : "no security details");
+    await tlsPage.waitForSelector(rowSel("hello.txt"));
+    check("hello.txt listed over HTTPS", true);
+    const tlsInput = await tlsPage.$("#file");
+    await tlsInput.uploadFile(path.join(local, upName));
+    await tlsPage.waitForSelector(rowSel(upName));
+    check("uploaded over HTTPS byte for byte",
+      Buffer.compare(fs.readFileSync(path.join(tlsRoot, upName)), upBytes) === 0);
+    await tlsPage.screenshot({ path: path.join(SHOT_DIR, "https-ui.png"), fullPage: true });
   } catch (e) {
     check("browser session", false, e.stack || String(e));
   } finally {
     if (browser) await browser.close();
     proc.kill("SIGTERM");
+    if (tlsServer) tlsServer.proc.kill("SIGTERM");
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   console.log(`browser: ${passed} passed, ${failed} failed`);

@@ -25,7 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("FSRV_BIN", os.path.join(HERE, "..", "..", "bin"))
 
-LISTENING = re.compile(r"listening (\S+) on .*:(\d+)$")
+LISTENING = re.compile(r"listening (\S+) on .*:(\d+)(?: \(.*\))?$")
 
 
 class FsrvServer:

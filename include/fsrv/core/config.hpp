@@ -32,6 +32,8 @@ struct ListenSpec {
   /// `,max-conns=N`: the most connections this listener holds; 0 = its
   /// default share (reactor::ConnectionLimits::plan).
   int max_conns = 0;
+  /// `,tls`: TLS 1.2/1.3 under the service, with --tls-cert/--tls-key.
+  bool tls = false;
 };
 
 /// Exit code for a configuration that cannot be served (bad option, file,
@@ -60,6 +62,12 @@ struct ServerConfig {
   double min_rate = limits::kDefaultMinRate;                   ///< bytes/s; 0 = none
   double min_rate_window_s = limits::kDefaultMinRateWindowS;
   codec::Base64Kind codec = codec::Base64Kind::kFast;
+
+  // TLS (docs/TLS.md)
+  /// --tls-cert / --tls-key: PEM certificate chain and private key served
+  /// by every `,tls` listener; required by one.
+  std::string tls_cert;
+  std::string tls_key;
 
   // cluster (docs/CLUSTER.md)
   /// --node-id: this node's name in upload temporaries and /healthz; "" =

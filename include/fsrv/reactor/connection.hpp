@@ -26,6 +26,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace fsrv::reactor {
 
@@ -34,6 +35,7 @@ class Executor;
 struct Reactor;
 struct WriteReq;
 struct SendFileJob;
+class TlsSession;
 
 /// What idle time between requests means for a service.
 enum class IdlePolicy {
@@ -113,8 +115,13 @@ class Connection {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   Reactor& reactor() { return reactor_; }
 
-  /// Installs the handler, tunes the socket, starts reading and the idle timer.
+  /// Installs the handler, tunes the socket, starts reading and the idle
+  /// timer. On a TLS listener (Reactor::tls_for) the handler sees only
+  /// plaintext once the handshake is done; the handshake counts against the
+  /// request timeout from here.
   void start(std::unique_ptr<ConnectionHandler> handler);
+  /// True when TLS runs under this connection.
+  bool tls() const { return tls_ != nullptr; }
   /// Sends `message` (may be empty) and closes: refusals ("server busy").
   void reject(std::string message);
 
@@ -130,7 +137,8 @@ class Connection {
   /// earlier write completed; waits for the socket to become writable in
   /// between. `done(status, sent)` runs on the loop: 0, or a negative libuv
   /// error (the connection is then closed). No write may be queued while it
-  /// runs. `file_fd` must stay open until done.
+  /// runs. `file_fd` must stay open until done. Under TLS the file is read
+  /// and encrypted in chunks instead (tls_send_file).
   void send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
                  std::function<void(int, uint64_t)> done);
   /// Bytes handed to the connection whose write has not completed.
@@ -219,6 +227,15 @@ class Connection {
   void sendfile_step();
   void sendfile_finish(int status);
   void wait_writable();
+  void open_head();
+  static void on_turn(uv_idle_t* h);
+  void fail_write(WriteReq* w, int rc);
+  // TLS hooks (tls_ set): decrypt before the handler, encrypt on write.
+  int tls_write(WriteReq* w, const uv_buf_t* bufs, unsigned n);
+  void tls_pump();
+  void tls_deliver();
+  void tls_flush();
+  void tls_release_held();
 
   Reactor& reactor_;
   uv_tcp_t tcp_;
@@ -239,6 +256,11 @@ class Connection {
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
   std::shared_ptr<SendFileJob> sendfile_;
+  std::unique_ptr<TlsSession> tls_;
+  std::vector<WriteReq*> tls_held_;  ///< writes queued before the handshake completed
+  bool tls_eof_ = false;             ///< close_notify or EOF read under TLS
+  bool tls_eof_told_ = false;        ///< on_eof() called for it
+  bool yield_pending_ = false;       ///< yield_turn() waits for the turn handle
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
   int open_handles_ = 6;  ///< tcp + four timers + the turn handle (+ the poll handle once made)
   bool closing_ = false;

@@ -21,6 +21,8 @@
 
 namespace fsrv::reactor {
 
+class TlsContext;  // fsrv/reactor/tls.hpp
+
 /// Why a connection is refused at accept time.
 enum class Refusal {
   kBusy,          ///< over --max-conns, or no worker to take it
@@ -88,6 +90,24 @@ struct Reactor {
   /// Accepts postponed while kMaxRefusing were open; retried, oldest first,
   /// as connections close.
   std::vector<std::function<void()>> deferred_accepts;
+
+  /// Per listener index: the TLS context of a `,tls` listener, null for
+  /// clear text. Connection::start puts TLS under a connection whose
+  /// listener has one; its refusals are then silent (a busy text in clear
+  /// would only break the client's handshake).
+  std::vector<std::shared_ptr<TlsContext>> tls;
+  /// STATS "tls/handshakes/{ok,failed}" and "tls/sends/userspace" (GET
+  /// bodies read and encrypted in chunks); unset = not counted.
+  stats::Counter tls_handshakes_ok, tls_handshakes_failed, tls_sends_userspace;
+  /// Failed handshakes are logged one line per 5 s (a flood of bad
+  /// clients must not flood the log).
+  LogLimiter tls_failure_log;
+  /// The TLS context of listener `listener`, or null.
+  const TlsContext* tls_for(int listener) const {
+    return listener >= 0 && static_cast<size_t>(listener) < tls.size()
+               ? tls[static_cast<size_t>(listener)].get()
+               : nullptr;
+  }
 };
 
 /// Accepts one pending connection from `server` (a listening TCP handle or an

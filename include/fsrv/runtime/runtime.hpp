@@ -63,8 +63,17 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 /// flushes (tests and scripts read the ports from these lines), then tells
 /// the service manager READY=1 (service_manager::notify_ready).
 /// UDP listeners are printed the same way, in configuration order.
+/// A listener's notes (`specs`, by listener index) follow its line:
+/// "listening http on 0.0.0.0:8443 (tls)"; with a TLS listener, one log
+/// line says how TLS replies are sent (tls_send_path_text).
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
-                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {});
+                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {},
+                     const std::vector<ListenSpec>& specs = {});
+
+/// Whether any listener is `,tls`.
+bool any_tls(const std::vector<ListenSpec>& listeners);
+/// The notes of a listener's "listening" line: " (tls)", or "".
+std::string listen_notes(const ListenSpec& spec);
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (logged) and returns the
 /// connection cap it allows: (limit - limits::kReservedFds) /

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# `make bench-http`, HTTPS rows (after bench/http.sh): our http service over
+# TLS against Debian's nginx with `ssl` on the same certificate (make certs),
+# same machine, same files, 2 workers each (docs/TLS.md).
+#   bench/https.sh BIN_DIR CERT_DIR
+# Environment: BENCH_SECONDS (wrk duration, 10), CLIENTS (50), AB_N (new
+# connections for the handshake row, 5000), BIG_MB (the big file, 100),
+# GET_RUNS (big-file GETs, the fastest reported: 3).
+#
+# Rows: 4 KiB GETs over keep-alive (wrk), new connections per second with a
+# full handshake each (ab without -k), one GET of the big file (curl).
+# Both servers: TLS 1.2 and 1.3, OpenSSL's default ciphers (TLS 1.3 with
+# AES-256-GCM for these clients), no session resumption across ab's
+# connections (ab makes a fresh session per connection).
+set -euo pipefail
+bin=$(cd "${1:-bin}" && pwd)
+certs=$(cd "${2:-build/certs}" && pwd)
+secs=${BENCH_SECONDS:-10}
+clients=${CLIENTS:-50}
+ab_n=${AB_N:-5000}
+big_mb=${BIG_MB:-100}
+
+for tool in nginx wrk ab curl python3; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+    echo "bench-https: $tool is missing (make deps installs nginx, wrk, apache2-utils, curl)" >&2
+    exit 1
+  fi
+done
+[ -f "$certs/cert.pem" ] || { echo "bench-https: no $certs/cert.pem (make certs)" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+tmp=$(mktemp -d /tmp/fsrv-bench-https-XXXXXX)
+ours_pid=""
+nginx_pid=""
+cleanup() {
+  [ -n "$ours_pid" ] && kill "$ours_pid" 2>/dev/null && wait "$ours_pid" 2>/dev/null || true
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+files=$tmp/files
+mkdir -p "$files" "$tmp/nginx"
+head -c 4096 /dev/urandom >"$files/4k.bin"
+head -c $((big_mb << 20)) /dev/urandom >"$files/big.bin"
+
+read -r port_ours port_nginx < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user $(id -un) $(id -gn);"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 10000000;
+  default_type application/octet-stream;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  server {
+    listen 127.0.0.1:$port_nginx ssl;
+    ssl_certificate $certs/cert.pem;
+    ssl_certificate_key $certs/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    root $files;
+  }
+}
+EOF
+"$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
+nginx_pid=$!
+
+"$bin/fileserver" --mode process --workers 2 --host 127.0.0.1 --listen "http=$port_ours,tls" \
+  --tls-cert "$certs/cert.pem" --tls-key "$certs/key.pem" \
+  --root "$files" --log-level warn >"$tmp/ours.out" 2>"$tmp/ours.err" &
+ours_pid=$!
+
+for p in $port_ours $port_nginx; do
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --cacert "$certs/cert.pem" "https://127.0.0.1:$p/4k.bin" && break
+    sleep 0.1
+  done
+done
+
+wrk_run() {  # url -> req/s
+  wrk -t2 -c"$clients" -d"${secs}s" "$1" | awk '/^Requests\/sec:/ {printf "%.0f", $2}'
+}
+
+ab_new() {  # url -> "handshakes/s failed": one request per new TLS connection
+  local out
+  out=$(ab -q -n "$ab_n" -c "$clients" "$1" 2>&1)
+  echo "$(awk '/^Requests per second:/ {printf "%.0f", $4}' <<<"$out")" \
+    "$(awk '/^Failed requests:/ {print $3}' <<<"$out")"
+}
+
+one_get() {  # url -> "seconds MB/s", the best of GET_RUNS (a busy machine is noisy)
+  local t best=""
+  for _ in $(seq "${GET_RUNS:-3}"); do
+    t=$(curl -s -o /dev/null --cacert "$certs/cert.pem" -w '%{time_total}' "$1")
+    best=$(awk -v t="$t" -v b="$best" 'BEGIN { print (b == "" || t < b) ? t : b }')
+  done
+  awk -v t="$best" -v b="$((big_mb << 20))" 'BEGIN { printf "%.2f %.0f\n", t, b / t / 1e6 }'
+}
+
+declare -A R
+for who in ours nginx; do
+  port=port_$who
+  base="https://127.0.0.1:${!port}"
+  echo "bench-https: $who on ${!port}..." >&2
+  R[$who.w4]=$(wrk_run "$base/4k.bin")
+  read -r "R[$who.hs]" "R[$who.hs.failed]" < <(ab_new "$base/4k.bin")
+  read -r "R[$who.big.s]" "R[$who.big.mbs]" < <(one_get "$base/big.bin")
+done
+
+row() { printf '| %-44s | %14s | %14s |\n' "$1" "$2" "$3"; }
+echo
+echo "bench-https $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, 2 workers each, $clients clients, $(openssl version | cut -d' ' -f1-2), ECDSA P-256 certificate"
+row "measure (HTTPS)" "ours" "nginx"
+row "---" "---:" "---:"
+row "wrk -t2 -c$clients -d${secs}s 4 KiB keep-alive: req/s" "${R[ours.w4]}" "${R[nginx.w4]}"
+row "ab -n $ab_n -c $clients (new connection each): conn/s" "${R[ours.hs]}" "${R[nginx.hs]}"
+row "ab new connections: failed" "${R[ours.hs.failed]}" "${R[nginx.hs.failed]}"
+row "1 curl of ${big_mb} MiB (best of ${GET_RUNS:-3}): s (MB/s)" "${R[ours.big.s]} (${R[ours.big.mbs]})" \
+  "${R[nginx.big.s]} (${R[nginx.big.mbs]})"
