@@ -283,6 +283,9 @@ void Connection::on_written(uv_write_t* req, int status) {
   } else if (w->is_owned) {
     c->flush_outbox();
   }
+  if (c->tls_ && c->transfer_ && !c->closing_ && w->owned.capacity() > c->tls_spare_.capacity()) {
+    c->tls_spare_ = std::move(w->owned);  // its ciphertext was written
+  }
   delete w;
 }
 
@@ -484,6 +487,7 @@ void Connection::set_transfer(bool active) {
     }
   }
   if (!active && transfer_ && !closing_) uv_timer_stop(&rate_timer_);
+  if (!active) tls_spare_ = std::string();
   transfer_ = active;
 }
 
@@ -692,7 +696,8 @@ int Connection::tls_write(WriteReq* w, const uv_buf_t* bufs, unsigned n) {
     tls_held_.push_back(w);
     return 0;
   }
-  std::string cipher;
+  std::string cipher = std::exchange(tls_spare_, std::string());
+  cipher.clear();
   // encrypt() also takes whatever OpenSSL queued before (a ticket), in order.
   if (!tls_->encrypt(bufs, n, cipher)) return UV_EPROTO;
   w->owned = std::move(cipher);  // the plaintext (an outbox) is no longer needed

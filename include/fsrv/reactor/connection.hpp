@@ -258,6 +258,9 @@ class Connection {
   std::shared_ptr<SendFileJob> sendfile_;
   std::unique_ptr<TlsSession> tls_;
   std::vector<WriteReq*> tls_held_;  ///< writes queued before the handshake completed
+  /// A completed TLS write's buffer, reused by the next while a transfer is
+  /// on (each chunk would otherwise map fresh pages); freed when it ends.
+  std::string tls_spare_;
   bool tls_eof_ = false;             ///< close_notify or EOF read under TLS
   bool tls_eof_told_ = false;        ///< on_eof() called for it
   bool yield_pending_ = false;       ///< yield_turn() waits for the turn handle
