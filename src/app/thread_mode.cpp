@@ -93,7 +93,7 @@ int serve_thread_mode(const ServerConfig& config) {
   life.watch_signals();
   life.print_stats_every(config.stats_interval_s);
   // Ready (the listening lines, READY=1) only once SIGTERM is handled.
-  runtime::print_listening(listeners, datagrams);
+  runtime::print_listening(listeners, datagrams, specs);
 
   uv_run(&loop, UV_RUN_DEFAULT);
   int rc = uv_loop_close(&loop);

@@ -19,23 +19,34 @@
 
 namespace {
 
-/// Parses "SERVICE=[HOST:]PORT[,max-conns=N]" (IPv6 host in brackets:
+/// Parses "SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all]" (IPv6 host in brackets:
 /// "http=[::1]:8885"); a missing host is `default_host`. Returns "" or what
 /// is wrong.
 std::string parse_listen(const std::string& text, const std::string& default_host,
                          fsrv::ListenSpec& out) {
   auto eq = text.find('=');
-  if (eq == std::string::npos || eq == 0) return "expected SERVICE=[HOST:]PORT[,max-conns=N]";
+  if (eq == std::string::npos || eq == 0) return "expected SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all]";
   out.service = text.substr(0, eq);
   std::string addr = text.substr(eq + 1);
-  if (auto comma = addr.find(','); comma != std::string::npos) {
-    std::string key = addr.substr(comma + 1);
+  std::vector<std::string> keys;
+  for (auto comma = addr.rfind(','); comma != std::string::npos; comma = addr.rfind(',')) {
+    keys.insert(keys.begin(), addr.substr(comma + 1));
     addr.resize(comma);
+  }
+  for (const std::string& key : keys) {
+    if (key == "ro") {
+      out.policy.read_only = true;
+      continue;
+    }
+    if (key == "auth=write" || key == "auth=all") {
+      out.policy.auth = key == "auth=write" ? fsrv::AuthScope::kWrite : fsrv::AuthScope::kAll;
+      continue;
+    }
     const std::string prefix = "max-conns=";
     std::string n = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
     if (n.empty() || n.size() > 7 || n.find_first_not_of("0123456789") != std::string::npos ||
         std::stoi(n) < 1) {
-      return "bad key '" + key + "' (expected max-conns=N, N >= 1)";
+      return "bad key '" + key + "' (expected max-conns=N with N >= 1, ro, auth=write or auth=all)";
     }
     out.max_conns = std::stoi(n);
   }
@@ -75,7 +86,8 @@ int main(int argc, char** argv) {
   bool all_services = false;
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
-                 "SERVICE=[HOST:]PORT[,max-conns=N], repeatable (e.g. --listen echo=31000); "
+                 "SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all], repeatable (e.g. --listen "
+                 "echo=31000, --listen http=8080,ro); "
                  "without it, one file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
@@ -229,8 +241,9 @@ int main(int argc, char** argv) {
         printf("%s\t%s\t%s\n", std::string(s.name).c_str(), ports.c_str(),
                std::string(s.try_command).c_str());
       } else {
-        printf("%-12s %-18s %s\n", std::string(s.name).c_str(), ports.c_str(),
-               std::string(s.description).c_str());
+        printf("%-12s %-18s %s [listener keys: %s]\n", std::string(s.name).c_str(),
+               ports.c_str(), std::string(s.description).c_str(),
+               fsrv::services::policy_keys_text(s).c_str());
       }
     }
     if (porcelain) return 0;
@@ -254,8 +267,10 @@ int main(int argc, char** argv) {
            config.max_conns_per_address);
     for (size_t i = 0; i < layout.size(); ++i) {
       if (shares[i].max_conns == 0) continue;
-      printf("  %-12s %-22s max-conns %d, %d kept for it\n", layout[i].service.c_str(),
-             layout[i].endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved);
+      std::string policy = layout[i].policy.text();
+      printf("  %-12s %-22s max-conns %d, %d kept for it%s\n", layout[i].service.c_str(),
+             layout[i].endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved,
+             policy.empty() ? "" : (" (" + policy + ")").c_str());
     }
     return 0;
   }

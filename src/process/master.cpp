@@ -489,7 +489,7 @@ int Master::run() {
   for (WorkerHandle& w : workers_) {
     if (!fork_worker(w)) return 1;
   }
-  runtime::print_listening(listeners_, datagrams_);
+  runtime::print_listening(listeners_, datagrams_, specs_);
   FSRV_LOG_INFO("serving %s in process mode with %d workers", config_.root.c_str(),
                 config_.workers);
   life_->print_stats_every(config_.stats_interval_s);

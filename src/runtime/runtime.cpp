@@ -25,6 +25,9 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
       return Status::failure(Errc::kBadRequest, "unknown service '" + l.service +
                                                     "' (fileserver --services lists them)");
     }
+    if (std::string why = services::check_policy(l); !why.empty()) {
+      return Status::failure(Errc::kBadRequest, why);
+    }
     for (size_t k = 0; k < i; ++k) {
       const Endpoint& a = listeners[k].endpoint;
       // TCP and UDP ports are separate spaces.
@@ -92,18 +95,28 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 }
 
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
-                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams) {
+                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams,
+                     const std::vector<ListenSpec>& specs) {
+  // "(ro, auth=write)" after a listener with a policy.
+  auto policy = [&specs](int index) {
+    std::string p = index >= 0 && static_cast<size_t>(index) < specs.size()
+                        ? specs[static_cast<size_t>(index)].policy.text()
+                        : "";
+    return p.empty() ? p : " (" + p + ")";
+  };
   // In configuration order, TCP and UDP interleaved.
   std::vector<std::pair<int, std::string>> lines;
   for (const auto& l : listeners) {
     Endpoint e = l->endpoint();
     e.port = l->port();
-    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text());
+    lines.emplace_back(l->index(),
+                       "listening " + l->service() + " on " + e.text() + policy(l->index()));
   }
   for (const auto& l : datagrams) {
     Endpoint e = l->endpoint();
     e.port = l->port();
-    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text());
+    lines.emplace_back(l->index(),
+                       "listening " + l->service() + " on " + e.text() + policy(l->index()));
   }
   std::sort(lines.begin(), lines.end());
   for (const auto& [index, line] : lines) printf("%s\n", line.c_str());
@@ -164,6 +177,13 @@ void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& 
     const std::string base = specs[i].service + "/connections/";
     counters.push_back(
         {counter_of(schema, base + "refused/share"), counter_of(schema, base + "refused/address")});
+    // STATS: how many of the service's listeners have each policy key.
+    const ListenerPolicy& p = specs[i].policy;
+    if (p.read_only) slot.add(counter_of(schema, specs[i].service + "/listeners/ro"));
+    if (p.auth == AuthScope::kWrite) {
+      slot.add(counter_of(schema, specs[i].service + "/listeners/auth_write"));
+    }
+    if (p.auth == AuthScope::kAll) slot.add(counter_of(schema, specs[i].service + "/listeners/auth_all"));
     if (shares[i].max_conns == 0) continue;
     slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
     FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",

@@ -8,6 +8,7 @@
 
 #include "fsrv/codec/base64.hpp"
 #include "fsrv/core/limits.hpp"
+#include "fsrv/core/listener_policy.hpp"
 
 namespace fsrv {
 
@@ -32,6 +33,8 @@ struct ListenSpec {
   /// `,max-conns=N`: the most connections this listener holds; 0 = its
   /// default share (reactor::ConnectionLimits::plan).
   int max_conns = 0;
+  /// `,ro` and `,auth=write|all`: what its clients may do (default: everything).
+  ListenerPolicy policy{};
 };
 
 /// Exit code for a configuration that cannot be served (bad option, file,

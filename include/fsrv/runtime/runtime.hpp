@@ -62,9 +62,12 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 /// Prints "listening SERVICE on HOST:PORT" per listener to stdout and
 /// flushes (tests and scripts read the ports from these lines), then tells
 /// the service manager READY=1 (service_manager::notify_ready).
-/// UDP listeners are printed the same way, in configuration order.
+/// UDP listeners are printed the same way, in configuration order; a
+/// listener whose spec (`specs`, by Listener::index) has a policy ends with
+/// it: "listening http on 0.0.0.0:8885 (ro)".
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
-                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {});
+                     const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {},
+                     const std::vector<ListenSpec>& specs = {});
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (logged) and returns the
 /// connection cap it allows: (limit - limits::kReservedFds) /

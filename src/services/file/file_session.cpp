@@ -138,6 +138,8 @@ class FileSession final : public reactor::ConnectionHandler {
   /// The access log's view of the open request: its name, and the
   /// connection's byte counts and the time when it began.
   std::string log_name_;
+  /// The account this connection authenticated as (AUTH), for the policy.
+  Role role_ = Role::kAnonymous;
   uint64_t log_in_ = 0;
   uint64_t log_out_ = 0;
   std::chrono::steady_clock::time_point log_started_;
@@ -436,6 +438,13 @@ void FileSession::handle_request(const Request& req) {
     reply_now(req.cmd, false, error_text(req.error));
     return;
   }
+  if (req.cmd != Cmd::kPing && req.cmd != Cmd::kQuit) {
+    Access access = req.cmd == Cmd::kDelete ? Access::kDelete : Access::kRead;
+    if (Refusal r = service_.policy().refuse(access, role_); r != Refusal::kNone) {
+      reply_now(req.cmd, false, error_text(refusal_text(r, access)));
+      return;
+    }
+  }
   const storage::Root* root = shared_.root;
   switch (req.cmd) {
     case Cmd::kList:
@@ -591,6 +600,11 @@ void FileSession::start_upload(std::string name) {
     process_input();
     return;
   }
+  if (Refusal r = service_.policy().refuse(Access::kWrite, role_); r != Refusal::kNone) {
+    start_discard(Cmd::kUpload, refusal_text(r, Access::kWrite));  // the payload is dropped
+    process_input();
+    return;
+  }
   begin(Cmd::kUpload);
   conn_.set_transfer(true);
   state_ = State::kPayload;
@@ -676,7 +690,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<FileService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly | kPolicyAuth};
   return kInfo;
 }
 

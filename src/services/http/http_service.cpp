@@ -307,6 +307,7 @@ class HttpSession final : public reactor::ConnectionHandler,
 
   void process_input();
   void route();
+  void refuse_by_policy();
   void reject(int status, std::string text, std::string extra = {});
   void fail_now(int status, std::string text, std::string extra = {});
   void complete_message();
@@ -336,6 +337,8 @@ class HttpSession final : public reactor::ConnectionHandler,
 
   Connection& conn_;
   HttpService& service_;
+  /// The account of the current request (Authorization: Basic), for the policy.
+  Role role_ = Role::kAnonymous;
   Shared& shared_;
   RequestParser parser_;
   std::string peer_;
@@ -751,7 +754,27 @@ void HttpSession::route() {
     // The file protocol's name rules: no '/', no "..", no hidden names.
     if (std::string why = storage::validate_name(name_); !why.empty()) {
       reject(403, "Invalid file name: " + why);
+      return;
     }
+  }
+  refuse_by_policy();
+}
+
+// The listener's `,ro` / `,auth=`: 403 on a read-only listener or for a role
+// that may not, 401 with a Basic challenge before an account (RFC 7617
+// section 2).
+void HttpSession::refuse_by_policy() {
+  Access access = route_ == Route::kDelete ? Access::kDelete
+                  : route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
+                          route_ == Route::kUploadForm
+                      ? Access::kWrite
+                      : Access::kRead;
+  Refusal r = service_.policy().refuse(access, role_);
+  if (r == Refusal::kLogin) {
+    reject(401, "Authentication required: log in with an account of the users file",
+           "WWW-Authenticate: Basic realm=\"fsrv\", charset=\"UTF-8\"\r\n");
+  } else if (r != Refusal::kNone) {
+    reject(403, "Forbidden: " + refusal_text(r, access));
   }
 }
 
@@ -1301,7 +1324,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<HttpService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly | kPolicyAuth};
   return kInfo;
 }
 

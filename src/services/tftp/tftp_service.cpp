@@ -844,7 +844,7 @@ class WriteTransfer final : public Transfer {
   const char* direction() const override { return "WRQ"; }
 
   void begin() override {
-    if (config_.tftp_read_only) {
+    if (config_.tftp_read_only || service_.policy().read_only) {
       fail(ErrorCode::kAccess, "access violation: this server is read-only");
       return;
     }
@@ -1157,7 +1157,8 @@ const ServiceInfo& info() {
       Transport::kDatagram,
       [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<TftpService>(shared);
-      }};
+      },
+      kPolicyReadOnly};
   return kInfo;
 }
 
