@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "fsrv/app/serve.hpp"
+#include "fsrv/auth/users.hpp"
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
@@ -73,9 +74,35 @@ std::string parse_listen(const std::string& text, const std::string& default_hos
   return "";
 }
 
+/// `fileserver hash-password NAME ROLE`: reads the password from standard
+/// input (its first line) and prints the users-file line. Exit 2 on a bad
+/// name, role or empty password.
+int hash_password_command(int argc, char** argv) {
+  fsrv::Role role;
+  if (argc != 4 || !fsrv::parse_role(argv[3], role)) {
+    fprintf(stderr, "usage: fileserver hash-password NAME read|write|admin  (password on stdin)\n");
+    return fsrv::kExitConfig;
+  }
+  std::string password;
+  for (int c = getchar(); c != EOF && c != '\n'; c = getchar()) password += static_cast<char>(c);
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (password.empty()) {
+    fprintf(stderr, "fileserver: hash-password: empty password on standard input\n");
+    return fsrv::kExitConfig;
+  }
+  auto line = fsrv::auth::make_users_line(argv[2], role, password);
+  if (!line.ok()) {
+    fprintf(stderr, "fileserver: hash-password: %s\n", line.error.c_str());
+    return fsrv::kExitConfig;
+  }
+  printf("%s\n", line.value.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "hash-password") return hash_password_command(argc, argv);
   fsrv::ServerConfig config;
   std::string mode = "thread";
   std::string codec = "fast";
@@ -157,6 +184,14 @@ int main(int argc, char** argv) {
                  "the course's demo users")
       ->check([](const std::string& path) -> std::string {
         auto users = fsrv::services::chat::load_users_file(path);
+        return users.ok() ? std::string() : users.error;
+      });
+  // accounts (docs/SECURITY.md)
+  app.add_option("--users", config.users_file,
+                 "Accounts of the auth= listeners: NAME:HASH:ROLE lines (fileserver "
+                 "hash-password NAME ROLE prints one); SIGHUP reads it again")
+      ->check([](const std::string& path) -> std::string {
+        auto users = fsrv::auth::Users::load(path);
         return users.ok() ? std::string() : users.error;
       });
   // cluster (docs/CLUSTER.md)
@@ -282,6 +317,13 @@ int main(int argc, char** argv) {
     }
   }
   for (const fsrv::ListenSpec& spec : given) config.listeners.push_back(spec);
+  for (const fsrv::ListenSpec& spec : config.listeners) {
+    if (spec.policy.auth != fsrv::AuthScope::kNone && config.users_file.empty()) {
+      fprintf(stderr, "fileserver: --listen %s=%s,%s needs --users FILE (the accounts)\n",
+              spec.service.c_str(), spec.endpoint.text().c_str(), spec.policy.text().c_str());
+      return fsrv::kExitConfig;
+    }
+  }
   // Buffers of 64 KiB and more come from mmap, whatever was freed before
   // (glibc's threshold otherwise grows), so memory goes back to the kernel
   // when clients leave (hardening issue, point 1).

@@ -231,7 +231,25 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
   reactor_.closed_request_timeout = counter_of(schema, "limits/closed/request_timeout");
   reactor_.closed_too_slow = counter_of(schema, "limits/closed/too_slow");
   reactor_.closed_idle = counter_of(schema, "limits/closed/idle");
+  if (!config.users_file.empty()) {
+    auto users = auth::Users::load(config.users_file);
+    if (!users.ok()) throw std::runtime_error(users.error);
+    auth_ = std::make_unique<auth::Authenticator>(loop, users.value);
+    shared_.auth = auth_.get();
+  }
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
+}
+
+void ServingProcess::reload_users() {
+  if (!auth_) return;
+  auto users = auth::Users::load(config_.users_file);
+  if (!users.ok()) {
+    FSRV_LOG_ERROR("SIGHUP: %s; the accounts in force stay", users.error.c_str());
+    return;
+  }
+  FSRV_LOG_INFO("SIGHUP: %s reloaded: %zu account(s)", config_.users_file.c_str(),
+                users.value->size());
+  auth_->replace(users.value);
 }
 
 void ServingProcess::apply_live(const ServerConfig& fresh) {

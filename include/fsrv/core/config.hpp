@@ -73,6 +73,9 @@ struct ServerConfig {
   /// sending new clients first (0 = close at once, as on one machine).
   double drain_delay_s = 0;
 
+  /// --users: the accounts file of auth= listeners (auth/users.hpp); "" = none.
+  std::string users_file;
+
   // chat service (src/services/chat/chat_service.cpp)
   /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.
   std::string chat_users;

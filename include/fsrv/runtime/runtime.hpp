@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/auth/authenticator.hpp"
 #include "fsrv/core/config.hpp"
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/datagram.hpp"
@@ -134,6 +135,9 @@ class ServingProcess {
   ServingProcess(const ServingProcess&) = delete;
   ServingProcess& operator=(const ServingProcess&) = delete;
 
+  /// SIGHUP: reads the --users file again; a bad file keeps the accounts
+  /// in force and logs why. No-op without --users.
+  void reload_users();
   reactor::Reactor& reactor() { return reactor_; }
   /// The factory of listener `index` (its position in the listener list).
   reactor::ConnectionFactory& factory(size_t index) { return services_->for_listener(index); }
@@ -163,6 +167,7 @@ class ServingProcess {
   std::vector<ListenSpec> listeners_;
   ServerConfig config_;
   std::unique_ptr<storage::Root> root_;
+  std::unique_ptr<auth::Authenticator> auth_;  ///< with --users
   services::Shared shared_;
   reactor::Reactor reactor_;
   std::unique_ptr<services::ServiceSet> services_;

@@ -24,6 +24,9 @@
 namespace fsrv::storage {
 class Root;
 }
+namespace fsrv::auth {
+class Authenticator;
+}
 
 namespace fsrv::services {
 
@@ -44,6 +47,8 @@ struct Shared {
   /// turned false (the runtime re-checks whether the shutdown is complete;
   /// the check runs later on the loop, never inside the caller). May be empty.
   std::function<void()> work_done;
+  /// The --users accounts (auth/authenticator.hpp); null without --users.
+  auth::Authenticator* auth = nullptr;
   /// This node's id (--node-id, else storage::default_node_id()): /healthz says it.
   std::string node_id;
   /// The loop this serving process runs on (services with handles of their own).
