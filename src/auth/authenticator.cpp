@@ -45,6 +45,14 @@ std::string Authenticator::cache_key(const std::string& user, const std::string&
   return std::string(reinterpret_cast<char*>(out), sizeof out);
 }
 
+bool Authenticator::cached(const std::string& user, const std::string& password,
+                           Role& role) const {
+  auto it = cache_.find(cache_key(user, password));
+  if (it == cache_.end()) return false;
+  role = it->second;
+  return true;
+}
+
 void Authenticator::later(std::function<void()> fn) {
   auto* t = new uv_timer_t;
   uv_timer_init(loop_, t);

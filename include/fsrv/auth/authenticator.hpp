@@ -45,6 +45,9 @@ class Authenticator {
   /// closed connection in it.
   void check(std::string user, std::string password, std::string address,
              std::function<void(LoginOutcome)> done);
+  /// The role of a recent successful check of the same name and password
+  /// (no hash computed), or false: then call check().
+  bool cached(const std::string& user, const std::string& password, Role& role) const;
   /// A new table (SIGHUP): later checks use it; the cache is cleared.
   void replace(std::shared_ptr<const Users> users);
   size_t throttled_addresses() const { return throttle_.size(); }
