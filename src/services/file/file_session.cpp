@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/auth/authenticator.hpp"
 #include "fsrv/codec/base64.hpp"
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
@@ -102,6 +103,8 @@ class FileSession final : public reactor::ConnectionHandler {
   void abort_request(const std::string& why);
   void pump_list();
   void start_upload(std::string name);
+  /// AUTH user password: role_ once the --users account checks out.
+  void start_auth(const std::string& user, const std::string& password);
   void feed_payload();
   void end_payload();
 
@@ -438,6 +441,10 @@ void FileSession::handle_request(const Request& req) {
     reply_now(req.cmd, false, error_text(req.error));
     return;
   }
+  if (req.cmd == Cmd::kAuth) {
+    start_auth(req.args[0], req.args[1]);
+    return;
+  }
   if (req.cmd != Cmd::kPing && req.cmd != Cmd::kQuit) {
     Access access = req.cmd == Cmd::kDelete ? Access::kDelete : Access::kRead;
     if (Refusal r = service_.policy().refuse(access, role_); r != Refusal::kNone) {
@@ -503,6 +510,32 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
                              conn_.write_owned(result->second);
                              request_done();
                            });
+}
+
+// ---------------------------------------------------------------- AUTH
+
+void FileSession::start_auth(const std::string& user, const std::string& password) {
+  if (!shared_.auth || service_.policy().auth == AuthScope::kNone) {
+    reply_now(Cmd::kAuth, false, error_text("AUTH: this listener takes no accounts"));
+    return;
+  }
+  begin(Cmd::kAuth);
+  state_ = State::kBusy;
+  conn_.pause_reading();
+  ConnRef ref(&conn_);
+  shared_.auth->check(user, password, conn_.peer_text(),
+                      [this, ref, user](auth::LoginOutcome outcome) {
+                        if (conn_.closing()) return;
+                        bool ok = outcome.error.empty();
+                        if (ok) role_ = outcome.role;
+                        std::string reply =
+                            ok ? ok_text("authenticated as " + user + " (role " +
+                                         std::string(role_name(role_)) + ")")
+                               : error_text("AUTH: " + outcome.error);
+                        finish(Cmd::kAuth, ok, reply.size());
+                        conn_.write_owned(std::move(reply));
+                        request_done();
+                      });
 }
 
 // ---------------------------------------------------------------- LIST
