@@ -28,7 +28,8 @@ CHAT_FUZZ_BIN := $(CHAT_FUZZ_DIR)/chat_line_fuzz
 # files link in too. Not chat_service.cpp: it needs the whole library (the
 # reactor), which a clean clone has not built for clang.
 CHAT_FUZZ_SRCS := test/fuzz/chat_line_fuzz.cpp $(addprefix src/services/chat/,chat_protocol.cpp \
-  json_py.cpp chat_store.cpp sqlite_chat_store.cpp pg_chat_store.cpp chat_users.cpp)
+  json_py.cpp chat_store.cpp sqlite_chat_store.cpp pg_chat_store.cpp chat_users.cpp) \
+  src/auth/password.cpp
 CHAT_FUZZ_LDLIBS := -lsqlite3 -lsodium -lcjson -lpq
 CHAT_FUZZ_FLAGS := -std=c++20 -O1 -g -Iinclude $(PQ_CFLAGS) -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -36,7 +37,7 @@ CHAT_FUZZ_SEED := test/fuzz/corpus/chat
 
 .PHONY: fuzz-chat
 
-$(CHAT_FUZZ_BIN): $(CHAT_FUZZ_SRCS) $(wildcard include/fsrv/services/chat/*.hpp)
+$(CHAT_FUZZ_BIN): $(CHAT_FUZZ_SRCS) $(wildcard include/fsrv/services/chat/*.hpp include/fsrv/auth/*.hpp)
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)$(CHAT_FUZZ_CXX) $(CHAT_FUZZ_FLAGS) $(CHAT_FUZZ_SRCS) -o $@ $(CHAT_FUZZ_LDLIBS)
 

@@ -42,6 +42,7 @@ HTTP_FUZZ_CC ?= clang
 HTTP_FUZZ_DIR := $(BUILD)/fuzz-http
 HTTP_FUZZ_BIN := $(HTTP_FUZZ_DIR)/http_request_fuzz
 # The parser and its helpers only: the service itself needs the reactor.
+# libsodium: http_util's Basic credentials decoder.
 HTTP_FUZZ_SRCS := test/fuzz/http_request_fuzz.cpp src/services/http/request_parser.cpp \
   src/services/http/http_util.cpp
 HTTP_FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -58,7 +59,7 @@ $(HTTP_FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
 $(HTTP_FUZZ_BIN): $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) $(wildcard include/fsrv/services/http/*.hpp)
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)$(HTTP_FUZZ_CXX) -std=c++20 -O1 -g -Iinclude -isystem $(LLHTTP_INC_DIR) \
-	  -fsanitize=fuzzer $(HTTP_FUZZ_SAN) $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) -o $@
+	  -fsanitize=fuzzer $(HTTP_FUZZ_SAN) $(HTTP_FUZZ_SRCS) $(HTTP_FUZZ_LLHTTP_OBJS) -o $@ -lsodium
 
 # New inputs go to $(HTTP_FUZZ_DIR)/corpus (the checked-in seeds are only
 # read), crash inputs to $(HTTP_FUZZ_DIR)/crash-*.

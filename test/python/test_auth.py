@@ -101,6 +101,28 @@ class HttpBasicAuth(AuthTestBase):
         self.assertIn(status, (200, 204))
         self.assertFalse(os.path.exists(self.path("w.txt")))
 
+    def test_whoami_and_login_for_the_web_page(self):
+        import json
+        status, body, _ = self.request("GET", "/whoami")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"user": None, "role": "anonymous",
+                                            "listener": "auth=write", "accounts": True,
+                                            "upload": False, "delete": False})
+        status, body, _ = self.request("GET", "/whoami", None, basic("writer", "pw-writer"))
+        w = json.loads(body)
+        self.assertEqual((w["user"], w["role"], w["upload"], w["delete"]),
+                         ("writer", "write", True, False))
+        status, body, _ = self.request("GET", "/whoami", None, basic("writer", "nope"))
+        self.assertEqual(status, 401)
+        status, _, challenge = self.request("GET", "/login")
+        self.assertEqual(status, 401)
+        self.assertIn("Basic", challenge)
+        status, _, _ = self.request("GET", "/login", None, basic("boss", "pw-boss"))
+        self.assertEqual(status, 303)
+        status, page, _ = self.request("GET", "/")
+        self.assertEqual(status, 200)
+        self.assertIn(b"/whoami", page)
+
     def test_foreign_origin_delete_refused_while_logged_in(self):
         with open(self.path("keep.txt"), "wb") as f:
             f.write(b"keep")

@@ -230,6 +230,8 @@ enum class Route {
   kSending,     ///< GET /sending.html (tugas 8 form)
   kListdir,     ///< GET /listdir (seed 004)
   kStats,       ///< GET /stats
+  kWhoami,      ///< GET /whoami: the account and what it may do (the web page asks)
+  kLogin,       ///< GET /login: 401 with the challenge until the browser has an account
   kHealth,      ///< GET /healthz (load balancer checks; not in the access log)
   kMetrics,     ///< GET /metrics (Prometheus text format 0.0.4)
   kFile,        ///< GET|HEAD /{name}
@@ -350,6 +352,7 @@ class HttpSession final : public reactor::ConnectionHandler,
   HttpService& service_;
   /// The account of the current request (Authorization: Basic), for the policy.
   Role role_ = Role::kAnonymous;
+  std::string user_;  ///< its name once the password checked out
   bool auth_pending_ = false;  ///< its password is being checked
   bool resume_after_hold_ = false;  ///< the parser is paused after a held head
   Shared& shared_;
@@ -743,6 +746,10 @@ void HttpSession::route() {
       route_ = Route::kListdir;
     } else if (p == "stats") {
       route_ = Route::kStats;
+    } else if (p == "whoami") {
+      route_ = Route::kWhoami;
+    } else if (p == "login") {
+      route_ = Route::kLogin;
     } else if (p == "healthz") {
       route_ = Route::kHealth;
     } else if (p == "metrics" && shared_.metrics_text) {
@@ -788,6 +795,7 @@ void HttpSession::route() {
 // section 2).
 void HttpSession::authenticate() {
   role_ = Role::kAnonymous;
+  user_.clear();
   const Header* h = head_.find("Authorization");
   if (!h || !shared_.auth || service_.policy().auth == AuthScope::kNone) {
     refuse_by_policy();
@@ -799,6 +807,7 @@ void HttpSession::authenticate() {
     return;
   }
   if (shared_.auth->cached(user, password, role_)) {
+    user_ = user;
     refuse_by_policy();
     return;
   }
@@ -806,10 +815,11 @@ void HttpSession::authenticate() {
   auth_pending_ = true;
   conn_.pause_reading();
   ConnRef ref(&conn_);
-  shared_.auth->check(user, password, peer_, [this, ref](auth::LoginOutcome outcome) {
+  shared_.auth->check(user, password, peer_, [this, ref, user](auth::LoginOutcome outcome) {
     if (conn_.closing() || state_ != State::kBody) return;
     auth_pending_ = false;
     role_ = outcome.role;
+    if (outcome.error.empty()) user_ = user;
     if (!outcome.error.empty()) {
       reject(401, "Unauthorized: " + outcome.error, kChallenge);
     } else {
@@ -905,6 +915,26 @@ void HttpSession::dispatch() {
       return;
     case Route::kStats:
       reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
+      return;
+    case Route::kWhoami: {
+      // The user name holds only [A-Za-z0-9._-] (auth::validate_user_name).
+      const ListenerPolicy& p = service_.policy();
+      auto may = [&](Access a) { return p.refuse(a, role_) == Refusal::kNone ? "true" : "false"; };
+      std::string body = "{\"user\":" + (user_.empty() ? std::string("null") : "\"" + user_ + "\"") +
+                         ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" +
+                         p.text() + "\",\"accounts\":" +
+                         (p.auth != AuthScope::kNone ? "true" : "false") +
+                         ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" +
+                         may(Access::kDelete) + "}\n";
+      reply(200, "application/json", body, "Cache-Control: no-store\r\n");
+      return;
+    }
+    case Route::kLogin:
+      if (service_.policy().auth != AuthScope::kNone && role_ == Role::kAnonymous) {
+        reply(401, kText, "Log in with an account of this server\n", kChallenge);
+      } else {
+        reply(303, kText, "See /\n", "Location: /\r\n");
+      }
       return;
     case Route::kHealth: {
       // 503 from the stop signal on, so HAProxy's `option httpchk` takes the
