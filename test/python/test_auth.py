@@ -207,6 +207,28 @@ class FileProtocolAuth(AuthTestBase):
             with open(os.path.join(server.root, "a.txt"), "rb") as f:
                 self.assertEqual(f.read(), b"hello")
 
+    def test_filecli_user(self):
+        with FsrvServer(["file=127.0.0.1:0,auth=write"], "--users", self.users) as server:
+            src = os.path.join(self.dir, "up.txt")
+            with open(src, "wb") as f:
+                f.write(b"from filecli")
+            cli = [os.path.join(BIN, "filecli"), "-H", "127.0.0.1", "-p",
+                   str(server.port("file"))]
+            out = subprocess.run(cli + ["upload", src], capture_output=True, text=True,
+                                 timeout=30, stdin=subprocess.DEVNULL)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("authentication required", out.stderr + out.stdout)
+            env = dict(os.environ, FSRV_PASSWORD="pw-writer")
+            out = subprocess.run(cli + ["--user", "writer", "upload", src], capture_output=True,
+                                 text=True, timeout=30, env=env)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            out = subprocess.run(cli + ["--user", "writer", "delete", "up.txt"], input="wrong\n",
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 1)
+            self.assertIn("bad user name or password", out.stderr)
+            with open(os.path.join(server.root, "up.txt"), "rb") as f:
+                self.assertEqual(f.read(), b"from filecli")
+
     def test_auth_all_listener_refuses_reads_before_auth(self):
         with FsrvServer(["file=127.0.0.1:0,auth=all"], "--users", self.users) as server:
             with connect(server.port("file")) as s:
