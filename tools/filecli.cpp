@@ -767,7 +767,8 @@ int main(int argc, char** argv) {
   std::string user;
   app.add_option("--user", user,
                  "send AUTH USER PASSWORD first (auth= listeners); the password comes from "
-                 "$FSRV_PASSWORD, else the first line of standard input");
+                 "$FSRV_PASSWORD, else the first line of standard input (the shell does not send it "
+                 "again after a reconnect)");
   app.add_option("--sockbuf", opt.socket_buffer_bytes,
                  "SO_SNDBUF/SO_RCVBUF bytes (0: kernel autotuning)")
       ->capture_default_str()
