@@ -8,15 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # module -> modules it may include (besides itself). Top to bottom:
-# main > app > process > runtime > services > transfer > reactor, storage,
-# stats > core > codec (pure, no dependency). client is a separate stack over
+# main > app > process > runtime > services > auth (accounts, password
+# checks, login throttle), transfer > reactor, storage, stats > core > codec (pure, no dependency). client is a separate stack over
 # codec and core.
 declare -A allowed=(
-  [main]="app process runtime services transfer reactor storage codec stats core"
-  [app]="process runtime services transfer reactor storage codec stats core"
-  [process]="runtime services transfer reactor storage codec stats core"
-  [runtime]="services transfer reactor storage codec stats core"
-  [services]="transfer reactor storage codec stats core"
+  [main]="app process runtime services auth transfer reactor storage codec stats core"
+  [app]="process runtime services auth transfer reactor storage codec stats core"
+  [process]="runtime services auth transfer reactor storage codec stats core"
+  [runtime]="services auth transfer reactor storage codec stats core"
+  [services]="auth transfer reactor storage codec stats core"
+  [auth]="core codec"
   [transfer]="reactor storage codec core"
   [reactor]="stats core"
   [storage]="core"

@@ -33,6 +33,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -763,6 +764,11 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", opt.timeout_ms, "per send/receive timeout")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
+  std::string user;
+  app.add_option("--user", user,
+                 "send AUTH USER PASSWORD first (auth= listeners); the password comes from "
+                 "$FSRV_PASSWORD, else the first line of standard input (the shell does not send it "
+                 "again after a reconnect)");
   app.add_option("--sockbuf", opt.socket_buffer_bytes,
                  "SO_SNDBUF/SO_RCVBUF bytes (0: kernel autotuning)")
       ->capture_default_str()
@@ -806,6 +812,24 @@ int main(int argc, char** argv) {
   if (!client) {
     std::fprintf(stderr, "filecli: cannot connect: %s\n", error.c_str());
     return kExitConnection;
+  }
+  if (!user.empty()) {
+    // Never on the command line, where ps shows it.
+    std::string password;
+    if (const char* env = std::getenv("FSRV_PASSWORD")) {
+      password = env;
+    } else {
+      for (int c = std::getchar(); c != EOF && c != '\n'; c = std::getchar()) {
+        password += static_cast<char>(c);
+      }
+      if (!password.empty() && password.back() == '\r') password.pop_back();
+    }
+    fsrv::client::Result r = client->command("AUTH " + fsrv::client::quote_name(user) + " " +
+                                             fsrv::client::quote_name(password));
+    if (!r.ok()) {
+      std::fprintf(stderr, "filecli: %s\n", r.message.c_str());
+      return r.kind == fsrv::client::ErrorKind::kServer ? kExitServer : kExitConnection;
+    }
   }
   if (list->parsed()) return do_list(*client);
   if (get->parsed()) return do_get(*client, name, out);

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "fsrv/app/serve.hpp"
+#include "fsrv/auth/users.hpp"
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
@@ -39,36 +40,43 @@ void add_tls_course_listeners(const std::string& cert, const std::string& host,
   }
 }
 
-/// Parses "SERVICE=[HOST:]PORT[,max-conns=N][,tls]" (IPv6 host in brackets:
+/// Parses "SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all][,tls]" (IPv6 host in brackets:
 /// "http=[::1]:8885"); a missing host is `default_host`. Returns "" or what
 /// is wrong.
 std::string parse_listen(const std::string& text, const std::string& default_host,
                          fsrv::ListenSpec& out) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0) {
-    return "expected SERVICE=[HOST:]PORT[,max-conns=N][,tls]";
+    return "expected SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all][,tls]";
   }
   out.service = text.substr(0, eq);
   std::string addr = text.substr(eq + 1);
-  if (auto comma = addr.find(','); comma != std::string::npos) {
-    std::string keys = addr.substr(comma + 1);
+  std::vector<std::string> keys;
+  for (auto comma = addr.rfind(','); comma != std::string::npos; comma = addr.rfind(',')) {
+    keys.insert(keys.begin(), addr.substr(comma + 1));
     addr.resize(comma);
-    for (size_t at = 0; at <= keys.size();) {
-      size_t end = std::min(keys.find(',', at), keys.size());
-      std::string key = keys.substr(at, end - at);
-      at = end + 1;
-      if (key == "tls") {
-        out.tls = true;
-        continue;
-      }
-      const std::string prefix = "max-conns=";
-      std::string n = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
-      if (n.empty() || n.size() > 7 || n.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoi(n) < 1) {
-        return "bad key '" + key + "' (expected max-conns=N, N >= 1, or tls)";
-      }
-      out.max_conns = std::stoi(n);
+  }
+  for (const std::string& key : keys) {
+    if (key == "tls") {
+      out.tls = true;
+      continue;
     }
+    if (key == "ro") {
+      out.policy.read_only = true;
+      continue;
+    }
+    if (key == "auth=write" || key == "auth=all") {
+      out.policy.auth = key == "auth=write" ? fsrv::AuthScope::kWrite : fsrv::AuthScope::kAll;
+      continue;
+    }
+    const std::string prefix = "max-conns=";
+    std::string n = key.rfind(prefix, 0) == 0 ? key.substr(prefix.size()) : "";
+    if (n.empty() || n.size() > 7 || n.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(n) < 1) {
+      return "bad key '" + key +
+             "' (expected max-conns=N with N >= 1, ro, auth=write, auth=all or tls)";
+    }
+    out.max_conns = std::stoi(n);
   }
   std::string port;
   if (!addr.empty() && addr[0] == '[') {
@@ -93,9 +101,35 @@ std::string parse_listen(const std::string& text, const std::string& default_hos
   return "";
 }
 
+/// `fileserver hash-password NAME ROLE`: reads the password from standard
+/// input (its first line) and prints the users-file line. Exit 2 on a bad
+/// name, role or empty password.
+int hash_password_command(int argc, char** argv) {
+  fsrv::Role role;
+  if (argc != 4 || !fsrv::parse_role(argv[3], role)) {
+    fprintf(stderr, "usage: fileserver hash-password NAME read|write|admin  (password on stdin)\n");
+    return fsrv::kExitConfig;
+  }
+  std::string password;
+  for (int c = getchar(); c != EOF && c != '\n'; c = getchar()) password += static_cast<char>(c);
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (password.empty()) {
+    fprintf(stderr, "fileserver: hash-password: empty password on standard input\n");
+    return fsrv::kExitConfig;
+  }
+  auto line = fsrv::auth::make_users_line(argv[2], role, password);
+  if (!line.ok()) {
+    fprintf(stderr, "fileserver: hash-password: %s\n", line.error.c_str());
+    return fsrv::kExitConfig;
+  }
+  printf("%s\n", line.value.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "hash-password") return hash_password_command(argc, argv);
   fsrv::ServerConfig config;
   std::string mode = "thread";
   std::string codec = "fast";
@@ -106,8 +140,8 @@ int main(int argc, char** argv) {
   bool all_services = false;
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
-                 "SERVICE=[HOST:]PORT[,max-conns=N][,tls], repeatable (e.g. --listen echo=31000, "
-                 "--listen http=8443,tls); "
+                 "SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all][,tls], repeatable (e.g. "
+                 "--listen echo=31000, --listen http=8080,ro, --listen http=8443,tls); "
                  "without it, one file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
@@ -177,6 +211,14 @@ int main(int argc, char** argv) {
                  "the course's demo users")
       ->check([](const std::string& path) -> std::string {
         auto users = fsrv::services::chat::load_users_file(path);
+        return users.ok() ? std::string() : users.error;
+      });
+  // accounts (docs/SECURITY.md)
+  app.add_option("--users", config.users_file,
+                 "Accounts of the auth= listeners: NAME:HASH:ROLE lines (fileserver "
+                 "hash-password NAME ROLE prints one); SIGHUP reads it again")
+      ->check([](const std::string& path) -> std::string {
+        auto users = fsrv::auth::Users::load(path);
         return users.ok() ? std::string() : users.error;
       });
   // cluster (docs/CLUSTER.md)
@@ -266,8 +308,9 @@ int main(int argc, char** argv) {
         printf("%s\t%s\t%s\n", std::string(s.name).c_str(), ports.c_str(),
                std::string(s.try_command).c_str());
       } else {
-        printf("%-12s %-18s %s\n", std::string(s.name).c_str(), ports.c_str(),
-               std::string(s.description).c_str());
+        printf("%-12s %-18s %s [listener keys: %s]\n", std::string(s.name).c_str(),
+               ports.c_str(), std::string(s.description).c_str(),
+               fsrv::services::policy_keys_text(s).c_str());
       }
     }
     if (porcelain) return 0;
@@ -292,9 +335,10 @@ int main(int argc, char** argv) {
            config.max_conns_per_address);
     for (size_t i = 0; i < layout.size(); ++i) {
       if (shares[i].max_conns == 0) continue;
+      std::string notes = fsrv::runtime::listen_notes(layout[i]);
       printf("  %-12s %-22s max-conns %d, %d kept for it%s\n", layout[i].service.c_str(),
              layout[i].endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved,
-             layout[i].tls ? " (tls)" : "");
+             notes.c_str());
     }
     return 0;
   }
@@ -307,6 +351,13 @@ int main(int argc, char** argv) {
     add_tls_course_listeners(config.tls_cert, config.host, config.listeners);
   }
   for (const fsrv::ListenSpec& spec : given) config.listeners.push_back(spec);
+  for (const fsrv::ListenSpec& spec : config.listeners) {
+    if (spec.policy.auth != fsrv::AuthScope::kNone && config.users_file.empty()) {
+      fprintf(stderr, "fileserver: --listen %s=%s,%s needs --users FILE (the accounts)\n",
+              spec.service.c_str(), spec.endpoint.text().c_str(), spec.policy.text().c_str());
+      return fsrv::kExitConfig;
+    }
+  }
   // A tls listener needs a certificate and key that load: checked here so a
   // bad file stops the server at once (exit 2) naming the file.
   if (std::any_of(config.listeners.begin(), config.listeners.end(),

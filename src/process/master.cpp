@@ -465,6 +465,11 @@ int Master::run() {
       for (WorkerHandle& w : workers_) {
         if (w.pid > 0) kill(w.pid, SIGHUP);
       }
+    } else if (!config_.users_file.empty()) {
+      // No --config to apply, but each worker reads --users again.
+      for (WorkerHandle& w : workers_) {
+        if (w.pid > 0) kill(w.pid, SIGHUP);
+      }
     }
     runtime::report_reload(why, restart, fresh);
   };

@@ -180,6 +180,7 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
     if (runtime::reload_config(w->server->config(), fresh, restart).empty()) {
       w->server->apply_live(fresh);
     }
+    w->server->reload_users();  // with or without --config
   };
   w->server->join_shutdown(hooks);  // UDP transfers get the grace too
   w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),

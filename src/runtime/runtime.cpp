@@ -26,6 +26,9 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
       return Status::failure(Errc::kBadRequest, "unknown service '" + l.service +
                                                     "' (fileserver --services lists them)");
     }
+    if (std::string why = services::check_policy(l); !why.empty()) {
+      return Status::failure(Errc::kBadRequest, why);
+    }
     for (size_t k = 0; k < i; ++k) {
       const Endpoint& a = listeners[k].endpoint;
       // TCP and UDP ports are separate spaces.
@@ -61,8 +64,8 @@ bool any_tls(const std::vector<ListenSpec>& listeners) {
 }
 
 std::string listen_notes(const ListenSpec& spec) {
-  std::string notes;
-  if (spec.tls) notes += "tls";
+  std::string notes = spec.policy.text();  // "ro", "auth=write", ...
+  if (spec.tls) notes += notes.empty() ? "tls" : ", tls";
   return notes.empty() ? "" : " (" + notes + ")";
 }
 
@@ -123,7 +126,9 @@ void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& list
   for (const auto& l : datagrams) {
     Endpoint e = l->endpoint();
     e.port = l->port();
-    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text());
+    auto at = static_cast<size_t>(l->index());
+    lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text() +
+                                       (at < specs.size() ? listen_notes(specs[at]) : ""));
   }
   std::sort(lines.begin(), lines.end());
   for (const auto& [index, line] : lines) printf("%s\n", line.c_str());
@@ -184,6 +189,13 @@ void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& 
     const std::string base = specs[i].service + "/connections/";
     counters.push_back(
         {counter_of(schema, base + "refused/share"), counter_of(schema, base + "refused/address")});
+    // STATS: how many of the service's listeners have each policy key.
+    const ListenerPolicy& p = specs[i].policy;
+    if (p.read_only) slot.add(counter_of(schema, specs[i].service + "/listeners/ro"));
+    if (p.auth == AuthScope::kWrite) {
+      slot.add(counter_of(schema, specs[i].service + "/listeners/auth_write"));
+    }
+    if (p.auth == AuthScope::kAll) slot.add(counter_of(schema, specs[i].service + "/listeners/auth_all"));
     if (shares[i].max_conns == 0) continue;
     slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
     FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",
@@ -244,7 +256,25 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
     reactor_.tls_handshakes_failed = counter_of(schema, "tls/handshakes/failed");
     reactor_.tls_sends_userspace = counter_of(schema, "tls/sends/userspace");
   }
+  if (!config.users_file.empty()) {
+    auto users = auth::Users::load(config.users_file);
+    if (!users.ok()) throw std::runtime_error(users.error);
+    auth_ = std::make_unique<auth::Authenticator>(loop, users.value);
+    shared_.auth = auth_.get();
+  }
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
+}
+
+void ServingProcess::reload_users() {
+  if (!auth_) return;
+  auto users = auth::Users::load(config_.users_file);
+  if (!users.ok()) {
+    FSRV_LOG_ERROR("SIGHUP: %s; the accounts in force stay", users.error.c_str());
+    return;
+  }
+  FSRV_LOG_INFO("SIGHUP: %s reloaded: %zu account(s)", config_.users_file.c_str(),
+                users.value->size());
+  auth_->replace(users.value);
 }
 
 void ServingProcess::apply_live(const ServerConfig& fresh) {

@@ -66,9 +66,35 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
       schema.add(base + "/connections/refused/share");
       schema.add(base + "/connections/refused/address");
     }
+    // Listeners with a policy (a gauge each, set by runtime::configure_limits).
+    if (l.policy.read_only) schema.add(base + "/listeners/ro");
+    if (l.policy.auth == AuthScope::kWrite) schema.add(base + "/listeners/auth_write");
+    if (l.policy.auth == AuthScope::kAll) schema.add(base + "/listeners/auth_all");
     if (info->register_stats) info->register_stats(schema);
     stats::Duration::register_cells(schema, base);
   }
+}
+
+std::string check_policy(const ListenSpec& listener) {
+  const ServiceInfo* info = find(listener.service);
+  if (!info) return "";  // check_listeners names the unknown service
+  const std::string at = listener.service + " on " + listener.endpoint.text() + ": ";
+  if (listener.policy.read_only && !(info->policy_keys & kPolicyReadOnly)) {
+    return at + "the service does not honour ',ro' (fileserver --services lists the keys each "
+                "service honours)";
+  }
+  if (listener.policy.auth != AuthScope::kNone && !(info->policy_keys & kPolicyAuth)) {
+    return at + "the service has no way to carry an account: ',auth=' refused (fileserver "
+                "--services lists the keys each service honours)";
+  }
+  return "";
+}
+
+std::string policy_keys_text(const ServiceInfo& info) {
+  if (info.policy_keys == (kPolicyReadOnly | kPolicyAuth)) return "ro, auth";
+  if (info.policy_keys == kPolicyReadOnly) return "ro";
+  if (info.policy_keys == kPolicyAuth) return "auth";
+  return "open only";
 }
 
 bool ServiceSet::datagram_busy() const {
@@ -94,10 +120,13 @@ ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared)
     if (info->transport == Transport::kDatagram) {
       DatagramService* d = nullptr;
       for (size_t k = 0; k < datagram_names.size(); ++k) {
-        if (datagram_names[k] == l.service) d = owned_datagram_[k].get();
+        if (datagram_names[k] == l.service && owned_datagram_[k]->policy() == l.policy) {
+          d = owned_datagram_[k].get();
+        }
       }
       if (!d) {
         owned_datagram_.push_back(info->create_datagram(shared));
+        owned_datagram_.back()->set_policy(l.policy);
         datagram_names.push_back(l.service);
         d = owned_datagram_.back().get();
       }
@@ -107,10 +136,11 @@ ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared)
     }
     Service* s = nullptr;
     for (size_t k = 0; k < names.size(); ++k) {
-      if (names[k] == l.service) s = owned_[k].get();
+      if (names[k] == l.service && owned_[k]->policy() == l.policy) s = owned_[k].get();
     }
     if (!s) {
       owned_.push_back(info->create(shared));
+      owned_.back()->set_policy(l.policy);
       names.push_back(l.service);
       s = owned_.back().get();
     }

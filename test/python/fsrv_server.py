@@ -25,7 +25,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("FSRV_BIN", os.path.join(HERE, "..", "..", "bin"))
 
-LISTENING = re.compile(r"listening (\S+) on .*:(\d+)(?: \(.*\))?$")
+# "listening http on 127.0.0.1:PORT", then the listener's policy if any: " (ro)".
+LISTENING = re.compile(r"listening (\S+) on [^ ]*:(\d+)(?: \(.*\))?$")
 
 
 class FsrvServer:

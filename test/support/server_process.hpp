@@ -121,6 +121,8 @@ class ServerProcess {
         line += c;
         continue;
       }
+      // "listening SERVICE on HOST:PORT", then the policy if any: " (ro)".
+      if (auto paren = line.find(" ("); paren != std::string::npos) line.resize(paren);
       auto colon = line.rfind(':');
       if (line.rfind("listening ", 0) != 0 || line.find(" on ") == std::string::npos ||
           colon == std::string::npos) {

@@ -8,6 +8,7 @@
 
 #include "fsrv/codec/base64.hpp"
 #include "fsrv/core/limits.hpp"
+#include "fsrv/core/listener_policy.hpp"
 
 namespace fsrv {
 
@@ -34,6 +35,8 @@ struct ListenSpec {
   int max_conns = 0;
   /// `,tls`: TLS 1.2/1.3 under the service, with --tls-cert/--tls-key.
   bool tls = false;
+  /// `,ro` and `,auth=write|all`: what its clients may do (default: everything).
+  ListenerPolicy policy{};
 };
 
 /// Exit code for a configuration that cannot be served (bad option, file,
@@ -77,6 +80,9 @@ struct ServerConfig {
   /// listeners, during which /healthz answers 503 so a load balancer stops
   /// sending new clients first (0 = close at once, as on one machine).
   double drain_delay_s = 0;
+
+  /// --users: the accounts file of auth= listeners (auth/users.hpp); "" = none.
+  std::string users_file;
 
   // chat service (src/services/chat/chat_service.cpp)
   /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/auth/authenticator.hpp"
 #include "fsrv/core/config.hpp"
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/datagram.hpp"
@@ -64,7 +65,7 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 /// the service manager READY=1 (service_manager::notify_ready).
 /// UDP listeners are printed the same way, in configuration order.
 /// A listener's notes (`specs`, by listener index) follow its line:
-/// "listening http on 0.0.0.0:8443 (tls)"; with a TLS listener, one log
+/// "listening http on 0.0.0.0:8443 (tls)" or "(ro, auth=write)"; with a TLS listener, one log
 /// line says how TLS replies are sent (tls_send_path_text).
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
                      const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {},
@@ -72,7 +73,8 @@ void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& list
 
 /// Whether any listener is `,tls`.
 bool any_tls(const std::vector<ListenSpec>& listeners);
-/// The notes of a listener's "listening" line: " (tls)", or "".
+/// The notes of a listener's "listening" line: its policy and TLS
+/// (" (ro)", " (auth=write, tls)"), or "".
 std::string listen_notes(const ListenSpec& spec);
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (logged) and returns the
@@ -140,6 +142,9 @@ class ServingProcess {
   ServingProcess(const ServingProcess&) = delete;
   ServingProcess& operator=(const ServingProcess&) = delete;
 
+  /// SIGHUP: reads the --users file again; a bad file keeps the accounts
+  /// in force and logs why. No-op without --users.
+  void reload_users();
   reactor::Reactor& reactor() { return reactor_; }
   /// The factory of listener `index` (its position in the listener list).
   reactor::ConnectionFactory& factory(size_t index) { return services_->for_listener(index); }
@@ -169,6 +174,7 @@ class ServingProcess {
   std::vector<ListenSpec> listeners_;
   ServerConfig config_;
   std::unique_ptr<storage::Root> root_;
+  std::unique_ptr<auth::Authenticator> auth_;  ///< with --users
   services::Shared shared_;
   reactor::Reactor reactor_;
   std::unique_ptr<services::ServiceSet> services_;

@@ -24,6 +24,9 @@
 namespace fsrv::storage {
 class Root;
 }
+namespace fsrv::auth {
+class Authenticator;
+}
 
 namespace fsrv::services {
 
@@ -44,6 +47,8 @@ struct Shared {
   /// turned false (the runtime re-checks whether the shutdown is complete;
   /// the check runs later on the loop, never inside the caller). May be empty.
   std::function<void()> work_done;
+  /// The --users accounts (auth/authenticator.hpp); null without --users.
+  auth::Authenticator* auth = nullptr;
   /// This node's id (--node-id, else storage::default_node_id()): /healthz says it.
   std::string node_id;
   /// The loop this serving process runs on (services with handles of their own).
@@ -70,6 +75,11 @@ class Service : public reactor::ConnectionFactory {
   /// re-read what the service keeps from it (chat: its users file). A
   /// failure is logged and the running state stays. Default: nothing.
   virtual void reload() {}
+  /// What this instance's listeners allow (`,ro`, `,auth=`): each service
+  /// checks it at the verb that writes or deletes. Listeners of one service
+  /// with different policies get an instance each (ServiceSet).
+  const ListenerPolicy& policy() const { return policy_; }
+  void set_policy(const ListenerPolicy& policy) { policy_ = policy; }
 
  protected:
   virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
@@ -81,6 +91,7 @@ class Service : public reactor::ConnectionFactory {
   std::string name_;
   stats::Counter conns_total_, conns_active_;
   stats::Duration duration_;
+  ListenerPolicy policy_;
 };
 
 /// A UDP service instance: receives every datagram of its
@@ -100,6 +111,9 @@ class DatagramService : public reactor::DatagramHandler {
   virtual void force_stop() {}
   /// As Service::observe_duration.
   void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
+  /// As Service::policy (only `ro` applies: a datagram carries no account).
+  const ListenerPolicy& policy() const { return policy_; }
+  void set_policy(const ListenerPolicy& policy) { policy_ = policy; }
 
  protected:
   /// A counter of this service: "NAME/" + path (registered before fork).
@@ -107,10 +121,16 @@ class DatagramService : public reactor::DatagramHandler {
   Shared& shared_;
   std::string name_;
   stats::Duration duration_;
+  ListenerPolicy policy_;
 };
 
 /// How a service's listeners carry bytes.
 enum class Transport { kStream, kDatagram };
+
+/// The listener keys a service honours (ServiceInfo::policy_keys); a key it
+/// does not is refused at start (exit 2), never silently ignored.
+inline constexpr unsigned kPolicyReadOnly = 1;  ///< `,ro`
+inline constexpr unsigned kPolicyAuth = 2;      ///< `,auth=write|all`
 
 /// A registered service: its name, what it is, its course default port,
 /// and how to make it.
@@ -129,7 +149,15 @@ struct ServiceInfo {
   /// service (create is then null).
   Transport transport = Transport::kStream;
   std::unique_ptr<DatagramService> (*create_datagram)(Shared& shared) = nullptr;
+  /// kPolicyReadOnly | kPolicyAuth: the listener keys it honours.
+  unsigned policy_keys = 0;
 };
+
+/// "" if every listener's `,ro` / `,auth=` is one its service honours, else
+/// why not (e.g. "tftp cannot carry an account: auth= refused").
+std::string check_policy(const ListenSpec& listener);
+/// For `--services`: "ro, auth", "ro" or "open only".
+std::string policy_keys_text(const ServiceInfo& info);
 
 /// Every registered service, in registry order.
 const std::vector<ServiceInfo>& registry();

@@ -201,7 +201,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<AdminService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly};
   return kInfo;
 }
 

@@ -15,7 +15,7 @@
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/chat/db_workers.hpp"
-#include "fsrv/services/chat/login_throttle.hpp"
+#include "fsrv/auth/login_throttle.hpp"
 #include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/storage/storage.hpp"
 
@@ -25,6 +25,7 @@ namespace {
 
 using reactor::Connection;
 using reactor::ConnRef;
+using auth::LoginThrottle;
 
 /// Bytes asked for per socket read. The input buffer holds at most one
 /// incomplete line (<= kMaxLineBytes, find_line_end says "too long" past

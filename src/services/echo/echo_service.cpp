@@ -87,7 +87,10 @@ const ServiceInfo& info() {
       [](reactor::Refusal, int) { return std::string(); },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<EchoService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly};
   return kInfo;
 }
 

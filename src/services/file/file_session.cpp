@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/auth/authenticator.hpp"
 #include "fsrv/codec/base64.hpp"
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
@@ -102,6 +103,8 @@ class FileSession final : public reactor::ConnectionHandler {
   void abort_request(const std::string& why);
   void pump_list();
   void start_upload(std::string name);
+  /// AUTH user password: role_ once the --users account checks out.
+  void start_auth(const std::string& user, const std::string& password);
   void feed_payload();
   void end_payload();
 
@@ -138,6 +141,8 @@ class FileSession final : public reactor::ConnectionHandler {
   /// The access log's view of the open request: its name, and the
   /// connection's byte counts and the time when it began.
   std::string log_name_;
+  /// The account this connection authenticated as (AUTH), for the policy.
+  Role role_ = Role::kAnonymous;
   uint64_t log_in_ = 0;
   uint64_t log_out_ = 0;
   std::chrono::steady_clock::time_point log_started_;
@@ -436,6 +441,17 @@ void FileSession::handle_request(const Request& req) {
     reply_now(req.cmd, false, error_text(req.error));
     return;
   }
+  if (req.cmd == Cmd::kAuth) {
+    start_auth(req.args[0], req.args[1]);
+    return;
+  }
+  if (req.cmd != Cmd::kPing && req.cmd != Cmd::kQuit) {
+    Access access = req.cmd == Cmd::kDelete ? Access::kDelete : Access::kRead;
+    if (Refusal r = service_.policy().refuse(access, role_); r != Refusal::kNone) {
+      reply_now(req.cmd, false, error_text(refusal_text(r, access)));
+      return;
+    }
+  }
   const storage::Root* root = shared_.root;
   switch (req.cmd) {
     case Cmd::kList:
@@ -494,6 +510,32 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
                              conn_.write_owned(result->second);
                              request_done();
                            });
+}
+
+// ---------------------------------------------------------------- AUTH
+
+void FileSession::start_auth(const std::string& user, const std::string& password) {
+  if (!shared_.auth || service_.policy().auth == AuthScope::kNone) {
+    reply_now(Cmd::kAuth, false, error_text("AUTH: this listener takes no accounts"));
+    return;
+  }
+  begin(Cmd::kAuth);
+  state_ = State::kBusy;
+  conn_.pause_reading();
+  ConnRef ref(&conn_);
+  shared_.auth->check(user, password, conn_.peer_text(),
+                      [this, ref, user](auth::LoginOutcome outcome) {
+                        if (conn_.closing()) return;
+                        bool ok = outcome.error.empty();
+                        if (ok) role_ = outcome.role;
+                        std::string reply =
+                            ok ? ok_text("authenticated as " + user + " (role " +
+                                         std::string(role_name(role_)) + ")")
+                               : error_text("AUTH: " + outcome.error);
+                        finish(Cmd::kAuth, ok, reply.size());
+                        conn_.write_owned(std::move(reply));
+                        request_done();
+                      });
 }
 
 // ---------------------------------------------------------------- LIST
@@ -591,6 +633,11 @@ void FileSession::start_upload(std::string name) {
     process_input();
     return;
   }
+  if (Refusal r = service_.policy().refuse(Access::kWrite, role_); r != Refusal::kNone) {
+    start_discard(Cmd::kUpload, refusal_text(r, Access::kWrite));  // the payload is dropped
+    process_input();
+    return;
+  }
   begin(Cmd::kUpload);
   conn_.set_transfer(true);
   state_ = State::kPayload;
@@ -676,7 +723,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<FileService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly | kPolicyAuth};
   return kInfo;
 }
 

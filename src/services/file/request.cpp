@@ -7,8 +7,8 @@
 namespace fsrv::services::file {
 
 namespace {
-const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELETE", "SIZE",
-                                               "STATS", "PING", "QUIT",   "UNKNOWN"};
+const std::string_view kCmdNames[kCmdCount] = {"LIST", "GET",  "UPLOAD", "DELETE", "SIZE",
+                                               "STATS", "PING", "QUIT", "AUTH",   "UNKNOWN"};
 }  // namespace
 
 std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }
@@ -82,7 +82,7 @@ Cmd command_from_verb(std::string_view verb) {
       {"LIST", Cmd::kList},     {"GET", Cmd::kGet},     {"UPLOAD", Cmd::kUpload},
       {"DELETE", Cmd::kDelete}, {"SIZE", Cmd::kSize},   {"STATS", Cmd::kStats},
       {"PING", Cmd::kPing},     {"CONNME", Cmd::kPing}, {"QUIT", Cmd::kQuit},
-      {"BYEBYE", Cmd::kQuit},
+      {"BYEBYE", Cmd::kQuit},   {"AUTH", Cmd::kAuth},
   };
   for (const Entry& e : kVerbs) {
     if (iequals(verb, e.verb)) return e.cmd;
@@ -130,6 +130,10 @@ Request parse_line(std::string_view line) {
     case Cmd::kUpload:
       want = 2;
       what = "a file name and the base64 content";
+      break;
+    case Cmd::kAuth:  // our extension (docs/PROTOCOL.md): AUTH user password
+      want = 2;
+      what = "a user name and a password";
       break;
     default:
       break;

@@ -347,6 +347,11 @@ void MarkerSession::start_upload(const std::string& name) {
     reply(Verb::kUpload, false, "Upload failed: invalid name: " + why);
     return;
   }
+  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous);
+      r != Refusal::kNone) {
+    reply(Verb::kUpload, false, "Upload failed: " + refusal_text(r, Access::kWrite));
+    return;
+  }
   state_ = State::kPayload;
   marker_ = EndMatcher();
   transfer::UploadSink::Options o;
@@ -442,7 +447,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<MarkerService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly};
   return kInfo;
 }
 

@@ -362,6 +362,13 @@ void RawSession::start_upload(const RawRequest& req) {
     feed_payload();
     return;
   }
+  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous);
+      r != Refusal::kNone) {
+    state_ = State::kDiscard;  // the payload is dropped, the answer follows it
+    discard_error_ = refusal_text(r, Access::kWrite);
+    feed_payload();
+    return;
+  }
   state_ = State::kPayload;
   transfer::UploadSink::Options o;
   o.name = req.name;
@@ -456,7 +463,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<RawService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly};
   return kInfo;
 }
 

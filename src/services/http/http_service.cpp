@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/auth/authenticator.hpp"
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
@@ -31,6 +32,10 @@
 namespace fsrv::services::http {
 
 namespace {
+
+/// The challenge of a 401 (RFC 7617 section 2: realm, and UTF-8 for the
+/// user name and password).
+constexpr const char* kChallenge = "WWW-Authenticate: Basic realm=\"fsrv\", charset=\"UTF-8\"\r\n";
 
 using reactor::Connection;
 using reactor::ConnRef;
@@ -225,6 +230,8 @@ enum class Route {
   kSending,     ///< GET /sending.html (tugas 8 form)
   kListdir,     ///< GET /listdir (seed 004)
   kStats,       ///< GET /stats
+  kWhoami,      ///< GET /whoami: the account and what it may do (the web page asks)
+  kLogin,       ///< GET /login: 401 with the challenge until the browser has an account
   kHealth,      ///< GET /healthz (load balancer checks; not in the access log)
   kMetrics,     ///< GET /metrics (Prometheus text format 0.0.4)
   kFile,        ///< GET|HEAD /{name}
@@ -307,6 +314,13 @@ class HttpSession final : public reactor::ConnectionHandler,
 
   void process_input();
   void route();
+  /// Basic credentials of an auth= listener: role_ now (cached) or after
+  /// the check (auth_pending_ holds the parser meanwhile); then the policy.
+  void authenticate();
+  void refuse_by_policy();
+  /// The part of on_head after routing (once authenticated).
+  void begin_body();
+  bool hold_after_head() override { return auth_pending_; }
   void reject(int status, std::string text, std::string extra = {});
   void fail_now(int status, std::string text, std::string extra = {});
   void complete_message();
@@ -336,6 +350,11 @@ class HttpSession final : public reactor::ConnectionHandler,
 
   Connection& conn_;
   HttpService& service_;
+  /// The account of the current request (Authorization: Basic), for the policy.
+  Role role_ = Role::kAnonymous;
+  std::string user_;  ///< its name once the password checked out
+  bool auth_pending_ = false;  ///< its password is being checked
+  bool resume_after_hold_ = false;  ///< the parser is paused after a held head
   Shared& shared_;
   RequestParser parser_;
   std::string peer_;
@@ -437,6 +456,7 @@ void HttpSession::process_input() {
   int handled = 0;
   while (!conn_.closing()) {
     if (state_ == State::kResponding || state_ == State::kLinger || state_ == State::kClosed) break;
+    if (auth_pending_) break;  // authenticate()'s callback comes back
     if (state_ == State::kBody && body_to_ == BodyTo::kSink) {
       if (!pump_sink()) break;  // the sink is full: on_space comes back
       if (state_ != State::kBody) continue;
@@ -449,7 +469,10 @@ void HttpSession::process_input() {
         return;
       }
     }
-    if (input().empty()) break;
+    // After a held head, the parser is fed once even with no new bytes: a
+    // message without a body ends there.
+    if (input().empty() && !resume_after_hold_) break;
+    resume_after_hold_ = false;
     if (state_ == State::kIdle && !parser_.in_message() && is_http09(input())) {
       // RFC 1945 section 4.1's simple request ("GET /path", no version):
       // the parser would wait for a version that never comes.
@@ -477,7 +500,8 @@ void HttpSession::process_input() {
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
   // request), up to kReadBuffer; beyond that they wait in the kernel.
-  bool waiting = (state_ == State::kResponding && input().size() >= kReadBuffer) ||
+  bool waiting = auth_pending_ ||
+                 (state_ == State::kResponding && input().size() >= kReadBuffer) ||
                  (state_ == State::kBody && body_to_ == BodyTo::kSink && !overflow_.empty()) ||
                  (state_ == State::kIdle && !parser_.in_message() && conn_.congested());
   if (waiting) {
@@ -571,7 +595,12 @@ void HttpSession::on_head(const RequestHead& head) {
   file_seen_ = in_file_ = false;
   state_ = State::kBody;
   route();
-  if (state_ != State::kBody) return;  // replied already (fail_now)
+  if (state_ != State::kBody || auth_pending_) return;  // replied already (fail_now), or held
+  begin_body();
+}
+
+void HttpSession::begin_body() {
+  const RequestHead& head = head_;
   if (route_ == Route::kUploadPost || route_ == Route::kUploadPut) {
     start_upload();
   } else if (route_ == Route::kUploadForm) {
@@ -717,6 +746,10 @@ void HttpSession::route() {
       route_ = Route::kListdir;
     } else if (p == "stats") {
       route_ = Route::kStats;
+    } else if (p == "whoami") {
+      route_ = Route::kWhoami;
+    } else if (p == "login") {
+      route_ = Route::kLogin;
     } else if (p == "healthz") {
       route_ = Route::kHealth;
     } else if (p == "metrics" && shared_.metrics_text) {
@@ -751,7 +784,64 @@ void HttpSession::route() {
     // The file protocol's name rules: no '/', no "..", no hidden names.
     if (std::string why = storage::validate_name(name_); !why.empty()) {
       reject(403, "Invalid file name: " + why);
+      return;
     }
+  }
+  authenticate();
+}
+
+// The listener's `,ro` / `,auth=`: 403 on a read-only listener or for a role
+// that may not, 401 with a Basic challenge before an account (RFC 7617
+// section 2).
+void HttpSession::authenticate() {
+  role_ = Role::kAnonymous;
+  user_.clear();
+  const Header* h = head_.find("Authorization");
+  if (!h || !shared_.auth || service_.policy().auth == AuthScope::kNone) {
+    refuse_by_policy();
+    return;
+  }
+  std::string user, password;
+  if (!parse_basic_credentials(h->value, user, password)) {
+    reject(401, "Authorization: expected Basic credentials (RFC 7617)", kChallenge);
+    return;
+  }
+  if (shared_.auth->cached(user, password, role_)) {
+    user_ = user;
+    refuse_by_policy();
+    return;
+  }
+  // Held: the parser stops after this head until the check is back.
+  auth_pending_ = true;
+  conn_.pause_reading();
+  ConnRef ref(&conn_);
+  shared_.auth->check(user, password, peer_, [this, ref, user](auth::LoginOutcome outcome) {
+    if (conn_.closing() || state_ != State::kBody) return;
+    auth_pending_ = false;
+    role_ = outcome.role;
+    if (outcome.error.empty()) user_ = user;
+    if (!outcome.error.empty()) {
+      reject(401, "Unauthorized: " + outcome.error, kChallenge);
+    } else {
+      refuse_by_policy();
+    }
+    if (state_ == State::kBody) begin_body();
+    resume_after_hold_ = true;
+    process_input();
+  });
+}
+
+void HttpSession::refuse_by_policy() {
+  Access access = route_ == Route::kDelete ? Access::kDelete
+                  : route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
+                          route_ == Route::kUploadForm
+                      ? Access::kWrite
+                      : Access::kRead;
+  Refusal r = service_.policy().refuse(access, role_);
+  if (r == Refusal::kLogin) {
+    reject(401, "Authentication required: log in with an account of the users file", kChallenge);
+  } else if (r != Refusal::kNone) {
+    reject(403, "Forbidden: " + refusal_text(r, access));
   }
 }
 
@@ -825,6 +915,26 @@ void HttpSession::dispatch() {
       return;
     case Route::kStats:
       reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
+      return;
+    case Route::kWhoami: {
+      // The user name holds only [A-Za-z0-9._-] (auth::validate_user_name).
+      const ListenerPolicy& p = service_.policy();
+      auto may = [&](Access a) { return p.refuse(a, role_) == Refusal::kNone ? "true" : "false"; };
+      std::string body = "{\"user\":" + (user_.empty() ? std::string("null") : "\"" + user_ + "\"") +
+                         ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" +
+                         p.text() + "\",\"accounts\":" +
+                         (p.auth != AuthScope::kNone ? "true" : "false") +
+                         ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" +
+                         may(Access::kDelete) + "}\n";
+      reply(200, "application/json", body, "Cache-Control: no-store\r\n");
+      return;
+    }
+    case Route::kLogin:
+      if (service_.policy().auth != AuthScope::kNone && role_ == Role::kAnonymous) {
+        reply(401, kText, "Log in with an account of this server\n", kChallenge);
+      } else {
+        reply(303, kText, "See /\n", "Location: /\r\n");
+      }
       return;
     case Route::kHealth: {
       // 503 from the stop signal on, so HAProxy's `option httpchk` takes the
@@ -1301,7 +1411,10 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<HttpService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly | kPolicyAuth};
   return kInfo;
 }
 

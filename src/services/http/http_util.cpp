@@ -2,6 +2,10 @@
 
 #include "fsrv/services/http/http_util.hpp"
 
+#include <sodium.h>
+
+#include <cctype>
+
 #include <array>
 #include <cinttypes>
 #include <cstdio>
@@ -717,6 +721,29 @@ std::string content_disposition(std::string_view filename, bool inline_dispositi
   std::string out = inline_disposition ? "inline" : "attachment";
   out += "; filename=\"" + plain + "\"; filename*=UTF-8''" + ext;
   return out;
+}
+
+bool parse_basic_credentials(std::string_view value, std::string& user, std::string& password) {
+  if (value.size() > kMaxCredentials || value.size() < 6) return false;
+  std::string scheme(value.substr(0, 6));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "basic ") return false;
+  std::string_view b64 = value.substr(6);
+  while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
+  while (!b64.empty() && b64.back() == ' ') b64.remove_suffix(1);
+  std::string bin(b64.size(), '\0');
+  size_t len = 0;
+  if (b64.empty() ||
+      sodium_base642bin(reinterpret_cast<unsigned char*>(bin.data()), bin.size(), b64.data(),
+                        b64.size(), nullptr, &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return false;
+  }
+  bin.resize(len);
+  size_t colon = bin.find(':');
+  if (colon == std::string::npos) return false;
+  user = bin.substr(0, colon);
+  password = bin.substr(colon + 1);
+  return true;
 }
 
 }  // namespace fsrv::services::http

@@ -498,6 +498,10 @@ struct RequestParser::Impl {
           phase = Phase::kBody;
           if (head.framing == BodyFraming::kContentLength) raw_left = head.content_length;
           handler.on_head(head);
+          if (handler.hold_after_head()) {
+            paused_after_message = true;  // the next feed() resumes llhttp
+            return {input_pos(at), State::kPaused};
+          }
           break;
         case Pause::kMessageEnd: {
           phase = Phase::kIdle;

@@ -58,6 +58,8 @@ constexpr std::string_view kWebPage = R"HTML(<!DOCTYPE html>
   td.num { white-space: nowrap; }
   td.act { white-space: nowrap; text-align: right; }
   #status { color: var(--muted); margin: 8px 0; min-height: 1.4em; }
+  body[data-upload="no"] #drop, body[data-delete="no"] button.del { display: none; }
+  #who { color: var(--muted); }
   .err { color: var(--bad); }
   @media (max-width: 600px) {
     thead { display: none; }
@@ -71,6 +73,7 @@ constexpr std::string_view kWebPage = R"HTML(<!DOCTYPE html>
 <body>
 <main>
 <h1>SERVER HTTP</h1>
+<p id="who" hidden></p>
 <label id="drop">
   <input id="file" type="file" multiple>
   <span>Drop files here, or <span class="btn pick">choose files</span></span>
@@ -132,7 +135,7 @@ function upload(file) {
     x.open("POST", "/upload/" + encodeURIComponent(file.name));
     x.upload.onprogress = (e) => { if (e.lengthComputable) { bar.max = e.total; bar.value = e.loaded; } };
     x.onload = () => {
-      if (x.status === 200) { box.remove(); } else { n.textContent = file.name + ": " + x.status + " " + x.responseText; n.className = "n err"; }
+      if (x.status === 200 || x.status === 201) { box.remove(); } else { n.textContent = file.name + ": " + x.status + " " + x.responseText; n.className = "n err"; }
       resolve();
     };
     x.onerror = () => { n.textContent = file.name + ": upload failed"; n.className = "n err"; resolve(); };
@@ -143,6 +146,25 @@ async function uploadAll(list) {
   for (const f of list) await upload(f);
   await refresh();
 }
+// The account (GET /whoami): what it may not do is hidden (the server
+// refuses it anyway); on a listener with accounts, a login link (GET
+// /login makes the browser ask; it then sends the account with every
+// same-origin request).
+async function whoami() {
+  try {
+    const r = await fetch("/whoami", { cache: "no-store" });
+    if (!r.ok) return;
+    const w = await r.json();
+    document.body.dataset.upload = w.upload ? "yes" : "no";
+    document.body.dataset.delete = w.delete ? "yes" : "no";
+    if (!w.accounts) return;
+    const p = $("who"); p.hidden = false; p.textContent = "";
+    if (w.user) { p.textContent = "Logged in as " + w.user + " (" + w.role + ")"; return; }
+    const a = document.createElement("a"); a.href = "/login"; a.textContent = "Log in";
+    p.append("Not logged in: ", a, " to upload or delete");
+  } catch (e) { /* an older server: show everything */ }
+}
+whoami();
 $("file").onchange = (e) => { uploadAll([...e.target.files]); e.target.value = ""; };
 const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));

@@ -406,6 +406,15 @@ void SessionConn::on_confirm(bool yes) {
     back_to_word();
     return;
   }
+  if (Refusal r = service_.policy().refuse(Access::kDelete, Role::kAnonymous);
+      r != Refusal::kNone) {
+    // rm's own failure answer; the session goes on.
+    FSRV_LOG_INFO("session: rm %s: %s", name_.c_str(), refusal_text(r, Access::kDelete).c_str());
+    conn_.write_owned(pack_i32(-1));
+    count_request(Verb::kRm, false);
+    back_to_word();
+    return;
+  }
   run_rm();
 }
 
@@ -575,6 +584,13 @@ void SessionConn::start_download(std::string name) {
 // ---------------------------------------------------------------- upload
 
 void SessionConn::start_upload(std::string name, int32_t size) {
+  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous);
+      r != Refusal::kNone) {
+    // No error frame for an upload: closed before any byte is stored.
+    count_request(Verb::kUpload, false);
+    fail("upload " + name + ": " + refusal_text(r, Access::kWrite));
+    return;
+  }
   if (std::string why = storage::validate_name(name); !why.empty()) {
     count_request(Verb::kUpload, false);
     fail("upload: invalid name: " + why);
@@ -665,7 +681,10 @@ const ServiceInfo& info() {
       [](reactor::Refusal, int) { return std::string(); },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<SessionService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly};
   return kInfo;
 }
 

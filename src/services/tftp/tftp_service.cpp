@@ -25,7 +25,8 @@ const ServiceInfo& info() {
       Transport::kDatagram,
       [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<RequestPort>(shared);
-      }};
+      },
+      kPolicyReadOnly};
   return kInfo;
 }
 

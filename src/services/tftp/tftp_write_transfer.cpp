@@ -36,7 +36,7 @@ class WriteTransfer final : public Transfer {
   const char* direction() const override { return "WRQ"; }
 
   void begin() override {
-    if (config_.tftp_read_only) {
+    if (config_.tftp_read_only || service_.policy().read_only) {
       fail(ErrorCode::kAccess, "access violation: this server is read-only");
       return;
     }

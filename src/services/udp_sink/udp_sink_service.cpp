@@ -84,11 +84,16 @@ class UdpSinkService final : public DatagramService {
         dropped_(counter("dropped")),
         quota_dropped_(counter("quota_dropped")),
         full_dropped_(counter("senders_full_dropped")),
+        readonly_dropped_(counter("readonly_dropped")),
         files_(counter("files/committed")),
         failed_(counter("files/failed")) {}
 
   void on_start(reactor::DatagramListener& listener) override {
     if (listeners_++ > 0) return;
+    if (policy().read_only) {
+      FSRV_LOG_WARN("udp-sink: read-only listener: every datagram is dropped and counted "
+                    "(udp-sink/readonly_dropped)");
+    }
     loop_ = listener.udp()->loop;
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
@@ -101,6 +106,10 @@ class UdpSinkService final : public DatagramService {
 
   void on_datagram(reactor::DatagramListener&, const sockaddr& from,
                    std::span<const char> data) override {
+    if (policy().read_only) {  // every datagram would write a file
+      shared_.stats->add(readonly_dropped_);
+      return;
+    }
     uint64_t now = uv_now(loop_);
     std::string ip = reactor::address_ip(from);
     std::string key = ip + ":" + std::to_string(reactor::address_port(from));
@@ -317,7 +326,8 @@ class UdpSinkService final : public DatagramService {
     }
   }
 
-  stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, files_, failed_;
+  stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, readonly_dropped_,
+      files_, failed_;
   /// Files open: senders in the table plus those still committing.
   int open_files_ = 0;
   std::unordered_map<std::string, AddressQuota> quotas_;
@@ -338,7 +348,8 @@ const ServiceInfo& info() {
       "bin/udpsend -p {port} FILE",
       [](stats::Schema& schema) {
         for (const char* p : {"datagrams", "bytes", "dropped", "quota_dropped",
-                              "senders_full_dropped", "files/committed", "files/failed"}) {
+                              "senders_full_dropped", "readonly_dropped", "files/committed",
+                              "files/failed"}) {
           schema.add(std::string("udp-sink/") + p);
         }
       },
@@ -347,7 +358,8 @@ const ServiceInfo& info() {
       Transport::kDatagram,
       [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<UdpSinkService>(shared);
-      }};
+      },
+      kPolicyReadOnly};
   return kInfo;
 }
 

@@ -381,5 +381,21 @@ TEST(HttpUtil, OriginMatchesHost) {
   EXPECT_FALSE(origin_matches_host("https://h", "h:80"));
 }
 
+// RFC 7617 section 2 (its example: Aladdin / open sesame).
+TEST(HttpUtil, BasicCredentials) {
+  std::string user, password;
+  ASSERT_TRUE(parse_basic_credentials("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==", user, password));
+  EXPECT_EQ(user, "Aladdin");
+  EXPECT_EQ(password, "open sesame");
+  ASSERT_TRUE(parse_basic_credentials("basic  dTpwOnE= ", user, password));  // scheme any case
+  EXPECT_EQ(user, "u");
+  EXPECT_EQ(password, "p:q");  // the password is everything after the first ':'
+  EXPECT_FALSE(parse_basic_credentials("Bearer abc", user, password));
+  EXPECT_FALSE(parse_basic_credentials("Basic !!!", user, password));
+  EXPECT_FALSE(parse_basic_credentials("Basic dXNlcg==", user, password));  // "user": no ':'
+  EXPECT_FALSE(parse_basic_credentials("Basic ", user, password));
+  EXPECT_FALSE(parse_basic_credentials("Basic " + std::string(kMaxCredentials, 'A'), user, password));
+}
+
 }  // namespace
 }  // namespace fsrv::services::http

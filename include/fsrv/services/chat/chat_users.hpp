@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/auth/password.hpp"
 #include "fsrv/core/result.hpp"
 
 namespace fsrv::services::chat {
@@ -43,29 +44,16 @@ struct ChatUser {
 inline constexpr unsigned long long kDemoOpsLimit = 1;  // crypto_pwhash_OPSLIMIT_MIN
 inline constexpr size_t kDemoMemLimit = 8192;           // crypto_pwhash_MEMLIMIT_MIN
 
-/// libsodium's interactive limits (crypto_pwhash_OPSLIMIT_INTERACTIVE = 2,
-/// crypto_pwhash_MEMLIMIT_INTERACTIVE = 64 MiB): the recommended cost for
-/// online logins; use these to make a users file.
-inline constexpr unsigned long long kOpsLimitInteractive = 2;
-inline constexpr size_t kMemLimitInteractive = 64u << 20;
+// The password primitives live in auth/ (shared with the --users accounts).
+using auth::hash_password;
+using auth::is_password_hash;
+using auth::kMemLimitInteractive;
+using auth::kOpsLimitInteractive;
+using auth::verify_password;
 
 /// Largest users file accepted, in bytes: a few thousand accounts at most;
 /// a bigger file is a mistake, not a user list.
 inline constexpr size_t kMaxUsersFile = 16u << 20;
-
-/// Hashes `password` with crypto_pwhash_str at the given cost. Error
-/// message if libsodium cannot initialise or runs out of memory.
-Result<std::string> hash_password(std::string_view password, unsigned long long opslimit,
-                                  size_t memlimit);
-
-/// True iff `password` matches `hash` (crypto_pwhash_str_verify: constant
-/// time in the password; false too for a malformed hash).
-bool verify_password(const std::string& hash, std::string_view password);
-
-/// Whether `hash` looks like a crypto_pwhash_str string this libsodium can
-/// verify ("$argon2id$" or "$argon2i$" prefix, shorter than
-/// crypto_pwhash_STRBYTES, NUL-free). Used to reject bad users files early.
-bool is_password_hash(std::string_view hash);
 
 /// Why `username` cannot be a chat login name, or "" if it can. Refused:
 /// empty, longer than 64 bytes, any byte that is ASCII whitespace or a

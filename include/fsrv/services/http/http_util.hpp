@@ -178,4 +178,14 @@ std::string html_escape(std::string_view text);
 /// byte outside attr-char. `inline_disposition` selects "inline".
 std::string content_disposition(std::string_view filename, bool inline_disposition = false);
 
+/// Longest Authorization value decoded (user name + password + base64):
+/// far above a real account, small enough to never be a memory lever.
+inline constexpr size_t kMaxCredentials = 1024;
+
+/// Splits an `Authorization: Basic BASE64(user:password)` value (RFC 7617
+/// section 2: scheme case-insensitive, user-id without ':', the password is
+/// the rest). False for another scheme, bad base64, no ':' or a value over
+/// kMaxCredentials.
+bool parse_basic_credentials(std::string_view value, std::string& user, std::string& password);
+
 }  // namespace fsrv::services::http

@@ -75,6 +75,10 @@ class RequestHandler {
   /// The header section ended; `head` stays valid until the next message
   /// begins (copy what must outlive it).
   virtual void on_head(const RequestHead& head) = 0;
+  /// Asked right after on_head: true makes feed() return kPaused there (the
+  /// body not yet parsed), e.g. while a password is checked; the next feed()
+  /// goes on with the body.
+  virtual bool hold_after_head() { return false; }
   /// A piece of body bytes, already de-chunked; pieces are never empty and
   /// together never exceed Content-Length or the configured maximum.
   virtual void on_body(std::string_view piece) = 0;

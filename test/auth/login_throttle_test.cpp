@@ -2,13 +2,13 @@
 // the window, forgetting on success, and a table that never grows past its
 // bound however many addresses fail.
 
-#include "fsrv/services/chat/login_throttle.hpp"
+#include "fsrv/auth/login_throttle.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace fsrv::services::chat {
+namespace fsrv::auth {
 namespace {
 
 using T = LoginThrottle;
@@ -50,4 +50,4 @@ TEST(LoginThrottle, TableStaysBoundedUnderManyAddresses) {
 }
 
 }  // namespace
-}  // namespace fsrv::services::chat
+}  // namespace fsrv::auth

@@ -1,8 +1,8 @@
-// Failed chat logins per source address (see login_throttle.hpp).
+// Failed logins per source address (see login_throttle.hpp).
 
-#include "fsrv/services/chat/login_throttle.hpp"
+#include "fsrv/auth/login_throttle.hpp"
 
-namespace fsrv::services::chat {
+namespace fsrv::auth {
 
 uint64_t LoginThrottle::blocked_for(const std::string& address, uint64_t now_ms) const {
   auto it = table_.find(address);
@@ -37,4 +37,4 @@ void LoginThrottle::make_room(uint64_t now_ms) {
   if (table_.size() >= kMaxAddresses && oldest != table_.end()) table_.erase(oldest);
 }
 
-}  // namespace fsrv::services::chat
+}  // namespace fsrv::auth

@@ -1,5 +1,5 @@
 #pragma once
-// Failed chat logins per source address, in a table of bounded size: an
+// Failed logins per source address, in a table of bounded size: an
 // address that fails kMaxFailures times within kWindowMs is refused at once
 // (no password hash is computed for it) until the window since its first
 // failure ends. Like HAProxy's stick-table with `size` and `expire`: spoofed
@@ -11,7 +11,7 @@
 #include <string>
 #include <unordered_map>
 
-namespace fsrv::services::chat {
+namespace fsrv::auth {
 
 class LoginThrottle {
  public:
@@ -40,4 +40,4 @@ class LoginThrottle {
   std::unordered_map<std::string, Entry> table_;
 };
 
-}  // namespace fsrv::services::chat
+}  // namespace fsrv::auth
