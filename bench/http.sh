@@ -2,19 +2,33 @@
 # `make bench-http`: our http service against Debian's nginx in the same run,
 # same machine, same files, 2 workers each (docs/services/http.md).
 #   bench/http.sh BIN_DIR      (BIN_DIR holds fileserver)
-# Environment: BENCH_SECONDS (wrk duration, 10), AB_N (100000), CLIENTS (50),
-# BIG_MB (size of the big file in MiB, 100).
+# Environment: BENCH_SECONDS (wrk duration per run, 5), ROUNDS (alternating
+# rounds of the small-file runs, 5), AB_N (100000), CLIENTS (50), BIG_MB
+# (size of the big file in MiB, 100; 0 skips the big-file and upload rows),
+# SIZES (small files measured, "4096 1024").
 #
-# nginx runs from a config generated into a temp dir (no system config, no
-# root-owned paths, workers as the current user), with sendfile on, access
-# log off, WebDAV PUT/DELETE. Ours: --mode process --workers 2, log level
-# warn (no access log either). Prints one table: ours / nginx per line.
+# Small files: ROUNDS rounds, each running wrk once against every server in
+# turn (ours process, nginx, ours thread, nginx rotated each round so no
+# server always runs first), so every server sees the same background load
+# of this shared machine. The table gives each server's median req/s and
+# median p99 latency, the min-max spread of req/s, and the ratio of the
+# medians. The load average is printed before and after.
+#
+# nginx is configured as a careful operator would for static files (config
+# generated into a temp dir, no system config): 2 workers, sendfile on,
+# tcp_nopush on, tcp_nodelay on, access_log off, keepalive_requests 100000,
+# open_file_cache (descriptors, sizes and mtimes of open files kept, checked
+# every 30 s), no worker_cpu_affinity (the load generator shares the two
+# cores), WebDAV PUT/DELETE for the upload row. Ours: --workers 2 in each
+# mode, log level warn (no access log either).
 set -euo pipefail
 bin=$(cd "${1:-bin}" && pwd)
-secs=${BENCH_SECONDS:-10}
+secs=${BENCH_SECONDS:-5}
+rounds=${ROUNDS:-5}
 ab_n=${AB_N:-100000}
 clients=${CLIENTS:-50}
 big_mb=${BIG_MB:-100}
+sizes=${SIZES:-4096 1024}
 
 for tool in nginx wrk ab curl dd python3; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
@@ -25,26 +39,26 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 tmp=$(mktemp -d /tmp/fsrv-bench-http-XXXXXX)
-ours_pid=""
-nginx_pid=""
+pids=()
 cleanup() {
-  [ -n "$ours_pid" ] && kill "$ours_pid" 2>/dev/null && wait "$ours_pid" 2>/dev/null || true
-  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 files=$tmp/files
 mkdir -p "$files" "$tmp/nginx" "$tmp/client"
-head -c 4096 /dev/urandom >"$files/4k.bin"
-head -c 1024 /dev/urandom >"$files/1k.bin"
-head -c $((big_mb << 20)) /dev/urandom >"$files/big.bin"
-cp "$files/big.bin" "$tmp/client/up.bin"
+for s in $sizes; do head -c "$s" /dev/urandom >"$files/$s.bin"; done
 big_bytes=$((big_mb << 20))
+if [ "$big_mb" -gt 0 ]; then
+  head -c "$big_bytes" /dev/urandom >"$files/big.bin"
+  cp "$files/big.bin" "$tmp/client/up.bin"
+fi
 
-read -r port_ours port_nginx < <(python3 -c '
+read -r port_proc port_thread port_nginx < <(python3 -c '
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 
@@ -54,15 +68,20 @@ user_line=""
 cat >"$tmp/nginx/nginx.conf" <<EOF
 $user_line
 worker_processes 2;
+worker_rlimit_nofile 65536;
 daemon off;
 pid $tmp/nginx/nginx.pid;
 error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
 http {
   access_log off;
   sendfile on;
   tcp_nopush on;
-  keepalive_requests 10000000;
+  tcp_nodelay on;
+  keepalive_requests 100000;
+  open_file_cache max=10000 inactive=60s;
+  open_file_cache_valid 30s;
+  open_file_cache_errors on;
   default_type application/octet-stream;
   client_max_body_size 0;
   client_body_temp_path $tmp/nginx/body;
@@ -82,15 +101,24 @@ http {
 EOF
 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" &
 nginx_pid=$!
+pids+=("$nginx_pid")
 
-# --- ours --------------------------------------------------------------
-"$bin/fileserver" --mode process --workers 2 --host 127.0.0.1 --listen "http=$port_ours" \
-  --root "$files" --log-level warn --max-upload $((4 << 30)) >"$tmp/ours.out" 2>"$tmp/ours.err" &
-ours_pid=$!
+# --- ours, both modes --------------------------------------------------
+for mode in process thread; do
+  port=port_${mode:0:4}
+  [ $mode = thread ] && port=port_thread
+  [ $mode = process ] && port=port_proc
+  "$bin/fileserver" --mode $mode --workers 2 --host 127.0.0.1 --listen "http=${!port}" \
+    --root "$files" --log-level warn --max-upload $((4 << 30)) --max-conns 16384 \
+    >"$tmp/ours-$mode.out" 2>"$tmp/ours-$mode.err" &
+  pids+=($!)
+  eval "pid_$mode=$!"
+done
 
-for p in $port_ours $port_nginx; do
+first=${sizes%% *}
+for p in $port_proc $port_thread $port_nginx; do
   for _ in $(seq 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$p/1k.bin" && break
+    curl -s -o /dev/null "http://127.0.0.1:$p/$first.bin" && break
     sleep 0.1
   done
 done
@@ -105,22 +133,62 @@ peak_rss() {
   awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
-wrk_run() {  # url -> "req/s p99"
+# wrk's p99 in milliseconds (wrk prints us, ms or s).
+wrk_run() {  # url -> "req/s p99ms"
   local out
   out=$(wrk -t2 -c"$clients" -d"${secs}s" --latency "$1")
-  local rps p99
-  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  echo "$rps $p99"
+  awk '/^Requests\/sec:/ {rps = $2}
+       $1 == "99%" { v = $2; m = 1
+                     if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /s$/) m = 1000
+                     sub(/[a-z]+$/, "", v); p99 = v * m }
+       END { printf "%.0f %.2f\n", rps, p99 }' <<<"$out"
+}
+
+# "median min max" of numbers on stdin.
+stats() { sort -g | awk '{v[NR] = $1} END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+                                           printf "%s %s %s\n", m, v[1], v[NR] }'; }
+
+declare -A port_of=([proc]=$port_proc [thread]=$port_thread [nginx]=$port_nginx)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+start_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
+for s in $sizes; do
+  for r in $(seq "$rounds"); do
+    # Rotate the order each round: proc nginx thread nginx, thread nginx proc nginx...
+    if [ $((r % 2)) = 1 ]; then order="proc nginx thread nginx2"; else order="thread nginx proc nginx2"; fi
+    for who in $order; do
+      key=${who%2}
+      read -r rps p99 < <(wrk_run "http://127.0.0.1:${port_of[$key]}/$s.bin")
+      echo "bench-http: $s B round $r $key: $rps req/s, p99 $p99 ms" >&2
+      echo "$rps" >>"$tmp/rps.$s.$key"
+      echo "$p99" >>"$tmp/p99.$s.$key"
+    done
+  done
+done
+load_small=$(cut -d' ' -f1-3 /proc/loadavg)
+
+row() { printf '| %-40s | %22s | %22s | %22s |\n' "$1" "$2" "$3" "$4"; }
+table_small() {
+  local s=$1 k med lo hi p
+  declare -A M
+  for k in proc thread nginx; do
+    read -r med lo hi < <(stats <"$tmp/rps.$s.$k")
+    read -r p _ _ < <(stats <"$tmp/p99.$s.$k")
+    M[$k.rps]=$med; M[$k.lo]=$lo; M[$k.hi]=$hi; M[$k.p99]=$p
+  done
+  row "wrk $s B: median req/s (min-max)" \
+    "$(printf '%.0f (%.0f-%.0f)' "${M[proc.rps]}" "${M[proc.lo]}" "${M[proc.hi]}")" \
+    "$(printf '%.0f (%.0f-%.0f)' "${M[thread.rps]}" "${M[thread.lo]}" "${M[thread.hi]}")" \
+    "$(printf '%.0f (%.0f-%.0f)' "${M[nginx.rps]}" "${M[nginx.lo]}" "${M[nginx.hi]}")"
+  row "wrk $s B: median p99 latency, ms" "${M[proc.p99]}" "${M[thread.p99]}" "${M[nginx.p99]}"
+  row "wrk $s B: ours / nginx (median req/s)" \
+    "$(awk -v a="${M[proc.rps]}" -v b="${M[nginx.rps]}" 'BEGIN { printf "%.2f", a / b }')" \
+    "$(awk -v a="${M[thread.rps]}" -v b="${M[nginx.rps]}" 'BEGIN { printf "%.2f", a / b }')" "1.00"
 }
 
 ab_run() {  # url -> "req/s failed"
   local out
   out=$(ab -q -k -n "$ab_n" -c "$clients" "$1" 2>&1)
-  local rps failed
-  rps=$(awk '/^Requests per second:/ {printf "%.0f", $4}' <<<"$out")
-  failed=$(awk '/^Failed requests:/ {print $3}' <<<"$out")
-  echo "$rps $failed"
+  awk '/^Requests per second:/ {r = $4} /^Failed requests:/ {f = $3} END { printf "%.0f %s\n", r, f }' <<<"$out"
 }
 
 one_download() {  # url -> MB/s
@@ -128,13 +196,13 @@ one_download() {  # url -> MB/s
 }
 
 many_downloads() {  # url -> aggregate MB/s over $clients parallel curls
-  local start end pids=()
+  local start end cp=()
   start=$(date +%s.%N)
   for _ in $(seq "$clients"); do
     curl -s -o /dev/null "$1" &
-    pids+=($!)
+    cp+=($!)
   done
-  wait "${pids[@]}"
+  wait "${cp[@]}"
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" -v n="$clients" -v b="$big_bytes" \
     'BEGIN { printf "%.0f", n * b / (e - s) / 1e6 }'
@@ -150,46 +218,45 @@ upload() {  # method url -> MB/s (the reply comes after the server's fsync for o
   awk -v t="$t" -v b="$big_bytes" 'BEGIN { printf "%.0f", b / t / 1e6 }'
 }
 
+# One run per server and line, the servers alternating line by line.
 declare -A R
-for who in ours nginx; do
-  port=port_$who
-  base="http://127.0.0.1:${!port}"
-  echo "bench-http: $who on ${!port}..." >&2
-  read -r "R[$who.w4.rps]" "R[$who.w4.p99]" < <(wrk_run "$base/4k.bin")
-  read -r "R[$who.w1.rps]" "R[$who.w1.p99]" < <(wrk_run "$base/1k.bin")
-  read -r "R[$who.ab.rps]" "R[$who.ab.failed]" < <(ab_run "$base/4k.bin")
-  R[$who.one]=$(one_download "$base/big.bin")
-  R[$who.many]=$(many_downloads "$base/big.bin")
-  R[$who.put]=$(upload PUT "$base/put-$who.bin")
-  cmp -s "$files/put-$who.bin" "$tmp/client/up.bin" || echo "bench-http: $who PUT corrupted the file" >&2
-  if [ $who = ours ]; then
-    R[$who.post]=$(upload POST "$base/upload/post-$who.bin")
-    cmp -s "$files/post-$who.bin" "$tmp/client/up.bin" || echo "bench-http: POST corrupted the file" >&2
-  else
-    R[$who.post]="-"
-  fi
+for who in proc nginx thread; do
+  read -r "R[$who.ab.rps]" "R[$who.ab.failed]" < <(ab_run "http://127.0.0.1:${port_of[$who]}/$first.bin")
 done
-R[ours.rss]=$(peak_rss "$ours_pid")
+if [ "$big_mb" -gt 0 ]; then
+  for who in proc nginx thread; do R[$who.one]=$(one_download "http://127.0.0.1:${port_of[$who]}/big.bin"); done
+  for who in proc nginx thread; do R[$who.many]=$(many_downloads "http://127.0.0.1:${port_of[$who]}/big.bin"); done
+  for who in proc nginx thread; do
+    R[$who.put]=$(upload PUT "http://127.0.0.1:${port_of[$who]}/put-$who.bin")
+    cmp -s "$files/put-$who.bin" "$tmp/client/up.bin" || echo "bench-http: $who PUT corrupted the file" >&2
+  done
+  for who in proc thread; do
+    R[$who.post]=$(upload POST "http://127.0.0.1:${port_of[$who]}/upload/post-$who.bin")
+    cmp -s "$files/post-$who.bin" "$tmp/client/up.bin" || echo "bench-http: $who POST corrupted the file" >&2
+  done
+  dd_start=$(date +%s.%N)
+  dd if="$tmp/client/up.bin" of="$files/dd.bin" bs=1M conv=fsync status=none
+  dd_end=$(date +%s.%N)
+  dd_mbs=$(awk -v s="$dd_start" -v e="$dd_end" -v b="$big_bytes" 'BEGIN { printf "%.0f", b / (e - s) / 1e6 }')
+fi
+R[proc.rss]=$(peak_rss "$pid_process")
+R[thread.rss]=$(peak_rss "$pid_thread")
 R[nginx.rss]=$(peak_rss "$nginx_pid")
-dd_start=$(date +%s.%N)
-dd if="$tmp/client/up.bin" of="$files/dd.bin" bs=1M conv=fsync status=none
-dd_end=$(date +%s.%N)
-dd_mbs=$(awk -v s="$dd_start" -v e="$dd_end" -v b="$big_bytes" 'BEGIN { printf "%.0f", b / (e - s) / 1e6 }')
 
-row() { printf '| %-44s | %14s | %14s |\n' "$1" "$2" "$3"; }
 echo
-echo "bench-http $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, 2 workers each, $clients clients, big file ${big_mb} MiB"
-row "measure" "ours" "nginx"
-row "---" "---:" "---:"
-row "wrk -t2 -c$clients -d${secs}s 4 KiB: req/s" "${R[ours.w4.rps]}" "${R[nginx.w4.rps]}"
-row "wrk 4 KiB: p99 latency" "${R[ours.w4.p99]}" "${R[nginx.w4.p99]}"
-row "wrk -t2 -c$clients -d${secs}s 1 KiB: req/s" "${R[ours.w1.rps]}" "${R[nginx.w1.rps]}"
-row "wrk 1 KiB: p99 latency" "${R[ours.w1.p99]}" "${R[nginx.w1.p99]}"
-row "ab -k -n $ab_n -c $clients 4 KiB: req/s" "${R[ours.ab.rps]}" "${R[nginx.ab.rps]}"
-row "ab -k: failed requests" "${R[ours.ab.failed]}" "${R[nginx.ab.failed]}"
-row "1 curl of ${big_mb} MiB: MB/s" "${R[ours.one]}" "${R[nginx.one]}"
-row "$clients concurrent curls of ${big_mb} MiB: aggregate MB/s" "${R[ours.many]}" "${R[nginx.many]}"
-row "upload ${big_mb} MiB PUT: MB/s" "${R[ours.put]} (fsync)" "${R[nginx.put]} (no fsync)"
-row "upload ${big_mb} MiB POST /upload: MB/s" "${R[ours.post]} (fsync)" "${R[nginx.post]}"
-row "dd conv=fsync of the same file: MB/s" "$dd_mbs" "$dd_mbs"
-row "peak RSS, all processes: MiB" "${R[ours.rss]}" "${R[nginx.rss]}"
+echo "bench-http $start_utc, $(nproc) cores, 2 workers each, $clients clients, wrk ${secs} s x $rounds alternating rounds"
+echo "load average (1/5/15 min): $load_before at the start, $load_small after the small-file rounds, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+echo
+row "measure" "ours process" "ours thread" "nginx"
+row "---" "---:" "---:" "---:"
+for s in $sizes; do table_small "$s"; done
+row "ab -k -n $ab_n -c $clients $first B: req/s" "${R[proc.ab.rps]}" "${R[thread.ab.rps]}" "${R[nginx.ab.rps]}"
+row "ab -k: failed requests" "${R[proc.ab.failed]}" "${R[thread.ab.failed]}" "${R[nginx.ab.failed]}"
+if [ "$big_mb" -gt 0 ]; then
+  row "1 curl of ${big_mb} MiB: MB/s" "${R[proc.one]}" "${R[thread.one]}" "${R[nginx.one]}"
+  row "$clients curls of ${big_mb} MiB at once: MB/s" "${R[proc.many]}" "${R[thread.many]}" "${R[nginx.many]}"
+  row "upload ${big_mb} MiB PUT: MB/s" "${R[proc.put]} (fsync)" "${R[thread.put]} (fsync)" "${R[nginx.put]} (no fsync)"
+  row "upload ${big_mb} MiB POST /upload: MB/s" "${R[proc.post]} (fsync)" "${R[thread.post]} (fsync)" "-"
+  row "dd conv=fsync of the same file: MB/s" "$dd_mbs" "$dd_mbs" "$dd_mbs"
+fi
+row "peak RSS, all processes: MiB" "${R[proc.rss]}" "${R[thread.rss]}" "${R[nginx.rss]}"

@@ -1,7 +1,9 @@
 # HTTP service (src/services/http, docs/services/http.md): the tools its
 # tests and bench drive.
-#   make bench-http     ours vs Debian's nginx on the same files: wrk, ab,
-#                       curl downloads and uploads, dd, peak RSS (a table)
+#   make bench-http     ours (process and thread mode) vs Debian's nginx on
+#                       the same files: wrk in alternating rounds (median
+#                       req/s, p99, ratio), ab, curl downloads and uploads,
+#                       dd, peak RSS (a table; about 4 minutes)
 #   make test-browser   the web UI in Debian's chromium via puppeteer-core
 #                       (npm, installed into build/browser/node_modules)
 #
