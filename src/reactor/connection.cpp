@@ -198,10 +198,44 @@ void Connection::write_owned(std::string_view bytes) {
   if (!owned_in_flight_) flush_outbox();
 }
 
+void Connection::write_owned_moved(std::string&& bytes) {
+  if (closing_ || bytes.empty()) return;
+  pending_bytes_ += bytes.size();
+  if (outbox_.empty()) {
+    outbox_ = std::move(bytes);  // no copy
+  } else {
+    outbox_.append(bytes);
+  }
+  if (!owned_in_flight_) flush_outbox();
+}
+
 // Starts writing the outbox as one request (coalescing every owned reply
 // queued since the last one went out).
 void Connection::flush_outbox() {
   if (outbox_.empty() || closing_) return;
+  // Nothing queued in libuv: write at once with uv_try_write. A reply the
+  // socket takes whole then needs no write request, and libuv does not
+  // re-arm the socket's epoll registration after the write drains (one
+  // epoll_ctl per reply: uv__drain's uv__io_stop of POLLOUT). Not while
+  // congested or a sendfile waits: those react to write completion, which
+  // stays asynchronous.
+  if (stream()->write_queue_size == 0 && !congested_ && !sendfile_) {
+    uv_buf_t buf = uv_buf_init(outbox_.data(), static_cast<unsigned>(outbox_.size()));
+    int n = uv_try_write(stream(), &buf, 1);
+    if (n > 0) {
+      size_t sent = static_cast<size_t>(n);
+      reactor_.stats->bytes_out.fetch_add(sent, std::memory_order_relaxed);
+      pending_bytes_ -= sent;
+      bytes_written_ += sent;
+      touch();
+      count_progress(sent);
+      if (sent == outbox_.size()) {
+        outbox_ = std::string();  // an idle connection keeps no reply memory
+        return;
+      }
+      outbox_.erase(0, sent);
+    }
+  }
   size_t total = outbox_.size();
   auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(outbox_), total, true};
   outbox_ = std::string();
@@ -520,17 +554,32 @@ void Connection::yield_turn() {
   });
 }
 
+// Progress only records the time: the idle timer runs once per idle period
+// and, when it fires, re-arms itself for what is left if there was progress
+// meanwhile (a timer restart per read and per write was a timer-heap
+// removal and insertion each time; nginx keeps its read timer the same way).
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
   // A service whose clients may pause (IdlePolicy::kKeep) has no idle
   // timer: its slow requests are the request timeout's and min_rate's.
   if (handler_ && handler_->idle_policy() == IdlePolicy::kKeep) return;
+  last_progress_ms_ = uv_now(reactor_.loop);
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_timer_))) arm_idle(idle_ms(reactor_));
+}
+
+void Connection::arm_idle(uint64_t ms) {
   uv_timer_start(
       &idle_timer_,
       [](uv_timer_t* t) {
         auto* c = static_cast<Connection*>(t->data);
         ConnRef keep(c);
         if (c->closing_) return;
+        uint64_t limit = idle_ms(c->reactor_);
+        uint64_t since = uv_now(c->reactor_.loop) - c->last_progress_ms_;
+        if (since < limit) {
+          c->arm_idle(limit - since);
+          return;
+        }
         char why[64];
         snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
         c->log_close(why);
@@ -541,7 +590,7 @@ void Connection::touch() {
           c->close();
         }
       },
-      idle_ms(reactor_), 0);
+      ms, 0);
 }
 
 // ---------------------------------------------------------------- closing

@@ -125,6 +125,8 @@ class Connection {
   /// Queues bytes the connection owns until written (coalesced with other
   /// owned writes queued behind an in-flight one; order is preserved).
   void write_owned(std::string_view bytes);
+  /// The same, taking the string itself when nothing waits in the outbox.
+  void write_owned_moved(std::string&& bytes);
   /// Sends `length` bytes of `file_fd` from `offset` with sendfile(2), run by
   /// `executor` (never on the loop: it may block on the disk), after every
   /// earlier write completed; waits for the socket to become writable in
@@ -184,7 +186,7 @@ class Connection {
   void set_label(std::string label) { label_ = std::move(label); }
   /// The loop's clock in milliseconds (uv_now).
   uint64_t now_ms() const;
-  /// Restarts the idle timer (call on progress other than reads and writes).
+  /// Progress for the idle timer (reads and writes call it themselves).
   void touch();
 
   /// Closes after every queued write completed (uv_shutdown, then close).
@@ -216,6 +218,9 @@ class Connection {
   void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total);
   void flush_outbox();
   void write_done(size_t bytes);
+  /// Starts the idle timer for `ms` (its callback re-arms for the rest when
+  /// touch() saw progress meanwhile).
+  void arm_idle(uint64_t ms);
   void sendfile_step();
   void sendfile_finish(int status);
   void wait_writable();
@@ -256,6 +261,7 @@ class Connection {
   uint32_t tag_ = 0;
   bool admitted_ = false;
   uint64_t window_start_ms_ = 0;
+  uint64_t last_progress_ms_ = 0;  ///< loop time of the last touch()
   uint64_t window_bytes_ = 0;
   void count_progress(uint64_t bytes);
 };
