@@ -5,7 +5,10 @@
 # Environment: BENCH_SECONDS (wrk duration per run, 5), ROUNDS (alternating
 # rounds of the small-file runs, 5), AB_N (100000), CLIENTS (50), BIG_MB
 # (size of the big file in MiB, 100; 0 skips the big-file and upload rows),
-# SIZES (small files measured, "4096 1024").
+# SIZES (small files measured, "4096 1024"), BEFORE_BIN (a directory with
+# another build's fileserver, e.g. of the main branch: its two modes join
+# the small-file rounds as "before" columns, for a change's before/after
+# rows from one run).
 #
 # Small files: ROUNDS rounds, each running wrk once against every server in
 # turn (ours process, nginx, ours thread, nginx rotated each round so no
@@ -56,9 +59,10 @@ if [ "$big_mb" -gt 0 ]; then
   cp "$files/big.bin" "$tmp/client/up.bin"
 fi
 
-read -r port_proc port_thread port_nginx < <(python3 -c '
+before=${BEFORE_BIN:+$(cd "$BEFORE_BIN" && pwd)}
+read -r port_proc port_thread port_nginx port_bproc port_bthread < <(python3 -c '
 import socket
-s = [socket.socket() for _ in range(3)]
+s = [socket.socket() for _ in range(5)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
 
@@ -103,20 +107,25 @@ EOF
 nginx_pid=$!
 pids+=("$nginx_pid")
 
-# --- ours, both modes --------------------------------------------------
-for mode in process thread; do
-  port=port_${mode:0:4}
-  [ $mode = thread ] && port=port_thread
-  [ $mode = process ] && port=port_proc
-  "$bin/fileserver" --mode $mode --workers 2 --host 127.0.0.1 --listen "http=${!port}" \
+# --- ours, both modes (and the "before" build's) ------------------------
+start_ours() {  # binary mode port -> pid in $started
+  "$1" --mode "$2" --workers 2 --host 127.0.0.1 --listen "http=$3" \
     --root "$files" --log-level warn --max-upload $((4 << 30)) --max-conns 16384 \
-    >"$tmp/ours-$mode.out" 2>"$tmp/ours-$mode.err" &
-  pids+=($!)
-  eval "pid_$mode=$!"
-done
+    >"$tmp/ours-$2-$3.out" 2>"$tmp/ours-$2-$3.err" &
+  started=$!
+  pids+=("$started")
+}
+start_ours "$bin/fileserver" process "$port_proc"; pid_process=$started
+start_ours "$bin/fileserver" thread "$port_thread"; pid_thread=$started
+servers="proc thread nginx"
+if [ -n "$before" ]; then
+  start_ours "$before/fileserver" process "$port_bproc"
+  start_ours "$before/fileserver" thread "$port_bthread"
+  servers="bproc bthread $servers"
+fi
 
 first=${sizes%% *}
-for p in $port_proc $port_thread $port_nginx; do
+for p in $port_proc $port_thread $port_nginx ${before:+$port_bproc $port_bthread}; do
   for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$p/$first.bin" && break
     sleep 0.1
@@ -148,15 +157,17 @@ wrk_run() {  # url -> "req/s p99ms"
 stats() { sort -g | awk '{v[NR] = $1} END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
                                            printf "%s %s %s\n", m, v[1], v[NR] }'; }
 
-declare -A port_of=([proc]=$port_proc [thread]=$port_thread [nginx]=$port_nginx)
+declare -A port_of=([proc]=$port_proc [thread]=$port_thread [nginx]=$port_nginx
+                    [bproc]=$port_bproc [bthread]=$port_bthread)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 for s in $sizes; do
   for r in $(seq "$rounds"); do
     # Rotate the order each round: proc nginx thread nginx, thread nginx proc nginx...
     if [ $((r % 2)) = 1 ]; then order="proc nginx thread nginx2"; else order="thread nginx proc nginx2"; fi
+    [ -n "$before" ] && order="$order bproc nginx3 bthread"
     for who in $order; do
-      key=${who%2}
+      key=${who%[23]}
       read -r rps p99 < <(wrk_run "http://127.0.0.1:${port_of[$key]}/$s.bin")
       echo "bench-http: $s B round $r $key: $rps req/s, p99 $p99 ms" >&2
       echo "$rps" >>"$tmp/rps.$s.$key"
@@ -166,23 +177,30 @@ for s in $sizes; do
 done
 load_small=$(cut -d' ' -f1-3 /proc/loadavg)
 
-row() { printf '| %-40s | %22s | %22s | %22s |\n' "$1" "$2" "$3" "$4"; }
+row() {
+  local line
+  line=$(printf '| %-40s' "$1")
+  shift
+  for c in "$@"; do line+=$(printf ' | %22s' "$c"); done
+  echo "$line |"
+}
 table_small() {
   local s=$1 k med lo hi p
   declare -A M
-  for k in proc thread nginx; do
+  for k in $servers; do
     read -r med lo hi < <(stats <"$tmp/rps.$s.$k")
     read -r p _ _ < <(stats <"$tmp/p99.$s.$k")
     M[$k.rps]=$med; M[$k.lo]=$lo; M[$k.hi]=$hi; M[$k.p99]=$p
   done
-  row "wrk $s B: median req/s (min-max)" \
-    "$(printf '%.0f (%.0f-%.0f)' "${M[proc.rps]}" "${M[proc.lo]}" "${M[proc.hi]}")" \
-    "$(printf '%.0f (%.0f-%.0f)' "${M[thread.rps]}" "${M[thread.lo]}" "${M[thread.hi]}")" \
-    "$(printf '%.0f (%.0f-%.0f)' "${M[nginx.rps]}" "${M[nginx.lo]}" "${M[nginx.hi]}")"
-  row "wrk $s B: median p99 latency, ms" "${M[proc.p99]}" "${M[thread.p99]}" "${M[nginx.p99]}"
-  row "wrk $s B: ours / nginx (median req/s)" \
-    "$(awk -v a="${M[proc.rps]}" -v b="${M[nginx.rps]}" 'BEGIN { printf "%.2f", a / b }')" \
-    "$(awk -v a="${M[thread.rps]}" -v b="${M[nginx.rps]}" 'BEGIN { printf "%.2f", a / b }')" "1.00"
+  local -a a=() b=() c=()
+  for k in $servers; do
+    a+=("$(printf '%.0f (%.0f-%.0f)' "${M[$k.rps]}" "${M[$k.lo]}" "${M[$k.hi]}")")
+    b+=("${M[$k.p99]}")
+    c+=("$(awk -v a="${M[$k.rps]}" -v b="${M[nginx.rps]}" 'BEGIN { printf "%.2f", a / b }')")
+  done
+  row "wrk $s B: median req/s (min-max)" "${a[@]}"
+  row "wrk $s B: median p99 latency, ms" "${b[@]}"
+  row "wrk $s B: / nginx (median req/s)" "${c[@]}"
 }
 
 ab_run() {  # url -> "req/s failed"
@@ -247,16 +265,26 @@ echo
 echo "bench-http $start_utc, $(nproc) cores, 2 workers each, $clients clients, wrk ${secs} s x $rounds alternating rounds"
 echo "load average (1/5/15 min): $load_before at the start, $load_small after the small-file rounds, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
-row "measure" "ours process" "ours thread" "nginx"
-row "---" "---:" "---:" "---:"
+heads=() dashes=()
+for k in $servers; do
+  case $k in
+    proc) heads+=("ours process") ;; thread) heads+=("ours thread") ;; nginx) heads+=("nginx") ;;
+    bproc) heads+=("before process") ;; bthread) heads+=("before thread") ;;
+  esac
+  dashes+=("---:")
+done
+row "measure" "${heads[@]}"
+row "---" "${dashes[@]}"
 for s in $sizes; do table_small "$s"; done
-row "ab -k -n $ab_n -c $clients $first B: req/s" "${R[proc.ab.rps]}" "${R[thread.ab.rps]}" "${R[nginx.ab.rps]}"
-row "ab -k: failed requests" "${R[proc.ab.failed]}" "${R[thread.ab.failed]}" "${R[nginx.ab.failed]}"
+pad=()
+[ -n "$before" ] && pad=("-" "-")
+row "ab -k -n $ab_n -c $clients $first B: req/s" "${pad[@]}" "${R[proc.ab.rps]}" "${R[thread.ab.rps]}" "${R[nginx.ab.rps]}"
+row "ab -k: failed requests" "${pad[@]}" "${R[proc.ab.failed]}" "${R[thread.ab.failed]}" "${R[nginx.ab.failed]}"
 if [ "$big_mb" -gt 0 ]; then
-  row "1 curl of ${big_mb} MiB: MB/s" "${R[proc.one]}" "${R[thread.one]}" "${R[nginx.one]}"
-  row "$clients curls of ${big_mb} MiB at once: MB/s" "${R[proc.many]}" "${R[thread.many]}" "${R[nginx.many]}"
-  row "upload ${big_mb} MiB PUT: MB/s" "${R[proc.put]} (fsync)" "${R[thread.put]} (fsync)" "${R[nginx.put]} (no fsync)"
-  row "upload ${big_mb} MiB POST /upload: MB/s" "${R[proc.post]} (fsync)" "${R[thread.post]} (fsync)" "-"
-  row "dd conv=fsync of the same file: MB/s" "$dd_mbs" "$dd_mbs" "$dd_mbs"
+  row "1 curl of ${big_mb} MiB: MB/s" "${pad[@]}" "${R[proc.one]}" "${R[thread.one]}" "${R[nginx.one]}"
+  row "$clients curls of ${big_mb} MiB at once: MB/s" "${pad[@]}" "${R[proc.many]}" "${R[thread.many]}" "${R[nginx.many]}"
+  row "upload ${big_mb} MiB PUT: MB/s" "${pad[@]}" "${R[proc.put]} (fsync)" "${R[thread.put]} (fsync)" "${R[nginx.put]} (no fsync)"
+  row "upload ${big_mb} MiB POST /upload: MB/s" "${pad[@]}" "${R[proc.post]} (fsync)" "${R[thread.post]} (fsync)" "-"
+  row "dd conv=fsync of the same file: MB/s" "${pad[@]}" "$dd_mbs" "$dd_mbs" "$dd_mbs"
 fi
-row "peak RSS, all processes: MiB" "${R[proc.rss]}" "${R[thread.rss]}" "${R[nginx.rss]}"
+row "peak RSS, all processes: MiB" "${pad[@]}" "${R[proc.rss]}" "${R[thread.rss]}" "${R[nginx.rss]}"

@@ -4,6 +4,7 @@
 // traversal, disconnects) and with curl and ab where a real client matters
 // (chunked -T -, --data-binary, -C - resume, load).
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <xxhash.h>
@@ -287,6 +288,61 @@ TEST_P(Http, UploadReplaceDownloadHeadDelete) {
   EXPECT_EQ(gone.status, 404);
   EXPECT_EQ(gone.body, "File not found");
   EXPECT_EQ(get(port, "/nothing.here").status, 404);
+}
+
+// Small files are kept in memory by each loop and revalidated per request
+// (storage::SmallFileCache): every change on disk, by us or by anyone
+// else, is seen by the next GET.
+TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
+  const std::string path = root.file("c.txt");
+  int back = 0;
+  auto settle = [&] {  // an mtime in the past (a new one each time): cacheable at once
+    struct stat st;
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    back += 10;
+    timespec times[2] = {{0, UTIME_OMIT}, {st.st_mtim.tv_sec - back, st.st_mtim.tv_nsec}};
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  };
+  auto body_is = [&](const std::string& want) {
+    // Several GETs: in process mode each worker has its own cache.
+    for (int i = 0; i < 6; ++i) {
+      Reply r = get(port, "/c.txt");
+      ASSERT_EQ(r.status, 200);
+      ASSERT_EQ(r.body, want) << "GET " << i;
+    }
+  };
+  spit(path, "one-one");
+  settle();
+  body_is("one-one");
+  FILE* f = fopen(path.c_str(), "r+");  // same inode, same size
+  ASSERT_NE(f, nullptr);
+  fputs("two-two", f);
+  fclose(f);
+  settle();
+  body_is("two-two");
+  Reply put = roundtrip(port, "PUT /c.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\nput-put");
+  EXPECT_EQ(put.status, 204);
+  body_is("put-put");
+  settle();
+  body_is("put-put");
+  fs::remove(path);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(port, "/c.txt").status, 404);
+  spit(path, "back");
+  settle();
+  body_is("back");
+  EXPECT_EQ(roundtrip(port, "DELETE /c.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(port, "/c.txt").status, 404);
+  // Conditional and range requests answer from the cached copy too.
+  spit(path, "0123456789");
+  settle();
+  body_is("0123456789");
+  Reply r = roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n");
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.body, "234");
+  Reply g = get(port, "/c.txt");
+  Reply nm = roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: " +
+                                 g.field("etag") + "\r\n\r\n");
+  EXPECT_EQ(nm.status, 304);
 }
 
 TEST_P(Http, MimeTypesByExtension) {
