@@ -14,8 +14,11 @@
 # turn (ours process, nginx, ours thread, nginx rotated each round so no
 # server always runs first), so every server sees the same background load
 # of this shared machine. The table gives each server's median req/s and
-# median p99 latency, the min-max spread of req/s, and the ratio of the
-# medians. The load average is printed before and after.
+# median p99 latency, the min-max spread of req/s, the ratio of the
+# medians, and the server's CPU time per request (user + system of all its
+# processes over the run / requests; median and spread: the steadiest
+# figure on a shared machine, since it does not count time others took).
+# The load average is printed before and after.
 #
 # nginx is configured as a careful operator would for static files (config
 # generated into a temp dir, no system config): 2 workers, sendfile on,
@@ -53,6 +56,9 @@ trap cleanup EXIT
 files=$tmp/files
 mkdir -p "$files" "$tmp/nginx" "$tmp/client"
 for s in $sizes; do head -c "$s" /dev/urandom >"$files/$s.bin"; done
+# Served files are old, as a site's static files are: ours does not cache a
+# file modified in the last second (storage::SmallFileCache::kSettleNs).
+touch -d '-1 minute' "$files"/*.bin
 big_bytes=$((big_mb << 20))
 if [ "$big_mb" -gt 0 ]; then
   head -c "$big_bytes" /dev/urandom >"$files/big.bin"
@@ -119,8 +125,8 @@ start_ours "$bin/fileserver" process "$port_proc"; pid_process=$started
 start_ours "$bin/fileserver" thread "$port_thread"; pid_thread=$started
 servers="proc thread nginx"
 if [ -n "$before" ]; then
-  start_ours "$before/fileserver" process "$port_bproc"
-  start_ours "$before/fileserver" thread "$port_bthread"
+  start_ours "$before/fileserver" process "$port_bproc"; pid_bproc=$started
+  start_ours "$before/fileserver" thread "$port_bthread"; pid_bthread=$started
   servers="bproc bthread $servers"
 fi
 
@@ -142,15 +148,30 @@ peak_rss() {
   awk -v k="$total" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
-# wrk's p99 in milliseconds (wrk prints us, ms or s).
-wrk_run() {  # url -> "req/s p99ms"
-  local out
+# CPU time (user + system, clock ticks) of a server: its processes summed.
+cpu_ticks() {
+  local t=0 p
+  for p in $1 $(pgrep -P "$1"); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+# wrk's p99 in milliseconds (wrk prints us, ms or s), and the server's CPU
+# microseconds per request (its processes' user + system time over the run
+# divided by the requests: what a request costs, whatever else runs).
+wrk_run() {  # url server-pid -> "req/s p99ms cpu-us-per-request"
+  local out t0 t1
+  t0=$(cpu_ticks "$2")
   out=$(wrk -t2 -c"$clients" -d"${secs}s" --latency "$1")
-  awk '/^Requests\/sec:/ {rps = $2}
+  t1=$(cpu_ticks "$2")
+  awk -v ticks=$((t1 - t0)) -v hz="$hz" '/ requests in / {n = $1}
+       /^Requests\/sec:/ {rps = $2}
        $1 == "99%" { v = $2; m = 1
                      if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /s$/) m = 1000
                      sub(/[a-z]+$/, "", v); p99 = v * m }
-       END { printf "%.0f %.2f\n", rps, p99 }' <<<"$out"
+       END { printf "%.0f %.2f %.1f\n", rps, p99, n ? ticks / hz * 1e6 / n : 0 }' <<<"$out"
 }
 
 # "median min max" of numbers on stdin.
@@ -159,6 +180,8 @@ stats() { sort -g | awk '{v[NR] = $1} END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[
 
 declare -A port_of=([proc]=$port_proc [thread]=$port_thread [nginx]=$port_nginx
                     [bproc]=$port_bproc [bthread]=$port_bthread)
+declare -A pid_of=([proc]=$pid_process [thread]=$pid_thread [nginx]=$nginx_pid
+                   [bproc]=${pid_bproc:-0} [bthread]=${pid_bthread:-0})
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 for s in $sizes; do
@@ -168,17 +191,18 @@ for s in $sizes; do
     [ -n "$before" ] && order="$order bproc nginx3 bthread"
     for who in $order; do
       key=${who%[23]}
-      read -r rps p99 < <(wrk_run "http://127.0.0.1:${port_of[$key]}/$s.bin")
-      echo "bench-http: $s B round $r $key: $rps req/s, p99 $p99 ms" >&2
+      read -r rps p99 cpu < <(wrk_run "http://127.0.0.1:${port_of[$key]}/$s.bin" "${pid_of[$key]}")
+      echo "bench-http: $s B round $r $key: $rps req/s, p99 $p99 ms, $cpu us CPU/request" >&2
       echo "$rps" >>"$tmp/rps.$s.$key"
       echo "$p99" >>"$tmp/p99.$s.$key"
+      echo "$cpu" >>"$tmp/cpu.$s.$key"
     done
   done
 done
 load_small=$(cut -d' ' -f1-3 /proc/loadavg)
 
 row() {
-  local line
+  local line c
   line=$(printf '| %-40s' "$1")
   shift
   for c in "$@"; do line+=$(printf ' | %22s' "$c"); done
@@ -191,16 +215,20 @@ table_small() {
     read -r med lo hi < <(stats <"$tmp/rps.$s.$k")
     read -r p _ _ < <(stats <"$tmp/p99.$s.$k")
     M[$k.rps]=$med; M[$k.lo]=$lo; M[$k.hi]=$hi; M[$k.p99]=$p
+    read -r med lo hi < <(stats <"$tmp/cpu.$s.$k")
+    M[$k.cpu]="$med ($lo-$hi)"
   done
-  local -a a=() b=() c=()
+  local -a a=() b=() c=() d=()
   for k in $servers; do
     a+=("$(printf '%.0f (%.0f-%.0f)' "${M[$k.rps]}" "${M[$k.lo]}" "${M[$k.hi]}")")
     b+=("${M[$k.p99]}")
     c+=("$(awk -v a="${M[$k.rps]}" -v b="${M[nginx.rps]}" 'BEGIN { printf "%.2f", a / b }')")
+    d+=("${M[$k.cpu]}")
   done
   row "wrk $s B: median req/s (min-max)" "${a[@]}"
   row "wrk $s B: median p99 latency, ms" "${b[@]}"
   row "wrk $s B: / nginx (median req/s)" "${c[@]}"
+  row "wrk $s B: server CPU us/request" "${d[@]}"
 }
 
 ab_run() {  # url -> "req/s failed"
