@@ -44,7 +44,15 @@ constexpr int kRequestsPerTurn = 64;
 
 /// Socket read size: one typical read; the parser keeps a partial head
 /// itself (up to kMaxHeadBytes), so the buffer never has to hold more.
+/// A connection holds one only from the moment its socket is readable until
+/// its input is parsed (nginx's model): an idle keep-alive connection holds
+/// none.
 constexpr size_t kReadBuffer = 64 * 1024;
+
+/// Read buffers a loop keeps for reuse once connections give them back
+/// (1 MiB): taking one is then a pointer move, not a 64 KiB allocation and
+/// clearing per request; beyond this many, returned buffers are freed.
+constexpr size_t kSpareReadBuffers = 16;
 
 /// Files up to this size are read by the open task and sent with the head
 /// in one write (one syscall, no second pool hop: the small-file case of
@@ -191,6 +199,21 @@ class HttpService final : public Service {
     refresh_time();
     return log_time_;
   }
+  /// A kReadBuffer-sized read buffer (a spare one when there is one).
+  std::vector<char> take_read_buffer() {
+    if (spare_reads_.empty()) return std::vector<char>(kReadBuffer);
+    std::vector<char> b = std::move(spare_reads_.back());
+    spare_reads_.pop_back();
+    return b;
+  }
+  /// Returns a buffer from take_read_buffer (kept for reuse up to
+  /// kSpareReadBuffers; grown or surplus buffers are freed).
+  void give_read_buffer(std::vector<char>&& b) {
+    if (b.size() == kReadBuffer && spare_reads_.size() < kSpareReadBuffers) {
+      spare_reads_.push_back(std::move(b));
+    }
+    b = std::vector<char>();
+  }
   /// Small files of the root kept by this loop (GET answers them without
   /// an executor hop); made at first use.
   storage::SmallFileCache& file_cache() {
@@ -225,6 +248,7 @@ class HttpService final : public Service {
   time_t date_second_ = -1;
   std::string date_, log_time_;
   std::unique_ptr<storage::SmallFileCache> file_cache_;
+  std::vector<std::vector<char>> spare_reads_;
 };
 
 /// What a request asks for, decided from its head.
@@ -254,7 +278,6 @@ class HttpSession final : public reactor::ConnectionHandler,
         service_(service),
         shared_(service.shared()),
         parser_(*this, parser_options(*shared_.config)) {
-    in_.resize(kReadBuffer);
     sockaddr_storage ss{};
     int len = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "-";
@@ -412,6 +435,7 @@ std::unique_ptr<reactor::ConnectionHandler> HttpService::create_handler(Connecti
 // ---------------------------------------------------------------- input
 
 std::span<char> HttpSession::read_space() {
+  if (in_.empty()) in_ = service_.take_read_buffer();  // the socket is readable
   if (state_ == State::kLinger) {
     in_start_ = in_end_ = 0;  // dropped anyway
   } else if (in_start_ > 0) {
@@ -490,6 +514,11 @@ void HttpSession::process_input() {
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
   if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
+  }
+  if (state_ == State::kIdle && input().empty() && !in_.empty()) {
+    // Parsed (a partial head is the parser's own copy): give the buffer back.
+    service_.give_read_buffer(std::move(in_));
+    in_start_ = in_end_ = 0;
   }
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
