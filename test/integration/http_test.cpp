@@ -345,6 +345,43 @@ TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
   EXPECT_EQ(nm.status, 304);
 }
 
+// A connection waiting for a request holds no read buffer (it takes one
+// when its socket is readable and gives it back once the input is parsed,
+// also while the reply waits for the executor): 400 idle connections, then
+// one request on each, grow the server by far less than 64 KiB apiece.
+TEST_P(Http, IdleConnectionsHoldNoReadBuffer) {
+  if (small_mode()) GTEST_SKIP() << "sanitizers' allocators change RSS";
+  constexpr int kConns = 400;
+  constexpr long kMaxKibPerConn = 16;  // was 64+ (a read buffer each)
+  spit(root.file("f.txt"), std::string(4096, 'f'));  // fresh: not cached, goes to the executor
+  auto rss = [&] {
+    long total = 0;
+    for (long kib : server_status_kib(server->pid(), "VmRSS")) total += kib;
+    return total;
+  };
+  ASSERT_EQ(get(port, "/f.txt").status, 200);  // warm: pools, cache tables
+  long before = rss();
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {
+    int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  ASSERT_EQ(get(port, "/f.txt").status, 200);  // every earlier connection is accepted by now
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  long idle = rss() - before;
+  EXPECT_LT(idle, kConns * kMaxKibPerConn) << idle << " KiB for " << kConns << " idle connections";
+  for (int fd : fds) ASSERT_TRUE(send_all(fd, "GET /f.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
+  for (int fd : fds) {
+    std::string rest;
+    Reply r = read_http(fd, &rest);
+    EXPECT_EQ(r.status, 200);
+  }
+  long after = rss() - before;
+  EXPECT_LT(after, kConns * kMaxKibPerConn) << after << " KiB after one request on each";
+  for (int fd : fds) close(fd);
+}
+
 TEST_P(Http, MimeTypesByExtension) {
   std::map<std::string, std::string> want = {
       {"a.pdf", "application/pdf"}, {"a.jpg", "image/jpeg"},

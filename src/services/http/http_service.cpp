@@ -515,8 +515,11 @@ void HttpSession::process_input() {
   if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
   }
-  if (state_ == State::kIdle && input().empty() && !in_.empty()) {
-    // Parsed (a partial head is the parser's own copy): give the buffer back.
+  if ((state_ == State::kIdle || state_ == State::kResponding) && input().empty() &&
+      !in_.empty()) {
+    // Parsed (a partial head is the parser's own copy): give the buffer back,
+    // also while a reply waits for the executor (a burst of requests for
+    // uncached files would otherwise hold one buffer each until answered).
     service_.give_read_buffer(std::move(in_));
     in_start_ = in_end_ = 0;
   }
