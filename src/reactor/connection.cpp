@@ -84,16 +84,12 @@ Connection* Connection::create(Reactor& reactor) { return new Connection(reactor
 
 Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
-  uv_timer_init(reactor.loop, &idle_timer_);
+  uv_timer_init(reactor.loop, &deadline_timer_);
   uv_timer_init(reactor.loop, &timer_);
-  uv_timer_init(reactor.loop, &head_timer_);
-  uv_timer_init(reactor.loop, &rate_timer_);
-  head_timer_.data = this;
-  rate_timer_.data = this;
   uv_idle_init(reactor.loop, &turn_);
   turn_.data = this;
   tcp_.data = this;
-  idle_timer_.data = this;
+  deadline_timer_.data = this;
   timer_.data = this;
   reactor.connections.insert(this);
   reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
@@ -154,21 +150,10 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
         self->handler_->has_requests()) {
       // The first byte of a request: its head must be complete in time.
       self->head_open_ = true;
-      uv_timer_start(
-          &self->head_timer_,
-          [](uv_timer_t* t) {
-            auto* c = static_cast<Connection*>(t->data);
-            ConnRef keep(c);
-            if (c->closing_ || !c->head_open_) return;
-            c->head_open_ = false;
-            char why[96];
-            snprintf(why, sizeof why, "request timeout: head not complete within %g s",
-                     c->reactor_.request_timeout_s);
-            c->log_close(why);
-            c->reactor_.stats->add(c->reactor_.closed_request_timeout);
-            if (c->handler_) c->handler_->on_request_timeout();
-          },
-          static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0)), 0);
+      self->head_deadline_ms_ =
+          self->now_ms() +
+          static_cast<uint64_t>(std::llround(self->reactor_.request_timeout_s * 1000.0));
+      self->arm_deadlines(self->head_deadline_ms_);
     }
     self->bytes_read_ += static_cast<uint64_t>(nread);
     self->handler_->on_read(static_cast<size_t>(nread));
@@ -460,26 +445,21 @@ void Connection::set_transfer(bool active) {
     window_start_ms_ = now_ms();
     window_bytes_ = 0;
     if (reactor_.min_rate > 0 && !closing_) {
-      uint64_t window_ms = std::max<uint64_t>(
-          1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
-      uv_timer_start(
-          &rate_timer_,
-          [](uv_timer_t* t) {
-            auto* c = static_cast<Connection*>(t->data);
-            ConnRef keep(c);
-            c->check_rate();
-          },
-          window_ms, window_ms);
+      rate_check_ms_ = window_start_ms_ + rate_window_ms();
+      arm_deadlines(rate_check_ms_);
     }
   }
-  if (!active && transfer_ && !closing_) uv_timer_stop(&rate_timer_);
+  if (!active) rate_check_ms_ = 0;  // the deadline timer skips it from now on
   transfer_ = active;
 }
 
 void Connection::request_head_done() {
-  if (!head_open_) return;
-  head_open_ = false;
-  if (!closing_) uv_timer_stop(&head_timer_);
+  head_open_ = false;  // the deadline timer skips the head deadline from now on
+}
+
+uint64_t Connection::rate_window_ms() const {
+  return std::max<uint64_t>(
+      1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
 }
 
 uint64_t Connection::now_ms() const { return uv_now(reactor_.loop); }
@@ -554,43 +534,75 @@ void Connection::yield_turn() {
   });
 }
 
-// Progress only records the time: the idle timer runs once per idle period
-// and, when it fires, re-arms itself for what is left if there was progress
-// meanwhile (a timer restart per read and per write was a timer-heap
-// removal and insertion each time; nginx keeps its read timer the same way).
+// One timer serves three deadlines: the idle timeout (no progress for
+// idle_timeout_s), the request head's (request_timeout_s from its first
+// byte) and the min_rate check at the end of each window of a transfer.
+// Setting a deadline records it and restarts the timer only if it is due
+// before the timer; clearing one records only that (the timer then fires
+// early, finds nothing due and re-arms for the earliest deadline left). So
+// progress and each request cost no timer-heap operation in the common
+// case, and a connection carries one timer instead of three (nginx keeps its
+// read timer the same way).
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
   // A service whose clients may pause (IdlePolicy::kKeep) has no idle
   // timer: its slow requests are the request timeout's and min_rate's.
   if (handler_ && handler_->idle_policy() == IdlePolicy::kKeep) return;
-  last_progress_ms_ = uv_now(reactor_.loop);
-  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_timer_))) arm_idle(idle_ms(reactor_));
+  last_progress_ms_ = now_ms();
+  idle_on_ = true;
+  arm_deadlines(last_progress_ms_ + idle_ms(reactor_));
 }
 
-void Connection::arm_idle(uint64_t ms) {
-  uv_timer_start(
-      &idle_timer_,
-      [](uv_timer_t* t) {
-        auto* c = static_cast<Connection*>(t->data);
-        ConnRef keep(c);
-        if (c->closing_) return;
-        uint64_t limit = idle_ms(c->reactor_);
-        uint64_t since = uv_now(c->reactor_.loop) - c->last_progress_ms_;
-        if (since < limit) {
-          c->arm_idle(limit - since);
-          return;
-        }
-        char why[64];
-        snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
-        c->log_close(why);
-        c->reactor_.stats->add(c->reactor_.closed_idle);
-        if (c->handler_) {
-          c->handler_->on_idle_timeout();
-        } else {
-          c->close();
-        }
-      },
-      ms, 0);
+void Connection::arm_deadlines(uint64_t due_ms) {
+  if (closing_) return;
+  uint64_t now = now_ms();
+  uint64_t in = due_ms > now ? due_ms - now : 0;
+  auto* h = reinterpret_cast<uv_handle_t*>(&deadline_timer_);
+  if (uv_is_active(h) && uv_timer_get_due_in(&deadline_timer_) <= in) return;
+  uv_timer_start(&deadline_timer_, on_deadline, in, 0);
+}
+
+void Connection::on_deadline(uv_timer_t* t) {
+  auto* c = static_cast<Connection*>(t->data);
+  ConnRef keep(c);
+  if (c->closing_) return;
+  uint64_t now = c->now_ms();
+  if (c->head_open_ && now >= c->head_deadline_ms_) {
+    c->head_open_ = false;
+    char why[96];
+    snprintf(why, sizeof why, "request timeout: head not complete within %g s",
+             c->reactor_.request_timeout_s);
+    c->log_close(why);
+    c->reactor_.stats->add(c->reactor_.closed_request_timeout);
+    if (c->handler_) c->handler_->on_request_timeout();
+    if (c->closing_) return;
+  }
+  if (c->transfer_ && c->rate_check_ms_ != 0 && now >= c->rate_check_ms_) {
+    c->rate_check_ms_ = now + c->rate_window_ms();
+    c->check_rate();
+    if (c->closing_) return;
+  }
+  bool idle_applies = c->idle_on_ && c->reactor_.idle_timeout_s > 0 &&
+                      !(c->handler_ && c->handler_->idle_policy() == IdlePolicy::kKeep);
+  if (idle_applies && now - c->last_progress_ms_ >= idle_ms(c->reactor_)) {
+    char why[64];
+    snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
+    c->log_close(why);
+    c->reactor_.stats->add(c->reactor_.closed_idle);
+    c->idle_on_ = false;
+    if (c->handler_) {
+      c->handler_->on_idle_timeout();
+    } else {
+      c->close();
+    }
+    if (c->closing_) return;
+  }
+  // Re-arm for the earliest deadline still set.
+  uint64_t next = UINT64_MAX;
+  if (c->head_open_) next = std::min(next, c->head_deadline_ms_);
+  if (c->transfer_ && c->rate_check_ms_ != 0) next = std::min(next, c->rate_check_ms_);
+  if (idle_applies && c->idle_on_) next = std::min(next, c->last_progress_ms_ + idle_ms(c->reactor_));
+  if (next != UINT64_MAX) c->arm_deadlines(next);
 }
 
 // ---------------------------------------------------------------- closing
@@ -631,10 +643,8 @@ void Connection::close() {
   if (handler_) handler_->on_close();
   if (sendfile_ && !sendfile_->running) sendfile_finish(UV_ECANCELED);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&head_timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&rate_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
 }

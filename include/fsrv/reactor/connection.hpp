@@ -218,19 +218,20 @@ class Connection {
   void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total);
   void flush_outbox();
   void write_done(size_t bytes);
-  /// Starts the idle timer for `ms` (its callback re-arms for the rest when
-  /// touch() saw progress meanwhile).
-  void arm_idle(uint64_t ms);
+  /// Makes the deadline timer fire by `due_ms` (loop time): restarts it
+  /// only if it is not already due by then.
+  void arm_deadlines(uint64_t due_ms);
+  static void on_deadline(uv_timer_t* t);
+  uint64_t rate_window_ms() const;
   void sendfile_step();
   void sendfile_finish(int status);
   void wait_writable();
 
   Reactor& reactor_;
   uv_tcp_t tcp_;
-  uv_timer_t idle_timer_;
+  /// The idle, request-head and min_rate deadlines (arm_deadlines).
+  uv_timer_t deadline_timer_;
   uv_timer_t timer_;
-  uv_timer_t head_timer_;  ///< request head deadline (request_head_done stops it)
-  uv_timer_t rate_timer_;  ///< min_rate window while a transfer is on
   /// yield_turn()'s handle: an idle handle runs once per loop iteration (a
   /// zero-delay timer restarted from its own callback would run again in
   /// the same timer pass in libuv 1.44, starving everything else).
@@ -245,7 +246,7 @@ class Connection {
   uint64_t bytes_written_ = 0;
   std::shared_ptr<SendFileJob> sendfile_;
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
-  int open_handles_ = 6;  ///< tcp + four timers + the turn handle (+ the poll handle once made)
+  int open_handles_ = 4;  ///< tcp + two timers + the turn handle (+ the poll handle once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;
@@ -262,6 +263,9 @@ class Connection {
   bool admitted_ = false;
   uint64_t window_start_ms_ = 0;
   uint64_t last_progress_ms_ = 0;  ///< loop time of the last touch()
+  uint64_t head_deadline_ms_ = 0;  ///< while head_open_: when the head must be complete
+  uint64_t rate_check_ms_ = 0;     ///< while a transfer is on: the next min_rate check
+  bool idle_on_ = false;           ///< touch() ran: the idle deadline counts
   uint64_t window_bytes_ = 0;
   void count_progress(uint64_t bytes);
 };
