@@ -11,8 +11,13 @@
 # --write-doc puts the table into docs/PERFORMANCE.md between the
 # <!-- bench-udp:begin --> and <!-- bench-udp:end --> markers (a
 # "## TFTP (make bench-udp)" section is appended when they are absent).
-# Env: BENCH_BYTES (default 100000000), BENCH_RUNS (runs per cell, best
-# kept, default 3), BENCH_DIR (scratch parent).
+# Env: BENCH_BYTES (default 100000000), BENCH_RUNS (runs per cell, default
+# 10: the servers alternate, the first one changing every run; the table
+# gives each one's median and min-max spread and the ratio of the medians),
+# BENCH_DIR (scratch parent).
+# A last line measures the fsync our WRQ does before its final ACK: the
+# time of fsync(2) on a freshly written BENCH_BYTES file in the same
+# directory, beside the median WRQ time at 65464 of both servers.
 # Figures are MB/s of file bytes (10^6 bytes/s), wall time of the client.
 set -euo pipefail
 
@@ -23,7 +28,7 @@ if [[ ${1:-} == --write-doc ]]; then
 fi
 BIN=${1:-bin}
 BYTES=${BENCH_BYTES:-100000000}
-RUNS=${BENCH_RUNS:-3}  # runs per cell (best and median shown; lock-step figures vary ~2x run to run)
+RUNS=${BENCH_RUNS:-10}  # runs per cell (median and spread shown; lock-step figures vary ~2x run to run)
 STEP_TIMEOUT=300  # seconds for one transfer: 100 MB at 512-byte blocks takes ~10-60 s
 START_TIMEOUT=10  # seconds for a server to come up
 
@@ -122,62 +127,107 @@ xfer() {
   mbps "$BYTES" "$(python3 -c "print($t1 - $t0)")"
 }
 
-# best RUN... -> the highest MB/s, or FAIL/WRONG if any run was
-best() {
-  local v b=
-  for v in "$@"; do
-    [[ $v == FAIL || $v == WRONG ]] && { echo "$v"; return; }
-    if [[ -z $b ]] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)" "$v" "$b"; then b=$v; fi
-  done
-  echo "$b"
+# spread RUN... -> "min-max" MB/s, or FAIL/WRONG if any run was.
+spread() {
+  local v
+  for v in "$@"; do [[ $v == FAIL || $v == WRONG ]] && { echo "$v"; return; }; done
+  python3 -c "import sys; v = [float(x) for x in sys.argv[1:]]; print(f'{min(v):.1f}-{max(v):.1f}')" "$@"
 }
 
 # median RUN... -> the median MB/s, or FAIL/WRONG if any run was. Lock-step
 # rows vary by 2x from run to run on this kind of virtual machine (each
-# block waits for two wake-ups), so the table shows the median beside the best.
+# block waits for two wake-ups), so only a median of many runs means much.
 median() {
   local v
   for v in "$@"; do [[ $v == FAIL || $v == WRONG ]] && { echo "$v"; return; }; done
   python3 -c "import sys, statistics; print(f'{statistics.median(map(float, sys.argv[1:])):.1f}')" "$@"
 }
 
-row() {  # row LABEL OURS_BEST OURS_MEDIAN HPA_BEST HPA_MEDIAN
-  printf '| %-34s | %10s | %10s | %10s | %10s | %6s | %6s |' "$1" "$2" "$3" "$4" "$5" \
-    "$(ratio "$2" "$4")" "$(ratio "$3" "$5")"
+row() {  # row LABEL OURS_MEDIAN OURS_SPREAD HPA_MEDIAN HPA_SPREAD
+  printf '| %-34s | %10s | %13s | %10s | %13s | %6s |' "$1" "$2" "$3" "$4" "$5" "$(ratio "$2" "$4")"
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ROWS=()
+WRQ_MED_OURS=
+WRQ_MED_HPA=
 for dir in get put; do
   for bs in 512 1468 65464; do
     o=() h=()
-    for _ in $(seq "$RUNS"); do  # alternate the servers, keep each one's best
-      o+=("$(xfer ours "$OURS_PORT" "$dir" curl "$bs")")
-      h+=("$(xfer hpa "$HPA_PORT" "$dir" curl "$bs")")
+    for r in $(seq "$RUNS"); do  # alternate the servers, the first one changing every run
+      if ((r % 2)); then
+        o+=("$(xfer ours "$OURS_PORT" "$dir" curl "$bs")")
+        h+=("$(xfer hpa "$HPA_PORT" "$dir" curl "$bs")")
+      else
+        h+=("$(xfer hpa "$HPA_PORT" "$dir" curl "$bs")")
+        o+=("$(xfer ours "$OURS_PORT" "$dir" curl "$bs")")
+      fi
     done
     label="$( [[ $dir == get ]] && echo RRQ || echo WRQ ) curl blksize $bs"
-    ROWS+=("$(row "$label" "$(best "${o[@]}")" "$(median "${o[@]}")" "$(best "${h[@]}")" "$(median "${h[@]}")")")
+    ROWS+=("$(row "$label" "$(median "${o[@]}")" "$(spread "${o[@]}")" "$(median "${h[@]}")" "$(spread "${h[@]}")")")
     echo "${ROWS[-1]}" >&2
+    if [[ $dir == put && $bs == 65464 ]]; then
+      WRQ_MED_OURS=$(median "${o[@]}")
+      WRQ_MED_HPA=$(median "${h[@]}")
+    fi
   done
   o=()
   for _ in $(seq "$RUNS"); do o+=("$(xfer ours "$OURS_PORT" "$dir" atftp 65464 16)"); done
   label="$( [[ $dir == get ]] && echo RRQ || echo WRQ ) atftp blksize 65464 window 16"
-  ROWS+=("$(row "$label" "$(best "${o[@]}")" "$(median "${o[@]}")" - -)")
+  ROWS+=("$(row "$label" "$(median "${o[@]}")" "$(spread "${o[@]}")" - -)")
   echo "${ROWS[-1]}" >&2
 done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The fsync before our final ACK: fsync(2) of a freshly written file of the
+# same size in our root's filesystem, median of 3.
+FSYNC_S=$(python3 - "$WORK/ours" "$BYTES" <<'PY'
+import os, statistics, sys, time
+root, size = sys.argv[1], int(sys.argv[2])
+block = os.urandom(1 << 20)
+times = []
+for i in range(3):
+    path = os.path.join(root, f".fsync-probe-{i}")
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            left -= f.write(block[:min(left, len(block))])
+        f.flush()
+        t0 = time.perf_counter()
+        os.fsync(f.fileno())
+        times.append(time.perf_counter() - t0)
+    os.unlink(path)
+print(f"{statistics.median(times):.3f}")
+PY
+)
+FSYNC_LINE=$(python3 -c "import sys
+b, f, o, h = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+try:
+    to, th = b / float(o) / 1e6, b / float(h) / 1e6
+    print(f'fsync of a freshly written {b / 1e6:.0f} MB file here: {f:.3f} s (median of 3); WRQ at 65464, median: '
+          f'ours {to:.3f} s, tftpd-hpa {th:.3f} s (no fsync); the fsync is {f / to * 100:.0f} % of ours, '
+          f'and ours without it would take {to - f:.3f} s ({(to - f) / th:.2f}x the time of tftpd-hpa).')
+except (ValueError, ZeroDivisionError):
+    print(f'fsync of a freshly written {b / 1e6:.0f} MB file here: {f:.3f} s (median of 3)')" \
+  "$BYTES" "$FSYNC_S" "$WRQ_MED_OURS" "$WRQ_MED_HPA")
 
 TABLE=$WORK/table.md
 {
-  echo "Command: \`make bench-udp\` ($(date -u +%Y-%m-%d), $(nproc) cores, $BYTES-byte file on loopback,"
-  echo "our server in thread mode, $RUNS runs alternating the servers, best and median of each, every"
+  echo "Command: \`make bench-udp\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $LOAD_START at the"
+  echo "start and $LOAD_END at the end, $BYTES-byte file on loopback, our server in thread mode, $RUNS runs per"
+  echo "cell alternating the servers (the first one changing every run), median and min-max of each, every"
   echo "transfer verified by sha256). MB/s = 10^6 file bytes per second of client wall time. tftpd-hpa"
   echo "$(dpkg-query -W -f='${Version}' tftpd-hpa 2>/dev/null || echo '?'), curl $(curl --version | head -1 | cut -d' ' -f2), atftp $(dpkg-query -W -f='${Version}' atftp 2>/dev/null || echo '?')."
   echo
-  printf '| %-34s | %10s | %10s | %10s | %10s | %6s | %6s |\n' "transfer ($((BYTES / 1000000)) MB)" \
-    "fsrv best" "fsrv med." "hpa best" "hpa med." "best" "med."
+  printf '| %-34s | %10s | %13s | %10s | %13s | %6s |\n' "transfer ($((BYTES / 1000000)) MB)" \
+    "fsrv med." "fsrv min-max" "hpa med." "hpa min-max" "med."
   d12=$(printf -- '-%.0s' {1..12})
+  d15=$(printf -- '-%.0s' {1..15})
   d8=$(printf -- '-%.0s' {1..8})
-  printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$d12" "$d12" "$d12" "$d12" "$d8" "$d8"
+  printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "$d12" "$d15" "$d12" "$d15" "$d8"
   printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "$FSYNC_LINE"
 } >"$TABLE"
 cat "$TABLE"
 

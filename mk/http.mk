@@ -1,7 +1,11 @@
 # HTTP service (src/services/http, docs/services/http.md): the tools its
 # tests and bench drive.
-#   make bench-http     ours vs Debian's nginx on the same files: wrk, ab,
-#                       curl downloads and uploads, dd, peak RSS (a table)
+#   make bench-http     ours (process and thread mode) vs Debian's nginx on
+#                       the same files: wrk in alternating rounds (median
+#                       req/s, p99, ratio), ab, curl downloads and uploads,
+#                       dd, peak RSS (a table; about 8 minutes)
+#   make bench-idle     memory per idle connection (http and file, both
+#                       modes) against nginx, wrk's rate beside (~1 minute)
 #   make test-browser   the web UI in Debian's chromium via puppeteer-core
 #                       (npm, installed into build/browser/node_modules)
 #
@@ -11,11 +15,14 @@
 
 DEB_PACKAGES += curl apache2-utils nginx wrk
 
-.PHONY: bench-http
+.PHONY: bench-http bench-idle
 
 bench-http: $(BIN)/fileserver certs
 	bench/http.sh $(abspath $(BIN))
 	bench/https.sh $(abspath $(BIN)) $(CERT_DIR)
+
+bench-idle: $(BIN)/fileserver
+	python3 bench/idle.py $(abspath $(BIN))
 
 # ---- make test-browser ------------------------------------------------
 # Kept out of `make deps`/`make test`: chromium is a large download and the

@@ -86,16 +86,12 @@ Connection* Connection::create(Reactor& reactor) { return new Connection(reactor
 
 Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
-  uv_timer_init(reactor.loop, &idle_timer_);
+  uv_timer_init(reactor.loop, &deadline_timer_);
   uv_timer_init(reactor.loop, &timer_);
-  uv_timer_init(reactor.loop, &head_timer_);
-  uv_timer_init(reactor.loop, &rate_timer_);
-  head_timer_.data = this;
-  rate_timer_.data = this;
   uv_idle_init(reactor.loop, &turn_);
   turn_.data = this;
   tcp_.data = this;
-  idle_timer_.data = this;
+  deadline_timer_.data = this;
   timer_.data = this;
   reactor.connections.insert(this);
   reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
@@ -142,32 +138,14 @@ void Connection::set_origin(int listener, std::string peer, uint32_t tag, bool a
 
 std::string Connection::peer_text() const { return address_text(peer_); }
 
-// Opens a request head (or, under TLS, the handshake) and its deadline.
+// Opens a request head (or, under TLS, the handshake) and its deadline on
+// the connection's one deadline timer (on_deadline).
 void Connection::open_head() {
   if (closing_ || reactor_.request_timeout_s <= 0) return;
   head_open_ = true;
-  uv_timer_start(
-      &head_timer_,
-      [](uv_timer_t* t) {
-        auto* c = static_cast<Connection*>(t->data);
-        ConnRef keep(c);
-        if (c->closing_ || !c->head_open_) return;
-        c->head_open_ = false;
-        bool handshake = c->tls_ && !c->tls_->established();
-        char why[96];
-        snprintf(why, sizeof why, "request timeout: %s not complete within %g s",
-                 handshake ? "TLS handshake" : "head", c->reactor_.request_timeout_s);
-        c->log_close(why);
-        c->reactor_.stats->add(c->reactor_.closed_request_timeout);
-        if (handshake) {
-          // Nothing can be said in clear text: close.
-          c->reactor_.stats->add(c->reactor_.tls_handshakes_failed);
-          c->close();
-        } else if (c->handler_) {
-          c->handler_->on_request_timeout();
-        }
-      },
-      static_cast<uint64_t>(std::llround(reactor_.request_timeout_s * 1000.0)), 0);
+  head_deadline_ms_ =
+      now_ms() + static_cast<uint64_t>(std::llround(reactor_.request_timeout_s * 1000.0));
+  arm_deadlines(head_deadline_ms_);
 }
 
 void Connection::on_alloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
@@ -227,10 +205,44 @@ void Connection::write_owned(std::string_view bytes) {
   if (!owned_in_flight_) flush_outbox();
 }
 
+void Connection::write_owned_moved(std::string&& bytes) {
+  if (closing_ || bytes.empty()) return;
+  pending_bytes_ += bytes.size();
+  if (outbox_.empty()) {
+    outbox_ = std::move(bytes);  // no copy
+  } else {
+    outbox_.append(bytes);
+  }
+  if (!owned_in_flight_) flush_outbox();
+}
+
 // Starts writing the outbox as one request (coalescing every owned reply
 // queued since the last one went out).
 void Connection::flush_outbox() {
   if (outbox_.empty() || closing_) return;
+  // Nothing queued in libuv: write at once with uv_try_write. A reply the
+  // socket takes whole then needs no write request, and libuv does not
+  // re-arm the socket's epoll registration after the write drains (one
+  // epoll_ctl per reply: uv__drain's uv__io_stop of POLLOUT). Not while
+  // congested or a sendfile waits: those react to write completion, which
+  // stays asynchronous.
+  if (stream()->write_queue_size == 0 && !congested_ && !sendfile_) {
+    uv_buf_t buf = uv_buf_init(outbox_.data(), static_cast<unsigned>(outbox_.size()));
+    int n = uv_try_write(stream(), &buf, 1);
+    if (n > 0) {
+      size_t sent = static_cast<size_t>(n);
+      reactor_.stats->bytes_out.fetch_add(sent, std::memory_order_relaxed);
+      pending_bytes_ -= sent;
+      bytes_written_ += sent;
+      touch();
+      count_progress(sent);
+      if (sent == outbox_.size()) {
+        outbox_ = std::string();  // an idle connection keeps no reply memory
+        return;
+      }
+      outbox_.erase(0, sent);
+    }
+  }
   size_t total = outbox_.size();
   auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(outbox_), total, true};
   outbox_ = std::string();
@@ -474,27 +486,24 @@ void Connection::set_transfer(bool active) {
     window_start_ms_ = now_ms();
     window_bytes_ = 0;
     if (reactor_.min_rate > 0 && !closing_) {
-      uint64_t window_ms = std::max<uint64_t>(
-          1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
-      uv_timer_start(
-          &rate_timer_,
-          [](uv_timer_t* t) {
-            auto* c = static_cast<Connection*>(t->data);
-            ConnRef keep(c);
-            c->check_rate();
-          },
-          window_ms, window_ms);
+      rate_check_ms_ = window_start_ms_ + rate_window_ms();
+      arm_deadlines(rate_check_ms_);
     }
   }
-  if (!active && transfer_ && !closing_) uv_timer_stop(&rate_timer_);
-  if (!active) tls_spare_ = std::string();
+  if (!active) {
+    rate_check_ms_ = 0;  // the deadline timer skips it from now on
+    tls_spare_ = std::string();
+  }
   transfer_ = active;
 }
 
 void Connection::request_head_done() {
-  if (!head_open_) return;
-  head_open_ = false;
-  if (!closing_) uv_timer_stop(&head_timer_);
+  head_open_ = false;  // the deadline timer skips the head deadline from now on
+}
+
+uint64_t Connection::rate_window_ms() const {
+  return std::max<uint64_t>(
+      1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
 }
 
 uint64_t Connection::now_ms() const { return uv_now(reactor_.loop); }
@@ -578,28 +587,82 @@ void Connection::on_turn(uv_idle_t* h) {
   if (c->tls_ && c->reading_ && !c->closing_) c->tls_pump();
 }
 
+// One timer serves three deadlines: the idle timeout (no progress for
+// idle_timeout_s), the request head's (request_timeout_s from its first
+// byte) and the min_rate check at the end of each window of a transfer.
+// Setting a deadline records it and restarts the timer only if it is due
+// before the timer; clearing one records only that (the timer then fires
+// early, finds nothing due and re-arms for the earliest deadline left). So
+// progress and each request cost no timer-heap operation in the common
+// case, and a connection carries one timer instead of three (nginx keeps its
+// read timer the same way).
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
   // A service whose clients may pause (IdlePolicy::kKeep) has no idle
   // timer: its slow requests are the request timeout's and min_rate's.
   if (handler_ && handler_->idle_policy() == IdlePolicy::kKeep) return;
-  uv_timer_start(
-      &idle_timer_,
-      [](uv_timer_t* t) {
-        auto* c = static_cast<Connection*>(t->data);
-        ConnRef keep(c);
-        if (c->closing_) return;
-        char why[64];
-        snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
-        c->log_close(why);
-        c->reactor_.stats->add(c->reactor_.closed_idle);
-        if (c->handler_) {
-          c->handler_->on_idle_timeout();
-        } else {
-          c->close();
-        }
-      },
-      idle_ms(reactor_), 0);
+  last_progress_ms_ = now_ms();
+  idle_on_ = true;
+  arm_deadlines(last_progress_ms_ + idle_ms(reactor_));
+}
+
+void Connection::arm_deadlines(uint64_t due_ms) {
+  if (closing_) return;
+  uint64_t now = now_ms();
+  uint64_t in = due_ms > now ? due_ms - now : 0;
+  auto* h = reinterpret_cast<uv_handle_t*>(&deadline_timer_);
+  if (uv_is_active(h) && uv_timer_get_due_in(&deadline_timer_) <= in) return;
+  uv_timer_start(&deadline_timer_, on_deadline, in, 0);
+}
+
+void Connection::on_deadline(uv_timer_t* t) {
+  auto* c = static_cast<Connection*>(t->data);
+  ConnRef keep(c);
+  if (c->closing_) return;
+  uint64_t now = c->now_ms();
+  if (c->head_open_ && now >= c->head_deadline_ms_) {
+    c->head_open_ = false;
+    const bool handshake = c->tls_ && !c->tls_->established();
+    char why[96];
+    snprintf(why, sizeof why, "request timeout: %s not complete within %g s",
+             handshake ? "TLS handshake" : "head", c->reactor_.request_timeout_s);
+    c->log_close(why);
+    c->reactor_.stats->add(c->reactor_.closed_request_timeout);
+    if (handshake) {
+      // Nothing can be said in clear text: close.
+      c->reactor_.stats->add(c->reactor_.tls_handshakes_failed);
+      c->close();
+      return;
+    }
+    if (c->handler_) c->handler_->on_request_timeout();
+    if (c->closing_) return;
+  }
+  if (c->transfer_ && c->rate_check_ms_ != 0 && now >= c->rate_check_ms_) {
+    c->rate_check_ms_ = now + c->rate_window_ms();
+    c->check_rate();
+    if (c->closing_) return;
+  }
+  bool idle_applies = c->idle_on_ && c->reactor_.idle_timeout_s > 0 &&
+                      !(c->handler_ && c->handler_->idle_policy() == IdlePolicy::kKeep);
+  if (idle_applies && now - c->last_progress_ms_ >= idle_ms(c->reactor_)) {
+    char why[64];
+    snprintf(why, sizeof why, "idle timeout: no progress for %g s", c->reactor_.idle_timeout_s);
+    c->log_close(why);
+    c->reactor_.stats->add(c->reactor_.closed_idle);
+    c->idle_on_ = false;
+    if (c->handler_) {
+      c->handler_->on_idle_timeout();
+    } else {
+      c->close();
+    }
+    if (c->closing_) return;
+  }
+  // Re-arm for the earliest deadline still set.
+  uint64_t next = UINT64_MAX;
+  if (c->head_open_) next = std::min(next, c->head_deadline_ms_);
+  if (c->transfer_ && c->rate_check_ms_ != 0) next = std::min(next, c->rate_check_ms_);
+  if (idle_applies && c->idle_on_) next = std::min(next, c->last_progress_ms_ + idle_ms(c->reactor_));
+  if (next != UINT64_MAX) c->arm_deadlines(next);
 }
 
 // ---------------------------------------------------------------- closing
@@ -652,10 +715,8 @@ void Connection::close() {
     write_done(bytes);
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_handle_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&head_timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&rate_timer_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
 }

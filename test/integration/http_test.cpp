@@ -4,6 +4,7 @@
 // traversal, disconnects) and with curl and ab where a real client matters
 // (chunked -T -, --data-binary, -C - resume, load).
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <xxhash.h>
@@ -287,6 +288,98 @@ TEST_P(Http, UploadReplaceDownloadHeadDelete) {
   EXPECT_EQ(gone.status, 404);
   EXPECT_EQ(gone.body, "File not found");
   EXPECT_EQ(get(port, "/nothing.here").status, 404);
+}
+
+// Small files are kept in memory by each loop and revalidated per request
+// (storage::SmallFileCache): every change on disk, by us or by anyone
+// else, is seen by the next GET.
+TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
+  const std::string path = root.file("c.txt");
+  int back = 0;
+  auto settle = [&] {  // an mtime in the past (a new one each time): cacheable at once
+    struct stat st;
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    back += 10;
+    timespec times[2] = {{0, UTIME_OMIT}, {st.st_mtim.tv_sec - back, st.st_mtim.tv_nsec}};
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  };
+  auto body_is = [&](const std::string& want) {
+    // Several GETs: in process mode each worker has its own cache.
+    for (int i = 0; i < 6; ++i) {
+      Reply r = get(port, "/c.txt");
+      ASSERT_EQ(r.status, 200);
+      ASSERT_EQ(r.body, want) << "GET " << i;
+    }
+  };
+  spit(path, "one-one");
+  settle();
+  body_is("one-one");
+  FILE* f = fopen(path.c_str(), "r+");  // same inode, same size
+  ASSERT_NE(f, nullptr);
+  fputs("two-two", f);
+  fclose(f);
+  settle();
+  body_is("two-two");
+  Reply put = roundtrip(port, "PUT /c.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\nput-put");
+  EXPECT_EQ(put.status, 204);
+  body_is("put-put");
+  settle();
+  body_is("put-put");
+  fs::remove(path);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(port, "/c.txt").status, 404);
+  spit(path, "back");
+  settle();
+  body_is("back");
+  EXPECT_EQ(roundtrip(port, "DELETE /c.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(get(port, "/c.txt").status, 404);
+  // Conditional and range requests answer from the cached copy too.
+  spit(path, "0123456789");
+  settle();
+  body_is("0123456789");
+  Reply r = roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n");
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.body, "234");
+  Reply g = get(port, "/c.txt");
+  Reply nm = roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: " +
+                                 g.field("etag") + "\r\n\r\n");
+  EXPECT_EQ(nm.status, 304);
+}
+
+// A connection waiting for a request holds no read buffer (it takes one
+// when its socket is readable and gives it back once the input is parsed,
+// also while the reply waits for the executor): 400 idle connections, then
+// one request on each, grow the server by far less than 64 KiB apiece.
+TEST_P(Http, IdleConnectionsHoldNoReadBuffer) {
+  if (small_mode()) GTEST_SKIP() << "sanitizers' allocators change RSS";
+  constexpr int kConns = 400;
+  constexpr long kMaxKibPerConn = 16;  // was 64+ (a read buffer each)
+  spit(root.file("f.txt"), std::string(4096, 'f'));  // fresh: not cached, goes to the executor
+  auto rss = [&] {
+    long total = 0;
+    for (long kib : server_status_kib(server->pid(), "VmRSS")) total += kib;
+    return total;
+  };
+  ASSERT_EQ(get(port, "/f.txt").status, 200);  // warm: pools, cache tables
+  long before = rss();
+  std::vector<int> fds;
+  for (int i = 0; i < kConns; ++i) {
+    int fd = connect_to(port);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  ASSERT_EQ(get(port, "/f.txt").status, 200);  // every earlier connection is accepted by now
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  long idle = rss() - before;
+  EXPECT_LT(idle, kConns * kMaxKibPerConn) << idle << " KiB for " << kConns << " idle connections";
+  for (int fd : fds) ASSERT_TRUE(send_all(fd, "GET /f.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
+  for (int fd : fds) {
+    std::string rest;
+    Reply r = read_http(fd, &rest);
+    EXPECT_EQ(r.status, 200);
+  }
+  long after = rss() - before;
+  EXPECT_LT(after, kConns * kMaxKibPerConn) << after << " KiB after one request on each";
+  for (int fd : fds) close(fd);
 }
 
 TEST_P(Http, MimeTypesByExtension) {

@@ -74,7 +74,10 @@ TEST_F(ReactorTest, WatermarksBoundPendingBytesAndDrainFiresOnce) {
   EXPECT_GT(max_pending, reactor::Connection::kHighWater);
   EXPECT_LE(max_pending, reactor::Connection::kHighWater + 4096);  // one reply beyond
   EXPECT_EQ(drains, 1);
-  EXPECT_EQ(all.size(), max_pending);
+  // Replies the socket took at once (uv_try_write) were never pending: the
+  // client reads those and everything pending at the peak.
+  EXPECT_GE(all.size(), max_pending);
+  EXPECT_EQ(all.size() % 4096, 0u);
   EXPECT_EQ(all.find_first_not_of('r'), std::string::npos);
   close(fd);
 }

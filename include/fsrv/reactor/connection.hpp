@@ -132,6 +132,8 @@ class Connection {
   /// Queues bytes the connection owns until written (coalesced with other
   /// owned writes queued behind an in-flight one; order is preserved).
   void write_owned(std::string_view bytes);
+  /// The same, taking the string itself when nothing waits in the outbox.
+  void write_owned_moved(std::string&& bytes);
   /// Sends `length` bytes of `file_fd` from `offset` with sendfile(2), run by
   /// `executor` (never on the loop: it may block on the disk), after every
   /// earlier write completed; waits for the socket to become writable in
@@ -192,7 +194,7 @@ class Connection {
   void set_label(std::string label) { label_ = std::move(label); }
   /// The loop's clock in milliseconds (uv_now).
   uint64_t now_ms() const;
-  /// Restarts the idle timer (call on progress other than reads and writes).
+  /// Progress for the idle timer (reads and writes call it themselves).
   void touch();
 
   /// Closes after every queued write completed (uv_shutdown, then close).
@@ -224,6 +226,11 @@ class Connection {
   void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total);
   void flush_outbox();
   void write_done(size_t bytes);
+  /// Makes the deadline timer fire by `due_ms` (loop time): restarts it
+  /// only if it is not already due by then.
+  void arm_deadlines(uint64_t due_ms);
+  static void on_deadline(uv_timer_t* t);
+  uint64_t rate_window_ms() const;
   void sendfile_step();
   void sendfile_finish(int status);
   void wait_writable();
@@ -239,10 +246,9 @@ class Connection {
 
   Reactor& reactor_;
   uv_tcp_t tcp_;
-  uv_timer_t idle_timer_;
+  /// The idle, request-head and min_rate deadlines (arm_deadlines).
+  uv_timer_t deadline_timer_;
   uv_timer_t timer_;
-  uv_timer_t head_timer_;  ///< request head deadline (request_head_done stops it)
-  uv_timer_t rate_timer_;  ///< min_rate window while a transfer is on
   /// yield_turn()'s handle: an idle handle runs once per loop iteration (a
   /// zero-delay timer restarted from its own callback would run again in
   /// the same timer pass in libuv 1.44, starving everything else).
@@ -265,7 +271,7 @@ class Connection {
   bool tls_eof_told_ = false;        ///< on_eof() called for it
   bool yield_pending_ = false;       ///< yield_turn() waits for the turn handle
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
-  int open_handles_ = 6;  ///< tcp + four timers + the turn handle (+ the poll handle once made)
+  int open_handles_ = 4;  ///< tcp + two timers + the turn handle (+ the poll handle once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;
@@ -281,6 +287,10 @@ class Connection {
   uint32_t tag_ = 0;
   bool admitted_ = false;
   uint64_t window_start_ms_ = 0;
+  uint64_t last_progress_ms_ = 0;  ///< loop time of the last touch()
+  uint64_t head_deadline_ms_ = 0;  ///< while head_open_: when the head must be complete
+  uint64_t rate_check_ms_ = 0;     ///< while a transfer is on: the next min_rate check
+  bool idle_on_ = false;           ///< touch() ran: the idle deadline counts
   uint64_t window_bytes_ = 0;
   void count_progress(uint64_t bytes);
 };

@@ -25,6 +25,7 @@
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/http/multipart_reader.hpp"
 #include "fsrv/services/http/request_parser.hpp"
+#include "fsrv/storage/small_file_cache.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
@@ -48,7 +49,15 @@ constexpr int kRequestsPerTurn = 64;
 
 /// Socket read size: one typical read; the parser keeps a partial head
 /// itself (up to kMaxHeadBytes), so the buffer never has to hold more.
+/// A connection holds one only from the moment its socket is readable until
+/// its input is parsed (nginx's model): an idle keep-alive connection holds
+/// none.
 constexpr size_t kReadBuffer = 64 * 1024;
+
+/// Read buffers a loop keeps for reuse once connections give them back
+/// (1 MiB): taking one is then a pointer move, not a 64 KiB allocation and
+/// clearing per request; beyond this many, returned buffers are freed.
+constexpr size_t kSpareReadBuffers = 16;
 
 /// Files up to this size are read by the open task and sent with the head
 /// in one write (one syscall, no second pool hop: the small-file case of
@@ -195,6 +204,27 @@ class HttpService final : public Service {
     refresh_time();
     return log_time_;
   }
+  /// A kReadBuffer-sized read buffer (a spare one when there is one).
+  std::vector<char> take_read_buffer() {
+    if (spare_reads_.empty()) return std::vector<char>(kReadBuffer);
+    std::vector<char> b = std::move(spare_reads_.back());
+    spare_reads_.pop_back();
+    return b;
+  }
+  /// Returns a buffer from take_read_buffer (kept for reuse up to
+  /// kSpareReadBuffers; grown or surplus buffers are freed).
+  void give_read_buffer(std::vector<char>&& b) {
+    if (b.size() == kReadBuffer && spare_reads_.size() < kSpareReadBuffers) {
+      spare_reads_.push_back(std::move(b));
+    }
+    b = std::vector<char>();
+  }
+  /// Small files of the root kept by this loop (GET answers them without
+  /// an executor hop); made at first use.
+  storage::SmallFileCache& file_cache() {
+    if (!file_cache_) file_cache_ = std::make_unique<storage::SmallFileCache>(*shared_.root);
+    return *file_cache_;
+  }
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
@@ -222,6 +252,8 @@ class HttpService final : public Service {
   stats::Counter requests_, uploads_;
   time_t date_second_ = -1;
   std::string date_, log_time_;
+  std::unique_ptr<storage::SmallFileCache> file_cache_;
+  std::vector<std::vector<char>> spare_reads_;
 };
 
 /// What a request asks for, decided from its head.
@@ -253,7 +285,6 @@ class HttpSession final : public reactor::ConnectionHandler,
         service_(service),
         shared_(service.shared()),
         parser_(*this, parser_options(*shared_.config)) {
-    in_.resize(kReadBuffer);
     sockaddr_storage ss{};
     int len = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "-";
@@ -329,15 +360,24 @@ class HttpSession final : public reactor::ConnectionHandler,
 
   /// Head of a reply: status line, Date, Server, `extra` (complete field
   /// lines), Content-Type, Content-Length (unless `length` < 0) and the
-  /// Connection field our keep-alive decision needs.
+  /// Connection field our keep-alive decision needs. `body_reserve`:
+  /// bytes of body the caller appends (reserved, so no reallocation).
   std::string reply_head(int status, std::string_view type, int64_t length,
-                         std::string_view extra = {});
+                         std::string_view extra = {},
+                         size_t body_reserve = 0);
   /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
   void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
   void finish(int status, uint64_t body_bytes);
   void count_once(int status);
 
   void start_get(std::string name, bool head_only);
+  /// Answers GET/HEAD of `name` (size and mtime of the file opened):
+  /// `data` is the whole file when it was read (small), else `f` streams.
+  /// `validators`, when given, holds "ETAG\nLAST-MODIFIED" for this
+  /// size and mtime (made here when empty: a cached file keeps them).
+  void answer_get(const std::string& name, uint64_t size, int64_t mtime_ns,
+                  const std::string* data, storage::ReadFile* f,
+                  std::string* validators = nullptr);
   void start_upload();
   void start_form_upload();
   void sink_piece(std::string_view piece);
@@ -414,6 +454,7 @@ std::unique_ptr<reactor::ConnectionHandler> HttpService::create_handler(Connecti
 // ---------------------------------------------------------------- input
 
 std::span<char> HttpSession::read_space() {
+  if (in_.empty()) in_ = service_.take_read_buffer();  // the socket is readable
   if (state_ == State::kLinger) {
     in_start_ = in_end_ = 0;  // dropped anyway
   } else if (in_start_ > 0) {
@@ -496,6 +537,14 @@ void HttpSession::process_input() {
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
   if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
+  }
+  if ((state_ == State::kIdle || state_ == State::kResponding) && input().empty() &&
+      !in_.empty()) {
+    // Parsed (a partial head is the parser's own copy): give the buffer back,
+    // also while a reply waits for the executor (a burst of requests for
+    // uncached files would otherwise hold one buffer each until answered).
+    service_.give_read_buffer(std::move(in_));
+    in_start_ = in_end_ = 0;
   }
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
@@ -974,9 +1023,9 @@ void HttpSession::dispatch() {
 // ---------------------------------------------------------------- replies
 
 std::string HttpSession::reply_head(int status, std::string_view type, int64_t length,
-                                    std::string_view extra) {
+                                    std::string_view extra, size_t body_reserve) {
   std::string h;
-  h.reserve(256 + extra.size());
+  h.reserve(256 + extra.size() + body_reserve);
   h += "HTTP/1.1 ";
   h += std::to_string(status);
   h += ' ';
@@ -1012,12 +1061,12 @@ void HttpSession::reply(int status, std::string_view type, std::string_view body
   // 204 and 304 carry no body and (204) no Content-Length (RFC 9110
   // sections 8.6, 15.3.5, 15.4.5).
   bool no_body = status == 204 || status == 304;
-  std::string out =
-      reply_head(status, type, no_body ? -1 : static_cast<int64_t>(body.size()), extra);
   bool send_body = !no_body && !head_only_;
+  std::string out = reply_head(status, type, no_body ? -1 : static_cast<int64_t>(body.size()),
+                               extra, send_body ? body.size() : 0);
   if (send_body) out += body;
   count_once(status);
-  conn_.write_owned(out);
+  conn_.write_owned_moved(std::move(out));
   finish(status, send_body ? body.size() : 0);
 }
 
@@ -1072,10 +1121,17 @@ void HttpSession::request_done() {
 // ---------------------------------------------------------------- GET / HEAD
 
 void HttpSession::start_get(std::string name, bool head_only) {
+  // A small file read before and unchanged since: no executor hop.
+  storage::SmallFileCache& cache = service_.file_cache();
+  if (auto hit = cache.find(name)) {
+    answer_get(name, hit->stamp.size, hit->stamp.mtime_ns, &hit->data, nullptr, &hit->derived);
+    return;
+  }
   struct Opened {
     Result<storage::ReadFile> file;
     std::string data;  ///< the whole file when it is at most kInlineFileMax
     bool inline_data = false;
+    std::shared_ptr<const storage::CachedFile> cached;  ///< read for the cache
   };
   auto op = std::make_shared<Opened>();
   const storage::Root* root = shared_.root;
@@ -1084,6 +1140,10 @@ void HttpSession::start_get(std::string name, bool head_only) {
       [op, root, name, head_only] {
         op->file = root->open_read(name);
         if (!op->file.ok() || head_only || op->file.value.size() > kInlineFileMax) return;
+        if (op->file.value.size() <= storage::SmallFileCache::kMaxFileBytes) {
+          op->cached = storage::SmallFileCache::load(op->file.value);
+          if (op->cached) return;
+        }
         op->data.resize(op->file.value.size());
         auto r = op->file.value.read_at(
             {reinterpret_cast<uint8_t*>(op->data.data()), op->data.size()}, 0);
@@ -1094,77 +1154,99 @@ void HttpSession::start_get(std::string name, bool head_only) {
         op->data.resize(r.value);  // the file may have shrunk since open
         op->inline_data = true;
       },
-      [this, ref, op, name] {
+      [this, ref, op, name, &cache] {
         if (conn_.closing()) return;
         if (!op->file.ok()) {
           int st = status_for(op->file.code);
           reply(st, "text/plain; charset=utf-8", error_body(st, op->file.status(), name));
           return;
         }
+        if (op->cached) {
+          cache.insert(name, op->cached);
+          answer_get(name, op->cached->stamp.size, op->cached->stamp.mtime_ns,
+                     &op->cached->data, nullptr, &op->cached->derived);
+          return;
+        }
         storage::ReadFile& f = op->file.value;
-        uint64_t size = op->inline_data ? op->data.size() : f.size();
-        int64_t mtime_s = f.mtime_ns() / 1000000000;
-        std::string etag = make_etag(f.size(), f.mtime_ns());
-        std::string last_modified = format_http_date(mtime_s);
-        std::string meta = "Last-Modified: " + last_modified + "\r\nETag: " + etag +
-                           "\r\nAccept-Ranges: bytes\r\n" + std::string(kStoredFileFields);
-        // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
-        // only without it.
-        bool not_modified = false;
-        if (const Header* inm = head_.find("If-None-Match")) {
-          not_modified = none_match(inm->value, etag);
-        } else if (const Header* ims = head_.find("If-Modified-Since")) {
-          std::optional<int64_t> t = parse_http_date(ims->value);
-          not_modified = t && mtime_s <= *t;
-        }
-        if (not_modified) {
-          reply(304, {}, {}, meta);
-          return;
-        }
-        std::string_view type = mime_type_for(name);
-        uint64_t offset = 0, length = size;
-        int status = 200;
-        const Header* range = head_.find("Range");
-        if (const Header* if_range = head_.find("If-Range");
-            range && if_range && if_range->value != etag && if_range->value != last_modified) {
-          range = nullptr;  // RFC 9110 section 13.1.5: changed, send it whole
-        }
-        if (range) {
-          RangeResult rr = parse_range(range->value, size);
-          if (rr.decision == RangeDecision::kUnsatisfiable) {
-            reply(416, "text/plain; charset=utf-8", "Range not satisfiable",
-                  meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
-            return;
-          }
-          if (rr.decision == RangeDecision::kPartial) {
-            status = 206;
-            offset = rr.range.first;
-            length = rr.range.length();
-            meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
-          }
-        }
-        count_once(status);
-        if (head_only_) {
-          conn_.write_owned(reply_head(status, type, static_cast<int64_t>(length), meta));
-          finish(status, 0);
-          return;
-        }
-        if (op->inline_data) {
-          reply(status, type, std::string_view(op->data).substr(offset, length), meta);
-          return;
-        }
-        std::string prefix = reply_head(status, type, static_cast<int64_t>(length), meta);
-        transfer::SendOptions o;
-        o.prefix = std::move(prefix);
-        o.transform = transfer::Transform::kIdentity;
-        o.offset = offset;
-        o.length = length;
-        get_ = transfer::send_file(conn_, *shared_.executor, std::move(f), std::move(o),
-                                   [this, status, length](Status) {
-                                     get_.reset();
-                                     finish(status, length);
-                                   });
+        answer_get(name, op->inline_data ? op->data.size() : f.size(), f.mtime_ns(),
+                   op->inline_data ? &op->data : nullptr, &f);
       });
+}
+
+void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mtime_ns,
+                             const std::string* data, storage::ReadFile* f,
+                             std::string* validators) {
+  int64_t mtime_s = mtime_ns / 1000000000;
+  std::string made;
+  if (!validators) validators = &made;
+  if (validators->empty()) *validators = make_etag(size, mtime_ns) + '\n' + format_http_date(mtime_s);
+  const size_t nl = validators->find('\n');
+  std::string_view etag = std::string_view(*validators).substr(0, nl);
+  std::string_view last_modified = std::string_view(*validators).substr(nl + 1);
+  std::string meta;
+  meta.reserve(160);
+  meta += "Last-Modified: ";
+  meta += last_modified;
+  meta += "\r\nETag: ";
+  meta += etag;
+  meta += "\r\nAccept-Ranges: bytes\r\n";
+  meta += kStoredFileFields;
+  // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
+  // only without it.
+  bool not_modified = false;
+  if (const Header* inm = head_.find("If-None-Match")) {
+    not_modified = none_match(inm->value, etag);
+  } else if (const Header* ims = head_.find("If-Modified-Since")) {
+    std::optional<int64_t> t = parse_http_date(ims->value);
+    not_modified = t && mtime_s <= *t;
+  }
+  if (not_modified) {
+    reply(304, {}, {}, meta);
+    return;
+  }
+  std::string_view type = mime_type_for(name);
+  uint64_t offset = 0, length = size;
+  int status = 200;
+  const Header* range = head_.find("Range");
+  if (const Header* if_range = head_.find("If-Range");
+      range && if_range && if_range->value != etag && if_range->value != last_modified) {
+    range = nullptr;  // RFC 9110 section 13.1.5: changed, send it whole
+  }
+  if (range) {
+    RangeResult rr = parse_range(range->value, size);
+    if (rr.decision == RangeDecision::kUnsatisfiable) {
+      reply(416, "text/plain; charset=utf-8", "Range not satisfiable",
+            meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
+      return;
+    }
+    if (rr.decision == RangeDecision::kPartial) {
+      status = 206;
+      offset = rr.range.first;
+      length = rr.range.length();
+      meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
+    }
+  }
+  count_once(status);
+  if (head_only_) {
+    conn_.write_owned(reply_head(status, type, static_cast<int64_t>(length), meta));
+    finish(status, 0);
+    return;
+  }
+  if (data) {
+    reply(status, type, std::string_view(*data).substr(offset, length), meta);
+    return;
+  }
+  std::string prefix = reply_head(status, type, static_cast<int64_t>(length), meta);
+  transfer::SendOptions o;
+  o.prefix = std::move(prefix);
+  o.transform = transfer::Transform::kIdentity;
+  o.offset = offset;
+  o.length = length;
+  get_ = transfer::send_file(conn_, *shared_.executor, std::move(*f), std::move(o),
+                             [this, status, length](Status) {
+                               get_.reset();
+                               finish(status, length);
+                             });
 }
 
 // ---------------------------------------------------------------- uploads
@@ -1247,6 +1329,7 @@ void HttpSession::upload_done(Status s, uint64_t bytes) {
   upload_finished_ = true;
   upload_status_ = std::move(s);
   if (upload_status_.ok()) service_.count_upload(bytes);
+  service_.file_cache().erase(name_);  // replaced (the stamp would tell too)
   maybe_reply_upload();
 }
 
@@ -1278,6 +1361,7 @@ void HttpSession::start_delete(std::string name) {
   ConnRef ref(&conn_);
   shared_.executor->submit([st, root, name] { *st = root->remove(name); },
                            [this, ref, st, name] {
+                             service_.file_cache().erase(name);
                              if (conn_.closing()) return;
                              constexpr std::string_view kText = "text/plain; charset=utf-8";
                              if (st->ok()) {

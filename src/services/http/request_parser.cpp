@@ -89,7 +89,6 @@ struct RequestParser::Impl {
   RequestHandler& handler;
   Options options;
   llhttp_t parser{};
-  llhttp_settings_t settings{};
 
   // Position bookkeeping of the current llhttp_execute call.
   const char* head_from = nullptr;  // head bytes of this slice start here
@@ -122,33 +121,43 @@ struct RequestParser::Impl {
   uint64_t completed = 0;
 
   Impl(RequestHandler& h, Options o) : handler(h), options(o) {
-    llhttp_settings_init(&settings);
-    settings.on_message_begin = [](llhttp_t* p) { return self(p)->message_begin(); };
-    settings.on_url = [](llhttp_t* p, const char* at, size_t n) { return self(p)->url(at, n); };
-    settings.on_url_complete = [](llhttp_t* p) {
-      self(p)->url_complete = true;
-      return 0;
-    };
-    settings.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-      return self(p)->field(at, n);
-    };
-    settings.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-      return self(p)->field_value(at, n);
-    };
-    settings.on_header_value_complete = [](llhttp_t* p) { return self(p)->value_complete(); };
-    settings.on_headers_complete = [](llhttp_t* p) { return self(p)->headers_complete(); };
-    settings.on_body = [](llhttp_t* p, const char* at, size_t n) { return self(p)->body(at, n); };
-    // Called after the chunk-size line; content_length is the chunk's size.
-    settings.on_chunk_header = [](llhttp_t* p) {
-      self(p)->raw_left = p->content_length;
-      return 0;
-    };
-    settings.on_message_complete = [](llhttp_t* p) {
-      self(p)->pause = Pause::kMessageEnd;
-      return static_cast<int>(HPE_PAUSED);
-    };
-    llhttp_init(&parser, HTTP_REQUEST, &settings);
+    llhttp_init(&parser, HTTP_REQUEST, &shared_settings());
     parser.data = this;
+  }
+
+  /// The callbacks, the same for every parser (they find theirs through
+  /// llhttp_t::data): one table per process instead of one per connection.
+  static const llhttp_settings_t& shared_settings() {
+    static const llhttp_settings_t table = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = [](llhttp_t* p) { return self(p)->message_begin(); };
+      s.on_url = [](llhttp_t* p, const char* at, size_t n) { return self(p)->url(at, n); };
+      s.on_url_complete = [](llhttp_t* p) {
+        self(p)->url_complete = true;
+        return 0;
+      };
+      s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+        return self(p)->field(at, n);
+      };
+      s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+        return self(p)->field_value(at, n);
+      };
+      s.on_header_value_complete = [](llhttp_t* p) { return self(p)->value_complete(); };
+      s.on_headers_complete = [](llhttp_t* p) { return self(p)->headers_complete(); };
+      s.on_body = [](llhttp_t* p, const char* at, size_t n) { return self(p)->body(at, n); };
+      // Called after the chunk-size line; content_length is the chunk's size.
+      s.on_chunk_header = [](llhttp_t* p) {
+        self(p)->raw_left = p->content_length;
+        return 0;
+      };
+      s.on_message_complete = [](llhttp_t* p) {
+        self(p)->pause = Pause::kMessageEnd;
+        return static_cast<int>(HPE_PAUSED);
+      };
+      return s;
+    }();
+    return table;
   }
 
   static Impl* self(llhttp_t* p) { return static_cast<Impl*>(p->data); }

@@ -1,0 +1,145 @@
+// The small-file cache (src/storage/small_file_cache.cpp) on a real
+// temporary directory: an entry is served only while the file on disk is
+// the one it was read from, whatever changed it; the byte budget holds.
+
+#include "fsrv/storage/small_file_cache.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "../support/server_process.hpp"
+
+namespace fsrv::storage {
+namespace {
+
+using test::slurp;
+using test::spit;
+
+/// Sets the file's mtime `secs` seconds in the past (settled for the cache).
+void age(const std::string& path, int secs = 10) {
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  timespec times[2] = {st.st_atim, st.st_mtim};
+  times[1].tv_sec -= secs;
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+/// Loads `name` through open_read as the http service does, and caches it.
+std::shared_ptr<const CachedFile> load_into(SmallFileCache& cache, const Root& root,
+                                            const std::string& name) {
+  auto f = root.open_read(name);
+  if (!f.ok()) return nullptr;
+  auto c = SmallFileCache::load(f.value);
+  if (c) cache.insert(name, c);
+  return c;
+}
+
+struct Fixture {
+  test::TempDir dir;
+  std::string error;
+  std::unique_ptr<Root> root = Root::open(dir.path(), &error);
+};
+
+TEST(SmallFileCache, HitWhileUnchanged) {
+  Fixture fx;
+  spit(fx.dir.file("a.txt"), "one-one");
+  age(fx.dir.file("a.txt"));
+  SmallFileCache cache(*fx.root);
+  EXPECT_EQ(cache.find("a.txt"), nullptr);
+  ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
+  auto hit = cache.find("a.txt");
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(hit->data, "one-one");
+  EXPECT_EQ(hit->stamp.size, 7u);
+}
+
+TEST(SmallFileCache, RecentlyModifiedFilesAreNotCached) {
+  Fixture fx;
+  spit(fx.dir.file("new.txt"), "fresh");
+  SmallFileCache cache(*fx.root);
+  EXPECT_EQ(load_into(cache, *fx.root, "new.txt"), nullptr);
+  EXPECT_EQ(cache.entries(), 0u);
+}
+
+TEST(SmallFileCache, InPlaceRewriteOfTheSameSizeIsSeen) {
+  Fixture fx;
+  spit(fx.dir.file("a.txt"), "one-one");
+  age(fx.dir.file("a.txt"));
+  SmallFileCache cache(*fx.root);
+  ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
+  FILE* f = fopen(fx.dir.file("a.txt").c_str(), "r+");  // same inode
+  ASSERT_NE(f, nullptr);
+  fputs("two-two", f);
+  fclose(f);
+  EXPECT_EQ(cache.find("a.txt"), nullptr);
+  EXPECT_EQ(cache.entries(), 0u);
+}
+
+TEST(SmallFileCache, ReplacementWithTheSameSizeAndMtimeIsSeen) {
+  Fixture fx;
+  spit(fx.dir.file("a.txt"), "one-one");
+  age(fx.dir.file("a.txt"));
+  SmallFileCache cache(*fx.root);
+  auto c = load_into(cache, *fx.root, "a.txt");
+  ASSERT_NE(c, nullptr);
+  // Another file, same size and mtime, renamed over it: only the inode differs.
+  spit(fx.dir.file("b.tmp"), "333-333");
+  timespec times[2] = {{0, UTIME_OMIT},
+                       {c->stamp.mtime_ns / 1000000000, c->stamp.mtime_ns % 1000000000}};
+  ASSERT_EQ(utimensat(AT_FDCWD, fx.dir.file("b.tmp").c_str(), times, 0), 0);
+  ASSERT_EQ(rename(fx.dir.file("b.tmp").c_str(), fx.dir.file("a.txt").c_str()), 0);
+  EXPECT_EQ(cache.find("a.txt"), nullptr);
+}
+
+TEST(SmallFileCache, DeletedOrSymlinkedFilesAreDropped) {
+  Fixture fx;
+  test::TempDir outside;
+  spit(outside.file("secret.txt"), "SECRET!");
+  for (const char* name : {"gone.txt", "link.txt"}) {
+    spit(fx.dir.file(name), "content");
+    age(fx.dir.file(name));
+  }
+  SmallFileCache cache(*fx.root);
+  ASSERT_NE(load_into(cache, *fx.root, "gone.txt"), nullptr);
+  ASSERT_NE(load_into(cache, *fx.root, "link.txt"), nullptr);
+  std::filesystem::remove(fx.dir.file("gone.txt"));
+  std::filesystem::remove(fx.dir.file("link.txt"));
+  std::filesystem::create_symlink(outside.file("secret.txt"), fx.dir.file("link.txt"));
+  EXPECT_EQ(cache.find("gone.txt"), nullptr);
+  EXPECT_EQ(cache.find("link.txt"), nullptr);
+  EXPECT_EQ(cache.entries(), 0u);
+}
+
+TEST(SmallFileCache, BudgetDropsTheLeastRecentlyUsed) {
+  Fixture fx;
+  for (const char* name : {"a", "b", "c"}) {
+    spit(fx.dir.file(name), std::string(1000, name[0]));
+    age(fx.dir.file(name));
+  }
+  SmallFileCache cache(*fx.root, 2500);
+  ASSERT_NE(load_into(cache, *fx.root, "a"), nullptr);
+  ASSERT_NE(load_into(cache, *fx.root, "b"), nullptr);
+  ASSERT_NE(cache.find("a"), nullptr);  // a is now the most recent
+  ASSERT_NE(load_into(cache, *fx.root, "c"), nullptr);
+  EXPECT_EQ(cache.entries(), 2u);
+  EXPECT_EQ(cache.bytes(), 2000u);
+  EXPECT_NE(cache.find("a"), nullptr);
+  EXPECT_EQ(cache.find("b"), nullptr);
+  EXPECT_NE(cache.find("c"), nullptr);
+}
+
+TEST(SmallFileCache, LargerFilesAreNotLoaded) {
+  Fixture fx;
+  spit(fx.dir.file("big"), std::string(SmallFileCache::kMaxFileBytes + 1, 'x'));
+  age(fx.dir.file("big"));
+  SmallFileCache cache(*fx.root);
+  EXPECT_EQ(load_into(cache, *fx.root, "big"), nullptr);
+}
+
+}  // namespace
+}  // namespace fsrv::storage
