@@ -226,7 +226,8 @@ void Connection::flush_outbox() {
   // epoll_ctl per reply: uv__drain's uv__io_stop of POLLOUT). Not while
   // congested or a sendfile waits: those react to write completion, which
   // stays asynchronous.
-  if (stream()->write_queue_size == 0 && !congested_ && !sendfile_) {
+  // Under TLS the bytes must be encrypted first (queue_write does it).
+  if (!tls_ && stream()->write_queue_size == 0 && !congested_ && !sendfile_) {
     uv_buf_t buf = uv_buf_init(outbox_.data(), static_cast<unsigned>(outbox_.size()));
     int n = uv_try_write(stream(), &buf, 1);
     if (n > 0) {

@@ -650,7 +650,7 @@ class AbandonedUploadTest(ServerCase):
         # With the backoff the timer fires at 0.2 + 0.4 + 0.8 = 1.4 s; the
         # bound leaves room for 2 loaded cores (1.52 s was seen), far below
         # --tftp-retries' full minute.
-        self.assertLess(got[-1][0], 3.0, "still sending long after its retries: %r" % got[-1][:2])
+        self.assertLess(got[-1][0], 3.0, "still sending long after its retries: %r" % (got[-1][:2],))
         datas = [g for g in got[:-1]]
         self.assertTrue(all(g[1] == OP_DATA and g[2][0] == 1 for g in datas), got)
         # Block 1 went out at once and was still being resent in the third
