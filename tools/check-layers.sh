@@ -47,13 +47,14 @@ while IFS= read -r file; do
       fail=1
     fi
   done < <(sed -n 's/^#include "\(fsrv\/[^"]*\)".*/\1/p' "$file")
-  # A service sees the service abstraction and its own folder only.
+  # A service sees the service abstraction, the stream-session kit
+  # (services/kit, which names no service) and its own folder only.
   if [[ $module == services && $rel == services/*/* ]]; then
     own=${rel#services/}
     own=${own%%/*}
     while IFS= read -r inc; do
       case $inc in
-        fsrv/services/service.hpp | fsrv/services/"$own"/*) ;;
+        fsrv/services/service.hpp | fsrv/services/kit/* | fsrv/services/"$own"/*) ;;
         fsrv/services/*) echo "check-layers: $file includes $inc: service '$own' may not use another service"; fail=1 ;;
       esac
     done < <(sed -n 's/^#include "\(fsrv\/services\/[^"]*\)".*/\1/p' "$file")
