@@ -9,6 +9,7 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/services/file/reply.hpp"
 #include "fsrv/services/file/request.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -34,24 +35,18 @@ constexpr size_t kListPiece = 16 * 1024;
 constexpr size_t kListBytesPerTurn = 256 * 1024;
 
 /// The file service: one per serving process, shared by its listeners.
+using Counters = kit::VerbCounters<cmd_name, kCmdCount>;
+
 class FileService final : public Service {
  public:
-  explicit FileService(Shared& shared) : Service(shared, "file") {
-    for (int c = 0; c < kCmdCount; ++c) {
-      std::string verb(cmd_name(static_cast<Cmd>(c)));
-      ok_[c] = counter("commands/" + verb + "/ok");
-      failed_[c] = counter("commands/" + verb + "/failed");
-    }
-  }
-  std::string refusal(reactor::Refusal why, int limit) const override;
-  void count(Cmd cmd, bool ok) { shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(cmd)]); }
-  Shared& shared() { return shared_; }
+  explicit FileService(Shared& shared) : Service(shared, info()), counters_(*this) {}
+  void count(Cmd cmd, bool ok) { counters_.count(cmd, ok); }
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
-  stats::Counter ok_[kCmdCount], failed_[kCmdCount];
+  Counters counters_;
 };
 
 class FileSession final : public reactor::ConnectionHandler {
@@ -145,9 +140,6 @@ class FileSession final : public reactor::ConnectionHandler {
 
 // ---------------------------------------------------------------- service
 
-std::string FileService::refusal(reactor::Refusal why, int limit) const {
-  return info().refusal(why, limit);
-}
 
 std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
   return std::make_unique<FileSession>(conn, *this);
@@ -661,19 +653,8 @@ const ServiceInfo& info() {
       "the course file protocol: LIST, GET, UPLOAD (base64), DELETE, SIZE; JSON replies",
       {6666},
       "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
-      [](stats::Schema& schema) {
-        for (int c = 0; c < kCmdCount; ++c) {
-          std::string verb(cmd_name(static_cast<Cmd>(c)));
-          schema.add("file/commands/" + verb + "/ok");
-          schema.add("file/commands/" + verb + "/failed");
-        }
-      },
-      [](reactor::Refusal why, int limit) {
-        return why == reactor::Refusal::kShuttingDown
-                   ? error_text("server shutting down")
-                   : error_text("server busy: too many connections (limit " +
-                                std::to_string(limit) + ")");
-      },
+      [](stats::Schema& schema) { Counters::register_stats(schema, "file"); },
+      [](reactor::Refusal why, int limit) { return error_text(busy_text(why, limit)); },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<FileService>(shared);
       }};
