@@ -98,7 +98,7 @@ class PayloadReaderTest : public KitTest {
   /// when the payload ended and the client closed.
   Outcome run(PayloadEnd end, std::vector<std::string> pieces, bool keep = true) {
     Outcome out;
-    factory.make = [&](reactor::Connection& c) {
+    kit_factory.make = [&](reactor::Connection& c) {
       return std::make_unique<UploadSession>(c, *this, end, keep, out);
     };
     bool sent = false;
@@ -109,7 +109,7 @@ class PayloadReaderTest : public KitTest {
         if (pieces.size() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
       shutdown(fd, SHUT_WR);
-      read_until_eof(fd);
+      read_all(fd);
       close(fd);
       sent = true;
     });
@@ -178,7 +178,7 @@ TEST_F(PayloadReaderTest, WithoutASinkThePayloadIsDropped) {
 
 TEST_F(PayloadReaderTest, EofBeforeTheEndLeavesNoFile) {
   Outcome out;
-  factory.make = [&](reactor::Connection& c) {
+  kit_factory.make = [&](reactor::Connection& c) {
     return std::make_unique<UploadSession>(c, *this, PayloadEnd::count(100), true, out);
   };
   int fd = connect_to(port);

@@ -86,7 +86,7 @@ class RequestLoopTest : public KitTest {
  protected:
   void SetUp() override {
     KitTest::SetUp();
-    factory.make = [this](reactor::Connection& c) {
+    kit_factory.make = [this](reactor::Connection& c) {
       auto h = std::make_unique<LineSession>(c, counts);
       session = h.get();
       return h;
@@ -106,7 +106,7 @@ TEST_F(RequestLoopTest, PipelinedRequestsAreAnsweredInOrderAFewPerTurn) {
   std::thread client([&] {
     int fd = connect_to(port);
     send_all(fd, sent);
-    got = read_until_eof(fd);
+    got = read_all(fd);
     close(fd);
   });
   run_until([&] { return counts.closed; });
@@ -133,7 +133,7 @@ TEST_F(RequestLoopTest, ShutdownWaitsForTheRequestInProgress) {
   session->done_slow();
   run_until([&] { return counts.closed; });
   EXPECT_TRUE(counts.closed);
-  got += read_until_eof(fd);
+  got += read_all(fd);
   // The request in progress was answered; the one behind it was not taken.
   EXPECT_EQ(got, "a\nSLOW done\n");
   close(fd);
