@@ -8,9 +8,7 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/services/file_marker/file_marker_service.hpp"
 #include "fsrv/services/file_marker/marker_protocol.hpp"
-#include "fsrv/services/kit/input_buffer.hpp"
-#include "fsrv/services/kit/payload_reader.hpp"
-#include "fsrv/services/kit/request_loop.hpp"
+#include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
@@ -44,47 +42,28 @@ class MarkerService final : public Service {
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 };
 
-class MarkerSession final : public reactor::ConnectionHandler {
+class MarkerSession final : public kit::StreamSession {
  public:
   MarkerSession(Connection& conn, MarkerService& service)
-      : conn_(conn),
-        service_(service),
-        shared_(service.shared()),
-        config_(*shared_.config),
-        loop_(conn),
-        payload_(conn, in_) {}
+      : StreamSession(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
 
-  std::span<char> read_space() override {
-    return payload_.active() ? payload_.read_space() : in_.space(limits::kLineBuffer);
-  }
-  void on_read(size_t n) override;
   void on_eof() override;
   void on_timer() override;
-  void on_drain() override { process_input(); }
-  void on_shutdown() override { loop_.shutdown(); }
   void on_close() override;
 
  private:
-  void process_input();
+  void process_input() override;
   bool next_command();
   void run(const Command& cmd);
   void reply(Verb verb, bool ok, std::string_view text);
-  void request_done() {
-    if (loop_.done()) process_input();
-  }
   void start_list();
   void start_download(const std::string& name);
   void start_upload(const std::string& name);
-  void payload_step(kit::PayloadReader::Step step);
+  void payload_step(kit::PayloadReader::Step step) override;
 
-  Connection& conn_;
   MarkerService& service_;
   Shared& shared_;
   const ServerConfig& config_;
-  kit::InputBuffer in_;
-  kit::RequestLoop loop_;
-  kit::PayloadReader payload_;
-  bool eof_ = false;
   std::shared_ptr<transfer::FileSender> get_;
 };
 
@@ -93,15 +72,6 @@ std::unique_ptr<reactor::ConnectionHandler> MarkerService::create_handler(Connec
 }
 
 // ---------------------------------------------------------------- input
-
-void MarkerSession::on_read(size_t n) {
-  if (payload_.active()) {
-    payload_step(payload_.on_read(n));
-    return;
-  }
-  in_.produced(n);
-  process_input();
-}
 
 void MarkerSession::on_eof() {
   eof_ = true;
@@ -272,9 +242,7 @@ void MarkerSession::start_upload(const std::string& name) {
   o.max_bytes = config_.max_upload;
   auto sink = transfer::UploadSink::start(
       conn_, *shared_.executor, *shared_.root, std::move(o),
-      [this] {
-        if (payload_.active()) payload_step(payload_.feed());
-      },
+      sink_space(),
       [this](Status s, uint64_t) {
         payload_.reset();
         if (s.ok()) {

@@ -6,9 +6,7 @@
 
 #include "fsrv/core/limits.hpp"
 #include "fsrv/services/file_raw/file_raw_service.hpp"
-#include "fsrv/services/kit/input_buffer.hpp"
-#include "fsrv/services/kit/payload_reader.hpp"
-#include "fsrv/services/kit/request_loop.hpp"
+#include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/services/file_raw/raw_protocol.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -56,48 +54,29 @@ std::string wording(const Status& s, std::string_view name) {
   }
 }
 
-class RawSession final : public reactor::ConnectionHandler {
+class RawSession final : public kit::StreamSession {
  public:
   RawSession(Connection& conn, RawService& service)
-      : conn_(conn),
-        service_(service),
-        shared_(service.shared()),
-        config_(*shared_.config),
-        loop_(conn),
-        payload_(conn, in_) {}
+      : StreamSession(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
 
-  std::span<char> read_space() override {
-    return payload_.active() ? payload_.read_space() : in_.space(limits::kLineBuffer);
-  }
-  void on_read(size_t n) override;
   void on_eof() override;
   void on_idle_timeout() override;
   void on_request_timeout() override;
-  void on_drain() override { process_input(); }
-  void on_shutdown() override { loop_.shutdown(); }
   void on_close() override;
 
  private:
-  void process_input();
+  void process_input() override;
   bool next_request();
   void run(const RawRequest& req);
   void reply(RawCmd cmd, bool ok, std::string_view bytes);
-  void request_done() {
-    if (loop_.done()) process_input();
-  }
   void start_list();
   void start_download(const std::string& name);
   void start_upload(const RawRequest& req);
-  void payload_step(kit::PayloadReader::Step step);
+  void payload_step(kit::PayloadReader::Step step) override;
 
-  Connection& conn_;
   RawService& service_;
   Shared& shared_;
   const ServerConfig& config_;
-  kit::InputBuffer in_;
-  kit::RequestLoop loop_;
-  kit::PayloadReader payload_;
-  bool eof_ = false;
   uint64_t expected_ = 0;  ///< the UPLOAD's size
   std::string name_;
   std::string discard_error_;  ///< non-empty: the payload is dropped, then this is answered
@@ -109,15 +88,6 @@ std::unique_ptr<reactor::ConnectionHandler> RawService::create_handler(Connectio
 }
 
 // ---------------------------------------------------------------- input
-
-void RawSession::on_read(size_t n) {
-  if (payload_.active()) {
-    payload_step(payload_.on_read(n));
-    return;
-  }
-  in_.produced(n);
-  process_input();
-}
 
 void RawSession::on_eof() {
   eof_ = true;
@@ -294,9 +264,7 @@ void RawSession::start_upload(const RawRequest& req) {
     o.max_bytes = config_.max_upload;
     sink = transfer::UploadSink::start(
         conn_, *shared_.executor, *shared_.root, std::move(o),
-        [this] {
-          if (payload_.active()) payload_step(payload_.feed());
-        },
+        sink_space(),
         [this](Status s, uint64_t bytes) {
           payload_.reset();
           if (s.ok()) {
