@@ -47,6 +47,15 @@ while IFS= read -r file; do
       fail=1
     fi
   done < <(sed -n 's/^#include "\(fsrv\/[^"]*\)".*/\1/p' "$file")
+  # main reaches services through the registry only (services/service.hpp).
+  if [[ $module == main ]]; then
+    while IFS= read -r inc; do
+      [[ $inc == fsrv/services/service.hpp ]] || {
+        echo "check-layers: $file includes $inc: main may name no service (use the registry)"
+        fail=1
+      }
+    done < <(sed -n 's/^#include "\(fsrv\/services\/[^"]*\)".*/\1/p' "$file")
+  fi
   # A service sees the service abstraction, the stream-session kit
   # (services/kit, which names no service) and its own folder only.
   if [[ $module == services && $rel == services/*/* ]]; then

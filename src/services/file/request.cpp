@@ -1,8 +1,8 @@
 #include "fsrv/services/file/request.hpp"
-#include "fsrv/codec/ascii.hpp"
 
 #include <cstring>
 
+#include "fsrv/codec/ascii.hpp"
 #include "fsrv/core/limits.hpp"
 
 namespace fsrv::services::file {
@@ -19,7 +19,6 @@ namespace {
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
-
 
 /// Reads one shlex token starting at `i` (not on whitespace). Returns the
 /// index after it, or npos with *error set; returns npos with error empty

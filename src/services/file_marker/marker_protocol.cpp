@@ -1,7 +1,8 @@
 #include "fsrv/services/file_marker/marker_protocol.hpp"
-#include "fsrv/codec/ascii.hpp"
 
 #include <cstring>
+
+#include "fsrv/codec/ascii.hpp"
 
 namespace fsrv::services::file_marker {
 
@@ -16,7 +17,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
 }
-
 
 }  // namespace
 

@@ -45,7 +45,10 @@ class MarkerService final : public Service {
 class MarkerSession final : public kit::StreamSession {
  public:
   MarkerSession(Connection& conn, MarkerService& service)
-      : StreamSession(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
+      : StreamSession(conn),
+        service_(service),
+        shared_(service.shared()),
+        config_(*shared_.config) {}
 
   void on_eof() override;
   void on_timer() override;
@@ -241,8 +244,7 @@ void MarkerSession::start_upload(const std::string& name) {
   o.codec = config_.codec;
   o.max_bytes = config_.max_upload;
   auto sink = transfer::UploadSink::start(
-      conn_, *shared_.executor, *shared_.root, std::move(o),
-      sink_space(),
+      conn_, *shared_.executor, *shared_.root, std::move(o), sink_space(),
       [this](Status s, uint64_t) {
         payload_.reset();
         if (s.ok()) {

@@ -1,14 +1,14 @@
 #include "fsrv/services/file_raw/raw_protocol.hpp"
-#include "fsrv/codec/ascii.hpp"
 
 #include <vector>
+
+#include "fsrv/codec/ascii.hpp"
 
 namespace fsrv::services::file_raw {
 
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
 
 /// Longest decimal size accepted: UINT64_MAX has 20 digits.
 constexpr size_t kMaxSizeDigits = 20;

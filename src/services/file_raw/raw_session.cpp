@@ -6,9 +6,9 @@
 
 #include "fsrv/core/limits.hpp"
 #include "fsrv/services/file_raw/file_raw_service.hpp"
+#include "fsrv/services/file_raw/raw_protocol.hpp"
 #include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
-#include "fsrv/services/file_raw/raw_protocol.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
@@ -57,7 +57,10 @@ std::string wording(const Status& s, std::string_view name) {
 class RawSession final : public kit::StreamSession {
  public:
   RawSession(Connection& conn, RawService& service)
-      : StreamSession(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
+      : StreamSession(conn),
+        service_(service),
+        shared_(service.shared()),
+        config_(*shared_.config) {}
 
   void on_eof() override;
   void on_idle_timeout() override;
@@ -155,9 +158,9 @@ bool RawSession::next_request() {
   if (l.kind != RawLine::kNeedMore || in_.empty()) conn_.request_head_done();
   if (l.kind == RawLine::kNeedMore) return false;
   if (l.kind == RawLine::kTooLong) {
-    reply(RawCmd::kUnknown, false,
-          error_line("request line too long (limit " + std::to_string(limits::kMaxLine) +
-                     " bytes)"));
+    reply(
+        RawCmd::kUnknown, false,
+        error_line("request line too long (limit " + std::to_string(limits::kMaxLine) + " bytes)"));
     conn_.close_when_flushed();
     return false;
   }
@@ -263,8 +266,7 @@ void RawSession::start_upload(const RawRequest& req) {
     o.transform = transfer::Transform::kIdentity;
     o.max_bytes = config_.max_upload;
     sink = transfer::UploadSink::start(
-        conn_, *shared_.executor, *shared_.root, std::move(o),
-        sink_space(),
+        conn_, *shared_.executor, *shared_.root, std::move(o), sink_space(),
         [this](Status s, uint64_t bytes) {
           payload_.reset();
           if (s.ok()) {

@@ -7,9 +7,9 @@
 #include <functional>
 #include <memory>
 
+#include "../../reactor/reactor_fixture.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/storage/storage.hpp"
-#include "../../reactor/reactor_fixture.hpp"
 
 namespace fsrv::test {
 

@@ -29,7 +29,8 @@ struct Counts {
 // request that ends only when the test says so (done_slow).
 class LineSession final : public reactor::ConnectionHandler {
  public:
-  LineSession(reactor::Connection& conn, Counts& counts) : conn_(conn), loop_(conn), counts_(counts) {}
+  LineSession(reactor::Connection& conn, Counts& counts)
+      : conn_(conn), loop_(conn), counts_(counts) {}
   std::span<char> read_space() override { return in_.space(4096); }
   void on_read(size_t n) override {
     in_.produced(n);

@@ -23,7 +23,10 @@ class NoHandlers final : public services::Service {
 };
 
 const services::ServiceInfo kInfo{
-    "demo", "a test service", {}, "",
+    "demo",
+    "a test service",
+    {},
+    "",
     [](stats::Schema& schema) { Counters::register_stats(schema, "demo"); },
     [](reactor::Refusal why, int limit) { return "! " + services::busy_text(why, limit); },
     nullptr};
