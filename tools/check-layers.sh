@@ -48,13 +48,23 @@ while IFS= read -r file; do
       fail=1
     fi
   done < <(sed -n 's/^#include "\(fsrv\/[^"]*\)".*/\1/p' "$file")
-  # A service sees the service abstraction and its own folder only.
+  # main reaches services through the registry only (services/service.hpp).
+  if [[ $module == main ]]; then
+    while IFS= read -r inc; do
+      [[ $inc == fsrv/services/service.hpp ]] || {
+        echo "check-layers: $file includes $inc: main may name no service (use the registry)"
+        fail=1
+      }
+    done < <(sed -n 's/^#include "\(fsrv\/services\/[^"]*\)".*/\1/p' "$file")
+  fi
+  # A service sees the service abstraction, the stream-session kit
+  # (services/kit, which names no service) and its own folder only.
   if [[ $module == services && $rel == services/*/* ]]; then
     own=${rel#services/}
     own=${own%%/*}
     while IFS= read -r inc; do
       case $inc in
-        fsrv/services/service.hpp | fsrv/services/"$own"/*) ;;
+        fsrv/services/service.hpp | fsrv/services/kit/* | fsrv/services/"$own"/*) ;;
         fsrv/services/*) echo "check-layers: $file includes $inc: service '$own' may not use another service"; fail=1 ;;
       esac
     done < <(sed -n 's/^#include "\(fsrv\/services\/[^"]*\)".*/\1/p' "$file")

@@ -15,9 +15,7 @@
 #include "fsrv/core/version.hpp"
 #include "fsrv/main/config_file.hpp"
 #include "fsrv/reactor/tls.hpp"
-#include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/runtime/runtime.hpp"
-#include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/service.hpp"
 
 namespace {
@@ -209,9 +207,8 @@ int main(int argc, char** argv) {
   app.add_option("--chat-users", config.chat_users,
                  "chat: JSON users file (username, nama, negara, password_hash); default: "
                  "the course's demo users")
-      ->check([](const std::string& path) -> std::string {
-        auto users = fsrv::services::chat::load_users_file(path);
-        return users.ok() ? std::string() : users.error;
+      ->check([](const std::string& path) {
+        return fsrv::services::check_option("--chat-users", path);
       });
   // accounts (docs/SECURITY.md)
   app.add_option("--users", config.users_file,
@@ -233,9 +230,8 @@ int main(int argc, char** argv) {
   app.add_option("--chat-db", config.chat_db,
                  "chat: where the state lives: sqlite:PATH (default <root>/.chat/chat.db) "
                  "or postgresql://... (a libpq URI, shared by every node of a cluster)")
-      ->check([](const std::string& url) -> std::string {
-        auto db = fsrv::services::chat::parse_chat_db(url, "");
-        return db.ok() ? std::string() : db.error;
+      ->check([](const std::string& url) {
+        return fsrv::services::check_option("--chat-db", url);
       });
   app.add_option("--chat-session-ttl", config.chat_session_ttl_s,
                  "chat: seconds of inactivity before a session token expires")

@@ -3,6 +3,8 @@
 
 #include "fsrv/services/admin/admin_service.hpp"
 #include "fsrv/services/chat/chat_service.hpp"
+#include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/file_marker/file_marker_service.hpp"
@@ -29,6 +31,18 @@ const std::vector<ServiceInfo>& registry() {
       admin::info(),
   };
   return kAll;
+}
+
+std::string check_option(std::string_view option, const std::string& value) {
+  if (option == "--chat-users") {
+    auto users = chat::load_users_file(value);
+    return users.ok() ? std::string() : users.error;
+  }
+  if (option == "--chat-db") {
+    auto db = chat::parse_chat_db(value, "");
+    return db.ok() ? std::string() : db.error;
+  }
+  return {};
 }
 
 }  // namespace fsrv::services

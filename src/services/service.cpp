@@ -4,7 +4,20 @@
 
 namespace fsrv::services {
 
-Service::Service(Shared& shared, std::string_view name) : shared_(shared), name_(name) {
+std::string busy_text(reactor::Refusal why, int limit) {
+  return why == reactor::Refusal::kShuttingDown
+             ? std::string("server shutting down")
+             : "server busy: too many connections (limit " + std::to_string(limit) + ")";
+}
+
+Service::Service(Shared& shared, std::string_view name) : Service(shared, *find(name)) {}
+
+std::string Service::refusal(reactor::Refusal why, int limit) const {
+  return info_->refusal(why, limit);
+}
+
+Service::Service(Shared& shared, const ServiceInfo& info)
+    : shared_(shared), info_(&info), name_(info.name) {
   conns_total_ = counter("connections/total");
   conns_active_ = counter("connections/active");
   duration_ = stats::Duration::of(*shared_.schema, name_);
@@ -30,12 +43,7 @@ stats::Counter DatagramService::counter(std::string_view path) const {
 }
 
 stats::Counter Service::counter(std::string_view path) const {
-  std::string full = name_ + "/" + std::string(path);
-  const stats::Schema& schema = *shared_.schema;
-  for (size_t i = 0; i < schema.size(); ++i) {
-    if (schema.path(static_cast<int>(i)) == full) return stats::Counter{static_cast<int>(i)};
-  }
-  return {};  // not registered: counting is a no-op
+  return find_counter(shared_, name_ + "/" + std::string(path));
 }
 
 std::unique_ptr<reactor::ConnectionHandler> Service::make_handler(reactor::Connection& conn) {

@@ -89,7 +89,8 @@ struct ScriptedFactory : reactor::ConnectionFactory {
   }
 };
 
-/// A loop, a reactor and one listener on 127.0.0.1 serving `factory`.
+/// A loop, a reactor and one listener on 127.0.0.1 serving `factory` (or
+/// `serving`, when a derived fixture sets it in its SetUp).
 class ReactorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -99,7 +100,7 @@ class ReactorTest : public ::testing::Test {
     reactor.idle_timeout_s = 0;
     listener = std::make_unique<reactor::Listener>(&loop, 0, "test", Endpoint{"127.0.0.1", 0});
     port = listener->listen([this](reactor::Listener& l) {
-      reactor::accept_connection(reactor, l.stream(), factory);
+      reactor::accept_connection(reactor, l.stream(), serving ? *serving : factory);
     });
     ASSERT_GT(port, 0);
   }
@@ -132,6 +133,7 @@ class ReactorTest : public ::testing::Test {
   stats::StatsTable table{1, false, schema};
   reactor::Reactor reactor;
   ScriptedFactory factory;
+  reactor::ConnectionFactory* serving = nullptr;
   std::unique_ptr<reactor::Listener> listener;
   int port = 0;
 };

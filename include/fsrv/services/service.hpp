@@ -60,14 +60,26 @@ struct Shared {
   std::vector<std::pair<std::string, std::function<void(ReadyReply)>>> readiness;
 };
 
+struct ServiceInfo;
+
+/// The refusal text every service words the same way, framed by each
+/// protocol's reply: "server shutting down", or "server busy: too many
+/// connections (limit N)".
+std::string busy_text(reactor::Refusal why, int limit);
+
 /// A TCP service instance: makes the protocol handler of each connection on
 /// its listeners and counts its connections ("NAME/connections/...").
 class Service : public reactor::ConnectionFactory {
  public:
+  /// `info` is the service's registration (it words the refusals).
+  Service(Shared& shared, const ServiceInfo& info);
+  /// As above, the registration found by name.
   Service(Shared& shared, std::string_view name);
   /// Counts the connection, then create_handler().
   std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
   std::string_view name() const final { return name_; }
+  /// The registration's refusal text (ServiceInfo::refusal).
+  std::string refusal(reactor::Refusal why, int limit) const override;
   /// Counts one finished request of `seconds` in "NAME/duration/..."
   /// (a histogram: fsrv_request_duration_seconds on /metrics).
   void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
@@ -80,14 +92,19 @@ class Service : public reactor::ConnectionFactory {
   /// with different policies get an instance each (ServiceSet).
   const ListenerPolicy& policy() const { return policy_; }
   void set_policy(const ListenerPolicy& policy) { policy_ = policy; }
+  /// A counter of this service: "NAME/" + path (registered before fork;
+  /// counting an unregistered path is a no-op).
+  stats::Counter counter(std::string_view path) const;
+  /// Adds `n` to one of this process's counters.
+  void count(stats::Counter c, uint64_t n = 1) { shared_.stats->add(c, n); }
+  Shared& shared() { return shared_; }
 
  protected:
   virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
-  /// A counter of this service: "NAME/" + path (registered before fork).
-  stats::Counter counter(std::string_view path) const;
   Shared& shared_;
 
  private:
+  const ServiceInfo* info_;
   std::string name_;
   stats::Counter conns_total_, conns_active_;
   stats::Duration duration_;
@@ -161,6 +178,11 @@ std::string policy_keys_text(const ServiceInfo& info);
 
 /// Every registered service, in registry order.
 const std::vector<ServiceInfo>& registry();
+/// Checks the value of a service's command-line option (`--chat-users`,
+/// `--chat-db`: the file or URL is read and parsed as the service will);
+/// returns an error text, or "" when the value is usable (or the option
+/// has no check). Lets main validate options without naming a service.
+std::string check_option(std::string_view option, const std::string& value);
 /// The registered service called `name`, or null.
 const ServiceInfo* find(std::string_view name);
 

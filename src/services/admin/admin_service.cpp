@@ -23,10 +23,7 @@ constexpr size_t kReadChunk = 2048;
 
 class AdminService final : public Service {
  public:
-  explicit AdminService(Shared& shared) : Service(shared, "admin") {}
-  std::string refusal(reactor::Refusal why, int limit) const override {
-    return info().refusal(why, limit);
-  }
+  explicit AdminService(Shared& shared) : Service(shared, info()) {}
   Shared& shared() { return shared_; }
 
  protected:

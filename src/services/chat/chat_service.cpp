@@ -84,9 +84,6 @@ class ChatService final : public Service {
     too_long_ = counter("lines_too_long");
     throttled_ = counter("logins_throttled");
   }
-  std::string refusal(reactor::Refusal why, int limit) const override {
-    return info().refusal(why, limit);
-  }
   void count(CommandKind kind, bool ok) {
     shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(kind)]);
   }

@@ -16,10 +16,7 @@ constexpr int kMaxInFlight = 2;
 
 class EchoService final : public Service {
  public:
-  explicit EchoService(Shared& shared) : Service(shared, "echo"), bytes_(counter("bytes")) {}
-  std::string refusal(reactor::Refusal why, int limit) const override {
-    return info().refusal(why, limit);
-  }
+  explicit EchoService(Shared& shared) : Service(shared, info()), bytes_(counter("bytes")) {}
   void count_bytes(size_t n) { shared_.stats->add(bytes_, n); }
 
  protected:

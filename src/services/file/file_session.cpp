@@ -10,6 +10,9 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/kit/input_buffer.hpp"
+#include "fsrv/services/kit/payload_reader.hpp"
+#include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/services/file/reply.hpp"
 #include "fsrv/services/file/request.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -35,30 +38,30 @@ constexpr size_t kListPiece = 16 * 1024;
 constexpr size_t kListBytesPerTurn = 256 * 1024;
 
 /// The file service: one per serving process, shared by its listeners.
+using Counters = kit::VerbCounters<cmd_name, kCmdCount>;
+
 class FileService final : public Service {
  public:
-  explicit FileService(Shared& shared) : Service(shared, "file") {
-    for (int c = 0; c < kCmdCount; ++c) {
-      std::string verb(cmd_name(static_cast<Cmd>(c)));
-      ok_[c] = counter("commands/" + verb + "/ok");
-      failed_[c] = counter("commands/" + verb + "/failed");
-    }
-  }
-  std::string refusal(reactor::Refusal why, int limit) const override;
-  void count(Cmd cmd, bool ok) { shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(cmd)]); }
-  Shared& shared() { return shared_; }
+  explicit FileService(Shared& shared) : Service(shared, info()), counters_(*this) {}
+  void count(Cmd cmd, bool ok) { counters_.count(cmd, ok); }
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
-  stats::Counter ok_[kCmdCount], failed_[kCmdCount];
+  Counters counters_;
 };
 
 class FileSession final : public reactor::ConnectionHandler {
  public:
   FileSession(Connection& conn, FileService& service)
-      : conn_(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
+      : conn_(conn),
+        service_(service),
+        shared_(service.shared()),
+        config_(*shared_.config),
+        payload_(conn, in_) {
+    payload_.observe = [this](std::string_view bytes) { note_payload(bytes); };
+  }
 
   std::span<char> read_space() override;
   void on_read(size_t n) override;
@@ -80,12 +83,9 @@ class FileSession final : public reactor::ConnectionHandler {
  private:
   enum class State { kIdle, kBusy, kPayload, kDiscard };
 
-  // Input buffer: unconsumed bytes are in_[in_start_, in_end_).
-  std::string_view input() const { return {in_.data() + in_start_, in_end_ - in_start_}; }
-  void consume(size_t n) { in_start_ += n; }
-  /// Compacts the input buffer and makes room for `extra` more bytes.
-  void reserve_input(size_t extra);
-  bool input_blank() const;
+  std::string_view input() const { return in_.view(); }
+  void consume(size_t n) { in_.consume(n); }
+  bool input_blank() const { return in_.blank(); }
 
   void process_input();
   void handle_request(const Request& req);
@@ -105,17 +105,14 @@ class FileSession final : public reactor::ConnectionHandler {
   void start_upload(std::string name);
   /// AUTH user password: role_ once the --users account checks out.
   void start_auth(const std::string& user, const std::string& password);
-  void feed_payload();
-  void end_payload();
+  void payload_step(kit::PayloadReader::Step step);
 
   Connection& conn_;
   FileService& service_;
   Shared& shared_;
   const ServerConfig& config_;
   State state_ = State::kIdle;
-  std::vector<char> in_;
-  size_t in_start_ = 0;
-  size_t in_end_ = 0;
+  kit::InputBuffer in_;
   bool eof_ = false;
   bool quit_ = false;
   bool request_open_ = false;
@@ -128,8 +125,7 @@ class FileSession final : public reactor::ConnectionHandler {
     size_t next = 0;
   };
   std::unique_ptr<ListStream> list_;
-  std::shared_ptr<transfer::UploadSink> sink_;
-  bool into_sink_ = false;  ///< the last read_space() was the sink's
+  kit::PayloadReader payload_;  ///< an UPLOAD's base64, up to its line's end
   std::string upload_name_;
   /// The payload's first kUploadLookahead bytes: why a decode failed.
   std::string payload_head_;
@@ -150,9 +146,6 @@ class FileSession final : public reactor::ConnectionHandler {
 
 // ---------------------------------------------------------------- service
 
-std::string FileService::refusal(reactor::Refusal why, int limit) const {
-  return info().refusal(why, limit);
-}
 
 std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
   return std::make_unique<FileSession>(conn, *this);
@@ -160,60 +153,17 @@ std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connecti
 
 // ---------------------------------------------------------------- input
 
-bool FileSession::input_blank() const {
-  for (char c : input()) {
-    if (c != '\r' && c != '\n' && c != ' ' && c != '\t') return false;
-  }
-  return true;
-}
-
 std::span<char> FileSession::read_space() {
-  into_sink_ = false;
-  if (state_ == State::kPayload && sink_ && input().empty()) {
-    std::span<char> s = sink_->space();
-    if (!s.empty()) {
-      into_sink_ = true;
-      return s;
-    }
-  }
-  reserve_input(limits::kLineBuffer);
-  return {in_.data() + in_end_, in_.size() - in_end_};
-}
-
-void FileSession::reserve_input(size_t extra) {
-  if (in_start_ > 0) {  // compact
-    std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
-    in_end_ -= in_start_;
-    in_start_ = 0;
-  }
-  if (in_.size() < in_end_ + extra) in_.resize(in_end_ + extra);
+  return payload_.active() ? payload_.read_space() : in_.space(limits::kLineBuffer);
 }
 
 void FileSession::on_read(size_t n) {
-  if (into_sink_ && state_ == State::kPayload && sink_) {
-    into_sink_ = false;
-    std::span<char> s = sink_->space();  // the same span the read landed in
-    size_t t = find_terminator({s.data(), n});
-    note_payload({s.data(), t == std::string_view::npos ? n : t});
-    if (t == std::string_view::npos) {
-      sink_->produced(n);
-      if (sink_ && sink_->space().empty()) conn_.pause_reading();  // on_space resumes
-      return;
-    }
-    // Bytes after the terminator are the next requests: keep them.
-    reserve_input(n - t - 1);
-    std::memcpy(in_.data() + in_end_, s.data() + t + 1, n - t - 1);
-    in_end_ += n - t - 1;
-    sink_->produced(t);
-    end_payload();
+  if (payload_.active()) {
+    payload_step(payload_.on_read(n));
     return;
   }
-  in_end_ += n;
-  if (state_ == State::kPayload) {
-    feed_payload();
-  } else {
-    process_input();
-  }
+  in_.produced(n);
+  process_input();
 }
 
 void FileSession::on_eof() {
@@ -224,8 +174,7 @@ void FileSession::on_eof() {
     std::string why = state_ == State::kDiscard
                           ? discard_error_
                           : "upload interrupted: connection closed before the end of the line";
-    if (sink_) sink_->cancel();
-    sink_.reset();
+    payload_.cancel();
     finish(current_, false);
     if (!why.empty()) conn_.write_owned(error_text(why));
     conn_.close_when_flushed();
@@ -284,8 +233,7 @@ void FileSession::abort_request(const std::string& why) {
     return;
   }
   if (request_open_) finish(current_, false);
-  if (sink_) sink_->cancel();
-  sink_.reset();
+  payload_.cancel();
   conn_.write_owned(error_text(why));
   conn_.close_when_flushed();
 }
@@ -300,8 +248,7 @@ void FileSession::on_close() {
   if (get_) get_->cancel();
   get_.reset();
   list_.reset();
-  if (sink_) sink_->cancel();  // the temporary file goes with the last task
-  sink_.reset();
+  payload_.cancel();  // the temporary file goes with the last task
 }
 
 // ---------------------------------------------------------------- requests
@@ -648,13 +595,13 @@ void FileSession::start_upload(std::string name) {
   o.transform = transfer::Transform::kBase64;
   o.codec = config_.codec;
   o.max_bytes = config_.max_upload;
-  sink_ = transfer::UploadSink::start(
+  auto sink = transfer::UploadSink::start(
       conn_, *shared_.executor, *shared_.root, std::move(o),
       [this] {
-        if (state_ == State::kPayload) feed_payload();
+        if (payload_.active()) payload_step(payload_.feed());
       },
       [this](Status s, uint64_t bytes) {
-        sink_.reset();
+        payload_.reset();
         finish(Cmd::kUpload, s.ok());
         if (s.ok()) {
           conn_.write_owned(
@@ -666,38 +613,14 @@ void FileSession::start_upload(std::string name) {
         }
         request_done();
       });
-  feed_payload();
+  // The base64 ends with its line: the first CR or LF (find_terminator).
+  payload_.start(std::move(sink), kit::PayloadEnd::terminator("\r\n"));
+  payload_step(payload_.feed());
 }
 
-// Moves payload bytes sitting in the input buffer (read together with the
-// UPLOAD header, or while the sink was full) into the sink, up to the
-// terminator.
-void FileSession::feed_payload() {
-  while (state_ == State::kPayload && sink_ && !input().empty()) {
-    std::string_view in = input();
-    size_t t = find_terminator(in);
-    std::string_view part = in.substr(0, t == std::string_view::npos ? in.size() : t);
-    size_t used = sink_->feed(part);
-    note_payload(part.substr(0, used));
-    consume(used);
-    if (used < part.size()) {
-      conn_.pause_reading();  // both buffers busy: on_space comes back here
-      return;
-    }
-    if (t != std::string_view::npos) {
-      consume(1);
-      end_payload();
-      return;
-    }
-  }
-  if (state_ == State::kPayload && sink_) conn_.resume_reading();
-}
-
-// The payload's terminator arrived: no more reading until the reply.
-void FileSession::end_payload() {
-  state_ = State::kBusy;
-  conn_.pause_reading();
-  sink_->end();
+// The payload's terminator arrived: no more reading until the sink's reply.
+void FileSession::payload_step(kit::PayloadReader::Step step) {
+  if (step == kit::PayloadReader::Step::kDone) state_ = State::kBusy;
 }
 
 }  // namespace
@@ -708,19 +631,8 @@ const ServiceInfo& info() {
       "the course file protocol: LIST, GET, UPLOAD (base64), DELETE, SIZE; JSON replies",
       {6666},
       "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
-      [](stats::Schema& schema) {
-        for (int c = 0; c < kCmdCount; ++c) {
-          std::string verb(cmd_name(static_cast<Cmd>(c)));
-          schema.add("file/commands/" + verb + "/ok");
-          schema.add("file/commands/" + verb + "/failed");
-        }
-      },
-      [](reactor::Refusal why, int limit) {
-        return why == reactor::Refusal::kShuttingDown
-                   ? error_text("server shutting down")
-                   : error_text("server busy: too many connections (limit " +
-                                std::to_string(limit) + ")");
-      },
+      [](stats::Schema& schema) { Counters::register_stats(schema, "file"); },
+      [](reactor::Refusal why, int limit) { return error_text(busy_text(why, limit)); },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<FileService>(shared);
       },

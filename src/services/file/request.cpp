@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "fsrv/codec/ascii.hpp"
 #include "fsrv/core/limits.hpp"
 
 namespace fsrv::services::file {
@@ -17,17 +18,6 @@ namespace {
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
-    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
-    if (x != y) return false;
-  }
-  return true;
 }
 
 /// Reads one shlex token starting at `i` (not on whitespace). Returns the
@@ -85,7 +75,7 @@ Cmd command_from_verb(std::string_view verb) {
       {"BYEBYE", Cmd::kQuit},   {"AUTH", Cmd::kAuth},
   };
   for (const Entry& e : kVerbs) {
-    if (iequals(verb, e.verb)) return e.cmd;
+    if (codec::iequals_ascii(verb, e.verb)) return e.cmd;
   }
   return Cmd::kUnknown;
 }
@@ -156,8 +146,8 @@ Silence on_silence(std::string_view line, Request* request) {
   std::string_view verb = line.substr(0, verb_end);
   constexpr std::string_view kUpload = "UPLOAD";
   bool upload_prefix = verb_end == line.size() && !verb.empty() && verb.size() < kUpload.size() &&
-                       iequals(verb, kUpload.substr(0, verb.size()));
-  if (upload_prefix || iequals(verb, kUpload)) return Silence::kWait;
+                       codec::iequals_ascii(verb, kUpload.substr(0, verb.size()));
+  if (upload_prefix || codec::iequals_ascii(verb, kUpload)) return Silence::kWait;
   *request = parse_line(line);
   // The parsed verb too: shlex makes `UPLO"AD"` and `DEL"ETE"` the verbs
   // UPLOAD and DELETE (found by make fuzz-file).
@@ -178,7 +168,7 @@ Frame next_frame(std::string_view input) {
   // UPLOAD: the frame ends after "UPLOAD <name> " so the payload can stream.
   size_t verb_end = 0;
   while (verb_end < rest.size() && !is_space(rest[verb_end])) ++verb_end;
-  if (verb_end < rest.size() && iequals(rest.substr(0, verb_end), "UPLOAD")) {
+  if (verb_end < rest.size() && codec::iequals_ascii(rest.substr(0, verb_end), "UPLOAD")) {
     // The header never crosses a line end: a quoted name spanning "\r\n"
     // would otherwise frame differently whole and split across reads
     // (found by make fuzz-file).

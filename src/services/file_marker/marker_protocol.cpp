@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "fsrv/codec/ascii.hpp"
+
 namespace fsrv::services::file_marker {
 
 namespace {
@@ -14,17 +16,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
-    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
-    if (x != y) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -41,14 +32,14 @@ Command parse_command(std::string_view text) {
   while (end < text.size() && !is_space(text[end])) ++end;
   std::string_view verb = text.substr(0, end);
   std::string_view rest = trim(text.substr(end));
-  if (iequals(verb, "LIST")) {
+  if (codec::iequals_ascii(verb, "LIST")) {
     c.verb = Verb::kList;
     if (!rest.empty()) c.error = "LIST takes no argument";
     return c;
   }
-  if (iequals(verb, "UPLOAD")) {
+  if (codec::iequals_ascii(verb, "UPLOAD")) {
     c.verb = Verb::kUpload;
-  } else if (iequals(verb, "DOWNLOAD")) {
+  } else if (codec::iequals_ascii(verb, "DOWNLOAD")) {
     c.verb = Verb::kDownload;
   } else {
     c.error = std::string(kUnknown);

@@ -2,22 +2,13 @@
 
 #include <vector>
 
+#include "fsrv/codec/ascii.hpp"
+
 namespace fsrv::services::file_raw {
 
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
-    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
-    if (x != y) return false;
-  }
-  return true;
-}
 
 /// Longest decimal size accepted: UINT64_MAX has 20 digits.
 constexpr size_t kMaxSizeDigits = 20;
@@ -58,16 +49,16 @@ RawRequest parse_raw_line(std::string_view line) {
     return r;
   }
   std::string_view verb = words[0];
-  if (iequals(verb, "LIST")) {
+  if (codec::iequals_ascii(verb, "LIST")) {
     r.cmd = RawCmd::kList;
     if (words.size() != 1) r.error = "LIST takes no argument";
-  } else if (iequals(verb, "DOWNLOAD")) {
+  } else if (codec::iequals_ascii(verb, "DOWNLOAD")) {
     r.cmd = RawCmd::kDownload;
     if (words.size() != 2)
       r.error = "usage: DOWNLOAD name";
     else
       r.name = std::string(words[1]);
-  } else if (iequals(verb, "UPLOAD")) {
+  } else if (codec::iequals_ascii(verb, "UPLOAD")) {
     r.cmd = RawCmd::kUpload;
     if (words.size() != 3 || !parse_size(words[2], &r.size)) {
       r.error = "usage: UPLOAD name size (size in decimal bytes)";

@@ -14,6 +14,8 @@
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/services/kit/input_buffer.hpp"
+#include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/services/session/session_framer.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
@@ -47,31 +49,21 @@ constexpr int kFramesPerTurn = 64;
 constexpr size_t kReadChunk = 16 * 1024;
 
 constexpr int kVerbCount = 7;
+using Counters = kit::VerbCounters<verb_name, kVerbCount>;
 
 class SessionService final : public Service {
  public:
-  explicit SessionService(Shared& shared) : Service(shared, "session") {
-    for (int v = 0; v < kVerbCount; ++v) {
-      std::string verb(verb_name(static_cast<Verb>(v)));
-      ok_[v] = counter("commands/" + verb + "/ok");
-      failed_[v] = counter("commands/" + verb + "/failed");
-    }
-    protocol_errors_ = counter("protocol_errors");
-  }
-  std::string refusal(reactor::Refusal why, int limit) const override {
-    return info().refusal(why, limit);
-  }
-  void count(Verb verb, bool ok) {
-    shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(verb)]);
-  }
-  void count_protocol_error() { shared_.stats->add(protocol_errors_); }
-  Shared& shared() { return shared_; }
+  explicit SessionService(Shared& shared)
+      : Service(shared, info()), counters(*this), protocol_errors_(counter("protocol_errors")) {}
+  void count(Verb verb, bool ok) { counters.count(verb, ok); }
+  void count_protocol_error() { Service::count(protocol_errors_); }
+  Counters counters;
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
-  stats::Counter ok_[kVerbCount], failed_[kVerbCount], protocol_errors_;
+  stats::Counter protocol_errors_;
 };
 
 /// One `ls` line: name and its size as sent (-1 when it does not fit `i`).
@@ -105,8 +97,8 @@ class SessionConn final : public reactor::ConnectionHandler {
     kDone,     ///< closing
   };
 
-  std::string_view input() const { return {in_.data() + start_, end_ - start_}; }
-  void consume(size_t n) { start_ += n; }
+  std::string_view input() const { return in_.view(); }
+  void consume(size_t n) { in_.consume(n); }
   void process_input();
   void fail(std::string why);
   void back_to_word();
@@ -132,9 +124,7 @@ class SessionConn final : public reactor::ConnectionHandler {
   State state_ = State::kIdle;
   Want want_ = Want::kWord;
   Verb verb_ = Verb::kConnme;  ///< the command in progress
-  std::vector<char> in_;
-  size_t start_ = 0;
-  size_t end_ = 0;
+  kit::InputBuffer in_;
   bool eof_ = false;
   bool quit_ = false;
   // upload
@@ -179,13 +169,7 @@ std::span<char> SessionConn::read_space() {
       return s.first(static_cast<size_t>(std::min<uint64_t>(s.size(), remaining_)));
     }
   }
-  if (start_ > 0) {
-    std::memmove(in_.data(), in_.data() + start_, end_ - start_);
-    end_ -= start_;
-    start_ = 0;
-  }
-  if (in_.size() < end_ + kReadChunk) in_.resize(end_ + kReadChunk);
-  return {in_.data() + end_, in_.size() - end_};
+  return in_.space(kReadChunk);
 }
 
 void SessionConn::on_read(size_t n) {
@@ -201,9 +185,9 @@ void SessionConn::on_read(size_t n) {
     }
     return;
   }
-  end_ += n;
+  in_.produced(n);
   if (state_ == State::kDone) {  // closing: drop whatever still arrives
-    start_ = end_ = 0;
+    in_.clear();
     return;
   }
   if (state_ == State::kPayload) {
@@ -670,11 +654,7 @@ const ServiceInfo& info() {
       {1234},
       "printf 'connme' | nc -q1 127.0.0.1 {port}",
       [](stats::Schema& schema) {
-        for (int v = 0; v < kVerbCount; ++v) {
-          std::string verb(verb_name(static_cast<Verb>(v)));
-          schema.add("session/commands/" + verb + "/ok");
-          schema.add("session/commands/" + verb + "/failed");
-        }
+        Counters::register_stats(schema, "session");
         schema.add("session/protocol_errors");
       },
       // The protocol has no error frame: a refused client is just closed.
