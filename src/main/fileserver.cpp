@@ -138,8 +138,9 @@ int main(int argc, char** argv) {
   bool all_services = false;
   CLI::App app{"Event-driven server for the course's services (libuv)."};
   app.add_option("--listen", listens,
-                 "SERVICE=[HOST:]PORT[,max-conns=N][,ro][,auth=write|all][,tls], repeatable (e.g. "
-                 "--listen echo=31000, --listen http=8080,ro, --listen http=8443,tls); "
+                 "SERVICE=[HOST:]PORT[,KEY...], KEY one of max-conns=N, ro, auth=write|all, "
+                 "tls; repeatable (e.g. --listen echo=31000, --listen http=8080,ro, "
+                 "--listen http=8443,tls); "
                  "without it, one file listener on --host/--port");
   app.add_flag("--services", list_services, "List the registered services and exit");
   app.add_flag("--porcelain", porcelain,
