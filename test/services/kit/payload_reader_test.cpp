@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <thread>
 
 #include "kit_fixture.hpp"
@@ -101,7 +102,7 @@ class PayloadReaderTest : public KitTest {
     kit_factory.make = [&](reactor::Connection& c) {
       return std::make_unique<UploadSession>(c, *this, end, keep, out);
     };
-    bool sent = false;
+    std::atomic<bool> sent{false};  // written by the client thread
     std::thread client([&] {
       int fd = connect_to(port);
       for (const std::string& p : pieces) {
