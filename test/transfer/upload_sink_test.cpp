@@ -121,6 +121,21 @@ class UploadSinkTest : public ReactorTest {
     });
   }
 
+  /// Streams `payload` over an existing "keep.bin" with `options` and
+  /// expects the upload to fail, the old contents to stay and no temporary.
+  void expect_refused_and_old_kept(transfer::UploadSink::Options options,
+                                   const std::string& payload) {
+    spit(dir.file("keep.bin"), "old contents");
+    serve(std::move(options));
+    std::thread c = send_from_client(payload);
+    run_until([&] { return result.has_value(); }, 30000);
+    c.join();
+    ASSERT_TRUE(result.has_value());
+    EXPECT_FALSE(result->ok());
+    EXPECT_EQ(slurp(dir.file("keep.bin")), "old contents");
+    EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"keep.bin"}));
+  }
+
   TempDir dir;
   std::unique_ptr<storage::Root> root;
   std::unique_ptr<reactor::ThreadPoolExecutor> executor;
@@ -157,29 +172,15 @@ TEST_F(UploadSinkTest, Base64PayloadIsDecodedOnThePool) {
 }
 
 TEST_F(UploadSinkTest, BadBase64KeepsTheOldFileAndLeavesNoTemporary) {
-  spit(dir.file("keep.bin"), "old contents");
   std::string payload = base64_of(random_bytes(2 << 20, 3));
   payload[payload.size() / 2] = '*';  // not base64, mid-stream
-  serve({.name = "keep.bin", .transform = transfer::Transform::kBase64});
-  std::thread c = send_from_client(payload);
-  run_until([&] { return result.has_value(); }, 30000);
-  c.join();
-  ASSERT_TRUE(result.has_value());
-  EXPECT_FALSE(result->ok());
-  EXPECT_EQ(slurp(dir.file("keep.bin")), "old contents");
-  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"keep.bin"}));
+  expect_refused_and_old_kept({.name = "keep.bin", .transform = transfer::Transform::kBase64},
+                              payload);
 }
 
 TEST_F(UploadSinkTest, OverTheLimitKeepsTheOldFile) {
-  spit(dir.file("keep.bin"), "old contents");
-  serve({.name = "keep.bin", .max_bytes = 1 << 20});
-  std::thread c = send_from_client(random_bytes((1 << 20) + 1, 4));
-  run_until([&] { return result.has_value(); }, 30000);
-  c.join();
-  ASSERT_TRUE(result.has_value());
-  EXPECT_FALSE(result->ok());
-  EXPECT_EQ(slurp(dir.file("keep.bin")), "old contents");
-  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"keep.bin"}));
+  expect_refused_and_old_kept({.name = "keep.bin", .max_bytes = 1 << 20},
+                              random_bytes((1 << 20) + 1, 4));
 }
 
 TEST_F(UploadSinkTest, CancelRunsNoCallbackAndRemovesTheTemporary) {
