@@ -228,8 +228,20 @@ Status UploadFile::commit(const std::string& name, bool replace) {
     }
     temp_name_ = temp;  // from here on abort() must unlink it
   }
-  if (renameat2(root_fd_, temp.c_str(), root_fd_, name.c_str(), replace ? 0 : RENAME_NOREPLACE) !=
-      0) {
+  // RENAME_NOREPLACE first: its EEXIST tells whether the name existed, and
+  // only then (replace) the plain rename puts the file over it.
+  // A file system without the flag (EINVAL, e.g. some FUSE mounts) falls
+  // back to a stat before the plain rename: right unless another upload
+  // of the same name lands in between.
+  int rc = renameat2(root_fd_, temp.c_str(), root_fd_, name.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && replace && (errno == EEXIST || errno == EINVAL)) {
+    struct stat st;
+    bool existed =
+        errno == EEXIST || fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    rc = renameat2(root_fd_, temp.c_str(), root_fd_, name.c_str(), 0);
+    replaced_ = rc == 0 && existed;
+  }
+  if (rc != 0) {
     int err = errno;
     if (err == EEXIST) return Status::failure(Errc::kExists, "file exists");
     return err == EISDIR ? Status::failure(Errc::kNotRegular, "cannot replace a directory")

@@ -264,6 +264,7 @@ void UploadSink::submit_finish() {
         auto done = std::move(u.done_);
         if (!done) return;
         if (u.task_status_.ok()) {
+          u.replaced_ = u.file_->replaced();
           done({}, u.written_);
         } else {
           u.file_.reset();

@@ -107,8 +107,36 @@ TEST_P(UploadModes, CommitReplacesAtomically) {
   ASSERT_TRUE(
       up.value->write_at({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, 0).ok());
   ASSERT_TRUE(up.value->commit("f.bin").ok());
+  EXPECT_TRUE(up.value->replaced());
   EXPECT_EQ(slurp(dir.file("f.bin")), data);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
+}
+
+// HTTP's 201 against 204 comes from the commit itself: a new name is not
+// "replaced", an existing one is, and a refused no-replace commit leaves it.
+TEST_P(UploadModes, CommitTellsCreatedFromReplaced) {
+  test::TempDir dir;
+  std::string err;
+  auto root = Root::open(dir.path(), &err);
+  auto upload = [&](const std::string& name, bool replace, bool* replaced) {
+    auto up = root->begin_upload();
+    EXPECT_TRUE(up.ok());
+    std::string data = name + (replace ? "+r" : "-n");
+    EXPECT_TRUE(
+        up.value->write_at({reinterpret_cast<const uint8_t*>(data.data()), data.size()}, 0).ok());
+    Status s = up.value->commit(name, replace);
+    *replaced = up.value->replaced();
+    return s;
+  };
+  bool replaced = true;
+  ASSERT_TRUE(upload("n.bin", true, &replaced).ok());
+  EXPECT_FALSE(replaced);
+  ASSERT_TRUE(upload("n.bin", true, &replaced).ok());
+  EXPECT_TRUE(replaced);
+  Status s = upload("n.bin", false, &replaced);
+  EXPECT_EQ(s.code, Errc::kExists);
+  EXPECT_FALSE(replaced);
+  EXPECT_EQ(slurp(dir.file("n.bin")), "n.bin+r");
 }
 
 INSTANTIATE_TEST_SUITE_P(TmpfileAndNamed, UploadModes, ::testing::Values(false, true));

@@ -83,6 +83,10 @@ class UploadFile {
   /// with kExists (renameat2 RENAME_NOREPLACE: no window between the check
   /// and the rename).
   Status commit(const std::string& name, bool replace = true);
+  /// After a successful commit(): whether it replaced an existing `name`
+  /// (learnt by the rename itself, so no other upload can race the answer;
+  /// HTTP's 201 against 204, RFC 9110 section 9.3.4).
+  bool replaced() const { return replaced_; }
   /// Removes the temporary file now (idempotent).
   void abort();
 
@@ -91,6 +95,7 @@ class UploadFile {
   int fd_;
   std::string temp_name_;  ///< "" for O_TMPFILE (nothing to unlink)
   const class Root* owner_;
+  bool replaced_ = false;
 };
 
 /// Longest node id kept in temporary names, in bytes: a host name (64)

@@ -67,6 +67,8 @@ class UploadSink {
   uint64_t received() const { return received_; }
   /// The first error so far (ok while none).
   const Status& error() const { return error_; }
+  /// In done() after success: the commit replaced an existing file.
+  bool replaced() const { return replaced_; }
 
  private:
   enum BufState { kFree, kFilling, kFull, kBusy };
@@ -93,6 +95,7 @@ class UploadSink {
   bool finishing_ = false;
   bool cancelled_ = false;
   bool space_wanted_ = false;
+  bool replaced_ = false;
   uint64_t received_ = 0;
   uint64_t written_ = 0;
   Status error_;

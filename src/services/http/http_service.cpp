@@ -363,8 +363,7 @@ class HttpSession final : public reactor::ConnectionHandler,
   /// Connection field our keep-alive decision needs. `body_reserve`:
   /// bytes of body the caller appends (reserved, so no reallocation).
   std::string reply_head(int status, std::string_view type, int64_t length,
-                         std::string_view extra = {},
-                         size_t body_reserve = 0);
+                         std::string_view extra = {}, size_t body_reserve = 0);
   /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
   void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
   void finish(int status, uint64_t body_bytes);
@@ -375,9 +374,8 @@ class HttpSession final : public reactor::ConnectionHandler,
   /// `data` is the whole file when it was read (small), else `f` streams.
   /// `validators`, when given, holds "ETAG\nLAST-MODIFIED" for this
   /// size and mtime (made here when empty: a cached file keeps them).
-  void answer_get(const std::string& name, uint64_t size, int64_t mtime_ns,
-                  const std::string* data, storage::ReadFile* f,
-                  std::string* validators = nullptr);
+  void answer_get(const std::string& name, uint64_t size, int64_t mtime_ns, const std::string* data,
+                  storage::ReadFile* f, std::string* validators = nullptr);
   void start_upload();
   void start_form_upload();
   void sink_piece(std::string_view piece);
@@ -392,8 +390,8 @@ class HttpSession final : public reactor::ConnectionHandler,
   HttpService& service_;
   /// The account of the current request (Authorization: Basic), for the policy.
   Role role_ = Role::kAnonymous;
-  std::string user_;  ///< its name once the password checked out
-  bool auth_pending_ = false;  ///< its password is being checked
+  std::string user_;                ///< its name once the password checked out
+  bool auth_pending_ = false;       ///< its password is being checked
   bool resume_after_hold_ = false;  ///< the parser is paused after a held head
   Shared& shared_;
   RequestParser parser_;
@@ -432,10 +430,9 @@ class HttpSession final : public reactor::ConnectionHandler,
   // Uploads.
   std::shared_ptr<transfer::UploadSink> sink_;
   std::string overflow_;  ///< body bytes the sink had no room for (< one read)
-  /// PUT: whether the name existed before (loop side; set by the check's
-  /// done callback, never read from the pool thread's result directly).
-  int existed_ = -1;         ///< 1 replaced, 0 new, -1 not known yet (or POST)
-  uint64_t upload_seq_ = 0;  ///< tells a stale existence check from the current one
+  /// PUT: the upload's commit replaced a file (204, not 201), learnt from
+  /// the rename itself (storage::UploadFile::replaced) in upload_done.
+  bool replaced_ = false;
   bool upload_finished_ = false;
   Status upload_status_;
   /// POST /upload: the body's reader, and whether a file part was met
@@ -538,8 +535,7 @@ void HttpSession::process_input() {
   if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
   }
-  if ((state_ == State::kIdle || state_ == State::kResponding) && input().empty() &&
-      !in_.empty()) {
+  if ((state_ == State::kIdle || state_ == State::kResponding) && input().empty() && !in_.empty()) {
     // Parsed (a partial head is the parser's own copy): give the buffer back,
     // also while a reply waits for the executor (a burst of requests for
     // uncached files would otherwise hold one buffer each until answered).
@@ -549,8 +545,7 @@ void HttpSession::process_input() {
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
   // request), up to kReadBuffer; beyond that they wait in the kernel.
-  bool waiting = auth_pending_ ||
-                 (state_ == State::kResponding && input().size() >= kReadBuffer) ||
+  bool waiting = auth_pending_ || (state_ == State::kResponding && input().size() >= kReadBuffer) ||
                  (state_ == State::kBody && body_to_ == BodyTo::kSink && !overflow_.empty()) ||
                  (state_ == State::kIdle && !parser_.in_message() && conn_.congested());
   if (waiting) {
@@ -881,11 +876,11 @@ void HttpSession::authenticate() {
 }
 
 void HttpSession::refuse_by_policy() {
-  Access access = route_ == Route::kDelete ? Access::kDelete
-                  : route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
-                          route_ == Route::kUploadForm
-                      ? Access::kWrite
-                      : Access::kRead;
+  Access access =
+      route_ == Route::kDelete ? Access::kDelete
+      : route_ == Route::kUploadPost || route_ == Route::kUploadPut || route_ == Route::kUploadForm
+          ? Access::kWrite
+          : Access::kRead;
   Refusal r = service_.policy().refuse(access, role_);
   if (r == Refusal::kLogin) {
     reject(401, "Authentication required: log in with an account of the users file", kChallenge);
@@ -928,7 +923,7 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
 
 void HttpSession::complete_message() {
   if (body_to_ != BodyTo::kSink) conn_.set_transfer(false);  // the sink ends its own
-  if (state_ != State::kBody) return;  // replied already
+  if (state_ != State::kBody) return;                        // replied already
   body_complete_ = true;
   if (form_ && (!form_->done() || !file_seen_)) {
     // The body was read whole: the connection can stay.
@@ -969,12 +964,11 @@ void HttpSession::dispatch() {
       // The user name holds only [A-Za-z0-9._-] (auth::validate_user_name).
       const ListenerPolicy& p = service_.policy();
       auto may = [&](Access a) { return p.refuse(a, role_) == Refusal::kNone ? "true" : "false"; };
-      std::string body = "{\"user\":" + (user_.empty() ? std::string("null") : "\"" + user_ + "\"") +
-                         ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" +
-                         p.text() + "\",\"accounts\":" +
-                         (p.auth != AuthScope::kNone ? "true" : "false") +
-                         ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" +
-                         may(Access::kDelete) + "}\n";
+      std::string body =
+          "{\"user\":" + (user_.empty() ? std::string("null") : "\"" + user_ + "\"") +
+          ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" + p.text() +
+          "\",\"accounts\":" + (p.auth != AuthScope::kNone ? "true" : "false") +
+          ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" + may(Access::kDelete) + "}\n";
       reply(200, "application/json", body, "Cache-Control: no-store\r\n");
       return;
     }
@@ -1163,8 +1157,8 @@ void HttpSession::start_get(std::string name, bool head_only) {
         }
         if (op->cached) {
           cache.insert(name, op->cached);
-          answer_get(name, op->cached->stamp.size, op->cached->stamp.mtime_ns,
-                     &op->cached->data, nullptr, &op->cached->derived);
+          answer_get(name, op->cached->stamp.size, op->cached->stamp.mtime_ns, &op->cached->data,
+                     nullptr, &op->cached->derived);
           return;
         }
         storage::ReadFile& f = op->file.value;
@@ -1179,7 +1173,8 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
   int64_t mtime_s = mtime_ns / 1000000000;
   std::string made;
   if (!validators) validators = &made;
-  if (validators->empty()) *validators = make_etag(size, mtime_ns) + '\n' + format_http_date(mtime_s);
+  if (validators->empty())
+    *validators = make_etag(size, mtime_ns) + '\n' + format_http_date(mtime_s);
   const size_t nl = validators->find('\n');
   std::string_view etag = std::string_view(*validators).substr(0, nl);
   std::string_view last_modified = std::string_view(*validators).substr(nl + 1);
@@ -1262,21 +1257,6 @@ void HttpSession::start_upload() {
   upload_finished_ = false;
   upload_status_ = {};
   overflow_.clear();
-  existed_ = -1;
-  ++upload_seq_;
-  if (route_ == Route::kUploadPut) {
-    // 201 or 204 (RFC 9110 section 9.3.4) depends on whether the name
-    // existed before; learnt off the loop while the body streams.
-    auto found = std::make_shared<bool>(false);
-    const storage::Root* root = shared_.root;
-    ConnRef ref(&conn_);
-    shared_.executor->submit([found, root, name = name_] { *found = root->size(name).ok(); },
-                             [this, ref, found, seq = upload_seq_] {
-                               if (conn_.closing() || seq != upload_seq_) return;
-                               existed_ = *found ? 1 : 0;
-                               maybe_reply_upload();
-                             });
-  }
   transfer::UploadSink::Options o;
   o.name = name_;
   o.transform = transfer::Transform::kIdentity;
@@ -1293,8 +1273,8 @@ void HttpSession::start_upload() {
 // with its file part (on_part). Anything else is refused from the head.
 void HttpSession::start_form_upload() {
   const Header* ct = head_.find("Content-Type");
-  Result<std::string> boundary = ct ? multipart_boundary(ct->value)
-                                    : Result<std::string>::failure(Errc::kBadRequest, "");
+  Result<std::string> boundary =
+      ct ? multipart_boundary(ct->value) : Result<std::string>::failure(Errc::kBadRequest, "");
   if (!boundary.ok()) {
     reject(400, std::string(kFormUploadHelp));
     return;
@@ -1325,6 +1305,7 @@ bool HttpSession::pump_sink() {
 }
 
 void HttpSession::upload_done(Status s, uint64_t bytes) {
+  replaced_ = sink_ && sink_->replaced();
   sink_.reset();
   upload_finished_ = true;
   upload_status_ = std::move(s);
@@ -1335,7 +1316,6 @@ void HttpSession::upload_done(Status s, uint64_t bytes) {
 
 void HttpSession::maybe_reply_upload() {
   if (!upload_finished_ || state_ != State::kResponding) return;
-  if (route_ == Route::kUploadPut && existed_ < 0) return;  // its check answers soon
   upload_finished_ = false;
   constexpr std::string_view kText = "text/plain; charset=utf-8";
   if (!upload_status_.ok()) {
@@ -1346,7 +1326,7 @@ void HttpSession::maybe_reply_upload() {
   std::string msg = "File " + name_ + " uploaded successfully";
   if (route_ == Route::kUploadPost || route_ == Route::kUploadForm) {
     reply(200, kText, msg);
-  } else if (existed_ == 1) {
+  } else if (replaced_) {  // RFC 9110 section 9.3.4: 204 replaced, 201 created
     reply(204, {}, {});
   } else {
     reply(201, kText, msg, "Location: /" + name_ + "\r\n");
