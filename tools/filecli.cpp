@@ -765,10 +765,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 3600 * 1000));
   std::string user;
-  app.add_option("--user", user,
-                 "send AUTH USER PASSWORD first (auth= listeners); the password comes from "
-                 "$FSRV_PASSWORD, else the first line of standard input (the shell does not send it "
-                 "again after a reconnect)");
+  app.add_option(
+      "--user", user,
+      "send AUTH USER PASSWORD first (auth= listeners); the password comes from "
+      "$FSRV_PASSWORD, else the first line of standard input (the shell does not send it "
+      "again after a reconnect)");
   app.add_option("--sockbuf", opt.socket_buffer_bytes,
                  "SO_SNDBUF/SO_RCVBUF bytes (0: kernel autotuning)")
       ->capture_default_str()

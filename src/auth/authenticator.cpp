@@ -45,8 +45,7 @@ std::string Authenticator::cache_key(const std::string& user, const std::string&
   return std::string(reinterpret_cast<char*>(out), sizeof out);
 }
 
-bool Authenticator::cached(const std::string& user, const std::string& password,
-                           Role& role) const {
+bool Authenticator::cached(const std::string& user, const std::string& password, Role& role) const {
   auto it = cache_.find(cache_key(user, password));
   if (it == cache_.end()) return false;
   role = it->second;
@@ -96,9 +95,10 @@ void Authenticator::check(std::string user, std::string password, std::string ad
   bool queued = pool_.submit(
       [hash, password, ok] {
         if (hash->empty()) {
-          verify_password("$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
-                          "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE",
-                          password);
+          verify_password(
+              "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
+              "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE",
+              password);
           return;
         }
         *ok = verify_password(*hash, password);
@@ -129,8 +129,8 @@ void Authenticator::finish(const std::string& user, const std::string& address, 
   std::string shown;  // the name as sent, printable bytes only (no forged log lines)
   for (char c : user.substr(0, kMaxUserName)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
   if (blocks || now - last_log_ms_ >= kFailLogIntervalMs) {
-    FSRV_LOG_WARN("auth: failed login for '%s' from %s%s (%llu similar suppressed)",
-                  shown.c_str(), address.c_str(),
+    FSRV_LOG_WARN("auth: failed login for '%s' from %s%s (%llu similar suppressed)", shown.c_str(),
+                  address.c_str(),
                   blocks ? ": the address is blocked for the rest of the minute" : "",
                   static_cast<unsigned long long>(suppressed_));
     last_log_ms_ = now;

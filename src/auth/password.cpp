@@ -11,7 +11,8 @@ static_assert(kMemLimitInteractive == crypto_pwhash_MEMLIMIT_INTERACTIVE);
 
 Result<std::string> hash_password(std::string_view password, unsigned long long opslimit,
                                   size_t memlimit) {
-  if (sodium_init() < 0) return Result<std::string>::failure(Errc::kIo, "libsodium: sodium_init failed");
+  if (sodium_init() < 0)
+    return Result<std::string>::failure(Errc::kIo, "libsodium: sodium_init failed");
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str(out, password.data(), password.size(), opslimit, memlimit) != 0) {
     return Result<std::string>::failure(

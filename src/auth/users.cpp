@@ -45,8 +45,9 @@ UsersResult Users::parse(std::string_view text, const std::string& file) {
     std::string_view role = line.substr(b + 1);
     if (std::string why = validate_user_name(acc.name); !why.empty()) return bad(why);
     if (!is_password_hash(acc.hash)) {
-      return bad("the hash is not a crypto_pwhash_str string ($argon2id$...; "
-                 "make one with: fileserver hash-password NAME ROLE)");
+      return bad(
+          "the hash is not a crypto_pwhash_str string ($argon2id$...; "
+          "make one with: fileserver hash-password NAME ROLE)");
     }
     if (!parse_role(role, acc.role)) {
       return bad("role '" + std::string(role) + "' (expected read, write or admin)");
@@ -66,9 +67,9 @@ UsersResult Users::load(const std::string& path) {
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
   if (text.size() > kMaxUsersFileBytes) {
-    return UsersResult::failure(Errc::kBadRequest,
-                                path + ": larger than " + std::to_string(kMaxUsersFileBytes) +
-                                    " bytes: not a users file");
+    return UsersResult::failure(
+        Errc::kBadRequest,
+        path + ": larger than " + std::to_string(kMaxUsersFileBytes) + " bytes: not a users file");
   }
   return parse(text, path);
 }

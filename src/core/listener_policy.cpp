@@ -55,15 +55,17 @@ bool parse_role(std::string_view name, Role& out) {
 }
 
 std::string refusal_text(Refusal why, Access access) {
-  const char* what = access == Access::kDelete ? "delete" : access == Access::kWrite ? "upload"
-                                                                                       : "read";
+  const char* what = access == Access::kDelete  ? "delete"
+                     : access == Access::kWrite ? "upload"
+                                                : "read";
   switch (why) {
     case Refusal::kNone:
       return "";
     case Refusal::kReadOnly:
       return std::string("read-only listener: ") + what + " refused";
     case Refusal::kLogin:
-      return std::string("authentication required: ") + what + " needs an account (AUTH user password)";
+      return std::string("authentication required: ") + what +
+             " needs an account (AUTH user password)";
     case Refusal::kForbidden:
       return std::string("permission denied: your role may not ") + what;
   }

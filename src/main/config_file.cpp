@@ -219,7 +219,8 @@ std::string ConfigFile::load(std::vector<Item>& items) {
       int sline = line_of(sk, sv);
       auto table = sv.as_table();
       if (std::find(services_.begin(), services_.end(), svc) == services_.end()) {
-        check(sline, where(sline, "services." + svc) + "unknown service (see fileserver --services)");
+        check(sline,
+              where(sline, "services." + svc) + "unknown service (see fileserver --services)");
         continue;
       }
       if (table == nullptr) {
@@ -263,8 +264,8 @@ std::string ConfigFile::merge() {
     // A scalar option named twice (`port` and `[services.x] ...` spelling
     // the same option) is a mistake in the file.
     if (item.option->get_items_expected_max() <= 1 && !seen.insert(long_name(item.option)).second) {
-      return path_ + ":" + std::to_string(item.line) + ": key '" + item.key +
-             "': option --" + long_name(item.option) + " set twice";
+      return path_ + ":" + std::to_string(item.line) + ": key '" + item.key + "': option --" +
+             long_name(item.option) + " set twice";
     }
     words.insert(words.end(), item.words.begin(), item.words.end());
   }

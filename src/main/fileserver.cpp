@@ -127,7 +127,8 @@ int hash_password_command(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "hash-password") return hash_password_command(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "hash-password")
+    return hash_password_command(argc, argv);
   fsrv::ServerConfig config;
   std::string mode = "thread";
   std::string codec = "fast";
@@ -231,9 +232,8 @@ int main(int argc, char** argv) {
   app.add_option("--chat-db", config.chat_db,
                  "chat: where the state lives: sqlite:PATH (default <root>/.chat/chat.db) "
                  "or postgresql://... (a libpq URI, shared by every node of a cluster)")
-      ->check([](const std::string& url) {
-        return fsrv::services::check_option("--chat-db", url);
-      });
+      ->check(
+          [](const std::string& url) { return fsrv::services::check_option("--chat-db", url); });
   app.add_option("--chat-session-ttl", config.chat_session_ttl_s,
                  "chat: seconds of inactivity before a session token expires")
       ->capture_default_str()
@@ -305,9 +305,8 @@ int main(int argc, char** argv) {
         printf("%s\t%s\t%s\n", std::string(s.name).c_str(), ports.c_str(),
                std::string(s.try_command).c_str());
       } else {
-        printf("%-12s %-18s %s [listener keys: %s]\n", std::string(s.name).c_str(),
-               ports.c_str(), std::string(s.description).c_str(),
-               fsrv::services::policy_keys_text(s).c_str());
+        printf("%-12s %-18s %s [listener keys: %s]\n", std::string(s.name).c_str(), ports.c_str(),
+               std::string(s.description).c_str(), fsrv::services::policy_keys_text(s).c_str());
       }
     }
     if (porcelain) return 0;

@@ -116,7 +116,7 @@ class Master {
   std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams_;
   std::unique_ptr<reactor::Lifecycle> life_;
   bool workers_told_ = false;  ///< SIGTERM sent to the workers at the drain delay's start
-  reactor::Reactor reactor_;  ///< the master's own connections: refusals only
+  reactor::Reactor reactor_;   ///< the master's own connections: refusals only
   bool stopping_ = false;
   int max_conns_ = 0;
   size_t next_ = 0;
@@ -216,8 +216,7 @@ void Master::on_connection(reactor::Listener& l) {
           l.service().c_str(), max_conns_,
           static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
     }
-    reactor::refuse_connection(reactor_, l.stream(),
-                               refusal(max_conns_));
+    reactor::refuse_connection(reactor_, l.stream(), refusal(max_conns_));
     return;
   }
   // Least-loaded live worker; ties go round-robin.
@@ -234,8 +233,7 @@ void Master::on_connection(reactor::Listener& l) {
   }
   next_ = (next_ + 1) % workers_.size();
   if (!best) {
-    reactor::refuse_connection(reactor_, l.stream(),
-                               refusal(max_conns_));
+    reactor::refuse_connection(reactor_, l.stream(), refusal(max_conns_));
     return;
   }
   auto* pass = new PassReq;
@@ -278,15 +276,15 @@ void Master::on_connection(reactor::Listener& l) {
   // uv_write2 needs a data buffer beside the handle: the typed message.
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&pass->msg), sizeof pass->msg);
   ++best->sent;
-  int rc = uv_write2(&pass->req, reinterpret_cast<uv_stream_t*>(&best->pipe), &buf, 1,
-                     reinterpret_cast<uv_stream_t*>(&pass->client),
-                     [](uv_write_t* req, int status) {
-                       auto* p = static_cast<PassReq*>(req->data);
-                       if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
-                       // The worker has its own copy now.
-                       uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
-                                [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-                     });
+  int rc =
+      uv_write2(&pass->req, reinterpret_cast<uv_stream_t*>(&best->pipe), &buf, 1,
+                reinterpret_cast<uv_stream_t*>(&pass->client), [](uv_write_t* req, int status) {
+                  auto* p = static_cast<PassReq*>(req->data);
+                  if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
+                  // The worker has its own copy now.
+                  uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
+                           [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+                });
   if (rc != 0) {
     --best->sent;
     FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
@@ -330,7 +328,7 @@ void Master::on_worker_exit(pid_t pid, int status) {
     stats::StatsSlot& s = table_->slot(w.slot);
     int64_t lost = s.conns_active.exchange(0);
     s.executor_pending = 0;  // its queue died with it
-    w.sent = received(w);  // sockets in the dead worker's channel are gone too
+    w.sent = received(w);    // sockets in the dead worker's channel are gone too
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
     close_pipe(w);
     release_all(w);

@@ -61,8 +61,8 @@ struct Worker {
   // socket closed.
   void take_messages(uv_pipe_t* pipe) {
     while (inbox.size() >= sizeof(ChannelMsg) && uv_pipe_pending_count(pipe) > 0) {
-      auto msg = parse_channel_msg(std::string_view(inbox).substr(0, sizeof(ChannelMsg)),
-                                   listeners);
+      auto msg =
+          parse_channel_msg(std::string_view(inbox).substr(0, sizeof(ChannelMsg)), listeners);
       inbox.erase(0, sizeof(ChannelMsg));
       auto* s = reinterpret_cast<uv_stream_t*>(pipe);
       if (!msg || uv_pipe_pending_type(pipe) != UV_TCP) {
@@ -183,11 +183,12 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
     w->server->reload_users();  // with or without --config
   };
   w->server->join_shutdown(hooks);  // UDP transfers get the grace too
-  w->life = std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks),
-                                                 config.grace_s);
+  w->life =
+      std::make_unique<reactor::Lifecycle>(w->server->reactor(), std::move(hooks), config.grace_s);
   w->server->notify_work_done(*w->life);
   // Its channel closes a little after the master's listeners (master.cpp).
-  if (config.drain_delay_s > 0) w->life->set_drain_delay(config.drain_delay_s + kWorkerDrainMarginS);
+  if (config.drain_delay_s > 0)
+    w->life->set_drain_delay(config.drain_delay_s + kWorkerDrainMarginS);
 
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&w->channel),

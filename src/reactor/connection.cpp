@@ -1,8 +1,8 @@
 #include "fsrv/reactor/connection.hpp"
 
+#include <arpa/inet.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
-#include <arpa/inet.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -264,8 +264,8 @@ void Connection::queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size
   // Counted first: uv_write may hand the bytes to the peer at once.
   if (!closing_) reactor_.stats->bytes_out.fetch_add(total, std::memory_order_relaxed);
   int rc = closing_ ? UV_ECANCELED
-             : tls_   ? tls_write(w, bufs, n)
-                      : uv_write(&w->req, stream(), bufs, n, on_written);
+           : tls_   ? tls_write(w, bufs, n)
+                    : uv_write(&w->req, stream(), bufs, n, on_written);
   if (rc != 0) fail_write(w, rc);
 }
 
@@ -503,8 +503,8 @@ void Connection::request_head_done() {
 }
 
 uint64_t Connection::rate_window_ms() const {
-  return std::max<uint64_t>(
-      1, static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
+  return std::max<uint64_t>(1,
+                            static_cast<uint64_t>(std::llround(reactor_.min_rate_window_s * 1000)));
 }
 
 uint64_t Connection::now_ms() const { return uv_now(reactor_.loop); }
@@ -662,7 +662,8 @@ void Connection::on_deadline(uv_timer_t* t) {
   uint64_t next = UINT64_MAX;
   if (c->head_open_) next = std::min(next, c->head_deadline_ms_);
   if (c->transfer_ && c->rate_check_ms_ != 0) next = std::min(next, c->rate_check_ms_);
-  if (idle_applies && c->idle_on_) next = std::min(next, c->last_progress_ms_ + idle_ms(c->reactor_));
+  if (idle_applies && c->idle_on_)
+    next = std::min(next, c->last_progress_ms_ + idle_ms(c->reactor_));
   if (next != UINT64_MAX) c->arm_deadlines(next);
 }
 

@@ -142,8 +142,7 @@ void Lifecycle::check_done() {
 void Lifecycle::check_done_later() {
   if (!stopping_ || finished_) return;
   uv_timer_start(
-      &recheck_timer_, [](uv_timer_t* t) { static_cast<Lifecycle*>(t->data)->check_done(); }, 0,
-      0);
+      &recheck_timer_, [](uv_timer_t* t) { static_cast<Lifecycle*>(t->data)->check_done(); }, 0, 0);
 }
 
 void Lifecycle::finish() {

@@ -162,7 +162,9 @@ void TlsSession::feed(size_t n) {
   BIO_write(rbio_, cipher_in_.get(), static_cast<int>(n));
 }
 
-void TlsSession::set_error(const char* what) { error_ = std::string(what) + ": " + openssl_error(); }
+void TlsSession::set_error(const char* what) {
+  error_ = std::string(what) + ": " + openssl_error();
+}
 
 TlsSession::Step TlsSession::handshake() {
   if (established_) return Step::kDone;

@@ -39,8 +39,8 @@ struct TlsSendJob {
   std::vector<char> chunk[kChunksInHand];
   bool busy[kChunksInHand] = {false, false};
   bool reading = false;
-  int writes = 0;   ///< chunk writes not yet completed
-  int status = 0;   ///< the first error (or UV_EOF: the file shrank)
+  int writes = 0;  ///< chunk writes not yet completed
+  int status = 0;  ///< the first error (or UV_EOF: the file shrank)
   bool finished = false;
 };
 

@@ -3,7 +3,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-
 #include <cstdio>
 #include <stdexcept>
 
@@ -36,9 +35,9 @@ Status check_listeners(const std::vector<ListenSpec>& listeners) {
         continue;
       }
       if (a.port != 0 && a.port == l.endpoint.port && a.host == l.endpoint.host) {
-        return Status::failure(Errc::kBadRequest,
-                               "duplicate address " + l.endpoint.text() + " (" +
-                                   listeners[k].service + " and " + l.service + ")");
+        return Status::failure(Errc::kBadRequest, "duplicate address " + l.endpoint.text() + " (" +
+                                                      listeners[k].service + " and " + l.service +
+                                                      ")");
       }
     }
   }
@@ -98,8 +97,8 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
                   std::function<void(reactor::Listener&)> on_connection) {
   for (size_t i = 0; i < specs.size(); ++i) {
     if (is_datagram(specs[i])) continue;
-    out.push_back(std::make_unique<reactor::Listener>(loop, static_cast<int>(i),
-                                                      specs[i].service, specs[i].endpoint));
+    out.push_back(std::make_unique<reactor::Listener>(loop, static_cast<int>(i), specs[i].service,
+                                                      specs[i].endpoint));
     int rc = out.back()->listen(on_connection);
     if (rc < 0) {
       for (auto& l : out) l->close();
@@ -156,9 +155,10 @@ int raise_fd_limit() {
 int effective_max_conns(int max_conns, int fd_cap, int processes) {
   long long fd_total = static_cast<long long>(fd_cap) * std::max(1, processes);
   if (fd_total >= max_conns) return max_conns;
-  FSRV_LOG_WARN("--max-conns %d lowered to %lld by the file descriptor limit (ulimit -n): "
-                "clients beyond it get the busy reply",
-                max_conns, fd_total);
+  FSRV_LOG_WARN(
+      "--max-conns %d lowered to %lld by the file descriptor limit (ulimit -n): "
+      "clients beyond it get the busy reply",
+      max_conns, fd_total);
   return static_cast<int>(fd_total);
 }
 
@@ -195,7 +195,8 @@ void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& 
     if (p.auth == AuthScope::kWrite) {
       slot.add(counter_of(schema, specs[i].service + "/listeners/auth_write"));
     }
-    if (p.auth == AuthScope::kAll) slot.add(counter_of(schema, specs[i].service + "/listeners/auth_all"));
+    if (p.auth == AuthScope::kAll)
+      slot.add(counter_of(schema, specs[i].service + "/listeners/auth_all"));
     if (shares[i].max_conns == 0) continue;
     slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
     FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",
@@ -336,10 +337,11 @@ void report_reload(const std::string& error, const std::vector<std::string>& res
   for (const std::string& name : restart) {
     FSRV_LOG_WARN("SIGHUP: %s changed: it takes effect after a restart", name.c_str());
   }
-  FSRV_LOG_INFO("SIGHUP: configuration reloaded: max-conns %d, idle-timeout %.1f s, "
-                "request-timeout %.1f s, min-rate %.0f B/s over %.0f s, max-upload %llu",
-                fresh.max_conns, fresh.idle_timeout_s, fresh.request_timeout_s, fresh.min_rate,
-                fresh.min_rate_window_s, static_cast<unsigned long long>(fresh.max_upload));
+  FSRV_LOG_INFO(
+      "SIGHUP: configuration reloaded: max-conns %d, idle-timeout %.1f s, "
+      "request-timeout %.1f s, min-rate %.0f B/s over %.0f s, max-upload %llu",
+      fresh.max_conns, fresh.idle_timeout_s, fresh.request_timeout_s, fresh.min_rate,
+      fresh.min_rate_window_s, static_cast<unsigned long long>(fresh.max_upload));
   service_manager::notify_reloaded("configuration reloaded");
 }
 

@@ -19,16 +19,8 @@ namespace fsrv::services {
 
 const std::vector<ServiceInfo>& registry() {
   static const std::vector<ServiceInfo> kAll = {
-      file::info(),
-      echo::info(),
-      http::info(),
-      chat::info(),
-      session::info(),
-      file_marker::info(),
-      file_raw::info(),
-      udp_sink::info(),
-      tftp::info(),
-      admin::info(),
+      file::info(),        echo::info(),     http::info(),     chat::info(), session::info(),
+      file_marker::info(), file_raw::info(), udp_sink::info(), tftp::info(), admin::info(),
   };
   return kAll;
 }

@@ -88,12 +88,14 @@ std::string check_policy(const ListenSpec& listener) {
   if (!info) return "";  // check_listeners names the unknown service
   const std::string at = listener.service + " on " + listener.endpoint.text() + ": ";
   if (listener.policy.read_only && !(info->policy_keys & kPolicyReadOnly)) {
-    return at + "the service does not honour ',ro' (fileserver --services lists the keys each "
-                "service honours)";
+    return at +
+           "the service does not honour ',ro' (fileserver --services lists the keys each "
+           "service honours)";
   }
   if (listener.policy.auth != AuthScope::kNone && !(info->policy_keys & kPolicyAuth)) {
-    return at + "the service has no way to carry an account: ',auth=' refused (fileserver "
-                "--services lists the keys each service honours)";
+    return at +
+           "the service has no way to carry an account: ',auth=' refused (fileserver "
+           "--services lists the keys each service honours)";
   }
   return "";
 }

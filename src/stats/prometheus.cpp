@@ -81,14 +81,15 @@ class Families {
 
 }  // namespace
 
-std::string render_prometheus(const StatsTable& table, const Schema& schema,
-                              const BuildInfo& build, double uptime_s) {
+std::string render_prometheus(const StatsTable& table, const Schema& schema, const BuildInfo& build,
+                              double uptime_s) {
   std::vector<uint64_t> cells(schema.size(), 0);
   uint64_t in = 0, out = 0, total = 0, refused = 0, lost = 0, restarts = 0;
   int64_t open = 0, executor_pending = 0;
   for (int i = 0; i < table.size(); ++i) {
     const StatsSlot& s = table.slot(i);
-    for (size_t c = 0; c < cells.size(); ++c) cells[c] += s.cells[c].load(std::memory_order_relaxed);
+    for (size_t c = 0; c < cells.size(); ++c)
+      cells[c] += s.cells[c].load(std::memory_order_relaxed);
     in += s.bytes_in.load(std::memory_order_relaxed);
     out += s.bytes_out.load(std::memory_order_relaxed);
     open += s.conns_active.load(std::memory_order_relaxed);
@@ -100,8 +101,8 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
   }
   Families f;
   f.add("fsrv_build_info", "gauge", "Version and git commit of the running server.",
-        "version=\"" + label(build.version) + "\",commit=\"" + label(build.commit) +
-            "\",mode=\"" + label(build.mode) + "\"",
+        "version=\"" + label(build.version) + "\",commit=\"" + label(build.commit) + "\",mode=\"" +
+            label(build.mode) + "\"",
         1);
   f.add("fsrv_uptime_seconds", "gauge", "Seconds since the server started.", "", uptime_s);
   f.add("fsrv_connections_open", "gauge", "Client connections open now (every service).", "",
@@ -111,14 +112,14 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
   f.add("fsrv_connections_refused_total", "counter",
         "Client connections refused (over --max-conns or shutting down).", "",
         static_cast<double>(refused));
-  f.add("fsrv_connections_lost_total", "counter",
-        "Connections held by a worker process that died.", "", static_cast<double>(lost));
+  f.add("fsrv_connections_lost_total", "counter", "Connections held by a worker process that died.",
+        "", static_cast<double>(lost));
   f.add("fsrv_received_bytes_total", "counter", "Bytes read from client sockets.", "",
         static_cast<double>(in));
   f.add("fsrv_sent_bytes_total", "counter", "Bytes written to client sockets.", "",
         static_cast<double>(out));
-  f.add("fsrv_worker_restarts_total", "counter", "Worker processes forked again after dying.",
-        "", static_cast<double>(restarts));
+  f.add("fsrv_worker_restarts_total", "counter", "Worker processes forked again after dying.", "",
+        static_cast<double>(restarts));
   f.add("fsrv_executor_queue_depth", "gauge",
         "Executor tasks (file IO, hashing) submitted and not yet done, every process.", "",
         static_cast<double>(executor_pending));
@@ -148,8 +149,8 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
     char sum[64];
     snprintf(sum, sizeof sum, "%.6f", static_cast<double>(cell(d.sum_us)) / 1e6);
     histograms += "fsrv_request_duration_seconds_sum{" + l + "} " + sum + "\n";
-    histograms += "fsrv_request_duration_seconds_count{" + l + "} " +
-                  std::to_string(cell(d.count)) + "\n";
+    histograms +=
+        "fsrv_request_duration_seconds_count{" + l + "} " + std::to_string(cell(d.count)) + "\n";
   }
   for (size_t c = 0; c < cells.size(); ++c) {
     std::vector<std::string_view> p = split(schema.path(static_cast<int>(c)));
@@ -160,15 +161,16 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
     if (p.size() >= 3 && (last == "ok" || last == "failed")) {
       size_t first = p[1] == "commands" ? 2 : 1;
       std::string verb;
-      for (size_t k = first; k + 1 < p.size(); ++k) verb += (verb.empty() ? "" : "/") + std::string(p[k]);
+      for (size_t k = first; k + 1 < p.size(); ++k)
+        verb += (verb.empty() ? "" : "/") + std::string(p[k]);
       f.add("fsrv_requests_total", "counter", "Requests finished, by service, verb and result.",
             service + ",verb=\"" + label(verb) + "\",result=\"" + std::string(last) + "\"", v);
     } else if (p.size() == 3 && p[1] == "connections" && last == "total") {
       f.add("fsrv_service_connections_total", "counter", "Connections accepted, by service.",
             service, v);
     } else if (p.size() == 3 && p[1] == "connections" && last == "active") {
-      f.add("fsrv_service_connections_open", "gauge", "Connections open now, by service.",
-            service, static_cast<double>(static_cast<int64_t>(cells[c])));
+      f.add("fsrv_service_connections_open", "gauge", "Connections open now, by service.", service,
+            static_cast<double>(static_cast<int64_t>(cells[c])));
     } else if (p.size() == 3 && p[1] == "status") {
       f.add("fsrv_responses_total", "counter", "Responses sent, by service and status code.",
             service + ",code=\"" + label(last) + "\"", v);
@@ -180,16 +182,16 @@ std::string render_prometheus(const StatsTable& table, const Schema& schema,
       std::string name = "fsrv_" + name_part(p[0]);
       for (size_t k = 1; k < p.size(); ++k) name += "_" + name_part(p[k]);
       f.add(name + "_total", "counter",
-            std::string(p[0]) + ": " + std::string(schema.path(static_cast<int>(c))) + ".", "",
-            v);
+            std::string(p[0]) + ": " + std::string(schema.path(static_cast<int>(c))) + ".", "", v);
     }
   }
   std::string text = f.text();
   if (!histograms.empty()) {
-    text += "# HELP fsrv_request_duration_seconds Time from a request's start to its end "
-            "(a whole transfer for GET and UPLOAD), by service.\n"
-            "# TYPE fsrv_request_duration_seconds histogram\n" +
-            histograms;
+    text +=
+        "# HELP fsrv_request_duration_seconds Time from a request's start to its end "
+        "(a whole transfer for GET and UPLOAD), by service.\n"
+        "# TYPE fsrv_request_duration_seconds histogram\n" +
+        histograms;
   }
   return text;
 }

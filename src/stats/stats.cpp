@@ -23,7 +23,8 @@ struct Sum {
   int64_t active = 0, executor_pending = 0;
   explicit Sum(size_t n) : cells(n, 0) {}
   void add(const StatsSlot& s) {
-    for (size_t c = 0; c < cells.size(); ++c) cells[c] += s.cells[c].load(std::memory_order_relaxed);
+    for (size_t c = 0; c < cells.size(); ++c)
+      cells[c] += s.cells[c].load(std::memory_order_relaxed);
     in += s.bytes_in.load(std::memory_order_relaxed);
     out += s.bytes_out.load(std::memory_order_relaxed);
     active += s.conns_active.load(std::memory_order_relaxed);

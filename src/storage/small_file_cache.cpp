@@ -48,8 +48,8 @@ std::shared_ptr<const CachedFile> SmallFileCache::load(const ReadFile& f) {
   if (!r.ok() || r.value != out->data.size() || fstat(f.fd(), &st) != 0) return nullptr;
   out->stamp = stamp_of(st);
   // Unchanged while read (the stamp taken at open), and settled.
-  if (out->stamp.size != f.size() || out->stamp.mtime_ns != f.mtime_ns() ||
-      !S_ISREG(st.st_mode) || now_ns() - out->stamp.mtime_ns < kSettleNs) {
+  if (out->stamp.size != f.size() || out->stamp.mtime_ns != f.mtime_ns() || !S_ISREG(st.st_mode) ||
+      now_ns() - out->stamp.mtime_ns < kSettleNs) {
     return nullptr;
   }
   return out;

@@ -203,7 +203,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   size_t len_[kChunks] = {};
   Status task_error_;
   size_t chunk_ = kFirstRawChunk;  ///< raw bytes of the next chunk
-  uint64_t next_ = 0;  ///< next file offset to read
+  uint64_t next_ = 0;              ///< next file offset to read
   uint64_t end_ = 0;
   uint64_t sent_ = 0;
   bool reading_ = false;

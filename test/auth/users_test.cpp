@@ -12,13 +12,11 @@ namespace fsrv::auth {
 namespace {
 
 // A cheap hash: the parser checks the form, not the cost.
-std::string cheap_hash(const std::string& pw) {
-  return hash_password(pw, 1, 8192).value;
-}
+std::string cheap_hash(const std::string& pw) { return hash_password(pw, 1, 8192).value; }
 
 TEST(Users, ParsesAccountsCommentsAndBlankLines) {
-  std::string text = "# accounts\n\nann:" + cheap_hash("a") + ":read\r\nbob:" + cheap_hash("b") +
-                     ":admin\n";
+  std::string text =
+      "# accounts\n\nann:" + cheap_hash("a") + ":read\r\nbob:" + cheap_hash("b") + ":admin\n";
   auto users = Users::parse(text, "users");
   ASSERT_TRUE(users.ok()) << users.error;
   ASSERT_EQ(users.value->size(), 2u);

@@ -173,8 +173,8 @@ class ChatEndToEnd : public ::testing::TestWithParam<ChatSetup> {};
 
 TEST_P(ChatEndToEnd, ConcurrentSendersDeliverEachMessageOnce) {
   TempDir root;
-  std::vector<std::string> args = {"--listen", "chat=0", "--workers", "4", "--log-level",
-                                   "error", "--mode", GetParam().mode};
+  std::vector<std::string> args = {"--listen",    "chat=0", "--workers", "4",
+                                   "--log-level", "error",  "--mode",    GetParam().mode};
   if (GetParam().postgres) {
     std::string why;
     PgInstance* pg = PgInstance::shared(&why);

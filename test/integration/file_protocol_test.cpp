@@ -52,8 +52,8 @@ struct Json {
 
 /// STATS data -> services.file.commands.
 cJSON* file_commands(cJSON* data) {
-  return cJSON_GetObjectItem(
-      cJSON_GetObjectItem(cJSON_GetObjectItem(data, "services"), "file"), "commands");
+  return cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(data, "services"), "file"),
+                             "commands");
 }
 
 std::string b64(const std::string& raw) {
@@ -480,8 +480,8 @@ TEST_P(FileProtocol, DisconnectMidUploadLeavesOldContentAndNoTemporary) {
   // The server notices the reset; give it a moment, then check.
   for (int i = 0; i < 100; ++i) {
     Json s(request(port(), "STATS"));
-    cJSON* up = cJSON_GetObjectItem(
-        cJSON_GetObjectItem(file_commands(s.get("data")), "UPLOAD"), "failed");
+    cJSON* up =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(file_commands(s.get("data")), "UPLOAD"), "failed");
     if (up && up->valuedouble >= 1) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

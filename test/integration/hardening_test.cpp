@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
-
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -151,8 +150,7 @@ TEST_P(Hardening, ClientClosingMidGetIsReleasedAtOnce) {
 // GETs truncated, the in-flight upload lost"). One cause, one drain now.
 TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
   TempDir root;
-  ServerProcess server({"--mode", "process", "--workers", "2", "--log-level", "warn"},
-                       root.path());
+  ServerProcess server({"--mode", "process", "--workers", "2", "--log-level", "warn"}, root.path());
   const uint64_t size = small_mode() ? (8u << 20) : (48u << 20);
   {
     std::ofstream f(root.file("big.bin"), std::ios::binary);
@@ -185,7 +183,8 @@ TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
     EXPECT_EQ(got, want) << "a GET was cut short";
     close(fd);
   }
-  EXPECT_EQ(read_reply(up), "{\"status\":\"OK\",\"data\":\"kept.bin uploaded (600000 bytes)\"}\r\n\r\n");
+  EXPECT_EQ(read_reply(up),
+            "{\"status\":\"OK\",\"data\":\"kept.bin uploaded (600000 bytes)\"}\r\n\r\n");
   close(up);
   server.stop(SIGKILL);  // reap the master; the workers exit by themselves
 }
@@ -195,8 +194,8 @@ TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
 // --max-conns 20 locked everyone out. A line now has --request-timeout from
 // its first byte, and a payload must move at --min-rate over its window.
 TEST_P(Hardening, SlowRequestLinesAndPayloadsAreCutOff) {
-  start({"--request-timeout", "1", "--min-rate", "2000", "--min-rate-window", "1",
-         "--max-conns", "4"});
+  start({"--request-timeout", "1", "--min-rate", "2000", "--min-rate-window", "1", "--max-conns",
+         "4"});
   std::atomic<int> connected{0};
   auto trickle = [&](const std::string& head, char byte) {
     int fd = connect_to(server->port());
@@ -248,8 +247,9 @@ TEST_P(Hardening, SlowRequestLinesAndPayloadsAreCutOff) {
                 "{\"status\":\"ERROR\",\"data\":\"request timeout: line not complete within 1 s\"}"
                 "\r\n\r\n");
     } else {
-      EXPECT_EQ(replies[i],
-                "{\"status\":\"ERROR\",\"data\":\"too slow: under 2000 bytes/s over 1 s\"}\r\n\r\n");
+      EXPECT_EQ(
+          replies[i],
+          "{\"status\":\"ERROR\",\"data\":\"too slow: under 2000 bytes/s over 1 s\"}\r\n\r\n");
     }
   }
   EXPECT_FALSE(std::filesystem::exists(root.file("slow.bin")));

@@ -340,8 +340,8 @@ TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
   EXPECT_EQ(r.status, 206);
   EXPECT_EQ(r.body, "234");
   Reply g = get(port, "/c.txt");
-  Reply nm = roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: " +
-                                 g.field("etag") + "\r\n\r\n");
+  Reply nm = roundtrip(
+      port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + g.field("etag") + "\r\n\r\n");
   EXPECT_EQ(nm.status, 304);
 }
 
@@ -352,7 +352,7 @@ TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
 TEST_P(Http, IdleConnectionsHoldNoReadBuffer) {
   if (small_mode()) GTEST_SKIP() << "sanitizers' allocators change RSS";
   constexpr int kConns = 400;
-  constexpr long kMaxKibPerConn = 16;  // was 64+ (a read buffer each)
+  constexpr long kMaxKibPerConn = 16;                // was 64+ (a read buffer each)
   spit(root.file("f.txt"), std::string(4096, 'f'));  // fresh: not cached, goes to the executor
   auto rss = [&] {
     long total = 0;
@@ -428,8 +428,10 @@ std::string multipart_body(const std::string& filename, const std::string& data)
 }
 
 std::string multipart_post(const std::string& body, const std::string& path = "/upload") {
-  return "POST " + path + " HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  return "POST " + path +
+         " HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+         "Content-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 TEST_P(Http, MultipartUploadIsStoredUnderItsFilename) {
@@ -453,20 +455,21 @@ TEST_P(Http, MultipartUploadIsStoredUnderItsFilename) {
   close(fd);
   // Chunked, as a streaming client sends it.
   std::string body = multipart_body("chunked.bin", data);
-  Reply c = roundtrip(port,
-                      "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                      "Content-Type: multipart/form-data; boundary=\"XyZ\"\r\n"
-                      "Transfer-Encoding: chunked\r\n\r\n" +
-                          [&] {
-                            std::string out;
-                            for (size_t i = 0; i < body.size(); i += 7) {
-                              std::string piece = body.substr(i, 7);
-                              char len[16];
-                              snprintf(len, sizeof len, "%zx\r\n", piece.size());
-                              out += len + piece + "\r\n";
-                            }
-                            return out + "0\r\n\r\n";
-                          }());
+  Reply c = roundtrip(
+      port,
+      "POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+      "Content-Type: multipart/form-data; boundary=\"XyZ\"\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n" +
+          [&] {
+            std::string out;
+            for (size_t i = 0; i < body.size(); i += 7) {
+              std::string piece = body.substr(i, 7);
+              char len[16];
+              snprintf(len, sizeof len, "%zx\r\n", piece.size());
+              out += len + piece + "\r\n";
+            }
+            return out + "0\r\n\r\n";
+          }());
   EXPECT_EQ(c.status, 200);
   EXPECT_EQ(slurp(root.file("chunked.bin")), data);
   if (have("curl")) {  // a browser form's way, large: streamed, byte-exact
@@ -510,8 +513,10 @@ TEST_P(Http, UploadPostWithoutAFilePartSaysWhatToSend) {
   close(fd);
   // JSON, as two student clients send it: the same answer.
   std::string json = "{\"filename\": \"a.txt\", \"content\": \"aGk=\"}";
-  Reply j = roundtrip(port, "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                            "Content-Length: " + std::to_string(json.size()) + "\r\n\r\n" + json);
+  Reply j = roundtrip(port,
+                      "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      "Content-Length: " +
+                          std::to_string(json.size()) + "\r\n\r\n" + json);
   EXPECT_EQ(j.status, 400);
   EXPECT_NE(j.body.find("PUT /{name}"), std::string::npos) << j.body;
   // A filename breaking the name rules: 403, nothing stored.
@@ -550,7 +555,8 @@ TEST_P(Http, StoredFilesAreNeverSniffedAndRunSandboxed) {
     EXPECT_EQ(r.field("x-content-type-options"), "nosniff") << path;
     EXPECT_EQ(r.field("content-security-policy"), "sandbox") << path;
   }
-  Reply h = roundtrip(port, "HEAD /page.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", true);
+  Reply h =
+      roundtrip(port, "HEAD /page.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", true);
   EXPECT_EQ(h.field("content-security-policy"), "sandbox");
   Reply part = get(port, "/big.bin", "Range: bytes=0-9\r\n");
   EXPECT_EQ(part.status, 206);
@@ -571,8 +577,8 @@ TEST_P(Http, CrossOriginWritesAreRefused) {
                                 "Content-Length: 3\r\n\r\nnew")
                 .status,
             403);
-  EXPECT_EQ(roundtrip(port, multipart_post(multipart_body("m.txt", "new")).insert(
-                                std::string("POST /upload HTTP/1.1\r\n").size(), evil))
+  EXPECT_EQ(roundtrip(port, multipart_post(multipart_body("m.txt", "new"))
+                                .insert(std::string("POST /upload HTTP/1.1\r\n").size(), evil))
                 .status,
             403);
   Reply del = roundtrip(port, "DELETE /keep.txt HTTP/1.1\r\nHost: t\r\n" + evil + "\r\n");
@@ -592,8 +598,9 @@ TEST_P(Http, CrossOriginWritesAreRefused) {
                                 host + "\r\nContent-Length: 3\r\n\r\nnew")
                 .status,
             204);
-  EXPECT_EQ(roundtrip(port, "PUT /d.txt HTTP/1.1\r\nHost: Example.com:80\r\n"
-                            "Origin: http://example.COM\r\nContent-Length: 1\r\n\r\nd")
+  EXPECT_EQ(roundtrip(port,
+                      "PUT /d.txt HTTP/1.1\r\nHost: Example.com:80\r\n"
+                      "Origin: http://example.COM\r\nContent-Length: 1\r\n\r\nd")
                 .status,
             201);
   EXPECT_EQ(roundtrip(port, "DELETE /d.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);

@@ -6,9 +6,9 @@
 #include <xxhash.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <random>
-#include <chrono>
 #include <thread>
 
 #include "../support/server_process.hpp"
@@ -63,7 +63,8 @@ TEST_P(Services, EveryListenerSpeaksItsOwnProtocol) {
   EXPECT_EQ(request(file_port(0), "PING"), ping);
   EXPECT_EQ(request(file_port(1), "PING"), ping);
   // The echo listeners answer the same bytes with themselves.
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(echo_round_trip(echo_port(i), "PING\r\n", true), "PING\r\n");
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(echo_round_trip(echo_port(i), "PING\r\n", true), "PING\r\n");
   // Both file listeners share one storage root.
   EXPECT_EQ(request(file_port(0), "UPLOAD a.txt aGVsbG8="),
             "{\"status\":\"OK\",\"data\":\"a.txt uploaded (5 bytes)\"}\r\n\r\n");
@@ -176,7 +177,8 @@ std::pair<int, std::string> run_fileserver(const std::vector<std::string>& args)
   close(err[1]);
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
   close(err[0]);
   int st = 0;
   waitpid(pid, &st, 0);
@@ -203,8 +205,8 @@ TEST(ServicesStartup, ConfigurationErrorsExitTwoWithAClearMessage) {
 
     // A port already in use by another process.
     ServerProcess other({"--log-level", "warn"}, root.path());
-    auto [rc3, err3] = with({"--listen", "echo=0", "--listen",
-                             "file=127.0.0.1:" + std::to_string(other.port())});
+    auto [rc3, err3] =
+        with({"--listen", "echo=0", "--listen", "file=127.0.0.1:" + std::to_string(other.port())});
     EXPECT_EQ(rc3, 2);
     EXPECT_NE(err3.find("cannot listen file on 127.0.0.1:" + std::to_string(other.port())),
               std::string::npos)
@@ -231,7 +233,8 @@ TEST(ServicesStartup, ServicesFlagListsEveryRegisteredService) {
   close(out[1]);
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
   close(out[0]);
   int st;
   waitpid(pid, &st, 0);

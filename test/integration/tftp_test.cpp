@@ -337,17 +337,17 @@ TEST_P(TftpModes, BadInputIsAnsweredOrDroppedAndServingGoesOn) {
     if (!p) return -1;  // dropped
     return u16(*p, 0) == 5 ? u16(*p, 2) : 100 + u16(*p, 0);
   };
-  EXPECT_EQ(error_of("\0\1"s), -1);                                // truncated: dropped
-  EXPECT_EQ(error_of("\0\11abcd"s), 4);                            // unknown opcode
-  EXPECT_EQ(error_of("\0\1ok.bin"s), 4);                           // filename without its NUL
-  EXPECT_EQ(error_of("\0\1ok.bin\0mail\0"s), 4);                   // obsolete mode
-  EXPECT_EQ(error_of("\0\4\0\1"s), 4);                             // an ACK on the request port
-  EXPECT_EQ(error_of("\0\5\0\1oops\0"s), -1);                      // an ERROR is never answered
+  EXPECT_EQ(error_of("\0\1"s), -1);                                   // truncated: dropped
+  EXPECT_EQ(error_of("\0\11abcd"s), 4);                               // unknown opcode
+  EXPECT_EQ(error_of("\0\1ok.bin"s), 4);                              // filename without its NUL
+  EXPECT_EQ(error_of("\0\1ok.bin\0mail\0"s), 4);                      // obsolete mode
+  EXPECT_EQ(error_of("\0\4\0\1"s), 4);                                // an ACK on the request port
+  EXPECT_EQ(error_of("\0\5\0\1oops\0"s), -1);                         // an ERROR is never answered
   EXPECT_EQ(error_of("\0\2../fsrv-tftp-escape-probe\0octet\0"s), 2);  // outside the root
-  EXPECT_EQ(error_of("\0\2.hidden\0octet\0"s), 2);                 // hidden/temporary names
-  EXPECT_EQ(error_of("\0\1nope.bin\0octet\0"s), 1);                // not found
-  EXPECT_EQ(error_of("\0\2ok.bin\0octet\0"s), 6);                  // --tftp-no-overwrite
-  EXPECT_EQ(error_of("\0\1ok.bin\0octet\0blksize\0001\0"s), 103);  // blksize 1: left out, DATA 1
+  EXPECT_EQ(error_of("\0\2.hidden\0octet\0"s), 2);                    // hidden/temporary names
+  EXPECT_EQ(error_of("\0\1nope.bin\0octet\0"s), 1);                   // not found
+  EXPECT_EQ(error_of("\0\2ok.bin\0octet\0"s), 6);                     // --tftp-no-overwrite
+  EXPECT_EQ(error_of("\0\1ok.bin\0octet\0blksize\0001\0"s), 103);     // blksize 1: left out, DATA 1
   EXPECT_FALSE(std::filesystem::exists(escaped));
 
   // A transfer in progress: a stranger gets ERROR 5, an ACK for a block

@@ -1,9 +1,9 @@
 // reactor::ConnectionLimits: default shares, slots kept for each listener,
 // the per-address cap, and counting back down as connections close.
 
-#include <gtest/gtest.h>
-
 #include "fsrv/reactor/conn_limits.hpp"
+
+#include <gtest/gtest.h>
 
 namespace fsrv::test {
 namespace {

@@ -15,11 +15,11 @@
 #include <string>
 #include <thread>
 
+#include "../support/server_process.hpp"
 #include "fsrv/reactor/connection.hpp"
 #include "fsrv/reactor/listener.hpp"
 #include "fsrv/reactor/reactor.hpp"
 #include "fsrv/stats/stats.hpp"
-#include "../support/server_process.hpp"
 
 namespace fsrv::test {
 
@@ -117,7 +117,8 @@ class ReactorTest : public ::testing::Test {
     uv_unref(reinterpret_cast<uv_handle_t*>(&guard));
     auto start = uv_now(&loop);
     while (!done() && uv_now(&loop) - start < max_ms) {
-      uv_timer_start(&guard, [](uv_timer_t*) {}, 5, 0);
+      uv_timer_start(
+          &guard, [](uv_timer_t*) {}, 5, 0);
       uv_ref(reinterpret_cast<uv_handle_t*>(&guard));
       uv_run(&loop, UV_RUN_ONCE);
       uv_update_time(&loop);

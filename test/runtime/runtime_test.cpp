@@ -44,8 +44,8 @@ TEST(RuntimeListeners, UnknownServicesAndTakenAddressesAreRefusedByName) {
   EXPECT_NE(s.error.find("duplicate address 0.0.0.0:6666 (file and http)"), std::string::npos)
       << s.error;
   // TCP and UDP are separate port spaces; port 0 never collides.
-  EXPECT_TRUE(check_listeners({spec("echo", "0.0.0.0", 5005), spec("udp-sink", "0.0.0.0", 5005)})
-                  .ok());
+  EXPECT_TRUE(
+      check_listeners({spec("echo", "0.0.0.0", 5005), spec("udp-sink", "0.0.0.0", 5005)}).ok());
   EXPECT_TRUE(check_listeners({spec("file", "0.0.0.0", 0), spec("http", "0.0.0.0", 0)}).ok());
   EXPECT_TRUE(is_datagram(spec("tftp", "0.0.0.0", 69)));
   EXPECT_FALSE(is_datagram(spec("chat", "0.0.0.0", 8889)));
@@ -75,9 +75,8 @@ TEST(RuntimeBind, ATakenPortIsRefusedWithTheListenerNamedAndNothingLeftOpen) {
   ASSERT_EQ(uv_loop_init(&loop), 0);
   {
     std::vector<std::unique_ptr<reactor::Listener>> first;
-    ASSERT_TRUE(listen_all(&loop, {spec("file", "127.0.0.1", 0)}, first,
-                           [](reactor::Listener&) {})
-                    .ok());
+    ASSERT_TRUE(
+        listen_all(&loop, {spec("file", "127.0.0.1", 0)}, first, [](reactor::Listener&) {}).ok());
     const int taken = first[0]->port();
     std::vector<std::unique_ptr<reactor::Listener>> second;
     Status s = listen_all(&loop, {spec("echo", "127.0.0.1", 0), spec("http", "127.0.0.1", taken)},

@@ -71,8 +71,7 @@ TEST(StatsTable, SharedSlotsAreSummedAcrossAForkedChild) {
   ASSERT_NE(get, nullptr);
   EXPECT_EQ(cJSON_GetObjectItem(get, "ok")->valuedouble, 3);
   EXPECT_EQ(cJSON_GetObjectItem(get, "failed")->valuedouble, 1);
-  EXPECT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "connections"), "total")->valuedouble,
-            4);
+  EXPECT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(json, "connections"), "total")->valuedouble, 4);
   cJSON* workers = cJSON_GetObjectItem(json, "workers");
   ASSERT_EQ(cJSON_GetArraySize(workers), 2);  // slots 1 and 2, not the master
   EXPECT_EQ(cJSON_GetObjectItem(cJSON_GetArrayItem(workers, 0), "pid")->valuedouble, child);

@@ -112,9 +112,9 @@ class PgInstance {
       prctl(PR_SET_PDEATHSIG, SIGQUIT);
       FILE* f = freopen(log.c_str(), "a", stderr);
       (void)f;
-      execl((std::string(kPgBin) + "/postgres").c_str(), "postgres", "-D", data_dir().c_str(),
-            "-k", dir_.c_str(), "-c", "listen_addresses=", "-c", "fsync=off", "-c",
-            "max_connections=200", nullptr);
+      execl((std::string(kPgBin) + "/postgres").c_str(), "postgres", "-D", data_dir().c_str(), "-k",
+            dir_.c_str(), "-c", "listen_addresses=", "-c", "fsync=off", "-c", "max_connections=200",
+            nullptr);
       _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -168,8 +168,8 @@ class PgInstance {
   // Removes /tmp/fsrv-pg-PID-* of test processes that are gone.
   static void sweep_stale() {
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(
-             std::filesystem::temp_directory_path(), ec)) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec)) {
       const std::string name = e.path().filename().string();
       if (name.rfind("fsrv-pg-", 0) != 0) continue;
       const int pid = std::atoi(name.c_str() + 8);

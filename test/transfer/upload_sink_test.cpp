@@ -187,8 +187,7 @@ TEST_F(UploadSinkTest, CancelRunsNoCallbackAndRemovesTheTemporary) {
   spit(dir.file("keep.bin"), "old contents");
   serve({.name = "keep.bin"}, 1 << 20);
   std::thread c = send_from_client(random_bytes(4 << 20, 5));
-  run_until([&] { return cancelled && executor->pending() == 0 && sink.use_count() == 1; },
-            30000);
+  run_until([&] { return cancelled && executor->pending() == 0 && sink.use_count() == 1; }, 30000);
   c.join();
   ASSERT_TRUE(cancelled);
   sink.reset();

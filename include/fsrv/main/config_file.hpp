@@ -21,12 +21,13 @@
 //
 // Layers: main only (it sees the whole option set).
 
-#include "fsrv/core/config.hpp"
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "fsrv/core/config.hpp"
 
 namespace fsrv::main {
 
@@ -71,8 +72,8 @@ class ConfigFile {
  private:
   /// One key of the file turned into command-line words.
   struct Item {
-    std::string key;     ///< as written, "services.http.listen" for a table
-    int line = 0;        ///< 1-based line of the key
+    std::string key;  ///< as written, "services.http.listen" for a table
+    int line = 0;     ///< 1-based line of the key
     CLI::Option* option = nullptr;
     std::vector<std::string> words;  ///< "--NAME=VALUE" per value
   };

@@ -256,7 +256,7 @@ class Connection {
   uv_poll_t* writable_ = nullptr;  ///< send_file's writability watch (on a dup of the socket)
   int writable_fd_ = -1;
   std::unique_ptr<ConnectionHandler> handler_;
-  std::string outbox_;          ///< owned bytes waiting for the in-flight owned write
+  std::string outbox_;  ///< owned bytes waiting for the in-flight owned write
   bool owned_in_flight_ = false;
   size_t pending_bytes_ = 0;
   uint64_t bytes_read_ = 0;
@@ -267,10 +267,10 @@ class Connection {
   /// A completed TLS write's buffer, reused by the next while a transfer is
   /// on (each chunk would otherwise map fresh pages); freed when it ends.
   std::string tls_spare_;
-  bool tls_eof_ = false;             ///< close_notify or EOF read under TLS
-  bool tls_eof_told_ = false;        ///< on_eof() called for it
-  bool yield_pending_ = false;       ///< yield_turn() waits for the turn handle
-  int refs_ = 1;          ///< the handles' reference, dropped when all closed
+  bool tls_eof_ = false;        ///< close_notify or EOF read under TLS
+  bool tls_eof_told_ = false;   ///< on_eof() called for it
+  bool yield_pending_ = false;  ///< yield_turn() waits for the turn handle
+  int refs_ = 1;                ///< the handles' reference, dropped when all closed
   int open_handles_ = 4;  ///< tcp + two timers + the turn handle (+ the poll handle once made)
   bool closing_ = false;
   bool reading_ = false;

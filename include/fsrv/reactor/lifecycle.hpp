@@ -30,13 +30,13 @@ class Lifecycle {
  public:
   /// What the owner does at each step; any may be empty.
   struct Hooks {
-    std::function<void()> stop_accepting;  ///< close listeners / the channel
-    std::function<void()> on_stopping;     ///< after drain began (master: SIGTERM workers)
-    std::function<void()> force;           ///< grace over or repeated signal (after closing
-                                           ///< every connection; master: SIGKILL workers)
-    std::function<bool()> busy;            ///< work outstanding besides connections
-                                           ///< (workers, UDP transfers)
-    std::function<void()> on_stopped;      ///< close the owner's remaining handles
+    std::function<void()> stop_accepting;     ///< close listeners / the channel
+    std::function<void()> on_stopping;        ///< after drain began (master: SIGTERM workers)
+    std::function<void()> force;              ///< grace over or repeated signal (after closing
+                                              ///< every connection; master: SIGKILL workers)
+    std::function<bool()> busy;               ///< work outstanding besides connections
+                                              ///< (workers, UDP transfers)
+    std::function<void()> on_stopped;         ///< close the owner's remaining handles
     std::function<std::string()> stats_line;  ///< the periodic and final stats line
     std::function<void()> on_reopen;          ///< after SIGUSR1 reopened this process's log
                                               ///< files (master: pass it to the workers)

@@ -49,7 +49,7 @@ struct Reactor {
   uv_loop_t* loop = nullptr;
   double idle_timeout_s = 60;  ///< 0 = no idle timeout
   int max_conns = 1024;
-  double min_rate = 0;           ///< bytes/s during a transfer; 0 = no minimum
+  double min_rate = 0;            ///< bytes/s during a transfer; 0 = no minimum
   double min_rate_window_s = 30;  ///< window the rate is measured over
   /// Seconds from a request's first byte to the end of its head (line,
   /// header block, frame header); 0 = no limit.

@@ -38,8 +38,8 @@ class TlsContext {
   /// Loads `cert_file` (a PEM chain: the leaf first) and `key_file` (PEM)
   /// and checks that they match. On failure returns null and sets `error`
   /// to a message naming the file ("--tls-key /x.pem: no such file").
-  static std::unique_ptr<TlsContext> load(const std::string& cert_file,
-                                          const std::string& key_file, std::string* error);
+  static std::unique_ptr<TlsContext> load(const std::string& cert_file, const std::string& key_file,
+                                          std::string* error);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
@@ -82,8 +82,8 @@ class TlsSession {
   bool established() const { return established_; }
 
   /// Result of read() besides a byte count.
-  static constexpr ptrdiff_t kWant = 0;   ///< no whole record buffered
-  static constexpr ptrdiff_t kEof = -1;   ///< the peer sent close_notify
+  static constexpr ptrdiff_t kWant = 0;    ///< no whole record buffered
+  static constexpr ptrdiff_t kEof = -1;    ///< the peer sent close_notify
   static constexpr ptrdiff_t kError = -2;  ///< a bad record: error() says why
   /// Decrypts into `out`: a byte count > 0, or kWant, kEof, kError.
   ptrdiff_t read(std::span<char> out);
@@ -104,9 +104,9 @@ class TlsSession {
  private:
   void set_error(const char* what);
   ssl_st* ssl_ = nullptr;
-  bio_st* rbio_ = nullptr;  ///< ciphertext in (owned by ssl_)
-  bio_st* wbio_ = nullptr;  ///< ciphertext out (owned by ssl_): appends to *sink_
-  std::string staged_;      ///< records OpenSSL wrote outside encrypt()
+  bio_st* rbio_ = nullptr;        ///< ciphertext in (owned by ssl_)
+  bio_st* wbio_ = nullptr;        ///< ciphertext out (owned by ssl_): appends to *sink_
+  std::string staged_;            ///< records OpenSSL wrote outside encrypt()
   std::string* sink_ = &staged_;  ///< where wbio_ appends (encrypt(): its `out`)
   friend struct TlsSinkBio;
   std::unique_ptr<char[]> cipher_in_;

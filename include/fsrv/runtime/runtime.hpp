@@ -137,8 +137,8 @@ class ServingProcess {
   /// `slot` is this process's counters in `table`; `stats_json` renders
   /// STATS for the whole server.
   ServingProcess(uv_loop_t* loop, const ServerConfig& config, std::vector<ListenSpec> listeners,
-                 const stats::Schema& schema, stats::StatsSlot& slot,
-                 reactor::Executor& executor, std::function<std::string()> stats_json);
+                 const stats::Schema& schema, stats::StatsSlot& slot, reactor::Executor& executor,
+                 std::function<std::string()> stats_json);
   ServingProcess(const ServingProcess&) = delete;
   ServingProcess& operator=(const ServingProcess&) = delete;
 
@@ -160,7 +160,8 @@ class ServingProcess {
   /// Applies what can change while serving (SIGHUP): idle and request
   /// timeouts, the minimum rate and its window, --max-upload,
   /// --legacy-idle-ms, the chat's users file (re-read: Service::reload).
-  /// Open connections see them at their next check. (--max-conns belongs to whoever accepts: thread mode or the master.)
+  /// Open connections see them at their next check. (--max-conns belongs to whoever accepts: thread
+  /// mode or the master.)
   void apply_live(const ServerConfig& fresh);
   /// Sets what GET /metrics renders (stats::render_prometheus over the
   /// whole table, which only the mode's builder has).

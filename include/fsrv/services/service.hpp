@@ -153,9 +153,9 @@ inline constexpr unsigned kPolicyAuth = 2;      ///< `,auth=write|all`
 /// and how to make it.
 struct ServiceInfo {
   std::string_view name;
-  std::string_view description;  ///< one line, for `fileserver --services`
+  std::string_view description;    ///< one line, for `fileserver --services`
   std::vector<int> default_ports;  ///< the course's ports (`make run-server`, --all-services)
-  std::string_view try_command;  ///< a shell command to try it ("{port}" = its port)
+  std::string_view try_command;    ///< a shell command to try it ("{port}" = its port)
   /// Registers the service's counters (before any fork).
   void (*register_stats)(stats::Schema& schema);
   /// Bytes sent to a client refused at accept (busy, shutting down).

@@ -14,8 +14,8 @@ namespace fsrv::stats {
 
 /// Bucket bounds in seconds: Prometheus' default ladder (1 ms to 10 s)
 /// extended to a minute, since a transfer of a large file is one request.
-inline constexpr double kDurationBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                             0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+inline constexpr double kDurationBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                             0.5,   1,      2.5,   5,    10,    30,   60};
 inline constexpr int kDurationBuckets = sizeof kDurationBounds / sizeof kDurationBounds[0];
 
 /// The cells of one service's histogram: "BASE/duration/le/BOUND",

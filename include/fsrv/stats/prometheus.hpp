@@ -33,7 +33,7 @@ struct BuildInfo {
 
 /// The whole scrape body (ends with a newline), for `Content-Type:
 /// text/plain; version=0.0.4; charset=utf-8`.
-std::string render_prometheus(const StatsTable& table, const Schema& schema,
-                              const BuildInfo& build, double uptime_s);
+std::string render_prometheus(const StatsTable& table, const Schema& schema, const BuildInfo& build,
+                              double uptime_s);
 
 }  // namespace fsrv::stats

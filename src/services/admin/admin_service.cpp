@@ -80,8 +80,7 @@ struct Gather {
 
 class AdminSession final : public reactor::ConnectionHandler {
  public:
-  AdminSession(reactor::Connection& conn, AdminService& service)
-      : conn_(conn), service_(service) {}
+  AdminSession(reactor::Connection& conn, AdminService& service) : conn_(conn), service_(service) {}
 
   std::span<char> read_space() override {
     if (head_.size() < used_ + kReadChunk) head_.resize(used_ + kReadChunk);
@@ -136,9 +135,9 @@ class AdminSession final : public reactor::ConnectionHandler {
       if (!known) {
         answer(http_reply(404, "text/plain", "no such service on this node\n"));
       } else {
-        answer(http_reply(draining ? 503 : 200, "text/plain",
-                          std::string(draining ? "draining" : "ok") + " node=" + shared.node_id +
-                              "\n"));
+        answer(http_reply(
+            draining ? 503 : 200, "text/plain",
+            std::string(draining ? "draining" : "ok") + " node=" + shared.node_id + "\n"));
       }
       return;
     }
@@ -148,8 +147,7 @@ class AdminSession final : public reactor::ConnectionHandler {
       return;
     }
     if (target != "/healthz") {
-      answer(http_reply(404, "text/plain",
-                        "only /healthz, /healthz/SERVICE and /metrics here\n"));
+      answer(http_reply(404, "text/plain", "only /healthz, /healthz/SERVICE and /metrics here\n"));
       return;
     }
     auto g = std::make_shared<Gather>();

@@ -3,9 +3,8 @@
 
 #include "fsrv/services/chat/chat_protocol.hpp"
 
-#include <cstdint>
-
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "fsrv/services/chat/json_py.hpp"
@@ -57,7 +56,6 @@ std::string reply_ok(std::string_view key, std::string_view value) {
   w.end_object();
   return finish(w);
 }
-
 
 // The reply for a non-OK outcome.
 std::string reply_outcome(Outcome outcome) {

@@ -10,22 +10,22 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/auth/login_throttle.hpp"
 #include "fsrv/core/log.hpp"
+#include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/services/chat/chat_protocol.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/chat/db_workers.hpp"
-#include "fsrv/auth/login_throttle.hpp"
-#include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::chat {
 
 namespace {
 
+using auth::LoginThrottle;
 using reactor::Connection;
 using reactor::ConnRef;
-using auth::LoginThrottle;
 
 /// Bytes asked for per socket read. The input buffer holds at most one
 /// incomplete line (<= kMaxLineBytes, find_line_end says "too long" past
@@ -71,9 +71,8 @@ class ChatService final : public Service {
                                       [result](ChatStore& store) { *result = store.ping(); },
                                       [result, reply] {
                                         reply(result->outcome == Outcome::kOk,
-                                              result->outcome == Outcome::kOk
-                                                  ? "database reachable"
-                                                  : result->error);
+                                              result->outcome == Outcome::kOk ? "database reachable"
+                                                                              : result->error);
                                       });
                                   if (!queued) reply(false, "database queue full");
                                 }});
@@ -119,11 +118,12 @@ class ChatService final : public Service {
     if (ok) {
       throttle_.succeeded(address);
     } else if (throttle_.failed(address, now_ms) && log_limit_.allow(now_ms)) {
-      FSRV_LOG_WARN("chat: %d failed logins from %s within %llu s: its logins are refused until "
-                    "then (%llu similar lines suppressed)",
-                    LoginThrottle::kMaxFailures, address.c_str(),
-                    static_cast<unsigned long long>(LoginThrottle::kWindowMs / 1000),
-                    static_cast<unsigned long long>(log_limit_.take_suppressed()));
+      FSRV_LOG_WARN(
+          "chat: %d failed logins from %s within %llu s: its logins are refused until "
+          "then (%llu similar lines suppressed)",
+          LoginThrottle::kMaxFailures, address.c_str(),
+          static_cast<unsigned long long>(LoginThrottle::kWindowMs / 1000),
+          static_cast<unsigned long long>(log_limit_.take_suppressed()));
     }
   }
 
@@ -193,7 +193,7 @@ class ChatSession final : public reactor::ConnectionHandler {
   bool busy_ = false;  ///< a request is on the executor
   bool eof_ = false;
   bool quit_ = false;
-  bool done_ = false;  ///< closing after the too-long reply: ignore input
+  bool done_ = false;                  ///< closing after the too-long reply: ignore input
   std::unique_ptr<InboxReply> inbox_;  ///< an inbox reply still being written
 };
 
@@ -250,9 +250,10 @@ void ChatSession::run(Command cmd) {
     address = address.substr(0, address.rfind(':'));
     if (uint64_t wait = service_.login_blocked(address, conn_.now_ms()); wait > 0) {
       service_.count(cmd.kind, false);
-      conn_.write_owned(reply_error("Terlalu Banyak Login Gagal (too many failed logins from your "
-                                    "address; try again in " +
-                                    std::to_string((wait + 999) / 1000) + " s)"));
+      conn_.write_owned(
+          reply_error("Terlalu Banyak Login Gagal (too many failed logins from your "
+                      "address; try again in " +
+                      std::to_string((wait + 999) / 1000) + " s)"));
       conn_.yield_turn();  // the next line in the next loop turn (on_drain), not recursively
       return;
     }

@@ -77,7 +77,8 @@ Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
   using R = Result<std::vector<ChatUser>>;
   std::unique_ptr<cJSON, CJsonDeleter> root(cJSON_ParseWithLength(text.data(), text.size()));
   if (!root) return R::failure(Errc::kBadRequest, "users file is not valid JSON");
-  if (!cJSON_IsArray(root.get())) return R::failure(Errc::kBadRequest, "users file must be a JSON array of users");
+  if (!cJSON_IsArray(root.get()))
+    return R::failure(Errc::kBadRequest, "users file must be a JSON array of users");
   R result;
   std::set<std::string, std::less<>> seen;
   int index = 0;
@@ -109,7 +110,8 @@ Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
       return R::failure(Errc::kBadRequest, where + "duplicate username \"" + user.username + "\"");
     }
     if (!is_password_hash(user.password_hash)) {
-      return R::failure(Errc::kBadRequest, where + "password_hash is not a crypto_pwhash_str string ($argon2id$...)");
+      return R::failure(Errc::kBadRequest,
+                        where + "password_hash is not a crypto_pwhash_str string ($argon2id$...)");
     }
     result.value.push_back(std::move(user));
     ++index;
@@ -121,7 +123,9 @@ Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
 Result<std::vector<ChatUser>> load_users_file(const std::string& path) {
   using R = Result<std::vector<ChatUser>>;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return R::failure(Errc::kBadRequest, "cannot open users file " + path + ": " + std::strerror(errno));
+  if (!in)
+    return R::failure(Errc::kBadRequest,
+                      "cannot open users file " + path + ": " + std::strerror(errno));
   std::string text;
   char buf[64 * 1024];
   while (in.read(buf, sizeof buf) || in.gcount() > 0) {

@@ -172,15 +172,16 @@ struct PgChatStore::Impl {
     // The URI's own settings win over ours: dbname (expanded) comes last.
     const std::string timeout = std::to_string(std::max(connect_timeout_s, 2));
     const std::string user_timeout = std::to_string(kPgTcpUserTimeoutMs);
-    const char* keys[] = {"connect_timeout", "tcp_user_timeout", "keepalives_idle",
-                          "application_name", "dbname", nullptr};
-    const char* values[] = {timeout.c_str(), user_timeout.c_str(), "10", "fsrv-chat",
-                            conninfo.c_str(), nullptr};
+    const char* keys[] = {"connect_timeout",  "tcp_user_timeout", "keepalives_idle",
+                          "application_name", "dbname",           nullptr};
+    const char* values[] = {timeout.c_str(), user_timeout.c_str(), "10",
+                            "fsrv-chat",     conninfo.c_str(),     nullptr};
     conn = PQconnectdbParams(keys, values, 1);
     if (conn == nullptr) lost("out of memory");
     // Server notices (NOTICE, the WARNING of a shutdown) would go to stderr
     // from every thread; errors reach us through results instead.
-    PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
     if (PQstatus(conn) != CONNECTION_OK) {
       std::string why = PQerrorMessage(conn);
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -273,10 +274,11 @@ void PgChatStore::Impl::sync_users(const std::vector<ChatUser>& list) {
   std::set<std::string, std::less<>> names;
   for (const ChatUser& u : list) {
     names.insert(u.username);
-    query("INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
-          "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
-          "password_hash = excluded.password_hash",
-          {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
+    query(
+        "INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
+        "password_hash = excluded.password_hash",
+        {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
   }
   Rows all = query("SELECT id, username FROM users", {});
   for (int i = 0; i < all.size(); ++i) {
@@ -417,8 +419,8 @@ AuthResult PgChatStore::auth(std::string_view username, std::string_view passwor
     int64_t user_id = 0;
     std::string hash;
     {
-      Rows q = impl_->query("SELECT id, password_hash FROM users WHERE username = $1",
-                            {text(username)});
+      Rows q =
+          impl_->query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
       if (q.size() == 0) {
         r.outcome = Outcome::kNoSuchUser;
         return r;

@@ -422,7 +422,7 @@ AuthResult SqliteChatStore::auth(std::string_view username, std::string_view pas
 }
 
 StatusResult SqliteChatStore::send(std::string_view token, std::string_view receiver,
-                             std::string_view message) {
+                                   std::string_view message) {
   StatusResult r;
   if (!is_open()) {
     r.error = "chat store not open";

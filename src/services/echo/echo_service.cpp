@@ -67,8 +67,7 @@ class EchoSession final : public reactor::ConnectionHandler {
   int in_flight_ = 0;
 };
 
-std::unique_ptr<reactor::ConnectionHandler> EchoService::create_handler(
-    reactor::Connection& conn) {
+std::unique_ptr<reactor::ConnectionHandler> EchoService::create_handler(reactor::Connection& conn) {
   return std::make_unique<EchoSession>(conn, *this);
 }
 

@@ -10,11 +10,11 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/file/file_service.hpp"
+#include "fsrv/services/file/reply.hpp"
+#include "fsrv/services/file/request.hpp"
 #include "fsrv/services/kit/input_buffer.hpp"
 #include "fsrv/services/kit/payload_reader.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
-#include "fsrv/services/file/reply.hpp"
-#include "fsrv/services/file/request.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
@@ -146,7 +146,6 @@ class FileSession final : public reactor::ConnectionHandler {
 
 // ---------------------------------------------------------------- service
 
-
 std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
   return std::make_unique<FileSession>(conn, *this);
 }
@@ -272,7 +271,8 @@ void FileSession::finish(Cmd cmd, bool ok, size_t reply_bytes) {
   if (log::access_enabled()) {
     log::access_request(
         "file", conn_.peer(), cmd_name(cmd), log_name_, ok,
-        conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_ + reply_bytes,
+        conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_ +
+            reply_bytes,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
   }
   log_name_.clear();
@@ -475,10 +475,9 @@ void FileSession::start_auth(const std::string& user, const std::string& passwor
                         if (conn_.closing()) return;
                         bool ok = outcome.error.empty();
                         if (ok) role_ = outcome.role;
-                        std::string reply =
-                            ok ? ok_text("authenticated as " + user + " (role " +
-                                         std::string(role_name(role_)) + ")")
-                               : error_text("AUTH: " + outcome.error);
+                        std::string reply = ok ? ok_text("authenticated as " + user + " (role " +
+                                                         std::string(role_name(role_)) + ")")
+                                               : error_text("AUTH: " + outcome.error);
                         finish(Cmd::kAuth, ok, reply.size());
                         conn_.write_owned(std::move(reply));
                         request_done();
@@ -607,7 +606,8 @@ void FileSession::start_upload(std::string name) {
           conn_.write_owned(
               ok_text(upload_name_ + " uploaded (" + std::to_string(bytes) + " bytes)"));
         } else if (s.code == Errc::kBadData && payload_has_more_words(payload_head_)) {
-          conn_.write_owned(error_text("too many arguments for UPLOAD (quote a name that has spaces)"));
+          conn_.write_owned(
+              error_text("too many arguments for UPLOAD (quote a name that has spaces)"));
         } else {
           conn_.write_owned(error_text(error_message(s, upload_name_)));
         }

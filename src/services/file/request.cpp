@@ -8,8 +8,8 @@
 namespace fsrv::services::file {
 
 namespace {
-const std::string_view kCmdNames[kCmdCount] = {"LIST", "GET",  "UPLOAD", "DELETE", "SIZE",
-                                               "STATS", "PING", "QUIT", "AUTH",   "UNKNOWN"};
+const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELETE", "SIZE",
+                                               "STATS", "PING", "QUIT",   "AUTH",   "UNKNOWN"};
 }  // namespace
 
 std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }

@@ -236,8 +236,7 @@ void MarkerSession::start_upload(const std::string& name) {
     reply(Verb::kUpload, false, "Upload failed: invalid name: " + why);
     return;
   }
-  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous);
-      r != Refusal::kNone) {
+  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous); r != Refusal::kNone) {
     reply(Verb::kUpload, false, "Upload failed: " + refusal_text(r, Access::kWrite));
     return;
   }

@@ -257,8 +257,7 @@ void RawSession::start_upload(const RawRequest& req) {
   loop_.begin();
   discard_error_.clear();
   std::shared_ptr<transfer::UploadSink> sink;
-  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous);
-      r != Refusal::kNone) {
+  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous); r != Refusal::kNone) {
     discard_error_ = refusal_text(r, Access::kWrite);  // dropped, answered after it
   } else if (std::string why = storage::validate_name(req.name); !why.empty()) {
     // The size is known: drop the payload, answer after it, keep serving.

@@ -4,9 +4,8 @@
 
 #include <sodium.h>
 
-#include <cctype>
-
 #include <array>
+#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 #include <limits>
@@ -250,7 +249,8 @@ Result<std::string> percent_decode_path(std::string_view path) {
       continue;
     }
     const int byte = escape_at(path, i);
-    if (byte < 0) return Result<std::string>::failure(Errc::kBadRequest, "bad percent escape in path");
+    if (byte < 0)
+      return Result<std::string>::failure(Errc::kBadRequest, "bad percent escape in path");
     if (byte == 0) return Result<std::string>::failure(Errc::kBadRequest, "%00 in path");
     out.push_back(static_cast<char>(byte));
     i += 2;
@@ -550,7 +550,8 @@ Result<std::string> multipart_boundary(std::string_view content_type) {
   if (!parse_media_type(content_type, type, params)) {
     return Result<std::string>::failure(Errc::kBadRequest, "malformed Content-Type");
   }
-  if (type != "multipart/form-data") return Result<std::string>::failure(Errc::kBadRequest, "not multipart/form-data");
+  if (type != "multipart/form-data")
+    return Result<std::string>::failure(Errc::kBadRequest, "not multipart/form-data");
   for (const Param& p : params) {
     if (p.name != "boundary") continue;
     // bcharsnospace etc.: 1-70 characters, not ending in a space (RFC 2046
@@ -607,7 +608,8 @@ Result<FormField> parse_part_head(std::string_view lines) {
 
 Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary) {
   using R = Result<std::vector<FormField>>;
-  if (body.size() > kMaxMultipartBody) return R::failure(Errc::kTooLarge, "multipart body too large");
+  if (body.size() > kMaxMultipartBody)
+    return R::failure(Errc::kTooLarge, "multipart body too large");
   if (boundary.empty()) return R::failure(Errc::kBadRequest, "empty boundary");
   const std::string dash = "--" + std::string(boundary);
   const std::string delim = "\r\n" + dash;
@@ -617,7 +619,8 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
     pos = dash.size();
   } else {
     const size_t d = body.find(delim);
-    if (d == std::string_view::npos) return R::failure(Errc::kBadRequest, "missing multipart delimiter");
+    if (d == std::string_view::npos)
+      return R::failure(Errc::kBadRequest, "missing multipart delimiter");
     pos = d + delim.size();
   }
   R out;
@@ -625,18 +628,22 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
     // After a delimiter: "--" closes, otherwise transport padding and CRLF.
     if (body.substr(pos, 2) == "--") return out;
     while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;
-    if (body.substr(pos, 2) != "\r\n") return R::failure(Errc::kBadRequest, "malformed multipart delimiter line");
+    if (body.substr(pos, 2) != "\r\n")
+      return R::failure(Errc::kBadRequest, "malformed multipart delimiter line");
     pos += 2;
-    if (out.value.size() >= kMaxFormFields) return R::failure(Errc::kBadRequest, "too many multipart parts");
+    if (out.value.size() >= kMaxFormFields)
+      return R::failure(Errc::kBadRequest, "too many multipart parts");
     // Part headers up to an empty line.
     const size_t head_end = body.find("\r\n\r\n", pos - 2);
-    if (head_end == std::string_view::npos) return R::failure(Errc::kBadRequest, "unterminated part headers");
+    if (head_end == std::string_view::npos)
+      return R::failure(Errc::kBadRequest, "unterminated part headers");
     Result<FormField> head = parse_part_head(body.substr(pos, head_end < pos ? 0 : head_end - pos));
     if (!head.ok()) return R::failure(head.status());
     FormField field = std::move(head.value);
     pos = head_end + 4;
     const size_t end = body.find(delim, pos);
-    if (end == std::string_view::npos) return R::failure(Errc::kBadRequest, "missing multipart close delimiter");
+    if (end == std::string_view::npos)
+      return R::failure(Errc::kBadRequest, "missing multipart close delimiter");
     field.value = std::string(body.substr(pos, end - pos));
     out.value.push_back(std::move(field));
     pos = end + delim.size();
@@ -658,7 +665,8 @@ bool origin_matches_host(std::string_view origin, std::string_view host) {
   }
   if (origin.find('/') != std::string_view::npos || host.empty()) return false;
   auto strip_default = [&](std::string_view a) {
-    if (a.size() > default_port.size() && a.substr(a.size() - default_port.size()) == default_port) {
+    if (a.size() > default_port.size() &&
+        a.substr(a.size() - default_port.size()) == default_port) {
       a.remove_suffix(default_port.size());
     }
     return a;

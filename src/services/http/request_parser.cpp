@@ -397,8 +397,7 @@ struct RequestParser::Impl {
         }
       } else if (raw_left > 0) {
         raw = true;
-        to = p + static_cast<size_t>(
-                     std::min<uint64_t>(raw_left, static_cast<uint64_t>(end - p)));
+        to = p + static_cast<size_t>(std::min<uint64_t>(raw_left, static_cast<uint64_t>(end - p)));
         next = to;
       } else if (p < end) {
         const char* lf = static_cast<const char*>(memchr(p, '\n', static_cast<size_t>(end - p)));

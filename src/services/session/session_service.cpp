@@ -568,8 +568,7 @@ void SessionConn::start_download(std::string name) {
 // ---------------------------------------------------------------- upload
 
 void SessionConn::start_upload(std::string name, int32_t size) {
-  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous);
-      r != Refusal::kNone) {
+  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous); r != Refusal::kNone) {
     // No error frame for an upload: closed before any byte is stored.
     count_request(Verb::kUpload, false);
     fail("upload " + name + ": " + refusal_text(r, Access::kWrite));

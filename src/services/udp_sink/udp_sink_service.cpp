@@ -91,8 +91,9 @@ class UdpSinkService final : public DatagramService {
   void on_start(reactor::DatagramListener& listener) override {
     if (listeners_++ > 0) return;
     if (policy().read_only) {
-      FSRV_LOG_WARN("udp-sink: read-only listener: every datagram is dropped and counted "
-                    "(udp-sink/readonly_dropped)");
+      FSRV_LOG_WARN(
+          "udp-sink: read-only listener: every datagram is dropped and counted "
+          "(udp-sink/readonly_dropped)");
     }
     loop_ = listener.udp()->loop;
     uv_timer_init(loop_, &timer_);
@@ -347,9 +348,9 @@ const ServiceInfo& info() {
       {5005},
       "bin/udpsend -p {port} FILE",
       [](stats::Schema& schema) {
-        for (const char* p : {"datagrams", "bytes", "dropped", "quota_dropped",
-                              "senders_full_dropped", "readonly_dropped", "files/committed",
-                              "files/failed"}) {
+        for (const char* p :
+             {"datagrams", "bytes", "dropped", "quota_dropped", "senders_full_dropped",
+              "readonly_dropped", "files/committed", "files/failed"}) {
           schema.add(std::string("udp-sink/") + p);
         }
       },

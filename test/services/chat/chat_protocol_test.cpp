@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-
 #include <string>
 
 #include "chat_test_util.hpp"

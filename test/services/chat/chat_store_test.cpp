@@ -3,7 +3,6 @@
 // reopen; exactly-once delivery under concurrent inbox calls; idle expiry.
 
 #include "fsrv/services/chat/chat_store.hpp"
-#include "fsrv/services/chat/sqlite_chat_store.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "chat_test_util.hpp"
+#include "fsrv/services/chat/sqlite_chat_store.hpp"
 
 namespace fsrv::services::chat {
 namespace {

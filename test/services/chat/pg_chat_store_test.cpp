@@ -33,8 +33,8 @@ std::string sql(const std::string& url, const std::string& statement) {
   return out;
 }
 
-#define NEED_PG(pg)                              \
-  std::string why_;                              \
+#define NEED_PG(pg)                                                   \
+  std::string why_;                                                   \
   fsrv::test::PgInstance* pg = fsrv::test::PgInstance::shared(&why_); \
   if (pg == nullptr) GTEST_SKIP() << why_
 

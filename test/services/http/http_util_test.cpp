@@ -394,7 +394,8 @@ TEST(HttpUtil, BasicCredentials) {
   EXPECT_FALSE(parse_basic_credentials("Basic !!!", user, password));
   EXPECT_FALSE(parse_basic_credentials("Basic dXNlcg==", user, password));  // "user": no ':'
   EXPECT_FALSE(parse_basic_credentials("Basic ", user, password));
-  EXPECT_FALSE(parse_basic_credentials("Basic " + std::string(kMaxCredentials, 'A'), user, password));
+  EXPECT_FALSE(
+      parse_basic_credentials("Basic " + std::string(kMaxCredentials, 'A'), user, password));
 }
 
 }  // namespace

@@ -181,24 +181,24 @@ TEST(HttpRequestParser, BareLfLineEndsAreAcceptedEverywhere) {
   expect_split_invariant(cl);
   // Pipelined after a bare-LF request.
   const std::string two = "GET /a HTTP/1.1\nHost: h\n\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
-  EXPECT_EQ(run_whole(two).events, (V{"HEAD GET /a 1.1 ka=1 none", "DONE",
-                                      "HEAD GET /b 1.1 ka=1 none", "DONE"}));
+  EXPECT_EQ(run_whole(two).events,
+            (V{"HEAD GET /a 1.1 ka=1 none", "DONE", "HEAD GET /b 1.1 ka=1 none", "DONE"}));
   expect_split_invariant(two);
 }
 
 TEST(HttpRequestParser, BareCrIsStillRefused) {
   // A CR not followed by LF is no line end (RFC 9112 section 2.2): taking
   // it as one lets a front proxy and us frame messages differently.
-  for (const std::string req : {"GET / HTTP/1.1\rHost: h\r\n\r\n",
-                                "GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
-                                "GET / HTTP/1.1\r\nHost: h\r\n\r\r\n",
-                                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "1\rx\r\n0\r\n\r\n",
-                                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "1\r\nx\r0\r\n\r\n",
-                                "GET / HTTP/1.0 \r \r\n\r\n",
-                                "GET / HTTP/1.0\r \n\r\n",  // found by make fuzz-http
-                                "\r\nGET  /Hpgrade\r \n:Upgdwehst:\x8f["}) {
+  for (const std::string req :
+       {"GET / HTTP/1.1\rHost: h\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\r\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "1\rx\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "1\r\nx\r0\r\n\r\n",
+        "GET / HTTP/1.0 \r \r\n\r\n",
+        "GET / HTTP/1.0\r \n\r\n",  // found by make fuzz-http
+        "\r\nGET  /Hpgrade\r \n:Upgdwehst:\x8f["}) {
     EXPECT_EQ(run_whole(req).events.back(), "ERROR 400") << req;
     EXPECT_LE(run_whole(req).events.size(), 2u) << req;  // a chunked head, then the error
     expect_split_invariant(req);

@@ -89,7 +89,7 @@ enum class Durability {
 /// Tunables of ChatStore::open.
 struct ChatStoreOptions {
   Durability durability = Durability::kFull;
-  int busy_timeout_ms = kDefaultBusyTimeoutMs;  ///< SQLite only
+  int busy_timeout_ms = kDefaultBusyTimeoutMs;      ///< SQLite only
   int connect_timeout_s = kDefaultConnectTimeoutS;  ///< PostgreSQL only
   /// Wall clock in ms since the Unix epoch (system_clock by default). Wall
   /// time, not steady time: the value is stored and compared across

@@ -17,7 +17,19 @@
 namespace fsrv::services::file {
 
 /// Commands counted separately; kUnknown covers anything unparseable.
-enum class Cmd { kList, kGet, kUpload, kDelete, kSize, kStats, kPing, kQuit, kAuth, kUnknown, kCount };
+enum class Cmd {
+  kList,
+  kGet,
+  kUpload,
+  kDelete,
+  kSize,
+  kStats,
+  kPing,
+  kQuit,
+  kAuth,
+  kUnknown,
+  kCount
+};
 
 inline constexpr int kCmdCount = static_cast<int>(Cmd::kCount);
 

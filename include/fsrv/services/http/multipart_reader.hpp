@@ -53,9 +53,9 @@ class MultipartReader {
   enum class State { kPreamble, kDelimLine, kPadding, kHeaders, kBody, kEpilogue, kFailed };
   bool fail(std::string why);
 
-  std::string delim_;  ///< CR LF "--" boundary
-  std::string buf_;    ///< unread bytes (starts with a CR LF: see the .cpp)
-  size_t pos_ = 0;     ///< next unread byte of buf_
+  std::string delim_;      ///< CR LF "--" boundary
+  std::string buf_;        ///< unread bytes (starts with a CR LF: see the .cpp)
+  size_t pos_ = 0;         ///< next unread byte of buf_
   size_t head_start_ = 0;  ///< kHeaders: where the part's header block starts
   size_t parts_ = 0;
   State state_ = State::kPreamble;
