@@ -24,8 +24,8 @@ LDLIBS += -lpq
 # files link in too. Not chat_service.cpp: it needs the whole library (the
 # reactor), which a clean clone has not built for clang.
 $(eval $(call fuzz_target,chat,test/fuzz/chat_line_fuzz.cpp $(addprefix src/services/chat/,\
-  chat_protocol.cpp json_py.cpp chat_store.cpp sqlite_chat_store.cpp pg_chat_store.cpp \
-  chat_users.cpp) src/auth/password.cpp,-lsqlite3 -lsodium -lcjson -lpq,test/fuzz/corpus/chat,$(PQ_CFLAGS)))
+  chat_protocol.cpp chat_store.cpp sqlite_chat_store.cpp pg_chat_store.cpp \
+  chat_users.cpp) src/codec/json_py.cpp src/codec/utf8.cpp src/auth/password.cpp,-lsqlite3 -lsodium -lcjson -lpq,test/fuzz/corpus/chat,$(PQ_CFLAGS)))
 
 # chatcli: interactive chat client (tools/chatcli.cpp). Line editing and
 # history from libedit's readline interface, linked into chatcli only.

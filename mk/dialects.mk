@@ -9,7 +9,7 @@
 # inputs go to the build folder.
 
 $(eval $(call fuzz_target,file,test/fuzz/file_request_fuzz.cpp src/services/file/request.cpp \
-  src/services/file/reply.cpp src/core/result.cpp,-lcjson,test/fuzz/corpus/file))
+  src/services/file/reply.cpp src/codec/json_py.cpp src/codec/utf8.cpp src/core/result.cpp,-lcjson,test/fuzz/corpus/file))
 $(eval $(call fuzz_target,dialects,test/fuzz/dialects_fuzz.cpp $(sort $(wildcard \
   src/services/file_marker/*_protocol.cpp src/services/file_raw/*_protocol.cpp src/codec/*.cpp)),\
   -lb64,test/fuzz/corpus/dialects))

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "fsrv/codec/utf8.hpp"
 #include "fsrv/core/limits.hpp"
 
 namespace fsrv::storage {
@@ -43,42 +44,6 @@ Status lookup_error(int err) {
 Status write_error(int err) {
   if (err == ENOSPC || err == EDQUOT) return Status::failure(Errc::kNoSpace, "disk full");
   return Status::failure(Errc::kIo, std::string("write failed: ") + errno_text(err));
-}
-
-/// True if s is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > s.size()) return false;
-    for (int k = 1; k < len; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
 }
 
 /// Stats `name` without following links and checks it is a regular file.
@@ -138,7 +103,7 @@ std::string validate_name(std::string_view name) {
     if (c < 0x20 || c == 0x7F) return "names may not contain control characters";
   }
   if (name[0] == '.') return "names may not start with '.'";
-  if (!valid_utf8(name)) return "name is not valid UTF-8";
+  if (!codec::valid_utf8(name)) return "name is not valid UTF-8";
   return "";
 }
 

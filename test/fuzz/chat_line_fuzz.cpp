@@ -20,10 +20,14 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/codec/json_py.hpp"
+#include "fsrv/codec/utf8.hpp"
 #include "fsrv/services/chat/chat_protocol.hpp"
-#include "fsrv/services/chat/json_py.hpp"
 
 using namespace fsrv::services::chat;
+using fsrv::codec::append_json_string;
+using fsrv::codec::utf8_next;
+using fsrv::codec::Utf8Step;
 
 namespace {
 

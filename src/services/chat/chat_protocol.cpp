@@ -7,7 +7,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "fsrv/services/chat/json_py.hpp"
+#include "fsrv/codec/json_py.hpp"
+#include "fsrv/codec/utf8.hpp"
 
 namespace fsrv::services::chat {
 
@@ -42,14 +43,14 @@ bool is_python_space(uint32_t cp) {
          cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-std::string finish(PyJsonWriter& w) {
+std::string finish(codec::PyJsonWriter& w) {
   std::string out = w.take();
   out += kReplyEnd;
   return out;
 }
 
 std::string reply_ok(std::string_view key, std::string_view value) {
-  PyJsonWriter w;
+  codec::PyJsonWriter w;
   w.begin_object();
   w.field("status", "OK");
   w.field(key, value);
@@ -85,7 +86,7 @@ std::string_view python_strip(std::string_view text) {
   size_t begin = text.size(), end = 0;  // first / one past last non-space
   size_t i = 0;
   while (i < text.size()) {
-    const Utf8Step step = utf8_next(text, i);
+    const codec::Utf8Step step = codec::utf8_next(text, i);
     if (!step.valid || !is_python_space(step.code_point)) {
       if (begin == text.size()) begin = i;
       end = i + step.size;
@@ -272,7 +273,7 @@ LineEnd find_line_end(std::string_view buffer) {
 std::string reply_line_too_long() { return reply_error(kMsgLineTooLong); }
 
 std::string reply_error(std::string_view message) {
-  PyJsonWriter w;
+  codec::PyJsonWriter w;
   w.begin_object();
   w.field("status", "ERROR");
   w.field("message", message);

@@ -13,7 +13,7 @@
 #include <memory>
 #include <set>
 
-#include "fsrv/services/chat/json_py.hpp"
+#include "fsrv/codec/utf8.hpp"
 
 namespace fsrv::services::chat {
 
@@ -42,7 +42,7 @@ std::string validate_username(std::string_view username) {
   while (i < username.size()) {
     const auto c = static_cast<unsigned char>(username[i]);
     if (c <= 0x20 || c == 0x7F) return "username contains whitespace or a control character";
-    const Utf8Step step = utf8_next(username, i);
+    const codec::Utf8Step step = codec::utf8_next(username, i);
     if (!step.valid) return "username is not valid UTF-8";
     // Non-ASCII whitespace would be stripped by the line parser too
     // (Python's str.strip); U+0085 and U+00A0 are the likely ones.

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "fsrv/codec/json_py.hpp"
+
 namespace fsrv::services::file {
 
 namespace {
@@ -34,68 +36,7 @@ std::string json_string(std::string_view text) {
   return out;
 }
 
-/// Appends "\\uXXXX" (lower-case hex, as Python's json.dumps writes it).
-void append_u16(std::string& out, uint32_t unit) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += "\\u";
-  for (int shift = 12; shift >= 0; shift -= 4) out += kHex[(unit >> shift) & 0xF];
-}
-
-/// Length of the valid UTF-8 sequence starting at s[i] and its code point,
-/// or 0 if the bytes there are not valid UTF-8 (RFC 3629 section 4: no
-/// overlong forms, no surrogates, nothing above U+10FFFF).
-size_t utf8_sequence(std::string_view s, size_t i, uint32_t* cp) {
-  auto at = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
-  unsigned char b0 = at(0);
-  size_t len;
-  uint32_t min;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2, min = 0x80, *cp = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3, min = 0x800, *cp = b0 & 0x0F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4, min = 0x10000, *cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((at(k) & 0xC0) != 0x80) return 0;
-    *cp = (*cp << 6) | (at(k) & 0x3F);
-  }
-  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) return 0;
-  return len;
-}
-
 }  // namespace
-
-std::string ascii_json(std::string_view json) {
-  std::string out;
-  out.reserve(json.size());
-  size_t i = 0;
-  while (i < json.size()) {
-    auto b = static_cast<unsigned char>(json[i]);
-    if (b < 0x80) {
-      out += json[i++];
-      continue;
-    }
-    uint32_t cp = 0;
-    size_t len = utf8_sequence(json, i, &cp);
-    if (len == 0) {
-      cp = kReplacementChar;  // one invalid byte -> one U+FFFD
-      len = 1;
-    }
-    if (cp > 0xFFFF) {  // UTF-16 surrogate pair (RFC 8259 section 7)
-      cp -= 0x10000;
-      append_u16(out, 0xD800 + (cp >> 10));
-      append_u16(out, 0xDC00 + (cp & 0x3FF));
-    } else {
-      append_u16(out, cp);
-    }
-    i += len;
-  }
-  return out;
-}
 
 std::string json_quoted(std::string_view text) { return json_string(text); }
 

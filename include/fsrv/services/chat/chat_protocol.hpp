@@ -11,7 +11,7 @@
 //                                   {"msg_from": "..", "msg_to": "..", "msg": ".."}]}}
 //   listuser TOKEN             -> {"status": "OK", "listuseraktif": "messi henderson "}
 //   logout TOKEN               -> {"status": "OK", "messages": "Terima Kash Telah ..."}
-// Every reply is JSON exactly as Python's json.dumps writes it (json_py.hpp)
+// Every reply is JSON exactly as Python's json.dumps writes it (codec/json_py.hpp)
 // followed by "\r\n\r\n", as chat_server.py sends it.
 //
 // Tokenising follows chat.py's `j = data.split(" ")` then `j[i].strip()`:
@@ -31,8 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/codec/json_py.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
-#include "fsrv/services/chat/json_py.hpp"
 
 namespace fsrv::services::chat {
 
@@ -80,7 +80,7 @@ class InboxReply {
 
  private:
   std::vector<InboxGroup> groups_;
-  PyJsonWriter w_;
+  codec::PyJsonWriter w_;
   size_t group_ = 0;    ///< the group being written
   size_t message_ = 0;  ///< its next message
   bool started_ = false;

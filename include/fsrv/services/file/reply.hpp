@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/codec/json_py.hpp"
 #include "fsrv/core/result.hpp"
 
 namespace fsrv::services::file {
@@ -30,16 +31,9 @@ std::string json_quoted(std::string_view text);
 /// Closes a streamed GET reply: the data_file string, the object, the end.
 inline constexpr std::string_view kGetSuffix = "\"}\r\n\r\n";
 
-/// U+FFFD, written for each byte of `text` that is not valid UTF-8.
-inline constexpr uint32_t kReplacementChar = 0xFFFD;
-
-/// `json` with every non-ASCII character written as a JSON escape, as
-/// Python's json.dumps(ensure_ascii=True) does: U+0080..U+FFFF as "\\uxxxx",
-/// above U+FFFF as a UTF-16 surrogate pair (RFC 8259 section 7). Bytes that
-/// are not valid UTF-8 (RFC 3629) become "\\ufffd" one byte each. Only
-/// meaningful on JSON text whose non-ASCII bytes sit inside strings (any
-/// cJSON output). ASCII input comes back unchanged.
-std::string ascii_json(std::string_view json);
+/// Every reply is made pure ASCII by codec::ascii_json (Python's
+/// ensure_ascii; invalid UTF-8 as one U+FFFD per maximal subpart).
+using codec::ascii_json;
 
 /// {"status":"OK","data":"<text>"}\r\n\r\n
 std::string ok_text(std::string_view text);

@@ -1,18 +1,16 @@
-// Python json.dumps-compatible writer (see json_py.hpp for the rules and
+// Python json.dumps-compatible writing (see json_py.hpp for the rules and
 // where they come from).
 
-#include "fsrv/services/chat/json_py.hpp"
+#include "fsrv/codec/json_py.hpp"
 
 #include <cassert>
 #include <utility>
 
-namespace fsrv::services::chat {
+#include "fsrv/codec/utf8.hpp"
+
+namespace fsrv::codec {
 
 namespace {
-
-constexpr uint32_t kReplacement = 0xFFFD;
-
-bool is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
 
 void append_u_escape(std::string& out, uint32_t unit) {
   // Python writes '\\u{0:04x}': lower-case hex, four digits.
@@ -26,43 +24,19 @@ void append_u_escape(std::string& out, uint32_t unit) {
   out.append(buf, sizeof buf);
 }
 
-}  // namespace
-
-Utf8Step utf8_next(std::string_view text, size_t pos) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data()) + pos;
-  const size_t avail = text.size() - pos;
-  const unsigned char b0 = p[0];
-  if (b0 < 0x80) return {b0, 1, true};
-  // Unicode Table 3-7: the lead byte fixes the length and the allowed range
-  // of the second byte; later bytes are plain continuation bytes.
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;
-  uint32_t cp;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 2;
-    cp = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 3;
-    cp = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;  // no overlongs
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 4;
-    cp = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;  // no overlongs
-    if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
+/// One code point as "\\uXXXX", above U+FFFF as a UTF-16 surrogate pair
+/// (RFC 8259 section 7).
+void append_code_point(std::string& out, uint32_t cp) {
+  if (cp >= 0x10000) {
+    const uint32_t v = cp - 0x10000;
+    append_u_escape(out, 0xD800 | (v >> 10));
+    append_u_escape(out, 0xDC00 | (v & 0x3FF));
   } else {
-    return {kReplacement, 1, false};  // continuation byte, C0, C1, F5..FF
+    append_u_escape(out, cp);
   }
-  for (size_t i = 1; i < need; ++i) {
-    if (i >= avail) return {kReplacement, i, false};  // truncated
-    const unsigned char b = p[i];
-    const bool ok = (i == 1) ? (b >= lo && b <= hi) : is_cont(b);
-    if (!ok) return {kReplacement, i, false};  // the maximal subpart ends before b
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  return {cp, need, true};
 }
+
+}  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
   out.reserve(out.size() + text.size() + 2);
@@ -103,15 +77,25 @@ void append_json_string(std::string& out, std::string_view text) {
     }
     const Utf8Step step = utf8_next(text, i);
     i += step.size;
-    if (step.code_point >= 0x10000) {
-      const uint32_t v = step.code_point - 0x10000;
-      append_u_escape(out, 0xD800 | (v >> 10));
-      append_u_escape(out, 0xDC00 | (v & 0x3FF));
-    } else {
-      append_u_escape(out, step.code_point);
-    }
+    append_code_point(out, step.code_point);
   }
   out.push_back('"');
+}
+
+std::string ascii_json(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  size_t i = 0;
+  while (i < json.size()) {
+    if (static_cast<unsigned char>(json[i]) < 0x80) {
+      out += json[i++];
+      continue;
+    }
+    const Utf8Step step = utf8_next(json, i);
+    i += step.size;
+    append_code_point(out, step.code_point);
+  }
+  return out;
 }
 
 void PyJsonWriter::before_value() {
@@ -170,4 +154,4 @@ std::string PyJsonWriter::take() {
   return result;
 }
 
-}  // namespace fsrv::services::chat
+}  // namespace fsrv::codec

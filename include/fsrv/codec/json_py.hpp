@@ -1,8 +1,10 @@
 #pragma once
-// Python-compatible JSON writer for the chat service: produces exactly the
-// bytes Python's `json.dumps(obj)` writes with its defaults (the course's
-// "tugas 5" chat server replies with json.dumps, and our replies must match
-// it byte for byte). Owns nothing; no parsing.
+// Python-compatible JSON writing, the one JSON string writer of the
+// project: produces exactly the bytes Python's `json.dumps(obj)` writes with
+// its defaults (the course's chat server replies with json.dumps, its file
+// server too, and our replies must match them byte for byte). Used by chat
+// (PyJsonWriter), the file protocol (ascii_json over cJSON's output) and
+// http's JSON listing. Owns nothing; no parsing.
 //
 // Python's defaults (Lib/json/encoder.py): item separator ", ", key
 // separator ": ", no indentation, keys in insertion order, ensure_ascii=True:
@@ -11,12 +13,11 @@
 // lower-case hex (above U+FFFF as a UTF-16 surrogate pair). '/' is not
 // escaped. So the output is always pure printable ASCII.
 //
-// Only what the chat replies need: strings, objects with ordered keys,
-// arrays. Input strings are UTF-8; invalid bytes are replaced by U+FFFD
-// (written "\ufffd"), one per maximal invalid subpart as in Python's
-// bytes.decode("utf-8", "replace") (Unicode 15 §3.9, "U+FFFD Substitution
-// of Maximal Subparts"). The course server would instead die with a
-// UnicodeDecodeError on such input.
+// Only what the replies need: strings, objects with ordered keys, arrays.
+// Input strings are UTF-8; invalid bytes are replaced by U+FFFD (written
+// "\ufffd"), one per maximal invalid subpart, the policy of codec/utf8.hpp
+// (Python's bytes.decode("utf-8", "replace")). The course servers would
+// instead die with a UnicodeDecodeError on such input.
 
 #include <cstddef>
 #include <cstdint>
@@ -25,27 +26,20 @@
 #include <utility>
 #include <vector>
 
-namespace fsrv::services::chat {
-
-/// One step of UTF-8 decoding: the code point at a position and how many
-/// bytes it takes. An invalid sequence yields valid=false, code_point
-/// U+FFFD and size = the length of its maximal invalid subpart (>= 1), as
-/// Python's "replace" error handler counts them.
-struct Utf8Step {
-  uint32_t code_point = 0;
-  size_t size = 0;
-  bool valid = false;
-};
-
-/// Decodes the code point starting at text[pos] (pos < text.size()).
-/// Accepts exactly the well-formed sequences of Unicode Table 3-7 (no
-/// overlongs, no surrogates, nothing above U+10FFFF).
-Utf8Step utf8_next(std::string_view text, size_t pos);
+namespace fsrv::codec {
 
 /// Appends `text` (UTF-8) to `out` as a JSON string literal, quotes
 /// included, exactly as Python's json.dumps (ensure_ascii=True) writes it.
 /// Invalid UTF-8 becomes \ufffd (see above). Never fails.
 void append_json_string(std::string& out, std::string_view text);
+
+/// `json` with every non-ASCII character written as a JSON escape, as
+/// Python's json.dumps(ensure_ascii=True) does: U+0080..U+FFFF as "\\uxxxx",
+/// above U+FFFF as a UTF-16 surrogate pair (RFC 8259 section 7); invalid
+/// UTF-8 as "\\ufffd" per maximal subpart (codec/utf8.hpp). For JSON text
+/// whose non-ASCII bytes sit inside strings (any cJSON output). ASCII input
+/// comes back unchanged.
+std::string ascii_json(std::string_view json);
 
 /// Streaming writer of one JSON document with Python's default layout.
 /// Calls must nest correctly (an object alternates key() and a value); the
@@ -91,4 +85,4 @@ class PyJsonWriter {
   bool after_key_ = false;
 };
 
-}  // namespace fsrv::services::chat
+}  // namespace fsrv::codec
