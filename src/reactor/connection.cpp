@@ -87,17 +87,26 @@ Connection* Connection::create(Reactor& reactor) { return new Connection(reactor
 Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
   uv_timer_init(reactor.loop, &deadline_timer_);
-  uv_timer_init(reactor.loop, &timer_);
-  uv_idle_init(reactor.loop, &turn_);
-  turn_.data = this;
   tcp_.data = this;
   deadline_timer_.data = this;
-  timer_.data = this;
   reactor.connections.insert(this);
   reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  delete timer_;  // closed (close() runs before the last release)
+  delete turn_;
+}
+
+uv_idle_t* Connection::turn() {
+  if (!turn_) {
+    turn_ = new uv_idle_t;
+    uv_idle_init(reactor_.loop, turn_);
+    turn_->data = this;
+    ++open_handles_;
+  }
+  return turn_;
+}
 
 // Out of line: GCC 12's -Wuse-after-free cannot see that the handles'
 // reference keeps refs_ above zero while a caller still holds a ConnRef.
@@ -472,13 +481,13 @@ void Connection::resume_reading() {
   if (reading_ || closing_ || shutting_down_) return;
   if (tls_ && tls_eof_) {
     reading_ = true;  // the socket has nothing more: hand over what is buffered
-    uv_idle_start(&turn_, on_turn);
+    uv_idle_start(turn(), on_turn);
     return;
   }
   if (uv_read_start(stream(), on_alloc, on_read) == 0) reading_ = true;
   // Records already read are handed over next turn: no socket event will
   // announce them.
-  if (reading_ && tls_ && tls_->has_buffered()) uv_idle_start(&turn_, on_turn);
+  if (reading_ && tls_ && tls_->has_buffered()) uv_idle_start(turn(), on_turn);
 }
 
 void Connection::set_transfer(bool active) {
@@ -556,8 +565,14 @@ void Connection::close_when_flushed_for(std::string_view reason) {
 
 void Connection::start_timer(uint64_t ms) {
   if (closing_) return;
+  if (!timer_) {
+    timer_ = new uv_timer_t;
+    uv_timer_init(reactor_.loop, timer_);
+    timer_->data = this;
+    ++open_handles_;
+  }
   uv_timer_start(
-      &timer_,
+      timer_,
       [](uv_timer_t* t) {
         auto* c = static_cast<Connection*>(t->data);
         ConnRef keep(c);
@@ -566,13 +581,15 @@ void Connection::start_timer(uint64_t ms) {
       ms, 0);
 }
 
-void Connection::stop_timer() { uv_timer_stop(&timer_); }
+void Connection::stop_timer() {
+  if (timer_) uv_timer_stop(timer_);
+}
 
 void Connection::yield_turn() {
   if (closing_) return;
   pause_reading();
   yield_pending_ = true;
-  uv_idle_start(&turn_, on_turn);
+  uv_idle_start(turn(), on_turn);
 }
 
 // The turn handle: a yield_turn()'s on_drain, then TLS records buffered
@@ -718,8 +735,8 @@ void Connection::close() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&turn_), on_handle_closed);
+  if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_handle_closed);
+  if (turn_) uv_close(reinterpret_cast<uv_handle_t*>(turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
 }
 

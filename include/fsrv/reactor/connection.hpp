@@ -248,11 +248,17 @@ class Connection {
   uv_tcp_t tcp_;
   /// The idle, request-head and min_rate deadlines (arm_deadlines).
   uv_timer_t deadline_timer_;
-  uv_timer_t timer_;
-  /// yield_turn()'s handle: an idle handle runs once per loop iteration (a
-  /// zero-delay timer restarted from its own callback would run again in
-  /// the same timer pass in libuv 1.44, starving everything else).
-  uv_idle_t turn_;
+  /// start_timer()'s handle, and yield_turn()'s: an idle handle runs once
+  /// per loop iteration (a zero-delay timer restarted from its own callback
+  /// would run again in the same timer pass in libuv 1.44, starving
+  /// everything else). Both are made at first use (most connections never
+  /// use the timer, an idle one never yields: 272 bytes each connection
+  /// does not carry), closed by close(), freed by the destructor (after
+  /// their close callbacks).
+  uv_timer_t* timer_ = nullptr;
+  uv_idle_t* turn_ = nullptr;
+  /// The turn handle, made on first use (never once closing).
+  uv_idle_t* turn();
   uv_poll_t* writable_ = nullptr;  ///< send_file's writability watch (on a dup of the socket)
   int writable_fd_ = -1;
   std::unique_ptr<ConnectionHandler> handler_;
@@ -271,7 +277,7 @@ class Connection {
   bool tls_eof_told_ = false;   ///< on_eof() called for it
   bool yield_pending_ = false;  ///< yield_turn() waits for the turn handle
   int refs_ = 1;                ///< the handles' reference, dropped when all closed
-  int open_handles_ = 4;  ///< tcp + two timers + the turn handle (+ the poll handle once made)
+  int open_handles_ = 2;  ///< tcp + the deadline timer (+ timer_, turn_, writable_ once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;
