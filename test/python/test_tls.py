@@ -433,6 +433,41 @@ class ReloadTest(unittest.TestCase):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def test_new_paths_in_the_config_file_wait_for_a_restart(self):
+        folder = tempfile.mkdtemp(prefix="fsrv-tls-reload-")
+        try:
+            pair_a, pair_b = os.path.join(folder, "a"), os.path.join(folder, "b")
+            for p in (pair_a, pair_b):
+                os.makedirs(p)
+                make_pair(p)
+            with open(os.path.join(pair_a, "cert.pem")) as f:
+                der_a = ssl.PEM_cert_to_DER_cert(f.read())
+            root = os.path.join(folder, "root")
+            os.makedirs(root)
+            config = os.path.join(folder, "fsrv.toml")
+
+            def write_config(pair):
+                with open(config, "w") as f:
+                    f.write('root = "%s"\nhost = "127.0.0.1"\ntls-cert = "%s"\n'
+                            'tls-key = "%s"\n[services.file]\nlisten = ["127.0.0.1:0,tls"]\n'
+                            % (root, os.path.join(pair, "cert.pem"),
+                               os.path.join(pair, "key.pem")))
+
+            write_config(pair_a)
+            with FsrvServer((), "--config", config, root=root, expect=1, host=None) as srv:
+                port = srv.port("file")
+                self.assertEqual(self.served_der(port), der_a)
+                write_config(pair_b)
+                srv.proc.send_signal(signal.SIGHUP)
+                self.assertTrue(srv.wait_log("tls-cert changed: it takes effect after a restart"),
+                                srv.log_text())
+                self.assertTrue(srv.wait_log("TLS certificate %s" % os.path.join(pair_a,
+                                                                                 "cert.pem")),
+                                srv.log_text())
+                self.assertEqual(self.served_der(port), der_a)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def test_sighup_reloads_the_pair_and_keeps_it_on_a_bad_key_thread_mode(self):
         self.check_reload("thread", 1)
 
