@@ -400,6 +400,27 @@ class RawAuth(AuthTestBase):
                                  b"ERROR AUTH: this listener takes no accounts\r\n")
 
 
+class DialectLoginThrottle(AuthTestBase):
+    def test_failed_logins_on_one_dialect_block_the_address_on_the_other(self):
+        # One authenticator per serving process: a guesser gets its 10 a
+        # minute per address across every service, not 10 per dialect.
+        with FsrvServer(["file-raw=127.0.0.1:0,auth=write", "file-marker=127.0.0.1:0,auth=write"],
+                        "--users", self.users) as server:
+            with connect(server.port("file-raw"), timeout=60) as s:
+                for i in range(12):
+                    s.sendall(b"AUTH writer guess-%d\r\n" % i)
+                    reply = recv_until(s, b"\r\n", timeout=60)
+                    self.assertTrue(reply.startswith(b"ERROR AUTH: "), reply)
+                self.assertIn(b"too many failed logins", reply)
+            with connect(server.port("file-marker")) as s:
+                s.sendall(b"AUTH writer pw-writer\n")
+                self.assertIn(b"Authentication failed: too many failed logins",
+                              recv_text(s, " s", timeout=20))
+            with connect(server.port("file-marker"), source="127.0.0.2") as s:
+                s.sendall(b"AUTH writer pw-writer\n")
+                self.assertEqual(recv_text(s, ")"), b"Authenticated as writer (role write)")
+
+
 class UsersFile(AuthTestBase):
     def test_hash_password_round_trip(self):
         line = users_line("carol", "admin", "s3cret")
