@@ -80,6 +80,7 @@ int serve_thread_mode(const ServerConfig& config) {
     std::vector<std::string> restart;
     std::string why = runtime::reload_config(server.config(), fresh, restart);
     server.reload_users();  // with or without --config
+    server.reload_tls();
     if (why.empty()) {
       server.apply_live(fresh);
       server.reactor().max_conns = runtime::effective_max_conns(fresh.max_conns, fd_cap, 1);

@@ -463,8 +463,9 @@ int Master::run() {
       for (WorkerHandle& w : workers_) {
         if (w.pid > 0) kill(w.pid, SIGHUP);
       }
-    } else if (!config_.users_file.empty()) {
-      // No --config to apply, but each worker reads --users again.
+    } else if (!config_.users_file.empty() || runtime::any_tls(specs_)) {
+      // No --config to apply, but each worker reads --users and the TLS
+      // certificate and key again.
       for (WorkerHandle& w : workers_) {
         if (w.pid > 0) kill(w.pid, SIGHUP);
       }

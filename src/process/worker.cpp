@@ -181,6 +181,7 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
       w->server->apply_live(fresh);
     }
     w->server->reload_users();  // with or without --config
+    w->server->reload_tls();
   };
   w->server->join_shutdown(hooks);  // UDP transfers get the grace too
   w->life =

@@ -278,6 +278,26 @@ void ServingProcess::reload_users() {
   auth_->replace(users.value);
 }
 
+void ServingProcess::reload_tls() {
+  if (reactor_.tls.empty()) return;
+  // As nginx on SIGHUP: the files are read again; new handshakes take the
+  // new pair, open connections keep theirs (each SSL holds a reference to
+  // the SSL_CTX it was made from: SSL_new(3)), and a bad or missing file
+  // keeps the pair in force.
+  std::string error;
+  std::shared_ptr<reactor::TlsContext> fresh =
+      reactor::TlsContext::load(config_.tls_cert, config_.tls_key, &error);
+  if (!fresh) {
+    FSRV_LOG_ERROR("SIGHUP: %s; the certificate in force stays", error.c_str());
+    return;
+  }
+  for (auto& ctx : reactor_.tls) {
+    if (ctx) ctx = fresh;
+  }
+  FSRV_LOG_INFO("SIGHUP: TLS certificate %s and key %s reloaded", config_.tls_cert.c_str(),
+                config_.tls_key.c_str());
+}
+
 void ServingProcess::apply_live(const ServerConfig& fresh) {
   config_.idle_timeout_s = fresh.idle_timeout_s;
   config_.request_timeout_s = fresh.request_timeout_s;
@@ -324,6 +344,9 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("tftp-retries", running.tftp_retries != out.tftp_retries);
   differs("tftp-read-only", running.tftp_read_only != out.tftp_read_only);
   differs("tftp-no-overwrite", running.tftp_no_overwrite != out.tftp_no_overwrite);
+  // The files are read again on every SIGHUP (reload_tls); their paths are not.
+  differs("tls-cert", running.tls_cert != out.tls_cert);
+  differs("tls-key", running.tls_key != out.tls_key);
   return "";
 }
 

@@ -246,6 +246,181 @@ class FileProtocolAuth(AuthTestBase):
             self.assertEqual(got.get("status"), "ERROR")
 
 
+def recv_text(s, text, timeout=10):
+    """Bytes read until `text` is among them (the seed dialects' replies have
+    no terminator), EOF or `timeout` s."""
+    return recv_until(s, text.encode(), timeout=timeout)
+
+
+class MarkerAuth(AuthTestBase):
+    """AUTH on file-marker (seed 001's dialect): its own words, the file
+    protocol's roles; the dialect has no delete verb."""
+
+    def upload(self, s, name, data):
+        s.sendall(("UPLOAD %s\n" % name).encode())
+        got = b""
+        deadline = time.monotonic() + 10
+        ends = (b"READY", b"password)", b"may not upload")  # READY or a refusal's end
+        while time.monotonic() < deadline and not got.endswith(ends):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        if got != b"READY":
+            return got
+        s.sendall(base64.b64encode(data) + b"__END__")
+        return recv_text(s, "successful")
+
+    def test_auth_write_listener_roles(self):
+        with FsrvServer(["file-marker=127.0.0.1:0,auth=write"], "--users", self.users) as server:
+            with open(os.path.join(server.root, "keep.txt"), "wb") as f:
+                f.write(b"old")
+            with connect(server.port("file-marker")) as s:
+                # No account: refused before READY, nothing changes on disk.
+                got = self.upload(s, "keep.txt", b"new")
+                self.assertEqual(got, b"Upload failed: authentication required: upload needs an "
+                                 b"account (AUTH user password)")
+                s.sendall(b"LIST\n")  # reads stay open
+                self.assertEqual(recv_text(s, "keep.txt"), b"keep.txt")
+                s.sendall(b"AUTH writer wrong\n")
+                self.assertEqual(recv_text(s, "password"),
+                                 b"Authentication failed: bad user name or password")
+                s.sendall(b"AUTH reader pw-reader\n")
+                self.assertEqual(recv_text(s, ")"), b"Authenticated as reader (role read)")
+                got = self.upload(s, "keep.txt", b"new")
+                self.assertEqual(got, b"Upload failed: permission denied: your role may not upload")
+                s.sendall(b"AUTH writer\n")
+                self.assertEqual(recv_text(s, "password"), b"usage: AUTH user password")
+                s.sendall(b"AUTH writer pw-writer\n")
+                self.assertEqual(recv_text(s, ")"), b"Authenticated as writer (role write)")
+                self.assertEqual(self.upload(s, "w.txt", b"by writer"), b"Upload successful")
+            with connect(server.port("file-marker")) as s:
+                s.sendall(b"AUTH boss pw-boss")  # unterminated, as the seed's client sends
+                self.assertEqual(recv_text(s, ")"), b"Authenticated as boss (role admin)")
+                self.assertEqual(self.upload(s, "keep.txt", b"by boss"), b"Upload successful")
+            with open(os.path.join(server.root, "w.txt"), "rb") as f:
+                self.assertEqual(f.read(), b"by writer")
+            with open(os.path.join(server.root, "keep.txt"), "rb") as f:
+                self.assertEqual(f.read(), b"by boss")
+            self.assertEqual(sorted(os.listdir(server.root)), ["keep.txt", "w.txt"])
+
+    def test_auth_all_refuses_list_and_download_before_auth(self):
+        with FsrvServer(["file-marker=127.0.0.1:0,auth=all"], "--users", self.users,
+                        mode="process") as server:
+            with open(os.path.join(server.root, "a.txt"), "wb") as f:
+                f.write(b"abc")
+            with connect(server.port("file-marker")) as s:
+                s.sendall(b"LIST\n")
+                self.assertEqual(recv_text(s, "password)"),
+                                 b"Error: authentication required: read needs an account "
+                                 b"(AUTH user password)")
+                s.sendall(b"DOWNLOAD a.txt\n")
+                self.assertIn(b"authentication required", recv_text(s, "password)"))
+                s.sendall(b"AUTH reader pw-reader\n")
+                self.assertIn(b"role read", recv_text(s, ")"))
+                s.sendall(b"DOWNLOAD a.txt\n")
+                self.assertEqual(recv_text(s, "__END__"), base64.b64encode(b"abc") + b"__END__")
+
+    def test_auth_on_an_open_listener_is_refused(self):
+        with FsrvServer(["file-marker=127.0.0.1:0"], "--users", self.users) as server:
+            with connect(server.port("file-marker")) as s:
+                s.sendall(b"AUTH writer pw-writer\n")
+                self.assertEqual(recv_text(s, "accounts"),
+                                 b"Authentication failed: this listener takes no accounts")
+
+
+class RawAuth(AuthTestBase):
+    """AUTH on file-raw (seed 000's dialect): "OK ..." / "ERROR ..." lines; a
+    refused upload's payload is read and dropped, the connection stays in
+    step. The dialect has no delete verb."""
+
+    def upload(self, s, name, data):
+        s.sendall(("UPLOAD %s %d\r\n" % (name, len(data))).encode() + data)
+        return recv_until(s, b"\r\n")
+
+    def test_auth_write_listener_roles(self):
+        with FsrvServer(["file-raw=127.0.0.1:0,auth=write"], "--users", self.users,
+                        mode="process") as server:
+            with open(os.path.join(server.root, "keep.bin"), "wb") as f:
+                f.write(b"old")
+            with connect(server.port("file-raw")) as s:
+                got = self.upload(s, "keep.bin", b"new\r\nLIST\r\n")  # the payload is dropped
+                self.assertEqual(got, b"ERROR authentication required: upload needs an account "
+                                 b"(AUTH user password)\r\n")
+                s.sendall(b"LIST\r\n")  # reads stay open, the stream in step
+                self.assertEqual(recv_until(s, b"\r\n\r\n"), b"keep.bin\r\n\r\n")
+                s.sendall(b"AUTH writer wrong\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"),
+                                 b"ERROR AUTH: bad user name or password\r\n")
+                s.sendall(b"AUTH reader pw-reader\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"),
+                                 b"OK authenticated as reader (role read)\r\n")
+                self.assertEqual(self.upload(s, "keep.bin", b"new"),
+                                 b"ERROR permission denied: your role may not upload\r\n")
+                s.sendall(b"AUTH a b c\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"), b"ERROR usage: AUTH user password\r\n")
+                s.sendall(b"AUTH writer pw-writer\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"),
+                                 b"OK authenticated as writer (role write)\r\n")
+                self.assertEqual(self.upload(s, "w.bin", b"\x00by writer\n"),
+                                 b"OK w.bin uploaded (11 bytes)\r\n")
+            with connect(server.port("file-raw")) as s:
+                s.sendall(b"AUTH boss pw-boss\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"),
+                                 b"OK authenticated as boss (role admin)\r\n")
+                self.assertEqual(self.upload(s, "keep.bin", b"boss"),
+                                 b"OK keep.bin uploaded (4 bytes)\r\n")
+            with open(os.path.join(server.root, "w.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"\x00by writer\n")
+            with open(os.path.join(server.root, "keep.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"boss")
+            self.assertEqual(sorted(os.listdir(server.root)), ["keep.bin", "w.bin"])
+
+    def test_auth_all_refuses_list_and_download_before_auth(self):
+        with FsrvServer(["file-raw=127.0.0.1:0,auth=all"], "--users", self.users) as server:
+            with open(os.path.join(server.root, "a.bin"), "wb") as f:
+                f.write(b"abc")
+            with connect(server.port("file-raw")) as s:
+                s.sendall(b"LIST\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"),
+                                 b"ERROR authentication required: read needs an account "
+                                 b"(AUTH user password)\r\n")
+                s.sendall(b"DOWNLOAD a.bin\r\n")
+                self.assertIn(b"ERROR authentication required", recv_until(s, b"\r\n"))
+                s.sendall(b"AUTH reader pw-reader\r\nLIST\r\nDOWNLOAD a.bin\r\n")
+                got = recv_until(s, b"3\r\nabc")
+                self.assertEqual(got, b"OK authenticated as reader (role read)\r\n"
+                                 b"a.bin\r\n\r\n3\r\nabc")
+
+    def test_auth_on_an_open_listener_is_an_error(self):
+        with FsrvServer(["file-raw=127.0.0.1:0"], "--users", self.users) as server:
+            with connect(server.port("file-raw")) as s:
+                s.sendall(b"AUTH writer pw-writer\r\n")
+                self.assertEqual(recv_until(s, b"\r\n"),
+                                 b"ERROR AUTH: this listener takes no accounts\r\n")
+
+
+class DialectLoginThrottle(AuthTestBase):
+    def test_failed_logins_on_one_dialect_block_the_address_on_the_other(self):
+        # One authenticator per serving process: a guesser gets its 10 a
+        # minute per address across every service, not 10 per dialect.
+        with FsrvServer(["file-raw=127.0.0.1:0,auth=write", "file-marker=127.0.0.1:0,auth=write"],
+                        "--users", self.users) as server:
+            with connect(server.port("file-raw"), timeout=60) as s:
+                for i in range(12):
+                    s.sendall(b"AUTH writer guess-%d\r\n" % i)
+                    reply = recv_until(s, b"\r\n", timeout=60)
+                    self.assertTrue(reply.startswith(b"ERROR AUTH: "), reply)
+                self.assertIn(b"too many failed logins", reply)
+            with connect(server.port("file-marker")) as s:
+                s.sendall(b"AUTH writer pw-writer\n")
+                self.assertIn(b"Authentication failed: too many failed logins",
+                              recv_text(s, " s", timeout=20))
+            with connect(server.port("file-marker"), source="127.0.0.2") as s:
+                s.sendall(b"AUTH writer pw-writer\n")
+                self.assertEqual(recv_text(s, ")"), b"Authenticated as writer (role write)")
+
+
 class UsersFile(AuthTestBase):
     def test_hash_password_round_trip(self):
         line = users_line("carol", "admin", "s3cret")

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -361,6 +362,117 @@ def client_hello_prefix(port):
         pass
     hello = out.read()
     return hello[:60]
+
+
+class ReloadTest(unittest.TestCase):
+    """SIGHUP reads --tls-cert and --tls-key again in every serving process:
+    new handshakes get the new pair, an open connection keeps its own, a
+    bad key file keeps the pair in force (docs/TLS.md, Reloading)."""
+
+    def served_der(self, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(connect(port), server_hostname="127.0.0.1") as s:
+            der = s.getpeercert(binary_form=True)
+            s.sendall(b"LIST\r\n\r\n")
+            self.assertEqual(json.loads(recv_until(s, b"\r\n\r\n"))["status"], "OK")
+            return der
+
+    def check_reload(self, mode, serving):
+        folder = tempfile.mkdtemp(prefix="fsrv-tls-reload-")
+        try:
+            pair_a, pair_b = os.path.join(folder, "a"), os.path.join(folder, "b")
+            for p in (pair_a, pair_b):
+                os.makedirs(p)
+                make_pair(p)
+            der = {}
+            for name, p in (("A", pair_a), ("B", pair_b)):
+                with open(os.path.join(p, "cert.pem")) as f:
+                    der[name] = ssl.PEM_cert_to_DER_cert(f.read())
+            self.assertNotEqual(der["A"], der["B"])
+            cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+            shutil.copy(os.path.join(pair_a, "cert.pem"), cert)
+            shutil.copy(os.path.join(pair_a, "key.pem"), key)
+            args = ["--tls-cert", cert, "--tls-key", key]
+            if mode == "process":
+                args += ["--workers", "2"]
+            with FsrvServer(["file=127.0.0.1:0,tls"], *args, mode=mode) as srv:
+                port = srv.port("file")
+                # Several connections: in process mode they spread over the workers.
+                for _ in range(6):
+                    self.assertEqual(self.served_der(port), der["A"])
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                held = ctx.wrap_socket(connect(port), server_hostname="127.0.0.1")
+                try:
+                    self.assertEqual(held.getpeercert(binary_form=True), der["A"])
+                    shutil.copy(os.path.join(pair_b, "cert.pem"), cert)
+                    shutil.copy(os.path.join(pair_b, "key.pem"), key)
+                    srv.proc.send_signal(signal.SIGHUP)
+                    self.assertTrue(srv.wait_log("TLS certificate %s" % cert, serving),
+                                    srv.log_text())
+                    for _ in range(6):
+                        self.assertEqual(self.served_der(port), der["B"])
+                    # The connection opened under A is still served.
+                    held.sendall(b"LIST\r\n\r\n")
+                    self.assertEqual(json.loads(recv_until(held, b"\r\n\r\n"))["status"],
+                                     "OK")
+                finally:
+                    held.close()
+                with open(key, "w") as f:
+                    f.write("garbage, not a key\n")
+                srv.proc.send_signal(signal.SIGHUP)
+                self.assertTrue(srv.wait_log("the certificate in force stays", serving),
+                                srv.log_text())
+                self.assertIn("--tls-key %s" % key, srv.log_text())
+                for _ in range(6):
+                    self.assertEqual(self.served_der(port), der["B"])
+                self.assertIsNone(srv.proc.poll())
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def test_new_paths_in_the_config_file_wait_for_a_restart(self):
+        folder = tempfile.mkdtemp(prefix="fsrv-tls-reload-")
+        try:
+            pair_a, pair_b = os.path.join(folder, "a"), os.path.join(folder, "b")
+            for p in (pair_a, pair_b):
+                os.makedirs(p)
+                make_pair(p)
+            with open(os.path.join(pair_a, "cert.pem")) as f:
+                der_a = ssl.PEM_cert_to_DER_cert(f.read())
+            root = os.path.join(folder, "root")
+            os.makedirs(root)
+            config = os.path.join(folder, "fsrv.toml")
+
+            def write_config(pair):
+                with open(config, "w") as f:
+                    f.write('root = "%s"\nhost = "127.0.0.1"\ntls-cert = "%s"\n'
+                            'tls-key = "%s"\n[services.file]\nlisten = ["127.0.0.1:0,tls"]\n'
+                            % (root, os.path.join(pair, "cert.pem"),
+                               os.path.join(pair, "key.pem")))
+
+            write_config(pair_a)
+            with FsrvServer((), "--config", config, root=root, expect=1, host=None) as srv:
+                port = srv.port("file")
+                self.assertEqual(self.served_der(port), der_a)
+                write_config(pair_b)
+                srv.proc.send_signal(signal.SIGHUP)
+                self.assertTrue(srv.wait_log("tls-cert changed: it takes effect after a restart"),
+                                srv.log_text())
+                self.assertTrue(srv.wait_log("TLS certificate %s" % os.path.join(pair_a,
+                                                                                 "cert.pem")),
+                                srv.log_text())
+                self.assertEqual(self.served_der(port), der_a)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def test_sighup_reloads_the_pair_and_keeps_it_on_a_bad_key_thread_mode(self):
+        self.check_reload("thread", 1)
+
+    def test_sighup_reloads_the_pair_and_keeps_it_on_a_bad_key_process_mode(self):
+        self.check_reload("process", 2)
 
 
 class BadCertificateTest(unittest.TestCase):

@@ -145,6 +145,11 @@ class ServingProcess {
   /// SIGHUP: reads the --users file again; a bad file keeps the accounts
   /// in force and logs why. No-op without --users.
   void reload_users();
+  /// SIGHUP: reads --tls-cert and --tls-key again (the paths given at
+  /// start); new handshakes use the new pair, open connections keep theirs,
+  /// a bad or missing file keeps the pair in force and logs why. No-op
+  /// without a tls listener.
+  void reload_tls();
   reactor::Reactor& reactor() { return reactor_; }
   /// The factory of listener `index` (its position in the listener list).
   reactor::ConnectionFactory& factory(size_t index) { return services_->for_listener(index); }

@@ -13,6 +13,7 @@
 #include "fsrv/services/file/reply.hpp"
 #include "fsrv/services/file/request.hpp"
 #include "fsrv/services/kit/input_buffer.hpp"
+#include "fsrv/services/kit/login.hpp"
 #include "fsrv/services/kit/payload_reader.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -462,26 +463,24 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
 // ---------------------------------------------------------------- AUTH
 
 void FileSession::start_auth(const std::string& user, const std::string& password) {
-  if (!shared_.auth || service_.policy().auth == AuthScope::kNone) {
-    reply_now(Cmd::kAuth, false, error_text("AUTH: this listener takes no accounts"));
+  bool started =
+      kit::start_login(conn_, service_, user, password, [this, user](auth::LoginOutcome outcome) {
+        bool ok = outcome.error.empty();
+        if (ok) role_ = outcome.role;
+        std::string reply = ok ? ok_text("authenticated as " + user + " (role " +
+                                         std::string(role_name(role_)) + ")")
+                               : error_text("AUTH: " + outcome.error);
+        finish(Cmd::kAuth, ok, reply.size());
+        conn_.write_owned(std::move(reply));
+        request_done();
+      });
+  if (!started) {
+    reply_now(Cmd::kAuth, false, error_text("AUTH: " + std::string(kit::kNoAccounts)));
     return;
   }
   begin(Cmd::kAuth);
   state_ = State::kBusy;
   conn_.pause_reading();
-  ConnRef ref(&conn_);
-  shared_.auth->check(user, password, conn_.peer_text(),
-                      [this, ref, user](auth::LoginOutcome outcome) {
-                        if (conn_.closing()) return;
-                        bool ok = outcome.error.empty();
-                        if (ok) role_ = outcome.role;
-                        std::string reply = ok ? ok_text("authenticated as " + user + " (role " +
-                                                         std::string(role_name(role_)) + ")")
-                                               : error_text("AUTH: " + outcome.error);
-                        finish(Cmd::kAuth, ok, reply.size());
-                        conn_.write_owned(std::move(reply));
-                        request_done();
-                      });
 }
 
 // ---------------------------------------------------------------- LIST

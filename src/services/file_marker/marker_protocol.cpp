@@ -1,5 +1,6 @@
 #include "fsrv/services/file_marker/marker_protocol.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "fsrv/codec/ascii.hpp"
@@ -21,7 +22,8 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 std::string_view verb_name(Verb verb) {
-  static constexpr std::string_view kNames[kVerbCount] = {"LIST", "UPLOAD", "DOWNLOAD", "UNKNOWN"};
+  static constexpr std::string_view kNames[kVerbCount] = {"LIST", "UPLOAD", "DOWNLOAD", "AUTH",
+                                                          "UNKNOWN"};
   return kNames[static_cast<int>(verb)];
 }
 
@@ -35,6 +37,20 @@ Command parse_command(std::string_view text) {
   if (codec::iequals_ascii(verb, "LIST")) {
     c.verb = Verb::kList;
     if (!rest.empty()) c.error = "LIST takes no argument";
+    return c;
+  }
+  if (codec::iequals_ascii(verb, "AUTH")) {
+    c.verb = Verb::kAuth;
+    size_t cut = 0;
+    while (cut < rest.size() && !is_space(rest[cut])) ++cut;
+    std::string_view password = trim(rest.substr(cut));
+    bool one_word = std::none_of(password.begin(), password.end(), is_space);
+    if (cut == 0 || password.empty() || !one_word) {
+      c.error = "usage: AUTH user password";
+      return c;
+    }
+    c.name = std::string(rest.substr(0, cut));
+    c.password = std::string(password);
     return c;
   }
   if (codec::iequals_ascii(verb, "UPLOAD")) {

@@ -8,6 +8,7 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/services/file_marker/file_marker_service.hpp"
 #include "fsrv/services/file_marker/marker_protocol.hpp"
+#include "fsrv/services/kit/login.hpp"
 #include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -62,12 +63,18 @@ class MarkerSession final : public kit::StreamSession {
   void start_list();
   void start_download(const std::string& name);
   void start_upload(const std::string& name);
+  void start_auth(const Command& cmd);
+  /// The listener's policy refuses `access` to this connection's role: the
+  /// refusal's words, else "".
+  std::string refused(Access access) const;
   void payload_step(kit::PayloadReader::Step step) override;
 
   MarkerService& service_;
   Shared& shared_;
   const ServerConfig& config_;
   std::shared_ptr<transfer::FileSender> get_;
+  /// The account this connection authenticated as (AUTH), for the policy.
+  Role role_ = Role::kAnonymous;
 };
 
 std::unique_ptr<reactor::ConnectionHandler> MarkerService::create_handler(Connection& conn) {
@@ -159,12 +166,22 @@ void MarkerSession::run(const Command& cmd) {
     reply(cmd.verb, false, cmd.error);
     return;
   }
+  if (cmd.verb == Verb::kList || cmd.verb == Verb::kDownload) {
+    // On auth=all reading needs an account too; the seed's error word.
+    if (std::string why = refused(Access::kRead); !why.empty()) {
+      reply(cmd.verb, false, "Error: " + why);
+      return;
+    }
+  }
   switch (cmd.verb) {
     case Verb::kList:
       start_list();
       return;
     case Verb::kDownload:
       start_download(cmd.name);
+      return;
+    case Verb::kAuth:
+      start_auth(cmd);
       return;
     case Verb::kUpload:
       start_upload(cmd.name);
@@ -236,8 +253,8 @@ void MarkerSession::start_upload(const std::string& name) {
     reply(Verb::kUpload, false, "Upload failed: invalid name: " + why);
     return;
   }
-  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous); r != Refusal::kNone) {
-    reply(Verb::kUpload, false, "Upload failed: " + refusal_text(r, Access::kWrite));
+  if (std::string why = refused(Access::kWrite); !why.empty()) {
+    reply(Verb::kUpload, false, "Upload failed: " + why);  // before READY: no payload comes
     return;
   }
   loop_.begin();
@@ -265,6 +282,32 @@ void MarkerSession::start_upload(const std::string& name) {
   payload_step(payload_.feed());
 }
 
+std::string MarkerSession::refused(Access access) const {
+  Refusal r = service_.policy().refuse(access, role_);
+  return r == Refusal::kNone ? std::string() : refusal_text(r, access);
+}
+
+// AUTH user password (our extension, as the file protocol's): the seed's
+// dialect has no status word, so success and failure are plain sentences.
+void MarkerSession::start_auth(const Command& cmd) {
+  std::string user = cmd.name;
+  bool started = kit::start_login(
+      conn_, service_, cmd.name, cmd.password, [this, user](auth::LoginOutcome outcome) {
+        bool ok = outcome.error.empty();
+        if (ok) role_ = outcome.role;
+        reply(Verb::kAuth, ok,
+              ok ? "Authenticated as " + user + " (role " + std::string(role_name(role_)) + ")"
+                 : "Authentication failed: " + outcome.error);
+        request_done();
+      });
+  if (!started) {
+    reply(Verb::kAuth, false, "Authentication failed: " + std::string(kit::kNoAccounts));
+    return;
+  }
+  loop_.begin();
+  conn_.pause_reading();
+}
+
 // A '_' that does not start "__END__": the stream cannot be framed again
 // (the sink was cancelled; its callback will not run).
 void MarkerSession::payload_step(kit::PayloadReader::Step step) {
@@ -288,7 +331,7 @@ const ServiceInfo& info() {
       },
       Transport::kStream,
       nullptr,
-      kPolicyReadOnly};
+      kPolicyReadOnly | kPolicyAuth};
   return kInfo;
 }
 

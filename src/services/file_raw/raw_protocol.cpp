@@ -29,7 +29,7 @@ bool parse_size(std::string_view text, uint64_t* out) {
 }  // namespace
 
 std::string_view raw_cmd_name(RawCmd cmd) {
-  static constexpr std::string_view kNames[kRawCmdCount] = {"LIST", "UPLOAD", "DOWNLOAD",
+  static constexpr std::string_view kNames[kRawCmdCount] = {"LIST", "UPLOAD", "DOWNLOAD", "AUTH",
                                                             "UNKNOWN"};
   return kNames[static_cast<int>(cmd)];
 }
@@ -58,6 +58,14 @@ RawRequest parse_raw_line(std::string_view line) {
       r.error = "usage: DOWNLOAD name";
     else
       r.name = std::string(words[1]);
+  } else if (codec::iequals_ascii(verb, "AUTH")) {
+    r.cmd = RawCmd::kAuth;
+    if (words.size() != 3) {
+      r.error = "usage: AUTH user password";
+    } else {
+      r.name = std::string(words[1]);
+      r.password = std::string(words[2]);
+    }
   } else if (codec::iequals_ascii(verb, "UPLOAD")) {
     r.cmd = RawCmd::kUpload;
     if (words.size() != 3 || !parse_size(words[2], &r.size)) {

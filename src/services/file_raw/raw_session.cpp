@@ -7,6 +7,7 @@
 #include "fsrv/core/limits.hpp"
 #include "fsrv/services/file_raw/file_raw_service.hpp"
 #include "fsrv/services/file_raw/raw_protocol.hpp"
+#include "fsrv/services/kit/login.hpp"
 #include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -75,6 +76,10 @@ class RawSession final : public kit::StreamSession {
   void start_list();
   void start_download(const std::string& name);
   void start_upload(const RawRequest& req);
+  void start_auth(const RawRequest& req);
+  /// The listener's policy refuses `access` to this connection's role: the
+  /// refusal's words, else "".
+  std::string refused(Access access) const;
   void payload_step(kit::PayloadReader::Step step) override;
 
   RawService& service_;
@@ -84,6 +89,8 @@ class RawSession final : public kit::StreamSession {
   std::string name_;
   std::string discard_error_;  ///< non-empty: the payload is dropped, then this is answered
   std::shared_ptr<transfer::FileSender> get_;
+  /// The account this connection authenticated as (AUTH), for the policy.
+  Role role_ = Role::kAnonymous;
 };
 
 std::unique_ptr<reactor::ConnectionHandler> RawService::create_handler(Connection& conn) {
@@ -174,12 +181,21 @@ void RawSession::run(const RawRequest& req) {
     if (req.fatal) conn_.close_when_flushed();
     return;
   }
+  if (req.cmd == RawCmd::kList || req.cmd == RawCmd::kDownload) {
+    if (std::string why = refused(Access::kRead); !why.empty()) {  // auth=all
+      reply(req.cmd, false, error_line(why));
+      return;
+    }
+  }
   switch (req.cmd) {
     case RawCmd::kList:
       start_list();
       return;
     case RawCmd::kDownload:
       start_download(req.name);
+      return;
+    case RawCmd::kAuth:
+      start_auth(req);
       return;
     case RawCmd::kUpload:
       start_upload(req);
@@ -257,8 +273,8 @@ void RawSession::start_upload(const RawRequest& req) {
   loop_.begin();
   discard_error_.clear();
   std::shared_ptr<transfer::UploadSink> sink;
-  if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous); r != Refusal::kNone) {
-    discard_error_ = refusal_text(r, Access::kWrite);  // dropped, answered after it
+  if (std::string why = refused(Access::kWrite); !why.empty()) {
+    discard_error_ = why;  // dropped, answered after it
   } else if (std::string why = storage::validate_name(req.name); !why.empty()) {
     // The size is known: drop the payload, answer after it, keep serving.
     discard_error_ = "invalid name: " + why;
@@ -285,6 +301,33 @@ void RawSession::start_upload(const RawRequest& req) {
   payload_step(payload_.feed());
 }
 
+std::string RawSession::refused(Access access) const {
+  Refusal r = service_.policy().refuse(access, role_);
+  return r == Refusal::kNone ? std::string() : refusal_text(r, access);
+}
+
+// AUTH user password (our extension, as the file protocol's), in this
+// dialect's words: "OK ..." or "ERROR AUTH: ...".
+void RawSession::start_auth(const RawRequest& req) {
+  std::string user = req.name;
+  bool started = kit::start_login(
+      conn_, service_, req.name, req.password, [this, user](auth::LoginOutcome outcome) {
+        bool ok = outcome.error.empty();
+        if (ok) role_ = outcome.role;
+        reply(RawCmd::kAuth, ok,
+              ok ? "OK authenticated as " + user + " (role " + std::string(role_name(role_)) + ")" +
+                       std::string(kEol)
+                 : error_line("AUTH: " + outcome.error));
+        request_done();
+      });
+  if (!started) {
+    reply(RawCmd::kAuth, false, error_line("AUTH: " + std::string(kit::kNoAccounts)));
+    return;
+  }
+  loop_.begin();
+  conn_.pause_reading();
+}
+
 // A dropped payload is answered at its end; a stored one when its sink is
 // done (the sink's callback).
 void RawSession::payload_step(kit::PayloadReader::Step step) {
@@ -308,7 +351,7 @@ const ServiceInfo& info() {
       },
       Transport::kStream,
       nullptr,
-      kPolicyReadOnly};
+      kPolicyReadOnly | kPolicyAuth};
   return kInfo;
 }
 

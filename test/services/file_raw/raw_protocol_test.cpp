@@ -1,5 +1,6 @@
 // file-raw line framing (src/services/file_raw/raw_protocol.cpp): blank
-// lines, the max_line bound, and independence from read boundaries.
+// lines, the max_line bound, and independence from read boundaries; the
+// AUTH line (our extension).
 
 #include "fsrv/services/file_raw/raw_protocol.hpp"
 
@@ -31,6 +32,22 @@ TEST(RawFraming, LongBlankLineIsTooLongHoweverTheReadsSplitIt) {
   ASSERT_EQ(l.kind, RawLine::kLine);
   EXPECT_EQ(l.line, "LIST");
   EXPECT_EQ(next_raw_line(short_blanks, 64).kind, RawLine::kNeedMore);
+}
+
+TEST(RawParse, AuthTakesExactlyAUserAndAPassword) {
+  RawRequest r = parse_raw_line("auth alice s3cret");
+  EXPECT_EQ(r.cmd, RawCmd::kAuth);
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.name, "alice");
+  EXPECT_EQ(r.password, "s3cret");
+  EXPECT_FALSE(r.fatal);
+  for (const char* bad : {"AUTH", "AUTH alice", "AUTH alice pass word"}) {
+    r = parse_raw_line(bad);
+    EXPECT_EQ(r.cmd, RawCmd::kAuth) << bad;
+    EXPECT_EQ(r.error, "usage: AUTH user password") << bad;
+    EXPECT_FALSE(r.fatal) << bad;  // no payload follows: the stream stays in step
+  }
+  EXPECT_EQ(raw_cmd_name(RawCmd::kAuth), "AUTH");
 }
 
 }  // namespace

@@ -25,22 +25,24 @@ inline constexpr std::string_view kNotFound = "File not found";
 inline constexpr std::string_view kNoFiles = "No files found.";
 inline constexpr std::string_view kUnknown = "Unknown command";
 
-enum class Verb { kList, kUpload, kDownload, kUnknown, kCount };
+enum class Verb { kList, kUpload, kDownload, kAuth, kUnknown, kCount };
 inline constexpr int kVerbCount = static_cast<int>(Verb::kCount);
 
-/// "LIST", "UPLOAD", "DOWNLOAD" or "UNKNOWN".
+/// "LIST", "UPLOAD", "DOWNLOAD", "AUTH" or "UNKNOWN".
 std::string_view verb_name(Verb verb);
 
 /// One parsed command.
 struct Command {
   Verb verb = Verb::kUnknown;
-  std::string name;   ///< UPLOAD/DOWNLOAD: the rest of the text, trimmed
-  std::string error;  ///< non-empty: answer this text and run nothing
+  std::string name;      ///< UPLOAD/DOWNLOAD: the rest of the text, trimmed; AUTH: the user
+  std::string password;  ///< AUTH (our extension, on `,auth=` listeners): the second word
+  std::string error;     ///< non-empty: answer this text and run nothing
 };
 
 /// Parses a command's whole text (terminator, if any, removed). The verb is
 /// case-insensitive; the name is everything after the verb's whitespace,
 /// trimmed, so it may hold spaces (the seed splits on the first space).
+/// "AUTH user password" takes exactly two words after the verb.
 Command parse_command(std::string_view text);
 
 /// Offset of the first '_' (a possible marker start) in `payload`, or npos.

@@ -7,6 +7,8 @@
 //   LIST\r\n                -> names joined by "\n", then "\r\n\r\n"
 //   UPLOAD name size\r\n    + exactly `size` raw bytes -> "OK ...\r\n"
 //   DOWNLOAD name\r\n       -> "size\r\n" + the raw bytes
+//   AUTH user password\r\n -> "OK authenticated as user (role R)\r\n" (our
+//                             extension, on `,auth=` listeners)
 //   any failure             -> "ERROR <text>\r\n"
 
 #include <cstdint>
@@ -20,18 +22,19 @@ inline constexpr std::string_view kListEnd = "\r\n\r\n";
 /// Ends every one-line reply and DOWNLOAD's size line.
 inline constexpr std::string_view kEol = "\r\n";
 
-enum class RawCmd { kList, kUpload, kDownload, kUnknown, kCount };
+enum class RawCmd { kList, kUpload, kDownload, kAuth, kUnknown, kCount };
 inline constexpr int kRawCmdCount = static_cast<int>(RawCmd::kCount);
 
-/// "LIST", "UPLOAD", "DOWNLOAD" or "UNKNOWN".
+/// "LIST", "UPLOAD", "DOWNLOAD", "AUTH" or "UNKNOWN".
 std::string_view raw_cmd_name(RawCmd cmd);
 
 /// One parsed request line.
 struct RawRequest {
   RawCmd cmd = RawCmd::kUnknown;
-  std::string name;   ///< UPLOAD/DOWNLOAD
-  uint64_t size = 0;  ///< UPLOAD: payload bytes that follow the line
-  std::string error;  ///< non-empty: answer "ERROR <error>"
+  std::string name;      ///< UPLOAD/DOWNLOAD; AUTH: the user
+  std::string password;  ///< AUTH
+  uint64_t size = 0;     ///< UPLOAD: payload bytes that follow the line
+  std::string error;     ///< non-empty: answer "ERROR <error>"
   /// With an error: the stream cannot be framed any more (an UPLOAD whose
   /// size is missing or unreadable), so the connection closes after it.
   bool fatal = false;
