@@ -65,8 +65,7 @@ bool none_match(std::string_view field, std::string_view etag) {
   while (!field.empty()) {
     size_t comma = field.find(',');
     std::string_view item = field.substr(0, comma);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    item = trim_ows(item);
     if (item.substr(0, 2) == "W/") item.remove_prefix(2);
     if (item == "*" || item == etag) return true;
     if (comma == std::string_view::npos) break;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/services/http/http_form.hpp"
 #include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
