@@ -83,13 +83,17 @@ class HttpService final : public Service {
   std::string refusal(reactor::Refusal why, int limit) const override {
     return info().refusal(why, limit);
   }
+  /// Counts one reply of `status` ("http/status/CODE"; every final status
+  /// is also one of "http/requests").
   void count(int status) {
     if (status != 100) shared_.stats->add(requests_);  // 100 precedes the final status
     if (status >= 0 && status < static_cast<int>(status_.size())) {
       shared_.stats->add(status_[static_cast<size_t>(status)]);
     }
   }
+  /// Counts the bytes of one stored upload ("http/uploads/bytes").
   void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
+  /// What the services of this process share (config, root, executor...).
   Shared& shared() { return shared_; }
   /// Takes `n` bytes of the form bodies' memory budget (kFormBodyBudget,
   /// shared by every connection of this process); false if over it.
@@ -98,6 +102,7 @@ class HttpService final : public Service {
     form_bytes_ += n;
     return true;
   }
+  /// Gives back `n` bytes taken with take_form_bytes.
   void give_form_bytes(size_t n) { form_bytes_ -= n; }
 
   /// The Date field value (RFC 9110 section 6.6.1) and the access log's

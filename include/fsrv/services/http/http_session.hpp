@@ -6,6 +6,8 @@
 // GET/HEAD of files in http_routes.cpp, uploads and the form echo in
 // http_upload.cpp, reply heads and the access log in http_reply.cpp.
 
+#include <arpa/inet.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
