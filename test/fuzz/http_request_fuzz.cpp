@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/services/http/http_form.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/http/request_parser.hpp"
 

@@ -34,12 +34,6 @@ namespace fsrv::services::http {
 
 namespace {
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // Splits a comma-separated field value into lower-cased list members without
 // parameters ("gzip;q=1, Chunked" -> gzip, chunked); RFC 9110 section 5.6.1.
 std::vector<std::string> list_members(std::string_view value) {

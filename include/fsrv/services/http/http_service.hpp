@@ -1,19 +1,29 @@
 #pragma once
 // The HTTP service: the course's HTTP file server (seed 004,
 // tugas 6-8) as an HTTP/1.1 server (RFC 9110, RFC 9112) on the same storage
-// root and name rules as the file protocol. One handler per connection
-// drives a RequestParser (llhttp), answers one request at a time
-// (pipelined requests wait, the parser pauses after each message), sends
-// file bodies with sendfile(2) through transfer::send_file and streams
-// uploads (POST /upload/{name}, PUT /{name}) into a transfer::UploadSink.
-// Routes, limits and status codes: docs/services/http.md.
+// root and name rules as the file protocol. This header owns its
+// registration (info()), the per-process HttpService (status counters,
+// the Date and log clocks, spare read buffers, the small-file cache, the
+// form bodies' memory budget) and the web pages. Each connection is an
+// HttpSession (http_session.hpp): it drives a RequestParser (llhttp),
+// answers one request at a time (pipelined requests wait, the parser
+// pauses after each message), sends file bodies with sendfile(2) through
+// transfer::send_file and streams uploads (POST /upload/{name}, PUT
+// /{name}) into a transfer::UploadSink. Routes, limits and status codes:
+// docs/services/http.md.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/service.hpp"
+#include "fsrv/storage/small_file_cache.hpp"
 
 namespace fsrv::services::http {
 
@@ -41,5 +51,120 @@ std::string web_page(const std::vector<ListedFile>& files);
 /// The course's form page of tugas 8 (GET /sending.html): one text field
 /// `kirim`, method post.
 std::string_view sending_page();
+
+/// Socket read size: one typical read; the parser keeps a partial head
+/// itself (up to kMaxHeadBytes), so the buffer never has to hold more.
+/// A connection holds one only from the moment its socket is readable until
+/// its input is parsed (nginx's model): an idle keep-alive connection holds
+/// none.
+inline constexpr size_t kReadBuffer = 64 * 1024;
+
+/// Read buffers a loop keeps for reuse once connections give them back
+/// (1 MiB): taking one is then a pointer move, not a 64 KiB allocation and
+/// clearing per request; beyond this many, returned buffers are freed.
+inline constexpr size_t kSpareReadBuffers = 16;
+
+/// Status codes counted as "http/status/<code>" in STATS and /stats.
+inline constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408,
+                                           411, 413, 414, 416, 431, 500, 501, 503, 505, 507};
+
+/// The http service of one serving process (one per listener policy):
+/// counts statuses, requests and upload bytes, keeps the Date and access
+/// log clocks, lends read buffers, holds the small-file cache and the form
+/// bodies' budget; makes one HttpSession per connection.
+class HttpService final : public Service {
+ public:
+  explicit HttpService(Shared& shared) : Service(shared, "http") {
+    for (int s : kCountedStatuses)
+      status_[static_cast<size_t>(s)] = counter("status/" + std::to_string(s));
+    requests_ = counter("requests");
+    uploads_ = counter("uploads/bytes");
+  }
+  std::string refusal(reactor::Refusal why, int limit) const override {
+    return info().refusal(why, limit);
+  }
+  /// Counts one reply of `status` ("http/status/CODE"; every final status
+  /// is also one of "http/requests").
+  void count(int status) {
+    if (status != 100) shared_.stats->add(requests_);  // 100 precedes the final status
+    if (status >= 0 && status < static_cast<int>(status_.size())) {
+      shared_.stats->add(status_[static_cast<size_t>(status)]);
+    }
+  }
+  /// Counts the bytes of one stored upload ("http/uploads/bytes").
+  void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
+  /// What the services of this process share (config, root, executor...).
+  Shared& shared() { return shared_; }
+  /// Takes `n` bytes of the form bodies' memory budget (kFormBodyBudget,
+  /// shared by every connection of this process); false if over it.
+  bool take_form_bytes(size_t n) {
+    if (form_bytes_ + n > kFormBodyBudget) return false;
+    form_bytes_ += n;
+    return true;
+  }
+  /// Gives back `n` bytes taken with take_form_bytes.
+  void give_form_bytes(size_t n) { form_bytes_ -= n; }
+
+  /// The Date field value (RFC 9110 section 6.6.1) and the access log's
+  /// time, recomputed once per second.
+  const std::string& date() {
+    refresh_time();
+    return date_;
+  }
+  const std::string& log_time() {
+    refresh_time();
+    return log_time_;
+  }
+  /// A kReadBuffer-sized read buffer (a spare one when there is one).
+  std::vector<char> take_read_buffer() {
+    if (spare_reads_.empty()) return std::vector<char>(kReadBuffer);
+    std::vector<char> b = std::move(spare_reads_.back());
+    spare_reads_.pop_back();
+    return b;
+  }
+  /// Returns a buffer from take_read_buffer (kept for reuse up to
+  /// kSpareReadBuffers; grown or surplus buffers are freed).
+  void give_read_buffer(std::vector<char>&& b) {
+    if (b.size() == kReadBuffer && spare_reads_.size() < kSpareReadBuffers) {
+      spare_reads_.push_back(std::move(b));
+    }
+    b = std::vector<char>();
+  }
+  /// Small files of the root kept by this loop (GET answers them without
+  /// an executor hop); made at first use.
+  storage::SmallFileCache& file_cache() {
+    if (!file_cache_) file_cache_ = std::make_unique<storage::SmallFileCache>(*shared_.root);
+    return *file_cache_;
+  }
+
+ protected:
+  std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override;
+
+ private:
+  /// Form echo bodies (tugas 8) are held whole to be parsed: 64 MiB for
+  /// all connections of a process (64 bodies at kMaxMultipartBody), so 400
+  /// clients posting 1 MB each get 503, not 400 MB of RSS.
+  static constexpr size_t kFormBodyBudget = 64 << 20;
+  size_t form_bytes_ = 0;
+
+  void refresh_time() {
+    time_t now = time(nullptr);
+    if (now == date_second_) return;
+    date_second_ = now;
+    date_ = format_http_date(now);
+    tm t{};
+    gmtime_r(&now, &t);
+    char buf[64];
+    strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S +0000", &t);
+    log_time_ = buf;
+  }
+
+  std::array<stats::Counter, 600> status_{};
+  stats::Counter requests_, uploads_;
+  time_t date_second_ = -1;
+  std::string date_, log_time_;
+  std::unique_ptr<storage::SmallFileCache> file_cache_;
+  std::vector<std::vector<char>> spare_reads_;
+};
 
 }  // namespace fsrv::services::http

@@ -1,9 +1,9 @@
 #pragma once
 // HTTP helpers over bytes for the HTTP service, protocol-pure (no I/O):
 // request-target splitting and percent-decoding, MIME types, HTTP dates,
-// ETags, byte ranges, reason phrases, form bodies (urlencoded and small
-// multipart), HTML escaping and Content-Disposition. Each function cites
-// the RFC section it follows.
+// ETags, byte ranges, reason phrases, origins, HTML escaping,
+// Content-Disposition and Basic credentials (form bodies are in
+// http_form.hpp). Each function cites the RFC section it follows.
 
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +22,17 @@ constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<c
 
 /// ASCII case-insensitive equality of two byte strings.
 bool iequals(std::string_view a, std::string_view b);
+
+/// True for an ASCII decimal digit.
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/// `s` without leading and trailing optional white space (SP and HTAB, RFC
+/// 9110 section 5.6.3).
+std::string_view trim_ows(std::string_view s);
+
+/// The byte a %XX escape at s[i] stands for (s[i] == '%'), or -1 when not
+/// followed by two hex digits (RFC 3986 section 2.1).
+int percent_escape_at(std::string_view s, size_t i);
 
 // ---- request target ----------------------------------------------------
 
@@ -109,53 +120,6 @@ std::string content_range_unsatisfied(uint64_t size);
 /// 429, 431), e.g. 404 -> "Not Found"; "" for codes we do not know (the
 /// reason-phrase may be empty, RFC 9112 section 4).
 std::string_view reason_phrase(int status);
-
-// ---- forms ---------------------------------------------------------------
-
-/// One form field. For urlencoded bodies only name and value are set; for
-/// multipart, a file part also sets filename (as sent, may be empty) and
-/// content_type, and its value holds the raw file bytes.
-struct FormField {
-  std::string name;
-  std::string value;
-  std::string filename;
-  std::string content_type;
-  bool is_file = false;
-  bool operator==(const FormField&) const = default;
-};
-
-/// Decodes an application/x-www-form-urlencoded body (WHATWG URL standard,
-/// section 5.1): split on '&', empty pairs skipped, name/value split at the
-/// first '=', '+' -> SP, %XX decoded once; a '%' not followed by two hex
-/// digits is kept literally, as the standard says. Order is preserved.
-std::vector<FormField> parse_urlencoded(std::string_view body);
-
-/// Largest multipart/form-data body parse_multipart accepts: 1 MiB. The
-/// parser holds the whole body; it is meant for small forms (names, short
-/// texts, small uploads), large uploads stream through the PUT/raw path.
-inline constexpr size_t kMaxMultipartBody = 1024 * 1024;
-
-/// Most fields accepted in one form body (urlencoded or multipart): bounds
-/// the vector a hostile body can make.
-inline constexpr size_t kMaxFormFields = 1000;
-
-/// The boundary parameter of a "multipart/form-data; boundary=..." value
-/// (token or quoted-string, 1-70 characters, RFC 2046 section 5.1.1).
-/// Errors: another media type or a missing/invalid boundary.
-Result<std::string> multipart_boundary(std::string_view content_type);
-
-/// Parses one multipart part's header lines (`lines`: CRLF-separated, no
-/// final empty line): Content-Disposition: form-data with a name (and a
-/// filename for a file part), Content-Type. `value` stays empty. Errors: a
-/// malformed line, no Content-Disposition, not form-data, no name.
-Result<FormField> parse_part_head(std::string_view lines);
-
-/// Parses a complete multipart/form-data body (RFC 7578, framing of RFC
-/// 2046 section 5.1.1): preamble and epilogue ignored, each part needs a
-/// Content-Disposition: form-data with a name. Errors: body over
-/// kMaxMultipartBody, more than kMaxFormFields parts, missing delimiter or
-/// close delimiter, malformed part headers.
-Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary);
 
 // ---- origins -------------------------------------------------------------
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "fsrv/services/http/http_util.hpp"
+#include "fsrv/services/http/http_form.hpp"
 
 namespace fsrv::services::http {
 

@@ -1,0 +1,230 @@
+#pragma once
+// One HTTP/1.1 connection of the http service (HttpSession): the request
+// framing (reads, the llhttp RequestParser, pipelining, keep-alive, idle,
+// lingering close after an error) in http_session.cpp; its other rooms
+// are member functions defined beside their concern: routing, policy and
+// GET/HEAD of files in http_routes.cpp, uploads and the form echo in
+// http_upload.cpp, reply heads and the access log in http_reply.cpp.
+
+#include <arpa/inet.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fsrv/reactor/connection.hpp"
+#include "fsrv/services/http/http_service.hpp"
+#include "fsrv/services/http/multipart_reader.hpp"
+#include "fsrv/services/http/request_parser.hpp"
+#include "fsrv/storage/storage.hpp"
+#include "fsrv/transfer/file_sender.hpp"
+#include "fsrv/transfer/upload_sink.hpp"
+
+namespace fsrv::services::http {
+
+using reactor::Connection;
+using reactor::ConnRef;
+using Clock = std::chrono::steady_clock;
+
+/// What POST /upload answers when its body has no file to store.
+inline constexpr std::string_view kFormUploadHelp =
+    "POST /upload needs a multipart/form-data body with a file part, e.g. "
+    "curl -F file=@photo.jpg http://HOST/upload (the file is stored under its filename); "
+    "raw bytes go to POST /upload/{name} or PUT /{name}";
+
+/// What a request asks for, decided from its head.
+enum class Route {
+  kIndex,       ///< GET / (the web UI)
+  kSending,     ///< GET /sending.html (tugas 8 form)
+  kListdir,     ///< GET /listdir (seed 004)
+  kStats,       ///< GET /stats
+  kWhoami,      ///< GET /whoami: the account and what it may do (the web page asks)
+  kLogin,       ///< GET /login: 401 with the challenge until the browser has an account
+  kHealth,      ///< GET /healthz (load balancer checks; not in the access log)
+  kMetrics,     ///< GET /metrics (Prometheus text format 0.0.4)
+  kFile,        ///< GET|HEAD /{name}
+  kUploadPost,  ///< POST /upload/{name} (seed 004)
+  kUploadPut,   ///< PUT /{name} (WebDAV convention)
+  kUploadForm,  ///< POST /upload: a multipart/form-data file part
+  kDelete,      ///< DELETE /delete/{name} (seed 004) or DELETE /{name}
+  kForm,        ///< POST elsewhere: the form echo of tugas 8
+  kOptions,     ///< OPTIONS: 204 with Allow
+  kReject,      ///< answered with reject_status_ once the message is read
+};
+
+/// One connection's handler: parses requests, answers them in order and
+/// keeps the connection alive between them (see the top of this header).
+class HttpSession final : public reactor::ConnectionHandler,
+                          public RequestHandler,
+                          public MultipartHandler {
+ public:
+  HttpSession(Connection& conn, HttpService& service)
+      : conn_(conn),
+        service_(service),
+        shared_(service.shared()),
+        parser_(*this, parser_options(*shared_.config)) {
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "-";
+    if (uv_tcp_getpeername(conn.tcp(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (ss.ss_family == AF_INET) {
+        uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), host, sizeof host);
+      } else if (ss.ss_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), host, sizeof host);
+      }
+    }
+    peer_ = host;
+  }
+
+  // ConnectionHandler
+  std::span<char> read_space() override;
+  void on_read(size_t n) override;
+  void on_eof() override;
+  void on_timer() override;
+  void on_idle_timeout() override;
+  /// The head not complete within --request-timeout (or a trickled head
+  /// of the next request): 408, as for an idle request.
+  void on_request_timeout() override { on_idle_timeout(); }
+  /// A body slower than --min-rate: 408 too (a stalled reply just closes).
+  void on_too_slow() override { on_idle_timeout(); }
+  void on_drain() override { process_input(); }
+  void on_shutdown() override;
+  void on_close() override;
+
+  // RequestHandler (called from inside parser_.feed)
+  void on_head(const RequestHead& head) override;
+  void on_body(std::string_view piece) override;
+  void on_complete(const std::vector<Header>& trailers) override;
+  void on_error(const ParseError& error) override;
+
+  // MultipartHandler (called from inside form_->feed, POST /upload)
+  void on_part(const FormField& part) override;
+  void on_part_data(std::string_view piece) override;
+  void on_part_end() override { in_file_ = false; }
+
+ private:
+  enum class State {
+    kIdle,        ///< between requests, or reading a head
+    kBody,        ///< reading the body of the current request
+    kResponding,  ///< the request is complete; its reply is being made
+    kLinger,      ///< replied with Connection: close; dropping input
+    kClosed,      ///< close_when_flushed() was called
+  };
+  enum class BodyTo { kDiscard, kSink, kMemory };
+
+  static RequestParser::Options parser_options(const ServerConfig& config) {
+    RequestParser::Options o;
+    o.max_body = config.max_upload;  // 413 while the body streams
+    return o;
+  }
+
+  std::string_view input() const { return {in_.data() + in_start_, in_end_ - in_start_}; }
+  void consume(size_t n) { in_start_ += n; }
+
+  void process_input();
+  void route();
+  /// Basic credentials of an auth= listener: role_ now (cached) or after
+  /// the check (auth_pending_ holds the parser meanwhile); then the policy.
+  void authenticate();
+  void refuse_by_policy();
+  /// The part of on_head after routing (once authenticated).
+  void begin_body();
+  bool hold_after_head() override { return auth_pending_; }
+  void reject(int status, std::string text, std::string extra = {});
+  void fail_now(int status, std::string text, std::string extra = {});
+  void complete_message();
+  void dispatch();
+  void request_done();
+
+  /// Head of a reply: status line, Date, Server, `extra` (complete field
+  /// lines), Content-Type, Content-Length (unless `length` < 0) and the
+  /// Connection field our keep-alive decision needs. `body_reserve`:
+  /// bytes of body the caller appends (reserved, so no reallocation).
+  std::string reply_head(int status, std::string_view type, int64_t length,
+                         std::string_view extra = {}, size_t body_reserve = 0);
+  /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
+  void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
+  void finish(int status, uint64_t body_bytes);
+  void count_once(int status);
+
+  void start_get(std::string name, bool head_only);
+  /// Answers GET/HEAD of `name` (size and mtime of the file opened):
+  /// `data` is the whole file when it was read (small), else `f` streams.
+  /// `validators`, when given, holds "ETAG\nLAST-MODIFIED" for this
+  /// size and mtime (made here when empty: a cached file keeps them).
+  void answer_get(const std::string& name, uint64_t size, int64_t mtime_ns, const std::string* data,
+                  storage::ReadFile* f, std::string* validators = nullptr);
+  void start_upload();
+  void start_form_upload();
+  void sink_piece(std::string_view piece);
+  bool pump_sink();
+  void upload_done(Status s, uint64_t bytes);
+  void maybe_reply_upload();
+  void start_delete(std::string name);
+  void start_listdir(bool page);
+  void reply_form();
+
+  Connection& conn_;
+  HttpService& service_;
+  /// The account of the current request (Authorization: Basic), for the policy.
+  Role role_ = Role::kAnonymous;
+  std::string user_;                ///< its name once the password checked out
+  bool auth_pending_ = false;       ///< its password is being checked
+  bool resume_after_hold_ = false;  ///< the parser is paused after a held head
+  Shared& shared_;
+  RequestParser parser_;
+  std::string peer_;
+
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+  bool processing_ = false;
+  bool eof_ = false;
+  bool quit_ = false;
+  State state_ = State::kIdle;
+
+  // The current request.
+  RequestHead head_;
+  Route route_ = Route::kReject;
+  std::string name_;
+  bool head_only_ = false;
+  bool keep_alive_ = true;
+  bool message_complete_ = false;
+  bool body_complete_ = false;
+  BodyTo body_to_ = BodyTo::kDiscard;
+  int reject_status_ = 0;
+  std::string reject_text_, reject_extra_;
+  std::string form_body_;
+  size_t form_charged_ = 0;  ///< form_body_'s bytes taken from the service's budget
+  /// Empties form_body_ and gives its bytes back to the budget.
+  void release_form() {
+    service_.give_form_bytes(form_charged_);
+    form_charged_ = 0;
+    form_body_ = std::string();
+  }
+  Clock::time_point started_;
+  bool counted_ = false;  ///< the current reply's status is counted
+
+  // Uploads.
+  std::shared_ptr<transfer::UploadSink> sink_;
+  std::string overflow_;  ///< body bytes the sink had no room for (< one read)
+  /// PUT: the upload's commit replaced a file (204, not 201), learnt from
+  /// the rename itself (storage::UploadFile::replaced) in upload_done.
+  bool replaced_ = false;
+  bool upload_finished_ = false;
+  Status upload_status_;
+  /// POST /upload: the body's reader, and whether a file part was met
+  /// (the first one is stored; later parts are read and ignored).
+  std::unique_ptr<MultipartReader> form_;
+  bool file_seen_ = false;
+  bool in_file_ = false;
+
+  std::shared_ptr<transfer::FileSender> get_;
+};
+
+}  // namespace fsrv::services::http

@@ -1,0 +1,140 @@
+// Replies of the http service: the status of a storage error, error
+// bodies, the head every reply starts with (HttpSession::reply_head), a
+// whole small reply in one write, and the end of each request: counted
+// once, logged (the info log line and the access log), then the next.
+
+#include "fsrv/services/http/http_reply.hpp"
+
+#include <chrono>
+#include <cinttypes>
+#include <string>
+
+#include "fsrv/core/access_log.hpp"
+#include "fsrv/core/log.hpp"
+#include "fsrv/services/http/http_session.hpp"
+#include "fsrv/services/http/http_util.hpp"
+
+namespace fsrv::services::http {
+
+int status_for(Errc code) {
+  switch (code) {
+    case Errc::kOk:
+      return 200;
+    case Errc::kNotFound:
+      return 404;
+    case Errc::kInvalidName:
+    case Errc::kNotRegular:  // directories and symlinks: never followed
+    case Errc::kPermission:
+      return 403;
+    case Errc::kTooLarge:
+      return 413;
+    case Errc::kNoSpace:
+      return 507;  // RFC 4918 section 11.5
+    case Errc::kBusy:
+    case Errc::kShuttingDown:
+      return 503;
+    case Errc::kTimeout:
+      return 408;
+    case Errc::kBadData:
+    case Errc::kBadRequest:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+std::string error_body(int status, const Status& s, const std::string& name) {
+  if (status == 404) return "File not found";
+  if (s.code == Errc::kInvalidName) return "Invalid file name: " + s.error;
+  if (s.code == Errc::kNotRegular) return "Not a regular file: " + name;
+  return std::string(reason_phrase(status)) + (s.error.empty() ? "" : ": " + s.error);
+}
+
+// ---------------------------------------------------------------- replies
+
+std::string HttpSession::reply_head(int status, std::string_view type, int64_t length,
+                                    std::string_view extra, size_t body_reserve) {
+  std::string h;
+  h.reserve(256 + extra.size() + body_reserve);
+  h += "HTTP/1.1 ";
+  h += std::to_string(status);
+  h += ' ';
+  h += reason_phrase(status);
+  h += "\r\nDate: ";
+  h += service_.date();
+  h += "\r\nServer: ";
+  h += kServer;
+  h += "\r\n";
+  h += extra;
+  if (!type.empty()) {
+    h += "Content-Type: ";
+    h += type;
+    h += "\r\n";
+  }
+  if (length >= 0) {
+    h += "Content-Length: ";
+    h += std::to_string(length);
+    h += "\r\n";
+  }
+  if (quit_) keep_alive_ = false;
+  if (!keep_alive_) {
+    h += "Connection: close\r\n";
+  } else if (head_.version_major == 1 && head_.version_minor == 0) {
+    h += "Connection: keep-alive\r\n";  // RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
+  }
+  h += "\r\n";
+  return h;
+}
+
+void HttpSession::reply(int status, std::string_view type, std::string_view body,
+                        std::string_view extra) {
+  // 204 and 304 carry no body and (204) no Content-Length (RFC 9110
+  // sections 8.6, 15.3.5, 15.4.5).
+  bool no_body = status == 204 || status == 304;
+  bool send_body = !no_body && !head_only_;
+  std::string out = reply_head(status, type, no_body ? -1 : static_cast<int64_t>(body.size()),
+                               extra, send_body ? body.size() : 0);
+  if (send_body) out += body;
+  count_once(status);
+  conn_.write_owned_moved(std::move(out));
+  finish(status, send_body ? body.size() : 0);
+}
+
+// Counted before the reply's first byte is written: a client that reads the
+// reply and then asks /stats (on another worker) must see it counted.
+void HttpSession::count_once(int status) {
+  if (counted_) return;
+  counted_ = true;
+  service_.count(status);
+}
+
+void HttpSession::finish(int status, uint64_t body_bytes) {
+  count_once(status);
+  counted_ = false;
+  double secs = std::chrono::duration<double>(Clock::now() - started_).count();
+  std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
+  // Health checks arrive every half second per balancer: not traffic.
+  if (route_ != Route::kHealth) {
+    FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
+                  service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+    service_.observe_duration(secs);
+  }
+  if (log::access_enabled() && route_ != Route::kHealth) {
+    const Header* referer = head_.find("referer");
+    const Header* agent = head_.find("user-agent");
+    std::string code = std::to_string(status);
+    log::access({.service = "http",
+                 .peer = peer_,
+                 .verb = head_.method,
+                 .name = head_.target,
+                 .status = code,
+                 .bytes = body_bytes,
+                 .seconds = secs,
+                 .request_line = line,
+                 .referer = referer ? std::string_view(referer->value) : std::string_view(),
+                 .user_agent = agent ? std::string_view(agent->value) : std::string_view()});
+  }
+  if (state_ == State::kResponding) request_done();
+}
+
+}  // namespace fsrv::services::http

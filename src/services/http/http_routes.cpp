@@ -1,0 +1,529 @@
+// Routing of the http service (HttpSession members): a parsed head to a
+// Route (with the name rules, the cross-origin check and the listener's
+// policy and accounts), the answers that need no body (pages, /stats,
+// /whoami, /healthz, /metrics, OPTIONS), GET/HEAD of stored files (the
+// small-file cache, Range, conditional GET), DELETE and the listings.
+
+#include <cinttypes>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fsrv/auth/authenticator.hpp"
+#include "fsrv/services/http/http_reply.hpp"
+#include "fsrv/services/http/http_session.hpp"
+#include "fsrv/services/http/http_util.hpp"
+#include "fsrv/storage/small_file_cache.hpp"
+
+namespace fsrv::services::http {
+
+namespace {
+
+/// The challenge of a 401 (RFC 7617 section 2: realm, and UTF-8 for the
+/// user name and password).
+constexpr const char* kChallenge = "WWW-Authenticate: Basic realm=\"fsrv\", charset=\"UTF-8\"\r\n";
+
+/// Files up to this size are read by the open task and sent with the head
+/// in one write (one syscall, no second pool hop: the small-file case of
+/// `make bench-http`); larger ones stream with sendfile(2). 64 KiB is the
+/// read buffer's size, so memory per connection stays bounded.
+constexpr uint64_t kInlineFileMax = 64 * 1024;
+
+/// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
+constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+
+/// Fields of every reply carrying a stored file: its bytes are never
+/// sniffed into another type, and an HTML or SVG file opened in a browser
+/// runs in a sandbox (no script, unique origin), so an uploaded page cannot
+/// act on this server with the user's browser.
+constexpr std::string_view kStoredFileFields =
+    "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n";
+
+/// JSON string literal of `s` (RFC 8259 section 7).
+void json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+/// True if If-None-Match's list matches the strong tag `etag` (RFC 9110
+/// section 13.1.2: weak comparison, "*" matches any current file).
+bool none_match(std::string_view field, std::string_view etag) {
+  while (!field.empty()) {
+    size_t comma = field.find(',');
+    std::string_view item = field.substr(0, comma);
+    item = trim_ows(item);
+    if (item.substr(0, 2) == "W/") item.remove_prefix(2);
+    if (item == "*" || item == etag) return true;
+    if (comma == std::string_view::npos) break;
+    field.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- routing
+
+void HttpSession::route() {
+  Target t = split_target(head_.target);
+  std::string_view path = t.path;
+  // Absolute-form (RFC 9112 section 3.2.2): a server must accept it.
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (path.size() >= scheme.size() && iequals(path.substr(0, scheme.size()), scheme)) {
+      size_t slash = path.find('/', scheme.size());
+      path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+    }
+  }
+  const std::string& m = head_.method;
+  // A browser sends Origin with a cross-site request; a write from another
+  // site's page (or an opaque "null" origin) is refused, so a page
+  // elsewhere cannot upload or delete through a visitor's browser. Clients
+  // that send no Origin (curl, the course's) are not concerned.
+  if (m == "PUT" || m == "POST" || m == "DELETE") {
+    const Header* origin = head_.find("Origin");
+    const Header* host = head_.find("Host");
+    if (origin && !origin_matches_host(origin->value, host ? host->value : "")) {
+      reject(403, "Cross-origin write refused: Origin " + origin->value +
+                      " is not this server (Host " + (host ? host->value : "") + ")");
+      return;
+    }
+  }
+  if (m == "OPTIONS" && path == "*") {
+    route_ = Route::kOptions;
+    return;
+  }
+  if (path.empty() || path[0] != '/') {
+    reject(400, "Bad request target");
+    return;
+  }
+  Result<std::string> decoded = percent_decode_path(path.substr(1));  // decoded exactly once
+  if (!decoded.ok()) {
+    reject(400, "Bad request target: " + decoded.error);
+    return;
+  }
+  const std::string& p = decoded.value;
+  if (m == "GET" || m == "HEAD") {
+    if (p.empty()) {
+      route_ = Route::kIndex;
+    } else if (p == "sending.html") {
+      route_ = Route::kSending;
+    } else if (p == "listdir") {
+      route_ = Route::kListdir;
+    } else if (p == "stats") {
+      route_ = Route::kStats;
+    } else if (p == "whoami") {
+      route_ = Route::kWhoami;
+    } else if (p == "login") {
+      route_ = Route::kLogin;
+    } else if (p == "healthz") {
+      route_ = Route::kHealth;
+    } else if (p == "metrics" && shared_.metrics_text) {
+      route_ = Route::kMetrics;
+    } else {
+      route_ = Route::kFile;
+      name_ = p;
+    }
+  } else if (m == "POST") {
+    if (p == "upload" || p == "upload/") {
+      route_ = Route::kUploadForm;
+    } else if (p.rfind("upload/", 0) == 0) {
+      route_ = Route::kUploadPost;
+      name_ = p.substr(7);
+    } else {
+      route_ = Route::kForm;
+    }
+  } else if (m == "PUT") {
+    route_ = Route::kUploadPut;
+    name_ = p;
+  } else if (m == "DELETE") {
+    route_ = Route::kDelete;
+    name_ = p.rfind("delete/", 0) == 0 ? p.substr(7) : p;
+  } else if (m == "OPTIONS") {
+    route_ = Route::kOptions;
+  } else {
+    reject(405, "Method not allowed: " + m, "Allow: " + std::string(kAllow) + "\r\n");
+    return;
+  }
+  if (route_ == Route::kFile || route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
+      route_ == Route::kDelete) {
+    // The file protocol's name rules: no '/', no "..", no hidden names.
+    if (std::string why = storage::validate_name(name_); !why.empty()) {
+      reject(403, "Invalid file name: " + why);
+      return;
+    }
+  }
+  authenticate();
+}
+
+// The listener's `,ro` / `,auth=`: 403 on a read-only listener or for a role
+// that may not, 401 with a Basic challenge before an account (RFC 7617
+// section 2).
+void HttpSession::authenticate() {
+  role_ = Role::kAnonymous;
+  user_.clear();
+  const Header* h = head_.find("Authorization");
+  if (!h || !shared_.auth || service_.policy().auth == AuthScope::kNone) {
+    refuse_by_policy();
+    return;
+  }
+  std::string user, password;
+  if (!parse_basic_credentials(h->value, user, password)) {
+    reject(401, "Authorization: expected Basic credentials (RFC 7617)", kChallenge);
+    return;
+  }
+  if (shared_.auth->cached(user, password, role_)) {
+    user_ = user;
+    refuse_by_policy();
+    return;
+  }
+  // Held: the parser stops after this head until the check is back.
+  auth_pending_ = true;
+  conn_.pause_reading();
+  ConnRef ref(&conn_);
+  shared_.auth->check(user, password, peer_, [this, ref, user](auth::LoginOutcome outcome) {
+    if (conn_.closing() || state_ != State::kBody) return;
+    auth_pending_ = false;
+    role_ = outcome.role;
+    if (outcome.error.empty()) user_ = user;
+    if (!outcome.error.empty()) {
+      reject(401, "Unauthorized: " + outcome.error, kChallenge);
+    } else {
+      refuse_by_policy();
+    }
+    if (state_ == State::kBody) begin_body();
+    resume_after_hold_ = true;
+    process_input();
+  });
+}
+
+void HttpSession::refuse_by_policy() {
+  Access access =
+      route_ == Route::kDelete ? Access::kDelete
+      : route_ == Route::kUploadPost || route_ == Route::kUploadPut || route_ == Route::kUploadForm
+          ? Access::kWrite
+          : Access::kRead;
+  Refusal r = service_.policy().refuse(access, role_);
+  if (r == Refusal::kLogin) {
+    reject(401, "Authentication required: log in with an account of the users file", kChallenge);
+  } else if (r != Refusal::kNone) {
+    reject(403, "Forbidden: " + refusal_text(r, access));
+  }
+}
+
+// A request we refuse from its head alone. Without a body, the reply waits
+// for the (empty) message end and the connection stays open; with one, we
+// answer now and close (RFC 9110 section 10.1.1 allows it for a client
+// waiting on 100-continue; it saves reading a body we would drop).
+void HttpSession::reject(int status, std::string text, std::string extra) {
+  bool has_body = head_.framing == BodyFraming::kChunked ||
+                  (head_.framing == BodyFraming::kContentLength && head_.content_length > 0);
+  if (has_body) {
+    fail_now(status, std::move(text), std::move(extra));
+    return;
+  }
+  route_ = Route::kReject;
+  reject_status_ = status;
+  reject_text_ = std::move(text);
+  reject_extra_ = std::move(extra);
+}
+
+void HttpSession::dispatch() {
+  constexpr std::string_view kHtml = "text/html; charset=utf-8";
+  constexpr std::string_view kText = "text/plain; charset=utf-8";
+  switch (route_) {
+    case Route::kReject:
+      reply(reject_status_, kText, reject_text_, reject_extra_);
+      return;
+    case Route::kIndex:
+      start_listdir(true);
+      return;
+    case Route::kSending:
+      reply(200, kHtml, sending_page());
+      return;
+    case Route::kStats:
+      reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
+      return;
+    case Route::kWhoami: {
+      // The user name holds only [A-Za-z0-9._-] (auth::validate_user_name).
+      const ListenerPolicy& p = service_.policy();
+      auto may = [&](Access a) { return p.refuse(a, role_) == Refusal::kNone ? "true" : "false"; };
+      std::string body =
+          "{\"user\":" + (user_.empty() ? std::string("null") : "\"" + user_ + "\"") +
+          ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" + p.text() +
+          "\",\"accounts\":" + (p.auth != AuthScope::kNone ? "true" : "false") +
+          ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" + may(Access::kDelete) + "}\n";
+      reply(200, "application/json", body, "Cache-Control: no-store\r\n");
+      return;
+    }
+    case Route::kLogin:
+      if (service_.policy().auth != AuthScope::kNone && role_ == Role::kAnonymous) {
+        reply(401, kText, "Log in with an account of this server\n", kChallenge);
+      } else {
+        reply(303, kText, "See /\n", "Location: /\r\n");
+      }
+      return;
+    case Route::kHealth: {
+      // 503 from the stop signal on, so HAProxy's `option httpchk` takes the
+      // node out before its listeners close (--drain-delay).
+      const bool failing = conn_.reactor().health_failing;
+      reply(failing ? 503 : 200, kText,
+            std::string(failing ? "draining" : "ok") + " node=" + shared_.node_id + "\n",
+            "Cache-Control: no-store\r\n");
+      return;
+    }
+    case Route::kMetrics:
+      reply(200, "text/plain; version=0.0.4; charset=utf-8", shared_.metrics_text(),
+            "Cache-Control: no-store\r\n");
+      return;
+    case Route::kListdir:
+      start_listdir(false);
+      return;
+    case Route::kFile:
+      start_get(name_, head_only_);
+      return;
+    case Route::kDelete:
+      start_delete(name_);
+      return;
+    case Route::kForm:
+      reply_form();
+      return;
+    case Route::kOptions:
+      reply(204, {}, {}, "Allow: " + std::string(kAllow) + "\r\n");
+      return;
+    case Route::kUploadPost:
+    case Route::kUploadPut:
+    case Route::kUploadForm:
+      return;  // the sink's done callback replies
+  }
+}
+
+// ---------------------------------------------------------------- GET / HEAD
+
+void HttpSession::start_get(std::string name, bool head_only) {
+  // A small file read before and unchanged since: no executor hop.
+  storage::SmallFileCache& cache = service_.file_cache();
+  if (auto hit = cache.find(name)) {
+    answer_get(name, hit->stamp.size, hit->stamp.mtime_ns, &hit->data, nullptr, &hit->derived);
+    return;
+  }
+  struct Opened {
+    Result<storage::ReadFile> file;
+    std::string data;  ///< the whole file when it is at most kInlineFileMax
+    bool inline_data = false;
+    std::shared_ptr<const storage::CachedFile> cached;  ///< read for the cache
+  };
+  auto op = std::make_shared<Opened>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit(
+      [op, root, name, head_only] {
+        op->file = root->open_read(name);
+        if (!op->file.ok() || head_only || op->file.value.size() > kInlineFileMax) return;
+        if (op->file.value.size() <= storage::SmallFileCache::kMaxFileBytes) {
+          op->cached = storage::SmallFileCache::load(op->file.value);
+          if (op->cached) return;
+        }
+        op->data.resize(op->file.value.size());
+        auto r = op->file.value.read_at(
+            {reinterpret_cast<uint8_t*>(op->data.data()), op->data.size()}, 0);
+        if (!r.ok()) {
+          op->file = Result<storage::ReadFile>::failure(r.status());
+          return;
+        }
+        op->data.resize(r.value);  // the file may have shrunk since open
+        op->inline_data = true;
+      },
+      [this, ref, op, name, &cache] {
+        if (conn_.closing()) return;
+        if (!op->file.ok()) {
+          int st = status_for(op->file.code);
+          reply(st, "text/plain; charset=utf-8", error_body(st, op->file.status(), name));
+          return;
+        }
+        if (op->cached) {
+          cache.insert(name, op->cached);
+          answer_get(name, op->cached->stamp.size, op->cached->stamp.mtime_ns, &op->cached->data,
+                     nullptr, &op->cached->derived);
+          return;
+        }
+        storage::ReadFile& f = op->file.value;
+        answer_get(name, op->inline_data ? op->data.size() : f.size(), f.mtime_ns(),
+                   op->inline_data ? &op->data : nullptr, &f);
+      });
+}
+
+void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mtime_ns,
+                             const std::string* data, storage::ReadFile* f,
+                             std::string* validators) {
+  int64_t mtime_s = mtime_ns / 1000000000;
+  std::string made;
+  if (!validators) validators = &made;
+  if (validators->empty())
+    *validators = make_etag(size, mtime_ns) + '\n' + format_http_date(mtime_s);
+  const size_t nl = validators->find('\n');
+  std::string_view etag = std::string_view(*validators).substr(0, nl);
+  std::string_view last_modified = std::string_view(*validators).substr(nl + 1);
+  std::string meta;
+  meta.reserve(160);
+  meta += "Last-Modified: ";
+  meta += last_modified;
+  meta += "\r\nETag: ";
+  meta += etag;
+  meta += "\r\nAccept-Ranges: bytes\r\n";
+  meta += kStoredFileFields;
+  // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
+  // only without it.
+  bool not_modified = false;
+  if (const Header* inm = head_.find("If-None-Match")) {
+    not_modified = none_match(inm->value, etag);
+  } else if (const Header* ims = head_.find("If-Modified-Since")) {
+    std::optional<int64_t> t = parse_http_date(ims->value);
+    not_modified = t && mtime_s <= *t;
+  }
+  if (not_modified) {
+    reply(304, {}, {}, meta);
+    return;
+  }
+  std::string_view type = mime_type_for(name);
+  uint64_t offset = 0, length = size;
+  int status = 200;
+  const Header* range = head_.find("Range");
+  if (const Header* if_range = head_.find("If-Range");
+      range && if_range && if_range->value != etag && if_range->value != last_modified) {
+    range = nullptr;  // RFC 9110 section 13.1.5: changed, send it whole
+  }
+  if (range) {
+    RangeResult rr = parse_range(range->value, size);
+    if (rr.decision == RangeDecision::kUnsatisfiable) {
+      reply(416, "text/plain; charset=utf-8", "Range not satisfiable",
+            meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
+      return;
+    }
+    if (rr.decision == RangeDecision::kPartial) {
+      status = 206;
+      offset = rr.range.first;
+      length = rr.range.length();
+      meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
+    }
+  }
+  count_once(status);
+  if (head_only_) {
+    conn_.write_owned(reply_head(status, type, static_cast<int64_t>(length), meta));
+    finish(status, 0);
+    return;
+  }
+  if (data) {
+    reply(status, type, std::string_view(*data).substr(offset, length), meta);
+    return;
+  }
+  std::string prefix = reply_head(status, type, static_cast<int64_t>(length), meta);
+  transfer::SendOptions o;
+  o.prefix = std::move(prefix);
+  o.transform = transfer::Transform::kIdentity;
+  o.offset = offset;
+  o.length = length;
+  get_ = transfer::send_file(conn_, *shared_.executor, std::move(*f), std::move(o),
+                             [this, status, length](Status) {
+                               get_.reset();
+                               finish(status, length);
+                             });
+}
+
+// ---------------------------------------------------------------- others
+
+void HttpSession::start_delete(std::string name) {
+  auto st = std::make_shared<Status>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit([st, root, name] { *st = root->remove(name); },
+                           [this, ref, st, name] {
+                             service_.file_cache().erase(name);
+                             if (conn_.closing()) return;
+                             constexpr std::string_view kText = "text/plain; charset=utf-8";
+                             if (st->ok()) {
+                               reply(200, kText, "File " + name + " deleted successfully");
+                             } else {
+                               int code = status_for(st->code);
+                               reply(code, kText, error_body(code, *st, name));
+                             }
+                           });
+}
+
+namespace {
+
+// Regular, non-hidden files of the root with size and mtime, sorted by
+// name (storage::Root::list); names that vanish meanwhile are skipped. Runs
+// on the pool.
+Result<std::vector<ListedFile>> list_files(const storage::Root& root) {
+  auto names = root.list();
+  if (!names.ok()) return Result<std::vector<ListedFile>>::failure(names.status());
+  Result<std::vector<ListedFile>> out;
+  for (const std::string& n : names.value) {
+    auto f = root.open_read(n);  // size and mtime
+    if (!f.ok()) continue;
+    out.value.push_back({n, f.value.size(), f.value.mtime_ns()});
+  }
+  return out;
+}
+
+}  // namespace
+
+// GET /listdir (JSON) and GET / (the page with the list in it).
+void HttpSession::start_listdir(bool page) {
+  auto out = std::make_shared<Result<std::string>>();
+  const storage::Root* root = shared_.root;
+  ConnRef ref(&conn_);
+  shared_.executor->submit(
+      [out, root, page] {
+        auto files = list_files(*root);
+        if (!files.ok()) {
+          *out = Result<std::string>::failure(files.status());
+          return;
+        }
+        if (page) {
+          out->value = web_page(files.value);
+          return;
+        }
+        std::string j = "[";
+        for (const ListedFile& f : files.value) {
+          if (j.size() > 1) j += ", ";
+          j += "{\"name\": ";
+          json_string(j, f.name);
+          char num[96];
+          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.size,
+                   static_cast<double>(f.mtime_ns) / 1e9);
+          j += num;
+        }
+        j += "]";
+        out->value = std::move(j);
+      },
+      [this, ref, out, page] {
+        if (conn_.closing()) return;
+        if (!out->ok()) {
+          int st = status_for(out->code);
+          reply(st, "text/plain; charset=utf-8", error_body(st, out->status(), ""));
+          return;
+        }
+        if (page) {
+          reply(200, "text/html; charset=utf-8", out->value, "Cache-Control: no-cache\r\n");
+        } else {
+          reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+        }
+      });
+}
+
+}  // namespace fsrv::services::http

@@ -1,0 +1,213 @@
+// Bodies of the http service (HttpSession members): PUT /{name} and POST
+// /upload/{name} stream into a transfer::UploadSink, POST /upload takes the
+// first file part of a multipart/form-data body (MultipartReader), and the
+// form echo of tugas 8 holds its body in memory under the service's
+// budget (HttpService::take_form_bytes).
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fsrv/services/http/http_form.hpp"
+#include "fsrv/services/http/http_reply.hpp"
+#include "fsrv/services/http/http_session.hpp"
+#include "fsrv/services/http/http_util.hpp"
+
+namespace fsrv::services::http {
+
+void HttpSession::on_body(std::string_view piece) {
+  if (state_ != State::kBody) return;
+  switch (body_to_) {
+    case BodyTo::kDiscard:
+      return;
+    case BodyTo::kMemory:
+      if (form_body_.size() + piece.size() > kMaxMultipartBody) {
+        fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
+        return;
+      }
+      {
+        // Charged by the memory the body takes (its string's capacity), so
+        // the budget bounds what the process really holds.
+        const size_t want = form_body_.size() + piece.size();
+        const size_t need = want <= form_body_.capacity()
+                                ? form_body_.capacity()
+                                : std::min(std::max(want, 2 * form_body_.capacity()),
+                                           std::max(want, kMaxMultipartBody));
+        const size_t grow = need > form_charged_ ? need - form_charged_ : 0;
+        if (!service_.take_form_bytes(grow)) {
+          release_form();
+          fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
+                   "Retry-After: 1\r\n");
+          return;
+        }
+        form_charged_ += grow;
+        if (form_body_.capacity() < want) form_body_.reserve(need);
+        form_body_.append(piece);
+        return;
+      }
+    case BodyTo::kSink:
+      if (form_) {
+        if (!form_->feed(piece, *this) && state_ == State::kBody) {
+          fail_now(400, "Bad multipart body: " + form_->error());
+        }
+        return;
+      }
+      sink_piece(piece);
+      return;
+  }
+}
+
+void HttpSession::sink_piece(std::string_view piece) {
+  if (!sink_) return;
+  if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
+  overflow_.append(piece);
+  if (!sink_->error().ok()) {
+    int st = status_for(sink_->error().code);
+    fail_now(st, error_body(st, sink_->error(), name_));
+  }
+}
+
+// POST /upload: the first part with a (non-empty) filename is the file,
+// stored under that name once it passes the name rules.
+void HttpSession::on_part(const FormField& part) {
+  if (state_ != State::kBody || file_seen_ || !part.is_file || part.filename.empty()) return;
+  file_seen_ = true;
+  name_ = part.filename;
+  if (std::string why = storage::validate_name(name_); !why.empty()) {
+    fail_now(403, "Invalid file name: " + why);
+    return;
+  }
+  in_file_ = true;
+  start_upload();
+}
+
+void HttpSession::on_part_data(std::string_view piece) {
+  if (state_ == State::kBody && in_file_) sink_piece(piece);
+}
+
+// ---------------------------------------------------------------- uploads
+
+void HttpSession::start_upload() {
+  if (head_.framing == BodyFraming::kContentLength &&
+      head_.content_length > shared_.config->max_upload) {
+    fail_now(413,
+             "Upload too large: limit " + std::to_string(shared_.config->max_upload) + " bytes");
+    return;
+  }
+  body_to_ = BodyTo::kSink;
+  upload_finished_ = false;
+  upload_status_ = {};
+  overflow_.clear();
+  transfer::UploadSink::Options o;
+  o.name = name_;
+  o.transform = transfer::Transform::kIdentity;
+  o.max_bytes = shared_.config->max_upload;
+  sink_ = transfer::UploadSink::start(
+      conn_, *shared_.executor, *shared_.root, std::move(o),
+      [this] {
+        if (state_ == State::kBody && body_to_ == BodyTo::kSink) process_input();
+      },
+      [this](Status s, uint64_t bytes) { upload_done(std::move(s), bytes); });
+}
+
+// POST /upload: the body must be multipart/form-data; the sink starts
+// with its file part (on_part). Anything else is refused from the head.
+void HttpSession::start_form_upload() {
+  const Header* ct = head_.find("Content-Type");
+  Result<std::string> boundary =
+      ct ? multipart_boundary(ct->value) : Result<std::string>::failure(Errc::kBadRequest, "");
+  if (!boundary.ok()) {
+    reject(400, std::string(kFormUploadHelp));
+    return;
+  }
+  form_ = std::make_unique<MultipartReader>(boundary.value);
+  body_to_ = BodyTo::kSink;  // pump_sink and the reply wait for the sink
+  overflow_.clear();
+  upload_finished_ = false;
+}
+
+// Moves held-back body bytes into the sink and ends the upload once the
+// message is complete. False while the sink has no room (reading stops;
+// on_space calls process_input again).
+bool HttpSession::pump_sink() {
+  if (!sink_) return true;
+  if (!overflow_.empty()) overflow_.erase(0, sink_->feed(overflow_));
+  if (!sink_->error().ok()) {
+    int st = status_for(sink_->error().code);
+    fail_now(st, error_body(st, sink_->error(), name_));
+    return true;
+  }
+  if (!overflow_.empty()) return false;
+  if (body_complete_) {
+    state_ = State::kResponding;
+    sink_->end();
+  }
+  return true;
+}
+
+void HttpSession::upload_done(Status s, uint64_t bytes) {
+  replaced_ = sink_ && sink_->replaced();
+  sink_.reset();
+  upload_finished_ = true;
+  upload_status_ = std::move(s);
+  if (upload_status_.ok()) service_.count_upload(bytes);
+  service_.file_cache().erase(name_);  // replaced (the stamp would tell too)
+  maybe_reply_upload();
+}
+
+void HttpSession::maybe_reply_upload() {
+  if (!upload_finished_ || state_ != State::kResponding) return;
+  upload_finished_ = false;
+  constexpr std::string_view kText = "text/plain; charset=utf-8";
+  if (!upload_status_.ok()) {
+    int st = status_for(upload_status_.code);
+    reply(st, kText, error_body(st, upload_status_, name_));
+    return;
+  }
+  std::string msg = "File " + name_ + " uploaded successfully";
+  if (route_ == Route::kUploadPost || route_ == Route::kUploadForm) {
+    reply(200, kText, msg);
+  } else if (replaced_) {  // RFC 9110 section 9.3.4: 204 replaced, 201 created
+    reply(204, {}, {});
+  } else {
+    reply(201, kText, msg, "Location: /" + name_ + "\r\n");
+  }
+}
+
+// tugas 8: each decoded field as name=value on its own line, a blank line,
+// then every header line of the request exactly as received.
+void HttpSession::reply_form() {
+  std::vector<FormField> fields;
+  const Header* ct = head_.find("Content-Type");
+  if (ct && iequals(ct->value.substr(0, 19), "multipart/form-data")) {
+    Result<std::string> boundary = multipart_boundary(ct->value);
+    Result<std::vector<FormField>> parts =
+        boundary.ok() ? parse_multipart(form_body_, boundary.value)
+                      : Result<std::vector<FormField>>::failure(boundary.status());
+    if (!parts.ok()) {
+      release_form();
+      reply(400, "text/plain; charset=utf-8", "Bad form body: " + parts.error);
+      return;
+    }
+    fields = std::move(parts.value);
+  } else {
+    fields = parse_urlencoded(form_body_);
+  }
+  std::string body;
+  for (const FormField& f : fields) {
+    body += f.name;
+    body += '=';
+    body += f.is_file ? f.filename : f.value;
+    body += "\r\n";
+  }
+  body += "\r\n";
+  for (size_t i = 1; i < head_.raw_lines.size(); ++i) {
+    body += head_.raw_lines[i];
+    body += "\r\n";
+  }
+  release_form();
+  reply(200, "text/plain; charset=utf-8", body);
+}
+
+}  // namespace fsrv::services::http
