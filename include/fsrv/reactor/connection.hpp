@@ -277,7 +277,7 @@ class Connection {
   bool tls_eof_told_ = false;   ///< on_eof() called for it
   bool yield_pending_ = false;  ///< yield_turn() waits for the turn handle
   int refs_ = 1;                ///< the handles' reference, dropped when all closed
-  int open_handles_ = 2;  ///< tcp + the deadline timer (+ timer_, turn_, writable_ once made)
+  int open_handles_ = 2;        ///< tcp + the deadline timer (+ timer_, turn_, writable_ once made)
   bool closing_ = false;
   bool reading_ = false;
   bool shutting_down_ = false;

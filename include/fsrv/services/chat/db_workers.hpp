@@ -7,23 +7,20 @@
 // is single-threaded), fed by one bounded queue. A full queue is refused at
 // once (the caller answers busy) rather than growing without bound.
 //
-// Results come back to the loop through a uv_async_t that exists only
-// while work is in flight (made by the first submit, closed when the last
-// result is delivered), so an idle service holds no handle and the loop
-// can close; libuv: uv_async_send may be called from any thread and
-// coalesces wake-ups (https://docs.libuv.org/en/v1.x/async.html).
+// The threads, the queue and the way results come back to the loop are
+// reactor::WorkerThreads (shared with auth's hashing threads); this class
+// adds the store each thread keeps.
 
 #include <uv.h>
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
+#include "fsrv/reactor/worker_threads.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
 
 namespace fsrv::services::chat {
@@ -72,28 +69,17 @@ class DbWorkers {
   void set_users(std::vector<ChatUser> users);
 
  private:
-  struct Task {
-    Work work;
-    Done done;
-  };
-  void thread_main();
-  static void on_async(uv_async_t* handle);
-  void deliver();
+  /// On database thread `index`: opens its store if it has none (or the
+  /// last open failed), applies a reloaded users list, then runs `work`.
+  void run(size_t index, const Work& work);
 
-  uv_loop_t* loop_;
-  StoreSpec spec_;
-  int thread_count_;
-  size_t max_queued_;
-  std::vector<std::thread> threads_;
-  uv_async_t* async_ = nullptr;  ///< open while in_flight_ > 0
-  size_t in_flight_ = 0;         ///< submitted, done not yet run (loop thread only)
-
+  StoreSpec spec_;  ///< users guarded by mu_ (set_users on the loop, read by threads)
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> queue_;     ///< waiting for a thread
-  std::vector<Done> results_;  ///< finished, done to run on the loop
-  bool stopping_ = false;
   uint64_t users_generation_ = 0;  ///< bumped by set_users (under mu_)
+  /// One per thread, touched only by that thread (index = thread number).
+  std::vector<std::unique_ptr<ChatStore>> stores_;
+  std::vector<uint64_t> generations_;  ///< the users list each thread's store has
+  reactor::WorkerThreads threads_;     ///< last: joined before the stores go
 };
 
 }  // namespace fsrv::services::chat

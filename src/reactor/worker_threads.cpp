@@ -1,15 +1,15 @@
-// Password hashing threads with a bounded queue (see hash_pool.hpp).
+// Threads of a service's own with a bounded queue (see worker_threads.hpp).
 
-#include "fsrv/auth/hash_pool.hpp"
+#include "fsrv/reactor/worker_threads.hpp"
 
 #include <utility>
 
-namespace fsrv::auth {
+namespace fsrv::reactor {
 
-HashPool::HashPool(uv_loop_t* loop, int threads, size_t max_queued)
+WorkerThreads::WorkerThreads(uv_loop_t* loop, int threads, size_t max_queued)
     : loop_(loop), thread_count_(threads), max_queued_(max_queued) {}
 
-HashPool::~HashPool() {
+WorkerThreads::~WorkerThreads() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -19,7 +19,7 @@ HashPool::~HashPool() {
   for (std::thread& t : threads_) t.join();
 }
 
-bool HashPool::submit(Work work, Done done) {
+bool WorkerThreads::submit(Work work, Done done) {
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= max_queued_) return false;
@@ -32,13 +32,15 @@ bool HashPool::submit(Work work, Done done) {
   }
   ++in_flight_;
   if (threads_.empty()) {
-    for (int i = 0; i < thread_count_; ++i) threads_.emplace_back([this] { thread_main(); });
+    for (int i = 0; i < thread_count_; ++i) {
+      threads_.emplace_back([this, i] { thread_main(static_cast<size_t>(i)); });
+    }
   }
   cv_.notify_one();
   return true;
 }
 
-void HashPool::thread_main() {
+void WorkerThreads::thread_main(size_t index) {
   for (;;) {
     Task task;
     {
@@ -48,7 +50,7 @@ void HashPool::thread_main() {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task.work();
+    task.work(index);
     // Sent under the lock: the loop closes the handle only after taking
     // every result under it, so the handle is open here.
     std::lock_guard lock(mu_);
@@ -57,9 +59,11 @@ void HashPool::thread_main() {
   }
 }
 
-void HashPool::on_async(uv_async_t* handle) { static_cast<HashPool*>(handle->data)->deliver(); }
+void WorkerThreads::on_async(uv_async_t* handle) {
+  static_cast<WorkerThreads*>(handle->data)->deliver();
+}
 
-void HashPool::deliver() {
+void WorkerThreads::deliver() {
   std::vector<Done> ready;
   {
     std::lock_guard lock(mu_);
@@ -81,4 +85,4 @@ void HashPool::deliver() {
   }
 }
 
-}  // namespace fsrv::auth
+}  // namespace fsrv::reactor
