@@ -30,8 +30,10 @@ TEST_F(ReactorTest, TimerFiresOnceAfterItsDelay) {
     if (n > 0) got.assign(buf, static_cast<size_t>(n));
     received = true;
   });
-  run_until([&] { return factory.last && factory.last->timers == 1 && received.load(); });
+  bool ticked =
+      run_until([&] { return factory.last && factory.last->timers == 1 && received.load(); });
   reader.join();
+  ASSERT_TRUE(ticked);
   EXPECT_EQ(got, "tick");
   // Stopped before it fires: never fires.
   factory.last->connection->start_timer(20);

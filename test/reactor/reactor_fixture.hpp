@@ -98,6 +98,11 @@ class ReactorTest : public ::testing::Test {
     reactor.loop = &loop;
     reactor.stats = &table.slot(0);
     reactor.idle_timeout_s = 0;
+    // No request deadline either: a scripted handler never ends a request
+    // head, and a test slowed past 30 s (ASan on a loaded machine) must not
+    // have its connection closed and its handler freed under it. Tests of
+    // the deadlines set them.
+    reactor.request_timeout_s = 0;
     listener = std::make_unique<reactor::Listener>(&loop, 0, "test", Endpoint{"127.0.0.1", 0});
     port = listener->listen([this](reactor::Listener& l) {
       reactor::accept_connection(reactor, l.stream(), serving ? *serving : factory);
@@ -110,8 +115,8 @@ class ReactorTest : public ::testing::Test {
     uv_run(&loop, UV_RUN_DEFAULT);
     EXPECT_EQ(uv_loop_close(&loop), 0) << "a handle was left open";
   }
-  /// Runs the loop until `done()` or `max_ms`.
-  void run_until(const std::function<bool()>& done, uint64_t max_ms = 10000) {
+  /// Runs the loop until `done()` or `max_ms`; returns done().
+  bool run_until(const std::function<bool()>& done, uint64_t max_ms = 10000) {
     uv_timer_t guard;
     uv_timer_init(&loop, &guard);
     uv_unref(reinterpret_cast<uv_handle_t*>(&guard));
@@ -125,6 +130,7 @@ class ReactorTest : public ::testing::Test {
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
     uv_run(&loop, UV_RUN_NOWAIT);
+    return done();
   }
   /// A blocking client socket connected to the listener.
   int client() const { return connect_to(port); }
