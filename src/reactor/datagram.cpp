@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/reactor/listener.hpp"
 
 namespace fsrv::reactor {
 
@@ -83,11 +84,7 @@ int DatagramListener::adopt(int fd) {
 
 int DatagramListener::bind() {
   sockaddr_storage addr{};
-  const std::string& host = endpoint_.host;
-  int rc = uv_ip4_addr(host.c_str(), endpoint_.port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) {
-    rc = uv_ip6_addr(host.c_str(), endpoint_.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  }
+  int rc = endpoint_address(endpoint_, &addr);
   if (rc == 0) {
     rc = uv_udp_bind(&udp_, reinterpret_cast<const sockaddr*>(&addr),
                      addr.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);

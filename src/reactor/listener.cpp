@@ -12,16 +12,20 @@ Listener::Listener(uv_loop_t* loop, int index, std::string service, Endpoint end
   tcp_.data = this;
 }
 
+int endpoint_address(const Endpoint& endpoint, sockaddr_storage* addr) {
+  *addr = {};
+  const char* host = endpoint.host.c_str();
+  int rc = uv_ip4_addr(host, endpoint.port, reinterpret_cast<sockaddr_in*>(addr));
+  if (rc != 0) rc = uv_ip6_addr(host, endpoint.port, reinterpret_cast<sockaddr_in6*>(addr));
+  return rc;
+}
+
 Listener::~Listener() = default;
 
 int Listener::listen(std::function<void(Listener&)> on_connection) {
   on_connection_ = std::move(on_connection);
   sockaddr_storage addr{};
-  const std::string& host = endpoint_.host;
-  int rc = uv_ip4_addr(host.c_str(), endpoint_.port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) {
-    rc = uv_ip6_addr(host.c_str(), endpoint_.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  }
+  int rc = endpoint_address(endpoint_, &addr);
   // An IPv6 listener accepts IPv6 only, so [::] and 0.0.0.0 can both be used.
   if (rc == 0) {
     rc = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&addr),

@@ -16,6 +16,12 @@
 
 namespace fsrv::reactor {
 
+/// Fills `addr` from a numeric IPv4 or IPv6 host and port (libuv's
+/// uv_ip4_addr, then uv_ip6_addr). Returns 0 or a negative libuv error
+/// (UV_EINVAL for a host that is neither). Shared by both listener kinds;
+/// each binds an IPv6 address IPv6-only, so [::] and 0.0.0.0 can coexist.
+int endpoint_address(const Endpoint& endpoint, sockaddr_storage* addr);
+
 class Listener {
  public:
   /// `index` is the listener's position in the server's configuration (it
