@@ -12,24 +12,12 @@
 #include <mutex>
 #include <vector>
 
+#include "../support/latch.hpp"
+
 namespace fsrv::reactor {
 namespace {
 
-/// Holds pool threads until open() is called.
-struct Latch {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open_ = false;
-  void wait() {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [this] { return open_; });
-  }
-  void open() {
-    std::lock_guard lock(mu);
-    open_ = true;
-    cv.notify_all();
-  }
-};
+using test::Latch;
 
 TEST(ExecutorGauge, ThreadPoolPublishesQueuedTasksAndZeroWhenDone) {
   uv_loop_t loop;

@@ -14,23 +14,12 @@
 #include <thread>
 #include <vector>
 
+#include "../support/latch.hpp"
+
 namespace fsrv::reactor {
 namespace {
 
-struct Latch {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool open_ = false;
-  void wait() {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [this] { return open_; });
-  }
-  void open() {
-    std::lock_guard lock(mu);
-    open_ = true;
-    cv.notify_all();
-  }
-};
+using test::Latch;
 
 TEST(WorkerThreads, WorkOnItsThreadsDoneOnTheLoopAndTheLoopEnds) {
   uv_loop_t loop;
