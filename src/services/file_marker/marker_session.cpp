@@ -9,6 +9,7 @@
 #include "fsrv/services/file_marker/file_marker_service.hpp"
 #include "fsrv/services/file_marker/marker_protocol.hpp"
 #include "fsrv/services/kit/login.hpp"
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -195,57 +196,46 @@ void MarkerSession::run(const Command& cmd) {
 void MarkerSession::start_list() {
   loop_.begin();
   conn_.pause_reading();
-  auto result = std::make_shared<Result<std::vector<std::string>>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit([result, root] { *result = root->list(); },
-                           [this, ref, result] {
-                             if (conn_.closing()) return;
-                             if (!result->ok()) {
-                               reply(Verb::kList, false, "Error: " + result->status().error);
-                             } else if (result->value.empty()) {
-                               reply(Verb::kList, true, kNoFiles);
-                             } else {
-                               std::string text;
-                               for (const std::string& n : result->value) {
-                                 if (!text.empty()) text += '\n';
-                                 text += n;
-                               }
-                               reply(Verb::kList, true, text);
-                             }
-                             request_done();
-                           });
+  kit::list_root(conn_, shared_, [this](Result<std::vector<std::string>>& result) {
+    if (!result.ok()) {
+      reply(Verb::kList, false, "Error: " + result.status().error);
+    } else if (result.value.empty()) {
+      reply(Verb::kList, true, kNoFiles);
+    } else {
+      std::string text;
+      for (const std::string& n : result.value) {
+        if (!text.empty()) text += '\n';
+        text += n;
+      }
+      reply(Verb::kList, true, text);
+    }
+    request_done();
+  });
 }
 
 void MarkerSession::start_download(const std::string& name) {
   loop_.begin();
   conn_.pause_reading();
-  auto opened = std::make_shared<Result<storage::ReadFile>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit(
-      [opened, root, name] { *opened = root->open_read(name); },
-      [this, ref, opened] {
-        if (conn_.closing()) return;
-        if (!opened->ok()) {
-          // The seed answers "File not found" for any failure to open.
-          const Status& s = opened->status();
-          reply(Verb::kDownload, false,
-                s.code == Errc::kNotFound ? std::string(kNotFound) : "Error: " + s.error);
-          request_done();
-          return;
-        }
-        transfer::SendOptions o;
-        o.suffix = std::string(kEndMarker);
-        o.transform = transfer::Transform::kBase64;
-        o.encoder = &codec::encoder(config_.codec);
-        get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened->value), std::move(o),
-                                   [this](Status s) {
-                                     get_.reset();
-                                     service_.counters.count(Verb::kDownload, s.ok());
-                                     request_done();
-                                   });
-      });
+  kit::open_read(conn_, shared_, name, [this](Result<storage::ReadFile>& opened) {
+    if (!opened.ok()) {
+      // The seed answers "File not found" for any failure to open.
+      const Status& s = opened.status();
+      reply(Verb::kDownload, false,
+            s.code == Errc::kNotFound ? std::string(kNotFound) : "Error: " + s.error);
+      request_done();
+      return;
+    }
+    transfer::SendOptions o;
+    o.suffix = std::string(kEndMarker);
+    o.transform = transfer::Transform::kBase64;
+    o.encoder = &codec::encoder(config_.codec);
+    get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened.value), std::move(o),
+                               [this](Status s) {
+                                 get_.reset();
+                                 service_.counters.count(Verb::kDownload, s.ok());
+                                 request_done();
+                               });
+  });
 }
 
 void MarkerSession::start_upload(const std::string& name) {

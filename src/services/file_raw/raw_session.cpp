@@ -8,6 +8,7 @@
 #include "fsrv/services/file_raw/file_raw_service.hpp"
 #include "fsrv/services/file_raw/raw_protocol.hpp"
 #include "fsrv/services/kit/login.hpp"
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/kit/stream_session.hpp"
 #include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -209,54 +210,42 @@ void RawSession::run(const RawRequest& req) {
 void RawSession::start_list() {
   loop_.begin();
   conn_.pause_reading();
-  auto result = std::make_shared<Result<std::vector<std::string>>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit([result, root] { *result = root->list(); },
-                           [this, ref, result] {
-                             if (conn_.closing()) return;
-                             if (!result->ok()) {
-                               reply(RawCmd::kList, false,
-                                     error_line(wording(result->status(), "")));
-                             } else {
-                               std::string text;
-                               for (const std::string& n : result->value) {
-                                 if (!text.empty()) text += '\n';
-                                 text += n;
-                               }
-                               text += kListEnd;
-                               reply(RawCmd::kList, true, text);
-                             }
-                             request_done();
-                           });
+  kit::list_root(conn_, shared_, [this](Result<std::vector<std::string>>& result) {
+    if (!result.ok()) {
+      reply(RawCmd::kList, false, error_line(wording(result.status(), "")));
+    } else {
+      std::string text;
+      for (const std::string& n : result.value) {
+        if (!text.empty()) text += '\n';
+        text += n;
+      }
+      text += kListEnd;
+      reply(RawCmd::kList, true, text);
+    }
+    request_done();
+  });
 }
 
 void RawSession::start_download(const std::string& name) {
   loop_.begin();
   conn_.pause_reading();
-  auto opened = std::make_shared<Result<storage::ReadFile>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit(
-      [opened, root, name] { *opened = root->open_read(name); },
-      [this, ref, opened, name] {
-        if (conn_.closing()) return;
-        if (!opened->ok()) {
-          reply(RawCmd::kDownload, false, error_line(wording(opened->status(), name)));
-          request_done();
-          return;
-        }
-        transfer::SendOptions o;
-        o.prefix = std::to_string(opened->value.size()) + std::string(kEol);
-        o.transform = transfer::Transform::kIdentity;  // sendfile(2)
-        o.length = opened->value.size();               // the size announced, even if the file grows
-        get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened->value), std::move(o),
-                                   [this](Status s) {
-                                     get_.reset();
-                                     service_.counters.count(RawCmd::kDownload, s.ok());
-                                     request_done();
-                                   });
-      });
+  kit::open_read(conn_, shared_, name, [this, name](Result<storage::ReadFile>& opened) {
+    if (!opened.ok()) {
+      reply(RawCmd::kDownload, false, error_line(wording(opened.status(), name)));
+      request_done();
+      return;
+    }
+    transfer::SendOptions o;
+    o.prefix = std::to_string(opened.value.size()) + std::string(kEol);
+    o.transform = transfer::Transform::kIdentity;  // sendfile(2)
+    o.length = opened.value.size();                // the size announced, even if the file grows
+    get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened.value), std::move(o),
+                               [this](Status s) {
+                                 get_.reset();
+                                 service_.counters.count(RawCmd::kDownload, s.ok());
+                                 request_done();
+                               });
+  });
 }
 
 void RawSession::start_upload(const RawRequest& req) {
