@@ -191,6 +191,19 @@ def recv_until(s, end, limit=1 << 20, timeout=10):
     return data
 
 
+def exchange(port, data, timeout=30, host="127.0.0.1"):
+    """Sends `data` on a new connection and returns every byte the server
+    sends until it closes (HTTP/1.0 or "Connection: close" requests)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        reply = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return reply
+            reply += chunk
+
+
 def file_request(port, line, timeout=10):
     """One course file-protocol request on a new connection; the reply text
     up to its blank line."""

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from fsrv_server import FsrvServer
+from fsrv_server import FsrvServer, exchange
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -68,15 +68,7 @@ class CourseHttpClient(unittest.TestCase):
             with open(os.path.join(self.server.root, name), "wb") as f:
                 f.write(data)
         try:
-            with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                page = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    page += chunk
-            page = page.decode()
+            page = exchange(self.server.port, b"GET / HTTP/1.0\r\n\r\n").decode()
             self.assertIn('<tr data-name="list-me.txt"><td class="name">list-me.txt</td>'
                           '<td class="num">5 B</td>', page)
             self.assertIn('href="/list-me.txt"', page)
@@ -186,14 +178,7 @@ class CourseHttpClient(unittest.TestCase):
         # extra "\r\n"; it reads once after the blank line.
         payload = b"course bytes\x00\xff"
         head = ("POST /upload/raw.bin HTTP/1.0\r\nContent-Length: %d\r\n\r\n" % len(payload)).encode()
-        with socket.create_connection(("127.0.0.1", self.server.port), timeout=30) as s:
-            s.sendall(head + payload + b"\r\n")
-            reply = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
+        reply = exchange(self.server.port, head + payload + b"\r\n")
         self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply)
         self.assertTrue(reply.endswith(b"\r\n\r\nFile raw.bin uploaded successfully"), reply)
         with open(os.path.join(self.server.root, "raw.bin"), "rb") as f:
@@ -242,14 +227,7 @@ class CoursePorts(unittest.TestCase):
                 self.assertIn("http         %s:%d" % (self.HOST, port), table)
                 self.assertIn("listening http on %s:%d" % (self.HOST, port), table)
             # tugas 6: "GET / HTTP/1.0" typed into telnet (CR LF line ends).
-            with socket.create_connection((self.HOST, 10001), timeout=10) as s:
-                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                reply = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    reply += chunk
+            reply = exchange(10001, b"GET / HTTP/1.0\r\n\r\n", timeout=10, host=self.HOST)
             self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200])
             self.assertIn(b"<h1>SERVER HTTP</h1>", reply)
             # tugas 8: the form, and its POST echoed.

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import unittest
 
+from fsrv_server import exchange
+
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 FILESERVER = os.path.join(BIN, "fileserver")
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -177,14 +179,9 @@ class ConfigTest(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", ports["echo"]), timeout=5) as s:
                 s.sendall(b"ping")
                 self.assertEqual(s.recv(4), b"ping")
-            with socket.create_connection(("127.0.0.1", ports["http"]), timeout=5) as s:
-                s.sendall(b"GET /listdir HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                reply = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    reply += chunk
+            reply = exchange(ports["http"],
+                             b"GET /listdir HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                             timeout=5)
             head = reply.split(b"\r\n\r\n")[0].decode()
             self.assertTrue(head.startswith("HTTP/1.1 200"), head)
             version = run("--version").stdout.split()[1]
