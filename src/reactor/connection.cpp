@@ -86,9 +86,7 @@ Connection* Connection::create(Reactor& reactor) { return new Connection(reactor
 
 Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
-  uv_timer_init(reactor.loop, &deadline_timer_);
   tcp_.data = this;
-  deadline_timer_.data = this;
   reactor.connections.insert(this);
   reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
 }
@@ -606,15 +604,16 @@ void Connection::on_turn(uv_idle_t* h) {
   if (c->tls_ && c->reading_ && !c->closing_) c->tls_pump();
 }
 
-// One timer serves three deadlines: the idle timeout (no progress for
+// One deadline serves three: the idle timeout (no progress for
 // idle_timeout_s), the request head's (request_timeout_s from its first
 // byte) and the min_rate check at the end of each window of a transfer.
-// Setting a deadline records it and restarts the timer only if it is due
-// before the timer; clearing one records only that (the timer then fires
-// early, finds nothing due and re-arms for the earliest deadline left). So
-// progress and each request cost no timer-heap operation in the common
-// case, and a connection carries one timer instead of three (nginx keeps its
-// read timer the same way).
+// Setting a deadline records it and moves the connection's entry in the
+// reactor's DeadlineQueue only if it is due before it; clearing one records
+// only that (the entry then fires early, finds nothing due and re-arms for
+// the earliest deadline left). So progress and each request cost no heap
+// or timer operation in the common case, and a connection carries no timer
+// handle at all: the loop has one (nginx keeps its read timers in one tree
+// per worker the same way).
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
   // A service whose clients may pause (IdlePolicy::kKeep) has no idle
@@ -627,15 +626,10 @@ void Connection::touch() {
 
 void Connection::arm_deadlines(uint64_t due_ms) {
   if (closing_) return;
-  uint64_t now = now_ms();
-  uint64_t in = due_ms > now ? due_ms - now : 0;
-  auto* h = reinterpret_cast<uv_handle_t*>(&deadline_timer_);
-  if (uv_is_active(h) && uv_timer_get_due_in(&deadline_timer_) <= in) return;
-  uv_timer_start(&deadline_timer_, on_deadline, in, 0);
+  reactor_.deadlines.arm(reactor_.loop, this, due_ms);
 }
 
-void Connection::on_deadline(uv_timer_t* t) {
-  auto* c = static_cast<Connection*>(t->data);
+void Connection::on_deadline(Connection* c) {
   ConnRef keep(c);
   if (c->closing_) return;
   uint64_t now = c->now_ms();
@@ -737,7 +731,7 @@ void Connection::close() {
     }
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_handle_closed);
+  reactor_.deadlines.remove(this);
   if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_handle_closed);
   if (turn_) uv_close(reinterpret_cast<uv_handle_t*>(turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);

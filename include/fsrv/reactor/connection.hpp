@@ -1,9 +1,10 @@
 #pragma once
-// One client connection: the TCP handle, its idle timer, a generic one-shot
-// timer for the protocol, and its write queue. Owns the libuv handles and the
-// protocol handler; knows bytes, not requests. The protocol handler
-// (ConnectionHandler) decides what the bytes mean and where reads land, so an
-// upload's payload is read straight into its chunk buffer.
+// One client connection: the TCP handle, its deadlines (idle, request head,
+// min_rate: an entry in the reactor's DeadlineQueue, one timer per loop), a
+// generic one-shot timer for the protocol, and its write queue. Owns the
+// libuv handles and the protocol handler; knows bytes, not requests. The
+// protocol handler (ConnectionHandler) decides what the bytes mean and where
+// reads land, so an upload's payload is read straight into its chunk buffer.
 //
 // Lifetime (libuv pitfalls 4 and 5): a Connection is reference counted. The
 // open handles hold one reference, dropped in the last close callback; every
@@ -227,10 +228,11 @@ class Connection {
   void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total);
   void flush_outbox();
   void write_done(size_t bytes);
-  /// Makes the deadline timer fire by `due_ms` (loop time): restarts it
-  /// only if it is not already due by then.
+  /// Makes on_deadline run by `due_ms` (loop time): the reactor's
+  /// DeadlineQueue keeps an earlier deadline already set.
   void arm_deadlines(uint64_t due_ms);
-  static void on_deadline(uv_timer_t* t);
+  static void on_deadline(Connection* c);
+  friend class DeadlineQueue;
   uint64_t rate_window_ms() const;
   void sendfile_step();
   void sendfile_finish(int status);
@@ -255,8 +257,6 @@ class Connection {
   // sendfile_, tls_).
   Reactor& reactor_;
   uv_tcp_t tcp_;
-  /// The idle, request-head and min_rate deadlines (arm_deadlines).
-  uv_timer_t deadline_timer_;
   /// start_timer()'s handle, and yield_turn()'s: an idle handle runs once
   /// per loop iteration (a zero-delay timer restarted from its own callback
   /// would run again in the same timer pass in libuv 1.44, starving
@@ -288,9 +288,14 @@ class Connection {
   uint64_t head_deadline_ms_ = 0;  ///< while head_open_: when the head must be complete
   uint64_t rate_check_ms_ = 0;     ///< while a transfer is on: the next min_rate check
   uint64_t window_bytes_ = 0;
+  /// The idle, request-head and min_rate deadlines share one entry in the
+  /// reactor's DeadlineQueue (one uv_timer_t per loop): when it is due and
+  /// the connection's place in the queue's heap.
+  uint64_t deadline_due_ms_ = 0;
+  uint32_t deadline_slot_ = UINT32_MAX;
   int writable_fd_ = -1;
   int refs_ = 1;          ///< the handles' reference, dropped when all closed
-  int open_handles_ = 2;  ///< tcp + the deadline timer (+ timer_, turn_, writable_ once made)
+  int open_handles_ = 1;  ///< tcp (+ timer_, turn_, writable_ once made)
   int listener_ = -1;
   uint32_t tag_ = 0;
   bool owned_in_flight_ : 1 = false;
