@@ -86,9 +86,7 @@ Connection* Connection::create(Reactor& reactor) { return new Connection(reactor
 
 Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
-  uv_timer_init(reactor.loop, &deadline_timer_);
   tcp_.data = this;
-  deadline_timer_.data = this;
   reactor.connections.insert(this);
   reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
 }
@@ -187,7 +185,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* /*buf*/)
   }
   if (nread == UV_EOF && self->tls_) {
     // Plaintext still buffered goes to the handler first (tls_deliver).
-    self->tls_eof_ = true;
+    self->tls_->eof = true;
     self->tls_deliver();
     return;
   }
@@ -305,8 +303,8 @@ void Connection::on_written(uv_write_t* req, int status) {
   } else if (w->is_owned) {
     c->flush_outbox();
   }
-  if (c->tls_ && c->transfer_ && !c->closing_ && w->owned.capacity() > c->tls_spare_.capacity()) {
-    c->tls_spare_ = std::move(w->owned);  // its ciphertext was written
+  if (c->tls_ && c->transfer_ && !c->closing_ && w->owned.capacity() > c->tls_->spare.capacity()) {
+    c->tls_->spare = std::move(w->owned);  // its ciphertext was written
   }
   delete w;
 }
@@ -479,7 +477,7 @@ void Connection::pause_reading() {
 
 void Connection::resume_reading() {
   if (reading_ || closing_ || shutting_down_) return;
-  if (tls_ && tls_eof_) {
+  if (tls_ && tls_->eof) {
     reading_ = true;  // the socket has nothing more: hand over what is buffered
     uv_idle_start(turn(), on_turn);
     return;
@@ -502,7 +500,7 @@ void Connection::set_transfer(bool active) {
   }
   if (!active) {
     rate_check_ms_ = 0;  // the deadline timer skips it from now on
-    tls_spare_ = std::string();
+    if (tls_) tls_->spare = std::string();
   }
   transfer_ = active;
 }
@@ -546,9 +544,10 @@ void Connection::check_rate() {
 }
 
 void Connection::log_close(std::string_view reason) const {
-  FSRV_LOG_INFO("closing %s connection from %s: %.*s", label_.empty() ? "a" : label_.c_str(),
-                peer_.empty() ? "?" : address_text(peer_).c_str(), static_cast<int>(reason.size()),
-                reason.data());
+  const std::string_view label = label_.empty() ? std::string_view("a") : label_;
+  FSRV_LOG_INFO("closing %.*s connection from %s: %.*s", static_cast<int>(label.size()),
+                label.data(), peer_.empty() ? "?" : address_text(peer_).c_str(),
+                static_cast<int>(reason.size()), reason.data());
 }
 
 void Connection::close_for(std::string_view reason) {
@@ -605,15 +604,16 @@ void Connection::on_turn(uv_idle_t* h) {
   if (c->tls_ && c->reading_ && !c->closing_) c->tls_pump();
 }
 
-// One timer serves three deadlines: the idle timeout (no progress for
+// One deadline serves three: the idle timeout (no progress for
 // idle_timeout_s), the request head's (request_timeout_s from its first
 // byte) and the min_rate check at the end of each window of a transfer.
-// Setting a deadline records it and restarts the timer only if it is due
-// before the timer; clearing one records only that (the timer then fires
-// early, finds nothing due and re-arms for the earliest deadline left). So
-// progress and each request cost no timer-heap operation in the common
-// case, and a connection carries one timer instead of three (nginx keeps its
-// read timer the same way).
+// Setting a deadline records it and moves the connection's entry in the
+// reactor's DeadlineQueue only if it is due before it; clearing one records
+// only that (the entry then fires early, finds nothing due and re-arms for
+// the earliest deadline left). So progress and each request cost no heap
+// or timer operation in the common case, and a connection carries no timer
+// handle at all: the loop has one (nginx keeps its read timers in one tree
+// per worker the same way).
 void Connection::touch() {
   if (closing_ || reactor_.idle_timeout_s <= 0) return;
   // A service whose clients may pause (IdlePolicy::kKeep) has no idle
@@ -626,15 +626,10 @@ void Connection::touch() {
 
 void Connection::arm_deadlines(uint64_t due_ms) {
   if (closing_) return;
-  uint64_t now = now_ms();
-  uint64_t in = due_ms > now ? due_ms - now : 0;
-  auto* h = reinterpret_cast<uv_handle_t*>(&deadline_timer_);
-  if (uv_is_active(h) && uv_timer_get_due_in(&deadline_timer_) <= in) return;
-  uv_timer_start(&deadline_timer_, on_deadline, in, 0);
+  reactor_.deadlines.arm(reactor_.loop, this, due_ms);
 }
 
-void Connection::on_deadline(uv_timer_t* t) {
-  auto* c = static_cast<Connection*>(t->data);
+void Connection::on_deadline(Connection* c) {
   ConnRef keep(c);
   if (c->closing_) return;
   uint64_t now = c->now_ms();
@@ -725,16 +720,18 @@ void Connection::close() {
   outbox_ = std::string();
   if (handler_) handler_->on_close();
   if (sendfile_ && !sendfile_->running) sendfile_finish(UV_ECANCELED);
-  for (WriteReq* w : std::exchange(tls_held_, {})) {  // never given to libuv
-    auto cb = std::move(w->cb);
-    size_t bytes = w->bytes;
-    w->conn = ConnRef();
-    delete w;
-    if (cb) cb(UV_ECANCELED);
-    write_done(bytes);
+  if (tls_) {
+    for (WriteReq* w : std::exchange(tls_->held, {})) {  // never given to libuv
+      auto cb = std::move(w->cb);
+      size_t bytes = w->bytes;
+      w->conn = ConnRef();
+      delete w;
+      if (cb) cb(UV_ECANCELED);
+      write_done(bytes);
+    }
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_handle_closed);
+  reactor_.deadlines.remove(this);
   if (timer_) uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_handle_closed);
   if (turn_) uv_close(reinterpret_cast<uv_handle_t*>(turn_), on_handle_closed);
   if (writable_) uv_close(reinterpret_cast<uv_handle_t*>(writable_), on_handle_closed);
@@ -773,10 +770,10 @@ int Connection::tls_write(WriteReq* w, const uv_buf_t* bufs, unsigned n) {
     std::string plain;
     for (unsigned i = 0; i < n; ++i) plain.append(bufs[i].base, bufs[i].len);
     w->owned = std::move(plain);
-    tls_held_.push_back(w);
+    tls_->held.push_back(w);
     return 0;
   }
-  std::string cipher = std::exchange(tls_spare_, std::string());
+  std::string cipher = std::exchange(tls_->spare, std::string());
   cipher.clear();
   // encrypt() also takes whatever OpenSSL queued before (a ticket), in order.
   if (!tls_->encrypt(bufs, n, cipher)) return UV_EPROTO;
@@ -798,7 +795,7 @@ void Connection::tls_flush() {
 
 // The handshake's writes held back are encrypted and queued in order.
 void Connection::tls_release_held() {
-  for (WriteReq* w : std::exchange(tls_held_, {})) {
+  for (WriteReq* w : std::exchange(tls_->held, {})) {
     uv_buf_t b = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
     int rc = closing_ ? UV_ECANCELED : tls_write(w, &b, 1);
     if (rc != 0) fail_write(w, rc);
@@ -816,8 +813,9 @@ void Connection::tls_pump() {
     if (step == TlsSession::Step::kFailed) {
       reactor_.stats->add(reactor_.tls_handshakes_failed);
       if (reactor_.tls_failure_log.allow(now_ms())) {
-        FSRV_LOG_INFO("%s: TLS handshake from %s failed: %s; %llu similar failures suppressed",
-                      label_.empty() ? "tls" : label_.c_str(), peer_text().c_str(),
+        const std::string_view label = label_.empty() ? std::string_view("tls") : label_;
+        FSRV_LOG_INFO("%.*s: TLS handshake from %s failed: %s; %llu similar failures suppressed",
+                      static_cast<int>(label.size()), label.data(), peer_text().c_str(),
                       tls_->error().c_str(),
                       static_cast<unsigned long long>(reactor_.tls_failure_log.take_suppressed()));
       }
@@ -838,7 +836,7 @@ void Connection::tls_pump() {
 // Plaintext to the handler while it reads; then a pending EOF.
 void Connection::tls_deliver() {
   if (!tls_->established()) {
-    if (tls_eof_) {  // the client left mid-handshake
+    if (tls_->eof) {  // the client left mid-handshake
       reactor_.stats->add(reactor_.tls_handshakes_failed);
       close();
     }
@@ -854,7 +852,7 @@ void Connection::tls_deliver() {
       continue;
     }
     if (n == TlsSession::kWant || n == TlsSession::kEof) {
-      if (n == TlsSession::kEof) tls_eof_ = true;
+      if (n == TlsSession::kEof) tls_->eof = true;
       drained = true;
       break;
     }
@@ -862,8 +860,8 @@ void Connection::tls_deliver() {
     return;
   }
   // After the socket's EOF a partial record can never complete: EOF too.
-  if (tls_eof_ && drained && !tls_eof_told_ && reading_ && !closing_) {
-    tls_eof_told_ = true;
+  if (tls_->eof && drained && !tls_->eof_told && reading_ && !closing_) {
+    tls_->eof_told = true;
     pause_reading();
     handler_->on_eof();
   }

@@ -69,7 +69,7 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
     return 0;
   }
   conn->set_origin(listener, std::move(peer), tag, reactor.limits.enabled());
-  conn->set_label(std::string(factory.name()));
+  conn->set_label(factory.name());
   conn->start(factory.make_handler(*conn));
   return 0;
 }

@@ -43,6 +43,23 @@ TEST_F(ReactorTest, TimerFiresOnceAfterItsDelay) {
   close(fd);
 }
 
+// The connections' deadlines share one timer per loop (DeadlineQueue): every
+// idle connection still times out, the queue empties as they close, and its
+// timer is closed with it (TearDown's uv_loop_close() == 0).
+TEST_F(ReactorTest, IdleDeadlinesOfManyConnectionsShareOneTimerAndAllFire) {
+  reactor.idle_timeout_s = 0.05;
+  constexpr int kClients = 20;
+  int fds[kClients];
+  for (int& fd : fds) fd = client();
+  run_until([&] { return factory.made == kClients; });
+  EXPECT_EQ(reactor.deadlines.size(), static_cast<size_t>(kClients));
+  run_until([&] { return factory.totals.closes == kClients; }, 5000);
+  EXPECT_EQ(factory.totals.closes, kClients);
+  EXPECT_EQ(reactor.deadlines.size(), 0u);
+  for (int fd : fds) EXPECT_EQ(read_all(fd), "");  // closed by the server
+  for (int fd : fds) close(fd);
+}
+
 TEST_F(ReactorTest, WatermarksBoundPendingBytesAndDrainFiresOnce) {
   // The read asks for owned replies until the connection says it is
   // congested; the pending bytes then stay within one reply of kHighWater,

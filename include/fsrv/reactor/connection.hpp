@@ -1,9 +1,10 @@
 #pragma once
-// One client connection: the TCP handle, its idle timer, a generic one-shot
-// timer for the protocol, and its write queue. Owns the libuv handles and the
-// protocol handler; knows bytes, not requests. The protocol handler
-// (ConnectionHandler) decides what the bytes mean and where reads land, so an
-// upload's payload is read straight into its chunk buffer.
+// One client connection: the TCP handle, its deadlines (idle, request head,
+// min_rate: an entry in the reactor's DeadlineQueue, one timer per loop), a
+// generic one-shot timer for the protocol, and its write queue. Owns the
+// libuv handles and the protocol handler; knows bytes, not requests. The
+// protocol handler (ConnectionHandler) decides what the bytes mean and where
+// reads land, so an upload's payload is read straight into its chunk buffer.
 //
 // Lifetime (libuv pitfalls 4 and 5): a Connection is reference counted. The
 // open handles hold one reference, dropped in the last close callback; every
@@ -26,7 +27,7 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <vector>
+#include <string_view>
 
 namespace fsrv::reactor {
 
@@ -190,8 +191,9 @@ class Connection {
   void close_for(std::string_view reason);
   /// close_when_flushed() with the reason logged, as close_for.
   void close_when_flushed_for(std::string_view reason);
-  /// The service name, for log lines (set at accept).
-  void set_label(std::string label) { label_ = std::move(label); }
+  /// The service name, for log lines (set at accept). Not copied: it must
+  /// outlive the connection (a listener factory's name() does).
+  void set_label(std::string_view label) { label_ = label; }
   /// The loop's clock in milliseconds (uv_now).
   uint64_t now_ms() const;
   /// Progress for the idle timer (reads and writes call it themselves).
@@ -226,10 +228,11 @@ class Connection {
   void queue_write(WriteReq* w, const uv_buf_t* bufs, unsigned n, size_t total);
   void flush_outbox();
   void write_done(size_t bytes);
-  /// Makes the deadline timer fire by `due_ms` (loop time): restarts it
-  /// only if it is not already due by then.
+  /// Makes on_deadline run by `due_ms` (loop time): the reactor's
+  /// DeadlineQueue keeps an earlier deadline already set.
   void arm_deadlines(uint64_t due_ms);
-  static void on_deadline(uv_timer_t* t);
+  static void on_deadline(Connection* c);
+  friend class DeadlineQueue;
   uint64_t rate_window_ms() const;
   void sendfile_step();
   void sendfile_finish(int status);
@@ -244,10 +247,16 @@ class Connection {
   void tls_flush();
   void tls_release_held();
 
+  void log_close(std::string_view reason) const;
+  void check_rate();
+  void count_progress(uint64_t bytes);
+
+  // Members ordered by size, the flags packed into bits: every connection
+  // carries these, an idle one too (issue 23). What only some connections
+  // need is behind a pointer made at first use (timer_, turn_, writable_,
+  // sendfile_, tls_).
   Reactor& reactor_;
   uv_tcp_t tcp_;
-  /// The idle, request-head and min_rate deadlines (arm_deadlines).
-  uv_timer_t deadline_timer_;
   /// start_timer()'s handle, and yield_turn()'s: an idle handle runs once
   /// per loop iteration (a zero-delay timer restarted from its own callback
   /// would run again in the same timer pass in libuv 1.44, starving
@@ -260,45 +269,46 @@ class Connection {
   /// The turn handle, made on first use (never once closing).
   uv_idle_t* turn();
   uv_poll_t* writable_ = nullptr;  ///< send_file's writability watch (on a dup of the socket)
-  int writable_fd_ = -1;
   std::unique_ptr<ConnectionHandler> handler_;
   std::string outbox_;  ///< owned bytes waiting for the in-flight owned write
-  bool owned_in_flight_ = false;
   size_t pending_bytes_ = 0;
   uint64_t bytes_read_ = 0;
   uint64_t bytes_written_ = 0;
   std::shared_ptr<SendFileJob> sendfile_;
+  /// TLS state, made by start() on a TLS listener only (it also holds the
+  /// connection's TLS-only fields: writes held during the handshake, the
+  /// spare ciphertext buffer, the EOF flags).
   std::unique_ptr<TlsSession> tls_;
-  std::vector<WriteReq*> tls_held_;  ///< writes queued before the handshake completed
-  /// A completed TLS write's buffer, reused by the next while a transfer is
-  /// on (each chunk would otherwise map fresh pages); freed when it ends.
-  std::string tls_spare_;
-  bool tls_eof_ = false;        ///< close_notify or EOF read under TLS
-  bool tls_eof_told_ = false;   ///< on_eof() called for it
-  bool yield_pending_ = false;  ///< yield_turn() waits for the turn handle
-  int refs_ = 1;                ///< the handles' reference, dropped when all closed
-  int open_handles_ = 2;        ///< tcp + the deadline timer (+ timer_, turn_, writable_ once made)
-  bool closing_ = false;
-  bool reading_ = false;
-  bool shutting_down_ = false;
-  bool congested_ = false;
-  bool rejected_ = false;  ///< a refusal (counted in Reactor::refusing)
-  bool transfer_ = false;  ///< set_transfer(true): rate measured
-  int listener_ = -1;
-  std::string label_;
-  bool head_open_ = false;
-  void log_close(std::string_view reason) const;
-  void check_rate();
+  /// The service name for log lines: the listener factory's name(), which
+  /// outlives its connections (set_label).
+  std::string_view label_;
   std::string peer_;
-  uint32_t tag_ = 0;
-  bool admitted_ = false;
   uint64_t window_start_ms_ = 0;
   uint64_t last_progress_ms_ = 0;  ///< loop time of the last touch()
   uint64_t head_deadline_ms_ = 0;  ///< while head_open_: when the head must be complete
   uint64_t rate_check_ms_ = 0;     ///< while a transfer is on: the next min_rate check
-  bool idle_on_ = false;           ///< touch() ran: the idle deadline counts
   uint64_t window_bytes_ = 0;
-  void count_progress(uint64_t bytes);
+  /// The idle, request-head and min_rate deadlines share one entry in the
+  /// reactor's DeadlineQueue (one uv_timer_t per loop): when it is due and
+  /// the connection's place in the queue's heap.
+  uint64_t deadline_due_ms_ = 0;
+  uint32_t deadline_slot_ = UINT32_MAX;
+  int writable_fd_ = -1;
+  int refs_ = 1;          ///< the handles' reference, dropped when all closed
+  int open_handles_ = 1;  ///< tcp (+ timer_, turn_, writable_ once made)
+  int listener_ = -1;
+  uint32_t tag_ = 0;
+  bool owned_in_flight_ : 1 = false;
+  bool yield_pending_ : 1 = false;  ///< yield_turn() waits for the turn handle
+  bool closing_ : 1 = false;
+  bool reading_ : 1 = false;
+  bool shutting_down_ : 1 = false;
+  bool congested_ : 1 = false;
+  bool rejected_ : 1 = false;  ///< a refusal (counted in Reactor::refusing)
+  bool transfer_ : 1 = false;  ///< set_transfer(true): rate measured
+  bool head_open_ : 1 = false;
+  bool admitted_ : 1 = false;
+  bool idle_on_ : 1 = false;  ///< touch() ran: the idle deadline counts
 };
 
 }  // namespace fsrv::reactor

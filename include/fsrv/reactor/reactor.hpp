@@ -16,6 +16,7 @@
 
 #include "fsrv/reactor/conn_limits.hpp"
 #include "fsrv/reactor/connection.hpp"
+#include "fsrv/reactor/deadlines.hpp"
 #include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/stats/stats.hpp"
 
@@ -60,6 +61,8 @@ struct Reactor {
   stats::Counter closed_request_timeout, closed_too_slow, closed_idle;
   /// Live connections (not yet closed).
   std::unordered_set<Connection*> connections;
+  /// The connections' deadlines (idle, request head, min_rate): one timer.
+  DeadlineQueue deadlines;
   /// Set once shutdown began: connections close after their current request.
   bool draining = false;
   /// Set when a stop signal came: health checks (/healthz) answer 503 from

@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 struct ssl_ctx_st;
 struct ssl_st;
@@ -25,6 +26,7 @@ namespace fsrv::reactor {
 
 class Connection;
 class Executor;
+struct WriteReq;  // fsrv/reactor/connection.cpp
 
 /// The TLS versions served: 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and
 /// 1.1; the handshake of an older client fails with protocol_version).
@@ -100,6 +102,18 @@ class TlsSession {
   size_t take_output(std::string& out);
   /// The last error, from OpenSSL's error queue.
   const std::string& error() const { return error_; }
+
+  // The Connection's side of TLS, kept here so a plaintext connection does
+  // not carry it (idle memory, issue 23). Used by Connection only.
+  /// Writes queued before the handshake completed. The Connection owns
+  /// them: it encrypts and queues them when the handshake ends, or cancels
+  /// them in close(), which always runs before the session is destroyed.
+  std::vector<WriteReq*> held;
+  /// A completed write's buffer, reused by the next while a transfer is on
+  /// (each chunk would otherwise map fresh pages); freed when it ends.
+  std::string spare;
+  bool eof = false;       ///< close_notify or EOF read
+  bool eof_told = false;  ///< the handler's on_eof() called for it
 
  private:
   void set_error(const char* what);

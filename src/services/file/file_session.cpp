@@ -56,13 +56,7 @@ class FileService final : public Service {
 class FileSession final : public reactor::ConnectionHandler {
  public:
   FileSession(Connection& conn, FileService& service)
-      : conn_(conn),
-        service_(service),
-        shared_(service.shared()),
-        config_(*shared_.config),
-        payload_(conn, in_) {
-    payload_.observe = [this](std::string_view bytes) { note_payload(bytes); };
-  }
+      : conn_(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
 
   std::span<char> read_space() override;
   void on_read(size_t n) override;
@@ -126,14 +120,32 @@ class FileSession final : public reactor::ConnectionHandler {
     size_t next = 0;
   };
   std::unique_ptr<ListStream> list_;
-  kit::PayloadReader payload_;  ///< an UPLOAD's base64, up to its line's end
-  std::string upload_name_;
-  /// The payload's first kUploadLookahead bytes: why a decode failed.
-  std::string payload_head_;
-  void note_payload(std::string_view bytes) {
-    if (payload_head_.size() < kUploadLookahead) {
-      payload_head_.append(bytes.substr(0, kUploadLookahead - payload_head_.size()));
+  /// What only an UPLOAD needs, made at the connection's first UPLOAD and
+  /// kept until it closes (most connections never upload: an idle one
+  /// does not carry it; issue 23).
+  struct Upload {
+    Upload(Connection& conn, kit::InputBuffer& in) : payload(conn, in) {}
+    kit::PayloadReader payload;  ///< the base64, up to its line's end
+    std::string name;
+    /// The payload's first kUploadLookahead bytes: why a decode failed.
+    std::string head;
+  };
+  std::unique_ptr<Upload> upload_;
+  bool payload_active() const { return upload_ && upload_->payload.active(); }
+  void cancel_payload() {
+    if (upload_) upload_->payload.cancel();
+  }
+  Upload& upload() {
+    if (!upload_) {
+      upload_ = std::make_unique<Upload>(conn_, in_);
+      upload_->payload.observe = [this](std::string_view bytes) {
+        std::string& head = upload_->head;
+        if (head.size() < kUploadLookahead) {
+          head.append(bytes.substr(0, kUploadLookahead - head.size()));
+        }
+      };
     }
+    return *upload_;
   }
   /// The access log's view of the open request: its name, and the
   /// connection's byte counts and the time when it began.
@@ -154,12 +166,12 @@ std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connecti
 // ---------------------------------------------------------------- input
 
 std::span<char> FileSession::read_space() {
-  return payload_.active() ? payload_.read_space() : in_.space(limits::kLineBuffer);
+  return payload_active() ? upload_->payload.read_space() : in_.space(limits::kLineBuffer);
 }
 
 void FileSession::on_read(size_t n) {
-  if (payload_.active()) {
-    payload_step(payload_.on_read(n));
+  if (payload_active()) {
+    payload_step(upload_->payload.on_read(n));
     return;
   }
   in_.produced(n);
@@ -174,7 +186,7 @@ void FileSession::on_eof() {
     std::string why = state_ == State::kDiscard
                           ? discard_error_
                           : "upload interrupted: connection closed before the end of the line";
-    payload_.cancel();
+    cancel_payload();
     finish(current_, false);
     if (!why.empty()) conn_.write_owned(error_text(why));
     conn_.close_when_flushed();
@@ -233,7 +245,7 @@ void FileSession::abort_request(const std::string& why) {
     return;
   }
   if (request_open_) finish(current_, false);
-  payload_.cancel();
+  cancel_payload();
   conn_.write_owned(error_text(why));
   conn_.close_when_flushed();
 }
@@ -248,7 +260,7 @@ void FileSession::on_close() {
   if (get_) get_->cancel();
   get_.reset();
   list_.reset();
-  payload_.cancel();  // the temporary file goes with the last task
+  cancel_payload();  // the temporary file goes with the last task
 }
 
 // ---------------------------------------------------------------- requests
@@ -586,8 +598,8 @@ void FileSession::start_upload(std::string name) {
   begin(Cmd::kUpload);
   conn_.set_transfer(true);
   state_ = State::kPayload;
-  upload_name_ = name;
-  payload_head_.clear();
+  upload().name = name;
+  upload_->head.clear();
   transfer::UploadSink::Options o;
   o.name = std::move(name);
   o.transform = transfer::Transform::kBase64;
@@ -596,25 +608,25 @@ void FileSession::start_upload(std::string name) {
   auto sink = transfer::UploadSink::start(
       conn_, *shared_.executor, *shared_.root, std::move(o),
       [this] {
-        if (payload_.active()) payload_step(payload_.feed());
+        if (payload_active()) payload_step(upload_->payload.feed());
       },
       [this](Status s, uint64_t bytes) {
-        payload_.reset();
+        upload_->payload.reset();
         finish(Cmd::kUpload, s.ok());
         if (s.ok()) {
           conn_.write_owned(
-              ok_text(upload_name_ + " uploaded (" + std::to_string(bytes) + " bytes)"));
-        } else if (s.code == Errc::kBadData && payload_has_more_words(payload_head_)) {
+              ok_text(upload_->name + " uploaded (" + std::to_string(bytes) + " bytes)"));
+        } else if (s.code == Errc::kBadData && payload_has_more_words(upload_->head)) {
           conn_.write_owned(
               error_text("too many arguments for UPLOAD (quote a name that has spaces)"));
         } else {
-          conn_.write_owned(error_text(error_message(s, upload_name_)));
+          conn_.write_owned(error_text(error_message(s, upload_->name)));
         }
         request_done();
       });
   // The base64 ends with its line: the first CR or LF (find_terminator).
-  payload_.start(std::move(sink), kit::PayloadEnd::terminator("\r\n"));
-  payload_step(payload_.feed());
+  upload_->payload.start(std::move(sink), kit::PayloadEnd::terminator("\r\n"));
+  payload_step(upload_->payload.feed());
 }
 
 // The payload's terminator arrived: no more reading until the sink's reply.

@@ -52,6 +52,18 @@ std::string error_body(int status, const Status& s, const std::string& name) {
 
 // ---------------------------------------------------------------- replies
 
+const RequestHead& HttpSession::head() const {
+  static const RequestHead kNone;
+  return rq_ ? rq_->head : kNone;
+}
+
+// From the connection's address key (an IPv4-mapped IPv6 peer shows as
+// IPv4, as in the other services' log lines); not kept in the session.
+std::string HttpSession::peer_text() const {
+  std::string text = conn_.peer_text();
+  return text == "?" ? "-" : text;
+}
+
 std::string HttpSession::reply_head(int status, std::string_view type, int64_t length,
                                     std::string_view extra, size_t body_reserve) {
   std::string h;
@@ -79,7 +91,7 @@ std::string HttpSession::reply_head(int status, std::string_view type, int64_t l
   if (quit_) keep_alive_ = false;
   if (!keep_alive_) {
     h += "Connection: close\r\n";
-  } else if (head_.version_major == 1 && head_.version_minor == 0) {
+  } else if (head().version_major == 1 && head().version_minor == 0) {
     h += "Connection: keep-alive\r\n";  // RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
   }
   h += "\r\n";
@@ -112,21 +124,25 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   count_once(status);
   counted_ = false;
   double secs = std::chrono::duration<double>(Clock::now() - started_).count();
-  std::string line = head_.raw_lines.empty() ? "-" : head_.raw_lines[0];
+  const RequestHead& h = head();
+  std::string line = h.raw_lines.empty() ? "-" : h.raw_lines[0];
   // Health checks arrive every half second per balancer: not traffic.
-  if (route_ != Route::kHealth) {
-    FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer_.c_str(),
+  const bool traffic = route_ != Route::kHealth;
+  const bool access = log::access_enabled() && traffic;
+  const std::string peer = traffic ? peer_text() : std::string();
+  if (traffic) {
+    FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer.c_str(),
                   service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
     service_.observe_duration(secs);
   }
-  if (log::access_enabled() && route_ != Route::kHealth) {
-    const Header* referer = head_.find("referer");
-    const Header* agent = head_.find("user-agent");
+  if (access) {
+    const Header* referer = h.find("referer");
+    const Header* agent = h.find("user-agent");
     std::string code = std::to_string(status);
     log::access({.service = "http",
-                 .peer = peer_,
-                 .verb = head_.method,
-                 .name = head_.target,
+                 .peer = peer,
+                 .verb = h.method,
+                 .name = h.target,
                  .status = code,
                  .bytes = body_bytes,
                  .seconds = secs,

@@ -79,7 +79,7 @@ bool none_match(std::string_view field, std::string_view etag) {
 // ---------------------------------------------------------------- routing
 
 void HttpSession::route() {
-  Target t = split_target(head_.target);
+  Target t = split_target(rq_->head.target);
   std::string_view path = t.path;
   // Absolute-form (RFC 9112 section 3.2.2): a server must accept it.
   for (std::string_view scheme : {"http://", "https://"}) {
@@ -88,14 +88,14 @@ void HttpSession::route() {
       path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
     }
   }
-  const std::string& m = head_.method;
+  const std::string& m = rq_->head.method;
   // A browser sends Origin with a cross-site request; a write from another
   // site's page (or an opaque "null" origin) is refused, so a page
   // elsewhere cannot upload or delete through a visitor's browser. Clients
   // that send no Origin (curl, the course's) are not concerned.
   if (m == "PUT" || m == "POST" || m == "DELETE") {
-    const Header* origin = head_.find("Origin");
-    const Header* host = head_.find("Host");
+    const Header* origin = rq_->head.find("Origin");
+    const Header* host = rq_->head.find("Host");
     if (origin && !origin_matches_host(origin->value, host ? host->value : "")) {
       reject(403, "Cross-origin write refused: Origin " + origin->value +
                       " is not this server (Host " + (host ? host->value : "") + ")");
@@ -135,23 +135,23 @@ void HttpSession::route() {
       route_ = Route::kMetrics;
     } else {
       route_ = Route::kFile;
-      name_ = p;
+      rq_->name = p;
     }
   } else if (m == "POST") {
     if (p == "upload" || p == "upload/") {
       route_ = Route::kUploadForm;
     } else if (p.rfind("upload/", 0) == 0) {
       route_ = Route::kUploadPost;
-      name_ = p.substr(7);
+      rq_->name = p.substr(7);
     } else {
       route_ = Route::kForm;
     }
   } else if (m == "PUT") {
     route_ = Route::kUploadPut;
-    name_ = p;
+    rq_->name = p;
   } else if (m == "DELETE") {
     route_ = Route::kDelete;
-    name_ = p.rfind("delete/", 0) == 0 ? p.substr(7) : p;
+    rq_->name = p.rfind("delete/", 0) == 0 ? p.substr(7) : p;
   } else if (m == "OPTIONS") {
     route_ = Route::kOptions;
   } else {
@@ -161,7 +161,7 @@ void HttpSession::route() {
   if (route_ == Route::kFile || route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
       route_ == Route::kDelete) {
     // The file protocol's name rules: no '/', no "..", no hidden names.
-    if (std::string why = storage::validate_name(name_); !why.empty()) {
+    if (std::string why = storage::validate_name(rq_->name); !why.empty()) {
       reject(403, "Invalid file name: " + why);
       return;
     }
@@ -174,8 +174,8 @@ void HttpSession::route() {
 // section 2).
 void HttpSession::authenticate() {
   role_ = Role::kAnonymous;
-  user_.clear();
-  const Header* h = head_.find("Authorization");
+  rq_->user.clear();
+  const Header* h = rq_->head.find("Authorization");
   if (!h || !shared_.auth || service_.policy().auth == AuthScope::kNone) {
     refuse_by_policy();
     return;
@@ -186,7 +186,7 @@ void HttpSession::authenticate() {
     return;
   }
   if (shared_.auth->cached(user, password, role_)) {
-    user_ = user;
+    rq_->user = user;
     refuse_by_policy();
     return;
   }
@@ -194,11 +194,11 @@ void HttpSession::authenticate() {
   auth_pending_ = true;
   conn_.pause_reading();
   ConnRef ref(&conn_);
-  shared_.auth->check(user, password, peer_, [this, ref, user](auth::LoginOutcome outcome) {
+  shared_.auth->check(user, password, peer_text(), [this, ref, user](auth::LoginOutcome outcome) {
     if (conn_.closing() || state_ != State::kBody) return;
     auth_pending_ = false;
     role_ = outcome.role;
-    if (outcome.error.empty()) user_ = user;
+    if (outcome.error.empty()) rq_->user = user;
     if (!outcome.error.empty()) {
       reject(401, "Unauthorized: " + outcome.error, kChallenge);
     } else {
@@ -229,16 +229,17 @@ void HttpSession::refuse_by_policy() {
 // answer now and close (RFC 9110 section 10.1.1 allows it for a client
 // waiting on 100-continue; it saves reading a body we would drop).
 void HttpSession::reject(int status, std::string text, std::string extra) {
-  bool has_body = head_.framing == BodyFraming::kChunked ||
-                  (head_.framing == BodyFraming::kContentLength && head_.content_length > 0);
+  bool has_body =
+      rq_->head.framing == BodyFraming::kChunked ||
+      (rq_->head.framing == BodyFraming::kContentLength && rq_->head.content_length > 0);
   if (has_body) {
     fail_now(status, std::move(text), std::move(extra));
     return;
   }
   route_ = Route::kReject;
   reject_status_ = status;
-  reject_text_ = std::move(text);
-  reject_extra_ = std::move(extra);
+  rq_->reject_text = std::move(text);
+  rq_->reject_extra = std::move(extra);
 }
 
 void HttpSession::dispatch() {
@@ -246,7 +247,7 @@ void HttpSession::dispatch() {
   constexpr std::string_view kText = "text/plain; charset=utf-8";
   switch (route_) {
     case Route::kReject:
-      reply(reject_status_, kText, reject_text_, reject_extra_);
+      reply(reject_status_, kText, rq_->reject_text, rq_->reject_extra);
       return;
     case Route::kIndex:
       start_listdir(true);
@@ -262,7 +263,7 @@ void HttpSession::dispatch() {
       const ListenerPolicy& p = service_.policy();
       auto may = [&](Access a) { return p.refuse(a, role_) == Refusal::kNone ? "true" : "false"; };
       std::string body =
-          "{\"user\":" + (user_.empty() ? std::string("null") : "\"" + user_ + "\"") +
+          "{\"user\":" + (rq_->user.empty() ? std::string("null") : "\"" + rq_->user + "\"") +
           ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" + p.text() +
           "\",\"accounts\":" + (p.auth != AuthScope::kNone ? "true" : "false") +
           ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" + may(Access::kDelete) + "}\n";
@@ -293,10 +294,10 @@ void HttpSession::dispatch() {
       start_listdir(false);
       return;
     case Route::kFile:
-      start_get(name_, head_only_);
+      start_get(rq_->name, head_only_);
       return;
     case Route::kDelete:
-      start_delete(name_);
+      start_delete(rq_->name);
       return;
     case Route::kForm:
       reply_form();
@@ -388,9 +389,9 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
   // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
   // only without it.
   bool not_modified = false;
-  if (const Header* inm = head_.find("If-None-Match")) {
+  if (const Header* inm = rq_->head.find("If-None-Match")) {
     not_modified = none_match(inm->value, etag);
-  } else if (const Header* ims = head_.find("If-Modified-Since")) {
+  } else if (const Header* ims = rq_->head.find("If-Modified-Since")) {
     std::optional<int64_t> t = parse_http_date(ims->value);
     not_modified = t && mtime_s <= *t;
   }
@@ -401,8 +402,8 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
   std::string_view type = mime_type_for(name);
   uint64_t offset = 0, length = size;
   int status = 200;
-  const Header* range = head_.find("Range");
-  if (const Header* if_range = head_.find("If-Range");
+  const Header* range = rq_->head.find("Range");
+  if (const Header* if_range = rq_->head.find("If-Range");
       range && if_range && if_range->value != etag && if_range->value != last_modified) {
     range = nullptr;  // RFC 9110 section 13.1.5: changed, send it whole
   }

@@ -84,7 +84,7 @@ void HttpSession::process_input() {
       if (!pump_sink()) break;  // the sink is full: on_space comes back
       if (state_ != State::kBody) continue;
     }
-    if (state_ == State::kIdle && !parser_.in_message()) {
+    if (state_ == State::kIdle && !in_message()) {
       if (conn_.congested()) break;  // on_drain resumes
       if (handled == kRequestsPerTurn) {
         processing_ = false;
@@ -96,16 +96,17 @@ void HttpSession::process_input() {
     // message without a body ends there.
     if (input().empty() && !resume_after_hold_) break;
     resume_after_hold_ = false;
-    if (state_ == State::kIdle && !parser_.in_message() && is_http09(input())) {
+    open_request();  // the first byte of a request (or the rest of one)
+    if (state_ == State::kIdle && !in_message() && is_http09(input())) {
       // RFC 1945 section 4.1's simple request ("GET /path", no version):
       // the parser would wait for a version that never comes.
-      head_ = RequestHead{};
+      rq_->head = RequestHead{};
       head_only_ = false;
       started_ = Clock::now();
       fail_now(505, "HTTP Version Not Supported: HTTP/0.9 requests are not served");
       break;
     }
-    RequestParser::FeedResult r = parser_.feed(input());
+    RequestParser::FeedResult r = rq_->parser.feed(input());
     consume(r.consumed);
     if (message_complete_) {
       message_complete_ = false;
@@ -117,7 +118,7 @@ void HttpSession::process_input() {
   }
   processing_ = false;
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
-  if (state_ == State::kIdle && !parser_.in_message() && input().empty()) {
+  if (state_ == State::kIdle && !in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
   }
   if ((state_ == State::kIdle || state_ == State::kResponding) && input().empty() && !in_.empty()) {
@@ -127,19 +128,27 @@ void HttpSession::process_input() {
     service_.give_read_buffer(std::move(in_));
     in_start_ = in_end_ = 0;
   }
+  if (state_ == State::kIdle && !auth_pending_ && !in_message() && input().empty() && rq_) {
+    // Between requests with nothing of the next one: the request's memory
+    // goes too. Safe here: this is the outermost process_input (a nested
+    // call returned at its top), so no parser callback is running, and
+    // every caller of request_done() returns right after it.
+    release_request();
+  }
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
   // request), up to kReadBuffer; beyond that they wait in the kernel.
-  bool waiting = auth_pending_ || (state_ == State::kResponding && input().size() >= kReadBuffer) ||
-                 (state_ == State::kBody && body_to_ == BodyTo::kSink && !overflow_.empty()) ||
-                 (state_ == State::kIdle && !parser_.in_message() && conn_.congested());
+  bool waiting =
+      auth_pending_ || (state_ == State::kResponding && input().size() >= kReadBuffer) ||
+      (state_ == State::kBody && body_to_ == BodyTo::kSink && rq_ && !rq_->overflow.empty()) ||
+      (state_ == State::kIdle && !in_message() && conn_.congested());
   if (waiting) {
     conn_.pause_reading();
     return;
   }
   if (state_ == State::kResponding) return;  // request_done() continues
   if (eof_) {
-    if (parser_.in_message()) {
+    if (in_message()) {
       if (sink_) sink_->cancel();  // cut short: the old file stays
       sink_.reset();
       conn_.close();
@@ -171,7 +180,7 @@ void HttpSession::on_timer() {
 }
 
 void HttpSession::on_idle_timeout() {
-  if (state_ == State::kIdle && !parser_.in_message()) {
+  if (state_ == State::kIdle && !in_message()) {
     conn_.close();  // an idle keep-alive connection: close quietly
     return;
   }
@@ -192,7 +201,7 @@ void HttpSession::on_idle_timeout() {
 
 void HttpSession::on_shutdown() {
   quit_ = true;
-  if (state_ == State::kIdle && !parser_.in_message()) {
+  if (state_ == State::kIdle && !in_message()) {
     state_ = State::kClosed;
     conn_.close_when_flushed();
   }
@@ -211,7 +220,7 @@ void HttpSession::on_close() {
 void HttpSession::on_head(const RequestHead& head) {
   // The head is complete; its body (if any) is measured against --min-rate.
   conn_.set_transfer(true);
-  head_ = head;
+  rq_->head = head;
   started_ = Clock::now();
   keep_alive_ = head.keep_alive && !quit_;
   head_only_ = head.method == "HEAD";
@@ -219,8 +228,8 @@ void HttpSession::on_head(const RequestHead& head) {
   body_complete_ = false;
   reject_status_ = 0;
   release_form();
-  name_.clear();
-  form_.reset();
+  rq_->name.clear();
+  rq_->form.reset();
   file_seen_ = in_file_ = false;
   state_ = State::kBody;
   route();
@@ -229,7 +238,7 @@ void HttpSession::on_head(const RequestHead& head) {
 }
 
 void HttpSession::begin_body() {
-  const RequestHead& head = head_;
+  const RequestHead& head = rq_->head;
   if (route_ == Route::kUploadPost || route_ == Route::kUploadPut) {
     start_upload();
   } else if (route_ == Route::kUploadForm) {
@@ -249,7 +258,7 @@ void HttpSession::on_complete(const std::vector<Header>&) { message_complete_ = 
 void HttpSession::on_error(const ParseError& error) {
   if (state_ != State::kIdle && state_ != State::kBody) return;
   if (state_ == State::kIdle) {  // no head: nothing of the last request applies
-    head_ = RequestHead{};
+    rq_->head = RequestHead{};
     head_only_ = false;
     started_ = Clock::now();
   }
@@ -261,7 +270,7 @@ void HttpSession::on_error(const ParseError& error) {
 void HttpSession::fail_now(int status, std::string text, std::string extra) {
   if (sink_) sink_->cancel();
   sink_.reset();
-  overflow_.clear();
+  if (rq_) rq_->overflow.clear();
   keep_alive_ = false;
   reply(status, "text/plain; charset=utf-8", text, extra);  // no request_done() here
   if (conn_.closing()) return;
@@ -275,16 +284,17 @@ void HttpSession::complete_message() {
   if (body_to_ != BodyTo::kSink) conn_.set_transfer(false);  // the sink ends its own
   if (state_ != State::kBody) return;                        // replied already
   body_complete_ = true;
-  if (form_ && (!form_->done() || !file_seen_)) {
+  if (rq_->form && (!rq_->form->done() || !file_seen_)) {
     // The body was read whole: the connection can stay.
     if (sink_) sink_->cancel();
     sink_.reset();
-    overflow_.clear();
+    rq_->overflow.clear();
     route_ = Route::kReject;
     reject_status_ = 400;
-    reject_text_ = !form_->done() ? "Bad multipart body: it ended before the closing boundary"
-                                  : std::string(kFormUploadHelp);
-    reject_extra_.clear();
+    rq_->reject_text = !rq_->form->done()
+                           ? "Bad multipart body: it ended before the closing boundary"
+                           : std::string(kFormUploadHelp);
+    rq_->reject_extra.clear();
     state_ = State::kResponding;
     dispatch();
     return;

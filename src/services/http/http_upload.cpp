@@ -22,17 +22,17 @@ void HttpSession::on_body(std::string_view piece) {
     case BodyTo::kDiscard:
       return;
     case BodyTo::kMemory:
-      if (form_body_.size() + piece.size() > kMaxMultipartBody) {
+      if (rq_->form_body.size() + piece.size() > kMaxMultipartBody) {
         fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
         return;
       }
       {
         // Charged by the memory the body takes (its string's capacity), so
         // the budget bounds what the process really holds.
-        const size_t want = form_body_.size() + piece.size();
-        const size_t need = want <= form_body_.capacity()
-                                ? form_body_.capacity()
-                                : std::min(std::max(want, 2 * form_body_.capacity()),
+        const size_t want = rq_->form_body.size() + piece.size();
+        const size_t need = want <= rq_->form_body.capacity()
+                                ? rq_->form_body.capacity()
+                                : std::min(std::max(want, 2 * rq_->form_body.capacity()),
                                            std::max(want, kMaxMultipartBody));
         const size_t grow = need > form_charged_ ? need - form_charged_ : 0;
         if (!service_.take_form_bytes(grow)) {
@@ -42,14 +42,14 @@ void HttpSession::on_body(std::string_view piece) {
           return;
         }
         form_charged_ += grow;
-        if (form_body_.capacity() < want) form_body_.reserve(need);
-        form_body_.append(piece);
+        if (rq_->form_body.capacity() < want) rq_->form_body.reserve(need);
+        rq_->form_body.append(piece);
         return;
       }
     case BodyTo::kSink:
-      if (form_) {
-        if (!form_->feed(piece, *this) && state_ == State::kBody) {
-          fail_now(400, "Bad multipart body: " + form_->error());
+      if (rq_->form) {
+        if (!rq_->form->feed(piece, *this) && state_ == State::kBody) {
+          fail_now(400, "Bad multipart body: " + rq_->form->error());
         }
         return;
       }
@@ -60,11 +60,11 @@ void HttpSession::on_body(std::string_view piece) {
 
 void HttpSession::sink_piece(std::string_view piece) {
   if (!sink_) return;
-  if (overflow_.empty()) piece.remove_prefix(sink_->feed(piece));
-  overflow_.append(piece);
+  if (rq_->overflow.empty()) piece.remove_prefix(sink_->feed(piece));
+  rq_->overflow.append(piece);
   if (!sink_->error().ok()) {
     int st = status_for(sink_->error().code);
-    fail_now(st, error_body(st, sink_->error(), name_));
+    fail_now(st, error_body(st, sink_->error(), rq_->name));
   }
 }
 
@@ -73,8 +73,8 @@ void HttpSession::sink_piece(std::string_view piece) {
 void HttpSession::on_part(const FormField& part) {
   if (state_ != State::kBody || file_seen_ || !part.is_file || part.filename.empty()) return;
   file_seen_ = true;
-  name_ = part.filename;
-  if (std::string why = storage::validate_name(name_); !why.empty()) {
+  rq_->name = part.filename;
+  if (std::string why = storage::validate_name(rq_->name); !why.empty()) {
     fail_now(403, "Invalid file name: " + why);
     return;
   }
@@ -89,18 +89,18 @@ void HttpSession::on_part_data(std::string_view piece) {
 // ---------------------------------------------------------------- uploads
 
 void HttpSession::start_upload() {
-  if (head_.framing == BodyFraming::kContentLength &&
-      head_.content_length > shared_.config->max_upload) {
+  if (rq_->head.framing == BodyFraming::kContentLength &&
+      rq_->head.content_length > shared_.config->max_upload) {
     fail_now(413,
              "Upload too large: limit " + std::to_string(shared_.config->max_upload) + " bytes");
     return;
   }
   body_to_ = BodyTo::kSink;
   upload_finished_ = false;
-  upload_status_ = {};
-  overflow_.clear();
+  rq_->upload_status = {};
+  rq_->overflow.clear();
   transfer::UploadSink::Options o;
-  o.name = name_;
+  o.name = rq_->name;
   o.transform = transfer::Transform::kIdentity;
   o.max_bytes = shared_.config->max_upload;
   sink_ = transfer::UploadSink::start(
@@ -114,16 +114,16 @@ void HttpSession::start_upload() {
 // POST /upload: the body must be multipart/form-data; the sink starts
 // with its file part (on_part). Anything else is refused from the head.
 void HttpSession::start_form_upload() {
-  const Header* ct = head_.find("Content-Type");
+  const Header* ct = rq_->head.find("Content-Type");
   Result<std::string> boundary =
       ct ? multipart_boundary(ct->value) : Result<std::string>::failure(Errc::kBadRequest, "");
   if (!boundary.ok()) {
     reject(400, std::string(kFormUploadHelp));
     return;
   }
-  form_ = std::make_unique<MultipartReader>(boundary.value);
+  rq_->form = std::make_unique<MultipartReader>(boundary.value);
   body_to_ = BodyTo::kSink;  // pump_sink and the reply wait for the sink
-  overflow_.clear();
+  rq_->overflow.clear();
   upload_finished_ = false;
 }
 
@@ -132,13 +132,13 @@ void HttpSession::start_form_upload() {
 // on_space calls process_input again).
 bool HttpSession::pump_sink() {
   if (!sink_) return true;
-  if (!overflow_.empty()) overflow_.erase(0, sink_->feed(overflow_));
+  if (!rq_->overflow.empty()) rq_->overflow.erase(0, sink_->feed(rq_->overflow));
   if (!sink_->error().ok()) {
     int st = status_for(sink_->error().code);
-    fail_now(st, error_body(st, sink_->error(), name_));
+    fail_now(st, error_body(st, sink_->error(), rq_->name));
     return true;
   }
-  if (!overflow_.empty()) return false;
+  if (!rq_->overflow.empty()) return false;
   if (body_complete_) {
     state_ = State::kResponding;
     sink_->end();
@@ -150,9 +150,9 @@ void HttpSession::upload_done(Status s, uint64_t bytes) {
   replaced_ = sink_ && sink_->replaced();
   sink_.reset();
   upload_finished_ = true;
-  upload_status_ = std::move(s);
-  if (upload_status_.ok()) service_.count_upload(bytes);
-  service_.file_cache().erase(name_);  // replaced (the stamp would tell too)
+  rq_->upload_status = std::move(s);
+  if (rq_->upload_status.ok()) service_.count_upload(bytes);
+  service_.file_cache().erase(rq_->name);  // replaced (the stamp would tell too)
   maybe_reply_upload();
 }
 
@@ -160,18 +160,18 @@ void HttpSession::maybe_reply_upload() {
   if (!upload_finished_ || state_ != State::kResponding) return;
   upload_finished_ = false;
   constexpr std::string_view kText = "text/plain; charset=utf-8";
-  if (!upload_status_.ok()) {
-    int st = status_for(upload_status_.code);
-    reply(st, kText, error_body(st, upload_status_, name_));
+  if (!rq_->upload_status.ok()) {
+    int st = status_for(rq_->upload_status.code);
+    reply(st, kText, error_body(st, rq_->upload_status, rq_->name));
     return;
   }
-  std::string msg = "File " + name_ + " uploaded successfully";
+  std::string msg = "File " + rq_->name + " uploaded successfully";
   if (route_ == Route::kUploadPost || route_ == Route::kUploadForm) {
     reply(200, kText, msg);
   } else if (replaced_) {  // RFC 9110 section 9.3.4: 204 replaced, 201 created
     reply(204, {}, {});
   } else {
-    reply(201, kText, msg, "Location: /" + name_ + "\r\n");
+    reply(201, kText, msg, "Location: /" + rq_->name + "\r\n");
   }
 }
 
@@ -179,11 +179,11 @@ void HttpSession::maybe_reply_upload() {
 // then every header line of the request exactly as received.
 void HttpSession::reply_form() {
   std::vector<FormField> fields;
-  const Header* ct = head_.find("Content-Type");
+  const Header* ct = rq_->head.find("Content-Type");
   if (ct && iequals(ct->value.substr(0, 19), "multipart/form-data")) {
     Result<std::string> boundary = multipart_boundary(ct->value);
     Result<std::vector<FormField>> parts =
-        boundary.ok() ? parse_multipart(form_body_, boundary.value)
+        boundary.ok() ? parse_multipart(rq_->form_body, boundary.value)
                       : Result<std::vector<FormField>>::failure(boundary.status());
     if (!parts.ok()) {
       release_form();
@@ -192,7 +192,7 @@ void HttpSession::reply_form() {
     }
     fields = std::move(parts.value);
   } else {
-    fields = parse_urlencoded(form_body_);
+    fields = parse_urlencoded(rq_->form_body);
   }
   std::string body;
   for (const FormField& f : fields) {
@@ -202,8 +202,8 @@ void HttpSession::reply_form() {
     body += "\r\n";
   }
   body += "\r\n";
-  for (size_t i = 1; i < head_.raw_lines.size(); ++i) {
-    body += head_.raw_lines[i];
+  for (size_t i = 1; i < rq_->head.raw_lines.size(); ++i) {
+    body += rq_->head.raw_lines[i];
     body += "\r\n";
   }
   release_form();

@@ -6,8 +6,6 @@
 // GET/HEAD of files in http_routes.cpp, uploads and the form echo in
 // http_upload.cpp, reply heads and the access log in http_reply.cpp.
 
-#include <arpa/inet.h>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -64,22 +62,7 @@ class HttpSession final : public reactor::ConnectionHandler,
                           public MultipartHandler {
  public:
   HttpSession(Connection& conn, HttpService& service)
-      : conn_(conn),
-        service_(service),
-        shared_(service.shared()),
-        parser_(*this, parser_options(*shared_.config)) {
-    sockaddr_storage ss{};
-    int len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "-";
-    if (uv_tcp_getpeername(conn.tcp(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-      if (ss.ss_family == AF_INET) {
-        uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), host, sizeof host);
-      } else if (ss.ss_family == AF_INET6) {
-        uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), host, sizeof host);
-      }
-    }
-    peer_ = host;
-  }
+      : conn_(conn), service_(service), shared_(service.shared()) {}
 
   // ConnectionHandler
   std::span<char> read_space() override;
@@ -169,60 +152,86 @@ class HttpSession final : public reactor::ConnectionHandler,
   void start_listdir(bool page);
   void reply_form();
 
+  /// What only a request in progress needs: the parser's state, the
+  /// request head and the strings made from it. Made when the first byte of
+  /// a request arrives (open_request), released when the connection is idle
+  /// again with no input left (the end of process_input, where the read
+  /// buffer goes back too): an idle keep-alive connection holds none of it
+  /// (nginx frees its request the same way; issue 23).
+  struct Request {
+    Request(HttpSession& session, const ServerConfig& config)
+        : parser(session, parser_options(config)) {}
+    RequestParser parser;
+    RequestHead head;
+    std::string name;
+    std::string user;  ///< the account's name once the password checked out
+    std::string reject_text, reject_extra;
+    std::string form_body;
+    std::string overflow;  ///< body bytes the sink had no room for (< one read)
+    /// POST /upload: the body's reader.
+    std::unique_ptr<MultipartReader> form;
+    Status upload_status;
+  };
+  void open_request() {
+    if (!rq_) rq_ = std::make_unique<Request>(*this, *shared_.config);
+  }
+  /// Gives the request's memory back (nothing of it may be in use).
+  void release_request() {
+    release_form();
+    rq_.reset();
+  }
+  /// True between a request's first byte and its end (the parser's view).
+  bool in_message() const { return rq_ && rq_->parser.in_message(); }
+  /// The head of the current request (an empty one when there is none).
+  const RequestHead& head() const;
+  /// The client's address for log lines ("-" if unknown).
+  std::string peer_text() const;
+
   Connection& conn_;
   HttpService& service_;
   /// The account of the current request (Authorization: Basic), for the policy.
   Role role_ = Role::kAnonymous;
-  std::string user_;                ///< its name once the password checked out
   bool auth_pending_ = false;       ///< its password is being checked
   bool resume_after_hold_ = false;  ///< the parser is paused after a held head
-  Shared& shared_;
-  RequestParser parser_;
-  std::string peer_;
-
-  std::vector<char> in_;
-  size_t in_start_ = 0;
-  size_t in_end_ = 0;
   bool processing_ = false;
   bool eof_ = false;
   bool quit_ = false;
   State state_ = State::kIdle;
+  Shared& shared_;
+  std::unique_ptr<Request> rq_;
 
-  // The current request.
-  RequestHead head_;
+  std::vector<char> in_;
+  size_t in_start_ = 0;
+  size_t in_end_ = 0;
+
+  // The current request's small state (the rest is in rq_).
   Route route_ = Route::kReject;
-  std::string name_;
   bool head_only_ = false;
   bool keep_alive_ = true;
   bool message_complete_ = false;
   bool body_complete_ = false;
   BodyTo body_to_ = BodyTo::kDiscard;
   int reject_status_ = 0;
-  std::string reject_text_, reject_extra_;
-  std::string form_body_;
-  size_t form_charged_ = 0;  ///< form_body_'s bytes taken from the service's budget
-  /// Empties form_body_ and gives its bytes back to the budget.
+  size_t form_charged_ = 0;  ///< rq_->form_body's bytes taken from the service's budget
+  /// Empties the form body and gives its bytes back to the budget.
   void release_form() {
     service_.give_form_bytes(form_charged_);
     form_charged_ = 0;
-    form_body_ = std::string();
+    if (rq_) rq_->form_body = std::string();
   }
   Clock::time_point started_;
   bool counted_ = false;  ///< the current reply's status is counted
 
   // Uploads.
-  std::shared_ptr<transfer::UploadSink> sink_;
-  std::string overflow_;  ///< body bytes the sink had no room for (< one read)
   /// PUT: the upload's commit replaced a file (204, not 201), learnt from
   /// the rename itself (storage::UploadFile::replaced) in upload_done.
   bool replaced_ = false;
   bool upload_finished_ = false;
-  Status upload_status_;
-  /// POST /upload: the body's reader, and whether a file part was met
-  /// (the first one is stored; later parts are read and ignored).
-  std::unique_ptr<MultipartReader> form_;
+  /// POST /upload: whether a file part was met (the first one is stored;
+  /// later parts are read and ignored).
   bool file_seen_ = false;
   bool in_file_ = false;
+  std::shared_ptr<transfer::UploadSink> sink_;
 
   std::shared_ptr<transfer::FileSender> get_;
 };
