@@ -53,7 +53,7 @@ std::vector<ChatUser> load_users(const ServerConfig& config) {
 
 class ChatService final : public Service {
  public:
-  explicit ChatService(Shared& shared) : Service(shared, "chat") {
+  explicit ChatService(Shared& shared) : Service(shared, info()) {
     StoreSpec spec;
     Result<ChatDb> db = parse_chat_db(shared.config->chat_db, shared.root->path());
     if (!db.ok()) throw std::runtime_error(db.error);
