@@ -258,18 +258,10 @@ int main(int argc, char** argv) {
                  "udp-sink: seconds of the per-address quota window")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  // tftp service (src/services/tftp/)
-  app.add_option("--tftp-timeout", config.tftp_timeout_s,
-                 "tftp: seconds between retransmissions unless the client asks (RFC 2349)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.001, 255.0));
-  app.add_option("--tftp-retries", config.tftp_retries,
-                 "tftp: retransmissions of one packet before a transfer is abandoned")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 100));
-  app.add_flag("--tftp-read-only", config.tftp_read_only, "tftp: refuse every write request");
-  app.add_flag("--tftp-no-overwrite", config.tftp_no_overwrite,
-               "tftp: refuse a write request for an existing file (ERROR 6)");
+  // Each service's own options (ServiceInfo::add_options), in registry order.
+  for (const auto& s : fsrv::services::registry()) {
+    if (s.add_options) s.add_options(app, config);
+  }
 
   // TLS (docs/TLS.md)
   app.add_option("--tls-cert", config.tls_cert,

@@ -345,10 +345,7 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("chat-session-ttl", running.chat_session_ttl_s != out.chat_session_ttl_s);
   differs("udp-idle-ms", running.udp_idle_ms != out.udp_idle_ms);
   differs("udp-max-senders", running.udp_max_senders != out.udp_max_senders);
-  differs("tftp-timeout", running.tftp_timeout_s != out.tftp_timeout_s);
-  differs("tftp-retries", running.tftp_retries != out.tftp_retries);
-  differs("tftp-read-only", running.tftp_read_only != out.tftp_read_only);
-  differs("tftp-no-overwrite", running.tftp_no_overwrite != out.tftp_no_overwrite);
+  running.services.restart_needed(out.services, restart);  // each service's own
   // The files are read again on every SIGHUP (reload_tls); their paths are not.
   differs("tls-cert", running.tls_cert != out.tls_cert);
   differs("tls-key", running.tls_key != out.tls_key);

@@ -21,6 +21,9 @@
 #include "fsrv/stats/duration.hpp"
 #include "fsrv/stats/stats.hpp"
 
+namespace CLI {
+class App;
+}
 namespace fsrv::storage {
 class Root;
 }
@@ -175,6 +178,12 @@ struct ServiceInfo {
   std::unique_ptr<DatagramService> (*create_datagram)(Shared& shared) = nullptr;
   /// kPolicyReadOnly | kPolicyAuth: the listener keys it honours.
   unsigned policy_keys = 0;
+  /// Declares the service's own command-line options (CLI11), bound to its
+  /// options type in config.services (e.g. tftp::Options in
+  /// services/tftp/tftp_options.hpp); main calls it for every service, and
+  /// the configuration file and --print-config follow (an option
+  /// --NAME-KEY is the key KEY of [services.NAME]). Null: none.
+  void (*add_options)(CLI::App& app, ServerConfig& config) = nullptr;
 };
 
 /// A listener with its service resolved once, as nginx's ngx_listening_t
