@@ -238,26 +238,6 @@ int main(int argc, char** argv) {
                  "chat: seconds of inactivity before a session token expires")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  // udp-sink service (src/services/udp_sink/udp_sink_service.cpp)
-  app.add_option("--udp-idle-ms", config.udp_idle_ms,
-                 "udp-sink: commit a sender's file after this many ms of silence")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600 * 1000));
-  app.add_option("--udp-max-senders", config.udp_max_senders,
-                 "udp-sink: senders with an open file at once (oldest idle committed first)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 65536));
-  app.add_option("--udp-address-files", config.udp_address_files,
-                 "udp-sink: files one source address may start per --udp-address-window")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--udp-address-bytes", config.udp_address_bytes,
-                 "udp-sink: bytes one source address may store per --udp-address-window")
-      ->capture_default_str();
-  app.add_option("--udp-address-window", config.udp_address_window_s,
-                 "udp-sink: seconds of the per-address quota window")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
   // Each service's own options (ServiceInfo::add_options), in registry order.
   for (const auto& s : fsrv::services::registry()) {
     if (s.add_options) s.add_options(app, config);

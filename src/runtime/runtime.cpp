@@ -343,8 +343,6 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("grace", running.grace_s != out.grace_s);
   differs("stats-interval", running.stats_interval_s != out.stats_interval_s);
   differs("chat-session-ttl", running.chat_session_ttl_s != out.chat_session_ttl_s);
-  differs("udp-idle-ms", running.udp_idle_ms != out.udp_idle_ms);
-  differs("udp-max-senders", running.udp_max_senders != out.udp_max_senders);
   running.services.restart_needed(out.services, restart);  // each service's own
   // The files are read again on every SIGHUP (reload_tls); their paths are not.
   differs("tls-cert", running.tls_cert != out.tls_cert);

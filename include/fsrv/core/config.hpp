@@ -194,20 +194,6 @@ struct ServerConfig {
   /// --chat-db: "sqlite:PATH", "postgresql://..." or "" (SQLite under the root).
   std::string chat_db;
 
-  // udp-sink service (src/services/udp_sink/udp_sink_service.cpp)
-  /// --udp-idle-ms: a sender silent this long has its file committed.
-  int udp_idle_ms = 2000;
-  /// --udp-max-senders: files open at once (the oldest idle is committed
-  /// to make room).
-  int udp_max_senders = 64;
-  /// --udp-address-files: files one source address (any port) may start
-  /// per --udp-address-window; datagrams beyond are dropped and counted.
-  int udp_address_files = 16;
-  /// --udp-address-bytes: bytes one source address may store per window.
-  uint64_t udp_address_bytes = 256ull << 20;
-  /// --udp-address-window: seconds of the per-address quota's window.
-  double udp_address_window_s = 60.0;
-
   /// Each service's own options (services/NAME/NAME_options.hpp):
   /// `services.get<tftp::Options>()`.
   ServiceOptionSet services;
