@@ -205,13 +205,6 @@ int main(int argc, char** argv) {
                  "Append one line per request to FILE: Combined Log Format for http, "
                  "SERVICE PEER VERB NAME STATUS BYTES SECONDS for file, session, tftp "
                  "(SIGUSR1 reopens it)");
-  // chat service (src/services/chat/chat_service.cpp)
-  app.add_option("--chat-users", config.chat_users,
-                 "chat: JSON users file (username, nama, negara, password_hash); default: "
-                 "the course's demo users")
-      ->check([](const std::string& path) {
-        return fsrv::services::check_option("--chat-users", path);
-      });
   // accounts (docs/SECURITY.md)
   app.add_option("--users", config.users_file,
                  "Accounts of the auth= listeners: NAME:HASH:ROLE lines (fileserver "
@@ -229,15 +222,6 @@ int main(int argc, char** argv) {
                  "meanwhile so a load balancer stops routing here first")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 600.0));
-  app.add_option("--chat-db", config.chat_db,
-                 "chat: where the state lives: sqlite:PATH (default <root>/.chat/chat.db) "
-                 "or postgresql://... (a libpq URI, shared by every node of a cluster)")
-      ->check(
-          [](const std::string& url) { return fsrv::services::check_option("--chat-db", url); });
-  app.add_option("--chat-session-ttl", config.chat_session_ttl_s,
-                 "chat: seconds of inactivity before a session token expires")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
   // Each service's own options (ServiceInfo::add_options), in registry order.
   for (const auto& s : fsrv::services::registry()) {
     if (s.add_options) s.add_options(app, config);

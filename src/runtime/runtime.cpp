@@ -314,7 +314,7 @@ void ServingProcess::apply_live(const ServerConfig& fresh) {
   reactor_.idle_timeout_s = fresh.idle_timeout_s;
   reactor_.min_rate = fresh.min_rate;
   reactor_.min_rate_window_s = fresh.min_rate_window_s;
-  config_.chat_users = fresh.chat_users;
+  config_.services.apply_live(fresh.services);  // chat: its users file
   services_->reload();
 }
 
@@ -342,7 +342,6 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("workers", running.workers != out.workers);
   differs("grace", running.grace_s != out.grace_s);
   differs("stats-interval", running.stats_interval_s != out.stats_interval_s);
-  differs("chat-session-ttl", running.chat_session_ttl_s != out.chat_session_ttl_s);
   running.services.restart_needed(out.services, restart);  // each service's own
   // The files are read again on every SIGHUP (reload_tls); their paths are not.
   differs("tls-cert", running.tls_cert != out.tls_cert);

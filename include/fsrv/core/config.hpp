@@ -185,15 +185,6 @@ struct ServerConfig {
   /// --users: the accounts file of auth= listeners (auth/users.hpp); "" = none.
   std::string users_file;
 
-  // chat service (src/services/chat/chat_service.cpp)
-  /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.
-  std::string chat_users;
-  /// --chat-session-ttl: idle seconds before a chat session expires (the
-  /// default is chat::kDefaultSessionTtlS, an hour).
-  double chat_session_ttl_s = 3600.0;
-  /// --chat-db: "sqlite:PATH", "postgresql://..." or "" (SQLite under the root).
-  std::string chat_db;
-
   /// Each service's own options (services/NAME/NAME_options.hpp):
   /// `services.get<tftp::Options>()`.
   ServiceOptionSet services;

@@ -167,7 +167,8 @@ class ServingProcess {
   void notify_work_done(reactor::Lifecycle& life);
   /// Applies what can change while serving (SIGHUP): idle and request
   /// timeouts, the minimum rate and its window, --max-upload,
-  /// --legacy-idle-ms, the chat's users file (re-read: Service::reload).
+  /// --legacy-idle-ms, each service's live options (ServiceOptions::apply_live:
+  /// the chat's users file, re-read by Service::reload).
   /// Open connections see them at their next check. (--max-conns belongs to whoever accepts: thread
   /// mode or the master.)
   void apply_live(const ServerConfig& fresh);

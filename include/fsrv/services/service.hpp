@@ -205,11 +205,6 @@ std::string policy_keys_text(const ServiceInfo& info);
 
 /// Every registered service, in registry order.
 const std::vector<ServiceInfo>& registry();
-/// Checks the value of a service's command-line option (`--chat-users`,
-/// `--chat-db`: the file or URL is read and parsed as the service will);
-/// returns an error text, or "" when the value is usable (or the option
-/// has no check). Lets main validate options without naming a service.
-std::string check_option(std::string_view option, const std::string& value);
 /// The registered service called `name`, or null. For start-up only: the
 /// listener resolver (runtime::resolve_listeners) and main's option checks
 /// and --services; after that each listener carries its ServiceInfo.
