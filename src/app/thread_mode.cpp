@@ -18,11 +18,12 @@ int serve_thread_mode(const ServerConfig& config) {
   // libuv reads UV_THREADPOOL_SIZE once, at the first work item: set it first.
   reactor::ThreadPoolExecutor::set_pool_size(config.workers);
   signal(SIGPIPE, SIG_IGN);
-  std::vector<ListenSpec> specs = runtime::listeners_of(config);
-  if (Status s = runtime::check_listeners(specs); !s.ok()) {
-    FSRV_LOG_ERROR("%s", s.error.c_str());
+  auto resolved = runtime::resolve_listeners(runtime::listeners_of(config));
+  if (!resolved.ok()) {
+    FSRV_LOG_ERROR("%s", resolved.error.c_str());
     return kExitConfig;
   }
+  const std::vector<services::Listening>& specs = resolved.value;
   stats::Schema schema;
   runtime::register_stats(specs, schema);
   stats::StatsTable table(1, false, schema);

@@ -205,13 +205,6 @@ int main(int argc, char** argv) {
                  "Append one line per request to FILE: Combined Log Format for http, "
                  "SERVICE PEER VERB NAME STATUS BYTES SECONDS for file, session, tftp "
                  "(SIGUSR1 reopens it)");
-  // chat service (src/services/chat/chat_service.cpp)
-  app.add_option("--chat-users", config.chat_users,
-                 "chat: JSON users file (username, nama, negara, password_hash); default: "
-                 "the course's demo users")
-      ->check([](const std::string& path) {
-        return fsrv::services::check_option("--chat-users", path);
-      });
   // accounts (docs/SECURITY.md)
   app.add_option("--users", config.users_file,
                  "Accounts of the auth= listeners: NAME:HASH:ROLE lines (fileserver "
@@ -229,47 +222,10 @@ int main(int argc, char** argv) {
                  "meanwhile so a load balancer stops routing here first")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 600.0));
-  app.add_option("--chat-db", config.chat_db,
-                 "chat: where the state lives: sqlite:PATH (default <root>/.chat/chat.db) "
-                 "or postgresql://... (a libpq URI, shared by every node of a cluster)")
-      ->check(
-          [](const std::string& url) { return fsrv::services::check_option("--chat-db", url); });
-  app.add_option("--chat-session-ttl", config.chat_session_ttl_s,
-                 "chat: seconds of inactivity before a session token expires")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  // udp-sink service (src/services/udp_sink/udp_sink_service.cpp)
-  app.add_option("--udp-idle-ms", config.udp_idle_ms,
-                 "udp-sink: commit a sender's file after this many ms of silence")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600 * 1000));
-  app.add_option("--udp-max-senders", config.udp_max_senders,
-                 "udp-sink: senders with an open file at once (oldest idle committed first)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 65536));
-  app.add_option("--udp-address-files", config.udp_address_files,
-                 "udp-sink: files one source address may start per --udp-address-window")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--udp-address-bytes", config.udp_address_bytes,
-                 "udp-sink: bytes one source address may store per --udp-address-window")
-      ->capture_default_str();
-  app.add_option("--udp-address-window", config.udp_address_window_s,
-                 "udp-sink: seconds of the per-address quota window")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  // tftp service (src/services/tftp/)
-  app.add_option("--tftp-timeout", config.tftp_timeout_s,
-                 "tftp: seconds between retransmissions unless the client asks (RFC 2349)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.001, 255.0));
-  app.add_option("--tftp-retries", config.tftp_retries,
-                 "tftp: retransmissions of one packet before a transfer is abandoned")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 100));
-  app.add_flag("--tftp-read-only", config.tftp_read_only, "tftp: refuse every write request");
-  app.add_flag("--tftp-no-overwrite", config.tftp_no_overwrite,
-               "tftp: refuse a write request for an existing file (ERROR 6)");
+  // Each service's own options (ServiceInfo::add_options), in registry order.
+  for (const auto& s : fsrv::services::registry()) {
+    if (s.add_options) s.add_options(app, config);
+  }
 
   // TLS (docs/TLS.md)
   app.add_option("--tls-cert", config.tls_cert,

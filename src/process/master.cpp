@@ -84,8 +84,7 @@ struct PassReq {
 
 class Master {
  public:
-  explicit Master(const ServerConfig& config)
-      : config_(config), specs_(runtime::listeners_of(config)), workers_(config.workers) {}
+  explicit Master(const ServerConfig& config) : config_(config), workers_(config.workers) {}
 
   int run();
 
@@ -105,7 +104,10 @@ class Master {
 
   const ServerConfig& config_;
   ServerConfig live_ = config_;  ///< as last (re)loaded: what SIGHUP compares with
-  std::vector<ListenSpec> specs_;
+  /// Every listener with its service (runtime::resolve_listeners, in run()),
+  /// by listener index: on_connection words refusals from it, and the
+  /// workers inherit it at fork.
+  std::vector<services::Listening> specs_;
   stats::Schema schema_;
   std::unique_ptr<stats::StatsTable> table_;
   std::vector<WorkerHandle> workers_;
@@ -170,7 +172,7 @@ bool Master::fork_worker(WorkerHandle& w) {
     return false;
   }
   if (pid == 0) {
-    worker_main(config_, schema_, *table_, w.slot, sv[1], master, started_unix_, udp);
+    worker_main(config_, specs_, schema_, *table_, w.slot, sv[1], master, started_unix_, udp);
   }
   close(sv[1]);
   w.pid = pid;
@@ -201,12 +203,11 @@ bool Master::fork_worker(WorkerHandle& w) {
 }
 
 void Master::on_connection(reactor::Listener& l) {
-  const services::ServiceInfo* info = services::find(l.service());
+  const services::Listening& listening = specs_[static_cast<size_t>(l.index())];
   // A TLS client could not read a clear-text busy reply: it is just closed.
   auto refusal = [&](int limit) {
-    return specs_[static_cast<size_t>(l.index())].tls
-               ? std::string()
-               : info->refusal(reactor::Refusal::kBusy, limit);
+    return listening.spec.tls ? std::string()
+                              : listening.service->refusal(reactor::Refusal::kBusy, limit);
   };
   if (active_connections() + 1 > max_conns_) {
     if (reactor_.refusal_log.allow(uv_now(&loop_))) {
@@ -379,10 +380,12 @@ void Master::close_handles() {
 
 int Master::run() {
   signal(SIGPIPE, SIG_IGN);
-  if (Status s = runtime::check_listeners(specs_); !s.ok()) {
-    FSRV_LOG_ERROR("%s", s.error.c_str());
+  auto resolved = runtime::resolve_listeners(runtime::listeners_of(config_));
+  if (!resolved.ok()) {
+    FSRV_LOG_ERROR("%s", resolved.error.c_str());
     return kExitConfig;
   }
+  specs_ = std::move(resolved.value);
   runtime::register_stats(specs_, schema_);  // before any fork: one layout everywhere
   table_ = std::make_unique<stats::StatsTable>(config_.workers + 1, true, schema_);
   std::string error;

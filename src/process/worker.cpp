@@ -80,8 +80,9 @@ struct Worker {
 
 }  // namespace
 
-void worker_main(const ServerConfig& config, const stats::Schema& schema, stats::StatsTable& table,
-                 int slot, int channel_fd, pid_t master_pid, double started_unix,
+void worker_main(const ServerConfig& config, const std::vector<services::Listening>& specs,
+                 const stats::Schema& schema, stats::StatsTable& table, int slot, int channel_fd,
+                 pid_t master_pid, double started_unix,
                  const std::vector<std::pair<int, int>>& datagrams) {
   // 1. A clean slate: keep stdio, the channel and our UDP sockets (moved to
   //    kChannelFd + 1...), drop everything inherited from the master
@@ -115,7 +116,6 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
   auto* w = new Worker;  // leaked on purpose: we _exit
   uv_loop_init(&w->loop);
   reactor::InlineExecutor executor(&w->loop);
-  std::vector<ListenSpec> specs = runtime::listeners_of(config);
   w->listeners = static_cast<int>(specs.size());
   try {
     w->server = std::make_unique<runtime::ServingProcess>(
@@ -128,7 +128,7 @@ void worker_main(const ServerConfig& config, const stats::Schema& schema, stats:
   }
   for (size_t k = 0; k < datagrams.size(); ++k) {
     auto index = static_cast<size_t>(datagrams[k].first);
-    const ListenSpec& spec = specs[index];
+    const ListenSpec& spec = specs[index].spec;
     w->datagrams.push_back(std::make_unique<reactor::DatagramListener>(
         &w->loop, static_cast<int>(index), spec.service, spec.endpoint));
     int rc = w->datagrams.back()->adopt(kChannelFd + 1 + static_cast<int>(k));

@@ -18,33 +18,37 @@ std::vector<ListenSpec> listeners_of(const ServerConfig& config) {
   return {ListenSpec{"file", Endpoint{config.host, config.port}}};
 }
 
-Status check_listeners(const std::vector<ListenSpec>& listeners) {
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    const ListenSpec& l = listeners[i];
-    if (!services::find(l.service)) {
-      return Status::failure(Errc::kBadRequest, "unknown service '" + l.service +
-                                                    "' (fileserver --services lists them)");
+Result<std::vector<services::Listening>> resolve_listeners(const std::vector<ListenSpec>& specs) {
+  using Out = Result<std::vector<services::Listening>>;
+  std::vector<services::Listening> out;
+  for (const ListenSpec& l : specs) {
+    const services::ServiceInfo* info = services::find(l.service);
+    if (!info) {
+      return Out::failure(Errc::kBadRequest,
+                          "unknown service '" + l.service + "' (fileserver --services lists them)");
     }
-    if (std::string why = services::check_policy(l); !why.empty()) {
-      return Status::failure(Errc::kBadRequest, why);
+    services::Listening resolved{l, info};
+    if (std::string why = services::check_policy(resolved); !why.empty()) {
+      return Out::failure(Errc::kBadRequest, why);
     }
-    for (size_t k = 0; k < i; ++k) {
-      const Endpoint& a = listeners[k].endpoint;
+    for (const services::Listening& earlier : out) {
+      const Endpoint& a = earlier.spec.endpoint;
       // TCP and UDP ports are separate spaces.
-      if (services::find(listeners[k].service)->transport != services::find(l.service)->transport) {
-        continue;
-      }
+      if (earlier.datagram() != resolved.datagram()) continue;
       if (a.port != 0 && a.port == l.endpoint.port && a.host == l.endpoint.host) {
-        return Status::failure(Errc::kBadRequest, "duplicate address " + l.endpoint.text() + " (" +
-                                                      listeners[k].service + " and " + l.service +
-                                                      ")");
+        return Out::failure(Errc::kBadRequest, "duplicate address " + l.endpoint.text() + " (" +
+                                                   earlier.spec.service + " and " + l.service +
+                                                   ")");
       }
     }
+    out.push_back(std::move(resolved));
   }
-  return {};
+  Out ok;
+  ok.value = std::move(out);
+  return ok;
 }
 
-void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema) {
+void register_stats(const std::vector<services::Listening>& listeners, stats::Schema& schema) {
   services::register_stats(listeners, schema);
   // Closes the connection layer decided (reactor::Connection), all services.
   for (const char* p :
@@ -58,8 +62,9 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
   }
 }
 
-bool any_tls(const std::vector<ListenSpec>& listeners) {
-  return std::any_of(listeners.begin(), listeners.end(), [](const ListenSpec& l) { return l.tls; });
+bool any_tls(const std::vector<services::Listening>& listeners) {
+  return std::any_of(listeners.begin(), listeners.end(),
+                     [](const services::Listening& l) { return l.spec.tls; });
 }
 
 std::string listen_notes(const ListenSpec& spec) {
@@ -68,42 +73,39 @@ std::string listen_notes(const ListenSpec& spec) {
   return notes.empty() ? "" : " (" + notes + ")";
 }
 
-bool is_datagram(const ListenSpec& spec) {
-  const services::ServiceInfo* info = services::find(spec.service);
-  return info && info->transport == services::Transport::kDatagram;
-}
-
-Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+Status listen_datagrams(uv_loop_t* loop, const std::vector<services::Listening>& listeners,
                         std::vector<std::unique_ptr<reactor::DatagramListener>>& out,
                         const std::function<reactor::DatagramHandler&(size_t)>& handler_for) {
-  for (size_t i = 0; i < specs.size(); ++i) {
-    if (!is_datagram(specs[i])) continue;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    if (!listeners[i].datagram()) continue;
+    const ListenSpec& spec = listeners[i].spec;
     out.push_back(std::make_unique<reactor::DatagramListener>(loop, static_cast<int>(i),
-                                                              specs[i].service, specs[i].endpoint));
+                                                              spec.service, spec.endpoint));
     int rc = handler_for ? out.back()->listen(handler_for(i)) : out.back()->bind();
     if (rc < 0) {
       for (auto& l : out) l->close();
-      return Status::failure(Errc::kIo, "cannot bind " + specs[i].service + " on udp " +
-                                            specs[i].endpoint.text() + ": " + uv_strerror(rc));
+      return Status::failure(Errc::kIo, "cannot bind " + spec.service + " on udp " +
+                                            spec.endpoint.text() + ": " + uv_strerror(rc));
     }
-    FSRV_LOG_INFO("%s: SO_RCVBUF %d bytes granted (%d asked)", specs[i].service.c_str(),
+    FSRV_LOG_INFO("%s: SO_RCVBUF %d bytes granted (%d asked)", spec.service.c_str(),
                   out.back()->granted_rcvbuf(), reactor::DatagramListener::kRequestedRcvBuf);
   }
   return {};
 }
 
-Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+Status listen_all(uv_loop_t* loop, const std::vector<services::Listening>& listeners,
                   std::vector<std::unique_ptr<reactor::Listener>>& out,
                   std::function<void(reactor::Listener&)> on_connection) {
-  for (size_t i = 0; i < specs.size(); ++i) {
-    if (is_datagram(specs[i])) continue;
-    out.push_back(std::make_unique<reactor::Listener>(loop, static_cast<int>(i), specs[i].service,
-                                                      specs[i].endpoint));
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    if (listeners[i].datagram()) continue;
+    const ListenSpec& spec = listeners[i].spec;
+    out.push_back(std::make_unique<reactor::Listener>(loop, static_cast<int>(i), spec.service,
+                                                      spec.endpoint));
     int rc = out.back()->listen(on_connection);
     if (rc < 0) {
       for (auto& l : out) l->close();
-      return Status::failure(Errc::kIo, "cannot listen " + specs[i].service + " on " +
-                                            specs[i].endpoint.text() + ": " + uv_strerror(rc));
+      return Status::failure(Errc::kIo, "cannot listen " + spec.service + " on " +
+                                            spec.endpoint.text() + ": " + uv_strerror(rc));
     }
   }
   return {};
@@ -111,7 +113,7 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
                      const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams,
-                     const std::vector<ListenSpec>& specs) {
+                     const std::vector<services::Listening>& specs) {
   if (any_tls(specs)) FSRV_LOG_INFO("%s", reactor::tls_send_path_text().c_str());
   // In configuration order, TCP and UDP interleaved.
   std::vector<std::pair<int, std::string>> lines;
@@ -120,14 +122,14 @@ void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& list
     e.port = l->port();
     auto at = static_cast<size_t>(l->index());
     lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text() +
-                                       (at < specs.size() ? listen_notes(specs[at]) : ""));
+                                       (at < specs.size() ? listen_notes(specs[at].spec) : ""));
   }
   for (const auto& l : datagrams) {
     Endpoint e = l->endpoint();
     e.port = l->port();
     auto at = static_cast<size_t>(l->index());
     lines.emplace_back(l->index(), "listening " + l->service() + " on " + e.text() +
-                                       (at < specs.size() ? listen_notes(specs[at]) : ""));
+                                       (at < specs.size() ? listen_notes(specs[at].spec) : ""));
   }
   std::sort(lines.begin(), lines.end());
   for (const auto& [index, line] : lines) printf("%s\n", line.c_str());
@@ -162,10 +164,12 @@ int effective_max_conns(int max_conns, int fd_cap, int processes) {
   return static_cast<int>(fd_total);
 }
 
-std::vector<reactor::ListenerShare> plan_shares(const std::vector<ListenSpec>& specs,
+std::vector<reactor::ListenerShare> plan_shares(const std::vector<services::Listening>& listeners,
                                                 int max_conns) {
   std::vector<int> asked;
-  for (const ListenSpec& l : specs) asked.push_back(is_datagram(l) ? -1 : l.max_conns);
+  for (const services::Listening& l : listeners) {
+    asked.push_back(l.datagram() ? -1 : l.spec.max_conns);
+  }
   return reactor::ConnectionLimits::plan(max_conns, asked);
 }
 
@@ -180,43 +184,41 @@ stats::Counter counter_of(const stats::Schema& schema, const std::string& path) 
 
 }  // namespace
 
-void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+void configure_limits(reactor::Reactor& reactor, const std::vector<services::Listening>& listeners,
                       const ServerConfig& config, int max_conns, const stats::Schema& schema,
                       stats::StatsSlot& slot) {
-  std::vector<reactor::ListenerShare> shares = plan_shares(specs, max_conns);
   std::vector<reactor::ShareCounters> counters;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const std::string base = specs[i].service + "/connections/";
+  std::vector<reactor::ListenerShare> shares = plan_shares(listeners, max_conns);
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const ListenSpec& spec = listeners[i].spec;
+    const std::string name(listeners[i].service->name);
+    const std::string base = name + "/connections/";
     counters.push_back(
         {counter_of(schema, base + "refused/share"), counter_of(schema, base + "refused/address")});
     // STATS: how many of the service's listeners have each policy key.
-    const ListenerPolicy& p = specs[i].policy;
-    if (p.read_only) slot.add(counter_of(schema, specs[i].service + "/listeners/ro"));
-    if (p.auth == AuthScope::kWrite) {
-      slot.add(counter_of(schema, specs[i].service + "/listeners/auth_write"));
-    }
-    if (p.auth == AuthScope::kAll)
-      slot.add(counter_of(schema, specs[i].service + "/listeners/auth_all"));
+    const ListenerPolicy& p = spec.policy;
+    if (p.read_only) slot.add(counter_of(schema, name + "/listeners/ro"));
+    if (p.auth == AuthScope::kWrite) slot.add(counter_of(schema, name + "/listeners/auth_write"));
+    if (p.auth == AuthScope::kAll) slot.add(counter_of(schema, name + "/listeners/auth_all"));
     if (shares[i].max_conns == 0) continue;
     slot.add(counter_of(schema, base + "share"), static_cast<uint64_t>(shares[i].max_conns));
-    FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address",
-                  specs[i].service.c_str(), specs[i].endpoint.text().c_str(), shares[i].max_conns,
-                  shares[i].reserved,
+    FSRV_LOG_INFO("%s on %s: up to %d connections, %d kept for it; %d per address", name.c_str(),
+                  spec.endpoint.text().c_str(), shares[i].max_conns, shares[i].reserved,
                   config.max_conns_per_address > 0 ? config.max_conns_per_address : max_conns);
   }
   reactor.limits.configure(max_conns, std::move(shares), config.max_conns_per_address,
                            std::move(counters), &slot);
 }
 
-void replan_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+void replan_limits(reactor::Reactor& reactor, const std::vector<services::Listening>& listeners,
                    const ServerConfig& config, int max_conns) {
-  reactor.limits.replan(max_conns, plan_shares(specs, max_conns), config.max_conns_per_address);
+  reactor.limits.replan(max_conns, plan_shares(listeners, max_conns), config.max_conns_per_address);
 }
 
 ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
-                               std::vector<ListenSpec> listeners, const stats::Schema& schema,
-                               stats::StatsSlot& slot, reactor::Executor& executor,
-                               std::function<std::string()> stats_json)
+                               std::vector<services::Listening> listeners,
+                               const stats::Schema& schema, stats::StatsSlot& slot,
+                               reactor::Executor& executor, std::function<std::string()> stats_json)
     : listeners_(std::move(listeners)), config_(config) {
   std::string error;
   root_ = storage::Root::open(config.root, &error);
@@ -252,7 +254,9 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
     std::shared_ptr<reactor::TlsContext> tls =
         reactor::TlsContext::load(config.tls_cert, config.tls_key, &error);
     if (!tls) throw std::runtime_error(error);
-    for (const ListenSpec& l : listeners_) reactor_.tls.push_back(l.tls ? tls : nullptr);
+    for (const services::Listening& l : listeners_) {
+      reactor_.tls.push_back(l.spec.tls ? tls : nullptr);
+    }
     reactor_.tls_handshakes_ok = counter_of(schema, "tls/handshakes/ok");
     reactor_.tls_handshakes_failed = counter_of(schema, "tls/handshakes/failed");
     reactor_.tls_sends_userspace = counter_of(schema, "tls/sends/userspace");
@@ -263,6 +267,7 @@ ServingProcess::ServingProcess(uv_loop_t* loop, const ServerConfig& config,
     auth_ = std::make_unique<auth::Authenticator>(loop, users.value);
     shared_.auth = auth_.get();
   }
+  shared_.listening = &listeners_;
   services_ = std::make_unique<services::ServiceSet>(listeners_, shared_);
 }
 
@@ -309,7 +314,7 @@ void ServingProcess::apply_live(const ServerConfig& fresh) {
   reactor_.idle_timeout_s = fresh.idle_timeout_s;
   reactor_.min_rate = fresh.min_rate;
   reactor_.min_rate_window_s = fresh.min_rate_window_s;
-  config_.chat_users = fresh.chat_users;
+  config_.services.apply_live(fresh.services);  // chat: its users file
   services_->reload();
 }
 
@@ -337,13 +342,7 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("workers", running.workers != out.workers);
   differs("grace", running.grace_s != out.grace_s);
   differs("stats-interval", running.stats_interval_s != out.stats_interval_s);
-  differs("chat-session-ttl", running.chat_session_ttl_s != out.chat_session_ttl_s);
-  differs("udp-idle-ms", running.udp_idle_ms != out.udp_idle_ms);
-  differs("udp-max-senders", running.udp_max_senders != out.udp_max_senders);
-  differs("tftp-timeout", running.tftp_timeout_s != out.tftp_timeout_s);
-  differs("tftp-retries", running.tftp_retries != out.tftp_retries);
-  differs("tftp-read-only", running.tftp_read_only != out.tftp_read_only);
-  differs("tftp-no-overwrite", running.tftp_no_overwrite != out.tftp_no_overwrite);
+  running.services.restart_needed(out.services, restart);  // each service's own
   // The files are read again on every SIGHUP (reload_tls); their paths are not.
   differs("tls-cert", running.tls_cert != out.tls_cert);
   differs("tls-key", running.tls_key != out.tls_key);

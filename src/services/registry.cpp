@@ -3,8 +3,6 @@
 
 #include "fsrv/services/admin/admin_service.hpp"
 #include "fsrv/services/chat/chat_service.hpp"
-#include "fsrv/services/chat/chat_store.hpp"
-#include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/echo/echo_service.hpp"
 #include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/file_marker/file_marker_service.hpp"
@@ -23,18 +21,6 @@ const std::vector<ServiceInfo>& registry() {
       file_marker::info(), file_raw::info(), udp_sink::info(), tftp::info(), admin::info(),
   };
   return kAll;
-}
-
-std::string check_option(std::string_view option, const std::string& value) {
-  if (option == "--chat-users") {
-    auto users = chat::load_users_file(value);
-    return users.ok() ? std::string() : users.error;
-  }
-  if (option == "--chat-db") {
-    auto db = chat::parse_chat_db(value, "");
-    return db.ok() ? std::string() : db.error;
-  }
-  return {};
 }
 
 }  // namespace fsrv::services

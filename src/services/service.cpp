@@ -1,7 +1,5 @@
 #include "fsrv/services/service.hpp"
 
-#include <stdexcept>
-
 namespace fsrv::services {
 
 std::string busy_text(reactor::Refusal why, int limit) {
@@ -62,10 +60,10 @@ const ServiceInfo* find(std::string_view name) {
   return nullptr;
 }
 
-void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema) {
-  for (const ListenSpec& l : listeners) {
-    const ServiceInfo* info = find(l.service);
-    if (!info) throw std::invalid_argument("unknown service: " + l.service);
+void register_stats(const std::vector<Listening>& listeners, stats::Schema& schema) {
+  for (const Listening& listening : listeners) {
+    const ListenSpec& l = listening.spec;
+    const ServiceInfo* info = listening.service;
     std::string base(info->name);
     if (info->transport == Transport::kStream) {
       schema.add(base + "/connections/total");
@@ -83,9 +81,9 @@ void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& sch
   }
 }
 
-std::string check_policy(const ListenSpec& listener) {
-  const ServiceInfo* info = find(listener.service);
-  if (!info) return "";  // check_listeners names the unknown service
+std::string check_policy(const Listening& listening) {
+  const ListenSpec& listener = listening.spec;
+  const ServiceInfo* info = listening.service;
   const std::string at = listener.service + " on " + listener.endpoint.text() + ": ";
   if (listener.policy.read_only && !(info->policy_keys & kPolicyReadOnly)) {
     return at +
@@ -122,22 +120,23 @@ void ServiceSet::reload() {
   for (auto& s : owned_) s->reload();
 }
 
-ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared) {
-  std::vector<std::string> names, datagram_names;
-  for (const ListenSpec& l : listeners) {
-    const ServiceInfo* info = find(l.service);
-    if (!info) throw std::invalid_argument("unknown service: " + l.service);
-    if (info->transport == Transport::kDatagram) {
+ServiceSet::ServiceSet(const std::vector<Listening>& listeners, Shared& shared) {
+  // The registration each instance was made from, beside it.
+  std::vector<const ServiceInfo*> made, datagram_made;
+  for (const Listening& listening : listeners) {
+    const ListenSpec& l = listening.spec;
+    const ServiceInfo* info = listening.service;
+    if (listening.datagram()) {
       DatagramService* d = nullptr;
-      for (size_t k = 0; k < datagram_names.size(); ++k) {
-        if (datagram_names[k] == l.service && owned_datagram_[k]->policy() == l.policy) {
+      for (size_t k = 0; k < datagram_made.size(); ++k) {
+        if (datagram_made[k] == info && owned_datagram_[k]->policy() == l.policy) {
           d = owned_datagram_[k].get();
         }
       }
       if (!d) {
         owned_datagram_.push_back(info->create_datagram(shared));
         owned_datagram_.back()->set_policy(l.policy);
-        datagram_names.push_back(l.service);
+        datagram_made.push_back(info);
         d = owned_datagram_.back().get();
       }
       by_listener_.push_back(nullptr);
@@ -145,13 +144,13 @@ ServiceSet::ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared)
       continue;
     }
     Service* s = nullptr;
-    for (size_t k = 0; k < names.size(); ++k) {
-      if (names[k] == l.service && owned_[k]->policy() == l.policy) s = owned_[k].get();
+    for (size_t k = 0; k < made.size(); ++k) {
+      if (made[k] == info && owned_[k]->policy() == l.policy) s = owned_[k].get();
     }
     if (!s) {
       owned_.push_back(info->create(shared));
       owned_.back()->set_policy(l.policy);
-      names.push_back(l.service);
+      made.push_back(info);
       s = owned_.back().get();
     }
     by_listener_.push_back(s);

@@ -35,26 +35,59 @@ TEST(RuntimeListeners, WithoutListenersTheFileServiceTakesHostAndPort) {
   EXPECT_EQ(listeners_of(config)[0].service, "echo");
 }
 
+/// resolve_listeners' listeners, which must resolve.
+std::vector<services::Listening> resolved(const std::vector<ListenSpec>& specs) {
+  auto r = resolve_listeners(specs);
+  EXPECT_TRUE(r.ok()) << r.error;
+  return r.value;
+}
+
 TEST(RuntimeListeners, UnknownServicesAndTakenAddressesAreRefusedByName) {
-  Status s = check_listeners({spec("file", "0.0.0.0", 6666), spec("gopher", "0.0.0.0", 70)});
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error.find("unknown service 'gopher'"), std::string::npos) << s.error;
-  s = check_listeners({spec("file", "0.0.0.0", 6666), spec("http", "0.0.0.0", 6666)});
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error.find("duplicate address 0.0.0.0:6666 (file and http)"), std::string::npos)
-      << s.error;
+  auto r = resolve_listeners({spec("file", "0.0.0.0", 6666), spec("gopher", "0.0.0.0", 70)});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code, Errc::kBadRequest);
+  EXPECT_NE(r.error.find("unknown service 'gopher'"), std::string::npos) << r.error;
+  r = resolve_listeners({spec("file", "0.0.0.0", 6666), spec("http", "0.0.0.0", 6666)});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("duplicate address 0.0.0.0:6666 (file and http)"), std::string::npos)
+      << r.error;
   // TCP and UDP are separate port spaces; port 0 never collides.
-  EXPECT_TRUE(
-      check_listeners({spec("echo", "0.0.0.0", 5005), spec("udp-sink", "0.0.0.0", 5005)}).ok());
-  EXPECT_TRUE(check_listeners({spec("file", "0.0.0.0", 0), spec("http", "0.0.0.0", 0)}).ok());
-  EXPECT_TRUE(is_datagram(spec("tftp", "0.0.0.0", 69)));
-  EXPECT_FALSE(is_datagram(spec("chat", "0.0.0.0", 8889)));
+  EXPECT_EQ(resolved({spec("echo", "0.0.0.0", 5005), spec("udp-sink", "0.0.0.0", 5005)}).size(),
+            2u);
+  EXPECT_EQ(resolved({spec("file", "0.0.0.0", 0), spec("http", "0.0.0.0", 0)}).size(), 2u);
+  // Two UDP services on one UDP port do collide.
+  r = resolve_listeners({spec("tftp", "0.0.0.0", 69), spec("udp-sink", "0.0.0.0", 69)});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("duplicate address 0.0.0.0:69 (tftp and udp-sink)"), std::string::npos)
+      << r.error;
+}
+
+TEST(RuntimeListeners, EachListenerCarriesItsRegisteredServiceInOrder) {
+  std::vector<services::Listening> l =
+      resolved({spec("tftp", "0.0.0.0", 69), spec("chat", "0.0.0.0", 8889),
+                spec("chat", "127.0.0.1", 8890)});
+  ASSERT_EQ(l.size(), 3u);
+  EXPECT_EQ(l[0].service, services::find("tftp"));
+  EXPECT_TRUE(l[0].datagram());
+  EXPECT_EQ(l[1].service, services::find("chat"));
+  EXPECT_FALSE(l[1].datagram());
+  EXPECT_EQ(l[2].service, l[1].service);  // one registration, carried by both
+  EXPECT_EQ(l[2].spec.endpoint.text(), "127.0.0.1:8890");
+}
+
+TEST(RuntimeListeners, AListenerKeyItsServiceDoesNotHonourIsRefused) {
+  ListenSpec tftp = spec("tftp", "0.0.0.0", 69);
+  tftp.policy.auth = AuthScope::kWrite;
+  auto r = resolve_listeners({spec("file", "0.0.0.0", 6666), tftp});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("tftp on 0.0.0.0:69"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("',auth=' refused"), std::string::npos) << r.error;
 }
 
 TEST(RuntimeListeners, SharesGoToStreamListenersOnly) {
   std::vector<reactor::ListenerShare> shares =
-      plan_shares({spec("file", "0.0.0.0", 6666, 10), spec("udp-sink", "0.0.0.0", 5005),
-                   spec("chat", "0.0.0.0", 8889)},
+      plan_shares(resolved({spec("file", "0.0.0.0", 6666, 10), spec("udp-sink", "0.0.0.0", 5005),
+                            spec("chat", "0.0.0.0", 8889)}),
                   100);
   ASSERT_EQ(shares.size(), 3u);
   EXPECT_EQ(shares[0].max_conns, 10);
@@ -76,11 +109,13 @@ TEST(RuntimeBind, ATakenPortIsRefusedWithTheListenerNamedAndNothingLeftOpen) {
   {
     std::vector<std::unique_ptr<reactor::Listener>> first;
     ASSERT_TRUE(
-        listen_all(&loop, {spec("file", "127.0.0.1", 0)}, first, [](reactor::Listener&) {}).ok());
+        listen_all(&loop, resolved({spec("file", "127.0.0.1", 0)}), first, [](reactor::Listener&) {
+        }).ok());
     const int taken = first[0]->port();
     std::vector<std::unique_ptr<reactor::Listener>> second;
-    Status s = listen_all(&loop, {spec("echo", "127.0.0.1", 0), spec("http", "127.0.0.1", taken)},
-                          second, [](reactor::Listener&) {});
+    Status s = listen_all(
+        &loop, resolved({spec("echo", "127.0.0.1", 0), spec("http", "127.0.0.1", taken)}), second,
+        [](reactor::Listener&) {});
     ASSERT_FALSE(s.ok());
     EXPECT_NE(s.error.find("cannot listen http on 127.0.0.1:" + std::to_string(taken)),
               std::string::npos)

@@ -1,9 +1,15 @@
 #pragma once
 // Server configuration: every command-line option of bin/fileserver, with
-// its default (docs/PROTOCOL.md and README.md list them).
+// its default (docs/PROTOCOL.md and README.md list them). A service's own
+// options are declared by the service (services/NAME/NAME_options.hpp) and
+// carried here untyped (ServiceOptionSet): core names no service.
 
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fsrv/codec/base64.hpp"
@@ -43,6 +49,101 @@ struct ListenSpec {
 /// key or value; unknown service, duplicate address, port in use): nothing
 /// is served. The one definition for main, app/ and process/.
 inline constexpr int kExitConfig = 2;
+
+/// A service's own settings (its command-line options and `[services.NAME]`
+/// keys), declared by the service in its own header
+/// (services/NAME/NAME_options.hpp) and registered through its
+/// services::ServiceInfo::add_options: core carries them without knowing
+/// their type. Derive through ServiceOptionsOf.
+class ServiceOptions {
+ public:
+  virtual ~ServiceOptions() = default;
+  virtual std::unique_ptr<ServiceOptions> clone() const = 0;
+  /// Copies `other` (the same type) into this object, which stays where it
+  /// is (the command-line parser holds the addresses of its members).
+  virtual void assign(const ServiceOptions& other) = 0;
+  /// SIGHUP: appends the name of each option whose value in `fresh` (the
+  /// same type) differs and takes effect only after a restart.
+  virtual void restart_needed(const ServiceOptions& /*fresh*/,
+                              std::vector<std::string>& /*restart*/) const {}
+  /// SIGHUP: takes from `fresh` what applies while serving (chat: its
+  /// users file). Default: nothing.
+  virtual void apply_live(const ServiceOptions& /*fresh*/) {}
+};
+
+/// The base of a service's options type T (which names its service in
+/// `static constexpr std::string_view kService`): clone and assign.
+template <typename T>
+class ServiceOptionsOf : public ServiceOptions {
+ public:
+  std::unique_ptr<ServiceOptions> clone() const override {
+    return std::make_unique<T>(static_cast<const T&>(*this));
+  }
+  void assign(const ServiceOptions& other) override {
+    static_cast<T&>(*this) = static_cast<const T&>(other);
+  }
+};
+
+/// Every service's options, by service name. A value: copying copies each
+/// service's options, and assigning copies them into the objects already
+/// held (so options bound by address stay bound).
+class ServiceOptionSet {
+ public:
+  ServiceOptionSet() = default;
+  ServiceOptionSet(const ServiceOptionSet& other) { *this = other; }
+  ServiceOptionSet& operator=(const ServiceOptionSet& other) {
+    if (this == &other) return *this;
+    for (auto it = by_name_.begin(); it != by_name_.end();) {
+      it = other.by_name_.count(it->first) != 0 ? std::next(it) : by_name_.erase(it);
+    }
+    for (const auto& [name, options] : other.by_name_) {
+      auto& mine = by_name_[name];
+      if (mine) {
+        mine->assign(*options);
+      } else {
+        mine = options->clone();
+      }
+    }
+    return *this;
+  }
+  ServiceOptionSet(ServiceOptionSet&&) = default;
+  ServiceOptionSet& operator=(ServiceOptionSet&&) = default;
+
+  /// Service T's options, made with their defaults at first use.
+  template <typename T>
+  T& get() {
+    auto& options = by_name_[std::string(T::kService)];
+    if (!options) options = std::make_unique<T>();
+    return static_cast<T&>(*options);
+  }
+  /// As above; T's defaults when none were made.
+  template <typename T>
+  const T& get() const {
+    auto it = by_name_.find(T::kService);
+    if (it == by_name_.end()) {
+      static const T kDefaults;
+      return kDefaults;
+    }
+    return static_cast<const T&>(*it->second);
+  }
+  /// ServiceOptions::restart_needed for each service held by both.
+  void restart_needed(const ServiceOptionSet& fresh, std::vector<std::string>& restart) const {
+    for (const auto& [name, options] : by_name_) {
+      auto it = fresh.by_name_.find(name);
+      if (it != fresh.by_name_.end()) options->restart_needed(*it->second, restart);
+    }
+  }
+  /// ServiceOptions::apply_live for each service held by both.
+  void apply_live(const ServiceOptionSet& fresh) {
+    for (const auto& [name, options] : by_name_) {
+      auto it = fresh.by_name_.find(name);
+      if (it != fresh.by_name_.end()) options->apply_live(*it->second);
+    }
+  }
+
+ private:
+  std::map<std::string, std::unique_ptr<ServiceOptions>, std::less<>> by_name_;
+};
 
 struct ServerConfig {
   /// Every listener, in the order given; empty means one `file` listener on
@@ -84,40 +185,9 @@ struct ServerConfig {
   /// --users: the accounts file of auth= listeners (auth/users.hpp); "" = none.
   std::string users_file;
 
-  // chat service (src/services/chat/chat_service.cpp)
-  /// --chat-users: JSON users file (chat_users.hpp); "" = the course's demo users.
-  std::string chat_users;
-  /// --chat-session-ttl: idle seconds before a chat session expires (the
-  /// default is chat::kDefaultSessionTtlS, an hour).
-  double chat_session_ttl_s = 3600.0;
-  /// --chat-db: "sqlite:PATH", "postgresql://..." or "" (SQLite under the root).
-  std::string chat_db;
-
-  // udp-sink service (src/services/udp_sink/udp_sink_service.cpp)
-  /// --udp-idle-ms: a sender silent this long has its file committed.
-  int udp_idle_ms = 2000;
-  /// --udp-max-senders: files open at once (the oldest idle is committed
-  /// to make room).
-  int udp_max_senders = 64;
-  /// --udp-address-files: files one source address (any port) may start
-  /// per --udp-address-window; datagrams beyond are dropped and counted.
-  int udp_address_files = 16;
-  /// --udp-address-bytes: bytes one source address may store per window.
-  uint64_t udp_address_bytes = 256ull << 20;
-  /// --udp-address-window: seconds of the per-address quota's window.
-  double udp_address_window_s = 60.0;
-
-  // tftp service (src/services/tftp/)
-  /// --tftp-timeout: seconds between retransmissions when the client asks
-  /// for no `timeout` option (RFC 2349); fractions allowed.
-  double tftp_timeout_s = 1.0;
-  /// --tftp-retries: retransmissions of one packet before the transfer is
-  /// abandoned.
-  int tftp_retries = 5;
-  /// --tftp-read-only: every WRQ is refused with ERROR 2.
-  bool tftp_read_only = false;
-  /// --tftp-no-overwrite: a WRQ for an existing name gets ERROR 6.
-  bool tftp_no_overwrite = false;
+  /// Each service's own options (services/NAME/NAME_options.hpp):
+  /// `services.get<tftp::Options>()`.
+  ServiceOptionSet services;
 };
 
 }  // namespace fsrv

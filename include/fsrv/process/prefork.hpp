@@ -28,18 +28,21 @@
 #include <vector>
 
 #include "fsrv/core/config.hpp"
+#include "fsrv/services/service.hpp"
 #include "fsrv/stats/stats.hpp"
 
 namespace fsrv::process {
 
 /// Runs a worker in a freshly forked child: serves client sockets received on
 /// `channel_fd` (a socketpair end) until the channel closes or SIGTERM/SIGINT,
-/// counting into `table.slot(slot)`. `datagrams` are the UDP sockets
+/// counting into `table.slot(slot)`. `listeners` are the master's, resolved
+/// once (runtime::resolve_listeners) and inherited across fork. `datagrams` are the UDP sockets
 /// (listener index, inherited fd) this worker receives on: all of them for
 /// slot 1, none for the others. Never returns: calls _exit.
-[[noreturn]] void worker_main(const ServerConfig& config, const stats::Schema& schema,
-                              stats::StatsTable& table, int slot, int channel_fd, pid_t master_pid,
-                              double started_unix,
+[[noreturn]] void worker_main(const ServerConfig& config,
+                              const std::vector<services::Listening>& listeners,
+                              const stats::Schema& schema, stats::StatsTable& table, int slot,
+                              int channel_fd, pid_t master_pid, double started_unix,
                               const std::vector<std::pair<int, int>>& datagrams = {});
 
 /// Runs the master: forks config.workers workers, accepts, passes sockets,

@@ -32,23 +32,25 @@ namespace fsrv::runtime {
 /// listener on --host/--port when none is given.
 std::vector<ListenSpec> listeners_of(const ServerConfig& config);
 
-/// Checks a listener list before anything is bound: every service is
-/// registered and no endpoint appears twice. Returns the first problem.
-Status check_listeners(const std::vector<ListenSpec>& listeners);
+/// Resolves each listener's service once, after the configuration is read
+/// and before anything is bound (the one place a listener's service is
+/// looked up by name): every service is registered, honours the
+/// listener's `,ro`/`,auth=` (services::check_policy), and no endpoint
+/// appears twice within a transport. Returns the listeners in order, or
+/// the first problem ("unknown service 'gopher' ...", "duplicate address
+/// 0.0.0.0:6666 (file and http)").
+Result<std::vector<services::Listening>> resolve_listeners(const std::vector<ListenSpec>& specs);
 
 /// The counters every process of this configuration registers, in the same
 /// order (call before forking).
-void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema);
+void register_stats(const std::vector<services::Listening>& listeners, stats::Schema& schema);
 
-/// Whether the listener's service is a UDP (datagram) service.
-bool is_datagram(const ListenSpec& spec);
-
-/// Binds every datagram (UDP) listener of `specs`, in order, receiving into
+/// Binds every datagram (UDP) listener of `listeners`, in order, receiving into
 /// handler_for(index) (bound only, not receiving, when handler_for is
 /// empty: the prefork master); logs the SO_RCVBUF granted. On the first failure
 /// every one made so far is closed and the error names it ("cannot bind
 /// udp-sink on udp 127.0.0.1:5005: address already in use").
-Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+Status listen_datagrams(uv_loop_t* loop, const std::vector<services::Listening>& listeners,
                         std::vector<std::unique_ptr<reactor::DatagramListener>>& out,
                         const std::function<reactor::DatagramHandler&(size_t)>& handler_for);
 
@@ -56,7 +58,7 @@ Status listen_datagrams(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 /// pending connection. On the first failure every listener made so far is
 /// closed and the error says which one ("cannot listen file on
 /// 0.0.0.0:6666: address already in use").
-Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
+Status listen_all(uv_loop_t* loop, const std::vector<services::Listening>& listeners,
                   std::vector<std::unique_ptr<reactor::Listener>>& out,
                   std::function<void(reactor::Listener&)> on_connection);
 
@@ -69,10 +71,10 @@ Status listen_all(uv_loop_t* loop, const std::vector<ListenSpec>& specs,
 /// line says how TLS replies are sent (tls_send_path_text).
 void print_listening(const std::vector<std::unique_ptr<reactor::Listener>>& listeners,
                      const std::vector<std::unique_ptr<reactor::DatagramListener>>& datagrams = {},
-                     const std::vector<ListenSpec>& specs = {});
+                     const std::vector<services::Listening>& specs = {});
 
 /// Whether any listener is `,tls`.
-bool any_tls(const std::vector<ListenSpec>& listeners);
+bool any_tls(const std::vector<services::Listening>& listeners);
 /// The notes of a listener's "listening" line: its policy and TLS
 /// (" (ro)", " (auth=write, tls)"), or "".
 std::string listen_notes(const ListenSpec& spec);
@@ -92,21 +94,21 @@ int effective_max_conns(int max_conns, int fd_cap, int processes);
 /// Each listener's connection share under `max_conns` (its `max-conns=N`
 /// or the default of reactor::ConnectionLimits::plan), in listener order;
 /// datagram listeners get {0, 0}.
-std::vector<reactor::ListenerShare> plan_shares(const std::vector<ListenSpec>& specs,
+std::vector<reactor::ListenerShare> plan_shares(const std::vector<services::Listening>& listeners,
                                                 int max_conns);
 
 /// Turns on `reactor`'s per-listener shares and per-address cap
-/// (--max-conns-per-address) for `specs` under `max_conns`, counting
+/// (--max-conns-per-address) for `listeners` under `max_conns`, counting
 /// refusals in `slot` ("NAME/connections/refused/{share,address}") and
 /// each listener's share in "NAME/connections/share"; logs one line per
 /// listener with its share.
-void configure_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+void configure_limits(reactor::Reactor& reactor, const std::vector<services::Listening>& listeners,
                       const ServerConfig& config, int max_conns, const stats::Schema& schema,
                       stats::StatsSlot& slot);
 /// SIGHUP: the shares and the per-address cap planned again for a new
 /// `max_conns` and `config` (reactor::ConnectionLimits::replan; the open
 /// connections stay counted).
-void replan_limits(reactor::Reactor& reactor, const std::vector<ListenSpec>& specs,
+void replan_limits(reactor::Reactor& reactor, const std::vector<services::Listening>& listeners,
                    const ServerConfig& config, int max_conns);
 
 /// Where a SIGHUP reads the configuration again: set once by main (the
@@ -136,8 +138,9 @@ class ServingProcess {
   /// Opens the root (throws std::runtime_error if it cannot: start-up).
   /// `slot` is this process's counters in `table`; `stats_json` renders
   /// STATS for the whole server.
-  ServingProcess(uv_loop_t* loop, const ServerConfig& config, std::vector<ListenSpec> listeners,
-                 const stats::Schema& schema, stats::StatsSlot& slot, reactor::Executor& executor,
+  ServingProcess(uv_loop_t* loop, const ServerConfig& config,
+                 std::vector<services::Listening> listeners, const stats::Schema& schema,
+                 stats::StatsSlot& slot, reactor::Executor& executor,
                  std::function<std::string()> stats_json);
   ServingProcess(const ServingProcess&) = delete;
   ServingProcess& operator=(const ServingProcess&) = delete;
@@ -154,7 +157,7 @@ class ServingProcess {
   /// The factory of listener `index` (its position in the listener list).
   reactor::ConnectionFactory& factory(size_t index) { return services_->for_listener(index); }
   size_t listener_count() const { return listeners_.size(); }
-  /// The handler of datagram listener `index` (runtime::is_datagram).
+  /// The handler of datagram listener `index` (Listening::datagram).
   reactor::DatagramHandler& datagram_handler(size_t index);
   /// Wires the shutdown to the datagram services' own work (TFTP
   /// transfers): `life` waits for it as for connections and forces it with
@@ -164,7 +167,8 @@ class ServingProcess {
   void notify_work_done(reactor::Lifecycle& life);
   /// Applies what can change while serving (SIGHUP): idle and request
   /// timeouts, the minimum rate and its window, --max-upload,
-  /// --legacy-idle-ms, the chat's users file (re-read: Service::reload).
+  /// --legacy-idle-ms, each service's live options (ServiceOptions::apply_live:
+  /// the chat's users file, re-read by Service::reload).
   /// Open connections see them at their next check. (--max-conns belongs to whoever accepts: thread
   /// mode or the master.)
   void apply_live(const ServerConfig& fresh);
@@ -177,7 +181,7 @@ class ServingProcess {
   const ServerConfig& config() const { return config_; }
 
  private:
-  std::vector<ListenSpec> listeners_;
+  std::vector<services::Listening> listeners_;
   ServerConfig config_;
   std::unique_ptr<storage::Root> root_;
   std::unique_ptr<auth::Authenticator> auth_;  ///< with --users

@@ -21,6 +21,9 @@
 #include "fsrv/stats/duration.hpp"
 #include "fsrv/stats/stats.hpp"
 
+namespace CLI {
+class App;
+}
 namespace fsrv::storage {
 class Root;
 }
@@ -29,6 +32,8 @@ class Authenticator;
 }
 
 namespace fsrv::services {
+
+struct Listening;
 
 /// What every service of one serving process shares (one per process: made
 /// by thread mode's main or by each prefork worker after fork).
@@ -47,6 +52,10 @@ struct Shared {
   /// turned false (the runtime re-checks whether the shutdown is complete;
   /// the check runs later on the loop, never inside the caller). May be empty.
   std::function<void()> work_done;
+  /// Every listener of this server with its service resolved (runtime::
+  /// resolve_listeners), in configuration order: the admin service's
+  /// /healthz names them. Null only in tests that make a service alone.
+  const std::vector<Listening>* listening = nullptr;
   /// The --users accounts (auth/authenticator.hpp); null without --users.
   auth::Authenticator* auth = nullptr;
   /// This node's id (--node-id, else storage::default_node_id()): /healthz says it.
@@ -73,7 +82,8 @@ class Service : public reactor::ConnectionFactory {
  public:
   /// `info` is the service's registration (it words the refusals).
   Service(Shared& shared, const ServiceInfo& info);
-  /// As above, the registration found by name.
+  /// As above, the registration found by name (services::find, once, when
+  /// the serving process makes its services). Prefer the one above.
   Service(Shared& shared, std::string_view name);
   /// Counts the connection, then create_handler().
   std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
@@ -168,34 +178,48 @@ struct ServiceInfo {
   std::unique_ptr<DatagramService> (*create_datagram)(Shared& shared) = nullptr;
   /// kPolicyReadOnly | kPolicyAuth: the listener keys it honours.
   unsigned policy_keys = 0;
+  /// Declares the service's own command-line options (CLI11), bound to its
+  /// options type in config.services (e.g. tftp::Options in
+  /// services/tftp/tftp_options.hpp); main calls it for every service, and
+  /// the configuration file and --print-config follow (an option
+  /// --NAME-KEY is the key KEY of [services.NAME]). Null: none.
+  void (*add_options)(CLI::App& app, ServerConfig& config) = nullptr;
 };
 
-/// "" if every listener's `,ro` / `,auth=` is one its service honours, else
+/// A listener with its service resolved once, as nginx's ngx_listening_t
+/// carries its handler: runtime::resolve_listeners makes them after the
+/// configuration is read, and the stats registration, ServiceSet, the
+/// prefork master (per accepted connection) and the datagram listeners
+/// take the service from here, never by name again.
+struct Listening {
+  ListenSpec spec;
+  const ServiceInfo* service = nullptr;  ///< never null once resolved
+  bool datagram() const { return service->transport == Transport::kDatagram; }
+};
+
+/// "" if the listener's `,ro` / `,auth=` is one its service honours, else
 /// why not (e.g. "tftp cannot carry an account: auth= refused").
-std::string check_policy(const ListenSpec& listener);
+std::string check_policy(const Listening& listener);
 /// For `--services`: "ro, auth", "ro" or "open only".
 std::string policy_keys_text(const ServiceInfo& info);
 
 /// Every registered service, in registry order.
 const std::vector<ServiceInfo>& registry();
-/// Checks the value of a service's command-line option (`--chat-users`,
-/// `--chat-db`: the file or URL is read and parsed as the service will);
-/// returns an error text, or "" when the value is usable (or the option
-/// has no check). Lets main validate options without naming a service.
-std::string check_option(std::string_view option, const std::string& value);
-/// The registered service called `name`, or null.
+/// The registered service called `name`, or null. For start-up only: the
+/// listener resolver (runtime::resolve_listeners) and main's option checks
+/// and --services; after that each listener carries its ServiceInfo.
 const ServiceInfo* find(std::string_view name);
 
 /// Registers "NAME/connections/{total,active}" plus the service's own
-/// counters for every service named in `listeners`.
-void register_stats(const std::vector<ListenSpec>& listeners, stats::Schema& schema);
+/// counters for every listener's service.
+void register_stats(const std::vector<Listening>& listeners, stats::Schema& schema);
 
 /// One service instance per listener (listeners of the same service share
 /// one), in listener order: the wiring used by thread mode and by every
 /// prefork worker.
 class ServiceSet {
  public:
-  ServiceSet(const std::vector<ListenSpec>& listeners, Shared& shared);
+  ServiceSet(const std::vector<Listening>& listeners, Shared& shared);
   /// The factory serving stream listener `index`.
   reactor::ConnectionFactory& for_listener(size_t index) { return *by_listener_[index]; }
   /// The handler of datagram listener `index`.

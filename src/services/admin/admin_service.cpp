@@ -131,7 +131,7 @@ class AdminSession final : public reactor::ConnectionHandler {
       // chat's clear "database unavailable" reply into refused connections.
       const std::string_view name = target.substr(kOne.size());
       bool known = false;
-      for (const ListenSpec& l : shared.config->listeners) known = known || l.service == name;
+      for (const Listening& l : *shared.listening) known = known || l.service->name == name;
       if (!known) {
         answer(http_reply(404, "text/plain", "no such service on this node\n"));
       } else {
@@ -155,8 +155,9 @@ class AdminSession final : public reactor::ConnectionHandler {
     g->node = shared.node_id;
     g->draining = draining;
     // Every configured service, ready unless a probe says otherwise.
-    for (const ListenSpec& l : shared.config->listeners) {
-      g->services[l.service] = {!g->draining, g->draining ? "draining" : "listening"};
+    for (const Listening& l : *shared.listening) {
+      g->services[std::string(l.service->name)] = {!g->draining,
+                                                   g->draining ? "draining" : "listening"};
     }
     g->waiting = shared.readiness.size() + 1;
     waiting_ = true;

@@ -13,6 +13,7 @@
 #include "fsrv/auth/login_throttle.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/reactor/log_limiter.hpp"
+#include "fsrv/services/chat/chat_options.hpp"
 #include "fsrv/services/chat/chat_protocol.hpp"
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
@@ -44,22 +45,23 @@ constexpr int kVerbCount = static_cast<int>(std::size(kVerbs));
 
 /// The users of a configuration: the --chat-users file or the demo users.
 /// Throws std::runtime_error (start-up; main validated the file already).
-std::vector<ChatUser> load_users(const ServerConfig& config) {
+std::vector<ChatUser> load_users(const Options& options) {
   Result<std::vector<ChatUser>> users =
-      config.chat_users.empty() ? demo_users() : load_users_file(config.chat_users);
+      options.users.empty() ? demo_users() : load_users_file(options.users);
   if (!users.ok()) throw std::runtime_error("chat users: " + users.error);
   return std::move(users.value);
 }
 
 class ChatService final : public Service {
  public:
-  explicit ChatService(Shared& shared) : Service(shared, "chat") {
+  explicit ChatService(Shared& shared) : Service(shared, info()) {
     StoreSpec spec;
-    Result<ChatDb> db = parse_chat_db(shared.config->chat_db, shared.root->path());
+    const Options& options = shared.config->services.get<Options>();
+    Result<ChatDb> db = parse_chat_db(options.db, shared.root->path());
     if (!db.ok()) throw std::runtime_error(db.error);
     spec.db = std::move(db.value);
-    spec.users = load_users(*shared.config);
-    spec.ttl_s = shared.config->chat_session_ttl_s;
+    spec.users = load_users(options);
+    spec.ttl_s = options.session_ttl_s;
     FSRV_LOG_INFO("chat: state in %s", spec.db.kind == ChatDb::Kind::kPostgres
                                            ? "PostgreSQL"
                                            : spec.db.location.c_str());
@@ -93,7 +95,7 @@ class ChatService final : public Service {
   /// table before their next request (removed users lose their sessions
   /// and unread messages). A bad file keeps the running users.
   void reload() override {
-    const std::string& path = shared_.config->chat_users;
+    const std::string& path = shared_.config->services.get<Options>().users;
     Result<std::vector<ChatUser>> users = path.empty() ? demo_users() : load_users_file(path);
     if (!users.ok()) {
       FSRV_LOG_ERROR("SIGHUP: chat users: %s; the running users stay", users.error.c_str());
@@ -325,7 +327,11 @@ const ServiceInfo& info() {
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<ChatService>(shared);
-      }};
+      },
+      Transport::kStream,
+      nullptr,
+      0,
+      add_options};
   return kInfo;
 }
 

@@ -3,6 +3,7 @@
 
 #include "fsrv/services/tftp/tftp_service.hpp"
 
+#include "fsrv/services/tftp/tftp_options.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 
 namespace fsrv::services::tftp {
@@ -26,7 +27,8 @@ const ServiceInfo& info() {
       [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<RequestPort>(shared);
       },
-      kPolicyReadOnly};
+      kPolicyReadOnly,
+      add_options};
   return kInfo;
 }
 

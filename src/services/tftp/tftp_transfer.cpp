@@ -74,6 +74,7 @@ Transfer::Transfer(RequestPort& service, const sockaddr& peer, Request request,
                    Negotiated negotiated, std::string request_bytes)
     : service_(service),
       config_(*service.shared().config),
+      options_(config_.services.get<Options>()),
       request_(std::move(request)),
       n_(std::move(negotiated)),
       name_(storage_name(request_.filename)),
@@ -84,7 +85,7 @@ Transfer::Transfer(RequestPort& service, const sockaddr& peer, Request request,
               peer.sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
   timeout_ms_ = n_.timeout_s > 0
                     ? static_cast<uint64_t>(n_.timeout_s) * 1000
-                    : std::max<uint64_t>(1, static_cast<uint64_t>(config_.tftp_timeout_s * 1000.0));
+                    : std::max<uint64_t>(1, static_cast<uint64_t>(options_.timeout_s * 1000.0));
   uv_timer_init(service_.loop(), &timer_);
   timer_.data = this;
   handles_open_ = 1;
@@ -185,7 +186,7 @@ void Transfer::arm_timer(uint64_t ms) {
 
 bool Transfer::retry() {
   // A peer never heard gets a shorter life (kUnheardRetries).
-  const int limit = heard_ ? config_.tftp_retries : std::min(config_.tftp_retries, kUnheardRetries);
+  const int limit = heard_ ? options_.retries : std::min(options_.retries, kUnheardRetries);
   if (++retries_ > limit) {
     fail(ErrorCode::kUndefined, "timed out after " + std::to_string(limit) + " retransmissions" +
                                     (heard_ ? "" : " (the client never answered)"));

@@ -36,7 +36,7 @@ class WriteTransfer final : public Transfer {
   const char* direction() const override { return "WRQ"; }
 
   void begin() override {
-    if (config_.tftp_read_only || service_.policy().read_only) {
+    if (options_.read_only || service_.policy().read_only) {
       fail(ErrorCode::kAccess, "access violation: this server is read-only");
       return;
     }
@@ -50,7 +50,7 @@ class WriteTransfer final : public Transfer {
       return;
     }
     storage::Root* root = service_.shared().root;
-    const bool no_overwrite = config_.tftp_no_overwrite;
+    const bool no_overwrite = options_.no_overwrite;
     std::string name = name_;
     auto file = file_;
     auto status = std::make_shared<Status>();
@@ -230,7 +230,7 @@ class WriteTransfer final : public Transfer {
     writing_ = true;
     auto file = file_;
     auto status = std::make_shared<Status>();
-    const bool replace = !config_.tftp_no_overwrite;
+    const bool replace = !options_.no_overwrite;
     std::string name = name_;
     run(
         [file, status, name, replace] {

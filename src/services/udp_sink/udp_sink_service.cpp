@@ -10,6 +10,7 @@
 
 #include "fsrv/core/log.hpp"
 #include "fsrv/reactor/log_limiter.hpp"
+#include "fsrv/services/udp_sink/udp_sink_options.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::udp_sink {
@@ -79,6 +80,7 @@ class UdpSinkService final : public DatagramService {
  public:
   explicit UdpSinkService(Shared& shared)
       : DatagramService(shared, "udp-sink"),
+        options_(shared.config->services.get<Options>()),
         datagrams_(counter("datagrams")),
         bytes_(counter("bytes")),
         dropped_(counter("dropped")),
@@ -98,7 +100,7 @@ class UdpSinkService final : public DatagramService {
     loop_ = listener.udp()->loop;
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
-    uint64_t idle = static_cast<uint64_t>(shared_.config->udp_idle_ms);
+    uint64_t idle = static_cast<uint64_t>(options_.idle_ms);
     uint64_t tick = std::clamp<uint64_t>(idle / 4, 1, kMaxTickMs);
     uv_timer_start(
         &timer_, [](uv_timer_t* t) { static_cast<UdpSinkService*>(t->data)->on_tick(); }, tick,
@@ -115,23 +117,23 @@ class UdpSinkService final : public DatagramService {
     std::string ip = reactor::address_ip(from);
     std::string key = ip + ":" + std::to_string(reactor::address_port(from));
     AddressQuota* quota = quota_of(ip, now);
-    if (!quota || quota->bytes + data.size() > shared_.config->udp_address_bytes) {
+    if (!quota || quota->bytes + data.size() > options_.address_bytes) {
       drop_over_quota(ip, now, quota ? "bytes" : "address table full");
       return;
     }
     auto it = senders_.find(key);
     if (it == senders_.end()) {
-      if (quota->files >= shared_.config->udp_address_files) {
+      if (quota->files >= options_.address_files) {
         drop_over_quota(ip, now, "files");
         return;
       }
       // Open files stay within --udp-max-senders (+ kMaxCommitting being
       // committed): the oldest is committed to make room, and while too
       // many commits run a new sender's datagrams are dropped.
-      if (senders_.size() >= static_cast<size_t>(shared_.config->udp_max_senders)) {
+      if (senders_.size() >= static_cast<size_t>(options_.max_senders)) {
         evict_oldest();
       }
-      if (open_files_ >= shared_.config->udp_max_senders + kMaxCommitting) {
+      if (open_files_ >= options_.max_senders + kMaxCommitting) {
         shared_.stats->add(full_dropped_);
         if (full_log_.allow(now)) {
           FSRV_LOG_WARN(
@@ -179,7 +181,7 @@ class UdpSinkService final : public DatagramService {
   /// `ip`'s quota entry, its window restarted if over; null when the
   /// table is full of live windows.
   AddressQuota* quota_of(const std::string& ip, uint64_t now) {
-    auto window = static_cast<uint64_t>(shared_.config->udp_address_window_s * 1000.0);
+    auto window = static_cast<uint64_t>(options_.address_window_s * 1000.0);
     auto it = quotas_.find(ip);
     if (it == quotas_.end()) {
       if (quotas_.size() >= kMaxQuotaAddresses) {
@@ -199,9 +201,8 @@ class UdpSinkService final : public DatagramService {
     FSRV_LOG_WARN(
         "udp-sink: %s over its quota (%s: %d files, %llu bytes per %g s): datagrams "
         "dropped (%llu similar suppressed)",
-        ip.c_str(), what, shared_.config->udp_address_files,
-        static_cast<unsigned long long>(shared_.config->udp_address_bytes),
-        shared_.config->udp_address_window_s,
+        ip.c_str(), what, options_.address_files,
+        static_cast<unsigned long long>(options_.address_bytes), options_.address_window_s,
         static_cast<unsigned long long>(quota_log_.take_suppressed()));
   }
 
@@ -319,7 +320,7 @@ class UdpSinkService final : public DatagramService {
 
   void on_tick() {
     uint64_t now = uv_now(loop_);
-    uint64_t idle = static_cast<uint64_t>(shared_.config->udp_idle_ms);
+    uint64_t idle = static_cast<uint64_t>(options_.idle_ms);
     for (auto it = senders_.begin(); it != senders_.end();) {
       auto next = std::next(it);
       if (now - it->second->last_ms >= idle) finish(it);
@@ -327,6 +328,7 @@ class UdpSinkService final : public DatagramService {
     }
   }
 
+  const Options& options_;  ///< the --udp-* options (udp_sink_options.hpp)
   stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, readonly_dropped_,
       files_, failed_;
   /// Files open: senders in the table plus those still committing.
@@ -360,7 +362,8 @@ const ServiceInfo& info() {
       [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<UdpSinkService>(shared);
       },
-      kPolicyReadOnly};
+      kPolicyReadOnly,
+      add_options};
   return kInfo;
 }
 

@@ -24,6 +24,7 @@
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
+#include "fsrv/services/tftp/tftp_options.hpp"
 #include "fsrv/services/tftp/tftp_packet.hpp"
 
 namespace fsrv::services::tftp {
@@ -146,6 +147,7 @@ class Transfer : public reactor::DatagramHandler {
 
   RequestPort& service_;
   const ServerConfig& config_;
+  const Options& options_;  ///< config_.services' tftp options
   Request request_;
   Negotiated n_;
   std::string name_;  ///< the storage name (leading '/' removed)
