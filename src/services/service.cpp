@@ -8,8 +8,6 @@ std::string busy_text(reactor::Refusal why, int limit) {
              : "server busy: too many connections (limit " + std::to_string(limit) + ")";
 }
 
-Service::Service(Shared& shared, std::string_view name) : Service(shared, *find(name)) {}
-
 std::string Service::refusal(reactor::Refusal why, int limit) const {
   return info_->refusal(why, limit);
 }

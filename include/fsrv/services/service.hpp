@@ -82,9 +82,6 @@ class Service : public reactor::ConnectionFactory {
  public:
   /// `info` is the service's registration (it words the refusals).
   Service(Shared& shared, const ServiceInfo& info);
-  /// As above, the registration found by name (services::find, once, when
-  /// the serving process makes its services). Prefer the one above.
-  Service(Shared& shared, std::string_view name);
   /// Counts the connection, then create_handler().
   std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
   std::string_view name() const final { return name_; }

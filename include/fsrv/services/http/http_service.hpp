@@ -74,14 +74,11 @@ inline constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 40
 /// bodies' budget; makes one HttpSession per connection.
 class HttpService final : public Service {
  public:
-  explicit HttpService(Shared& shared) : Service(shared, "http") {
+  explicit HttpService(Shared& shared) : Service(shared, info()) {
     for (int s : kCountedStatuses)
       status_[static_cast<size_t>(s)] = counter("status/" + std::to_string(s));
     requests_ = counter("requests");
     uploads_ = counter("uploads/bytes");
-  }
-  std::string refusal(reactor::Refusal why, int limit) const override {
-    return info().refusal(why, limit);
   }
   /// Counts one reply of `status` ("http/status/CODE"; every final status
   /// is also one of "http/requests").
