@@ -274,11 +274,15 @@ def main():
     # hostile clients): one interpreter with 225 threads starves some of
     # them of the GIL for minutes, and this process must stay responsive to
     # sample the server. The killer is a child process too.
+    # Each kill's time is taken just before the kill: a client on the killed
+    # worker sees its connection reset within milliseconds, sooner than a
+    # `date` run after `kill` could write the time (CI saw 18 failures at
+    # the very kill counted as "not explained" that way).
     kill_log = os.path.join(tempfile.mkdtemp(prefix="fsrv-soak-kills-"), "kills")
     killer = subprocess.Popen(
         ["bash", "-c",
          'end=$((SECONDS + %d)); while sleep %d && [ $SECONDS -lt $end ]; do '
-         'v=$(pgrep -P %d | shuf -n1); [ -n "$v" ] && kill -9 "$v" && date +%%s.%%N >> %s; '
+         'v=$(pgrep -P %d | shuf -n1); t=$(date +%%s.%%N); [ -n "$v" ] && kill -9 "$v" && echo "$t" >> %s; '
          'done' % (int(SECONDS), int(KILL_EVERY), server.proc.pid, kill_log)])
     outdir = tempfile.mkdtemp(prefix="fsrv-soak-out-")
     per = (CLIENTS + PROCESSES - 1) // PROCESSES
