@@ -252,7 +252,7 @@ class Connection {
   void count_progress(uint64_t bytes);
 
   // Members ordered by size, the flags packed into bits: every connection
-  // carries these, an idle one too (issue 23). What only some connections
+  // carries these, an idle one too (idle memory). What only some connections
   // need is behind a pointer made at first use (timer_, turn_, writable_,
   // sendfile_, tls_).
   Reactor& reactor_;

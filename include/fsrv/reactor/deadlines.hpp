@@ -2,7 +2,7 @@
 // The connections' deadlines on one loop (idle timeout, request head,
 // min_rate check: Connection::arm_deadlines): one uv_timer_t for the loop
 // and a binary min-heap of connections by due time, instead of a 152-byte
-// uv_timer_t in every connection (idle memory, issue 23). nginx keeps every
+// uv_timer_t in every connection (idle memory). nginx keeps every
 // connection's timers in one red-black tree per worker the same way
 // (src/event/ngx_event_timer.c). The timer handle exists only while a
 // deadline is set: an empty queue holds no open handle, so a loop whose

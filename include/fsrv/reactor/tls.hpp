@@ -104,7 +104,7 @@ class TlsSession {
   const std::string& error() const { return error_; }
 
   // The Connection's side of TLS, kept here so a plaintext connection does
-  // not carry it (idle memory, issue 23). Used by Connection only.
+  // not carry it (idle memory). Used by Connection only.
   /// Writes queued before the handshake completed. The Connection owns
   /// them: it encrypts and queues them when the handshake ends, or cancels
   /// them in close(), which always runs before the session is destroyed.

@@ -122,7 +122,7 @@ class FileSession final : public reactor::ConnectionHandler {
   std::unique_ptr<ListStream> list_;
   /// What only an UPLOAD needs, made at the connection's first UPLOAD and
   /// kept until it closes (most connections never upload: an idle one
-  /// does not carry it; issue 23).
+  /// does not carry it).
   struct Upload {
     Upload(Connection& conn, kit::InputBuffer& in) : payload(conn, in) {}
     kit::PayloadReader payload;  ///< the base64, up to its line's end

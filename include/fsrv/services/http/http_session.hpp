@@ -157,7 +157,7 @@ class HttpSession final : public reactor::ConnectionHandler,
   /// a request arrives (open_request), released when the connection is idle
   /// again with no input left (the end of process_input, where the read
   /// buffer goes back too): an idle keep-alive connection holds none of it
-  /// (nginx frees its request the same way; issue 23).
+  /// (nginx frees its request the same way).
   struct Request {
     Request(HttpSession& session, const ServerConfig& config)
         : parser(session, parser_options(config)) {}
