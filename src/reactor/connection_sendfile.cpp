@@ -1,0 +1,130 @@
+// Connection::send_file: a file range to the socket with sendfile(2) in
+// executor slices, or through the TLS layer when the connection has one.
+
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <utility>
+
+#include "connection_internal.hpp"
+#include "fsrv/core/log.hpp"
+#include "fsrv/reactor/connection.hpp"
+#include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/reactor.hpp"
+#include "fsrv/reactor/tls.hpp"
+
+namespace fsrv::reactor {
+
+void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
+                           std::function<void(int, uint64_t)> done) {
+  if (tls_) {
+    reactor_.stats->add(reactor_.tls_sends_userspace);
+    tls_send_file(*this, file_fd, offset, length, executor, std::move(done));
+    return;
+  }
+  uv_os_fd_t sock = -1;
+  if (closing_ || uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &sock) != 0) {
+    done(UV_ECANCELED, 0);
+    return;
+  }
+  sendfile_ = std::make_shared<SendFileJob>(
+      SendFileJob{file_fd, sock, offset, length, 0, &executor, std::move(done), false, 0});
+  if (length == 0) {
+    sendfile_finish(0);
+    return;
+  }
+  if (pending_bytes_ == 0) sendfile_step();  // else write_done() starts it
+}
+
+// One work item: sendfile(2) until the slice is sent, the socket is full
+// (EAGAIN: the socket is non-blocking) or an error.
+void Connection::sendfile_step() {
+  std::shared_ptr<SendFileJob> job = sendfile_;
+  job->running = true;
+  ConnRef ref(this);
+  uint64_t sent_before = job->sent;
+  job->executor->submit(
+      [job] {
+        uint64_t budget = std::min(job->left, kSendfileSlice);
+        job->task_errno = 0;
+        while (budget > 0) {
+          off_t off = static_cast<off_t>(job->offset);
+          ssize_t n = sendfile(job->sock_fd, job->file_fd, &off, budget);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            job->task_errno = errno;
+            return;
+          }
+          if (n == 0) {  // the file shrank: nothing more to send
+            job->task_errno = ENODATA;
+            return;
+          }
+          job->offset += static_cast<uint64_t>(n);
+          job->left -= static_cast<uint64_t>(n);
+          job->sent += static_cast<uint64_t>(n);
+          budget -= static_cast<uint64_t>(n);
+        }
+      },
+      [this, ref, job, sent_before] {
+        job->running = false;
+        if (closing_ || sendfile_ != job) {
+          if (sendfile_ == job) sendfile_finish(UV_ECANCELED);
+          return;
+        }
+        reactor_.stats->bytes_out.fetch_add(job->sent - sent_before, std::memory_order_relaxed);
+        count_progress(job->sent - sent_before);
+        touch();
+        if (job->task_errno == EAGAIN || job->task_errno == EWOULDBLOCK) {
+          wait_writable();
+        } else if (job->task_errno == ENODATA) {
+          sendfile_finish(UV_EOF);
+        } else if (job->task_errno != 0) {
+          sendfile_finish(uv_translate_sys_error(job->task_errno));
+        } else if (job->left == 0) {
+          sendfile_finish(0);
+        } else {
+          sendfile_step();
+        }
+      });
+}
+
+// Waits for the socket to take more bytes. libuv owns the socket's own
+// epoll registration, so the watch is on a dup(2) of it (a separate
+// registration of the same socket).
+void Connection::wait_writable() {
+  if (!writable_) {
+    writable_fd_ = dup(sendfile_->sock_fd);
+    if (writable_fd_ < 0) {
+      sendfile_finish(uv_translate_sys_error(errno));
+      return;
+    }
+    writable_ = new uv_poll_t;
+    uv_poll_init(reactor_.loop, writable_, writable_fd_);
+    writable_->data = this;
+    ++open_handles_;
+  }
+  uv_poll_start(writable_, UV_WRITABLE, [](uv_poll_t* p, int status, int) {
+    auto* c = static_cast<Connection*>(p->data);
+    uv_poll_stop(p);
+    if (c->closing_ || !c->sendfile_) return;
+    if (status < 0) {
+      c->sendfile_finish(status);
+    } else {
+      c->sendfile_step();
+    }
+  });
+}
+
+void Connection::sendfile_finish(int status) {
+  std::shared_ptr<SendFileJob> job = std::move(sendfile_);
+  if (!job) return;
+  ConnRef keep(this);
+  if (status != 0 && status != UV_ECANCELED && status != UV_EOF) close();
+  bytes_written_ += job->sent;
+  job->done(status, job->sent);
+}
+
+}  // namespace fsrv::reactor
