@@ -1,14 +1,20 @@
 #include "fsrv/services/echo/echo_service.hpp"
 
 #include <memory>
+#include <vector>
 
 namespace fsrv::services::echo {
 
 namespace {
 
 /// Bytes read per socket read. Each read's buffer is written back as it is
-/// (no copy) and freed by its write callback.
+/// (no copy) and returned to the service's free list by its write callback.
 constexpr size_t kReadChunk = 256 * 1024;
+/// Free read buffers a service keeps for reuse (2 MiB per loop at most). A
+/// buffer this size is an mmap of its own for malloc, so a fresh one per
+/// read cost a page fault per 4 KiB in the kernel's copy into it: most of
+/// the echo's time. Idle connections hold none of them.
+constexpr size_t kMaxFreeBuffers = 8;
 /// Reads whose echo is still being written; at this many reading pauses
 /// until one write completes (backpressure: a client that sends without
 /// reading holds at most kMaxInFlight * kReadChunk of server memory).
@@ -18,23 +24,36 @@ class EchoService final : public Service {
  public:
   explicit EchoService(Shared& shared) : Service(shared, info()), bytes_(counter("bytes")) {}
   void count_bytes(size_t n) { shared_.stats->add(bytes_, n); }
+  /// A read buffer of kReadChunk bytes: a reused one when the free list
+  /// has one.
+  std::unique_ptr<char[]> take_buffer() {
+    if (free_.empty()) return std::make_unique_for_overwrite<char[]>(kReadChunk);
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  /// Returns a buffer whose write completed; freed if the list is full.
+  void give_back(std::unique_ptr<char[]> b) {
+    if (free_.size() < kMaxFreeBuffers) free_.push_back(std::move(b));
+  }
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override;
 
  private:
   stats::Counter bytes_;
+  std::vector<std::unique_ptr<char[]>> free_;  ///< this loop's reusable read buffers
 };
 
 // Echoes from the read buffers themselves: a buffer is taken only when the
-// socket is readable (read_space), handed to the write, and freed when the
-// write completes, so an idle connection holds no buffer.
+// socket is readable (read_space), handed to the write, and given back to
+// the service when the write completes, so an idle connection holds none.
 class EchoSession final : public reactor::ConnectionHandler {
  public:
   EchoSession(reactor::Connection& conn, EchoService& service) : conn_(conn), service_(service) {}
 
   std::span<char> read_space() override {
-    if (!next_) next_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
+    if (!next_) next_ = service_.take_buffer();
     return {next_.get(), kReadChunk};
   }
   void on_read(size_t n) override {
@@ -45,7 +64,7 @@ class EchoSession final : public reactor::ConnectionHandler {
     // The connection outlives its pending writes and their callbacks run
     // before its handler is freed (connection.hpp), so `this` is valid.
     conn_.write(&buf, 1, [this, data](int) {
-      delete[] data;
+      service_.give_back(std::unique_ptr<char[]>(data));
       if (in_flight_-- == kMaxInFlight && !conn_.closing()) conn_.resume_reading();
     });
     if (in_flight_ == kMaxInFlight) conn_.pause_reading();
