@@ -13,8 +13,8 @@ namespace {
 constexpr size_t kChunk = limits::kUploadChunk;
 }  // namespace
 
-UploadSink::UploadSink(reactor::Connection& conn, reactor::Executor& executor, Options options)
-    : conn_(conn), executor_(executor), options_(std::move(options)) {
+UploadSink::UploadSink(reactor::TransferPeer& peer, reactor::Executor& executor, Options options)
+    : peer_(peer), executor_(executor), options_(std::move(options)) {
   if (options_.transform == Transform::kBase64) {
     decoder_ = options_.base64_segments ? codec::make_segmented_decoder(options_.codec)
                                         : codec::make_decoder(options_.codec);
@@ -24,20 +24,20 @@ UploadSink::UploadSink(reactor::Connection& conn, reactor::Executor& executor, O
   filling_ = 0;
 }
 
-std::shared_ptr<UploadSink> UploadSink::start(reactor::Connection& conn,
+std::shared_ptr<UploadSink> UploadSink::start(reactor::TransferPeer& peer,
                                               reactor::Executor& executor,
                                               const storage::Root& root, Options options,
                                               std::function<void()> on_space,
                                               std::function<void(Status, uint64_t)> done) {
-  auto sink = std::make_shared<UploadSink>(conn, executor, std::move(options));
+  auto sink = std::make_shared<UploadSink>(peer, executor, std::move(options));
   sink->self_ = sink;
   // The payload's rate is measured against --min-rate until end() (every
   // service's upload, from one place).
-  conn.set_transfer(true);
+  peer.peer_payload(true);
   sink->on_space_ = std::move(on_space);
   sink->done_ = std::move(done);
   const storage::Root* r = &root;
-  reactor::ConnRef ref(&conn);
+  reactor::PeerRef ref(&peer);
   executor.submit(
       [sink, r] {
         auto f = r->begin_upload();
@@ -55,7 +55,7 @@ std::shared_ptr<UploadSink> UploadSink::start(reactor::Connection& conn,
   return sink;
 }
 
-bool UploadSink::alive() const { return !cancelled_ && !conn_.closing(); }
+bool UploadSink::alive() const { return !cancelled_ && !peer_.peer_closing(); }
 
 std::span<char> UploadSink::space() {
   if (filling_ < 0 || ended_) {
@@ -118,7 +118,7 @@ size_t UploadSink::feed(std::string_view data) {
 void UploadSink::end() {
   if (ended_) return;
   ended_ = true;
-  conn_.set_transfer(false);
+  peer_.peer_payload(false);
   if (filling_ >= 0) {
     int i = filling_;
     filling_ = -1;
@@ -134,7 +134,7 @@ void UploadSink::end() {
 }
 
 void UploadSink::cancel() {
-  if (!cancelled_ && !ended_) conn_.set_transfer(false);
+  if (!cancelled_ && !ended_) peer_.peer_payload(false);
   cancelled_ = true;
   on_space_ = nullptr;
   done_ = nullptr;
@@ -200,7 +200,7 @@ void UploadSink::submit_transform(int i) {
   size_t n = fill_[i];
   uint64_t offset = written_;
   uint64_t max = options_.max_bytes;
-  reactor::ConnRef ref(&conn_);
+  reactor::PeerRef ref(&peer_);
   executor_.submit(
       [self, i, n, offset, max] {
         UploadSink& w = *self;
@@ -224,6 +224,7 @@ void UploadSink::submit_transform(int i) {
           w.task_status_ = s;
         } else {
           w.task_written_ = out.size();
+          if (w.options_.early_writeback) w.file_->start_writeback(offset, out.size());
         }
       },
       [self, ref, i] {
@@ -234,7 +235,7 @@ void UploadSink::submit_transform(int i) {
         u.written_ += u.task_written_;
         if (!u.task_status_.ok()) u.fail(u.task_status_);
         if (!u.alive()) return;
-        u.conn_.touch();
+        u.peer_.peer_progress();
         u.progress();
       });
 }
@@ -243,7 +244,7 @@ void UploadSink::submit_finish() {
   auto self = self_.lock();
   finishing_ = true;
   working_ = true;
-  reactor::ConnRef ref(&conn_);
+  reactor::PeerRef ref(&peer_);
   executor_.submit(
       [self] {
         UploadSink& w = *self;
@@ -255,7 +256,7 @@ void UploadSink::submit_finish() {
             return;
           }
         }
-        w.task_status_ = w.file_->commit(w.options_.name);
+        w.task_status_ = w.file_->commit(w.options_.name, w.options_.replace);
       },
       [self, ref] {
         UploadSink& u = *self;

@@ -29,6 +29,8 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/reactor/transfer_peer.hpp"
+
 namespace fsrv::reactor {
 
 class Connection;
@@ -96,7 +98,7 @@ class ConnRef {
   Connection* c_ = nullptr;
 };
 
-class Connection {
+class Connection final : public TransferPeer {
  public:
   /// Write watermarks in bytes of pending_bytes(): above kHighWater the
   /// handler stops producing and reading; on_drain() fires below kLowWater.
@@ -217,6 +219,13 @@ class Connection {
 
   void retain() { ++refs_; }
   void release();
+
+  // TransferPeer: what the transfer engines ask of a TCP connection.
+  bool peer_closing() const override { return closing_; }
+  void peer_payload(bool active) override { set_transfer(active); }
+  void peer_progress() override { touch(); }
+  void peer_retain() override { retain(); }
+  void peer_release() override { release(); }
 
  private:
   explicit Connection(Reactor& reactor);

@@ -1,11 +1,12 @@
 #pragma once
-// The UPLOAD engine, protocol-neutral: the protocol places payload bytes in
-// the sink's chunk buffers (read straight from the socket: space() and
-// produced()), the executor transforms a full buffer (base64 decode or
-// identity) and pwrites it to a temporary file while the other buffer fills,
-// and end() commits atomically (fsync, link, rename: storage::UploadFile).
-// With both buffers busy, space() is empty and the protocol stops reading
-// until on_space: the disk, not memory, absorbs the difference.
+// The UPLOAD engine, protocol- and transport-neutral (one write-behind
+// pipeline for the TCP services and TFTP's write requests): the protocol
+// places payload bytes in the sink's chunk buffers (read straight from the
+// socket: space() and produced(); or copied: feed()), the executor transforms a full buffer (base64
+// decode or identity) and pwrites it to a temporary file while the other buffer fills, and end()
+// commits atomically (fsync, link, rename: storage::UploadFile). With both buffers busy, space() is
+// empty and the protocol stops reading until on_space: the disk, not memory, absorbs the
+// difference.
 //
 // After the first error (bad base64, over the size limit, disk full) nothing
 // more is transformed or written, but space() keeps offering a buffer so the
@@ -21,8 +22,8 @@
 #include "fsrv/codec/base64.hpp"
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/buffer.hpp"
-#include "fsrv/reactor/connection.hpp"
 #include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/transfer_peer.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
 
@@ -38,15 +39,23 @@ class UploadSink {
     /// kBase64: the payload is concatenated, independently padded segments
     /// (codec::make_segmented_decoder; the file-marker dialect).
     bool base64_segments = false;
+    /// false: the commit keeps an existing file and fails with kExists.
+    bool replace = true;
+    /// Starts each chunk's writeback as soon as it is written
+    /// (storage::UploadFile::start_writeback), so the commit's fsync waits
+    /// for the last chunk only: for a protocol that acknowledges the end
+    /// only after the commit (TFTP's final ACK).
+    bool early_writeback = false;
   };
   /// Made by start(); use through the shared_ptr only.
-  UploadSink(reactor::Connection& conn, reactor::Executor& executor, Options options);
+  UploadSink(reactor::TransferPeer& peer, reactor::Executor& executor, Options options);
 
   /// Creates the temporary file in `root` (on the executor) and returns the
   /// sink. `on_space` runs on the loop whenever space() became non-empty
   /// after being empty; `done(status, bytes_stored)` once, after end().
-  /// Neither runs after the connection closed or cancel().
-  static std::shared_ptr<UploadSink> start(reactor::Connection& conn, reactor::Executor& executor,
+  /// Neither runs after the peer closed (TransferPeer::peer_closing) or
+  /// cancel(). The peer is a reactor::Connection or a datagram transfer.
+  static std::shared_ptr<UploadSink> start(reactor::TransferPeer& peer, reactor::Executor& executor,
                                            const storage::Root& root, Options options,
                                            std::function<void()> on_space,
                                            std::function<void(Status, uint64_t)> done);
@@ -78,7 +87,7 @@ class UploadSink {
   void fail(Status s);
   bool alive() const;
 
-  reactor::Connection& conn_;
+  reactor::TransferPeer& peer_;
   reactor::Executor& executor_;
   Options options_;
   std::weak_ptr<UploadSink> self_;

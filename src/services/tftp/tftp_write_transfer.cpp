@@ -2,33 +2,35 @@
 
 #include "fsrv/services/tftp/tftp_write_transfer.hpp"
 
-#include <algorithm>
-#include <cstring>
-#include <deque>
 #include <limits>
 #include <optional>
 #include <string_view>
 
-#include "fsrv/core/log.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 #include "fsrv/storage/storage.hpp"
+#include "fsrv/transfer/upload_sink.hpp"
 
 namespace fsrv::services::tftp {
 
 namespace {
 
-/// A write request: DATA in order is appended to a pending buffer written
-/// to a storage::UploadFile on the executor in kIoChunk pieces; the ACK
-/// closing each window (every block at windowsize 1) is held while more
-/// than kMaxPendingWrite waits for the disk. A block out of order (a gap,
-/// or a retransmission) is answered with an ACK of the last block received
-/// in order, once per position (RFC 7440 section 4). The short last block
-/// ends the data: the file is committed (fsync, rename) and only then
-/// acknowledged; the transfer then dallies to re-ACK a retransmitted last
-/// block.
+/// A write request through the upload engine (transfer::UploadSink, the
+/// one write-behind pipeline of every upload): DATA in order is copied into
+/// the sink's chunk buffers, written on the executor while the next fills.
+/// When both buffers wait for the disk, what did not fit is held and the
+/// ACK closing the window (every block at windowsize 1) waits for the sink's
+/// space: flow control, TFTP has no other way to slow a sender down. A
+/// block out of order (a gap, or a retransmission) is answered with an ACK
+/// of the last block received in order, once per position (RFC 7440
+/// section 4). The short last block ends the data: the file is committed
+/// (fsync, rename) and only then acknowledged; the transfer then dallies to
+/// re-ACK a retransmitted last block.
 class WriteTransfer final : public Transfer {
  public:
   using Transfer::Transfer;
+  ~WriteTransfer() override {
+    if (sink_) sink_->cancel();  // uncommitted: the temporary file goes
+  }
 
  private:
   enum class State { kOpening, kReceiving, kCommitting, kDallying };
@@ -49,34 +51,38 @@ class WriteTransfer final : public Transfer {
                                      " bytes, the limit is " + std::to_string(config_.max_upload));
       return;
     }
+    if (!options_.no_overwrite) {
+      open_sink();
+      return;
+    }
+    // Refused before any data moves (the commit would refuse it too).
     storage::Root* root = service_.shared().root;
-    const bool no_overwrite = options_.no_overwrite;
     std::string name = name_;
-    auto file = file_;
-    auto status = std::make_shared<Status>();
-    run(
-        [root, name, no_overwrite, file, status] {
-          if (no_overwrite && root->size(name).ok()) {
-            *status = Status::failure(Errc::kExists, "file exists");
+    auto exists = std::make_shared<bool>(false);
+    run([root, name, exists] { *exists = root->size(name).ok(); },
+        [this, exists] {
+          if (*exists) {
+            fail(ErrorCode::kExists, "file exists");
             return;
           }
-          auto upload = root->begin_upload();
-          if (!upload.ok()) {
-            *status = upload.status();
-            return;
-          }
-          *file = std::move(upload.value);
-        },
-        [this, status] {
-          if (!status->ok()) {
-            fail(error_code(status->code), error_text(*status));
-            return;
-          }
-          state_ = State::kReceiving;  // pending_ gets its buffer with the first DATA
-          last_ack_ = n_.accepted.empty() ? ack_packet(0) : oack_packet(n_.accepted);
-          send(last_ack_);
-          arm_timer();
+          open_sink();
         });
+  }
+
+  // Starts the upload (its temporary file opens on the executor while the
+  // first window arrives) and answers the request.
+  void open_sink() {
+    transfer::UploadSink::Options o;
+    o.name = name_;
+    o.replace = !options_.no_overwrite;
+    o.early_writeback = true;  // the final ACK waits for the fsync
+    sink_ = transfer::UploadSink::start(
+        *this, *service_.shared().executor, *service_.shared().root, std::move(o),
+        [this] { on_space(); }, [this](Status status, uint64_t) { on_committed(status); });
+    state_ = State::kReceiving;
+    last_ack_ = n_.accepted.empty() ? ack_packet(0) : oack_packet(n_.accepted);
+    send(last_ack_);
+    arm_timer();
   }
 
   void on_packet(uint16_t op, std::span<const char> packet) override {
@@ -107,52 +113,93 @@ class WriteTransfer final : public Transfer {
       }
       return;
     }
+    if (!sink_->error().ok()) {  // the temporary file could not be made, or a write failed
+      fail(error_code(sink_->error().code), error_text(sink_->error()));
+      return;
+    }
     progress();
     recovery_ack_ = std::numeric_limits<uint64_t>::max();
     const uint64_t k = expected_++;
     const bool last = payload.size() < n_.blksize;
     const bool window_end = !last && ++in_window_ >= n_.windowsize;
     if (window_end) in_window_ = 0;
-    // The ACK goes out before the block is copied, so the client prepares
-    // the next window while we copy (the payload stays valid until this
-    // returns). Only when the block surely fits: payload.size() bounds
-    // what netascii decoding appends.
+    // Netascii decoding appends at most the block's size plus a held CR.
+    if (stored_ + held_.size() + payload.size() + 1 > config_.max_upload) {
+      fail(ErrorCode::kDiskFull,
+           "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
+      return;
+    }
+    // The ACK goes out before the block is copied when it surely fits, so
+    // the client prepares the next window while we copy (the payload stays
+    // valid until this returns).
     bool acked = false;
-    if (window_end && pending_.size() + payload.size() <= kMaxPendingWrite &&
-        written_ + pending_.size() + payload.size() <= config_.max_upload) {
+    if (window_end && held_.empty() && sink_->space().size() > payload.size()) {
       send_ack(k);
       acked = true;
     }
     bytes_ += payload.size();
     service_.count(service_.bytes_received_, payload.size());
-    if (pending_.capacity() == 0) pending_ = take_buffer();
+    std::string_view data(payload.data(), payload.size());
     if (request_.mode == Mode::kNetascii) {
-      decoder_.decode(payload, pending_);
-    } else {
-      pending_.append(payload.data(), payload.size());
+      decoded_.clear();
+      decoder_.decode(payload, decoded_);
+      if (last) decoder_.finish(decoded_);
+      data = decoded_;
     }
-    if (written_ + pending_.size() > config_.max_upload) {
-      fail(ErrorCode::kDiskFull,
-           "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
-      return;
+    stored_ += data.size();
+    if (held_.empty()) {
+      data.remove_prefix(sink_->feed(data));
     }
+    held_.append(data);  // what the sink could not take yet, in order
     if (last) {
-      if (request_.mode == Mode::kNetascii) decoder_.finish(pending_);
       state_ = State::kCommitting;
       final_block_ = k;
       stop_timer();
-      flush();
+      if (held_.empty()) sink_->end();  // else on_space ends it
       return;
     }
     if (window_end && !acked) {
-      if (pending_.size() > kMaxPendingWrite) {
-        ack_owed_ = k;  // flow control: the ACK waits for the disk
-      } else {
+      if (held_.empty()) {
         send_ack(k);
+      } else {
+        ack_owed_ = k;  // flow control: the ACK waits for the disk
       }
     }
-    flush();
     arm_timer();
+  }
+
+  // The sink has room again: what was held goes in, then the owed ACK (or
+  // the end of the data).
+  void on_space() {
+    if (held_.empty()) return;
+    held_.erase(0, sink_->feed(held_));
+    if (!held_.empty()) return;
+    if (state_ == State::kCommitting) {
+      sink_->end();
+      return;
+    }
+    if (ack_owed_) {
+      send_ack(*ack_owed_);
+      ack_owed_.reset();
+      arm_timer();
+    }
+  }
+
+  // The sink's end: committed (fsync, rename) or failed.
+  void on_committed(const Status& status) {
+    sink_.reset();
+    if (!status.ok()) {
+      fail(error_code(status.code), error_text(status));
+      return;
+    }
+    state_ = State::kDallying;
+    send_ack(final_block_);
+    count_result(true);  // the file is in place; dallying is a courtesy
+    if (service_.stopping()) {
+      finish(true);  // no dally during a shutdown (see RequestPort::on_stop)
+      return;
+    }
+    arm_timer(kDallyTimeouts * timeout_ms());
   }
 
   void on_timeout() override {
@@ -175,94 +222,11 @@ class WriteTransfer final : public Transfer {
     send(last_ack_);
   }
 
-  /// A write chunk plus the block that crosses its end.
-  size_t buffer_bytes() const { return io_chunk(n_.blksize) + n_.blksize; }
-  /// An empty buffer for pending_: a written chunk's (its pages already
-  /// mapped, so no page faults per MiB), else a new one reserved whole (no
-  /// regrowth copies).
-  std::string take_buffer() {
-    std::string b = std::move(spare_);
-    spare_ = std::string();
-    b.clear();
-    if (b.capacity() < buffer_bytes()) b.reserve(buffer_bytes());
-    return b;
-  }
-
-  /// Starts the next write, or the commit once everything is written.
-  void flush() {
-    if (writing_) return;
-    const bool last = state_ == State::kCommitting;
-    if (!pending_.empty() && (pending_.size() >= io_chunk(n_.blksize) || last)) {
-      writing_ = true;
-      auto chunk = std::make_shared<std::string>(std::move(pending_));
-      pending_ = take_buffer();
-      const uint64_t offset = written_;
-      written_ += chunk->size();
-      auto file = file_;
-      auto status = std::make_shared<Status>();
-      run(
-          [file, chunk, offset, status] {
-            *status = (*file)->write_at(
-                {reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size()}, offset);
-            // Writeback overlaps the transfer: the fsync before the final
-            // ACK then waits for the last chunk only.
-            if (status->ok()) (*file)->start_writeback(offset, chunk->size());
-          },
-          [this, status, chunk] {
-            writing_ = false;
-            if (!status->ok()) {
-              fail(error_code(status->code), error_text(*status));
-              return;
-            }
-            if (chunk->capacity() <= 2 * buffer_bytes()) {
-              spare_ = std::move(*chunk);  // recycled: no fresh pages for the next chunk
-            }
-            if (ack_owed_ && pending_.size() <= kMaxPendingWrite) {
-              send_ack(*ack_owed_);
-              ack_owed_.reset();
-              arm_timer();
-            }
-            flush();
-          });
-      return;
-    }
-    if (!last) return;
-    writing_ = true;
-    auto file = file_;
-    auto status = std::make_shared<Status>();
-    const bool replace = !options_.no_overwrite;
-    std::string name = name_;
-    run(
-        [file, status, name, replace] {
-          *status = (*file)->commit(name, replace);
-          if (status->ok()) file->reset();
-        },
-        [this, status] {
-          writing_ = false;
-          if (!status->ok()) {
-            fail(error_code(status->code), error_text(*status));
-            return;
-          }
-          state_ = State::kDallying;
-          send_ack(final_block_);
-          count_result(true);  // the file is in place; dallying is a courtesy
-          if (service_.stopping()) {
-            finish(true);  // no dally during a shutdown (see RequestPort::on_stop)
-            return;
-          }
-          arm_timer(kDallyTimeouts * timeout_ms());
-        });
-  }
-
   State state_ = State::kOpening;
-  /// The upload; shared with executor tasks. Destroying it uncommitted
-  /// removes the temporary file.
-  std::shared_ptr<std::unique_ptr<storage::UploadFile>> file_ =
-      std::make_shared<std::unique_ptr<storage::UploadFile>>();
-  std::string pending_;   ///< received, not yet handed to a write
-  std::string spare_;     ///< a written chunk's buffer, reused as the next pending_
-  uint64_t written_ = 0;  ///< bytes handed to writes (the next offset)
-  bool writing_ = false;
+  std::shared_ptr<transfer::UploadSink> sink_;
+  std::string held_;     ///< received in order, not yet taken by the sink
+  std::string decoded_;  ///< netascii: the block decoded
+  uint64_t stored_ = 0;  ///< bytes of the file received (after netascii decoding)
   NetasciiDecoder decoder_;
   uint64_t expected_ = 1;  ///< next block in order
   uint32_t in_window_ = 0;

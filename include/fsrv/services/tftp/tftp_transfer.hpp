@@ -24,6 +24,7 @@
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/datagram.hpp"
 #include "fsrv/reactor/executor.hpp"
+#include "fsrv/reactor/transfer_peer.hpp"
 #include "fsrv/services/tftp/tftp_options.hpp"
 #include "fsrv/services/tftp/tftp_packet.hpp"
 
@@ -35,18 +36,14 @@ namespace fsrv::services::tftp {
 /// followed by an ACK costs four packets. Three retransmissions keep a
 /// client behind 5% loss each way failing its start once in 10,000.
 inline constexpr int kUnheardRetries = 3;
-/// Bytes read per executor task for an RRQ, and written per task for a WRQ:
-/// 64 blocks, within 256 KiB..1 MiB, so the executor round trip (a thread
-/// handoff in thread mode) is amortised over many blocks at every blksize.
+/// Bytes read per executor task for an RRQ (a WRQ writes in the upload
+/// engine's chunks, transfer::UploadSink): 64 blocks, within 256 KiB..1 MiB, so the executor round
+/// trip (a thread handoff in thread mode) is amortised over many blocks at every blksize.
 inline constexpr size_t kMinIoChunk = 256 * 1024;
 inline constexpr size_t kMaxIoChunk = 1024 * 1024;
 inline size_t io_chunk(size_t blksize) {
   return std::clamp<size_t>(64 * blksize, kMinIoChunk, kMaxIoChunk);
 }
-/// Received bytes held while a write is on the executor; above this the
-/// ACK that lets the client go on waits for the disk (flow control: TFTP
-/// has no other way to slow a sender down).
-inline constexpr size_t kMaxPendingWrite = 8 * 1024 * 1024;
 /// Socket buffers of a transfer: two windows, at least 256 KiB, at most
 /// 8 MiB (a 65464-byte datagram costs ~128 KiB of buffer accounting).
 inline constexpr int kMinSocketBuffer = 256 * 1024;
@@ -74,7 +71,7 @@ class RequestPort;
 /// ID), the peer's address (the client's TID), the retransmission timer and
 /// the executor work in flight. Owned by RequestPort; destroyed once both
 /// handles are closed and no executor task points at it.
-class Transfer : public reactor::DatagramHandler {
+class Transfer : public reactor::DatagramHandler, public reactor::TransferPeer {
  public:
   Transfer(RequestPort& service, const sockaddr& peer, Request request, Negotiated negotiated,
            std::string request_bytes);
@@ -101,6 +98,19 @@ class Transfer : public reactor::DatagramHandler {
   /// identical request from it is then a retransmission of this one.
   bool is_retransmission(std::string_view request_bytes) const {
     return !heard_ && !finished_ && request_bytes == request_bytes_;
+  }
+
+  // TransferPeer: a transfer engine's work counts as work in flight (the
+  // transfer lives until it is done) and stops calling back once the
+  // transfer ended. Progress is the transfer's own (packets), not the
+  // engine's.
+  bool peer_closing() const override { return finished_; }
+  void peer_payload(bool) override {}
+  void peer_progress() override {}
+  void peer_retain() override { ++work_; }
+  void peer_release() override {
+    --work_;
+    release_if_done();  // may destroy this
   }
 
  protected:
