@@ -11,6 +11,7 @@
 #include "fsrv/services/file/file_session.hpp"
 #include "fsrv/services/file/reply.hpp"
 #include "fsrv/services/kit/login.hpp"
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
 
@@ -30,15 +31,12 @@ void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>
   begin(cmd);
   state_ = State::kBusy;
   conn_.pause_reading();
-  auto result = std::make_shared<std::pair<bool, std::string>>();
-  ConnRef ref(&conn_);
-  shared_.executor->submit([result, work = std::move(work)] { *result = work(); },
-                           [this, ref, result, cmd] {
-                             if (conn_.closing()) return;
-                             finish(cmd, result->first, result->second.size());
-                             conn_.write_owned(result->second);
-                             request_done();
-                           });
+  kit::call_storage<std::pair<bool, std::string>>(
+      conn_, shared_, std::move(work), [this, cmd](std::pair<bool, std::string>& result) {
+        finish(cmd, result.first, result.second.size());
+        conn_.write_owned(result.second);
+        request_done();
+      });
 }
 
 // ---------------------------------------------------------------- AUTH
@@ -73,24 +71,23 @@ void FileSession::start_list() {
   begin(Cmd::kList);
   state_ = State::kBusy;
   conn_.pause_reading();
-  auto r = std::make_shared<Result<std::shared_ptr<const std::vector<std::string>>>>();
+  using Listing = Result<std::shared_ptr<const std::vector<std::string>>>;
   const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit([r, root] { *r = root->list_shared(); },
-                           [this, ref, r] {
-                             if (conn_.closing()) return;
-                             if (!r->ok()) {
-                               finish(Cmd::kList, false);
-                               conn_.write_owned(error_text(error_message(r->status(), "")));
-                               request_done();
-                               return;
-                             }
-                             conn_.set_transfer(true);
-                             list_ = std::make_unique<ListStream>();
-                             list_->names = std::move(r->value);
-                             conn_.write_owned(kListPrefix);
-                             pump_list();
-                           });
+  kit::call_storage<Listing>(
+      conn_, shared_, [root] { return root->list_shared(); },
+      [this](Listing& listing) {
+        if (!listing.ok()) {
+          finish(Cmd::kList, false);
+          conn_.write_owned(error_text(error_message(listing.status(), "")));
+          request_done();
+          return;
+        }
+        conn_.set_transfer(true);
+        list_ = std::make_unique<ListStream>();
+        list_->names = std::move(listing.value);
+        conn_.write_owned(kListPrefix);
+        pump_list();
+      });
 }
 
 void FileSession::pump_list() {
@@ -122,32 +119,26 @@ void FileSession::start_get(const std::string& name) {
   begin(Cmd::kGet);
   state_ = State::kBusy;
   conn_.pause_reading();
-  auto opened = std::make_shared<Result<storage::ReadFile>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit([opened, root, name] { *opened = root->open_read(name); },
-                           [this, ref, opened, name] {
-                             if (conn_.closing()) return;
-                             if (!opened->ok()) {
-                               finish(Cmd::kGet, false);
-                               conn_.write_owned(error_text(error_message(opened->status(), name)));
-                               request_done();
-                               return;
-                             }
-                             conn_.set_transfer(true);
-                             transfer::SendOptions o;
-                             o.prefix = get_prefix(name);
-                             o.suffix = std::string(kGetSuffix);
-                             o.transform = transfer::Transform::kBase64;
-                             o.encoder = &codec::encoder(config_.codec);
-                             get_ = transfer::send_file(conn_, *shared_.executor,
-                                                        std::move(opened->value), std::move(o),
-                                                        [this](Status s) {
-                                                          get_.reset();
-                                                          finish(Cmd::kGet, s.ok());
-                                                          request_done();
-                                                        });
-                           });
+  kit::open_read(conn_, shared_, name, [this, name](Result<storage::ReadFile>& opened) {
+    if (!opened.ok()) {
+      finish(Cmd::kGet, false);
+      conn_.write_owned(error_text(error_message(opened.status(), name)));
+      request_done();
+      return;
+    }
+    conn_.set_transfer(true);
+    transfer::SendOptions o;
+    o.prefix = get_prefix(name);
+    o.suffix = std::string(kGetSuffix);
+    o.transform = transfer::Transform::kBase64;
+    o.encoder = &codec::encoder(config_.codec);
+    get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened.value), std::move(o),
+                               [this](Status s) {
+                                 get_.reset();
+                                 finish(Cmd::kGet, s.ok());
+                                 request_done();
+                               });
+  });
 }
 
 // ---------------------------------------------------------------- UPLOAD

@@ -15,12 +15,6 @@
 
 namespace fsrv::services::file {
 
-// ---------------------------------------------------------------- service
-
-std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
-  return std::make_unique<FileSession>(conn, *this);
-}
-
 // ---------------------------------------------------------------- input
 
 std::span<char> FileSession::read_space() {
@@ -316,6 +310,10 @@ void FileSession::handle_request(const Request& req) {
 }
 
 // ---------------------------------------------------------------- service
+
+std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
+  return std::make_unique<FileSession>(conn, *this);
+}
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
