@@ -3,12 +3,13 @@
 // limits and the end of stream; and the service's registration. The
 // commands that outlive one reply are in file_commands.cpp.
 
+#include "fsrv/services/file/file_session.hpp"
+
 #include <chrono>
 #include <string>
 
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
-#include "fsrv/services/file/file_session.hpp"
 #include "fsrv/services/file/reply.hpp"
 #include "fsrv/services/kit/request_loop.hpp"
 #include "fsrv/storage/storage.hpp"

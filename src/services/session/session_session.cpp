@@ -3,13 +3,14 @@
 // the access log line of each command (session_session.hpp). The
 // commands' work is in session_commands.cpp.
 
+#include "fsrv/services/session/session_session.hpp"
+
 #include <chrono>
 #include <string>
 #include <utility>
 
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
-#include "fsrv/services/session/session_session.hpp"
 
 namespace fsrv::services::session {
 

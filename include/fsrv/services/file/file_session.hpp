@@ -39,6 +39,7 @@ using Counters = kit::VerbCounters<cmd_name, kCmdCount>;
 class FileService final : public Service {
  public:
   explicit FileService(Shared& shared) : Service(shared, info()), counters_(*this) {}
+  /// Counts one request of `cmd` that succeeded or failed.
   void count(Cmd cmd, bool ok) { counters_.count(cmd, ok); }
 
  protected:

@@ -52,9 +52,11 @@ class SessionService final : public Service {
  public:
   explicit SessionService(Shared& shared)
       : Service(shared, info()), counters(*this), protocol_errors_(counter("protocol_errors")) {}
+  /// Counts one command of `verb` that succeeded or failed.
   void count(Verb verb, bool ok) { counters.count(verb, ok); }
+  /// Counts a connection closed on a frame the protocol does not allow.
   void count_protocol_error() { Service::count(protocol_errors_); }
-  Counters counters;
+  Counters counters;  ///< "session/commands/VERB/{ok,failed}"
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override;
