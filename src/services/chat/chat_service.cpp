@@ -4,7 +4,6 @@
 
 #include "fsrv/services/chat/chat_service.hpp"
 
-#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -18,6 +17,8 @@
 #include "fsrv/services/chat/chat_store.hpp"
 #include "fsrv/services/chat/chat_users.hpp"
 #include "fsrv/services/chat/db_workers.hpp"
+#include "fsrv/services/kit/stream_session.hpp"
+#include "fsrv/services/kit/verb_counters.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::chat {
@@ -42,6 +43,8 @@ constexpr size_t kInboxPiece = 64 * 1024;
 /// Counter names per command kind (index = CommandKind).
 constexpr std::string_view kVerbs[] = {"unknown", "auth", "send", "inbox", "listuser", "logout"};
 constexpr int kVerbCount = static_cast<int>(std::size(kVerbs));
+std::string_view verb_name(CommandKind kind) { return kVerbs[static_cast<int>(kind)]; }
+using Counters = kit::VerbCounters<verb_name, kVerbCount>;
 
 /// The users of a configuration: the --chat-users file or the demo users.
 /// Throws std::runtime_error (start-up; main validated the file already).
@@ -54,7 +57,11 @@ std::vector<ChatUser> load_users(const Options& options) {
 
 class ChatService final : public Service {
  public:
-  explicit ChatService(Shared& shared) : Service(shared, info()) {
+  explicit ChatService(Shared& shared)
+      : Service(shared, info()),
+        counters_(*this),
+        too_long_(counter("lines_too_long")),
+        throttled_(counter("logins_throttled")) {
     StoreSpec spec;
     const Options& options = shared.config->services.get<Options>();
     Result<ChatDb> db = parse_chat_db(options.db, shared.root->path());
@@ -78,16 +85,8 @@ class ChatService final : public Service {
                                       });
                                   if (!queued) reply(false, "database queue full");
                                 }});
-    for (int v = 0; v < kVerbCount; ++v) {
-      ok_[v] = counter("commands/" + std::string(kVerbs[v]) + "/ok");
-      failed_[v] = counter("commands/" + std::string(kVerbs[v]) + "/failed");
-    }
-    too_long_ = counter("lines_too_long");
-    throttled_ = counter("logins_throttled");
   }
-  void count(CommandKind kind, bool ok) {
-    shared_.stats->add((ok ? ok_ : failed_)[static_cast<int>(kind)]);
-  }
+  void count(CommandKind kind, bool ok) { counters_.count(kind, ok); }
   void count_too_long() { shared_.stats->add(too_long_); }
 
   /// SIGHUP: reads the users file again (or the demo users without one)
@@ -134,28 +133,17 @@ class ChatService final : public Service {
 
  private:
   std::unique_ptr<DbWorkers> db_;
-  stats::Counter ok_[kVerbCount], failed_[kVerbCount], too_long_, throttled_;
+  Counters counters_;
+  stats::Counter too_long_, throttled_;
   LoginThrottle throttle_;
   reactor::LogLimiter log_limit_;
 };
 
-class ChatSession final : public reactor::ConnectionHandler {
+class ChatSession final : public kit::StreamSession {
  public:
-  ChatSession(Connection& conn, ChatService& service) : conn_(conn), service_(service) {}
+  ChatSession(Connection& conn, ChatService& service)
+      : StreamSession(conn, kReadChunk), service_(service) {}
 
-  std::span<char> read_space() override {
-    if (start_ > 0) {  // compact
-      std::memmove(in_.data(), in_.data() + start_, end_ - start_);
-      end_ -= start_;
-      start_ = 0;
-    }
-    if (in_.size() < end_ + kReadChunk) in_.resize(end_ + kReadChunk);
-    return {in_.data() + end_, in_.size() - end_};
-  }
-  void on_read(size_t n) override {
-    end_ += n;
-    process_input();
-  }
   void on_eof() override {
     eof_ = true;
     process_input();
@@ -172,30 +160,19 @@ class ChatSession final : public reactor::ConnectionHandler {
   /// stays open (it holds no buffer); a line that never ends is the
   /// connection's request timeout.
   reactor::IdlePolicy idle_policy() const override { return reactor::IdlePolicy::kKeep; }
-  void on_shutdown() override {
-    quit_ = true;
-    if (!busy_) conn_.close_when_flushed();
-  }
   void on_close() override {}
 
  private:
-  std::string_view input() const { return {in_.data() + start_, end_ - start_}; }
-  void process_input();
+  void process_input() override;
+  /// Frames one line and runs it; false when no whole line is buffered.
+  bool next_request();
   void run(Command cmd);
   /// Writes inbox pieces while the client keeps up (the write queue under
   /// its high water), then waits for on_drain; the next request is read
   /// once the whole reply is queued.
   void write_inbox();
 
-  Connection& conn_;
   ChatService& service_;
-  std::vector<char> in_;  ///< unconsumed input is in_[start_, end_)
-  size_t start_ = 0;
-  size_t end_ = 0;
-  bool busy_ = false;  ///< a request is on the executor
-  bool eof_ = false;
-  bool quit_ = false;
-  bool done_ = false;                  ///< closing after the too-long reply: ignore input
   std::unique_ptr<InboxReply> inbox_;  ///< an inbox reply still being written
 };
 
@@ -204,42 +181,36 @@ std::unique_ptr<reactor::ConnectionHandler> ChatService::create_handler(Connecti
 }
 
 void ChatSession::process_input() {
-  if (busy_ || done_ || conn_.closing()) return;
-  if (quit_) {
+  if (!loop_.pump([this] { return next_request(); })) return;
+  // chat_server.py waits for "\r\n"; an unterminated tail at EOF is dropped.
+  if (eof_) {
     conn_.close_when_flushed();
-    return;
+  } else {
+    conn_.resume_reading();
   }
-  if (conn_.congested()) {  // a client that sends and never reads: on_drain resumes
-    conn_.pause_reading();
-    return;
-  }
-  LineEnd end = find_line_end(input());
-  if (end.kind != LineEnd::Kind::kNeedMore || input().empty()) conn_.request_head_done();
+}
+
+bool ChatSession::next_request() {
+  LineEnd end = find_line_end(in_.view());
+  if (end.kind != LineEnd::Kind::kNeedMore || in_.empty()) conn_.request_head_done();
   switch (end.kind) {
     case LineEnd::Kind::kNeedMore:
-      // chat_server.py waits for "\r\n"; an unterminated tail at EOF is dropped.
-      if (eof_) {
-        conn_.close_when_flushed();
-      } else {
-        conn_.resume_reading();
-      }
-      return;
+      return false;
     case LineEnd::Kind::kTooLong:
       service_.count_too_long();
       FSRV_LOG_INFO("chat: line over %zu bytes, closing", kMaxLineBytes);
       conn_.write_owned(reply_line_too_long());
       conn_.pause_reading();
-      conn_.close_when_flushed();
-      done_ = true;
-      start_ = end_ = 0;
-      return;
-    case LineEnd::Kind::kLine: {
-      Command cmd = parse_line(input().substr(0, end.line_size));
-      start_ += end.consumed;
-      run(std::move(cmd));
-      return;
-    }
+      in_.clear();
+      loop_.quit();  // closes after the reply; input that still arrives is ignored
+      return false;
+    case LineEnd::Kind::kLine:
+      break;
   }
+  Command cmd = parse_line(in_.view().substr(0, end.line_size));
+  in_.consume(end.consumed);
+  run(std::move(cmd));
+  return true;
 }
 
 // One request on the executor; reading pauses until its reply is queued, so
@@ -256,12 +227,9 @@ void ChatSession::run(Command cmd) {
           reply_error("Terlalu Banyak Login Gagal (too many failed logins from your "
                       "address; try again in " +
                       std::to_string((wait + 999) / 1000) + " s)"));
-      conn_.yield_turn();  // the next line in the next loop turn (on_drain), not recursively
       return;
     }
   }
-  busy_ = true;
-  conn_.pause_reading();
   auto reply = std::make_shared<Reply>();
   auto command = std::make_shared<const Command>(std::move(cmd));
   ConnRef ref(&conn_);
@@ -279,15 +247,15 @@ void ChatSession::run(Command cmd) {
           write_inbox();
           return;
         }
-        busy_ = false;
-        process_input();
+        request_done();
       });
   if (!queued) {
-    busy_ = false;
     service_.count(command->kind, false);
     conn_.write_owned(reply_error("Server Sibuk (busy: chat database queue full)"));
-    process_input();
+    return;
   }
+  loop_.begin();
+  conn_.pause_reading();
 }
 
 void ChatSession::write_inbox() {
@@ -295,8 +263,7 @@ void ChatSession::write_inbox() {
     conn_.write_owned(inbox_->next(kInboxPiece));
     if (inbox_->done()) {
       inbox_.reset();
-      busy_ = false;
-      process_input();
+      request_done();
       return;
     }
   }
@@ -312,10 +279,7 @@ const ServiceInfo& info() {
       {8889},
       "printf 'auth messi surabaya \\r\\n' | nc -q1 127.0.0.1 {port}",
       [](stats::Schema& schema) {
-        for (std::string_view verb : kVerbs) {
-          schema.add("chat/commands/" + std::string(verb) + "/ok");
-          schema.add("chat/commands/" + std::string(verb) + "/failed");
-        }
+        Counters::register_stats(schema, "chat");
         schema.add("chat/lines_too_long");
         schema.add("chat/logins_throttled");
       },

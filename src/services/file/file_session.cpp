@@ -1,167 +1,20 @@
-#include <algorithm>
-#include <chrono>
-#include <cstring>
-#include <string>
-#include <vector>
+// The file service's connection framing: reads, the request loop (with
+// the discard of a bad UPLOAD's line), the legacy clients' silence, the
+// limits and the end of stream; and the service's registration. The
+// commands that outlive one reply are in file_commands.cpp.
 
-#include "fsrv/auth/authenticator.hpp"
-#include "fsrv/codec/base64.hpp"
+#include "fsrv/services/file/file_session.hpp"
+
+#include <chrono>
+#include <string>
+
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
-#include "fsrv/core/log.hpp"
-#include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/file/reply.hpp"
-#include "fsrv/services/file/request.hpp"
-#include "fsrv/services/kit/input_buffer.hpp"
-#include "fsrv/services/kit/login.hpp"
-#include "fsrv/services/kit/payload_reader.hpp"
-#include "fsrv/services/kit/verb_counters.hpp"
+#include "fsrv/services/kit/request_loop.hpp"
 #include "fsrv/storage/storage.hpp"
-#include "fsrv/transfer/file_sender.hpp"
-#include "fsrv/transfer/upload_sink.hpp"
 
 namespace fsrv::services::file {
-
-namespace {
-
-using reactor::Connection;
-using reactor::ConnRef;
-
-/// Pipelined requests answered in one turn of the loop before the session
-/// yields it (Connection::yield_turn): with 100 clients flooding requests,
-/// a new client is still accepted and answered within milliseconds.
-constexpr int kRequestsPerTurn = 64;
-
-/// A streamed LIST is written in pieces of about this many bytes, and at
-/// most kListBytesPerTurn per loop turn (then it yields, or waits for the
-/// socket when congested): a 10 MB listing never sits in one buffer.
-constexpr size_t kListPiece = 16 * 1024;
-constexpr size_t kListBytesPerTurn = 256 * 1024;
-
-/// The file service: one per serving process, shared by its listeners.
-using Counters = kit::VerbCounters<cmd_name, kCmdCount>;
-
-class FileService final : public Service {
- public:
-  explicit FileService(Shared& shared) : Service(shared, info()), counters_(*this) {}
-  void count(Cmd cmd, bool ok) { counters_.count(cmd, ok); }
-
- protected:
-  std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
-
- private:
-  Counters counters_;
-};
-
-class FileSession final : public reactor::ConnectionHandler {
- public:
-  FileSession(Connection& conn, FileService& service)
-      : conn_(conn), service_(service), shared_(service.shared()), config_(*shared_.config) {}
-
-  std::span<char> read_space() override;
-  void on_read(size_t n) override;
-  void on_eof() override;
-  void on_timer() override;
-  void on_idle_timeout() override;
-  void on_too_slow() override;
-  void on_request_timeout() override;
-  void on_drain() override {
-    if (list_) {
-      pump_list();
-    } else {
-      process_input();
-    }
-  }
-  void on_shutdown() override;
-  void on_close() override;
-
- private:
-  enum class State { kIdle, kBusy, kPayload, kDiscard };
-
-  std::string_view input() const { return in_.view(); }
-  void consume(size_t n) { in_.consume(n); }
-  bool input_blank() const { return in_.blank(); }
-
-  void process_input();
-  void handle_request(const Request& req);
-  void begin(Cmd cmd);
-  /// Ends the open request: counted, and its access log line written with
-  /// `reply_bytes` more (a reply about to be queued).
-  void finish(Cmd cmd, bool ok, size_t reply_bytes = 0);
-  void reply_now(Cmd cmd, bool ok, std::string reply);
-  void request_done();
-  void start_discard(Cmd cmd, std::string error);
-
-  void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>()> work);
-  void start_get(const std::string& name);
-  void start_list();
-  void abort_request(const std::string& why);
-  void pump_list();
-  void start_upload(std::string name);
-  /// AUTH user password: role_ once the --users account checks out.
-  void start_auth(const std::string& user, const std::string& password);
-  void payload_step(kit::PayloadReader::Step step);
-
-  Connection& conn_;
-  FileService& service_;
-  Shared& shared_;
-  const ServerConfig& config_;
-  State state_ = State::kIdle;
-  kit::InputBuffer in_;
-  bool eof_ = false;
-  bool quit_ = false;
-  bool request_open_ = false;
-  Cmd current_ = Cmd::kUnknown;
-  std::string discard_error_;
-  std::shared_ptr<transfer::FileSender> get_;
-  /// A LIST being streamed: the shared snapshot and the next name to write.
-  struct ListStream {
-    std::shared_ptr<const std::vector<std::string>> names;
-    size_t next = 0;
-  };
-  std::unique_ptr<ListStream> list_;
-  /// What only an UPLOAD needs, made at the connection's first UPLOAD and
-  /// kept until it closes (most connections never upload: an idle one
-  /// does not carry it).
-  struct Upload {
-    Upload(Connection& conn, kit::InputBuffer& in) : payload(conn, in) {}
-    kit::PayloadReader payload;  ///< the base64, up to its line's end
-    std::string name;
-    /// The payload's first kUploadLookahead bytes: why a decode failed.
-    std::string head;
-  };
-  std::unique_ptr<Upload> upload_;
-  bool payload_active() const { return upload_ && upload_->payload.active(); }
-  void cancel_payload() {
-    if (upload_) upload_->payload.cancel();
-  }
-  Upload& upload() {
-    if (!upload_) {
-      upload_ = std::make_unique<Upload>(conn_, in_);
-      upload_->payload.observe = [this](std::string_view bytes) {
-        std::string& head = upload_->head;
-        if (head.size() < kUploadLookahead) {
-          head.append(bytes.substr(0, kUploadLookahead - head.size()));
-        }
-      };
-    }
-    return *upload_;
-  }
-  /// The access log's view of the open request: its name, and the
-  /// connection's byte counts and the time when it began.
-  std::string log_name_;
-  /// The account this connection authenticated as (AUTH), for the policy.
-  Role role_ = Role::kAnonymous;
-  uint64_t log_in_ = 0;
-  uint64_t log_out_ = 0;
-  std::chrono::steady_clock::time_point log_started_;
-};
-
-// ---------------------------------------------------------------- service
-
-std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
-  return std::make_unique<FileSession>(conn, *this);
-}
 
 // ---------------------------------------------------------------- input
 
@@ -335,7 +188,7 @@ void FileSession::process_input() {
       conn_.pause_reading();  // on_drain() resumes
       return;
     }
-    if (handled == kRequestsPerTurn) {
+    if (handled == kit::kRequestsPerTurn) {
       conn_.yield_turn();  // on_drain() next turn
       return;
     }
@@ -457,184 +310,11 @@ void FileSession::handle_request(const Request& req) {
   }
 }
 
-void FileSession::run_simple(Cmd cmd, std::function<std::pair<bool, std::string>()> work) {
-  begin(cmd);
-  state_ = State::kBusy;
-  conn_.pause_reading();
-  auto result = std::make_shared<std::pair<bool, std::string>>();
-  ConnRef ref(&conn_);
-  shared_.executor->submit([result, work = std::move(work)] { *result = work(); },
-                           [this, ref, result, cmd] {
-                             if (conn_.closing()) return;
-                             finish(cmd, result->first, result->second.size());
-                             conn_.write_owned(result->second);
-                             request_done();
-                           });
+// ---------------------------------------------------------------- service
+
+std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
+  return std::make_unique<FileSession>(conn, *this);
 }
-
-// ---------------------------------------------------------------- AUTH
-
-void FileSession::start_auth(const std::string& user, const std::string& password) {
-  bool started =
-      kit::start_login(conn_, service_, user, password, [this, user](auth::LoginOutcome outcome) {
-        bool ok = outcome.error.empty();
-        if (ok) role_ = outcome.role;
-        std::string reply = ok ? ok_text("authenticated as " + user + " (role " +
-                                         std::string(role_name(role_)) + ")")
-                               : error_text("AUTH: " + outcome.error);
-        finish(Cmd::kAuth, ok, reply.size());
-        conn_.write_owned(std::move(reply));
-        request_done();
-      });
-  if (!started) {
-    reply_now(Cmd::kAuth, false, error_text("AUTH: " + std::string(kit::kNoAccounts)));
-    return;
-  }
-  begin(Cmd::kAuth);
-  state_ = State::kBusy;
-  conn_.pause_reading();
-}
-
-// ---------------------------------------------------------------- LIST
-
-// LIST streams (hardening issue, point 5): the listing is a snapshot shared
-// by every connection listing the same unchanged directory
-// (Root::list_shared), written as JSON in pieces while the socket keeps up.
-void FileSession::start_list() {
-  begin(Cmd::kList);
-  state_ = State::kBusy;
-  conn_.pause_reading();
-  auto r = std::make_shared<Result<std::shared_ptr<const std::vector<std::string>>>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit([r, root] { *r = root->list_shared(); },
-                           [this, ref, r] {
-                             if (conn_.closing()) return;
-                             if (!r->ok()) {
-                               finish(Cmd::kList, false);
-                               conn_.write_owned(error_text(error_message(r->status(), "")));
-                               request_done();
-                               return;
-                             }
-                             conn_.set_transfer(true);
-                             list_ = std::make_unique<ListStream>();
-                             list_->names = std::move(r->value);
-                             conn_.write_owned(kListPrefix);
-                             pump_list();
-                           });
-}
-
-void FileSession::pump_list() {
-  const std::vector<std::string>& names = *list_->names;
-  size_t produced = 0;
-  std::string piece;
-  while (list_->next < names.size() && !conn_.congested() && produced < kListBytesPerTurn) {
-    piece.clear();
-    while (piece.size() < kListPiece && list_->next < names.size()) {
-      if (list_->next > 0) piece += ',';
-      piece += json_quoted(names[list_->next++]);
-    }
-    conn_.write_owned(piece);
-    produced += piece.size();
-  }
-  if (list_->next == names.size()) {
-    list_.reset();
-    finish(Cmd::kList, true);
-    conn_.write_owned(kListSuffix);
-    request_done();
-    return;
-  }
-  if (!conn_.congested()) conn_.yield_turn();  // either way, on_drain continues
-}
-
-// ---------------------------------------------------------------- GET
-
-void FileSession::start_get(const std::string& name) {
-  begin(Cmd::kGet);
-  state_ = State::kBusy;
-  conn_.pause_reading();
-  auto opened = std::make_shared<Result<storage::ReadFile>>();
-  const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit([opened, root, name] { *opened = root->open_read(name); },
-                           [this, ref, opened, name] {
-                             if (conn_.closing()) return;
-                             if (!opened->ok()) {
-                               finish(Cmd::kGet, false);
-                               conn_.write_owned(error_text(error_message(opened->status(), name)));
-                               request_done();
-                               return;
-                             }
-                             conn_.set_transfer(true);
-                             transfer::SendOptions o;
-                             o.prefix = get_prefix(name);
-                             o.suffix = std::string(kGetSuffix);
-                             o.transform = transfer::Transform::kBase64;
-                             o.encoder = &codec::encoder(config_.codec);
-                             get_ = transfer::send_file(conn_, *shared_.executor,
-                                                        std::move(opened->value), std::move(o),
-                                                        [this](Status s) {
-                                                          get_.reset();
-                                                          finish(Cmd::kGet, s.ok());
-                                                          request_done();
-                                                        });
-                           });
-}
-
-// ---------------------------------------------------------------- UPLOAD
-
-void FileSession::start_upload(std::string name) {
-  log_name_ = name;
-  if (std::string why = storage::validate_name(name); !why.empty()) {
-    start_discard(Cmd::kUpload, "invalid name: " + why);
-    process_input();
-    return;
-  }
-  if (Refusal r = service_.policy().refuse(Access::kWrite, role_); r != Refusal::kNone) {
-    start_discard(Cmd::kUpload, refusal_text(r, Access::kWrite));  // the payload is dropped
-    process_input();
-    return;
-  }
-  begin(Cmd::kUpload);
-  conn_.set_transfer(true);
-  state_ = State::kPayload;
-  upload().name = name;
-  upload_->head.clear();
-  transfer::UploadSink::Options o;
-  o.name = std::move(name);
-  o.transform = transfer::Transform::kBase64;
-  o.codec = config_.codec;
-  o.max_bytes = config_.max_upload;
-  auto sink = transfer::UploadSink::start(
-      conn_, *shared_.executor, *shared_.root, std::move(o),
-      [this] {
-        if (payload_active()) payload_step(upload_->payload.feed());
-      },
-      [this](Status s, uint64_t bytes) {
-        upload_->payload.reset();
-        finish(Cmd::kUpload, s.ok());
-        if (s.ok()) {
-          conn_.write_owned(
-              ok_text(upload_->name + " uploaded (" + std::to_string(bytes) + " bytes)"));
-        } else if (s.code == Errc::kBadData && payload_has_more_words(upload_->head)) {
-          conn_.write_owned(
-              error_text("too many arguments for UPLOAD (quote a name that has spaces)"));
-        } else {
-          conn_.write_owned(error_text(error_message(s, upload_->name)));
-        }
-        request_done();
-      });
-  // The base64 ends with its line: the first CR or LF (find_terminator).
-  upload_->payload.start(std::move(sink), kit::PayloadEnd::terminator("\r\n"));
-  payload_step(upload_->payload.feed());
-}
-
-// The payload's terminator arrived: no more reading until the sink's reply.
-void FileSession::payload_step(kit::PayloadReader::Step step) {
-  if (step == kit::PayloadReader::Step::kDone) state_ = State::kBusy;
-}
-
-}  // namespace
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{

@@ -7,7 +7,9 @@
 // work request holds a strong reference; after_work runs after a close).
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fsrv/core/result.hpp"
@@ -16,6 +18,21 @@
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::kit {
+
+/// Runs `work()` on the serving process's executor (a storage call: it
+/// touches no connection), then `done(result)` on the loop thread unless
+/// `conn` is closing by then. T is what `work` returns (a Result, a
+/// Status...), held between the two.
+template <class T>
+void call_storage(reactor::Connection& conn, Shared& shared, std::function<T()> work,
+                  std::function<void(T&)> done) {
+  auto result = std::make_shared<T>();
+  reactor::ConnRef ref(&conn);
+  shared.executor->submit([result, work = std::move(work)] { *result = work(); },
+                          [ref, &conn, result, done = std::move(done)] {
+                            if (!conn.closing()) done(*result);
+                          });
+}
 
 /// The root's file names (storage::Root::list: sorted, only regular files
 /// with valid names), then `done(names)` on the loop unless `conn` closed.

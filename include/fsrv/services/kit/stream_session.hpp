@@ -19,11 +19,13 @@ namespace fsrv::services::kit {
 /// A TCP session built from the kit (see above).
 class StreamSession : public reactor::ConnectionHandler {
  public:
-  explicit StreamSession(reactor::Connection& conn)
-      : conn_(conn), loop_(conn), payload_(conn, in_) {}
+  /// `read_room`: the bytes asked for per read outside payloads (a
+  /// protocol of short lines or words asks for less than limits::kLineBuffer).
+  explicit StreamSession(reactor::Connection& conn, size_t read_room = limits::kLineBuffer)
+      : conn_(conn), loop_(conn), payload_(conn, in_), read_room_(read_room) {}
 
   std::span<char> read_space() override {
-    return payload_.active() ? payload_.read_space() : in_.space(limits::kLineBuffer);
+    return payload_.active() ? payload_.read_space() : in_.space(read_room_);
   }
   void on_read(size_t n) override {
     if (payload_.active()) {
@@ -58,6 +60,7 @@ class StreamSession : public reactor::ConnectionHandler {
   RequestLoop loop_;
   PayloadReader payload_;
   bool eof_ = false;  ///< the client half-closed
+  size_t read_room_;
 };
 
 }  // namespace fsrv::services::kit

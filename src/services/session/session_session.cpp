@@ -1,0 +1,217 @@
+// The session protocol's framing and dialogue on one connection: which
+// frame comes next (session_framer's Want), end of stream, shutdown, and
+// the access log line of each command (session_session.hpp). The
+// commands' work is in session_commands.cpp.
+
+#include "fsrv/services/session/session_session.hpp"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "fsrv/core/access_log.hpp"
+#include "fsrv/core/log.hpp"
+
+namespace fsrv::services::session {
+
+// ---------------------------------------------------------------- input
+
+void SessionConn::on_eof() {
+  eof_ = true;
+  if (payload_.active()) {
+    uint64_t missing = expected_ - payload_.taken();
+    if (in_.size() >= missing) return;  // all here: the sink takes it as it frees space
+    // Truncated upload: the temporary file goes, nothing is committed.
+    FSRV_LOG_INFO("session: upload of %s cut short (%llu bytes missing); discarded", name_.c_str(),
+                  static_cast<unsigned long long>(missing));
+    count_request(Verb::kUpload, false);
+    payload_.cancel();
+    conn_.close();
+    return;
+  }
+  process_input();
+}
+
+// The client half-closed and every byte it sent went into the payload.
+void SessionConn::payload_step(kit::PayloadReader::Step step) {
+  if (step == kit::PayloadReader::Step::kMore && eof_ && in_.empty()) on_eof();
+}
+
+void SessionConn::on_timer() {
+  if (later_.empty() || !loop_.busy()) return;
+  conn_.write_owned(later_);
+  later_.clear();
+  count_request(verb_, true);
+  back_to_word();
+  request_done();
+}
+
+void SessionConn::on_shutdown() {
+  shutdown_ = true;
+  if (want_ == Want::kWord && !loop_.busy()) loop_.shutdown();
+}
+
+void SessionConn::on_close() {
+  payload_.cancel();
+  if (get_) get_->cancel();
+  get_.reset();
+}
+
+void SessionConn::fail(std::string why) {
+  FSRV_LOG_WARN("session: %s; closing", why.c_str());
+  service_.count_protocol_error();
+  loop_.quit();  // no frame after this one
+  conn_.close_when_flushed();
+}
+
+void SessionConn::back_to_word() {
+  want_ = Want::kWord;
+  if (shutdown_) loop_.shutdown();
+}
+
+void SessionConn::process_input() {
+  if (!loop_.pump([this] { return next_request(); })) return;
+  if (eof_) {
+    if (!in_.empty() || want_ != Want::kWord) FSRV_LOG_INFO("session: client closed mid-frame");
+    loop_.quit();
+    conn_.close_when_flushed();
+    return;
+  }
+  conn_.resume_reading();
+}
+
+bool SessionConn::next_request() {
+  Frame f = next_frame(in_.view(), want_);
+  in_.consume(f.consumed);
+  if (f.kind != Frame::Kind::kNeedMore || in_.empty()) conn_.request_head_done();
+  switch (f.kind) {
+    case Frame::Kind::kNeedMore:
+      return false;
+    case Frame::Kind::kError:
+      fail(f.error);
+      return false;
+    case Frame::Kind::kWord:
+      on_word(f.verb);
+      break;
+    case Frame::Kind::kUploadHeader:
+      start_upload(std::move(f.name), f.size);
+      break;
+    case Frame::Kind::kName:
+      on_name(std::move(f.name));
+      break;
+    case Frame::Kind::kAck:
+      on_ack();
+      break;
+    case Frame::Kind::kConfirm:
+      on_confirm(f.yes);
+      break;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- dialogue
+
+void SessionConn::count_request(Verb verb, bool ok) {
+  double seconds = std::chrono::duration<double>(Clock::now() - log_started_).count();
+  service_.count(verb, ok);
+  service_.observe_duration(seconds);
+  if (!log::access_enabled()) return;
+  bool named = verb != Verb::kLs && verb != Verb::kConnme && verb != Verb::kByebye;
+  log::access_request(
+      "session", conn_.peer(), verb_name(verb),
+      named ? std::string_view(name_) : std::string_view(), ok,
+      conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_,
+      seconds);
+}
+
+void SessionConn::on_word(Verb verb) {
+  verb_ = verb;
+  log_in_ = conn_.bytes_read();
+  log_out_ = conn_.bytes_written() + conn_.pending_bytes();
+  log_started_ = Clock::now();
+  switch (verb) {
+    case Verb::kConnme:
+      conn_.write_owned("connected");
+      count_request(verb, true);
+      return;
+    case Verb::kByebye:
+      count_request(verb, true);
+      loop_.quit();
+      return;
+    case Verb::kLs:
+      start_ls();
+      return;
+    case Verb::kUpload:
+      conn_.write_owned("ready");
+      want_ = Want::kUploadHeader;
+      return;
+    case Verb::kDownload:
+    case Verb::kRm:
+    case Verb::kSize:
+      conn_.write_owned("ready");
+      want_ = Want::kName;
+      return;
+  }
+}
+
+void SessionConn::on_name(std::string name) {
+  switch (verb_) {
+    case Verb::kDownload:
+      start_download(std::move(name));
+      return;
+    case Verb::kSize:
+      run_size(std::move(name));
+      return;
+    case Verb::kRm:
+      // The seed's server deleted here, before reading the answer; we wait
+      // for it (docs/services/session.md).
+      name_ = std::move(name);
+      want_ = Want::kConfirm;
+      return;
+    default:
+      fail("name frame outside download/size/rm");
+      return;
+  }
+}
+
+void SessionConn::on_ack() {
+  if (verb_ == Verb::kLs) {
+    ++next_entry_;
+    send_ls_entry();
+    return;
+  }
+  if (verb_ == Verb::kDownload) {
+    send_float_later(Verb::kDownload);
+    return;
+  }
+  fail("unexpected ack");
+}
+
+void SessionConn::on_confirm(bool yes) {
+  if (!yes) {
+    // "N": the seed's client expects nothing back.
+    count_request(Verb::kRm, true);
+    back_to_word();
+    return;
+  }
+  if (Refusal r = service_.policy().refuse(Access::kDelete, Role::kAnonymous);
+      r != Refusal::kNone) {
+    // rm's own failure answer; the session goes on.
+    FSRV_LOG_INFO("session: rm %s: %s", name_.c_str(), refusal_text(r, Access::kDelete).c_str());
+    conn_.write_owned(pack_i32(-1));
+    count_request(Verb::kRm, false);
+    back_to_word();
+    return;
+  }
+  run_rm();
+}
+
+void SessionConn::send_float_later(Verb verb) {
+  verb_ = verb;
+  loop_.begin();
+  conn_.pause_reading();
+  later_ = pack_f32(std::chrono::duration<float>(Clock::now() - started_).count());
+  conn_.start_timer(kFloatDelayMs);
+}
+
+}  // namespace fsrv::services::session
