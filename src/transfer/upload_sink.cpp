@@ -102,6 +102,13 @@ void UploadSink::produced(size_t n) {
   }
 }
 
+size_t UploadSink::room() const {
+  if (filling_ < 0 || ended_) return 0;
+  size_t r = bufs_[filling_].capacity() - fill_[filling_];
+  if (st_[1 - filling_] == kFree) r += kChunk;
+  return r;
+}
+
 size_t UploadSink::feed(std::string_view data) {
   size_t used = 0;
   while (used < data.size()) {

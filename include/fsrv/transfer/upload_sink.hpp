@@ -65,6 +65,10 @@ class UploadSink {
   std::span<char> space();
   /// `n` payload bytes were written at the start of the last space().
   void produced(size_t n);
+  /// Bytes feed() would take now: what is left of the filling buffer, plus
+  /// a whole buffer if the other one is free (0 after end()). A datagram
+  /// protocol drops a datagram that does not fit whole.
+  size_t room() const;
   /// Copies payload bytes (e.g. read together with the request head) into
   /// the buffers; returns how many fit (less than data.size() when full).
   size_t feed(std::string_view data);

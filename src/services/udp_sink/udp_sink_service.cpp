@@ -12,16 +12,12 @@
 #include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/services/udp_sink/udp_sink_options.hpp"
 #include "fsrv/storage/storage.hpp"
+#include "fsrv/transfer/upload_sink.hpp"
 
 namespace fsrv::services::udp_sink {
 
 namespace {
 
-/// Bytes of one sender held on the loop while its previous write runs on
-/// the executor. Disk writes are far faster than one sender's datagrams,
-/// so this only fills when the disk stalls; a datagram that does not fit
-/// is dropped and counted (UDP has no way to slow the sender).
-constexpr size_t kMaxPendingPerSender = 4 * 1024 * 1024;
 /// Source addresses whose quota window is tracked at once. Each entry is a
 /// few dozen bytes; beyond this many (spoofed sources), expired entries are
 /// swept, and if none is expired a new address's datagram is dropped, so
@@ -51,22 +47,32 @@ std::string utc_stamp() {
   return text;
 }
 
-/// One sender's file in progress. Lives on the loop; the executor work
-/// items own what they touch (the UploadFile, one item at a time, and the
-/// chunk they write).
-struct Sender {
-  std::string from;  ///< "IP:PORT" (log)
-  std::string name;  ///< the file it becomes
-  std::shared_ptr<std::unique_ptr<storage::UploadFile>> file =
-      std::make_shared<std::unique_ptr<storage::UploadFile>>();
-  Status error;          ///< first open/write error (the file is then discarded)
-  std::string pending;   ///< payload waiting for the executor
-  uint64_t written = 0;  ///< bytes handed to the executor so far (next offset)
+/// One sender's file in progress, written through the upload engine
+/// (transfer::UploadSink: two chunk buffers, each written on the executor
+/// while the other fills). A datagram the buffers cannot take whole (the
+/// disk stalls) is dropped and counted: UDP has no way to slow the sender,
+/// and a part of a datagram would corrupt the file. The sender is the
+/// engine's TransferPeer; the engine's work keeps it alive.
+struct Sender final : reactor::TransferPeer, std::enable_shared_from_this<Sender> {
+  std::string from;                            ///< "IP:PORT" (log)
+  std::string name;                            ///< the file it becomes
+  std::shared_ptr<transfer::UploadSink> sink;  ///< null once over --max-upload
   uint64_t bytes = 0, datagrams = 0, dropped = 0;
   uint64_t last_ms = 0;  ///< uv_now of the last datagram
-  bool busy = true;      ///< a work item in flight (the open, first)
-  bool over_limit = false;
-  bool closing = false;  ///< commit (or discard) once the writes are done
+
+  bool peer_closing() const override { return false; }
+  void peer_payload(bool) override {}
+  void peer_progress() override {}
+  void peer_retain() override {
+    if (refs_++ == 0) keep_ = shared_from_this();
+  }
+  void peer_release() override {
+    if (--refs_ == 0) keep_.reset();  // may destroy this
+  }
+
+ private:
+  int refs_ = 0;
+  std::shared_ptr<Sender> keep_;  ///< while the engine's work is in flight
 };
 
 /// One source address's use of its quota in the current window.
@@ -152,23 +158,22 @@ class UdpSinkService final : public DatagramService {
     s->last_ms = uv_now(loop_);
     s->datagrams++;
     shared_.stats->add(datagrams_);
-    if (s->over_limit || !s->error.ok()) return;
+    if (!s->sink || !s->sink->error().ok()) return;  // discarded, or failing
     if (s->bytes + data.size() > shared_.config->max_upload) {
-      s->over_limit = true;
-      s->pending.clear();
+      s->sink->cancel();  // the temporary file goes
+      s->sink.reset();
       FSRV_LOG_WARN("udp-sink: %s over --max-upload (%llu bytes): its file is discarded",
                     s->from.c_str(), static_cast<unsigned long long>(shared_.config->max_upload));
       return;
     }
-    if (s->pending.size() + data.size() > kMaxPendingPerSender) {
+    if (s->sink->room() < data.size()) {
       s->dropped++;
       shared_.stats->add(dropped_);
       return;
     }
-    s->pending.append(data.data(), data.size());
+    s->sink->feed({data.data(), data.size()});
     s->bytes += data.size();
     shared_.stats->add(bytes_, data.size());
-    advance(s);
   }
 
   void on_stop(reactor::DatagramListener&) override {
@@ -212,93 +217,43 @@ class UdpSinkService final : public DatagramService {
     s->from = key;
     s->name = "udp-" + reactor::address_ip(from) + "-" +
               std::to_string(reactor::address_port(from)) + "-" + utc_stamp() + ".bin";
-    auto result = std::make_shared<Status>();
-    storage::Root* root = shared_.root;
-    auto file = s->file;
-    shared_.executor->submit(
-        [root, file, result] {
-          auto r = root->begin_upload();
-          if (r.ok()) {
-            *file = std::move(r.value);
-          } else {
-            *result = Status::failure(r.code, r.error);
-          }
-        },
-        [this, s, result] {
-          s->busy = false;
-          if (!result->ok()) s->error = *result;
-          advance(s);
-        });
+    transfer::UploadSink::Options o;
+    o.name = s->name;
+    Sender* raw = s.get();  // the sink's callbacks run while the sender lives (it owns the sink)
+    s->sink = transfer::UploadSink::start(*s, *shared_.executor, *shared_.root, std::move(o),
+                                          nullptr, [this, raw](Status status, uint64_t) {
+                                            raw->sink.reset();
+                                            closed(*raw, status);
+                                          });
     return s;
   }
 
-  /// Starts the sender's next work item: a write of what is pending, or,
-  /// once closing and written, the commit (or the discard).
-  void advance(const std::shared_ptr<Sender>& s) {
-    if (s->busy) return;
-    bool usable = s->error.ok() && !s->over_limit;
-    if (usable && !s->pending.empty()) {
-      s->busy = true;
-      auto chunk = std::make_shared<std::string>(std::move(s->pending));
-      s->pending.clear();
-      uint64_t offset = s->written;
-      s->written += chunk->size();
-      auto file = s->file;
-      auto result = std::make_shared<Status>();
-      shared_.executor->submit(
-          [file, chunk, offset, result] {
-            *result = (*file)->write_at(
-                {reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size()}, offset);
-          },
-          [this, s, result] {
-            s->busy = false;
-            if (!result->ok() && s->error.ok()) s->error = *result;
-            advance(s);
-          });
-      return;
+  /// A sender's file is committed, or was not kept: count it, log it
+  /// (rate-limited), and free its slot.
+  void closed(const Sender& s, const Status& status) {
+    --open_files_;
+    bool log = commit_log_.allow(uv_now(loop_));
+    uint64_t suppressed = log ? commit_log_.take_suppressed() : 0;
+    if (log && suppressed > 0) {
+      FSRV_LOG_INFO("udp-sink: %llu commit lines suppressed (see STATS)",
+                    static_cast<unsigned long long>(suppressed));
     }
-    if (!s->closing) return;
-    s->busy = true;
-    auto file = s->file;
-    auto result = std::make_shared<Status>();
-    std::string name = s->name;
-    shared_.executor->submit(
-        [file, usable, name, result] {
-          if (!*file) return;
-          if (usable) {
-            *result = (*file)->commit(name);
-          } else {
-            (*file)->abort();
-          }
-          file->reset();
-        },
-        [this, s, usable, result] {
-          --open_files_;
-          if (!result->ok() && s->error.ok()) s->error = *result;
-          bool log = commit_log_.allow(uv_now(loop_));
-          uint64_t suppressed = log ? commit_log_.take_suppressed() : 0;
-          if (log && suppressed > 0) {
-            FSRV_LOG_INFO("udp-sink: %llu commit lines suppressed (see STATS)",
-                          static_cast<unsigned long long>(suppressed));
-          }
-          if (usable && s->error.ok()) {
-            shared_.stats->add(files_);
-            if (log)
-              FSRV_LOG_INFO(
-                  "udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s", s->name.c_str(),
-                  static_cast<unsigned long long>(s->datagrams),
-                  static_cast<unsigned long long>(s->bytes), s->from.c_str(),
-                  s->dropped
-                      ? (" (" + std::to_string(s->dropped) + " dropped: disk too slow)").c_str()
-                      : "");
-          } else {
-            shared_.stats->add(failed_);
-            if (log)
-              FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s->name.c_str(),
-                            s->from.c_str(), static_cast<unsigned long long>(s->datagrams),
-                            s->over_limit ? "over --max-upload" : s->error.error.c_str());
-          }
-        });
+    if (status.ok()) {
+      shared_.stats->add(files_);
+      if (log)
+        FSRV_LOG_INFO("udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s",
+                      s.name.c_str(), static_cast<unsigned long long>(s.datagrams),
+                      static_cast<unsigned long long>(s.bytes), s.from.c_str(),
+                      s.dropped
+                          ? (" (" + std::to_string(s.dropped) + " dropped: disk too slow)").c_str()
+                          : "");
+    } else {
+      shared_.stats->add(failed_);
+      if (log)
+        FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s.name.c_str(),
+                      s.from.c_str(), static_cast<unsigned long long>(s.datagrams),
+                      status.error.c_str());
+    }
   }
 
   /// Commits a sender's file once its writes are done; it leaves the table
@@ -306,8 +261,11 @@ class UdpSinkService final : public DatagramService {
   void finish(std::unordered_map<std::string, std::shared_ptr<Sender>>::iterator it) {
     std::shared_ptr<Sender> s = it->second;
     senders_.erase(it);
-    s->closing = true;
-    advance(s);
+    if (s->sink) {
+      s->sink->end();  // closed() follows, after the commit (or the first error)
+    } else {
+      closed(*s, Status::failure(Errc::kTooLarge, "over --max-upload"));
+    }
   }
 
   void evict_oldest() {
