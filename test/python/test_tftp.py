@@ -800,6 +800,14 @@ class MaxUploadTest(ServerCase):
         self.assertEqual(rc, 0, text)
         self.assert_same(src, self.root_path("small.bin"))
 
+    def test_exactly_the_limit_works(self):
+        # 10000 bytes at blksize 512: the last block ends at the limit, and
+        # a netascii-sized allowance must not refuse it.
+        src = self.local("exact.bin", 10000, 20)
+        rc, text = curl_put(self.server.port, src, "exact.bin")
+        self.assertEqual(rc, 0, text)
+        self.assert_same(src, self.root_path("exact.bin"))
+
 
 @unittest.skipIf(use_hpa(), "our server's options")
 class ProcessModeTest(ServerCase):

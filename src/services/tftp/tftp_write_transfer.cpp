@@ -17,9 +17,10 @@ namespace {
 /// A write request through the upload engine (transfer::UploadSink, the
 /// one write-behind pipeline of every upload): DATA in order is copied into
 /// the sink's chunk buffers, written on the executor while the next fills.
-/// When both buffers wait for the disk, what did not fit is held and the
-/// ACK closing the window (every block at windowsize 1) waits for the sink's
-/// space: flow control, TFTP has no other way to slow a sender down. A
+/// When both buffers wait for the disk, what did not fit is held (in
+/// order), and beyond kMaxHeldWrite held the ACK closing the window (every
+/// block at windowsize 1) waits for the sink's space: flow control, TFTP
+/// has no other way to slow a sender down. A
 /// block out of order (a gap, or a retransmission) is answered with an ACK
 /// of the last block received in order, once per position (RFC 7440
 /// section 4). The short last block ends the data: the file is committed
@@ -123,17 +124,13 @@ class WriteTransfer final : public Transfer {
     const bool last = payload.size() < n_.blksize;
     const bool window_end = !last && ++in_window_ >= n_.windowsize;
     if (window_end) in_window_ = 0;
-    // Netascii decoding appends at most the block's size plus a held CR.
-    if (stored_ + held_.size() + payload.size() + 1 > config_.max_upload) {
-      fail(ErrorCode::kDiskFull,
-           "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
-      return;
-    }
-    // The ACK goes out before the block is copied when it surely fits, so
-    // the client prepares the next window while we copy (the payload stays
-    // valid until this returns).
+    // The ACK goes out before the block is copied when it surely fits (in
+    // what may be held, and under --max-upload: netascii decoding appends
+    // at most the block's size plus a held CR), so the client prepares the
+    // next window while we copy (the payload stays valid until this returns).
     bool acked = false;
-    if (window_end && held_.empty() && sink_->space().size() > payload.size()) {
+    if (window_end && held() + payload.size() + 1 <= kMaxHeldWrite &&
+        stored_ + payload.size() + 1 <= config_.max_upload) {
       send_ack(k);
       acked = true;
     }
@@ -147,7 +144,14 @@ class WriteTransfer final : public Transfer {
       data = decoded_;
     }
     stored_ += data.size();
-    if (held_.empty()) {
+    if (stored_ > config_.max_upload) {
+      fail(ErrorCode::kDiskFull,
+           "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
+      return;
+    }
+    if (held() == 0) {
+      held_.clear();
+      held_from_ = 0;
       data.remove_prefix(sink_->feed(data));
     }
     held_.append(data);  // what the sink could not take yet, in order
@@ -155,30 +159,36 @@ class WriteTransfer final : public Transfer {
       state_ = State::kCommitting;
       final_block_ = k;
       stop_timer();
-      if (held_.empty()) sink_->end();  // else on_space ends it
+      if (held() == 0) sink_->end();  // else on_space ends it
       return;
     }
     if (window_end && !acked) {
-      if (held_.empty()) {
+      if (held() <= kMaxHeldWrite) {
         send_ack(k);
       } else {
-        ack_owed_ = k;  // flow control: the ACK waits for the disk
+        ack_owed_ = k;  // flow control: the ACK waits for the disk (on_space)
       }
     }
     arm_timer();
   }
 
+  /// Bytes held for the sink.
+  size_t held() const { return held_.size() - held_from_; }
+
   // The sink has room again: what was held goes in, then the owed ACK (or
   // the end of the data).
   void on_space() {
-    if (held_.empty()) return;
-    held_.erase(0, sink_->feed(held_));
-    if (!held_.empty()) return;
-    if (state_ == State::kCommitting) {
-      sink_->end();
-      return;
+    if (held() == 0) return;
+    held_from_ += sink_->feed(std::string_view(held_).substr(held_from_));
+    if (held() == 0) {
+      held_.clear();
+      held_from_ = 0;
+      if (state_ == State::kCommitting) {
+        sink_->end();
+        return;
+      }
     }
-    if (ack_owed_) {
+    if (ack_owed_ && held() <= kMaxHeldWrite) {
       send_ack(*ack_owed_);
       ack_owed_.reset();
       arm_timer();
@@ -224,7 +234,8 @@ class WriteTransfer final : public Transfer {
 
   State state_ = State::kOpening;
   std::shared_ptr<transfer::UploadSink> sink_;
-  std::string held_;     ///< received in order, not yet taken by the sink
+  std::string held_;  ///< received in order; held_from_ on not yet taken by the sink
+  size_t held_from_ = 0;
   std::string decoded_;  ///< netascii: the block decoded
   uint64_t stored_ = 0;  ///< bytes of the file received (after netascii decoding)
   NetasciiDecoder decoder_;

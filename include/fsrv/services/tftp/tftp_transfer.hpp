@@ -44,6 +44,12 @@ inline constexpr size_t kMaxIoChunk = 1024 * 1024;
 inline size_t io_chunk(size_t blksize) {
   return std::clamp<size_t>(64 * blksize, kMinIoChunk, kMaxIoChunk);
 }
+/// Received bytes a write request holds beyond the upload engine's two
+/// chunk buffers while they wait for the disk; above this the ACK that
+/// lets the client go on waits (flow control: TFTP has no other way to
+/// slow a sender down). A short executor delay on a busy machine then
+/// costs no lock-step round trip.
+inline constexpr size_t kMaxHeldWrite = 8 * 1024 * 1024;
 /// Socket buffers of a transfer: two windows, at least 256 KiB, at most
 /// 8 MiB (a 65464-byte datagram costs ~128 KiB of buffer accounting).
 inline constexpr int kMinSocketBuffer = 256 * 1024;
