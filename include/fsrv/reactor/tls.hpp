@@ -89,6 +89,11 @@ class TlsSession {
   static constexpr ptrdiff_t kError = -2;  ///< a bad record: error() says why
   /// Decrypts into `out`: a byte count > 0, or kWant, kEof, kError.
   ptrdiff_t read(std::span<char> out);
+  /// Whether read() would yield plaintext now, taking none: a byte count
+  /// > 0 (at least that many are ready), or kWant, kEof, kError as read().
+  /// The reader's buffer is asked for only then: a handler that lends its
+  /// read buffer per read (http) holds none while a connection waits.
+  ptrdiff_t ready();
   /// True while plaintext or unread ciphertext is buffered (a paused reader
   /// must be handed it when it resumes: no socket event will say so).
   bool has_buffered() const;
@@ -117,6 +122,8 @@ class TlsSession {
 
  private:
   void set_error(const char* what);
+  /// read()'s result for SSL_read's or SSL_peek's return code `rc`.
+  ptrdiff_t read_result(int rc);
   ssl_st* ssl_ = nullptr;
   bio_st* rbio_ = nullptr;        ///< ciphertext in (owned by ssl_)
   bio_st* wbio_ = nullptr;        ///< ciphertext out (owned by ssl_): appends to *sink_
