@@ -26,7 +26,11 @@ int Connection::tls_write(WriteReq* w, const uv_buf_t* bufs, unsigned n) {
   std::string cipher = std::exchange(tls_->spare, std::string());
   cipher.clear();
   // encrypt() also takes whatever OpenSSL queued before (a ticket), in order.
-  if (!tls_->encrypt(bufs, n, cipher)) return UV_EPROTO;
+  // With nothing queued in libuv the records can go straight to the socket
+  // (a big chunk: most of them, copied once fewer); the last stays in
+  // `cipher` for the uv_write whose callback completes the request.
+  uv_stream_t* direct = stream()->write_queue_size == 0 ? stream() : nullptr;
+  if (!tls_->encrypt(bufs, n, cipher, direct)) return UV_EPROTO;
   w->owned = std::move(cipher);  // the plaintext (an outbox) is no longer needed
   uv_buf_t b = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
   return uv_write(&w->req, stream(), &b, 1, on_written);

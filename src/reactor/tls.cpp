@@ -117,7 +117,23 @@ std::string tls_send_path_text() {
 struct TlsSinkBio {
   static int write(BIO* b, const char* data, int len) {
     auto* session = static_cast<TlsSession*>(BIO_get_data(b));
-    session->sink_->append(data, static_cast<size_t>(len));
+    std::string& out = *session->sink_;
+    if (session->direct_ && !out.empty()) {
+      // The records held so far go straight to the socket; this one is
+      // held in their place (the caller's write must have bytes to write).
+      uv_buf_t held = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+      int n = uv_try_write(session->direct_, &held, 1);
+      if (n == static_cast<int>(out.size())) {
+        out.clear();
+      } else {
+        // The socket is full (or failed: the caller's write will say so):
+        // from here every record goes to `out`, in order.
+        if (n > 0) out.erase(0, static_cast<size_t>(n));
+        session->direct_ = nullptr;
+        out.reserve(out.size() + session->reserve_);
+      }
+    }
+    out.append(data, static_cast<size_t>(len));
     return len;
   }
   static long ctrl(BIO*, int cmd, long, void*) {
@@ -208,13 +224,22 @@ bool TlsSession::has_buffered() const {
   return SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0;
 }
 
-bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out) {
+bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out,
+                         uv_stream_t* direct) {
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
   take_output(out);  // records made before (a ticket) go first
   // Records add a header and a tag (and TLS 1.3 a type byte) per 16 KiB:
-  // reserving that once spares the string's regrowth copies.
-  out.reserve(out.size() + total + (total / (16 << 10) + 1) * kRecordOverhead);
+  // reserving that once spares the string's regrowth copies. Writing
+  // directly, only once the socket is full (most bytes never land here).
+  size_t need = total + (total / (16 << 10) + 1) * kRecordOverhead;
+  if (direct) {
+    reserve_ = need;
+    out.reserve(out.size() + std::min<size_t>(need, (16 << 10) + kRecordOverhead));
+  } else {
+    out.reserve(out.size() + need);
+  }
+  direct_ = direct;
   sink_ = &out;
   bool ok = true;
   for (unsigned i = 0; i < n && ok; ++i) {
@@ -233,6 +258,7 @@ bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out) {
     }
   }
   sink_ = &staged_;
+  direct_ = nullptr;
   return ok;
 }
 

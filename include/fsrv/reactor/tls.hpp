@@ -99,7 +99,12 @@ class TlsSession {
   bool has_buffered() const;
 
   /// Encrypts `n` buffers and appends their records to `out`. False on error.
-  bool encrypt(const uv_buf_t* bufs, unsigned n, std::string& out);
+  /// With `direct` (a stream with nothing queued in libuv), records go
+  /// straight to its socket with uv_try_write while it takes them whole,
+  /// saving their copy into `out`; `out` keeps the rest in order, always at
+  /// least the last record, so the caller's uv_write of `out` completes the
+  /// write (its callback) after every byte before it was taken.
+  bool encrypt(const uv_buf_t* bufs, unsigned n, std::string& out, uv_stream_t* direct = nullptr);
   /// Queues close_notify (RFC 8446 section 6.1) in the output.
   void close_notify();
   /// Moves the ciphertext OpenSSL produced (handshake flights, alerts,
@@ -129,6 +134,8 @@ class TlsSession {
   bio_st* wbio_ = nullptr;        ///< ciphertext out (owned by ssl_): appends to *sink_
   std::string staged_;            ///< records OpenSSL wrote outside encrypt()
   std::string* sink_ = &staged_;  ///< where wbio_ appends (encrypt(): its `out`)
+  uv_stream_t* direct_ = nullptr;  ///< encrypt()'s `direct` while it writes directly
+  size_t reserve_ = 0;             ///< encrypt()'s estimate of its records' bytes
   friend struct TlsSinkBio;
   std::unique_ptr<char[]> cipher_in_;
   bool established_ = false;
