@@ -228,8 +228,7 @@ bool TlsSession::has_buffered() const {
   return SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0;
 }
 
-bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out,
-                         uv_stream_t* direct) {
+bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out, uv_stream_t* direct) {
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
   take_output(out);  // records made before (a ticket) go first

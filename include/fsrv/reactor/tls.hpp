@@ -130,10 +130,10 @@ class TlsSession {
   /// read()'s result for SSL_read's or SSL_peek's return code `rc`.
   ptrdiff_t read_result(int rc);
   ssl_st* ssl_ = nullptr;
-  bio_st* rbio_ = nullptr;        ///< ciphertext in (owned by ssl_)
-  bio_st* wbio_ = nullptr;        ///< ciphertext out (owned by ssl_): appends to *sink_
-  std::string staged_;            ///< records OpenSSL wrote outside encrypt()
-  std::string* sink_ = &staged_;  ///< where wbio_ appends (encrypt(): its `out`)
+  bio_st* rbio_ = nullptr;         ///< ciphertext in (owned by ssl_)
+  bio_st* wbio_ = nullptr;         ///< ciphertext out (owned by ssl_): appends to *sink_
+  std::string staged_;             ///< records OpenSSL wrote outside encrypt()
+  std::string* sink_ = &staged_;   ///< where wbio_ appends (encrypt(): its `out`)
   uv_stream_t* direct_ = nullptr;  ///< encrypt()'s `direct` while it writes directly
   size_t reserve_ = 0;             ///< encrypt()'s estimate of its records' bytes
   friend struct TlsSinkBio;
