@@ -114,19 +114,34 @@ one_get() {  # url -> "seconds MB/s", the best of GET_RUNS (a busy machine is no
   awk -v t="$best" -v b="$((big_mb << 20))" 'BEGIN { printf "%.2f %.0f\n", t, b / t / 1e6 }'
 }
 
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+negotiated() {  # who -> "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519": the same for a fair row
+  ab -n 1 "$(base_of "$1")/4k.bin" 2>/dev/null | awk -F': *' '
+    /^SSL\/TLS Protocol/ {split($2, p, ","); v = p[1] " " p[2]}
+    /^Server Temp Key/ {split($2, k, " "); g = k[1]}
+    END {print v " " g}'
+}
+load_before=$(load)
+
+# Row by row, each server in turn, so both meet the same load from other
+# work on a shared machine (running all of one server's rows first let the
+# two halves of a run see different machines).
 declare -A R
+base_of() { local port=port_$1; echo "https://127.0.0.1:${!port}"; }
+echo "bench-https: ours on $port_ours, nginx on $port_nginx..." >&2
+for who in ours nginx; do R[$who.w4]=$(wrk_run "$(base_of $who)/4k.bin"); done
 for who in ours nginx; do
-  port=port_$who
-  base="https://127.0.0.1:${!port}"
-  echo "bench-https: $who on ${!port}..." >&2
-  R[$who.w4]=$(wrk_run "$base/4k.bin")
-  read -r "R[$who.hs]" "R[$who.hs.failed]" < <(ab_new "$base/4k.bin")
-  read -r "R[$who.big.s]" "R[$who.big.mbs]" < <(one_get "$base/big.bin")
+  read -r "R[$who.hs]" "R[$who.hs.failed]" < <(ab_new "$(base_of $who)/4k.bin")
+done
+for who in ours nginx; do
+  read -r "R[$who.big.s]" "R[$who.big.mbs]" < <(one_get "$(base_of $who)/big.bin")
 done
 
 row() { printf '| %-44s | %14s | %14s |\n' "$1" "$2" "$3"; }
 echo
 echo "bench-https $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, 2 workers each, $clients clients, $(openssl version | cut -d' ' -f1-2), ECDSA P-256 certificate"
+echo "load average (1, 5, 15 min): $load_before before, $(load) after"
+echo "negotiated with ab: ours $(negotiated ours), nginx $(negotiated nginx)"
 row "measure (HTTPS)" "ours" "nginx"
 row "---" "---:" "---:"
 row "wrk -t2 -c$clients -d${secs}s 4 KiB keep-alive: req/s" "${R[ours.w4]}" "${R[nginx.w4]}"

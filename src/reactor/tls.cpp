@@ -69,8 +69,12 @@ std::unique_ptr<TlsContext> TlsContext::load(const std::string& cert_file,
   // Renegotiation lets a client make the server redo the expensive half of
   // a handshake at will (CVE-2011-1473); TLS 1.3 has none anyway.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // Idle connections give their record buffers back (34 KiB each).
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // Idle connections give their record buffers back (34 KiB each). The
+  // chain sent is the one in --tls-cert (a fullchain file): without
+  // SSL_MODE_NO_AUTO_CHAIN OpenSSL tries to build one from the empty
+  // certificate store at every handshake (X509_STORE_CTX_init,
+  // X509_verify_cert: about 1% of a handshake's CPU), as nginx also avoids.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
     return fail("--tls-cert " + cert_file + ": not a PEM certificate (" + openssl_error() + ")");
   }
@@ -117,7 +121,23 @@ std::string tls_send_path_text() {
 struct TlsSinkBio {
   static int write(BIO* b, const char* data, int len) {
     auto* session = static_cast<TlsSession*>(BIO_get_data(b));
-    session->sink_->append(data, static_cast<size_t>(len));
+    std::string& out = *session->sink_;
+    if (session->direct_ && !out.empty()) {
+      // The records held so far go straight to the socket; this one is
+      // held in their place (the caller's write must have bytes to write).
+      uv_buf_t held = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
+      int n = uv_try_write(session->direct_, &held, 1);
+      if (n == static_cast<int>(out.size())) {
+        out.clear();
+      } else {
+        // The socket is full (or failed: the caller's write will say so):
+        // from here every record goes to `out`, in order.
+        if (n > 0) out.erase(0, static_cast<size_t>(n));
+        session->direct_ = nullptr;
+        out.reserve(out.size() + session->reserve_);
+      }
+    }
+    out.append(data, static_cast<size_t>(len));
     return len;
   }
   static long ctrl(BIO*, int cmd, long, void*) {
@@ -153,7 +173,9 @@ TlsSession::TlsSession(const TlsContext& ctx) {
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
 std::span<char> TlsSession::cipher_space() {
-  if (!cipher_in_) cipher_in_ = std::make_unique<char[]>(kCipherReadSize);
+  // Not zeroed (make_unique<char[]> would clear 17 KiB per connection):
+  // only bytes the socket read are ever handed on.
+  if (!cipher_in_) cipher_in_.reset(new char[kCipherReadSize]);
   return {cipher_in_.get(), kCipherReadSize};
 }
 
@@ -179,28 +201,48 @@ TlsSession::Step TlsSession::handshake() {
   return Step::kFailed;
 }
 
-ptrdiff_t TlsSession::read(std::span<char> out) {
-  if (out.empty()) return kWant;
-  int n = SSL_read(ssl_, out.data(), static_cast<int>(std::min<size_t>(out.size(), 1 << 30)));
-  if (n > 0) return n;
-  int err = SSL_get_error(ssl_, n);
+ptrdiff_t TlsSession::read_result(int rc) {
+  if (rc > 0) return rc;
+  int err = SSL_get_error(ssl_, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return kWant;
   if (err == SSL_ERROR_ZERO_RETURN) return kEof;
   set_error("bad TLS record");
   return kError;
 }
 
+ptrdiff_t TlsSession::ready() {
+  if (int n = SSL_pending(ssl_); n > 0) return n;
+  // SSL_peek decrypts the next record (if a whole one was fed) and leaves
+  // its plaintext in OpenSSL for read(): nothing is taken, no buffer needed.
+  char byte;
+  return read_result(SSL_peek(ssl_, &byte, 1));
+}
+
+ptrdiff_t TlsSession::read(std::span<char> out) {
+  if (out.empty()) return kWant;
+  return read_result(
+      SSL_read(ssl_, out.data(), static_cast<int>(std::min<size_t>(out.size(), 1 << 30))));
+}
+
 bool TlsSession::has_buffered() const {
   return SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0;
 }
 
-bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out) {
+bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out, uv_stream_t* direct) {
   size_t total = 0;
   for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
   take_output(out);  // records made before (a ticket) go first
   // Records add a header and a tag (and TLS 1.3 a type byte) per 16 KiB:
-  // reserving that once spares the string's regrowth copies.
-  out.reserve(out.size() + total + (total / (16 << 10) + 1) * kRecordOverhead);
+  // reserving that once spares the string's regrowth copies. Writing
+  // directly, only once the socket is full (most bytes never land here).
+  size_t need = total + (total / (16 << 10) + 1) * kRecordOverhead;
+  if (direct) {
+    reserve_ = need;
+    out.reserve(out.size() + std::min<size_t>(need, (16 << 10) + kRecordOverhead));
+  } else {
+    out.reserve(out.size() + need);
+  }
+  direct_ = direct;
   sink_ = &out;
   bool ok = true;
   for (unsigned i = 0; i < n && ok; ++i) {
@@ -219,6 +261,7 @@ bool TlsSession::encrypt(const uv_buf_t* bufs, unsigned n, std::string& out) {
     }
   }
   sink_ = &staged_;
+  direct_ = nullptr;
   return ok;
 }
 

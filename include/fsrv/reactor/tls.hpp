@@ -89,12 +89,22 @@ class TlsSession {
   static constexpr ptrdiff_t kError = -2;  ///< a bad record: error() says why
   /// Decrypts into `out`: a byte count > 0, or kWant, kEof, kError.
   ptrdiff_t read(std::span<char> out);
+  /// Whether read() would yield plaintext now, taking none: a byte count
+  /// > 0 (at least that many are ready), or kWant, kEof, kError as read().
+  /// The reader's buffer is asked for only then: a handler that lends its
+  /// read buffer per read (http) holds none while a connection waits.
+  ptrdiff_t ready();
   /// True while plaintext or unread ciphertext is buffered (a paused reader
   /// must be handed it when it resumes: no socket event will say so).
   bool has_buffered() const;
 
   /// Encrypts `n` buffers and appends their records to `out`. False on error.
-  bool encrypt(const uv_buf_t* bufs, unsigned n, std::string& out);
+  /// With `direct` (a stream with nothing queued in libuv), records go
+  /// straight to its socket with uv_try_write while it takes them whole,
+  /// saving their copy into `out`; `out` keeps the rest in order, always at
+  /// least the last record, so the caller's uv_write of `out` completes the
+  /// write (its callback) after every byte before it was taken.
+  bool encrypt(const uv_buf_t* bufs, unsigned n, std::string& out, uv_stream_t* direct = nullptr);
   /// Queues close_notify (RFC 8446 section 6.1) in the output.
   void close_notify();
   /// Moves the ciphertext OpenSSL produced (handshake flights, alerts,
@@ -117,11 +127,15 @@ class TlsSession {
 
  private:
   void set_error(const char* what);
+  /// read()'s result for SSL_read's or SSL_peek's return code `rc`.
+  ptrdiff_t read_result(int rc);
   ssl_st* ssl_ = nullptr;
-  bio_st* rbio_ = nullptr;        ///< ciphertext in (owned by ssl_)
-  bio_st* wbio_ = nullptr;        ///< ciphertext out (owned by ssl_): appends to *sink_
-  std::string staged_;            ///< records OpenSSL wrote outside encrypt()
-  std::string* sink_ = &staged_;  ///< where wbio_ appends (encrypt(): its `out`)
+  bio_st* rbio_ = nullptr;         ///< ciphertext in (owned by ssl_)
+  bio_st* wbio_ = nullptr;         ///< ciphertext out (owned by ssl_): appends to *sink_
+  std::string staged_;             ///< records OpenSSL wrote outside encrypt()
+  std::string* sink_ = &staged_;   ///< where wbio_ appends (encrypt(): its `out`)
+  uv_stream_t* direct_ = nullptr;  ///< encrypt()'s `direct` while it writes directly
+  size_t reserve_ = 0;             ///< encrypt()'s estimate of its records' bytes
   friend struct TlsSinkBio;
   std::unique_ptr<char[]> cipher_in_;
   bool established_ = false;

@@ -117,6 +117,14 @@ void HttpSession::process_input() {
     if (r.state != RequestParser::State::kNeedMore) break;  // kError: on_error replied
   }
   processing_ = false;
+  if (state_ == State::kClosed && !in_.empty()) {
+    // Closing after its reply (HTTP/1.0, Connection: close): what is left
+    // of the input is dropped, so the buffer goes back for the next
+    // connection rather than being freed with this one (a fresh 64 KiB,
+    // zeroed and unmapped again, per connection otherwise).
+    service_.give_read_buffer(std::move(in_));
+    in_start_ = in_end_ = 0;
+  }
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
   if (state_ == State::kIdle && !in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
