@@ -61,14 +61,20 @@ class SeedClient:
         self.s.send(b"connme")
         return self.s.recv(1024)
 
-    def upload(self, name, data):
+    def upload(self, name, data, strict=True):
         self.s.send(b"upload")
         assert self.s.recv(1024) == b"ready"
         self.send_name(name)
         self.s.send(struct.pack("i", len(data)))
         self.s.sendall(data)
         received = self.s.recv(1024)  # the seed's recv(1024): must not hold the float
-        seconds = struct.unpack("f", self.recv_exact(4))[0]
+        extra = b""
+        if not strict and len(received) > 8:
+            # A client thread that ran later than the server's 50 ms gap
+            # (twenty of them on a loaded machine) finds both in its buffer:
+            # the seed client would hang there, a concurrency test need not.
+            received, extra = received[:8], received[8:]
+        seconds = struct.unpack("f", extra + self.recv_exact(4 - len(extra)))[0]
         return received, seconds
 
     def ls(self):
@@ -211,7 +217,7 @@ class SessionProtocol(unittest.TestCase):
                 assert c.connme() == b"connected"
                 data = os.urandom(200 * 1024 + i)
                 name = "f%02d.bin" % i
-                assert c.upload(name, data)[0] == b"received"
+                assert c.upload(name, data, strict=False)[0] == b"received"
                 got, _ = c.download(name)
                 assert got == data, name
                 assert c.size(name) == len(data)
