@@ -1,5 +1,6 @@
 // What both chat store backends share: --chat-db parsing, the backend
-// factory, argument checks, token hashing and token generation.
+// factory, argument checks, token hashing and token generation, and the
+// inbox's grouping (store_frame.hpp).
 
 #include "fsrv/services/chat/chat_store.hpp"
 
@@ -8,9 +9,11 @@
 #include <array>
 #include <chrono>
 #include <set>
+#include <utility>
 
 #include "fsrv/services/chat/pg_chat_store.hpp"
 #include "fsrv/services/chat/sqlite_chat_store.hpp"
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
@@ -99,6 +102,20 @@ std::string new_uuid4() {
     s.push_back(kHex[b[i] & 0xF]);
   }
   return s;
+}
+
+void InboxGrouper::add(std::string sender, InboxMessage message) {
+  auto it = index_.find(sender);
+  if (it == index_.end()) {
+    it = index_.emplace(sender, groups_.size()).first;
+    groups_.push_back(InboxGroup{std::move(sender), {}});
+  }
+  groups_[it->second].messages.push_back(std::move(message));
+}
+
+std::vector<InboxGroup> InboxGrouper::take() {
+  index_.clear();
+  return std::exchange(groups_, {});
 }
 
 int64_t system_now_ms() {

@@ -13,11 +13,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
@@ -76,9 +77,10 @@ CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
 
 /// A failed database call. `unavailable`: the connection is refused or
 /// broken (the caller answers kUnavailable and a later call reconnects).
-struct DbError : std::runtime_error {
+struct DbError : StoreError {
   DbError(const std::string& what, bool unavailable)
-      : std::runtime_error(what), unavailable(unavailable) {}
+      : StoreError(what, unavailable ? Outcome::kUnavailable : Outcome::kStoreError),
+        unavailable(unavailable) {}
   bool unavailable;
 };
 
@@ -242,6 +244,12 @@ struct PgChatStore::Impl {
   /// Makes the users table equal to `list` inside the caller's
   /// transaction (upsert by username, delete the unlisted).
   void sync_users(const std::vector<ChatUser>& list);
+  /// The user id behind a live token, renewing it; 0 if unknown or expired
+  /// (an expired row is deleted). Runs inside the caller's transaction. One
+  /// UPDATE decides and renews, so two nodes never both see a token live
+  /// that has expired.
+  int64_t session_user(std::string_view token);
+  void purge_expired();
 };
 
 namespace {
@@ -311,34 +319,22 @@ void PgChatStore::Impl::setup() {
   txn.commit();
 }
 
-namespace {
-
-// The user id behind a live token, renewing it; 0 if unknown or expired
-// (an expired row is deleted). Runs inside the caller's transaction. One
-// UPDATE decides and renews, so two nodes never both see a token live
-// that has expired.
-int64_t session_user(PgChatStore::Impl& impl, std::string_view token) {
+int64_t PgChatStore::Impl::session_user(std::string_view token) {
   if (token.size() != kTokenLength) return 0;
-  const int64_t now = impl.now();
+  const int64_t t = now();
   const std::string hash = token_hash(token);
-  Rows r = impl.query(
+  Rows r = query(
       "UPDATE sessions SET last_seen_ms = $2 WHERE token_hash = $1 AND last_seen_ms >= $3 "
       "RETURNING user_id",
-      {bytes(hash), num(now), num(now - impl.ttl_ms)});
+      {bytes(hash), num(t), num(t - ttl_ms)});
   if (r.size() == 1) return r.i64(0, 0);
-  impl.query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
+  query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
   return 0;
 }
 
-void purge_expired(PgChatStore::Impl& impl) {
-  impl.query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(impl.now() - impl.ttl_ms)});
+void PgChatStore::Impl::purge_expired() {
+  query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(now() - ttl_ms)});
 }
-
-Outcome outcome_of(const DbError& e) {
-  return e.unavailable ? Outcome::kUnavailable : Outcome::kStoreError;
-}
-
-}  // namespace
 
 PgChatStore::PgChatStore() : impl_(std::make_unique<Impl>()) {}
 PgChatStore::~PgChatStore() = default;
@@ -388,33 +384,20 @@ Status PgChatStore::set_users(const std::vector<ChatUser>& users) {
 }
 
 StatusResult PgChatStore::ping() {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
+  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
     impl_->ensure();
     impl_->query("SELECT 1", {});
     r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{outcome_of(e), e.what()};
-  }
-  return r;
+  });
 }
 
 AuthResult PgChatStore::auth(std::string_view username, std::string_view password) {
-  AuthResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
+  return store_call<AuthResult>(is_open(), [&](AuthResult& r) {
     impl_->ensure();
     // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
     if (!validate_username(username).empty()) {
       r.outcome = Outcome::kNoSuchUser;
-      return r;
+      return;
     }
     int64_t user_id = 0;
     std::string hash;
@@ -423,7 +406,7 @@ AuthResult PgChatStore::auth(std::string_view username, std::string_view passwor
           impl_->query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
       if (q.size() == 0) {
         r.outcome = Outcome::kNoSuchUser;
-        return r;
+        return;
       }
       user_id = q.i64(0, 0);
       hash = q.str(0, 1);
@@ -431,187 +414,103 @@ AuthResult PgChatStore::auth(std::string_view username, std::string_view passwor
     // Argon2 outside any transaction: it must hold no lock meanwhile.
     if (!verify_password(hash, password)) {
       r.outcome = Outcome::kWrongPassword;
-      return r;
+      return;
     }
     std::string token = new_uuid4();
     Transaction txn(*impl_);
-    purge_expired(*impl_);
+    impl_->purge_expired();
     Rows ins = impl_->query(
         "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
         "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
         {bytes(token_hash(token)), num(user_id), num(impl_->now())});
     if (ins.size() == 0) {  // the user was deleted by a restart with other users
       r.outcome = Outcome::kNoSuchUser;
-      return r;
+      return;
     }
     txn.commit();
     r.outcome = Outcome::kOk;
     r.token = std::move(token);
-  } catch (const DbError& e) {
-    r = AuthResult{outcome_of(e), "", e.what()};
-  }
-  return r;
+  });
 }
 
 StatusResult PgChatStore::send(std::string_view token, std::string_view receiver,
                                std::string_view message) {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t sender_id = session_user(*impl_, token);
-    if (sender_id == 0) {
-      txn.commit();  // keeps the expired session's deletion
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    int64_t receiver_id = 0;
-    std::string to_name;
-    if (validate_username(receiver).empty()) {
-      Rows q = impl_->query("SELECT id, nama FROM users WHERE username = $1", {text(receiver)});
-      if (q.size() == 1) {
-        receiver_id = q.i64(0, 0);
-        to_name = q.str(0, 1);
-      }
-    }
-    if (receiver_id == 0) {
-      txn.commit();  // keeps the session renewal
-      r.outcome = Outcome::kNoSuchReceiver;
-      return r;
-    }
-    {
-      Rows q = impl_->query(
-          "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages "
-          "WHERE receiver_id = $1",
-          {num(receiver_id)});
-      if (q.i64(0, 0) >= kMaxInboxMessages ||
-          q.i64(0, 1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
-        txn.commit();  // keeps the session renewal
-        r.outcome = Outcome::kInboxFull;
-        return r;
-      }
-    }
-    std::string from_name;
-    {
-      Rows q = impl_->query("SELECT nama FROM users WHERE id = $1", {num(sender_id)});
-      if (q.size() != 1) throw DbError("session of a missing user", false);
-      from_name = q.str(0, 0);
-    }
-    impl_->query(
-        "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        {num(sender_id), num(receiver_id), text(from_name), text(to_name), bytes(message),
-         num(impl_->now())});
-    txn.commit();  // durable once this returns (synchronous_commit = on)
-    r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{outcome_of(e), e.what()};
-  }
-  return r;
+  return session_call<StatusResult, Transaction>(
+      is_open(), *impl_, token, [&](StatusResult&, int64_t sender_id) {
+        int64_t receiver_id = 0;
+        std::string to_name;
+        if (validate_username(receiver).empty()) {
+          Rows q = impl_->query("SELECT id, nama FROM users WHERE username = $1", {text(receiver)});
+          if (q.size() == 1) {
+            receiver_id = q.i64(0, 0);
+            to_name = q.str(0, 1);
+          }
+        }
+        if (receiver_id == 0) return Outcome::kNoSuchReceiver;  // committed: keeps the renewal
+        {
+          Rows q = impl_->query(
+              "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages "
+              "WHERE receiver_id = $1",
+              {num(receiver_id)});
+          if (q.i64(0, 0) >= kMaxInboxMessages ||
+              q.i64(0, 1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
+            return Outcome::kInboxFull;
+          }
+        }
+        std::string from_name;
+        {
+          Rows q = impl_->query("SELECT nama FROM users WHERE id = $1", {num(sender_id)});
+          if (q.size() != 1) throw DbError("session of a missing user", false);
+          from_name = q.str(0, 0);
+        }
+        impl_->query(
+            "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            {num(sender_id), num(receiver_id), text(from_name), text(to_name), bytes(message),
+             num(impl_->now())});
+        return Outcome::kOk;  // durable once committed (synchronous_commit = on)
+      });
 }
 
 InboxResult PgChatStore::inbox(std::string_view token) {
-  InboxResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    // One statement takes the whole queue: a concurrent DELETE of the same
-    // rows waits for this one and then skips them (READ COMMITTED).
-    Rows q = impl_->query(
-        "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
-        "RETURNING id, sender_id, msg_from, msg_to, msg) "
-        "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
-        "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
-        {num(user_id)});
-    std::vector<InboxGroup> groups;
-    std::map<std::string, size_t, std::less<>> index;  // sender -> position in groups
-    for (int i = 0; i < q.size(); ++i) {
-      std::string sender = q.str(i, 1);
-      auto it = index.find(sender);
-      if (it == index.end()) {
-        it = index.emplace(sender, groups.size()).first;
-        groups.push_back(InboxGroup{std::move(sender), {}});
-      }
-      groups[it->second].messages.push_back(InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
-    }
-    // Delivered only if the delete commits: a failed commit returns an
-    // error and leaves the messages queued.
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.groups = std::move(groups);
-  } catch (const DbError& e) {
-    r = InboxResult{outcome_of(e), {}, e.what()};
-  }
-  return r;
+  return session_call<InboxResult, Transaction>(
+      is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
+        // One statement takes the whole queue: a concurrent DELETE of the
+        // same rows waits for this one and then skips them (READ COMMITTED).
+        Rows q = impl_->query(
+            "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
+            "RETURNING id, sender_id, msg_from, msg_to, msg) "
+            "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
+            "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
+            {num(user_id)});
+        InboxGrouper groups;
+        for (int i = 0; i < q.size(); ++i) {
+          groups.add(q.str(i, 1), InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
+        }
+        r.groups = groups.take();
+        return Outcome::kOk;
+      });
 }
 
 ListUserResult PgChatStore::listuser(std::string_view token) {
-  ListUserResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    purge_expired(*impl_);
-    Rows q = impl_->query(
-        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
-        "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
-        {});
-    std::vector<std::string> names;
-    for (int i = 0; i < q.size(); ++i) names.push_back(q.str(i, 0));
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.usernames = std::move(names);
-  } catch (const DbError& e) {
-    r = ListUserResult{outcome_of(e), {}, e.what()};
-  }
-  return r;
+  return session_call<ListUserResult, Transaction>(
+      is_open(), *impl_, token, [&](ListUserResult& r, int64_t) {
+        impl_->purge_expired();
+        Rows q = impl_->query(
+            "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
+            "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
+            {});
+        for (int i = 0; i < q.size(); ++i) r.usernames.push_back(q.str(i, 0));
+        return Outcome::kOk;
+      });
 }
 
 StatusResult PgChatStore::logout(std::string_view token) {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
-    txn.commit();
-    r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{outcome_of(e), e.what()};
-  }
-  return r;
+  return session_call<StatusResult, Transaction>(
+      is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
+        impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
+        return Outcome::kOk;
+      });
 }
 
 }  // namespace fsrv::services::chat

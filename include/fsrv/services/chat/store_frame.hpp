@@ -1,0 +1,94 @@
+#pragma once
+// What the two chat store backends (sqlite_chat_store.cpp,
+// pg_chat_store.cpp) share inside their operations; not part of the
+// ChatStore interface, which callers use:
+// - StoreError, the one exception both throw inside their files;
+// - store_call, the frame of every public operation (a store not open
+//   answers kStoreError; a StoreError becomes the result's outcome and
+//   error text, with nothing else of a half-built result kept);
+// - session_call, the frame of an operation on a token's session: one
+//   transaction that checks and renews the session first and is committed
+//   whatever the answer (so an expired session's deletion and a renewal
+//   are kept);
+// - InboxGrouper, which shapes inbox rows into InboxResult's groups.
+// The SQL stays in each backend: only the logic that is the same is here.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "fsrv/services/chat/chat_store.hpp"
+
+namespace fsrv::services::chat {
+
+/// A failed database call inside a backend, with the outcome the public
+/// operation answers: kStoreError, or kUnavailable when the connection
+/// itself is gone (PostgreSQL).
+struct StoreError : std::runtime_error {
+  /// `what` is the detail the result's `error` carries (for the log).
+  explicit StoreError(const std::string& what, Outcome outcome = Outcome::kStoreError)
+      : std::runtime_error(what), outcome(outcome) {}
+  Outcome outcome;
+};
+
+/// Runs `body(r)` on a fresh result `R` (AuthResult, StatusResult, ...) and
+/// returns it. Not open: `r.error` says so and the outcome stays
+/// kStoreError. A StoreError thrown by `body`: the result is reset to only
+/// that error's outcome and text (a failed commit delivers nothing).
+template <class R, class Body>
+R store_call(bool open, Body&& body) {
+  R r;
+  if (!open) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    body(r);
+  } catch (const StoreError& e) {
+    r = R{};
+    r.outcome = e.outcome;
+    r.error = e.what();
+  }
+  return r;
+}
+
+/// store_call for an operation on the session of `token`, in one
+/// transaction: `db.ensure()` (a usable connection, or a thrown
+/// StoreError), then `Txn txn(db)` begins it (rolled back by its destructor
+/// unless committed), `db.session_user(token)` gives the user id behind a
+/// live token, renewed (0: unknown or expired, kBadToken), and
+/// `body(r, user_id)` does the rest and returns the outcome. The
+/// transaction is committed for every outcome; `body` throws to roll back.
+template <class R, class Txn, class Db, class Body>
+R session_call(bool open, Db& db, std::string_view token, Body&& body) {
+  return store_call<R>(open, [&](R& r) {
+    db.ensure();
+    Txn txn(db);
+    const int64_t user_id = db.session_user(token);
+    r.outcome = user_id == 0 ? Outcome::kBadToken : body(r, user_id);
+    // Delivered (inbox) only if this commits: a failed commit throws, the
+    // caller gets an error and the messages stay queued.
+    txn.commit();
+  });
+}
+
+/// Shapes an inbox's rows, added in delivery order, into InboxResult's
+/// groups: one per sender, in the order of each sender's first row.
+class InboxGrouper {
+ public:
+  /// One row: the sender's username and the message.
+  void add(std::string sender, InboxMessage message);
+  /// The groups so far (the grouper is empty afterwards).
+  std::vector<InboxGroup> take();
+
+ private:
+  std::vector<InboxGroup> groups_;
+  std::map<std::string, size_t, std::less<>> index_;  // sender -> position in groups_
+};
+
+}  // namespace fsrv::services::chat
