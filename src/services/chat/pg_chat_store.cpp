@@ -43,37 +43,8 @@ constexpr int kPgStatementTimeoutMs = 10'000;
 // (any constant of our own; "fsrvchat" in ASCII, truncated to 63 bits).
 constexpr long long kSetupLockKey = 0x6673727663686174LL;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS users (
-  id BIGSERIAL PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE,
-  nama TEXT NOT NULL,
-  negara TEXT NOT NULL,
-  password_hash TEXT NOT NULL
-);
--- id grows with each login: listuser's login order.
-CREATE TABLE IF NOT EXISTS sessions (
-  id BIGSERIAL PRIMARY KEY,
-  token_hash BYTEA NOT NULL UNIQUE,
-  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  last_seen_ms BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
--- id grows with each send: the delivery order. msg is BYTEA so any bytes
--- come back unchanged; the names are copied at send time.
-CREATE TABLE IF NOT EXISTS messages (
-  id BIGSERIAL PRIMARY KEY,
-  sender_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  receiver_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  msg_from TEXT NOT NULL,
-  msg_to TEXT NOT NULL,
-  msg BYTEA NOT NULL,
-  sent_ms BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
-CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
-)sql";
+// Column types of the shared schema (chat_schema).
+constexpr SqlTypes kPgTypes{"BIGSERIAL PRIMARY KEY", "BIGINT", "BYTEA"};
 
 /// A failed database call. `unavailable`: the connection is refused or
 /// broken (the caller answers kUnavailable and a later call reconnects).
@@ -311,7 +282,7 @@ void PgChatStore::Impl::setup() {
                   false);
   }
   if (version < kSchemaVersion) {
-    exec_simple(kSchema);
+    exec_simple(chat_schema(kPgTypes).c_str());
     exec_simple("DELETE FROM chat_schema_version");
     query("INSERT INTO chat_schema_version (version) VALUES ($1)", {num(kSchemaVersion)});
   }

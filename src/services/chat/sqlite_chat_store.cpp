@@ -34,38 +34,9 @@ namespace {
 // rather than misread.
 constexpr int kSchemaVersion = 1;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS users (
-  id INTEGER PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE,
-  nama TEXT NOT NULL,
-  negara TEXT NOT NULL,
-  password_hash TEXT NOT NULL
-);
--- id grows with each login (rowid = max + 1): listuser's login order.
-CREATE TABLE IF NOT EXISTS sessions (
-  id INTEGER PRIMARY KEY,
-  token_hash BLOB NOT NULL UNIQUE,
-  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  last_seen_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
--- id grows with each send: the delivery order. msg is a BLOB so any bytes
--- come back unchanged; the names are copied at send time, as the course
--- server copies them into the queued dict.
-CREATE TABLE IF NOT EXISTS messages (
-  id INTEGER PRIMARY KEY,
-  sender_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  receiver_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  msg_from TEXT NOT NULL,
-  msg_to TEXT NOT NULL,
-  msg BLOB NOT NULL,
-  sent_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
-CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
-)sql";
+// Column types of the shared schema (chat_schema): INTEGER PRIMARY KEY is
+// the rowid, max + 1 on each insert.
+constexpr SqlTypes kSqliteTypes{"INTEGER PRIMARY KEY", "INTEGER", "BLOB"};
 
 /// A failed SQLite call: the message and the primary result code (0 when
 /// the failure is ours, not SQLite's).
@@ -342,7 +313,7 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
         throw DbError("database schema version " + std::to_string(version) +
                       " is newer than this program's " + std::to_string(kSchemaVersion));
       }
-      impl->exec(kSchema);
+      impl->exec(chat_schema(kSqliteTypes).c_str());
       impl->exec("PRAGMA user_version = 1");
       static_assert(kSchemaVersion == 1, "update the PRAGMA above");
 

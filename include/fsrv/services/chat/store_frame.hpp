@@ -10,7 +10,8 @@
 //   transaction that checks and renews the session first and is committed
 //   whatever the answer (so an expired session's deletion and a renewal
 //   are kept);
-// - InboxGrouper, which shapes inbox rows into InboxResult's groups.
+// - InboxGrouper, which shapes inbox rows into InboxResult's groups;
+// - chat_schema, the one table layout, in each backend's column types.
 // The SQL stays in each backend: only the logic that is the same is here.
 
 #include <cstdint>
@@ -90,5 +91,16 @@ class InboxGrouper {
   std::vector<InboxGroup> groups_;
   std::map<std::string, size_t, std::less<>> index_;  // sender -> position in groups_
 };
+
+/// A backend's column types for chat_schema.
+struct SqlTypes {
+  std::string_view id;       ///< auto-numbered primary key, growing with each insert
+  std::string_view integer;  ///< 64-bit integer
+  std::string_view bytes;    ///< any bytes, NUL included, returned unchanged
+};
+
+/// The CREATE TABLE/INDEX IF NOT EXISTS statements of the chat schema
+/// (users, sessions, messages and their indexes) in `types`.
+std::string chat_schema(const SqlTypes& types);
 
 }  // namespace fsrv::services::chat
