@@ -48,6 +48,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "test", "python"))
+import fsrv_server  # noqa: E402  (the course clients' shared read loops)
 CLUSTER = os.path.join(REPO, "tools", "cluster.sh")
 BIN = os.path.abspath(os.environ.get("FSRV_BIN", os.path.join(REPO, "bin")))
 DIR = os.environ.get("FSRV_CLUSTER_DIR", "")
@@ -73,54 +75,23 @@ def file_command(addr, line, port=FILE, timeout=30):
     local = sock.getsockname()[1]
     try:
         sock.sendall((line + "\r\n\r\n").encode())
-        chunks, tail = [], b""
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-            tail = (tail + data)[-4:]
-            if tail == b"\r\n\r\n":
-                break
-        return json.loads(b"".join(chunks).decode()), local
+        return json.loads(fsrv_server.read_course_reply(sock, 1 << 20).decode()), local
     except (ValueError, OSError) as e:
         raise ConnectionError("%s (local port %d)" % (e, local)) from e
     finally:
         sock.close()
 
 
-class ChatClient:
-    """chat-cli.py's ChatClient on one persistent connection."""
+class ChatClient(fsrv_server.ChatClient):
+    """chat-cli.py's ChatClient (test/python/fsrv_server.py) on one
+    persistent connection to a node or the front; every account's password
+    is the course's "surabaya"."""
 
     def __init__(self, addr, port=CHAT):
-        self.sock = socket.create_connection((addr, port), timeout=30)
-        self.tokenid = ""
-
-    def close(self):
-        self.sock.close()
-
-    def sendstring(self, string):
-        self.sock.sendall(string.encode())
-        received = b""
-        while True:
-            data = self.sock.recv(64)
-            if not data:
-                raise ConnectionError("closed")
-            received += data
-            if received[-4:] == b"\r\n\r\n":
-                return json.loads(received.decode())
+        super().__init__(port, addr)
 
     def login(self, username, password="surabaya"):
-        result = self.sendstring("auth {} {} \r\n".format(username, password))
-        if result["status"] == "OK":
-            self.tokenid = result["tokenid"]
-        return result
-
-    def sendmessage(self, usernameto, message):
-        return self.sendstring("send {} {} {} \r\n".format(self.tokenid, usernameto, message))
-
-    def inbox(self):
-        return self.sendstring("inbox {} \r\n".format(self.tokenid))
+        return super().login(username, password)
 
 
 def inbox_messages(reply):

@@ -8,7 +8,8 @@ SIGKILL after 20 s) and removes the root it made, on failure too.
         srv.port("http"); srv.file_request("LIST"); srv.http_get("/healthz")
 
 Plus the small socket helpers the tests share (connect, recv_until,
-file_request).
+recv_all, read_course_reply, file_request) and the course's chat client
+(ChatClient).
 """
 
 import http.client
@@ -191,17 +192,83 @@ def recv_until(s, end, limit=1 << 20, timeout=10):
     return data
 
 
+def recv_all(s, size=65536):
+    """Every byte read from `s` until the peer closes, `size` bytes a read
+    (the socket's own timeout applies)."""
+    data = b""
+    while True:
+        chunk = s.recv(size)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def read_course_reply(s, size=65536):
+    """The course clients' read loop: bytes until the reply ends with a
+    blank line ("\r\n\r\n") or the peer closes, `size` bytes a read."""
+    chunks, tail = [], b""
+    while True:
+        data = s.recv(size)
+        if not data:
+            break
+        chunks.append(data)
+        tail = (tail + data)[-4:]
+        if tail == b"\r\n\r\n":
+            break
+    return b"".join(chunks)
+
+
 def exchange(port, data, timeout=30, host="127.0.0.1"):
     """Sends `data` on a new connection and returns every byte the server
     sends until it closes (HTTP/1.0 or "Connection: close" requests)."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(data)
-        reply = b""
+        return recv_all(s)
+
+
+class ChatClient:
+    """chat-cli.py's ChatClient (the course's "tugas 5" chat client) on one
+    persistent connection: raw() sends one request and returns the reply
+    bytes, read 64 at a time as chat-cli.py does, up to its blank line (or
+    what came before the server closed); sendstring() returns it parsed
+    (ConnectionError if the server closed first)."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=30)
+        self.tokenid = ""
+
+    def close(self):
+        self.sock.close()
+
+    def raw(self, string):
+        self.sock.sendall(string.encode())
+        received = b""
         while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return reply
-            reply += chunk
+            data = self.sock.recv(64)
+            if not data:
+                return received
+            received += data
+            if received[-4:] == b"\r\n\r\n":
+                return received
+
+    def sendstring(self, string):
+        reply = self.raw(string)
+        if not reply.endswith(b"\r\n\r\n"):
+            raise ConnectionError("closed")
+        return json.loads(reply.decode())
+
+    # The course client's commands ("... \r\n", with its space before CRLF).
+    def login(self, username, password):
+        result = self.sendstring("auth {} {} \r\n".format(username, password))
+        if result["status"] == "OK":
+            self.tokenid = result["tokenid"]
+        return result
+
+    def sendmessage(self, usernameto, message):
+        return self.sendstring("send {} {} {} \r\n".format(self.tokenid, usernameto, message))
+
+    def inbox(self):
+        return self.sendstring("inbox {} \r\n".format(self.tokenid))
 
 
 def file_request(port, line, timeout=10):

@@ -45,7 +45,9 @@ class AuthTestBase(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
 
-class HttpBasicAuth(AuthTestBase):
+class HttpServerTestBase(AuthTestBase):
+    """One http server (auth=write) over the accounts, for the whole class."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -55,6 +57,9 @@ class HttpBasicAuth(AuthTestBase):
     def tearDownClass(cls):
         cls.server.stop()
         super().tearDownClass()
+
+
+class HttpBasicAuth(HttpServerTestBase):
 
     def request(self, method, path, body=None, headers=None, source=None):
         c = http.client.HTTPConnection("127.0.0.1", self.server.port("http"), timeout=15,
@@ -135,18 +140,8 @@ class HttpBasicAuth(AuthTestBase):
         status, _, _ = self.request("DELETE", "/keep.txt", None, headers)
         self.assertIn(status, (200, 204))
 
-class FailedLoginThrottle(AuthTestBase):
+class FailedLoginThrottle(HttpServerTestBase):
     """Its own server: the flood blocks 127.0.0.1 for a minute."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = FsrvServer(["http=127.0.0.1:0,auth=write"], "--users", cls.users)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        super().tearDownClass()
 
     request = HttpBasicAuth.request
 
