@@ -24,11 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 const Mode kModes[] = {
     {"Thread", {"--mode", "thread", "--workers", "4"}},
     {"Process2", {"--mode", "process", "--workers", "2"}},
@@ -1131,7 +1126,7 @@ TEST_P(Http, DiskFullIs507AndLeavesNothingBehind) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, Http, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+                         mode_label);
 
 }  // namespace
 }  // namespace fsrv::test

@@ -15,11 +15,6 @@
 namespace fsrv::test {
 namespace {
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 class LegacySilence : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override {
@@ -105,7 +100,7 @@ const Mode kModes[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, LegacySilence, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+                         mode_label);
 
 }  // namespace
 }  // namespace fsrv::test

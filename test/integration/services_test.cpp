@@ -16,11 +16,6 @@
 namespace fsrv::test {
 namespace {
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 /// Sends `data` on one thread while reading the echo on this one, in
 /// recv(16)-sized pieces when `small_reads`; returns what came back.
 std::string echo_round_trip(int port, const std::string& data, bool small_reads) {
@@ -154,7 +149,7 @@ const Mode kModes[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, Services, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+                         mode_label);
 
 /// Runs bin/fileserver with `args` and returns {exit status, stderr}.
 std::pair<int, std::string> run_fileserver(const std::vector<std::string>& args) {
