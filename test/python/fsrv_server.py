@@ -7,7 +7,8 @@ SIGKILL after 20 s) and removes the root it made, on failure too.
     with FsrvServer(["file", "http"], "--grace", "2", mode="process") as srv:
         srv.port("http"); srv.file_request("LIST"); srv.http_get("/healthz")
 
-Plus the small socket helpers the tests share (connect, recv_until,
+Plus terminate (a server process started by hand), the small socket
+helpers the tests share (connect, recv_until,
 recv_all, read_course_reply, file_request) and the course's chat client
 (ChatClient).
 """
@@ -145,12 +146,7 @@ class FsrvServer:
         (or as `remove_root` says). Returns the exit code. Idempotent; the
         log stays readable (log_text) afterwards."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, 20, communicate=False)
         if self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
         if not self.log.closed:
@@ -164,6 +160,19 @@ class FsrvServer:
         return self.proc.returncode
 
     cleanup = stop
+
+
+def terminate(proc, timeout, communicate=True):
+    """Stops a server process started by hand: SIGTERM, then SIGKILL after
+    `timeout` s. `communicate`: read its pipes to the end (Popen.communicate)
+    rather than only wait for it."""
+    finish = proc.communicate if communicate else proc.wait
+    proc.send_signal(signal.SIGTERM)
+    try:
+        finish(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        finish()
 
 
 def connect(port, source=None, timeout=10):
