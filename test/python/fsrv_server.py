@@ -162,6 +162,25 @@ class FsrvServer:
     cleanup = stop
 
 
+class KeptRootServer(FsrvServer):
+    """An FsrvServer whose stop() keeps the root (the test reads what the
+    server wrote there afterwards) and sets `stderr` to the server's whole
+    log; cleanup() removes the root."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stderr = b""
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit code."""
+        rc = super().stop(remove_root=False)
+        self.stderr = self.final_log
+        return rc
+
+    def cleanup(self):
+        super().stop(remove_root=True)
+
+
 def terminate(proc, timeout, communicate=True):
     """Stops a server process started by hand: SIGTERM, then SIGKILL after
     `timeout` s. `communicate`: read its pipes to the end (Popen.communicate)
