@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -220,7 +221,16 @@ struct PgChatStore::Impl {
   /// UPDATE decides and renews, so two nodes never both see a token live
   /// that has expired.
   int64_t session_user(std::string_view token);
+  /// Deletes every expired session.
   void purge_expired();
+  // auth_call's and send_call's steps (store_frame.hpp).
+  std::optional<UserCredentials> credentials(std::string_view username);
+  bool insert_session(const std::string& hash, int64_t user_id);
+  std::optional<NamedUser> user_named(std::string_view username);
+  InboxSize inbox_size(int64_t user_id);
+  std::string nama_of(int64_t user_id);
+  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
+                      std::string_view message);
 };
 
 namespace {
@@ -307,6 +317,51 @@ void PgChatStore::Impl::purge_expired() {
   query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(now() - ttl_ms)});
 }
 
+std::optional<UserCredentials> PgChatStore::Impl::credentials(std::string_view username) {
+  // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
+  if (!validate_username(username).empty()) return std::nullopt;
+  Rows q = query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
+  if (q.size() == 0) return std::nullopt;
+  return UserCredentials{q.i64(0, 0), q.str(0, 1)};
+}
+
+bool PgChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
+  // No row when the user was deleted by a restart with other users.
+  Rows ins = query(
+      "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
+      "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
+      {bytes(hash), num(user_id), num(now())});
+  return ins.size() != 0;
+}
+
+std::optional<NamedUser> PgChatStore::Impl::user_named(std::string_view username) {
+  if (!validate_username(username).empty()) return std::nullopt;
+  Rows q = query("SELECT id, nama FROM users WHERE username = $1", {text(username)});
+  if (q.size() != 1) return std::nullopt;
+  return NamedUser{q.i64(0, 0), q.str(0, 1)};
+}
+
+InboxSize PgChatStore::Impl::inbox_size(int64_t user_id) {
+  Rows q = query(
+      "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages WHERE receiver_id = $1",
+      {num(user_id)});
+  return InboxSize{q.i64(0, 0), q.i64(0, 1)};
+}
+
+std::string PgChatStore::Impl::nama_of(int64_t user_id) {
+  Rows q = query("SELECT nama FROM users WHERE id = $1", {num(user_id)});
+  if (q.size() != 1) throw DbError("session of a missing user", false);
+  return q.str(0, 0);
+}
+
+void PgChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
+                                       const NamedUser& to, std::string_view message) {
+  query(
+      "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
+      {num(sender_id), num(to.id), text(from_name), text(to.nama), bytes(message), num(now())});
+}
+
 PgChatStore::PgChatStore() : impl_(std::make_unique<Impl>()) {}
 PgChatStore::~PgChatStore() = default;
 
@@ -363,84 +418,13 @@ StatusResult PgChatStore::ping() {
 }
 
 AuthResult PgChatStore::auth(std::string_view username, std::string_view password) {
-  return store_call<AuthResult>(is_open(), [&](AuthResult& r) {
-    impl_->ensure();
-    // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
-    if (!validate_username(username).empty()) {
-      r.outcome = Outcome::kNoSuchUser;
-      return;
-    }
-    int64_t user_id = 0;
-    std::string hash;
-    {
-      Rows q =
-          impl_->query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
-      if (q.size() == 0) {
-        r.outcome = Outcome::kNoSuchUser;
-        return;
-      }
-      user_id = q.i64(0, 0);
-      hash = q.str(0, 1);
-    }
-    // Argon2 outside any transaction: it must hold no lock meanwhile.
-    if (!verify_password(hash, password)) {
-      r.outcome = Outcome::kWrongPassword;
-      return;
-    }
-    std::string token = new_uuid4();
-    Transaction txn(*impl_);
-    impl_->purge_expired();
-    Rows ins = impl_->query(
-        "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
-        "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
-        {bytes(token_hash(token)), num(user_id), num(impl_->now())});
-    if (ins.size() == 0) {  // the user was deleted by a restart with other users
-      r.outcome = Outcome::kNoSuchUser;
-      return;
-    }
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.token = std::move(token);
-  });
+  return auth_call<Transaction>(is_open(), *impl_, username, password);
 }
 
 StatusResult PgChatStore::send(std::string_view token, std::string_view receiver,
                                std::string_view message) {
-  return session_call<StatusResult, Transaction>(
-      is_open(), *impl_, token, [&](StatusResult&, int64_t sender_id) {
-        int64_t receiver_id = 0;
-        std::string to_name;
-        if (validate_username(receiver).empty()) {
-          Rows q = impl_->query("SELECT id, nama FROM users WHERE username = $1", {text(receiver)});
-          if (q.size() == 1) {
-            receiver_id = q.i64(0, 0);
-            to_name = q.str(0, 1);
-          }
-        }
-        if (receiver_id == 0) return Outcome::kNoSuchReceiver;  // committed: keeps the renewal
-        {
-          Rows q = impl_->query(
-              "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages "
-              "WHERE receiver_id = $1",
-              {num(receiver_id)});
-          if (q.i64(0, 0) >= kMaxInboxMessages ||
-              q.i64(0, 1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
-            return Outcome::kInboxFull;
-          }
-        }
-        std::string from_name;
-        {
-          Rows q = impl_->query("SELECT nama FROM users WHERE id = $1", {num(sender_id)});
-          if (q.size() != 1) throw DbError("session of a missing user", false);
-          from_name = q.str(0, 0);
-        }
-        impl_->query(
-            "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            {num(sender_id), num(receiver_id), text(from_name), text(to_name), bytes(message),
-             num(impl_->now())});
-        return Outcome::kOk;  // durable once committed (synchronous_commit = on)
-      });
+  // Durable once committed (synchronous_commit = on).
+  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
 }
 
 InboxResult PgChatStore::inbox(std::string_view token) {

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <system_error>
@@ -102,6 +103,16 @@ struct SqliteChatStore::Impl {
   /// The user id behind a live token, renewing it; 0 if unknown or expired
   /// (an expired row is deleted). Runs inside the caller's transaction.
   int64_t session_user(std::string_view token);
+  /// Deletes every expired session.
+  void purge_expired();
+  // auth_call's and send_call's steps (store_frame.hpp).
+  std::optional<UserCredentials> credentials(std::string_view username);
+  bool insert_session(const std::string& hash, int64_t user_id);
+  std::optional<NamedUser> user_named(std::string_view username);
+  InboxSize inbox_size(int64_t user_id);
+  std::string nama_of(int64_t user_id);
+  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
+                      std::string_view message);
 };
 
 namespace {
@@ -206,10 +217,6 @@ constexpr const char* kSqlUpsertUser =
 constexpr const char* kSqlAllUsers = "SELECT id, username FROM users";
 constexpr const char* kSqlDeleteUser = "DELETE FROM users WHERE id = ?1";
 
-void purge_expired(SqliteChatStore::Impl& impl) {
-  Query(impl, kSqlPurgeSessions).bind(1, impl.now() - impl.ttl_ms).run();
-}
-
 // Makes the users table equal to `users` inside the caller's transaction:
 // upserts by username, then deletes every user not listed (their sessions
 // and messages go with them: ON DELETE CASCADE).
@@ -254,6 +261,55 @@ int64_t SqliteChatStore::Impl::session_user(std::string_view token) {
   }
   Query(*this, kSqlTouchSession).bind(1, session_id).bind(2, t).run();
   return user_id;
+}
+
+void SqliteChatStore::Impl::purge_expired() {
+  Query(*this, kSqlPurgeSessions).bind(1, now() - ttl_ms).run();
+}
+
+std::optional<UserCredentials> SqliteChatStore::Impl::credentials(std::string_view username) {
+  Query q(*this, kSqlUserByName);
+  if (!q.bind_text(1, username).step()) return std::nullopt;
+  return UserCredentials{q.i64(0), q.text(2)};
+}
+
+bool SqliteChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
+  {
+    Query q(*this, kSqlUserById);
+    if (!q.bind(1, user_id).step()) return false;  // deleted by a reopen meanwhile
+  }
+  Query(*this, kSqlInsertSession).bind_blob(1, hash).bind(2, user_id).bind(3, now()).run();
+  return true;
+}
+
+std::optional<NamedUser> SqliteChatStore::Impl::user_named(std::string_view username) {
+  Query q(*this, kSqlUserByName);
+  if (!q.bind_text(1, username).step()) return std::nullopt;
+  return NamedUser{q.i64(0), q.text(1)};
+}
+
+InboxSize SqliteChatStore::Impl::inbox_size(int64_t user_id) {
+  Query q(*this, kSqlInboxSize);
+  q.bind(1, user_id).step();
+  return InboxSize{q.i64(0), q.i64(1)};
+}
+
+std::string SqliteChatStore::Impl::nama_of(int64_t user_id) {
+  Query q(*this, kSqlUserById);
+  if (!q.bind(1, user_id).step()) throw DbError("session of a missing user");
+  return q.text(1);
+}
+
+void SqliteChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
+                                           const NamedUser& to, std::string_view message) {
+  Query(*this, kSqlInsertMessage)
+      .bind(1, sender_id)
+      .bind(2, to.id)
+      .bind_text(3, from_name)
+      .bind_text(4, to.nama)
+      .bind_blob(5, message)
+      .bind(6, now())
+      .run();
 }
 
 SqliteChatStore::SqliteChatStore() : impl_(std::make_unique<Impl>()) {}
@@ -350,83 +406,13 @@ Status SqliteChatStore::set_users(const std::vector<ChatUser>& users) {
 }
 
 AuthResult SqliteChatStore::auth(std::string_view username, std::string_view password) {
-  return store_call<AuthResult>(is_open(), [&](AuthResult& r) {
-    int64_t user_id = 0;
-    std::string hash;
-    {
-      Query q(*impl_, kSqlUserByName);
-      q.bind_text(1, username);
-      if (!q.step()) {
-        r.outcome = Outcome::kNoSuchUser;
-        return;
-      }
-      user_id = q.i64(0);
-      hash = q.text(2);
-    }
-    // Argon2 outside any transaction: it takes milliseconds to seconds and
-    // must not hold the database's write lock meanwhile.
-    if (!verify_password(hash, password)) {
-      r.outcome = Outcome::kWrongPassword;
-      return;
-    }
-    std::string token = new_uuid4();
-    Transaction txn(*impl_);
-    purge_expired(*impl_);
-    {
-      Query q(*impl_, kSqlUserById);
-      if (!q.bind(1, user_id).step()) {  // deleted by a reopen meanwhile
-        r.outcome = Outcome::kNoSuchUser;
-        return;
-      }
-    }
-    Query(*impl_, kSqlInsertSession)
-        .bind_blob(1, token_hash(token))
-        .bind(2, user_id)
-        .bind(3, impl_->now())
-        .run();
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.token = std::move(token);
-  });
+  return auth_call<Transaction>(is_open(), *impl_, username, password);
 }
 
 StatusResult SqliteChatStore::send(std::string_view token, std::string_view receiver,
                                    std::string_view message) {
-  return session_call<StatusResult, Transaction>(
-      is_open(), *impl_, token, [&](StatusResult&, int64_t sender_id) {
-        int64_t receiver_id = 0;
-        std::string to_name, from_name;
-        {
-          Query q(*impl_, kSqlUserByName);
-          if (q.bind_text(1, receiver).step()) {
-            receiver_id = q.i64(0);
-            to_name = q.text(1);
-          }
-        }
-        if (receiver_id == 0) return Outcome::kNoSuchReceiver;  // committed: keeps the renewal
-        {
-          Query q(*impl_, kSqlInboxSize);
-          q.bind(1, receiver_id).step();
-          if (q.i64(0) >= kMaxInboxMessages ||
-              q.i64(1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
-            return Outcome::kInboxFull;
-          }
-        }
-        {
-          Query q(*impl_, kSqlUserById);
-          if (!q.bind(1, sender_id).step()) throw DbError("session of a missing user");
-          from_name = q.text(1);
-        }
-        Query(*impl_, kSqlInsertMessage)
-            .bind(1, sender_id)
-            .bind(2, receiver_id)
-            .bind_text(3, from_name)
-            .bind_text(4, to_name)
-            .bind_blob(5, message)
-            .bind(6, impl_->now())
-            .run();
-        return Outcome::kOk;  // durable once committed (synchronous=FULL/NORMAL)
-      });
+  // Durable once committed (synchronous=FULL/NORMAL).
+  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
 }
 
 InboxResult SqliteChatStore::inbox(std::string_view token) {
@@ -458,7 +444,7 @@ StatusResult SqliteChatStore::ping() {
 ListUserResult SqliteChatStore::listuser(std::string_view token) {
   return session_call<ListUserResult, Transaction>(is_open(), *impl_, token,
                                                    [&](ListUserResult& r, int64_t) {
-                                                     purge_expired(*impl_);
+                                                     impl_->purge_expired();
                                                      Query q(*impl_, kSqlLiveUsers);
                                                      while (q.step())
                                                        r.usernames.push_back(q.text(0));

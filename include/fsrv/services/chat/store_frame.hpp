@@ -10,6 +10,8 @@
 //   transaction that checks and renews the session first and is committed
 //   whatever the answer (so an expired session's deletion and a renewal
 //   are kept);
+// - auth_call and send_call, auth and send in the steps both follow, each
+//   step a backend's own statement;
 // - InboxGrouper, which shapes inbox rows into InboxResult's groups;
 // - chat_schema, the one table layout, in each backend's column types.
 // The SQL stays in each backend: only the logic that is the same is here.
@@ -17,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -75,6 +78,80 @@ R session_call(bool open, Db& db, std::string_view token, Body&& body) {
     // Delivered (inbox) only if this commits: a failed commit throws, the
     // caller gets an error and the messages stay queued.
     txn.commit();
+  });
+}
+
+/// A user's id and stored password hash, as auth finds them by username.
+struct UserCredentials {
+  int64_t id = 0;
+  std::string password_hash;
+};
+
+/// auth in the steps both backends follow: `db.ensure()`;
+/// `db.credentials(username)` (none: kNoSuchUser); the password checked
+/// outside any transaction (Argon2 takes milliseconds to seconds and must
+/// hold no lock meanwhile); then one transaction (`Txn txn(db)`) that
+/// purges expired sessions (`db.purge_expired()`) and adds the session
+/// (`db.insert_session(token_hash, user_id)`, false when the user was
+/// deleted meanwhile: kNoSuchUser, rolled back).
+template <class Txn, class Db>
+AuthResult auth_call(bool open, Db& db, std::string_view username, std::string_view password) {
+  return store_call<AuthResult>(open, [&](AuthResult& r) {
+    db.ensure();
+    const std::optional<UserCredentials> user = db.credentials(username);
+    if (!user) {
+      r.outcome = Outcome::kNoSuchUser;
+      return;
+    }
+    if (!verify_password(user->password_hash, password)) {
+      r.outcome = Outcome::kWrongPassword;
+      return;
+    }
+    std::string token = new_uuid4();
+    Txn txn(db);
+    db.purge_expired();
+    if (!db.insert_session(token_hash(token), user->id)) {
+      r.outcome = Outcome::kNoSuchUser;
+      return;
+    }
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.token = std::move(token);
+  });
+}
+
+/// A user's id and full name ("nama"), as send finds the receiver.
+struct NamedUser {
+  int64_t id = 0;
+  std::string nama;
+};
+
+/// What a user's inbox holds unread.
+struct InboxSize {
+  int64_t messages = 0;
+  int64_t bytes = 0;
+};
+
+/// send in the steps both backends follow, inside session_call's
+/// transaction: `db.user_named(receiver)` (none: kNoSuchReceiver),
+/// `db.inbox_size(receiver_id)` against kMaxInboxMessages and
+/// kMaxInboxBytes (kInboxFull), then `db.insert_message(sender_id,
+/// sender's nama, receiver, message)` with `db.nama_of(sender_id)` (throws
+/// if the sender is gone). Durable once committed.
+template <class Txn, class Db>
+StatusResult send_call(bool open, Db& db, std::string_view token, std::string_view receiver,
+                       std::string_view message) {
+  return session_call<StatusResult, Txn>(open, db, token, [&](StatusResult&, int64_t sender_id) {
+    const std::optional<NamedUser> to = db.user_named(receiver);
+    if (!to) return Outcome::kNoSuchReceiver;  // committed: keeps the session renewal
+    const InboxSize queued = db.inbox_size(to->id);
+    if (queued.messages >= kMaxInboxMessages ||
+        queued.bytes + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
+      return Outcome::kInboxFull;
+    }
+    const std::string from_name = db.nama_of(sender_id);
+    db.insert_message(sender_id, from_name, *to, message);
+    return Outcome::kOk;
   });
 }
 
