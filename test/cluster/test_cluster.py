@@ -94,6 +94,14 @@ class ChatClient(fsrv_server.ChatClient):
         return super().login(username, password)
 
 
+def started(target, count):
+    """`count` threads running target(k) for k = 0 .. count - 1, started."""
+    pool = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    for t in pool:
+        t.start()
+    return pool
+
+
 def inbox_messages(reply):
     """"sender:msg" strings of an inbox reply, in reply order."""
     out = []
@@ -326,9 +334,7 @@ class Cluster(unittest.TestCase):
                 with lock:
                     ops.append(rec)
 
-        pool = [threading.Thread(target=client, args=(k,)) for k in range(50)]
-        for t in pool:
-            t.start()
+        pool = started(client, 50)
         time.sleep(3)
         victim = node_pid(2)
         t_kill = time.monotonic()
@@ -395,9 +401,7 @@ class Cluster(unittest.TestCase):
                 except Exception as e:  # noqa: BLE001 - reported below
                     errors.append(repr(e))
 
-        pool = [threading.Thread(target=writer, args=(k,)) for k in range(10)]
-        for t in pool:
-            t.start()
+        pool = started(writer, 10)
         time.sleep(1.5)
         os.kill(int(out[0]), signal.SIGKILL)
         time.sleep(3)
@@ -523,9 +527,7 @@ class Cluster(unittest.TestCase):
                     failures.append(str(e))
                 count[0] += 1
 
-        pool = [threading.Thread(target=client, args=(k,)) for k in range(10)]
-        for t in pool:
-            t.start()
+        pool = started(client, 10)
         time.sleep(1.5)
         victim = node_pid(3)
         t0 = time.monotonic()
