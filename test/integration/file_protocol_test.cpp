@@ -617,8 +617,7 @@ const Mode kModes[] = {
     {"process5", {"--mode", "process", "--workers", "5"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, FileProtocol, ::testing::ValuesIn(kModes),
-                         mode_label);
+INSTANTIATE_TEST_SUITE_P(Modes, FileProtocol, ::testing::ValuesIn(kModes), mode_label);
 
 // Thread mode only: --workers must reach libuv before its pool starts.
 TEST(ThreadMode, WorkersOptionSizesTheLibuvPool) {

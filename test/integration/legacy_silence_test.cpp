@@ -99,8 +99,7 @@ const Mode kModes[] = {
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, LegacySilence, ::testing::ValuesIn(kModes),
-                         mode_label);
+INSTANTIATE_TEST_SUITE_P(Modes, LegacySilence, ::testing::ValuesIn(kModes), mode_label);
 
 }  // namespace
 }  // namespace fsrv::test
