@@ -23,22 +23,7 @@ const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 
 /// A field inside the double quotes of a Combined Log Format line: quote,
 /// backslash and control bytes escaped as Apache's mod_log_config does.
-std::string clf_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+std::string clf_escape(std::string_view s) { return escape_quoted(s, "\\x%02x", 0x7f); }
 
 std::string dash(std::string_view s) { return s.empty() ? "-" : clf_escape(s); }
 }  // namespace

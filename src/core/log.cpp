@@ -58,16 +58,16 @@ bool parse_format(std::string_view text, Format& out) {
   return true;
 }
 
-std::string json_escape(std::string_view s) {
+std::string escape_quoted(std::string_view s, const char* byte_format, unsigned escape_from) {
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c >= escape_from) {
       char buf[8];
-      snprintf(buf, sizeof buf, "\\u%04x", c);
+      snprintf(buf, sizeof buf, byte_format, static_cast<unsigned>(c));
       out += buf;
     } else {
       out += static_cast<char>(c);
@@ -75,6 +75,8 @@ std::string json_escape(std::string_view s) {
   }
   return out;
 }
+
+std::string json_escape(std::string_view s) { return escape_quoted(s, "\\u%04x"); }
 
 void write(Level level, const char* fmt, ...) {
   if (static_cast<int>(level) > g_level.load(std::memory_order_relaxed)) return;

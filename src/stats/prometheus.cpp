@@ -83,46 +83,42 @@ class Families {
 
 std::string render_prometheus(const StatsTable& table, const Schema& schema, const BuildInfo& build,
                               double uptime_s) {
-  std::vector<uint64_t> cells(schema.size(), 0);
-  uint64_t in = 0, out = 0, total = 0, refused = 0, lost = 0, restarts = 0;
-  int64_t open = 0, executor_pending = 0;
-  for (int i = 0; i < table.size(); ++i) {
-    const StatsSlot& s = table.slot(i);
-    for (size_t c = 0; c < cells.size(); ++c)
-      cells[c] += s.cells[c].load(std::memory_order_relaxed);
-    in += s.bytes_in.load(std::memory_order_relaxed);
-    out += s.bytes_out.load(std::memory_order_relaxed);
-    open += s.conns_active.load(std::memory_order_relaxed);
-    total += s.conns_total.load(std::memory_order_relaxed);
-    refused += s.conns_rejected.load(std::memory_order_relaxed);
-    lost += s.conns_lost.load(std::memory_order_relaxed);
-    restarts += s.restarts.load(std::memory_order_relaxed);
-    executor_pending += s.executor_pending.load(std::memory_order_relaxed);
-  }
+  SlotTotals sum(schema.size());
+  for (int i = 0; i < table.size(); ++i) sum.add(table.slot(i));
+  const std::vector<uint64_t>& cells = sum.cells;
   Families f;
   f.add("fsrv_build_info", "gauge", "Version and git commit of the running server.",
         "version=\"" + label(build.version) + "\",commit=\"" + label(build.commit) + "\",mode=\"" +
             label(build.mode) + "\"",
         1);
   f.add("fsrv_uptime_seconds", "gauge", "Seconds since the server started.", "", uptime_s);
-  f.add("fsrv_connections_open", "gauge", "Client connections open now (every service).", "",
-        static_cast<double>(open));
-  f.add("fsrv_connections_total", "counter", "Client connections accepted.", "",
-        static_cast<double>(total));
-  f.add("fsrv_connections_refused_total", "counter",
-        "Client connections refused (over --max-conns or shutting down).", "",
-        static_cast<double>(refused));
-  f.add("fsrv_connections_lost_total", "counter", "Connections held by a worker process that died.",
-        "", static_cast<double>(lost));
-  f.add("fsrv_received_bytes_total", "counter", "Bytes read from client sockets.", "",
-        static_cast<double>(in));
-  f.add("fsrv_sent_bytes_total", "counter", "Bytes written to client sockets.", "",
-        static_cast<double>(out));
-  f.add("fsrv_worker_restarts_total", "counter", "Worker processes forked again after dying.", "",
-        static_cast<double>(restarts));
-  f.add("fsrv_executor_queue_depth", "gauge",
-        "Executor tasks (file IO, hashing) submitted and not yet done, every process.", "",
-        static_cast<double>(executor_pending));
+  // The server-wide families without labels, in this order.
+  const struct {
+    const char* name;
+    const char* type;
+    const char* help;
+    double value;
+  } server_wide[] = {
+      {"fsrv_connections_open", "gauge", "Client connections open now (every service).",
+       static_cast<double>(sum.active)},
+      {"fsrv_connections_total", "counter", "Client connections accepted.",
+       static_cast<double>(sum.total)},
+      {"fsrv_connections_refused_total", "counter",
+       "Client connections refused (over --max-conns or shutting down).",
+       static_cast<double>(sum.rejected)},
+      {"fsrv_connections_lost_total", "counter", "Connections held by a worker process that died.",
+       static_cast<double>(sum.lost)},
+      {"fsrv_received_bytes_total", "counter", "Bytes read from client sockets.",
+       static_cast<double>(sum.in)},
+      {"fsrv_sent_bytes_total", "counter", "Bytes written to client sockets.",
+       static_cast<double>(sum.out)},
+      {"fsrv_worker_restarts_total", "counter", "Worker processes forked again after dying.",
+       static_cast<double>(sum.restarts)},
+      {"fsrv_executor_queue_depth", "gauge",
+       "Executor tasks (file IO, hashing) submitted and not yet done, every process.",
+       static_cast<double>(sum.executor_pending)},
+  };
+  for (const auto& m : server_wide) f.add(m.name, m.type, m.help, "", m.value);
   // Request-duration histograms (stats/duration.hpp), one per service.
   std::string histograms;
   std::vector<std::string> with_duration;

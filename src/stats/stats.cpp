@@ -16,25 +16,6 @@ namespace fsrv::stats {
 
 namespace {
 
-/// Totals of one slot or of a sum of slots.
-struct Sum {
-  std::vector<uint64_t> cells;
-  uint64_t in = 0, out = 0, total = 0, rejected = 0, lost = 0;
-  int64_t active = 0, executor_pending = 0;
-  explicit Sum(size_t n) : cells(n, 0) {}
-  void add(const StatsSlot& s) {
-    for (size_t c = 0; c < cells.size(); ++c)
-      cells[c] += s.cells[c].load(std::memory_order_relaxed);
-    in += s.bytes_in.load(std::memory_order_relaxed);
-    out += s.bytes_out.load(std::memory_order_relaxed);
-    active += s.conns_active.load(std::memory_order_relaxed);
-    total += s.conns_total.load(std::memory_order_relaxed);
-    rejected += s.conns_rejected.load(std::memory_order_relaxed);
-    lost += s.conns_lost.load(std::memory_order_relaxed);
-    executor_pending += s.executor_pending.load(std::memory_order_relaxed);
-  }
-};
-
 /// The object at `path`'s parent inside `root`, created on the way.
 cJSON* parent_of(cJSON* root, std::string_view path, std::string* leaf) {
   cJSON* at = root;
@@ -53,7 +34,7 @@ cJSON* parent_of(cJSON* root, std::string_view path, std::string* leaf) {
   }
 }
 
-void add_counters(cJSON* obj, const Sum& s, const Schema& schema) {
+void add_counters(cJSON* obj, const SlotTotals& s, const Schema& schema) {
   cJSON* conns = cJSON_AddObjectToObject(obj, "connections");
   cJSON_AddNumberToObject(conns, "active", static_cast<double>(s.active));
   cJSON_AddNumberToObject(conns, "total", static_cast<double>(s.total));
@@ -89,6 +70,24 @@ Counter Schema::add(std::string_view path) {
   }
   paths_.emplace_back(path);
   return Counter{static_cast<int>(paths_.size() - 1)};
+}
+
+void SlotTotals::add(const StatsSlot& s) {
+  for (size_t c = 0; c < cells.size(); ++c) cells[c] += s.cells[c].load(std::memory_order_relaxed);
+  in += s.bytes_in.load(std::memory_order_relaxed);
+  out += s.bytes_out.load(std::memory_order_relaxed);
+  active += s.conns_active.load(std::memory_order_relaxed);
+  total += s.conns_total.load(std::memory_order_relaxed);
+  rejected += s.conns_rejected.load(std::memory_order_relaxed);
+  lost += s.conns_lost.load(std::memory_order_relaxed);
+  restarts += s.restarts.load(std::memory_order_relaxed);
+  executor_pending += s.executor_pending.load(std::memory_order_relaxed);
+}
+
+SlotTotals StatsTable::totals() const {
+  SlotTotals sum(schema_.size());
+  for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
+  return sum;
 }
 
 StatsTable::StatsTable(int slots, bool shared, const Schema& schema)
@@ -128,8 +127,7 @@ StatsTable::~StatsTable() {
 
 std::string StatsTable::to_json(std::string_view mode, int pool_size, double uptime_s,
                                 int first_worker) const {
-  Sum sum(schema_.size());
-  for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
+  const SlotTotals sum = totals();
   cJSON* root = cJSON_CreateObject();
   cJSON_AddStringToObject(root, "mode", std::string(mode).c_str());
   cJSON_AddStringToObject(root, "version", std::string(version()).c_str());
@@ -138,7 +136,7 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
   add_counters(root, sum, schema_);
   cJSON* workers = cJSON_AddArrayToObject(root, "workers");
   for (int i = first_worker; i < slots_; ++i) {
-    Sum one(schema_.size());
+    SlotTotals one(schema_.size());
     one.add(base_[i]);
     cJSON* w = cJSON_CreateObject();
     cJSON_AddNumberToObject(w, "pid", static_cast<double>(base_[i].pid.load()));
@@ -154,8 +152,7 @@ std::string StatsTable::to_json(std::string_view mode, int pool_size, double upt
 }
 
 std::string StatsTable::to_line(std::string_view mode, int pool_size) const {
-  Sum sum(schema_.size());
-  for (int i = 0; i < slots_; ++i) sum.add(base_[i]);
+  const SlotTotals sum = totals();
   std::string line = "stats mode=" + std::string(mode) + " workers=" + std::to_string(pool_size) +
                      " conns=" + std::to_string(sum.active) + "/" + std::to_string(sum.total) +
                      " rejected=" + std::to_string(sum.rejected) +

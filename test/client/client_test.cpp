@@ -82,20 +82,31 @@ SourceFn string_source(const std::string& s, size_t max_piece) {
 }
 
 TEST(QuoteName, PlainNamesStayBare) {
-  EXPECT_EQ(quote_name("a.jpg"), "a.jpg");
-  EXPECT_EQ(quote_name("dir-1_x+y=z@w%v,u:t.pdf"), "dir-1_x+y=z@w%v,u:t.pdf");
-  EXPECT_EQ(quote_name("caf\xc3\xa9.txt"),
-            "caf\xc3\xa9.txt");               // UTF-8 is a word character to shlex
-  EXPECT_EQ(quote_name("$HOME*"), "$HOME*");  // not special to shlex.split
+  const struct {
+    std::string in;
+    std::string want;
+  } cases[] = {
+      {"a.jpg", "a.jpg"},
+      {"dir-1_x+y=z@w%v,u:t.pdf", "dir-1_x+y=z@w%v,u:t.pdf"},
+      {"caf\xc3\xa9.txt", "caf\xc3\xa9.txt"},  // UTF-8 is a word character to shlex
+      {"$HOME*", "$HOME*"},                    // not special to shlex.split
+  };
+  for (const auto& c : cases) EXPECT_EQ(quote_name(c.in), c.want) << c.in;
 }
 
 TEST(QuoteName, SpacesAndQuotesAreQuoted) {
-  EXPECT_EQ(quote_name("a b.txt"), "\"a b.txt\"");
-  EXPECT_EQ(quote_name("tab\there"), "\"tab\there\"");
-  EXPECT_EQ(quote_name("it's"), "\"it's\"");
-  EXPECT_EQ(quote_name("say \"hi\""), "\"say \\\"hi\\\"\"");
-  EXPECT_EQ(quote_name("back\\slash"), "\"back\\\\slash\"");
-  EXPECT_EQ(quote_name(""), "\"\"");
+  const struct {
+    std::string in;
+    std::string want;
+  } cases[] = {
+      {"a b.txt", "\"a b.txt\""},
+      {"tab\there", "\"tab\there\""},
+      {"it's", "\"it's\""},
+      {"say \"hi\"", "\"say \\\"hi\\\"\""},
+      {"back\\slash", "\"back\\\\slash\""},
+      {"", "\"\""},
+  };
+  for (const auto& c : cases) EXPECT_EQ(quote_name(c.in), c.want) << c.in;
 }
 
 TEST(ClientCommand, ReplySplitIntoSingleBytes) {

@@ -39,12 +39,7 @@ def runtime_api(command):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect("/run/haproxy.sock")
     s.sendall(command.encode() + b"\n")
-    out = b""
-    while True:
-        d = s.recv(4096)
-        if not d:
-            break
-        out += d
+    out = tc.fsrv_server.recv_all(s, 4096)
     s.close()
     return out.decode()
 

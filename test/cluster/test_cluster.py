@@ -48,6 +48,8 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "test", "python"))
+import fsrv_server  # noqa: E402  (the course clients' shared read loops)
 CLUSTER = os.path.join(REPO, "tools", "cluster.sh")
 BIN = os.path.abspath(os.environ.get("FSRV_BIN", os.path.join(REPO, "bin")))
 DIR = os.environ.get("FSRV_CLUSTER_DIR", "")
@@ -73,54 +75,31 @@ def file_command(addr, line, port=FILE, timeout=30):
     local = sock.getsockname()[1]
     try:
         sock.sendall((line + "\r\n\r\n").encode())
-        chunks, tail = [], b""
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-            tail = (tail + data)[-4:]
-            if tail == b"\r\n\r\n":
-                break
-        return json.loads(b"".join(chunks).decode()), local
+        return json.loads(fsrv_server.read_course_reply(sock, 1 << 20).decode()), local
     except (ValueError, OSError) as e:
         raise ConnectionError("%s (local port %d)" % (e, local)) from e
     finally:
         sock.close()
 
 
-class ChatClient:
-    """chat-cli.py's ChatClient on one persistent connection."""
+class ChatClient(fsrv_server.ChatClient):
+    """chat-cli.py's ChatClient (test/python/fsrv_server.py) on one
+    persistent connection to a node or the front; every account's password
+    is the course's "surabaya"."""
 
     def __init__(self, addr, port=CHAT):
-        self.sock = socket.create_connection((addr, port), timeout=30)
-        self.tokenid = ""
-
-    def close(self):
-        self.sock.close()
-
-    def sendstring(self, string):
-        self.sock.sendall(string.encode())
-        received = b""
-        while True:
-            data = self.sock.recv(64)
-            if not data:
-                raise ConnectionError("closed")
-            received += data
-            if received[-4:] == b"\r\n\r\n":
-                return json.loads(received.decode())
+        super().__init__(port, addr)
 
     def login(self, username, password="surabaya"):
-        result = self.sendstring("auth {} {} \r\n".format(username, password))
-        if result["status"] == "OK":
-            self.tokenid = result["tokenid"]
-        return result
+        return super().login(username, password)
 
-    def sendmessage(self, usernameto, message):
-        return self.sendstring("send {} {} {} \r\n".format(self.tokenid, usernameto, message))
 
-    def inbox(self):
-        return self.sendstring("inbox {} \r\n".format(self.tokenid))
+def started(target, count):
+    """`count` threads running target(k) for k = 0 .. count - 1, started."""
+    pool = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    for t in pool:
+        t.start()
+    return pool
 
 
 def inbox_messages(reply):
@@ -355,9 +334,7 @@ class Cluster(unittest.TestCase):
                 with lock:
                     ops.append(rec)
 
-        pool = [threading.Thread(target=client, args=(k,)) for k in range(50)]
-        for t in pool:
-            t.start()
+        pool = started(client, 50)
         time.sleep(3)
         victim = node_pid(2)
         t_kill = time.monotonic()
@@ -424,9 +401,7 @@ class Cluster(unittest.TestCase):
                 except Exception as e:  # noqa: BLE001 - reported below
                     errors.append(repr(e))
 
-        pool = [threading.Thread(target=writer, args=(k,)) for k in range(10)]
-        for t in pool:
-            t.start()
+        pool = started(writer, 10)
         time.sleep(1.5)
         os.kill(int(out[0]), signal.SIGKILL)
         time.sleep(3)
@@ -552,9 +527,7 @@ class Cluster(unittest.TestCase):
                     failures.append(str(e))
                 count[0] += 1
 
-        pool = [threading.Thread(target=client, args=(k,)) for k in range(10)]
-        for t in pool:
-            t.start()
+        pool = started(client, 10)
         time.sleep(1.5)
         victim = node_pid(3)
         t0 = time.monotonic()

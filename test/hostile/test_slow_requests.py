@@ -189,25 +189,26 @@ class PausedInteractiveClients(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
 
-    def test_echo_paused_past_idle_timeout(self):
-        with connect(self.server.port("echo")) as s:
-            s.sendall(b"first\n")
-            self.assertEqual(recv_until(s, b"\n"), b"first\n")
+    def _paused_past_idle_timeout(self, service, first, second):
+        """A round trip (request, reply), a pause past the idle timeout, then
+        a second one: its reply must come (the service keeps idle clients)."""
+        with connect(self.server.port(service)) as s:
+            s.sendall(first[0])
+            self.assertEqual(recv_until(s, first[1]), first[1])
             time.sleep(2.5)
-            s.sendall(b"second\n")
-            got = recv_until(s, b"\n", timeout=5)
-        report("idle/echo/%s" % self.MODE, idle_timeout_s=1, paused_s=2.5, reply=repr(got))
-        self.assertEqual(got, b"second\n")
+            s.sendall(second[0])
+            got = recv_until(s, second[1], timeout=5)
+        report("idle/%s/%s" % (service, self.MODE), idle_timeout_s=1, paused_s=2.5,
+               reply=repr(got))
+        self.assertEqual(got, second[1])
+
+    def test_echo_paused_past_idle_timeout(self):
+        self._paused_past_idle_timeout("echo", (b"first\n", b"first\n"),
+                                       (b"second\n", b"second\n"))
 
     def test_session_paused_past_idle_timeout(self):
-        with connect(self.server.port("session")) as s:
-            s.sendall(b"connme")
-            self.assertEqual(recv_until(s, b"connected"), b"connected")
-            time.sleep(2.5)
-            s.sendall(b"connme")
-            got = recv_until(s, b"connected", timeout=5)
-        report("idle/session/%s" % self.MODE, idle_timeout_s=1, paused_s=2.5, reply=repr(got))
-        self.assertEqual(got, b"connected")
+        self._paused_past_idle_timeout("session", (b"connme", b"connected"),
+                                       (b"connme", b"connected"))
 
     def test_chat_paused_past_idle_timeout(self):
         with connect(self.server.port("chat")) as s:

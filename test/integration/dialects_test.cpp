@@ -17,11 +17,6 @@
 namespace fsrv::test {
 namespace {
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 std::string b64(std::string_view raw) {
   std::string out(codec::encoded_size(raw.size()), '\0');
   codec::encoder(codec::Base64Kind::kFast)
@@ -253,8 +248,7 @@ const Mode kModes[] = {
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, Dialects, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Modes, Dialects, ::testing::ValuesIn(kModes), mode_label);
 
 }  // namespace
 }  // namespace fsrv::test

@@ -24,12 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-/// A server configuration the suite runs against.
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 /// Parses a reply (terminator included) and returns the JSON root (owned).
 struct Json {
   explicit Json(const std::string& reply) {
@@ -623,8 +617,7 @@ const Mode kModes[] = {
     {"process5", {"--mode", "process", "--workers", "5"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, FileProtocol, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Modes, FileProtocol, ::testing::ValuesIn(kModes), mode_label);
 
 // Thread mode only: --workers must reach libuv before its pool starts.
 TEST(ThreadMode, WorkersOptionSizesTheLibuvPool) {

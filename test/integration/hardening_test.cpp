@@ -18,11 +18,6 @@
 namespace fsrv::test {
 namespace {
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 /// Current RSS in KiB of the server and its worker processes.
 std::vector<long> server_rss_kib(pid_t server) { return server_status_kib(server, "VmRSS"); }
 
@@ -400,8 +395,7 @@ const Mode kModes[] = {
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, Hardening, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Modes, Hardening, ::testing::ValuesIn(kModes), mode_label);
 
 }  // namespace
 }  // namespace fsrv::test

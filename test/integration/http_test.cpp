@@ -24,11 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 const Mode kModes[] = {
     {"Thread", {"--mode", "thread", "--workers", "4"}},
     {"Process2", {"--mode", "process", "--workers", "2"}},
@@ -194,6 +189,12 @@ int temporaries(const std::string& dir) {
   return n;
 }
 
+/// Asserts a reply's status and whole body.
+void expect_reply(const Reply& r, int status, const std::string& body) {
+  EXPECT_EQ(r.status, status);
+  EXPECT_EQ(r.body, body);
+}
+
 class Http : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override { start({}); }
@@ -209,9 +210,7 @@ class Http : public ::testing::TestWithParam<Mode> {
   /// Asserts the server still answers a plain GET.
   void expect_serving() {
     spit(root.file("alive.txt"), "yes");
-    Reply r = get(port, "/alive.txt");
-    EXPECT_EQ(r.status, 200);
-    EXPECT_EQ(r.body, "yes");
+    expect_reply(get(port, "/alive.txt"), 200, "yes");
   }
 
   TempDir root;
@@ -255,10 +254,10 @@ TEST_P(Http, ListdirIsSortedJsonOfRegularFiles) {
 
 TEST_P(Http, UploadReplaceDownloadHeadDelete) {
   std::string data("\0binary\r\n\xff", 10);
-  Reply up = roundtrip(
-      port, "POST /upload/x.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n" + data);
-  EXPECT_EQ(up.status, 200);
-  EXPECT_EQ(up.body, "File x.bin uploaded successfully");
+  expect_reply(
+      roundtrip(port,
+                "POST /upload/x.bin HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n" + data),
+      200, "File x.bin uploaded successfully");
   EXPECT_EQ(slurp(root.file("x.bin")), data);
 
   Reply put_new = roundtrip(port, "PUT /y.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nnew");
@@ -278,15 +277,12 @@ TEST_P(Http, UploadReplaceDownloadHeadDelete) {
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(h.field("content-length"), "10");
 
-  Reply d = roundtrip(port, "DELETE /delete/x.bin HTTP/1.1\r\nHost: t\r\n\r\n");
-  EXPECT_EQ(d.status, 200);
-  EXPECT_EQ(d.body, "File x.bin deleted successfully");
+  expect_reply(roundtrip(port, "DELETE /delete/x.bin HTTP/1.1\r\nHost: t\r\n\r\n"), 200,
+               "File x.bin deleted successfully");
   EXPECT_FALSE(fs::exists(root.file("x.bin")));
   Reply d2 = roundtrip(port, "DELETE /y.txt HTTP/1.1\r\nHost: t\r\n\r\n");
   EXPECT_EQ(d2.status, 200);
-  Reply gone = roundtrip(port, "DELETE /y.txt HTTP/1.1\r\nHost: t\r\n\r\n");
-  EXPECT_EQ(gone.status, 404);
-  EXPECT_EQ(gone.body, "File not found");
+  expect_reply(roundtrip(port, "DELETE /y.txt HTTP/1.1\r\nHost: t\r\n\r\n"), 404, "File not found");
   EXPECT_EQ(get(port, "/nothing.here").status, 404);
 }
 
@@ -336,9 +332,8 @@ TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
   spit(path, "0123456789");
   settle();
   body_is("0123456789");
-  Reply r = roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n");
-  EXPECT_EQ(r.status, 206);
-  EXPECT_EQ(r.body, "234");
+  expect_reply(roundtrip(port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n"), 206,
+               "234");
   Reply g = get(port, "/c.txt");
   Reply nm = roundtrip(
       port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + g.field("etag") + "\r\n\r\n");
@@ -443,9 +438,7 @@ TEST_P(Http, MultipartUploadIsStoredUnderItsFilename) {
   int fd = connect_to(port);
   send_all(fd, multipart_post(multipart_body("form.bin", data)));
   std::string rest;
-  Reply r = read_http(fd, &rest);
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "File form.bin uploaded successfully");
+  expect_reply(read_http(fd, &rest), 200, "File form.bin uploaded successfully");
   EXPECT_EQ(slurp(root.file("form.bin")), data);
   // The same connection goes on; an upload byte by byte frames the same.
   std::string req = multipart_post(multipart_body("form2.bin", data));
@@ -619,9 +612,7 @@ TEST_P(Http, RangeFirstMiddleSuffixAndBeyondEnd) {
   EXPECT_EQ(mid.status, 206);
   EXPECT_EQ(mid.body, small.substr(100, 100));
   EXPECT_EQ(mid.field("content-length"), "100");
-  Reply suffix = get(port, "/r.txt", "Range: bytes=-10\r\n");
-  EXPECT_EQ(suffix.status, 206);
-  EXPECT_EQ(suffix.body, small.substr(990));
+  expect_reply(get(port, "/r.txt", "Range: bytes=-10\r\n"), 206, small.substr(990));
   Reply beyond = get(port, "/r.txt", "Range: bytes=1000-\r\n");
   EXPECT_EQ(beyond.status, 416);
   EXPECT_EQ(beyond.field("content-range"), "bytes */1000");
@@ -637,9 +628,7 @@ TEST_P(Http, RangeFirstMiddleSuffixAndBeyondEnd) {
   Reply head206 = read_http(fd, &rest, true);
   EXPECT_EQ(head206.status, 206);
   EXPECT_EQ(head206.field("content-length"), "2");
-  Reply after = read_http(fd, &rest);
-  EXPECT_EQ(after.status, 206);
-  EXPECT_EQ(after.body, "ab");
+  expect_reply(read_http(fd, &rest), 206, "ab");
   close(fd);
   // A file large enough for the sendfile path.
   random_file(root.file("big.bin"), 3 << 20, 9);
@@ -814,9 +803,7 @@ TEST_P(Http, CourseClientStrayCrLfAfterTheBodyIsIgnored) {
            "GET /s.txt HTTP/1.1\r\nHost: t\r\n\r\n");
   std::string rest;
   EXPECT_EQ(read_http(fd, &rest).status, 200);
-  Reply r = read_http(fd, &rest);
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "abc");
+  expect_reply(read_http(fd, &rest), 200, "abc");
   close(fd);
 }
 
@@ -824,9 +811,8 @@ TEST_P(Http, BareLfLineEndsAreAcceptedAndBareCrRefused) {
   // The lecturer's client template builds its request from a triple-quoted
   // string: LF line ends (RFC 9112 section 2.2 lets us accept them).
   spit(root.file("t.txt"), "hello");
-  Reply r = roundtrip(port, "GET /t.txt HTTP/1.1\nHost: x\nConnection: close\n\n");
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "hello");
+  expect_reply(roundtrip(port, "GET /t.txt HTTP/1.1\nHost: x\nConnection: close\n\n"), 200,
+               "hello");
   // Keep-alive and pipelining after a bare-LF request, then a chunked
   // upload framed with LF only (its LF-bearing data stored as sent).
   int fd = connect_to(port);
@@ -837,9 +823,7 @@ TEST_P(Http, BareLfLineEndsAreAcceptedAndBareCrRefused) {
   std::string rest;
   EXPECT_EQ(read_http(fd, &rest).body, "hello");
   EXPECT_EQ(read_http(fd, &rest).status, 201);
-  Reply c = read_http(fd, &rest);
-  EXPECT_EQ(c.status, 200);
-  EXPECT_EQ(c.body, "a\nb\n");
+  expect_reply(read_http(fd, &rest), 200, "a\nb\n");
   close(fd);
   EXPECT_EQ(slurp(root.file("c.txt")), "a\nb\n");
   // A CR that is not followed by LF stays a 400 (request smuggling).
@@ -855,9 +839,7 @@ TEST_P(Http, BareLfLineEndsAreAcceptedAndBareCrRefused) {
 TEST_P(Http, SpaceAfterTheHttpVersionIsAccepted) {
   // A student's tugas 6 client ends its request line with "HTTP/1.0 ".
   spit(root.file("t.txt"), "hello");
-  Reply r = roundtrip(port, "GET /t.txt HTTP/1.0 \r\n\r\n");
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "hello");
+  expect_reply(roundtrip(port, "GET /t.txt HTTP/1.0 \r\n\r\n"), 200, "hello");
   // Split between the blank and the line end (two writes).
   int fd = connect_to(port);
   send_all(fd, "GET /t.txt HTTP/1.1 \t");
@@ -1130,8 +1112,7 @@ TEST_P(Http, DiskFullIs507AndLeavesNothingBehind) {
   EXPECT_EQ(system(("umount " + small.path()).c_str()), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, Http, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Modes, Http, ::testing::ValuesIn(kModes), mode_label);
 
 }  // namespace
 }  // namespace fsrv::test

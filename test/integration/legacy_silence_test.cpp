@@ -15,11 +15,6 @@
 namespace fsrv::test {
 namespace {
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 class LegacySilence : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override {
@@ -37,36 +32,32 @@ class LegacySilence : public ::testing::TestWithParam<Mode> {
     close(fd);
     return {r, s};
   }
+  static std::string error_reply(const std::string& text) {
+    return "{\"status\":\"ERROR\",\"data\":\"" + text + "\"}\r\n\r\n";
+  }
+  /// `line`, sent with no terminator, is answered with ERROR `text` at once
+  /// (well before the 60 s idle timeout).
+  void expect_error_at_once(const std::string& line, const std::string& text) {
+    auto [reply, s] = silent(line);
+    EXPECT_EQ(reply, error_reply(text)) << line;
+    EXPECT_LT(s, 5.0) << line;
+  }
   TempDir root;
   std::unique_ptr<ServerProcess> server;
 };
 
-std::string error_reply(const std::string& text) {
-  return "{\"status\":\"ERROR\",\"data\":\"" + text + "\"}\r\n\r\n";
-}
-
 TEST_P(LegacySilence, UnknownCommandIsAnsweredAtOnce) {
-  auto [reply, s] = silent("DOWNLOAD x");
-  EXPECT_EQ(reply, error_reply("unknown command: DOWNLOAD"));
-  EXPECT_LT(s, 5.0);
+  expect_error_at_once("DOWNLOAD x", "unknown command: DOWNLOAD");
 }
 
 TEST_P(LegacySilence, MissingArgumentIsAnsweredAtOnce) {
-  auto [reply, s] = silent("GET ");
-  EXPECT_EQ(reply, error_reply("missing argument: GET needs a file name"));
-  EXPECT_LT(s, 5.0);
-  auto [reply2, s2] = silent("DELETE");
-  EXPECT_EQ(reply2, error_reply("missing argument: DELETE needs a file name"));
-  EXPECT_LT(s2, 5.0);
+  expect_error_at_once("GET ", "missing argument: GET needs a file name");
+  expect_error_at_once("DELETE", "missing argument: DELETE needs a file name");
 }
 
 TEST_P(LegacySilence, TooManyArgumentsIsAnsweredAtOnce) {
-  auto [reply, s] = silent("SIZE a b");
-  EXPECT_EQ(reply, error_reply("too many arguments for SIZE (quote a name that has spaces)"));
-  EXPECT_LT(s, 5.0);
-  auto [reply2, s2] = silent("LIST all");
-  EXPECT_EQ(reply2, error_reply("too many arguments for LIST"));
-  EXPECT_LT(s2, 5.0);
+  expect_error_at_once("SIZE a b", "too many arguments for SIZE (quote a name that has spaces)");
+  expect_error_at_once("LIST all", "too many arguments for LIST");
 }
 
 TEST_P(LegacySilence, SizeRunsOnSilence) {
@@ -108,8 +99,7 @@ const Mode kModes[] = {
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, LegacySilence, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Modes, LegacySilence, ::testing::ValuesIn(kModes), mode_label);
 
 }  // namespace
 }  // namespace fsrv::test

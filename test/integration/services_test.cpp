@@ -16,11 +16,6 @@
 namespace fsrv::test {
 namespace {
 
-struct Mode {
-  std::string label;
-  std::vector<std::string> args;
-};
-
 /// Sends `data` on one thread while reading the echo on this one, in
 /// recv(16)-sized pieces when `small_reads`; returns what came back.
 std::string echo_round_trip(int port, const std::string& data, bool small_reads) {
@@ -153,18 +148,18 @@ const Mode kModes[] = {
     {"process5", {"--mode", "process", "--workers", "5", "--log-level", "warn"}},
 };
 
-INSTANTIATE_TEST_SUITE_P(Modes, Services, ::testing::ValuesIn(kModes),
-                         [](const auto& info) { return info.param.label; });
+INSTANTIATE_TEST_SUITE_P(Modes, Services, ::testing::ValuesIn(kModes), mode_label);
 
-/// Runs bin/fileserver with `args` and returns {exit status, stderr}.
-std::pair<int, std::string> run_fileserver(const std::vector<std::string>& args) {
+/// Runs bin/fileserver with `args` and returns {exit status, what it wrote
+/// on `stream`} (2: stderr, 1: stdout; the other one goes to /dev/null).
+std::pair<int, std::string> run_fileserver(const std::vector<std::string>& args, int stream = 2) {
   int err[2];
   if (pipe(err) != 0) return {-1, ""};
   pid_t pid = fork();
   if (pid == 0) {
-    dup2(err[1], 2);
     int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
+    dup2(devnull, stream == 2 ? 1 : 2);
+    dup2(err[1], stream);
     close(err[0]);
     std::vector<std::string> argv = {bin_dir() + "/fileserver"};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -220,25 +215,8 @@ TEST(ServicesStartup, ConfigurationErrorsExitTwoWithAClearMessage) {
 }
 
 TEST(ServicesStartup, ServicesFlagListsEveryRegisteredService) {
-  int out[2];
-  ASSERT_EQ(pipe(out), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    close(out[0]);
-    std::string prog = bin_dir() + "/fileserver";
-    execl(prog.c_str(), prog.c_str(), "--services", nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;)
-    text.append(buf, static_cast<size_t>(n));
-  close(out[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  EXPECT_EQ(WEXITSTATUS(st), 0);
+  auto [rc, text] = run_fileserver({"--services"}, 1);
+  EXPECT_EQ(rc, 0);
   EXPECT_NE(text.find("file "), std::string::npos) << text;
   EXPECT_NE(text.find("echo "), std::string::npos) << text;
   EXPECT_NE(text.find("31000"), std::string::npos) << text;

@@ -39,6 +39,16 @@ uint16_t u16(const std::string& p, size_t at) {
                                static_cast<uint8_t>(p[at + 1]));
 }
 
+/// Asserts that `p` is an ERROR packet (opcode 5) with `code` and, when
+/// given, a message containing `text`.
+void expect_tftp_error(const std::optional<std::string>& p, uint16_t code,
+                       std::string_view text = {}) {
+  ASSERT_TRUE(p);
+  EXPECT_EQ(u16(*p, 0), 5);
+  EXPECT_EQ(u16(*p, 2), code);
+  EXPECT_NE(p->find(text), std::string::npos) << p->substr(4);
+}
+
 std::string ack(uint16_t block) {
   return "\0\4"s + static_cast<char>(block >> 8) + static_cast<char>(block & 0xff);
 }
@@ -251,10 +261,7 @@ TEST_P(TftpModes, AbandonedWriteKeepsTheOldFileAndNoTemporary) {
     last = p;
     if (u16(*p, 0) == 5) break;
   }
-  ASSERT_TRUE(last);
-  EXPECT_EQ(u16(*last, 0), 5);
-  EXPECT_EQ(u16(*last, 2), 0);
-  EXPECT_NE(last->find("timed out"), std::string::npos);
+  expect_tftp_error(last, 0, "timed out");
   EXPECT_EQ(slurp(root.file("keep.bin")), "old content");
   for (int i = 0; i < 100 && !no_temporaries(root.path()); ++i) {  // it goes with the transfer
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -308,10 +315,7 @@ TEST_P(TftpModes, ShutdownAfterTheGraceEndsATransferWithError0AndKeepsTheOldFile
   const auto signalled = std::chrono::steady_clock::now();
   kill(server.pid(), SIGTERM);
   auto p = c.recv(5000);  // the client stalls: the grace ends it
-  ASSERT_TRUE(p);
-  EXPECT_EQ(u16(*p, 0), 5);
-  EXPECT_EQ(u16(*p, 2), 0);
-  EXPECT_NE(p->find("shutting down"), std::string::npos) << p->substr(4);
+  expect_tftp_error(p, 0, "shutting down");
   EXPECT_GE(std::chrono::steady_clock::now() - signalled, std::chrono::milliseconds(400));
   ASSERT_TRUE(server.wait_exit(std::chrono::seconds(10)));
   EXPECT_EQ(slurp(root.file("w.bin")), "old content");
@@ -360,9 +364,7 @@ TEST_P(TftpModes, BadInputIsAnsweredOrDroppedAndServingGoesOn) {
   Client stranger(port);
   stranger.send_to(c.tid(), ack(1));
   auto e = stranger.recv(1500);
-  ASSERT_TRUE(e);
-  EXPECT_EQ(u16(*e, 0), 5);
-  EXPECT_EQ(u16(*e, 2), 5);
+  expect_tftp_error(e, 5);
   c.send(ack(9));  // never sent: ignored
   std::string got = p->substr(4);
   c.send(ack(1));

@@ -7,8 +7,10 @@ SIGKILL after 20 s) and removes the root it made, on failure too.
     with FsrvServer(["file", "http"], "--grace", "2", mode="process") as srv:
         srv.port("http"); srv.file_request("LIST"); srv.http_get("/healthz")
 
-Plus the small socket helpers the tests share (connect, recv_until,
-file_request).
+Plus terminate (a server process started by hand), the small socket
+helpers the tests share (connect, recv_until,
+recv_all, read_course_reply, file_request) and the course's chat client
+(ChatClient).
 """
 
 import http.client
@@ -144,12 +146,7 @@ class FsrvServer:
         (or as `remove_root` says). Returns the exit code. Idempotent; the
         log stays readable (log_text) afterwards."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, 20, communicate=False)
         if self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
         if not self.log.closed:
@@ -163,6 +160,38 @@ class FsrvServer:
         return self.proc.returncode
 
     cleanup = stop
+
+
+class KeptRootServer(FsrvServer):
+    """An FsrvServer whose stop() keeps the root (the test reads what the
+    server wrote there afterwards) and sets `stderr` to the server's whole
+    log; cleanup() removes the root."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stderr = b""
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit code."""
+        rc = super().stop(remove_root=False)
+        self.stderr = self.final_log
+        return rc
+
+    def cleanup(self):
+        super().stop(remove_root=True)
+
+
+def terminate(proc, timeout, communicate=True):
+    """Stops a server process started by hand: SIGTERM, then SIGKILL after
+    `timeout` s. `communicate`: read its pipes to the end (Popen.communicate)
+    rather than only wait for it."""
+    finish = proc.communicate if communicate else proc.wait
+    proc.send_signal(signal.SIGTERM)
+    try:
+        finish(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        finish()
 
 
 def connect(port, source=None, timeout=10):
@@ -191,17 +220,83 @@ def recv_until(s, end, limit=1 << 20, timeout=10):
     return data
 
 
+def recv_all(s, size=65536):
+    """Every byte read from `s` until the peer closes, `size` bytes a read
+    (the socket's own timeout applies)."""
+    data = b""
+    while True:
+        chunk = s.recv(size)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def read_course_reply(s, size=65536):
+    """The course clients' read loop: bytes until the reply ends with a
+    blank line ("\r\n\r\n") or the peer closes, `size` bytes a read."""
+    chunks, tail = [], b""
+    while True:
+        data = s.recv(size)
+        if not data:
+            break
+        chunks.append(data)
+        tail = (tail + data)[-4:]
+        if tail == b"\r\n\r\n":
+            break
+    return b"".join(chunks)
+
+
 def exchange(port, data, timeout=30, host="127.0.0.1"):
     """Sends `data` on a new connection and returns every byte the server
     sends until it closes (HTTP/1.0 or "Connection: close" requests)."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(data)
-        reply = b""
+        return recv_all(s)
+
+
+class ChatClient:
+    """chat-cli.py's ChatClient (the course's "tugas 5" chat client) on one
+    persistent connection: raw() sends one request and returns the reply
+    bytes, read 64 at a time as chat-cli.py does, up to its blank line (or
+    what came before the server closed); sendstring() returns it parsed
+    (ConnectionError if the server closed first)."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=30)
+        self.tokenid = ""
+
+    def close(self):
+        self.sock.close()
+
+    def raw(self, string):
+        self.sock.sendall(string.encode())
+        received = b""
         while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return reply
-            reply += chunk
+            data = self.sock.recv(64)
+            if not data:
+                return received
+            received += data
+            if received[-4:] == b"\r\n\r\n":
+                return received
+
+    def sendstring(self, string):
+        reply = self.raw(string)
+        if not reply.endswith(b"\r\n\r\n"):
+            raise ConnectionError("closed")
+        return json.loads(reply.decode())
+
+    # The course client's commands ("... \r\n", with its space before CRLF).
+    def login(self, username, password):
+        result = self.sendstring("auth {} {} \r\n".format(username, password))
+        if result["status"] == "OK":
+            self.tokenid = result["tokenid"]
+        return result
+
+    def sendmessage(self, usernameto, message):
+        return self.sendstring("send {} {} {} \r\n".format(self.tokenid, usernameto, message))
+
+    def inbox(self):
+        return self.sendstring("inbox {} \r\n".format(self.tokenid))
 
 
 def file_request(port, line, timeout=10):

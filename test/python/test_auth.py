@@ -44,8 +44,23 @@ class AuthTestBase(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
+    @staticmethod
+    def put(root, name, data):
+        """Writes the file `name` of the served `root`."""
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(data)
 
-class HttpBasicAuth(AuthTestBase):
+    def assertRootHolds(self, root, files):
+        """The served `root` holds exactly `files` (name -> content)."""
+        for name, data in files.items():
+            with open(os.path.join(root, name), "rb") as f:
+                self.assertEqual(f.read(), data, name)
+        self.assertEqual(sorted(os.listdir(root)), sorted(files))
+
+
+class HttpServerTestBase(AuthTestBase):
+    """One http server (auth=write) over the accounts, for the whole class."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -55,6 +70,9 @@ class HttpBasicAuth(AuthTestBase):
     def tearDownClass(cls):
         cls.server.stop()
         super().tearDownClass()
+
+
+class HttpBasicAuth(HttpServerTestBase):
 
     def request(self, method, path, body=None, headers=None, source=None):
         c = http.client.HTTPConnection("127.0.0.1", self.server.port("http"), timeout=15,
@@ -135,18 +153,8 @@ class HttpBasicAuth(AuthTestBase):
         status, _, _ = self.request("DELETE", "/keep.txt", None, headers)
         self.assertIn(status, (200, 204))
 
-class FailedLoginThrottle(AuthTestBase):
+class FailedLoginThrottle(HttpServerTestBase):
     """Its own server: the flood blocks 127.0.0.1 for a minute."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.server = FsrvServer(["http=127.0.0.1:0,auth=write"], "--users", cls.users)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        super().tearDownClass()
 
     request = HttpBasicAuth.request
 
@@ -273,8 +281,7 @@ class MarkerAuth(AuthTestBase):
 
     def test_auth_write_listener_roles(self):
         with FsrvServer(["file-marker=127.0.0.1:0,auth=write"], "--users", self.users) as server:
-            with open(os.path.join(server.root, "keep.txt"), "wb") as f:
-                f.write(b"old")
+            self.put(server.root, "keep.txt", b"old")
             with connect(server.port("file-marker")) as s:
                 # No account: refused before READY, nothing changes on disk.
                 got = self.upload(s, "keep.txt", b"new")
@@ -298,17 +305,12 @@ class MarkerAuth(AuthTestBase):
                 s.sendall(b"AUTH boss pw-boss")  # unterminated, as the seed's client sends
                 self.assertEqual(recv_text(s, ")"), b"Authenticated as boss (role admin)")
                 self.assertEqual(self.upload(s, "keep.txt", b"by boss"), b"Upload successful")
-            with open(os.path.join(server.root, "w.txt"), "rb") as f:
-                self.assertEqual(f.read(), b"by writer")
-            with open(os.path.join(server.root, "keep.txt"), "rb") as f:
-                self.assertEqual(f.read(), b"by boss")
-            self.assertEqual(sorted(os.listdir(server.root)), ["keep.txt", "w.txt"])
+            self.assertRootHolds(server.root, {"w.txt": b"by writer", "keep.txt": b"by boss"})
 
     def test_auth_all_refuses_list_and_download_before_auth(self):
         with FsrvServer(["file-marker=127.0.0.1:0,auth=all"], "--users", self.users,
                         mode="process") as server:
-            with open(os.path.join(server.root, "a.txt"), "wb") as f:
-                f.write(b"abc")
+            self.put(server.root, "a.txt", b"abc")
             with connect(server.port("file-marker")) as s:
                 s.sendall(b"LIST\n")
                 self.assertEqual(recv_text(s, "password)"),
@@ -341,8 +343,7 @@ class RawAuth(AuthTestBase):
     def test_auth_write_listener_roles(self):
         with FsrvServer(["file-raw=127.0.0.1:0,auth=write"], "--users", self.users,
                         mode="process") as server:
-            with open(os.path.join(server.root, "keep.bin"), "wb") as f:
-                f.write(b"old")
+            self.put(server.root, "keep.bin", b"old")
             with connect(server.port("file-raw")) as s:
                 got = self.upload(s, "keep.bin", b"new\r\nLIST\r\n")  # the payload is dropped
                 self.assertEqual(got, b"ERROR authentication required: upload needs an account "
@@ -370,16 +371,11 @@ class RawAuth(AuthTestBase):
                                  b"OK authenticated as boss (role admin)\r\n")
                 self.assertEqual(self.upload(s, "keep.bin", b"boss"),
                                  b"OK keep.bin uploaded (4 bytes)\r\n")
-            with open(os.path.join(server.root, "w.bin"), "rb") as f:
-                self.assertEqual(f.read(), b"\x00by writer\n")
-            with open(os.path.join(server.root, "keep.bin"), "rb") as f:
-                self.assertEqual(f.read(), b"boss")
-            self.assertEqual(sorted(os.listdir(server.root)), ["keep.bin", "w.bin"])
+            self.assertRootHolds(server.root, {"w.bin": b"\x00by writer\n", "keep.bin": b"boss"})
 
     def test_auth_all_refuses_list_and_download_before_auth(self):
         with FsrvServer(["file-raw=127.0.0.1:0,auth=all"], "--users", self.users) as server:
-            with open(os.path.join(server.root, "a.bin"), "wb") as f:
-                f.write(b"abc")
+            self.put(server.root, "a.bin", b"abc")
             with connect(server.port("file-raw")) as s:
                 s.sendall(b"LIST\r\n")
                 self.assertEqual(recv_until(s, b"\r\n"),

@@ -19,7 +19,7 @@ import tempfile
 import time
 import unittest
 
-from fsrv_server import FsrvServer
+from fsrv_server import ChatClient, FsrvServer, recv_all
 
 
 UUID4 = re.compile(rb'^\{"status": "OK", "tokenid": "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-'
@@ -43,45 +43,6 @@ class Server(FsrvServer):
     def stats(self):
         """The file protocol's STATS data object (parsed)."""
         return super().stats(self.file_port)
-
-
-class ChatClient:
-    """chat-cli.py's ChatClient: sendstring() sends one request and returns
-    the parsed reply; raw() returns the reply bytes."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.tokenid = ""
-
-    def close(self):
-        self.sock.close()
-
-    def raw(self, string):
-        self.sock.sendall(string.encode())
-        received = b""
-        while True:
-            data = self.sock.recv(64)  # chat-cli.py reads 64 bytes at a time
-            if not data:
-                return received
-            received += data
-            if received[-4:] == b"\r\n\r\n":
-                return received
-
-    def sendstring(self, string):
-        return json.loads(self.raw(string).decode())
-
-    # The course client's commands ("... \r\n", with its space before CRLF).
-    def login(self, username, password):
-        result = self.sendstring("auth {} {} \r\n".format(username, password))
-        if result["status"] == "OK":
-            self.tokenid = result["tokenid"]
-        return result
-
-    def sendmessage(self, usernameto, message):
-        return self.sendstring("send {} {} {} \r\n".format(self.tokenid, usernameto, message))
-
-    def inbox(self):
-        return self.sendstring("inbox {} \r\n".format(self.tokenid))
 
 
 def counter(obj, path):
@@ -226,12 +187,7 @@ class ChatThreadMode(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.server.root, ".chat", "chat.db")))
         with socket.create_connection(("127.0.0.1", self.server.file_port), timeout=30) as s:
             s.sendall(b"LIST\r\nGET .chat\r\nSIZE .chat\r\nDELETE .chat\r\nQUIT\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
         replies = [json.loads(r) for r in data.decode().split("\r\n\r\n") if r]
         self.assertEqual(replies[0]["status"], "OK")
         self.assertEqual(replies[0]["data"], [])

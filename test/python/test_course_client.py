@@ -16,7 +16,7 @@ import socket
 import time
 import unittest
 
-from fsrv_server import FsrvServer
+from fsrv_server import FsrvServer, read_course_reply
 
 
 
@@ -36,17 +36,7 @@ def send_command(port, command_str, terminator="\r\n\r\n", recv_size=65536, shut
         sock.sendall((command_str + terminator).encode())
         if shut_wr:
             sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        tail = b""
-        while True:
-            data = sock.recv(recv_size)
-            if not data:
-                break
-            chunks.append(data)
-            tail = (tail + data)[-4:]
-            if tail == b"\r\n\r\n":
-                break
-        return json.loads(b"".join(chunks).decode())
+        return json.loads(read_course_reply(sock, recv_size).decode())
     finally:
         sock.close()
 

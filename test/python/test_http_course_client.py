@@ -14,7 +14,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from fsrv_server import FsrvServer, exchange
+from fsrv_server import FsrvServer, exchange, terminate
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -240,12 +239,7 @@ class CoursePorts(unittest.TestCase):
             self.assertTrue(conn.getresponse().read().startswith(b"kirim=ISILAH\r\n\r\n"))
             conn.close()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            terminate(proc, 20)
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -8,13 +8,12 @@ command-line option having a key, and a server started from a file.
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import unittest
 
-from fsrv_server import exchange
+from fsrv_server import exchange, terminate
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 FILESERVER = os.path.join(BIN, "fileserver")
@@ -187,12 +186,7 @@ class ConfigTest(unittest.TestCase):
             version = run("--version").stdout.split()[1]
             self.assertIn("\r\nServer: fsrv/%s\r\n" % version, head + "\r\n")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+            terminate(proc, 15)
         self.assertEqual(proc.returncode, 0)
 
 

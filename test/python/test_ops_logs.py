@@ -18,7 +18,7 @@ import time
 import unittest
 import urllib.request
 
-from fsrv_server import FsrvServer
+from fsrv_server import FsrvServer, file_request
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -49,15 +49,7 @@ class Server(FsrvServer):
             return e.code, e.read()
 
     def file_request(self, line):
-        with socket.create_connection(("127.0.0.1", self.ports["file"]), timeout=10) as s:
-            s.sendall(line.encode() + b"\r\n\r\n")
-            data = b""
-            while not data.endswith(b"\r\n\r\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            return json.loads(data)
+        return json.loads(file_request(self.ports["file"], line))
 
     def tftp_get(self, name):
         """RRQ in octet mode for a file of at most 511 bytes: one DATA, one ACK."""

@@ -9,14 +9,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
 import unittest
 import urllib.request
 
-from fsrv_server import FsrvServer
+from fsrv_server import FsrvServer, file_request
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -76,15 +75,7 @@ class MetricsTest(unittest.TestCase):
             return parse(r.read().decode())
 
     def file_get(self, port, name):
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-            s.sendall(b"GET " + name.encode() + b"\r\n\r\n")
-            data = b""
-            while not data.endswith(b"\r\n\r\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)["status"]
+        return json.loads(file_request(port, "GET " + name, timeout=20))["status"]
 
     def check(self, mode, *args):
         ports = self.start(*args)

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from fsrv_server import BIN, FsrvServer, connect, recv_until
+from fsrv_server import BIN, FsrvServer, connect, recv_all, recv_until
 
 KEEP = b"the original bytes\n"
 
@@ -128,12 +128,7 @@ class ReadOnlyListeners(unittest.TestCase):
             self.assertEqual(recv_until(s, b"ready"), b"ready")
             s.sendall(struct.pack("<h", len(name)) + name + struct.pack("<i", 3) + b"abc")
             s.settimeout(10)
-            rest = b""
-            while True:
-                chunk = s.recv(100)
-                if not chunk:
-                    break
-                rest += chunk
+            rest = recv_all(s, 100)
             self.assertNotIn(b"received", rest)
         self.assertTrue(self.server.wait_log("read-only listener: upload refused"))
         self.assertUnchanged()

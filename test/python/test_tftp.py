@@ -17,10 +17,10 @@ import time
 import unittest
 
 from tftp_relay import LossyRelay
-from tftp_support import (OP_ACK, OP_DATA, OP_ERROR, OP_OACK, OP_RRQ,
-                          OP_WRQ, HpaServer, OurServer, Raw, ack, atftp_cmd, atftp_get,
-                          atftp_put, curl_get, curl_put, data, hpa_get, hpa_put, make_file,
-                          raw_get, request, sha256_file, use_hpa)
+from tftp_support import (OP_ACK, OP_DATA, OP_ERROR, OP_OACK, OP_RRQ, OP_WRQ, HpaServer,
+                          OurServer, Raw, ack, atftp_cmd, atftp_get, atftp_put, curl_get,
+                          curl_put, data, hpa_get, hpa_put, make_file, raw_get, request,
+                          server_in_parent, sha256_file, use_hpa)
 
 KB, MB = 1024, 1 << 20
 # Over 65535 blocks of 512 bytes (32 MiB), so block numbers roll over.
@@ -55,14 +55,8 @@ class ServerCase(unittest.TestCase):
     def setUpClass(cls):
         # The root sits alone in a parent folder: anything written outside
         # the root shows up as a sibling.
-        cls.parent = tempfile.mkdtemp(prefix="fsrv-tftp-parent-")
-        root = os.path.join(cls.parent, "root")
-        os.mkdir(root)
-        try:
-            cls.server = start_server(*cls.server_args, root=root)
-        except Exception:
-            shutil.rmtree(cls.parent, ignore_errors=True)  # tearDownClass won't run
-            raise
+        cls.parent, cls.server = server_in_parent(
+            "fsrv-tftp-parent-", lambda root: start_server(*cls.server_args, root=root))
 
     @classmethod
     def tearDownClass(cls):

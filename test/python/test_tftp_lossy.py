@@ -45,7 +45,7 @@ import time
 import unittest
 
 from test_tftp import lossy_transfer
-from tftp_support import HpaServer, OurServer, use_hpa
+from tftp_support import HpaServer, OurServer, server_in_parent, use_hpa
 
 KB, MB = 1024, 1 << 20
 FULL = os.environ.get("TFTP_LOSSY_FULL") == "1"
@@ -77,18 +77,12 @@ def cells():
 class LossyMatrixTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.parent = tempfile.mkdtemp(prefix="fsrv-tftp-lossy-")
-        root = os.path.join(cls.parent, "root")
-        os.mkdir(root)
-        try:
+        def start(root):
             if use_hpa():
-                cls.server = HpaServer("--retransmit", "50000", root=root)
-            else:
-                cls.server = OurServer("--tftp-timeout", "0.05", "--tftp-retries", "50",
-                                       root=root)
-        except Exception:
-            shutil.rmtree(cls.parent, ignore_errors=True)  # tearDownClass won't run
-            raise
+                return HpaServer("--retransmit", "50000", root=root)
+            return OurServer("--tftp-timeout", "0.05", "--tftp-retries", "50", root=root)
+
+        cls.parent, cls.server = server_in_parent("fsrv-tftp-lossy-", start)
         cls.times = []
         cls.errors = []  # attempts that ended with a TFTP error
 

@@ -39,6 +39,28 @@ def make_pair(folder):
         check=True, capture_output=True)
 
 
+def two_pairs(folder):
+    """Two pairs (make_pair) in `folder`'s new subfolders "a" and "b":
+    (folder a, folder b, their certificates as DER {"A": ..., "B": ...})."""
+    pairs, der = [], {}
+    for name in ("a", "b"):
+        p = os.path.join(folder, name)
+        os.makedirs(p)
+        make_pair(p)
+        with open(os.path.join(p, "cert.pem")) as f:
+            der[name.upper()] = ssl.PEM_cert_to_DER_cert(f.read())
+        pairs.append(p)
+    return pairs[0], pairs[1], der
+
+
+def unverified_tls(port):
+    """A TLS connection to 127.0.0.1:port that accepts any certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(connect(port), server_hostname="127.0.0.1")
+
+
 def setUpModule():
     global CERTS, CERT, KEY, TMP
     TMP = tempfile.mkdtemp(prefix="fsrv-tls-")
@@ -370,10 +392,7 @@ class ReloadTest(unittest.TestCase):
     bad key file keeps the pair in force (docs/TLS.md, Reloading)."""
 
     def served_der(self, port):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        with ctx.wrap_socket(connect(port), server_hostname="127.0.0.1") as s:
+        with unverified_tls(port) as s:
             der = s.getpeercert(binary_form=True)
             s.sendall(b"LIST\r\n\r\n")
             self.assertEqual(json.loads(recv_until(s, b"\r\n\r\n"))["status"], "OK")
@@ -382,14 +401,7 @@ class ReloadTest(unittest.TestCase):
     def check_reload(self, mode, serving):
         folder = tempfile.mkdtemp(prefix="fsrv-tls-reload-")
         try:
-            pair_a, pair_b = os.path.join(folder, "a"), os.path.join(folder, "b")
-            for p in (pair_a, pair_b):
-                os.makedirs(p)
-                make_pair(p)
-            der = {}
-            for name, p in (("A", pair_a), ("B", pair_b)):
-                with open(os.path.join(p, "cert.pem")) as f:
-                    der[name] = ssl.PEM_cert_to_DER_cert(f.read())
+            pair_a, pair_b, der = two_pairs(folder)
             self.assertNotEqual(der["A"], der["B"])
             cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
             shutil.copy(os.path.join(pair_a, "cert.pem"), cert)
@@ -402,10 +414,7 @@ class ReloadTest(unittest.TestCase):
                 # Several connections: in process mode they spread over the workers.
                 for _ in range(6):
                     self.assertEqual(self.served_der(port), der["A"])
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                held = ctx.wrap_socket(connect(port), server_hostname="127.0.0.1")
+                held = unverified_tls(port)
                 try:
                     self.assertEqual(held.getpeercert(binary_form=True), der["A"])
                     shutil.copy(os.path.join(pair_b, "cert.pem"), cert)
@@ -436,12 +445,8 @@ class ReloadTest(unittest.TestCase):
     def test_new_paths_in_the_config_file_wait_for_a_restart(self):
         folder = tempfile.mkdtemp(prefix="fsrv-tls-reload-")
         try:
-            pair_a, pair_b = os.path.join(folder, "a"), os.path.join(folder, "b")
-            for p in (pair_a, pair_b):
-                os.makedirs(p)
-                make_pair(p)
-            with open(os.path.join(pair_a, "cert.pem")) as f:
-                der_a = ssl.PEM_cert_to_DER_cert(f.read())
+            pair_a, pair_b, der = two_pairs(folder)
+            der_a = der["A"]
             root = os.path.join(folder, "root")
             os.makedirs(root)
             config = os.path.join(folder, "fsrv.toml")

@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from fsrv_server import FsrvServer
+from fsrv_server import KeptRootServer
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -23,7 +23,7 @@ BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "
 COURSE_SIZE = 6766
 
 
-class SinkServer(FsrvServer):
+class SinkServer(KeptRootServer):
     """A fileserver child with one udp-sink listener on 127.0.0.1
     (test/python/fsrv_server.py); stop() keeps the root and sets `stderr`
     to the server's whole log, cleanup() removes the root."""
@@ -31,16 +31,6 @@ class SinkServer(FsrvServer):
     def __init__(self, *args):
         super().__init__(["udp-sink"], *args, prefix="fsrv-udp-")
         self.port = self.ports["udp-sink"]
-        self.stderr = b""
-
-    def stop(self):
-        """SIGTERM, wait; returns the exit code (the root is kept)."""
-        rc = super().stop(remove_root=False)
-        self.stderr = self.final_log
-        return rc
-
-    def cleanup(self):
-        super().stop(remove_root=True)
 
     def files_of(self, port):
         return glob.glob(os.path.join(self.root, "udp-127.0.0.1-%d-*.bin" % port))

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from fsrv_server import FsrvServer
+from fsrv_server import KeptRootServer
 
 BIN = os.environ.get("FSRV_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "bin"))
 
@@ -70,7 +70,22 @@ def free_udp_port():
     return port
 
 
-class OurServer(FsrvServer):
+def server_in_parent(prefix, start):
+    """(parent, server): a fresh folder `parent` whose only entry is the
+    root "root", and the server `start(root)` made on it (the folder is
+    removed again if that fails). Anything a server writes outside its root
+    then shows up as a sibling."""
+    parent = tempfile.mkdtemp(prefix=prefix)
+    root = os.path.join(parent, "root")
+    os.mkdir(root)
+    try:
+        return parent, start(root)
+    except Exception:
+        shutil.rmtree(parent, ignore_errors=True)
+        raise
+
+
+class OurServer(KeptRootServer):
     """bin/fileserver serving tftp (and the file service, for STATS) on
     127.0.0.1 with a temporary root (test/python/fsrv_server.py); stop()
     keeps the root and sets `stderr` to the server's whole log, cleanup()
@@ -83,7 +98,6 @@ class OurServer(FsrvServer):
                          root=root, prefix="fsrv-tftp-")
         self.port = self.ports["tftp"]
         self.file_port = self.ports.get("file")
-        self.stderr = b""
 
     def alive(self):
         return self.proc.poll() is None
@@ -91,15 +105,6 @@ class OurServer(FsrvServer):
     def stats(self):
         """data.services.tftp of the STATS reply (a dict)."""
         return super().stats(self.file_port)["services"]["tftp"]
-
-    def stop(self):
-        """SIGTERM and wait; returns the exit code."""
-        rc = super().stop(remove_root=False)
-        self.stderr = self.final_log
-        return rc
-
-    def cleanup(self):
-        super().stop(remove_root=True)
 
 
 class HpaServer:

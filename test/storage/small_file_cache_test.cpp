@@ -43,12 +43,16 @@ struct Fixture {
   test::TempDir dir;
   std::string error;
   std::unique_ptr<Root> root = Root::open(dir.path(), &error);
+  /// Writes `name` under the root, its mtime long enough ago to be cached.
+  void put_aged(const std::string& name, const std::string& data) {
+    spit(dir.file(name), data);
+    age(dir.file(name));
+  }
 };
 
 TEST(SmallFileCache, HitWhileUnchanged) {
   Fixture fx;
-  spit(fx.dir.file("a.txt"), "one-one");
-  age(fx.dir.file("a.txt"));
+  fx.put_aged("a.txt", "one-one");
   SmallFileCache cache(*fx.root);
   EXPECT_EQ(cache.find("a.txt"), nullptr);
   ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
@@ -68,8 +72,7 @@ TEST(SmallFileCache, RecentlyModifiedFilesAreNotCached) {
 
 TEST(SmallFileCache, InPlaceRewriteOfTheSameSizeIsSeen) {
   Fixture fx;
-  spit(fx.dir.file("a.txt"), "one-one");
-  age(fx.dir.file("a.txt"));
+  fx.put_aged("a.txt", "one-one");
   SmallFileCache cache(*fx.root);
   ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
   FILE* f = fopen(fx.dir.file("a.txt").c_str(), "r+");  // same inode
@@ -82,8 +85,7 @@ TEST(SmallFileCache, InPlaceRewriteOfTheSameSizeIsSeen) {
 
 TEST(SmallFileCache, ReplacementWithTheSameSizeAndMtimeIsSeen) {
   Fixture fx;
-  spit(fx.dir.file("a.txt"), "one-one");
-  age(fx.dir.file("a.txt"));
+  fx.put_aged("a.txt", "one-one");
   SmallFileCache cache(*fx.root);
   auto c = load_into(cache, *fx.root, "a.txt");
   ASSERT_NE(c, nullptr);
@@ -101,8 +103,7 @@ TEST(SmallFileCache, DeletedOrSymlinkedFilesAreDropped) {
   test::TempDir outside;
   spit(outside.file("secret.txt"), "SECRET!");
   for (const char* name : {"gone.txt", "link.txt"}) {
-    spit(fx.dir.file(name), "content");
-    age(fx.dir.file(name));
+    fx.put_aged(name, "content");
   }
   SmallFileCache cache(*fx.root);
   ASSERT_NE(load_into(cache, *fx.root, "gone.txt"), nullptr);
@@ -118,8 +119,7 @@ TEST(SmallFileCache, DeletedOrSymlinkedFilesAreDropped) {
 TEST(SmallFileCache, BudgetDropsTheLeastRecentlyUsed) {
   Fixture fx;
   for (const char* name : {"a", "b", "c"}) {
-    spit(fx.dir.file(name), std::string(1000, name[0]));
-    age(fx.dir.file(name));
+    fx.put_aged(name, std::string(1000, name[0]));
   }
   SmallFileCache cache(*fx.root, 2500);
   ASSERT_NE(load_into(cache, *fx.root, "a"), nullptr);
@@ -135,8 +135,7 @@ TEST(SmallFileCache, BudgetDropsTheLeastRecentlyUsed) {
 
 TEST(SmallFileCache, LargerFilesAreNotLoaded) {
   Fixture fx;
-  spit(fx.dir.file("big"), std::string(SmallFileCache::kMaxFileBytes + 1, 'x'));
-  age(fx.dir.file("big"));
+  fx.put_aged("big", std::string(SmallFileCache::kMaxFileBytes + 1, 'x'));
   SmallFileCache cache(*fx.root);
   EXPECT_EQ(load_into(cache, *fx.root, "big"), nullptr);
 }

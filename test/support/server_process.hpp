@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +30,20 @@
 #include <vector>
 
 namespace fsrv::test {
+
+/// A server configuration a parametrized integration suite runs against
+/// (`TestWithParam<Mode>`): the label names the test instance, the
+/// arguments go to bin/fileserver.
+struct Mode {
+  std::string label;
+  std::vector<std::string> args;
+};
+
+/// INSTANTIATE_TEST_SUITE_P's name generator for a suite over Modes: each
+/// instance is named by its mode's label.
+inline std::string mode_label(const ::testing::TestParamInfo<Mode>& info) {
+  return info.param.label;
+}
 
 /// Directory of the programs under test: $FSRV_BIN, else ./bin.
 inline std::string bin_dir() {

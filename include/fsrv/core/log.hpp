@@ -41,6 +41,13 @@ void reopen_files(bool inherited_closed = false);
 /// `s` as the inside of a JSON string (RFC 8259 section 7).
 std::string json_escape(std::string_view s);
 
+/// `s` as the inside of a double-quoted log field: '"' and '\\' get a
+/// backslash, every byte below 0x20 or from `escape_from` up is written with
+/// `byte_format` (a printf format of one unsigned int, such as "\\x%02x").
+/// json_escape and the access log's Combined Log Format fields are two uses.
+std::string escape_quoted(std::string_view s, const char* byte_format,
+                          unsigned escape_from = 0x100);
+
 }  // namespace fsrv::log
 
 #define FSRV_LOG_ERROR(...) ::fsrv::log::write(::fsrv::log::Level::kError, __VA_ARGS__)

@@ -73,6 +73,18 @@ struct alignas(64) StatsSlot {
   }
 };
 
+/// Totals of one slot or of a sum of slots, read with relaxed loads (each
+/// field a snapshot of its own; the STATS reply and /metrics add them up).
+struct SlotTotals {
+  std::vector<uint64_t> cells;  ///< per-service counters, by Schema index
+  uint64_t in = 0, out = 0, total = 0, rejected = 0, lost = 0, restarts = 0;
+  int64_t active = 0, executor_pending = 0;
+  /// Zero totals for a schema of `cells` counters.
+  explicit SlotTotals(size_t cells) : cells(cells, 0) {}
+  /// Adds the counters of `s`.
+  void add(const StatsSlot& s);
+};
+
 /// A fixed array of slots, either heap (thread mode) or shared memory
 /// (process mode). Not copyable; lives for the whole server.
 class StatsTable {
@@ -88,6 +100,8 @@ class StatsTable {
   int size() const { return slots_; }
   StatsSlot& slot(int i) { return base_[i]; }
   const StatsSlot& slot(int i) const { return base_[i]; }
+  /// The sum of every slot.
+  SlotTotals totals() const;
 
   /// The STATS data object as JSON text: totals over all slots
   /// ("connections", "bytes_in", "bytes_out", "services": the registered

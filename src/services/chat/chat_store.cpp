@@ -1,5 +1,6 @@
 // What both chat store backends share: --chat-db parsing, the backend
-// factory, argument checks, token hashing and token generation.
+// factory, argument checks, token hashing and token generation, and the
+// inbox's grouping (store_frame.hpp).
 
 #include "fsrv/services/chat/chat_store.hpp"
 
@@ -8,9 +9,11 @@
 #include <array>
 #include <chrono>
 #include <set>
+#include <utility>
 
 #include "fsrv/services/chat/pg_chat_store.hpp"
 #include "fsrv/services/chat/sqlite_chat_store.hpp"
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
@@ -20,6 +23,41 @@ namespace {
 constexpr size_t kTokenHashBytes = 32;
 
 constexpr std::string_view kSqlitePrefix = "sqlite:";
+
+// The tables of both backends; @ID@, @INT@ and @BYTES@ stand for the
+// backend's types (SqlTypes).
+constexpr std::string_view kSchemaTemplate = R"sql(
+CREATE TABLE IF NOT EXISTS users (
+  id @ID@,
+  username TEXT NOT NULL UNIQUE,
+  nama TEXT NOT NULL,
+  negara TEXT NOT NULL,
+  password_hash TEXT NOT NULL
+);
+-- id grows with each login: listuser's login order.
+CREATE TABLE IF NOT EXISTS sessions (
+  id @ID@,
+  token_hash @BYTES@ NOT NULL UNIQUE,
+  user_id @INT@ NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  last_seen_ms @INT@ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
+CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
+-- id grows with each send: the delivery order. msg holds bytes so any bytes
+-- come back unchanged; the names are copied at send time, as the course
+-- server copies them into the queued dict.
+CREATE TABLE IF NOT EXISTS messages (
+  id @ID@,
+  sender_id @INT@ NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  receiver_id @INT@ NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  msg_from TEXT NOT NULL,
+  msg_to TEXT NOT NULL,
+  msg @BYTES@ NOT NULL,
+  sent_ms @INT@ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
+)sql";
 
 }  // namespace
 
@@ -99,6 +137,33 @@ std::string new_uuid4() {
     s.push_back(kHex[b[i] & 0xF]);
   }
   return s;
+}
+
+std::string chat_schema(const SqlTypes& types) {
+  const std::pair<std::string_view, std::string_view> subst[] = {
+      {"@ID@", types.id}, {"@INT@", types.integer}, {"@BYTES@", types.bytes}};
+  std::string out(kSchemaTemplate);
+  for (const auto& [key, value] : subst) {
+    for (size_t at = out.find(key); at != std::string::npos;
+         at = out.find(key, at + value.size())) {
+      out.replace(at, key.size(), value);
+    }
+  }
+  return out;
+}
+
+void InboxGrouper::add(std::string sender, InboxMessage message) {
+  auto it = index_.find(sender);
+  if (it == index_.end()) {
+    it = index_.emplace(sender, groups_.size()).first;
+    groups_.push_back(InboxGroup{std::move(sender), {}});
+  }
+  groups_[it->second].messages.push_back(std::move(message));
+}
+
+std::vector<InboxGroup> InboxGrouper::take() {
+  index_.clear();
+  return std::exchange(groups_, {});
 }
 
 int64_t system_now_ms() {

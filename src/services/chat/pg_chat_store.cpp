@@ -13,11 +13,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
@@ -42,43 +44,15 @@ constexpr int kPgStatementTimeoutMs = 10'000;
 // (any constant of our own; "fsrvchat" in ASCII, truncated to 63 bits).
 constexpr long long kSetupLockKey = 0x6673727663686174LL;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS users (
-  id BIGSERIAL PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE,
-  nama TEXT NOT NULL,
-  negara TEXT NOT NULL,
-  password_hash TEXT NOT NULL
-);
--- id grows with each login: listuser's login order.
-CREATE TABLE IF NOT EXISTS sessions (
-  id BIGSERIAL PRIMARY KEY,
-  token_hash BYTEA NOT NULL UNIQUE,
-  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  last_seen_ms BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
--- id grows with each send: the delivery order. msg is BYTEA so any bytes
--- come back unchanged; the names are copied at send time.
-CREATE TABLE IF NOT EXISTS messages (
-  id BIGSERIAL PRIMARY KEY,
-  sender_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  receiver_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  msg_from TEXT NOT NULL,
-  msg_to TEXT NOT NULL,
-  msg BYTEA NOT NULL,
-  sent_ms BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
-CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
-)sql";
+// Column types of the shared schema (chat_schema).
+constexpr SqlTypes kPgTypes{"BIGSERIAL PRIMARY KEY", "BIGINT", "BYTEA"};
 
 /// A failed database call. `unavailable`: the connection is refused or
 /// broken (the caller answers kUnavailable and a later call reconnects).
-struct DbError : std::runtime_error {
+struct DbError : StoreError {
   DbError(const std::string& what, bool unavailable)
-      : std::runtime_error(what), unavailable(unavailable) {}
+      : StoreError(what, unavailable ? Outcome::kUnavailable : Outcome::kStoreError),
+        unavailable(unavailable) {}
   bool unavailable;
 };
 
@@ -242,6 +216,21 @@ struct PgChatStore::Impl {
   /// Makes the users table equal to `list` inside the caller's
   /// transaction (upsert by username, delete the unlisted).
   void sync_users(const std::vector<ChatUser>& list);
+  /// The user id behind a live token, renewing it; 0 if unknown or expired
+  /// (an expired row is deleted). Runs inside the caller's transaction. One
+  /// UPDATE decides and renews, so two nodes never both see a token live
+  /// that has expired.
+  int64_t session_user(std::string_view token);
+  /// Deletes every expired session.
+  void purge_expired();
+  // auth_call's and send_call's steps (store_frame.hpp).
+  std::optional<UserCredentials> credentials(std::string_view username);
+  bool insert_session(const std::string& hash, int64_t user_id);
+  std::optional<NamedUser> user_named(std::string_view username);
+  InboxSize inbox_size(int64_t user_id);
+  std::string nama_of(int64_t user_id);
+  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
+                      std::string_view message);
 };
 
 namespace {
@@ -303,7 +292,7 @@ void PgChatStore::Impl::setup() {
                   false);
   }
   if (version < kSchemaVersion) {
-    exec_simple(kSchema);
+    exec_simple(chat_schema(kPgTypes).c_str());
     exec_simple("DELETE FROM chat_schema_version");
     query("INSERT INTO chat_schema_version (version) VALUES ($1)", {num(kSchemaVersion)});
   }
@@ -311,34 +300,67 @@ void PgChatStore::Impl::setup() {
   txn.commit();
 }
 
-namespace {
-
-// The user id behind a live token, renewing it; 0 if unknown or expired
-// (an expired row is deleted). Runs inside the caller's transaction. One
-// UPDATE decides and renews, so two nodes never both see a token live
-// that has expired.
-int64_t session_user(PgChatStore::Impl& impl, std::string_view token) {
+int64_t PgChatStore::Impl::session_user(std::string_view token) {
   if (token.size() != kTokenLength) return 0;
-  const int64_t now = impl.now();
+  const int64_t t = now();
   const std::string hash = token_hash(token);
-  Rows r = impl.query(
+  Rows r = query(
       "UPDATE sessions SET last_seen_ms = $2 WHERE token_hash = $1 AND last_seen_ms >= $3 "
       "RETURNING user_id",
-      {bytes(hash), num(now), num(now - impl.ttl_ms)});
+      {bytes(hash), num(t), num(t - ttl_ms)});
   if (r.size() == 1) return r.i64(0, 0);
-  impl.query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
+  query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
   return 0;
 }
 
-void purge_expired(PgChatStore::Impl& impl) {
-  impl.query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(impl.now() - impl.ttl_ms)});
+void PgChatStore::Impl::purge_expired() {
+  query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(now() - ttl_ms)});
 }
 
-Outcome outcome_of(const DbError& e) {
-  return e.unavailable ? Outcome::kUnavailable : Outcome::kStoreError;
+std::optional<UserCredentials> PgChatStore::Impl::credentials(std::string_view username) {
+  // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
+  if (!validate_username(username).empty()) return std::nullopt;
+  Rows q = query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
+  if (q.size() == 0) return std::nullopt;
+  return UserCredentials{q.i64(0, 0), q.str(0, 1)};
 }
 
-}  // namespace
+bool PgChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
+  // No row when the user was deleted by a restart with other users.
+  Rows ins = query(
+      "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
+      "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
+      {bytes(hash), num(user_id), num(now())});
+  return ins.size() != 0;
+}
+
+std::optional<NamedUser> PgChatStore::Impl::user_named(std::string_view username) {
+  if (!validate_username(username).empty()) return std::nullopt;
+  Rows q = query("SELECT id, nama FROM users WHERE username = $1", {text(username)});
+  if (q.size() != 1) return std::nullopt;
+  return NamedUser{q.i64(0, 0), q.str(0, 1)};
+}
+
+InboxSize PgChatStore::Impl::inbox_size(int64_t user_id) {
+  Rows q = query(
+      "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages WHERE receiver_id = $1",
+      {num(user_id)});
+  return InboxSize{q.i64(0, 0), q.i64(0, 1)};
+}
+
+std::string PgChatStore::Impl::nama_of(int64_t user_id) {
+  Rows q = query("SELECT nama FROM users WHERE id = $1", {num(user_id)});
+  if (q.size() != 1) throw DbError("session of a missing user", false);
+  return q.str(0, 0);
+}
+
+void PgChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
+                                       const NamedUser& to, std::string_view message) {
+  query(
+      "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
+      {num(sender_id), num(to.id), text(from_name), text(to.nama), bytes(message), num(now())});
+}
 
 PgChatStore::PgChatStore() : impl_(std::make_unique<Impl>()) {}
 PgChatStore::~PgChatStore() = default;
@@ -388,230 +410,62 @@ Status PgChatStore::set_users(const std::vector<ChatUser>& users) {
 }
 
 StatusResult PgChatStore::ping() {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
+  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
     impl_->ensure();
     impl_->query("SELECT 1", {});
     r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{outcome_of(e), e.what()};
-  }
-  return r;
+  });
 }
 
 AuthResult PgChatStore::auth(std::string_view username, std::string_view password) {
-  AuthResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
-    if (!validate_username(username).empty()) {
-      r.outcome = Outcome::kNoSuchUser;
-      return r;
-    }
-    int64_t user_id = 0;
-    std::string hash;
-    {
-      Rows q =
-          impl_->query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
-      if (q.size() == 0) {
-        r.outcome = Outcome::kNoSuchUser;
-        return r;
-      }
-      user_id = q.i64(0, 0);
-      hash = q.str(0, 1);
-    }
-    // Argon2 outside any transaction: it must hold no lock meanwhile.
-    if (!verify_password(hash, password)) {
-      r.outcome = Outcome::kWrongPassword;
-      return r;
-    }
-    std::string token = new_uuid4();
-    Transaction txn(*impl_);
-    purge_expired(*impl_);
-    Rows ins = impl_->query(
-        "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
-        "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
-        {bytes(token_hash(token)), num(user_id), num(impl_->now())});
-    if (ins.size() == 0) {  // the user was deleted by a restart with other users
-      r.outcome = Outcome::kNoSuchUser;
-      return r;
-    }
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.token = std::move(token);
-  } catch (const DbError& e) {
-    r = AuthResult{outcome_of(e), "", e.what()};
-  }
-  return r;
+  return auth_call<Transaction>(is_open(), *impl_, username, password);
 }
 
 StatusResult PgChatStore::send(std::string_view token, std::string_view receiver,
                                std::string_view message) {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t sender_id = session_user(*impl_, token);
-    if (sender_id == 0) {
-      txn.commit();  // keeps the expired session's deletion
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    int64_t receiver_id = 0;
-    std::string to_name;
-    if (validate_username(receiver).empty()) {
-      Rows q = impl_->query("SELECT id, nama FROM users WHERE username = $1", {text(receiver)});
-      if (q.size() == 1) {
-        receiver_id = q.i64(0, 0);
-        to_name = q.str(0, 1);
-      }
-    }
-    if (receiver_id == 0) {
-      txn.commit();  // keeps the session renewal
-      r.outcome = Outcome::kNoSuchReceiver;
-      return r;
-    }
-    {
-      Rows q = impl_->query(
-          "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages "
-          "WHERE receiver_id = $1",
-          {num(receiver_id)});
-      if (q.i64(0, 0) >= kMaxInboxMessages ||
-          q.i64(0, 1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
-        txn.commit();  // keeps the session renewal
-        r.outcome = Outcome::kInboxFull;
-        return r;
-      }
-    }
-    std::string from_name;
-    {
-      Rows q = impl_->query("SELECT nama FROM users WHERE id = $1", {num(sender_id)});
-      if (q.size() != 1) throw DbError("session of a missing user", false);
-      from_name = q.str(0, 0);
-    }
-    impl_->query(
-        "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        {num(sender_id), num(receiver_id), text(from_name), text(to_name), bytes(message),
-         num(impl_->now())});
-    txn.commit();  // durable once this returns (synchronous_commit = on)
-    r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{outcome_of(e), e.what()};
-  }
-  return r;
+  // Durable once committed (synchronous_commit = on).
+  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
 }
 
 InboxResult PgChatStore::inbox(std::string_view token) {
-  InboxResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    // One statement takes the whole queue: a concurrent DELETE of the same
-    // rows waits for this one and then skips them (READ COMMITTED).
-    Rows q = impl_->query(
-        "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
-        "RETURNING id, sender_id, msg_from, msg_to, msg) "
-        "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
-        "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
-        {num(user_id)});
-    std::vector<InboxGroup> groups;
-    std::map<std::string, size_t, std::less<>> index;  // sender -> position in groups
-    for (int i = 0; i < q.size(); ++i) {
-      std::string sender = q.str(i, 1);
-      auto it = index.find(sender);
-      if (it == index.end()) {
-        it = index.emplace(sender, groups.size()).first;
-        groups.push_back(InboxGroup{std::move(sender), {}});
-      }
-      groups[it->second].messages.push_back(InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
-    }
-    // Delivered only if the delete commits: a failed commit returns an
-    // error and leaves the messages queued.
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.groups = std::move(groups);
-  } catch (const DbError& e) {
-    r = InboxResult{outcome_of(e), {}, e.what()};
-  }
-  return r;
+  return session_call<InboxResult, Transaction>(
+      is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
+        // One statement takes the whole queue: a concurrent DELETE of the
+        // same rows waits for this one and then skips them (READ COMMITTED).
+        Rows q = impl_->query(
+            "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
+            "RETURNING id, sender_id, msg_from, msg_to, msg) "
+            "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
+            "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
+            {num(user_id)});
+        InboxGrouper groups;
+        for (int i = 0; i < q.size(); ++i) {
+          groups.add(q.str(i, 1), InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
+        }
+        r.groups = groups.take();
+        return Outcome::kOk;
+      });
 }
 
 ListUserResult PgChatStore::listuser(std::string_view token) {
-  ListUserResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    purge_expired(*impl_);
-    Rows q = impl_->query(
-        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
-        "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
-        {});
-    std::vector<std::string> names;
-    for (int i = 0; i < q.size(); ++i) names.push_back(q.str(i, 0));
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.usernames = std::move(names);
-  } catch (const DbError& e) {
-    r = ListUserResult{outcome_of(e), {}, e.what()};
-  }
-  return r;
+  return session_call<ListUserResult, Transaction>(
+      is_open(), *impl_, token, [&](ListUserResult& r, int64_t) {
+        impl_->purge_expired();
+        Rows q = impl_->query(
+            "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
+            "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
+            {});
+        for (int i = 0; i < q.size(); ++i) r.usernames.push_back(q.str(i, 0));
+        return Outcome::kOk;
+      });
 }
 
 StatusResult PgChatStore::logout(std::string_view token) {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
-    txn.commit();
-    r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{outcome_of(e), e.what()};
-  }
-  return r;
+  return session_call<StatusResult, Transaction>(
+      is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
+        impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
+        return Outcome::kOk;
+      });
 }
 
 }  // namespace fsrv::services::chat

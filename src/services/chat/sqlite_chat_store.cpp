@@ -17,13 +17,15 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
@@ -33,43 +35,14 @@ namespace {
 // rather than misread.
 constexpr int kSchemaVersion = 1;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS users (
-  id INTEGER PRIMARY KEY,
-  username TEXT NOT NULL UNIQUE,
-  nama TEXT NOT NULL,
-  negara TEXT NOT NULL,
-  password_hash TEXT NOT NULL
-);
--- id grows with each login (rowid = max + 1): listuser's login order.
-CREATE TABLE IF NOT EXISTS sessions (
-  id INTEGER PRIMARY KEY,
-  token_hash BLOB NOT NULL UNIQUE,
-  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  last_seen_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
--- id grows with each send: the delivery order. msg is a BLOB so any bytes
--- come back unchanged; the names are copied at send time, as the course
--- server copies them into the queued dict.
-CREATE TABLE IF NOT EXISTS messages (
-  id INTEGER PRIMARY KEY,
-  sender_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  receiver_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-  msg_from TEXT NOT NULL,
-  msg_to TEXT NOT NULL,
-  msg BLOB NOT NULL,
-  sent_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
-CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
-)sql";
+// Column types of the shared schema (chat_schema): INTEGER PRIMARY KEY is
+// the rowid, max + 1 on each insert.
+constexpr SqlTypes kSqliteTypes{"INTEGER PRIMARY KEY", "INTEGER", "BLOB"};
 
 /// A failed SQLite call: the message and the primary result code (0 when
 /// the failure is ours, not SQLite's).
-struct DbError : std::runtime_error {
-  explicit DbError(const std::string& what, int code = 0) : std::runtime_error(what), code(code) {}
+struct DbError : StoreError {
+  explicit DbError(const std::string& what, int code = 0) : StoreError(what), code(code) {}
   /// True for SQLITE_BUSY and SQLITE_LOCKED: another connection held a lock
   /// longer than busy_timeout, or SQLite declined to wait (see open()).
   bool busy() const { return code == SQLITE_BUSY || code == SQLITE_LOCKED; }
@@ -123,6 +96,23 @@ struct SqliteChatStore::Impl {
   }
 
   int64_t now() const { return now_ms(); }
+
+  /// One connection for the store's life: nothing to re-establish
+  /// (session_call's hook; PostgreSQL reconnects there).
+  void ensure() {}
+  /// The user id behind a live token, renewing it; 0 if unknown or expired
+  /// (an expired row is deleted). Runs inside the caller's transaction.
+  int64_t session_user(std::string_view token);
+  /// Deletes every expired session.
+  void purge_expired();
+  // auth_call's and send_call's steps (store_frame.hpp).
+  std::optional<UserCredentials> credentials(std::string_view username);
+  bool insert_session(const std::string& hash, int64_t user_id);
+  std::optional<NamedUser> user_named(std::string_view username);
+  InboxSize inbox_size(int64_t user_id);
+  std::string nama_of(int64_t user_id);
+  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
+                      std::string_view message);
 };
 
 namespace {
@@ -227,32 +217,6 @@ constexpr const char* kSqlUpsertUser =
 constexpr const char* kSqlAllUsers = "SELECT id, username FROM users";
 constexpr const char* kSqlDeleteUser = "DELETE FROM users WHERE id = ?1";
 
-// The user id behind a live token, renewing it; 0 if unknown or expired
-// (an expired row is deleted). Runs inside the caller's transaction.
-int64_t session_user(SqliteChatStore::Impl& impl, std::string_view token) {
-  if (token.size() != kTokenLength) return 0;
-  const int64_t now = impl.now();
-  int64_t session_id = 0, user_id = 0, last_seen = 0;
-  {
-    Query q(impl, kSqlSessionByToken);
-    q.bind_blob(1, token_hash(token));
-    if (!q.step()) return 0;
-    session_id = q.i64(0);
-    user_id = q.i64(1);
-    last_seen = q.i64(2);
-  }
-  if (now - last_seen > impl.ttl_ms) {
-    Query(impl, kSqlDeleteSession).bind(1, session_id).run();
-    return 0;
-  }
-  Query(impl, kSqlTouchSession).bind(1, session_id).bind(2, now).run();
-  return user_id;
-}
-
-void purge_expired(SqliteChatStore::Impl& impl) {
-  Query(impl, kSqlPurgeSessions).bind(1, impl.now() - impl.ttl_ms).run();
-}
-
 // Makes the users table equal to `users` inside the caller's transaction:
 // upserts by username, then deletes every user not listed (their sessions
 // and messages go with them: ON DELETE CASCADE).
@@ -278,6 +242,75 @@ void sync_users(SqliteChatStore::Impl& impl, const std::vector<ChatUser>& users)
 }
 
 }  // namespace
+
+int64_t SqliteChatStore::Impl::session_user(std::string_view token) {
+  if (token.size() != kTokenLength) return 0;
+  const int64_t t = now();
+  int64_t session_id = 0, user_id = 0, last_seen = 0;
+  {
+    Query q(*this, kSqlSessionByToken);
+    q.bind_blob(1, token_hash(token));
+    if (!q.step()) return 0;
+    session_id = q.i64(0);
+    user_id = q.i64(1);
+    last_seen = q.i64(2);
+  }
+  if (t - last_seen > ttl_ms) {
+    Query(*this, kSqlDeleteSession).bind(1, session_id).run();
+    return 0;
+  }
+  Query(*this, kSqlTouchSession).bind(1, session_id).bind(2, t).run();
+  return user_id;
+}
+
+void SqliteChatStore::Impl::purge_expired() {
+  Query(*this, kSqlPurgeSessions).bind(1, now() - ttl_ms).run();
+}
+
+std::optional<UserCredentials> SqliteChatStore::Impl::credentials(std::string_view username) {
+  Query q(*this, kSqlUserByName);
+  if (!q.bind_text(1, username).step()) return std::nullopt;
+  return UserCredentials{q.i64(0), q.text(2)};
+}
+
+bool SqliteChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
+  {
+    Query q(*this, kSqlUserById);
+    if (!q.bind(1, user_id).step()) return false;  // deleted by a reopen meanwhile
+  }
+  Query(*this, kSqlInsertSession).bind_blob(1, hash).bind(2, user_id).bind(3, now()).run();
+  return true;
+}
+
+std::optional<NamedUser> SqliteChatStore::Impl::user_named(std::string_view username) {
+  Query q(*this, kSqlUserByName);
+  if (!q.bind_text(1, username).step()) return std::nullopt;
+  return NamedUser{q.i64(0), q.text(1)};
+}
+
+InboxSize SqliteChatStore::Impl::inbox_size(int64_t user_id) {
+  Query q(*this, kSqlInboxSize);
+  q.bind(1, user_id).step();
+  return InboxSize{q.i64(0), q.i64(1)};
+}
+
+std::string SqliteChatStore::Impl::nama_of(int64_t user_id) {
+  Query q(*this, kSqlUserById);
+  if (!q.bind(1, user_id).step()) throw DbError("session of a missing user");
+  return q.text(1);
+}
+
+void SqliteChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
+                                           const NamedUser& to, std::string_view message) {
+  Query(*this, kSqlInsertMessage)
+      .bind(1, sender_id)
+      .bind(2, to.id)
+      .bind_text(3, from_name)
+      .bind_text(4, to.nama)
+      .bind_blob(5, message)
+      .bind(6, now())
+      .run();
+}
 
 SqliteChatStore::SqliteChatStore() : impl_(std::make_unique<Impl>()) {}
 SqliteChatStore::~SqliteChatStore() = default;
@@ -336,7 +369,7 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
         throw DbError("database schema version " + std::to_string(version) +
                       " is newer than this program's " + std::to_string(kSchemaVersion));
       }
-      impl->exec(kSchema);
+      impl->exec(chat_schema(kSqliteTypes).c_str());
       impl->exec("PRAGMA user_version = 1");
       static_assert(kSchemaVersion == 1, "update the PRAGMA above");
 
@@ -373,222 +406,58 @@ Status SqliteChatStore::set_users(const std::vector<ChatUser>& users) {
 }
 
 AuthResult SqliteChatStore::auth(std::string_view username, std::string_view password) {
-  AuthResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    int64_t user_id = 0;
-    std::string hash;
-    {
-      Query q(*impl_, kSqlUserByName);
-      q.bind_text(1, username);
-      if (!q.step()) {
-        r.outcome = Outcome::kNoSuchUser;
-        return r;
-      }
-      user_id = q.i64(0);
-      hash = q.text(2);
-    }
-    // Argon2 outside any transaction: it takes milliseconds to seconds and
-    // must not hold the database's write lock meanwhile.
-    if (!verify_password(hash, password)) {
-      r.outcome = Outcome::kWrongPassword;
-      return r;
-    }
-    std::string token = new_uuid4();
-    Transaction txn(*impl_);
-    purge_expired(*impl_);
-    {
-      Query q(*impl_, kSqlUserById);
-      if (!q.bind(1, user_id).step()) {  // deleted by a reopen meanwhile
-        r.outcome = Outcome::kNoSuchUser;
-        return r;
-      }
-    }
-    Query(*impl_, kSqlInsertSession)
-        .bind_blob(1, token_hash(token))
-        .bind(2, user_id)
-        .bind(3, impl_->now())
-        .run();
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.token = std::move(token);
-  } catch (const DbError& e) {
-    r = AuthResult{Outcome::kStoreError, "", e.what()};
-  }
-  return r;
+  return auth_call<Transaction>(is_open(), *impl_, username, password);
 }
 
 StatusResult SqliteChatStore::send(std::string_view token, std::string_view receiver,
                                    std::string_view message) {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    Transaction txn(*impl_);
-    const int64_t sender_id = session_user(*impl_, token);
-    if (sender_id == 0) {
-      txn.commit();  // keeps the expired session's deletion
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    int64_t receiver_id = 0;
-    std::string to_name, from_name;
-    {
-      Query q(*impl_, kSqlUserByName);
-      if (q.bind_text(1, receiver).step()) {
-        receiver_id = q.i64(0);
-        to_name = q.text(1);
-      }
-    }
-    if (receiver_id == 0) {
-      txn.commit();  // keeps the session renewal
-      r.outcome = Outcome::kNoSuchReceiver;
-      return r;
-    }
-    {
-      Query q(*impl_, kSqlInboxSize);
-      q.bind(1, receiver_id).step();
-      if (q.i64(0) >= kMaxInboxMessages ||
-          q.i64(1) + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
-        txn.commit();  // keeps the session renewal
-        r.outcome = Outcome::kInboxFull;
-        return r;
-      }
-    }
-    {
-      Query q(*impl_, kSqlUserById);
-      if (!q.bind(1, sender_id).step()) throw DbError("session of a missing user");
-      from_name = q.text(1);
-    }
-    Query(*impl_, kSqlInsertMessage)
-        .bind(1, sender_id)
-        .bind(2, receiver_id)
-        .bind_text(3, from_name)
-        .bind_text(4, to_name)
-        .bind_blob(5, message)
-        .bind(6, impl_->now())
-        .run();
-    txn.commit();  // durable once this returns (synchronous=FULL/NORMAL)
-    r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{Outcome::kStoreError, e.what()};
-  }
-  return r;
+  // Durable once committed (synchronous=FULL/NORMAL).
+  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
 }
 
 InboxResult SqliteChatStore::inbox(std::string_view token) {
-  InboxResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    std::vector<InboxGroup> groups;
-    std::map<std::string, size_t, std::less<>> index;  // sender -> position in groups
-    int64_t last_id = 0;
-    {
-      Query q(*impl_, kSqlSelectInbox);
-      q.bind(1, user_id);
-      while (q.step()) {
-        last_id = q.i64(0);
-        std::string sender = q.text(1);
-        auto it = index.find(sender);
-        if (it == index.end()) {
-          it = index.emplace(sender, groups.size()).first;
-          groups.push_back(InboxGroup{std::move(sender), {}});
+  return session_call<InboxResult, Transaction>(
+      is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
+        InboxGrouper groups;
+        int64_t last_id = 0;
+        {
+          Query q(*impl_, kSqlSelectInbox);
+          q.bind(1, user_id);
+          while (q.step()) {
+            last_id = q.i64(0);
+            groups.add(q.text(1), InboxMessage{q.text(2), q.text(3), q.text(4)});
+          }
         }
-        groups[it->second].messages.push_back(InboxMessage{q.text(2), q.text(3), q.text(4)});
-      }
-    }
-    if (last_id != 0) Query(*impl_, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
-    // Delivered only if the delete commits: a failed commit returns an
-    // error and leaves the messages queued.
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.groups = std::move(groups);
-  } catch (const DbError& e) {
-    r = InboxResult{Outcome::kStoreError, {}, e.what()};
-  }
-  return r;
+        if (last_id != 0) Query(*impl_, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
+        r.groups = groups.take();
+        return Outcome::kOk;
+      });
 }
 
 StatusResult SqliteChatStore::ping() {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
+  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
     Query(*impl_, "SELECT 1").run();
     r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{Outcome::kStoreError, e.what()};
-  }
-  return r;
+  });
 }
 
 ListUserResult SqliteChatStore::listuser(std::string_view token) {
-  ListUserResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    purge_expired(*impl_);
-    std::vector<std::string> names;
-    {
-      Query q(*impl_, kSqlLiveUsers);
-      while (q.step()) names.push_back(q.text(0));
-    }
-    txn.commit();
-    r.outcome = Outcome::kOk;
-    r.usernames = std::move(names);
-  } catch (const DbError& e) {
-    r = ListUserResult{Outcome::kStoreError, {}, e.what()};
-  }
-  return r;
+  return session_call<ListUserResult, Transaction>(is_open(), *impl_, token,
+                                                   [&](ListUserResult& r, int64_t) {
+                                                     impl_->purge_expired();
+                                                     Query q(*impl_, kSqlLiveUsers);
+                                                     while (q.step())
+                                                       r.usernames.push_back(q.text(0));
+                                                     return Outcome::kOk;
+                                                   });
 }
 
 StatusResult SqliteChatStore::logout(std::string_view token) {
-  StatusResult r;
-  if (!is_open()) {
-    r.error = "chat store not open";
-    return r;
-  }
-  try {
-    Transaction txn(*impl_);
-    const int64_t user_id = session_user(*impl_, token);
-    if (user_id == 0) {
-      txn.commit();
-      r.outcome = Outcome::kBadToken;
-      return r;
-    }
-    Query(*impl_, kSqlLogoutUser).bind(1, user_id).run();
-    txn.commit();
-    r.outcome = Outcome::kOk;
-  } catch (const DbError& e) {
-    r = StatusResult{Outcome::kStoreError, e.what()};
-  }
-  return r;
+  return session_call<StatusResult, Transaction>(
+      is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
+        Query(*impl_, kSqlLogoutUser).bind(1, user_id).run();
+        return Outcome::kOk;
+      });
 }
 
 }  // namespace fsrv::services::chat

@@ -55,26 +55,22 @@ TEST(ChatParse, CourseClientLineWithTrailingSpace) {
 }
 
 TEST(ChatParse, CommandWordsAreExactAndLowerCase) {
-  EXPECT_EQ(parse_line("AUTH messi surabaya").error, ParseError::kUnknownCommand);
-  EXPECT_EQ(parse_line("Inbox t").error, ParseError::kUnknownCommand);
-  EXPECT_EQ(parse_line("").error, ParseError::kUnknownCommand);
-  EXPECT_EQ(parse_line("\r\n").error, ParseError::kUnknownCommand);
-  EXPECT_EQ(parse_line("authx a b").error, ParseError::kUnknownCommand);
+  for (const char* line : {"AUTH messi surabaya", "Inbox t", "", "\r\n", "authx a b"}) {
+    EXPECT_EQ(parse_line(line).error, ParseError::kUnknownCommand) << line;
+  }
   EXPECT_EQ(parse_line("inbox t").kind, CommandKind::kInbox);
   EXPECT_EQ(parse_line("listuser t").kind, CommandKind::kListUser);
   EXPECT_EQ(parse_line("logout t").kind, CommandKind::kLogout);
 }
 
 TEST(ChatParse, MissingArgumentsAreCountedAfterTheCommand) {
-  EXPECT_EQ(parse_line("auth").error, ParseError::kMissingArgument);
-  EXPECT_EQ(parse_line("auth messi").error, ParseError::kMissingArgument);
-  EXPECT_EQ(parse_line("auth messi \r\n").error, ParseError::kMissingArgument);  // stripped first
-  EXPECT_EQ(parse_line("send t").error, ParseError::kMissingArgument);
-  EXPECT_EQ(parse_line("inbox").error, ParseError::kMissingArgument);
-  EXPECT_EQ(parse_line("listuser").error, ParseError::kMissingArgument);
-  EXPECT_EQ(parse_line("logout\r\n").error, ParseError::kMissingArgument);
-  // split(" ") only splits on spaces: a tab joins the words.
-  EXPECT_EQ(parse_line("auth messi\tsurabaya").error, ParseError::kMissingArgument);
+  for (const char* line : {"auth", "auth messi",
+                           "auth messi \r\n",  // stripped first
+                           "send t", "inbox", "listuser", "logout\r\n",
+                           // split(" ") only splits on spaces: a tab joins the words.
+                           "auth messi\tsurabaya"}) {
+    EXPECT_EQ(parse_line(line).error, ParseError::kMissingArgument) << line;
+  }
 }
 
 TEST(ChatParse, PythonSplitKeepsEmptyWords) {

@@ -63,30 +63,36 @@ TEST(HttpUtil, PercentDecodePathErrors) {
 }
 
 TEST(HttpUtil, MimeTypes) {
-  EXPECT_EQ(mime_type_for("a.pdf"), "application/pdf");
-  EXPECT_EQ(mime_type_for("a.JPG"), "image/jpeg");
-  EXPECT_EQ(mime_type_for("a.jpeg"), "image/jpeg");
-  EXPECT_EQ(mime_type_for("a.png"), "image/png");
-  EXPECT_EQ(mime_type_for("a.gif"), "image/gif");
-  EXPECT_EQ(mime_type_for("a.txt"), "text/plain; charset=utf-8");
-  EXPECT_EQ(mime_type_for("index.html"), "text/html; charset=utf-8");
-  EXPECT_EQ(mime_type_for("s.css"), "text/css; charset=utf-8");
-  EXPECT_EQ(mime_type_for("app.js"), "text/javascript; charset=utf-8");
-  EXPECT_EQ(mime_type_for("d.json"), "application/json");
-  EXPECT_EQ(mime_type_for("d.csv"), "text/csv; charset=utf-8");
-  EXPECT_EQ(mime_type_for("v.mp4"), "video/mp4");
-  EXPECT_EQ(mime_type_for("z.zip"), "application/zip");
-  EXPECT_EQ(mime_type_for("i.svg"), "image/svg+xml");
-  EXPECT_EQ(mime_type_for("favicon.ico"), "image/vnd.microsoft.icon");
-  EXPECT_EQ(mime_type_for("p.webp"), "image/webp");
-  EXPECT_EQ(mime_type_for("m.wasm"), "application/wasm");
-  EXPECT_EQ(mime_type_for("archive.tar.gz"), "application/gzip");
-  EXPECT_EQ(mime_type_for("noext"), "application/octet-stream");
-  EXPECT_EQ(mime_type_for("trailing."), "application/octet-stream");
-  EXPECT_EQ(mime_type_for(".pdf"), "application/pdf");
-  EXPECT_EQ(mime_type_for("dir.png/file"), "application/octet-stream");
-  EXPECT_EQ(mime_type_for("x.exe"), "application/octet-stream");
-  EXPECT_EQ(mime_type_for(""), "application/octet-stream");
+  const struct {
+    std::string_view in;
+    std::string_view want;
+  } cases[] = {
+      {"a.pdf", "application/pdf"},
+      {"a.JPG", "image/jpeg"},
+      {"a.jpeg", "image/jpeg"},
+      {"a.png", "image/png"},
+      {"a.gif", "image/gif"},
+      {"a.txt", "text/plain; charset=utf-8"},
+      {"index.html", "text/html; charset=utf-8"},
+      {"s.css", "text/css; charset=utf-8"},
+      {"app.js", "text/javascript; charset=utf-8"},
+      {"d.json", "application/json"},
+      {"d.csv", "text/csv; charset=utf-8"},
+      {"v.mp4", "video/mp4"},
+      {"z.zip", "application/zip"},
+      {"i.svg", "image/svg+xml"},
+      {"favicon.ico", "image/vnd.microsoft.icon"},
+      {"p.webp", "image/webp"},
+      {"m.wasm", "application/wasm"},
+      {"archive.tar.gz", "application/gzip"},
+      {"noext", "application/octet-stream"},
+      {"trailing.", "application/octet-stream"},
+      {".pdf", "application/pdf"},
+      {"dir.png/file", "application/octet-stream"},
+      {"x.exe", "application/octet-stream"},
+      {"", "application/octet-stream"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(mime_type_for(c.in), c.want) << c.in;
 }
 
 TEST(HttpUtil, FormatHttpDate) {
@@ -209,21 +215,27 @@ TEST(HttpUtil, ContentRange) {
 }
 
 TEST(HttpUtil, ReasonPhrases) {
-  EXPECT_EQ(reason_phrase(200), "OK");
-  EXPECT_EQ(reason_phrase(100), "Continue");
-  EXPECT_EQ(reason_phrase(206), "Partial Content");
-  EXPECT_EQ(reason_phrase(304), "Not Modified");
-  EXPECT_EQ(reason_phrase(400), "Bad Request");
-  EXPECT_EQ(reason_phrase(404), "Not Found");
-  EXPECT_EQ(reason_phrase(413), "Content Too Large");
-  EXPECT_EQ(reason_phrase(414), "URI Too Long");
-  EXPECT_EQ(reason_phrase(416), "Range Not Satisfiable");
-  EXPECT_EQ(reason_phrase(431), "Request Header Fields Too Large");
-  EXPECT_EQ(reason_phrase(501), "Not Implemented");
-  EXPECT_EQ(reason_phrase(505), "HTTP Version Not Supported");
-  EXPECT_EQ(reason_phrase(507), "Insufficient Storage");  // RFC 4918 section 11.5
-  EXPECT_EQ(reason_phrase(299), "");
-  EXPECT_EQ(reason_phrase(-1), "");
+  const struct {
+    int in;
+    std::string_view want;
+  } cases[] = {
+      {200, "OK"},
+      {100, "Continue"},
+      {206, "Partial Content"},
+      {304, "Not Modified"},
+      {400, "Bad Request"},
+      {404, "Not Found"},
+      {413, "Content Too Large"},
+      {414, "URI Too Long"},
+      {416, "Range Not Satisfiable"},
+      {431, "Request Header Fields Too Large"},
+      {501, "Not Implemented"},
+      {505, "HTTP Version Not Supported"},
+      {507, "Insufficient Storage"},  // RFC 4918 section 11.5
+      {299, ""},
+      {-1, ""},
+  };
+  for (const auto& c : cases) EXPECT_EQ(reason_phrase(c.in), c.want) << c.in;
 }
 
 TEST(HttpUtil, HtmlEscape) {
