@@ -52,7 +52,10 @@ TEST_F(ReactorTest, IdleDeadlinesOfManyConnectionsShareOneTimerAndAllFire) {
   int fds[kClients];
   for (int& fd : fds) fd = client();
   run_until([&] { return factory.made == kClients; });
-  EXPECT_EQ(reactor.deadlines.size(), static_cast<size_t>(kClients));
+  // Each one's deadline is queued, or (on a loaded machine, where accepting
+  // twenty took longer than 50 ms) has already fired and closed it.
+  EXPECT_EQ(reactor.deadlines.size() + static_cast<size_t>(factory.totals.closes),
+            static_cast<size_t>(kClients));
   run_until([&] { return factory.totals.closes == kClients; }, 5000);
   EXPECT_EQ(factory.totals.closes, kClients);
   EXPECT_EQ(reactor.deadlines.size(), 0u);
