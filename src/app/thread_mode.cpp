@@ -170,12 +170,15 @@ int serve_thread_mode(const ServerConfig& config) {
   stats::StatsTable table(loops, false, schema);
   for (int i = 0; i < loops; ++i) table.slot(i).pid = getpid();
 
+  // A copy: main's SIGHUP source re-reads the configuration into the
+  // object `config` refers to (on loop 0), while every loop renders STATS.
+  const int pool_size = config.workers;
   auto started = std::chrono::steady_clock::now();
-  auto stats_json = [&] {
+  auto stats_json = [&table, started, pool_size] {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    return table.to_json("thread", config.workers, up, table.size());
+    return table.to_json("thread", pool_size, up, table.size());
   };
-  auto metrics = [&] {
+  auto metrics = [&table, &schema, started] {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return stats::render_prometheus(table, schema, {version(), git_commit(), "thread"}, up);
   };
@@ -280,7 +283,7 @@ int serve_thread_mode(const ServerConfig& config) {
     executor.close();
     done.close();
   };
-  hooks.stats_line = [&] { return table.to_line("thread", config.workers); };
+  hooks.stats_line = [&table, pool_size] { return table.to_line("thread", pool_size); };
   hooks.on_reload = [&server, &specs, fd_cap, &post_all] {  // SIGHUP
     service_manager::notify_reloading();
     ServerConfig fresh;
@@ -323,8 +326,8 @@ int serve_thread_mode(const ServerConfig& config) {
       done.post({Command::Kind::kShutdown, nullptr, 0});  // wakes loop 0's check_done
     };
     xr.server->join_shutdown(h);
-    xr.life = std::make_unique<reactor::Lifecycle>(xr.server->reactor(), std::move(h),
-                                                   config.grace_s);
+    xr.life =
+        std::make_unique<reactor::Lifecycle>(xr.server->reactor(), std::move(h), config.grace_s);
     xr.server->notify_work_done(*xr.life);
     xr.mailbox.open(&xr.loop, [&xr](std::vector<Command>& batch) {
       for (const Command& c : batch) run_command(xr, c);

@@ -49,6 +49,17 @@ void ConnectionLimits::replan(int max_conns, std::vector<ListenerShare> shares, 
 
 Admission ConnectionLimits::admit(int listener, std::string_view address) {
   std::lock_guard<std::mutex> lock(mutex_);
+  return admit_locked(listener, address);
+}
+
+Admission ConnectionLimits::admit_and_add(int listener, const std::string& address) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Admission verdict = admit_locked(listener, address);
+  if (verdict == Admission::kOk) add_locked(listener, address);
+  return verdict;
+}
+
+Admission ConnectionLimits::admit_locked(int listener, std::string_view address) {
   if (shares_.empty() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) {
     return Admission::kOk;
   }
@@ -77,6 +88,10 @@ Admission ConnectionLimits::admit(int listener, std::string_view address) {
 
 void ConnectionLimits::add(int listener, const std::string& address) {
   std::lock_guard<std::mutex> lock(mutex_);
+  add_locked(listener, address);
+}
+
+void ConnectionLimits::add_locked(int listener, const std::string& address) {
   if (shares_.empty() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) return;
   ++active_[static_cast<size_t>(listener)];
   ++total_;

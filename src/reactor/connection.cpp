@@ -109,7 +109,6 @@ void Connection::set_origin(int listener, std::string peer, uint32_t tag, bool a
   peer_ = std::move(peer);
   tag_ = tag;
   admitted_ = admitted;
-  if (admitted_) reactor_.admission().add(listener_, peer_);
 }
 
 std::string Connection::peer_text() const { return address_text(peer_); }

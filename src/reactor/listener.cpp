@@ -1,7 +1,7 @@
 #include "fsrv/reactor/listener.hpp"
 
-#include <netinet/in.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>

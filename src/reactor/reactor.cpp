@@ -46,7 +46,8 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
   if (!conn) return rc;
   std::string peer = peer_key(conn->tcp());
   ConnectionLimits& limits = reactor.admission();
-  Admission verdict = limits.admit(listener, peer);
+  // One step: with --loops, another loop may be admitting at the same time.
+  Admission verdict = limits.admit_and_add(listener, peer);
   if (verdict != Admission::kOk) {
     // Accepted to learn its address: refused like a busy server, and the
     // reason logged (a flood logs one line per refused client at debug).

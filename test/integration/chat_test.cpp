@@ -121,9 +121,11 @@ TEST_P(ChatUsersReload, SighupReadsTheUsersFileAgain) {
   // "thread_loops2": thread mode with two event loops, each its own chat
   // service whose database threads must see the reload.
   const std::string mode = GetParam();
-  std::vector<std::string> args = {"--listen",    "chat=0",  "--chat-users", users,
-                                   "--log-level", "error",   "--workers",    "2",
-                                   "--mode",      mode == "thread_loops2" ? "thread" : mode};
+  std::vector<std::string> args = {"--listen",     "chat=0",
+                                   "--chat-users", users,
+                                   "--log-level",  "error",
+                                   "--workers",    "2",
+                                   "--mode",       mode == "thread_loops2" ? "thread" : mode};
   if (mode == "thread_loops2") args.insert(args.end(), {"--loops", "2"});
   ServerProcess server(args, root.path());
   int fd = connect_to(server.port());

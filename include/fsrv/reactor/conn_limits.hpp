@@ -73,6 +73,10 @@ class ConnectionLimits {
   /// Whether a new connection from `address` on `listener` may be served;
   /// counts the refusal in STATS when not.
   Admission admit(int listener, std::string_view address);
+  /// admit() and, when it says kOk, add() under one lock: what tables
+  /// shared by several loops need, or two loops could each take the last
+  /// slot between the other's check and count.
+  Admission admit_and_add(int listener, const std::string& address);
   /// An admitted connection opened / closed.
   void add(int listener, const std::string& address);
   void remove(int listener, const std::string& address);
@@ -97,6 +101,8 @@ class ConnectionLimits {
   }
 
  private:
+  Admission admit_locked(int listener, std::string_view address);
+  void add_locked(int listener, const std::string& address);
   mutable std::mutex mutex_;  ///< guards every member below
   int max_conns_ = 0;
   int per_address_ = 0;
