@@ -5,7 +5,9 @@
 # Environment: BENCH_SECONDS (wrk duration per run, 5), ROUNDS (alternating
 # rounds of the small-file runs, 5), AB_N (100000), CLIENTS (50), BIG_MB
 # (size of the big file in MiB, 100; 0 skips the big-file and upload rows),
-# SIZES (small files measured, "4096 1024"), BEFORE_BIN (a directory with
+# SIZES (small files measured, "4096 1024"), THREAD_LOOPS (our thread mode's
+# --loops, 2: as many event loops as nginx gets workers; the "before"
+# build's thread mode runs without the option), BEFORE_BIN (a directory with
 # another build's fileserver, e.g. of the main branch: its two modes join
 # the small-file rounds as "before" columns, for a change's before/after
 # rows from one run).
@@ -26,7 +28,8 @@
 # open_file_cache (descriptors, sizes and mtimes of open files kept, checked
 # every 30 s), no worker_cpu_affinity (the load generator shares the two
 # cores), WebDAV PUT/DELETE for the upload row. Ours: --workers 2 in each
-# mode, log level warn (no access log either).
+# mode (thread mode: 2 pool threads and --loops THREAD_LOOPS event loops),
+# log level warn (no access log either).
 set -euo pipefail
 bin=$(cd "${1:-bin}" && pwd)
 secs=${BENCH_SECONDS:-5}
@@ -35,6 +38,7 @@ ab_n=${AB_N:-100000}
 clients=${CLIENTS:-50}
 big_mb=${BIG_MB:-100}
 sizes=${SIZES:-4096 1024}
+loops=${THREAD_LOOPS:-2}
 
 for tool in nginx wrk ab curl dd python3; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
@@ -114,15 +118,15 @@ nginx_pid=$!
 pids+=("$nginx_pid")
 
 # --- ours, both modes (and the "before" build's) ------------------------
-start_ours() {  # binary mode port -> pid in $started
-  "$1" --mode "$2" --workers 2 --host 127.0.0.1 --listen "http=$3" \
+start_ours() {  # binary mode port [extra options...] -> pid in $started
+  "$1" --mode "$2" --workers 2 --host 127.0.0.1 --listen "http=$3" "${@:4}" \
     --root "$files" --log-level warn --max-upload $((4 << 30)) --max-conns 16384 \
     >"$tmp/ours-$2-$3.out" 2>"$tmp/ours-$2-$3.err" &
   started=$!
   pids+=("$started")
 }
 start_ours "$bin/fileserver" process "$port_proc"; pid_process=$started
-start_ours "$bin/fileserver" thread "$port_thread"; pid_thread=$started
+start_ours "$bin/fileserver" thread "$port_thread" --loops "$loops"; pid_thread=$started
 servers="proc thread nginx"
 if [ -n "$before" ]; then
   start_ours "$before/fileserver" process "$port_bproc"; pid_bproc=$started
@@ -296,7 +300,7 @@ echo
 heads=() dashes=()
 for k in $servers; do
   case $k in
-    proc) heads+=("ours process") ;; thread) heads+=("ours thread") ;; nginx) heads+=("nginx") ;;
+    proc) heads+=("ours process") ;; thread) heads+=("ours thread, $loops loops") ;; nginx) heads+=("nginx") ;;
     bproc) heads+=("before process") ;; bthread) heads+=("before thread") ;;
   esac
   dashes+=("---:")

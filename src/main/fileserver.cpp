@@ -11,6 +11,7 @@
 #include "fsrv/app/serve.hpp"
 #include "fsrv/auth/users.hpp"
 #include "fsrv/core/access_log.hpp"
+#include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
 #include "fsrv/main/config_file.hpp"
@@ -157,6 +158,11 @@ int main(int argc, char** argv) {
   app.add_option("--workers", config.workers, "Thread pool size or worker processes")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  app.add_option("--loops", config.loops,
+                 "Thread mode: event-loop threads accepting on the same listeners, each "
+                 "with its own reactor (the file pool is shared)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, fsrv::limits::kMaxLoops));
   app.add_option("--mode", mode, "thread | process")
       ->capture_default_str()
       ->check(CLI::IsMember({"thread", "process"}));

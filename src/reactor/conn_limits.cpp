@@ -29,6 +29,7 @@ std::vector<ListenerShare> ConnectionLimits::plan(int max_conns, const std::vect
 
 void ConnectionLimits::configure(int max_conns, std::vector<ListenerShare> shares, int per_address,
                                  std::vector<ShareCounters> counters, stats::StatsSlot* slot) {
+  std::lock_guard<std::mutex> lock(mutex_);
   max_conns_ = max_conns;
   shares_ = std::move(shares);
   active_.assign(shares_.size(), 0);
@@ -39,14 +40,27 @@ void ConnectionLimits::configure(int max_conns, std::vector<ListenerShare> share
 }
 
 void ConnectionLimits::replan(int max_conns, std::vector<ListenerShare> shares, int per_address) {
-  if (!enabled() || shares.size() != shares_.size()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (shares_.empty() || shares.size() != shares_.size()) return;
   max_conns_ = max_conns;
   shares_ = std::move(shares);
   per_address_ = per_address;
 }
 
 Admission ConnectionLimits::admit(int listener, std::string_view address) {
-  if (!enabled() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return admit_locked(listener, address);
+}
+
+Admission ConnectionLimits::admit_and_add(int listener, const std::string& address) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Admission verdict = admit_locked(listener, address);
+  if (verdict == Admission::kOk) add_locked(listener, address);
+  return verdict;
+}
+
+Admission ConnectionLimits::admit_locked(int listener, std::string_view address) {
+  if (shares_.empty() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) {
     return Admission::kOk;
   }
   auto i = static_cast<size_t>(listener);
@@ -73,14 +87,20 @@ Admission ConnectionLimits::admit(int listener, std::string_view address) {
 }
 
 void ConnectionLimits::add(int listener, const std::string& address) {
-  if (!enabled() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  add_locked(listener, address);
+}
+
+void ConnectionLimits::add_locked(int listener, const std::string& address) {
+  if (shares_.empty() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) return;
   ++active_[static_cast<size_t>(listener)];
   ++total_;
   if (!address.empty()) ++by_address_[address];
 }
 
 void ConnectionLimits::remove(int listener, const std::string& address) {
-  if (!enabled() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (shares_.empty() || listener < 0 || static_cast<size_t>(listener) >= shares_.size()) return;
   --active_[static_cast<size_t>(listener)];
   --total_;
   auto it = by_address_.find(address);
@@ -88,6 +108,7 @@ void ConnectionLimits::remove(int listener, const std::string& address) {
 }
 
 int ConnectionLimits::active(int listener) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (listener < 0 || static_cast<size_t>(listener) >= active_.size()) return 0;
   return active_[static_cast<size_t>(listener)];
 }

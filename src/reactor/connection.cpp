@@ -109,7 +109,6 @@ void Connection::set_origin(int listener, std::string peer, uint32_t tag, bool a
   peer_ = std::move(peer);
   tag_ = tag;
   admitted_ = admitted;
-  if (admitted_) reactor_.limits.add(listener_, peer_);
 }
 
 std::string Connection::peer_text() const { return address_text(peer_); }
@@ -435,7 +434,7 @@ void Connection::on_handle_closed(uv_handle_t* h) {
   r.connections.erase(self);
   r.stats->conns_active.fetch_sub(1, std::memory_order_relaxed);
   if (self->rejected_) --r.refusing;
-  if (self->admitted_) r.limits.remove(self->listener_, self->peer_);
+  if (self->admitted_) r.admission().remove(self->listener_, self->peer_);
   if (self->tag_ != 0 && r.on_tagged_gone) r.on_tagged_gone(self->listener_, self->tag_);
   if (self->on_gone) self->on_gone();
   self->release();

@@ -1,6 +1,10 @@
 #include "fsrv/reactor/listener.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "fsrv/core/log.hpp"
 
@@ -31,22 +35,41 @@ int Listener::listen(std::function<void(Listener&)> on_connection) {
     rc = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&addr),
                      addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
   }
-  // Backlog: the kernel caps it at net.core.somaxconn; a burst of 50+
-  // stress clients must not see refused connects.
-  if (rc == 0) {
-    rc = uv_listen(stream(), 4096, [](uv_stream_t* s, int status) {
-      auto* self = static_cast<Listener*>(s->data);
-      if (status < 0) {
-        // UV_EMFILE/UV_ENFILE: libuv accepted and closed a client to make
-        // room (its emfile trick); the fd-derived connection cap keeps us
-        // from getting here (runtime::raise_fd_limit).
-        FSRV_LOG_WARN("%s listener: %s (a client was dropped)", self->service_.c_str(),
-                      uv_strerror(status));
-        return;
-      }
-      self->on_connection_(*self);
-    });
+  if (rc != 0) return rc;
+  return start_listening();
+}
+
+int Listener::listen_shared(const Listener& bound, std::function<void(Listener&)> on_connection) {
+  on_connection_ = std::move(on_connection);
+  uv_os_fd_t fd = -1;
+  int rc = uv_fileno(reinterpret_cast<const uv_handle_t*>(&bound.tcp_), &fd);
+  if (rc != 0) return rc;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return uv_translate_sys_error(errno);
+  rc = uv_tcp_open(&tcp_, copy);
+  if (rc != 0) {
+    ::close(copy);
+    return rc;
   }
+  return start_listening();
+}
+
+int Listener::start_listening() {
+  // Backlog: the kernel caps it at net.core.somaxconn; a burst of 50+
+  // stress clients must not see refused connects. listen(2) again on a
+  // shared socket only sets the same backlog.
+  int rc = uv_listen(stream(), 4096, [](uv_stream_t* s, int status) {
+    auto* self = static_cast<Listener*>(s->data);
+    if (status < 0) {
+      // UV_EMFILE/UV_ENFILE: libuv accepted and closed a client to make
+      // room (its emfile trick); the fd-derived connection cap keeps us
+      // from getting here (runtime::raise_fd_limit).
+      FSRV_LOG_WARN("%s listener: %s (a client was dropped)", self->service_.c_str(),
+                    uv_strerror(status));
+      return;
+    }
+    self->on_connection_(*self);
+  });
   if (rc != 0) return rc;
   sockaddr_storage bound{};
   int len = sizeof bound;

@@ -45,17 +45,23 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
   Connection* conn = accept_one(reactor, server, &rc, listener, tag);
   if (!conn) return rc;
   std::string peer = peer_key(conn->tcp());
-  Admission verdict = reactor.limits.admit(listener, peer);
+  ConnectionLimits& limits = reactor.admission();
+  // One step: with --loops, another loop may be admitting at the same time.
+  Admission verdict = limits.admit_and_add(listener, peer);
   if (verdict != Admission::kOk) {
     // Accepted to learn its address: refused like a busy server, and the
     // reason logged (a flood logs one line per refused client at debug).
-    int limit = verdict == Admission::kAddressFull ? reactor.limits.per_address()
-                                                   : reactor.limits.share(listener).max_conns;
+    // kBusy here: another loop sharing the table (--loops) admitted the
+    // last slot since this loop's own count was checked above.
+    int limit = verdict == Admission::kAddressFull ? limits.per_address()
+                : verdict == Admission::kBusy      ? reactor.max_conns
+                                                   : limits.share(listener).max_conns;
     if (reactor.refusal_log.allow(uv_now(reactor.loop))) {
       FSRV_LOG_INFO("refused a %.*s connection from %s: %s (%d); %llu similar refusals suppressed",
                     static_cast<int>(factory.name().size()), factory.name().data(),
                     address_text(peer).c_str(),
                     verdict == Admission::kAddressFull ? "its address holds --max-conns-per-address"
+                    : verdict == Admission::kBusy      ? "--max-conns reached"
                                                        : "its listener's share is full",
                     limit, static_cast<unsigned long long>(reactor.refusal_log.take_suppressed()));
     }
@@ -68,7 +74,7 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
     }
     return 0;
   }
-  conn->set_origin(listener, std::move(peer), tag, reactor.limits.enabled());
+  conn->set_origin(listener, std::move(peer), tag, limits.enabled());
   conn->set_label(factory.name());
   conn->start(factory.make_handler(*conn));
   return 0;

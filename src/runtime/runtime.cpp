@@ -340,6 +340,7 @@ std::string reload_config(const ServerConfig& running, ServerConfig& out,
   differs("port", running.port != out.port);
   differs("root", running.root != out.root);
   differs("workers", running.workers != out.workers);
+  differs("loops", running.loops != out.loops);
   differs("grace", running.grace_s != out.grace_s);
   differs("stats-interval", running.stats_interval_s != out.stats_interval_s);
   running.services.restart_needed(out.services, restart);  // each service's own

@@ -109,17 +109,25 @@ std::string users_json(const std::vector<std::string>& names, const std::string&
 // SIGHUP re-reads --chat-users with no restart and without a config file:
 // a new user can log in, a removed one cannot (its session is gone), a
 // changed password takes effect; a broken file on the next SIGHUP keeps
-// the running users. Thread and process mode (the master forwards the
-// signal; every worker's database threads sync the table).
+// the running users. Thread mode, with one loop and with two (loop 0 tells
+// the other), and process mode (the master forwards the signal; every
+// worker's database threads sync the table).
 class ChatUsersReload : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ChatUsersReload, SighupReadsTheUsersFileAgain) {
   TempDir root, etc;
   const std::string users = etc.file("users.json");
   spit(users, users_json({"budi", "sari"}, "lama"));
-  ServerProcess server({"--listen", "chat=0", "--chat-users", users, "--log-level", "error",
-                        "--mode", GetParam(), "--workers", "2"},
-                       root.path());
+  // "thread_loops2": thread mode with two event loops, each its own chat
+  // service whose database threads must see the reload.
+  const std::string mode = GetParam();
+  std::vector<std::string> args = {"--listen",     "chat=0",
+                                   "--chat-users", users,
+                                   "--log-level",  "error",
+                                   "--workers",    "2",
+                                   "--mode",       mode == "thread_loops2" ? "thread" : mode};
+  if (mode == "thread_loops2") args.insert(args.end(), {"--loops", "2"});
+  ServerProcess server(args, root.path());
   int fd = connect_to(server.port());
   ASSERT_GE(fd, 0);
   const std::string sari = token_of(ask(fd, "auth sari lama"));
@@ -161,7 +169,8 @@ TEST_P(ChatUsersReload, SighupReadsTheUsersFileAgain) {
   EXPECT_EQ(WEXITSTATUS(server.stop()), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, ChatUsersReload, ::testing::Values("thread", "process"));
+INSTANTIATE_TEST_SUITE_P(Modes, ChatUsersReload,
+                         ::testing::Values("thread", "thread_loops2", "process"));
 
 /// Backend and server mode of the end-to-end chat test.
 struct ChatSetup {

@@ -568,11 +568,13 @@ TEST_P(FileProtocol, BeyondMaxConnsClientsGetServerBusy) {
   send_all(b, "PING\r\n");
   EXPECT_EQ(Json(read_reply(a)).status(), "OK");
   EXPECT_EQ(Json(read_reply(b)).status(), "OK");
-  int c = connect_to(port());
-  Json busy(read_reply(c));
-  EXPECT_EQ(busy.status(), "ERROR");
-  EXPECT_NE(busy.str("data").find("server busy"), std::string::npos);
-  close(c);
+  for (int i = 0; i < 4; ++i) {  // each loop of a multi-loop server refuses
+    int c = connect_to(port());
+    Json busy(read_reply(c));
+    EXPECT_EQ(busy.status(), "ERROR");
+    EXPECT_NE(busy.str("data").find("server busy"), std::string::npos);
+    close(c);
+  }
   close(a);
   // A slot frees up: new clients are served again.
   bool served = false;
@@ -582,6 +584,27 @@ TEST_P(FileProtocol, BeyondMaxConnsClientsGetServerBusy) {
   }
   EXPECT_TRUE(served);
   close(b);
+}
+
+// With --loops 2 the clients land on either loop: the cap is the
+// process's, counted in the one table both loops admit against.
+TEST_P(FileProtocol, BeyondMaxConnsPerAddressClientsGetServerBusy) {
+  start({"--max-conns-per-address", "3"});
+  std::vector<int> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connect_to(port()));
+    send_all(held.back(), "PING\r\n");
+    EXPECT_EQ(Json(read_reply(held.back())).status(), "OK");
+  }
+  // Several tries, so that each loop of a multi-loop server refuses one.
+  for (int i = 0; i < 6; ++i) {
+    int c = connect_to(port());
+    Json busy(read_reply(c));
+    EXPECT_EQ(busy.status(), "ERROR");
+    EXPECT_NE(busy.str("data").find("server busy"), std::string::npos) << busy.str("data");
+    close(c);
+  }
+  for (int fd : held) close(fd);
 }
 
 TEST_P(FileProtocol, IdleClientIsToldAndClosed) {
@@ -613,6 +636,7 @@ TEST_P(FileProtocol, SigtermFinishesInFlightUploadThenExitsZero) {
 
 const Mode kModes[] = {
     {"thread", {"--mode", "thread", "--workers", "4"}},
+    {"thread_loops2", {"--mode", "thread", "--workers", "4", "--loops", "2"}},
     {"process1", {"--mode", "process", "--workers", "1"}},
     {"process5", {"--mode", "process", "--workers", "5"}},
 };

@@ -392,6 +392,7 @@ TEST_P(Hardening, DeleteDoesNotRunOnTheSilenceRule) {
 
 const Mode kModes[] = {
     {"thread", {"--mode", "thread", "--log-level", "warn"}},
+    {"thread_loops2", {"--mode", "thread", "--loops", "2", "--log-level", "warn"}},
     {"process2", {"--mode", "process", "--workers", "2", "--log-level", "warn"}},
 };
 

@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 
 const Mode kModes[] = {
     {"Thread", {"--mode", "thread", "--workers", "4"}},
+    {"ThreadLoops2", {"--mode", "thread", "--workers", "4", "--loops", "2"}},
     {"Process2", {"--mode", "process", "--workers", "2"}},
 };
 

@@ -116,6 +116,9 @@ class DrainDelay(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(status, 503)
         self.assertTrue(body.startswith("draining node="), body)
+        if "--loops" in mode:  # a new connection may land on either loop
+            for _ in range(6):
+                self.assertEqual(srv.get("http", "/healthz")[0], 503)
         # Well inside the 4 s delay (generous: the suites share 2 cores).
         self.assertLess(time.monotonic() - t0, 3)
         status, body = srv.get("admin", "/healthz")
@@ -131,6 +134,9 @@ class DrainDelay(unittest.TestCase):
 
     def test_thread_mode_fails_health_then_stops_accepting(self):
         self.check_drain()
+
+    def test_thread_mode_with_two_loops_fails_health_on_each(self):
+        self.check_drain("--loops", "2")
 
     def test_process_mode_workers_fail_health_during_the_delay(self):
         self.check_drain("--mode", "process", "--workers", "2")

@@ -5,6 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 namespace fsrv::test {
 namespace {
 
@@ -83,6 +88,31 @@ TEST(ConnectionLimits, ReplanKeepsTheOpenConnectionsCounted) {
   l.replan(10, ConnectionLimits::plan(10, {0}), 1);
   EXPECT_EQ(l.admit(0, "a"), Admission::kAddressFull) << "the new per-address cap holds";
   EXPECT_EQ(l.admit(0, "b"), Admission::kOk);
+}
+
+// Thread mode with --loops: every loop admits against one table at once.
+// admit_and_add takes a slot in one step, so four threads racing for 100
+// slots get exactly 100 and one address exactly its cap.
+TEST(ConnectionLimits, LoopsAdmittingAtOnceNeverTakeMoreThanTheLimit) {
+  ConnectionLimits l;
+  l.configure(100, ConnectionLimits::plan(100, {0}), 30);
+  std::atomic<int> admitted{0}, from_a{0};
+  std::vector<std::thread> loops;
+  for (int t = 0; t < 4; ++t) {
+    loops.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string address = i % 2 ? "a" : std::string(1, static_cast<char>('b' + t));
+        if (l.admit_and_add(0, address) == Admission::kOk) {
+          ++admitted;
+          if (address == "a") ++from_a;
+        }
+      }
+    });
+  }
+  for (auto& t : loops) t.join();
+  EXPECT_EQ(admitted.load(), 100);
+  EXPECT_EQ(l.total(), 100);
+  EXPECT_EQ(from_a.load(), 30);
 }
 
 TEST(ConnectionLimits, OffUntilConfigured) {

@@ -153,6 +153,9 @@ struct ServerConfig {
   int port = 6666;  ///< 0 = any free port (printed on stdout)
   std::string root = "./files";
   int workers = 4;  ///< thread pool size or worker processes
+  /// Thread mode: event-loop threads, each with its own reactor, all
+  /// accepting on the same listening sockets (1 = the main thread's loop only).
+  int loops = 1;
   PoolMode mode = PoolMode::kThread;
   uint64_t max_upload = limits::kDefaultMaxUpload;  ///< decoded bytes
   double idle_timeout_s = limits::kDefaultIdleTimeoutS;

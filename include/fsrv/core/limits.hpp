@@ -75,6 +75,11 @@ inline constexpr int kReservedFds = 64;
 /// socket. Used to derive the connection cap from RLIMIT_NOFILE.
 inline constexpr int kFdsPerConnection = 3;
 
+/// Most event-loop threads thread mode may run (--loops). A loop beyond
+/// the cores only adds wake-ups on the shared listening sockets; the cap
+/// bounds the threads (and per-loop services) a typo can start.
+inline constexpr int kMaxLoops = 64;
+
 /// Longest file name in bytes (NAME_MAX on Linux).
 inline constexpr size_t kMaxName = 255;
 

@@ -7,10 +7,14 @@
 //
 // The table counts admitted connections only; its per-address map holds
 // one entry per address with a live connection, so it is bounded by the
-// connection limit itself. Loop thread only.
+// connection limit itself. Every member takes the table's mutex: thread
+// mode with several loops (--loops) admits on all of them against one
+// table, so the limits hold for the process as a whole (the prefork master
+// is the only user of its own table).
 
 #include <uv.h>
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -62,22 +66,44 @@ class ConnectionLimits {
   /// same listeners; the connections open stay counted and are never
   /// dropped, a listener over its new share only refuses newcomers.
   void replan(int max_conns, std::vector<ListenerShare> shares, int per_address);
-  bool enabled() const { return !shares_.empty(); }
+  bool enabled() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !shares_.empty();
+  }
   /// Whether a new connection from `address` on `listener` may be served;
   /// counts the refusal in STATS when not.
   Admission admit(int listener, std::string_view address);
+  /// admit() and, when it says kOk, add() under one lock: what tables
+  /// shared by several loops need, or two loops could each take the last
+  /// slot between the other's check and count.
+  Admission admit_and_add(int listener, const std::string& address);
   /// An admitted connection opened / closed.
   void add(int listener, const std::string& address);
   void remove(int listener, const std::string& address);
 
   int active(int listener) const;
-  int total() const { return total_; }
-  const ListenerShare& share(int listener) const { return shares_[static_cast<size_t>(listener)]; }
-  int per_address() const { return per_address_; }
+  int total() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return total_;
+  }
+  ListenerShare share(int listener) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return shares_[static_cast<size_t>(listener)];
+  }
+  int per_address() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return per_address_;
+  }
   /// Addresses with a live connection (bounded by the connection limit).
-  size_t addresses() const { return by_address_.size(); }
+  size_t addresses() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return by_address_.size();
+  }
 
  private:
+  Admission admit_locked(int listener, std::string_view address);
+  void add_locked(int listener, const std::string& address);
+  mutable std::mutex mutex_;  ///< guards every member below
   int max_conns_ = 0;
   int per_address_ = 0;
   int total_ = 0;

@@ -212,7 +212,9 @@ class Connection final : public TransferPeer {
   std::function<void()> on_gone;
   /// Where it came from: the listener index, the peer address key
   /// (reactor::peer_key) and the prefork master's tag (0 = none). Set by
-  /// accept_connection; `admitted` = counted in Reactor::limits.
+  /// accept_connection; `admitted` = already counted in
+  /// Reactor::admission() (ConnectionLimits::admit_and_add), so the close
+  /// counts it out.
   void set_origin(int listener, std::string peer, uint32_t tag, bool admitted);
   /// The peer address as text ("127.0.0.1"), for log lines.
   std::string peer_text() const;

@@ -76,10 +76,13 @@ class Lifecycle {
   /// closing the executor) must not run under them.
   void check_done_later();
   bool stopping() const { return stopping_; }
+  /// Closes every connection now, then hooks.force: what the grace
+  /// period's end and a repeated stop signal do (thread mode's main loop
+  /// passes a forced stop to its other loops this way).
+  void force();
 
  private:
   void on_signal(int signum);
-  void force();
   void finish();
   Reactor& reactor_;
   Hooks hooks_;

@@ -35,6 +35,12 @@ class Listener {
   /// connection. Returns the bound port, or a negative libuv error
   /// (UV_EADDRINUSE, UV_EINVAL for a bad address...).
   int listen(std::function<void(Listener&)> on_connection);
+  /// Listens on a dup() of `bound`'s socket (already bound and listening,
+  /// possibly on another loop): this loop then accepts from the same
+  /// kernel queue. Thread mode's extra loops (--loops) use it; each loop
+  /// owns its descriptor, so each closes its own. Returns the port, or a
+  /// negative libuv error.
+  int listen_shared(const Listener& bound, std::function<void(Listener&)> on_connection);
   /// Stops listening (idempotent); the object must outlive the loop run
   /// that processes the close.
   void close();
@@ -47,6 +53,8 @@ class Listener {
   int port() const { return port_; }
 
  private:
+  /// uv_listen with on_connection_ set; records the bound port.
+  int start_listening();
   uv_tcp_t tcp_;
   int index_;
   std::string service_;

@@ -79,6 +79,12 @@ struct Reactor {
   /// Per-listener shares and the per-address cap (off until configured:
   /// the prefork master admits for its workers).
   ConnectionLimits limits;
+  /// Another loop's table that this loop admits against instead of
+  /// `limits` (thread mode's extra loops: one table per process); null =
+  /// `limits`.
+  ConnectionLimits* shared_limits = nullptr;
+  /// The table admission and the connections' add/remove use.
+  ConnectionLimits& admission() { return shared_limits ? *shared_limits : limits; }
   /// Called when a connection carrying a tag (accept_connection's `tag`:
   /// the prefork master's id for it) is gone, so the master can release
   /// its slot.
