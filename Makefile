@@ -107,7 +107,7 @@ endef
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
-.PHONY: all deps test test-run check-layers list-fuzz-targets sanitize tsan run-server fmt clean help
+.PHONY: all deps test test-run check-layers list-fuzz-targets fuzz-build sanitize tsan run-server fmt clean help
 .DEFAULT_GOAL := all
 
 all: $(PROGRAM_BINS) $(TEST_BIN)
@@ -211,6 +211,11 @@ list-fuzz-targets:
 # Every fuzz target for FUZZ_SECONDS, two at a time (each libFuzzer run is
 # one busy process; this machine class has 2 cores), output kept per target.
 .PHONY: fuzz-all
+# Builds every fuzz target without running it (.ci/run compiles them in the
+# background before the fuzz stage).
+fuzz-build:
+	$(MAKE) --no-print-directory $(FUZZ_TARGETS:fuzz-%=$(FUZZ_DIR)/%_fuzz)
+
 fuzz-all:
 	$(MAKE) --no-print-directory -j$(NPROC) --output-sync=target $(FUZZ_TARGETS)
 
