@@ -18,6 +18,13 @@ else ifeq ($(SAN),asan)
   BUILD := build/asan
   BIN := build/asan/bin
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  # clang compiles this variant in about 30% less CPU time than g++
+  # (connection_test.cpp 10.6 -> 7.4 s, http_routes.cpp 8.4 -> 4.3 s of user
+  # time under ASan+UBSan), and its -Wall catches a few more things (an
+  # unused constant, once). The plain build and TSan stay on g++.
+  ifeq ($(origin CXX),default)
+    CXX := clang++
+  endif
 else ifeq ($(SAN),tsan)
   BUILD := build/tsan
   BIN := build/tsan/bin

@@ -30,6 +30,7 @@ constexpr size_t kEncReadSpan = 12 + 16;
 constexpr size_t kDecBlockQuanta = 8;
 constexpr size_t kDecBlockChars = 32;
 constexpr size_t kDecBlockOut = 24;
+static_assert(kDecBlockChars == kDecBlockQuanta * 4 && kDecBlockOut == kDecBlockQuanta * 3);
 /// A full 32-byte store of a decoded block writes 8 bytes past its 24; it is
 /// only used while 3 more quanta (>= 8 bytes) follow in the same call.
 constexpr size_t kDecFullStoreSlackQuanta = 3;
