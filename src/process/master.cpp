@@ -98,6 +98,9 @@ struct PassReq {
   ChannelMsg msg;
 };
 
+/// SO_SNDBUF of the master's end of each channel, bytes.
+constexpr int kChannelSendBuffer = 1 << 20;
+
 /// Out of descriptors at accept: the listener rests this long before it
 /// is polled again (the clients wait in its backlog meanwhile).
 constexpr uint64_t kAcceptPauseMs = 100;
@@ -228,6 +231,12 @@ bool Master::fork_worker(WorkerHandle& w) {
     worker_main(config_, specs_, schema_, *table_, w.slot, sv[1], master, started_unix_, udp);
   }
   close(sv[1]);
+  // Room for a burst of passed sockets (each a message with a descriptor
+  // attached, about 1 KiB of kernel accounting): a full channel sends
+  // through libuv's queue, which allocates per pass. Capped by the
+  // kernel's net.core.wmem_max.
+  int sndbuf = kChannelSendBuffer;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   w.pid = pid;
   w.started = std::chrono::steady_clock::now();
   uv_pipe_init(&loop_, &w.pipe, 1);
