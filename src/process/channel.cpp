@@ -10,7 +10,8 @@ std::optional<ChannelMsg> parse_channel_msg(std::string_view bytes, int listener
   ChannelMsg m;
   std::memcpy(&m, bytes.data(), sizeof m);
   if (m.magic != ChannelMsg::kMagic || m.version != ChannelMsg::kVersion || m.command != command ||
-      m.listener < 0 || m.listener >= listeners) {
+      m.listener < 0 || m.listener >= listeners ||
+      (m.peer_len != 0 && m.peer_len != 4 && m.peer_len != 16)) {
     return std::nullopt;
   }
   return m;

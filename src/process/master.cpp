@@ -2,6 +2,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -43,6 +45,19 @@ double now_unix() {
 
 class Master;
 
+/// One connection a worker holds or is being passed, as the master's
+/// limits counted it: its listener and its client's address key. The
+/// connection's tag is its index in Master::passed_ plus one. 24 bytes, so
+/// the master's bookkeeping stays small beside the workers' connections.
+struct LiveEntry {
+  int32_t listener = -1;  ///< in use: the listener; free: the next free index, or -1
+  uint16_t slot = 0;      ///< the worker slot (1..N) holding it; 0 = free
+  uint8_t peer_len = 0;   ///< bytes of `peer` in use (0, 4 or 16)
+  uint8_t peer[16] = {};  ///< reactor::peer_key's bytes
+  std::string key() const { return std::string(reinterpret_cast<const char*>(peer), peer_len); }
+};
+static_assert(sizeof(LiveEntry) == 24, "one live connection costs the master 24 bytes");
+
 /// The master's view of one worker: its process and its IPC pipe.
 struct WorkerHandle {
   Master* master = nullptr;
@@ -52,14 +67,14 @@ struct WorkerHandle {
   bool pipe_open = false;   ///< open and usable for passing sockets
   bool pipe_closed = true;  ///< its close callback ran: the memory may be re-initialised
   /// Sockets sent to this slot's workers since start. Those not yet taken
-  /// (sent - received()) still count as load: the master's own write2
-  /// callback may run only after the worker already served the client.
+  /// (sent - received()) still count as load: the master may learn that a
+  /// socket went only after the worker already served the client.
   uint64_t sent = 0;
+  /// Passes queued in libuv (uv_write2) because the channel was full:
+  /// while any is, later ones queue behind them to keep the order.
+  uint32_t queued = 0;
   std::chrono::steady_clock::time_point started;
   uv_timer_t respawn_timer;
-  /// Connections passed to this worker and not yet reported gone: tag ->
-  /// (listener, peer address key), counted in the master's limits.
-  std::unordered_map<uint32_t, std::pair<int, std::string>> live;
   std::string inbox;  ///< channel bytes from the worker not yet parsed
 };
 
@@ -72,15 +87,23 @@ void close_pipe(WorkerHandle& w) {
            [](uv_handle_t* h) { static_cast<WorkerHandle*>(h->data)->pipe_closed = true; });
 }
 
-/// One socket being passed: the write2 request, the channel message and the
-/// master's bare copy of the client socket (no Connection: the master never
-/// reads it), closed in the write callback (libuv pitfall 1) and freed in
-/// the close callback.
+/// A socket passed through libuv when the channel was full: the write2
+/// request, the channel message and the master's copy of the client
+/// socket wrapped for uv_write2, closed in the write callback (libuv
+/// pitfall 1) and freed in the close callback.
 struct PassReq {
+  WorkerHandle* worker;
   uv_write_t req;
   uv_tcp_t client;
   ChannelMsg msg;
 };
+
+/// SO_SNDBUF of the master's end of each channel, bytes.
+constexpr int kChannelSendBuffer = 1 << 20;
+
+/// Out of descriptors at accept: the listener rests this long before it
+/// is polled again (the clients wait in its backlog meanwhile).
+constexpr uint64_t kAcceptPauseMs = 100;
 
 class Master {
  public:
@@ -91,6 +114,9 @@ class Master {
  private:
   bool fork_worker(WorkerHandle& w);
   void on_connection(reactor::Listener& l);
+  bool pass(WorkerHandle& w, int fd, const ChannelMsg& msg);
+  uint32_t add_live(int listener, int slot, const std::string& peer);
+  void remove_live(uint32_t index);
   void on_worker_exit(pid_t pid, int status);
   static void on_respawn_timer(uv_timer_t* t);
   void on_sigchld();
@@ -122,8 +148,38 @@ class Master {
   bool stopping_ = false;
   int max_conns_ = 0;
   size_t next_ = 0;
-  uint32_t next_tag_ = 0;
+  /// Every connection passed and not yet reported gone, by tag - 1; free
+  /// entries are chained from free_ (-1: none).
+  std::vector<LiveEntry> passed_;
+  int32_t free_ = -1;
 };
+
+// Records a connection passed to worker `slot`; returns its index (tag - 1).
+uint32_t Master::add_live(int listener, int slot, const std::string& peer) {
+  uint32_t at;
+  if (free_ >= 0) {
+    at = static_cast<uint32_t>(free_);
+    free_ = passed_[at].listener;
+  } else {
+    at = static_cast<uint32_t>(passed_.size());
+    passed_.emplace_back();
+  }
+  LiveEntry& e = passed_[at];
+  e.listener = listener;
+  e.slot = static_cast<uint16_t>(slot);
+  e.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof e.peer));
+  std::memcpy(e.peer, peer.data(), e.peer_len);
+  return at;
+}
+
+// The connection at `index` is gone: out of the limits, its entry free.
+void Master::remove_live(uint32_t index) {
+  LiveEntry& e = passed_[index];
+  reactor_.limits.remove(e.listener, e.key());
+  e.slot = 0;
+  e.listener = free_;
+  free_ = static_cast<int32_t>(index);
+}
 
 // Connections the workers hold plus those being passed to them.
 int64_t Master::active_connections() const {
@@ -175,6 +231,12 @@ bool Master::fork_worker(WorkerHandle& w) {
     worker_main(config_, specs_, schema_, *table_, w.slot, sv[1], master, started_unix_, udp);
   }
   close(sv[1]);
+  // Room for a burst of passed sockets (each a message with a descriptor
+  // attached, about 1 KiB of kernel accounting): a full channel sends
+  // through libuv's queue, which allocates per pass. Capped by the
+  // kernel's net.core.wmem_max.
+  int sndbuf = kChannelSendBuffer;
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   w.pid = pid;
   w.started = std::chrono::steady_clock::now();
   uv_pipe_init(&loop_, &w.pipe, 1);
@@ -202,7 +264,22 @@ bool Master::fork_worker(WorkerHandle& w) {
   return true;
 }
 
+// The listener has connections pending: take one (level-triggered, so
+// the poll wakes again while more wait, with no failing accept4 to learn
+// that the queue is empty), admit it and pass it to the least-loaded worker.
 void Master::on_connection(reactor::Listener& l) {
+  sockaddr_storage addr{};
+  int fd = l.accept_socket(&addr);
+  if (fd < 0) {
+    if (fd == -EMFILE || fd == -ENFILE) {
+      // The fd-derived connection cap keeps us from here; a listener that
+      // stayed readable would otherwise spin the loop.
+      FSRV_LOG_WARN("%s listener: %s: accepting again in %llu ms", l.service().c_str(),
+                    strerror(-fd), static_cast<unsigned long long>(kAcceptPauseMs));
+      l.pause_polling(kAcceptPauseMs);
+    }
+    return;  // EAGAIN (another wake-up took it), ECONNABORTED...
+  }
   const services::Listening& listening = specs_[static_cast<size_t>(l.index())];
   // A TLS client could not read a clear-text busy reply: it is just closed.
   auto refusal = [&](int limit) {
@@ -217,7 +294,7 @@ void Master::on_connection(reactor::Listener& l) {
           l.service().c_str(), max_conns_,
           static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
     }
-    reactor::refuse_connection(reactor_, l.stream(), refusal(max_conns_));
+    reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
     return;
   }
   // Least-loaded live worker; ties go round-robin.
@@ -234,20 +311,10 @@ void Master::on_connection(reactor::Listener& l) {
   }
   next_ = (next_ + 1) % workers_.size();
   if (!best) {
-    reactor::refuse_connection(reactor_, l.stream(), refusal(max_conns_));
+    reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
     return;
   }
-  auto* pass = new PassReq;
-  pass->req.data = pass;
-  pass->client.data = pass;
-  pass->msg.listener = l.index();
-  uv_tcp_init(&loop_, &pass->client);
-  auto free_pass = [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); };
-  if (uv_accept(l.stream(), reinterpret_cast<uv_stream_t*>(&pass->client)) != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
-    return;
-  }
-  std::string peer = reactor::peer_key(&pass->client);
+  std::string peer = reactor::peer_key(reinterpret_cast<const sockaddr*>(&addr));
   reactor::Admission verdict = reactor_.limits.admit(l.index(), peer);
   if (verdict != reactor::Admission::kOk) {
     // Over its listener's share or its address's cap: the busy reply
@@ -256,8 +323,11 @@ void Master::on_connection(reactor::Listener& l) {
                     ? reactor_.limits.per_address()
                     : reactor_.limits.share(l.index()).max_conns;
     std::string text = refusal(limit);
-    uv_buf_t b = uv_buf_init(text.data(), static_cast<unsigned>(text.size()));
-    if (!text.empty()) uv_try_write(reinterpret_cast<uv_stream_t*>(&pass->client), &b, 1);
+    if (!text.empty()) {
+      ssize_t sent = ::send(fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      (void)sent;  // best effort: the client is refused either way
+    }
+    ::close(fd);
     reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
     if (reactor_.refusal_log.allow(uv_now(&loop_))) {
       FSRV_LOG_INFO("refused a %s connection from %s: %s (%d); %llu similar refusals suppressed",
@@ -267,33 +337,113 @@ void Master::on_connection(reactor::Listener& l) {
                         : "its listener's share is full",
                     limit, static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
     }
-    uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
     return;
   }
-  if (++next_tag_ == 0) ++next_tag_;
-  pass->msg.tag = next_tag_;
   reactor_.limits.add(l.index(), peer);
-  best->live[next_tag_] = {l.index(), std::move(peer)};
-  // uv_write2 needs a data buffer beside the handle: the typed message.
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&pass->msg), sizeof pass->msg);
+  ChannelMsg msg;
+  msg.listener = l.index();
+  msg.tag = add_live(l.index(), best->slot, peer) + 1;
+  msg.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof msg.peer));
+  std::memcpy(msg.peer, peer.data(), msg.peer_len);
   ++best->sent;
-  int rc =
-      uv_write2(&pass->req, reinterpret_cast<uv_stream_t*>(&best->pipe), &buf, 1,
-                reinterpret_cast<uv_stream_t*>(&pass->client), [](uv_write_t* req, int status) {
-                  auto* p = static_cast<PassReq*>(req->data);
-                  if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
-                  // The worker has its own copy now.
-                  uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
-                           [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-                });
-  if (rc != 0) {
+  if (!pass(*best, fd, msg)) {
     --best->sent;
-    FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
-    auto it = best->live.find(pass->msg.tag);
-    reactor_.limits.remove(it->second.first, it->second.second);
-    best->live.erase(it);
-    uv_close(reinterpret_cast<uv_handle_t*>(&pass->client), free_pass);
+    remove_live(msg.tag - 1);
+    ::close(fd);
   }
+}
+
+// Sends `fd` with its message to worker `w`: one sendmsg with SCM_RIGHTS
+// (the worker's libuv pipe receives it as if uv_write2 had sent it), or
+// uv_write2 behind the passes already queued when the channel is full.
+// The master's copy of `fd` is closed (or owned by the queued pass) when
+// true is returned; false leaves `fd` open for the caller.
+bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
+  if (w.queued == 0) {
+    uv_os_fd_t channel = -1;
+    uv_fileno(reinterpret_cast<const uv_handle_t*>(&w.pipe), &channel);
+    iovec iov{const_cast<ChannelMsg*>(&msg), sizeof msg};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ssize_t n;
+    do {
+      n = sendmsg(channel, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof msg)) {
+      ::close(fd);  // the worker has its own copy now
+      return true;
+    }
+    if (n >= 0) {
+      // The socket went with the first bytes; the rest of the message
+      // follows through libuv (a stream: the worker reassembles it).
+      ::close(fd);
+      auto* rest = new PassReq;
+      rest->worker = &w;
+      rest->msg = msg;
+      rest->req.data = rest;
+      auto off = static_cast<size_t>(n);
+      uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&rest->msg) + off,
+                                 static_cast<unsigned>(sizeof msg - off));
+      ++w.queued;
+      uv_write(&rest->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+               [](uv_write_t* req, int) {
+                 auto* p = static_cast<PassReq*>(req->data);
+                 --p->worker->queued;
+                 delete p;
+               });
+      return true;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      FSRV_LOG_WARN("fd passing failed: %s", strerror(errno));
+      return false;
+    }
+  }
+  // The channel is full: libuv queues it and writes when the worker reads.
+  auto* p = new PassReq;
+  p->worker = &w;
+  p->req.data = p;
+  p->client.data = p;
+  p->msg = msg;
+  uv_tcp_init(&loop_, &p->client);
+  if (int rc = uv_tcp_open(&p->client, fd); rc != 0) {
+    FSRV_LOG_WARN("uv_tcp_open: %s", uv_strerror(rc));
+    p->client.data = p;
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
+             [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+    return false;
+  }
+  // uv_write2 needs a data buffer beside the handle: the typed message.
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&p->msg), sizeof p->msg);
+  ++w.queued;
+  int rc = uv_write2(&p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+                     reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
+                       auto* q = static_cast<PassReq*>(req->data);
+                       --q->worker->queued;
+                       if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
+                       // The worker has its own copy now.
+                       uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
+                                [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+                     });
+  if (rc != 0) {
+    --w.queued;
+    FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
+    --w.sent;
+    remove_live(msg.tag - 1);
+    // uv_close closes the descriptor it was given: the caller's fd goes with it.
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
+             [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+    return true;
+  }
+  return true;
 }
 
 // kConnectionGone messages: the worker closed the connection of that tag.
@@ -307,18 +457,18 @@ void Master::on_worker_bytes(WorkerHandle& w, std::string_view bytes) {
       FSRV_LOG_WARN("worker slot %d: invalid message on the channel", w.slot);
       continue;
     }
-    auto it = w.live.find(msg->tag);
-    if (it == w.live.end()) continue;
-    reactor_.limits.remove(it->second.first, it->second.second);
-    w.live.erase(it);
+    uint32_t index = msg->tag - 1;
+    if (msg->tag == 0 || index >= passed_.size() || passed_[index].slot != w.slot) continue;
+    remove_live(index);
   }
   w.inbox.erase(0, at);
 }
 
 // A worker is gone: every connection it held (or had not yet taken) is too.
 void Master::release_all(WorkerHandle& w) {
-  for (const auto& [tag, origin] : w.live) reactor_.limits.remove(origin.first, origin.second);
-  w.live.clear();
+  for (uint32_t i = 0; i < passed_.size(); ++i) {
+    if (passed_[i].slot == w.slot) remove_live(i);
+  }
   w.inbox.clear();
 }
 
@@ -406,11 +556,16 @@ int Master::run() {
   const int fd_cap = runtime::raise_fd_limit();
   max_conns_ = runtime::effective_max_conns(config_.max_conns, fd_cap, config_.workers);
   reactor_.max_conns = max_conns_;
+  // Address space for every connection the server may hold: pages are
+  // touched only as connections come, and the table never moves (growing
+  // by doubling would leave up to half of it as slack).
+  passed_.reserve(static_cast<size_t>(max_conns_));
   reactor_.stats = &table_->slot(0);
   runtime::configure_limits(reactor_, specs_, config_, max_conns_, schema_, table_->slot(0));
 
-  Status s = runtime::listen_all(&loop_, specs_, listeners_,
-                                 [this](reactor::Listener& l) { on_connection(l); });
+  Status s = runtime::listen_all(
+      &loop_, specs_, listeners_, [this](reactor::Listener& l) { on_connection(l); },
+      /*polled=*/true);
   // UDP listeners: bound here, never read here; worker slot 1
   // inherits the sockets and alone receives (a UDP service's per-sender
   // state must live in one process). Datagrams that arrive while slot 1

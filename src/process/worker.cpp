@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "fsrv/core/log.hpp"
 #include "fsrv/core/version.hpp"
@@ -49,31 +50,87 @@ struct Worker {
   std::vector<std::unique_ptr<reactor::DatagramListener>> datagrams;
   int listeners = 0;
   bool channel_open = true;
+  /// kConnectionGone messages of this loop turn, sent together before the
+  /// next poll (one write for all the connections that closed meanwhile).
+  std::vector<ChannelMsg> gone;
+  uv_prepare_t flush_gone;
+  /// Gone bytes queued in libuv because the channel was full: later ones
+  /// queue behind them to keep the order.
+  uint32_t gone_queued = 0;
+
+  /// Sends the collected kConnectionGone messages: one write(2) straight to
+  /// the channel, or libuv's queue for what the channel could not take.
+  void send_gone() {
+    uv_prepare_stop(&flush_gone);
+    if (gone.empty() || !channel_open) {
+      gone.clear();
+      return;
+    }
+    const char* bytes = reinterpret_cast<const char*>(gone.data());
+    size_t size = gone.size() * sizeof(ChannelMsg);
+    size_t done = 0;
+    if (gone_queued == 0) {
+      uv_os_fd_t fd = -1;
+      uv_fileno(reinterpret_cast<const uv_handle_t*>(&channel), &fd);
+      ssize_t n;
+      do {
+        n = ::write(fd, bytes, size);
+      } while (n < 0 && errno == EINTR);
+      if (n > 0) done = static_cast<size_t>(n);
+    }
+    if (done < size) {
+      struct GoneReq {
+        uv_write_t req;
+        Worker* worker;
+        std::string bytes;
+      };
+      auto* g = new GoneReq{{}, this, std::string(bytes + done, size - done)};
+      g->req.data = g;
+      uv_buf_t buf = uv_buf_init(g->bytes.data(), static_cast<unsigned>(g->bytes.size()));
+      ++gone_queued;
+      if (uv_write(&g->req, reinterpret_cast<uv_stream_t*>(&channel), &buf, 1,
+                   [](uv_write_t* r, int) {
+                     auto* q = static_cast<GoneReq*>(r->data);
+                     --q->worker->gone_queued;
+                     delete q;
+                   }) != 0) {
+        --gone_queued;
+        delete g;
+      }
+    }
+    gone.clear();
+  }
 
   void close_channel() {
     if (!channel_open) return;
+    send_gone();
     channel_open = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&flush_gone), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&channel), nullptr);
   }
 
   // One message per passed socket, in order: validate it and accept the
-  // socket for its listener's service; an invalid one is logged and its
-  // socket closed.
+  // socket for its listener's service with the client address the master
+  // sent; an invalid one is logged and its socket closed. Only the master
+  // writes to this channel and it passes TCP sockets alone, so the
+  // socket's type is not asked again (uv_pipe_pending_type costs four
+  // syscalls per socket).
   void take_messages(uv_pipe_t* pipe) {
     while (inbox.size() >= sizeof(ChannelMsg) && uv_pipe_pending_count(pipe) > 0) {
       auto msg =
           parse_channel_msg(std::string_view(inbox).substr(0, sizeof(ChannelMsg)), listeners);
       inbox.erase(0, sizeof(ChannelMsg));
       auto* s = reinterpret_cast<uv_stream_t*>(pipe);
-      if (!msg || uv_pipe_pending_type(pipe) != UV_TCP) {
+      if (!msg) {
         FSRV_LOG_WARN("worker: invalid message on the channel: socket dropped");
         reactor::refuse_connection(server->reactor(), s, "", msg ? msg->listener : -1,
                                    msg ? msg->tag : 0);
         continue;
       }
+      std::string peer(reinterpret_cast<const char*>(msg->peer), msg->peer_len);
       reactor::accept_connection(server->reactor(), s,
                                  server->factory(static_cast<size_t>(msg->listener)), msg->listener,
-                                 msg->tag);
+                                 msg->tag, &peer);
     }
   }
 };
@@ -146,21 +203,22 @@ void worker_main(const ServerConfig& config, const std::vector<services::Listeni
   // per-address cap before passing a socket; it learns here when each
   // connection is gone.
   w->server->reactor().active_connections = [] { return int64_t{0}; };
+  // The master's listeners set TCP_NODELAY, which the sockets inherit.
+  w->server->reactor().nodelay_inherited = true;
+  uv_prepare_init(&w->loop, &w->flush_gone);
+  w->flush_gone.data = w;
   w->server->reactor().on_tagged_gone = [w](int listener, uint32_t tag) {
     if (!w->channel_open) return;
-    struct GoneReq {
-      uv_write_t req;
-      ChannelMsg msg;
-    };
-    auto* g = new GoneReq;
-    g->msg.command = ChannelMsg::kConnectionGone;
-    g->msg.listener = listener;
-    g->msg.tag = tag;
-    g->req.data = g;
-    uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&g->msg), sizeof g->msg);
-    if (uv_write(&g->req, reinterpret_cast<uv_stream_t*>(&w->channel), &buf, 1,
-                 [](uv_write_t* r, int) { delete static_cast<GoneReq*>(r->data); }) != 0) {
-      delete g;
+    ChannelMsg m;
+    m.command = ChannelMsg::kConnectionGone;
+    m.listener = listener;
+    m.tag = tag;
+    w->gone.push_back(m);
+    // Connections close in close callbacks, after this turn's poll: the
+    // prepare phase before the next poll sends them all at once.
+    if (w->gone.size() == 1) {
+      uv_prepare_start(&w->flush_gone,
+                       [](uv_prepare_t* p) { static_cast<Worker*>(p->data)->send_gone(); });
     }
   };
 

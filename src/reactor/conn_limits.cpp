@@ -117,11 +117,16 @@ std::string peer_key(const uv_tcp_t* tcp) {
   sockaddr_storage addr{};
   int len = sizeof addr;
   if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
-  if (addr.ss_family == AF_INET) {
+  return peer_key(reinterpret_cast<const sockaddr*>(&addr));
+}
+
+std::string peer_key(const sockaddr* sa) {
+  const auto& addr = *sa;
+  if (addr.sa_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
     return std::string(reinterpret_cast<const char*>(&in->sin_addr), 4);
   }
-  if (addr.ss_family == AF_INET6) {
+  if (addr.sa_family == AF_INET6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
       return std::string(reinterpret_cast<const char*>(&in6->sin6_addr) + 12, 4);

@@ -87,7 +87,7 @@ void Connection::start(std::unique_ptr<ConnectionHandler> handler) {
   reactor_.stats->conns_total.fetch_add(1, std::memory_order_relaxed);
   // Latency of small replies matters more than packet count here; bulk
   // chunks are large writes anyway.
-  uv_tcp_nodelay(&tcp_, 1);
+  if (!reactor_.nodelay_inherited) uv_tcp_nodelay(&tcp_, 1);
   touch();
   if (const TlsContext* ctx = reactor_.tls_for(listener_)) {
     tls_ = std::make_unique<TlsSession>(*ctx);

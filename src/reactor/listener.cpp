@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,68 @@ int Listener::listen(std::function<void(Listener&)> on_connection) {
   }
   if (rc != 0) return rc;
   return start_listening();
+}
+
+int Listener::listen_polled(std::function<void(Listener&)> on_readable) {
+  on_connection_ = std::move(on_readable);
+  sockaddr_storage addr{};
+  int rc = endpoint_address(endpoint_, &addr);
+  if (rc == 0) {
+    rc = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&addr),
+                     addr.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  }
+  // libuv keeps a bind's EADDRINUSE for uv_listen to report
+  // (delayed_error); listen(2) itself would bind an unbound socket to a
+  // random port instead.
+  if (rc == 0) rc = tcp_.delayed_error;
+  if (rc == 0) rc = uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd_);
+  if (rc != 0) return rc;
+  // The backlog as start_listening's.
+  if (::listen(fd_, 4096) != 0) return uv_translate_sys_error(errno);
+  uv_tcp_nodelay(&tcp_, 1);
+  rc = uv_poll_init(tcp_.loop, &poll_, fd_);
+  if (rc != 0) return rc;
+  uv_timer_init(tcp_.loop, &poll_pause_);
+  polled_ = true;
+  poll_.data = this;
+  poll_pause_.data = this;
+  rc = start_polling();
+  if (rc != 0) return rc;
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  return port_;
+}
+
+int Listener::start_polling() {
+  return uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t* p, int status, int) {
+    auto* self = static_cast<Listener*>(p->data);
+    if (status < 0) {
+      FSRV_LOG_WARN("%s listener: %s", self->service_.c_str(), uv_strerror(status));
+      return;
+    }
+    self->on_connection_(*self);
+  });
+}
+
+void Listener::pause_polling(uint64_t ms) {
+  if (!polled_ || !open_) return;
+  uv_poll_stop(&poll_);
+  uv_timer_start(
+      &poll_pause_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Listener*>(t->data);
+        if (self->open_) self->start_polling();
+      },
+      ms, 0);
+}
+
+int Listener::accept_socket(sockaddr_storage* peer) {
+  socklen_t len = sizeof *peer;
+  int fd = accept4(fd_, reinterpret_cast<sockaddr*>(peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return fd >= 0 ? fd : -errno;
 }
 
 int Listener::listen_shared(const Listener& bound, std::function<void(Listener&)> on_connection) {
@@ -82,6 +145,11 @@ int Listener::start_listening() {
 void Listener::close() {
   if (!open_) return;
   open_ = false;
+  // The poll first: the descriptor it watches is the uv_tcp_t's.
+  if (polled_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_pause_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
            [](uv_handle_t* h) { static_cast<Listener*>(h->data)->closed_ = true; });
 }

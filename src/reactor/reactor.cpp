@@ -1,5 +1,7 @@
 #include "fsrv/reactor/reactor.hpp"
 
+#include <unistd.h>
+
 #include <vector>
 
 #include "fsrv/core/log.hpp"
@@ -25,7 +27,7 @@ Connection* accept_one(Reactor& reactor, uv_stream_t* server, int* rc, int liste
 }  // namespace
 
 int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory,
-                      int listener, uint32_t tag) {
+                      int listener, uint32_t tag, const std::string* known_peer) {
   int64_t active = reactor.active_connections
                        ? reactor.active_connections()
                        : static_cast<int64_t>(reactor.connections.size()) - reactor.refusing;
@@ -44,7 +46,7 @@ int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& 
   int rc;
   Connection* conn = accept_one(reactor, server, &rc, listener, tag);
   if (!conn) return rc;
-  std::string peer = peer_key(conn->tcp());
+  std::string peer = known_peer ? *known_peer : peer_key(conn->tcp());
   ConnectionLimits& limits = reactor.admission();
   // One step: with --loops, another loop may be admitting at the same time.
   Admission verdict = limits.admit_and_add(listener, peer);
@@ -96,6 +98,26 @@ int refuse_connection(Reactor& reactor, uv_stream_t* server, std::string message
     conn->reject(std::move(message));
   }
   return rc;
+}
+
+int refuse_socket(Reactor& reactor, int fd, std::string message) {
+  if (reactor.refusing >= Reactor::kMaxRefusing) {
+    // Too many refusals being flushed: just close (it is out of the
+    // kernel's backlog already, so it cannot wait there).
+    reactor.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+    ::close(fd);
+    return 0;
+  }
+  Connection* conn = Connection::create(reactor);
+  int rc = uv_tcp_open(conn->tcp(), fd);
+  if (rc != 0) {
+    ::close(fd);
+    conn->close();
+    return rc;
+  }
+  conn->set_origin(-1, "", 0, false);
+  conn->reject(std::move(message));
+  return 0;
 }
 
 void drain_connections(Reactor& reactor) {

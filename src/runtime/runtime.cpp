@@ -95,13 +95,13 @@ Status listen_datagrams(uv_loop_t* loop, const std::vector<services::Listening>&
 
 Status listen_all(uv_loop_t* loop, const std::vector<services::Listening>& listeners,
                   std::vector<std::unique_ptr<reactor::Listener>>& out,
-                  std::function<void(reactor::Listener&)> on_connection) {
+                  std::function<void(reactor::Listener&)> on_connection, bool polled) {
   for (size_t i = 0; i < listeners.size(); ++i) {
     if (listeners[i].datagram()) continue;
     const ListenSpec& spec = listeners[i].spec;
     out.push_back(std::make_unique<reactor::Listener>(loop, static_cast<int>(i), spec.service,
                                                       spec.endpoint));
-    int rc = out.back()->listen(on_connection);
+    int rc = polled ? out.back()->listen_polled(on_connection) : out.back()->listen(on_connection);
     if (rc < 0) {
       for (auto& l : out) l->close();
       return Status::failure(Errc::kIo, "cannot listen " + spec.service + " on " +

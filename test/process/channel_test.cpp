@@ -57,5 +57,17 @@ TEST(ChannelMsg, WrongMagicVersionOrCommandIsRefused) {
   EXPECT_FALSE(parse_channel_msg(wire(m), 1));
 }
 
+TEST(ChannelMsg, OnlyIpv4AndIpv6AddressLengthsAreAccepted) {
+  ChannelMsg m = for_listener(0);
+  for (uint8_t len : {0, 4, 16}) {
+    m.peer_len = len;
+    EXPECT_TRUE(parse_channel_msg(wire(m), 1)) << int(len);
+  }
+  for (uint8_t len : {1, 5, 17, 255}) {
+    m.peer_len = len;
+    EXPECT_FALSE(parse_channel_msg(wire(m), 1)) << int(len);
+  }
+}
+
 }  // namespace
 }  // namespace fsrv::process

@@ -117,6 +117,9 @@ class ConnectionLimits {
 /// The peer address of a connected TCP handle as a key: 4 bytes (IPv4, or
 /// an IPv4-mapped IPv6 address) or 16 (IPv6); "" if unknown.
 std::string peer_key(const uv_tcp_t* tcp);
+/// The key of a peer address as accept4 gave it ("" for a family that is
+/// neither IPv4 nor IPv6).
+std::string peer_key(const sockaddr* addr);
 /// A key of peer_key() as text ("127.0.0.1", "::1").
 std::string address_text(std::string_view key);
 

@@ -41,6 +41,22 @@ class Listener {
   /// owns its descriptor, so each closes its own. Returns the port, or a
   /// negative libuv error.
   int listen_shared(const Listener& bound, std::function<void(Listener&)> on_connection);
+  /// Binds and listens as listen() does, but without libuv's accept:
+  /// `on_readable(*this)` runs when the socket has connections pending
+  /// (a uv_poll_t on it) and the owner takes them with accept_socket().
+  /// Sets TCP_NODELAY on the listening socket, which Linux copies to every
+  /// accepted one. The prefork master uses it: it passes the descriptors
+  /// on, so wrapping each in a uv_tcp_t only to close it would be waste.
+  /// Returns the bound port, or a negative libuv error.
+  int listen_polled(std::function<void(Listener&)> on_readable);
+  /// One accept4 (non-blocking, close-on-exec) on a listen_polled socket:
+  /// the new descriptor with the peer's address in `peer`, or -errno
+  /// (-EAGAIN once none is pending).
+  int accept_socket(sockaddr_storage* peer);
+  /// Stops watching a listen_polled socket for `ms` milliseconds (out of
+  /// descriptors: the pending clients wait in the kernel's backlog instead
+  /// of waking the loop again at once, as nginx disables its accept events).
+  void pause_polling(uint64_t ms);
   /// Stops listening (idempotent); the object must outlive the loop run
   /// that processes the close.
   void close();
@@ -55,7 +71,13 @@ class Listener {
  private:
   /// uv_listen with on_connection_ set; records the bound port.
   int start_listening();
+  /// uv_poll_start on a listen_polled socket, calling on_connection_.
+  int start_polling();
   uv_tcp_t tcp_;
+  uv_poll_t poll_;         ///< listen_polled's readiness watcher
+  uv_timer_t poll_pause_;  ///< pause_polling's restart
+  bool polled_ = false;    ///< poll_ and poll_pause_ initialised
+  int fd_ = -1;            ///< the listening descriptor (listen_polled)
   int index_;
   std::string service_;
   Endpoint endpoint_;

@@ -89,6 +89,11 @@ struct Reactor {
   /// the prefork master's id for it) is gone, so the master can release
   /// its slot.
   std::function<void(int listener, uint32_t tag)> on_tagged_gone;
+  /// Accepted sockets already carry TCP_NODELAY (set on the listening
+  /// socket, and Linux copies it to each accepted one): Connection::start
+  /// then skips its setsockopt. The prefork workers' sockets come from the
+  /// master's listeners, which set it.
+  bool nodelay_inherited = false;
 
   /// Refused connections still open (their busy reply being flushed). Each
   /// holds a descriptor: beyond kMaxRefusing, accepting waits (the kernel's
@@ -124,10 +129,18 @@ struct Reactor {
 /// handler, or refuses it (factory.refusal) while draining, beyond
 /// max_conns, beyond listener `listener`'s share or its address's cap
 /// (reactor.limits). A non-zero `tag` is reported to
-/// reactor.on_tagged_gone when the connection is gone. Returns 0 or a
-/// libuv error code.
+/// reactor.on_tagged_gone when the connection is gone. `peer`, if given,
+/// is the client's address key (peer_key) already known to the caller (the
+/// prefork master sends it beside the socket), saving a getpeername.
+/// Returns 0 or a libuv error code.
 int accept_connection(Reactor& reactor, uv_stream_t* server, ConnectionFactory& factory,
-                      int listener = -1, uint32_t tag = 0);
+                      int listener = -1, uint32_t tag = 0, const std::string* peer = nullptr);
+
+/// Sends `message` to an already accepted client socket `fd` and closes it
+/// (counted as rejected), as refuse_connection does; the fd is closed at
+/// once when Reactor::kMaxRefusing refusals are still open. Takes
+/// ownership of `fd`. Returns 0 or a libuv error code.
+int refuse_socket(Reactor& reactor, int fd, std::string message);
 
 /// Accepts one pending connection from `server` only to send it `message`
 /// and close it (counted as rejected), or, while Reactor::kMaxRefusing

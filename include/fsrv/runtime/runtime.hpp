@@ -57,10 +57,11 @@ Status listen_datagrams(uv_loop_t* loop, const std::vector<services::Listening>&
 /// Binds and listens on every stream (TCP) listener, in order; `on_connection` per
 /// pending connection. On the first failure every listener made so far is
 /// closed and the error says which one ("cannot listen file on
-/// 0.0.0.0:6666: address already in use").
+/// 0.0.0.0:6666: address already in use"). `polled`: listen with
+/// Listener::listen_polled (the caller accepts with accept_socket).
 Status listen_all(uv_loop_t* loop, const std::vector<services::Listening>& listeners,
                   std::vector<std::unique_ptr<reactor::Listener>>& out,
-                  std::function<void(reactor::Listener&)> on_connection);
+                  std::function<void(reactor::Listener&)> on_connection, bool polled = false);
 
 /// Prints "listening SERVICE on HOST:PORT" per listener to stdout and
 /// flushes (tests and scripts read the ports from these lines), then tells
