@@ -11,7 +11,7 @@ namespace fsrv::transfer {
 namespace {
 
 using reactor::Buffer;
-using reactor::ConnRef;
+using reactor::PeerRef;
 
 constexpr int kChunks = limits::kGetChunksInFlight;
 
@@ -30,9 +30,9 @@ static_assert(kFirstRawChunk % 3 == 0 && kRawChunk % 3 == 0);
 
 class Sender final : public FileSender, public std::enable_shared_from_this<Sender> {
  public:
-  Sender(reactor::Connection& conn, reactor::Executor& ex, storage::ReadFile file, SendOptions o,
+  Sender(reactor::TransferPeer& peer, reactor::Executor& ex, storage::ReadFile file, SendOptions o,
          std::function<void(Status)> done)
-      : conn_(conn), ex_(ex), file_(std::move(file)), o_(std::move(o)), done_(std::move(done)) {
+      : conn_(peer), ex_(ex), file_(std::move(file)), o_(std::move(o)), done_(std::move(done)) {
     uint64_t size = file_.size();
     o_.offset = std::min(o_.offset, size);
     o_.length = std::min(o_.length, size - o_.offset);
@@ -43,17 +43,19 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   void begin() {
     // The reply's rate is measured against --min-rate (a client that stops
     // reading is cut after one window, whatever the service's idle policy).
-    conn_.set_transfer(true);
+    conn_.peer_payload(true);
+    if (o_.chunk != 0) chunk_ = o_.first_chunk != 0 ? o_.first_chunk : o_.chunk;
     if (o_.length == 0) {
       std::string all = o_.prefix + o_.suffix;
       write_framing(std::move(all), true);
       return;
     }
-    if (o_.transform == Transform::kIdentity) {
-      if (!o_.prefix.empty()) conn_.write_owned(o_.prefix);
+    if (o_.transform == Transform::kIdentity && conn_.body_can_send_file()) {
+      if (!o_.prefix.empty()) conn_.body_write_owned(o_.prefix);
       auto self = shared_from_this();
-      conn_.send_file(file_.fd(), o_.offset, o_.length, ex_,
-                      [self](int status, uint64_t sent) { self->sendfile_done(status, sent); });
+      conn_.body_send_file(
+          file_.fd(), o_.offset, o_.length, ex_,
+          [self](int status, uint64_t sent) { self->sendfile_done(status, sent); });
       return;
     }
     pump();
@@ -64,13 +66,14 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     done_ = nullptr;
   }
   uint64_t sent() const override { return sent_; }
+  void proceed() override { pump(); }
 
  private:
-  bool alive() const { return !cancelled_ && !conn_.closing(); }
+  bool alive() const { return !cancelled_ && !conn_.peer_closing(); }
 
   void finish(Status s) {
     if (!alive()) return;
-    conn_.set_transfer(false);
+    conn_.peer_payload(false);
     auto done = std::move(done_);
     done_ = nullptr;
     if (done) done(std::move(s));
@@ -79,7 +82,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   // Writes framing bytes; if `last`, the transfer completes with that write.
   void write_framing(std::string bytes, bool last) {
     if (!last) {
-      conn_.write_owned(bytes);
+      conn_.body_write_owned(bytes);
       return;
     }
     auto self = shared_from_this();
@@ -89,7 +92,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
       return;
     }
     uv_buf_t b = uv_buf_init(framing_.data(), static_cast<unsigned>(framing_.size()));
-    conn_.write(&b, 1, [self](int status) {
+    conn_.body_write(&b, 1, true, [self](int status) {
       if (status == 0) self->finish({});
     });
   }
@@ -99,7 +102,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     if (!alive()) return;
     if (status == UV_EOF) {
       // The file shrank under us: the announced framing cannot be kept.
-      conn_.close();
+      conn_.body_abort();
       return;
     }
     if (status != 0) return;  // the connection closed (write error, reset)
@@ -109,31 +112,42 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   // Starts reading+encoding the next chunk if a buffer is free. Called at
   // the start, when a chunk was encoded and when the socket took one.
   void pump() {
-    if (!alive() || reading_ || next_ >= end_) return;
+    if (!alive() || reading_ || next_ >= end_ || !conn_.body_wants_more()) return;
     int i = 0;
     while (i < kChunks && busy_[i]) ++i;
     if (i == kChunks) return;  // every chunk in flight: wait for the socket
     const size_t chunk = chunk_;
-    if (bufs_[i].capacity() < codec::encoded_size(chunk) ||
-        bufs_[i].capacity() > codec::encoded_size(chunk) * 2) {
-      bufs_[i] = Buffer(codec::encoded_size(chunk));  // grown, or a big one given back
+    if (bufs_[i].capacity() < out_size(chunk) || bufs_[i].capacity() > out_size(chunk) * 2) {
+      bufs_[i] = Buffer(out_size(chunk));  // grown, or a big one given back
     }
     busy_[i] = true;
     reading_ = true;
     uint64_t off = next_;
     size_t want = static_cast<size_t>(std::min<uint64_t>(chunk, end_ - off));
     auto self = shared_from_this();
-    ConnRef ref(&conn_);
+    PeerRef ref(&conn_);
     ex_.submit(
         [self, i, off, want] {
-          Buffer& raw = reactor::thread_scratch(kRawChunk);
+          if (self->o_.transform == Transform::kIdentity) {  // no sendfile: straight in
+            auto r = self->file_.read_at({self->bufs_[i].bytes(), want}, off);
+            if (!r.ok()) {
+              self->task_error_ = r.status();
+              return;
+            }
+            self->raw_[i] = self->len_[i] = r.value;
+            return;
+          }
+          Buffer& raw = reactor::thread_scratch(std::max(kRawChunk, want));
           auto r = self->file_.read_at({raw.bytes(), want}, off);
           if (!r.ok()) {
             self->task_error_ = r.status();
             return;
           }
           self->raw_[i] = r.value;
-          self->len_[i] = self->o_.encoder->encode({raw.bytes(), r.value}, self->bufs_[i].data());
+          self->len_[i] =
+              self->o_.transform == Transform::kCustom
+                  ? self->o_.custom({raw.bytes(), r.value}, self->bufs_[i].data())
+                  : self->o_.encoder->encode({raw.bytes(), r.value}, self->bufs_[i].data());
         },
         [self, ref, i, want] { self->chunk_ready(i, want); });
   }
@@ -143,7 +157,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     if (!alive()) return;
     if (!task_error_.ok()) {
       FSRV_LOG_WARN("send: read failed: %s", task_error_.error.c_str());
-      conn_.close();  // mid-stream: the framing cannot turn into an error
+      conn_.body_abort();  // mid-stream: the framing cannot turn into an error
       return;
     }
     bool first = next_ == o_.offset;
@@ -151,7 +165,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     bool last = raw_[i] < want || next_ >= end_;
     if (last && next_ < end_) {
       // The file shrank: the announced framing cannot be kept.
-      conn_.close();
+      conn_.body_abort();
       return;
     }
     uv_buf_t bufs[3];
@@ -165,11 +179,11 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     }
     auto self = shared_from_this();
     uint64_t raw = raw_[i];
-    conn_.write(bufs, n, [self, i, last, raw](int status) {
+    conn_.body_write(bufs, n, last, [self, i, last, raw](int status) {
       self->busy_[i] = false;
       if (status != 0) return;  // closing: the handler's on_close counts it
       // A big buffer the current (shrunk) chunk size does not need goes.
-      if (self->bufs_[i].capacity() > codec::encoded_size(self->chunk_) * 2) {
+      if (self->bufs_[i].capacity() > self->out_size(self->chunk_) * 2) {
         self->bufs_[i] = Buffer();
       }
       self->sent_ += raw;
@@ -183,15 +197,29 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     // the kernel holds no more than this chunk (the earlier ones reached
     // the client): the next may be twice as big. A chunk that had to queue
     // brings the size back to small.
-    if (conn_.queued_in_libuv() > 0) {
+    if (o_.chunk != 0) {
+      chunk_ = o_.chunk;  // fixed by the peer
+    } else if (conn_.body_queued() > 0) {
       chunk_ = kFirstRawChunk;
-    } else if (conn_.unacked_in_kernel() <= len_[i]) {
+    } else if (conn_.body_unacked() <= len_[i]) {
       chunk_ = std::min(chunk_ * 2, kRawChunk);
     }
     pump();  // encode the next chunk while this one is written
   }
 
-  reactor::Connection& conn_;
+  /// Bytes of chunk buffer that `raw` file bytes need after the transform.
+  size_t out_size(size_t raw) const {
+    switch (o_.transform) {
+      case Transform::kBase64:
+        return codec::encoded_size(raw);
+      case Transform::kCustom:
+        return raw * o_.expansion;
+      default:
+        return raw;
+    }
+  }
+
+  reactor::TransferPeer& conn_;  ///< the peer the chunks go to
   reactor::Executor& ex_;
   storage::ReadFile file_;
   SendOptions o_;
@@ -212,10 +240,10 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
 
 }  // namespace
 
-std::shared_ptr<FileSender> send_file(reactor::Connection& conn, reactor::Executor& executor,
+std::shared_ptr<FileSender> send_file(reactor::TransferPeer& peer, reactor::Executor& executor,
                                       storage::ReadFile file, SendOptions options,
                                       std::function<void(Status)> done) {
-  auto s = std::make_shared<Sender>(conn, executor, std::move(file), std::move(options),
+  auto s = std::make_shared<Sender>(peer, executor, std::move(file), std::move(options),
                                     std::move(done));
   s->begin();
   return s;

@@ -228,6 +228,18 @@ class Connection final : public TransferPeer {
   void peer_progress() override { touch(); }
   void peer_retain() override { retain(); }
   void peer_release() override { release(); }
+  void body_write(const uv_buf_t* bufs, unsigned n, bool, std::function<void(int)> done) override {
+    write(bufs, n, std::move(done));
+  }
+  void body_write_owned(std::string_view bytes) override { write_owned(bytes); }
+  size_t body_queued() const override { return queued_in_libuv(); }
+  size_t body_unacked() const override { return unacked_in_kernel(); }
+  bool body_can_send_file() const override { return true; }
+  void body_send_file(int fd, uint64_t offset, uint64_t length, Executor& executor,
+                      std::function<void(int, uint64_t)> done) override {
+    send_file(fd, offset, length, executor, std::move(done));
+  }
+  void body_abort() override { close(); }
 
  private:
   explicit Connection(Reactor& reactor);

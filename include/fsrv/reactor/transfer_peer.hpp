@@ -1,15 +1,26 @@
 #pragma once
-// What a transfer engine (transfer::UploadSink) needs of the transport it
-// serves, so that one engine serves a TCP connection (reactor::Connection)
-// and a datagram transfer (the tftp service's Transfer) alike: whether the
-// peer is gone, the payload's start and end, progress for its timers, and a
-// reference that keeps the peer's memory alive while executor work that
-// names it is in flight. h2o's generator (`proceed`/`stop` over any
-// transport) is the model.
+// What a transfer engine (transfer::UploadSink, transfer::FileSender)
+// needs of the transport it serves, so that one engine serves a TCP
+// connection (reactor::Connection) and a datagram transfer (the tftp
+// service's Transfer) alike: whether the peer is gone, the payload's start
+// and end, progress for its timers, a reference that keeps the peer's
+// memory alive while executor work that names it is in flight, and, for
+// the GET engine, where its chunks of body go. h2o's generator
+// (`proceed`/`stop` over any transport) is the model: the engine hands a
+// chunk to the peer, the peer gives it back when done with it, and that is
+// what lets the engine produce the next one.
 
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string_view>
 #include <utility>
 
 namespace fsrv::reactor {
+
+class Executor;
 
 /// The transport side of a transfer engine. All calls on the loop thread.
 class TransferPeer {
@@ -25,6 +36,38 @@ class TransferPeer {
   virtual void peer_retain() = 0;
   /// Drops a peer_retain(); may free the peer.
   virtual void peer_release() = 0;
+
+  // The GET engine's side. The defaults serve a peer that takes no body.
+
+  /// Takes `n` buffers of body (and framing), the engine's until
+  /// `done(status)`: a stream writes them and calls done once written; a
+  /// datagram transfer keeps them until its peer acknowledged every byte.
+  /// `last`: the body ends with them. status 0, or a libuv error (closing).
+  virtual void body_write(const uv_buf_t* bufs, unsigned n, bool last,
+                          std::function<void(int)> done) {
+    (void)bufs, (void)n, (void)last;
+    done(UV_ENOTSUP);
+  }
+  /// Framing bytes the peer copies and sends before what follows.
+  virtual void body_write_owned(std::string_view bytes) { (void)bytes; }
+  /// False while the peer wants no further chunk yet (it calls the
+  /// engine's proceed() when it does).
+  virtual bool body_wants_more() const { return true; }
+  /// Bytes of body queued in user space and unacknowledged in the kernel
+  /// (the base64 pump sizes its next chunk by them).
+  virtual size_t body_queued() const { return 0; }
+  virtual size_t body_unacked() const { return 0; }
+  /// True when the body may go by sendfile(2) through body_send_file.
+  virtual bool body_can_send_file() const { return false; }
+  /// Sends `length` bytes of `fd` from `offset` (Connection::send_file).
+  virtual void body_send_file(int fd, uint64_t offset, uint64_t length, Executor& executor,
+                              std::function<void(int, uint64_t)> done) {
+    (void)fd, (void)offset, (void)length, (void)executor;
+    done(UV_ENOTSUP, 0);
+  }
+  /// The body cannot be completed as announced (a read failed, the file
+  /// shrank): the peer ends without its normal ending.
+  virtual void body_abort() {}
 
  protected:
   ~TransferPeer() = default;

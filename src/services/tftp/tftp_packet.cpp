@@ -187,19 +187,29 @@ std::string_view storage_name(std::string_view filename) {
   return filename;
 }
 
-void netascii_encode(std::span<const char> in, std::string& out) {
-  out.reserve(out.size() + in.size() + in.size() / 16);
-  for (char c : in) {
+size_t netascii_encode(std::span<const uint8_t> in, char* out) {
+  char* o = out;
+  for (uint8_t b : in) {
+    const char c = static_cast<char>(b);
     if (c == '\n') {
-      out.push_back('\r');
-      out.push_back('\n');
+      *o++ = '\r';
+      *o++ = '\n';
     } else if (c == '\r') {
-      out.push_back('\r');
-      out.push_back('\0');
+      *o++ = '\r';
+      *o++ = '\0';
     } else {
-      out.push_back(c);
+      *o++ = c;
     }
   }
+  return static_cast<size_t>(o - out);
+}
+
+void netascii_encode(std::span<const char> in, std::string& out) {
+  const size_t at = out.size();
+  out.resize(at + 2 * in.size());
+  const size_t n =
+      netascii_encode({reinterpret_cast<const uint8_t*>(in.data()), in.size()}, out.data() + at);
+  out.resize(at + n);
 }
 
 void NetasciiDecoder::decode(std::span<const char> in, std::string& out) {

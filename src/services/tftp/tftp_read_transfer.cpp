@@ -5,33 +5,36 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
-#include <limits>
-#include <optional>
-#include <string_view>
+#include <functional>
 
-#include "fsrv/core/log.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 #include "fsrv/storage/storage.hpp"
+#include "fsrv/transfer/file_sender.hpp"
 
 namespace fsrv::services::tftp {
 
 namespace {
 
-/// A read request: the file streams from the executor in kIoChunk reads
-/// into a queue of chunks covering at least the unacknowledged window; a
-/// window of `windowsize` DATA packets is sent, and an ACK of block k
-/// starts the next window at k + 1 (RFC 7440 section 4; with windowsize 1
-/// this is RFC 1350's lock-step). A duplicate ACK is ignored (no Sorcerer's
-/// Apprentice: RFC 1350 section 4 note, RFC 1123 4.2.3.1); a timeout resends
-/// the window.
+/// A read request: the GET engine (transfer::FileSender) reads the file
+/// on the executor in chunks of at least a window (io_chunk), netascii
+/// encoded if asked, and lends each to the transfer (body_write) until the
+/// client has acknowledged its last byte; a window of `windowsize` DATA
+/// packets is cut out of the chunks held, and an ACK of block k starts the
+/// next window at k + 1 (RFC 7440 section 4; with windowsize 1 this is RFC
+/// 1350's lock-step). A duplicate ACK is ignored (no Sorcerer's Apprentice:
+/// RFC 1350 section 4 note, RFC 1123 4.2.3.1); a timeout resends the
+/// window from the chunks still held.
 class ReadTransfer final : public Transfer {
  public:
   using Transfer::Transfer;
 
  private:
+  /// A chunk the engine lent: its bytes are the engine's buffer until
+  /// `give_back(0)` (every block in it acknowledged).
   struct Chunk {
     uint64_t start;  ///< stream offset of data[0]
-    std::string data;
+    std::span<const char> data;
+    std::function<void(int)> give_back;
   };
   enum class State { kOpening, kOack, kData };
 
@@ -51,21 +54,53 @@ class ReadTransfer final : public Transfer {
             fail(error_code(file->code), error_text(file->status()));
             return;
           }
-          file_ = std::make_shared<storage::ReadFile>(std::move(file->value));
-          if (n_.accepted.empty()) {
-            state_ = State::kData;
-            pump();
-            return;
-          }
           for (auto& [name, value] : n_.accepted) {
-            if (name == "tsize") value = std::to_string(file_->size());
+            if (name == "tsize") value = std::to_string(file->value.size());
           }
-          oack_ = oack_packet(n_.accepted);
-          state_ = State::kOack;
-          send(oack_);
-          arm_timer();
-          maybe_read();
+          state_ = n_.accepted.empty() ? State::kData : State::kOack;
+          transfer::SendOptions o;
+          if (request_.mode == Mode::kNetascii) {
+            o.transform = transfer::Transform::kCustom;
+            o.custom = [](std::span<const uint8_t> in, char* out) {
+              return netascii_encode(in, out);
+            };
+            o.expansion = 2;  // LF -> CR LF, CR -> CR NUL
+          }
+          const size_t window = static_cast<size_t>(n_.windowsize) * n_.blksize;
+          o.chunk = std::max(io_chunk(n_.blksize), window);
+          // Buffers at need: until the client ACKs anything, one block (a
+          // request that is never followed up costs one block).
+          o.first_chunk = n_.blksize;
+          get_ = transfer::send_file(*this, *service_.shared().executor, std::move(file->value),
+                                     std::move(o), [this](Status) { body_end(); });
+          if (state_ == State::kOack) {
+            oack_ = oack_packet(n_.accepted);
+            send(oack_);
+            arm_timer();
+          }
         });
+  }
+
+  // TransferPeer: the GET engine's chunks.
+  void body_write(const uv_buf_t* bufs, unsigned n, bool last,
+                  std::function<void(int)> done) override {
+    for (unsigned i = 0; i < n; ++i) {
+      chunks_.push_back({buffered_end_, {bufs[i].base, bufs[i].len}, nullptr});
+      buffered_end_ += bufs[i].len;
+    }
+    if (!chunks_.empty()) chunks_.back().give_back = std::move(done);
+    if (last) body_end();
+    if (state_ == State::kData) pump();
+  }
+  bool body_wants_more() const override { return acked_ || buffered_end_ == 0; }
+  void body_abort() override { fail(ErrorCode::kUndefined, "read error"); }
+
+  /// The body is complete (its last chunk came, or the file is empty).
+  void body_end() {
+    if (eof_) return;
+    eof_ = true;
+    last_block_ = buffered_end_ / n_.blksize + 1;
+    if (state_ == State::kData) pump();
   }
 
   void on_packet(uint16_t op, std::span<const char> packet) override {
@@ -83,6 +118,7 @@ class ReadTransfer final : public Transfer {
       state_ = State::kData;
       progress();
       pump();
+      get_->proceed();
       return;
     }
     if (state_ != State::kData) return;
@@ -104,10 +140,12 @@ class ReadTransfer final : public Transfer {
     sent_ = k;  // RFC 7440: the next window starts after the acknowledged block
     while (!chunks_.empty() &&
            chunks_.front().start + chunks_.front().data.size() <= (base_ - 1) * n_.blksize) {
-      spare_ = std::move(chunks_.front().data);  // its pages are reused by the next read
+      auto give_back = std::move(chunks_.front().give_back);
       chunks_.pop_front();
+      if (give_back) give_back(0);  // the engine reads the next chunk into it
     }
     pump();
+    get_->proceed();
   }
 
   void on_timeout() override {
@@ -148,7 +186,7 @@ class ReadTransfer final : public Transfer {
     return buffered_end_ >= k * n_.blksize;
   }
 
-  /// Sends what the window allows and the buffer holds; reads ahead.
+  /// Sends what the window allows and the chunks hold.
   void pump() {
     const uint64_t window_end = base_ + n_.windowsize - 1;
     bool sent_any = false;
@@ -167,7 +205,6 @@ class ReadTransfer final : public Transfer {
         arm_timer();
       }
     }
-    maybe_read();
   }
 
   /// Probes serve windows (a lost tail is otherwise silent); in lock-step
@@ -213,80 +250,13 @@ class ReadTransfer final : public Transfer {
     send(packet_);
   }
 
-  /// Reads the next chunk when less than a window plus a chunk is buffered
-  /// ahead of the window's start.
-  void maybe_read() {
-    if (reading_ || eof_ || !file_) return;
-    const uint64_t window = static_cast<uint64_t>(n_.windowsize) * n_.blksize;
-    uint64_t read_size = std::max<uint64_t>(io_chunk(n_.blksize), window);
-    if (!acked_) {
-      // Buffers at need: until the client ACKs anything, only the first
-      // block (a request that is never followed up costs one block).
-      if (buffered_end_ >= n_.blksize) return;
-      read_size = n_.blksize;
-    } else if (buffered_end_ >= (base_ - 1) * n_.blksize + window + read_size) {
-      return;
-    }
-    // Never more than the file still holds (+1 byte to see its end): a
-    // small file costs its size, not a whole chunk.
-    const uint64_t size = file_->size();
-    const uint64_t left = size > file_offset_ ? size - file_offset_ : 0;
-    read_size = std::min<uint64_t>(read_size, left + 1);
-    reading_ = true;
-    auto chunk = std::make_shared<std::string>();
-    auto result = std::make_shared<Result<size_t>>();
-    auto file = file_;
-    const uint64_t offset = file_offset_;
-    const bool netascii = request_.mode == Mode::kNetascii;
-    auto raw = std::make_shared<std::string>(std::move(spare_));
-    spare_.clear();
-    run(
-        [file, chunk, raw, result, offset, read_size, netascii] {
-          // A recycled buffer already has the size: no zero-fill, no new pages.
-          if (raw->size() < read_size) raw->resize(static_cast<size_t>(read_size));
-          *result = file->read_at(
-              {reinterpret_cast<uint8_t*>(raw->data()), static_cast<size_t>(read_size)}, offset);
-          if (!result->ok()) return;
-          raw->resize(result->value);
-          if (netascii) {
-            netascii_encode(*raw, *chunk);
-          } else {
-            *chunk = std::move(*raw);
-          }
-        },
-        [this, chunk, result] {
-          reading_ = false;
-          if (!result->ok()) {
-            fail(ErrorCode::kUndefined, "read error: " + result->error);
-            return;
-          }
-          if (result->value == 0) {
-            eof_ = true;
-            last_block_ = buffered_end_ / n_.blksize + 1;
-          } else {
-            file_offset_ += result->value;
-            const uint64_t start = buffered_end_;
-            buffered_end_ += chunk->size();
-            chunks_.push_back({start, std::move(*chunk)});
-          }
-          if (state_ == State::kData) {
-            pump();
-          } else {
-            maybe_read();
-          }
-        });
-  }
-
   State state_ = State::kOpening;
-  std::shared_ptr<storage::ReadFile> file_;
+  std::shared_ptr<transfer::FileSender> get_;  ///< the GET engine, once the file is open
   std::string oack_;
-  std::string packet_;  ///< scratch: a DATA packet straddling two chunks
-  std::string spare_;   ///< an acknowledged chunk's buffer, for the next read
-  std::deque<Chunk> chunks_;
+  std::string packet_;         ///< scratch: a DATA packet straddling two chunks
+  std::deque<Chunk> chunks_;   ///< lent by the engine, not yet all acknowledged
   uint64_t buffered_end_ = 0;  ///< stream offset after the last chunk
-  uint64_t file_offset_ = 0;   ///< next raw file offset to read
-  bool reading_ = false;
-  bool acked_ = false;  ///< the client ACKed something: read ahead in full chunks
+  bool acked_ = false;         ///< the client ACKed something: read ahead in full chunks
   bool eof_ = false;
   uint64_t last_block_ = 0;  ///< once eof_: the final (short) block
   uint64_t base_ = 1;        ///< first unacknowledged block

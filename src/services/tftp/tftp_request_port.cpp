@@ -27,7 +27,7 @@ void RequestPort::on_datagram(reactor::DatagramListener& listener, const sockadd
     if (!error.drop) reply_error(listener, from, error.code, error.message);
     return;
   }
-  const std::string key = peer_key(from);
+  const std::string key = reactor::address_key(from);
   const std::string_view bytes(data.data(), data.size());
   if (auto it = by_peer_.find(key); it != by_peer_.end() && it->second->is_retransmission(bytes)) {
     return;  // the client resent its request: the transfer's timer answers

@@ -2,36 +2,12 @@
 
 #include "fsrv/services/tftp/tftp_transfer.hpp"
 
-#include <netinet/in.h>
-
-#include <cstring>
-
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 #include "fsrv/storage/storage.hpp"
 
 namespace fsrv::services::tftp {
-
-std::string peer_key(const sockaddr& addr) {
-  return reactor::address_ip(addr) + ":" + std::to_string(reactor::address_port(addr));
-}
-
-bool same_peer(const sockaddr_storage& a, const sockaddr& b) {
-  if (a.ss_family != b.sa_family) return false;
-  if (b.sa_family == AF_INET) {
-    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
-    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
-  }
-  if (b.sa_family == AF_INET6) {
-    const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
-    const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
-    return x.sin6_port == y.sin6_port &&
-           std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
-  }
-  return false;
-}
 
 ErrorCode error_code(Errc code) {
   switch (code) {
@@ -72,24 +48,18 @@ std::string error_text(const Status& s) {
 
 Transfer::Transfer(RequestPort& service, const sockaddr& peer, Request request,
                    Negotiated negotiated, std::string request_bytes)
-    : service_(service),
+    : DatagramPeer(service.loop(), peer),
+      service_(service),
       config_(*service.shared().config),
       options_(config_.services.get<Options>()),
       request_(std::move(request)),
       n_(std::move(negotiated)),
       name_(storage_name(request_.filename)),
-      key_(peer_key(peer)),
-      ip_(reactor::address_ip(peer)),
+      started_ms_(uv_now(service.loop())),
       request_bytes_(std::move(request_bytes)) {
-  std::memcpy(&peer_, &peer,
-              peer.sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
   timeout_ms_ = n_.timeout_s > 0
                     ? static_cast<uint64_t>(n_.timeout_s) * 1000
                     : std::max<uint64_t>(1, static_cast<uint64_t>(options_.timeout_s * 1000.0));
-  uv_timer_init(service_.loop(), &timer_);
-  timer_.data = this;
-  handles_open_ = 1;
-  started_ms_ = uv_now(service_.loop());
 }
 
 bool Transfer::start(const std::string& host) {
@@ -99,12 +69,9 @@ bool Transfer::start(const std::string& host) {
   options.rcvbuf =
       static_cast<int>(std::clamp<size_t>(2 * window_bytes, kMinSocketBuffer, kMaxSocketBuffer));
   options.sndbuf = options.rcvbuf;
-  sock_ = std::make_unique<reactor::DatagramListener>(service_.loop(), 0, "tftp", Endpoint{host, 0},
-                                                      options);
-  ++handles_open_;
-  const int rc = sock_->listen(*this);
+  const int rc = open_socket(Endpoint{host, 0}, options);
   if (rc < 0) {
-    FSRV_LOG_WARN("tftp: no transfer port for %s: %s", key_.c_str(), uv_strerror(rc));
+    FSRV_LOG_WARN("tftp: no transfer port for %s: %s", key().c_str(), uv_strerror(rc));
     finish(false);
     return false;
   }
@@ -113,7 +80,7 @@ bool Transfer::start(const std::string& host) {
 }
 
 void Transfer::abort(std::string_view why) {
-  if (finished_) return;
+  if (finished()) return;
   if (counted_) {  // already succeeded (a write dallying after its final ACK)
     finish(true);
     return;
@@ -121,17 +88,14 @@ void Transfer::abort(std::string_view why) {
   fail(ErrorCode::kUndefined, why);
 }
 
-void Transfer::on_datagram(reactor::DatagramListener&, const sockaddr& from,
-                           std::span<const char> data) {
-  if (finished_) return;
-  if (!same_peer(peer_, from)) {
-    // RFC 1350 section 4: a packet from another TID gets ERROR 5 and does
-    // not disturb the transfer.
-    service_.count_bad();
-    const std::string e = error_packet(ErrorCode::kUnknownTid, "unknown transfer ID");
-    sock_->send_to(from, e);
-    return;
-  }
+void Transfer::on_stranger(const sockaddr& from, std::span<const char>) {
+  // RFC 1350 section 4: a packet from another TID gets ERROR 5 and does
+  // not disturb the transfer.
+  service_.count_bad();
+  send_to(from, error_packet(ErrorCode::kUnknownTid, "unknown transfer ID"));
+}
+
+void Transfer::on_peer_datagram(std::span<const char> data) {
   if (data.size() < kHeaderSize) {  // too short for any packet but a bare ERROR
     if (data.size() >= 2 && read_u16(data.data()) == static_cast<uint16_t>(Opcode::kError)) {
       finish(false);
@@ -147,41 +111,20 @@ void Transfer::on_datagram(reactor::DatagramListener&, const sockaddr& from,
   const uint16_t op = read_u16(data.data());
   if (op == static_cast<uint16_t>(Opcode::kError)) {
     FSRV_LOG_INFO("tftp: %s %s from %s: the client ended it with ERROR %u", direction(),
-                  name_.c_str(), key_.c_str(), read_u16(data.data() + 2));
+                  name_.c_str(), key().c_str(), read_u16(data.data() + 2));
     finish(false);
     return;
   }
   on_packet(op, data);
 }
 
-void Transfer::send(std::span<const char> packet) {
-  if (sock_ && !finished_) sock_->send_to(reinterpret_cast<const sockaddr&>(peer_), packet);
-}
-
-void Transfer::send(std::span<const char> head, std::span<const char> body) {
-  if (sock_ && !finished_) {
-    sock_->send_to(reinterpret_cast<const sockaddr&>(peer_), head, body);
-  }
-}
-
 void Transfer::fail(ErrorCode code, std::string_view message) {
-  if (finished_) return;
+  if (finished()) return;
   FSRV_LOG_INFO("tftp: %s %s from %s failed: ERROR %d %.*s", direction(), name_.c_str(),
-                key_.c_str(), static_cast<int>(code), static_cast<int>(message.size()),
+                key().c_str(), static_cast<int>(code), static_cast<int>(message.size()),
                 message.data());
   send(error_packet(code, message));
   finish(false);
-}
-
-void Transfer::arm_timer(uint64_t ms) {
-  if (finished_) return;
-  uv_timer_start(
-      &timer_,
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Transfer*>(t->data);
-        if (!self->finished_) self->on_timeout();
-      },
-      ms ? ms : timeout_ms(), 0);
 }
 
 bool Transfer::retry() {
@@ -197,17 +140,10 @@ bool Transfer::retry() {
 }
 
 void Transfer::finish(bool ok) {
-  if (finished_) return;
-  finished_ = true;
+  if (finished()) return;
   count_result(ok);
   service_.forget_peer(this);
-  uv_timer_stop(&timer_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
-    auto* self = static_cast<Transfer*>(h->data);
-    --self->handles_open_;
-    self->release_if_done();
-  });
-  if (sock_) sock_->close();  // on_closed follows
+  close();  // on_released follows
 }
 
 void Transfer::count_result(bool ok) {
@@ -218,39 +154,21 @@ void Transfer::count_result(bool ok) {
                     : (read ? service_.rrq_failed_ : service_.wrq_failed_));
   service_.observe_duration(static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
   if (log::access_enabled()) {
-    log::access_request("tftp", key_, read ? "RRQ" : "WRQ", name_, ok, bytes_,
+    log::access_request("tftp", key(), read ? "RRQ" : "WRQ", name_, ok, bytes_,
                         static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
   }
   if (ok) {
     const double secs = static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0;
     FSRV_LOG_INFO("tftp: %s %s %s %s: %llu bytes in %.3f s (blksize %zu, windowsize %u)",
-                  direction(), name_.c_str(), read ? "to" : "from", key_.c_str(),
+                  direction(), name_.c_str(), read ? "to" : "from", key().c_str(),
                   static_cast<unsigned long long>(bytes_), secs, n_.blksize, n_.windowsize);
   }
 }
 
-void Transfer::on_closed(reactor::DatagramListener&) {
-  --handles_open_;
-  release_if_done();
-}
-
-void Transfer::release_if_done() {
-  if (finished_ && handles_open_ == 0 && work_ == 0 && !released_) {
-    released_ = true;
-    service_.release(this);  // destroys this
-  }
-}
+void Transfer::on_released() { service_.release(this); }  // destroys this
 
 void Transfer::run(reactor::Executor::Fn work, reactor::Executor::Fn done) {
-  ++work_;
-  service_.shared().executor->submit(std::move(work), [this, done = std::move(done)] {
-    --work_;
-    if (!finished_) {
-      done();
-      return;
-    }
-    release_if_done();  // may destroy this
-  });
+  DatagramPeer::run(*service_.shared().executor, std::move(work), std::move(done));
 }
 
 }  // namespace fsrv::services::tftp

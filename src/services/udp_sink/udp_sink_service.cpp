@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "fsrv/core/log.hpp"
+#include "fsrv/reactor/datagram_peer.hpp"
 #include "fsrv/reactor/log_limiter.hpp"
 #include "fsrv/services/udp_sink/udp_sink_options.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -30,10 +31,6 @@ constexpr size_t kMaxQuotaAddresses = 4096;
 /// so open files stay under --udp-max-senders + kMaxCommitting.
 constexpr int kMaxCommitting = 8;
 
-/// Granularity of the idle check: a file is committed between idle-ms and
-/// idle-ms + this after its last datagram.
-constexpr uint64_t kMaxTickMs = 250;
-
 /// "20261121T155708.123Z": UTC, millisecond resolution, so two files of
 /// one sender a moment apart get different names.
 std::string utc_stamp() {
@@ -47,32 +44,28 @@ std::string utc_stamp() {
   return text;
 }
 
+class UdpSinkService;
+
 /// One sender's file in progress, written through the upload engine
 /// (transfer::UploadSink: two chunk buffers, each written on the executor
 /// while the other fills). A datagram the buffers cannot take whole (the
 /// disk stalls) is dropped and counted: UDP has no way to slow the sender,
-/// and a part of a datagram would corrupt the file. The sender is the
-/// engine's TransferPeer; the engine's work keeps it alive.
-struct Sender final : reactor::TransferPeer, std::enable_shared_from_this<Sender> {
-  std::string from;                            ///< "IP:PORT" (log)
+/// and a part of a datagram would corrupt the file. The sender is a
+/// reactor::DatagramPeer: its timer is the idle timer, the engine's work
+/// keeps it alive, and it owns itself (on_released deletes it).
+struct Sender final : reactor::DatagramPeer {
+  Sender(UdpSinkService& service, uv_loop_t* loop, const sockaddr& from)
+      : DatagramPeer(loop, from), service(service) {}
+
+  UdpSinkService& service;
   std::string name;                            ///< the file it becomes
   std::shared_ptr<transfer::UploadSink> sink;  ///< null once over --max-upload
   uint64_t bytes = 0, datagrams = 0, dropped = 0;
   uint64_t last_ms = 0;  ///< uv_now of the last datagram
 
-  bool peer_closing() const override { return false; }
-  void peer_payload(bool) override {}
-  void peer_progress() override {}
-  void peer_retain() override {
-    if (refs_++ == 0) keep_ = shared_from_this();
-  }
-  void peer_release() override {
-    if (--refs_ == 0) keep_.reset();  // may destroy this
-  }
-
  private:
-  int refs_ = 0;
-  std::shared_ptr<Sender> keep_;  ///< while the engine's work is in flight
+  void on_timer() override;
+  void on_released() override { delete this; }
 };
 
 /// One source address's use of its quota in the current window.
@@ -104,13 +97,6 @@ class UdpSinkService final : public DatagramService {
           "(udp-sink/readonly_dropped)");
     }
     loop_ = listener.udp()->loop;
-    uv_timer_init(loop_, &timer_);
-    timer_.data = this;
-    uint64_t idle = static_cast<uint64_t>(options_.idle_ms);
-    uint64_t tick = std::clamp<uint64_t>(idle / 4, 1, kMaxTickMs);
-    uv_timer_start(
-        &timer_, [](uv_timer_t* t) { static_cast<UdpSinkService*>(t->data)->on_tick(); }, tick,
-        tick);
   }
 
   void on_datagram(reactor::DatagramListener&, const sockaddr& from,
@@ -121,7 +107,7 @@ class UdpSinkService final : public DatagramService {
     }
     uint64_t now = uv_now(loop_);
     std::string ip = reactor::address_ip(from);
-    std::string key = ip + ":" + std::to_string(reactor::address_port(from));
+    std::string key = reactor::address_key(from);
     AddressQuota* quota = quota_of(ip, now);
     if (!quota || quota->bytes + data.size() > options_.address_bytes) {
       drop_over_quota(ip, now, quota ? "bytes" : "address table full");
@@ -151,11 +137,11 @@ class UdpSinkService final : public DatagramService {
         return;
       }
       quota->files++;
-      it = senders_.emplace(key, open_sender(from, key)).first;
+      it = senders_.emplace(key, open_sender(from)).first;
     }
     quota->bytes += data.size();
-    const std::shared_ptr<Sender>& s = it->second;
-    s->last_ms = uv_now(loop_);
+    Sender* s = it->second;
+    s->last_ms = now;
     s->datagrams++;
     shared_.stats->add(datagrams_);
     if (!s->sink || !s->sink->error().ok()) return;  // discarded, or failing
@@ -163,7 +149,8 @@ class UdpSinkService final : public DatagramService {
       s->sink->cancel();  // the temporary file goes
       s->sink.reset();
       FSRV_LOG_WARN("udp-sink: %s over --max-upload (%llu bytes): its file is discarded",
-                    s->from.c_str(), static_cast<unsigned long long>(shared_.config->max_upload));
+                    s->peer_key().c_str(),
+                    static_cast<unsigned long long>(shared_.config->max_upload));
       return;
     }
     if (s->sink->room() < data.size()) {
@@ -178,8 +165,19 @@ class UdpSinkService final : public DatagramService {
 
   void on_stop(reactor::DatagramListener&) override {
     if (--listeners_ > 0) return;
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     while (!senders_.empty()) finish(senders_.begin());
+  }
+
+  /// A sender's idle timer fired: its file is committed once idle-ms
+  /// passed since its last datagram, else the timer waits the rest.
+  void idle(Sender& s) {
+    const uint64_t now = uv_now(loop_);
+    const auto idle = static_cast<uint64_t>(options_.idle_ms);
+    if (now - s.last_ms < idle) {
+      s.arm_timer(s.last_ms + idle - now);
+      return;
+    }
+    finish(senders_.find(s.peer_key()));
   }
 
  private:
@@ -211,19 +209,20 @@ class UdpSinkService final : public DatagramService {
         static_cast<unsigned long long>(quota_log_.take_suppressed()));
   }
 
-  std::shared_ptr<Sender> open_sender(const sockaddr& from, const std::string& key) {
+  Sender* open_sender(const sockaddr& from) {
     ++open_files_;
-    auto s = std::make_shared<Sender>();
-    s->from = key;
-    s->name = "udp-" + reactor::address_ip(from) + "-" +
-              std::to_string(reactor::address_port(from)) + "-" + utc_stamp() + ".bin";
+    auto* s = new Sender(*this, loop_, from);  // owns itself until on_released
+    s->name = "udp-" + s->peer_ip() + "-" + std::to_string(reactor::address_port(from)) + "-" +
+              utc_stamp() + ".bin";
+    s->last_ms = uv_now(loop_);
+    s->arm_timer(static_cast<uint64_t>(options_.idle_ms));
     transfer::UploadSink::Options o;
     o.name = s->name;
-    Sender* raw = s.get();  // the sink's callbacks run while the sender lives (it owns the sink)
     s->sink = transfer::UploadSink::start(*s, *shared_.executor, *shared_.root, std::move(o),
-                                          nullptr, [this, raw](Status status, uint64_t) {
-                                            raw->sink.reset();
-                                            closed(*raw, status);
+                                          nullptr, [this, s](Status status, uint64_t) {
+                                            s->sink.reset();
+                                            closed(*s, status);
+                                            s->close();  // released once the engine lets go
                                           });
     return s;
   }
@@ -243,7 +242,7 @@ class UdpSinkService final : public DatagramService {
       if (log)
         FSRV_LOG_INFO("udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s",
                       s.name.c_str(), static_cast<unsigned long long>(s.datagrams),
-                      static_cast<unsigned long long>(s.bytes), s.from.c_str(),
+                      static_cast<unsigned long long>(s.bytes), s.peer_key().c_str(),
                       s.dropped
                           ? (" (" + std::to_string(s.dropped) + " dropped: disk too slow)").c_str()
                           : "");
@@ -251,20 +250,22 @@ class UdpSinkService final : public DatagramService {
       shared_.stats->add(failed_);
       if (log)
         FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s.name.c_str(),
-                      s.from.c_str(), static_cast<unsigned long long>(s.datagrams),
+                      s.peer_key().c_str(), static_cast<unsigned long long>(s.datagrams),
                       status.error.c_str());
     }
   }
 
   /// Commits a sender's file once its writes are done; it leaves the table
   /// now, so a new datagram from the same address starts a new file.
-  void finish(std::unordered_map<std::string, std::shared_ptr<Sender>>::iterator it) {
-    std::shared_ptr<Sender> s = it->second;
+  void finish(std::unordered_map<std::string, Sender*>::iterator it) {
+    Sender* s = it->second;
     senders_.erase(it);
+    s->stop_timer();
     if (s->sink) {
       s->sink->end();  // closed() follows, after the commit (or the first error)
     } else {
       closed(*s, Status::failure(Errc::kTooLarge, "over --max-upload"));
+      s->close();
     }
   }
 
@@ -276,16 +277,6 @@ class UdpSinkService final : public DatagramService {
     if (oldest != senders_.end()) finish(oldest);
   }
 
-  void on_tick() {
-    uint64_t now = uv_now(loop_);
-    uint64_t idle = static_cast<uint64_t>(options_.idle_ms);
-    for (auto it = senders_.begin(); it != senders_.end();) {
-      auto next = std::next(it);
-      if (now - it->second->last_ms >= idle) finish(it);
-      it = next;
-    }
-  }
-
   const Options& options_;  ///< the --udp-* options (udp_sink_options.hpp)
   stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, readonly_dropped_,
       files_, failed_;
@@ -294,10 +285,11 @@ class UdpSinkService final : public DatagramService {
   std::unordered_map<std::string, AddressQuota> quotas_;
   reactor::LogLimiter quota_log_, full_log_, commit_log_{1000};
   uv_loop_t* loop_ = nullptr;
-  uv_timer_t timer_;
   int listeners_ = 0;
-  std::unordered_map<std::string, std::shared_ptr<Sender>> senders_;
+  std::unordered_map<std::string, Sender*> senders_;  ///< by "IP:PORT"; each owns itself
 };
+
+void Sender::on_timer() { service.idle(*this); }
 
 }  // namespace
 

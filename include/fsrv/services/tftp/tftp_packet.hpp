@@ -136,6 +136,9 @@ std::string_view storage_name(std::string_view filename);
 /// netascii encoding of a byte stream (sender side): LF -> CR LF, CR -> CR
 /// NUL. Stateless per byte; appends to `out`.
 void netascii_encode(std::span<const char> in, std::string& out);
+/// The same into `out`, which has room for 2 x in.size() bytes; returns the
+/// bytes written (the GET engine's transform for a netascii RRQ).
+size_t netascii_encode(std::span<const uint8_t> in, char* out);
 
 /// netascii decoding (receiver side): CR LF -> LF, CR NUL -> CR, and a CR
 /// followed by anything else is kept. A CR at the end of one block waits

@@ -1,7 +1,8 @@
 #pragma once
 // The tftp service's transfer base: one RRQ or WRQ on its own port (the
-// server's transfer ID), with its peer, retransmission timer and executor
-// work; the read and write directions derive from it
+// server's transfer ID), a reactor::DatagramPeer (which owns the peer's
+// address, the socket, the retransmission timer and the lifetime that
+// executor work imposes); the read and write directions derive from it
 // (tftp_read_transfer.hpp, tftp_write_transfer.hpp) and the request port
 // (tftp_request_port.hpp) owns them all.
 //
@@ -22,7 +23,7 @@
 
 #include "fsrv/core/config.hpp"
 #include "fsrv/core/result.hpp"
-#include "fsrv/reactor/datagram.hpp"
+#include "fsrv/reactor/datagram_peer.hpp"
 #include "fsrv/reactor/executor.hpp"
 #include "fsrv/reactor/transfer_peer.hpp"
 #include "fsrv/services/tftp/tftp_options.hpp"
@@ -62,10 +63,6 @@ inline constexpr int kDallyTimeouts = 2;
 /// doubling at about the same point).
 inline constexpr uint64_t kMaxBackoffMs = 60'000;
 
-/// "IP:PORT" of a peer: the key of its latest transfer.
-std::string peer_key(const sockaddr& addr);
-/// Whether `b` is the address and port stored in `a`.
-bool same_peer(const sockaddr_storage& a, const sockaddr& b);
 /// The TFTP error for a storage failure (RFC 1350 error codes).
 ErrorCode error_code(Errc code);
 /// The ERROR message for a storage failure.
@@ -73,17 +70,15 @@ std::string error_text(const Status& s);
 
 class RequestPort;
 
-/// One RRQ or WRQ: its socket (an ephemeral port, the server's transfer
-/// ID), the peer's address (the client's TID), the retransmission timer and
-/// the executor work in flight. Owned by RequestPort; destroyed once both
-/// handles are closed and no executor task points at it.
-class Transfer : public reactor::DatagramHandler, public reactor::TransferPeer {
+/// One RRQ or WRQ: a DatagramPeer whose own socket is an ephemeral port
+/// (the server's transfer ID) and whose peer is the client's TID. Owned by
+/// RequestPort; destroyed once the peer is released (handles closed, no
+/// executor task holding it).
+class Transfer : public reactor::DatagramPeer {
  public:
   Transfer(RequestPort& service, const sockaddr& peer, Request request, Negotiated negotiated,
            std::string request_bytes);
   ~Transfer() override = default;
-  Transfer(const Transfer&) = delete;
-  Transfer& operator=(const Transfer&) = delete;
 
   /// Binds the transfer's port and begins. False if no port could be had
   /// (the transfer is then already finishing).
@@ -93,30 +88,17 @@ class Transfer : public reactor::DatagramHandler, public reactor::TransferPeer {
   /// Counted as a success already: a write that committed and dallies.
   bool succeeded() const { return counted_; }
 
-  const std::string& key() const { return key_; }
+  const std::string& key() const { return peer_key(); }
   /// The peer's IP (the per-address caps' key).
-  const std::string& ip() const { return ip_; }
+  const std::string& ip() const { return peer_ip(); }
   /// True once the peer sent anything to this transfer's port.
   bool heard() const { return heard_; }
   /// True once it ended (its handles may still be closing).
-  bool ended() const { return finished_; }
+  bool ended() const { return closing(); }
   /// True while the peer has not yet spoken to this transfer's port: an
   /// identical request from it is then a retransmission of this one.
   bool is_retransmission(std::string_view request_bytes) const {
-    return !heard_ && !finished_ && request_bytes == request_bytes_;
-  }
-
-  // TransferPeer: a transfer engine's work counts as work in flight (the
-  // transfer lives until it is done) and stops calling back once the
-  // transfer ended. Progress is the transfer's own (packets), not the
-  // engine's.
-  bool peer_closing() const override { return finished_; }
-  void peer_payload(bool) override {}
-  void peer_progress() override {}
-  void peer_retain() override { ++work_; }
-  void peer_release() override {
-    --work_;
-    release_if_done();  // may destroy this
+    return !heard_ && !closing() && request_bytes == request_bytes_;
   }
 
  protected:
@@ -126,15 +108,16 @@ class Transfer : public reactor::DatagramHandler, public reactor::TransferPeer {
   virtual void on_timeout() = 0;
   virtual const char* direction() const = 0;
 
-  void send(std::span<const char> packet);
-  void send(const std::string& packet) { send(std::span<const char>(packet)); }
+  void send(std::span<const char> packet) { DatagramPeer::send(packet); }
+  void send(const std::string& packet) { DatagramPeer::send(std::span<const char>(packet)); }
   /// One datagram of `head` then `body` (no copy).
-  void send(std::span<const char> head, std::span<const char> body);
+  void send(std::span<const char> head, std::span<const char> body) {
+    DatagramPeer::send(head, body);
+  }
   /// Sends ERROR `code` and finishes the transfer as failed.
   void fail(ErrorCode code, std::string_view message);
   /// (Re)starts the timer for `ms` (default: the transfer's timeout).
-  void arm_timer(uint64_t ms = 0);
-  void stop_timer() { uv_timer_stop(&timer_); }
+  void arm_timer(uint64_t ms = 0) { DatagramPeer::arm_timer(ms ? ms : timeout_ms()); }
   /// The retransmission timeout now: the transfer's timeout doubled per
   /// retry since the last progress (RFC 1123 4.2.3.2: "at least an
   /// exponential backoff of retransmission timeout is necessary"), at most
@@ -159,7 +142,7 @@ class Transfer : public reactor::DatagramHandler, public reactor::TransferPeer {
   /// Runs `work` on the executor and `done` on the loop, unless the
   /// transfer finished meanwhile. Keeps the transfer alive until then.
   void run(reactor::Executor::Fn work, reactor::Executor::Fn done);
-  bool finished() const { return finished_; }
+  bool finished() const { return closing(); }
 
   RequestPort& service_;
   const ServerConfig& config_;
@@ -171,24 +154,15 @@ class Transfer : public reactor::DatagramHandler, public reactor::TransferPeer {
   uint64_t started_ms_ = 0;
 
  private:
-  void on_datagram(reactor::DatagramListener& listener, const sockaddr& from,
-                   std::span<const char> data) override;
-  void on_closed(reactor::DatagramListener& listener) override;
-  void release_if_done();
+  void on_peer_datagram(std::span<const char> data) override;
+  void on_stranger(const sockaddr& from, std::span<const char> data) override;
+  void on_timer() override { on_timeout(); }
+  void on_released() override;
 
-  sockaddr_storage peer_{};
-  std::string key_;
-  std::string ip_;
   std::string request_bytes_;
-  std::unique_ptr<reactor::DatagramListener> sock_;
-  uv_timer_t timer_;
   uint64_t timeout_ms_;
   int retries_ = 0;
-  int handles_open_ = 0;  ///< socket and timer until their close callbacks
-  int work_ = 0;          ///< executor tasks in flight
   bool heard_ = false;
-  bool finished_ = false;
-  bool released_ = false;
   bool counted_ = false;
 };
 
