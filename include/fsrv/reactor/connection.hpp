@@ -98,6 +98,20 @@ class ConnRef {
   Connection* c_ = nullptr;
 };
 
+/// How send_file turns file bytes into wire bytes (e.g. base64): the
+/// reactor knows only the sizes and the function.
+struct SendTransform {
+  /// Encodes `in` into `out` (out_size(in.size()) bytes); returns the bytes
+  /// written. Runs on the executor's thread; must be thread-safe.
+  std::function<size_t(std::span<const uint8_t> in, char* out)> encode;
+  /// Output bytes for `n` input bytes, at most.
+  size_t (*out_size)(size_t n) = nullptr;
+  /// File bytes read and encoded at a time; every chunk but the last has
+  /// this size, so it must keep the encoding's block boundaries (a
+  /// multiple of 3 for base64).
+  size_t chunk = 0;
+};
+
 class Connection final : public TransferPeer {
  public:
   /// Write watermarks in bytes of pending_bytes(): above kHighWater the
@@ -109,6 +123,10 @@ class Connection final : public TransferPeer {
   /// File bytes one sendfile(2) work item sends at most before yielding, so
   /// one fast client cannot hold a pool thread for a whole large file.
   static constexpr uint64_t kSendfileSlice = 16 << 20;
+  /// File bytes one transformed send_file work item reads, encodes and
+  /// sends at most before yielding: encoding costs CPU that sendfile does
+  /// not, and in process mode the item runs on the loop itself.
+  static constexpr uint64_t kTransformSlice = 4 << 20;
 
   /// Creates a connection whose TCP handle is initialised on the reactor's
   /// loop but not yet connected; accept into tcp() then call start().
@@ -144,8 +162,15 @@ class Connection final : public TransferPeer {
   /// error (the connection is then closed). No write may be queued while it
   /// runs. `file_fd` must stay open until done. Under TLS the file is read
   /// and encrypted in chunks instead (tls_send_file).
+  ///
+  /// With a `transform` (never under TLS), each work item instead preads
+  /// transform->chunk file bytes at a time, encodes them and send(2)s the
+  /// result itself, so the bytes are produced and written on one thread
+  /// while they are still in its cache; what the socket did not take waits
+  /// in the job for the next item. `sent` then counts file bytes whose
+  /// encoding was fully sent, the statistics count wire bytes.
   void send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
-                 std::function<void(int, uint64_t)> done);
+                 std::function<void(int, uint64_t)> done, const SendTransform* transform = nullptr);
   /// Bytes handed to the connection whose write has not completed.
   size_t pending_bytes() const { return pending_bytes_; }
   /// Bytes still queued in libuv (not yet taken by the kernel).

@@ -2,8 +2,10 @@
 // The GET engine, protocol-neutral (h2o's file handler: the body producer
 // knows nothing of the framing around it). Streams a byte range of an open
 // file to a connection as [prefix] transform(bytes) [suffix]:
-//   - kBase64: each chunk is pread into the pool thread's scratch and encoded
-//     straight into a chunk buffer handed to uv_write (the course protocol);
+//   - kBase64: each chunk is pread into the pool thread's scratch, encoded
+//     and send(2) by the same executor item (Connection::send_file with a
+//     transform); under TLS, encoded chunk buffers handed to the
+//     connection's writes instead (the course protocol);
 //   - kIdentity: with sendfile(2) from the executor (HTTP, the raw dialect).
 // The connection pulls: a chunk is produced only when one of the
 // kGetChunksInFlight buffers is free again, i.e. when the socket took an
