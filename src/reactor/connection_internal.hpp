@@ -3,12 +3,14 @@
 // its TLS hooks. Not installed, not included outside src/reactor.
 #pragma once
 
+#include <unistd.h>
 #include <uv.h>
 
 #include <cstdint>
 #include <functional>
 #include <string>
 
+#include "fsrv/reactor/buffer.hpp"
 #include "fsrv/reactor/connection.hpp"
 
 namespace fsrv::reactor {
@@ -27,15 +29,29 @@ struct WriteReq {
 
 /// A send_file in progress (shared with its executor task).
 struct SendFileJob {
-  int file_fd;
-  int sock_fd;
-  uint64_t offset;
-  uint64_t left;
+  /// sock_fd is the job's own dup(2) of the socket: a work item still
+  /// running when the connection closes writes to the same socket, never to
+  /// whatever descriptor reuses libuv's number.
+  ~SendFileJob() {
+    if (sock_fd >= 0) ::close(sock_fd);
+  }
+  int file_fd = -1;
+  int sock_fd = -1;
+  uint64_t offset = 0;
+  uint64_t left = 0;
   uint64_t sent = 0;
-  Executor* executor;
+  Executor* executor = nullptr;
   std::function<void(int, uint64_t)> done;
   bool running = false;  ///< a work item is in flight
   int task_errno = 0;
+  /// With a transform: the encoded bytes of the chunk being sent, how far
+  /// they went out, and the file bytes they stand for.
+  const SendTransform* transform = nullptr;
+  Buffer encoded;
+  size_t encoded_len = 0;
+  size_t encoded_off = 0;
+  size_t encoded_raw = 0;
+  uint64_t wire_sent = 0;  ///< bytes sent on the socket (== sent without a transform)
 };
 
 }  // namespace fsrv::reactor

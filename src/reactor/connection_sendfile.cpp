@@ -2,6 +2,7 @@
 // executor slices, or through the TLS layer when the connection has one.
 
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,7 +20,12 @@
 namespace fsrv::reactor {
 
 void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
-                           std::function<void(int, uint64_t)> done) {
+                           std::function<void(int, uint64_t)> done,
+                           const SendTransform* transform) {
+  if (tls_ && transform) {  // the caller encodes and writes itself under TLS
+    done(UV_ENOTSUP, 0);
+    return;
+  }
   if (tls_) {
     reactor_.stats->add(reactor_.tls_sends_userspace);
     tls_send_file(*this, file_fd, offset, length, executor, std::move(done));
@@ -30,8 +36,21 @@ void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Execut
     done(UV_ECANCELED, 0);
     return;
   }
-  sendfile_ = std::make_shared<SendFileJob>(
-      SendFileJob{file_fd, sock, offset, length, 0, &executor, std::move(done), false, 0});
+  sock = dup(sock);
+  if (sock < 0) {
+    int err = uv_translate_sys_error(errno);
+    close();
+    done(err, 0);
+    return;
+  }
+  sendfile_ = std::make_shared<SendFileJob>();
+  sendfile_->file_fd = file_fd;
+  sendfile_->sock_fd = sock;
+  sendfile_->offset = offset;
+  sendfile_->left = length;
+  sendfile_->executor = &executor;
+  sendfile_->done = std::move(done);
+  sendfile_->transform = transform;
   if (length == 0) {
     sendfile_finish(0);
     return;
@@ -39,15 +58,83 @@ void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Execut
   if (pending_bytes_ == 0) sendfile_step();  // else write_done() starts it
 }
 
-// One work item: sendfile(2) until the slice is sent, the socket is full
-// (EAGAIN: the socket is non-blocking) or an error.
+namespace {
+
+/// Sends the job's encoded bytes not sent yet; false with task_errno set
+/// if the socket is full (EAGAIN) or failed.
+bool send_encoded(SendFileJob& job) {
+  while (job.encoded_off < job.encoded_len) {
+    ssize_t n = ::send(job.sock_fd, job.encoded.data() + job.encoded_off,
+                       job.encoded_len - job.encoded_off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      job.task_errno = errno;
+      return false;
+    }
+    job.encoded_off += static_cast<size_t>(n);
+    job.wire_sent += static_cast<uint64_t>(n);
+  }
+  job.sent += job.encoded_raw;
+  job.encoded_len = job.encoded_off = job.encoded_raw = 0;
+  return true;
+}
+
+/// The work of a transformed send_file item: pread a chunk into the
+/// thread's scratch, encode it into the job's buffer and send it, until
+/// kTransformSlice file bytes went out, the file ended, or the socket is
+/// full (the rest of the chunk stays in the job for the next item).
+void transform_slice(SendFileJob& job, uint64_t slice) {
+  const SendTransform& t = *job.transform;
+  job.task_errno = 0;
+  if (!send_encoded(job)) return;
+  uint64_t budget = slice;
+  while (job.left > 0 && budget > 0) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(t.chunk, job.left));
+    Buffer& raw = thread_scratch(t.chunk);
+    ssize_t n;
+    do {
+      n = ::pread(job.file_fd, raw.bytes(), want, static_cast<off_t>(job.offset));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      job.task_errno = errno;
+      return;
+    }
+    if (n == 0) {  // the file shrank: nothing more to send
+      job.task_errno = ENODATA;
+      return;
+    }
+    if (job.encoded.capacity() < t.out_size(t.chunk)) job.encoded = Buffer(t.out_size(t.chunk));
+    const auto got = static_cast<size_t>(n);
+    job.encoded_len = t.encode({raw.bytes(), got}, job.encoded.data());
+    job.encoded_off = 0;
+    job.encoded_raw = got;
+    job.offset += got;
+    job.left -= got;
+    budget -= std::min<uint64_t>(budget, got);
+    if (got < want && job.left > 0) {  // a short read mid-file: it shrank
+      job.task_errno = ENODATA;
+      return;
+    }
+    if (!send_encoded(job)) return;
+  }
+}
+
+}  // namespace
+
+// One work item: sendfile(2) (or pread, encode and send(2) with a
+// transform) until the slice is sent, the socket is full (EAGAIN: the
+// socket is non-blocking) or an error.
 void Connection::sendfile_step() {
   std::shared_ptr<SendFileJob> job = sendfile_;
   job->running = true;
   ConnRef ref(this);
-  uint64_t sent_before = job->sent;
+  uint64_t wire_before = job->wire_sent;
   job->executor->submit(
       [job] {
+        if (job->transform) {
+          transform_slice(*job, kTransformSlice);
+          return;
+        }
         uint64_t budget = std::min(job->left, kSendfileSlice);
         job->task_errno = 0;
         while (budget > 0) {
@@ -65,17 +152,19 @@ void Connection::sendfile_step() {
           job->offset += static_cast<uint64_t>(n);
           job->left -= static_cast<uint64_t>(n);
           job->sent += static_cast<uint64_t>(n);
+          job->wire_sent += static_cast<uint64_t>(n);
           budget -= static_cast<uint64_t>(n);
         }
       },
-      [this, ref, job, sent_before] {
+      [this, ref, job, wire_before] {
         job->running = false;
         if (closing_ || sendfile_ != job) {
           if (sendfile_ == job) sendfile_finish(UV_ECANCELED);
           return;
         }
-        reactor_.stats->bytes_out.fetch_add(job->sent - sent_before, std::memory_order_relaxed);
-        count_progress(job->sent - sent_before);
+        reactor_.stats->bytes_out.fetch_add(job->wire_sent - wire_before,
+                                            std::memory_order_relaxed);
+        count_progress(job->wire_sent - wire_before);
         touch();
         if (job->task_errno == EAGAIN || job->task_errno == EWOULDBLOCK) {
           wait_writable();
@@ -83,7 +172,7 @@ void Connection::sendfile_step() {
           sendfile_finish(UV_EOF);
         } else if (job->task_errno != 0) {
           sendfile_finish(uv_translate_sys_error(job->task_errno));
-        } else if (job->left == 0) {
+        } else if (job->left == 0 && job->encoded_len == 0) {
           sendfile_finish(0);
         } else {
           sendfile_step();
@@ -123,7 +212,7 @@ void Connection::sendfile_finish(int status) {
   if (!job) return;
   ConnRef keep(this);
   if (status != 0 && status != UV_ECANCELED && status != UV_EOF) close();
-  bytes_written_ += job->sent;
+  bytes_written_ += job->wire_sent;
   job->done(status, job->sent);
 }
 

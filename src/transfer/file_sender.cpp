@@ -50,15 +50,29 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
       write_framing(std::move(all), true);
       return;
     }
-    if (o_.transform == Transform::kIdentity && conn_.body_can_send_file()) {
+    bool transformed = o_.transform == Transform::kBase64;
+    if ((o_.transform == Transform::kIdentity || transformed) &&
+        conn_.body_can_send_file(transformed)) {
+      // Without TLS the base64 body goes the same way as identity's: each
+      // executor item preads, encodes and sends on one thread (the encoded
+      // chunk is still in that core's cache when send(2) copies it, and
+      // thread mode hands nothing between threads per chunk).
       if (!o_.prefix.empty()) conn_.body_write_owned(o_.prefix);
+      const reactor::SendTransform* t = nullptr;
+      if (transformed) {
+        const codec::Encoder* enc = o_.encoder;
+        transform_ = {
+            [enc](std::span<const uint8_t> in, char* out) { return enc->encode(in, out); },
+            &codec::encoded_size, kRawChunk};
+        t = &transform_;
+      }
       auto self = shared_from_this();
       conn_.body_send_file(
           file_.fd(), o_.offset, o_.length, ex_,
-          [self](int status, uint64_t sent) { self->sendfile_done(status, sent); });
+          [self](int status, uint64_t sent) { self->sendfile_done(status, sent); }, t);
       return;
     }
-    pump();
+    pump();  // TLS, TFTP: chunks the peer borrows (body_write)
   }
 
   void cancel() override {
@@ -225,6 +239,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   SendOptions o_;
   std::function<void(Status)> done_;
   std::string framing_;
+  reactor::SendTransform transform_;  ///< base64 without TLS: send_file's encoder
   Buffer bufs_[kChunks];
   bool busy_[kChunks] = {};
   size_t raw_[kChunks] = {};

@@ -1,6 +1,7 @@
 // Connection: the one-shot protocol timer, write watermarks and on_drain,
 // coalesced owned writes, close during a pending write, write errors closing
-// at once, and send_file (sendfile(2) from the executor).
+// at once, and send_file (sendfile(2) from the executor, or pread, a
+// transform and send(2)).
 
 #include <fcntl.h>
 
@@ -220,6 +221,79 @@ TEST_P(SendFileTest, SendsTheRangeExactlyEvenToASlowReader) {
 
 INSTANTIATE_TEST_SUITE_P(Readers, SendFileTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "slow" : "fast"; });
+
+/// A transform the test can check by hand: every byte as two hex digits.
+size_t hex_size(size_t n) { return 2 * n; }
+
+TEST_P(SendFileTest, TransformedRangeArrivesEncodedInOrderEvenToASlowReader) {
+  const bool slow = GetParam();
+  TempDir dir;
+  std::string data(6 << 20, '\0');
+  std::mt19937_64 rng(11);
+  for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+    uint64_t v = rng();
+    std::memcpy(data.data() + i, &v, 8);
+  }
+  spit(dir.file("f.bin"), data);
+  int file = open(dir.file("f.bin").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(file, 0);
+  reactor::ThreadPoolExecutor executor(&loop);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  // A chunk that divides neither the range nor the 4 MiB slice, and more
+  // than one slice of file: short last chunk, several work items, and (slow
+  // reader) a socket that fills in the middle of a chunk.
+  reactor::SendTransform hex{[](std::span<const uint8_t> in, char* out) {
+                               for (size_t i = 0; i < in.size(); ++i) {
+                                 out[2 * i] = kDigits[in[i] >> 4];
+                                 out[2 * i + 1] = kDigits[in[i] & 15];
+                               }
+                               return 2 * in.size();
+                             },
+                             &hex_size, 300001};
+  const uint64_t offset = 1000, length = (5 << 20) + 17;
+  int done_status = 1;
+  uint64_t done_sent = 0;
+  factory.setup = [&](ScriptedHandler& h) {
+    h.read = [&](ScriptedHandler& self, size_t) {
+      reactor::Connection* c = self.connection;
+      c->write_owned("HEAD:");
+      c->send_file(
+          file, offset, length, executor,
+          [&, c](int st, uint64_t sent) {
+            done_status = st;
+            done_sent = sent;
+            c->write_owned(":TAIL");
+            c->close_when_flushed();
+          },
+          &hex);
+    };
+  };
+  int fd = client();
+  send_all(fd, "x");
+  std::string all;
+  std::thread reader([&] {
+    if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    all = read_all(fd);
+  });
+  run_until([&] { return done_status != 1 && reactor.connections.empty(); });
+  reader.join();
+  EXPECT_EQ(done_status, 0);
+  EXPECT_EQ(done_sent, length);
+  std::string expected;
+  expected.reserve(2 * length);
+  for (uint64_t i = offset; i < offset + length; ++i) {
+    const auto b = static_cast<uint8_t>(data[i]);
+    expected += kDigits[b >> 4];
+    expected += kDigits[b & 15];
+  }
+  ASSERT_EQ(all.size(), 5 + 2 * length + 5);
+  EXPECT_EQ(all.substr(0, 5), "HEAD:");
+  EXPECT_TRUE(all.compare(5, 2 * length, expected) == 0);
+  EXPECT_EQ(all.substr(5 + 2 * length), ":TAIL");
+  executor.close();
+  close(fd);
+  close(file);
+}
 
 }  // namespace
 }  // namespace fsrv::test

@@ -109,6 +109,10 @@ class Connection final : public TransferPeer {
   /// File bytes one sendfile(2) work item sends at most before yielding, so
   /// one fast client cannot hold a pool thread for a whole large file.
   static constexpr uint64_t kSendfileSlice = 16 << 20;
+  /// File bytes one transformed send_file work item reads, encodes and
+  /// sends at most before yielding: encoding costs CPU that sendfile does
+  /// not, and in process mode the item runs on the loop itself.
+  static constexpr uint64_t kTransformSlice = 4 << 20;
 
   /// Creates a connection whose TCP handle is initialised on the reactor's
   /// loop but not yet connected; accept into tcp() then call start().
@@ -144,8 +148,15 @@ class Connection final : public TransferPeer {
   /// error (the connection is then closed). No write may be queued while it
   /// runs. `file_fd` must stay open until done. Under TLS the file is read
   /// and encrypted in chunks instead (tls_send_file).
+  ///
+  /// With a `transform` (never under TLS), each work item instead preads
+  /// transform->chunk file bytes at a time, encodes them and send(2)s the
+  /// result itself, so the bytes are produced and written on one thread
+  /// while they are still in its cache; what the socket did not take waits
+  /// in the job for the next item. `sent` then counts file bytes whose
+  /// encoding was fully sent, the statistics count wire bytes.
   void send_file(int file_fd, uint64_t offset, uint64_t length, Executor& executor,
-                 std::function<void(int, uint64_t)> done);
+                 std::function<void(int, uint64_t)> done, const SendTransform* transform = nullptr);
   /// Bytes handed to the connection whose write has not completed.
   size_t pending_bytes() const { return pending_bytes_; }
   /// Bytes still queued in libuv (not yet taken by the kernel).
@@ -234,10 +245,13 @@ class Connection final : public TransferPeer {
   void body_write_owned(std::string_view bytes) override { write_owned(bytes); }
   size_t body_queued() const override { return queued_in_libuv(); }
   size_t body_unacked() const override { return unacked_in_kernel(); }
-  bool body_can_send_file() const override { return true; }
+  // A transformed body (base64) is encoded and sent by the executor item
+  // in clear text only; under TLS it goes through the chunk pump.
+  bool body_can_send_file(bool transformed) const override { return !transformed || !tls(); }
   void body_send_file(int fd, uint64_t offset, uint64_t length, Executor& executor,
-                      std::function<void(int, uint64_t)> done) override {
-    send_file(fd, offset, length, executor, std::move(done));
+                      std::function<void(int, uint64_t)> done,
+                      const SendTransform* transform) override {
+    send_file(fd, offset, length, executor, std::move(done), transform);
   }
   void body_abort() override { close(); }
 

@@ -15,12 +15,27 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string_view>
 #include <utility>
 
 namespace fsrv::reactor {
 
 class Executor;
+
+/// How send_file turns file bytes into wire bytes (e.g. base64): the
+/// reactor knows only the sizes and the function.
+struct SendTransform {
+  /// Encodes `in` into `out` (out_size(in.size()) bytes); returns the bytes
+  /// written. Runs on the executor's thread; must be thread-safe.
+  std::function<size_t(std::span<const uint8_t> in, char* out)> encode;
+  /// Output bytes for `n` input bytes, at most.
+  size_t (*out_size)(size_t n) = nullptr;
+  /// File bytes read and encoded at a time; every chunk but the last has
+  /// this size, so it must keep the encoding's block boundaries (a
+  /// multiple of 3 for base64).
+  size_t chunk = 0;
+};
 
 /// The transport side of a transfer engine. All calls on the loop thread.
 class TransferPeer {
@@ -57,12 +72,18 @@ class TransferPeer {
   /// (the base64 pump sizes its next chunk by them).
   virtual size_t body_queued() const { return 0; }
   virtual size_t body_unacked() const { return 0; }
-  /// True when the body may go by sendfile(2) through body_send_file.
-  virtual bool body_can_send_file() const { return false; }
-  /// Sends `length` bytes of `fd` from `offset` (Connection::send_file).
+  /// True when the body may go through body_send_file: by sendfile(2),
+  /// or (`transformed`) read, encoded and sent by one executor item.
+  virtual bool body_can_send_file(bool transformed) const {
+    (void)transformed;
+    return false;
+  }
+  /// Sends `length` bytes of `fd` from `offset`, through `transform` when
+  /// not null (Connection::send_file).
   virtual void body_send_file(int fd, uint64_t offset, uint64_t length, Executor& executor,
-                              std::function<void(int, uint64_t)> done) {
-    (void)fd, (void)offset, (void)length, (void)executor;
+                              std::function<void(int, uint64_t)> done,
+                              const SendTransform* transform) {
+    (void)fd, (void)offset, (void)length, (void)executor, (void)transform;
     done(UV_ENOTSUP, 0);
   }
   /// The body cannot be completed as announced (a read failed, the file

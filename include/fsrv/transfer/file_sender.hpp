@@ -2,7 +2,10 @@
 // The GET engine, protocol-neutral (h2o's file handler: the body producer
 // knows nothing of the framing around it). Streams a byte range of an open
 // file to a reactor::TransferPeer as [prefix] transform(bytes) [suffix]:
-//   - kBase64: each chunk is pread into the pool thread's scratch and encoded
+//   - kBase64: without TLS, each chunk is pread, encoded and send(2) by one
+//     executor item (TransferPeer::body_send_file with a transform:
+//     Connection::send_file); under TLS, or to a peer that cannot send
+//     files, each chunk is pread into the pool thread's scratch and encoded
 //     straight into a chunk buffer handed to the peer (the course protocol);
 //   - kIdentity: with sendfile(2) from the executor when the peer can (a TCP
 //     connection: HTTP, the raw dialect), else pread into a chunk buffer (a
