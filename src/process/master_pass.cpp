@@ -1,0 +1,282 @@
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+#include "fsrv/core/log.hpp"
+#include "fsrv/core/service_manager.hpp"
+#include "fsrv/process/channel.hpp"
+#include "fsrv/process/prefork.hpp"
+#include "fsrv/reactor/lifecycle.hpp"
+#include "fsrv/reactor/listener.hpp"
+#include "fsrv/reactor/reactor.hpp"
+#include "fsrv/runtime/runtime.hpp"
+#include "fsrv/storage/storage.hpp"
+#include "master_internal.hpp"
+
+namespace fsrv::process::master_detail {
+
+// Records a connection passed to worker `slot`; returns its index (tag - 1).
+uint32_t Master::add_live(int listener, int slot, const std::string& peer) {
+  uint32_t at;
+  if (free_ >= 0) {
+    at = static_cast<uint32_t>(free_);
+    free_ = passed_[at].listener;
+  } else {
+    at = static_cast<uint32_t>(passed_.size());
+    passed_.emplace_back();
+  }
+  LiveEntry& e = passed_[at];
+  e.listener = listener;
+  e.slot = static_cast<uint16_t>(slot);
+  e.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof e.peer));
+  std::memcpy(e.peer, peer.data(), e.peer_len);
+  return at;
+}
+
+// The connection at `index` is gone: out of the limits, its entry free.
+void Master::remove_live(uint32_t index) {
+  LiveEntry& e = passed_[index];
+  reactor_.limits.remove(e.listener, e.key());
+  e.slot = 0;
+  e.listener = free_;
+  free_ = static_cast<int32_t>(index);
+}
+
+// Connections the workers hold plus those being passed to them.
+int64_t Master::active_connections() const {
+  int64_t n = 0;
+  for (const WorkerHandle& w : workers_) n += load(w);
+  return n;
+}
+
+// Connections a worker holds plus those sent to it and not yet taken.
+int64_t Master::load(const WorkerHandle& w) const {
+  const stats::StatsSlot& s = table_->slot(w.slot);
+  return s.conns_active.load() + static_cast<int64_t>(w.sent - received(w));
+}
+
+// Sockets a slot's workers took from the channel (served or refused).
+uint64_t Master::received(const WorkerHandle& w) const {
+  const stats::StatsSlot& s = table_->slot(w.slot);
+  return s.conns_total.load() + s.conns_rejected.load();
+}
+
+// The listener has connections pending: take one (level-triggered, so
+// the poll wakes again while more wait, with no failing accept4 to learn
+// that the queue is empty), admit it and pass it to the least-loaded worker.
+void Master::on_connection(reactor::Listener& l) {
+  sockaddr_storage addr{};
+  int fd = l.accept_socket(&addr);
+  if (fd < 0) {
+    if (fd == -EMFILE || fd == -ENFILE) {
+      // The fd-derived connection cap keeps us from here; a listener that
+      // stayed readable would otherwise spin the loop.
+      FSRV_LOG_WARN("%s listener: %s: accepting again in %llu ms", l.service().c_str(),
+                    strerror(-fd), static_cast<unsigned long long>(kAcceptPauseMs));
+      l.pause_polling(kAcceptPauseMs);
+    }
+    return;  // EAGAIN (another wake-up took it), ECONNABORTED...
+  }
+  const services::Listening& listening = specs_[static_cast<size_t>(l.index())];
+  // A TLS client could not read a clear-text busy reply: it is just closed.
+  auto refusal = [&](int limit) {
+    return listening.spec.tls ? std::string()
+                              : listening.service->refusal(reactor::Refusal::kBusy, limit);
+  };
+  if (active_connections() + 1 > max_conns_) {
+    if (reactor_.refusal_log.allow(uv_now(&loop_))) {
+      FSRV_LOG_INFO(
+          "refused a %s connection: --max-conns %d reached; %llu similar refusals "
+          "suppressed",
+          l.service().c_str(), max_conns_,
+          static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
+    }
+    reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
+    return;
+  }
+  // Least-loaded live worker; ties go round-robin.
+  WorkerHandle* best = nullptr;
+  int64_t best_load = 0;
+  for (size_t k = 0; k < workers_.size(); ++k) {
+    WorkerHandle& w = workers_[(next_ + k) % workers_.size()];
+    if (!w.pipe_open) continue;
+    int64_t ld = load(w);
+    if (!best || ld < best_load) {
+      best = &w;
+      best_load = ld;
+    }
+  }
+  next_ = (next_ + 1) % workers_.size();
+  if (!best) {
+    reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
+    return;
+  }
+  std::string peer = reactor::peer_key(reinterpret_cast<const sockaddr*>(&addr));
+  reactor::Admission verdict = reactor_.limits.admit(l.index(), peer);
+  if (verdict != reactor::Admission::kOk) {
+    // Over its listener's share or its address's cap: the busy reply
+    // (small: it fits the new socket's buffer) and close.
+    int limit = verdict == reactor::Admission::kAddressFull
+                    ? reactor_.limits.per_address()
+                    : reactor_.limits.share(l.index()).max_conns;
+    std::string text = refusal(limit);
+    if (!text.empty()) {
+      ssize_t sent = ::send(fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      (void)sent;  // best effort: the client is refused either way
+    }
+    ::close(fd);
+    reactor_.stats->conns_rejected.fetch_add(1, std::memory_order_relaxed);
+    if (reactor_.refusal_log.allow(uv_now(&loop_))) {
+      FSRV_LOG_INFO("refused a %s connection from %s: %s (%d); %llu similar refusals suppressed",
+                    l.service().c_str(), reactor::address_text(peer).c_str(),
+                    verdict == reactor::Admission::kAddressFull
+                        ? "its address holds --max-conns-per-address"
+                        : "its listener's share is full",
+                    limit, static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
+    }
+    return;
+  }
+  reactor_.limits.add(l.index(), peer);
+  ChannelMsg msg;
+  msg.listener = l.index();
+  msg.tag = add_live(l.index(), best->slot, peer) + 1;
+  msg.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof msg.peer));
+  std::memcpy(msg.peer, peer.data(), msg.peer_len);
+  ++best->sent;
+  if (!pass(*best, fd, msg)) {
+    --best->sent;
+    remove_live(msg.tag - 1);
+    ::close(fd);
+  }
+}
+
+// Sends `fd` with its message to worker `w`: one sendmsg with SCM_RIGHTS
+// (the worker's libuv pipe receives it as if uv_write2 had sent it), or
+// uv_write2 behind the passes already queued when the channel is full.
+// The master's copy of `fd` is closed (or owned by the queued pass) when
+// true is returned; false leaves `fd` open for the caller.
+bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
+  if (w.queued == 0) {
+    uv_os_fd_t channel = -1;
+    uv_fileno(reinterpret_cast<const uv_handle_t*>(&w.pipe), &channel);
+    iovec iov{const_cast<ChannelMsg*>(&msg), sizeof msg};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ssize_t n;
+    do {
+      n = sendmsg(channel, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof msg)) {
+      ::close(fd);  // the worker has its own copy now
+      return true;
+    }
+    if (n >= 0) {
+      // The socket went with the first bytes; the rest of the message
+      // follows through libuv (a stream: the worker reassembles it).
+      ::close(fd);
+      auto* rest = new PassReq;
+      rest->worker = &w;
+      rest->msg = msg;
+      rest->req.data = rest;
+      auto off = static_cast<size_t>(n);
+      uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&rest->msg) + off,
+                                 static_cast<unsigned>(sizeof msg - off));
+      ++w.queued;
+      uv_write(&rest->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+               [](uv_write_t* req, int) {
+                 auto* p = static_cast<PassReq*>(req->data);
+                 --p->worker->queued;
+                 delete p;
+               });
+      return true;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      FSRV_LOG_WARN("fd passing failed: %s", strerror(errno));
+      return false;
+    }
+  }
+  // The channel is full: libuv queues it and writes when the worker reads.
+  auto* p = new PassReq;
+  p->worker = &w;
+  p->req.data = p;
+  p->client.data = p;
+  p->msg = msg;
+  uv_tcp_init(&loop_, &p->client);
+  if (int rc = uv_tcp_open(&p->client, fd); rc != 0) {
+    FSRV_LOG_WARN("uv_tcp_open: %s", uv_strerror(rc));
+    p->client.data = p;
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
+             [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+    return false;
+  }
+  // uv_write2 needs a data buffer beside the handle: the typed message.
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&p->msg), sizeof p->msg);
+  ++w.queued;
+  int rc = uv_write2(&p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+                     reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
+                       auto* q = static_cast<PassReq*>(req->data);
+                       --q->worker->queued;
+                       if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
+                       // The worker has its own copy now.
+                       uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
+                                [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+                     });
+  if (rc != 0) {
+    --w.queued;
+    FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
+    --w.sent;
+    remove_live(msg.tag - 1);
+    // uv_close closes the descriptor it was given: the caller's fd goes with it.
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
+             [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+    return true;
+  }
+  return true;
+}
+
+// kConnectionGone messages: the worker closed the connection of that tag.
+void Master::on_worker_bytes(WorkerHandle& w, std::string_view bytes) {
+  w.inbox.append(bytes);
+  size_t at = 0;
+  for (; w.inbox.size() - at >= sizeof(ChannelMsg); at += sizeof(ChannelMsg)) {
+    auto msg = parse_channel_msg(std::string_view(w.inbox).substr(at, sizeof(ChannelMsg)),
+                                 static_cast<int>(specs_.size()), ChannelMsg::kConnectionGone);
+    if (!msg) {
+      FSRV_LOG_WARN("worker slot %d: invalid message on the channel", w.slot);
+      continue;
+    }
+    uint32_t index = msg->tag - 1;
+    if (msg->tag == 0 || index >= passed_.size() || passed_[index].slot != w.slot) continue;
+    remove_live(index);
+  }
+  w.inbox.erase(0, at);
+}
+
+// A worker is gone: every connection it held (or had not yet taken) is too.
+void Master::release_all(WorkerHandle& w) {
+  for (uint32_t i = 0; i < passed_.size(); ++i) {
+    if (passed_[i].slot == w.slot) remove_live(i);
+  }
+  w.inbox.clear();
+}
+
+}  // namespace fsrv::process::master_detail
