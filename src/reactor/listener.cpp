@@ -25,6 +25,19 @@ int endpoint_address(const Endpoint& endpoint, sockaddr_storage* addr) {
   return rc;
 }
 
+namespace {
+
+// The port a bound TCP handle listens on (the kernel's pick for port 0).
+int bound_port(const uv_tcp_t* tcp) {
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&bound), &len);
+  return bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                     : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+}  // namespace
+
 Listener::~Listener() = default;
 
 int Listener::listen(std::function<void(Listener&)> on_connection) {
@@ -65,11 +78,7 @@ int Listener::listen_polled(std::function<void(Listener&)> on_readable) {
   poll_pause_.data = this;
   rc = start_polling();
   if (rc != 0) return rc;
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  port_ = bound_port(&tcp_);
   return port_;
 }
 
@@ -134,11 +143,7 @@ int Listener::start_listening() {
     self->on_connection_(*self);
   });
   if (rc != 0) return rc;
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  port_ = bound_port(&tcp_);
   return port_;
 }
 
