@@ -63,7 +63,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
         const codec::Encoder* enc = o_.encoder;
         transform_ = {
             [enc](std::span<const uint8_t> in, char* out) { return enc->encode(in, out); },
-            &codec::encoded_size, kRawChunk};
+            &codec::encoded_size, limits::kGetSendChunk};
         t = &transform_;
       }
       auto self = shared_from_this();
