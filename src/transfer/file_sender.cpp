@@ -32,7 +32,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
  public:
   Sender(reactor::TransferPeer& peer, reactor::Executor& ex, storage::ReadFile file, SendOptions o,
          std::function<void(Status)> done)
-      : conn_(peer), ex_(ex), file_(std::move(file)), o_(std::move(o)), done_(std::move(done)) {
+      : peer_(peer), ex_(ex), file_(std::move(file)), o_(std::move(o)), done_(std::move(done)) {
     uint64_t size = file_.size();
     o_.offset = std::min(o_.offset, size);
     o_.length = std::min(o_.length, size - o_.offset);
@@ -43,7 +43,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   void begin() {
     // The reply's rate is measured against --min-rate (a client that stops
     // reading is cut after one window, whatever the service's idle policy).
-    conn_.peer_payload(true);
+    peer_.peer_payload(true);
     if (o_.chunk != 0) chunk_ = o_.first_chunk != 0 ? o_.first_chunk : o_.chunk;
     if (o_.length == 0) {
       std::string all = o_.prefix + o_.suffix;
@@ -52,12 +52,12 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     }
     bool transformed = o_.transform == Transform::kBase64;
     if ((o_.transform == Transform::kIdentity || transformed) &&
-        conn_.body_can_send_file(transformed)) {
+        peer_.body_can_send_file(transformed)) {
       // Without TLS the base64 body goes the same way as identity's: each
       // executor item preads, encodes and sends on one thread (the encoded
       // chunk is still in that core's cache when send(2) copies it, and
       // thread mode hands nothing between threads per chunk).
-      if (!o_.prefix.empty()) conn_.body_write_owned(o_.prefix);
+      if (!o_.prefix.empty()) peer_.body_write_owned(o_.prefix);
       const reactor::SendTransform* t = nullptr;
       if (transformed) {
         const codec::Encoder* enc = o_.encoder;
@@ -67,7 +67,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
         t = &transform_;
       }
       auto self = shared_from_this();
-      conn_.body_send_file(
+      peer_.body_send_file(
           file_.fd(), o_.offset, o_.length, ex_,
           [self](int status, uint64_t sent) { self->sendfile_done(status, sent); }, t);
       return;
@@ -83,11 +83,11 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   void proceed() override { pump(); }
 
  private:
-  bool alive() const { return !cancelled_ && !conn_.peer_closing(); }
+  bool alive() const { return !cancelled_ && !peer_.peer_closing(); }
 
   void finish(Status s) {
     if (!alive()) return;
-    conn_.peer_payload(false);
+    peer_.peer_payload(false);
     auto done = std::move(done_);
     done_ = nullptr;
     if (done) done(std::move(s));
@@ -96,7 +96,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   // Writes framing bytes; if `last`, the transfer completes with that write.
   void write_framing(std::string bytes, bool last) {
     if (!last) {
-      conn_.body_write_owned(bytes);
+      peer_.body_write_owned(bytes);
       return;
     }
     auto self = shared_from_this();
@@ -106,7 +106,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
       return;
     }
     uv_buf_t b = uv_buf_init(framing_.data(), static_cast<unsigned>(framing_.size()));
-    conn_.body_write(&b, 1, true, [self](int status) {
+    peer_.body_write(&b, 1, true, [self](int status) {
       if (status == 0) self->finish({});
     });
   }
@@ -116,7 +116,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     if (!alive()) return;
     if (status == UV_EOF) {
       // The file shrank under us: the announced framing cannot be kept.
-      conn_.body_abort();
+      peer_.body_abort();
       return;
     }
     if (status != 0) return;  // the connection closed (write error, reset)
@@ -126,7 +126,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
   // Starts reading+encoding the next chunk if a buffer is free. Called at
   // the start, when a chunk was encoded and when the socket took one.
   void pump() {
-    if (!alive() || reading_ || next_ >= end_ || !conn_.body_wants_more()) return;
+    if (!alive() || reading_ || next_ >= end_ || !peer_.body_wants_more()) return;
     int i = 0;
     while (i < kChunks && busy_[i]) ++i;
     if (i == kChunks) return;  // every chunk in flight: wait for the socket
@@ -139,7 +139,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     uint64_t off = next_;
     size_t want = static_cast<size_t>(std::min<uint64_t>(chunk, end_ - off));
     auto self = shared_from_this();
-    PeerRef ref(&conn_);
+    PeerRef ref(&peer_);
     ex_.submit(
         [self, i, off, want] {
           if (self->o_.transform == Transform::kIdentity) {  // no sendfile: straight in
@@ -171,7 +171,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     if (!alive()) return;
     if (!task_error_.ok()) {
       FSRV_LOG_WARN("send: read failed: %s", task_error_.error.c_str());
-      conn_.body_abort();  // mid-stream: the framing cannot turn into an error
+      peer_.body_abort();  // mid-stream: the framing cannot turn into an error
       return;
     }
     bool first = next_ == o_.offset;
@@ -179,7 +179,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     bool last = raw_[i] < want || next_ >= end_;
     if (last && next_ < end_) {
       // The file shrank: the announced framing cannot be kept.
-      conn_.body_abort();
+      peer_.body_abort();
       return;
     }
     uv_buf_t bufs[3];
@@ -193,7 +193,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     }
     auto self = shared_from_this();
     uint64_t raw = raw_[i];
-    conn_.body_write(bufs, n, last, [self, i, last, raw](int status) {
+    peer_.body_write(bufs, n, last, [self, i, last, raw](int status) {
       self->busy_[i] = false;
       if (status != 0) return;  // closing: the handler's on_close counts it
       // A big buffer the current (shrunk) chunk size does not need goes.
@@ -213,9 +213,9 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     // brings the size back to small.
     if (o_.chunk != 0) {
       chunk_ = o_.chunk;  // fixed by the peer
-    } else if (conn_.body_queued() > 0) {
+    } else if (peer_.body_queued() > 0) {
       chunk_ = kFirstRawChunk;
-    } else if (conn_.body_unacked() <= len_[i]) {
+    } else if (peer_.body_unacked() <= len_[i]) {
       chunk_ = std::min(chunk_ * 2, kRawChunk);
     }
     pump();  // encode the next chunk while this one is written
@@ -233,7 +233,7 @@ class Sender final : public FileSender, public std::enable_shared_from_this<Send
     }
   }
 
-  reactor::TransferPeer& conn_;  ///< the peer the chunks go to
+  reactor::TransferPeer& peer_;  ///< the peer the chunks go to
   reactor::Executor& ex_;
   storage::ReadFile file_;
   SendOptions o_;
