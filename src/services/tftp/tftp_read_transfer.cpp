@@ -270,11 +270,8 @@ class ReadTransfer final : public Transfer {
 
 }  // namespace
 
-std::unique_ptr<Transfer> make_read_transfer(RequestPort& port, const sockaddr& peer,
-                                             Request request, Negotiated negotiated,
-                                             std::string request_bytes) {
-  return std::make_unique<ReadTransfer>(port, peer, std::move(request), std::move(negotiated),
-                                        std::move(request_bytes));
+std::unique_ptr<Transfer> make_read_transfer(TransferArgs args) {
+  return std::make_unique<ReadTransfer>(std::move(args));
 }
 
 }  // namespace fsrv::services::tftp

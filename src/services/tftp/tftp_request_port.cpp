@@ -48,14 +48,11 @@ void RequestPort::on_datagram(reactor::DatagramListener& listener, const sockadd
     reply_error(listener, from, ErrorCode::kUndefined, why);
     return;
   }
-  Negotiated n = negotiate(*request);
   const bool read = request->op == Opcode::kRrq;
-  std::unique_ptr<Transfer> t;
-  if (read) {
-    t = make_read_transfer(*this, from, std::move(*request), std::move(n), std::string(bytes));
-  } else {
-    t = make_write_transfer(*this, from, std::move(*request), std::move(n), std::string(bytes));
-  }
+  Negotiated n = negotiate(*request);
+  TransferArgs args{*this, from, std::move(*request), std::move(n), std::string(bytes)};
+  std::unique_ptr<Transfer> t =
+      read ? make_read_transfer(std::move(args)) : make_write_transfer(std::move(args));
   Transfer* raw = t.get();
   transfers_.emplace(raw, std::move(t));
   by_peer_[key] = raw;

@@ -46,17 +46,16 @@ std::string error_text(const Status& s) {
   }
 }
 
-Transfer::Transfer(RequestPort& service, const sockaddr& peer, Request request,
-                   Negotiated negotiated, std::string request_bytes)
-    : DatagramPeer(service.loop(), peer),
-      service_(service),
-      config_(*service.shared().config),
+Transfer::Transfer(TransferArgs args)
+    : DatagramPeer(args.port.loop(), args.peer),
+      service_(args.port),
+      config_(*args.port.shared().config),
       options_(config_.services.get<Options>()),
-      request_(std::move(request)),
-      n_(std::move(negotiated)),
+      request_(std::move(args.request)),
+      n_(std::move(args.negotiated)),
       name_(storage_name(request_.filename)),
-      started_ms_(uv_now(service.loop())),
-      request_bytes_(std::move(request_bytes)) {
+      started_ms_(uv_now(args.port.loop())),
+      request_bytes_(std::move(args.request_bytes)) {
   timeout_ms_ = n_.timeout_s > 0
                     ? static_cast<uint64_t>(n_.timeout_s) * 1000
                     : std::max<uint64_t>(1, static_cast<uint64_t>(options_.timeout_s * 1000.0));

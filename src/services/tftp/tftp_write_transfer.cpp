@@ -249,11 +249,8 @@ class WriteTransfer final : public Transfer {
 
 }  // namespace
 
-std::unique_ptr<Transfer> make_write_transfer(RequestPort& port, const sockaddr& peer,
-                                              Request request, Negotiated negotiated,
-                                              std::string request_bytes) {
-  return std::make_unique<WriteTransfer>(port, peer, std::move(request), std::move(negotiated),
-                                         std::move(request_bytes));
+std::unique_ptr<Transfer> make_write_transfer(TransferArgs args) {
+  return std::make_unique<WriteTransfer>(std::move(args));
 }
 
 }  // namespace fsrv::services::tftp

@@ -70,14 +70,24 @@ std::string error_text(const Status& s);
 
 class RequestPort;
 
+/// What a transfer starts from: the request port that owns it, the client's
+/// address (its TID), the parsed request, the options agreed on and the
+/// request's bytes as received (to recognise a retransmitted request).
+struct TransferArgs {
+  RequestPort& port;
+  const sockaddr& peer;
+  Request request;
+  Negotiated negotiated;
+  std::string request_bytes;
+};
+
 /// One RRQ or WRQ: a DatagramPeer whose own socket is an ephemeral port
 /// (the server's transfer ID) and whose peer is the client's TID. Owned by
 /// RequestPort; destroyed once the peer is released (handles closed, no
 /// executor task holding it).
 class Transfer : public reactor::DatagramPeer {
  public:
-  Transfer(RequestPort& service, const sockaddr& peer, Request request, Negotiated negotiated,
-           std::string request_bytes);
+  explicit Transfer(TransferArgs args);
   ~Transfer() override = default;
 
   /// Binds the transfer's port and begins. False if no port could be had
