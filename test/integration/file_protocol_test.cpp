@@ -561,6 +561,31 @@ TEST_P(FileProtocol, UploadOverLimitRefusedWhileStreaming) {
   EXPECT_EQ(slurp(root.file("f.bin")), "old");
 }
 
+// The same refusal when the head comes alone and the base64 follows in its
+// own reads, so it lands in the upload's buffers directly (the zero-copy
+// path, where the limit is checked as bytes arrive): the reply then comes
+// as soon as the line ends, within the terminator's own read, and the
+// connection must go on serving (it once stayed stuck, read but never
+// answered, until the idle timeout, and a client's close went unseen).
+TEST_P(FileProtocol, UploadOverLimitInItsOwnReadsLeavesTheConnectionServing) {
+  start({"--max-upload", "100000"});
+  spit(root.file("f.bin"), "old");
+  int fd = connect_to(port());
+  send_all(fd, "UPLOAD f.bin ");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the head is read alone
+  send_all(fd, b64(std::string(400000, 'z')));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  send_all(fd, "\r\n");
+  std::string rest;
+  Json r(read_reply(fd, &rest));
+  EXPECT_EQ(r.status(), "ERROR");
+  EXPECT_NE(r.str("data").find("too large"), std::string::npos) << r.str("data");
+  send_all(fd, "PING\r\n");
+  EXPECT_EQ(Json(read_reply(fd, &rest)).str("data"), "connected");
+  close(fd);
+  EXPECT_EQ(slurp(root.file("f.bin")), "old");
+}
+
 TEST_P(FileProtocol, BeyondMaxConnsClientsGetServerBusy) {
   start({"--max-conns", "2"});
   int a = connect_to(port()), b = connect_to(port());

@@ -190,8 +190,11 @@ void FileSession::start_upload(std::string name) {
 }
 
 // The payload's terminator arrived: no more reading until the sink's reply.
+// A sink that had already failed (over --max-upload while streaming) replies
+// within the terminator's own step, and request_done() has then made the
+// session idle again: that state stands.
 void FileSession::payload_step(kit::PayloadReader::Step step) {
-  if (step == kit::PayloadReader::Step::kDone) state_ = State::kBusy;
+  if (step == kit::PayloadReader::Step::kDone && state_ == State::kPayload) state_ = State::kBusy;
 }
 
 }  // namespace fsrv::services::file
