@@ -34,7 +34,10 @@ else
 endif
 
 ifeq ($(SAN),)
-  OPT ?= -O2 -g
+  # -g1 (line tables: perf and gdb backtraces keep function:line) compiles
+  # about a third faster than -g (http_routes.cpp: 4.3 -> 2.9 s of user
+  # time); `make OPT='-O2 -g'` for variable-level debug info.
+  OPT ?= -O2 -g1
 else
   # -O1 keeps sanitizer builds quick to compile and their stacks readable;
   # -g1 (line tables only) compiles about a quarter faster than -g (measured
@@ -68,11 +71,24 @@ LIB := $(BUILD)/libfsrv.a
 
 TEST_SRCS := $(shell find test -name '*.cpp' -not -path 'test/fuzz/*' | sort)
 TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/%.o)
-# Test objects need no variable-level debug info (a failing assertion names
-# its file and line either way): line tables only, as in the sanitizer
-# variants, a quarter off their compile time. The programs keep -g (gdb,
-# perf).
-$(TEST_OBJS): CXXFLAGS := $(patsubst -g,-g1,$(CXXFLAGS))
+# Test objects: in the plain variant clang++ at -O1 when CXX is the
+# default (the sanitizer variants keep one compiler for everything). The
+# tests are about a third of the build's CPU, mostly GoogleTest's templates
+# and headers: clang at -O1 compiles them in about 30% less time than g++
+# at -O2 (connection_test.cpp 7.2 -> 3.8 s of user time) and the code they
+# test, libfsrv.a, keeps the programs' compiler and flags. Both use
+# libstdc++, so the objects link together (the ASan variant builds
+# everything with clang already, so the tests are clang-clean).
+TEST_CXX := $(CXX)
+TEST_OPT := $(OPT)
+ifeq ($(SAN),)
+  ifeq ($(origin CXX),default)
+    ifneq ($(shell command -v clang++),)
+      TEST_CXX := clang++
+    endif
+  endif
+  TEST_OPT := -O1 -g1
+endif
 TEST_BIN := $(BUILD)/fsrv_tests
 
 # Programs: name -> main source. Fragments in mk/*.mk add more with
@@ -146,12 +162,16 @@ deps:
 FLAGS_STAMP := $(BUILD)/.flags
 $(FLAGS_STAMP): FORCE
 	@mkdir -p $(@D)
-	@echo '$(CXX) $(CXXFLAGS) $(CPPFLAGS) $(LDFLAGS) $(LDLIBS)' | cmp -s - $@ || echo '$(CXX) $(CXXFLAGS) $(CPPFLAGS) $(LDFLAGS) $(LDLIBS)' > $@
+	@echo '$(CXX) $(CXXFLAGS) $(CPPFLAGS) $(LDFLAGS) $(LDLIBS) $(TEST_CXX) $(TEST_OPT)' | cmp -s - $@ || echo '$(CXX) $(CXXFLAGS) $(CPPFLAGS) $(LDFLAGS) $(LDLIBS) $(TEST_CXX) $(TEST_OPT)' > $@
 FORCE:
 
 $(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,CXX,$<)$(CXX) $(CXXFLAGS) $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/test/%.o: test/%.cpp $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,CXX,$<)$(TEST_CXX) $(filter-out $(OPT),$(CXXFLAGS)) $(TEST_OPT) $(CPPFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
