@@ -101,6 +101,12 @@ constexpr int kChannelSendBuffer = 1 << 20;
 /// Out of descriptors at accept: the listener rests this long before it
 /// is polled again (the clients wait in its backlog meanwhile).
 constexpr uint64_t kAcceptPauseMs = 100;
+/// Connections the master takes per wake-up of a listener's poll: enough
+/// that a burst costs one epoll wake-up per several clients, few enough
+/// that one busy listener cannot keep the others (or the workers'
+/// channels) waiting long (nginx's multi_accept takes all; libuv's
+/// uv__server_io likewise loops until EAGAIN).
+constexpr int kAcceptBatch = 16;
 
 class Master {
  public:
@@ -111,6 +117,8 @@ class Master {
  private:
   bool fork_worker(WorkerHandle& w);
   void on_connection(reactor::Listener& l);
+  bool accept_one(reactor::Listener& l);
+  void admit(reactor::Listener& l, int fd, const sockaddr_storage& addr);
   bool pass(WorkerHandle& w, int fd, const ChannelMsg& msg);
   uint32_t add_live(int listener, int slot, const std::string& peer);
   void remove_live(uint32_t index);

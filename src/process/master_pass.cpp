@@ -71,10 +71,19 @@ uint64_t Master::received(const WorkerHandle& w) const {
   return s.conns_total.load() + s.conns_rejected.load();
 }
 
-// The listener has connections pending: take one (level-triggered, so
-// the poll wakes again while more wait, with no failing accept4 to learn
-// that the queue is empty), admit it and pass it to the least-loaded worker.
+// The listener has connections pending: take up to kAcceptBatch of them
+// in this wake-up, admitting each and passing it to the least-loaded
+// worker. Under a burst each poll wake-up of the master then serves
+// several clients; when fewer wait, one failing accept4 (EAGAIN) ends the
+// batch.
 void Master::on_connection(reactor::Listener& l) {
+  for (int k = 0; k < kAcceptBatch && accept_one(l); ++k) {
+  }
+}
+
+// Takes one pending connection; false when none was there (or accepting
+// failed), which ends the batch.
+bool Master::accept_one(reactor::Listener& l) {
   sockaddr_storage addr{};
   int fd = l.accept_socket(&addr);
   if (fd < 0) {
@@ -85,8 +94,16 @@ void Master::on_connection(reactor::Listener& l) {
                     strerror(-fd), static_cast<unsigned long long>(kAcceptPauseMs));
       l.pause_polling(kAcceptPauseMs);
     }
-    return;  // EAGAIN (another wake-up took it), ECONNABORTED...
+    return false;  // EAGAIN (the queue is empty), ECONNABORTED...
   }
+  admit(l, fd, addr);
+  return true;
+}
+
+// Admits an accepted socket (the connection caps, its listener's share,
+// its address's cap) and passes it to the least-loaded live worker, or
+// refuses it with the service's busy reply.
+void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
   const services::Listening& listening = specs_[static_cast<size_t>(l.index())];
   // A TLS client could not read a clear-text busy reply: it is just closed.
   auto refusal = [&](int limit) {
