@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 #include <limits>
 
 namespace fsrv::services::http {
@@ -19,34 +20,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-struct Civil {
-  int64_t year;
-  unsigned month, day;
-};
-
-Civil civil_from_days(int64_t z) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return {y + (m <= 2), m, d};
 }
 
 constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -93,8 +66,14 @@ std::optional<int64_t> to_unix(int64_t year, int month, int day, int h, int mi, 
   const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 2 && day == 29 && !leap) return std::nullopt;
   if (h > 23 || mi > 59 || sec > 60) return std::nullopt;  // 60: leap second
-  return days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-         h * 3600 + mi * 60 + sec;
+  tm t{};
+  t.tm_year = static_cast<int>(year - 1900);
+  t.tm_mon = month - 1;
+  t.tm_mday = day;
+  t.tm_hour = h;
+  t.tm_min = mi;
+  t.tm_sec = sec;
+  return static_cast<int64_t>(timegm(&t));
 }
 
 // Parses a non-negative decimal; saturates at UINT64_MAX. False if empty or
@@ -219,15 +198,13 @@ std::string_view mime_type_for(std::string_view filename) {
 }
 
 std::string format_http_date(int64_t unix_seconds) {
-  if (unix_seconds < 0) unix_seconds = 0;
-  const int64_t days = unix_seconds / 86400;
-  const int64_t secs = unix_seconds % 86400;
-  const Civil c = civil_from_days(days);
-  const std::string_view wday = kDays[static_cast<size_t>((days + 4) % 7)];  // 1970-01-01: Thu
+  const time_t t = unix_seconds < 0 ? 0 : static_cast<time_t>(unix_seconds);
+  tm c{};
+  gmtime_r(&t, &c);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3s, %02u %.3s %04" PRId64 " %02d:%02d:%02d GMT", wday.data(),
-                c.day, kMonths[c.month - 1].data(), c.year, static_cast<int>(secs / 3600),
-                static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+  std::snprintf(buf, sizeof buf, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", kDays[c.tm_wday].data(),
+                c.tm_mday, kMonths[c.tm_mon].data(), c.tm_year + 1900, c.tm_hour, c.tm_min,
+                c.tm_sec);
   return buf;
 }
 
