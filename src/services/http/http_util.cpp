@@ -5,7 +5,6 @@
 #include <sodium.h>
 
 #include <array>
-#include <cctype>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -107,14 +106,6 @@ int percent_escape_at(std::string_view s, size_t i) {
   int lo = hex_value(s[i + 2]);
   if (hi < 0 || lo < 0) return -1;
   return hi * 16 + lo;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
 }
 
 Target split_target(std::string_view target) {
@@ -453,10 +444,7 @@ std::string content_disposition(std::string_view filename, bool inline_dispositi
 }
 
 bool parse_basic_credentials(std::string_view value, std::string& user, std::string& password) {
-  if (value.size() > kMaxCredentials || value.size() < 6) return false;
-  std::string scheme(value.substr(0, 6));
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "basic ") return false;
+  if (value.size() > kMaxCredentials || !iequals(value.substr(0, 6), "basic ")) return false;
   std::string_view b64 = value.substr(6);
   while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
   while (!b64.empty() && b64.back() == ' ') b64.remove_suffix(1);
