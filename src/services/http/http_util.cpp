@@ -396,6 +396,23 @@ bool origin_matches_host(std::string_view origin, std::string_view host) {
   return iequals(strip_default(origin), strip_default(host));
 }
 
+std::string percent_encode(std::string_view s, std::string_view keep) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+        keep.find(c) != std::string_view::npos) {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  return out;
+}
+
 std::string html_escape(std::string_view text) {
   // The entity of each of the five characters, in the order of kSpecial.
   static constexpr std::string_view kSpecial = "&<>\"'";
@@ -423,23 +440,9 @@ std::string content_disposition(std::string_view filename, bool inline_dispositi
     const auto u = static_cast<unsigned char>(c);
     plain.push_back(u < 0x20 || u >= 0x7f || c == '\\' ? '_' : c);
   }
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string ext;
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    // attr-char (RFC 8187 section 3.2.1).
-    const bool attr = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
-                      std::string_view("!#$&+-.^_`|~").find(c) != std::string_view::npos;
-    if (attr) {
-      ext.push_back(c);
-    } else {
-      ext.push_back('%');
-      ext.push_back(kHex[u >> 4]);
-      ext.push_back(kHex[u & 15]);
-    }
-  }
   std::string out = inline_disposition ? "inline" : "attachment";
-  out += "; filename=\"" + plain + "\"; filename*=UTF-8''" + ext;
+  // filename* keeps attr-char (RFC 8187 section 3.2.1).
+  out += "; filename=\"" + plain + "\"; filename*=UTF-8''" + percent_encode(name, "!#$&+-.^_`|~");
   return out;
 }
 

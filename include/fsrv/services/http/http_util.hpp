@@ -133,6 +133,10 @@ bool origin_matches_host(std::string_view origin, std::string_view host);
 
 // ---- escaping ------------------------------------------------------------
 
+/// `s` with every byte but ASCII letters, digits and the bytes of `keep`
+/// written as %XX in upper-case hex (RFC 3986 section 2.1).
+std::string percent_encode(std::string_view s, std::string_view keep);
+
 /// Escapes & < > " ' for HTML text and attribute values (OWASP rule #1).
 std::string html_escape(std::string_view text);
 
