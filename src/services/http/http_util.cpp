@@ -46,9 +46,11 @@ struct Cursor {
     i += n;
     return true;
   }
-  int month() {
-    for (size_t m = 0; m < kMonths.size(); ++m) {
-      if (lit(kMonths[m])) return static_cast<int>(m) + 1;
+  // Takes the first of `names` found here: its number from 1, else 0.
+  template <size_t N>
+  int one_of(const std::array<std::string_view, N>& names) {
+    for (size_t k = 0; k < N; ++k) {
+      if (lit(names[k])) return static_cast<int>(k) + 1;
     }
     return 0;
   }
@@ -204,31 +206,25 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
   // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
   {
     Cursor c{text};
-    bool wday = false;
-    for (std::string_view d : kDays) wday = wday || c.lit(d);
-    if (wday && c.lit(", ") && c.digits(2, day) && c.lit(" ") && (month = c.month()) != 0 &&
-        c.lit(" ") && c.digits(4, year) && c.lit(" ") && time_of_day(c, h, mi, sec) &&
-        c.lit(" GMT") && c.done()) {
+    if (c.one_of(kDays) && c.lit(", ") && c.digits(2, day) && c.lit(" ") &&
+        (month = c.one_of(kMonths)) != 0 && c.lit(" ") && c.digits(4, year) && c.lit(" ") &&
+        time_of_day(c, h, mi, sec) && c.lit(" GMT") && c.done()) {
       return to_unix(year, month, day, h, mi, sec);
     }
   }
   // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"
   {
     Cursor c{text};
-    bool wday = false;
-    for (std::string_view d : kLongDays) wday = wday || c.lit(d);
-    if (wday && c.lit(", ") && c.digits(2, day) && c.lit("-") && (month = c.month()) != 0 &&
-        c.lit("-") && c.digits(2, year) && c.lit(" ") && time_of_day(c, h, mi, sec) &&
-        c.lit(" GMT") && c.done()) {
+    if (c.one_of(kLongDays) && c.lit(", ") && c.digits(2, day) && c.lit("-") &&
+        (month = c.one_of(kMonths)) != 0 && c.lit("-") && c.digits(2, year) && c.lit(" ") &&
+        time_of_day(c, h, mi, sec) && c.lit(" GMT") && c.done()) {
       return to_unix(year < 70 ? 2000 + year : 1900 + year, month, day, h, mi, sec);
     }
   }
   // asctime-date: "Sun Nov  6 08:49:37 1994"
   {
     Cursor c{text};
-    bool wday = false;
-    for (std::string_view d : kDays) wday = wday || c.lit(d);
-    if (wday && c.lit(" ") && (month = c.month()) != 0 && c.lit(" ")) {
+    if (c.one_of(kDays) && c.lit(" ") && (month = c.one_of(kMonths)) != 0 && c.lit(" ")) {
       bool day_ok = c.lit(" ") ? c.digits(1, day) : c.digits(2, day);
       if (day_ok && c.lit(" ") && time_of_day(c, h, mi, sec) && c.lit(" ") && c.digits(4, year) &&
           c.done()) {
