@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fsrv/auth/authenticator.hpp"
@@ -40,6 +41,13 @@ constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 /// act on this server with the user's browser.
 constexpr std::string_view kStoredFileFields =
     "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: sandbox\r\n";
+
+/// GET and HEAD paths (decoded, without the leading '/') of the pages.
+constexpr std::pair<std::string_view, Route> kPages[] = {
+    {"", Route::kIndex},         {"sending.html", Route::kSending}, {"listdir", Route::kListdir},
+    {"stats", Route::kStats},    {"whoami", Route::kWhoami},        {"login", Route::kLogin},
+    {"healthz", Route::kHealth}, {"metrics", Route::kMetrics},
+};
 
 /// JSON string literal of `s` (RFC 8259 section 7).
 void json_string(std::string& out, std::string_view s) {
@@ -117,26 +125,13 @@ void HttpSession::route() {
   }
   const std::string& p = decoded.value;
   if (m == "GET" || m == "HEAD") {
-    if (p.empty()) {
-      route_ = Route::kIndex;
-    } else if (p == "sending.html") {
-      route_ = Route::kSending;
-    } else if (p == "listdir") {
-      route_ = Route::kListdir;
-    } else if (p == "stats") {
-      route_ = Route::kStats;
-    } else if (p == "whoami") {
-      route_ = Route::kWhoami;
-    } else if (p == "login") {
-      route_ = Route::kLogin;
-    } else if (p == "healthz") {
-      route_ = Route::kHealth;
-    } else if (p == "metrics" && shared_.metrics_text) {
-      route_ = Route::kMetrics;
-    } else {
-      route_ = Route::kFile;
-      rq_->name = p;
+    // The server's own pages by path (/metrics only when the process has
+    // metrics); any other path names a stored file.
+    route_ = Route::kFile;
+    for (const auto& [page, to] : kPages) {
+      if (p == page && (to != Route::kMetrics || shared_.metrics_text)) route_ = to;
     }
+    if (route_ == Route::kFile) rq_->name = p;
   } else if (m == "POST") {
     if (p == "upload" || p == "upload/") {
       route_ = Route::kUploadForm;

@@ -1,6 +1,6 @@
 // The framing of an HTTP/1.1 connection (HttpSession, http_session.hpp):
 // reads into a buffer lent by the service, feeds the RequestParser, answers
-// pipelined requests one at a time (kRequestsPerTurn per loop turn),
+// pipelined requests one at a time (kit::kRequestsPerTurn per loop turn),
 // keeps the connection alive or closes it, times out idle and slow
 // clients, and lingers after an error that loses the framing. Small replies
 // (head and body) go out in ONE write_owned (the course's client reads once
@@ -14,13 +14,9 @@
 #include <string>
 
 #include "fsrv/services/http/http_util.hpp"
+#include "fsrv/services/kit/request_loop.hpp"
 
 namespace fsrv::services::http {
-
-/// Pipelined requests answered in one loop turn before the session yields
-/// (Connection::yield_turn), as the file session does: one client flooding
-/// requests cannot starve the others.
-constexpr int kRequestsPerTurn = 64;
 
 /// After an error that loses the framing (RFC 9112 section 9.6) the reply
 /// is sent with Connection: close, then the rest of the request is read and
@@ -85,8 +81,8 @@ void HttpSession::process_input() {
       if (state_ != State::kBody) continue;
     }
     if (state_ == State::kIdle && !in_message()) {
-      if (conn_.congested()) break;  // on_drain resumes
-      if (handled == kRequestsPerTurn) {
+      if (conn_.congested()) break;            // on_drain resumes
+      if (handled == kit::kRequestsPerTurn) {  // one client cannot starve the others
         processing_ = false;
         conn_.yield_turn();  // on_drain next turn
         return;

@@ -5,9 +5,9 @@
 #include <sodium.h>
 
 #include <array>
-#include <cctype>
 #include <cinttypes>
 #include <cstdio>
+#include <ctime>
 #include <limits>
 
 namespace fsrv::services::http {
@@ -19,34 +19,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-struct Civil {
-  int64_t year;
-  unsigned month, day;
-};
-
-Civil civil_from_days(int64_t z) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return {y + (m <= 2), m, d};
 }
 
 constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -74,9 +46,11 @@ struct Cursor {
     i += n;
     return true;
   }
-  int month() {
-    for (size_t m = 0; m < kMonths.size(); ++m) {
-      if (lit(kMonths[m])) return static_cast<int>(m) + 1;
+  // Takes the first of `names` found here: its number from 1, else 0.
+  template <size_t N>
+  int one_of(const std::array<std::string_view, N>& names) {
+    for (size_t k = 0; k < N; ++k) {
+      if (lit(names[k])) return static_cast<int>(k) + 1;
     }
     return 0;
   }
@@ -93,8 +67,14 @@ std::optional<int64_t> to_unix(int64_t year, int month, int day, int h, int mi, 
   const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 2 && day == 29 && !leap) return std::nullopt;
   if (h > 23 || mi > 59 || sec > 60) return std::nullopt;  // 60: leap second
-  return days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
-         h * 3600 + mi * 60 + sec;
+  tm t{};
+  t.tm_year = static_cast<int>(year - 1900);
+  t.tm_mon = month - 1;
+  t.tm_mday = day;
+  t.tm_hour = h;
+  t.tm_min = mi;
+  t.tm_sec = sec;
+  return static_cast<int64_t>(timegm(&t));
 }
 
 // Parses a non-negative decimal; saturates at UINT64_MAX. False if empty or
@@ -128,14 +108,6 @@ int percent_escape_at(std::string_view s, size_t i) {
   int lo = hex_value(s[i + 2]);
   if (hi < 0 || lo < 0) return -1;
   return hi * 16 + lo;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
 }
 
 Target split_target(std::string_view target) {
@@ -219,15 +191,13 @@ std::string_view mime_type_for(std::string_view filename) {
 }
 
 std::string format_http_date(int64_t unix_seconds) {
-  if (unix_seconds < 0) unix_seconds = 0;
-  const int64_t days = unix_seconds / 86400;
-  const int64_t secs = unix_seconds % 86400;
-  const Civil c = civil_from_days(days);
-  const std::string_view wday = kDays[static_cast<size_t>((days + 4) % 7)];  // 1970-01-01: Thu
+  const time_t t = unix_seconds < 0 ? 0 : static_cast<time_t>(unix_seconds);
+  tm c{};
+  gmtime_r(&t, &c);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3s, %02u %.3s %04" PRId64 " %02d:%02d:%02d GMT", wday.data(),
-                c.day, kMonths[c.month - 1].data(), c.year, static_cast<int>(secs / 3600),
-                static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+  std::snprintf(buf, sizeof buf, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", kDays[c.tm_wday].data(),
+                c.tm_mday, kMonths[c.tm_mon].data(), c.tm_year + 1900, c.tm_hour, c.tm_min,
+                c.tm_sec);
   return buf;
 }
 
@@ -236,31 +206,25 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
   // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
   {
     Cursor c{text};
-    bool wday = false;
-    for (std::string_view d : kDays) wday = wday || c.lit(d);
-    if (wday && c.lit(", ") && c.digits(2, day) && c.lit(" ") && (month = c.month()) != 0 &&
-        c.lit(" ") && c.digits(4, year) && c.lit(" ") && time_of_day(c, h, mi, sec) &&
-        c.lit(" GMT") && c.done()) {
+    if (c.one_of(kDays) && c.lit(", ") && c.digits(2, day) && c.lit(" ") &&
+        (month = c.one_of(kMonths)) != 0 && c.lit(" ") && c.digits(4, year) && c.lit(" ") &&
+        time_of_day(c, h, mi, sec) && c.lit(" GMT") && c.done()) {
       return to_unix(year, month, day, h, mi, sec);
     }
   }
   // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"
   {
     Cursor c{text};
-    bool wday = false;
-    for (std::string_view d : kLongDays) wday = wday || c.lit(d);
-    if (wday && c.lit(", ") && c.digits(2, day) && c.lit("-") && (month = c.month()) != 0 &&
-        c.lit("-") && c.digits(2, year) && c.lit(" ") && time_of_day(c, h, mi, sec) &&
-        c.lit(" GMT") && c.done()) {
+    if (c.one_of(kLongDays) && c.lit(", ") && c.digits(2, day) && c.lit("-") &&
+        (month = c.one_of(kMonths)) != 0 && c.lit("-") && c.digits(2, year) && c.lit(" ") &&
+        time_of_day(c, h, mi, sec) && c.lit(" GMT") && c.done()) {
       return to_unix(year < 70 ? 2000 + year : 1900 + year, month, day, h, mi, sec);
     }
   }
   // asctime-date: "Sun Nov  6 08:49:37 1994"
   {
     Cursor c{text};
-    bool wday = false;
-    for (std::string_view d : kDays) wday = wday || c.lit(d);
-    if (wday && c.lit(" ") && (month = c.month()) != 0 && c.lit(" ")) {
+    if (c.one_of(kDays) && c.lit(" ") && (month = c.one_of(kMonths)) != 0 && c.lit(" ")) {
       bool day_ok = c.lit(" ") ? c.digits(1, day) : c.digits(2, day);
       if (day_ok && c.lit(" ") && time_of_day(c, h, mi, sec) && c.lit(" ") && c.digits(4, year) &&
           c.done()) {
@@ -347,100 +311,61 @@ std::string content_range_unsatisfied(uint64_t size) {
 }
 
 std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 101:
-      return "Switching Protocols";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 203:
-      return "Non-Authoritative Information";
-    case 204:
-      return "No Content";
-    case 205:
-      return "Reset Content";
-    case 206:
-      return "Partial Content";
-    case 300:
-      return "Multiple Choices";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 303:
-      return "See Other";
-    case 304:
-      return "Not Modified";
-    case 307:
-      return "Temporary Redirect";
-    case 308:
-      return "Permanent Redirect";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 406:
-      return "Not Acceptable";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Gone";
-    case 411:
-      return "Length Required";
-    case 412:
-      return "Precondition Failed";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 415:
-      return "Unsupported Media Type";
-    case 416:
-      return "Range Not Satisfiable";
-    case 417:
-      return "Expectation Failed";
-    case 421:
-      return "Misdirected Request";
-    case 422:
-      return "Unprocessable Content";
-    case 426:
-      return "Upgrade Required";
-    case 428:
-      return "Precondition Required";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    case 507:
-      return "Insufficient Storage";  // RFC 4918 section 11.5
-    default:
-      return "";
+  struct Entry {
+    int status;
+    std::string_view reason;
+  };
+  static constexpr Entry kReasons[] = {
+      {100, "Continue"},
+      {101, "Switching Protocols"},
+      {200, "OK"},
+      {201, "Created"},
+      {202, "Accepted"},
+      {203, "Non-Authoritative Information"},
+      {204, "No Content"},
+      {205, "Reset Content"},
+      {206, "Partial Content"},
+      {300, "Multiple Choices"},
+      {301, "Moved Permanently"},
+      {302, "Found"},
+      {303, "See Other"},
+      {304, "Not Modified"},
+      {307, "Temporary Redirect"},
+      {308, "Permanent Redirect"},
+      {400, "Bad Request"},
+      {401, "Unauthorized"},
+      {403, "Forbidden"},
+      {404, "Not Found"},
+      {405, "Method Not Allowed"},
+      {406, "Not Acceptable"},
+      {408, "Request Timeout"},
+      {409, "Conflict"},
+      {410, "Gone"},
+      {411, "Length Required"},
+      {412, "Precondition Failed"},
+      {413, "Content Too Large"},
+      {414, "URI Too Long"},
+      {415, "Unsupported Media Type"},
+      {416, "Range Not Satisfiable"},
+      {417, "Expectation Failed"},
+      {421, "Misdirected Request"},
+      {422, "Unprocessable Content"},
+      {426, "Upgrade Required"},
+      {428, "Precondition Required"},
+      {429, "Too Many Requests"},
+      {431, "Request Header Fields Too Large"},
+      {500, "Internal Server Error"},
+      {501, "Not Implemented"},
+      {502, "Bad Gateway"},
+      {503, "Service Unavailable"},
+      {504, "Gateway Timeout"},
+      {505, "HTTP Version Not Supported"},
+      {507, "Insufficient Storage"},  // RFC 4918 section 11.5
+  };
+  for (const Entry& e : kReasons) {
+    if (e.status == status) return e.reason;
   }
+  return "";
 }
 
 bool origin_matches_host(std::string_view origin, std::string_view host) {
@@ -467,28 +392,35 @@ bool origin_matches_host(std::string_view origin, std::string_view host) {
   return iequals(strip_default(origin), strip_default(host));
 }
 
+std::string percent_encode(std::string_view s, std::string_view keep) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+        keep.find(c) != std::string_view::npos) {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  return out;
+}
+
 std::string html_escape(std::string_view text) {
+  // The entity of each of the five characters, in the order of kSpecial.
+  static constexpr std::string_view kSpecial = "&<>\"'";
+  static constexpr std::string_view kEntities[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;"};
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out.push_back(c);
+    const size_t k = kSpecial.find(c);
+    if (k == std::string_view::npos) {
+      out.push_back(c);
+    } else {
+      out += kEntities[k];
     }
   }
   return out;
@@ -504,31 +436,14 @@ std::string content_disposition(std::string_view filename, bool inline_dispositi
     const auto u = static_cast<unsigned char>(c);
     plain.push_back(u < 0x20 || u >= 0x7f || c == '\\' ? '_' : c);
   }
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string ext;
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    // attr-char (RFC 8187 section 3.2.1).
-    const bool attr = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
-                      std::string_view("!#$&+-.^_`|~").find(c) != std::string_view::npos;
-    if (attr) {
-      ext.push_back(c);
-    } else {
-      ext.push_back('%');
-      ext.push_back(kHex[u >> 4]);
-      ext.push_back(kHex[u & 15]);
-    }
-  }
   std::string out = inline_disposition ? "inline" : "attachment";
-  out += "; filename=\"" + plain + "\"; filename*=UTF-8''" + ext;
+  // filename* keeps attr-char (RFC 8187 section 3.2.1).
+  out += "; filename=\"" + plain + "\"; filename*=UTF-8''" + percent_encode(name, "!#$&+-.^_`|~");
   return out;
 }
 
 bool parse_basic_credentials(std::string_view value, std::string& user, std::string& password) {
-  if (value.size() > kMaxCredentials || value.size() < 6) return false;
-  std::string scheme(value.substr(0, 6));
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "basic ") return false;
+  if (value.size() > kMaxCredentials || !iequals(value.substr(0, 6), "basic ")) return false;
   std::string_view b64 = value.substr(6);
   while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
   while (!b64.empty() && b64.back() == ' ') b64.remove_suffix(1);

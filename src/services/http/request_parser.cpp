@@ -172,11 +172,14 @@ struct RequestParser::Impl {
     return raw_head.size() + static_cast<size_t>(end - head_from);
   }
 
+  // The head went past the limit: 414 while still in the target, else 431.
+  int head_too_large() {
+    return url_complete ? fail(431, "request header section too large")
+                        : fail(414, "request target too long");
+  }
+
   int check_head(const char* end) {
-    if (phase == Phase::kHead && head_size_to(end) > options.max_head) {
-      return url_complete ? fail(431, "request header section too large")
-                          : fail(414, "request target too long");
-    }
+    if (phase == Phase::kHead && head_size_to(end) > options.max_head) return head_too_large();
     if (phase == Phase::kBody && trailer_bytes > options.max_head) {
       return fail(431, "trailer section too large");
     }
@@ -329,9 +332,7 @@ struct RequestParser::Impl {
   // fit the head limit.
   bool held_fits() {
     if (raw_head.size() + held.size() <= options.max_head) return true;
-    check_head(nullptr);
-    fail(url_complete ? 431 : 414,
-         url_complete ? "request header section too large" : "request target too long");
+    head_too_large();
     return false;
   }
 
@@ -451,6 +452,16 @@ struct RequestParser::Impl {
         return src == Src::kInput && at ? static_cast<size_t>(at - data)
                                         : static_cast<size_t>(next - data);
       };
+      // llhttp took [from, upto): the body count and the line-end state.
+      auto took = [&](const char* upto) {
+        if (raw) {
+          raw_left -= static_cast<uint64_t>(upto - from);
+          last_cr = false;
+        } else if (upto > from) {
+          last_cr = upto[-1] == '\r';
+          if (head_run && src == Src::kInput && upto[-1] == '\n') request_line_done = true;
+        }
+      };
       if (err == HPE_OK) {
         if (phase == Phase::kHead && src != Src::kCr) {
           if (head_size_to(to) > options.max_head) {
@@ -459,13 +470,7 @@ struct RequestParser::Impl {
           }
           raw_head.append(from, to);
         }
-        if (raw) {
-          raw_left -= static_cast<uint64_t>(to - from);
-          last_cr = false;
-        } else if (to > from) {
-          last_cr = to[-1] == '\r';
-          if (head_run && src == Src::kInput && to[-1] == '\n') request_line_done = true;
-        }
+        took(to);
         p = next;
         if (p == end && held.empty()) return {bytes.size(), State::kNeedMore};
         continue;
@@ -479,13 +484,7 @@ struct RequestParser::Impl {
         return report_error(input_pos(at));
       }
       const char* at = llhttp_get_error_pos(&parser);
-      if (raw) {
-        raw_left -= static_cast<uint64_t>(at - from);
-        last_cr = false;
-      } else if (at > from) {
-        last_cr = at[-1] == '\r';
-        if (head_run && src == Src::kInput && at[-1] == '\n') request_line_done = true;
-      }
+      took(at);
       switch (pause) {
         case Pause::kBegin:
           start_message();

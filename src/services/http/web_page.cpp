@@ -195,6 +195,10 @@ constexpr std::string_view kSendingPage = R"HTML(<!DOCTYPE html>
 </html>
 )HTML";
 
+// A path segment for an href keeps RFC 3986 section 2.3's unreserved bytes
+// (what encodeURIComponent does to UTF-8).
+constexpr std::string_view kUnreserved = "-._~";
+
 constexpr std::string_view kFilesSlot = "<!--FILES-->";
 constexpr std::string_view kStatusSlot = "<!--STATUS-->";
 
@@ -222,25 +226,6 @@ std::string utc_minute(int64_t mtime_ns) {
   return buf;
 }
 
-// A path segment for an href: every byte but RFC 3986 section 2.3's
-// unreserved ones as %XX (what encodeURIComponent does to UTF-8).
-std::string percent_encode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string web_page(const std::vector<ListedFile>& files) {
@@ -250,7 +235,7 @@ std::string web_page(const std::vector<ListedFile>& files) {
     rows += "<tr data-name=\"" + name + "\"><td class=\"name\">" + name +
             "</td><td class=\"num\">" + human_size(f.size) + "</td><td class=\"num\">" +
             utc_minute(f.mtime_ns) + "</td><td class=\"act\"><a class=\"btn dl\" href=\"/" +
-            percent_encode(f.name) + "\" download=\"" + name +
+            percent_encode(f.name, kUnreserved) + "\" download=\"" + name +
             "\">Download</a> <button class=\"del\">Delete</button></td></tr>\n";
   }
   std::string status = std::to_string(files.size()) + (files.size() == 1 ? " file" : " files");

@@ -246,6 +246,13 @@ TEST(HttpUtil, HtmlEscape) {
   EXPECT_EQ(html_escape("&amp;"), "&amp;amp;");
 }
 
+TEST(HttpUtil, PercentEncodeKeepsLettersDigitsAndTheGivenBytes) {
+  EXPECT_EQ(percent_encode("a-b c~\xC3\xA9/%.Z9", "-._~"), "a-b%20c~%C3%A9%2F%25.Z9");
+  EXPECT_EQ(percent_encode("x!y", ""), "x%21y");
+  EXPECT_EQ(percent_encode(std::string_view("\0", 1), "-"), "%00");
+  EXPECT_EQ(percent_encode("", "-"), "");
+}
+
 TEST(HttpUtil, ContentDisposition) {
   EXPECT_EQ(content_disposition("report.pdf"),
             "attachment; filename=\"report.pdf\"; filename*=UTF-8''report.pdf");

@@ -100,12 +100,6 @@ class HttpSession final : public reactor::ConnectionHandler,
   };
   enum class BodyTo { kDiscard, kSink, kMemory };
 
-  static RequestParser::Options parser_options(const ServerConfig& config) {
-    RequestParser::Options o;
-    o.max_body = config.max_upload;  // 413 while the body streams
-    return o;
-  }
-
   std::string_view input() const { return {in_.data() + in_start_, in_end_ - in_start_}; }
   void consume(size_t n) { in_start_ += n; }
 
@@ -160,7 +154,7 @@ class HttpSession final : public reactor::ConnectionHandler,
   /// (nginx frees its request the same way).
   struct Request {
     Request(HttpSession& session, const ServerConfig& config)
-        : parser(session, parser_options(config)) {}
+        : parser(session, {.max_body = config.max_upload}) {}  // 413 while the body streams
     RequestParser parser;
     RequestHead head;
     std::string name;

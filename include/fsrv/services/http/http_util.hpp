@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/codec/ascii.hpp"
 #include "fsrv/core/result.hpp"
 
 namespace fsrv::services::http {
@@ -20,8 +21,8 @@ namespace fsrv::services::http {
 /// tokens are case-insensitive ASCII, RFC 9110 section 5.1).
 constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
-/// ASCII case-insensitive equality of two byte strings.
-bool iequals(std::string_view a, std::string_view b);
+/// ASCII case-insensitive equality of two byte strings (codec::iequals_ascii).
+inline bool iequals(std::string_view a, std::string_view b) { return codec::iequals_ascii(a, b); }
 
 /// True for an ASCII decimal digit.
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -131,6 +132,10 @@ std::string_view reason_phrase(int status);
 bool origin_matches_host(std::string_view origin, std::string_view host);
 
 // ---- escaping ------------------------------------------------------------
+
+/// `s` with every byte but ASCII letters, digits and the bytes of `keep`
+/// written as %XX in upper-case hex (RFC 3986 section 2.1).
+std::string percent_encode(std::string_view s, std::string_view keep);
 
 /// Escapes & < > " ' for HTML text and attribute values (OWASP rule #1).
 std::string html_escape(std::string_view text);
