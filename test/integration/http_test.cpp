@@ -241,6 +241,7 @@ TEST_P(Http, IndexPageHasTheCourseHeadingDateAndServer) {
 TEST_P(Http, ListdirIsSortedJsonOfRegularFiles) {
   spit(root.file("b.txt"), "bb");
   spit(root.file("a.txt"), "a");
+  spit(root.file("c\xc3\xa9 \"q\".txt"), "ccc");  // written as Python's json.dumps writes it
   spit(root.file(".hidden"), "h");
   fs::create_directory(root.file("dir"));
   Reply r = get(port, "/listdir");
@@ -248,6 +249,8 @@ TEST_P(Http, ListdirIsSortedJsonOfRegularFiles) {
   EXPECT_EQ(r.field("content-type"), "application/json");
   EXPECT_EQ(r.body.find("[{\"name\": \"a.txt\", \"size\": 1, \"modified\": "), 0u) << r.body;
   EXPECT_NE(r.body.find("{\"name\": \"b.txt\", \"size\": 2, \"modified\": "), std::string::npos);
+  EXPECT_NE(r.body.find("{\"name\": \"c\\u00e9 \\\"q\\\".txt\", \"size\": 3, "), std::string::npos)
+      << r.body;
   EXPECT_EQ(r.body.find("hidden"), std::string::npos);
   EXPECT_EQ(r.body.find("dir"), std::string::npos);
   EXPECT_EQ(r.body.back(), ']');

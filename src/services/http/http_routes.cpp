@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fsrv/auth/authenticator.hpp"
+#include "fsrv/codec/json_py.hpp"
 #include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
@@ -48,24 +49,6 @@ constexpr std::pair<std::string_view, Route> kPages[] = {
     {"stats", Route::kStats},    {"whoami", Route::kWhoami},        {"login", Route::kLogin},
     {"healthz", Route::kHealth}, {"metrics", Route::kMetrics},
 };
-
-/// JSON string literal of `s` (RFC 8259 section 7).
-void json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char esc[8];
-      snprintf(esc, sizeof esc, "\\u%04x", c);
-      out += esc;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
 
 /// True if If-None-Match's list matches the strong tag `etag` (RFC 9110
 /// section 13.1.2: weak comparison, "*" matches any current file).
@@ -498,7 +481,7 @@ void HttpSession::start_listdir(bool page) {
         for (const ListedFile& f : files.value) {
           if (j.size() > 1) j += ", ";
           j += "{\"name\": ";
-          json_string(j, f.name);
+          codec::append_json_string(j, f.name);
           char num[96];
           snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.size,
                    static_cast<double>(f.mtime_ns) / 1e9);
