@@ -1,13 +1,15 @@
 // What both chat store backends share: --chat-db parsing, the backend
-// factory, argument checks, token hashing and token generation, and the
-// inbox's grouping (store_frame.hpp).
+// factory, argument checks, token hashing and token generation, the
+// session clock and the inbox's grouping (store_frame.hpp).
 
 #include "fsrv/services/chat/chat_store.hpp"
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -150,6 +152,11 @@ std::string chat_schema(const SqlTypes& types) {
     }
   }
   return out;
+}
+
+void SessionClock::set(double session_ttl_s, const ChatStoreOptions& options) {
+  ttl_ms = std::max<int64_t>(1, std::llround(session_ttl_s * 1000.0));
+  now_ms = options.now_ms ? options.now_ms : system_now_ms;
 }
 
 void InboxGrouper::add(std::string sender, InboxMessage message) {

@@ -7,19 +7,13 @@
 
 #include "fsrv/services/chat/sqlite_chat_store.hpp"
 
-#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-#include <array>
-#include <cerrno>
 #include <chrono>
-#include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <set>
-#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -57,10 +51,8 @@ std::string column_text(sqlite3_stmt* s, int col) {
 
 }  // namespace
 
-struct SqliteChatStore::Impl {
+struct SqliteChatStore::Impl : SessionClock {
   sqlite3* db = nullptr;
-  int64_t ttl_ms = 0;
-  std::function<int64_t()> now_ms;
   // Prepared once per connection, keyed by the SQL literal's address.
   std::unordered_map<const char*, sqlite3_stmt*> stmts;
 
@@ -95,23 +87,31 @@ struct SqliteChatStore::Impl {
     return s;
   }
 
-  int64_t now() const { return now_ms(); }
-
   /// One connection for the store's life: nothing to re-establish
   /// (session_call's hook; PostgreSQL reconnects there).
   void ensure() {}
+  /// Transaction's steps. BEGIN IMMEDIATE takes the write lock first
+  /// (waiting up to busy_timeout), so what we read stays true until we
+  /// write (https://www.sqlite.org/lang_transaction.html).
+  void begin() { exec("BEGIN IMMEDIATE"); }
+  void commit() { exec("COMMIT"); }
+  void rollback() { sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr); }
+  /// The users list is read from the caller each time (set_users_call's hook).
+  void keep_users(const std::vector<ChatUser>&) {}
+  /// Makes the users table equal to `users` inside the caller's
+  /// transaction (upsert by username, delete the unlisted).
+  void sync_users(const std::vector<ChatUser>& users);
   /// The user id behind a live token, renewing it; 0 if unknown or expired
   /// (an expired row is deleted). Runs inside the caller's transaction.
   int64_t session_user(std::string_view token);
   /// Deletes every expired session.
   void purge_expired();
   // auth_call's and send_call's steps (store_frame.hpp).
-  std::optional<UserCredentials> credentials(std::string_view username);
+  std::optional<UserRow> find_user(std::string_view username);
   bool insert_session(const std::string& hash, int64_t user_id);
-  std::optional<NamedUser> user_named(std::string_view username);
   InboxSize inbox_size(int64_t user_id);
   std::string nama_of(int64_t user_id);
-  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
+  void insert_message(int64_t sender_id, const std::string& from_name, const UserRow& to,
                       std::string_view message);
 };
 
@@ -166,27 +166,6 @@ class Query {
   sqlite3_stmt* s_;
 };
 
-// BEGIN IMMEDIATE ... COMMIT, rolled back if not committed. IMMEDIATE takes
-// the write lock first (waiting up to busy_timeout), so what we read stays
-// true until we write (https://www.sqlite.org/lang_transaction.html).
-class Transaction {
- public:
-  explicit Transaction(SqliteChatStore::Impl& impl) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
-  ~Transaction() {
-    if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  void commit() {
-    impl_.exec("COMMIT");
-    done_ = true;
-  }
-
- private:
-  SqliteChatStore::Impl& impl_;
-  bool done_ = false;
-};
-
 constexpr const char* kSqlSessionByToken =
     "SELECT id, user_id, last_seen_ms FROM sessions WHERE token_hash = ?1";
 constexpr const char* kSqlDeleteSession = "DELETE FROM sessions WHERE id = ?1";
@@ -217,14 +196,15 @@ constexpr const char* kSqlUpsertUser =
 constexpr const char* kSqlAllUsers = "SELECT id, username FROM users";
 constexpr const char* kSqlDeleteUser = "DELETE FROM users WHERE id = ?1";
 
-// Makes the users table equal to `users` inside the caller's transaction:
-// upserts by username, then deletes every user not listed (their sessions
-// and messages go with them: ON DELETE CASCADE).
-void sync_users(SqliteChatStore::Impl& impl, const std::vector<ChatUser>& users) {
+}  // namespace
+
+// Deletes every user not listed: their sessions and messages go with them
+// (ON DELETE CASCADE).
+void SqliteChatStore::Impl::sync_users(const std::vector<ChatUser>& users) {
   std::set<std::string_view> names;
   for (const ChatUser& u : users) {
     names.insert(u.username);
-    Query(impl, kSqlUpsertUser)
+    Query(*this, kSqlUpsertUser)
         .bind_text(1, u.username)
         .bind_text(2, u.nama)
         .bind_text(3, u.negara)
@@ -233,15 +213,13 @@ void sync_users(SqliteChatStore::Impl& impl, const std::vector<ChatUser>& users)
   }
   std::vector<int64_t> stale;
   {
-    Query q(impl, kSqlAllUsers);
+    Query q(*this, kSqlAllUsers);
     while (q.step()) {
       if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
     }
   }
-  for (int64_t id : stale) Query(impl, kSqlDeleteUser).bind(1, id).run();
+  for (int64_t id : stale) Query(*this, kSqlDeleteUser).bind(1, id).run();
 }
-
-}  // namespace
 
 int64_t SqliteChatStore::Impl::session_user(std::string_view token) {
   if (token.size() != kTokenLength) return 0;
@@ -267,10 +245,10 @@ void SqliteChatStore::Impl::purge_expired() {
   Query(*this, kSqlPurgeSessions).bind(1, now() - ttl_ms).run();
 }
 
-std::optional<UserCredentials> SqliteChatStore::Impl::credentials(std::string_view username) {
+std::optional<UserRow> SqliteChatStore::Impl::find_user(std::string_view username) {
   Query q(*this, kSqlUserByName);
   if (!q.bind_text(1, username).step()) return std::nullopt;
-  return UserCredentials{q.i64(0), q.text(2)};
+  return UserRow{q.i64(0), q.text(1), q.text(2)};
 }
 
 bool SqliteChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
@@ -280,12 +258,6 @@ bool SqliteChatStore::Impl::insert_session(const std::string& hash, int64_t user
   }
   Query(*this, kSqlInsertSession).bind_blob(1, hash).bind(2, user_id).bind(3, now()).run();
   return true;
-}
-
-std::optional<NamedUser> SqliteChatStore::Impl::user_named(std::string_view username) {
-  Query q(*this, kSqlUserByName);
-  if (!q.bind_text(1, username).step()) return std::nullopt;
-  return NamedUser{q.i64(0), q.text(1)};
 }
 
 InboxSize SqliteChatStore::Impl::inbox_size(int64_t user_id) {
@@ -301,7 +273,7 @@ std::string SqliteChatStore::Impl::nama_of(int64_t user_id) {
 }
 
 void SqliteChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
-                                           const NamedUser& to, std::string_view message) {
+                                           const UserRow& to, std::string_view message) {
   Query(*this, kSqlInsertMessage)
       .bind(1, sender_id)
       .bind(2, to.id)
@@ -338,9 +310,7 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
                         std::chrono::milliseconds(std::max(options.busy_timeout_ms, 0));
   for (int attempt = 1;; ++attempt) {
     auto impl = std::make_unique<Impl>();
-    impl->ttl_ms = static_cast<int64_t>(std::llround(session_ttl_s * 1000.0));
-    if (impl->ttl_ms < 1) impl->ttl_ms = 1;
-    impl->now_ms = options.now_ms ? options.now_ms : system_now_ms;
+    impl->set(session_ttl_s, options);
     // NOMUTEX: the object is single-threaded by contract (see the header).
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
@@ -373,7 +343,7 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
       impl->exec("PRAGMA user_version = 1");
       static_assert(kSchemaVersion == 1, "update the PRAGMA above");
 
-      sync_users(*impl, users);
+      impl->sync_users(users);
       txn.commit();
     } catch (const DbError& e) {
       // Several threads or workers opening one new database race to switch
@@ -393,45 +363,35 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
 }
 
 Status SqliteChatStore::set_users(const std::vector<ChatUser>& users) {
-  if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
-  if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
-  try {
-    Transaction txn(*impl_);
-    sync_users(*impl_, users);
-    txn.commit();
-  } catch (const DbError& e) {
-    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
-  }
-  return {};
+  return set_users_call(is_open(), *impl_, users);
 }
 
 AuthResult SqliteChatStore::auth(std::string_view username, std::string_view password) {
-  return auth_call<Transaction>(is_open(), *impl_, username, password);
+  return auth_call(is_open(), *impl_, username, password);
 }
 
 StatusResult SqliteChatStore::send(std::string_view token, std::string_view receiver,
                                    std::string_view message) {
   // Durable once committed (synchronous=FULL/NORMAL).
-  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
+  return send_call(is_open(), *impl_, token, receiver, message);
 }
 
 InboxResult SqliteChatStore::inbox(std::string_view token) {
-  return session_call<InboxResult, Transaction>(
-      is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
-        InboxGrouper groups;
-        int64_t last_id = 0;
-        {
-          Query q(*impl_, kSqlSelectInbox);
-          q.bind(1, user_id);
-          while (q.step()) {
-            last_id = q.i64(0);
-            groups.add(q.text(1), InboxMessage{q.text(2), q.text(3), q.text(4)});
-          }
-        }
-        if (last_id != 0) Query(*impl_, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
-        r.groups = groups.take();
-        return Outcome::kOk;
-      });
+  return session_call<InboxResult>(is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
+    InboxGrouper groups;
+    int64_t last_id = 0;
+    {
+      Query q(*impl_, kSqlSelectInbox);
+      q.bind(1, user_id);
+      while (q.step()) {
+        last_id = q.i64(0);
+        groups.add(q.text(1), InboxMessage{q.text(2), q.text(3), q.text(4)});
+      }
+    }
+    if (last_id != 0) Query(*impl_, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
+    r.groups = groups.take();
+    return Outcome::kOk;
+  });
 }
 
 StatusResult SqliteChatStore::ping() {
@@ -442,22 +402,19 @@ StatusResult SqliteChatStore::ping() {
 }
 
 ListUserResult SqliteChatStore::listuser(std::string_view token) {
-  return session_call<ListUserResult, Transaction>(is_open(), *impl_, token,
-                                                   [&](ListUserResult& r, int64_t) {
-                                                     impl_->purge_expired();
-                                                     Query q(*impl_, kSqlLiveUsers);
-                                                     while (q.step())
-                                                       r.usernames.push_back(q.text(0));
-                                                     return Outcome::kOk;
-                                                   });
+  return session_call<ListUserResult>(is_open(), *impl_, token, [&](ListUserResult& r, int64_t) {
+    impl_->purge_expired();
+    Query q(*impl_, kSqlLiveUsers);
+    while (q.step()) r.usernames.push_back(q.text(0));
+    return Outcome::kOk;
+  });
 }
 
 StatusResult SqliteChatStore::logout(std::string_view token) {
-  return session_call<StatusResult, Transaction>(
-      is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
-        Query(*impl_, kSqlLogoutUser).bind(1, user_id).run();
-        return Outcome::kOk;
-      });
+  return session_call<StatusResult>(is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
+    Query(*impl_, kSqlLogoutUser).bind(1, user_id).run();
+    return Outcome::kOk;
+  });
 }
 
 }  // namespace fsrv::services::chat
