@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -100,10 +101,8 @@ class Rows {
   PGresult* r_;
 };
 
-}  // namespace
-
-struct PgChatStore::Impl : SessionClock {
-  bool configured = false;
+// The connection and its state.
+struct PgDb final : StoreDb {
   std::string conninfo;
   std::vector<ChatUser> users;
   int connect_timeout_s = kDefaultConnectTimeoutS;
@@ -114,7 +113,7 @@ struct PgChatStore::Impl : SessionClock {
   int backoff_ms = 0;      ///< 0 until an attempt failed
   std::string last_error;  ///< why the last attempt failed
 
-  ~Impl() { drop(); }
+  ~PgDb() override { drop(); }
 
   void drop() {
     if (conn != nullptr) PQfinish(conn);
@@ -136,9 +135,9 @@ struct PgChatStore::Impl : SessionClock {
     next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms);
   }
 
-  /// A live, set-up connection, or DbError(unavailable) at once while the
-  /// backoff runs.
-  void ensure() {
+  // A live, set-up connection, or DbError(unavailable) at once while the
+  // backoff runs.
+  void ensure() override {
     if (conn != nullptr && ready && PQstatus(conn) == CONNECTION_OK) return;
     drop();
     if (backoff_ms > 0 && std::chrono::steady_clock::now() < next_attempt) {
@@ -208,15 +207,15 @@ struct PgChatStore::Impl : SessionClock {
                                      values.data(), lengths.data(), formats.data(), 0)));
   }
 
-  /// Transaction's steps; the rollback only while the connection is there.
-  void begin() { exec_simple("BEGIN"); }
-  void commit() { exec_simple("COMMIT"); }
-  void rollback() {
+  // The rollback only while the connection is there.
+  void begin() override { exec_simple("BEGIN"); }
+  void commit() override { exec_simple("COMMIT"); }
+  void rollback() override {
     if (conn != nullptr && PQstatus(conn) == CONNECTION_OK) PQclear(PQexec(conn, "ROLLBACK"));
   }
 
-  /// Creates or migrates the schema and syncs `users`, in one transaction
-  /// under the set-up advisory lock.
+  // Creates or migrates the schema and syncs `users`, in one transaction
+  // under the set-up advisory lock.
   void setup() {
     Transaction txn(*this);
     query("SELECT pg_advisory_xact_lock($1)", {num(kSetupLockKey)});
@@ -240,12 +239,10 @@ struct PgChatStore::Impl : SessionClock {
     txn.commit();
   }
 
-  /// Keeps `list` for the next reconnect's setup() (set_users_call's hook).
-  void keep_users(const std::vector<ChatUser>& list) { users = list; }
+  // setup() on a reconnect syncs the kept list.
+  void keep_users(const std::vector<ChatUser>& list) override { users = list; }
 
-  /// Makes the users table equal to `list` inside the caller's
-  /// transaction (upsert by username, delete the unlisted).
-  void sync_users(const std::vector<ChatUser>& list) {
+  void sync_users(const std::vector<ChatUser>& list) override {
     std::set<std::string, std::less<>> names;
     for (const ChatUser& u : list) {
       names.insert(u.username);
@@ -263,11 +260,9 @@ struct PgChatStore::Impl : SessionClock {
     }
   }
 
-  /// The user id behind a live token, renewing it; 0 if unknown or expired
-  /// (an expired row is deleted). Runs inside the caller's transaction. One
-  /// UPDATE decides and renews, so two nodes never both see a token live
-  /// that has expired.
-  int64_t session_user(std::string_view token) {
+  // One UPDATE decides and renews, so two nodes never both see a token
+  // live that has expired.
+  int64_t session_user(std::string_view token) override {
     if (token.size() != kTokenLength) return 0;
     const int64_t t = now();
     const std::string hash = token_hash(token);
@@ -280,13 +275,11 @@ struct PgChatStore::Impl : SessionClock {
     return 0;
   }
 
-  /// Deletes every expired session.
-  void purge_expired() {
+  void purge_expired() override {
     query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(now() - ttl_ms)});
   }
 
-  // auth_call's and send_call's steps (store_frame.hpp).
-  std::optional<UserRow> find_user(std::string_view username) {
+  std::optional<UserRow> find_user(std::string_view username) override {
     // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
     if (!validate_username(username).empty()) return std::nullopt;
     Rows q =
@@ -294,7 +287,7 @@ struct PgChatStore::Impl : SessionClock {
     if (q.size() != 1) return std::nullopt;
     return UserRow{q.i64(0, 0), q.str(0, 1), q.str(0, 2)};
   }
-  bool insert_session(const std::string& hash, int64_t user_id) {
+  bool insert_session(const std::string& hash, int64_t user_id) override {
     // No row when the user was deleted by a restart with other users.
     Rows ins = query(
         "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
@@ -302,30 +295,54 @@ struct PgChatStore::Impl : SessionClock {
         {bytes(hash), num(user_id), num(now())});
     return ins.size() != 0;
   }
-  InboxSize inbox_size(int64_t user_id) {
+  InboxSize inbox_size(int64_t user_id) override {
     Rows q = query(
         "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages WHERE receiver_id = $1",
         {num(user_id)});
     return InboxSize{q.i64(0, 0), q.i64(0, 1)};
   }
-  std::string nama_of(int64_t user_id) {
+  std::string nama_of(int64_t user_id) override {
     Rows q = query("SELECT nama FROM users WHERE id = $1", {num(user_id)});
     if (q.size() != 1) throw DbError("session of a missing user", false);
     return q.str(0, 0);
   }
   void insert_message(int64_t sender_id, const std::string& from_name, const UserRow& to,
-                      std::string_view message) {
+                      std::string_view message) override {
     query(
         "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
         "VALUES ($1, $2, $3, $4, $5, $6)",
         {num(sender_id), num(to.id), text(from_name), text(to.nama), bytes(message), num(now())});
   }
+
+  // One statement takes the whole queue: a concurrent DELETE of the same
+  // rows waits for this one and then skips them (READ COMMITTED).
+  void take_inbox(int64_t user_id, InboxGrouper& groups) override {
+    Rows q = query(
+        "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
+        "RETURNING id, sender_id, msg_from, msg_to, msg) "
+        "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
+        "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
+        {num(user_id)});
+    for (int i = 0; i < q.size(); ++i) {
+      groups.add(q.str(i, 1), InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
+    }
+  }
+  std::vector<std::string> live_users() override {
+    Rows q = query(
+        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
+        "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
+        {});
+    std::vector<std::string> names;
+    for (int i = 0; i < q.size(); ++i) names.push_back(q.str(i, 0));
+    return names;
+  }
+  void logout_user(int64_t user_id) override {
+    query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
+  }
+  void ping() override { query("SELECT 1", {}); }
 };
 
-PgChatStore::PgChatStore() : impl_(std::make_unique<Impl>()) {}
-PgChatStore::~PgChatStore() = default;
-
-bool PgChatStore::is_open() const { return impl_->configured; }
+}  // namespace
 
 Status PgChatStore::open(const std::string& location, const std::vector<ChatUser>& users,
                          double session_ttl_s, ChatStoreOptions options) {
@@ -340,77 +357,18 @@ Status PgChatStore::open(const std::string& location, const std::vector<ChatUser
     return Status::failure(Errc::kIo, "chat store: bad PostgreSQL address: " + why);
   }
   PQconninfoFree(parsed);
-  impl_->conninfo = location;
-  impl_->users = users;
-  impl_->set(session_ttl_s, options);
-  impl_->connect_timeout_s = options.connect_timeout_s;
-  impl_->configured = true;
+  auto db = std::make_unique<PgDb>();
+  db->conninfo = location;
+  db->users = users;
+  db->set(session_ttl_s, options);
+  db->connect_timeout_s = options.connect_timeout_s;
+  db_ = std::move(db);  // configured: later calls connect again if this one fails
   try {
-    impl_->ensure();
+    db_->ensure();
   } catch (const DbError& e) {
     return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
   }
   return {};
-}
-
-Status PgChatStore::set_users(const std::vector<ChatUser>& users) {
-  return set_users_call(is_open(), *impl_, users);
-}
-
-StatusResult PgChatStore::ping() {
-  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
-    impl_->ensure();
-    impl_->query("SELECT 1", {});
-    r.outcome = Outcome::kOk;
-  });
-}
-
-AuthResult PgChatStore::auth(std::string_view username, std::string_view password) {
-  return auth_call(is_open(), *impl_, username, password);
-}
-
-StatusResult PgChatStore::send(std::string_view token, std::string_view receiver,
-                               std::string_view message) {
-  // Durable once committed (synchronous_commit = on).
-  return send_call(is_open(), *impl_, token, receiver, message);
-}
-
-InboxResult PgChatStore::inbox(std::string_view token) {
-  return session_call<InboxResult>(is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
-    // One statement takes the whole queue: a concurrent DELETE of the
-    // same rows waits for this one and then skips them (READ COMMITTED).
-    Rows q = impl_->query(
-        "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
-        "RETURNING id, sender_id, msg_from, msg_to, msg) "
-        "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
-        "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
-        {num(user_id)});
-    InboxGrouper groups;
-    for (int i = 0; i < q.size(); ++i) {
-      groups.add(q.str(i, 1), InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
-    }
-    r.groups = groups.take();
-    return Outcome::kOk;
-  });
-}
-
-ListUserResult PgChatStore::listuser(std::string_view token) {
-  return session_call<ListUserResult>(is_open(), *impl_, token, [&](ListUserResult& r, int64_t) {
-    impl_->purge_expired();
-    Rows q = impl_->query(
-        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
-        "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
-        {});
-    for (int i = 0; i < q.size(); ++i) r.usernames.push_back(q.str(i, 0));
-    return Outcome::kOk;
-  });
-}
-
-StatusResult PgChatStore::logout(std::string_view token) {
-  return session_call<StatusResult>(is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
-    impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
-    return Outcome::kOk;
-  });
 }
 
 }  // namespace fsrv::services::chat
