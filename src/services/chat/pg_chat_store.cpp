@@ -77,7 +77,6 @@ class Rows {
  public:
   explicit Rows(PGresult* r) : r_(r) {}
   ~Rows() { PQclear(r_); }
-  Rows(Rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
   Rows(const Rows&) = delete;
   Rows& operator=(const Rows&) = delete;
   int size() const { return PQntuples(r_); }
