@@ -43,42 +43,42 @@ bool is_python_space(uint32_t cp) {
          cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-std::string finish(codec::PyJsonWriter& w) {
+// {"status": STATUS, KEY: VALUE} + "\r\n\r\n", as chat_server.py sends it.
+std::string reply(std::string_view status, std::string_view key, std::string_view value) {
+  codec::PyJsonWriter w;
+  w.begin_object();
+  w.field("status", status);
+  w.field(key, value);
+  w.end_object();
   std::string out = w.take();
   out += kReplyEnd;
   return out;
 }
 
-std::string reply_ok(std::string_view key, std::string_view value) {
-  codec::PyJsonWriter w;
-  w.begin_object();
-  w.field("status", "OK");
-  w.field(key, value);
-  w.end_object();
-  return finish(w);
+// The error message of each outcome (index = Outcome; kOk never is one).
+constexpr std::string_view kOutcomeMessages[] = {
+    kMsgServerError,    kMsgNoSuchUser, kMsgWrongPassword, kMsgBadToken,
+    kMsgNoSuchReceiver, kMsgInboxFull,  kMsgServerError,   kMsgUnavailable};
+static_assert(std::size(kOutcomeMessages) == static_cast<size_t>(Outcome::kUnavailable) + 1);
+
+// The reply for `outcome`: {"status": "OK", KEY: VALUE} when kOk, else its error.
+std::string answer(Outcome outcome, std::string_view key, std::string_view value) {
+  if (outcome == Outcome::kOk) return reply("OK", key, value);
+  return reply_error(kOutcomeMessages[static_cast<size_t>(outcome)]);
 }
 
-// The reply for a non-OK outcome.
-std::string reply_outcome(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kNoSuchUser:
-      return reply_error(kMsgNoSuchUser);
-    case Outcome::kWrongPassword:
-      return reply_error(kMsgWrongPassword);
-    case Outcome::kBadToken:
-      return reply_error(kMsgBadToken);
-    case Outcome::kNoSuchReceiver:
-      return reply_error(kMsgNoSuchReceiver);
-    case Outcome::kInboxFull:
-      return reply_error(kMsgInboxFull);
-    case Outcome::kUnavailable:
-      return reply_error(kMsgUnavailable);
-    case Outcome::kOk:
-    case Outcome::kStoreError:
-      break;
-  }
-  return reply_error(kMsgServerError);
-}
+// The five commands: their first word and how many words follow it at
+// least (send's message may be empty).
+struct CommandSpec {
+  std::string_view name;
+  CommandKind kind;
+  size_t needed;
+};
+constexpr CommandSpec kCommands[] = {{"auth", CommandKind::kAuth, 2},
+                                     {"send", CommandKind::kSend, 2},
+                                     {"inbox", CommandKind::kInbox, 1},
+                                     {"listuser", CommandKind::kListUser, 1},
+                                     {"logout", CommandKind::kLogout, 1}};
 
 }  // namespace
 
@@ -101,36 +101,18 @@ Command parse_line(std::string_view line) {
   // chat.py: j = data.split(" "); command = j[0].strip()
   const std::string_view stripped = python_strip(line);
   std::vector<std::string_view> words;
-  size_t start = 0;
-  while (true) {
+  for (size_t start = 0;;) {
     const size_t sp = stripped.find(' ', start);
-    if (sp == std::string_view::npos) {
-      words.push_back(stripped.substr(start));
-      break;
-    }
-    words.push_back(stripped.substr(start, sp - start));
+    words.push_back(stripped.substr(start, sp - start));  // npos: the rest
+    if (sp == std::string_view::npos) break;
     start = sp + 1;
   }
 
-  Command cmd;
-  const std::string_view name = python_strip(words[0]);
-  size_t needed = 1;
-  if (name == "auth") {
-    cmd.kind = CommandKind::kAuth;
-    needed = 2;
-  } else if (name == "send") {
-    cmd.kind = CommandKind::kSend;
-    needed = 2;
-  } else if (name == "inbox") {
-    cmd.kind = CommandKind::kInbox;
-  } else if (name == "listuser") {
-    cmd.kind = CommandKind::kListUser;
-  } else if (name == "logout") {
-    cmd.kind = CommandKind::kLogout;
-  } else {
-    cmd.error = ParseError::kUnknownCommand;
-    return cmd;
-  }
+  Command cmd;  // an unknown command until the word is found
+  const auto* spec = std::ranges::find(kCommands, python_strip(words[0]), &CommandSpec::name);
+  if (spec == std::end(kCommands)) return cmd;
+  cmd.kind = spec->kind;
+  const size_t needed = spec->needed;
   if (words.size() < needed + 1) {
     cmd.error = ParseError::kMissingArgument;
     return cmd;
@@ -191,61 +173,48 @@ std::string InboxReply::next(size_t budget) {
 }
 
 Reply execute_reply(ChatStore& store, const Command& cmd) {
-  if (cmd.error == ParseError::kNone && cmd.kind == CommandKind::kInbox) {
-    InboxResult r = store.inbox(cmd.args.at(0));
-    if (r.outcome != Outcome::kOk) return {reply_outcome(r.outcome), nullptr};
-    return {"", std::make_unique<InboxReply>(std::move(r.groups))};
-  }
-  return {execute(store, cmd), nullptr};
-}
-
-std::string execute(ChatStore& store, const Command& cmd) {
   switch (cmd.error) {
     case ParseError::kUnknownCommand:
-      return reply_error(kMsgUnknownCommand);
+      return {reply_error(kMsgUnknownCommand)};
     case ParseError::kMissingArgument:
-      return reply_error(kMsgMissingArgument);
+      return {reply_error(kMsgMissingArgument)};
     case ParseError::kNone:
       break;
   }
   switch (cmd.kind) {
     case CommandKind::kAuth: {
       AuthResult r = store.auth(cmd.args.at(0), cmd.args.at(1));
-      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
-      return reply_ok("tokenid", r.token);
+      return {answer(r.outcome, "tokenid", r.token)};
     }
-    case CommandKind::kSend: {
-      StatusResult r = store.send(cmd.args.at(0), cmd.args.at(1), cmd.args.at(2));
-      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
-      return reply_ok("message", kMsgSent);
-    }
+    case CommandKind::kSend:
+      return {answer(store.send(cmd.args.at(0), cmd.args.at(1), cmd.args.at(2)).outcome, "message",
+                     kMsgSent)};
     case CommandKind::kInbox: {
       InboxResult r = store.inbox(cmd.args.at(0));
-      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
-      InboxReply reply(std::move(r.groups));
-      std::string out;
-      while (!reply.done()) out += reply.next(SIZE_MAX);
-      return out;
+      if (r.outcome != Outcome::kOk) return {answer(r.outcome, {}, {})};
+      return {"", std::make_unique<InboxReply>(std::move(r.groups))};
     }
     case CommandKind::kListUser: {
       ListUserResult r = store.listuser(cmd.args.at(0));
-      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
       std::string names;
       for (const std::string& u : r.usernames) {
         names += u;
         names += ' ';
       }
-      return reply_ok("listuseraktif", names);
+      return {answer(r.outcome, "listuseraktif", names)};
     }
-    case CommandKind::kLogout: {
-      StatusResult r = store.logout(cmd.args.at(0));
-      if (r.outcome != Outcome::kOk) return reply_outcome(r.outcome);
-      return reply_ok("messages", kMsgLogout);
-    }
+    case CommandKind::kLogout:
+      return {answer(store.logout(cmd.args.at(0)).outcome, "messages", kMsgLogout)};
     case CommandKind::kUnknown:
       break;
   }
-  return reply_error(kMsgUnknownCommand);
+  return {reply_error(kMsgUnknownCommand)};
+}
+
+std::string execute(ChatStore& store, const Command& cmd) {
+  Reply reply = execute_reply(store, cmd);
+  while (reply.inbox && !reply.inbox->done()) reply.text += reply.inbox->next(SIZE_MAX);
+  return std::move(reply.text);
 }
 
 LineEnd find_line_end(std::string_view buffer) {
@@ -272,13 +241,6 @@ LineEnd find_line_end(std::string_view buffer) {
 
 std::string reply_line_too_long() { return reply_error(kMsgLineTooLong); }
 
-std::string reply_error(std::string_view message) {
-  codec::PyJsonWriter w;
-  w.begin_object();
-  w.field("status", "ERROR");
-  w.field("message", message);
-  w.end_object();
-  return finish(w);
-}
+std::string reply_error(std::string_view message) { return reply("ERROR", "message", message); }
 
 }  // namespace fsrv::services::chat

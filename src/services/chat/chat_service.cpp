@@ -46,13 +46,10 @@ constexpr int kVerbCount = static_cast<int>(std::size(kVerbs));
 std::string_view verb_name(CommandKind kind) { return kVerbs[static_cast<int>(kind)]; }
 using Counters = kit::VerbCounters<verb_name, kVerbCount>;
 
-/// The users of a configuration: the --chat-users file or the demo users.
-/// Throws std::runtime_error (start-up; main validated the file already).
-std::vector<ChatUser> load_users(const Options& options) {
-  Result<std::vector<ChatUser>> users =
-      options.users.empty() ? demo_users() : load_users_file(options.users);
-  if (!users.ok()) throw std::runtime_error("chat users: " + users.error);
-  return std::move(users.value);
+/// The users of --chat-users `path` (load_users_file), or the demo users
+/// when it is "".
+Result<std::vector<ChatUser>> users_of(const std::string& path) {
+  return path.empty() ? demo_users() : load_users_file(path);
 }
 
 class ChatService final : public Service {
@@ -67,7 +64,10 @@ class ChatService final : public Service {
     Result<ChatDb> db = parse_chat_db(options.db, shared.root->path());
     if (!db.ok()) throw std::runtime_error(db.error);
     spec.db = std::move(db.value);
-    spec.users = load_users(options);
+    // Start-up: main validated the users file already.
+    Result<std::vector<ChatUser>> users = users_of(options.users);
+    if (!users.ok()) throw std::runtime_error("chat users: " + users.error);
+    spec.users = std::move(users.value);
     spec.ttl_s = options.session_ttl_s;
     FSRV_LOG_INFO("chat: state in %s", spec.db.kind == ChatDb::Kind::kPostgres
                                            ? "PostgreSQL"
@@ -95,7 +95,7 @@ class ChatService final : public Service {
   /// and unread messages). A bad file keeps the running users.
   void reload() override {
     const std::string& path = shared_.config->services.get<Options>().users;
-    Result<std::vector<ChatUser>> users = path.empty() ? demo_users() : load_users_file(path);
+    Result<std::vector<ChatUser>> users = users_of(path);
     if (!users.ok()) {
       FSRV_LOG_ERROR("SIGHUP: chat users: %s; the running users stay", users.error.c_str());
       return;

@@ -1,13 +1,17 @@
 // What both chat store backends share: --chat-db parsing, the backend
-// factory, argument checks, token hashing and token generation, and the
-// inbox's grouping (store_frame.hpp).
+// factory, argument checks, token hashing and token generation, the
+// session clock, the inbox's grouping and the operations' steps
+// (FramedStore, store_frame.hpp).
 
 #include "fsrv/services/chat/chat_store.hpp"
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -58,6 +62,43 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
 CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
 )sql";
+
+// Runs `body(r)` on a fresh result `R` (AuthResult, StatusResult, ...) and
+// returns it. Not open: `r.error` says so and the outcome stays
+// kStoreError. A StoreError thrown by `body`: the result is reset to only
+// that error's outcome and text (a failed commit delivers nothing).
+template <class R, class Body>
+R store_call(bool open, Body&& body) {
+  R r;
+  if (!open) {
+    r.error = "chat store not open";
+    return r;
+  }
+  try {
+    body(r);
+  } catch (const StoreError& e) {
+    r = R{};
+    r.outcome = e.outcome;
+    r.error = e.what();
+  }
+  return r;
+}
+
+// store_call for an operation on the session of `token`, in one
+// transaction: `db.ensure()`, then `db.session_user(token)` gives the user
+// id behind a live token, renewed (0: unknown or expired, kBadToken), and
+// `body(r, user_id)` does the rest and returns the outcome. The
+// transaction is committed for every outcome; `body` throws to roll back.
+template <class R, class Body>
+R session_call(StoreDb* db, std::string_view token, Body&& body) {
+  return store_call<R>(db != nullptr, [&](R& r) {
+    db->ensure();
+    Transaction txn(*db);
+    const int64_t user_id = db->session_user(token);
+    r.outcome = user_id == 0 ? Outcome::kBadToken : body(r, user_id);
+    txn.commit();
+  });
+}
 
 }  // namespace
 
@@ -150,6 +191,99 @@ std::string chat_schema(const SqlTypes& types) {
     }
   }
   return out;
+}
+
+void SessionClock::set(double session_ttl_s, const ChatStoreOptions& options) {
+  ttl_ms = std::max<int64_t>(1, std::llround(session_ttl_s * 1000.0));
+  now_ms = options.now_ms ? options.now_ms : system_now_ms;
+}
+
+Status FramedStore::set_users(const std::vector<ChatUser>& users) {
+  if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
+  if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
+  db_->keep_users(users);
+  try {
+    db_->ensure();
+    Transaction txn(*db_);
+    db_->sync_users(users);
+    txn.commit();
+  } catch (const StoreError& e) {
+    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
+  }
+  return {};
+}
+
+StatusResult FramedStore::ping() {
+  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
+    db_->ensure();
+    db_->ping();
+    r.outcome = Outcome::kOk;
+  });
+}
+
+AuthResult FramedStore::auth(std::string_view username, std::string_view password) {
+  return store_call<AuthResult>(is_open(), [&](AuthResult& r) {
+    db_->ensure();
+    const std::optional<UserRow> user = db_->find_user(username);
+    if (!user) {
+      r.outcome = Outcome::kNoSuchUser;
+      return;
+    }
+    if (!verify_password(user->password_hash, password)) {
+      r.outcome = Outcome::kWrongPassword;
+      return;
+    }
+    std::string token = new_uuid4();
+    Transaction txn(*db_);
+    db_->purge_expired();
+    if (!db_->insert_session(token_hash(token), user->id)) {
+      r.outcome = Outcome::kNoSuchUser;  // rolled back
+      return;
+    }
+    txn.commit();
+    r.outcome = Outcome::kOk;
+    r.token = std::move(token);
+  });
+}
+
+StatusResult FramedStore::send(std::string_view token, std::string_view receiver,
+                               std::string_view message) {
+  return session_call<StatusResult>(db_.get(), token, [&](StatusResult&, int64_t sender_id) {
+    const std::optional<UserRow> to = db_->find_user(receiver);
+    if (!to) return Outcome::kNoSuchReceiver;  // committed: keeps the session renewal
+    const InboxSize queued = db_->inbox_size(to->id);
+    if (queued.messages >= kMaxInboxMessages ||
+        queued.bytes + static_cast<int64_t>(message.size()) > kMaxInboxBytes) {
+      return Outcome::kInboxFull;
+    }
+    const std::string from_name = db_->nama_of(sender_id);
+    db_->insert_message(sender_id, from_name, *to, message);
+    return Outcome::kOk;
+  });
+}
+
+InboxResult FramedStore::inbox(std::string_view token) {
+  return session_call<InboxResult>(db_.get(), token, [&](InboxResult& r, int64_t user_id) {
+    InboxGrouper groups;
+    db_->take_inbox(user_id, groups);
+    r.groups = groups.take();
+    return Outcome::kOk;
+  });
+}
+
+ListUserResult FramedStore::listuser(std::string_view token) {
+  return session_call<ListUserResult>(db_.get(), token, [&](ListUserResult& r, int64_t) {
+    db_->purge_expired();
+    r.usernames = db_->live_users();
+    return Outcome::kOk;
+  });
+}
+
+StatusResult FramedStore::logout(std::string_view token) {
+  return session_call<StatusResult>(db_.get(), token, [&](StatusResult&, int64_t user_id) {
+    db_->logout_user(user_id);
+    return Outcome::kOk;
+  });
 }
 
 void InboxGrouper::add(std::string sender, InboxMessage message) {

@@ -29,10 +29,6 @@ constexpr size_t kMaxUsername = 64;
 // The course's demo password (tugas 5 chat.py), public by design.
 constexpr std::string_view kDemoPassword = "surabaya";
 
-struct CJsonDeleter {
-  void operator()(cJSON* p) const { cJSON_Delete(p); }
-};
-
 }  // namespace
 
 std::string validate_username(std::string_view username) {
@@ -75,7 +71,8 @@ Result<std::vector<ChatUser>> demo_users() {
 
 Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
   using R = Result<std::vector<ChatUser>>;
-  std::unique_ptr<cJSON, CJsonDeleter> root(cJSON_ParseWithLength(text.data(), text.size()));
+  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> root(
+      cJSON_ParseWithLength(text.data(), text.size()), cJSON_Delete);
   if (!root) return R::failure(Errc::kBadRequest, "users file is not valid JSON");
   if (!cJSON_IsArray(root.get()))
     return R::failure(Errc::kBadRequest, "users file must be a JSON array of users");

@@ -12,7 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -56,6 +56,12 @@ struct DbError : StoreError {
   bool unavailable;
 };
 
+/// `why` without the line ends and spaces libpq's messages end with.
+std::string trimmed(std::string why) {
+  while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+  return why;
+}
+
 /// One query parameter: text, or binary for BYTEA columns (any bytes,
 /// including NUL, pass unchanged).
 struct Param {
@@ -71,7 +77,6 @@ class Rows {
  public:
   explicit Rows(PGresult* r) : r_(r) {}
   ~Rows() { PQclear(r_); }
-  Rows(Rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
   Rows(const Rows&) = delete;
   Rows& operator=(const Rows&) = delete;
   int size() const { return PQntuples(r_); }
@@ -95,15 +100,11 @@ class Rows {
   PGresult* r_;
 };
 
-}  // namespace
-
-struct PgChatStore::Impl {
-  bool configured = false;
+// The connection and its state.
+struct PgDb final : StoreDb {
   std::string conninfo;
   std::vector<ChatUser> users;
-  int64_t ttl_ms = 0;
   int connect_timeout_s = kDefaultConnectTimeoutS;
-  std::function<int64_t()> now_ms;
 
   PGconn* conn = nullptr;
   bool ready = false;  ///< setup() has run on this connection
@@ -111,15 +112,13 @@ struct PgChatStore::Impl {
   int backoff_ms = 0;      ///< 0 until an attempt failed
   std::string last_error;  ///< why the last attempt failed
 
-  ~Impl() { drop(); }
+  ~PgDb() override { drop(); }
 
   void drop() {
     if (conn != nullptr) PQfinish(conn);
     conn = nullptr;
     ready = false;
   }
-
-  int64_t now() const { return now_ms(); }
 
   // The connection is gone: drop it and make the next call wait the
   // shortest backoff, or longer after repeated failures.
@@ -135,9 +134,9 @@ struct PgChatStore::Impl {
     next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms);
   }
 
-  /// A live, set-up connection, or DbError(unavailable) at once while the
-  /// backoff runs.
-  void ensure() {
+  // A live, set-up connection, or DbError(unavailable) at once while the
+  // backoff runs.
+  void ensure() override {
     if (conn != nullptr && ready && PQstatus(conn) == CONNECTION_OK) return;
     drop();
     if (backoff_ms > 0 && std::chrono::steady_clock::now() < next_attempt) {
@@ -156,11 +155,7 @@ struct PgChatStore::Impl {
     // from every thread; errors reach us through results instead.
     PQsetNoticeProcessor(
         conn, [](void*, const char*) {}, nullptr);
-    if (PQstatus(conn) != CONNECTION_OK) {
-      std::string why = PQerrorMessage(conn);
-      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-      lost(why);
-    }
+    if (PQstatus(conn) != CONNECTION_OK) lost(trimmed(PQerrorMessage(conn)));
     try {
       exec_simple("SET client_min_messages = warning");  // no NOTICE per IF NOT EXISTS
       exec_simple(("SET statement_timeout = " + std::to_string(kPgStatementTimeoutMs)).c_str());
@@ -175,11 +170,10 @@ struct PgChatStore::Impl {
 
   // Raises the right DbError for a failed result (and clears it).
   [[noreturn]] void fail(PGresult* r, const char* what) {
-    std::string msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn);
+    const std::string msg = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     const std::string sqlstate = state ? state : "";
     PQclear(r);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     // The server going away: class 08 (connection exception), 57P01-57P03
     // (admin or crash shutdown, cannot connect now; PostgreSQL 15 docs,
     // appendix A), or no SQLSTATE at all (libpq lost the socket). libpq may
@@ -190,12 +184,15 @@ struct PgChatStore::Impl {
     throw DbError(std::string(what) + ": " + msg, false);
   }
 
-  void exec_simple(const char* sql) {
-    PGresult* r = PQexec(conn, sql);
+  // `r` when it succeeded; else fail() raises its DbError.
+  PGresult* checked(PGresult* r) {
     const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, "query");
-    PQclear(r);
+    return r;
   }
+
+  // PQexec: `sql` may hold several statements (the schema).
+  void exec_simple(const char* sql) { PQclear(checked(PQexec(conn, sql))); }
 
   Rows query(const char* sql, const std::vector<Param>& params) {
     std::vector<const char*> values;
@@ -205,167 +202,146 @@ struct PgChatStore::Impl {
       lengths.push_back(static_cast<int>(p.value.size()));
       formats.push_back(p.binary ? 1 : 0);
     }
-    PGresult* r = PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr, values.data(),
-                               lengths.data(), formats.data(), 0);
-    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, "query");
-    return Rows(r);
+    return Rows(checked(PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr,
+                                     values.data(), lengths.data(), formats.data(), 0)));
   }
 
-  void setup();
-  /// Makes the users table equal to `list` inside the caller's
-  /// transaction (upsert by username, delete the unlisted).
-  void sync_users(const std::vector<ChatUser>& list);
-  /// The user id behind a live token, renewing it; 0 if unknown or expired
-  /// (an expired row is deleted). Runs inside the caller's transaction. One
-  /// UPDATE decides and renews, so two nodes never both see a token live
-  /// that has expired.
-  int64_t session_user(std::string_view token);
-  /// Deletes every expired session.
-  void purge_expired();
-  // auth_call's and send_call's steps (store_frame.hpp).
-  std::optional<UserCredentials> credentials(std::string_view username);
-  bool insert_session(const std::string& hash, int64_t user_id);
-  std::optional<NamedUser> user_named(std::string_view username);
-  InboxSize inbox_size(int64_t user_id);
-  std::string nama_of(int64_t user_id);
-  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
-                      std::string_view message);
-};
+  // The rollback only while the connection is there.
+  void begin() override { exec_simple("BEGIN"); }
+  void commit() override { exec_simple("COMMIT"); }
+  void rollback() override {
+    if (conn != nullptr && PQstatus(conn) == CONNECTION_OK) PQclear(PQexec(conn, "ROLLBACK"));
+  }
 
-namespace {
+  // Creates or migrates the schema and syncs `users`, in one transaction
+  // under the set-up advisory lock.
+  void setup() {
+    Transaction txn(*this);
+    query("SELECT pg_advisory_xact_lock($1)", {num(kSetupLockKey)});
+    exec_simple("CREATE TABLE IF NOT EXISTS chat_schema_version (version INTEGER NOT NULL)");
+    int64_t version = 0;
+    {
+      Rows r = query("SELECT max(version) FROM chat_schema_version", {});
+      if (r.size() == 1 && !r.null(0, 0)) version = r.i64(0, 0);
+    }
+    if (version > kSchemaVersion) {
+      throw DbError("database schema version " + std::to_string(version) +
+                        " is newer than this program's " + std::to_string(kSchemaVersion),
+                    false);
+    }
+    if (version < kSchemaVersion) {
+      exec_simple(chat_schema(kPgTypes).c_str());
+      exec_simple("DELETE FROM chat_schema_version");
+      query("INSERT INTO chat_schema_version (version) VALUES ($1)", {num(kSchemaVersion)});
+    }
+    sync_users(users);
+    txn.commit();
+  }
 
-// BEGIN ... COMMIT; rolled back by the destructor when not committed (and
-// the connection is still there).
-class Transaction {
- public:
-  explicit Transaction(PgChatStore::Impl& impl) : impl_(impl) { impl_.exec_simple("BEGIN"); }
-  ~Transaction() {
-    if (!done_ && impl_.conn != nullptr && PQstatus(impl_.conn) == CONNECTION_OK) {
-      PQclear(PQexec(impl_.conn, "ROLLBACK"));
+  // setup() on a reconnect syncs the kept list.
+  void keep_users(const std::vector<ChatUser>& list) override { users = list; }
+
+  void sync_users(const std::vector<ChatUser>& list) override {
+    std::set<std::string, std::less<>> names;
+    for (const ChatUser& u : list) {
+      names.insert(u.username);
+      query(
+          "INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
+          "password_hash = excluded.password_hash",
+          {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
+    }
+    Rows all = query("SELECT id, username FROM users", {});
+    for (int i = 0; i < all.size(); ++i) {
+      if (!names.contains(all.str(i, 1))) {
+        query("DELETE FROM users WHERE id = $1", {num(all.i64(i, 0))});
+      }
     }
   }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  void commit() {
-    impl_.exec_simple("COMMIT");
-    done_ = true;
+
+  // One UPDATE decides and renews, so two nodes never both see a token
+  // live that has expired.
+  int64_t session_user(std::string_view token) override {
+    if (token.size() != kTokenLength) return 0;
+    const int64_t t = now();
+    const std::string hash = token_hash(token);
+    Rows r = query(
+        "UPDATE sessions SET last_seen_ms = $2 WHERE token_hash = $1 AND last_seen_ms >= $3 "
+        "RETURNING user_id",
+        {bytes(hash), num(t), num(t - ttl_ms)});
+    if (r.size() == 1) return r.i64(0, 0);
+    query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
+    return 0;
   }
 
- private:
-  PgChatStore::Impl& impl_;
-  bool done_ = false;
+  void purge_expired() override {
+    query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(now() - ttl_ms)});
+  }
+
+  std::optional<UserRow> find_user(std::string_view username) override {
+    // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
+    if (!validate_username(username).empty()) return std::nullopt;
+    Rows q =
+        query("SELECT id, nama, password_hash FROM users WHERE username = $1", {text(username)});
+    if (q.size() != 1) return std::nullopt;
+    return UserRow{q.i64(0, 0), q.str(0, 1), q.str(0, 2)};
+  }
+  bool insert_session(const std::string& hash, int64_t user_id) override {
+    // No row when the user was deleted by a restart with other users.
+    Rows ins = query(
+        "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
+        "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
+        {bytes(hash), num(user_id), num(now())});
+    return ins.size() != 0;
+  }
+  InboxSize inbox_size(int64_t user_id) override {
+    Rows q = query(
+        "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages WHERE receiver_id = $1",
+        {num(user_id)});
+    return InboxSize{q.i64(0, 0), q.i64(0, 1)};
+  }
+  std::string nama_of(int64_t user_id) override {
+    Rows q = query("SELECT nama FROM users WHERE id = $1", {num(user_id)});
+    if (q.size() != 1) throw DbError("session of a missing user", false);
+    return q.str(0, 0);
+  }
+  void insert_message(int64_t sender_id, const std::string& from_name, const UserRow& to,
+                      std::string_view message) override {
+    query(
+        "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        {num(sender_id), num(to.id), text(from_name), text(to.nama), bytes(message), num(now())});
+  }
+
+  // One statement takes the whole queue: a concurrent DELETE of the same
+  // rows waits for this one and then skips them (READ COMMITTED).
+  void take_inbox(int64_t user_id, InboxGrouper& groups) override {
+    Rows q = query(
+        "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
+        "RETURNING id, sender_id, msg_from, msg_to, msg) "
+        "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
+        "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
+        {num(user_id)});
+    for (int i = 0; i < q.size(); ++i) {
+      groups.add(q.str(i, 1), InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
+    }
+  }
+  std::vector<std::string> live_users() override {
+    Rows q = query(
+        "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
+        "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
+        {});
+    std::vector<std::string> names;
+    for (int i = 0; i < q.size(); ++i) names.push_back(q.str(i, 0));
+    return names;
+  }
+  void logout_user(int64_t user_id) override {
+    query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
+  }
+  void ping() override { query("SELECT 1", {}); }
 };
 
 }  // namespace
-
-void PgChatStore::Impl::sync_users(const std::vector<ChatUser>& list) {
-  std::set<std::string, std::less<>> names;
-  for (const ChatUser& u : list) {
-    names.insert(u.username);
-    query(
-        "INSERT INTO users (username, nama, negara, password_hash) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (username) DO UPDATE SET nama = excluded.nama, negara = excluded.negara, "
-        "password_hash = excluded.password_hash",
-        {text(u.username), text(u.nama), text(u.negara), text(u.password_hash)});
-  }
-  Rows all = query("SELECT id, username FROM users", {});
-  for (int i = 0; i < all.size(); ++i) {
-    if (!names.contains(all.str(i, 1))) {
-      query("DELETE FROM users WHERE id = $1", {num(all.i64(i, 0))});
-    }
-  }
-}
-
-void PgChatStore::Impl::setup() {
-  Transaction txn(*this);
-  query("SELECT pg_advisory_xact_lock($1)", {num(kSetupLockKey)});
-  exec_simple("CREATE TABLE IF NOT EXISTS chat_schema_version (version INTEGER NOT NULL)");
-  int64_t version = 0;
-  {
-    Rows r = query("SELECT max(version) FROM chat_schema_version", {});
-    if (r.size() == 1 && !r.null(0, 0)) version = r.i64(0, 0);
-  }
-  if (version > kSchemaVersion) {
-    throw DbError("database schema version " + std::to_string(version) +
-                      " is newer than this program's " + std::to_string(kSchemaVersion),
-                  false);
-  }
-  if (version < kSchemaVersion) {
-    exec_simple(chat_schema(kPgTypes).c_str());
-    exec_simple("DELETE FROM chat_schema_version");
-    query("INSERT INTO chat_schema_version (version) VALUES ($1)", {num(kSchemaVersion)});
-  }
-  sync_users(users);
-  txn.commit();
-}
-
-int64_t PgChatStore::Impl::session_user(std::string_view token) {
-  if (token.size() != kTokenLength) return 0;
-  const int64_t t = now();
-  const std::string hash = token_hash(token);
-  Rows r = query(
-      "UPDATE sessions SET last_seen_ms = $2 WHERE token_hash = $1 AND last_seen_ms >= $3 "
-      "RETURNING user_id",
-      {bytes(hash), num(t), num(t - ttl_ms)});
-  if (r.size() == 1) return r.i64(0, 0);
-  query("DELETE FROM sessions WHERE token_hash = $1", {bytes(hash)});
-  return 0;
-}
-
-void PgChatStore::Impl::purge_expired() {
-  query("DELETE FROM sessions WHERE last_seen_ms < $1", {num(now() - ttl_ms)});
-}
-
-std::optional<UserCredentials> PgChatStore::Impl::credentials(std::string_view username) {
-  // A name no user can have (not UTF-8, a NUL) never reaches a TEXT parameter.
-  if (!validate_username(username).empty()) return std::nullopt;
-  Rows q = query("SELECT id, password_hash FROM users WHERE username = $1", {text(username)});
-  if (q.size() == 0) return std::nullopt;
-  return UserCredentials{q.i64(0, 0), q.str(0, 1)};
-}
-
-bool PgChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
-  // No row when the user was deleted by a restart with other users.
-  Rows ins = query(
-      "INSERT INTO sessions (token_hash, user_id, last_seen_ms) "
-      "SELECT $1, id, $3 FROM users WHERE id = $2 RETURNING id",
-      {bytes(hash), num(user_id), num(now())});
-  return ins.size() != 0;
-}
-
-std::optional<NamedUser> PgChatStore::Impl::user_named(std::string_view username) {
-  if (!validate_username(username).empty()) return std::nullopt;
-  Rows q = query("SELECT id, nama FROM users WHERE username = $1", {text(username)});
-  if (q.size() != 1) return std::nullopt;
-  return NamedUser{q.i64(0, 0), q.str(0, 1)};
-}
-
-InboxSize PgChatStore::Impl::inbox_size(int64_t user_id) {
-  Rows q = query(
-      "SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH(msg)), 0) FROM messages WHERE receiver_id = $1",
-      {num(user_id)});
-  return InboxSize{q.i64(0, 0), q.i64(0, 1)};
-}
-
-std::string PgChatStore::Impl::nama_of(int64_t user_id) {
-  Rows q = query("SELECT nama FROM users WHERE id = $1", {num(user_id)});
-  if (q.size() != 1) throw DbError("session of a missing user", false);
-  return q.str(0, 0);
-}
-
-void PgChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
-                                       const NamedUser& to, std::string_view message) {
-  query(
-      "INSERT INTO messages (sender_id, receiver_id, msg_from, msg_to, msg, sent_ms) "
-      "VALUES ($1, $2, $3, $4, $5, $6)",
-      {num(sender_id), num(to.id), text(from_name), text(to.nama), bytes(message), num(now())});
-}
-
-PgChatStore::PgChatStore() : impl_(std::make_unique<Impl>()) {}
-PgChatStore::~PgChatStore() = default;
-
-bool PgChatStore::is_open() const { return impl_->configured; }
 
 Status PgChatStore::open(const std::string& location, const std::vector<ChatUser>& users,
                          double session_ttl_s, ChatStoreOptions options) {
@@ -380,92 +356,18 @@ Status PgChatStore::open(const std::string& location, const std::vector<ChatUser
     return Status::failure(Errc::kIo, "chat store: bad PostgreSQL address: " + why);
   }
   PQconninfoFree(parsed);
-  impl_->conninfo = location;
-  impl_->users = users;
-  impl_->ttl_ms = std::max<int64_t>(1, std::llround(session_ttl_s * 1000.0));
-  impl_->connect_timeout_s = options.connect_timeout_s;
-  impl_->now_ms = options.now_ms ? options.now_ms : system_now_ms;
-  impl_->configured = true;
+  auto db = std::make_unique<PgDb>();
+  db->conninfo = location;
+  db->users = users;
+  db->set(session_ttl_s, options);
+  db->connect_timeout_s = options.connect_timeout_s;
+  db_ = std::move(db);  // configured: later calls connect again if this one fails
   try {
-    impl_->ensure();
+    db_->ensure();
   } catch (const DbError& e) {
     return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
   }
   return {};
-}
-
-Status PgChatStore::set_users(const std::vector<ChatUser>& users) {
-  if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
-  if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
-  impl_->users = users;  // a reconnect's setup() syncs this list
-  try {
-    impl_->ensure();
-    Transaction txn(*impl_);
-    impl_->sync_users(users);
-    txn.commit();
-  } catch (const DbError& e) {
-    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
-  }
-  return {};
-}
-
-StatusResult PgChatStore::ping() {
-  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
-    impl_->ensure();
-    impl_->query("SELECT 1", {});
-    r.outcome = Outcome::kOk;
-  });
-}
-
-AuthResult PgChatStore::auth(std::string_view username, std::string_view password) {
-  return auth_call<Transaction>(is_open(), *impl_, username, password);
-}
-
-StatusResult PgChatStore::send(std::string_view token, std::string_view receiver,
-                               std::string_view message) {
-  // Durable once committed (synchronous_commit = on).
-  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
-}
-
-InboxResult PgChatStore::inbox(std::string_view token) {
-  return session_call<InboxResult, Transaction>(
-      is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
-        // One statement takes the whole queue: a concurrent DELETE of the
-        // same rows waits for this one and then skips them (READ COMMITTED).
-        Rows q = impl_->query(
-            "WITH d AS (DELETE FROM messages WHERE receiver_id = $1 "
-            "RETURNING id, sender_id, msg_from, msg_to, msg) "
-            "SELECT d.id, u.username, d.msg_from, d.msg_to, d.msg FROM d "
-            "JOIN users u ON u.id = d.sender_id ORDER BY d.id",
-            {num(user_id)});
-        InboxGrouper groups;
-        for (int i = 0; i < q.size(); ++i) {
-          groups.add(q.str(i, 1), InboxMessage{q.str(i, 2), q.str(i, 3), q.blob(i, 4)});
-        }
-        r.groups = groups.take();
-        return Outcome::kOk;
-      });
-}
-
-ListUserResult PgChatStore::listuser(std::string_view token) {
-  return session_call<ListUserResult, Transaction>(
-      is_open(), *impl_, token, [&](ListUserResult& r, int64_t) {
-        impl_->purge_expired();
-        Rows q = impl_->query(
-            "SELECT u.username FROM sessions s JOIN users u ON u.id = s.user_id "
-            "GROUP BY s.user_id, u.username ORDER BY MIN(s.id)",
-            {});
-        for (int i = 0; i < q.size(); ++i) r.usernames.push_back(q.str(i, 0));
-        return Outcome::kOk;
-      });
-}
-
-StatusResult PgChatStore::logout(std::string_view token) {
-  return session_call<StatusResult, Transaction>(
-      is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
-        impl_->query("DELETE FROM sessions WHERE user_id = $1", {num(user_id)});
-        return Outcome::kOk;
-      });
 }
 
 }  // namespace fsrv::services::chat

@@ -7,19 +7,13 @@
 
 #include "fsrv/services/chat/sqlite_chat_store.hpp"
 
-#include <sodium.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-#include <array>
-#include <cerrno>
 #include <chrono>
-#include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <set>
-#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -55,16 +49,15 @@ std::string column_text(sqlite3_stmt* s, int col) {
   return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
 }
 
-}  // namespace
-
-struct SqliteChatStore::Impl {
+// The connection and its prepared statements.
+struct SqliteDb final : StoreDb {
   sqlite3* db = nullptr;
-  int64_t ttl_ms = 0;
-  std::function<int64_t()> now_ms;
   // Prepared once per connection, keyed by the SQL literal's address.
   std::unordered_map<const char*, sqlite3_stmt*> stmts;
 
-  ~Impl() {
+  // Finalises the statements and closes the connection (an open
+  // transaction cannot exist between calls, so nothing is lost).
+  ~SqliteDb() override {
     for (auto& [sql, s] : stmts) sqlite3_finalize(s);
     if (db != nullptr) sqlite3_close_v2(db);
   }
@@ -95,33 +88,32 @@ struct SqliteChatStore::Impl {
     return s;
   }
 
-  int64_t now() const { return now_ms(); }
-
-  /// One connection for the store's life: nothing to re-establish
-  /// (session_call's hook; PostgreSQL reconnects there).
-  void ensure() {}
-  /// The user id behind a live token, renewing it; 0 if unknown or expired
-  /// (an expired row is deleted). Runs inside the caller's transaction.
-  int64_t session_user(std::string_view token);
-  /// Deletes every expired session.
-  void purge_expired();
-  // auth_call's and send_call's steps (store_frame.hpp).
-  std::optional<UserCredentials> credentials(std::string_view username);
-  bool insert_session(const std::string& hash, int64_t user_id);
-  std::optional<NamedUser> user_named(std::string_view username);
-  InboxSize inbox_size(int64_t user_id);
-  std::string nama_of(int64_t user_id);
-  void insert_message(int64_t sender_id, const std::string& from_name, const NamedUser& to,
-                      std::string_view message);
+  // BEGIN IMMEDIATE takes the write lock first (waiting up to
+  // busy_timeout), so what we read stays true until we write
+  // (https://www.sqlite.org/lang_transaction.html).
+  void begin() override { exec("BEGIN IMMEDIATE"); }
+  void commit() override { exec("COMMIT"); }
+  void rollback() override { sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr); }
+  void sync_users(const std::vector<ChatUser>& users) override;
+  int64_t session_user(std::string_view token) override;
+  void purge_expired() override;
+  std::optional<UserRow> find_user(std::string_view username) override;
+  bool insert_session(const std::string& hash, int64_t user_id) override;
+  InboxSize inbox_size(int64_t user_id) override;
+  std::string nama_of(int64_t user_id) override;
+  void insert_message(int64_t sender_id, const std::string& from_name, const UserRow& to,
+                      std::string_view message) override;
+  void take_inbox(int64_t user_id, InboxGrouper& groups) override;
+  std::vector<std::string> live_users() override;
+  void logout_user(int64_t user_id) override;
+  void ping() override;
 };
-
-namespace {
 
 // One use of a cached statement: bind, step, read columns; reset on scope
 // exit so no statement keeps a read transaction open.
 class Query {
  public:
-  Query(SqliteChatStore::Impl& impl, const char* sql) : impl_(impl), s_(impl.prepare(sql)) {}
+  Query(SqliteDb& impl, const char* sql) : impl_(impl), s_(impl.prepare(sql)) {}
   ~Query() {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
@@ -162,29 +154,8 @@ class Query {
   void check(int rc) {
     if (rc != SQLITE_OK) impl_.fail("bind");
   }
-  SqliteChatStore::Impl& impl_;
+  SqliteDb& impl_;
   sqlite3_stmt* s_;
-};
-
-// BEGIN IMMEDIATE ... COMMIT, rolled back if not committed. IMMEDIATE takes
-// the write lock first (waiting up to busy_timeout), so what we read stays
-// true until we write (https://www.sqlite.org/lang_transaction.html).
-class Transaction {
- public:
-  explicit Transaction(SqliteChatStore::Impl& impl) : impl_(impl) { impl_.exec("BEGIN IMMEDIATE"); }
-  ~Transaction() {
-    if (!done_) sqlite3_exec(impl_.db, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  void commit() {
-    impl_.exec("COMMIT");
-    done_ = true;
-  }
-
- private:
-  SqliteChatStore::Impl& impl_;
-  bool done_ = false;
 };
 
 constexpr const char* kSqlSessionByToken =
@@ -217,14 +188,14 @@ constexpr const char* kSqlUpsertUser =
 constexpr const char* kSqlAllUsers = "SELECT id, username FROM users";
 constexpr const char* kSqlDeleteUser = "DELETE FROM users WHERE id = ?1";
 
-// Makes the users table equal to `users` inside the caller's transaction:
-// upserts by username, then deletes every user not listed (their sessions
-// and messages go with them: ON DELETE CASCADE).
-void sync_users(SqliteChatStore::Impl& impl, const std::vector<ChatUser>& users) {
+}  // namespace
+
+// A deleted user's sessions and messages go with it (ON DELETE CASCADE).
+void SqliteDb::sync_users(const std::vector<ChatUser>& users) {
   std::set<std::string_view> names;
   for (const ChatUser& u : users) {
     names.insert(u.username);
-    Query(impl, kSqlUpsertUser)
+    Query(*this, kSqlUpsertUser)
         .bind_text(1, u.username)
         .bind_text(2, u.nama)
         .bind_text(3, u.negara)
@@ -233,17 +204,15 @@ void sync_users(SqliteChatStore::Impl& impl, const std::vector<ChatUser>& users)
   }
   std::vector<int64_t> stale;
   {
-    Query q(impl, kSqlAllUsers);
+    Query q(*this, kSqlAllUsers);
     while (q.step()) {
       if (!names.contains(q.text(1))) stale.push_back(q.i64(0));
     }
   }
-  for (int64_t id : stale) Query(impl, kSqlDeleteUser).bind(1, id).run();
+  for (int64_t id : stale) Query(*this, kSqlDeleteUser).bind(1, id).run();
 }
 
-}  // namespace
-
-int64_t SqliteChatStore::Impl::session_user(std::string_view token) {
+int64_t SqliteDb::session_user(std::string_view token) {
   if (token.size() != kTokenLength) return 0;
   const int64_t t = now();
   int64_t session_id = 0, user_id = 0, last_seen = 0;
@@ -263,17 +232,15 @@ int64_t SqliteChatStore::Impl::session_user(std::string_view token) {
   return user_id;
 }
 
-void SqliteChatStore::Impl::purge_expired() {
-  Query(*this, kSqlPurgeSessions).bind(1, now() - ttl_ms).run();
-}
+void SqliteDb::purge_expired() { Query(*this, kSqlPurgeSessions).bind(1, now() - ttl_ms).run(); }
 
-std::optional<UserCredentials> SqliteChatStore::Impl::credentials(std::string_view username) {
+std::optional<UserRow> SqliteDb::find_user(std::string_view username) {
   Query q(*this, kSqlUserByName);
   if (!q.bind_text(1, username).step()) return std::nullopt;
-  return UserCredentials{q.i64(0), q.text(2)};
+  return UserRow{q.i64(0), q.text(1), q.text(2)};
 }
 
-bool SqliteChatStore::Impl::insert_session(const std::string& hash, int64_t user_id) {
+bool SqliteDb::insert_session(const std::string& hash, int64_t user_id) {
   {
     Query q(*this, kSqlUserById);
     if (!q.bind(1, user_id).step()) return false;  // deleted by a reopen meanwhile
@@ -282,26 +249,20 @@ bool SqliteChatStore::Impl::insert_session(const std::string& hash, int64_t user
   return true;
 }
 
-std::optional<NamedUser> SqliteChatStore::Impl::user_named(std::string_view username) {
-  Query q(*this, kSqlUserByName);
-  if (!q.bind_text(1, username).step()) return std::nullopt;
-  return NamedUser{q.i64(0), q.text(1)};
-}
-
-InboxSize SqliteChatStore::Impl::inbox_size(int64_t user_id) {
+InboxSize SqliteDb::inbox_size(int64_t user_id) {
   Query q(*this, kSqlInboxSize);
   q.bind(1, user_id).step();
   return InboxSize{q.i64(0), q.i64(1)};
 }
 
-std::string SqliteChatStore::Impl::nama_of(int64_t user_id) {
+std::string SqliteDb::nama_of(int64_t user_id) {
   Query q(*this, kSqlUserById);
   if (!q.bind(1, user_id).step()) throw DbError("session of a missing user");
   return q.text(1);
 }
 
-void SqliteChatStore::Impl::insert_message(int64_t sender_id, const std::string& from_name,
-                                           const NamedUser& to, std::string_view message) {
+void SqliteDb::insert_message(int64_t sender_id, const std::string& from_name, const UserRow& to,
+                              std::string_view message) {
   Query(*this, kSqlInsertMessage)
       .bind(1, sender_id)
       .bind(2, to.id)
@@ -311,11 +272,6 @@ void SqliteChatStore::Impl::insert_message(int64_t sender_id, const std::string&
       .bind(6, now())
       .run();
 }
-
-SqliteChatStore::SqliteChatStore() : impl_(std::make_unique<Impl>()) {}
-SqliteChatStore::~SqliteChatStore() = default;
-
-bool SqliteChatStore::is_open() const { return impl_->db != nullptr; }
 
 Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser>& users,
                              double session_ttl_s, ChatStoreOptions options) {
@@ -337,10 +293,8 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(std::max(options.busy_timeout_ms, 0));
   for (int attempt = 1;; ++attempt) {
-    auto impl = std::make_unique<Impl>();
-    impl->ttl_ms = static_cast<int64_t>(std::llround(session_ttl_s * 1000.0));
-    if (impl->ttl_ms < 1) impl->ttl_ms = 1;
-    impl->now_ms = options.now_ms ? options.now_ms : system_now_ms;
+    auto impl = std::make_unique<SqliteDb>();
+    impl->set(session_ttl_s, options);
     // NOMUTEX: the object is single-threaded by contract (see the header).
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(path.c_str(), &impl->db, flags, nullptr) != SQLITE_OK) {
@@ -373,7 +327,7 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
       impl->exec("PRAGMA user_version = 1");
       static_assert(kSchemaVersion == 1, "update the PRAGMA above");
 
-      sync_users(*impl, users);
+      impl->sync_users(users);
       txn.commit();
     } catch (const DbError& e) {
       // Several threads or workers opening one new database race to switch
@@ -387,77 +341,33 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
       }
       return Status::failure(Errc::kIo, "chat store: " + path + ": " + e.what());
     }
-    impl_ = std::move(impl);
+    db_ = std::move(impl);
     return {};
   }
 }
 
-Status SqliteChatStore::set_users(const std::vector<ChatUser>& users) {
-  if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
-  if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
-  try {
-    Transaction txn(*impl_);
-    sync_users(*impl_, users);
-    txn.commit();
-  } catch (const DbError& e) {
-    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
+void SqliteDb::take_inbox(int64_t user_id, InboxGrouper& groups) {
+  int64_t last_id = 0;
+  {
+    Query q(*this, kSqlSelectInbox);
+    q.bind(1, user_id);
+    while (q.step()) {
+      last_id = q.i64(0);
+      groups.add(q.text(1), InboxMessage{q.text(2), q.text(3), q.text(4)});
+    }
   }
-  return {};
+  if (last_id != 0) Query(*this, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
 }
 
-AuthResult SqliteChatStore::auth(std::string_view username, std::string_view password) {
-  return auth_call<Transaction>(is_open(), *impl_, username, password);
+std::vector<std::string> SqliteDb::live_users() {
+  std::vector<std::string> names;
+  Query q(*this, kSqlLiveUsers);
+  while (q.step()) names.push_back(q.text(0));
+  return names;
 }
 
-StatusResult SqliteChatStore::send(std::string_view token, std::string_view receiver,
-                                   std::string_view message) {
-  // Durable once committed (synchronous=FULL/NORMAL).
-  return send_call<Transaction>(is_open(), *impl_, token, receiver, message);
-}
+void SqliteDb::logout_user(int64_t user_id) { Query(*this, kSqlLogoutUser).bind(1, user_id).run(); }
 
-InboxResult SqliteChatStore::inbox(std::string_view token) {
-  return session_call<InboxResult, Transaction>(
-      is_open(), *impl_, token, [&](InboxResult& r, int64_t user_id) {
-        InboxGrouper groups;
-        int64_t last_id = 0;
-        {
-          Query q(*impl_, kSqlSelectInbox);
-          q.bind(1, user_id);
-          while (q.step()) {
-            last_id = q.i64(0);
-            groups.add(q.text(1), InboxMessage{q.text(2), q.text(3), q.text(4)});
-          }
-        }
-        if (last_id != 0) Query(*impl_, kSqlDeleteInbox).bind(1, user_id).bind(2, last_id).run();
-        r.groups = groups.take();
-        return Outcome::kOk;
-      });
-}
-
-StatusResult SqliteChatStore::ping() {
-  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
-    Query(*impl_, "SELECT 1").run();
-    r.outcome = Outcome::kOk;
-  });
-}
-
-ListUserResult SqliteChatStore::listuser(std::string_view token) {
-  return session_call<ListUserResult, Transaction>(is_open(), *impl_, token,
-                                                   [&](ListUserResult& r, int64_t) {
-                                                     impl_->purge_expired();
-                                                     Query q(*impl_, kSqlLiveUsers);
-                                                     while (q.step())
-                                                       r.usernames.push_back(q.text(0));
-                                                     return Outcome::kOk;
-                                                   });
-}
-
-StatusResult SqliteChatStore::logout(std::string_view token) {
-  return session_call<StatusResult, Transaction>(
-      is_open(), *impl_, token, [&](StatusResult&, int64_t user_id) {
-        Query(*impl_, kSqlLogoutUser).bind(1, user_id).run();
-        return Outcome::kOk;
-      });
-}
+void SqliteDb::ping() { Query(*this, "SELECT 1").run(); }
 
 }  // namespace fsrv::services::chat

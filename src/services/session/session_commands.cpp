@@ -90,10 +90,7 @@ void SessionConn::run_size(std::string name) {
         } else {
           v = static_cast<int32_t>(size.value);
         }
-        conn_.write_owned(pack_i32(v));
-        count_request(Verb::kSize, v >= 0);
-        back_to_word();
-        request_done();
+        finish(Verb::kSize, v >= 0, pack_i32(v));
       });
 }
 
@@ -105,10 +102,7 @@ void SessionConn::run_rm() {
       conn_, shared_, [root, name = name_] { return root->remove(name); },
       [this](Status& status) {
         if (!status.ok()) FSRV_LOG_INFO("session: rm %s: %s", name_.c_str(), status.error.c_str());
-        conn_.write_owned(pack_i32(status.ok() ? 1 : -1));
-        count_request(Verb::kRm, status.ok());
-        back_to_word();
-        request_done();
+        finish(Verb::kRm, status.ok(), pack_i32(status.ok() ? 1 : -1));
       });
 }
 
@@ -127,10 +121,7 @@ void SessionConn::start_download(std::string name) {
       } else {
         FSRV_LOG_INFO("session: download %s: %s", name_.c_str(), opened.error.c_str());
       }
-      conn_.write_owned(pack_i32(-1));
-      count_request(Verb::kDownload, false);
-      back_to_word();
-      request_done();
+      finish(Verb::kDownload, false, pack_i32(-1));
       return;
     }
     transfer::SendOptions o;
@@ -154,21 +145,19 @@ void SessionConn::start_download(std::string name) {
 // ---------------------------------------------------------------- upload
 
 void SessionConn::start_upload(std::string name, int32_t size) {
+  std::string refused;  // why the upload cannot start
   if (Refusal r = service_.policy().refuse(Access::kWrite, Role::kAnonymous); r != Refusal::kNone) {
+    refused = "upload " + name + ": " + refusal_text(r, Access::kWrite);
+  } else if (std::string why = storage::validate_name(name); !why.empty()) {
+    refused = "upload: invalid name: " + why;
+  } else if (static_cast<uint64_t>(size) > shared_.config->max_upload) {
+    refused = "upload " + name + ": " + std::to_string(size) + " bytes is over --max-upload " +
+              std::to_string(shared_.config->max_upload);
+  }
+  if (!refused.empty()) {
     // No error frame for an upload: closed before any byte is stored.
     count_request(Verb::kUpload, false);
-    fail("upload " + name + ": " + refusal_text(r, Access::kWrite));
-    return;
-  }
-  if (std::string why = storage::validate_name(name); !why.empty()) {
-    count_request(Verb::kUpload, false);
-    fail("upload: invalid name: " + why);
-    return;
-  }
-  if (static_cast<uint64_t>(size) > shared_.config->max_upload) {
-    count_request(Verb::kUpload, false);
-    fail("upload " + name + ": " + std::to_string(size) + " bytes is over --max-upload " +
-         std::to_string(shared_.config->max_upload));
+    fail(refused);
     return;
   }
   loop_.begin();  // the payload, then "received" and the float

@@ -12,16 +12,11 @@ namespace {
 constexpr std::string_view kWords[] = {"connme",   "byebye", "upload", "ls",
                                        "download", "rm",     "size"};
 
-int16_t read_i16(std::string_view in, size_t at) {
-  auto b = reinterpret_cast<const unsigned char*>(in.data() + at);
-  return static_cast<int16_t>(static_cast<uint16_t>(b[0] | (b[1] << 8)));
-}
-
-int32_t read_i32(std::string_view in, size_t at) {
-  auto b = reinterpret_cast<const unsigned char*>(in.data() + at);
-  uint32_t u = static_cast<uint32_t>(b[0]) | (static_cast<uint32_t>(b[1]) << 8) |
-               (static_cast<uint32_t>(b[2]) << 16) | (static_cast<uint32_t>(b[3]) << 24);
-  return static_cast<int32_t>(u);
+// The little-endian value of the `bytes` (2 or 4) bytes at `at`.
+uint32_t read_le(std::string_view in, size_t at, size_t bytes) {
+  uint32_t u = 0;
+  for (size_t i = bytes; i-- > 0;) u = (u << 8) | static_cast<unsigned char>(in[at + i]);
+  return u;
 }
 
 Frame error(std::string why) {
@@ -52,32 +47,25 @@ Frame word(std::string_view in) {
   // A stray '1': the seed's client acks the end of `ls` once more in some
   // versions; '1' starts no word, so it cannot be confused with one.
   while (skip < in.size() && in[skip] == '1') ++skip;
-  std::string_view rest = in.substr(skip);
-  bool prefix = false;
+  const std::string_view rest = in.substr(skip);
+  Frame f;
+  f.consumed = skip;
+  size_t decided = 0;  // the longest start of a word that `rest` starts with
   for (size_t v = 0; v < std::size(kWords); ++v) {
-    std::string_view w = kWords[v];
-    if (rest.size() >= w.size() && rest.substr(0, w.size()) == w) {
-      Frame f;
-      f.kind = Frame::Kind::kWord;
-      f.verb = static_cast<Verb>(v);
-      f.consumed = skip + w.size();
-      return f;
-    }
-    if (rest.size() < w.size() && w.substr(0, rest.size()) == rest) prefix = true;
-  }
-  if (prefix || rest.empty()) {
-    Frame f;
-    f.consumed = skip;
-    return f;
-  }
-  // Show the bytes that decided (the longest word prefix plus the byte
-  // after it), so the message is the same however the input was split.
-  size_t decided = 0;
-  for (std::string_view w : kWords) {
+    const std::string_view w = kWords[v];
     size_t k = 0;
     while (k < w.size() && k < rest.size() && w[k] == rest[k]) ++k;
+    if (k == w.size()) {
+      f.kind = Frame::Kind::kWord;
+      f.verb = static_cast<Verb>(v);
+      f.consumed = skip + k;
+      return f;
+    }
     decided = std::max(decided, k);
   }
+  if (decided == rest.size()) return f;  // nothing yet, or the start of a word
+  // Show the bytes that decided (the longest word prefix plus the byte
+  // after it), so the message is the same however the input was split.
   return error("unknown command word: \"" + shown(rest.substr(0, decided + 1)) + "\"");
 }
 
@@ -85,7 +73,7 @@ Frame word(std::string_view in) {
 // offset, or 0 when more bytes are needed (f.kind = kError if malformed).
 size_t name_field(std::string_view in, size_t at, Frame& f) {
   if (in.size() < at + 2) return 0;
-  int len = read_i16(in, at);
+  const int len = static_cast<int16_t>(read_le(in, at, 2));
   if (len < 1 || len > kMaxNameBytes) {
     f = error("name length " + std::to_string(len) + " outside 1.." +
               std::to_string(kMaxNameBytes));
@@ -105,27 +93,20 @@ Frame next_frame(std::string_view in, Want want) {
   switch (want) {
     case Want::kWord:
       return word(in);
-    case Want::kName: {
-      size_t end = name_field(in, 0, f);
-      if (f.kind == Frame::Kind::kError || end == 0) {
+    case Want::kName:
+    case Want::kUploadHeader: {
+      const size_t end = name_field(in, 0, f);
+      const size_t size_bytes = want == Want::kUploadHeader ? 4 : 0;  // `i` after the name
+      if (f.kind == Frame::Kind::kError || end == 0 || in.size() < end + size_bytes) {
         f.name.clear();
         return f;
       }
       f.kind = Frame::Kind::kName;
-      f.consumed = end;
-      return f;
-    }
-    case Want::kUploadHeader: {
-      size_t end = name_field(in, 0, f);
-      if (f.kind == Frame::Kind::kError || end == 0 || in.size() < end + 4) {
-        f.name.clear();
-        return f;
-      }
-      int32_t size = read_i32(in, end);
-      if (size < 0) return error("negative upload size " + std::to_string(size));
+      f.consumed = end + size_bytes;
+      if (want == Want::kName) return f;
+      f.size = static_cast<int32_t>(read_le(in, end, 4));
+      if (f.size < 0) return error("negative upload size " + std::to_string(f.size));
       f.kind = Frame::Kind::kUploadHeader;
-      f.size = size;
-      f.consumed = end + 4;
       return f;
     }
     case Want::kAck:
@@ -149,10 +130,9 @@ Frame next_frame(std::string_view in, Want want) {
 }
 
 std::string pack_i32(int32_t v) {
-  uint32_t u = static_cast<uint32_t>(v);
-  char b[4] = {static_cast<char>(u & 0xff), static_cast<char>((u >> 8) & 0xff),
-               static_cast<char>((u >> 16) & 0xff), static_cast<char>((u >> 24) & 0xff)};
-  return std::string(b, 4);
+  std::string out(4, '\0');
+  for (size_t i = 0; i < 4; ++i) out[i] = static_cast<char>(static_cast<uint32_t>(v) >> (8 * i));
+  return out;
 }
 
 std::string pack_f32(float v) {

@@ -39,11 +39,7 @@ void SessionConn::payload_step(kit::PayloadReader::Step step) {
 
 void SessionConn::on_timer() {
   if (later_.empty() || !loop_.busy()) return;
-  conn_.write_owned(later_);
-  later_.clear();
-  count_request(verb_, true);
-  back_to_word();
-  request_done();
+  finish(verb_, true, std::exchange(later_, {}));
 }
 
 void SessionConn::on_shutdown() {
@@ -67,6 +63,13 @@ void SessionConn::fail(std::string why) {
 void SessionConn::back_to_word() {
   want_ = Want::kWord;
   if (shutdown_) loop_.shutdown();
+}
+
+void SessionConn::finish(Verb verb, bool ok, std::string_view reply) {
+  conn_.write_owned(reply);
+  count_request(verb, ok);
+  back_to_word();
+  request_done();
 }
 
 void SessionConn::process_input() {

@@ -90,7 +90,7 @@ class InboxReply {
 /// A reply: `text`, then (inbox only) `inbox`'s pieces.
 struct Reply {
   std::string text;
-  std::unique_ptr<InboxReply> inbox;
+  std::unique_ptr<InboxReply> inbox = nullptr;  ///< none unless an OK inbox
 };
 
 /// As execute, but an OK inbox comes back as an InboxReply to write in

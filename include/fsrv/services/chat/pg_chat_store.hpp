@@ -24,9 +24,7 @@
 // by itself when the database is back. libpq's connect_timeout bounds one
 // attempt (ChatStoreOptions::connect_timeout_s).
 
-#include <memory>
-
-#include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
@@ -37,15 +35,10 @@ inline constexpr int kPgRetryMinMs = 100;
 /// minutes costs one connection attempt per thread per 2 s, not one per request.
 inline constexpr int kPgRetryMaxMs = 2000;
 
-/// The chat state behind one PostgreSQL connection. Not copyable or movable.
-class PgChatStore final : public ChatStore {
+/// The chat state behind one PostgreSQL connection (FramedStore's
+/// operations on it). Not copyable or movable.
+class PgChatStore final : public FramedStore {
  public:
-  PgChatStore();
-  /// Closes the connection.
-  ~PgChatStore() override;
-  PgChatStore(const PgChatStore&) = delete;
-  PgChatStore& operator=(const PgChatStore&) = delete;
-
   /// `location` is a libpq connection URI or key=value string. Checks the
   /// arguments and the location's syntax (those errors leave the store
   /// closed), then connects and sets the schema and users up; when that
@@ -53,21 +46,6 @@ class PgChatStore final : public ChatStore {
   /// returned, and later calls connect again.
   Status open(const std::string& location, const std::vector<ChatUser>& users,
               double session_ttl_s = kDefaultSessionTtlS, ChatStoreOptions options = {}) override;
-  bool is_open() const override;
-  Status set_users(const std::vector<ChatUser>& users) override;
-  StatusResult ping() override;
-  AuthResult auth(std::string_view username, std::string_view password) override;
-  StatusResult send(std::string_view token, std::string_view receiver,
-                    std::string_view message) override;
-  InboxResult inbox(std::string_view token) override;
-  ListUserResult listuser(std::string_view token) override;
-  StatusResult logout(std::string_view token) override;
-
-  /// The connection and its state; defined in pg_chat_store.cpp only.
-  struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace fsrv::services::chat

@@ -27,44 +27,20 @@
 // network file system (https://www.sqlite.org/useovernet.html), so a
 // cluster keeps chat in PostgreSQL (pg_chat_store.hpp), not in the shared root.
 
-#include <memory>
-
-#include "fsrv/services/chat/chat_store.hpp"
+#include "fsrv/services/chat/store_frame.hpp"
 
 namespace fsrv::services::chat {
 
-/// The chat state behind one SQLite connection. Not copyable or movable.
-class SqliteChatStore final : public ChatStore {
+/// The chat state behind one SQLite connection (FramedStore's operations
+/// on it). Not copyable or movable.
+class SqliteChatStore final : public FramedStore {
  public:
-  /// A closed store: every operation answers kStoreError until open().
-  SqliteChatStore();
-  /// Finalises the statements and closes the connection (an open
-  /// transaction cannot exist between calls, so nothing is lost).
-  ~SqliteChatStore() override;
-  SqliteChatStore(const SqliteChatStore&) = delete;
-  SqliteChatStore& operator=(const SqliteChatStore&) = delete;
-
   /// `location` is the file path; creates the parent directory (mode 0700)
   /// and the file if missing, sets WAL/busy_timeout/synchronous. Errors as
-  /// ChatStore::open, plus busy timeout.
+  /// ChatStore::open, plus busy timeout. Until it succeeds every operation
+  /// answers kStoreError.
   Status open(const std::string& location, const std::vector<ChatUser>& users,
               double session_ttl_s = kDefaultSessionTtlS, ChatStoreOptions options = {}) override;
-  bool is_open() const override;
-  Status set_users(const std::vector<ChatUser>& users) override;
-  StatusResult ping() override;
-  AuthResult auth(std::string_view username, std::string_view password) override;
-  StatusResult send(std::string_view token, std::string_view receiver,
-                    std::string_view message) override;
-  InboxResult inbox(std::string_view token) override;
-  ListUserResult listuser(std::string_view token) override;
-  StatusResult logout(std::string_view token) override;
-
-  /// The connection and its prepared statements; defined in
-  /// sqlite_chat_store.cpp only (named here so that file's helpers can take it).
-  struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace fsrv::services::chat

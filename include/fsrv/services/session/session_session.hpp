@@ -99,6 +99,9 @@ class SessionConn final : public kit::StreamSession {
   /// The command is over: the next frame is a command word (and a
   /// shutdown that waited for this closes now).
   void back_to_word();
+  /// A command in progress ends: writes `reply`, counts it, and takes the
+  /// next command word.
+  void finish(Verb verb, bool ok, std::string_view reply);
   /// Counts a finished command and writes its access log line.
   void count_request(Verb verb, bool ok);
 
