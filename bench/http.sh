@@ -5,7 +5,8 @@
 # Environment: BENCH_SECONDS (wrk duration per run, 5), ROUNDS (alternating
 # rounds of the small-file runs, 5), AB_N (100000), CLIENTS (50), BIG_MB
 # (size of the big file in MiB, 100; 0 skips the big-file and upload rows),
-# SIZES (small files measured, "4096 1024"), THREAD_LOOPS (our thread mode's
+# SIZES (small files measured, "4096 1024"), THINK_MS (think time of the
+# paced runs, 1), THREAD_LOOPS (our thread mode's
 # --loops, 2: as many event loops as nginx gets workers; the "before"
 # build's thread mode runs without the option), BEFORE_BIN (a directory with
 # another build's fileserver, e.g. of the main branch: its two modes join
@@ -20,6 +21,8 @@
 # medians, and the server's CPU time per request (user + system of all its
 # processes over the run / requests; median and spread: the steadiest
 # figure on a shared machine, since it does not count time others took).
+# The first size is also run paced (THINK_MS per connection between a reply
+# and its next request): p99 at the same offered load for every server.
 # The load average is printed before and after.
 #
 # nginx is configured as a careful operator would for static files (config
@@ -39,6 +42,7 @@ clients=${CLIENTS:-50}
 big_mb=${BIG_MB:-100}
 sizes=${SIZES:-4096 1024}
 loops=${THREAD_LOOPS:-2}
+think_ms=${THINK_MS:-1}
 
 for tool in nginx wrk ab curl dd python3; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
@@ -165,10 +169,10 @@ hz=$(getconf CLK_TCK)
 # wrk's p99 in milliseconds (wrk prints us, ms or s), and the server's CPU
 # microseconds per request (its processes' user + system time over the run
 # divided by the requests: what a request costs, whatever else runs).
-wrk_run() {  # url server-pid -> "req/s p99ms cpu-us-per-request"
+wrk_run() {  # url server-pid [wrk options...] -> "req/s p99ms cpu-us-per-request"
   local out t0 t1
   t0=$(cpu_ticks "$2")
-  out=$(wrk -t2 -c"$clients" -d"${secs}s" --latency "$1")
+  out=$(wrk -t2 -c"$clients" -d"${secs}s" --latency "${@:3}" "$1")
   t1=$(cpu_ticks "$2")
   awk -v ticks=$((t1 - t0)) -v hz="$hz" '/ requests in / {n = $1}
        /^Requests\/sec:/ {rps = $2}
@@ -186,6 +190,13 @@ declare -A port_of=([proc]=$port_proc [thread]=$port_thread [nginx]=$port_nginx
                     [bproc]=$port_bproc [bthread]=$port_bthread)
 declare -A pid_of=([proc]=$pid_process [thread]=$pid_thread [nginx]=$nginx_pid
                    [bproc]=${pid_bproc:-0} [bthread]=${pid_bthread:-0})
+# Closed-loop wrk saturates the servers and itself on 2 cores, so its p99
+# there is mostly how the scheduler shares the cores between 4 busy
+# threads (and the faster server leaves wrk the bottleneck). The paced runs
+# compare latency at the same offered load: THINK_MS per connection
+# between a reply and the next request (50 connections, 1 ms: about 25k
+# req/s, below every server's saturation).
+echo "function delay() return $think_ms end" >"$tmp/think.lua"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start_utc=$(date -u '+%Y-%m-%d %H:%M UTC')
 for s in $sizes; do
@@ -200,6 +211,13 @@ for s in $sizes; do
       echo "$rps" >>"$tmp/rps.$s.$key"
       echo "$p99" >>"$tmp/p99.$s.$key"
       echo "$cpu" >>"$tmp/cpu.$s.$key"
+      [ "$s" = "$first" ] || continue
+      # The same server at an offered load every server sustains: each
+      # connection waits THINK_MS after each reply (wrk's delay() hook).
+      read -r rps p99 _ < <(wrk_run "http://127.0.0.1:${port_of[$key]}/$s.bin" "${pid_of[$key]}" -s "$tmp/think.lua")
+      echo "bench-http: $s B round $r $key paced: $rps req/s, p99 $p99 ms" >&2
+      echo "$rps" >>"$tmp/paced-rps.$key"
+      echo "$p99" >>"$tmp/paced-p99.$key"
     done
   done
 done
@@ -308,6 +326,15 @@ done
 row "measure" "${heads[@]}"
 row "---" "${dashes[@]}"
 for s in $sizes; do table_small "$s"; done
+paced_a=() paced_b=()
+for k in $servers; do
+  read -r med lo hi < <(stats <"$tmp/paced-rps.$k")
+  paced_a+=("$(printf '%.0f (%.0f-%.0f)' "$med" "$lo" "$hi")")
+  read -r med lo hi < <(stats <"$tmp/paced-p99.$k")
+  paced_b+=("$med ($lo-$hi)")
+done
+row "wrk $first B, ${think_ms} ms think: req/s" "${paced_a[@]}"
+row "wrk $first B, ${think_ms} ms think: p99 ms" "${paced_b[@]}"
 pad=()
 [ -n "$before" ] && pad=("-" "-")
 row "ab -k -n $ab_n -c $clients $first B: req/s" "${pad[@]}" "${R[proc.ab.rps]}" "${R[thread.ab.rps]}" "${R[nginx.ab.rps]}"
