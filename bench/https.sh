@@ -6,7 +6,7 @@
 # Environment: BENCH_SECONDS (wrk duration, 10), CLIENTS (50), AB_N (new
 # connections per handshake run, 5000), HS_ROUNDS (handshake runs per
 # server, alternating, 5), BIG_MB (the big file, 100), GET_RUNS (big-file
-# GETs, the fastest reported: 3).
+# GETs per server, alternating, 5: median and spread).
 #
 # Rows: 4 KiB GETs over keep-alive (wrk), new connections per second with a
 # full handshake each (ab without -k), one GET of the big file (curl), for
@@ -27,6 +27,7 @@ clients=${CLIENTS:-50}
 ab_n=${AB_N:-5000}
 hs_rounds=${HS_ROUNDS:-5}
 big_mb=${BIG_MB:-100}
+get_runs=${GET_RUNS:-5}
 
 for tool in nginx wrk ab curl python3; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
@@ -131,13 +132,9 @@ median() {  # numbers... -> "median min max"
   printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
 
-one_get() {  # url -> "seconds MB/s", the best of GET_RUNS (a busy machine is noisy)
-  local t best=""
-  for _ in $(seq "${GET_RUNS:-3}"); do
-    t=$(curl -s -o /dev/null --cacert "$certs/cert.pem" -w '%{time_total}' "$1")
-    best=$(awk -v t="$t" -v b="$best" 'BEGIN { print (b == "" || t < b) ? t : b }')
-  done
-  awk -v t="$best" -v b="$((big_mb << 20))" 'BEGIN { printf "%.2f %.0f\n", t, b / t / 1e6 }'
+one_get() {  # url -> MB/s of one GET of the big file (curl's wall time, 3 decimals)
+  curl -s -o /dev/null --cacert "$certs/cert.pem" -w '%{time_total}' "$1" |
+    awk -v b="$((big_mb << 20))" '{ printf "%.0f\n", b / $1 / 1e6 }'
 }
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -178,8 +175,22 @@ for who in "${WHO[@]}"; do
   # shellcheck disable=SC2086
   read -r "R[$who.hs.cpu]" _ _ < <(median ${HS_CPU[$who]})
 done
+# The big GET likewise: GET_RUNS alternating rounds, the median and spread
+# of MB/s, and the server's CPU time per GET (ms), steadier than the rate.
+declare -A GET_RATES GET_CPU
+for _ in $(seq "$get_runs"); do
+  for who in "${WHO[@]}"; do
+    t0=$(cpu_ticks "${PID[$who]}")
+    GET_RATES[$who]+="$(one_get "$(base_of $who)/big.bin") "
+    t1=$(cpu_ticks "${PID[$who]}")
+    GET_CPU[$who]+="$(((t1 - t0) * 1000 / $(getconf CLK_TCK))) "
+  done
+done
 for who in "${WHO[@]}"; do
-  read -r "R[$who.big.s]" "R[$who.big.mbs]" < <(one_get "$(base_of $who)/big.bin")
+  # shellcheck disable=SC2086 # word splitting wanted: one number each
+  read -r "R[$who.big]" "R[$who.big.min]" "R[$who.big.max]" < <(median ${GET_RATES[$who]})
+  # shellcheck disable=SC2086
+  read -r "R[$who.big.cpu]" _ _ < <(median ${GET_CPU[$who]})
 done
 
 row() { printf '| %-52s | %18s | %18s | %14s |\n' "$1" "$2" "$3" "$4"; }
@@ -201,5 +212,9 @@ row "  spread (min-max)" "${R[ours.hs.min]}-${R[ours.hs.max]}" \
 row "  server CPU per handshake, us (median)" "${R[ours.hs.cpu]}" "${R[thread.hs.cpu]}" \
   "${R[nginx.hs.cpu]}"
 row "  failed" "${R[ours.hs.failed]}" "${R[thread.hs.failed]}" "${R[nginx.hs.failed]}"
-row "1 curl of ${big_mb} MiB (best of ${GET_RUNS:-3}): s (MB/s)" "${R[ours.big.s]} (${R[ours.big.mbs]})" \
-  "${R[thread.big.s]} (${R[thread.big.mbs]})" "${R[nginx.big.s]} (${R[nginx.big.mbs]})"
+row "1 curl of ${big_mb} MiB: MB/s, median of $get_runs" \
+  "${R[ours.big]} ($(ratio "${R[ours.big]}" "${R[nginx.big]}"))" \
+  "${R[thread.big]} ($(ratio "${R[thread.big]}" "${R[nginx.big]}"))" "${R[nginx.big]}"
+row "  spread (min-max)" "${R[ours.big.min]}-${R[ours.big.max]}" \
+  "${R[thread.big.min]}-${R[thread.big.max]}" "${R[nginx.big.min]}-${R[nginx.big.max]}"
+row "  server CPU per GET, ms (median)" "${R[ours.big.cpu]}" "${R[thread.big.cpu]}" "${R[nginx.big.cpu]}"
