@@ -109,6 +109,11 @@ xfer() {
     [[ -n $ws ]] && cmd+=(--option "windowsize $ws")
     cmd+=(127.0.0.1 "$port")
   fi
+  # Before a write, no dirty page cache from the run before: our WRQ fsyncs
+  # before its final ACK, and on ext4 that commit also waits for the
+  # writeback of whatever the previous run (tftpd-hpa's unsynced file)
+  # left dirty, which would charge one server's writes to the other.
+  [[ $dir == put ]] && sync
   t0=$EPOCHREALTIME
   if ! timeout "$STEP_TIMEOUT" "${cmd[@]}" >"$WORK/client.log" 2>&1; then
     echo "bench-udp: FAILED $server $dir $client $bs ${ws:-}: $(tail -c 300 "$WORK/client.log")" >&2

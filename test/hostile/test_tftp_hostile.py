@@ -9,6 +9,13 @@ may hold 32 transfers and 4 not yet heard from (beyond those, its requests
 are dropped silently), an unheard transfer sends its first packet 4 times
 and ends, RRQ buffers grow only after the first ACK, and ERROR replies on
 the request port are limited to 50 a second.
+
+A windowed WRQ (RFC 7440) whose sender outran the disk held every byte it
+had sent: the blocks the upload engine could not take yet were appended to
+one buffer whose consumed front was freed only when it emptied, which a
+steady fast sender never let happen (a 100 MB write at windowsize 16 took
+the server from 13 to 144-240 MB). Now what waits for the engine is at
+most the held bound (8 MiB) plus a window.
 """
 
 import os
@@ -137,6 +144,92 @@ class TftpHostile(unittest.TestCase):
                elapsed_s="%.1f" % elapsed)
         self.assertLessEqual(replies, 50 * (int(elapsed) + 2))
         self.assertEqual(fetch(self.port, "f.bin"), self.content)
+
+
+def wrq_windowed(port, name, blocks, payload, windowsize=16, timeout=5.0):
+    """A WRQ at blksize len(payload) and `windowsize` (RFC 7440) that sends
+    `blocks` blocks of `payload` and then a short last one, each window as
+    fast as the socket takes it; a timeout resends from the last ACK.
+    Returns the final ACK's block number or the ERROR text."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    s.settimeout(timeout)
+    opts = {"blksize": len(payload), "windowsize": windowsize}
+    s.sendto(b"\x00\x02" + rrq(name, opts)[2:], ("127.0.0.1", port))
+    try:
+        pkt, addr = s.recvfrom(70000)
+        if pkt[:2] != b"\x00\x06":
+            return "no OACK: %r" % pkt[:60]
+        fields = pkt[2:].split(b"\0")
+        got = dict(zip(fields[0::2], fields[1::2]))
+        window = int(got.get(b"windowsize", b"1"))
+        acked = 0
+        last = blocks + 1  # the short block ends the transfer
+        while True:
+            for n in range(acked + 1, min(acked + window, last) + 1):
+                data = payload if n <= blocks else b"end"
+                s.sendto(struct.pack("!HH", 3, n & 0xFFFF) + data, addr)
+            try:
+                pkt, _ = s.recvfrom(70000)
+            except socket.timeout:
+                continue  # resend the window from the last ACK
+            op, num = struct.unpack("!HH", pkt[:4])
+            if op == 5:
+                return "ERROR %d %s" % (num, pkt[4:-1].decode(errors="replace"))
+            # The ACK's 16-bit number, placed at or after the last ACK.
+            acked += (num - acked) & 0xFFFF
+            if acked >= last:
+                return acked
+    finally:
+        s.close()
+
+
+class TftpWindowedWrite(unittest.TestCase):
+    """A windowed WRQ faster than the disk holds a bounded amount."""
+    MODE = "thread"
+
+    def setUp(self):
+        self.server = HostileServer(["tftp", "file"], mode=self.MODE)
+        self.port = self.server.port("tftp")
+
+    def tearDown(self):
+        self.server.stop()
+
+    def test_a_fast_windowed_write_holds_a_bounded_amount(self):
+        payload = os.urandom(65464)
+        blocks = 1500  # 98 MB
+        rss0 = self.server.rss_kb()
+        peak = [rss0]
+        done = []
+
+        def sample():
+            while not done:
+                peak[0] = max(peak[0], self.server.rss_kb())
+                time.sleep(0.005)
+        import threading
+        t = threading.Thread(target=sample)
+        t.start()
+        try:
+            t0 = time.time()
+            last = wrq_windowed(self.port, "w.bin", blocks, payload)
+            took = time.time() - t0
+        finally:
+            done.append(1)
+            t.join()
+        path = os.path.join(self.server.root, "w.bin")
+        size = os.path.getsize(path) if os.path.exists(path) else -1
+        report("tftp-windowed-wrq/" + self.MODE, bytes=blocks * len(payload) + 3,
+               seconds="%.2f" % took, rss_before_kb=rss0, rss_peak_kb=peak[0])
+        self.assertEqual(last, blocks + 1)
+        self.assertEqual(size, blocks * len(payload) + 3)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(len(payload)), payload)
+        # 8 MiB held for the engine, its chunk buffers, a window and slack.
+        self.assertLess(peak[0] - rss0, 32 * 1024)
+
+
+class TftpWindowedWriteProcessMode(TftpWindowedWrite):
+    MODE = "process"
 
 
 class TftpHostileProcessMode(TftpHostile):

@@ -2,8 +2,10 @@
 
 #include "fsrv/services/tftp/tftp_write_transfer.hpp"
 
+#include <deque>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "fsrv/services/tftp/tftp_request_port.hpp"
@@ -149,12 +151,11 @@ class WriteTransfer final : public Transfer {
            "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
       return;
     }
-    if (held() == 0) {
-      held_.clear();
-      held_from_ = 0;
-      data.remove_prefix(sink_->feed(data));
+    if (held() == 0) data.remove_prefix(sink_->feed(data));
+    if (!data.empty()) {  // what the sink could not take yet, in order
+      held_.emplace_back(data);
+      held_bytes_ += data.size();
     }
-    held_.append(data);  // what the sink could not take yet, in order
     if (last) {
       state_ = State::kCommitting;
       final_block_ = k;
@@ -173,16 +174,22 @@ class WriteTransfer final : public Transfer {
   }
 
   /// Bytes held for the sink.
-  size_t held() const { return held_.size() - held_from_; }
+  size_t held() const { return held_bytes_; }
 
   // The sink has room again: what was held goes in, then the owed ACK (or
-  // the end of the data).
+  // the end of the data). A block leaves held_ once the sink took all of it.
   void on_space() {
     if (held() == 0) return;
-    held_from_ += sink_->feed(std::string_view(held_).substr(held_from_));
+    while (!held_.empty()) {
+      const std::string_view front = std::string_view(held_.front()).substr(held_front_);
+      const size_t taken = sink_->feed(front);
+      held_front_ += taken;
+      held_bytes_ -= taken;
+      if (taken < front.size()) break;
+      held_.pop_front();
+      held_front_ = 0;
+    }
     if (held() == 0) {
-      held_.clear();
-      held_from_ = 0;
       if (state_ == State::kCommitting) {
         sink_->end();
         return;
@@ -234,8 +241,12 @@ class WriteTransfer final : public Transfer {
 
   State state_ = State::kOpening;
   std::shared_ptr<transfer::UploadSink> sink_;
-  std::string held_;  ///< received in order; held_from_ on not yet taken by the sink
-  size_t held_from_ = 0;
+  /// Blocks received in order that the sink has not taken yet (from
+  /// held_front_ on in the first), held_bytes_ in all: bounded by
+  /// kMaxHeldWrite and a window, since a block leaves when it is taken.
+  std::deque<std::string> held_;
+  size_t held_front_ = 0;
+  size_t held_bytes_ = 0;
   std::string decoded_;  ///< netascii: the block decoded
   uint64_t stored_ = 0;  ///< bytes of the file received (after netascii decoding)
   NetasciiDecoder decoder_;
