@@ -52,13 +52,6 @@ std::string error_text(std::string_view text) {
   return finish(root);
 }
 
-std::string ok_list(const std::vector<std::string>& names) {
-  cJSON* root = with_status("OK");
-  cJSON* arr = cJSON_AddArrayToObject(root, "data");
-  for (const std::string& n : names) cJSON_AddItemToArray(arr, cJSON_CreateString(n.c_str()));
-  return finish(root);
-}
-
 std::string ok_size(std::string_view name, uint64_t bytes) {
   cJSON* root = with_status("OK");
   cJSON* data = cJSON_AddObjectToObject(root, "data");

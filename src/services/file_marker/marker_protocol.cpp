@@ -1,7 +1,6 @@
 #include "fsrv/services/file_marker/marker_protocol.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "fsrv/codec/ascii.hpp"
 
@@ -64,26 +63,6 @@ Command parse_command(std::string_view text) {
   if (rest.empty()) c.error = "Missing file name";
   c.name = std::string(rest);
   return c;
-}
-
-size_t marker_start(std::string_view payload) {
-  const void* p = std::memchr(payload.data(), '_', payload.size());
-  return p ? static_cast<size_t>(static_cast<const char*>(p) - payload.data())
-           : std::string_view::npos;
-}
-
-EndMatcher::Step EndMatcher::feed(std::string_view piece) {
-  Step s;
-  while (s.used < piece.size() && held_ < kEndMarker.size()) {
-    if (piece[s.used] != kEndMarker[held_]) {
-      s.bad = true;
-      return s;
-    }
-    ++held_;
-    ++s.used;
-  }
-  s.done = held_ == kEndMarker.size();
-  return s;
 }
 
 }  // namespace fsrv::services::file_marker

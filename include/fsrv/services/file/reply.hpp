@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "fsrv/codec/json_py.hpp"
 #include "fsrv/core/result.hpp"
@@ -21,7 +20,7 @@ namespace fsrv::services::file {
 inline constexpr std::string_view kReplyEnd = "\r\n\r\n";
 
 /// A streamed LIST reply: kListPrefix, the names as JSON strings separated
-/// by ',', kListSuffix (the same bytes as ok_list()).
+/// by ',', kListSuffix.
 inline constexpr std::string_view kListPrefix = "{\"status\":\"OK\",\"data\":[";
 inline constexpr std::string_view kListSuffix = "]}\r\n\r\n";
 
@@ -39,8 +38,6 @@ using codec::ascii_json;
 std::string ok_text(std::string_view text);
 /// {"status":"ERROR","data":"<text>"}\r\n\r\n
 std::string error_text(std::string_view text);
-/// {"status":"OK","data":["a","b"]}\r\n\r\n
-std::string ok_list(const std::vector<std::string>& names);
 /// {"status":"OK","data":{"name":"n","bytes":N,"mb":X}}\r\n\r\n (MB = 10^6 bytes)
 std::string ok_size(std::string_view name, uint64_t bytes);
 /// {"status":"OK","data":<data_json>}\r\n\r\n; data_json must be valid JSON.

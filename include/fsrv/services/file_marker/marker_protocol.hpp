@@ -45,24 +45,4 @@ struct Command {
 /// "AUTH user password" takes exactly two words after the verb.
 Command parse_command(std::string_view text);
 
-/// Offset of the first '_' (a possible marker start) in `payload`, or npos.
-size_t marker_start(std::string_view payload);
-
-/// Matches "__END__" across any number of pieces.
-class EndMatcher {
- public:
-  struct Step {
-    size_t used = 0;    ///< bytes of the piece that belong to the marker
-    bool done = false;  ///< the whole marker has been seen
-    bool bad = false;   ///< a byte differs from the marker (stream unusable)
-  };
-  /// Feeds bytes that continue the marker (the first call starts at a '_').
-  Step feed(std::string_view piece);
-  /// Marker bytes matched so far (0 = not inside a marker).
-  size_t held() const { return held_; }
-
- private:
-  size_t held_ = 0;
-};
-
 }  // namespace fsrv::services::file_marker
