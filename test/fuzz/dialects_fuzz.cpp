@@ -70,8 +70,8 @@ std::vector<std::string> raw_lines(const std::vector<std::string_view>& pieces) 
       if (l.kind == fr::RawLine::kNeedMore) break;
       out.push_back(line);
       fr::RawRequest r = fr::parse_raw_line(line);
-      if (r.error.empty() && r.cmd == fr::RawCmd::kUpload) check(!r.name.empty());
-      if (r.error.empty()) check(r.cmd != fr::RawCmd::kUnknown);
+      if (r.error.empty() && r.verb == fr::RawCmd::kUpload) check(!r.name.empty());
+      if (r.error.empty()) check(r.verb != fr::RawCmd::kUnknown);
       if (r.fatal) check(!r.error.empty());
     }
   }

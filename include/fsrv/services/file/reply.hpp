@@ -12,7 +12,6 @@
 #include <string_view>
 
 #include "fsrv/codec/json_py.hpp"
-#include "fsrv/core/result.hpp"
 
 namespace fsrv::services::file {
 
@@ -42,9 +41,6 @@ std::string error_text(std::string_view text);
 std::string ok_size(std::string_view name, uint64_t bytes);
 /// {"status":"OK","data":<data_json>}\r\n\r\n; data_json must be valid JSON.
 std::string ok_json(std::string_view data_json);
-/// The file protocol's wording of a typed error about `name` (the course
-/// server's messages: "no such file: x", "invalid name: ...", "disk full").
-std::string error_message(const Status& status, std::string_view name);
 /// {"status":"OK","data_namafile":"<name>","data_file":"   (then base64 follows)
 std::string get_prefix(std::string_view name);
 

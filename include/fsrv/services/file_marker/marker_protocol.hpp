@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/services/kit/parse.hpp"
+
 namespace fsrv::services::file_marker {
 
 /// Server -> client: the upload may start (no terminator).
@@ -25,19 +27,10 @@ inline constexpr std::string_view kNotFound = "File not found";
 inline constexpr std::string_view kNoFiles = "No files found.";
 inline constexpr std::string_view kUnknown = "Unknown command";
 
-enum class Verb { kList, kUpload, kDownload, kAuth, kUnknown, kCount };
-inline constexpr int kVerbCount = static_cast<int>(Verb::kCount);
+using Verb = kit::DialectVerb;
 
-/// "LIST", "UPLOAD", "DOWNLOAD", "AUTH" or "UNKNOWN".
-std::string_view verb_name(Verb verb);
-
-/// One parsed command.
-struct Command {
-  Verb verb = Verb::kUnknown;
-  std::string name;      ///< UPLOAD/DOWNLOAD: the rest of the text, trimmed; AUTH: the user
-  std::string password;  ///< AUTH (our extension, on `,auth=` listeners): the second word
-  std::string error;     ///< non-empty: answer this text and run nothing
-};
+/// One parsed command (UPLOAD/DOWNLOAD's name: the rest of the text, trimmed).
+using Command = kit::DialectRequest<Verb>;
 
 /// Parses a command's whole text (terminator, if any, removed). The verb is
 /// case-insensitive; the name is everything after the verb's whitespace,
