@@ -3,8 +3,8 @@
 # (file-marker, file-raw), built like fuzz-chat (mk/chat.mk).
 #   make fuzz-file [FUZZ_SECONDS=60]      next_frame, parse_line, on_silence,
 #                                         ascii_json (whole and split inputs)
-#   make fuzz-dialects [FUZZ_SECONDS=60]  segmented base64, __END__ matching,
-#                                         file-raw line framing and parsing
+#   make fuzz-dialects [FUZZ_SECONDS=60]  segmented base64, file-raw line
+#                                         framing and parsing, file-marker commands
 # Seeds: test/fuzz/corpus/file, test/fuzz/corpus/dialects (read only); new
 # inputs go to the build folder.
 

@@ -12,34 +12,22 @@ std::string Service::refusal(reactor::Refusal why, int limit) const {
   return info_->refusal(why, limit);
 }
 
+ServiceBase::ServiceBase(Shared& shared, std::string_view name)
+    : shared_(shared), name_(name), duration_(stats::Duration::of(*shared.schema, name_)) {}
+
 Service::Service(Shared& shared, const ServiceInfo& info)
-    : shared_(shared), info_(&info), name_(info.name) {
+    : ServiceBase(shared, info.name), info_(&info) {
   conns_total_ = counter("connections/total");
   conns_active_ = counter("connections/active");
-  duration_ = stats::Duration::of(*shared_.schema, name_);
 }
 
-namespace {
-
-stats::Counter find_counter(const Shared& shared, const std::string& full) {
-  const stats::Schema& schema = *shared.schema;
+stats::Counter ServiceBase::counter(std::string_view path) const {
+  const std::string full = name_ + "/" + std::string(path);
+  const stats::Schema& schema = *shared_.schema;
   for (size_t i = 0; i < schema.size(); ++i) {
     if (schema.path(static_cast<int>(i)) == full) return stats::Counter{static_cast<int>(i)};
   }
   return {};  // not registered: counting is a no-op
-}
-
-}  // namespace
-
-DatagramService::DatagramService(Shared& shared, std::string_view name)
-    : shared_(shared), name_(name), duration_(stats::Duration::of(*shared.schema, name_)) {}
-
-stats::Counter DatagramService::counter(std::string_view path) const {
-  return find_counter(shared_, name_ + "/" + std::string(path));
-}
-
-stats::Counter Service::counter(std::string_view path) const {
-  return find_counter(shared_, name_ + "/" + std::string(path));
 }
 
 std::unique_ptr<reactor::ConnectionHandler> Service::make_handler(reactor::Connection& conn) {
@@ -64,11 +52,10 @@ void register_stats(const std::vector<Listening>& listeners, stats::Schema& sche
     const ServiceInfo* info = listening.service;
     std::string base(info->name);
     if (info->transport == Transport::kStream) {
-      schema.add(base + "/connections/total");
-      schema.add(base + "/connections/active");
-      schema.add(base + "/connections/share");  // the listeners' max-conns (a gauge)
-      schema.add(base + "/connections/refused/share");
-      schema.add(base + "/connections/refused/address");
+      // share: the listeners' max-conns (a gauge).
+      for (const char* c : {"total", "active", "share", "refused/share", "refused/address"}) {
+        schema.add(base + "/connections/" + c);
+      }
     }
     // Listeners with a policy (a gauge each, set by runtime::configure_limits).
     if (l.policy.read_only) schema.add(base + "/listeners/ro");
@@ -119,40 +106,26 @@ void ServiceSet::reload() {
 }
 
 ServiceSet::ServiceSet(const std::vector<Listening>& listeners, Shared& shared) {
-  // The registration each instance was made from, beside it.
+  // The instance of `info` with `policy` in `owned` (from[k] is the
+  // registration owned[k] was made from), made by `create` if none yet.
   std::vector<const ServiceInfo*> made, datagram_made;
-  for (const Listening& listening : listeners) {
-    const ListenSpec& l = listening.spec;
-    const ServiceInfo* info = listening.service;
-    if (listening.datagram()) {
-      DatagramService* d = nullptr;
-      for (size_t k = 0; k < datagram_made.size(); ++k) {
-        if (datagram_made[k] == info && owned_datagram_[k]->policy() == l.policy) {
-          d = owned_datagram_[k].get();
-        }
-      }
-      if (!d) {
-        owned_datagram_.push_back(info->create_datagram(shared));
-        owned_datagram_.back()->set_policy(l.policy);
-        datagram_made.push_back(info);
-        d = owned_datagram_.back().get();
-      }
-      by_listener_.push_back(nullptr);
-      datagram_by_listener_.push_back(d);
-      continue;
+  auto instance = [&](auto& owned, auto& from, const ServiceInfo* info,
+                      const ListenerPolicy& policy, auto create) {
+    for (size_t k = 0; k < from.size(); ++k) {
+      if (from[k] == info && owned[k]->policy() == policy) return owned[k].get();
     }
-    Service* s = nullptr;
-    for (size_t k = 0; k < made.size(); ++k) {
-      if (made[k] == info && owned_[k]->policy() == l.policy) s = owned_[k].get();
-    }
-    if (!s) {
-      owned_.push_back(info->create(shared));
-      owned_.back()->set_policy(l.policy);
-      made.push_back(info);
-      s = owned_.back().get();
-    }
-    by_listener_.push_back(s);
-    datagram_by_listener_.push_back(nullptr);
+    owned.push_back(create(shared));
+    owned.back()->set_policy(policy);
+    from.push_back(info);
+    return owned.back().get();
+  };
+  for (const Listening& l : listeners) {
+    bool datagram = l.datagram();
+    by_listener_.push_back(
+        datagram ? nullptr : instance(owned_, made, l.service, l.spec.policy, l.service->create));
+    datagram_by_listener_.push_back(datagram ? instance(owned_datagram_, datagram_made, l.service,
+                                                        l.spec.policy, l.service->create_datagram)
+                                             : nullptr);
   }
 }
 

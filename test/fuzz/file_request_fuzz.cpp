@@ -124,6 +124,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cJSON_free(printed);
   cJSON_Delete(str);
   (void)error_text(text);
-  (void)ok_list({text, text});
+  (void)json_quoted(text);
   return 0;
 }

@@ -1,8 +1,8 @@
 #pragma once
 // Services: each course system is a service with its own protocol on its own
-// listeners (file 6666, echo 31000-31002, and the next issues' http, chat,
-// session, tftp...). A service is a directory under src/services/ plus one
-// line in src/services/registry.cpp; the reactor never names one.
+// listeners (file 6666, echo 31000-31002, http, chat, session, tftp...). A
+// service is a directory under src/services/ plus one line in
+// src/services/registry.cpp; the reactor never names one.
 //
 // Layers: a service may use transfer/, storage/, codec/, stats/, reactor/
 // and core/; never process/ or app/ (checked by tools/check-layers.sh).
@@ -76,27 +76,18 @@ struct ServiceInfo;
 /// connections (limit N)".
 std::string busy_text(reactor::Refusal why, int limit);
 
-/// A TCP service instance: makes the protocol handler of each connection on
-/// its listeners and counts its connections ("NAME/connections/...").
-class Service : public reactor::ConnectionFactory {
+/// What a TCP and a UDP service instance share: the serving process's
+/// Shared, the service's name, its counters and its listeners' policy.
+class ServiceBase {
  public:
-  /// `info` is the service's registration (it words the refusals).
-  Service(Shared& shared, const ServiceInfo& info);
-  /// Counts the connection, then create_handler().
-  std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
-  std::string_view name() const final { return name_; }
-  /// The registration's refusal text (ServiceInfo::refusal).
-  std::string refusal(reactor::Refusal why, int limit) const override;
+  ServiceBase(Shared& shared, std::string_view name);
   /// Counts one finished request of `seconds` in "NAME/duration/..."
   /// (a histogram: fsrv_request_duration_seconds on /metrics).
   void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
-  /// SIGHUP: the live configuration (Shared::config) was just updated;
-  /// re-read what the service keeps from it (chat: its users file). A
-  /// failure is logged and the running state stays. Default: nothing.
-  virtual void reload() {}
-  /// What this instance's listeners allow (`,ro`, `,auth=`): each service
-  /// checks it at the verb that writes or deletes. Listeners of one service
-  /// with different policies get an instance each (ServiceSet).
+  /// What this instance's listeners allow (`,ro`, `,auth=`; a datagram
+  /// carries no account): each service checks it at the verb that writes or
+  /// deletes. Listeners of one service with different policies get an
+  /// instance each (ServiceSet).
   const ListenerPolicy& policy() const { return policy_; }
   void set_policy(const ListenerPolicy& policy) { policy_ = policy; }
   /// A counter of this service: "NAME/" + path (registered before fork;
@@ -107,23 +98,42 @@ class Service : public reactor::ConnectionFactory {
   Shared& shared() { return shared_; }
 
  protected:
-  virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
   Shared& shared_;
+  std::string name_;
+  stats::Duration duration_;
+  ListenerPolicy policy_;
+};
+
+/// A TCP service instance: makes the protocol handler of each connection on
+/// its listeners and counts its connections ("NAME/connections/...").
+class Service : public ServiceBase, public reactor::ConnectionFactory {
+ public:
+  /// `info` is the service's registration (it words the refusals).
+  Service(Shared& shared, const ServiceInfo& info);
+  /// Counts the connection, then create_handler().
+  std::unique_ptr<reactor::ConnectionHandler> make_handler(reactor::Connection& conn) final;
+  std::string_view name() const final { return name_; }
+  /// The registration's refusal text (ServiceInfo::refusal).
+  std::string refusal(reactor::Refusal why, int limit) const override;
+  /// SIGHUP: the live configuration (Shared::config) was just updated;
+  /// re-read what the service keeps from it (chat: its users file). A
+  /// failure is logged and the running state stays. Default: nothing.
+  virtual void reload() {}
+
+ protected:
+  virtual std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) = 0;
 
  private:
   const ServiceInfo* info_;
-  std::string name_;
   stats::Counter conns_total_, conns_active_;
-  stats::Duration duration_;
-  ListenerPolicy policy_;
 };
 
 /// A UDP service instance: receives every datagram of its
 /// listeners (reactor::DatagramListener) on the loop thread. One instance
 /// per service per serving process, like Service.
-class DatagramService : public reactor::DatagramHandler {
+class DatagramService : public ServiceBase, public reactor::DatagramHandler {
  public:
-  DatagramService(Shared& shared, std::string_view name);
+  using ServiceBase::ServiceBase;
 
   /// True while work started before shutdown goes on after the listeners
   /// stopped (TFTP transfers on their own ports): the shutdown waits for it
@@ -133,19 +143,6 @@ class DatagramService : public reactor::DatagramHandler {
   /// The grace period is over (or the stop signal came twice): end that
   /// work now; busy() turns false once its handles are closed.
   virtual void force_stop() {}
-  /// As Service::observe_duration.
-  void observe_duration(double seconds) { duration_.observe(*shared_.stats, seconds); }
-  /// As Service::policy (only `ro` applies: a datagram carries no account).
-  const ListenerPolicy& policy() const { return policy_; }
-  void set_policy(const ListenerPolicy& policy) { policy_ = policy; }
-
- protected:
-  /// A counter of this service: "NAME/" + path (registered before fork).
-  stats::Counter counter(std::string_view path) const;
-  Shared& shared_;
-  std::string name_;
-  stats::Duration duration_;
-  ListenerPolicy policy_;
 };
 
 /// How a service's listeners carry bytes.

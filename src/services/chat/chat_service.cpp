@@ -160,7 +160,6 @@ class ChatSession final : public kit::StreamSession {
   /// stays open (it holds no buffer); a line that never ends is the
   /// connection's request timeout.
   reactor::IdlePolicy idle_policy() const override { return reactor::IdlePolicy::kKeep; }
-  void on_close() override {}
 
  private:
   void process_input() override;

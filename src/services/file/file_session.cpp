@@ -1,68 +1,130 @@
-// The file service's connection framing: reads, the request loop (with
-// the discard of a bad UPLOAD's line), the legacy clients' silence, the
-// limits and the end of stream; and the service's registration. The
-// commands that outlive one reply are in file_commands.cpp.
+// The file service's connection (docs/PROTOCOL.md): a kit::FileDialect
+// whose framing is request.cpp's (a bad UPLOAD's line dropped up to its
+// end, the legacy clients' silence rule), whose replies are reply.cpp's
+// JSON, and which streams LIST from a shared snapshot, runs SIZE and DELETE
+// on the executor and writes an access log line per request.
 
-#include "fsrv/services/file/file_session.hpp"
-
-#include <chrono>
+#include <cstdio>
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "fsrv/core/access_log.hpp"
+#include "fsrv/codec/base64.hpp"
 #include "fsrv/core/limits.hpp"
+#include "fsrv/services/file/file_service.hpp"
 #include "fsrv/services/file/reply.hpp"
-#include "fsrv/services/kit/request_loop.hpp"
-#include "fsrv/storage/storage.hpp"
+#include "fsrv/services/file/request.hpp"
+#include "fsrv/services/kit/file_dialect.hpp"
+#include "fsrv/services/kit/verb_counters.hpp"
 
 namespace fsrv::services::file {
 
-// ---------------------------------------------------------------- input
+namespace {
 
-std::span<char> FileSession::read_space() {
-  return payload_active() ? upload_->payload.read_space() : in_.space(limits::kLineBuffer);
-}
+using reactor::Connection;
+using Counters = kit::VerbCounters<cmd_name, kCmdCount>;
+class FileSession;
+using FileService = kit::VerbService<FileSession, Counters, info>;
 
-void FileSession::on_read(size_t n) {
-  if (payload_active()) {
-    payload_step(upload_->payload.on_read(n));
-    return;
+/// A streamed LIST is written in pieces of about this many bytes, and at
+/// most kListBytesPerTurn per loop turn (then it yields, or waits for the
+/// socket when congested): a 10 MB listing never sits in one buffer.
+constexpr size_t kListPiece = 16 * 1024;
+constexpr size_t kListBytesPerTurn = 256 * 1024;
+
+/// The file protocol's UPLOAD payload ends with its line.
+const kit::PayloadEnd kLineEnd = kit::PayloadEnd::terminator("\r\n");
+/// An UPLOAD cut by the client's EOF before its line ended.
+constexpr std::string_view kInterrupted =
+    "upload interrupted: connection closed before the end of the line";
+
+/// One connection speaking the file protocol: one request at a time, at
+/// most kit::kRequestsPerTurn per loop turn; replies are JSON objects ended
+/// by "\r\n\r\n".
+class FileSession final : public kit::FileDialect<Cmd, Counters> {
+ public:
+  FileSession(Connection& conn, FileService& service)
+      : FileDialect(conn, service, service.counters) {
+    payload_.observe = [this](std::string_view bytes) {
+      if (head_.size() < kUploadLookahead) {
+        head_.append(bytes.substr(0, kUploadLookahead - head_.size()));
+      }
+    };
   }
-  in_.produced(n);
-  process_input();
-}
 
-void FileSession::on_eof() {
-  eof_ = true;
-  if (state_ == State::kPayload || state_ == State::kDiscard) {
-    // An UPLOAD is complete only when its terminator arrives: however valid
-    // its base64 so far, one cut short by EOF is interrupted and discarded.
-    std::string why = state_ == State::kDiscard
-                          ? discard_error_
-                          : "upload interrupted: connection closed before the end of the line";
-    cancel_payload();
-    finish(current_, false);
-    if (!why.empty()) conn_.write_owned(error_text(why));
-    conn_.close_when_flushed();
-    return;
+  void on_timer() override;
+  void on_idle_timeout() override { abort_request(kit::idle_words(config_)); }
+  void on_too_slow() override;
+  void on_request_timeout() override;
+  void on_drain() override { list_ ? pump_list() : process_input(); }
+  void on_close() override {
+    if (request_open_) finish(current_, false, 0);
+    list_.reset();
+    FileDialect::on_close();
   }
-  if (state_ == State::kIdle) process_input();
-}
+
+ private:
+  void process_input() override;
+  bool next_request();
+  void handle_request(const Request& req);
+  /// Opens the request (its access log record).
+  void begin(Cmd cmd);
+  /// Ends the open request: counted, and its access log line written with
+  /// `reply_bytes` more (a reply about to be queued).
+  void finish(Cmd cmd, bool ok, size_t reply_bytes);
+  void abort_request(const std::string& why);
+  /// SIZE, DELETE: `work` on the executor gives the outcome and the reply.
+  void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>(const storage::Root&)> work);
+  void stream_list();
+  void pump_list();
+  void start_upload(std::string name);
+
+  std::string ok(std::string_view text) const override { return ok_text(text); }
+  std::string fail(Cmd cmd, std::string_view text) const override {
+    return error_text(cmd == Cmd::kAuth ? "AUTH: " + std::string(text) : std::string(text));
+  }
+  // "UPLOAD my file.txt <base64>" is an unquoted name with a space.
+  std::string failure(Cmd cmd, const Status& s, const std::string& name) const override {
+    if (cmd == Cmd::kUpload && s.code == Errc::kBadData && payload_has_more_words(head_)) {
+      return error_text("too many arguments for UPLOAD (quote a name that has spaces)");
+    }
+    return FileDialect::failure(cmd, s, name);
+  }
+  transfer::SendOptions get_options(const std::string& name,
+                                    const storage::ReadFile&) const override {
+    transfer::SendOptions o;
+    o.prefix = get_prefix(name);
+    o.suffix = std::string(kGetSuffix);
+    o.transform = transfer::Transform::kBase64;
+    o.encoder = &codec::encoder(config_.codec);
+    return o;
+  }
+  std::string interrupted() const override { return dropping_ ? drop_ : std::string(kInterrupted); }
+  void count(Cmd cmd, bool ok, size_t reply_bytes) override { finish(cmd, ok, reply_bytes); }
+
+  bool request_open_ = false;
+  Cmd current_ = Cmd::kUnknown;
+  /// A LIST being streamed: the shared snapshot and the next name to write.
+  std::shared_ptr<const std::vector<std::string>> list_;
+  size_t list_next_ = 0;
+  /// The UPLOAD payload's first kUploadLookahead bytes: why a decode failed.
+  std::string head_;
+  std::string log_name_;  ///< the open request's name, for the access log
+};
+
+// ---------------------------------------------------------------- limits
 
 void FileSession::on_timer() {
-  if (state_ != State::kIdle || input_blank()) return;
+  if (loop_.busy() || in_.blank()) return;
   // The course's original client sends "LIST" or "GET name" with no
   // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients;
   // hardening point 8: on_silence).
   Request req;
-  if (on_silence(input(), &req) == Silence::kWait) return;
-  consume(input().size());
+  if (on_silence(in_.view(), &req) == Silence::kWait) return;
+  in_.clear();
   handle_request(req);
   process_input();
-}
-
-void FileSession::on_idle_timeout() {
-  abort_request("idle timeout: no data for " +
-                std::to_string(static_cast<int>(config_.idle_timeout_s)) + " s");
 }
 
 // The payload or reply moved slower than --min-rate over its window.
@@ -76,17 +138,10 @@ void FileSession::on_too_slow() {
 // A request line not complete within --request-timeout of its first byte
 // (slowloris): the client is told, the connection closes.
 void FileSession::on_request_timeout() {
-  if (state_ == State::kPayload) return;  // a transfer: min_rate's business
+  if (payload_.active() && !dropping_) return;  // a transfer: min_rate's business
   conn_.stop_timer();
-  char why[96];
-  snprintf(why, sizeof why, "request timeout: line not complete within %g s",
-           config_.request_timeout_s);
-  if (state_ == State::kIdle) {
-    reply_now(Cmd::kUnknown, false, error_text(why));
-    conn_.close_when_flushed();
-  } else {
-    abort_request(why);
-  }
+  if (!loop_.busy()) begin(Cmd::kUnknown);
+  abort_request(kit::request_timeout_words(config_));
 }
 
 // Ends the connection on a limit: the request in progress fails, the client
@@ -97,23 +152,9 @@ void FileSession::abort_request(const std::string& why) {
     conn_.close();
     return;
   }
-  if (request_open_) finish(current_, false);
-  cancel_payload();
-  conn_.write_owned(error_text(why));
+  payload_.cancel();
+  answer(current_, false, error_text(why));
   conn_.close_when_flushed();
-}
-
-void FileSession::on_shutdown() {
-  quit_ = true;
-  if (state_ == State::kIdle) conn_.close_when_flushed();
-}
-
-void FileSession::on_close() {
-  if (request_open_) finish(current_, false);
-  if (get_) get_->cancel();
-  get_.reset();
-  list_.reset();
-  cancel_payload();  // the temporary file goes with the last task
 }
 
 // ---------------------------------------------------------------- requests
@@ -121,9 +162,7 @@ void FileSession::on_close() {
 void FileSession::begin(Cmd cmd) {
   current_ = cmd;
   request_open_ = true;
-  log_in_ = conn_.bytes_read();
-  log_out_ = conn_.bytes_written() + conn_.pending_bytes();
-  log_started_ = std::chrono::steady_clock::now();
+  begin_record();
   conn_.stop_timer();
 }
 
@@ -131,190 +170,177 @@ void FileSession::finish(Cmd cmd, bool ok, size_t reply_bytes) {
   conn_.set_transfer(false);
   if (!request_open_) return;
   request_open_ = false;
-  service_.count(cmd, ok);
-  service_.observe_duration(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
-  if (log::access_enabled()) {
-    log::access_request(
-        "file", conn_.peer(), cmd_name(cmd), log_name_, ok,
-        conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_ +
-            reply_bytes,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - log_started_).count());
-  }
+  counters_.count(cmd, ok);
+  end_record(service_, cmd_name(cmd), log_name_, ok, reply_bytes);
   log_name_.clear();
 }
 
-// Counts before writing: the write may reach the client at once, and a
-// client that has its reply must find the request counted in STATS.
-void FileSession::reply_now(Cmd cmd, bool ok, std::string reply) {
-  begin(cmd);
-  finish(cmd, ok, reply.size());
-  conn_.write_owned(reply);
-}
-
-void FileSession::request_done() {
-  state_ = State::kIdle;
-  if (conn_.closing()) return;
-  if (quit_) {
-    conn_.close_when_flushed();
-    return;
-  }
-  process_input();
-}
-
-void FileSession::start_discard(Cmd cmd, std::string error) {
-  begin(cmd);
-  state_ = State::kDiscard;
-  discard_error_ = std::move(error);
-}
-
 void FileSession::process_input() {
-  int handled = 0;
-  while (!conn_.closing() && !quit_) {
-    if (state_ == State::kDiscard) {
-      size_t t = find_terminator(input());
-      if (t == std::string_view::npos) {
-        consume(input().size());
-        break;
-      }
-      consume(t + 1);
-      state_ = State::kIdle;
-      finish(current_, false);
-      if (!discard_error_.empty()) conn_.write_owned(error_text(discard_error_));
-      continue;
-    }
-    if (state_ != State::kIdle) return;
-    if (conn_.congested()) {
-      conn_.pause_reading();  // on_drain() resumes
-      return;
-    }
-    if (handled == kit::kRequestsPerTurn) {
-      conn_.yield_turn();  // on_drain() next turn
-      return;
-    }
-    Frame f = next_frame(input());
-    if (f.kind == Frame::kNeedMore) {
-      consume(f.consumed);
-      // A request line must be complete within --request-timeout of its
-      // first byte (the connection's request timer: on_request_timeout).
-      if (input().empty()) conn_.request_head_done();
-      break;
-    }
-    conn_.request_head_done();
-    if (f.kind == Frame::kTooLong) {
-      // Answered now, not once the line ends (it can be megabytes of base64
-      // a client sends before it reads); the rest is dropped silently.
-      conn_.stop_timer();
-      reply_now(Cmd::kUnknown, false,
-                error_text(!f.error.empty() ? f.error
-                                            : "request line too long (limit " +
-                                                  std::to_string(limits::kMaxLine) + " bytes)"));
-      state_ = State::kDiscard;
-      discard_error_.clear();
-      continue;
-    }
-    if (f.kind == Frame::kUploadHeader) {
-      consume(f.consumed);
-      start_upload(std::move(f.name));
-      return;
-    }
-    Request req = parse_line(f.line);
-    consume(f.consumed);
-    handle_request(req);
-    ++handled;
-  }
-  if (conn_.closing() || quit_ || state_ != State::kIdle) return;
+  if (!loop_.pump([this] { return next_request(); })) return;
   if (eof_) {
-    if (!input_blank()) {
+    if (!in_.blank()) {
       // A final unterminated request before the client's half-close.
-      std::string_view rest = input();  // starts non-blank: next_frame skipped blanks
-      if (command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload) {
-        consume(rest.size());
-        reply_now(Cmd::kUpload, false,
-                  error_text("upload interrupted: connection closed before the end of the line"));
-      } else {
-        Request req = parse_line(rest);
-        consume(rest.size());
-        handle_request(req);
-        if (state_ != State::kIdle) return;  // request_done() comes back here
-      }
+      std::string_view rest = in_.view();  // starts non-blank: next_frame skipped blanks
+      bool upload =
+          command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload;
+      Request req =
+          upload ? Request{Cmd::kUpload, {}, std::string(kInterrupted)} : parse_line(rest);
+      in_.clear();
+      handle_request(req);
+      if (loop_.busy()) return;  // request_done() comes back here
     }
     conn_.close_when_flushed();
     return;
   }
-  if (!input_blank() && config_.legacy_idle_ms > 0) {
+  if (!in_.blank() && config_.legacy_idle_ms > 0) {
     conn_.start_timer(static_cast<uint64_t>(config_.legacy_idle_ms));
   }
   conn_.resume_reading();
 }
 
+bool FileSession::next_request() {
+  Frame f = next_frame(in_.view());
+  if (f.kind == Frame::kNeedMore) {
+    in_.consume(f.consumed);
+    // A request line must be complete within --request-timeout of its
+    // first byte (the connection's request timer: on_request_timeout).
+    if (in_.empty()) conn_.request_head_done();
+    return false;
+  }
+  conn_.request_head_done();
+  if (f.kind == Frame::kTooLong) {
+    // Answered now, not once the line ends (it can be megabytes of base64
+    // a client sends before it reads); the rest is dropped silently.
+    begin(Cmd::kUnknown);
+    answer(Cmd::kUnknown, false,
+           error_text(!f.error.empty() ? f.error
+                                       : "request line too long (limit " +
+                                             std::to_string(limits::kMaxLine) + " bytes)"));
+    drop("", kLineEnd);
+  } else if (f.kind == Frame::kUploadHeader) {
+    in_.consume(f.consumed);
+    start_upload(std::move(f.name));
+  } else {
+    Request req = parse_line(f.line);
+    in_.consume(f.consumed);
+    handle_request(req);
+  }
+  return true;
+}
+
 void FileSession::handle_request(const Request& req) {
+  begin(req.cmd);
   log_name_ = req.args.empty() ? std::string() : req.args[0];
-  if (!req.error.empty()) {
-    reply_now(req.cmd, false, error_text(req.error));
-    return;
-  }
-  if (req.cmd == Cmd::kAuth) {
-    start_auth(req.args[0], req.args[1]);
-    return;
-  }
+  if (!req.error.empty()) return answer(req.cmd, false, error_text(req.error));
+  if (req.cmd == Cmd::kAuth) return start_auth(req.args[0], req.args[1]);
   if (req.cmd != Cmd::kPing && req.cmd != Cmd::kQuit) {
     Access access = req.cmd == Cmd::kDelete ? Access::kDelete : Access::kRead;
-    if (Refusal r = service_.policy().refuse(access, role_); r != Refusal::kNone) {
-      reply_now(req.cmd, false, error_text(refusal_text(r, access)));
-      return;
+    if (std::string why = refused(access); !why.empty()) {
+      return answer(req.cmd, false, error_text(why));
     }
   }
-  const storage::Root* root = shared_.root;
   switch (req.cmd) {
     case Cmd::kList:
-      start_list();
-      return;
+      return stream_list();
     case Cmd::kGet:
-      start_get(req.args[0]);
-      return;
+      return start_get(req.args[0]);
     case Cmd::kSize:
-      run_simple(Cmd::kSize, [root, name = req.args[0]] {
-        auto r = root->size(name);
+      return run_simple(Cmd::kSize, [name = req.args[0]](const storage::Root& root) {
+        auto r = root.size(name);
         return r.ok() ? std::pair{true, ok_size(name, r.value)}
-                      : std::pair{false, error_text(error_message(r.status(), name))};
+                      : std::pair{false, error_text(kit::storage_words(r.status(), name))};
       });
-      return;
     case Cmd::kDelete:
-      run_simple(Cmd::kDelete, [root, name = req.args[0]] {
-        Status s = root->remove(name);
+      return run_simple(Cmd::kDelete, [name = req.args[0]](const storage::Root& root) {
+        Status s = root.remove(name);
         return s.ok() ? std::pair{true, ok_text(name + " deleted")}
-                      : std::pair{false, error_text(error_message(s, name))};
+                      : std::pair{false, error_text(kit::storage_words(s, name))};
       });
-      return;
     case Cmd::kStats:
-      reply_now(Cmd::kStats, true, ok_json(shared_.stats_json()));
-      return;
+      return answer(Cmd::kStats, true, ok_json(shared_.stats_json()));
     case Cmd::kPing:
-      reply_now(Cmd::kPing, true, ok_text("connected"));
-      return;
+      return answer(Cmd::kPing, true, ok_text("connected"));
     case Cmd::kQuit:
-      reply_now(Cmd::kQuit, true, ok_text("bye"));
-      quit_ = true;
-      conn_.close_when_flushed();
-      return;
-    case Cmd::kUpload:
+      answer(Cmd::kQuit, true, ok_text("bye"));
+      return loop_.quit();
+    default:
       // next_frame() turns every "UPLOAD name <payload>" into a streamed
       // upload; a whole UPLOAD line only reaches here through the legacy or
       // half-close paths, which refuse uploads before calling us.
-      reply_now(Cmd::kUpload, false, error_text("UPLOAD must end with \\r\\n"));
-      return;
-    default:
-      reply_now(Cmd::kUnknown, false, error_text("unknown command"));
-      return;
+      return answer(req.cmd, false, error_text("UPLOAD must end with \\r\\n"));
   }
 }
 
-// ---------------------------------------------------------------- service
-
-std::unique_ptr<reactor::ConnectionHandler> FileService::create_handler(Connection& conn) {
-  return std::make_unique<FileSession>(conn, *this);
+void FileSession::run_simple(
+    Cmd cmd, std::function<std::pair<bool, std::string>(const storage::Root&)> work) {
+  call_storage<std::pair<bool, std::string>>(shared_, std::move(work),
+                                             [this, cmd](std::pair<bool, std::string>& result) {
+                                               answer(cmd, result.first, std::move(result.second));
+                                               request_done();
+                                             });
 }
+
+// ---------------------------------------------------------------- LIST
+
+// LIST streams (hardening issue, point 5): the listing is a snapshot shared
+// by every connection listing the same unchanged directory
+// (Root::list_shared), written as JSON in pieces while the socket keeps up.
+void FileSession::stream_list() {
+  using Listing = Result<std::shared_ptr<const std::vector<std::string>>>;
+  call_storage<Listing>(
+      shared_, [](const storage::Root& root) { return root.list_shared(); },
+      [this](Listing& listing) {
+        if (!listing.ok()) {
+          answer(Cmd::kList, false, error_text(kit::storage_words(listing.status(), "")));
+          request_done();
+          return;
+        }
+        conn_.set_transfer(true);
+        list_ = std::move(listing.value);
+        list_next_ = 0;
+        conn_.write_owned(kListPrefix);
+        pump_list();
+      });
+}
+
+void FileSession::pump_list() {
+  const std::vector<std::string>& names = *list_;
+  size_t produced = 0;
+  std::string piece;
+  while (list_next_ < names.size() && !conn_.congested() && produced < kListBytesPerTurn) {
+    piece.clear();
+    while (piece.size() < kListPiece && list_next_ < names.size()) {
+      if (list_next_ > 0) piece += ',';
+      piece += json_quoted(names[list_next_++]);
+    }
+    conn_.write_owned(piece);
+    produced += piece.size();
+  }
+  if (list_next_ == names.size()) {
+    list_.reset();
+    answer(Cmd::kList, true, std::string(kListSuffix));
+    request_done();
+    return;
+  }
+  if (!conn_.congested()) conn_.yield_turn();  // either way, on_drain continues
+}
+
+// ---------------------------------------------------------------- UPLOAD
+
+// Streamed into a transfer::UploadSink (base64) up to the end of its line;
+// an invalid name or a refusal drops the payload, then answers.
+void FileSession::start_upload(std::string name) {
+  begin(Cmd::kUpload);
+  log_name_ = name;
+  if (std::string why = upload_fault(name); !why.empty()) return drop(why, kLineEnd);
+  head_.clear();
+  transfer::UploadSink::Options o;
+  o.transform = transfer::Transform::kBase64;
+  o.codec = config_.codec;
+  receive(name, std::move(o), kLineEnd);
+}
+
+}  // namespace
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
@@ -324,9 +350,7 @@ const ServiceInfo& info() {
       "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
       [](stats::Schema& schema) { Counters::register_stats(schema, "file"); },
       [](reactor::Refusal why, int limit) { return error_text(busy_text(why, limit)); },
-      [](Shared& shared) -> std::unique_ptr<Service> {
-        return std::make_unique<FileService>(shared);
-      },
+      &FileService::create,
       Transport::kStream,
       nullptr,
       kPolicyReadOnly | kPolicyAuth};

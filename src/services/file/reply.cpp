@@ -26,8 +26,15 @@ cJSON* with_status(const char* status) {
   return root;
 }
 
-/// A JSON string literal (quotes included) for `text`.
-std::string json_string(std::string_view text) {
+std::string with_text(const char* status, std::string_view text) {
+  cJSON* root = with_status(status);
+  cJSON_AddStringToObject(root, "data", std::string(text).c_str());
+  return finish(root);
+}
+
+}  // namespace
+
+std::string json_quoted(std::string_view text) {
   cJSON* s = cJSON_CreateString(std::string(text).c_str());
   char* printed = cJSON_PrintUnformatted(s);
   std::string out = printed ? ascii_json(printed) : "\"\"";
@@ -36,28 +43,9 @@ std::string json_string(std::string_view text) {
   return out;
 }
 
-}  // namespace
+std::string ok_text(std::string_view text) { return with_text("OK", text); }
 
-std::string json_quoted(std::string_view text) { return json_string(text); }
-
-std::string ok_text(std::string_view text) {
-  cJSON* root = with_status("OK");
-  cJSON_AddStringToObject(root, "data", std::string(text).c_str());
-  return finish(root);
-}
-
-std::string error_text(std::string_view text) {
-  cJSON* root = with_status("ERROR");
-  cJSON_AddStringToObject(root, "data", std::string(text).c_str());
-  return finish(root);
-}
-
-std::string ok_list(const std::vector<std::string>& names) {
-  cJSON* root = with_status("OK");
-  cJSON* arr = cJSON_AddArrayToObject(root, "data");
-  for (const std::string& n : names) cJSON_AddItemToArray(arr, cJSON_CreateString(n.c_str()));
-  return finish(root);
-}
+std::string error_text(std::string_view text) { return with_text("ERROR", text); }
 
 std::string ok_size(std::string_view name, uint64_t bytes) {
   cJSON* root = with_status("OK");
@@ -76,23 +64,8 @@ std::string ok_json(std::string_view data_json) {
   return out;
 }
 
-std::string error_message(const Status& status, std::string_view name) {
-  switch (status.code) {
-    case Errc::kInvalidName:
-      return "invalid name: " + status.error;
-    case Errc::kNotFound:
-    case Errc::kNotRegular:
-    case Errc::kPermission:
-      return status.error + ": " + std::string(name);
-    case Errc::kNoSpace:
-      return "disk full";
-    default:
-      return status.error;
-  }
-}
-
 std::string get_prefix(std::string_view name) {
-  return R"({"status":"OK","data_namafile":)" + json_string(name) + R"(,"data_file":")";
+  return R"({"status":"OK","data_namafile":)" + json_quoted(name) + R"(,"data_file":")";
 }
 
 }  // namespace fsrv::services::file

@@ -1,28 +1,20 @@
 #include "fsrv/services/file/request.hpp"
 
-#include <cstring>
-
 #include "fsrv/codec/ascii.hpp"
 #include "fsrv/core/limits.hpp"
+#include "fsrv/services/kit/parse.hpp"
 
 namespace fsrv::services::file {
 
 namespace {
+
+using kit::is_space;
+
 const std::string_view kCmdNames[kCmdCount] = {"LIST",  "GET",  "UPLOAD", "DELETE", "SIZE",
                                                "STATS", "PING", "QUIT",   "AUTH",   "UNKNOWN"};
-}  // namespace
-
-std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }
-
-namespace {
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
 
 /// Reads one shlex token starting at `i` (not on whitespace). Returns the
-/// index after it, or npos with *error set; returns npos with error empty
-/// if the input ends inside a quote and `partial_ok` (need more bytes).
+/// index after it, or npos with *error set.
 size_t read_token(std::string_view s, size_t i, std::string& out, std::string* error) {
   char quote = 0;
   for (; i < s.size(); ++i) {
@@ -63,21 +55,12 @@ size_t read_token(std::string_view s, size_t i, std::string& out, std::string* e
 
 }  // namespace
 
+std::string_view cmd_name(Cmd cmd) { return kCmdNames[static_cast<int>(cmd)]; }
+
 Cmd command_from_verb(std::string_view verb) {
-  struct Entry {
-    const char* verb;
-    Cmd cmd;
-  };
-  static constexpr Entry kVerbs[] = {
-      {"LIST", Cmd::kList},     {"GET", Cmd::kGet},     {"UPLOAD", Cmd::kUpload},
-      {"DELETE", Cmd::kDelete}, {"SIZE", Cmd::kSize},   {"STATS", Cmd::kStats},
-      {"PING", Cmd::kPing},     {"CONNME", Cmd::kPing}, {"QUIT", Cmd::kQuit},
-      {"BYEBYE", Cmd::kQuit},   {"AUTH", Cmd::kAuth},
-  };
-  for (const Entry& e : kVerbs) {
-    if (codec::iequals_ascii(verb, e.verb)) return e.cmd;
-  }
-  return Cmd::kUnknown;
+  if (codec::iequals_ascii(verb, "CONNME")) return Cmd::kPing;
+  if (codec::iequals_ascii(verb, "BYEBYE")) return Cmd::kQuit;
+  return kit::verb_of<Cmd>(verb, cmd_name);
 }
 
 bool split_args(std::string_view line, std::vector<std::string>& out, std::string* error) {
@@ -105,29 +88,17 @@ Request parse_line(std::string_view line) {
   }
   r.cmd = command_from_verb(words[0]);
   r.args.assign(words.begin() + 1, words.end());
-  size_t want = 0;
-  const char* what = "";
-  switch (r.cmd) {
-    case Cmd::kUnknown:
-      r.error = "unknown command: " + words[0].substr(0, 64);
-      return r;
-    case Cmd::kGet:
-    case Cmd::kDelete:
-    case Cmd::kSize:
-      want = 1;
-      what = "a file name";
-      break;
-    case Cmd::kUpload:
-      want = 2;
-      what = "a file name and the base64 content";
-      break;
-    case Cmd::kAuth:  // our extension (docs/PROTOCOL.md): AUTH user password
-      want = 2;
-      what = "a user name and a password";
-      break;
-    default:
-      break;
+  if (r.cmd == Cmd::kUnknown) {
+    r.error = "unknown command: " + words[0].substr(0, 64);
+    return r;
   }
+  // The arguments each command takes, in Cmd's order (AUTH user password:
+  // our extension, docs/PROTOCOL.md).
+  static constexpr size_t kWant[kCmdCount] = {0, 1, 2, 1, 1, 0, 0, 0, 2, 0};
+  size_t want = kWant[static_cast<int>(r.cmd)];
+  const char* what = r.cmd == Cmd::kAuth     ? "a user name and a password"
+                     : r.cmd == Cmd::kUpload ? "a file name and the base64 content"
+                                             : "a file name";
   if (r.args.size() < want) {
     r.error = "missing argument: " + std::string(cmd_name(r.cmd)) + " needs " + what;
   } else if (r.args.size() > want) {
@@ -230,14 +201,6 @@ bool payload_has_more_words(std::string_view payload_head) {
          payload_head.find_first_not_of(" \t", blank) != std::string_view::npos;
 }
 
-size_t find_terminator(std::string_view payload) {
-  const char* p = payload.data();
-  size_t n = payload.size();
-  const void* cr = memchr(p, '\r', n);
-  size_t limit = cr ? static_cast<size_t>(static_cast<const char*>(cr) - p) : n;
-  const void* lf = memchr(p, '\n', limit);
-  if (lf) return static_cast<size_t>(static_cast<const char*>(lf) - p);
-  return cr ? limit : std::string_view::npos;
-}
+size_t find_terminator(std::string_view payload) { return kit::find_any(payload, "\r\n"); }
 
 }  // namespace fsrv::services::file

@@ -1,17 +1,12 @@
 #include "fsrv/services/file_marker/marker_protocol.hpp"
 
 #include <algorithm>
-#include <cstring>
-
-#include "fsrv/codec/ascii.hpp"
 
 namespace fsrv::services::file_marker {
 
 namespace {
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
+using kit::is_space;
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
@@ -21,69 +16,32 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-std::string_view verb_name(Verb verb) {
-  static constexpr std::string_view kNames[kVerbCount] = {"LIST", "UPLOAD", "DOWNLOAD", "AUTH",
-                                                          "UNKNOWN"};
-  return kNames[static_cast<int>(verb)];
-}
-
 Command parse_command(std::string_view text) {
   Command c;
   text = trim(text);
   size_t end = 0;
   while (end < text.size() && !is_space(text[end])) ++end;
-  std::string_view verb = text.substr(0, end);
   std::string_view rest = trim(text.substr(end));
-  if (codec::iequals_ascii(verb, "LIST")) {
-    c.verb = Verb::kList;
+  c.verb = kit::verb_of<Verb>(text.substr(0, end), kit::dialect_verb_name);
+  if (c.verb == Verb::kUnknown) {
+    c.error = std::string(kUnknown);
+  } else if (c.verb == Verb::kList) {
     if (!rest.empty()) c.error = "LIST takes no argument";
-    return c;
-  }
-  if (codec::iequals_ascii(verb, "AUTH")) {
-    c.verb = Verb::kAuth;
+  } else if (c.verb == Verb::kAuth) {
     size_t cut = 0;
     while (cut < rest.size() && !is_space(rest[cut])) ++cut;
     std::string_view password = trim(rest.substr(cut));
-    bool one_word = std::none_of(password.begin(), password.end(), is_space);
-    if (cut == 0 || password.empty() || !one_word) {
+    if (cut == 0 || password.empty() || std::any_of(password.begin(), password.end(), is_space)) {
       c.error = "usage: AUTH user password";
-      return c;
+    } else {
+      c.name = std::string(rest.substr(0, cut));
+      c.password = std::string(password);
     }
-    c.name = std::string(rest.substr(0, cut));
-    c.password = std::string(password);
-    return c;
+  } else {  // UPLOAD, DOWNLOAD
+    if (rest.empty()) c.error = "Missing file name";
+    c.name = std::string(rest);
   }
-  if (codec::iequals_ascii(verb, "UPLOAD")) {
-    c.verb = Verb::kUpload;
-  } else if (codec::iequals_ascii(verb, "DOWNLOAD")) {
-    c.verb = Verb::kDownload;
-  } else {
-    c.error = std::string(kUnknown);
-    return c;
-  }
-  if (rest.empty()) c.error = "Missing file name";
-  c.name = std::string(rest);
   return c;
-}
-
-size_t marker_start(std::string_view payload) {
-  const void* p = std::memchr(payload.data(), '_', payload.size());
-  return p ? static_cast<size_t>(static_cast<const char*>(p) - payload.data())
-           : std::string_view::npos;
-}
-
-EndMatcher::Step EndMatcher::feed(std::string_view piece) {
-  Step s;
-  while (s.used < piece.size() && held_ < kEndMarker.size()) {
-    if (piece[s.used] != kEndMarker[held_]) {
-      s.bad = true;
-      return s;
-    }
-    ++held_;
-    ++s.used;
-  }
-  s.done = held_ == kEndMarker.size();
-  return s;
 }
 
 }  // namespace fsrv::services::file_marker

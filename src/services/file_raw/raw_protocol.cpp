@@ -2,8 +2,6 @@
 
 #include <vector>
 
-#include "fsrv/codec/ascii.hpp"
-
 namespace fsrv::services::file_raw {
 
 namespace {
@@ -28,12 +26,6 @@ bool parse_size(std::string_view text, uint64_t* out) {
 
 }  // namespace
 
-std::string_view raw_cmd_name(RawCmd cmd) {
-  static constexpr std::string_view kNames[kRawCmdCount] = {"LIST", "UPLOAD", "DOWNLOAD", "AUTH",
-                                                            "UNKNOWN"};
-  return kNames[static_cast<int>(cmd)];
-}
-
 RawRequest parse_raw_line(std::string_view line) {
   RawRequest r;
   std::vector<std::string_view> words;
@@ -48,35 +40,23 @@ RawRequest parse_raw_line(std::string_view line) {
     r.error = "empty request";
     return r;
   }
-  std::string_view verb = words[0];
-  if (codec::iequals_ascii(verb, "LIST")) {
-    r.cmd = RawCmd::kList;
+  r.verb = kit::verb_of<RawCmd>(words[0], kit::dialect_verb_name);
+  if (r.verb == RawCmd::kList) {
     if (words.size() != 1) r.error = "LIST takes no argument";
-  } else if (codec::iequals_ascii(verb, "DOWNLOAD")) {
-    r.cmd = RawCmd::kDownload;
-    if (words.size() != 2)
-      r.error = "usage: DOWNLOAD name";
-    else
-      r.name = std::string(words[1]);
-  } else if (codec::iequals_ascii(verb, "AUTH")) {
-    r.cmd = RawCmd::kAuth;
-    if (words.size() != 3) {
-      r.error = "usage: AUTH user password";
-    } else {
-      r.name = std::string(words[1]);
-      r.password = std::string(words[2]);
-    }
-  } else if (codec::iequals_ascii(verb, "UPLOAD")) {
-    r.cmd = RawCmd::kUpload;
+  } else if (r.verb == RawCmd::kGet) {
+    if (words.size() != 2) r.error = "usage: DOWNLOAD name";
+  } else if (r.verb == RawCmd::kAuth) {
+    if (words.size() != 3) r.error = "usage: AUTH user password";
+  } else if (r.verb == RawCmd::kUpload) {
     if (words.size() != 3 || !parse_size(words[2], &r.size)) {
       r.error = "usage: UPLOAD name size (size in decimal bytes)";
       r.fatal = true;  // how many payload bytes follow is unknown
-    } else {
-      r.name = std::string(words[1]);
     }
   } else {
-    r.error = "unknown command: " + std::string(verb.substr(0, 64));
+    r.error = "unknown command: " + std::string(words[0].substr(0, 64));
   }
+  if (r.error.empty() && words.size() > 1) r.name = std::string(words[1]);
+  if (r.error.empty() && r.verb == RawCmd::kAuth) r.password = std::string(words[2]);
   return r;
 }
 

@@ -1,29 +1,11 @@
 #include "fsrv/services/kit/payload_reader.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "fsrv/core/limits.hpp"
+#include "fsrv/services/kit/parse.hpp"
 
 namespace fsrv::services::kit {
-
-namespace {
-
-// The first byte of `data` that is one of `set`, or npos: one memchr per
-// byte of the set, each only up to the best match so far. libstdc++'s
-// find_first_of calls memchr on the set once per byte of the data, which
-// made this scan most of an UPLOAD's CPU time (perf, 100 MB through the
-// file protocol: 35% in memchr).
-size_t find_any(std::string_view data, std::string_view set) {
-  size_t limit = data.size();
-  for (char c : set) {
-    const void* hit = memchr(data.data(), c, limit);
-    if (hit) limit = static_cast<size_t>(static_cast<const char*>(hit) - data.data());
-  }
-  return limit == data.size() ? std::string_view::npos : limit;
-}
-
-}  // namespace
 
 void PayloadReader::start(std::shared_ptr<transfer::UploadSink> sink, PayloadEnd end) {
   sink_ = std::move(sink);
@@ -116,9 +98,7 @@ PayloadReader::Step PayloadReader::feed() {
     // kMarker: match the marker, which may arrive in pieces.
     size_t n = std::min(in.size(), end_.text.size() - held_);
     if (in.substr(0, n) != end_.text.substr(held_, n)) {
-      active_ = false;
-      if (sink_) sink_->cancel();
-      sink_.reset();
+      cancel();
       return Step::kBadMarker;
     }
     in_.consume(n);

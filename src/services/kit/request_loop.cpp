@@ -9,7 +9,7 @@ bool RequestLoop::done() {
     conn_.close_when_flushed();
     return false;
   }
-  return true;
+  return !pumping_;
 }
 
 void RequestLoop::shutdown() {

@@ -9,36 +9,38 @@
 #include <vector>
 
 #include "fsrv/core/log.hpp"
-#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/session/session_session.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
 
 namespace fsrv::services::session {
 
+namespace {
+
+/// `bytes` as an `i` field, or -1 (logged) for a file of 2 GiB or more.
+int32_t wire_size(uint64_t bytes, const char* verb, const std::string& name) {
+  if (bytes <= kMaxWireSize) return static_cast<int32_t>(bytes);
+  FSRV_LOG_WARN("session: %s %s: %llu bytes, over int32: -1", verb, name.c_str(),
+                static_cast<unsigned long long>(bytes));
+  return -1;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- ls
 
 void SessionConn::start_ls() {
-  loop_.begin();
-  conn_.pause_reading();
-  const storage::Root* root = shared_.root;
-  kit::call_storage<Result<std::vector<Entry>>>(
-      conn_, shared_,
-      [root]() -> Result<std::vector<Entry>> {
-        auto names = root->list();
+  call_storage<Result<std::vector<Entry>>>(
+      shared_,
+      [](const storage::Root& root) -> Result<std::vector<Entry>> {
+        auto names = root.list();
         if (!names.ok()) return Result<std::vector<Entry>>::failure(names.status());
         Result<std::vector<Entry>> out;
         for (std::string& n : names.value) {
-          auto size = root->size(n);
+          auto size = root.size(n);
           if (!size.ok()) continue;  // removed since the listing
-          Entry e{std::move(n), -1};
-          if (size.value <= kMaxWireSize) {
-            e.size = static_cast<int32_t>(size.value);
-          } else {
-            FSRV_LOG_WARN("session: ls: %s has %llu bytes, more than an int32 can say: size -1",
-                          e.name.c_str(), static_cast<unsigned long long>(size.value));
-          }
-          out.value.push_back(std::move(e));
+          int32_t wire = wire_size(size.value, "ls", n);
+          out.value.push_back(Entry{std::move(n), wire});
         }
         return out;
       },
@@ -75,31 +77,18 @@ void SessionConn::send_ls_entry() {
 // ---------------------------------------------------------------- size, rm
 
 void SessionConn::run_size(std::string name) {
-  loop_.begin();
-  conn_.pause_reading();
-  const storage::Root* root = shared_.root;
-  kit::call_storage<Result<uint64_t>>(
-      conn_, shared_, [root, name] { return root->size(name); },
+  call_storage<Result<uint64_t>>(
+      shared_, [name](const storage::Root& root) { return root.size(name); },
       [this, name](Result<uint64_t>& size) {
-        int32_t v = -1;
-        if (!size.ok()) {
-          FSRV_LOG_INFO("session: size %s: %s", name.c_str(), size.error.c_str());
-        } else if (size.value > kMaxWireSize) {
-          FSRV_LOG_WARN("session: size %s: %llu bytes, over int32: -1", name.c_str(),
-                        static_cast<unsigned long long>(size.value));
-        } else {
-          v = static_cast<int32_t>(size.value);
-        }
+        if (!size.ok()) FSRV_LOG_INFO("session: size %s: %s", name.c_str(), size.error.c_str());
+        int32_t v = size.ok() ? wire_size(size.value, "size", name) : -1;
         finish(Verb::kSize, v >= 0, pack_i32(v));
       });
 }
 
 void SessionConn::run_rm() {
-  loop_.begin();
-  conn_.pause_reading();
-  const storage::Root* root = shared_.root;
-  kit::call_storage<Status>(
-      conn_, shared_, [root, name = name_] { return root->remove(name); },
+  call_storage<Status>(
+      shared_, [name = name_](const storage::Root& root) { return root.remove(name); },
       [this](Status& status) {
         if (!status.ok()) FSRV_LOG_INFO("session: rm %s: %s", name_.c_str(), status.error.c_str());
         finish(Verb::kRm, status.ok(), pack_i32(status.ok() ? 1 : -1));
@@ -109,37 +98,33 @@ void SessionConn::run_rm() {
 // ---------------------------------------------------------------- download
 
 void SessionConn::start_download(std::string name) {
-  loop_.begin();
-  conn_.pause_reading();
   started_ = Clock::now();
   name_ = std::move(name);
-  kit::open_read(conn_, shared_, name_, [this](Result<storage::ReadFile>& opened) {
-    if (!opened.ok() || opened.value.size() > kMaxWireSize) {
-      if (opened.ok()) {
-        FSRV_LOG_WARN("session: download %s: %llu bytes, over int32: -1", name_.c_str(),
-                      static_cast<unsigned long long>(opened.value.size()));
-      } else {
-        FSRV_LOG_INFO("session: download %s: %s", name_.c_str(), opened.error.c_str());
-      }
-      finish(Verb::kDownload, false, pack_i32(-1));
-      return;
-    }
-    transfer::SendOptions o;
-    o.prefix = pack_i32(static_cast<int32_t>(opened.value.size()));
-    o.transform = transfer::Transform::kIdentity;
-    get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened.value), std::move(o),
-                               [this](Status s) {
-                                 get_.reset();
-                                 if (!s.ok()) {
-                                   count_request(Verb::kDownload, false);
-                                   return;  // the sender closed the connection
-                                 }
-                                 // The client acks the bytes with '1', then
-                                 // reads the seconds.
-                                 want_ = Want::kAck;
-                                 request_done();
-                               });
-  });
+  call_storage<Result<storage::ReadFile>>(
+      shared_, [name = name_](const storage::Root& root) { return root.open_read(name); },
+      [this](Result<storage::ReadFile>& opened) {
+        if (!opened.ok())
+          FSRV_LOG_INFO("session: download %s: %s", name_.c_str(), opened.error.c_str());
+        if (!opened.ok() || wire_size(opened.value.size(), "download", name_) < 0) {
+          finish(Verb::kDownload, false, pack_i32(-1));
+          return;
+        }
+        transfer::SendOptions o;
+        o.prefix = pack_i32(static_cast<int32_t>(opened.value.size()));
+        o.transform = transfer::Transform::kIdentity;
+        get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened.value), std::move(o),
+                                   [this](Status s) {
+                                     get_.reset();
+                                     if (!s.ok()) {
+                                       count_request(Verb::kDownload, false);
+                                       return;  // the sender closed the connection
+                                     }
+                                     // The client acks the bytes with '1', then
+                                     // reads the seconds.
+                                     want_ = Want::kAck;
+                                     request_done();
+                                   });
+      });
 }
 
 // ---------------------------------------------------------------- upload
@@ -160,7 +145,6 @@ void SessionConn::start_upload(std::string name, int32_t size) {
     fail(refused);
     return;
   }
-  loop_.begin();  // the payload, then "received" and the float
   name_ = name;
   expected_ = static_cast<uint64_t>(size);
   started_ = Clock::now();
@@ -168,22 +152,18 @@ void SessionConn::start_upload(std::string name, int32_t size) {
   o.name = std::move(name);
   o.transform = transfer::Transform::kIdentity;
   o.max_bytes = shared_.config->max_upload;
-  auto sink = transfer::UploadSink::start(
-      conn_, *shared_.executor, *shared_.root, std::move(o), sink_space(),
-      [this](Status s, uint64_t) {
-        payload_.reset();
-        if (!s.ok()) {
-          // The protocol has no error reply for an upload: log and close.
-          count_request(Verb::kUpload, false);
-          fail("upload " + name_ + ": " + std::string(errc_name(s.code)) + ": " + s.error);
-          return;
-        }
-        conn_.write_owned("received");
-        send_float_later(Verb::kUpload);
-      });
-  // The payload is `size` bytes; what follows is the next command.
-  payload_.start(std::move(sink), kit::PayloadEnd::count(expected_));
-  payload_step(payload_.feed());
+  // The payload is `size` bytes; what follows is the next command. Then
+  // "received" and the float.
+  take_upload(shared_, std::move(o), kit::PayloadEnd::count(expected_), [this](Status s, uint64_t) {
+    if (!s.ok()) {
+      // The protocol has no error reply for an upload: log and close.
+      count_request(Verb::kUpload, false);
+      fail("upload " + name_ + ": " + std::string(errc_name(s.code)) + ": " + s.error);
+      return;
+    }
+    conn_.write_owned("received");
+    send_float_later(Verb::kUpload);
+  });
 }
 
 }  // namespace fsrv::services::session

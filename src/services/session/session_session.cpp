@@ -1,7 +1,7 @@
 // The session protocol's framing and dialogue on one connection: which
 // frame comes next (session_framer's Want), end of stream, shutdown, and
-// the access log line of each command (session_session.hpp). The
-// commands' work is in session_commands.cpp.
+// the access log line of each command (session_session.hpp); and the
+// service's registration. The commands' work is in session_commands.cpp.
 
 #include "fsrv/services/session/session_session.hpp"
 
@@ -9,7 +9,6 @@
 #include <string>
 #include <utility>
 
-#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
 
 namespace fsrv::services::session {
@@ -47,15 +46,9 @@ void SessionConn::on_shutdown() {
   if (want_ == Want::kWord && !loop_.busy()) loop_.shutdown();
 }
 
-void SessionConn::on_close() {
-  payload_.cancel();
-  if (get_) get_->cancel();
-  get_.reset();
-}
-
 void SessionConn::fail(std::string why) {
   FSRV_LOG_WARN("session: %s; closing", why.c_str());
-  service_.count_protocol_error();
+  service_.count(service_.counter("protocol_errors"));
   loop_.quit();  // no frame after this one
   conn_.close_when_flushed();
 }
@@ -115,23 +108,14 @@ bool SessionConn::next_request() {
 // ---------------------------------------------------------------- dialogue
 
 void SessionConn::count_request(Verb verb, bool ok) {
-  double seconds = std::chrono::duration<double>(Clock::now() - log_started_).count();
-  service_.count(verb, ok);
-  service_.observe_duration(seconds);
-  if (!log::access_enabled()) return;
+  service_.counters.count(verb, ok);
   bool named = verb != Verb::kLs && verb != Verb::kConnme && verb != Verb::kByebye;
-  log::access_request(
-      "session", conn_.peer(), verb_name(verb),
-      named ? std::string_view(name_) : std::string_view(), ok,
-      conn_.bytes_read() - log_in_ + conn_.bytes_written() + conn_.pending_bytes() - log_out_,
-      seconds);
+  end_record(service_, verb_name(verb), named ? std::string_view(name_) : std::string_view(), ok);
 }
 
 void SessionConn::on_word(Verb verb) {
   verb_ = verb;
-  log_in_ = conn_.bytes_read();
-  log_out_ = conn_.bytes_written() + conn_.pending_bytes();
-  log_started_ = Clock::now();
+  begin_record();
   switch (verb) {
     case Verb::kConnme:
       conn_.write_owned("connected");
@@ -215,6 +199,27 @@ void SessionConn::send_float_later(Verb verb) {
   conn_.pause_reading();
   later_ = pack_f32(std::chrono::duration<float>(Clock::now() - started_).count());
   conn_.start_timer(kFloatDelayMs);
+}
+
+// ---------------------------------------------------------------- service
+
+const ServiceInfo& info() {
+  static const ServiceInfo kInfo{
+      "session",
+      "FTP-like session (seed 003): connme, upload, ls, download, size, rm, byebye; raw bytes",
+      {1234},
+      "printf 'connme' | nc -q1 127.0.0.1 {port}",
+      [](stats::Schema& schema) {
+        Counters::register_stats(schema, "session");
+        schema.add("session/protocol_errors");
+      },
+      // The protocol has no error frame: a refused client is just closed.
+      [](reactor::Refusal, int) { return std::string(); },
+      &SessionService::create,
+      Transport::kStream,
+      nullptr,
+      kPolicyReadOnly};
+  return kInfo;
 }
 
 }  // namespace fsrv::services::session

@@ -19,7 +19,7 @@ TEST(MarkerParse, AuthTakesExactlyAUserAndAPassword) {
     EXPECT_EQ(c.verb, Verb::kAuth) << bad;
     EXPECT_EQ(c.error, "usage: AUTH user password") << bad;
   }
-  EXPECT_EQ(verb_name(Verb::kAuth), "AUTH");
+  EXPECT_EQ(kit::dialect_verb_name(Verb::kAuth), "AUTH");
   // The seed's verbs are unchanged: a name keeps its spaces.
   c = parse_command("UPLOAD my file.txt");
   EXPECT_EQ(c.verb, Verb::kUpload);

@@ -36,18 +36,18 @@ TEST(RawFraming, LongBlankLineIsTooLongHoweverTheReadsSplitIt) {
 
 TEST(RawParse, AuthTakesExactlyAUserAndAPassword) {
   RawRequest r = parse_raw_line("auth alice s3cret");
-  EXPECT_EQ(r.cmd, RawCmd::kAuth);
+  EXPECT_EQ(r.verb, RawCmd::kAuth);
   EXPECT_EQ(r.error, "");
   EXPECT_EQ(r.name, "alice");
   EXPECT_EQ(r.password, "s3cret");
   EXPECT_FALSE(r.fatal);
   for (const char* bad : {"AUTH", "AUTH alice", "AUTH alice pass word"}) {
     r = parse_raw_line(bad);
-    EXPECT_EQ(r.cmd, RawCmd::kAuth) << bad;
+    EXPECT_EQ(r.verb, RawCmd::kAuth) << bad;
     EXPECT_EQ(r.error, "usage: AUTH user password") << bad;
     EXPECT_FALSE(r.fatal) << bad;  // no payload follows: the stream stays in step
   }
-  EXPECT_EQ(raw_cmd_name(RawCmd::kAuth), "AUTH");
+  EXPECT_EQ(kit::dialect_verb_name(RawCmd::kAuth), "AUTH");
 }
 
 }  // namespace

@@ -10,10 +10,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "fsrv/codec/json_py.hpp"
-#include "fsrv/core/result.hpp"
 
 namespace fsrv::services::file {
 
@@ -21,7 +19,7 @@ namespace fsrv::services::file {
 inline constexpr std::string_view kReplyEnd = "\r\n\r\n";
 
 /// A streamed LIST reply: kListPrefix, the names as JSON strings separated
-/// by ',', kListSuffix (the same bytes as ok_list()).
+/// by ',', kListSuffix.
 inline constexpr std::string_view kListPrefix = "{\"status\":\"OK\",\"data\":[";
 inline constexpr std::string_view kListSuffix = "]}\r\n\r\n";
 
@@ -39,15 +37,10 @@ using codec::ascii_json;
 std::string ok_text(std::string_view text);
 /// {"status":"ERROR","data":"<text>"}\r\n\r\n
 std::string error_text(std::string_view text);
-/// {"status":"OK","data":["a","b"]}\r\n\r\n
-std::string ok_list(const std::vector<std::string>& names);
 /// {"status":"OK","data":{"name":"n","bytes":N,"mb":X}}\r\n\r\n (MB = 10^6 bytes)
 std::string ok_size(std::string_view name, uint64_t bytes);
 /// {"status":"OK","data":<data_json>}\r\n\r\n; data_json must be valid JSON.
 std::string ok_json(std::string_view data_json);
-/// The file protocol's wording of a typed error about `name` (the course
-/// server's messages: "no such file: x", "invalid name: ...", "disk full").
-std::string error_message(const Status& status, std::string_view name);
 /// {"status":"OK","data_namafile":"<name>","data_file":"   (then base64 follows)
 std::string get_prefix(std::string_view name);
 

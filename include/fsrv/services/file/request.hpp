@@ -17,21 +17,8 @@
 namespace fsrv::services::file {
 
 /// Commands counted separately; kUnknown covers anything unparseable.
-enum class Cmd {
-  kList,
-  kGet,
-  kUpload,
-  kDelete,
-  kSize,
-  kStats,
-  kPing,
-  kQuit,
-  kAuth,
-  kUnknown,
-  kCount
-};
-
-inline constexpr int kCmdCount = static_cast<int>(Cmd::kCount);
+enum class Cmd { kList, kGet, kUpload, kDelete, kSize, kStats, kPing, kQuit, kAuth, kUnknown };
+inline constexpr int kCmdCount = static_cast<int>(Cmd::kUnknown) + 1;
 
 /// Upper-case protocol name of a command ("GET", ...; "UNKNOWN").
 std::string_view cmd_name(Cmd cmd);
@@ -68,14 +55,10 @@ enum class Silence {
 };
 
 /// Decides the silence rule for the unterminated `line` and parses it into
-/// *request. Waits while the line can still become a valid `UPLOAD name
-/// <payload...>` (its verb is UPLOAD, or the line is a prefix of "UPLOAD"),
-/// and for DELETE: a destructive command never runs on a guess, only with
-/// its terminator or at half-close (hardening point 8: "DELETE report",
-/// a pause, then "-2023.txt\r\n" must not delete "report"). Any other line
-/// that cannot succeed (unknown command, missing argument, too many
-/// arguments, bad quoting) gets its ERROR at once, as the course's server
-/// answers "request tidak dikenali"; the rest (LIST, GET, SIZE, ...) runs.
+/// *request: waits while the line can still become `UPLOAD name <payload>`
+/// and for DELETE (a destructive command runs only with its terminator or
+/// at half-close: hardening point 8); answers a line that cannot succeed
+/// at once; runs the rest (docs/services/file-interop.md).
 Silence on_silence(std::string_view line, Request* request);
 
 /// The next frame at the start of buffered input.

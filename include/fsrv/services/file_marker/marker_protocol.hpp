@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/services/kit/parse.hpp"
+
 namespace fsrv::services::file_marker {
 
 /// Server -> client: the upload may start (no terminator).
@@ -25,44 +27,15 @@ inline constexpr std::string_view kNotFound = "File not found";
 inline constexpr std::string_view kNoFiles = "No files found.";
 inline constexpr std::string_view kUnknown = "Unknown command";
 
-enum class Verb { kList, kUpload, kDownload, kAuth, kUnknown, kCount };
-inline constexpr int kVerbCount = static_cast<int>(Verb::kCount);
+using Verb = kit::DialectVerb;
 
-/// "LIST", "UPLOAD", "DOWNLOAD", "AUTH" or "UNKNOWN".
-std::string_view verb_name(Verb verb);
-
-/// One parsed command.
-struct Command {
-  Verb verb = Verb::kUnknown;
-  std::string name;      ///< UPLOAD/DOWNLOAD: the rest of the text, trimmed; AUTH: the user
-  std::string password;  ///< AUTH (our extension, on `,auth=` listeners): the second word
-  std::string error;     ///< non-empty: answer this text and run nothing
-};
+/// One parsed command (UPLOAD/DOWNLOAD's name: the rest of the text, trimmed).
+using Command = kit::DialectRequest<Verb>;
 
 /// Parses a command's whole text (terminator, if any, removed). The verb is
 /// case-insensitive; the name is everything after the verb's whitespace,
 /// trimmed, so it may hold spaces (the seed splits on the first space).
 /// "AUTH user password" takes exactly two words after the verb.
 Command parse_command(std::string_view text);
-
-/// Offset of the first '_' (a possible marker start) in `payload`, or npos.
-size_t marker_start(std::string_view payload);
-
-/// Matches "__END__" across any number of pieces.
-class EndMatcher {
- public:
-  struct Step {
-    size_t used = 0;    ///< bytes of the piece that belong to the marker
-    bool done = false;  ///< the whole marker has been seen
-    bool bad = false;   ///< a byte differs from the marker (stream unusable)
-  };
-  /// Feeds bytes that continue the marker (the first call starts at a '_').
-  Step feed(std::string_view piece);
-  /// Marker bytes matched so far (0 = not inside a marker).
-  size_t held() const { return held_; }
-
- private:
-  size_t held_ = 0;
-};
 
 }  // namespace fsrv::services::file_marker

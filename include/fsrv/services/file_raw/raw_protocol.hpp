@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/services/kit/parse.hpp"
+
 namespace fsrv::services::file_raw {
 
 /// Ends LIST's reply (after the names).
@@ -22,23 +24,11 @@ inline constexpr std::string_view kListEnd = "\r\n\r\n";
 /// Ends every one-line reply and DOWNLOAD's size line.
 inline constexpr std::string_view kEol = "\r\n";
 
-enum class RawCmd { kList, kUpload, kDownload, kAuth, kUnknown, kCount };
-inline constexpr int kRawCmdCount = static_cast<int>(RawCmd::kCount);
+using RawCmd = kit::DialectVerb;
 
-/// "LIST", "UPLOAD", "DOWNLOAD", "AUTH" or "UNKNOWN".
-std::string_view raw_cmd_name(RawCmd cmd);
-
-/// One parsed request line.
-struct RawRequest {
-  RawCmd cmd = RawCmd::kUnknown;
-  std::string name;      ///< UPLOAD/DOWNLOAD; AUTH: the user
-  std::string password;  ///< AUTH
-  uint64_t size = 0;     ///< UPLOAD: payload bytes that follow the line
-  std::string error;     ///< non-empty: answer "ERROR <error>"
-  /// With an error: the stream cannot be framed any more (an UPLOAD whose
-  /// size is missing or unreadable), so the connection closes after it.
-  bool fatal = false;
-};
+/// One parsed request line (`fatal`: an UPLOAD whose size is missing or
+/// unreadable).
+using RawRequest = kit::DialectRequest<RawCmd>;
 
 /// Parses one request line (terminator removed). Words split on spaces and
 /// tabs; verbs are case-insensitive; `size` is 1-20 decimal digits that fit

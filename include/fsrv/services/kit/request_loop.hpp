@@ -8,6 +8,8 @@
 // NET_MAX_WRITES_PER_EVENT), and closes once the client quit or the server
 // shuts down with no request in progress.
 
+#include <utility>
+
 #include "fsrv/reactor/connection.hpp"
 
 namespace fsrv::services::kit {
@@ -31,6 +33,30 @@ class RequestLoop {
   /// for (a request in progress, closing, quitting).
   template <class Next>
   bool pump(Next&& next) {
+    bool outer = std::exchange(pumping_, true);
+    bool wait = take(next);
+    pumping_ = outer;
+    return wait;
+  }
+  /// A request goes on past the call that started it (stops parsing).
+  void begin() { busy_ = true; }
+  /// The request in progress finished. Closes after the replies when the
+  /// client quit or the server is shutting down; returns true when the
+  /// session should take its next request (pump again; false inside a
+  /// pump, which goes on by itself: a request that ends within next()
+  /// does not nest another pump).
+  bool done();
+  /// The server is shutting down (ConnectionHandler::on_shutdown): closes
+  /// now if idle, else after the request in progress.
+  void shutdown();
+  /// The client asked to end (QUIT): as shutdown().
+  void quit() { shutdown(); }
+  bool busy() const { return busy_; }
+  bool quitting() const { return quit_; }
+
+ private:
+  template <class Next>
+  bool take(Next& next) {
     for (int handled = 0; may_take(); ++handled) {
       if (conn_.congested()) {
         conn_.pause_reading();  // on_drain comes back
@@ -44,27 +70,13 @@ class RequestLoop {
     }
     return may_take();
   }
-  /// A request goes on past the call that started it (stops parsing).
-  void begin() { busy_ = true; }
-  /// The request in progress finished. Closes after the replies when the
-  /// client quit or the server is shutting down; returns true when the
-  /// session should take its next request (pump again).
-  bool done();
-  /// The server is shutting down (ConnectionHandler::on_shutdown): closes
-  /// now if idle, else after the request in progress.
-  void shutdown();
-  /// The client asked to end (QUIT): as shutdown().
-  void quit() { shutdown(); }
-  bool busy() const { return busy_; }
-  bool quitting() const { return quit_; }
-
- private:
   bool may_take() const { return !busy_ && !quit_ && !conn_.closing(); }
 
   reactor::Connection& conn_;
   int per_turn_;
   bool busy_ = false;
   bool quit_ = false;
+  bool pumping_ = false;
 };
 
 }  // namespace fsrv::services::kit

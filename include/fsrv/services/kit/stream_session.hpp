@@ -2,17 +2,27 @@
 // The stream-session kit's session base: a ConnectionHandler assembled from
 // the kit's pieces. Reads land in the PayloadReader while an upload's
 // payload flows, else in the InputBuffer; then the session's
-// process_input() parses (usually by pumping the RequestLoop). A service's
-// session adds its parser, its replies and its end-of-stream rules.
+// process_input() parses (usually by pumping the RequestLoop). Storage
+// calls on the executor, uploads into a transfer::UploadSink, a request's
+// access log record and the close are the same for every session. A
+// service's session adds its parser, its replies and its end-of-stream
+// rules.
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <span>
+#include <utility>
 
+#include "fsrv/core/access_log.hpp"
 #include "fsrv/core/limits.hpp"
 #include "fsrv/reactor/connection.hpp"
 #include "fsrv/services/kit/input_buffer.hpp"
 #include "fsrv/services/kit/payload_reader.hpp"
 #include "fsrv/services/kit/request_loop.hpp"
+#include "fsrv/services/service.hpp"
+#include "fsrv/transfer/file_sender.hpp"
+#include "fsrv/transfer/upload_sink.hpp"
 
 namespace fsrv::services::kit {
 
@@ -37,6 +47,13 @@ class StreamSession : public reactor::ConnectionHandler {
   }
   void on_drain() override { process_input(); }
   void on_shutdown() override { loop_.shutdown(); }
+  /// Drops a download and an upload in progress (the temporary file goes
+  /// with the sink's last task).
+  void on_close() override {
+    if (get_) get_->cancel();
+    get_.reset();
+    payload_.cancel();
+  }
 
  protected:
   /// Parses and answers what the InputBuffer holds (RequestLoop::pump).
@@ -48,19 +65,73 @@ class StreamSession : public reactor::ConnectionHandler {
   void request_done() {
     if (loop_.done()) process_input();
   }
-  /// The `on_space` callback of an UploadSink feeding payload_.
-  std::function<void()> sink_space() {
-    return [this] {
-      if (payload_.active()) payload_step(payload_.feed());
-    };
+  /// Starts a request that runs `work` on the serving process's executor
+  /// (a storage call: it touches no connection) with reading paused, then
+  /// `done(result)` on the loop thread unless the connection is closing by
+  /// then (a ConnRef keeps it alive meanwhile: STYLE.md, every in-flight
+  /// work request holds a strong reference).
+  template <class T>
+  void call_storage(Shared& shared, std::function<T(const storage::Root&)> work,
+                    std::function<void(T&)> done) {
+    loop_.begin();
+    conn_.pause_reading();
+    auto result = std::make_shared<T>();
+    const storage::Root* root = shared.root;
+    reactor::ConnRef ref(&conn_);
+    shared.executor->submit([result, root, work = std::move(work)] { *result = work(*root); },
+                            [ref, result, done = std::move(done)] {
+                              if (!ref->closing()) done(*result);
+                            });
+  }
+  /// Starts a request whose payload, up to `end`, goes into a new
+  /// transfer::UploadSink made with `o`; `done(status, bytes)` when it is
+  /// stored or failed.
+  void take_upload(Shared& shared, transfer::UploadSink::Options o, PayloadEnd end,
+                   std::function<void(Status, uint64_t)> done) {
+    loop_.begin();
+    auto sink = transfer::UploadSink::start(
+        conn_, *shared.executor, *shared.root, std::move(o),
+        [this] {
+          if (payload_.active()) payload_step(payload_.feed());
+        },
+        [this, done = std::move(done)](Status s, uint64_t bytes) {
+          payload_.reset();
+          done(s, bytes);
+        });
+    payload_.start(std::move(sink), end);
+    payload_step(payload_.feed());
+  }
+
+  /// A request begins: its access log record starts now.
+  void begin_record() {
+    record_in_ = conn_.bytes_read();
+    record_out_ = conn_.bytes_written() + conn_.pending_bytes();
+    record_started_ = std::chrono::steady_clock::now();
+  }
+  /// The request ends: its duration goes into `service`'s histogram and,
+  /// with --access-log, its line is written with the bytes the connection
+  /// moved since begin_record() plus `extra` (a reply about to be queued).
+  void end_record(Service& service, std::string_view verb, std::string_view name, bool ok,
+                  size_t extra = 0) {
+    using Seconds = std::chrono::duration<double>;
+    double seconds = Seconds(std::chrono::steady_clock::now() - record_started_).count();
+    service.observe_duration(seconds);
+    if (!log::access_enabled()) return;
+    log::access_request(service.name(), conn_.peer(), verb, name, ok,
+                        conn_.bytes_read() - record_in_ + conn_.bytes_written() +
+                            conn_.pending_bytes() - record_out_ + extra,
+                        seconds);
   }
 
   reactor::Connection& conn_;
   InputBuffer in_;
   RequestLoop loop_;
   PayloadReader payload_;
-  bool eof_ = false;  ///< the client half-closed
+  std::shared_ptr<transfer::FileSender> get_;  ///< a download in progress
+  bool eof_ = false;                           ///< the client half-closed
   size_t read_room_;
+  uint64_t record_in_ = 0, record_out_ = 0;  ///< begin_record()'s byte counts
+  std::chrono::steady_clock::time_point record_started_;
 };
 
 }  // namespace fsrv::services::kit

@@ -1,8 +1,10 @@
 #pragma once
 // The stream-session kit's per-verb counters: "SERVICE/commands/VERB/ok"
 // and ".../failed" for every verb of a service's enum, registered and
-// counted from one table, so each path is spelled once.
+// counted from one table, so each path is spelled once; and VerbService,
+// the Service that holds them and makes its sessions.
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -12,7 +14,7 @@
 namespace fsrv::services::kit {
 
 /// The counters of verbs 0..N-1 of an enum whose wire names NameOf(verb)
-/// gives (e.g. VerbCounters<raw_cmd_name, kRawCmdCount>).
+/// gives (e.g. VerbCounters<file::cmd_name, file::kCmdCount>).
 template <auto NameOf, int N>
 class VerbCounters {
  public:
@@ -47,6 +49,24 @@ class VerbCounters {
 
   Service& service_;
   stats::Counter ok_[N], failed_[N];
+};
+
+/// A stream service whose connections are `Session(conn, *this)` and that
+/// counts their requests in `counters`; `Info` is its registration.
+template <class Session, class Counters, const ServiceInfo& (*Info)()>
+class VerbService final : public Service {
+ public:
+  explicit VerbService(Shared& shared) : Service(shared, Info()), counters(*this) {}
+  /// ServiceInfo::create.
+  static std::unique_ptr<Service> create(Shared& shared) {
+    return std::make_unique<VerbService>(shared);
+  }
+  Counters counters;
+
+ protected:
+  std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override {
+    return std::make_unique<Session>(conn, *this);
+  }
 };
 
 }  // namespace fsrv::services::kit

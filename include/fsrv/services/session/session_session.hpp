@@ -22,7 +22,6 @@
 #include "fsrv/services/service.hpp"
 #include "fsrv/services/session/session_framer.hpp"
 #include "fsrv/services/session/session_service.hpp"
-#include "fsrv/transfer/file_sender.hpp"
 
 namespace fsrv::services::session {
 
@@ -44,26 +43,9 @@ inline constexpr size_t kReadChunk = 16 * 1024;
 /// The session service's per-verb counters
 /// ("session/commands/VERB/{ok,failed}"; seven verbs).
 using Counters = kit::VerbCounters<verb_name, 7>;
-
-/// The session service: one per serving process, shared by its listeners;
-/// counts each command by verb and outcome, and the protocol errors that
-/// closed a connection.
-class SessionService final : public Service {
- public:
-  explicit SessionService(Shared& shared)
-      : Service(shared, info()), counters(*this), protocol_errors_(counter("protocol_errors")) {}
-  /// Counts one command of `verb` that succeeded or failed.
-  void count(Verb verb, bool ok) { counters.count(verb, ok); }
-  /// Counts a connection closed on a frame the protocol does not allow.
-  void count_protocol_error() { Service::count(protocol_errors_); }
-  Counters counters;  ///< "session/commands/VERB/{ok,failed}"
-
- protected:
-  std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override;
-
- private:
-  stats::Counter protocol_errors_;
-};
+class SessionConn;
+/// The session service: one per serving process, shared by its listeners.
+using SessionService = kit::VerbService<SessionConn, Counters, info>;
 
 /// One `ls` line: name and its size as sent (-1 when it does not fit `i`).
 struct Entry {
@@ -80,7 +62,6 @@ class SessionConn final : public kit::StreamSession {
   void on_eof() override;
   void on_timer() override;
   void on_shutdown() override;
-  void on_close() override;
   /// The seed's client keeps one connection for a whole interactive
   /// session and never reconnects: a user may pause between commands (a
   /// frame trickled, or a payload slower than --min-rate, is still cut).
@@ -125,21 +106,14 @@ class SessionConn final : public kit::StreamSession {
   /// The server is shutting down: close at the next command word (the
   /// seed's client cannot tell a cut mid-command from a broken server).
   bool shutdown_ = false;
-  uint64_t expected_ = 0;  ///< the upload's size
-  std::string name_;       ///< upload / download / rm target
-  /// The access log's view of the current command: the connection's byte
-  /// counts and the time when its verb arrived.
-  uint64_t log_in_ = 0;
-  uint64_t log_out_ = 0;
-  Clock::time_point log_started_;
-  Clock::time_point started_;
-  std::string later_;  ///< the float waiting for the timer
+  uint64_t expected_ = 0;      ///< the upload's size
+  std::string name_;           ///< upload / download / rm target
+  Clock::time_point started_;  ///< the transfer's start, for its seconds
+  std::string later_;          ///< the float waiting for the timer
   // ls
   std::vector<Entry> entries_;
   int64_t total_ = 0;
   size_t next_entry_ = 0;
-  // download
-  std::shared_ptr<transfer::FileSender> get_;
 };
 
 }  // namespace fsrv::services::session

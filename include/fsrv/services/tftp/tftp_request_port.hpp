@@ -94,8 +94,6 @@ class RequestPort final : public DatagramService {
 
   uv_loop_t* loop() const { return loop_; }
   bool stopping() const { return stopping_; }
-  Shared& shared() { return shared_; }
-  void count(stats::Counter c, uint64_t n = 1) { shared_.stats->add(c, n); }
   void count_bad() { count(bad_packets_); }
 
   stats::Counter rrq_ok_, rrq_failed_, wrq_ok_, wrq_failed_, retransmits_, bad_packets_,
