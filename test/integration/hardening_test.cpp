@@ -188,9 +188,12 @@ TEST(HardeningProcess, WorkersFinishTransfersWhenTheMasterIsKilled) {
 // alive forever, since every byte reset the idle timer: 20 such clients with
 // --max-conns 20 locked everyone out. A line now has --request-timeout from
 // its first byte, and a payload must move at --min-rate over its window.
+// The legacy clients' silence rule is off (--legacy-idle-ms 0): on a loaded
+// machine a 200 ms gap between two trickled bytes would otherwise end the
+// line as a request of its own, and this test is about the timeouts.
 TEST_P(Hardening, SlowRequestLinesAndPayloadsAreCutOff) {
   start({"--request-timeout", "1", "--min-rate", "2000", "--min-rate-window", "1", "--max-conns",
-         "4"});
+         "4", "--legacy-idle-ms", "0"});
   std::atomic<int> connected{0};
   auto trickle = [&](const std::string& head, char byte) {
     int fd = connect_to(server->port());
