@@ -4,18 +4,18 @@
 
 namespace fsrv::services::kit {
 
-void list_root(reactor::Connection& conn, Shared& shared,
+void list_root(reactor::TransferPeer& peer, Shared& shared,
                std::function<void(Result<std::vector<std::string>>&)> done) {
   const storage::Root* root = shared.root;
   call_storage<Result<std::vector<std::string>>>(
-      conn, shared, [root] { return root->list(); }, std::move(done));
+      peer, shared, [root] { return root->list(); }, std::move(done));
 }
 
-void open_read(reactor::Connection& conn, Shared& shared, std::string name,
+void open_read(reactor::TransferPeer& peer, Shared& shared, std::string name,
                std::function<void(Result<storage::ReadFile>&)> done) {
   const storage::Root* root = shared.root;
   call_storage<Result<storage::ReadFile>>(
-      conn, shared, [root, name = std::move(name)] { return root->open_read(name); },
+      peer, shared, [root, name = std::move(name)] { return root->open_read(name); },
       std::move(done));
 }
 

@@ -4,6 +4,7 @@
 #include <deque>
 #include <functional>
 
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 #include "fsrv/services/tftp/tftp_transfer.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -34,39 +35,34 @@ class ReadTransfer final : public Transfer {
   enum class State { kOpening, kOack, kData };
 
   void begin() override {
-    auto file = std::make_shared<Result<storage::ReadFile>>();
-    storage::Root* root = service_.shared().root;
-    std::string name = name_;
-    run(
-        *service_.shared().executor, [root, name, file] { *file = root->open_read(name); },
-        [this, file] {
-          if (!file->ok()) {
-            fail(file->status());
-            return;
-          }
-          for (auto& [name, value] : n_.accepted) {
-            if (name == "tsize") value = std::to_string(file->value.size());
-          }
-          state_ = n_.accepted.empty() ? State::kData : State::kOack;
-          transfer::SendOptions o;
-          if (request_.mode == Mode::kNetascii) {
-            o.transform = transfer::Transform::kCustom;
-            o.custom = netascii_encode;
-            o.expansion = 2;  // LF -> CR LF, CR -> CR NUL
-          }
-          const size_t window = static_cast<size_t>(n_.windowsize) * n_.blksize;
-          o.chunk = std::max(std::clamp(64 * n_.blksize, kMinIoChunk, kMaxIoChunk), window);
-          // Buffers at need: until the client ACKs anything, one block (a
-          // request that is never followed up costs one block).
-          o.first_chunk = n_.blksize;
-          get_ = transfer::send_file(*this, *service_.shared().executor, std::move(file->value),
-                                     std::move(o), [this](Status) { body_end(); });
-          if (state_ == State::kOack) {
-            oack_ = oack_packet(n_.accepted);
-            send(oack_);
-            arm_timer();
-          }
-        });
+    kit::open_read(*this, service_.shared(), name_, [this](Result<storage::ReadFile>& file) {
+      if (!file.ok()) {
+        fail(file.status());
+        return;
+      }
+      for (auto& [name, value] : n_.accepted) {
+        if (name == "tsize") value = std::to_string(file.value.size());
+      }
+      state_ = n_.accepted.empty() ? State::kData : State::kOack;
+      transfer::SendOptions o;
+      if (request_.mode == Mode::kNetascii) {
+        o.transform = transfer::Transform::kCustom;
+        o.custom = netascii_encode;
+        o.expansion = 2;  // LF -> CR LF, CR -> CR NUL
+      }
+      const size_t window = static_cast<size_t>(n_.windowsize) * n_.blksize;
+      o.chunk = std::max(std::clamp(64 * n_.blksize, kMinIoChunk, kMaxIoChunk), window);
+      // Buffers at need: until the client ACKs anything, one block (a
+      // request that is never followed up costs one block).
+      o.first_chunk = n_.blksize;
+      get_ = transfer::send_file(*this, *service_.shared().executor, std::move(file.value),
+                                 std::move(o), [this](Status) { body_end(); });
+      if (state_ == State::kOack) {
+        oack_ = oack_packet(n_.accepted);
+        send(oack_);
+        arm_timer();
+      }
+    });
   }
 
   // TransferPeer: the GET engine's chunks.

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 #include "fsrv/services/tftp/tftp_transfer.hpp"
 #include "fsrv/storage/storage.hpp"
@@ -43,13 +44,11 @@ class WriteTransfer final : public Transfer {
       return;
     }
     // Refused before any data moves (the commit would refuse it too).
-    storage::Root* root = service_.shared().root;
-    std::string name = name_;
-    auto exists = std::make_shared<bool>(false);
-    run(
-        *service_.shared().executor, [root, name, exists] { *exists = root->size(name).ok(); },
-        [this, exists] {
-          if (*exists) {
+    const storage::Root* root = service_.shared().root;
+    kit::call_storage<bool>(
+        *this, service_.shared(), [root, name = name_] { return root->size(name).ok(); },
+        [this](bool& exists) {
+          if (exists) {
             fail(ErrorCode::kExists, "file exists");
             return;
           }

@@ -1,10 +1,11 @@
 #pragma once
-// The stream-session kit's storage calls: the two every file dialect makes
-// before it answers (list the root, open a file for a GET), run on the
-// serving process's executor and answered on the loop thread while the
-// connection lives. The connection is kept alive by a ConnRef meanwhile,
-// and the answer is dropped once it is closing (STYLE.md: every in-flight
-// work request holds a strong reference; after_work runs after a close).
+// The kit's storage calls: the two every file dialect makes before it
+// answers (list the root, open a file for a GET), run on the serving
+// process's executor and answered on the loop thread while the peer (a
+// connection, a TFTP transfer) lives. The peer is kept alive by a PeerRef
+// meanwhile, and the answer is dropped once it is closing (STYLE.md: every
+// in-flight work request holds a strong reference; after_work runs after a
+// close).
 
 #include <functional>
 #include <memory>
@@ -20,29 +21,29 @@
 namespace fsrv::services::kit {
 
 /// Runs `work()` on the serving process's executor (a storage call: it
-/// touches no connection), then `done(result)` on the loop thread unless
-/// `conn` is closing by then. T is what `work` returns (a Result, a
-/// Status...), held between the two.
+/// touches no peer), then `done(result)` on the loop thread unless `peer`
+/// is closing by then. T is what `work` returns (a Result, a Status...),
+/// held between the two.
 template <class T>
-void call_storage(reactor::Connection& conn, Shared& shared, std::function<T()> work,
+void call_storage(reactor::TransferPeer& peer, Shared& shared, std::function<T()> work,
                   std::function<void(T&)> done) {
   auto result = std::make_shared<T>();
-  reactor::ConnRef ref(&conn);
+  reactor::PeerRef ref(&peer);
   shared.executor->submit([result, work = std::move(work)] { *result = work(); },
-                          [ref, &conn, result, done = std::move(done)] {
-                            if (!conn.closing()) done(*result);
+                          [ref, &peer, result, done = std::move(done)] {
+                            if (!peer.peer_closing()) done(*result);
                           });
 }
 
 /// The root's file names (storage::Root::list: sorted, only regular files
-/// with valid names), then `done(names)` on the loop unless `conn` closed.
-void list_root(reactor::Connection& conn, Shared& shared,
+/// with valid names), then `done(names)` on the loop unless `peer` closed.
+void list_root(reactor::TransferPeer& peer, Shared& shared,
                std::function<void(Result<std::vector<std::string>>&)> done);
 
 /// Opens `name` for reading (storage::Root::open_read: the name is
 /// validated, no symlink is followed), then `done(file)` on the loop
-/// unless `conn` closed; the caller moves the ReadFile into its GET engine.
-void open_read(reactor::Connection& conn, Shared& shared, std::string name,
+/// unless `peer` closed; the caller moves the ReadFile into its GET engine.
+void open_read(reactor::TransferPeer& peer, Shared& shared, std::string name,
                std::function<void(Result<storage::ReadFile>&)> done);
 
 }  // namespace fsrv::services::kit
