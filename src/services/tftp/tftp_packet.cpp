@@ -36,10 +36,8 @@ std::optional<uint64_t> parse_number(std::string_view s) {
   return v;
 }
 
-void put_u16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v & 0xff));
-}
+/// `v` as two big-endian bytes.
+std::string u16(uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)}; }
 
 }  // namespace
 
@@ -127,32 +125,20 @@ Negotiated negotiate(const Request& request) {
 }
 
 std::string error_packet(ErrorCode code, std::string_view message) {
-  std::string out;
-  put_u16(out, static_cast<uint16_t>(Opcode::kError));
-  put_u16(out, static_cast<uint16_t>(code));
-  message = message.substr(0, kMaxErrorMessage);
-  for (char c : message) out.push_back(c == '\0' ? ' ' : c);
+  std::string out = u16(static_cast<uint16_t>(Opcode::kError)) + u16(static_cast<uint16_t>(code));
+  for (char c : message.substr(0, kMaxErrorMessage)) out.push_back(c == '\0' ? ' ' : c);
   out.push_back('\0');
   return out;
 }
 
 std::string oack_packet(const std::vector<std::pair<std::string, std::string>>& options) {
-  std::string out;
-  put_u16(out, static_cast<uint16_t>(Opcode::kOack));
-  for (const auto& [name, value] : options) {
-    out += name;
-    out.push_back('\0');
-    out += value;
-    out.push_back('\0');
-  }
+  std::string out = u16(static_cast<uint16_t>(Opcode::kOack));
+  for (const auto& [name, value] : options) out += name + '\0' + value + '\0';
   return out;
 }
 
 std::string ack_packet(uint16_t block) {
-  std::string out;
-  put_u16(out, static_cast<uint16_t>(Opcode::kAck));
-  put_u16(out, block);
-  return out;
+  return u16(static_cast<uint16_t>(Opcode::kAck)) + u16(block);
 }
 
 void put_data_header(char* out, uint16_t block) {

@@ -54,11 +54,10 @@ void RequestPort::on_datagram(reactor::DatagramListener& listener, const sockadd
     count(refused_unheard_);
     return;
   }
-  const bool read = request->op == Opcode::kRrq;
-  Negotiated n = negotiate(*request);
-  TransferArgs args{*this, from, std::move(*request), std::move(n), std::string(bytes)};
-  std::unique_ptr<Transfer> t =
-      read ? make_read_transfer(std::move(args)) : make_write_transfer(std::move(args));
+  TransferArgs args{*this, from, std::move(*request), std::string(bytes)};
+  std::unique_ptr<Transfer> t = args.request.op == Opcode::kRrq
+                                    ? make_read_transfer(std::move(args))
+                                    : make_write_transfer(std::move(args));
   Transfer* raw = t.get();
   transfers_.emplace(raw, std::move(t));
   by_peer_[key] = raw;

@@ -36,7 +36,7 @@ Transfer::Transfer(TransferArgs args)
       config_(*args.port.shared().config),
       options_(config_.services.get<Options>()),
       request_(std::move(args.request)),
-      n_(std::move(args.negotiated)),
+      n_(negotiate(request_)),
       name_(storage_name(request_.filename)),
       started_ms_(uv_now(loop())),
       request_bytes_(std::move(args.request_bytes)) {

@@ -58,13 +58,12 @@ inline constexpr uint64_t kMaxBackoffMs = 60'000;
 class RequestPort;
 
 /// What a transfer starts from: the request port that owns it, the client's
-/// address (its TID), the parsed request, the options agreed on and the
-/// request's bytes as received (to recognise a retransmitted request).
+/// address (its TID), the parsed request (negotiated by the transfer) and
+/// the request's bytes as received (to recognise a retransmitted request).
 struct TransferArgs {
   RequestPort& port;
   const sockaddr& peer;
   Request request;
-  Negotiated negotiated;
   std::string request_bytes;
 };
 
