@@ -84,8 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(e.size() >= 5 && e[0] == 0 && e[1] == 5 && e.back() == '\0');
   check(e.find('\0', 4) == e.size() - 1);
 
-  std::string encoded;
-  netascii_encode(input, encoded);
+  std::string encoded(2 * size, '\0');
+  encoded.resize(netascii_encode({data, size}, encoded.data()));
   const size_t cut = size ? data[0] % (encoded.size() + 1) : 0;
   NetasciiDecoder d;
   std::string decoded;

@@ -4,11 +4,12 @@
 
 #include <cjson/cJSON.h>
 
-#include <array>
+#include <algorithm>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
+
+#include "fsrv/services/kit/input_buffer.hpp"
 
 namespace fsrv::services::admin {
 
@@ -21,28 +22,16 @@ constexpr size_t kMaxHead = 8 * 1024;
 /// Bytes asked for per socket read.
 constexpr size_t kReadChunk = 2048;
 
-class AdminService final : public Service {
- public:
-  explicit AdminService(Shared& shared) : Service(shared, info()) {}
-  Shared& shared() { return shared_; }
-
- protected:
-  std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override;
-};
-
 /// The HTTP reply bytes for `status` with a body.
 std::string http_reply(int status, std::string_view type, std::string_view body) {
   const char* reason = status == 200   ? "OK"
                        : status == 503 ? "Service Unavailable"
                        : status == 404 ? "Not Found"
                                        : "Bad Request";
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
-  out += "Content-Type: ";
-  out += type;
-  out += "\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
-  out += body;
-  return out;
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nContent-Type: " + std::string(type) +
+         "\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + std::string(body);
 }
 
 /// One /healthz answer being gathered: every probe replies on the loop
@@ -80,18 +69,15 @@ struct Gather {
 
 class AdminSession final : public reactor::ConnectionHandler {
  public:
-  AdminSession(reactor::Connection& conn, AdminService& service) : conn_(conn), service_(service) {}
+  AdminSession(reactor::Connection& conn, Shared& shared) : conn_(conn), shared_(shared) {}
 
-  std::span<char> read_space() override {
-    if (head_.size() < used_ + kReadChunk) head_.resize(used_ + kReadChunk);
-    return {head_.data() + used_, head_.size() - used_};
-  }
+  std::span<char> read_space() override { return in_.space(kReadChunk); }
   void on_read(size_t n) override {
-    used_ += n;
-    std::string_view got(head_.data(), used_);
+    in_.produced(n);
+    const std::string_view got = in_.view();
     if (got.find("\r\n\r\n") == std::string_view::npos &&
         got.find("\n\n") == std::string_view::npos) {
-      if (used_ > kMaxHead) answer(http_reply(400, "text/plain", "request head too large\n"));
+      if (got.size() > kMaxHead) answer(400, "request head too large\n");
       return;
     }
     conn_.pause_reading();
@@ -105,9 +91,9 @@ class AdminSession final : public reactor::ConnectionHandler {
   void on_close() override {}
 
  private:
-  void answer(const std::string& reply) {
+  void answer(int status, std::string_view body, std::string_view type = "text/plain") {
     conn_.pause_reading();
-    conn_.write_owned(reply);
+    conn_.write_owned(http_reply(status, type, body));
     conn_.close_when_flushed();
   }
 
@@ -117,11 +103,10 @@ class AdminSession final : public reactor::ConnectionHandler {
     const size_t sp = line.find(' ');
     const size_t sp2 = line.find(' ', sp + 1);
     if (!get || sp2 == std::string_view::npos) {
-      answer(http_reply(400, "text/plain", "bad request\n"));
+      answer(400, "bad request\n");
       return;
     }
     const std::string_view target = line.substr(sp + 1, sp2 - sp - 1);
-    Shared& shared = service_.shared();
     const bool draining = conn_.reactor().health_failing;
     constexpr std::string_view kOne = "/healthz/";
     if (target.starts_with(kOne)) {
@@ -130,38 +115,35 @@ class AdminSession final : public reactor::ConnectionHandler {
       // it fails for every node alike, and taking them all out would turn
       // chat's clear "database unavailable" reply into refused connections.
       const std::string_view name = target.substr(kOne.size());
-      bool known = false;
-      for (const Listening& l : *shared.listening) known = known || l.service->name == name;
-      if (!known) {
-        answer(http_reply(404, "text/plain", "no such service on this node\n"));
+      if (std::ranges::none_of(*shared_.listening,
+                               [&](const Listening& l) { return l.service->name == name; })) {
+        answer(404, "no such service on this node\n");
       } else {
-        answer(http_reply(
-            draining ? 503 : 200, "text/plain",
-            std::string(draining ? "draining" : "ok") + " node=" + shared.node_id + "\n"));
+        answer(draining ? 503 : 200,
+               std::string(draining ? "draining" : "ok") + " node=" + shared_.node_id + "\n");
       }
       return;
     }
-    if (target == "/metrics" && shared.metrics_text) {
+    if (target == "/metrics" && shared_.metrics_text) {
       // Prometheus text format 0.0.4, the same text as http's /metrics.
-      answer(http_reply(200, "text/plain; version=0.0.4; charset=utf-8", shared.metrics_text()));
+      answer(200, shared_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
       return;
     }
     if (target != "/healthz") {
-      answer(http_reply(404, "text/plain", "only /healthz, /healthz/SERVICE and /metrics here\n"));
+      answer(404, "only /healthz, /healthz/SERVICE and /metrics here\n");
       return;
     }
     auto g = std::make_shared<Gather>();
     g->conn = reactor::ConnRef(&conn_);
-    g->node = shared.node_id;
+    g->node = shared_.node_id;
     g->draining = draining;
     // Every configured service, ready unless a probe says otherwise.
-    for (const Listening& l : *shared.listening) {
-      g->services[std::string(l.service->name)] = {!g->draining,
-                                                   g->draining ? "draining" : "listening"};
+    for (const Listening& l : *shared_.listening) {
+      g->services[std::string(l.service->name)] = {!draining, draining ? "draining" : "listening"};
     }
-    g->waiting = shared.readiness.size() + 1;
+    g->waiting = shared_.readiness.size() + 1;
     waiting_ = true;
-    for (auto& [name, probe] : shared.readiness) {
+    for (auto& [name, probe] : shared_.readiness) {
       probe([g, name = name](bool ready, std::string detail) {
         g->services[name] = {ready && !g->draining, std::move(detail)};
         if (--g->waiting == 0) g->finish();
@@ -171,16 +153,20 @@ class AdminSession final : public reactor::ConnectionHandler {
   }
 
   reactor::Connection& conn_;
-  AdminService& service_;
-  std::string head_;
-  size_t used_ = 0;
+  Shared& shared_;
+  kit::InputBuffer in_;   ///< the request head so far
   bool waiting_ = false;  ///< probes running
 };
 
-std::unique_ptr<reactor::ConnectionHandler> AdminService::create_handler(
-    reactor::Connection& conn) {
-  return std::make_unique<AdminSession>(conn, *this);
-}
+class AdminService final : public Service {
+ public:
+  explicit AdminService(Shared& shared) : Service(shared, info()) {}
+
+ protected:
+  std::unique_ptr<reactor::ConnectionHandler> create_handler(reactor::Connection& conn) override {
+    return std::make_unique<AdminSession>(conn, shared_);
+  }
+};
 
 }  // namespace
 

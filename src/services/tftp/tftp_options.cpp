@@ -10,13 +10,10 @@ namespace fsrv::services::tftp {
 void Options::restart_needed(const ServiceOptions& fresh_options,
                              std::vector<std::string>& restart) const {
   const auto& fresh = static_cast<const Options&>(fresh_options);
-  auto differs = [&](const char* name, bool changed) {
-    if (changed) restart.emplace_back(name);
-  };
-  differs("tftp-timeout", timeout_s != fresh.timeout_s);
-  differs("tftp-retries", retries != fresh.retries);
-  differs("tftp-read-only", read_only != fresh.read_only);
-  differs("tftp-no-overwrite", no_overwrite != fresh.no_overwrite);
+  if (timeout_s != fresh.timeout_s) restart.emplace_back("tftp-timeout");
+  if (retries != fresh.retries) restart.emplace_back("tftp-retries");
+  if (read_only != fresh.read_only) restart.emplace_back("tftp-read-only");
+  if (no_overwrite != fresh.no_overwrite) restart.emplace_back("tftp-no-overwrite");
 }
 
 void add_options(CLI::App& app, ServerConfig& config) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstring>
 
 namespace fsrv::services::tftp {
 
@@ -21,13 +20,11 @@ std::string lower(std::string_view s) {
 /// The NUL-terminated string at `pos` (moved past its NUL), or nullopt if
 /// the packet ends first.
 std::optional<std::string_view> take_string(std::span<const char> packet, size_t& pos) {
-  if (pos >= packet.size()) return std::nullopt;
-  const char* begin = packet.data() + pos;
-  const void* nul = std::memchr(begin, '\0', packet.size() - pos);
-  if (nul == nullptr) return std::nullopt;
-  const size_t len = static_cast<size_t>(static_cast<const char*>(nul) - begin);
+  const std::string_view rest(packet.data() + pos, packet.size() - pos);
+  const size_t len = rest.find('\0');
+  if (len == std::string_view::npos) return std::nullopt;
   pos += len + 1;
-  return std::string_view(begin, len);
+  return rest.substr(0, len);
 }
 
 /// A decimal number with no sign, no spaces, at most 20 digits.
@@ -39,140 +36,109 @@ std::optional<uint64_t> parse_number(std::string_view s) {
   return v;
 }
 
-void put_u16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v >> 8));
-  out.push_back(static_cast<char>(v & 0xff));
-}
+/// `v` as two big-endian bytes.
+std::string u16(uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)}; }
 
 }  // namespace
 
 std::optional<Request> parse_request(std::span<const char> packet, RequestError& error) {
   error = {};
+  auto refuse = [&error](std::string message) {
+    error.message = std::move(message);
+    return std::nullopt;
+  };
   if (packet.size() < 4) {
     error.drop = true;
-    error.message = "datagram too short";
-    return std::nullopt;
+    return refuse("datagram too short");
   }
   const uint16_t op = read_u16(packet.data());
   if (op != static_cast<uint16_t>(Opcode::kRrq) && op != static_cast<uint16_t>(Opcode::kWrq)) {
-    error.message = "expected a read or write request, got opcode " + std::to_string(op);
-    return std::nullopt;
+    return refuse("expected a read or write request, got opcode " + std::to_string(op));
   }
   Request r;
   r.op = static_cast<Opcode>(op);
   size_t pos = 2;
   auto filename = take_string(packet, pos);
-  if (!filename) {
-    error.message = "malformed request: filename not terminated by NUL";
-    return std::nullopt;
-  }
-  if (filename->empty()) {
-    error.message = "malformed request: empty filename";
-    return std::nullopt;
-  }
+  if (!filename) return refuse("malformed request: filename not terminated by NUL");
+  if (filename->empty()) return refuse("malformed request: empty filename");
   auto mode = take_string(packet, pos);
-  if (!mode) {
-    error.message = "malformed request: mode missing or not terminated by NUL";
-    return std::nullopt;
-  }
+  if (!mode) return refuse("malformed request: mode missing or not terminated by NUL");
   const std::string m = lower(*mode);
-  if (m == "octet") {
-    r.mode = Mode::kOctet;
-  } else if (m == "netascii") {
-    r.mode = Mode::kNetascii;
-  } else {
-    error.message = m == "mail" ? "mode mail is not supported (use octet or netascii)"
-                                : "unknown transfer mode (use octet or netascii)";
-    return std::nullopt;
+  if (m != "octet" && m != "netascii") {
+    return refuse(m == "mail" ? "mode mail is not supported (use octet or netascii)"
+                              : "unknown transfer mode (use octet or netascii)");
   }
+  r.mode = m == "octet" ? Mode::kOctet : Mode::kNetascii;
   r.filename = std::string(*filename);
   while (pos < packet.size()) {
     auto name = take_string(packet, pos);
-    if (!name) {
-      error.message = "malformed request: option name not terminated by NUL";
-      return std::nullopt;
-    }
+    if (!name) return refuse("malformed request: option name not terminated by NUL");
     // Some clients pad the request with NULs: an empty name ends the list.
     if (name->empty()) break;
     auto value = take_string(packet, pos);
-    if (!value) {
-      error.message = "malformed request: option " + lower(*name) + " has no value";
-      return std::nullopt;
-    }
+    if (!value) return refuse("malformed request: option " + lower(*name) + " has no value");
     if (r.options.size() < kMaxOptions) r.options.emplace_back(lower(*name), std::string(*value));
   }
   return r;
 }
 
 Negotiated negotiate(const Request& request) {
-  Negotiated n;
-  bool seen_blksize = false, seen_timeout = false, seen_tsize = false, seen_window = false;
-  for (const auto& [name, value] : request.options) {
-    const std::optional<uint64_t> v = parse_number(value);
-    if (name == "blksize" && !seen_blksize) {
-      seen_blksize = true;
-      if (!v || *v < kMinBlockSize) continue;
-      n.blksize = static_cast<size_t>(std::min<uint64_t>(*v, kMaxBlockSize));
-      n.accepted.emplace_back(name, std::to_string(n.blksize));
-    } else if (name == "timeout" && !seen_timeout) {
-      seen_timeout = true;
-      if (!v || *v < kMinTimeoutS || *v > kMaxTimeoutS) continue;
-      n.timeout_s = static_cast<int>(*v);
-      n.accepted.emplace_back(name, std::to_string(n.timeout_s));
-    } else if (name == "tsize" && !seen_tsize) {
-      seen_tsize = true;
-      if (!v) continue;
-      n.tsize = true;
-      n.tsize_value = *v;
-      n.accepted.emplace_back(name, std::to_string(*v));
-    } else if (name == "windowsize" && !seen_window) {
-      seen_window = true;
-      if (!v || *v < 1 || *v > kMaxWindowSize) continue;
-      n.windowsize = static_cast<uint32_t>(*v);
-      n.accepted.emplace_back(name, std::to_string(n.windowsize));
-    }
+  // The options understood, each with its accepted range (RFC 2348, 2349,
+  // 7440); `lowered`: a larger value is answered with the maximum (RFC
+  // 2348), else an out-of-range value is left out.
+  struct Rule {
+    std::string_view name;
+    uint64_t min, max;
+    bool lowered;
+  };
+  enum { kBlksize, kTimeout, kTsize, kWindowsize, kRules };
+  static constexpr Rule kRule[kRules] = {{"blksize", kMinBlockSize, kMaxBlockSize, true},
+                                         {"timeout", kMinTimeoutS, kMaxTimeoutS, false},
+                                         {"tsize", 0, UINT64_MAX, false},
+                                         {"windowsize", 1, kMaxWindowSize, false}};
+  bool seen[kRules] = {};
+  std::optional<uint64_t> value[kRules];
+  std::vector<int> order;  // accepted rules, in request order
+  for (const auto& [name, text] : request.options) {
+    const auto* rule = std::ranges::find(kRule, std::string_view(name), &Rule::name);
+    const auto i = static_cast<int>(rule - kRule);
+    if (i == kRules || std::exchange(seen[i], true)) continue;  // unknown, or repeated
+    const std::optional<uint64_t> v = parse_number(text);
+    if (!v || *v < rule->min || (*v > rule->max && !rule->lowered)) continue;
+    value[i] = std::min(*v, rule->max);
+    order.push_back(i);
   }
-  // Applied last: blksize may come after windowsize in the request.
+  Negotiated n;
+  n.blksize = static_cast<size_t>(value[kBlksize].value_or(kDefaultBlockSize));
+  n.timeout_s = static_cast<int>(value[kTimeout].value_or(0));
+  n.tsize = value[kTsize].has_value();
+  n.tsize_value = value[kTsize].value_or(0);
+  // The window fits the receiver (applied last: blksize may come after it).
   const size_t fit = request.op == Opcode::kRrq
                          ? kPeerWindowBytes / (n.blksize + kDatagramOverhead) + 1
                          : kMaxWindowBytes / n.blksize;
-  const auto max_window = static_cast<uint32_t>(std::clamp<size_t>(fit, 1, kMaxWindowSize));
-  if (n.windowsize > max_window) {
-    n.windowsize = max_window;
-    for (auto& [name, value] : n.accepted) {
-      if (name == "windowsize") value = std::to_string(max_window);
-    }
-  }
+  const uint64_t max_window = std::clamp<size_t>(fit, 1, kMaxWindowSize);
+  if (value[kWindowsize] > max_window) value[kWindowsize] = max_window;
+  n.windowsize = static_cast<uint32_t>(value[kWindowsize].value_or(1));
+  for (int i : order) n.accepted.emplace_back(kRule[i].name, std::to_string(*value[i]));
   return n;
 }
 
 std::string error_packet(ErrorCode code, std::string_view message) {
-  std::string out;
-  put_u16(out, static_cast<uint16_t>(Opcode::kError));
-  put_u16(out, static_cast<uint16_t>(code));
-  message = message.substr(0, kMaxErrorMessage);
-  for (char c : message) out.push_back(c == '\0' ? ' ' : c);
+  std::string out = u16(static_cast<uint16_t>(Opcode::kError)) + u16(static_cast<uint16_t>(code));
+  for (char c : message.substr(0, kMaxErrorMessage)) out.push_back(c == '\0' ? ' ' : c);
   out.push_back('\0');
   return out;
 }
 
 std::string oack_packet(const std::vector<std::pair<std::string, std::string>>& options) {
-  std::string out;
-  put_u16(out, static_cast<uint16_t>(Opcode::kOack));
-  for (const auto& [name, value] : options) {
-    out += name;
-    out.push_back('\0');
-    out += value;
-    out.push_back('\0');
-  }
+  std::string out = u16(static_cast<uint16_t>(Opcode::kOack));
+  for (const auto& [name, value] : options) out += name + '\0' + value + '\0';
   return out;
 }
 
 std::string ack_packet(uint16_t block) {
-  std::string out;
-  put_u16(out, static_cast<uint16_t>(Opcode::kAck));
-  put_u16(out, block);
-  return out;
+  return u16(static_cast<uint16_t>(Opcode::kAck)) + u16(block);
 }
 
 void put_data_header(char* out, uint16_t block) {
@@ -191,12 +157,9 @@ size_t netascii_encode(std::span<const uint8_t> in, char* out) {
   char* o = out;
   for (uint8_t b : in) {
     const char c = static_cast<char>(b);
-    if (c == '\n') {
+    if (c == '\n' || c == '\r') {
       *o++ = '\r';
-      *o++ = '\n';
-    } else if (c == '\r') {
-      *o++ = '\r';
-      *o++ = '\0';
+      *o++ = c == '\n' ? '\n' : '\0';  // LF -> CR LF, CR -> CR NUL
     } else {
       *o++ = c;
     }
@@ -204,28 +167,13 @@ size_t netascii_encode(std::span<const uint8_t> in, char* out) {
   return static_cast<size_t>(o - out);
 }
 
-void netascii_encode(std::span<const char> in, std::string& out) {
-  const size_t at = out.size();
-  out.resize(at + 2 * in.size());
-  const size_t n =
-      netascii_encode({reinterpret_cast<const uint8_t*>(in.data()), in.size()}, out.data() + at);
-  out.resize(at + n);
-}
-
 void NetasciiDecoder::decode(std::span<const char> in, std::string& out) {
   out.reserve(out.size() + in.size());
   for (char c : in) {
-    if (cr_) {
-      cr_ = false;
-      if (c == '\n') {
-        out.push_back('\n');
-        continue;
-      }
-      if (c == '\0') {
-        out.push_back('\r');
-        continue;
-      }
-      out.push_back('\r');  // a bare CR (not valid netascii): kept
+    // After a CR: CR LF -> LF, CR NUL -> CR; a bare CR (not valid netascii) is kept.
+    if (std::exchange(cr_, false)) {
+      out.push_back(c == '\n' ? '\n' : '\r');
+      if (c == '\n' || c == '\0') continue;
     }
     if (c == '\r') {
       cr_ = true;

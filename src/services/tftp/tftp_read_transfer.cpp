@@ -1,13 +1,12 @@
-// The tftp service's read transfer (see tftp_read_transfer.hpp).
-
-#include "fsrv/services/tftp/tftp_read_transfer.hpp"
+// The tftp service's read (RRQ) transfer: ReadTransfer (see tftp_transfer.hpp).
 
 #include <algorithm>
-#include <cstring>
 #include <deque>
 #include <functional>
 
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
+#include "fsrv/services/tftp/tftp_transfer.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/file_sender.hpp"
 
@@ -15,15 +14,12 @@ namespace fsrv::services::tftp {
 
 namespace {
 
-/// A read request: the GET engine (transfer::FileSender) reads the file
-/// on the executor in chunks of at least a window (io_chunk), netascii
-/// encoded if asked, and lends each to the transfer (body_write) until the
-/// client has acknowledged its last byte; a window of `windowsize` DATA
-/// packets is cut out of the chunks held, and an ACK of block k starts the
-/// next window at k + 1 (RFC 7440 section 4; with windowsize 1 this is RFC
-/// 1350's lock-step). A duplicate ACK is ignored (no Sorcerer's Apprentice:
-/// RFC 1350 section 4 note, RFC 1123 4.2.3.1); a timeout resends the
-/// window from the chunks still held.
+/// A read request: the GET engine (transfer::FileSender) lends chunks of
+/// the file (netascii encoded if asked) until the client acknowledged their
+/// last byte; windows of DATA are cut out of them, and an ACK of block k
+/// starts the next window at k + 1 (RFC 7440 section 4; windowsize 1 is RFC
+/// 1350's lock-step). A duplicate ACK is ignored (Sorcerer's Apprentice,
+/// RFC 1123 4.2.3.1); a timeout resends the window from the chunks held.
 class ReadTransfer final : public Transfer {
  public:
   using Transfer::Transfer;
@@ -38,47 +34,35 @@ class ReadTransfer final : public Transfer {
   };
   enum class State { kOpening, kOack, kData };
 
-  const char* direction() const override { return "RRQ"; }
-
   void begin() override {
-    if (std::string why = storage::validate_name(name_); !why.empty()) {
-      fail(ErrorCode::kAccess, "access violation: " + why);
-      return;
-    }
-    auto file = std::make_shared<Result<storage::ReadFile>>();
-    storage::Root* root = service_.shared().root;
-    std::string name = name_;
-    run([root, name, file] { *file = root->open_read(name); },
-        [this, file] {
-          if (!file->ok()) {
-            fail(error_code(file->code), error_text(file->status()));
-            return;
-          }
-          for (auto& [name, value] : n_.accepted) {
-            if (name == "tsize") value = std::to_string(file->value.size());
-          }
-          state_ = n_.accepted.empty() ? State::kData : State::kOack;
-          transfer::SendOptions o;
-          if (request_.mode == Mode::kNetascii) {
-            o.transform = transfer::Transform::kCustom;
-            o.custom = [](std::span<const uint8_t> in, char* out) {
-              return netascii_encode(in, out);
-            };
-            o.expansion = 2;  // LF -> CR LF, CR -> CR NUL
-          }
-          const size_t window = static_cast<size_t>(n_.windowsize) * n_.blksize;
-          o.chunk = std::max(io_chunk(n_.blksize), window);
-          // Buffers at need: until the client ACKs anything, one block (a
-          // request that is never followed up costs one block).
-          o.first_chunk = n_.blksize;
-          get_ = transfer::send_file(*this, *service_.shared().executor, std::move(file->value),
-                                     std::move(o), [this](Status) { body_end(); });
-          if (state_ == State::kOack) {
-            oack_ = oack_packet(n_.accepted);
-            send(oack_);
-            arm_timer();
-          }
-        });
+    kit::open_read(*this, service_.shared(), name_, [this](Result<storage::ReadFile>& file) {
+      if (!file.ok()) {
+        fail(file.status());
+        return;
+      }
+      for (auto& [name, value] : n_.accepted) {
+        if (name == "tsize") value = std::to_string(file.value.size());
+      }
+      state_ = n_.accepted.empty() ? State::kData : State::kOack;
+      transfer::SendOptions o;
+      if (request_.mode == Mode::kNetascii) {
+        o.transform = transfer::Transform::kCustom;
+        o.custom = netascii_encode;
+        o.expansion = 2;  // LF -> CR LF, CR -> CR NUL
+      }
+      const size_t window = static_cast<size_t>(n_.windowsize) * n_.blksize;
+      o.chunk = std::max(std::clamp(64 * n_.blksize, kMinIoChunk, kMaxIoChunk), window);
+      // Buffers at need: until the client ACKs anything, one block (a
+      // request that is never followed up costs one block).
+      o.first_chunk = n_.blksize;
+      get_ = transfer::send_file(*this, *service_.shared().executor, std::move(file.value),
+                                 std::move(o), [this](Status) { body_end(); });
+      if (state_ == State::kOack) {
+        oack_ = oack_packet(n_.accepted);
+        send(oack_);
+        arm_timer();
+      }
+    });
   }
 
   // TransferPeer: the GET engine's chunks.
@@ -130,7 +114,7 @@ class ReadTransfer final : public Transfer {
     }
     if (k == base_ - 1) return;  // duplicate ACK: never answered (Sorcerer's Apprentice)
     progress();
-    const double sample = static_cast<double>(uv_now(service_.loop()) - last_send_ms_);
+    const double sample = static_cast<double>(uv_now(loop()) - last_send_ms_);
     srtt_ms_ = 0.875 * srtt_ms_ + 0.125 * sample;  // RFC 6298 section 2 weights
     base_ = k + 1;
     if (eof_ && k == last_block_) {
@@ -148,7 +132,7 @@ class ReadTransfer final : public Transfer {
     get_->proceed();
   }
 
-  void on_timeout() override {
+  void on_timer() override {
     if (state_ == State::kOack) {
       if (retry()) {
         send(oack_);
@@ -161,12 +145,10 @@ class ReadTransfer final : public Transfer {
       return;
     }
     if (probe_wait_ms_ > 0 && probe_waited_ms_ < timeout_ms()) {
-      // Tail loss probe (after RFC 8985's TLP): resend the window's last
-      // block, at PTO, 2 PTO, 4 PTO... until the retransmission timeout is
-      // used up. A receiver that lost the tail of a window sees a block out
-      // of order and ACKs what it has (RFC 7440 section 4); a lock-step
-      // receiver gets its lost block: recovery takes a round trip, not a
-      // timeout. The timeout's retry count is untouched.
+      // Tail loss probe (after RFC 8985): the window's last block again at
+      // PTO, 2 PTO, 4 PTO... within the retransmission timeout, no retry
+      // counted. A receiver that lost the tail sees a block out of order and
+      // ACKs what it has (RFC 7440 section 4): a round trip, not a timeout.
       service_.count(service_.retransmits_);
       send_block(sent_);
       probe_wait_ms_ = std::min(probe_wait_ms_ * 2, timeout_ms() - probe_waited_ms_);
@@ -195,27 +177,22 @@ class ReadTransfer final : public Transfer {
       sent_any = true;
     }
     if (sent_any) {
-      last_send_ms_ = uv_now(service_.loop());
-      // Probes only before the first timeout: after one, the backed-off
-      // timeout alone paces retransmissions (as TCP's TLP precedes RTO).
-      if (probes_allowed() && retries() == 0) {
-        probe_wait_ms_ = probe_waited_ms_ = probe_ms();
+      last_send_ms_ = uv_now(loop());
+      // Probes only for windows (in lock-step a probe is only an early
+      // duplicate whenever the client is a little slow) and before the first
+      // timeout: after one, the backed-off timeout alone paces
+      // retransmissions (as TCP's TLP precedes RTO).
+      if (n_.windowsize > 1 && retries() == 0) {
+        // Probe timeout: twice the smoothed round trip, at least 1 ms (libuv's
+        // timer resolution), at most half the retransmission timeout.
+        probe_wait_ms_ = std::clamp<uint64_t>(static_cast<uint64_t>(2 * srtt_ms_) + 1, 1,
+                                              std::max<uint64_t>(1, timeout_ms() / 2));
+        probe_waited_ms_ = probe_wait_ms_;
         arm_timer(probe_wait_ms_);
       } else {
         arm_timer();
       }
     }
-  }
-
-  /// Probes serve windows (a lost tail is otherwise silent); in lock-step
-  /// a probe is only an early duplicate whenever the client is a little
-  /// slow, so there the retransmission timeout alone applies.
-  bool probes_allowed() const { return n_.windowsize > 1; }
-  /// Probe timeout: twice the smoothed round trip, at least 1 ms (libuv's
-  /// timer resolution), at most half the retransmission timeout.
-  uint64_t probe_ms() const {
-    const auto pto = static_cast<uint64_t>(2 * srtt_ms_) + 1;
-    return std::clamp<uint64_t>(pto, 1, std::max<uint64_t>(1, timeout_ms() / 2));
   }
 
   void send_block(uint64_t k) {
@@ -235,17 +212,11 @@ class ReadTransfer final : public Transfer {
         return;
       }
     }
-    packet_.resize(kHeaderSize + len);  // straddles two chunks: assembled
-    std::memcpy(packet_.data(), header, kHeaderSize);
-    size_t copied = 0;
+    packet_.assign(header, kHeaderSize);  // straddles two chunks: assembled
     for (const Chunk& c : chunks_) {
-      if (copied == len) break;
-      const uint64_t at = begin + copied;
-      if (at >= c.start + c.data.size()) continue;
-      const size_t off = static_cast<size_t>(at - c.start);
-      const size_t n = std::min(len - copied, c.data.size() - off);
-      std::memcpy(packet_.data() + kHeaderSize + copied, c.data.data() + off, n);
-      copied += n;
+      const uint64_t from = std::max(begin, c.start);
+      const uint64_t to = std::min(end, c.start + c.data.size());
+      if (from < to) packet_.append(c.data.data() + (from - c.start), to - from);
     }
     send(packet_);
   }

@@ -1,12 +1,68 @@
-// The tftp service's registration (see tftp_service.hpp); the request
-// port is tftp_request_port.cpp, the transfers tftp_*transfer.cpp.
+// The tftp service: its request port (see tftp_request_port.hpp) and its
+// registration (see tftp_service.hpp); the transfers are tftp_*transfer.cpp.
 
 #include "fsrv/services/tftp/tftp_service.hpp"
+
+#include <optional>
 
 #include "fsrv/services/tftp/tftp_options.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
 
 namespace fsrv::services::tftp {
+
+void RequestPort::on_datagram(reactor::DatagramListener& listener, const sockaddr& from,
+                              std::span<const char> data) {
+  if (stopping_) return;
+  // Too short for an opcode, or an ERROR: never answered (RFC 1350 section 7).
+  if (data.size() < 2 || read_u16(data.data()) == static_cast<uint16_t>(Opcode::kError)) {
+    count_bad();
+    return;
+  }
+  RequestError error;
+  std::optional<Request> request = parse_request(data, error);
+  if (!request) {
+    count_bad();
+    if (!error.drop) reply_error(listener, from, error.code, error.message);
+    return;
+  }
+  const std::string key = reactor::address_key(from);
+  const std::string_view bytes(data.data(), data.size());
+  if (auto it = by_peer_.find(key); it != by_peer_.end() && it->second->is_retransmission(bytes)) {
+    return;  // the client resent its request: the transfer's timer answers
+  }
+  if (transfers_.size() >= kMaxTransfers) {
+    reply_error(listener, from, ErrorCode::kUndefined, "server busy: too many transfers");
+    return;
+  }
+  const std::string ip = reactor::address_ip(from);
+  size_t mine = 0, unheard = 0;  // the address's live transfers, and those never heard
+  for (const auto& [t, owned] : transfers_) {
+    if (t->peer_ip() != ip || t->closing()) continue;
+    ++mine;
+    if (!t->heard()) ++unheard;
+  }
+  if (mine >= kMaxTransfersPerAddress) {
+    count(refused_address_);
+    reply_error(listener, from, ErrorCode::kUndefined,
+                "server busy: " + std::to_string(kMaxTransfersPerAddress) +
+                    " transfers from your address already");
+    return;
+  }
+  if (unheard >= kMaxUnheardPerAddress) {
+    // Nothing more is sent to it, not even an ERROR (anti-amplification,
+    // RFC 9000 section 8's idea: an unverified address gets bounded bytes).
+    count(refused_unheard_);
+    return;
+  }
+  TransferArgs args{*this, from, std::move(*request), std::string(bytes)};
+  std::unique_ptr<Transfer> t = args.request.op == Opcode::kRrq
+                                    ? make_read_transfer(std::move(args))
+                                    : make_write_transfer(std::move(args));
+  Transfer* raw = t.get();
+  transfers_.emplace(raw, std::move(t));
+  by_peer_[key] = raw;
+  raw->start(listener.endpoint().host);
+}
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{

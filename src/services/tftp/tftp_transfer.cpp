@@ -9,52 +9,36 @@
 
 namespace fsrv::services::tftp {
 
-ErrorCode error_code(Errc code) {
-  switch (code) {
-    case Errc::kNotFound:
-      return ErrorCode::kNotFound;
-    case Errc::kInvalidName:
-    case Errc::kNotRegular:
-    case Errc::kPermission:
-      return ErrorCode::kAccess;
-    case Errc::kNoSpace:
-    case Errc::kTooLarge:
-      return ErrorCode::kDiskFull;
-    case Errc::kExists:
-      return ErrorCode::kExists;
-    default:
-      return ErrorCode::kUndefined;
-  }
-}
+namespace {
 
-std::string error_text(const Status& s) {
-  switch (s.code) {
-    case Errc::kNotFound:
-      return "file not found";
-    case Errc::kInvalidName:
-      return "access violation: " + s.error;
-    case Errc::kNotRegular:
-      return "access violation: not a regular file";
-    case Errc::kPermission:
-      return "access violation: permission denied";
-    case Errc::kNoSpace:
-      return "disk full";
-    case Errc::kExists:
-      return "file already exists";
-    default:
-      return s.error.empty() ? std::string("server error") : s.error;
-  }
-}
+/// Storage failures as RFC 1350 errors; a null text: the storage's own
+/// message (after "access violation: " for a name breaking the rules).
+struct StorageError {
+  Errc errc;
+  ErrorCode code;
+  const char* text;
+};
+constexpr StorageError kStorageErrors[] = {
+    {Errc::kNotFound, ErrorCode::kNotFound, "file not found"},
+    {Errc::kInvalidName, ErrorCode::kAccess, nullptr},
+    {Errc::kNotRegular, ErrorCode::kAccess, "access violation: not a regular file"},
+    {Errc::kPermission, ErrorCode::kAccess, "access violation: permission denied"},
+    {Errc::kNoSpace, ErrorCode::kDiskFull, "disk full"},
+    {Errc::kTooLarge, ErrorCode::kDiskFull, nullptr},
+    {Errc::kExists, ErrorCode::kExists, "file already exists"},
+};
+
+}  // namespace
 
 Transfer::Transfer(TransferArgs args)
-    : DatagramPeer(args.port.loop(), args.peer),
+    : DatagramPeer(args.port.shared().loop, args.peer),
       service_(args.port),
       config_(*args.port.shared().config),
       options_(config_.services.get<Options>()),
       request_(std::move(args.request)),
-      n_(std::move(args.negotiated)),
+      n_(negotiate(request_)),
       name_(storage_name(request_.filename)),
-      started_ms_(uv_now(args.port.loop())),
+      started_ms_(uv_now(loop())),
       request_bytes_(std::move(args.request_bytes)) {
   timeout_ms_ = n_.timeout_s > 0
                     ? static_cast<uint64_t>(n_.timeout_s) * 1000
@@ -63,28 +47,30 @@ Transfer::Transfer(TransferArgs args)
 
 bool Transfer::start(const std::string& host) {
   const size_t window_bytes = static_cast<size_t>(n_.windowsize) * (n_.blksize + 64);
-  reactor::DatagramOptions options;
-  options.batch = 1;
-  options.rcvbuf =
+  const auto buffer =
       static_cast<int>(std::clamp<size_t>(2 * window_bytes, kMinSocketBuffer, kMaxSocketBuffer));
-  options.sndbuf = options.rcvbuf;
-  const int rc = open_socket(Endpoint{host, 0}, options);
+  const int rc = open_socket(Endpoint{host, 0}, {.batch = 1, .rcvbuf = buffer, .sndbuf = buffer});
   if (rc < 0) {
-    FSRV_LOG_WARN("tftp: no transfer port for %s: %s", key().c_str(), uv_strerror(rc));
+    FSRV_LOG_WARN("tftp: no transfer port for %s: %s", peer_key().c_str(), uv_strerror(rc));
     finish(false);
     return false;
   }
-  begin();
+  if (request_.op == Opcode::kWrq && (options_.read_only || service_.policy().read_only)) {
+    fail(ErrorCode::kAccess, "access violation: this server is read-only");
+  } else if (std::string why = storage::validate_name(name_); !why.empty()) {
+    fail(ErrorCode::kAccess, "access violation: " + why);
+  } else {
+    begin();
+  }
   return true;
 }
 
 void Transfer::abort(std::string_view why) {
-  if (finished()) return;
-  if (counted_) {  // already succeeded (a write dallying after its final ACK)
-    finish(true);
-    return;
+  if (counted_) {
+    finish(true);  // already succeeded (a write dallying after its final ACK)
+  } else {
+    fail(ErrorCode::kUndefined, why);
   }
-  fail(ErrorCode::kUndefined, why);
 }
 
 void Transfer::on_stranger(const sockaddr& from, std::span<const char>) {
@@ -110,7 +96,7 @@ void Transfer::on_peer_datagram(std::span<const char> data) {
   const uint16_t op = read_u16(data.data());
   if (op == static_cast<uint16_t>(Opcode::kError)) {
     FSRV_LOG_INFO("tftp: %s %s from %s: the client ended it with ERROR %u", direction(),
-                  name_.c_str(), key().c_str(), read_u16(data.data() + 2));
+                  name_.c_str(), peer_key().c_str(), read_u16(data.data() + 2));
     finish(false);
     return;
   }
@@ -118,12 +104,24 @@ void Transfer::on_peer_datagram(std::span<const char> data) {
 }
 
 void Transfer::fail(ErrorCode code, std::string_view message) {
-  if (finished()) return;
+  if (closing()) return;
   FSRV_LOG_INFO("tftp: %s %s from %s failed: ERROR %d %.*s", direction(), name_.c_str(),
-                key().c_str(), static_cast<int>(code), static_cast<int>(message.size()),
+                peer_key().c_str(), static_cast<int>(code), static_cast<int>(message.size()),
                 message.data());
   send(error_packet(code, message));
   finish(false);
+}
+
+void Transfer::fail(const Status& status) {
+  const auto* e = std::ranges::find(kStorageErrors, status.code, &StorageError::errc);
+  const ErrorCode code = e == std::end(kStorageErrors) ? ErrorCode::kUndefined : e->code;
+  if (e != std::end(kStorageErrors) && e->text) {
+    fail(code, e->text);
+  } else if (status.code == Errc::kInvalidName) {
+    fail(code, "access violation: " + status.error);
+  } else {
+    fail(code, status.error.empty() ? "server error" : status.error);
+  }
 }
 
 bool Transfer::retry() {
@@ -139,35 +137,29 @@ bool Transfer::retry() {
 }
 
 void Transfer::finish(bool ok) {
-  if (finished()) return;
+  if (closing()) return;
   count_result(ok);
   service_.forget_peer(this);
   close();  // on_released follows
 }
 
 void Transfer::count_result(bool ok) {
-  if (counted_) return;
-  counted_ = true;
+  if (std::exchange(counted_, true)) return;
   const bool read = request_.op == Opcode::kRrq;
+  const double secs = static_cast<double>(uv_now(loop()) - started_ms_) / 1000.0;
   service_.count(ok ? (read ? service_.rrq_ok_ : service_.wrq_ok_)
                     : (read ? service_.rrq_failed_ : service_.wrq_failed_));
-  service_.observe_duration(static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
+  service_.observe_duration(secs);
   if (log::access_enabled()) {
-    log::access_request("tftp", key(), read ? "RRQ" : "WRQ", name_, ok, bytes_,
-                        static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0);
+    log::access_request("tftp", peer_key(), direction(), name_, ok, bytes_, secs);
   }
   if (ok) {
-    const double secs = static_cast<double>(uv_now(service_.loop()) - started_ms_) / 1000.0;
     FSRV_LOG_INFO("tftp: %s %s %s %s: %llu bytes in %.3f s (blksize %zu, windowsize %u)",
-                  direction(), name_.c_str(), read ? "to" : "from", key().c_str(),
+                  direction(), name_.c_str(), read ? "to" : "from", peer_key().c_str(),
                   static_cast<unsigned long long>(bytes_), secs, n_.blksize, n_.windowsize);
   }
 }
 
 void Transfer::on_released() { service_.release(this); }  // destroys this
-
-void Transfer::run(reactor::Executor::Fn work, reactor::Executor::Fn done) {
-  DatagramPeer::run(*service_.shared().executor, std::move(work), std::move(done));
-}
 
 }  // namespace fsrv::services::tftp

@@ -1,6 +1,4 @@
-// The tftp service's write transfer (see tftp_write_transfer.hpp).
-
-#include "fsrv/services/tftp/tftp_write_transfer.hpp"
+// The tftp service's write (WRQ) transfer: WriteTransfer (see tftp_transfer.hpp).
 
 #include <deque>
 #include <limits>
@@ -8,7 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
+#include "fsrv/services/tftp/tftp_transfer.hpp"
 #include "fsrv/storage/storage.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
 
@@ -16,18 +16,13 @@ namespace fsrv::services::tftp {
 
 namespace {
 
-/// A write request through the upload engine (transfer::UploadSink, the
-/// one write-behind pipeline of every upload): DATA in order is copied into
-/// the sink's chunk buffers, written on the executor while the next fills.
-/// When both buffers wait for the disk, what did not fit is held (in
-/// order), and beyond kMaxHeldWrite held the ACK closing the window (every
-/// block at windowsize 1) waits for the sink's space: flow control, TFTP
-/// has no other way to slow a sender down. A
-/// block out of order (a gap, or a retransmission) is answered with an ACK
-/// of the last block received in order, once per position (RFC 7440
-/// section 4). The short last block ends the data: the file is committed
-/// (fsync, rename) and only then acknowledged; the transfer then dallies to
-/// re-ACK a retransmitted last block.
+/// A write request through the upload engine (transfer::UploadSink): DATA
+/// in order goes into the sink's buffers; what does not fit is held, and
+/// beyond kMaxHeldWrite the ACK closing the window waits for the sink's
+/// space. A block out of order is answered with an ACK of the last block in
+/// order, once per position (RFC 7440 section 4). The short last block is
+/// acknowledged only after the commit (fsync, rename); then the transfer
+/// dallies to re-ACK a retransmitted last block.
 class WriteTransfer final : public Transfer {
  public:
   using Transfer::Transfer;
@@ -38,17 +33,7 @@ class WriteTransfer final : public Transfer {
  private:
   enum class State { kOpening, kReceiving, kCommitting, kDallying };
 
-  const char* direction() const override { return "WRQ"; }
-
   void begin() override {
-    if (options_.read_only || service_.policy().read_only) {
-      fail(ErrorCode::kAccess, "access violation: this server is read-only");
-      return;
-    }
-    if (std::string why = storage::validate_name(name_); !why.empty()) {
-      fail(ErrorCode::kAccess, "access violation: " + why);
-      return;
-    }
     if (n_.tsize && n_.tsize_value > config_.max_upload) {
       fail(ErrorCode::kDiskFull, "file too large: " + std::to_string(n_.tsize_value) +
                                      " bytes, the limit is " + std::to_string(config_.max_upload));
@@ -59,12 +44,11 @@ class WriteTransfer final : public Transfer {
       return;
     }
     // Refused before any data moves (the commit would refuse it too).
-    storage::Root* root = service_.shared().root;
-    std::string name = name_;
-    auto exists = std::make_shared<bool>(false);
-    run([root, name, exists] { *exists = root->size(name).ok(); },
-        [this, exists] {
-          if (*exists) {
+    const storage::Root* root = service_.shared().root;
+    kit::call_storage<bool>(
+        *this, service_.shared(), [root, name = name_] { return root->size(name).ok(); },
+        [this](bool& exists) {
+          if (exists) {
             fail(ErrorCode::kExists, "file exists");
             return;
           }
@@ -117,7 +101,7 @@ class WriteTransfer final : public Transfer {
       return;
     }
     if (!sink_->error().ok()) {  // the temporary file could not be made, or a write failed
-      fail(error_code(sink_->error().code), error_text(sink_->error()));
+      fail(sink_->error());
       return;
     }
     progress();
@@ -206,7 +190,7 @@ class WriteTransfer final : public Transfer {
   void on_committed(const Status& status) {
     sink_.reset();
     if (!status.ok()) {
-      fail(error_code(status.code), error_text(status));
+      fail(status);
       return;
     }
     state_ = State::kDallying;
@@ -214,12 +198,12 @@ class WriteTransfer final : public Transfer {
     count_result(true);  // the file is in place; dallying is a courtesy
     if (service_.stopping()) {
       finish(true);  // no dally during a shutdown (see RequestPort::on_stop)
-      return;
+    } else {
+      arm_timer(kDallyTimeouts * timeout_ms());
     }
-    arm_timer(kDallyTimeouts * timeout_ms());
   }
 
-  void on_timeout() override {
+  void on_timer() override {
     if (state_ == State::kDallying) {
       finish(true);
       return;

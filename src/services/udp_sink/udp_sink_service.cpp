@@ -47,12 +47,9 @@ std::string utc_stamp() {
 class UdpSinkService;
 
 /// One sender's file in progress, written through the upload engine
-/// (transfer::UploadSink: two chunk buffers, each written on the executor
-/// while the other fills). A datagram the buffers cannot take whole (the
-/// disk stalls) is dropped and counted: UDP has no way to slow the sender,
-/// and a part of a datagram would corrupt the file. The sender is a
-/// reactor::DatagramPeer: its timer is the idle timer, the engine's work
-/// keeps it alive, and it owns itself (on_released deletes it).
+/// (transfer::UploadSink); a datagram its buffers cannot take whole is
+/// dropped and counted (UDP cannot slow the sender; a part would corrupt the
+/// file). Its DatagramPeer timer is the idle timer; it owns itself.
 struct Sender final : reactor::DatagramPeer {
   Sender(UdpSinkService& service, uv_loop_t* loop, const sockaddr& from)
       : DatagramPeer(loop, from), service(service) {}
@@ -89,23 +86,21 @@ class UdpSinkService final : public DatagramService {
         files_(counter("files/committed")),
         failed_(counter("files/failed")) {}
 
-  void on_start(reactor::DatagramListener& listener) override {
-    if (listeners_++ > 0) return;
-    if (policy().read_only) {
+  void on_start(reactor::DatagramListener&) override {
+    if (listeners_++ == 0 && policy().read_only) {
       FSRV_LOG_WARN(
           "udp-sink: read-only listener: every datagram is dropped and counted "
           "(udp-sink/readonly_dropped)");
     }
-    loop_ = listener.udp()->loop;
   }
 
   void on_datagram(reactor::DatagramListener&, const sockaddr& from,
                    std::span<const char> data) override {
     if (policy().read_only) {  // every datagram would write a file
-      shared_.stats->add(readonly_dropped_);
+      count(readonly_dropped_);
       return;
     }
-    uint64_t now = uv_now(loop_);
+    uint64_t now = uv_now(shared_.loop);
     std::string ip = reactor::address_ip(from);
     std::string key = reactor::address_key(from);
     AddressQuota* quota = quota_of(ip, now);
@@ -126,7 +121,7 @@ class UdpSinkService final : public DatagramService {
         evict_oldest();
       }
       if (open_files_ >= options_.max_senders + kMaxCommitting) {
-        shared_.stats->add(full_dropped_);
+        count(full_dropped_);
         if (full_log_.allow(now)) {
           FSRV_LOG_WARN(
               "udp-sink: %d files open (--udp-max-senders): a datagram from %s dropped "
@@ -143,7 +138,7 @@ class UdpSinkService final : public DatagramService {
     Sender* s = it->second;
     s->last_ms = now;
     s->datagrams++;
-    shared_.stats->add(datagrams_);
+    count(datagrams_);
     if (!s->sink || !s->sink->error().ok()) return;  // discarded, or failing
     if (s->bytes + data.size() > shared_.config->max_upload) {
       s->sink->cancel();  // the temporary file goes
@@ -155,12 +150,12 @@ class UdpSinkService final : public DatagramService {
     }
     if (s->sink->room() < data.size()) {
       s->dropped++;
-      shared_.stats->add(dropped_);
+      count(dropped_);
       return;
     }
     s->sink->feed({data.data(), data.size()});
     s->bytes += data.size();
-    shared_.stats->add(bytes_, data.size());
+    count(bytes_, data.size());
   }
 
   void on_stop(reactor::DatagramListener&) override {
@@ -171,7 +166,7 @@ class UdpSinkService final : public DatagramService {
   /// A sender's idle timer fired: its file is committed once idle-ms
   /// passed since its last datagram, else the timer waits the rest.
   void idle(Sender& s) {
-    const uint64_t now = uv_now(loop_);
+    const uint64_t now = uv_now(shared_.loop);
     const auto idle = static_cast<uint64_t>(options_.idle_ms);
     if (now - s.last_ms < idle) {
       s.arm_timer(s.last_ms + idle - now);
@@ -199,7 +194,7 @@ class UdpSinkService final : public DatagramService {
   }
 
   void drop_over_quota(const std::string& ip, uint64_t now, const char* what) {
-    shared_.stats->add(quota_dropped_);
+    count(quota_dropped_);
     if (!quota_log_.allow(now)) return;
     FSRV_LOG_WARN(
         "udp-sink: %s over its quota (%s: %d files, %llu bytes per %g s): datagrams "
@@ -211,10 +206,10 @@ class UdpSinkService final : public DatagramService {
 
   Sender* open_sender(const sockaddr& from) {
     ++open_files_;
-    auto* s = new Sender(*this, loop_, from);  // owns itself until on_released
+    auto* s = new Sender(*this, shared_.loop, from);  // owns itself until on_released
     s->name = "udp-" + s->peer_ip() + "-" + std::to_string(reactor::address_port(from)) + "-" +
               utc_stamp() + ".bin";
-    s->last_ms = uv_now(loop_);
+    s->last_ms = uv_now(shared_.loop);
     s->arm_timer(static_cast<uint64_t>(options_.idle_ms));
     transfer::UploadSink::Options o;
     o.name = s->name;
@@ -231,27 +226,22 @@ class UdpSinkService final : public DatagramService {
   /// (rate-limited), and free its slot.
   void closed(const Sender& s, const Status& status) {
     --open_files_;
-    bool log = commit_log_.allow(uv_now(loop_));
-    uint64_t suppressed = log ? commit_log_.take_suppressed() : 0;
-    if (log && suppressed > 0) {
+    count(status.ok() ? files_ : failed_);
+    if (!commit_log_.allow(uv_now(shared_.loop))) return;
+    if (uint64_t suppressed = commit_log_.take_suppressed(); suppressed > 0) {
       FSRV_LOG_INFO("udp-sink: %llu commit lines suppressed (see STATS)",
                     static_cast<unsigned long long>(suppressed));
     }
     if (status.ok()) {
-      shared_.stats->add(files_);
-      if (log)
-        FSRV_LOG_INFO("udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s",
-                      s.name.c_str(), static_cast<unsigned long long>(s.datagrams),
-                      static_cast<unsigned long long>(s.bytes), s.peer_key().c_str(),
-                      s.dropped
-                          ? (" (" + std::to_string(s.dropped) + " dropped: disk too slow)").c_str()
-                          : "");
+      FSRV_LOG_INFO(
+          "udp-sink: %s committed: %llu datagrams, %llu bytes from %s%s", s.name.c_str(),
+          static_cast<unsigned long long>(s.datagrams), static_cast<unsigned long long>(s.bytes),
+          s.peer_key().c_str(),
+          s.dropped ? (" (" + std::to_string(s.dropped) + " dropped: disk too slow)").c_str() : "");
     } else {
-      shared_.stats->add(failed_);
-      if (log)
-        FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s.name.c_str(),
-                      s.peer_key().c_str(), static_cast<unsigned long long>(s.datagrams),
-                      status.error.c_str());
+      FSRV_LOG_WARN("udp-sink: %s from %s not kept (%llu datagrams): %s", s.name.c_str(),
+                    s.peer_key().c_str(), static_cast<unsigned long long>(s.datagrams),
+                    status.error.c_str());
     }
   }
 
@@ -270,12 +260,11 @@ class UdpSinkService final : public DatagramService {
   }
 
   void evict_oldest() {
-    auto oldest = senders_.begin();
-    for (auto it = senders_.begin(); it != senders_.end(); ++it) {
-      if (it->second->last_ms < oldest->second->last_ms) oldest = it;
-    }
+    auto oldest = std::ranges::min_element(senders_, {}, [](auto& s) { return s.second->last_ms; });
     if (oldest != senders_.end()) finish(oldest);
   }
+
+  void count(stats::Counter c, uint64_t n = 1) { shared_.stats->add(c, n); }
 
   const Options& options_;  ///< the --udp-* options (udp_sink_options.hpp)
   stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, readonly_dropped_,
@@ -284,7 +273,6 @@ class UdpSinkService final : public DatagramService {
   int open_files_ = 0;
   std::unordered_map<std::string, AddressQuota> quotas_;
   reactor::LogLimiter quota_log_, full_log_, commit_log_{1000};
-  uv_loop_t* loop_ = nullptr;
   int listeners_ = 0;
   std::unordered_map<std::string, Sender*> senders_;  ///< by "IP:PORT"; each owns itself
 };

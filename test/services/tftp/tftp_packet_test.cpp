@@ -18,6 +18,13 @@ std::optional<Request> parse(const std::string& bytes, RequestError& e) {
   return parse_request(std::span<const char>(bytes.data(), bytes.size()), e);
 }
 
+std::string encode(const std::string& plain) {
+  std::string wire(2 * plain.size(), '\0');
+  wire.resize(
+      netascii_encode({reinterpret_cast<const uint8_t*>(plain.data()), plain.size()}, wire.data()));
+  return wire;
+}
+
 TEST(TftpPacket, ParsesAReadRequestWithOptions) {
   RequestError e;
   auto r = parse("\0\1/dir-less.bin\0OcTeT\0BLKSIZE\0001468\0tsize\0000\0"s, e);
@@ -133,8 +140,7 @@ TEST(TftpPacket, BuildsErrorOackAndAckBytes) {
 // into blocks (a CR LF or CR NUL pair may straddle two DATA packets).
 TEST(TftpNetascii, RoundTripsAtEverySplitPoint) {
   const std::string plain = "a\nb\r\nc\rd\r\r\n\n\r\0e\r"s;
-  std::string wire;
-  netascii_encode(plain, wire);
+  std::string wire = encode(plain);
   EXPECT_EQ(wire, "a\r\nb\r\0\r\nc\r\0d\r\0\r\0\r\n\r\n\r\0\0e\r\0"s);
   for (size_t cut = 0; cut <= wire.size(); ++cut) {
     NetasciiDecoder d;
@@ -147,8 +153,7 @@ TEST(TftpNetascii, RoundTripsAtEverySplitPoint) {
   std::mt19937 rng(7);
   std::string random(4096, '\0');
   for (char& c : random) c = "\r\n\0ab"[rng() % 5];
-  wire.clear();
-  netascii_encode(random, wire);
+  wire = encode(random);
   NetasciiDecoder d;
   std::string out;
   for (size_t at = 0; at < wire.size(); at += 7) {

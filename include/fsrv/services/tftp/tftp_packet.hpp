@@ -41,19 +41,14 @@ inline constexpr size_t kMinBlockSize = 8;
 inline constexpr size_t kMaxBlockSize = 65464;
 /// RFC 7440: windowsize 1..65535 blocks.
 inline constexpr uint32_t kMaxWindowSize = 65535;
-/// Bytes of one window a WRQ may send us (windowsize x blksize): a window
-/// must fit our socket's receive buffer (8 MiB at most here), so a larger
-/// request is answered with a smaller windowsize, as RFC 7440 section 4
-/// allows.
+/// Bytes of one window a WRQ may send us (windowsize x blksize), to fit our
+/// receive buffer (8 MiB at most); RFC 7440 section 4 lets us lower windowsize.
 inline constexpr size_t kMaxWindowBytes = 4 * 1024 * 1024;
-/// Bytes of one window we send a client (RRQ). A window arrives at once
-/// and the client's socket buffer is the system default, 208 KiB on Linux
-/// (net.core.rmem_default 212992; the kernel accepts datagrams while the
-/// queue is below it, with ~1 KiB of accounting per datagram): a window
-/// beyond that loses its tail every time, so the OACK lowers windowsize
-/// to fit 160 KiB plus one block (e.g. 3 blocks of 65464 bytes, 107 of 512).
+/// Bytes of one window we send (RRQ) beyond its first block: a window lands
+/// at once in the client's default socket buffer (net.core.rmem_default,
+/// 208 KiB on Linux), and a larger one would lose its tail every time.
 inline constexpr size_t kPeerWindowBytes = 160 * 1024;
-/// Socket-buffer accounting per datagram assumed above.
+/// Socket-buffer accounting per datagram in that buffer.
 inline constexpr size_t kDatagramOverhead = 1024;
 /// RFC 2349: timeout 1..255 seconds.
 inline constexpr int kMinTimeoutS = 1;
@@ -84,16 +79,13 @@ struct RequestError {
   bool drop = false;
 };
 
-/// Parses an RRQ/WRQ datagram: opcode, filename NUL, mode NUL, then
-/// option NUL value NUL pairs. Returns the request, or fills `error`:
-/// shorter than 4 bytes or another opcode -> drop / illegal operation; a
-/// filename or mode without its NUL, an empty filename, an option without a
-/// terminated value -> ERROR 4; an unknown mode -> ERROR 4 naming it.
+/// Parses an RRQ/WRQ datagram: opcode, filename NUL, mode NUL, then option
+/// NUL value NUL pairs. Returns the request, or fills `error`: shorter than 4
+/// bytes -> drop; another opcode, a missing NUL, an empty filename, an
+/// option without a value, an unknown mode -> ERROR 4.
 std::optional<Request> parse_request(std::span<const char> packet, RequestError& error);
 
-/// The options a server accepts from a request (RFC 2347 section
-/// "Negotiation Protocol": an option the server does not accept, or whose
-/// value is out of range, is simply left out of the OACK).
+/// The options accepted from a request (RFC 2347).
 struct Negotiated {
   size_t blksize = kDefaultBlockSize;
   int timeout_s = 0;         ///< 0: the client sent no acceptable timeout
@@ -105,14 +97,12 @@ struct Negotiated {
   std::vector<std::pair<std::string, std::string>> accepted;
 };
 
-/// Negotiates: blksize 8..65464 (larger values are lowered to 65464, as
-/// RFC 2348 lets the server answer a smaller size; smaller ones or
-/// non-numbers are left out), timeout 1..255, windowsize 1..65535, tsize a
-/// decimal number (RRQ: should be 0). windowsize is lowered so that a
-/// window fits the receiver: (windowsize - 1) x (blksize +
-/// kDatagramOverhead) <= kPeerWindowBytes for an RRQ (the client
-/// receives), windowsize x blksize <= kMaxWindowBytes for a WRQ. Unknown
-/// options are ignored; of repeated options the first counts.
+/// Negotiates (RFC 2347: an unknown option, or one out of range, is left out;
+/// of repeated options the first counts): blksize 8..65464, larger lowered
+/// (RFC 2348); timeout 1..255; tsize a number; windowsize 1..65535, lowered
+/// so that (windowsize - 1) x (blksize + kDatagramOverhead) <=
+/// kPeerWindowBytes for an RRQ, windowsize x blksize <= kMaxWindowBytes for
+/// a WRQ.
 Negotiated negotiate(const Request& request);
 
 /// "\0\5" code message "\0" (RFC 1350 ERROR). The message is cut at 200 bytes.
@@ -133,11 +123,9 @@ inline uint16_t read_u16(const char* p) {
 /// such as tftp-hpa send "/name"; tftpd-hpa --secure does the same).
 std::string_view storage_name(std::string_view filename);
 
-/// netascii encoding of a byte stream (sender side): LF -> CR LF, CR -> CR
-/// NUL. Stateless per byte; appends to `out`.
-void netascii_encode(std::span<const char> in, std::string& out);
-/// The same into `out`, which has room for 2 x in.size() bytes; returns the
-/// bytes written (the GET engine's transform for a netascii RRQ).
+/// netascii encoding (sender side): LF -> CR LF, CR -> CR NUL, into `out`
+/// (room for 2 x in.size() bytes); returns the bytes written (the GET
+/// engine's transform for a netascii RRQ).
 size_t netascii_encode(std::span<const uint8_t> in, char* out);
 
 /// netascii decoding (receiver side): CR LF -> LF, CR NUL -> CR, and a CR

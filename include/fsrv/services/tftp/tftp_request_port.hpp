@@ -54,10 +54,7 @@ class RequestPort final : public DatagramService {
         refused_unheard_(counter("refused/unheard")),
         errors_dropped_(counter("errors_dropped")) {}
 
-  void on_start(reactor::DatagramListener& listener) override {
-    loop_ = listener.udp()->loop;
-    ++listeners_;
-  }
+  void on_start(reactor::DatagramListener&) override { ++listeners_; }
 
   void on_datagram(reactor::DatagramListener& listener, const sockaddr& from,
                    std::span<const char> data) override;
@@ -81,18 +78,16 @@ class RequestPort final : public DatagramService {
 
   /// A transfer is done with every handle and task: destroy it.
   void release(Transfer* t) {
-    auto k = by_peer_.find(t->key());
-    if (k != by_peer_.end() && k->second == t) by_peer_.erase(k);
+    forget_peer(t);
     transfers_.erase(t);
     if (stopping_ && transfers_.empty() && shared_.work_done) shared_.work_done();
   }
   /// The transfer no longer answers retransmitted requests.
   void forget_peer(Transfer* t) {
-    auto k = by_peer_.find(t->key());
+    auto k = by_peer_.find(t->peer_key());
     if (k != by_peer_.end() && k->second == t) by_peer_.erase(k);
   }
 
-  uv_loop_t* loop() const { return loop_; }
   bool stopping() const { return stopping_; }
   void count_bad() { count(bad_packets_); }
 
@@ -114,7 +109,7 @@ class RequestPort final : public DatagramService {
   /// went out this second (then dropped and counted).
   void reply_error(reactor::DatagramListener& listener, const sockaddr& to, ErrorCode code,
                    std::string_view message) {
-    const uint64_t now = uv_now(loop_);
+    const uint64_t now = uv_now(shared_.loop);
     if (now - error_second_ms_ >= 1000) {
       error_second_ms_ = now;
       errors_this_second_ = 0;
@@ -125,23 +120,7 @@ class RequestPort final : public DatagramService {
     }
     listener.send_to(to, error_packet(code, message));
   }
-  /// Why `ip` may not start one more transfer now ("" = it may).
-  std::string over_address_caps(const std::string& ip) const {
-    size_t mine = 0, unheard = 0;
-    for (const auto& [t, owned] : transfers_) {
-      if (t->ip() != ip || t->ended()) continue;
-      ++mine;
-      if (!t->heard()) ++unheard;
-    }
-    if (mine >= kMaxTransfersPerAddress) {
-      return "server busy: " + std::to_string(kMaxTransfersPerAddress) +
-             " transfers from your address already";
-    }
-    if (unheard >= kMaxUnheardPerAddress) return "unheard";
-    return "";
-  }
 
-  uv_loop_t* loop_ = nullptr;
   int listeners_ = 0;
   bool stopping_ = false;
   uint64_t error_second_ms_ = 0;
