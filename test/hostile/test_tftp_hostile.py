@@ -146,6 +146,10 @@ class TftpHostile(unittest.TestCase):
         self.assertEqual(fetch(self.port, "f.bin"), self.content)
 
 
+class TftpHostileProcessMode(TftpHostile):
+    MODE = "process"
+
+
 def wrq_windowed(port, name, blocks, payload, windowsize=16, timeout=5.0):
     """A WRQ at blksize len(payload) and `windowsize` (RFC 7440) that sends
     `blocks` blocks of `payload` and then a short last one, each window as
@@ -229,10 +233,6 @@ class TftpWindowedWrite(unittest.TestCase):
 
 
 class TftpWindowedWriteProcessMode(TftpWindowedWrite):
-    MODE = "process"
-
-
-class TftpHostileProcessMode(TftpHostile):
     MODE = "process"
 
 
