@@ -85,7 +85,11 @@ class UdpSinkTest(unittest.TestCase):
         self.assertEqual(len(os.listdir(self.server.root)), 10)
 
     def test_udpsend_chunks_and_one_byte(self):
-        self.server = SinkServer("--udp-idle-ms", "300")
+        # A sender's file ends --udp-idle-ms after its last datagram: 1 s, so
+        # a loaded machine pausing udpsend between two datagrams (one run in
+        # a full suite at load 16 failed with 300 ms) does not cut one send
+        # into two files.
+        self.server = SinkServer("--udp-idle-ms", "1000")
         src_path = os.path.join(tempfile.mkdtemp(prefix="fsrv-udpsend-"), "blob.bin")
         data = random.Random(5).randbytes(1 << 20)
         with open(src_path, "wb") as f:
