@@ -169,9 +169,43 @@ $(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(call say,CXX,$<)$(CXX) $(CXXFLAGS) $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/test/%.o: test/%.cpp $(FLAGS_STAMP)
+# The test objects' precompiled header, TEST_PCH: GoogleTest and the
+# standard headers most test files include (test/support/test_pch.hpp),
+# parsed once per build by the test objects' compiler with their flags and
+# force-included (-include) into every test object, instead of parsed again
+# by each of the ~57 test files: about 1.5-2 s of CPU less per test object
+# (storage_test.cpp 4.7 -> 2.8 s, json_py_test.cpp 3.0 -> 1.1 s of user
+# time), for a header that takes about 3 s once.
+# g++ and clang++ both read `-include H` as H.gch when that file is beside
+# H, so the header is copied into the build folder and compiled there. It
+# is remade when the header, a header of ours it includes (its .d file) or
+# the flags (the flags stamp) change, so it is always made with the objects'
+# own flags (g++ does not check them all itself: a PCH made at -O1 and used
+# at -O2 crashed it); a .gch clang cannot use is an error, and g++ warns of
+# one under -Winvalid-pch (an error with -Werror) rather than silently
+# reparsing the header. clang also instantiates the header's pending
+# templates once, in the PCH (-fpch-instantiate-templates), not in every
+# object.
+TEST_CXXFLAGS = $(filter-out $(OPT),$(CXXFLAGS)) $(TEST_OPT)
+TEST_PCH := $(BUILD)/test/test_pch.hpp
+ifneq ($(findstring clang,$(TEST_CXX)),)
+  TEST_PCH_MAKE := -fpch-instantiate-templates
+  TEST_PCH_USE :=
+else
+  TEST_PCH_MAKE := -Winvalid-pch
+  TEST_PCH_USE := -Winvalid-pch
+endif
+
+$(TEST_PCH): test/support/test_pch.hpp
 	@mkdir -p $(@D)
-	$(call say,CXX,$<)$(TEST_CXX) $(filter-out $(OPT),$(CXXFLAGS)) $(TEST_OPT) $(CPPFLAGS) -c $< -o $@
+	@cp $< $@
+
+$(TEST_PCH).gch: $(TEST_PCH) $(FLAGS_STAMP)
+	$(call say,PCH,$@)$(TEST_CXX) $(TEST_CXXFLAGS) $(CPPFLAGS) $(TEST_PCH_MAKE) -x c++-header $< -o $@
+
+$(BUILD)/test/%.o: test/%.cpp $(TEST_PCH).gch $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(call say,CXX,$<)$(TEST_CXX) $(TEST_CXXFLAGS) $(CPPFLAGS) -include $(TEST_PCH) $(TEST_PCH_USE) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
@@ -187,7 +221,7 @@ $(foreach p,$(PROGRAMS),$(eval $(call PROGRAM_RULE,$(p))))
 $(TEST_BIN): $(TEST_OBJS) $(LIB) $(EXTRA_LIBS)
 	$(call say,LINK,$@)$(CXX) $(LDFLAGS) $^ -o $@ $(LDLIBS) -lgtest -lgtest_main -lcrypto
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(foreach p,$(PROGRAMS),$($(p)_SRCS:%.cpp=$(BUILD)/%.d))
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_PCH).d $(foreach p,$(PROGRAMS),$($(p)_SRCS:%.cpp=$(BUILD)/%.d))
 
 # The test command of README.md and .ci/run: from a fresh machine, check the
 # layer rules, build in parallel and run every suite. The sanitizer runs
