@@ -105,6 +105,10 @@ PROGRAMS := fileserver filecli
 fileserver_SRCS := src/main/fileserver.cpp
 filecli_SRCS := tools/filecli.cpp
 
+# Programs only the benches run, not the tests (mk/bench.mk adds
+# echo-bench): `make test` builds every program but these (test-build).
+BENCH_ONLY_PROGRAMS :=
+
 # Static libraries built by fragments (mk/llhttp.mk: libllhttp.a) and linked
 # after libfsrv.a into every program and the test binary.
 EXTRA_LIBS :=
@@ -138,10 +142,15 @@ endef
 
 PROGRAM_BINS := $(PROGRAMS:%=$(BIN)/%)
 
-.PHONY: all deps test test-run check-layers list-fuzz-targets fuzz-build sanitize tsan run-server fmt clean help
+.PHONY: all test-build deps test test-run check-layers list-fuzz-targets fuzz-build sanitize tsan run-server fmt clean help
 .DEFAULT_GOAL := all
 
 all: $(PROGRAM_BINS) $(TEST_BIN)
+
+# What the suites need: `all` but the bench-only programs (echo-bench, 9 s
+# of CPU that no test runs; `make all` and the CI's sanitizer builds still
+# compile it). The certificates come from mk/tls.mk.
+test-build: $(filter-out $(BENCH_ONLY_PROGRAMS:%=$(BIN)/%),$(PROGRAM_BINS)) $(TEST_BIN) certs
 
 help:
 	@echo "make deps        install missing Debian packages"
@@ -238,7 +247,7 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB) $(EXTRA_LIBS)
 # build and run alone would push `make test` past ten minutes on 2 cores.
 test: deps
 	tools/check-layers.sh
-	$(MAKE) -j$(NPROC) all
+	$(MAKE) -j$(NPROC) test-build
 	$(MAKE) test-run
 
 # Runs the suites of one variant. The integration tests find the programs
@@ -255,20 +264,20 @@ PY_MODULES := $(basename $(notdir $(wildcard test/python/test_*.py)))
 PY_SOLO := test_dialect_pools test_tftp
 PY_TARGETS := $(PY_SOLO:%=py-%) py-rest
 .PHONY: test-python $(SHARD_TARGETS) $(PY_TARGETS)
-test-run: all
+test-run: test-build
 	$(MAKE) --no-print-directory -j$(words $(SHARD_TARGETS) $(PY_TARGETS)) --output-sync=target \
 	  $(SHARD_TARGETS) $(PY_TARGETS)
 
-$(SHARD_TARGETS): gtest-shard-%: all
+$(SHARD_TARGETS): gtest-shard-%: test-build
 	FSRV_BIN=$(abspath $(BIN)) GTEST_TOTAL_SHARDS=$(TEST_SHARDS) GTEST_SHARD_INDEX=$* \
 	  $(SAN_TEST_ENV) $(TEST_BIN) $(GTEST_ARGS)
 
 # The Python suite alone, its three processes side by side.
-test-python: all
+test-python: test-build
 	$(MAKE) --no-print-directory -j$(words $(PY_TARGETS)) --output-sync=target $(PY_TARGETS)
 
 # py-MODULE runs that module; py-rest every module not in PY_SOLO.
-$(PY_TARGETS): py-%: all
+$(PY_TARGETS): py-%: test-build
 	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v \
 	  $(if $(filter rest,$*),$(filter-out $(PY_SOLO),$(PY_MODULES)),$*)
 
