@@ -247,8 +247,7 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB) $(EXTRA_LIBS)
 # build and run alone would push `make test` past ten minutes on 2 cores.
 test: deps
 	tools/check-layers.sh
-	$(MAKE) -j$(NPROC) test-build
-	$(MAKE) test-run
+	$(MAKE) --no-print-directory test-run
 
 # Runs the suites of one variant. The integration tests find the programs
 # through FSRV_BIN. Most tests wait on sockets, timers and child servers
@@ -258,26 +257,35 @@ test: deps
 # GoogleTest suite in one process as before.
 # The Python suite runs likewise as PY_SOLO's modules (the longest, ~40-50 s
 # each) one per process and every other module together.
+# The Python suite needs only the programs in PY_NEEDS, so it starts as soon
+# as they are built, and the GoogleTest binary (and stress, stress-grid,
+# which only its tests run) compiles beside it in the job slots the shards
+# are not using yet: the suites have about a core idle between them, waiting
+# on sockets and timers, and the test objects' minute of CPU fills it
+# instead of running before the suites. --keep-going: a suite that fails
+# does not stop the others from running (or the shards from being built).
 TEST_SHARDS ?= 2
 SHARD_TARGETS := $(addprefix gtest-shard-,$(shell seq 0 $$(($(TEST_SHARDS) - 1))))
 PY_MODULES := $(basename $(notdir $(wildcard test/python/test_*.py)))
 PY_SOLO := test_dialect_pools test_tftp
 PY_TARGETS := $(PY_SOLO:%=py-%) py-rest
+PY_NEEDS := $(BIN)/fileserver $(BIN)/filecli $(BIN)/chatcli $(BIN)/udpsend certs
 .PHONY: test-python $(SHARD_TARGETS) $(PY_TARGETS)
-test-run: test-build
+test-run:
+	$(MAKE) --no-print-directory -j$(NPROC) $(PY_NEEDS)
 	$(MAKE) --no-print-directory -j$(words $(SHARD_TARGETS) $(PY_TARGETS)) --output-sync=target \
-	  $(SHARD_TARGETS) $(PY_TARGETS)
+	  --keep-going $(PY_TARGETS) $(SHARD_TARGETS)
 
 $(SHARD_TARGETS): gtest-shard-%: test-build
 	FSRV_BIN=$(abspath $(BIN)) GTEST_TOTAL_SHARDS=$(TEST_SHARDS) GTEST_SHARD_INDEX=$* \
 	  $(SAN_TEST_ENV) $(TEST_BIN) $(GTEST_ARGS)
 
 # The Python suite alone, its three processes side by side.
-test-python: test-build
+test-python: $(PY_NEEDS)
 	$(MAKE) --no-print-directory -j$(words $(PY_TARGETS)) --output-sync=target $(PY_TARGETS)
 
 # py-MODULE runs that module; py-rest every module not in PY_SOLO.
-$(PY_TARGETS): py-%: test-build
+$(PY_TARGETS): py-%: $(PY_NEEDS)
 	cd test/python && FSRV_BIN=$(abspath $(BIN)) python3 -m unittest -v \
 	  $(if $(filter rest,$*),$(filter-out $(PY_SOLO),$(PY_MODULES)),$*)
 
