@@ -14,6 +14,8 @@ PROGRAMS += stress stress-grid echo-bench
 echo-bench_SRCS := bench/echo_bench.cpp
 stress_SRCS := bench/stress.cpp
 stress-grid_SRCS := bench/stress_grid.cpp
+# echo-bench is run by bench/transfer.sh only: `make test` does not build it.
+BENCH_ONLY_PROGRAMS += echo-bench
 
 CLIENT_POOL ?= thread
 STRESS_ARGS ?=
