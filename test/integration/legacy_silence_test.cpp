@@ -1,8 +1,9 @@
-// Issue 12 point 2 over real sockets, thread and process modes: when the
-// legacy silence timer (--legacy-idle-ms, 200 ms) fires on an unterminated
-// line that cannot succeed, its ERROR is answered at once (not after the
-// 60 s idle timeout); a line that can still become `UPLOAD name <payload>`
-// keeps waiting; LIST/GET/SIZE still run on silence.
+// The silence rule (docs/services/file-interop.md) over real sockets,
+// thread and process modes: when the legacy silence timer (--legacy-idle-ms,
+// 200 ms) fires on an unterminated line that cannot succeed, its ERROR is
+// answered at once (not after the 60 s idle timeout); a line that can still
+// become `UPLOAD name <payload>` keeps waiting; LIST/GET/SIZE still run on
+// silence.
 
 #include <gtest/gtest.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-"""Issue 12 points 3 and 4: pool clients against file-marker and file-raw.
+"""Pool clients against file-marker and file-raw.
 
 tools/marker_client_pool.py (seed 001's client_pool.py shape: bare commands,
 READY, each 1 MiB chunk base64-encoded on its own, __END__) and

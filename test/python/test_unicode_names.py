@@ -1,4 +1,4 @@
-"""Issue 12 point 1: non-ASCII file names through a course-style client.
+"""Non-ASCII file names through a course-style client.
 
 The course's clients decode every recv(16) piece on its own
 (`data.decode()` per chunk), so a reply carrying raw UTF-8 fails as soon
