@@ -1,6 +1,7 @@
-// Pure-ASCII replies (docs/services/file-interop.md) from our own side: the server's replies are pure ASCII
-// (non-ASCII names escaped as \uXXXX, surrogate pairs above U+FFFF), and the
-// client library and bin/filecli decode the escapes back to UTF-8.
+// Pure-ASCII replies (docs/services/file-interop.md), from our own side:
+// the server's replies are pure ASCII (non-ASCII names escaped as \uXXXX,
+// surrogate pairs above U+FFFF), and the client library and bin/filecli
+// decode the escapes back to UTF-8.
 
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
