@@ -60,15 +60,19 @@ int64_t Master::active_connections() const {
 }
 
 // Connections a worker holds plus those sent to it and not yet taken.
+// The worker counts a socket in conns_taken before conns_active, and the
+// loads here are in the other order, so a socket it is taking right now is
+// counted at most once. (Counting conns_total + conns_rejected, both
+// incremented after conns_active, counted it twice for that instant, and a
+// burst at --max-conns got the last slot refused.)
 int64_t Master::load(const WorkerHandle& w) const {
-  const stats::StatsSlot& s = table_->slot(w.slot);
-  return s.conns_active.load() + static_cast<int64_t>(w.sent - received(w));
+  const int64_t active = table_->slot(w.slot).conns_active.load();
+  return active + static_cast<int64_t>(w.sent - received(w));
 }
 
 // Sockets a slot's workers took from the channel (served or refused).
 uint64_t Master::received(const WorkerHandle& w) const {
-  const stats::StatsSlot& s = table_->slot(w.slot);
-  return s.conns_total.load() + s.conns_rejected.load();
+  return table_->slot(w.slot).conns_taken.load();
 }
 
 // The listener has connections pending: take up to kAcceptBatch of them

@@ -57,7 +57,11 @@ Connection::Connection(Reactor& reactor) : reactor_(reactor) {
   uv_tcp_init(reactor.loop, &tcp_);
   tcp_.data = this;
   reactor.connections.insert(this);
-  reactor.stats->conns_active.fetch_add(1, std::memory_order_relaxed);
+  // Taken before active, both sequentially consistent: the prefork master
+  // reads active first (Master::load), so it may miss this connection for
+  // an instant but never counts it twice (it once refused the last slot so).
+  reactor.stats->conns_taken.fetch_add(1);
+  reactor.stats->conns_active.fetch_add(1);
 }
 
 Connection::~Connection() {

@@ -109,6 +109,7 @@ StatsTable::StatsTable(int slots, bool shared, const Schema& schema)
     s->conns_active = 0;
     s->conns_total = 0;
     s->conns_rejected = 0;
+    s->conns_taken = 0;
     s->conns_lost = 0;
     s->pid = 0;
     s->restarts = 0;

@@ -53,9 +53,13 @@ struct alignas(64) StatsSlot {
   std::atomic<int64_t> conns_active;     ///< connections open now
   std::atomic<uint64_t> conns_total;     ///< connections accepted since start
   std::atomic<uint64_t> conns_rejected;  ///< refused (busy or shutting down)
-  std::atomic<uint64_t> conns_lost;      ///< held by a worker that died (process mode)
-  std::atomic<int64_t> pid;              ///< process owning the slot (0 = unused)
-  std::atomic<uint64_t> restarts;        ///< times this worker slot was re-forked
+  /// Connections made (served or refused), counted just before
+  /// conns_active: the prefork master's load of a worker, conns_active +
+  /// sockets sent - conns_taken, then never counts one twice.
+  std::atomic<uint64_t> conns_taken;
+  std::atomic<uint64_t> conns_lost;  ///< held by a worker that died (process mode)
+  std::atomic<int64_t> pid;          ///< process owning the slot (0 = unused)
+  std::atomic<uint64_t> restarts;    ///< times this worker slot was re-forked
   /// Executor tasks submitted and not yet done in this process (a gauge:
   /// the queue in front of the file pool; reactor::Executor keeps it).
   std::atomic<int64_t> executor_pending;
