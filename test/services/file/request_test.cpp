@@ -102,10 +102,16 @@ TEST(RequestFraming, FramesAsDocumented) {
 
 TEST(RequestFraming, PayloadOfMoreWordsIsToldFromBadBase64) {
   EXPECT_TRUE(payload_has_more_words("file.txt QUJD"));
-  EXPECT_TRUE(payload_has_more_words(std::string(200, 'x') + "\tQUJD\r\n"));
+  // Built with append, not `std::string(n, c) + "..."`: g++ 12 at -O2 (the
+  // TSan variant) warns falsely of array bounds on that temporary.
+  std::string long_word(200, 'x');
+  long_word.append("\tQUJD\r\n");
+  EXPECT_TRUE(payload_has_more_words(long_word));
   EXPECT_FALSE(payload_has_more_words("QUJD*"));
   EXPECT_FALSE(payload_has_more_words("QUJD \r\nLIST now"));  // trailing blank, then the next line
-  EXPECT_FALSE(payload_has_more_words(std::string(kUploadLookahead, 'Q') + " more"));
+  std::string past_lookahead(kUploadLookahead, 'Q');
+  past_lookahead.append(" more");
+  EXPECT_FALSE(payload_has_more_words(past_lookahead));
 }
 
 TEST(RequestFraming, UploadNameOverTheLimitIsTooLongAtOnce) {
