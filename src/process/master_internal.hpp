@@ -108,6 +108,13 @@ constexpr uint64_t kAcceptPauseMs = 100;
 /// uv__server_io likewise loops until EAGAIN).
 constexpr int kAcceptBatch = 16;
 
+/// How a pass of a client socket to a worker ended (Master::pass).
+enum class PassResult {
+  kPassed,       ///< the worker has it (or libuv's queue does)
+  kChannelGone,  ///< the worker died before its channel's EOF was read (EPIPE)
+  kFailed,       ///< another error; the socket was not passed
+};
+
 class Master {
  public:
   explicit Master(const ServerConfig& config) : config_(config), workers_(config.workers) {}
@@ -119,7 +126,8 @@ class Master {
   void on_connection(reactor::Listener& l);
   bool accept_one(reactor::Listener& l);
   void admit(reactor::Listener& l, int fd, const sockaddr_storage& addr);
-  bool pass(WorkerHandle& w, int fd, const ChannelMsg& msg);
+  PassResult pass(WorkerHandle& w, int fd, const ChannelMsg& msg);
+  WorkerHandle* least_loaded();
   uint32_t add_live(int listener, int slot, const std::string& peer);
   void remove_live(uint32_t index);
   void on_worker_exit(pid_t pid, int status);

@@ -125,19 +125,7 @@ void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
     reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
     return;
   }
-  // Least-loaded live worker; ties go round-robin.
-  WorkerHandle* best = nullptr;
-  int64_t best_load = 0;
-  for (size_t k = 0; k < workers_.size(); ++k) {
-    WorkerHandle& w = workers_[(next_ + k) % workers_.size()];
-    if (!w.pipe_open) continue;
-    int64_t ld = load(w);
-    if (!best || ld < best_load) {
-      best = &w;
-      best_load = ld;
-    }
-  }
-  next_ = (next_ + 1) % workers_.size();
+  WorkerHandle* best = least_loaded();
   if (!best) {
     reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
     return;
@@ -167,26 +155,57 @@ void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
     }
     return;
   }
-  reactor_.limits.add(l.index(), peer);
-  ChannelMsg msg;
-  msg.listener = l.index();
-  msg.tag = add_live(l.index(), best->slot, peer) + 1;
-  msg.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof msg.peer));
-  std::memcpy(msg.peer, peer.data(), msg.peer_len);
-  ++best->sent;
-  if (!pass(*best, fd, msg)) {
+  // A worker killed a moment ago still looks alive until its channel's EOF
+  // is read, and a pass to it fails (EPIPE): its channel is closed then and
+  // the next least-loaded worker takes the client, which is not lost.
+  for (;;) {
+    reactor_.limits.add(l.index(), peer);
+    ChannelMsg msg;
+    msg.listener = l.index();
+    msg.tag = add_live(l.index(), best->slot, peer) + 1;
+    msg.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof msg.peer));
+    std::memcpy(msg.peer, peer.data(), msg.peer_len);
+    ++best->sent;
+    PassResult passed = pass(*best, fd, msg);
+    if (passed == PassResult::kPassed) return;
     --best->sent;
     remove_live(msg.tag - 1);
+    if (passed == PassResult::kChannelGone) {
+      close_pipe(*best);
+      best = least_loaded();
+      if (best) continue;
+      reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
+      return;
+    }
     ::close(fd);
+    return;
   }
+}
+
+// The live worker with the fewest connections (load()); ties go
+// round-robin. Null when no worker's channel is open.
+WorkerHandle* Master::least_loaded() {
+  WorkerHandle* best = nullptr;
+  int64_t best_load = 0;
+  for (size_t k = 0; k < workers_.size(); ++k) {
+    WorkerHandle& w = workers_[(next_ + k) % workers_.size()];
+    if (!w.pipe_open) continue;
+    int64_t ld = load(w);
+    if (!best || ld < best_load) {
+      best = &w;
+      best_load = ld;
+    }
+  }
+  next_ = (next_ + 1) % workers_.size();
+  return best;
 }
 
 // Sends `fd` with its message to worker `w`: one sendmsg with SCM_RIGHTS
 // (the worker's libuv pipe receives it as if uv_write2 had sent it), or
 // uv_write2 behind the passes already queued when the channel is full.
 // The master's copy of `fd` is closed (or owned by the queued pass) when
-// true is returned; false leaves `fd` open for the caller.
-bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
+// kPassed is returned; otherwise `fd` stays open for the caller.
+PassResult Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
   if (w.queued == 0) {
     uv_os_fd_t channel = -1;
     uv_fileno(reinterpret_cast<const uv_handle_t*>(&w.pipe), &channel);
@@ -208,7 +227,7 @@ bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
     } while (n < 0 && errno == EINTR);
     if (n == static_cast<ssize_t>(sizeof msg)) {
       ::close(fd);  // the worker has its own copy now
-      return true;
+      return PassResult::kPassed;
     }
     if (n >= 0) {
       // The socket went with the first bytes; the rest of the message
@@ -228,11 +247,16 @@ bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
                  --p->worker->queued;
                  delete p;
                });
-      return true;
+      return PassResult::kPassed;
+    }
+    if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN) {
+      FSRV_LOG_WARN("worker slot %d's channel is gone (%s): passing to another", w.slot,
+                    strerror(errno));
+      return PassResult::kChannelGone;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       FSRV_LOG_WARN("fd passing failed: %s", strerror(errno));
-      return false;
+      return PassResult::kFailed;
     }
   }
   // The channel is full: libuv queues it and writes when the worker reads.
@@ -247,7 +271,7 @@ bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
     p->client.data = p;
     uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
              [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-    return false;
+    return PassResult::kFailed;
   }
   // uv_write2 needs a data buffer beside the handle: the typed message.
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&p->msg), sizeof p->msg);
@@ -269,9 +293,9 @@ bool Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
     // uv_close closes the descriptor it was given: the caller's fd goes with it.
     uv_close(reinterpret_cast<uv_handle_t*>(&p->client),
              [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-    return true;
+    return PassResult::kPassed;  // settled here: the client's socket is closed
   }
-  return true;
+  return PassResult::kPassed;
 }
 
 // kConnectionGone messages: the worker closed the connection of that tag.

@@ -163,6 +163,38 @@ TEST(ProcessMode, KilledWorkerIsReplacedAndOthersFinish) {
   }
 }
 
+// Clients accepted in the moment after a worker died, before the master
+// has read its channel's EOF, go to a live worker: the pass to the dead one
+// fails (EPIPE) and the master passes the socket on instead of dropping it.
+// The master is stopped (SIGSTOP) while the clients connect and then the
+// worker is killed, so it wakes with the listener ready before the dead
+// channel (epoll reports in the order they became ready).
+TEST(ProcessMode, ClientsAcceptedAsAWorkerDiesGoToALiveOne) {
+  TempDir root;
+  ServerProcess server({"--mode", "process", "--workers", "2"}, root.path());
+  auto before = workers_of(server.port());
+  ASSERT_EQ(before.size(), 2u);
+  ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
+  std::vector<int> fds;
+  for (int i = 0; i < 8; ++i) {
+    int fd = connect_to(server.port());  // the kernel completes it: the backlog
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, "PING\r\n"));
+    fds.push_back(fd);
+  }
+  ASSERT_EQ(kill(before[0].pid, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return !alive(before[0].pid); }));
+  ASSERT_EQ(kill(server.pid(), SIGCONT), 0);
+  int answered = 0;
+  for (int fd : fds) {
+    std::string reply = read_reply(fd);
+    answered += reply.find("\"OK\"") != std::string::npos;
+    close(fd);
+  }
+  EXPECT_EQ(answered, 8) << "clients accepted while a worker was dead were dropped";
+  EXPECT_NE(request(server.port(), "PING").find("\"OK\""), std::string::npos);
+}
+
 TEST(ProcessMode, SigtermLeavesNoProcessBehind) {
   TempDir root;
   ServerProcess server({"--mode", "process", "--workers", "4"}, root.path());
