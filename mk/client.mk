@@ -4,6 +4,7 @@
 #                                     the filecli/fileserver cases skip when
 #                                     $(BIN)/fileserver does not exist yet
 #   make bench-transfer               100 MB GET/UPLOAD through filecli vs iperf3/dd
+#   make bench-get-ceiling            the GET taken apart: each end's ceiling vs iperf3
 
 CLIENT_LIB_SRCS := $(sort $(wildcard src/client/*.cpp src/codec/*.cpp))
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.cpp=$(BUILD)/%.o)
@@ -12,7 +13,7 @@ CLIENT_TEST_OBJS := $(CLIENT_TEST_SRCS:%.cpp=$(BUILD)/%.o)
 CLIENT_TEST_BIN := $(BUILD)/client_tests
 CLIENT_LDLIBS := -lcjson -lb64
 
-.PHONY: client-test bench-transfer
+.PHONY: client-test bench-transfer bench-get-ceiling
 
 # Only the client and codec objects: other modules may be mid-edit.
 $(CLIENT_TEST_BIN): $(CLIENT_TEST_OBJS) $(CLIENT_LIB_OBJS)
@@ -27,5 +28,8 @@ client-test: $(CLIENT_TEST_BIN)
 
 bench-transfer: $(BIN)/filecli $(BIN)/fileserver
 	bench/transfer.sh $(BIN)
+
+bench-get-ceiling: $(BIN)/filecli $(BIN)/fileserver
+	python3 bench/get_ceiling.py $(BIN)
 
 -include $(CLIENT_TEST_OBJS:.o=.d)

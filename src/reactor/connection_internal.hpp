@@ -41,6 +41,8 @@ struct SendFileJob {
   uint64_t left = 0;
   uint64_t sent = 0;
   Executor* executor = nullptr;
+  /// The task may wait in poll(2) for a full socket (Executor::runs_off_loop).
+  bool wait_in_task = false;
   std::function<void(int, uint64_t)> done;
   bool running = false;  ///< a work item is in flight
   int task_errno = 0;

@@ -1,12 +1,14 @@
 // Connection::send_file: a file range to the socket with sendfile(2) in
 // executor slices, or through the TLS layer when the connection has one.
 
+#include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <memory>
 #include <utility>
 
@@ -77,6 +79,7 @@ void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Execut
   sendfile_->offset = offset;
   sendfile_->left = length;
   sendfile_->executor = &executor;
+  sendfile_->wait_in_task = executor.runs_off_loop();
   sendfile_->done = std::move(done);
   sendfile_->transform = transform;
   if (length == 0) {
@@ -88,13 +91,29 @@ void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Execut
 
 namespace {
 
+/// After EAGAIN on the job's socket: true if the task may go on because the
+/// socket took room within Connection::kSendWaitNs (only on a pool thread,
+/// Executor::runs_off_loop; an inline task never blocks its loop).
+bool socket_freed_room(const SendFileJob& job) {
+  if (!job.wait_in_task) return false;
+  pollfd p{job.sock_fd, POLLOUT, 0};
+  const timespec wait{0, Connection::kSendWaitNs};
+  int r;
+  do {
+    r = ::ppoll(&p, 1, &wait, nullptr);
+  } while (r < 0 && errno == EINTR);
+  return r > 0 && (p.revents & POLLOUT) != 0 && (p.revents & (POLLERR | POLLHUP)) == 0;
+}
+
 /// Sends the job's encoded bytes not sent yet; false with task_errno set
-/// if the socket is full (EAGAIN) or failed.
+/// if the socket is full (EAGAIN, after the brief wait a pool thread may
+/// make) or failed.
 bool send_encoded(SendFileJob& job) {
   while (job.encoded_off < job.encoded_len) {
     ssize_t n = ::send(job.sock_fd, job.encoded.data() + job.encoded_off,
                        job.encoded_len - job.encoded_off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && socket_freed_room(job)) continue;
     if (n < 0) {
       job.task_errno = errno;
       return false;
@@ -169,6 +188,9 @@ void Connection::sendfile_step() {
           off_t off = static_cast<off_t>(job->offset);
           ssize_t n = sendfile(job->sock_fd, job->file_fd, &off, budget);
           if (n < 0 && errno == EINTR) continue;
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && socket_freed_room(*job)) {
+            continue;
+          }
           if (n < 0) {
             job->task_errno = errno;
             return;

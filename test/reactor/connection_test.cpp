@@ -222,6 +222,49 @@ TEST_P(SendFileTest, SendsTheRangeExactlyEvenToASlowReader) {
 INSTANTIATE_TEST_SUITE_P(Readers, SendFileTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "slow" : "fast"; });
 
+// A pool thread waits only briefly (Connection::kSendWaitNs) for a full
+// socket: with a client that stops reading, the job's work item returns and
+// the wait moves to the loop, so the executor has nothing in flight while
+// the GET is stalled, and the job still completes once the client reads.
+TEST_F(ReactorTest, StalledReaderDoesNotHoldAPoolThread) {
+  TempDir dir;
+  // More than loopback's socket buffers hold (tcp_wmem's and tcp_rmem's
+  // defaults grow to 4 and 6 MiB), so the send stalls until the client reads.
+  std::string data(24 << 20, 's');
+  spit(dir.file("f.bin"), data);
+  int file = open(dir.file("f.bin").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(file, 0);
+  reactor::ThreadPoolExecutor executor(&loop);
+  ASSERT_TRUE(executor.runs_off_loop());
+  int done_status = 1;
+  reactor::Connection* conn = nullptr;
+  factory.setup = [&](ScriptedHandler& h) {
+    h.read = [&](ScriptedHandler& self, size_t) {
+      conn = self.connection;
+      conn->send_file(file, 0, data.size(), executor, [&](int st, uint64_t) {
+        done_status = st;
+        conn->close_when_flushed();
+      });
+    };
+  };
+  int fd = client();
+  send_all(fd, "x");
+  // send_file submits its first item from the read callback.
+  ASSERT_TRUE(run_until([&] { return conn != nullptr; }));
+  // Stalled: the item must come back while nobody reads (not wait forever).
+  EXPECT_TRUE(run_until([&] { return executor.pending() == 0; }, 5000));
+  EXPECT_EQ(done_status, 1);  // still in progress, waiting on the loop
+  std::string all;
+  std::thread reader([&] { all = read_all(fd); });
+  run_until([&] { return done_status != 1 && reactor.connections.empty(); });
+  reader.join();
+  EXPECT_EQ(done_status, 0);
+  EXPECT_EQ(all.size(), data.size());
+  executor.close();
+  close(fd);
+  close(file);
+}
+
 /// A transform the test can check by hand: every byte as two hex digits.
 size_t hex_size(size_t n) { return 2 * n; }
 

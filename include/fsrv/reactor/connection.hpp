@@ -113,6 +113,13 @@ class Connection final : public TransferPeer {
   /// sends at most before yielding: encoding costs CPU that sendfile does
   /// not, and in process mode the item runs on the loop itself.
   static constexpr uint64_t kTransformSlice = 4 << 20;
+  /// How long a send_file work item on a pool thread waits in poll(2) for
+  /// a full socket to take more before it hands the wait to the loop. A
+  /// client reading at loopback speed frees room in well under this, and
+  /// the item then goes on with no round trip through the loop (done
+  /// callback, a poll registration, the next item: two thread hand-offs);
+  /// a client that stops reading costs a pool thread this once per stall.
+  static constexpr int64_t kSendWaitNs = 500'000;
 
   /// Creates a connection whose TCP handle is initialised on the reactor's
   /// loop but not yet connected; accept into tcp() then call start().

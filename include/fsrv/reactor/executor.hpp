@@ -27,6 +27,10 @@ class Executor {
   virtual void submit(Fn work, Fn done) = 0;
   /// Tasks submitted and not yet done.
   virtual size_t pending() const = 0;
+  /// True when `work` runs on a thread other than the loop's, so a task
+  /// may block briefly (a poll(2) of a few hundred microseconds) without
+  /// stalling every other connection of the loop.
+  virtual bool runs_off_loop() const { return false; }
   /// Releases the executor's own handles (idempotent); pending tasks still run.
   virtual void close() {}
   /// Publishes pending() into `gauge` from now on (a stats slot's
@@ -58,6 +62,7 @@ class ThreadPoolExecutor final : public Executor {
   static void set_pool_size(int threads);
   void submit(Fn work, Fn done) override;
   size_t pending() const override { return pending_; }
+  bool runs_off_loop() const override { return true; }
 
  private:
   uv_loop_t* loop_;

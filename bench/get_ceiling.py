@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""bench-get-ceiling: how fast can a file-protocol GET be on this machine?
+
+The file protocol's GET reply carries the file as base64 in one JSON reply
+(`{"status":"OK","data_namafile":N,"data_file":"<base64>"}\\r\\n\\r\\n`), so
+the wire carries 4/3 of the file, and both ends do work iperf3 does not:
+the server reads and encodes, the client decodes and writes. This bench
+takes the GET apart on loopback, one side at a time, each figure in MB/s of
+FILE bytes (10^6 bytes/s) and as a fraction of iperf3's single stream in
+the same run, so the ceiling of each end is measured, not argued:
+
+  wire only       a server that sends the reply from memory (pre-encoded)
+                  to a client that only receives and discards: the
+                  protocol's own ceiling, loopback copies and nothing else
+  client-bound    the same memory server to bin/filecli get -o FILE: what
+                  filecli (recv, decode, write) reaches with a server that
+                  costs almost nothing
+  server-bound    bin/fileserver (thread, then process mode) to the
+                  discarding client: what our server (pread, encode, send)
+                  reaches with a client that costs almost nothing
+  filecli         bin/fileserver to bin/filecli, content compared after
+
+Each row is the median of RUNS runs (default 5; env BENCH_RUNS), with its
+spread. Env: BENCH_BYTES (default 100000000), BENCH_DIR (scratch parent).
+
+    python3 bench/get_ceiling.py [BIN_DIR]        (make bench-get-ceiling)
+"""
+
+import base64
+import filecmp
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BYTES = int(os.environ.get("BENCH_BYTES", "100000000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+STEP_TIMEOUT = 120  # seconds for one GET: generous for 100 MB, still ends a hung run
+RECV_BYTES = 4 << 20  # the discarding client's read size: one recv drains a loopback burst
+IPERF_SECONDS = 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MemoryServer:
+    """Answers every `GET name` line with one pre-encoded reply from memory:
+    the least a server can do (sendall of a buffer, no file, no encoding)."""
+
+    def __init__(self, name: str, data: bytes):
+        b64 = base64.b64encode(data)
+        head = json.dumps({"status": "OK", "data_namafile": name})[:-1]
+        self.reply = memoryview(head.encode() + b', "data_file": "' + b64 + b'"}\r\n\r\n')
+        self.wire_bytes = len(self.reply)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                line = b""
+                while not line.endswith(b"\n"):
+                    got = conn.recv(4096)
+                    if not got:
+                        break
+                    line += got
+                if line.startswith(b"GET "):
+                    conn.sendall(self.reply)
+
+
+def discard_get(port: int, name: str) -> float:
+    """One GET over a fresh connection, reading into one reused buffer and
+    keeping only the last 4 bytes (for the terminator). Returns seconds."""
+    buf = bytearray(RECV_BYTES)
+    view = memoryview(buf)
+    tail = b""
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT) as s:
+        s.sendall(b"GET " + name.encode() + b"\r\n")
+        while True:
+            n = s.recv_into(view)
+            if n == 0:
+                raise RuntimeError("connection closed before the reply's end")
+            tail = (tail + bytes(view[max(0, n - 4):n]))[-4:]
+            if tail == b"\r\n\r\n":
+                break
+    return time.perf_counter() - t0
+
+
+def filecli_get(bin_dir: str, port: int, name: str, out: str) -> float:
+    if os.path.exists(out):
+        os.unlink(out)
+    t0 = time.perf_counter()
+    subprocess.run([os.path.join(bin_dir, "filecli"), "--port", str(port), "get", name, "-o", out],
+                   check=True, timeout=STEP_TIMEOUT, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def iperf3_mbps() -> float:
+    port = free_port()
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(20):
+            time.sleep(0.2)
+            r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(IPERF_SECONDS), "-J"],
+                               capture_output=True, text=True, timeout=IPERF_SECONDS + 20)
+            if r.returncode == 0:
+                return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+        raise RuntimeError("iperf3 did not run")
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+class FileServer:
+    """bin/fileserver with the file service on a free port, ROOT as root."""
+
+    def __init__(self, bin_dir: str, root: str, mode: str):
+        args = [os.path.join(bin_dir, "fileserver"), "--root", root, "--listen", "file=127.0.0.1:0",
+                "--mode", mode]
+        if mode == "process":
+            args += ["--workers", "2"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.port = 0
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("listening file on "):
+                self.port = int(line.rsplit(":", 1)[1])
+                break
+        if not self.port:
+            self.stop()
+            raise RuntimeError("fileserver did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def measure(fn) -> list:
+    fn()  # warm-up: page cache, socket buffers, the server's first chunks
+    return [BYTES / fn() / 1e6 for _ in range(RUNS)]
+
+
+def main() -> int:
+    bin_dir = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "bin")
+    rows = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as work:
+        root = os.path.join(work, "root")
+        os.mkdir(root)
+        src = os.path.join(root, "f.bin")
+        data = os.urandom(BYTES)
+        with open(src, "wb") as f:
+            f.write(data)
+        out = os.path.join(work, "out.bin")
+        iperf = iperf3_mbps()
+        print(f"bench-get-ceiling: {BYTES} bytes, {RUNS} runs per row, iperf3 {iperf:.0f} MB/s", file=sys.stderr)
+
+        mem = MemoryServer("f.bin", data)
+        del data
+        rows.append(("wire only (memory server, discarding client)", measure(lambda: discard_get(mem.port, "f.bin"))))
+        rows.append(("client-bound (memory server, filecli -o FILE)",
+                     measure(lambda: filecli_get(bin_dir, mem.port, "f.bin", out))))
+        if not filecmp.cmp(src, out, shallow=False):
+            raise RuntimeError("filecli's copy from the memory server differs")
+        mem.sock.close()
+        for mode in ("thread", "process"):
+            srv = FileServer(bin_dir, root, mode)
+            try:
+                rows.append((f"server-bound ({mode}, discarding client)",
+                             measure(lambda: discard_get(srv.port, "f.bin"))))
+                rows.append((f"filecli ({mode}, -o FILE)", measure(lambda: filecli_get(bin_dir, srv.port, "f.bin", out))))
+                if not filecmp.cmp(src, out, shallow=False):
+                    raise RuntimeError(f"filecli's copy from fileserver ({mode}) differs")
+            finally:
+                srv.stop()
+
+    print(f"{'row':<50} {'median':>8} {'min-max':>15} {'of iperf3':>9}  (MB/s of file bytes; wire carries 4/3)")
+    print(f"{'iperf3, 1 stream, 127.0.0.1 (payload)':<50} {iperf:8.0f} {'':>15} {1:9.2f}")
+    for name, v in rows:
+        med = statistics.median(v)
+        print(f"{name:<50} {med:8.0f} {f'{min(v):.0f}-{max(v):.0f}':>15} {med / iperf:9.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
