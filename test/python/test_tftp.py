@@ -705,6 +705,24 @@ class SlowReackClientTest(ServerCase):
 
 
 @unittest.skipIf(use_hpa(), "our server's options")
+class DallyTest(ServerCase):
+    """A committed write dallies two timeouts to re-ACK a lost final DATA; a
+    new request from the same address takes a dallying write's place, so
+    quick uploads in a row are never refused at the per-address cap (32)."""
+
+    server_args = ("--tftp-timeout", "5")  # each write dallies 10 s: longer than the test
+
+    def test_forty_uploads_in_a_row_are_all_taken(self):
+        for i in range(40):
+            name = "dally-%d.bin" % i
+            src = self.local(name, 1000 + i, i)
+            rc, text = curl_put(self.server.port, src, name)
+            self.assertEqual(rc, 0, "upload %d: %s" % (i, text))
+            self.assert_same(src, self.root_path(name), "upload %d" % i)
+        self.assert_no_temporaries()
+
+
+@unittest.skipIf(use_hpa(), "our server's options")
 class ReadOnlyTest(ServerCase):
     server_args = ("--tftp-read-only",)
 

@@ -4,6 +4,7 @@
 #include "fsrv/services/tftp/tftp_service.hpp"
 
 #include <optional>
+#include <vector>
 
 #include "fsrv/services/tftp/tftp_options.hpp"
 #include "fsrv/services/tftp/tftp_request_port.hpp"
@@ -36,10 +37,21 @@ void RequestPort::on_datagram(reactor::DatagramListener& listener, const sockadd
   }
   const std::string ip = reactor::address_ip(from);
   size_t mine = 0, unheard = 0;  // the address's live transfers, and those never heard
+  std::vector<Transfer*> dallying;
   for (const auto& [t, owned] : transfers_) {
     if (t->peer_ip() != ip || t->closing()) continue;
     ++mine;
     if (!t->heard()) ++unheard;
+    if (t->succeeded()) dallying.push_back(t);
+  }
+  // A write that committed and only dallies to re-send a lost final ACK
+  // gives its place to a new request from its address (a client that asks
+  // again had its ACK or gave up): quick uploads in a row are not refused
+  // as busy for two timeouts after each, and the cap still holds.
+  while (mine >= kMaxTransfersPerAddress && !dallying.empty()) {
+    dallying.back()->abort("dally ended by a new request");
+    dallying.pop_back();
+    --mine;
   }
   if (mine >= kMaxTransfersPerAddress) {
     count(refused_address_);
