@@ -19,9 +19,12 @@ the same run, so the ceiling of each end is measured, not argued:
                   discarding client: what our server (pread, encode, send)
                   reaches with a client that costs almost nothing
   filecli         bin/fileserver to bin/filecli, content compared after
+  ... N clients   the wire-only and server-bound rows again with CLIENTS
+                  (default 50) discarding clients at once, their aggregate
 
 Each row is the median of RUNS runs (default 5; env BENCH_RUNS), with its
-spread. Env: BENCH_BYTES (default 100000000), BENCH_DIR (scratch parent).
+spread. Env: BENCH_BYTES (default 100000000), BENCH_CLIENTS (default 50),
+BENCH_DIR (scratch parent).
 
     python3 bench/get_ceiling.py [BIN_DIR]        (make bench-get-ceiling)
 """
@@ -41,6 +44,7 @@ import time
 
 BYTES = int(os.environ.get("BENCH_BYTES", "100000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 STEP_TIMEOUT = 120  # seconds for one GET: generous for 100 MB, still ends a hung run
 RECV_BYTES = 4 << 20  # the discarding client's read size: one recv drains a loopback burst
 IPERF_SECONDS = 3
@@ -64,7 +68,7 @@ class MemoryServer:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
+        self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -74,15 +78,18 @@ class MemoryServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                line = b""
-                while not line.endswith(b"\n"):
-                    got = conn.recv(4096)
-                    if not got:
-                        break
-                    line += got
-                if line.startswith(b"GET "):
-                    conn.sendall(self.reply)
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            line = b""
+            while not line.endswith(b"\n"):
+                got = conn.recv(4096)
+                if not got:
+                    break
+                line += got
+            if line.startswith(b"GET "):
+                conn.sendall(self.reply)
 
 
 def discard_get(port: int, name: str) -> float:
@@ -102,6 +109,28 @@ def discard_get(port: int, name: str) -> float:
             if tail == b"\r\n\r\n":
                 break
     return time.perf_counter() - t0
+
+
+def discard_many(port: int, name: str, clients: int) -> float:
+    """CLIENTS discarding GETs at once; returns the seconds until the last
+    ends (the aggregate is clients x file size over that)."""
+    errors = []
+
+    def one() -> None:
+        try:
+            discard_get(port, name)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {clients} GETs failed: {errors[0]}")
+    return (time.perf_counter() - t0) / clients
 
 
 def filecli_get(bin_dir: str, port: int, name: str, out: str) -> float:
@@ -181,6 +210,8 @@ def main() -> int:
         mem = MemoryServer("f.bin", data)
         del data
         rows.append(("wire only (memory server, discarding client)", measure(lambda: discard_get(mem.port, "f.bin"))))
+        rows.append((f"wire only, {CLIENTS} clients (aggregate)",
+                     measure(lambda: discard_many(mem.port, "f.bin", CLIENTS))))
         rows.append(("client-bound (memory server, filecli -o FILE)",
                      measure(lambda: filecli_get(bin_dir, mem.port, "f.bin", out))))
         if not filecmp.cmp(src, out, shallow=False):
@@ -191,6 +222,8 @@ def main() -> int:
             try:
                 rows.append((f"server-bound ({mode}, discarding client)",
                              measure(lambda: discard_get(srv.port, "f.bin"))))
+                rows.append((f"server-bound ({mode}, {CLIENTS} clients, aggregate)",
+                             measure(lambda: discard_many(srv.port, "f.bin", CLIENTS))))
                 rows.append((f"filecli ({mode}, -o FILE)", measure(lambda: filecli_get(bin_dir, srv.port, "f.bin", out))))
                 if not filecmp.cmp(src, out, shallow=False):
                     raise RuntimeError(f"filecli's copy from fileserver ({mode}) differs")
