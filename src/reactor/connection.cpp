@@ -217,7 +217,11 @@ void Connection::flush_outbox() {
       touch();
       count_progress(sent);
       if (sent == outbox_.size()) {
-        outbox_ = std::string();  // an idle connection keeps no reply memory
+        // An idle connection keeps no reply memory. Not `outbox_ =
+        // std::string()`: libstdc++'s move assignment from a short string
+        // copies into the buffer it has and keeps its capacity, so every
+        // keep-alive connection held its last reply (a 16 KiB file: 18 KiB).
+        std::string().swap(outbox_);
         return;
       }
       outbox_.erase(0, sent);
@@ -225,7 +229,7 @@ void Connection::flush_outbox() {
   }
   size_t total = outbox_.size();
   auto* w = new WriteReq{{}, ConnRef(this), nullptr, std::move(outbox_), total, true};
-  outbox_ = std::string();
+  outbox_.clear();  // moved from: empty, with no buffer of its own
   owned_in_flight_ = true;
   uv_buf_t buf = uv_buf_init(w->owned.data(), static_cast<unsigned>(w->owned.size()));
   // The bytes were counted in pending_bytes_ when appended.
@@ -406,7 +410,7 @@ void Connection::close() {
   closing_ = true;
   reading_ = false;
   ConnRef keep(this);
-  outbox_ = std::string();
+  std::string().swap(outbox_);
   if (handler_) handler_->on_close();
   if (sendfile_ && !sendfile_->running) sendfile_finish(UV_ECANCELED);
   if (tls_) {

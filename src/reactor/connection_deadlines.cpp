@@ -33,8 +33,8 @@ void Connection::set_transfer(bool active) {
     }
   }
   if (!active) {
-    rate_check_ms_ = 0;  // the deadline timer skips it from now on
-    if (tls_) tls_->spare = std::string();
+    rate_check_ms_ = 0;                         // the deadline timer skips it from now on
+    if (tls_) std::string().swap(tls_->spare);  // released, capacity and all
   }
   transfer_ = active;
 }

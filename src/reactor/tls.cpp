@@ -278,7 +278,7 @@ size_t TlsSession::take_output(std::string& out) {
   } else {
     out.append(staged_);
   }
-  staged_ = std::string();  // handshake flights are small: no capacity kept
+  std::string().swap(staged_);  // handshake flights are small: no capacity kept
   return n;
 }
 

@@ -211,7 +211,7 @@ class HttpSession final : public reactor::ConnectionHandler,
   void release_form() {
     service_.give_form_bytes(form_charged_);
     form_charged_ = 0;
-    if (rq_) rq_->form_body = std::string();
+    if (rq_) std::string().swap(rq_->form_body);  // capacity and all
   }
   Clock::time_point started_;
   bool counted_ = false;  ///< the current reply's status is counted
