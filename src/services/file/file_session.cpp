@@ -45,14 +45,13 @@ constexpr std::string_view kInterrupted =
 class FileSession final : public kit::FileDialect<Cmd, Counters> {
  public:
   FileSession(Connection& conn, FileService& service)
-      : FileDialect(conn, service, service.counters) {
-    payload_.observe = [this](std::string_view bytes) {
-      if (head_.size() < kUploadLookahead) {
-        head_.append(bytes.substr(0, kUploadLookahead - head_.size()));
-      }
-    };
-  }
+      : FileDialect(conn, service, service.counters) {}
 
+  void observe_payload(std::string_view bytes) override {
+    if (head_.size() < kUploadLookahead) {
+      head_.append(bytes.substr(0, kUploadLookahead - head_.size()));
+    }
+  }
   void on_timer() override;
   void on_idle_timeout() override { abort_request(kit::idle_words(config_)); }
   void on_too_slow() override;
@@ -138,7 +137,7 @@ void FileSession::on_too_slow() {
 // A request line not complete within --request-timeout of its first byte
 // (slowloris): the client is told, the connection closes.
 void FileSession::on_request_timeout() {
-  if (payload_.active() && !dropping_) return;  // a transfer: min_rate's business
+  if (in_payload() && !dropping_) return;  // a transfer: min_rate's business
   conn_.stop_timer();
   if (!loop_.busy()) begin(Cmd::kUnknown);
   abort_request(kit::request_timeout_words(config_));
@@ -152,7 +151,7 @@ void FileSession::abort_request(const std::string& why) {
     conn_.close();
     return;
   }
-  payload_.cancel();
+  cancel_payload();
   answer(current_, false, error_text(why));
   conn_.close_when_flushed();
 }

@@ -55,7 +55,7 @@ class RawSession final : public kit::FileDialect<RawCmd, Counters> {
     return o;
   }
   std::string interrupted() const override {
-    return "upload interrupted: connection closed after " + std::to_string(payload_.taken()) +
+    return "upload interrupted: connection closed after " + std::to_string(payload_taken()) +
            " of " + std::to_string(expected_) + " bytes";
   }
 
@@ -67,7 +67,7 @@ void RawSession::on_idle_timeout() {
     conn_.close();  // mid-stream: an ERROR line cannot be spliced in
     return;
   }
-  payload_.cancel();
+  cancel_payload();
   conn_.write_owned(error_line(kit::idle_words(config_)));
   conn_.close_when_flushed();
 }

@@ -17,14 +17,14 @@ namespace fsrv::services::session {
 
 void SessionConn::on_eof() {
   eof_ = true;
-  if (payload_.active()) {
-    uint64_t missing = expected_ - payload_.taken();
+  if (in_payload()) {
+    uint64_t missing = expected_ - payload_taken();
     if (in_.size() >= missing) return;  // all here: the sink takes it as it frees space
     // Truncated upload: the temporary file goes, nothing is committed.
     FSRV_LOG_INFO("session: upload of %s cut short (%llu bytes missing); discarded", name_.c_str(),
                   static_cast<unsigned long long>(missing));
     count_request(Verb::kUpload, false);
-    payload_.cancel();
+    cancel_payload();
     conn_.close();
     return;
   }

@@ -49,8 +49,8 @@ class FileDialect : public StreamSession {
   /// EOF inside a payload cuts the upload: interrupted() is answered.
   void on_eof() override {
     eof_ = true;
-    if (payload_.active()) {
-      payload_.cancel();
+    if (in_payload()) {
+      cancel_payload();
       if (std::string why = interrupted(); !why.empty()) {
         answer(Verb::kUpload, false, fail(Verb::kUpload, why));
       }
@@ -176,8 +176,8 @@ class FileDialect : public StreamSession {
     loop_.begin();
     dropping_ = true;
     drop_ = std::move(why);
-    payload_.start(nullptr, end);
-    payload_step(payload_.feed());
+    payload().start(nullptr, end);
+    payload_step(payload_->feed());
   }
   /// A dropped payload is answered at its end; a stored one by its sink.
   void payload_step(PayloadReader::Step step) override {
