@@ -39,11 +39,8 @@ namespace {
 std::vector<std::string> list_members(std::string_view value) {
   std::vector<std::string> out;
   while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
-    size_t semi = item.find(';');
-    item = trim_ows(item.substr(0, semi));
+    std::string_view item = next_item(value, ",");
+    item = trim_ows(item.substr(0, item.find(';')));
     if (item.empty()) continue;
     std::string lower(item);
     for (char& c : lower) c = static_cast<char>(ascii_lower(c));
@@ -68,9 +65,27 @@ constexpr char kCr[1] = {'\r'};
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
+/// What the parse of one message builds up, made anew when it begins.
+struct MessageState {
+  std::string raw_head;
+  RequestHead head;
+  std::string name, value;
+  bool url_complete = false;
+  std::vector<Header> trailers;
+  size_t trailer_bytes = 0;
+  uint64_t body_bytes = 0;
+
+  // Line-end walk (see the top of this file).
+  uint64_t raw_left = 0;           ///< body bytes llhttp still counts (no LF rewriting)
+  bool request_line_done = false;  ///< the request line's LF was given to llhttp
+  std::string held;                ///< blanks (and a CR) ending a slice inside the
+                                   ///< request line: trailing or not, the next
+                                   ///< slice tells
+};
+
 }  // namespace
 
-struct RequestParser::Impl {
+struct RequestParser::Impl : MessageState {
   enum class Pause { kNone, kBegin, kHeadEnd, kMessageEnd };
   enum class Phase { kIdle, kHead, kBody };
   /// Where the bytes given to one llhttp_execute call come from.
@@ -89,22 +104,7 @@ struct RequestParser::Impl {
   Pause pause = Pause::kNone;
   Phase phase = Phase::kIdle;
 
-  // The message being parsed.
-  std::string raw_head;
-  RequestHead head;
-  std::string name, value;
-  bool url_complete = false;
-  std::vector<Header> trailers;
-  size_t trailer_bytes = 0;
-  uint64_t body_bytes = 0;
-
-  // Line-end walk (see the top of this file).
-  uint64_t raw_left = 0;           ///< body bytes llhttp still counts (no LF rewriting)
-  bool last_cr = false;            ///< the last framing byte given to llhttp was CR
-  bool request_line_done = false;  ///< the request line's LF was given to llhttp
-  std::string held;                ///< blanks (and a CR) ending a slice inside the
-                                   ///< request line: trailing or not, the next
-                                   ///< slice tells
+  bool last_cr = false;  ///< the last framing byte given to llhttp was CR
 
   // Outcome.
   bool failed = false;
@@ -132,10 +132,10 @@ struct RequestParser::Impl {
         return 0;
       };
       s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-        return self(p)->field(at, n);
+        return self(p)->field_piece(self(p)->name, at, n);
       };
       s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-        return self(p)->field_value(at, n);
+        return self(p)->field_piece(self(p)->value, at, n);
       };
       s.on_header_value_complete = [](llhttp_t* p) { return self(p)->value_complete(); };
       s.on_headers_complete = [](llhttp_t* p) { return self(p)->headers_complete(); };
@@ -191,14 +191,9 @@ struct RequestParser::Impl {
     return check_head(at + n);
   }
 
-  int field(const char* at, size_t n) {
-    name.append(at, n);
-    if (phase == Phase::kBody) trailer_bytes += n;
-    return check_head(at + n);
-  }
-
-  int field_value(const char* at, size_t n) {
-    value.append(at, n);
+  // A piece of a field line's name or value (`to`), in the head or a trailer.
+  int field_piece(std::string& to, const char* at, size_t n) {
+    to.append(at, n);
     if (phase == Phase::kBody) trailer_bytes += n;
     return check_head(at + n);
   }
@@ -284,17 +279,7 @@ struct RequestParser::Impl {
 
   void start_message() {
     phase = Phase::kHead;
-    raw_head.clear();
-    head = RequestHead{};
-    name.clear();
-    value.clear();
-    url_complete = false;
-    trailers.clear();
-    trailer_bytes = 0;
-    body_bytes = 0;
-    raw_left = 0;
-    request_line_done = false;
-    held.clear();
+    static_cast<MessageState&>(*this) = MessageState{};
   }
 
   // Builds raw_lines from the copied head and checks what needs the raw
@@ -302,9 +287,7 @@ struct RequestParser::Impl {
   bool finish_head() {
     std::string_view rest = raw_head;
     while (!rest.empty()) {
-      size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+      std::string_view line = next_item(rest, "\n");
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.empty()) break;  // the empty line ending the head
       // A bare CR is invalid (RFC 9112 section 2.2); strict llhttp already
@@ -313,7 +296,7 @@ struct RequestParser::Impl {
         fail(400, "bare CR in header section");
         return false;
       }
-      if (!head.raw_lines.empty() && (line.front() == ' ' || line.front() == '\t')) {
+      if (!head.raw_lines.empty() && is_blank(line.front())) {
         fail(400, "obsolete line folding");
         return false;
       }
@@ -464,10 +447,7 @@ struct RequestParser::Impl {
       };
       if (err == HPE_OK) {
         if (phase == Phase::kHead && src != Src::kCr) {
-          if (head_size_to(to) > options.max_head) {
-            check_head(to);
-            return report_error(input_pos(to));
-          }
+          if (check_head(to) != 0) return report_error(input_pos(to));
           raw_head.append(from, to);
         }
         took(to);
@@ -490,10 +470,7 @@ struct RequestParser::Impl {
           start_message();
           break;
         case Pause::kHeadEnd:
-          if (head_size_to(at) > options.max_head) {
-            check_head(at);
-            return report_error(input_pos(at));
-          }
+          if (check_head(at) != 0) return report_error(input_pos(at));
           raw_head.append(head_from, at);
           if (!finish_head()) return report_error(input_pos(at));
           phase = Phase::kBody;
