@@ -90,8 +90,6 @@ class HttpService final : public Service {
   }
   /// Counts the bytes of one stored upload ("http/uploads/bytes").
   void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
-  /// What the services of this process share (config, root, executor...).
-  Shared& shared() { return shared_; }
   /// Takes `n` bytes of the form bodies' memory budget (kFormBodyBudget,
   /// shared by every connection of this process); false if over it.
   bool take_form_bytes(size_t n) {

@@ -115,6 +115,11 @@ class HttpSession final : public reactor::ConnectionHandler,
   void reject(int status, std::string text, std::string extra = {});
   void fail_now(int status, std::string text, std::string extra = {});
   void complete_message();
+  /// Closes once the replies are out; no input is read meanwhile.
+  void close_flushed() {
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+  }
   void dispatch();
   void request_done();
 
@@ -141,7 +146,6 @@ class HttpSession final : public reactor::ConnectionHandler,
   void sink_piece(std::string_view piece);
   bool pump_sink();
   void upload_done(Status s, uint64_t bytes);
-  void maybe_reply_upload();
   void start_delete(std::string name);
   void start_listdir(bool page);
   void reply_form();
@@ -164,7 +168,6 @@ class HttpSession final : public reactor::ConnectionHandler,
     std::string overflow;  ///< body bytes the sink had no room for (< one read)
     /// POST /upload: the body's reader.
     std::unique_ptr<MultipartReader> form;
-    Status upload_status;
   };
   void open_request() {
     if (!rq_) rq_ = std::make_unique<Request>(*this, *shared_.config);
@@ -217,10 +220,6 @@ class HttpSession final : public reactor::ConnectionHandler,
   bool counted_ = false;  ///< the current reply's status is counted
 
   // Uploads.
-  /// PUT: the upload's commit replaced a file (204, not 201), learnt from
-  /// the rename itself (storage::UploadFile::replaced) in upload_done.
-  bool replaced_ = false;
-  bool upload_finished_ = false;
   /// POST /upload: whether a file part was met (the first one is stored;
   /// later parts are read and ignored).
   bool file_seen_ = false;
