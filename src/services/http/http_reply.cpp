@@ -3,8 +3,6 @@
 // whole small reply in one write, and the end of each request: counted
 // once, logged (the info log line and the access log), then the next.
 
-#include "fsrv/services/http/http_reply.hpp"
-
 #include <chrono>
 #include <cinttypes>
 #include <string>

@@ -14,7 +14,6 @@
 
 #include "fsrv/auth/authenticator.hpp"
 #include "fsrv/codec/json_py.hpp"
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/kit/storage_calls.hpp"
@@ -180,11 +179,11 @@ void HttpSession::authenticate() {
     if (conn_.closing() || state_ != State::kBody) return;
     auth_pending_ = false;
     role_ = outcome.role;
-    if (outcome.error.empty()) rq_->user = user;
-    if (!outcome.error.empty()) {
-      reject(401, "Unauthorized: " + outcome.error, kChallenge);
-    } else {
+    if (outcome.error.empty()) {
+      rq_->user = user;
       refuse_by_policy();
+    } else {
+      reject(401, "Unauthorized: " + outcome.error, kChallenge);
     }
     if (state_ == State::kBody) begin_body();
     resume_after_hold_ = true;

@@ -8,7 +8,6 @@
 #include <memory>
 #include <string>
 
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
 

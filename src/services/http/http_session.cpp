@@ -13,7 +13,6 @@
 #include <cstring>
 #include <string>
 
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/kit/request_loop.hpp"
 

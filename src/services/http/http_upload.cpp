@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "fsrv/services/http/http_form.hpp"
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
 

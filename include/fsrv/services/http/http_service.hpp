@@ -4,7 +4,9 @@
 // root and name rules as the file protocol. This header owns its
 // registration (info()), the per-process HttpService (status counters,
 // the Date and log clocks, spare read buffers, the small-file cache, the
-// form bodies' memory budget) and the web pages. Each connection is an
+// form bodies' memory budget), the web pages and the reply wording (the
+// status of a storage error, error bodies, the Server field; the reply
+// heads are HttpSession::reply_head, http_reply.cpp). Each connection is an
 // HttpSession (http_session.hpp): it drives a RequestParser (llhttp),
 // answers one request at a time (pipelined requests wait, the parser
 // pauses after each message), sends file bodies with sendfile(2) through
@@ -21,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/core/version.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/service.hpp"
 #include "fsrv/storage/small_file_cache.hpp"
@@ -67,6 +70,20 @@ inline constexpr size_t kSpareReadBuffers = 16;
 /// Status codes counted as "http/status/<code>" in STATS and /stats.
 inline constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408,
                                            411, 413, 414, 416, 431, 500, 501, 503, 505, 507};
+
+/// The Server field (RFC 9110 section 10.2.4): "fsrv/VERSION".
+inline const std::string kServer = server_token();
+
+/// The type of the service's own text bodies (errors, confirmations).
+inline constexpr std::string_view kText = "text/plain; charset=utf-8";
+
+/// HTTP status for a storage failure (the file protocol words the same
+/// codes as text, src/services/file/reply.cpp).
+int status_for(Errc code);
+
+/// Short text body of the status_for(s.code) that answers the storage
+/// failure `s` (`name`: the file concerned).
+std::string error_body(const Status& s, const std::string& name);
 
 /// The http service of one serving process (one per listener policy):
 /// counts statuses, requests and upload bytes, keeps the Date and access
