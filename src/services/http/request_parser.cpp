@@ -329,6 +329,7 @@ struct RequestParser::Impl : MessageState {
       paused_after_message = false;
       llhttp_resume(&parser);
     }
+    if (p == end && !held.empty()) return {0, State::kNeedMore};
     std::string held_now;  // held bytes being given to llhttp
     for (;;) {
       // Choose the next run of bytes for llhttp: [from, to) from `src`;
@@ -338,42 +339,7 @@ struct RequestParser::Impl : MessageState {
       const char* next = p;
       Src src = Src::kInput;
       bool raw = false;
-      if (!held.empty()) {
-        // Blanks (and maybe a CR) ended the last slice inside the request
-        // line: trailing ones if the line ends after them.
-        const char* q = p;
-        bool cr = held.back() == '\r';
-        if (!cr) {
-          while (q < end && is_blank(*q)) ++q;
-          if (q < end && *q == '\r') {
-            cr = true;
-            ++q;
-          }
-        }
-        if (q == end) {
-          held.append(p, q);
-          if (!held_fits()) return report_error(bytes.size());
-          return {bytes.size(), State::kNeedMore};
-        }
-        if (*q == '\n') {
-          // Trailing: not given to llhttp, kept in the raw head (what came).
-          raw_head += held;
-          raw_head.append(p, q);
-          held.clear();
-          if (!held_fits()) return report_error(static_cast<size_t>(q - data));
-          from = kCr;
-          to = kCr + 1;
-          src = Src::kCr;
-          next = q;
-        } else {
-          held_now = std::move(held);
-          held.clear();
-          from = held_now.data();
-          to = from + held_now.size();
-          src = Src::kHeld;
-          next = p;
-        }
-      } else if (raw_left > 0) {
+      if (raw_left > 0) {
         raw = true;
         to = p + static_cast<size_t>(std::min<uint64_t>(raw_left, static_cast<uint64_t>(end - p)));
         next = to;
@@ -389,12 +355,29 @@ struct RequestParser::Impl : MessageState {
           // Blanks after a CR make that CR a bare one: no dropping then,
           // llhttp refuses it (whole or split, the same).
           const bool after_cr = b > p ? b[-1] == '\r' : last_cr;
-          if (after_cr) {
+          // Blanks (and maybe a CR) held from the last slice are trailing
+          // when nothing but blanks (after a held CR: nothing) comes before
+          // the line's end; else llhttp gets them first.
+          const bool trailing = !held.empty() && (held.back() == '\r' ? lf == p : b == p);
+          if (!held.empty() && !trailing) {
+            held_now = std::move(held);
+            held.clear();
+            from = held_now.data();
+            to = from + held_now.size();
+            src = Src::kHeld;
+          } else if (trailing && lf) {  // not given to llhttp, kept in the raw head
+            raw_head += held;
+            held.clear();
+            if (!held_fits()) return report_error(static_cast<size_t>(p - data));
+          }
+          if (src == Src::kHeld) {
+            // the held bytes go first; this slice is looked at again next
+          } else if (after_cr) {
             // fall through to the plain line-end handling below
           } else if (!lf && (b < end)) {
             // The slice ends in blanks or a CR: hold them until the next.
             if (b == p) {
-              held.assign(p, end);
+              held.append(p, end);
               if (!held_fits()) return report_error(bytes.size());
               return {bytes.size(), State::kNeedMore};
             }
