@@ -434,21 +434,6 @@ void HttpSession::start_delete(std::string name) {
 
 namespace {
 
-// Regular, non-hidden files of the root with size and mtime, sorted by
-// name (storage::Root::list); names that vanish meanwhile are skipped. Runs
-// on the pool.
-Result<std::vector<ListedFile>> list_files(const storage::Root& root) {
-  auto names = root.list();
-  if (!names.ok()) return Result<std::vector<ListedFile>>::failure(names.status());
-  Result<std::vector<ListedFile>> out;
-  for (const std::string& n : names.value) {
-    auto f = root.open_read(n);  // size and mtime
-    if (!f.ok()) continue;
-    out.value.push_back({n, f.value.size(), f.value.mtime_ns()});
-  }
-  return out;
-}
-
 // The JSON array of GET /listdir: each file's name, size in bytes and
 // modification time in seconds since the epoch.
 std::string listdir_json(const std::vector<ListedFile>& files) {
@@ -465,20 +450,30 @@ std::string listdir_json(const std::vector<ListedFile>& files) {
   return j + "]";
 }
 
+// GET /'s page (`page`) or GET /listdir's JSON of the regular, non-hidden
+// files of the root with size and mtime, sorted by name
+// (storage::Root::list); names that vanish meanwhile are skipped. Runs on
+// the pool.
+Result<std::string> listing(const storage::Root& root, bool page) {
+  auto names = root.list();
+  if (!names.ok()) return Result<std::string>::failure(names.status());
+  std::vector<ListedFile> files;
+  for (const std::string& n : names.value) {
+    auto f = root.open_read(n);  // size and mtime
+    if (f.ok()) files.push_back({n, f.value.size(), f.value.mtime_ns()});
+  }
+  Result<std::string> out;
+  out.value = page ? web_page(files) : listdir_json(files);
+  return out;
+}
+
 }  // namespace
 
 // GET /listdir (JSON) and GET / (the page with the list in it).
 void HttpSession::start_listdir(bool page) {
   const storage::Root* root = shared_.root;
   kit::call_storage<Result<std::string>>(
-      conn_, shared_,
-      [root, page]() -> Result<std::string> {
-        auto files = list_files(*root);
-        if (!files.ok()) return Result<std::string>::failure(files.status());
-        Result<std::string> out;
-        out.value = page ? web_page(files.value) : listdir_json(files.value);
-        return out;
-      },
+      conn_, shared_, [root, page] { return listing(*root, page); },
       [this, page](Result<std::string>& out) {
         if (!out.ok()) {
           reply(status_for(out.code), kText, error_body(out.status(), ""));

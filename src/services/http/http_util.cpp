@@ -323,10 +323,8 @@ bool origin_matches_host(std::string_view origin, std::string_view host) {
   host = trim_ows(host);
   for (auto [scheme, port] :
        {std::pair<std::string_view, std::string_view>{"http://", ":80"}, {"https://", ":443"}}) {
-    if (origin.size() <= scheme.size() || !iequals(origin.substr(0, scheme.size()), scheme)) {
-      continue;
-    }
-    origin.remove_prefix(scheme.size());
+    if (!iequals(origin.substr(0, scheme.size()), scheme)) continue;
+    origin.remove_prefix(scheme.size());  // "http://" alone: empty, equal to no host
     if (origin.find('/') != std::string_view::npos || host.empty()) return false;
     if (origin.size() > port.size() && origin.ends_with(port)) origin.remove_suffix(port.size());
     if (host.size() > port.size() && host.ends_with(port)) host.remove_suffix(port.size());

@@ -306,6 +306,10 @@ TEST(HttpUtil, OriginMatchesHost) {
   EXPECT_FALSE(origin_matches_host("ftp://h", "h"));
   EXPECT_FALSE(origin_matches_host("http://h", ""));
   EXPECT_FALSE(origin_matches_host("https://h", "h:80"));
+  // A scheme with no authority matches no host, not even a bare port.
+  EXPECT_FALSE(origin_matches_host("http://", "h"));
+  EXPECT_FALSE(origin_matches_host("http://", ":80"));
+  EXPECT_FALSE(origin_matches_host("https://", ":443"));
 }
 
 // RFC 7617 section 2 (its example: Aladdin / open sesame).
