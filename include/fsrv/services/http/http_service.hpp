@@ -2,11 +2,10 @@
 // The HTTP service: the course's HTTP file server (seed 004,
 // tugas 6-8) as an HTTP/1.1 server (RFC 9110, RFC 9112) on the same storage
 // root and name rules as the file protocol. This header owns its
-// registration (info()), the per-process HttpService (status counters,
-// the Date and log clocks, spare read buffers, the small-file cache, the
-// form bodies' memory budget), the web pages and the reply wording (the
-// status of a storage error, error bodies, the Server field; the reply
-// heads are HttpSession::reply_head, http_reply.cpp). Each connection is an
+// registration (info()), the per-process HttpService, the web pages and
+// the reply wording (the status of a storage error, error bodies, the
+// Server field; the reply heads are HttpSession::reply_head,
+// http_reply.cpp). Each connection is an
 // HttpSession (http_session.hpp): it drives a RequestParser (llhttp),
 // answers one request at a time (pipelined requests wait, the parser
 // pauses after each message), sends file bodies with sendfile(2) through

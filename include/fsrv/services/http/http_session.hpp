@@ -79,13 +79,13 @@ class HttpSession final : public reactor::ConnectionHandler,
   void on_shutdown() override;
   void on_close() override;
 
-  // RequestHandler (called from inside parser_.feed)
+  // RequestHandler (called from inside rq_->parser.feed)
   void on_head(const RequestHead& head) override;
   void on_body(std::string_view piece) override;
   void on_complete(const std::vector<Header>& trailers) override;
   void on_error(const ParseError& error) override;
 
-  // MultipartHandler (called from inside form_->feed, POST /upload)
+  // MultipartHandler (called from inside rq_->form->feed, POST /upload)
   void on_part(const FormField& part) override;
   void on_part_data(std::string_view piece) override;
   void on_part_end() override { in_file_ = false; }
