@@ -46,5 +46,6 @@ $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c mk/llhttp.mk
 # The parser and its helpers only: the service itself needs the reactor.
 # libsodium: http_util's Basic credentials decoder.
 $(eval $(call fuzz_target,http,test/fuzz/http_request_fuzz.cpp src/services/http/request_parser.cpp \
-  src/services/http/http_util.cpp src/services/http/http_form.cpp,-lsodium,test/fuzz/corpus/http,-isystem $(LLHTTP_INC_DIR),\
+  src/services/http/http_util.cpp src/services/http/http_form.cpp \
+  src/services/http/multipart_reader.cpp,-lsodium,test/fuzz/corpus/http,-isystem $(LLHTTP_INC_DIR),\
   $(HTTP_FUZZ_LLHTTP_OBJS)))

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "fsrv/services/http/multipart_reader.hpp"
+
 namespace fsrv::services::http {
 
 namespace {
@@ -58,22 +60,12 @@ bool parse_params(std::string_view s, std::vector<Param>& out) {
     while (i < s.size() && is_tchar(s[i])) p.name.push_back(ascii_lower(s[i++]));
     if (p.name.empty() || i == s.size() || s[i] != '=') return false;
     ++i;
-    if (i < s.size() && s[i] == '"') {
-      ++i;
-      bool closed = false;
-      while (i < s.size()) {
-        char c = s[i++];
-        if (c == '"') {
-          closed = true;
-          break;
-        }
-        if (c == '\\') {
-          if (i == s.size()) return false;
-          c = s[i++];
-        }
-        p.value.push_back(c);
+    if (i < s.size() && s[i] == '"') {  // quoted-string: '\\' escapes the next byte
+      for (++i; i < s.size() && s[i] != '"'; ++i) {
+        if (s[i] == '\\' && ++i == s.size()) return false;
+        p.value.push_back(s[i]);
       }
-      if (!closed) return false;
+      if (i++ == s.size()) return false;  // no closing quote
     } else {
       while (i < s.size() && is_tchar(s[i])) p.value.push_back(s[i++]);
       if (p.value.empty()) return false;
@@ -98,9 +90,7 @@ bool parse_media_type(std::string_view value, std::string& type, std::vector<Par
 std::vector<FormField> parse_urlencoded(std::string_view body) {
   std::vector<FormField> out;
   while (!body.empty() && out.size() < kMaxFormFields) {
-    const size_t amp = body.find('&');
-    const std::string_view pair = body.substr(0, amp);
-    body = amp == std::string_view::npos ? std::string_view{} : body.substr(amp + 1);
+    const std::string_view pair = next_item(body, "&");
     if (pair.empty()) continue;
     const size_t eq = pair.find('=');
     FormField f;
@@ -140,9 +130,7 @@ Result<FormField> parse_part_head(std::string_view lines) {
   FormField& field = out.value;
   bool have_disposition = false;
   while (!lines.empty()) {
-    const size_t eol = lines.find("\r\n");
-    const std::string_view line = lines.substr(0, eol);
-    lines = eol == std::string_view::npos ? std::string_view{} : lines.substr(eol + 2);
+    const std::string_view line = next_item(lines, "\r\n");
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) {
       return R::failure(Errc::kBadRequest, "malformed part header");
@@ -173,48 +161,31 @@ Result<FormField> parse_part_head(std::string_view lines) {
   return out;
 }
 
+namespace {
+
+// Keeps every part of a whole body, its value included (parse_multipart).
+struct PartList final : MultipartHandler {
+  std::vector<FormField> fields;
+  void on_part(const FormField& part) override { fields.push_back(part); }
+  void on_part_data(std::string_view piece) override { fields.back().value.append(piece); }
+  void on_part_end() override {}
+};
+
+}  // namespace
+
 Result<std::vector<FormField>> parse_multipart(std::string_view body, std::string_view boundary) {
   using R = Result<std::vector<FormField>>;
   if (body.size() > kMaxMultipartBody)
     return R::failure(Errc::kTooLarge, "multipart body too large");
   if (boundary.empty()) return R::failure(Errc::kBadRequest, "empty boundary");
-  const std::string dash = "--" + std::string(boundary);
-  const std::string delim = "\r\n" + dash;
-  // The first delimiter is at the very start or after the preamble's CRLF.
-  size_t pos;
-  if (body.substr(0, dash.size()) == dash) {
-    pos = dash.size();
-  } else {
-    const size_t d = body.find(delim);
-    if (d == std::string_view::npos)
-      return R::failure(Errc::kBadRequest, "missing multipart delimiter");
-    pos = d + delim.size();
-  }
+  MultipartReader reader(boundary, kMaxMultipartBody);  // no part head is over the body
+  PartList parts;
+  if (!reader.feed(body, parts)) return R::failure(Errc::kBadRequest, reader.error());
+  if (!reader.done())
+    return R::failure(Errc::kBadRequest, "body ended before the closing boundary");
   R out;
-  while (true) {
-    // After a delimiter: "--" closes, otherwise transport padding and CRLF.
-    if (body.substr(pos, 2) == "--") return out;
-    while (pos < body.size() && (body[pos] == ' ' || body[pos] == '\t')) ++pos;
-    if (body.substr(pos, 2) != "\r\n")
-      return R::failure(Errc::kBadRequest, "malformed multipart delimiter line");
-    pos += 2;
-    if (out.value.size() >= kMaxFormFields)
-      return R::failure(Errc::kBadRequest, "too many multipart parts");
-    // Part headers up to an empty line.
-    const size_t head_end = body.find("\r\n\r\n", pos - 2);
-    if (head_end == std::string_view::npos)
-      return R::failure(Errc::kBadRequest, "unterminated part headers");
-    Result<FormField> head = parse_part_head(body.substr(pos, head_end < pos ? 0 : head_end - pos));
-    if (!head.ok()) return R::failure(head.status());
-    FormField field = std::move(head.value);
-    pos = head_end + 4;
-    const size_t end = body.find(delim, pos);
-    if (end == std::string_view::npos)
-      return R::failure(Errc::kBadRequest, "missing multipart close delimiter");
-    field.value = std::string(body.substr(pos, end - pos));
-    out.value.push_back(std::move(field));
-    pos = end + delim.size();
-  }
+  out.value = std::move(parts.fields);
+  return out;
 }
 
 }  // namespace fsrv::services::http

@@ -3,11 +3,10 @@
 // whole small reply in one write, and the end of each request: counted
 // once, logged (the info log line and the access log), then the next.
 
-#include "fsrv/services/http/http_reply.hpp"
-
 #include <chrono>
 #include <cinttypes>
 #include <string>
+#include <utility>
 
 #include "fsrv/core/access_log.hpp"
 #include "fsrv/core/log.hpp"
@@ -17,33 +16,21 @@
 namespace fsrv::services::http {
 
 int status_for(Errc code) {
-  switch (code) {
-    case Errc::kOk:
-      return 200;
-    case Errc::kNotFound:
-      return 404;
-    case Errc::kInvalidName:
-    case Errc::kNotRegular:  // directories and symlinks: never followed
-    case Errc::kPermission:
-      return 403;
-    case Errc::kTooLarge:
-      return 413;
-    case Errc::kNoSpace:
-      return 507;  // RFC 4918 section 11.5
-    case Errc::kBusy:
-    case Errc::kShuttingDown:
-      return 503;
-    case Errc::kTimeout:
-      return 408;
-    case Errc::kBadData:
-    case Errc::kBadRequest:
-      return 400;
-    default:
-      return 500;
+  // kNotRegular: directories and symlinks, never followed; kNoSpace: 507
+  // (RFC 4918 section 11.5); any other code: 500.
+  static constexpr std::pair<Errc, int> kStatuses[] = {
+      {Errc::kOk, 200},         {Errc::kNotFound, 404},   {Errc::kInvalidName, 403},
+      {Errc::kNotRegular, 403}, {Errc::kPermission, 403}, {Errc::kTooLarge, 413},
+      {Errc::kNoSpace, 507},    {Errc::kBusy, 503},       {Errc::kShuttingDown, 503},
+      {Errc::kTimeout, 408},    {Errc::kBadData, 400},    {Errc::kBadRequest, 400}};
+  for (const auto& [errc, status] : kStatuses) {
+    if (errc == code) return status;
   }
+  return 500;
 }
 
-std::string error_body(int status, const Status& s, const std::string& name) {
+std::string error_body(const Status& s, const std::string& name) {
+  const int status = status_for(s.code);
   if (status == 404) return "File not found";
   if (s.code == Errc::kInvalidName) return "Invalid file name: " + s.error;
   if (s.code == Errc::kNotRegular) return "Not a regular file: " + name;

@@ -14,9 +14,9 @@
 
 #include "fsrv/auth/authenticator.hpp"
 #include "fsrv/codec/json_py.hpp"
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/storage/small_file_cache.hpp"
 
 namespace fsrv::services::http {
@@ -32,6 +32,9 @@ constexpr const char* kChallenge = "WWW-Authenticate: Basic realm=\"fsrv\", char
 /// `make bench-http`); larger ones stream with sendfile(2). 64 KiB is the
 /// read buffer's size, so memory per connection stays bounded.
 constexpr uint64_t kInlineFileMax = 64 * 1024;
+
+/// Replies that are never cached (RFC 9111 section 5.2.2.5): live state.
+constexpr std::string_view kNoStore = "Cache-Control: no-store\r\n";
 
 /// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
 constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
@@ -176,11 +179,11 @@ void HttpSession::authenticate() {
     if (conn_.closing() || state_ != State::kBody) return;
     auth_pending_ = false;
     role_ = outcome.role;
-    if (outcome.error.empty()) rq_->user = user;
-    if (!outcome.error.empty()) {
-      reject(401, "Unauthorized: " + outcome.error, kChallenge);
-    } else {
+    if (outcome.error.empty()) {
+      rq_->user = user;
       refuse_by_policy();
+    } else {
+      reject(401, "Unauthorized: " + outcome.error, kChallenge);
     }
     if (state_ == State::kBody) begin_body();
     resume_after_hold_ = true;
@@ -222,19 +225,19 @@ void HttpSession::reject(int status, std::string text, std::string extra) {
 
 void HttpSession::dispatch() {
   constexpr std::string_view kHtml = "text/html; charset=utf-8";
-  constexpr std::string_view kText = "text/plain; charset=utf-8";
   switch (route_) {
     case Route::kReject:
       reply(reject_status_, kText, rq_->reject_text, rq_->reject_extra);
       return;
     case Route::kIndex:
-      start_listdir(true);
+    case Route::kListdir:
+      start_listdir(route_ == Route::kIndex);
       return;
     case Route::kSending:
       reply(200, kHtml, sending_page());
       return;
     case Route::kStats:
-      reply(200, "application/json", shared_.stats_json() + "\n", "Cache-Control: no-store\r\n");
+      reply(200, "application/json", shared_.stats_json() + "\n", kNoStore);
       return;
     case Route::kWhoami: {
       // The user name holds only [A-Za-z0-9._-] (auth::validate_user_name).
@@ -245,7 +248,7 @@ void HttpSession::dispatch() {
           ",\"role\":\"" + std::string(role_name(role_)) + "\",\"listener\":\"" + p.text() +
           "\",\"accounts\":" + (p.auth != AuthScope::kNone ? "true" : "false") +
           ",\"upload\":" + may(Access::kWrite) + ",\"delete\":" + may(Access::kDelete) + "}\n";
-      reply(200, "application/json", body, "Cache-Control: no-store\r\n");
+      reply(200, "application/json", body, kNoStore);
       return;
     }
     case Route::kLogin:
@@ -260,16 +263,11 @@ void HttpSession::dispatch() {
       // node out before its listeners close (--drain-delay).
       const bool failing = conn_.reactor().health_failing;
       reply(failing ? 503 : 200, kText,
-            std::string(failing ? "draining" : "ok") + " node=" + shared_.node_id + "\n",
-            "Cache-Control: no-store\r\n");
+            std::string(failing ? "draining" : "ok") + " node=" + shared_.node_id + "\n", kNoStore);
       return;
     }
     case Route::kMetrics:
-      reply(200, "text/plain; version=0.0.4; charset=utf-8", shared_.metrics_text(),
-            "Cache-Control: no-store\r\n");
-      return;
-    case Route::kListdir:
-      start_listdir(false);
+      reply(200, "text/plain; version=0.0.4; charset=utf-8", shared_.metrics_text(), kNoStore);
       return;
     case Route::kFile:
       start_get(rq_->name, head_only_);
@@ -301,47 +299,45 @@ void HttpSession::start_get(std::string name, bool head_only) {
   }
   struct Opened {
     Result<storage::ReadFile> file;
-    std::string data;  ///< the whole file when it is at most kInlineFileMax
+    std::string data{};  ///< the whole file when it is at most kInlineFileMax
     bool inline_data = false;
-    std::shared_ptr<const storage::CachedFile> cached;  ///< read for the cache
+    std::shared_ptr<const storage::CachedFile> cached{};  ///< read for the cache
   };
-  auto op = std::make_shared<Opened>();
   const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit(
-      [op, root, name, head_only] {
-        op->file = root->open_read(name);
-        if (!op->file.ok() || head_only || op->file.value.size() > kInlineFileMax) return;
-        if (op->file.value.size() <= storage::SmallFileCache::kMaxFileBytes) {
-          op->cached = storage::SmallFileCache::load(op->file.value);
-          if (op->cached) return;
+  kit::call_storage<Opened>(
+      conn_, shared_,
+      [root, name, head_only] {
+        Opened op{.file = root->open_read(name)};
+        if (!op.file.ok() || head_only || op.file.value.size() > kInlineFileMax) return op;
+        if (op.file.value.size() <= storage::SmallFileCache::kMaxFileBytes) {
+          op.cached = storage::SmallFileCache::load(op.file.value);
+          if (op.cached) return op;
         }
-        op->data.resize(op->file.value.size());
-        auto r = op->file.value.read_at(
-            {reinterpret_cast<uint8_t*>(op->data.data()), op->data.size()}, 0);
+        op.data.resize(op.file.value.size());
+        auto r =
+            op.file.value.read_at({reinterpret_cast<uint8_t*>(op.data.data()), op.data.size()}, 0);
         if (!r.ok()) {
-          op->file = Result<storage::ReadFile>::failure(r.status());
-          return;
+          op.file = Result<storage::ReadFile>::failure(r.status());
+          return op;
         }
-        op->data.resize(r.value);  // the file may have shrunk since open
-        op->inline_data = true;
+        op.data.resize(r.value);  // the file may have shrunk since open
+        op.inline_data = true;
+        return op;
       },
-      [this, ref, op, name, &cache] {
-        if (conn_.closing()) return;
-        if (!op->file.ok()) {
-          int st = status_for(op->file.code);
-          reply(st, "text/plain; charset=utf-8", error_body(st, op->file.status(), name));
+      [this, name, &cache](Opened& op) {
+        if (!op.file.ok()) {
+          reply(status_for(op.file.code), kText, error_body(op.file.status(), name));
           return;
         }
-        if (op->cached) {
-          cache.insert(name, op->cached);
-          answer_get(name, op->cached->stamp.size, op->cached->stamp.mtime_ns, &op->cached->data,
-                     nullptr, &op->cached->derived);
+        if (op.cached) {
+          cache.insert(name, op.cached);
+          answer_get(name, op.cached->stamp.size, op.cached->stamp.mtime_ns, &op.cached->data,
+                     nullptr, &op.cached->derived);
           return;
         }
-        storage::ReadFile& f = op->file.value;
-        answer_get(name, op->inline_data ? op->data.size() : f.size(), f.mtime_ns(),
-                   op->inline_data ? &op->data : nullptr, &f);
+        storage::ReadFile& f = op.file.value;
+        answer_get(name, op.inline_data ? op.data.size() : f.size(), f.mtime_ns(),
+                   op.inline_data ? &op.data : nullptr, &f);
       });
 }
 
@@ -356,14 +352,12 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
   const size_t nl = validators->find('\n');
   std::string_view etag = std::string_view(*validators).substr(0, nl);
   std::string_view last_modified = std::string_view(*validators).substr(nl + 1);
-  std::string meta;
-  meta.reserve(160);
-  meta += "Last-Modified: ";
-  meta += last_modified;
-  meta += "\r\nETag: ";
-  meta += etag;
-  meta += "\r\nAccept-Ranges: bytes\r\n";
-  meta += kStoredFileFields;
+  std::string meta = std::string("Last-Modified: ")
+                         .append(last_modified)
+                         .append("\r\nETag: ")
+                         .append(etag)
+                         .append("\r\nAccept-Ranges: bytes\r\n")
+                         .append(kStoredFileFields);
   // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
   // only without it.
   bool not_modified = false;
@@ -388,7 +382,7 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
   if (range) {
     RangeResult rr = parse_range(range->value, size);
     if (rr.decision == RangeDecision::kUnsatisfiable) {
-      reply(416, "text/plain; charset=utf-8", "Range not satisfiable",
+      reply(416, kText, "Range not satisfiable",
             meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
       return;
     }
@@ -409,10 +403,8 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
     reply(status, type, std::string_view(*data).substr(offset, length), meta);
     return;
   }
-  std::string prefix = reply_head(status, type, static_cast<int64_t>(length), meta);
   transfer::SendOptions o;
-  o.prefix = std::move(prefix);
-  o.transform = transfer::Transform::kIdentity;
+  o.prefix = reply_head(status, type, static_cast<int64_t>(length), meta);
   o.offset = offset;
   o.length = length;
   get_ = transfer::send_file(conn_, *shared_.executor, std::move(*f), std::move(o),
@@ -432,30 +424,46 @@ void HttpSession::start_delete(std::string name) {
                            [this, ref, st, name] {
                              service_.file_cache().erase(name);
                              if (conn_.closing()) return;
-                             constexpr std::string_view kText = "text/plain; charset=utf-8";
                              if (st->ok()) {
                                reply(200, kText, "File " + name + " deleted successfully");
                              } else {
-                               int code = status_for(st->code);
-                               reply(code, kText, error_body(code, *st, name));
+                               reply(status_for(st->code), kText, error_body(*st, name));
                              }
                            });
 }
 
 namespace {
 
-// Regular, non-hidden files of the root with size and mtime, sorted by
-// name (storage::Root::list); names that vanish meanwhile are skipped. Runs
-// on the pool.
-Result<std::vector<ListedFile>> list_files(const storage::Root& root) {
+// The JSON array of GET /listdir: each file's name, size in bytes and
+// modification time in seconds since the epoch.
+std::string listdir_json(const std::vector<ListedFile>& files) {
+  std::string j = "[";
+  for (const ListedFile& f : files) {
+    if (j.size() > 1) j += ", ";
+    j += "{\"name\": ";
+    codec::append_json_string(j, f.name);
+    char num[96];
+    snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.size,
+             static_cast<double>(f.mtime_ns) / 1e9);
+    j += num;
+  }
+  return j + "]";
+}
+
+// GET /'s page (`page`) or GET /listdir's JSON of the regular, non-hidden
+// files of the root with size and mtime, sorted by name
+// (storage::Root::list); names that vanish meanwhile are skipped. Runs on
+// the pool.
+Result<std::string> listing(const storage::Root& root, bool page) {
   auto names = root.list();
-  if (!names.ok()) return Result<std::vector<ListedFile>>::failure(names.status());
-  Result<std::vector<ListedFile>> out;
+  if (!names.ok()) return Result<std::string>::failure(names.status());
+  std::vector<ListedFile> files;
   for (const std::string& n : names.value) {
     auto f = root.open_read(n);  // size and mtime
-    if (!f.ok()) continue;
-    out.value.push_back({n, f.value.size(), f.value.mtime_ns()});
+    if (f.ok()) files.push_back({n, f.value.size(), f.value.mtime_ns()});
   }
+  Result<std::string> out;
+  out.value = page ? web_page(files) : listdir_json(files);
   return out;
 }
 
@@ -463,44 +471,16 @@ Result<std::vector<ListedFile>> list_files(const storage::Root& root) {
 
 // GET /listdir (JSON) and GET / (the page with the list in it).
 void HttpSession::start_listdir(bool page) {
-  auto out = std::make_shared<Result<std::string>>();
   const storage::Root* root = shared_.root;
-  ConnRef ref(&conn_);
-  shared_.executor->submit(
-      [out, root, page] {
-        auto files = list_files(*root);
-        if (!files.ok()) {
-          *out = Result<std::string>::failure(files.status());
-          return;
-        }
-        if (page) {
-          out->value = web_page(files.value);
-          return;
-        }
-        std::string j = "[";
-        for (const ListedFile& f : files.value) {
-          if (j.size() > 1) j += ", ";
-          j += "{\"name\": ";
-          codec::append_json_string(j, f.name);
-          char num[96];
-          snprintf(num, sizeof num, ", \"size\": %" PRIu64 ", \"modified\": %.6f}", f.size,
-                   static_cast<double>(f.mtime_ns) / 1e9);
-          j += num;
-        }
-        j += "]";
-        out->value = std::move(j);
-      },
-      [this, ref, out, page] {
-        if (conn_.closing()) return;
-        if (!out->ok()) {
-          int st = status_for(out->code);
-          reply(st, "text/plain; charset=utf-8", error_body(st, out->status(), ""));
-          return;
-        }
-        if (page) {
-          reply(200, "text/html; charset=utf-8", out->value, "Cache-Control: no-cache\r\n");
+  kit::call_storage<Result<std::string>>(
+      conn_, shared_, [root, page] { return listing(*root, page); },
+      [this, page](Result<std::string>& out) {
+        if (!out.ok()) {
+          reply(status_for(out.code), kText, error_body(out.status(), ""));
+        } else if (page) {
+          reply(200, "text/html; charset=utf-8", out.value, "Cache-Control: no-cache\r\n");
         } else {
-          reply(200, "application/json", out->value, "Cache-Control: no-store\r\n");
+          reply(200, "application/json", out.value, kNoStore);
         }
       });
 }

@@ -1,7 +1,6 @@
-// The http service's registration and its per-process object (see
-// http_service.hpp); the connection's framing is http_session.cpp, routing
-// and GET http_routes.cpp, uploads and the form echo http_upload.cpp,
-// reply heads and the access log http_reply.cpp.
+// The http service's registration and the sessions its per-process object
+// makes (see http_service.hpp and, for the rooms of a session,
+// http_session.hpp).
 
 #include "fsrv/services/http/http_service.hpp"
 
@@ -9,7 +8,6 @@
 #include <memory>
 #include <string>
 
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
 
@@ -33,10 +31,8 @@ const ServiceInfo& info() {
         for (int s : kCountedStatuses) schema.add("http/status/" + std::to_string(s));
       },
       [](reactor::Refusal why, int limit) {
-        std::string body =
-            why == reactor::Refusal::kShuttingDown
-                ? "Server shutting down\n"
-                : "Server busy: too many connections (limit " + std::to_string(limit) + ")\n";
+        std::string body = busy_text(why, limit) + "\n";
+        body[0] = 'S';  // a sentence, as the service's other text bodies
         return "HTTP/1.1 503 Service Unavailable\r\nDate: " + format_http_date(time(nullptr)) +
                "\r\nServer: " + std::string(kServer) +
                "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +

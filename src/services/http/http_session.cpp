@@ -96,10 +96,7 @@ void HttpSession::process_input() {
     if (state_ == State::kIdle && !in_message() && is_http09(input())) {
       // RFC 1945 section 4.1's simple request ("GET /path", no version):
       // the parser would wait for a version that never comes.
-      rq_->head = RequestHead{};
-      head_only_ = false;
-      started_ = Clock::now();
-      fail_now(505, "HTTP Version Not Supported: HTTP/0.9 requests are not served");
+      on_error({505, "HTTP/0.9 requests are not served"});
       break;
     }
     RequestParser::FeedResult r = rq_->parser.feed(input());
@@ -113,9 +110,14 @@ void HttpSession::process_input() {
     if (r.state != RequestParser::State::kNeedMore) break;  // kError: on_error replied
   }
   processing_ = false;
-  if (state_ == State::kClosed && !in_.empty()) {
-    // Closing after its reply (HTTP/1.0, Connection: close): what is left
-    // of the input is dropped, so the buffer goes back for the next
+  const bool parsed = !conn_.closing() && input().empty() &&
+                      (state_ == State::kIdle || state_ == State::kResponding);
+  if (!in_.empty() && (parsed || state_ == State::kClosed)) {
+    // Parsed (a partial head is the parser's own copy): the buffer goes
+    // back, also while a reply waits for the executor (a burst of requests
+    // for uncached files would otherwise hold one buffer each until
+    // answered). Closing after its reply (HTTP/1.0, Connection: close): what
+    // is left of the input is dropped, so the buffer goes back for the next
     // connection rather than being freed with this one (a fresh 64 KiB,
     // zeroed and unmapped again, per connection otherwise).
     service_.give_read_buffer(std::move(in_));
@@ -124,13 +126,6 @@ void HttpSession::process_input() {
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
   if (state_ == State::kIdle && !in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
-  }
-  if ((state_ == State::kIdle || state_ == State::kResponding) && input().empty() && !in_.empty()) {
-    // Parsed (a partial head is the parser's own copy): give the buffer back,
-    // also while a reply waits for the executor (a burst of requests for
-    // uncached files would otherwise hold one buffer each until answered).
-    service_.give_read_buffer(std::move(in_));
-    in_start_ = in_end_ = 0;
   }
   if (state_ == State::kIdle && !auth_pending_ && !in_message() && input().empty() && rq_) {
     // Between requests with nothing of the next one: the request's memory
@@ -157,8 +152,7 @@ void HttpSession::process_input() {
       sink_.reset();
       conn_.close();
     } else {
-      state_ = State::kClosed;
-      conn_.close_when_flushed();
+      close_flushed();
     }
     return;
   }
@@ -168,8 +162,7 @@ void HttpSession::process_input() {
 void HttpSession::on_eof() {
   eof_ = true;
   if (state_ == State::kLinger) {
-    state_ = State::kClosed;
-    conn_.close_when_flushed();
+    close_flushed();
     return;
   }
   if (state_ == State::kIdle || state_ == State::kBody) process_input();
@@ -177,10 +170,7 @@ void HttpSession::on_eof() {
 }
 
 void HttpSession::on_timer() {
-  if (state_ == State::kLinger) {
-    state_ = State::kClosed;
-    conn_.close_when_flushed();
-  }
+  if (state_ == State::kLinger) close_flushed();
 }
 
 void HttpSession::on_idle_timeout() {
@@ -195,9 +185,8 @@ void HttpSession::on_idle_timeout() {
     if (state_ == State::kIdle) started_ = Clock::now();
     keep_alive_ = false;
     head_only_ = false;
-    reply(408, "text/plain; charset=utf-8", "Request timeout");
-    state_ = State::kClosed;
-    conn_.close_when_flushed();
+    reply(408, kText, "Request timeout");
+    close_flushed();
     return;
   }
   conn_.close();  // mid-reply (a stalled reader) or lingering
@@ -205,10 +194,7 @@ void HttpSession::on_idle_timeout() {
 
 void HttpSession::on_shutdown() {
   quit_ = true;
-  if (state_ == State::kIdle && !in_message()) {
-    state_ = State::kClosed;
-    conn_.close_when_flushed();
-  }
+  if (state_ == State::kIdle && !in_message()) close_flushed();
 }
 
 void HttpSession::on_close() {
@@ -276,7 +262,7 @@ void HttpSession::fail_now(int status, std::string text, std::string extra) {
   sink_.reset();
   if (rq_) rq_->overflow.clear();
   keep_alive_ = false;
-  reply(status, "text/plain; charset=utf-8", text, extra);  // no request_done() here
+  reply(status, kText, text, extra);  // no request_done() here
   if (conn_.closing()) return;
   state_ = State::kLinger;
   in_start_ = in_end_ = 0;
@@ -299,11 +285,9 @@ void HttpSession::complete_message() {
                            ? "Bad multipart body: it ended before the closing boundary"
                            : std::string(kFormUploadHelp);
     rq_->reject_extra.clear();
-    state_ = State::kResponding;
-    dispatch();
-    return;
+  } else if (body_to_ == BodyTo::kSink) {
+    return;  // process_input's pump_sink ends it
   }
-  if (body_to_ == BodyTo::kSink) return;  // process_input's pump_sink ends it
   state_ = State::kResponding;
   dispatch();
 }
@@ -312,8 +296,7 @@ void HttpSession::request_done() {
   state_ = State::kIdle;
   if (conn_.closing()) return;
   if (!keep_alive_) {
-    state_ = State::kClosed;
-    conn_.close_when_flushed();
+    close_flushed();
     return;
   }
   process_input();  // returns at once when called from inside it

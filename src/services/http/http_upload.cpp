@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "fsrv/services/http/http_form.hpp"
-#include "fsrv/services/http/http_reply.hpp"
 #include "fsrv/services/http/http_session.hpp"
 #include "fsrv/services/http/http_util.hpp"
 
@@ -21,31 +20,30 @@ void HttpSession::on_body(std::string_view piece) {
   switch (body_to_) {
     case BodyTo::kDiscard:
       return;
-    case BodyTo::kMemory:
-      if (rq_->form_body.size() + piece.size() > kMaxMultipartBody) {
+    case BodyTo::kMemory: {
+      // Charged by the memory the body takes (its string's capacity), so
+      // the budget bounds what the process really holds.
+      std::string& body = rq_->form_body;
+      const size_t want = body.size() + piece.size();
+      if (want > kMaxMultipartBody) {
         fail_now(413, "Form body too large: limit " + std::to_string(kMaxMultipartBody) + " bytes");
         return;
       }
-      {
-        // Charged by the memory the body takes (its string's capacity), so
-        // the budget bounds what the process really holds.
-        const size_t want = rq_->form_body.size() + piece.size();
-        const size_t need = want <= rq_->form_body.capacity()
-                                ? rq_->form_body.capacity()
-                                : std::min(std::max(want, 2 * rq_->form_body.capacity()),
-                                           std::max(want, kMaxMultipartBody));
-        const size_t grow = need > form_charged_ ? need - form_charged_ : 0;
-        if (!service_.take_form_bytes(grow)) {
-          release_form();
-          fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
-                   "Retry-After: 1\r\n");
-          return;
-        }
-        form_charged_ += grow;
-        if (rq_->form_body.capacity() < want) rq_->form_body.reserve(need);
-        rq_->form_body.append(piece);
+      const size_t need = want <= body.capacity()
+                              ? body.capacity()
+                              : std::min(std::max(want, 2 * body.capacity()), kMaxMultipartBody);
+      const size_t grow = need > form_charged_ ? need - form_charged_ : 0;
+      if (!service_.take_form_bytes(grow)) {
+        release_form();
+        fail_now(503, "Service Unavailable: form bodies are over their memory budget; retry",
+                 "Retry-After: 1\r\n");
         return;
       }
+      form_charged_ += grow;
+      if (body.capacity() < want) body.reserve(need);
+      body.append(piece);
+      return;
+    }
     case BodyTo::kSink:
       if (rq_->form) {
         if (!rq_->form->feed(piece, *this) && state_ == State::kBody) {
@@ -62,10 +60,8 @@ void HttpSession::sink_piece(std::string_view piece) {
   if (!sink_) return;
   if (rq_->overflow.empty()) piece.remove_prefix(sink_->feed(piece));
   rq_->overflow.append(piece);
-  if (!sink_->error().ok()) {
-    int st = status_for(sink_->error().code);
-    fail_now(st, error_body(st, sink_->error(), rq_->name));
-  }
+  if (!sink_->error().ok())
+    fail_now(status_for(sink_->error().code), error_body(sink_->error(), rq_->name));
 }
 
 // POST /upload: the first part with a (non-empty) filename is the file,
@@ -96,12 +92,9 @@ void HttpSession::start_upload() {
     return;
   }
   body_to_ = BodyTo::kSink;
-  upload_finished_ = false;
-  rq_->upload_status = {};
   rq_->overflow.clear();
   transfer::UploadSink::Options o;
   o.name = rq_->name;
-  o.transform = transfer::Transform::kIdentity;
   o.max_bytes = shared_.config->max_upload;
   sink_ = transfer::UploadSink::start(
       conn_, *shared_.executor, *shared_.root, std::move(o),
@@ -124,7 +117,6 @@ void HttpSession::start_form_upload() {
   rq_->form = std::make_unique<MultipartReader>(boundary.value);
   body_to_ = BodyTo::kSink;  // pump_sink and the reply wait for the sink
   rq_->overflow.clear();
-  upload_finished_ = false;
 }
 
 // Moves held-back body bytes into the sink and ends the upload once the
@@ -134,8 +126,7 @@ bool HttpSession::pump_sink() {
   if (!sink_) return true;
   if (!rq_->overflow.empty()) rq_->overflow.erase(0, sink_->feed(rq_->overflow));
   if (!sink_->error().ok()) {
-    int st = status_for(sink_->error().code);
-    fail_now(st, error_body(st, sink_->error(), rq_->name));
+    fail_now(status_for(sink_->error().code), error_body(sink_->error(), rq_->name));
     return true;
   }
   if (!rq_->overflow.empty()) return false;
@@ -147,28 +138,21 @@ bool HttpSession::pump_sink() {
 }
 
 void HttpSession::upload_done(Status s, uint64_t bytes) {
-  replaced_ = sink_ && sink_->replaced();
+  // PUT: the commit replaced a file (204, not 201), learnt from the rename
+  // itself (storage::UploadFile::replaced).
+  const bool replaced = sink_ && sink_->replaced();
   sink_.reset();
-  upload_finished_ = true;
-  rq_->upload_status = std::move(s);
-  if (rq_->upload_status.ok()) service_.count_upload(bytes);
+  if (s.ok()) service_.count_upload(bytes);
   service_.file_cache().erase(rq_->name);  // replaced (the stamp would tell too)
-  maybe_reply_upload();
-}
-
-void HttpSession::maybe_reply_upload() {
-  if (!upload_finished_ || state_ != State::kResponding) return;
-  upload_finished_ = false;
-  constexpr std::string_view kText = "text/plain; charset=utf-8";
-  if (!rq_->upload_status.ok()) {
-    int st = status_for(rq_->upload_status.code);
-    reply(st, kText, error_body(st, rq_->upload_status, rq_->name));
+  if (state_ != State::kResponding) return;
+  if (!s.ok()) {
+    reply(status_for(s.code), kText, error_body(s, rq_->name));
     return;
   }
   std::string msg = "File " + rq_->name + " uploaded successfully";
   if (route_ == Route::kUploadPost || route_ == Route::kUploadForm) {
     reply(200, kText, msg);
-  } else if (replaced_) {  // RFC 9110 section 9.3.4: 204 replaced, 201 created
+  } else if (replaced) {  // RFC 9110 section 9.3.4: 204 replaced, 201 created
     reply(204, {}, {});
   } else {
     reply(201, kText, msg, "Location: /" + rq_->name + "\r\n");
@@ -187,7 +171,7 @@ void HttpSession::reply_form() {
                       : Result<std::vector<FormField>>::failure(boundary.status());
     if (!parts.ok()) {
       release_form();
-      reply(400, "text/plain; charset=utf-8", "Bad form body: " + parts.error);
+      reply(400, kText, "Bad form body: " + parts.error);
       return;
     }
     fields = std::move(parts.value);
@@ -207,7 +191,7 @@ void HttpSession::reply_form() {
     body += "\r\n";
   }
   release_form();
-  reply(200, "text/plain; charset=utf-8", body);
+  reply(200, kText, body);
 }
 
 }  // namespace fsrv::services::http

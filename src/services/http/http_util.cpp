@@ -5,21 +5,17 @@
 #include <sodium.h>
 
 #include <array>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
 #include <limits>
+#include <span>
+#include <utility>
 
 namespace fsrv::services::http {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 constexpr std::array<std::string_view, 7> kLongDays = {"Sunday",   "Monday", "Tuesday", "Wednesday",
@@ -27,38 +23,33 @@ constexpr std::array<std::string_view, 7> kLongDays = {"Sunday",   "Monday", "Tu
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-// A small cursor for the fixed-format date grammars.
-struct Cursor {
-  std::string_view s;
-  size_t i = 0;
-  bool lit(std::string_view t) {
-    if (s.substr(i, t.size()) != t) return false;
-    i += t.size();
-    return true;
-  }
-  bool digits(size_t n, int& out) {
-    if (i + n > s.size()) return false;
-    out = 0;
-    for (size_t k = 0; k < n; ++k) {
-      if (!is_digit(s[i + k])) return false;
-      out = out * 10 + (s[i + k] - '0');
+// Matches `text` whole against a date form written as a pattern: 'd' a
+// day name of kDays, 'l' one of kLongDays, 'm' a month name (its number
+// from 1 goes to `month`), '9' a digit, '_' a digit or a space (asctime's
+// day), any other byte itself. Each run of '9' and '_' is one number,
+// stored in `nums` in order.
+bool match_date(std::string_view text, std::string_view pattern, int& month, int (&nums)[5]) {
+  size_t i = 0, k = 0;
+  for (size_t p = 0; p < pattern.size(); ++p) {
+    const char c = pattern[p];
+    if (c == 'd' || c == 'l' || c == 'm') {
+      std::span<const std::string_view> names = kMonths;
+      if (c != 'm') names = c == 'd' ? std::span<const std::string_view>(kDays) : kLongDays;
+      size_t n = 0;
+      while (n < names.size() && text.substr(i, names[n].size()) != names[n]) ++n;
+      if (n == names.size()) return false;
+      i += names[n].size();
+      if (c == 'm') month = static_cast<int>(n) + 1;
+    } else if (c == '9' || c == '_') {
+      const char t = i < text.size() ? text[i++] : '\0';
+      if (!is_digit(t) && !(c == '_' && t == ' ')) return false;
+      if (p == 0 || (pattern[p - 1] != '9' && pattern[p - 1] != '_')) nums[k++] = 0;
+      if (t != ' ') nums[k - 1] = nums[k - 1] * 10 + (t - '0');
+    } else if (i == text.size() || text[i++] != c) {
+      return false;
     }
-    i += n;
-    return true;
   }
-  // Takes the first of `names` found here: its number from 1, else 0.
-  template <size_t N>
-  int one_of(const std::array<std::string_view, N>& names) {
-    for (size_t k = 0; k < N; ++k) {
-      if (lit(names[k])) return static_cast<int>(k) + 1;
-    }
-    return 0;
-  }
-  bool done() const { return i == s.size(); }
-};
-
-bool time_of_day(Cursor& c, int& h, int& mi, int& sec) {
-  return c.digits(2, h) && c.lit(":") && c.digits(2, mi) && c.lit(":") && c.digits(2, sec);
+  return i == text.size();
 }
 
 std::optional<int64_t> to_unix(int64_t year, int month, int day, int h, int mi, int sec) {
@@ -80,18 +71,9 @@ std::optional<int64_t> to_unix(int64_t year, int month, int day, int h, int mi, 
 // Parses a non-negative decimal; saturates at UINT64_MAX. False if empty or
 // not all digits.
 bool parse_u64(std::string_view s, uint64_t& out) {
-  if (s.empty()) return false;
-  out = 0;
-  for (char c : s) {
-    if (!is_digit(c)) return false;
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (out > (std::numeric_limits<uint64_t>::max() - d) / 10) {
-      out = std::numeric_limits<uint64_t>::max();
-    } else {
-      out = out * 10 + d;
-    }
-  }
-  return true;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec == std::errc::result_out_of_range) out = std::numeric_limits<uint64_t>::max();
+  return !s.empty() && end == s.data() + s.size();
 }
 
 }  // namespace
@@ -104,25 +86,24 @@ std::string_view trim_ows(std::string_view s) {
 
 int percent_escape_at(std::string_view s, size_t i) {
   if (i + 2 >= s.size()) return -1;
-  int hi = hex_value(s[i + 1]);
-  int lo = hex_value(s[i + 2]);
-  if (hi < 0 || lo < 0) return -1;
-  return hi * 16 + lo;
+  unsigned byte = 0;
+  const char* hex_end = s.data() + i + 3;
+  const auto [end, ec] = std::from_chars(s.data() + i + 1, hex_end, byte, 16);
+  return ec == std::errc() && end == hex_end ? static_cast<int>(byte) : -1;
 }
 
 Target split_target(std::string_view target) {
-  size_t hash = target.find('#');
-  if (hash != std::string_view::npos) target = target.substr(0, hash);
-  Target t;
-  size_t q = target.find('?');
-  if (q == std::string_view::npos) {
-    t.path = target;
-  } else {
-    t.path = target.substr(0, q);
-    t.query = target.substr(q + 1);
-    t.has_query = true;
-  }
-  return t;
+  target = target.substr(0, target.find('#'));
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}, false};
+  return {target.substr(0, q), target.substr(q + 1), true};
+}
+
+std::string_view next_item(std::string_view& list, std::string_view sep) {
+  const size_t at = list.find(sep);
+  const std::string_view item = list.substr(0, at);
+  list = at == std::string_view::npos ? std::string_view{} : list.substr(at + sep.size());
+  return item;
 }
 
 Result<std::string> percent_decode_path(std::string_view path) {
@@ -178,8 +159,7 @@ std::string_view mime_type_for(std::string_view filename) {
       {"tar", "application/x-tar"},
       {"gz", "application/gzip"},
   };
-  const size_t slash = filename.find_last_of('/');
-  if (slash != std::string_view::npos) filename = filename.substr(slash + 1);
+  filename = filename.substr(filename.find_last_of('/') + 1);  // npos + 1: from 0
   const size_t dot = filename.rfind('.');
   if (dot != std::string_view::npos && dot + 1 < filename.size()) {
     const std::string_view ext = filename.substr(dot + 1);
@@ -202,35 +182,15 @@ std::string format_http_date(int64_t unix_seconds) {
 }
 
 std::optional<int64_t> parse_http_date(std::string_view text) {
-  int day = 0, year = 0, h = 0, mi = 0, sec = 0, month = 0;
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-  {
-    Cursor c{text};
-    if (c.one_of(kDays) && c.lit(", ") && c.digits(2, day) && c.lit(" ") &&
-        (month = c.one_of(kMonths)) != 0 && c.lit(" ") && c.digits(4, year) && c.lit(" ") &&
-        time_of_day(c, h, mi, sec) && c.lit(" GMT") && c.done()) {
-      return to_unix(year, month, day, h, mi, sec);
-    }
+  int month = 0, n[5] = {};
+  if (match_date(text, "d, 99 m 9999 99:99:99 GMT", month, n)) {  // IMF-fixdate
+    return to_unix(n[1], month, n[0], n[2], n[3], n[4]);
   }
-  // rfc850-date: "Sunday, 06-Nov-94 08:49:37 GMT"
-  {
-    Cursor c{text};
-    if (c.one_of(kLongDays) && c.lit(", ") && c.digits(2, day) && c.lit("-") &&
-        (month = c.one_of(kMonths)) != 0 && c.lit("-") && c.digits(2, year) && c.lit(" ") &&
-        time_of_day(c, h, mi, sec) && c.lit(" GMT") && c.done()) {
-      return to_unix(year < 70 ? 2000 + year : 1900 + year, month, day, h, mi, sec);
-    }
+  if (match_date(text, "l, 99-m-99 99:99:99 GMT", month, n)) {  // rfc850-date
+    return to_unix(n[1] < 70 ? 2000 + n[1] : 1900 + n[1], month, n[0], n[2], n[3], n[4]);
   }
-  // asctime-date: "Sun Nov  6 08:49:37 1994"
-  {
-    Cursor c{text};
-    if (c.one_of(kDays) && c.lit(" ") && (month = c.one_of(kMonths)) != 0 && c.lit(" ")) {
-      bool day_ok = c.lit(" ") ? c.digits(1, day) : c.digits(2, day);
-      if (day_ok && c.lit(" ") && time_of_day(c, h, mi, sec) && c.lit(" ") && c.digits(4, year) &&
-          c.done()) {
-        return to_unix(year, month, day, h, mi, sec);
-      }
-    }
+  if (match_date(text, "d m _9 99:99:99 9999", month, n)) {  // asctime-date
+    return to_unix(n[4], month, n[0], n[1], n[2], n[3]);
   }
   return std::nullopt;
 }
@@ -254,15 +214,11 @@ RangeResult parse_range(std::string_view value, uint64_t size) {
   // (RFC 9110 section 5.6.1.2). More than one range: we send 200.
   std::string_view spec;
   size_t count = 0;
-  while (true) {
-    const size_t comma = set.find(',');
-    const std::string_view item = trim_ows(set.substr(0, comma));
-    if (!item.empty()) {
+  while (!set.empty()) {
+    if (const std::string_view item = trim_ows(next_item(set, ",")); !item.empty()) {
       spec = item;
       ++count;
     }
-    if (comma == std::string_view::npos) break;
-    set = set.substr(comma + 1);
   }
   if (count != 1) return ignore;
   const size_t dash = spec.find('-');
@@ -298,17 +254,11 @@ RangeResult parse_range(std::string_view value, uint64_t size) {
 }
 
 std::string content_range(ByteRange range, uint64_t size) {
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, range.first, range.last,
-                size);
-  return buf;
+  return "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" +
+         std::to_string(size);
 }
 
-std::string content_range_unsatisfied(uint64_t size) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "bytes */%" PRIu64, size);
-  return buf;
-}
+std::string content_range_unsatisfied(uint64_t size) { return "bytes */" + std::to_string(size); }
 
 std::string_view reason_phrase(int status) {
   struct Entry {
@@ -371,25 +321,16 @@ std::string_view reason_phrase(int status) {
 bool origin_matches_host(std::string_view origin, std::string_view host) {
   origin = trim_ows(origin);
   host = trim_ows(host);
-  std::string_view default_port;
-  if (origin.size() > 7 && iequals(origin.substr(0, 7), "http://")) {
-    origin.remove_prefix(7);
-    default_port = ":80";
-  } else if (origin.size() > 8 && iequals(origin.substr(0, 8), "https://")) {
-    origin.remove_prefix(8);
-    default_port = ":443";
-  } else {
-    return false;  // "null", another scheme, garbage
+  for (auto [scheme, port] :
+       {std::pair<std::string_view, std::string_view>{"http://", ":80"}, {"https://", ":443"}}) {
+    if (!iequals(origin.substr(0, scheme.size()), scheme)) continue;
+    origin.remove_prefix(scheme.size());  // "http://" alone: empty, equal to no host
+    if (origin.find('/') != std::string_view::npos || host.empty()) return false;
+    if (origin.size() > port.size() && origin.ends_with(port)) origin.remove_suffix(port.size());
+    if (host.size() > port.size() && host.ends_with(port)) host.remove_suffix(port.size());
+    return iequals(origin, host);
   }
-  if (origin.find('/') != std::string_view::npos || host.empty()) return false;
-  auto strip_default = [&](std::string_view a) {
-    if (a.size() > default_port.size() &&
-        a.substr(a.size() - default_port.size()) == default_port) {
-      a.remove_suffix(default_port.size());
-    }
-    return a;
-  };
-  return iequals(strip_default(origin), strip_default(host));
+  return false;  // "null", another scheme, garbage
 }
 
 std::string percent_encode(std::string_view s, std::string_view keep) {

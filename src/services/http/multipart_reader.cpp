@@ -13,8 +13,8 @@
 
 namespace fsrv::services::http {
 
-MultipartReader::MultipartReader(std::string_view boundary)
-    : delim_("\r\n--" + std::string(boundary)), buf_("\r\n") {}
+MultipartReader::MultipartReader(std::string_view boundary, size_t max_part_head)
+    : delim_("\r\n--" + std::string(boundary)), buf_("\r\n"), max_part_head_(max_part_head) {}
 
 bool MultipartReader::fail(std::string why) {
   state_ = State::kFailed;
@@ -33,15 +33,24 @@ bool MultipartReader::feed(std::string_view bytes, MultipartHandler& handler) {
   bool more = true;
   while (more) {
     switch (state_) {
-      case State::kPreamble: {
-        size_t d = buf.find(delim_, pos_);
+      case State::kPreamble:
+      case State::kBody: {
+        // Up to the next delimiter, or all but what may start one: part
+        // data in a body, dropped in the preamble.
+        const bool body = state_ == State::kBody;
+        const size_t d = buf.find(delim_, pos_);
+        const size_t end = d != std::string_view::npos ? d
+                           : buf.size() > pos_ + keep  ? buf.size() - keep
+                                                       : pos_;
+        if (body && end > pos_) handler.on_part_data(buf.substr(pos_, end - pos_));
+        pos_ = end;
         if (d == std::string_view::npos) {
-          if (buf.size() > pos_ + keep) pos_ = buf.size() - keep;
           more = false;
           break;
         }
         pos_ = d + delim_.size();
         state_ = State::kDelimLine;
+        if (body) handler.on_part_end();
         break;
       }
       case State::kDelimLine:
@@ -51,12 +60,7 @@ bool MultipartReader::feed(std::string_view bytes, MultipartHandler& handler) {
           more = false;
           break;
         }
-        if (buf.substr(pos_, 2) == "--") {
-          state_ = State::kEpilogue;
-          more = false;
-          break;
-        }
-        state_ = State::kPadding;
+        state_ = buf.substr(pos_, 2) == "--" ? State::kEpilogue : State::kPadding;
         break;
       case State::kPadding:
         while (pos_ < buf.size() && (buf[pos_] == ' ' || buf[pos_] == '\t')) ++pos_;
@@ -76,11 +80,11 @@ bool MultipartReader::feed(std::string_view bytes, MultipartHandler& handler) {
         // line's start: a CR may end this slice).
         size_t eol = buf.find("\r\n", pos_);
         if (eol == std::string_view::npos) {
-          if (buf.size() - head_start_ > kMaxPartHead) return fail("part headers too large");
+          if (buf.size() - head_start_ > max_part_head_) return fail("part headers too large");
           more = false;
           break;
         }
-        if (eol - head_start_ > kMaxPartHead) return fail("part headers too large");
+        if (eol - head_start_ > max_part_head_) return fail("part headers too large");
         if (eol > pos_) {
           pos_ = eol + 2;
           break;
@@ -92,23 +96,6 @@ bool MultipartReader::feed(std::string_view bytes, MultipartHandler& handler) {
         pos_ = eol + 2;
         state_ = State::kBody;
         handler.on_part(part.value);
-        break;
-      }
-      case State::kBody: {
-        size_t d = buf.find(delim_, pos_);
-        if (d == std::string_view::npos) {
-          if (buf.size() > pos_ + keep) {
-            size_t end = buf.size() - keep;
-            handler.on_part_data(buf.substr(pos_, end - pos_));
-            pos_ = end;
-          }
-          more = false;
-          break;
-        }
-        if (d > pos_) handler.on_part_data(buf.substr(pos_, d - pos_));
-        pos_ = d + delim_.size();
-        state_ = State::kDelimLine;
-        handler.on_part_end();
         break;
       }
       case State::kEpilogue:

@@ -39,11 +39,8 @@ namespace {
 std::vector<std::string> list_members(std::string_view value) {
   std::vector<std::string> out;
   while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view item = value.substr(0, comma);
-    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
-    size_t semi = item.find(';');
-    item = trim_ows(item.substr(0, semi));
+    std::string_view item = next_item(value, ",");
+    item = trim_ows(item.substr(0, item.find(';')));
     if (item.empty()) continue;
     std::string lower(item);
     for (char& c : lower) c = static_cast<char>(ascii_lower(c));
@@ -68,9 +65,27 @@ constexpr char kCr[1] = {'\r'};
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
+/// What the parse of one message builds up, made anew when it begins.
+struct MessageState {
+  std::string raw_head;
+  RequestHead head;
+  std::string name, value;
+  bool url_complete = false;
+  std::vector<Header> trailers;
+  size_t trailer_bytes = 0;
+  uint64_t body_bytes = 0;
+
+  // Line-end walk (see the top of this file).
+  uint64_t raw_left = 0;           ///< body bytes llhttp still counts (no LF rewriting)
+  bool request_line_done = false;  ///< the request line's LF was given to llhttp
+  std::string held;                ///< blanks (and a CR) ending a slice inside the
+                                   ///< request line: trailing or not, the next
+                                   ///< slice tells
+};
+
 }  // namespace
 
-struct RequestParser::Impl {
+struct RequestParser::Impl : MessageState {
   enum class Pause { kNone, kBegin, kHeadEnd, kMessageEnd };
   enum class Phase { kIdle, kHead, kBody };
   /// Where the bytes given to one llhttp_execute call come from.
@@ -89,22 +104,7 @@ struct RequestParser::Impl {
   Pause pause = Pause::kNone;
   Phase phase = Phase::kIdle;
 
-  // The message being parsed.
-  std::string raw_head;
-  RequestHead head;
-  std::string name, value;
-  bool url_complete = false;
-  std::vector<Header> trailers;
-  size_t trailer_bytes = 0;
-  uint64_t body_bytes = 0;
-
-  // Line-end walk (see the top of this file).
-  uint64_t raw_left = 0;           ///< body bytes llhttp still counts (no LF rewriting)
-  bool last_cr = false;            ///< the last framing byte given to llhttp was CR
-  bool request_line_done = false;  ///< the request line's LF was given to llhttp
-  std::string held;                ///< blanks (and a CR) ending a slice inside the
-                                   ///< request line: trailing or not, the next
-                                   ///< slice tells
+  bool last_cr = false;  ///< the last framing byte given to llhttp was CR
 
   // Outcome.
   bool failed = false;
@@ -132,10 +132,10 @@ struct RequestParser::Impl {
         return 0;
       };
       s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
-        return self(p)->field(at, n);
+        return self(p)->field_piece(self(p)->name, at, n);
       };
       s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
-        return self(p)->field_value(at, n);
+        return self(p)->field_piece(self(p)->value, at, n);
       };
       s.on_header_value_complete = [](llhttp_t* p) { return self(p)->value_complete(); };
       s.on_headers_complete = [](llhttp_t* p) { return self(p)->headers_complete(); };
@@ -191,14 +191,9 @@ struct RequestParser::Impl {
     return check_head(at + n);
   }
 
-  int field(const char* at, size_t n) {
-    name.append(at, n);
-    if (phase == Phase::kBody) trailer_bytes += n;
-    return check_head(at + n);
-  }
-
-  int field_value(const char* at, size_t n) {
-    value.append(at, n);
+  // A piece of a field line's name or value (`to`), in the head or a trailer.
+  int field_piece(std::string& to, const char* at, size_t n) {
+    to.append(at, n);
     if (phase == Phase::kBody) trailer_bytes += n;
     return check_head(at + n);
   }
@@ -284,17 +279,7 @@ struct RequestParser::Impl {
 
   void start_message() {
     phase = Phase::kHead;
-    raw_head.clear();
-    head = RequestHead{};
-    name.clear();
-    value.clear();
-    url_complete = false;
-    trailers.clear();
-    trailer_bytes = 0;
-    body_bytes = 0;
-    raw_left = 0;
-    request_line_done = false;
-    held.clear();
+    static_cast<MessageState&>(*this) = MessageState{};
   }
 
   // Builds raw_lines from the copied head and checks what needs the raw
@@ -302,9 +287,7 @@ struct RequestParser::Impl {
   bool finish_head() {
     std::string_view rest = raw_head;
     while (!rest.empty()) {
-      size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+      std::string_view line = next_item(rest, "\n");
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.empty()) break;  // the empty line ending the head
       // A bare CR is invalid (RFC 9112 section 2.2); strict llhttp already
@@ -313,7 +296,7 @@ struct RequestParser::Impl {
         fail(400, "bare CR in header section");
         return false;
       }
-      if (!head.raw_lines.empty() && (line.front() == ' ' || line.front() == '\t')) {
+      if (!head.raw_lines.empty() && is_blank(line.front())) {
         fail(400, "obsolete line folding");
         return false;
       }
@@ -346,6 +329,7 @@ struct RequestParser::Impl {
       paused_after_message = false;
       llhttp_resume(&parser);
     }
+    if (p == end && !held.empty()) return {0, State::kNeedMore};
     std::string held_now;  // held bytes being given to llhttp
     for (;;) {
       // Choose the next run of bytes for llhttp: [from, to) from `src`;
@@ -355,42 +339,7 @@ struct RequestParser::Impl {
       const char* next = p;
       Src src = Src::kInput;
       bool raw = false;
-      if (!held.empty()) {
-        // Blanks (and maybe a CR) ended the last slice inside the request
-        // line: trailing ones if the line ends after them.
-        const char* q = p;
-        bool cr = held.back() == '\r';
-        if (!cr) {
-          while (q < end && is_blank(*q)) ++q;
-          if (q < end && *q == '\r') {
-            cr = true;
-            ++q;
-          }
-        }
-        if (q == end) {
-          held.append(p, q);
-          if (!held_fits()) return report_error(bytes.size());
-          return {bytes.size(), State::kNeedMore};
-        }
-        if (*q == '\n') {
-          // Trailing: not given to llhttp, kept in the raw head (what came).
-          raw_head += held;
-          raw_head.append(p, q);
-          held.clear();
-          if (!held_fits()) return report_error(static_cast<size_t>(q - data));
-          from = kCr;
-          to = kCr + 1;
-          src = Src::kCr;
-          next = q;
-        } else {
-          held_now = std::move(held);
-          held.clear();
-          from = held_now.data();
-          to = from + held_now.size();
-          src = Src::kHeld;
-          next = p;
-        }
-      } else if (raw_left > 0) {
+      if (raw_left > 0) {
         raw = true;
         to = p + static_cast<size_t>(std::min<uint64_t>(raw_left, static_cast<uint64_t>(end - p)));
         next = to;
@@ -406,12 +355,29 @@ struct RequestParser::Impl {
           // Blanks after a CR make that CR a bare one: no dropping then,
           // llhttp refuses it (whole or split, the same).
           const bool after_cr = b > p ? b[-1] == '\r' : last_cr;
-          if (after_cr) {
+          // Blanks (and maybe a CR) held from the last slice are trailing
+          // when nothing but blanks (after a held CR: nothing) comes before
+          // the line's end; else llhttp gets them first.
+          const bool trailing = !held.empty() && (held.back() == '\r' ? lf == p : b == p);
+          if (!held.empty() && !trailing) {
+            held_now = std::move(held);
+            held.clear();
+            from = held_now.data();
+            to = from + held_now.size();
+            src = Src::kHeld;
+          } else if (trailing && lf) {  // not given to llhttp, kept in the raw head
+            raw_head += held;
+            held.clear();
+            if (!held_fits()) return report_error(static_cast<size_t>(p - data));
+          }
+          if (src == Src::kHeld) {
+            // the held bytes go first; this slice is looked at again next
+          } else if (after_cr) {
             // fall through to the plain line-end handling below
           } else if (!lf && (b < end)) {
             // The slice ends in blanks or a CR: hold them until the next.
             if (b == p) {
-              held.assign(p, end);
+              held.append(p, end);
               if (!held_fits()) return report_error(bytes.size());
               return {bytes.size(), State::kNeedMore};
             }
@@ -464,10 +430,7 @@ struct RequestParser::Impl {
       };
       if (err == HPE_OK) {
         if (phase == Phase::kHead && src != Src::kCr) {
-          if (head_size_to(to) > options.max_head) {
-            check_head(to);
-            return report_error(input_pos(to));
-          }
+          if (check_head(to) != 0) return report_error(input_pos(to));
           raw_head.append(from, to);
         }
         took(to);
@@ -490,10 +453,7 @@ struct RequestParser::Impl {
           start_message();
           break;
         case Pause::kHeadEnd:
-          if (head_size_to(at) > options.max_head) {
-            check_head(at);
-            return report_error(input_pos(at));
-          }
+          if (check_head(at) != 0) return report_error(input_pos(at));
           raw_head.append(head_from, at);
           if (!finish_head()) return report_error(input_pos(at));
           phase = Phase::kBody;

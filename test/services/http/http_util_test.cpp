@@ -21,6 +21,24 @@ TEST(HttpUtil, IEquals) {
   EXPECT_FALSE(iequals("\xc3", "\xe3"));  // no case folding outside ASCII
 }
 
+TEST(HttpUtil, NextItem) {
+  std::string_view list = "a, b,,c";
+  EXPECT_EQ(next_item(list, ","), "a");
+  EXPECT_EQ(list, " b,,c");
+  EXPECT_EQ(next_item(list, ","), " b");
+  EXPECT_EQ(next_item(list, ","), "");
+  EXPECT_EQ(next_item(list, ","), "c");
+  EXPECT_TRUE(list.empty());
+  EXPECT_EQ(next_item(list, ","), "");
+  list = "x\r\ny\r\n";
+  EXPECT_EQ(next_item(list, "\r\n"), "x");
+  EXPECT_EQ(next_item(list, "\r\n"), "y");
+  EXPECT_TRUE(list.empty());
+  list = "a,";  // a trailing separator leaves an empty list, not an empty item
+  EXPECT_EQ(next_item(list, ","), "a");
+  EXPECT_TRUE(list.empty());
+}
+
 TEST(HttpUtil, SplitTarget) {
   Target t = split_target("/a/b?x=1&y=2");
   EXPECT_EQ(t.path, "/a/b");
@@ -288,6 +306,10 @@ TEST(HttpUtil, OriginMatchesHost) {
   EXPECT_FALSE(origin_matches_host("ftp://h", "h"));
   EXPECT_FALSE(origin_matches_host("http://h", ""));
   EXPECT_FALSE(origin_matches_host("https://h", "h:80"));
+  // A scheme with no authority matches no host, not even a bare port.
+  EXPECT_FALSE(origin_matches_host("http://", "h"));
+  EXPECT_FALSE(origin_matches_host("http://", ":80"));
+  EXPECT_FALSE(origin_matches_host("https://", ":443"));
 }
 
 // RFC 7617 section 2 (its example: Aladdin / open sesame).

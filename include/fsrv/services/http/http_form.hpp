@@ -2,8 +2,8 @@
 // HTML form bodies for the HTTP service, protocol-pure (no I/O): the
 // application/x-www-form-urlencoded decoder, the multipart/form-data
 // boundary, one part's head and a whole small multipart body (the form echo
-// of tugas 8). POST /upload streams its body through MultipartReader
-// (multipart_reader.hpp) instead, on parse_part_head.
+// of tugas 8), read by the MultipartReader (multipart_reader.hpp) POST
+// /upload streams its body through.
 
 #include <cstddef>
 #include <string>
@@ -54,7 +54,8 @@ Result<std::string> multipart_boundary(std::string_view content_type);
 Result<FormField> parse_part_head(std::string_view lines);
 
 /// Parses a complete multipart/form-data body (RFC 7578, framing of RFC
-/// 2046 section 5.1.1): preamble and epilogue ignored, each part needs a
+/// 2046 section 5.1.1) with the MultipartReader that POST /upload streams
+/// through: preamble and epilogue ignored, each part needs a
 /// Content-Disposition: form-data with a name. Errors: body over
 /// kMaxMultipartBody, more than kMaxFormFields parts, missing delimiter or
 /// close delimiter, malformed part headers.

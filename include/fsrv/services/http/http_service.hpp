@@ -2,9 +2,10 @@
 // The HTTP service: the course's HTTP file server (seed 004,
 // tugas 6-8) as an HTTP/1.1 server (RFC 9110, RFC 9112) on the same storage
 // root and name rules as the file protocol. This header owns its
-// registration (info()), the per-process HttpService (status counters,
-// the Date and log clocks, spare read buffers, the small-file cache, the
-// form bodies' memory budget) and the web pages. Each connection is an
+// registration (info()), the per-process HttpService, the web pages and
+// the reply wording (the status of a storage error, error bodies, the
+// Server field; the reply heads are HttpSession::reply_head,
+// http_reply.cpp). Each connection is an
 // HttpSession (http_session.hpp): it drives a RequestParser (llhttp),
 // answers one request at a time (pipelined requests wait, the parser
 // pauses after each message), sends file bodies with sendfile(2) through
@@ -21,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fsrv/core/version.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/service.hpp"
 #include "fsrv/storage/small_file_cache.hpp"
@@ -68,6 +70,20 @@ inline constexpr size_t kSpareReadBuffers = 16;
 inline constexpr int kCountedStatuses[] = {100, 200, 201, 204, 206, 304, 400, 403, 404, 405, 408,
                                            411, 413, 414, 416, 431, 500, 501, 503, 505, 507};
 
+/// The Server field (RFC 9110 section 10.2.4): "fsrv/VERSION".
+inline const std::string kServer = server_token();
+
+/// The type of the service's own text bodies (errors, confirmations).
+inline constexpr std::string_view kText = "text/plain; charset=utf-8";
+
+/// HTTP status for a storage failure (the file protocol words the same
+/// codes as text, src/services/file/reply.cpp).
+int status_for(Errc code);
+
+/// Short text body of the status_for(s.code) that answers the storage
+/// failure `s` (`name`: the file concerned).
+std::string error_body(const Status& s, const std::string& name);
+
 /// The http service of one serving process (one per listener policy):
 /// counts statuses, requests and upload bytes, keeps the Date and access
 /// log clocks, lends read buffers, holds the small-file cache and the form
@@ -90,8 +106,6 @@ class HttpService final : public Service {
   }
   /// Counts the bytes of one stored upload ("http/uploads/bytes").
   void count_upload(uint64_t bytes) { shared_.stats->add(uploads_, bytes); }
-  /// What the services of this process share (config, root, executor...).
-  Shared& shared() { return shared_; }
   /// Takes `n` bytes of the form bodies' memory budget (kFormBodyBudget,
   /// shared by every connection of this process); false if over it.
   bool take_form_bytes(size_t n) {

@@ -79,13 +79,13 @@ class HttpSession final : public reactor::ConnectionHandler,
   void on_shutdown() override;
   void on_close() override;
 
-  // RequestHandler (called from inside parser_.feed)
+  // RequestHandler (called from inside rq_->parser.feed)
   void on_head(const RequestHead& head) override;
   void on_body(std::string_view piece) override;
   void on_complete(const std::vector<Header>& trailers) override;
   void on_error(const ParseError& error) override;
 
-  // MultipartHandler (called from inside form_->feed, POST /upload)
+  // MultipartHandler (called from inside rq_->form->feed, POST /upload)
   void on_part(const FormField& part) override;
   void on_part_data(std::string_view piece) override;
   void on_part_end() override { in_file_ = false; }
@@ -115,6 +115,11 @@ class HttpSession final : public reactor::ConnectionHandler,
   void reject(int status, std::string text, std::string extra = {});
   void fail_now(int status, std::string text, std::string extra = {});
   void complete_message();
+  /// Closes once the replies are out; no input is read meanwhile.
+  void close_flushed() {
+    state_ = State::kClosed;
+    conn_.close_when_flushed();
+  }
   void dispatch();
   void request_done();
 
@@ -141,7 +146,6 @@ class HttpSession final : public reactor::ConnectionHandler,
   void sink_piece(std::string_view piece);
   bool pump_sink();
   void upload_done(Status s, uint64_t bytes);
-  void maybe_reply_upload();
   void start_delete(std::string name);
   void start_listdir(bool page);
   void reply_form();
@@ -164,7 +168,6 @@ class HttpSession final : public reactor::ConnectionHandler,
     std::string overflow;  ///< body bytes the sink had no room for (< one read)
     /// POST /upload: the body's reader.
     std::unique_ptr<MultipartReader> form;
-    Status upload_status;
   };
   void open_request() {
     if (!rq_) rq_ = std::make_unique<Request>(*this, *shared_.config);
@@ -217,10 +220,6 @@ class HttpSession final : public reactor::ConnectionHandler,
   bool counted_ = false;  ///< the current reply's status is counted
 
   // Uploads.
-  /// PUT: the upload's commit replaced a file (204, not 201), learnt from
-  /// the rename itself (storage::UploadFile::replaced) in upload_done.
-  bool replaced_ = false;
-  bool upload_finished_ = false;
   /// POST /upload: whether a file part was met (the first one is stored;
   /// later parts are read and ignored).
   bool file_seen_ = false;

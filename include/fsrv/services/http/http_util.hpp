@@ -31,6 +31,11 @@ constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 /// 9110 section 5.6.3).
 std::string_view trim_ows(std::string_view s);
 
+/// The first item of a list whose items are separated by `sep`: the text
+/// before the first `sep` (all of `list` when there is none); `list` keeps
+/// what follows that `sep` (empty after the last item).
+std::string_view next_item(std::string_view& list, std::string_view sep);
+
 /// The byte a %XX escape at s[i] stands for (s[i] == '%'), or -1 when not
 /// followed by two hex digits (RFC 3986 section 2.1).
 int percent_escape_at(std::string_view s, size_t i);

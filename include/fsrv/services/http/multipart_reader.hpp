@@ -36,8 +36,9 @@ class MultipartHandler {
 /// ignored; at most kMaxFormFields parts.
 class MultipartReader {
  public:
-  /// `boundary` as multipart_boundary() returns it (1-70 characters).
-  explicit MultipartReader(std::string_view boundary);
+  /// `boundary` as multipart_boundary() returns it (1-70 characters);
+  /// `max_part_head`: the largest header block of one part, in bytes.
+  explicit MultipartReader(std::string_view boundary, size_t max_part_head = kMaxPartHead);
 
   /// Reads `bytes`, calling `handler`. False once the body is malformed
   /// (error() says why; later calls do nothing and return false).
@@ -58,6 +59,7 @@ class MultipartReader {
   size_t pos_ = 0;         ///< next unread byte of buf_
   size_t head_start_ = 0;  ///< kHeaders: where the part's header block starts
   size_t parts_ = 0;
+  size_t max_part_head_;
   State state_ = State::kPreamble;
   std::string error_;
 };
