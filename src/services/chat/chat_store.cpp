@@ -70,10 +70,10 @@ CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
 CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
 )sql";
 
-// Runs `body(r)` on a fresh result `R` (AuthResult, StatusResult, ...) and
-// returns it. Not open: `r.error` says so and the outcome stays
-// kStoreError. A StoreError thrown by `body`: the result is reset to only
-// that error's outcome and text (a failed commit delivers nothing).
+// Runs `body(r)` on a fresh result `R` (AuthResult, StatusResult, ...), its
+// outcome what `body` returns. Not open: `r.error` says so and the outcome
+// stays kStoreError. A StoreError thrown by `body`: the result is reset to
+// only that error's outcome and text (a failed commit delivers nothing).
 template <class R, class Body>
 R store_call(bool open, Body&& body) {
   R r;
@@ -82,7 +82,7 @@ R store_call(bool open, Body&& body) {
     return r;
   }
   try {
-    body(r);
+    r.outcome = body(r);
   } catch (const StoreError& e) {
     r = R{};
     r.outcome = e.outcome;
@@ -183,8 +183,9 @@ R session_call(StoreDb* db, std::string_view token, Body&& body) {
     db->ensure();
     Transaction txn(*db);
     const int64_t user_id = session_user(*db, token);
-    r.outcome = user_id == 0 ? Outcome::kBadToken : body(r, user_id);
+    const Outcome outcome = user_id == 0 ? Outcome::kBadToken : body(r, user_id);
     txn.commit();
+    return outcome;
   });
 }
 
@@ -200,22 +201,21 @@ Result<ChatDb> parse_chat_db(std::string_view url, const std::string& root) {
   using R = Result<ChatDb>;
   R r;
   if (url.empty()) {
-    r.value = ChatDb{ChatDb::Kind::kSqlite, default_db_path(root)};
-    return r;
+    r.value = {ChatDb::Kind::kSqlite, default_db_path(root)};
+  } else if (url.starts_with(kSqlitePrefix)) {
+    r.value = {ChatDb::Kind::kSqlite, std::string(url.substr(kSqlitePrefix.size()))};
+    if (r.value.location.empty()) {
+      return R::failure(Errc::kBadRequest, "--chat-db sqlite: needs a file path");
+    }
+  } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    // libpq's URI prefixes (PostgreSQL 15 docs, section 34.1.1).
+    r.value = {ChatDb::Kind::kPostgres, std::string(url)};
+  } else {
+    return R::failure(
+        Errc::kBadRequest,
+        "--chat-db must be sqlite:PATH or postgresql://..., not \"" + std::string(url) + "\"");
   }
-  if (url.starts_with(kSqlitePrefix)) {
-    std::string path(url.substr(kSqlitePrefix.size()));
-    if (path.empty()) return R::failure(Errc::kBadRequest, "--chat-db sqlite: needs a file path");
-    r.value = ChatDb{ChatDb::Kind::kSqlite, std::move(path)};
-    return r;
-  }
-  // libpq's URI prefixes (PostgreSQL 15 docs, section 34.1.1).
-  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-    r.value = ChatDb{ChatDb::Kind::kPostgres, std::string(url)};
-    return r;
-  }
-  return R::failure(Errc::kBadRequest, "--chat-db must be sqlite:PATH or postgresql://..., not \"" +
-                                           std::string(url) + "\"");
+  return r;
 }
 
 std::unique_ptr<ChatStore> make_chat_store(ChatDb::Kind kind) {
@@ -307,10 +307,10 @@ Status ChatStore::set_users(const std::vector<ChatUser>& users) {
 }
 
 StatusResult ChatStore::ping() {
-  return store_call<StatusResult>(is_open(), [&](StatusResult& r) {
+  return store_call<StatusResult>(is_open(), [&](StatusResult&) {
     db_->ensure();
     db_->query("SELECT 1", {});
-    r.outcome = Outcome::kOk;
+    return Outcome::kOk;
   });
 }
 
@@ -318,27 +318,20 @@ AuthResult ChatStore::auth(std::string_view username, std::string_view password)
   return store_call<AuthResult>(is_open(), [&](AuthResult& r) {
     db_->ensure();
     const std::optional<UserRow> user = find_user(*db_, username);
-    if (!user) {
-      r.outcome = Outcome::kNoSuchUser;
-      return;
-    }
-    if (!verify_password(user->password_hash, password)) {
-      r.outcome = Outcome::kWrongPassword;
-      return;
-    }
+    if (!user) return Outcome::kNoSuchUser;
+    if (!verify_password(user->password_hash, password)) return Outcome::kWrongPassword;
     std::string token = new_uuid4();
     Transaction txn(*db_);
     db_->query(kSqlPurgeSessions, {sql_int(db_->now() - db_->ttl_ms)});
-    // No row when the user was deleted meanwhile (a users reload).
+    // No row when the user was deleted meanwhile (a users reload): rolled back.
     if (db_->query(kSqlInsertSession,
                    {sql_bytes(token_hash(token)), sql_int(user->id), sql_int(db_->now())})
             .empty()) {
-      r.outcome = Outcome::kNoSuchUser;  // rolled back
-      return;
+      return Outcome::kNoSuchUser;
     }
     txn.commit();
-    r.outcome = Outcome::kOk;
     r.token = std::move(token);
+    return Outcome::kOk;
   });
 }
 

@@ -52,19 +52,14 @@ std::string validate_username(std::string_view username) {
 
 Result<std::vector<ChatUser>> demo_users() {
   using R = Result<std::vector<ChatUser>>;
-  struct Demo {
-    const char* username;
-    const char* nama;
-    const char* negara;
-  };
-  static constexpr Demo kDemo[] = {{"messi", "Lionel Messi", "Argentina"},
-                                   {"henderson", "Jordan Henderson", "Inggris"},
-                                   {"lineker", "Gary Lineker", "Inggris"}};
   R result;
-  for (const Demo& d : kDemo) {
+  result.value = {{"messi", "Lionel Messi", "Argentina", ""},
+                  {"henderson", "Jordan Henderson", "Inggris", ""},
+                  {"lineker", "Gary Lineker", "Inggris", ""}};
+  for (ChatUser& u : result.value) {
     Result<std::string> hash = hash_password(kDemoPassword, kDemoOpsLimit, kDemoMemLimit);
     if (!hash.ok()) return R::failure(hash.status());
-    result.value.push_back(ChatUser{d.username, d.nama, d.negara, std::move(hash.value)});
+    u.password_hash = std::move(hash.value);
   }
   return result;
 }
