@@ -276,6 +276,10 @@ void StoreDb::set(double session_ttl_s, const ChatStoreOptions& options) {
   }
 }
 
+std::vector<SqlRow> StoreDb::take_inbox(int64_t user_id) {
+  return query(kSqlTakeInbox, {sql_int(user_id)});
+}
+
 void sync_users(StoreDb& db, const std::vector<ChatUser>& users) {
   std::set<std::string_view> names;
   for (const ChatUser& u : users) {
@@ -355,8 +359,8 @@ StatusResult ChatStore::send(std::string_view token, std::string_view receiver,
 
 InboxResult ChatStore::inbox(std::string_view token) {
   return session_call<InboxResult>(db_.get(), token, [&](InboxResult& r, int64_t user_id) {
-    std::vector<SqlRow> rows = db_->query(kSqlTakeInbox, {sql_int(user_id)});
-    // RETURNING yields rows in no set order: the delivery order is the id's.
+    std::vector<SqlRow> rows = db_->take_inbox(user_id);
+    // Rows in no set order (RETURNING has none): the delivery order is the id's.
     std::ranges::sort(rows, {}, [](const SqlRow& row) { return to_i64(row[0]); });
     std::map<std::string_view, size_t> index;  // sender -> position in r.groups
     for (SqlRow& row : rows) {

@@ -192,10 +192,9 @@ class ChatStore {
   StatusResult send(std::string_view token, std::string_view receiver, std::string_view message);
 
   /// Returns and deletes, atomically, every unread message of the token's
-  /// user: one DELETE ... RETURNING takes the whole queue (a concurrent one
-  /// of the same rows waits for it, then finds them gone). Delivered only
-  /// if the transaction commits: a failed commit answers an error and the
-  /// messages stay queued. Outcomes: kOk (possibly no groups), kBadToken.
+  /// user (StoreDb::take_inbox). Delivered only if the transaction commits:
+  /// a failed commit answers an error and the messages stay queued.
+  /// Outcomes: kOk (possibly no groups), kBadToken.
   InboxResult inbox(std::string_view token);
 
   /// Users with a live session. Outcomes: kOk, kBadToken.

@@ -77,6 +77,11 @@ class StoreDb {
   /// speak with parameters $1, $2, ... (SQLite caches it by its address),
   /// and returns every row it yields.
   virtual std::vector<SqlRow> query(const char* sql, std::initializer_list<SqlParam> params) = 0;
+  /// Returns and deletes every unread message of `user_id`: rows of (id,
+  /// sender's username, msg_from, msg_to, msg), in no set order. By default
+  /// one DELETE ... RETURNING: a concurrent one of the same rows waits for
+  /// it, then finds them gone (PostgreSQL's READ COMMITTED).
+  virtual std::vector<SqlRow> take_inbox(int64_t user_id);
 };
 
 /// Makes the users table equal to `users`, inside the caller's transaction:
