@@ -173,14 +173,8 @@ std::string InboxReply::next(size_t budget) {
 }
 
 Reply execute_reply(ChatStore& store, const Command& cmd) {
-  switch (cmd.error) {
-    case ParseError::kUnknownCommand:
-      return {reply_error(kMsgUnknownCommand)};
-    case ParseError::kMissingArgument:
-      return {reply_error(kMsgMissingArgument)};
-    case ParseError::kNone:
-      break;
-  }
+  if (cmd.error == ParseError::kMissingArgument) return {reply_error(kMsgMissingArgument)};
+  if (cmd.error != ParseError::kNone) return {reply_error(kMsgUnknownCommand)};
   switch (cmd.kind) {
     case CommandKind::kAuth: {
       AuthResult r = store.auth(cmd.args.at(0), cmd.args.at(1));

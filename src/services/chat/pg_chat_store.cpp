@@ -130,8 +130,11 @@ struct PgDb final : StoreDb {
     backoff_ms = 0;
   }
 
-  // Raises the right StoreError for a failed result (and clears it).
-  [[noreturn]] void fail(PGresult* r, const char* what) {
+  // `r` when it succeeded; else `r` is cleared and the right StoreError
+  // thrown.
+  PGresult* checked(PGresult* r) {
+    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     const std::string msg = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     const std::string sqlstate = state ? state : "";
@@ -143,14 +146,7 @@ struct PgDb final : StoreDb {
     const bool gone = sqlstate.empty() || sqlstate.starts_with("08") || sqlstate == "57P01" ||
                       sqlstate == "57P02" || sqlstate == "57P03";
     if (gone || PQstatus(conn) != CONNECTION_OK) lost(msg);
-    throw db_error(std::string(what) + ": " + msg, false);
-  }
-
-  // `r` when it succeeded; else fail() raises its StoreError.
-  PGresult* checked(PGresult* r) {
-    const ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail(r, "query");
-    return r;
+    throw db_error("query: " + msg, false);
   }
 
   // PQexec: `sql` may hold several statements (the schema).
