@@ -229,17 +229,10 @@ Status check_open_args(const std::vector<ChatUser>& users, double session_ttl_s)
   }
   if (users.empty()) return Status::failure(Errc::kIo, "chat store: no users");
   if (sodium_init() < 0) return Status::failure(Errc::kIo, "chat store: sodium_init failed");
-  std::set<std::string_view> names;
-  for (const ChatUser& u : users) {
-    if (std::string why = validate_username(u.username); !why.empty()) {
-      return Status::failure(Errc::kIo, "chat store: " + why);
-    }
-    if (!names.insert(u.username).second) {
-      return Status::failure(Errc::kIo, "chat store: duplicate username " + u.username);
-    }
-    if (!is_password_hash(u.password_hash)) {
-      return Status::failure(Errc::kIo,
-                             "chat store: user " + u.username + " has no valid password hash");
+  std::set<std::string, std::less<>> seen;
+  for (size_t i = 0; i < users.size(); ++i) {
+    if (std::string why = check_user(users[i], seen); !why.empty()) {
+      return Status::failure(Errc::kIo, "chat store: user #" + std::to_string(i) + ": " + why);
     }
   }
   return {};

@@ -224,8 +224,8 @@ Result<ChatDb> parse_chat_db(std::string_view url, const std::string& root);
 std::unique_ptr<ChatStore> make_chat_store(ChatDb::Kind kind);
 
 /// Checks open()'s arguments the same way for both backends (TTL range,
-/// users non-empty, valid and unique names, valid hashes). Also runs
-/// sodium_init. Returns the first problem.
+/// users non-empty, each user as check_user checks a users file's). Also
+/// runs sodium_init. Returns the first problem.
 Status check_open_args(const std::vector<ChatUser>& users, double session_ttl_s);
 
 /// The stored form of a token: BLAKE2b-256 (crypto_generichash), 32 bytes.
