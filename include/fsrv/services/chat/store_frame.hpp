@@ -8,7 +8,8 @@
 // - sync_users, the users table made equal to a list;
 // - chat_schema, the one table layout, in each backend's column types.
 // The operations' SQL is written once (chat_store.cpp); each backend keeps
-// its connection, its transactions and its schema version record.
+// its connection, its transactions and its schema version record, and
+// SQLite its own inbox step (StoreDb::take_inbox).
 
 #include <cstdint>
 #include <functional>
