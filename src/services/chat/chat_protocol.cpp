@@ -173,14 +173,8 @@ std::string InboxReply::next(size_t budget) {
 }
 
 Reply execute_reply(ChatStore& store, const Command& cmd) {
-  switch (cmd.error) {
-    case ParseError::kUnknownCommand:
-      return {reply_error(kMsgUnknownCommand)};
-    case ParseError::kMissingArgument:
-      return {reply_error(kMsgMissingArgument)};
-    case ParseError::kNone:
-      break;
-  }
+  if (cmd.error == ParseError::kMissingArgument) return {reply_error(kMsgMissingArgument)};
+  if (cmd.error != ParseError::kNone) return {reply_error(kMsgUnknownCommand)};
   switch (cmd.kind) {
     case CommandKind::kAuth: {
       AuthResult r = store.auth(cmd.args.at(0), cmd.args.at(1));
@@ -218,25 +212,17 @@ std::string execute(ChatStore& store, const Command& cmd) {
 }
 
 LineEnd find_line_end(std::string_view buffer) {
-  LineEnd r;
   const size_t window = std::min(buffer.size(), kMaxLineBytes + 2);  // line + "\r\n"
   const size_t nl = buffer.substr(0, window).find('\n');
   if (nl != std::string_view::npos) {
     const size_t size = (nl > 0 && buffer[nl - 1] == '\r') ? nl - 1 : nl;
-    if (size > kMaxLineBytes) {
-      r.kind = LineEnd::Kind::kTooLong;
-      return r;
-    }
-    r.kind = LineEnd::Kind::kLine;
-    r.line_size = size;
-    r.consumed = nl + 1;
-    return r;
+    if (size > kMaxLineBytes) return {LineEnd::Kind::kTooLong};
+    return {LineEnd::Kind::kLine, size, nl + 1};
   }
   // No terminator yet: a trailing '\r' may still be the start of one.
   const size_t content =
       (!buffer.empty() && buffer.back() == '\r') ? buffer.size() - 1 : buffer.size();
-  r.kind = content > kMaxLineBytes ? LineEnd::Kind::kTooLong : LineEnd::Kind::kNeedMore;
-  return r;
+  return {content > kMaxLineBytes ? LineEnd::Kind::kTooLong : LineEnd::Kind::kNeedMore};
 }
 
 std::string reply_line_too_long() { return reply_error(kMsgLineTooLong); }

@@ -56,38 +56,33 @@ class ChatService final : public Service {
  public:
   explicit ChatService(Shared& shared)
       : Service(shared, info()),
-        counters_(*this),
-        too_long_(counter("lines_too_long")),
+        counters(*this),
+        too_long(counter("lines_too_long")),
         throttled_(counter("logins_throttled")) {
-    StoreSpec spec;
     const Options& options = shared.config->services.get<Options>();
     Result<ChatDb> db = parse_chat_db(options.db, shared.root->path());
     if (!db.ok()) throw std::runtime_error(db.error);
-    spec.db = std::move(db.value);
     // Start-up: main validated the users file already.
     Result<std::vector<ChatUser>> users = users_of(options.users);
     if (!users.ok()) throw std::runtime_error("chat users: " + users.error);
-    spec.users = std::move(users.value);
-    spec.ttl_s = options.session_ttl_s;
-    FSRV_LOG_INFO("chat: state in %s", spec.db.kind == ChatDb::Kind::kPostgres
-                                           ? "PostgreSQL"
-                                           : spec.db.location.c_str());
-    db_ = std::make_unique<DbWorkers>(shared.loop, std::move(spec));
+    const bool pg = db.value.kind == ChatDb::Kind::kPostgres;
+    FSRV_LOG_INFO("chat: state in %s", pg ? "PostgreSQL" : db.value.location.c_str());
+    db_ = std::make_unique<DbWorkers>(
+        shared.loop, StoreSpec{std::move(db.value), std::move(users.value), options.session_ttl_s});
     // Readiness (the admin service's /healthz): the database answers.
-    shared.readiness.push_back({"chat", [this](Shared::ReadyReply reply) {
-                                  auto result = std::make_shared<StatusResult>();
-                                  bool queued = db_->submit(
-                                      [result](ChatStore& store) { *result = store.ping(); },
-                                      [result, reply] {
-                                        reply(result->outcome == Outcome::kOk,
-                                              result->outcome == Outcome::kOk ? "database reachable"
-                                                                              : result->error);
-                                      });
-                                  if (!queued) reply(false, "database queue full");
-                                }});
+    shared.readiness.push_back({"chat", [this](Shared::ReadyReply reply) { probe(reply); }});
   }
-  void count(CommandKind kind, bool ok) { counters_.count(kind, ok); }
-  void count_too_long() { shared_.stats->add(too_long_); }
+  /// One readiness probe: a ping on a database thread.
+  void probe(const Shared::ReadyReply& reply) {
+    auto r = std::make_shared<StatusResult>();
+    const bool queued =
+        db_->submit([r](ChatStore& store) { *r = store.ping(); },
+                    [r, reply] {
+                      reply(r->outcome == Outcome::kOk,
+                            r->outcome == Outcome::kOk ? "database reachable" : r->error);
+                    });
+    if (!queued) reply(false, "database queue full");
+  }
 
   /// SIGHUP: reads the users file again (or the demo users without one)
   /// and hands the list to the database threads, which sync the users
@@ -110,7 +105,7 @@ class ChatService final : public Service {
   /// failed logins are over LoginThrottle's limit); counts the refusal.
   uint64_t login_blocked(const std::string& address, uint64_t now_ms) {
     uint64_t wait = throttle_.blocked_for(address, now_ms);
-    if (wait > 0) shared_.stats->add(throttled_);
+    if (wait > 0) count(throttled_);
     return wait;
   }
   /// The outcome of an auth that ran: a failure counts against the
@@ -127,14 +122,15 @@ class ChatService final : public Service {
           static_cast<unsigned long long>(log_limit_.take_suppressed()));
     }
   }
+  Counters counters;        ///< "chat/commands/VERB/{ok,failed}"
+  stats::Counter too_long;  ///< "chat/lines_too_long"
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
   std::unique_ptr<DbWorkers> db_;
-  Counters counters_;
-  stats::Counter too_long_, throttled_;
+  stats::Counter throttled_;
   LoginThrottle throttle_;
   reactor::LogLimiter log_limit_;
 };
@@ -196,7 +192,7 @@ bool ChatSession::next_request() {
     case LineEnd::Kind::kNeedMore:
       return false;
     case LineEnd::Kind::kTooLong:
-      service_.count_too_long();
+      service_.count(service_.too_long);
       FSRV_LOG_INFO("chat: line over %zu bytes, closing", kMaxLineBytes);
       conn_.write_owned(reply_line_too_long());
       conn_.pause_reading();
@@ -221,7 +217,7 @@ void ChatSession::run(Command cmd) {
     address = conn_.peer();
     address = address.substr(0, address.rfind(':'));
     if (uint64_t wait = service_.login_blocked(address, conn_.now_ms()); wait > 0) {
-      service_.count(cmd.kind, false);
+      service_.counters.count(cmd.kind, false);
       conn_.write_owned(
           reply_error("Terlalu Banyak Login Gagal (too many failed logins from your "
                       "address; try again in " +
@@ -239,7 +235,7 @@ void ChatSession::run(Command cmd) {
         bool ok = reply->inbox || reply->text.rfind(R"({"status": "OK")", 0) == 0;
         if (command->kind == CommandKind::kAuth) service_.login_done(address, ok, conn_.now_ms());
         if (conn_.closing()) return;
-        service_.count(command->kind, ok);
+        service_.counters.count(command->kind, ok);
         conn_.write_owned(reply->text);
         if (reply->inbox) {
           inbox_ = std::move(reply->inbox);
@@ -249,7 +245,7 @@ void ChatSession::run(Command cmd) {
         request_done();
       });
   if (!queued) {
-    service_.count(command->kind, false);
+    service_.counters.count(command->kind, false);
     conn_.write_owned(reply_error("Server Sibuk (busy: chat database queue full)"));
     return;
   }

@@ -50,21 +50,25 @@ std::string validate_username(std::string_view username) {
   return "";
 }
 
+std::string check_user(const ChatUser& user, std::set<std::string, std::less<>>& seen) {
+  if (std::string why = validate_username(user.username); !why.empty()) return why;
+  if (!seen.insert(user.username).second) return "duplicate username \"" + user.username + "\"";
+  if (!is_password_hash(user.password_hash)) {
+    return "password_hash is not a crypto_pwhash_str string ($argon2id$...)";
+  }
+  return "";
+}
+
 Result<std::vector<ChatUser>> demo_users() {
   using R = Result<std::vector<ChatUser>>;
-  struct Demo {
-    const char* username;
-    const char* nama;
-    const char* negara;
-  };
-  static constexpr Demo kDemo[] = {{"messi", "Lionel Messi", "Argentina"},
-                                   {"henderson", "Jordan Henderson", "Inggris"},
-                                   {"lineker", "Gary Lineker", "Inggris"}};
   R result;
-  for (const Demo& d : kDemo) {
+  result.value = {{"messi", "Lionel Messi", "Argentina", ""},
+                  {"henderson", "Jordan Henderson", "Inggris", ""},
+                  {"lineker", "Gary Lineker", "Inggris", ""}};
+  for (ChatUser& u : result.value) {
     Result<std::string> hash = hash_password(kDemoPassword, kDemoOpsLimit, kDemoMemLimit);
     if (!hash.ok()) return R::failure(hash.status());
-    result.value.push_back(ChatUser{d.username, d.nama, d.negara, std::move(hash.value)});
+    u.password_hash = std::move(hash.value);
   }
   return result;
 }
@@ -100,15 +104,8 @@ Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
       }
       *f.out = v->valuestring;
     }
-    if (std::string why = validate_username(user.username); !why.empty()) {
+    if (std::string why = check_user(user, seen); !why.empty()) {
       return R::failure(Errc::kBadRequest, where + why);
-    }
-    if (!seen.insert(user.username).second) {
-      return R::failure(Errc::kBadRequest, where + "duplicate username \"" + user.username + "\"");
-    }
-    if (!is_password_hash(user.password_hash)) {
-      return R::failure(Errc::kBadRequest,
-                        where + "password_hash is not a crypto_pwhash_str string ($argon2id$...)");
     }
     result.value.push_back(std::move(user));
     ++index;

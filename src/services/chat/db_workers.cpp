@@ -14,8 +14,6 @@ DbWorkers::DbWorkers(uv_loop_t* loop, StoreSpec spec, int threads, size_t max_qu
       generations_(static_cast<size_t>(threads), 0),
       threads_(loop, threads, max_queued) {}
 
-DbWorkers::~DbWorkers() = default;
-
 bool DbWorkers::submit(Work work, Done done) {
   return threads_.submit([this, work = std::move(work)](size_t index) { run(index, work); },
                          std::move(done));

@@ -264,8 +264,6 @@ class UdpSinkService final : public DatagramService {
     if (oldest != senders_.end()) finish(oldest);
   }
 
-  void count(stats::Counter c, uint64_t n = 1) { shared_.stats->add(c, n); }
-
   const Options& options_;  ///< the --udp-* options (udp_sink_options.hpp)
   stats::Counter datagrams_, bytes_, dropped_, quota_dropped_, full_dropped_, readonly_dropped_,
       files_, failed_;

@@ -77,6 +77,39 @@ TEST_P(ChatStoreBoth, UnreadMessageAndSessionSurviveReopen) {
   EXPECT_EQ(store.auth("messi", "surabaya").outcome, Outcome::kOk);
 }
 
+// The operations' SQL is shared by both backends (chat_store.cpp), each
+// binding parameters and reading columns its own way: a message of any
+// bytes (NUL, invalid UTF-8, none at all) comes back unchanged, and the
+// inbox keeps the delivery order however the database returns deleted rows.
+TEST_P(ChatStoreBoth, AnyBytesComeBackUnchangedGroupedInDeliveryOrder) {
+  auto store = open_at(new_location());
+  const std::string messi = login(*store, "messi");
+  const std::string gary = login(*store, "lineker");
+  const std::string hend = login(*store, "henderson");
+  const std::string odd[] = {std::string("a\0b", 3), "\xff\xfe\xc3", "", "\\x00'\"; --"};
+  std::vector<std::string> from_messi, from_gary;
+  for (int i = 0; i < 40; ++i) {
+    const bool by_messi = i % 3 != 1;
+    const std::string msg = odd[i % 4] + std::to_string(i);
+    ASSERT_EQ(store->send(by_messi ? messi : gary, "henderson", msg).outcome, Outcome::kOk);
+    (by_messi ? from_messi : from_gary).push_back(msg);
+  }
+  ASSERT_EQ(store->send(gary, "henderson", "").outcome, Outcome::kOk);
+  from_gary.push_back("");
+  InboxResult in = store->inbox(hend);
+  ASSERT_EQ(in.outcome, Outcome::kOk);
+  ASSERT_EQ(in.groups.size(), 2u);
+  EXPECT_EQ(in.groups[0].sender, "messi");  // its first message came first
+  EXPECT_EQ(in.groups[1].sender, "lineker");
+  for (const auto& [group, sent] :
+       {std::pair{&in.groups[0], &from_messi}, std::pair{&in.groups[1], &from_gary}}) {
+    ASSERT_EQ(group->messages.size(), sent->size());
+    for (size_t i = 0; i < sent->size(); ++i) EXPECT_EQ(group->messages[i].msg, (*sent)[i]) << i;
+  }
+  EXPECT_EQ(in.groups[1].messages[0].msg_from, "Gary Lineker");
+  EXPECT_TRUE(store->inbox(hend).groups.empty());
+}
+
 // Generous lock waits: sanitizer builds on shared cores are slow, and this
 // test is about exactly-once delivery, not about lock latency.
 ChatStoreOptions patient() {

@@ -97,17 +97,15 @@ struct ChatStoreOptions {
   std::function<int64_t()> now_ms;
 };
 
-/// auth: the new session's token (36-char lower-case UUID4) when kOk.
-struct AuthResult {
-  Outcome outcome = Outcome::kStoreError;
-  std::string token;
-  std::string error;  ///< detail of kStoreError, for the log only
-};
-
-/// send, logout: just the outcome.
+/// send, logout, ping: just the outcome; the base of the other results.
 struct StatusResult {
   Outcome outcome = Outcome::kStoreError;
-  std::string error;  ///< detail of kStoreError
+  std::string error;  ///< detail of kStoreError or kUnavailable, for the log only
+};
+
+/// auth: the new session's token (36-char lower-case UUID4) when kOk.
+struct AuthResult : StatusResult {
+  std::string token;
 };
 
 /// One delivered message; the names are the full names ("nama") at send time.
@@ -124,24 +122,32 @@ struct InboxGroup {
 };
 
 /// inbox: groups in the order of each sender's oldest unread message.
-struct InboxResult {
-  Outcome outcome = Outcome::kStoreError;
+struct InboxResult : StatusResult {
   std::vector<InboxGroup> groups;
-  std::string error;  ///< detail of kStoreError
 };
 
 /// listuser: usernames with at least one live session, in order of their
 /// earliest live login, each once.
-struct ListUserResult {
-  Outcome outcome = Outcome::kStoreError;
+struct ListUserResult : StatusResult {
   std::vector<std::string> usernames;
-  std::string error;  ///< detail of kStoreError
 };
 
-/// The chat state behind one database connection (see the backends).
+class StoreDb;
+
+/// The chat state behind one database connection: each backend's open()
+/// sets the connection (a StoreDb, store_frame.hpp), and every other
+/// operation runs the same steps and SQL on it (chat_store.cpp). A store
+/// not open answers kStoreError; a database failure becomes the result's
+/// outcome and error text, with nothing of a half-built result kept; an
+/// operation on a token's session is one transaction that checks and
+/// renews the session first and is committed whatever the answer (so an
+/// expired session's deletion and a renewal are kept). Not copyable.
 class ChatStore {
  public:
-  virtual ~ChatStore() = default;
+  ChatStore();
+  virtual ~ChatStore();
+  ChatStore(const ChatStore&) = delete;
+  ChatStore& operator=(const ChatStore&) = delete;
 
   /// Opens the database at `location` (SQLite: a file path; PostgreSQL: a
   /// libpq connection URI or key=value string), creates or migrates the
@@ -159,40 +165,46 @@ class ChatStore {
 
   /// Whether open() accepted the configuration (every operation answers
   /// kStoreError before that).
-  virtual bool is_open() const = 0;
+  bool is_open() const { return db_ != nullptr; }
 
   /// Makes the users table equal to `users`, as open() does (SIGHUP reload
   /// of --chat-users): new users added, changed names and hashes updated,
   /// users no longer listed deleted with their sessions and messages, all in
   /// one transaction. Checked like open()'s arguments first; on any error
   /// nothing changes. PostgreSQL also keeps the list for its reconnects.
-  virtual Status set_users(const std::vector<ChatUser>& users) = 0;
+  Status set_users(const std::vector<ChatUser>& users);
 
   /// Whether the database answers now (a health probe: one round trip, or
   /// kUnavailable at once while a reconnect backs off). Outcomes: kOk,
   /// kUnavailable, kStoreError.
-  virtual StatusResult ping() = 0;
+  StatusResult ping();
 
   /// Checks the password (crypto_pwhash_str_verify, constant time; Argon2
   /// runs outside any transaction so it holds no lock) and starts a
   /// session. Also purges expired sessions.
-  virtual AuthResult auth(std::string_view username, std::string_view password) = 0;
+  AuthResult auth(std::string_view username, std::string_view password);
 
   /// Queues `message` (any bytes) from the token's user to `receiver`.
   /// Durable once kOk. Outcomes: kOk, kBadToken, kNoSuchReceiver (checked
-  /// after the token, as the course server does).
-  virtual StatusResult send(std::string_view token, std::string_view receiver,
-                            std::string_view message) = 0;
+  /// after the token, as the course server does), kInboxFull (the
+  /// receiver's unread messages against kMaxInboxMessages and
+  /// kMaxInboxBytes).
+  StatusResult send(std::string_view token, std::string_view receiver, std::string_view message);
 
   /// Returns and deletes, atomically, every unread message of the token's
-  /// user. Outcomes: kOk (possibly no groups), kBadToken.
-  virtual InboxResult inbox(std::string_view token) = 0;
+  /// user (StoreDb::take_inbox). Delivered only if the transaction commits:
+  /// a failed commit answers an error and the messages stay queued.
+  /// Outcomes: kOk (possibly no groups), kBadToken.
+  InboxResult inbox(std::string_view token);
 
   /// Users with a live session. Outcomes: kOk, kBadToken.
-  virtual ListUserResult listuser(std::string_view token) = 0;
+  ListUserResult listuser(std::string_view token);
 
   /// Ends every session of the token's user. Outcomes: kOk, kBadToken.
-  virtual StatusResult logout(std::string_view token) = 0;
+  StatusResult logout(std::string_view token);
+
+ protected:
+  std::unique_ptr<StoreDb> db_;  ///< null until open() accepts its arguments
 };
 
 /// Where the chat state lives (`--chat-db`).
@@ -212,24 +224,11 @@ Result<ChatDb> parse_chat_db(std::string_view url, const std::string& root);
 std::unique_ptr<ChatStore> make_chat_store(ChatDb::Kind kind);
 
 /// Checks open()'s arguments the same way for both backends (TTL range,
-/// users non-empty, valid and unique names, valid hashes). Also runs
-/// sodium_init. Returns the first problem.
+/// users non-empty, each user as check_user checks a users file's). Also
+/// runs sodium_init. Returns the first problem.
 Status check_open_args(const std::vector<ChatUser>& users, double session_ttl_s);
 
 /// The stored form of a token: BLAKE2b-256 (crypto_generichash), 32 bytes.
 std::string token_hash(std::string_view token);
-
-/// A random UUID version 4 (RFC 4122 section 4.4) from the kernel CSPRNG:
-/// 36 lower-case characters.
-std::string new_uuid4();
-
-/// A token is a UUID4 text: 32 hex digits and 4 dashes.
-inline constexpr size_t kTokenLength = 36;
-
-/// Longest accepted TTL: 10 years in ms keeps every sum far from int64 limits.
-inline constexpr double kMaxSessionTtlS = 10.0 * 365 * 24 * 3600;
-
-/// Wall clock in ms since the Unix epoch (system_clock).
-int64_t system_now_ms();
 
 }  // namespace fsrv::services::chat

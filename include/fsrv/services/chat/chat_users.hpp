@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +63,11 @@ inline constexpr size_t kMaxUsersFile = 16u << 20;
 /// never be addressed), invalid UTF-8.
 std::string validate_username(std::string_view username);
 
+/// Why `user` cannot be in a users list, or "" if it can: its username is
+/// invalid (validate_username) or in `seen` (the usernames before it; its
+/// own is added), or its password_hash is not a crypto_pwhash_str string.
+std::string check_user(const ChatUser& user, std::set<std::string, std::less<>>& seen);
+
 /// The course's three users (messi "Lionel Messi" Argentina, henderson
 /// "Jordan Henderson" Inggris, lineker "Gary Lineker" Inggris), password
 /// "surabaya", hashed now at kDemoOpsLimit/kDemoMemLimit (fresh salts, so
@@ -71,8 +78,7 @@ Result<std::vector<ChatUser>> demo_users();
 /// fields "username", "nama", "negara" and "password_hash" (other fields
 /// ignored). Errors (with the element index): not JSON, not an array,
 /// empty array, an element that is not an object, a missing or non-string
-/// field, an invalid username (validate_username), a duplicate username, a
-/// password_hash that is not a crypto_pwhash_str string.
+/// field, a user check_user refuses.
 Result<std::vector<ChatUser>> parse_users_json(std::string_view text);
 
 /// Reads and parses the users file at `path` (parse_users_json), with the

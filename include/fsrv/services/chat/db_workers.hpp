@@ -55,7 +55,7 @@ class DbWorkers {
             size_t max_queued = kMaxDbQueue);
   /// Stops and joins the threads (queued work is dropped: by then the loop
   /// has ended, so no done callback could run).
-  ~DbWorkers();
+  ~DbWorkers() = default;
   DbWorkers(const DbWorkers&) = delete;
   DbWorkers& operator=(const DbWorkers&) = delete;
 

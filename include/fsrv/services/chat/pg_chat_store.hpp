@@ -24,7 +24,7 @@
 // by itself when the database is back. libpq's connect_timeout bounds one
 // attempt (ChatStoreOptions::connect_timeout_s).
 
-#include "fsrv/services/chat/store_frame.hpp"
+#include "fsrv/services/chat/chat_store.hpp"
 
 namespace fsrv::services::chat {
 
@@ -35,9 +35,9 @@ inline constexpr int kPgRetryMinMs = 100;
 /// minutes costs one connection attempt per thread per 2 s, not one per request.
 inline constexpr int kPgRetryMaxMs = 2000;
 
-/// The chat state behind one PostgreSQL connection (FramedStore's
+/// The chat state behind one PostgreSQL connection (ChatStore's
 /// operations on it). Not copyable or movable.
-class PgChatStore final : public FramedStore {
+class PgChatStore final : public ChatStore {
  public:
   /// `location` is a libpq connection URI or key=value string. Checks the
   /// arguments and the location's syntax (those errors leave the store

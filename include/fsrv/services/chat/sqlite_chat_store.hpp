@@ -27,13 +27,13 @@
 // network file system (https://www.sqlite.org/useovernet.html), so a
 // cluster keeps chat in PostgreSQL (pg_chat_store.hpp), not in the shared root.
 
-#include "fsrv/services/chat/store_frame.hpp"
+#include "fsrv/services/chat/chat_store.hpp"
 
 namespace fsrv::services::chat {
 
-/// The chat state behind one SQLite connection (FramedStore's operations
-/// on it). Not copyable or movable.
-class SqliteChatStore final : public FramedStore {
+/// The chat state behind one SQLite connection (ChatStore's operations on
+/// it). Not copyable or movable.
+class SqliteChatStore final : public ChatStore {
  public:
   /// `location` is the file path; creates the parent directory (mode 0700)
   /// and the file if missing, sets WAL/busy_timeout/synchronous. Errors as
