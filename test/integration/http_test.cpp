@@ -213,6 +213,25 @@ class Http : public ::testing::TestWithParam<Mode> {
     spit(root.file("alive.txt"), "yes");
     expect_reply(get(port, "/alive.txt"), 200, "yes");
   }
+  /// The server's resident memory in KiB, summed over its processes.
+  long server_rss_kib() const {
+    long total = 0;
+    for (long kib : server_status_kib(server->pid(), "VmRSS")) total += kib;
+    return total;
+  }
+  /// `n` idle connections to the server (empty if one failed).
+  std::vector<int> connect_many(int n) const {
+    std::vector<int> fds;
+    for (int i = 0; i < n; ++i) {
+      int fd = connect_to(port);
+      if (fd < 0) {
+        for (int f : fds) close(f);
+        return {};
+      }
+      fds.push_back(fd);
+    }
+    return fds;
+  }
 
   TempDir root;
   std::unique_ptr<ServerProcess> server;
@@ -353,22 +372,13 @@ TEST_P(Http, IdleConnectionsHoldNoReadBuffer) {
   constexpr int kConns = 400;
   constexpr long kMaxKibPerConn = 16;                // was 64+ (a read buffer each)
   spit(root.file("f.txt"), std::string(4096, 'f'));  // fresh: not cached, goes to the executor
-  auto rss = [&] {
-    long total = 0;
-    for (long kib : server_status_kib(server->pid(), "VmRSS")) total += kib;
-    return total;
-  };
-  ASSERT_EQ(get(port, "/f.txt").status, 200);  // warm: pools, cache tables
-  long before = rss();
-  std::vector<int> fds;
-  for (int i = 0; i < kConns; ++i) {
-    int fd = connect_to(port);
-    ASSERT_GE(fd, 0);
-    fds.push_back(fd);
-  }
+  ASSERT_EQ(get(port, "/f.txt").status, 200);        // warm: pools, cache tables
+  long before = server_rss_kib();
+  std::vector<int> fds = connect_many(kConns);
+  ASSERT_EQ(fds.size(), size_t{kConns});
   ASSERT_EQ(get(port, "/f.txt").status, 200);  // every earlier connection is accepted by now
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  long idle = rss() - before;
+  long idle = server_rss_kib() - before;
   EXPECT_LT(idle, kConns * kMaxKibPerConn) << idle << " KiB for " << kConns << " idle connections";
   for (int fd : fds) ASSERT_TRUE(send_all(fd, "GET /f.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
   for (int fd : fds) {
@@ -376,7 +386,7 @@ TEST_P(Http, IdleConnectionsHoldNoReadBuffer) {
     Reply r = read_http(fd, &rest);
     EXPECT_EQ(r.status, 200);
   }
-  long after = rss() - before;
+  long after = server_rss_kib() - before;
   EXPECT_LT(after, kConns * kMaxKibPerConn) << after << " KiB after one request on each";
   for (int fd : fds) close(fd);
 }
@@ -397,19 +407,10 @@ TEST_P(Http, KeepAliveConnectionsDoNotHoldTheirLastReply) {
   spit(path, std::string(48 << 10, 'b'));
   timespec past[2] = {{0, UTIME_OMIT}, {time(nullptr) - 60, 0}};  // cacheable at once
   ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), past, 0), 0);
-  auto rss = [&] {
-    long total = 0;
-    for (long kib : server_status_kib(server->pid(), "VmRSS")) total += kib;
-    return total;
-  };
   for (int i = 0; i < 6; ++i) ASSERT_EQ(get(port, "/big.txt").status, 200);  // every cache warm
-  long before = rss();
-  std::vector<int> fds;
-  for (int i = 0; i < kConns; ++i) {
-    int fd = connect_to(port);
-    ASSERT_GE(fd, 0);
-    fds.push_back(fd);
-  }
+  long before = server_rss_kib();
+  std::vector<int> fds = connect_many(kConns);
+  ASSERT_EQ(fds.size(), size_t{kConns});
   for (int fd : fds) ASSERT_TRUE(send_all(fd, "GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
   for (int fd : fds) {
     std::string rest;
@@ -417,8 +418,8 @@ TEST_P(Http, KeepAliveConnectionsDoNotHoldTheirLastReply) {
     ASSERT_EQ(r.status, 200);
     ASSERT_EQ(r.body.size(), 48u << 10);
   }
-  EXPECT_TRUE(eventually([&] { return rss() - before < kConns * kMaxKibPerConn; }, 3000))
-      << rss() - before << " KiB for " << kConns << " connections after one reply each";
+  EXPECT_TRUE(eventually([&] { return server_rss_kib() - before < kConns * kMaxKibPerConn; }, 3000))
+      << server_rss_kib() - before << " KiB for " << kConns << " connections after one reply each";
   for (int fd : fds) close(fd);
 }
 
