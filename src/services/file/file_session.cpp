@@ -22,7 +22,6 @@ namespace fsrv::services::file {
 
 namespace {
 
-using reactor::Connection;
 using Counters = kit::VerbCounters<cmd_name, kCmdCount>;
 class FileSession;
 using FileService = kit::VerbService<FileSession, Counters, info>;
@@ -44,18 +43,40 @@ constexpr std::string_view kInterrupted =
 /// by "\r\n\r\n".
 class FileSession final : public kit::FileDialect<Cmd, Counters> {
  public:
-  FileSession(Connection& conn, FileService& service)
-      : FileDialect(conn, service, service.counters) {}
+  using FileDialect::FileDialect;
 
   void observe_payload(std::string_view bytes) override {
     if (head_.size() < kUploadLookahead) {
       head_.append(bytes.substr(0, kUploadLookahead - head_.size()));
     }
   }
-  void on_timer() override;
+  void on_timer() override {
+    if (loop_.busy() || in_.blank()) return;
+    // The course's original client sends "LIST" or "GET name" with no
+    // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients;
+    // hardening point 8: on_silence).
+    Request req;
+    if (on_silence(in_.view(), &req) == Silence::kWait) return;
+    in_.clear();
+    handle_request(req);
+    process_input();
+  }
   void on_idle_timeout() override { abort_request(kit::idle_words(config_)); }
-  void on_too_slow() override;
-  void on_request_timeout() override;
+  // The payload or reply moved slower than --min-rate over its window.
+  void on_too_slow() override {
+    char why[128];
+    snprintf(why, sizeof why, "too slow: under %.0f bytes/s over %.0f s", config_.min_rate,
+             config_.min_rate_window_s);
+    abort_request(why);
+  }
+  // A request line not complete within --request-timeout of its first byte
+  // (slowloris): the client is told, the connection closes.
+  void on_request_timeout() override {
+    if (in_payload() && !dropping_) return;  // a transfer: min_rate's business
+    conn_.stop_timer();
+    if (!loop_.busy()) begin(Cmd::kUnknown);
+    abort_request(kit::request_timeout_words(config_));
+  }
   void on_drain() override { list_ ? pump_list() : process_input(); }
   void on_close() override {
     if (request_open_) finish(current_, false, 0);
@@ -64,20 +85,177 @@ class FileSession final : public kit::FileDialect<Cmd, Counters> {
   }
 
  private:
-  void process_input() override;
-  bool next_request();
-  void handle_request(const Request& req);
-  /// Opens the request (its access log record).
-  void begin(Cmd cmd);
+  void process_input() override {
+    if (!loop_.pump([this] { return next_request(); })) return;
+    end_of_input(config_.legacy_idle_ms, [this](std::string_view rest) {
+      // A final unterminated request before the client's half-close (it
+      // starts non-blank: next_frame skipped blanks).
+      bool upload =
+          command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload;
+      handle_request(upload ? Request{Cmd::kUpload, {}, std::string(kInterrupted)}
+                            : parse_line(rest));
+    });
+  }
+  bool next_request() {
+    Frame f = next_frame(in_.view());
+    if (f.kind == Frame::kNeedMore) {
+      in_.consume(f.consumed);
+      // A request line must be complete within --request-timeout of its
+      // first byte (the connection's request timer: on_request_timeout).
+      if (in_.empty()) conn_.request_head_done();
+      return false;
+    }
+    conn_.request_head_done();
+    if (f.kind == Frame::kTooLong) {
+      // Answered now, not once the line ends (it can be megabytes of base64
+      // a client sends before it reads); the rest is dropped silently.
+      begin(Cmd::kUnknown);
+      answer(Cmd::kUnknown, false,
+             error_text(!f.error.empty() ? f.error
+                                         : "request line too long (limit " +
+                                               std::to_string(limits::kMaxLine) + " bytes)"));
+      drop("", kLineEnd);
+    } else if (f.kind == Frame::kUploadHeader) {
+      in_.consume(f.consumed);
+      start_upload(std::move(f.name));
+    } else {
+      Request req = parse_line(f.line);
+      in_.consume(f.consumed);
+      handle_request(req);
+    }
+    return true;
+  }
+  void handle_request(const Request& req) {
+    begin(req.cmd, req.args.empty() ? std::string() : req.args[0]);
+    if (!req.error.empty()) return answer(req.cmd, false, error_text(req.error));
+    if (req.cmd == Cmd::kAuth) return start_auth(req.args[0], req.args[1]);
+    if (req.cmd != Cmd::kPing && req.cmd != Cmd::kQuit) {
+      Access access = req.cmd == Cmd::kDelete ? Access::kDelete : Access::kRead;
+      if (std::string why = refused(access); !why.empty()) {
+        return answer(req.cmd, false, error_text(why));
+      }
+    }
+    switch (req.cmd) {
+      case Cmd::kList:
+        return stream_list();
+      case Cmd::kGet:
+        return start_get(req.args[0]);
+      case Cmd::kSize:
+        return run_simple(Cmd::kSize, [name = req.args[0]](const storage::Root& root) {
+          auto r = root.size(name);
+          return r.ok() ? std::pair{true, ok_size(name, r.value)}
+                        : std::pair{false, error_text(kit::storage_words(r.status(), name))};
+        });
+      case Cmd::kDelete:
+        return run_simple(Cmd::kDelete, [name = req.args[0]](const storage::Root& root) {
+          Status s = root.remove(name);
+          return s.ok() ? std::pair{true, ok_text(name + " deleted")}
+                        : std::pair{false, error_text(kit::storage_words(s, name))};
+        });
+      case Cmd::kStats:
+        return answer(Cmd::kStats, true, ok_json(shared_.stats_json()));
+      case Cmd::kPing:
+        return answer(Cmd::kPing, true, ok_text("connected"));
+      case Cmd::kQuit:
+        answer(Cmd::kQuit, true, ok_text("bye"));
+        return loop_.quit();
+      default:
+        // next_frame() turns every "UPLOAD name <payload>" into a streamed
+        // upload; a whole UPLOAD line only reaches here through the legacy or
+        // half-close paths, which refuse uploads before calling us.
+        return answer(req.cmd, false, error_text("UPLOAD must end with \\r\\n"));
+    }
+  }
+  /// Opens the request (its access log record, about `name`).
+  void begin(Cmd cmd, std::string name = {}) {
+    current_ = cmd;
+    log_name_ = std::move(name);
+    request_open_ = true;
+    begin_record();
+    conn_.stop_timer();
+  }
   /// Ends the open request: counted, and its access log line written with
   /// `reply_bytes` more (a reply about to be queued).
-  void finish(Cmd cmd, bool ok, size_t reply_bytes);
-  void abort_request(const std::string& why);
+  void finish(Cmd cmd, bool ok, size_t reply_bytes) {
+    conn_.set_transfer(false);
+    if (!request_open_) return;
+    request_open_ = false;
+    counters_.count(cmd, ok);
+    end_record(service_, cmd_name(cmd), log_name_, ok, reply_bytes);
+    log_name_.clear();
+  }
+  // Ends the connection on a limit: the request in progress fails, the client
+  // is told why (unless a reply is already streaming: an ERROR object cannot
+  // be spliced into it), the connection closes.
+  void abort_request(const std::string& why) {
+    if ((get_ && get_->sent() > 0) || list_) {
+      conn_.close();
+      return;
+    }
+    cancel_payload();
+    answer(current_, false, error_text(why));
+    conn_.close_when_flushed();
+  }
   /// SIZE, DELETE: `work` on the executor gives the outcome and the reply.
-  void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>(const storage::Root&)> work);
-  void stream_list();
-  void pump_list();
-  void start_upload(std::string name);
+  void run_simple(Cmd cmd, std::function<std::pair<bool, std::string>(const storage::Root&)> work) {
+    call_storage<std::pair<bool, std::string>>(
+        shared_, std::move(work), [this, cmd](std::pair<bool, std::string>& result) {
+          answer(cmd, result.first, std::move(result.second));
+          request_done();
+        });
+  }
+  // LIST streams (hardening issue, point 5): the listing is a snapshot shared
+  // by every connection listing the same unchanged directory
+  // (Root::list_shared), written as JSON in pieces while the socket keeps up.
+  void stream_list() {
+    using Listing = Result<std::shared_ptr<const std::vector<std::string>>>;
+    call_storage<Listing>(
+        shared_, [](const storage::Root& root) { return root.list_shared(); },
+        [this](Listing& listing) {
+          if (!listing.ok()) {
+            answer(Cmd::kList, false, error_text(kit::storage_words(listing.status(), "")));
+            request_done();
+            return;
+          }
+          conn_.set_transfer(true);
+          list_ = std::move(listing.value);
+          list_next_ = 0;
+          conn_.write_owned(kListPrefix);
+          pump_list();
+        });
+  }
+  void pump_list() {
+    const std::vector<std::string>& names = *list_;
+    size_t produced = 0;
+    std::string piece;
+    while (list_next_ < names.size() && !conn_.congested() && produced < kListBytesPerTurn) {
+      piece.clear();
+      while (piece.size() < kListPiece && list_next_ < names.size()) {
+        if (list_next_ > 0) piece += ',';
+        piece += json_quoted(names[list_next_++]);
+      }
+      conn_.write_owned(piece);
+      produced += piece.size();
+    }
+    if (list_next_ == names.size()) {
+      list_.reset();
+      answer(Cmd::kList, true, std::string(kListSuffix));
+      request_done();
+      return;
+    }
+    if (!conn_.congested()) conn_.yield_turn();  // either way, on_drain continues
+  }
+  // Streamed into a transfer::UploadSink (base64) up to the end of its line;
+  // an invalid name or a refusal drops the payload, then answers.
+  void start_upload(std::string name) {
+    begin(Cmd::kUpload, name);
+    if (std::string why = upload_fault(name); !why.empty()) return drop(why, kLineEnd);
+    head_.clear();
+    transfer::UploadSink::Options o;
+    o.transform = transfer::Transform::kBase64;
+    o.codec = config_.codec;
+    receive(name, std::move(o), kLineEnd);
+  }
 
   std::string ok(std::string_view text) const override { return ok_text(text); }
   std::string fail(Cmd cmd, std::string_view text) const override {
@@ -112,247 +290,13 @@ class FileSession final : public kit::FileDialect<Cmd, Counters> {
   std::string log_name_;  ///< the open request's name, for the access log
 };
 
-// ---------------------------------------------------------------- limits
-
-void FileSession::on_timer() {
-  if (loop_.busy() || in_.blank()) return;
-  // The course's original client sends "LIST" or "GET name" with no
-  // terminator and waits for the reply (docs/PROTOCOL.md, legacy clients;
-  // hardening point 8: on_silence).
-  Request req;
-  if (on_silence(in_.view(), &req) == Silence::kWait) return;
-  in_.clear();
-  handle_request(req);
-  process_input();
-}
-
-// The payload or reply moved slower than --min-rate over its window.
-void FileSession::on_too_slow() {
-  char why[128];
-  snprintf(why, sizeof why, "too slow: under %.0f bytes/s over %.0f s", config_.min_rate,
-           config_.min_rate_window_s);
-  abort_request(why);
-}
-
-// A request line not complete within --request-timeout of its first byte
-// (slowloris): the client is told, the connection closes.
-void FileSession::on_request_timeout() {
-  if (in_payload() && !dropping_) return;  // a transfer: min_rate's business
-  conn_.stop_timer();
-  if (!loop_.busy()) begin(Cmd::kUnknown);
-  abort_request(kit::request_timeout_words(config_));
-}
-
-// Ends the connection on a limit: the request in progress fails, the client
-// is told why (unless a reply is already streaming: an ERROR object cannot
-// be spliced into it), the connection closes.
-void FileSession::abort_request(const std::string& why) {
-  if ((get_ && get_->sent() > 0) || list_) {
-    conn_.close();
-    return;
-  }
-  cancel_payload();
-  answer(current_, false, error_text(why));
-  conn_.close_when_flushed();
-}
-
-// ---------------------------------------------------------------- requests
-
-void FileSession::begin(Cmd cmd) {
-  current_ = cmd;
-  request_open_ = true;
-  begin_record();
-  conn_.stop_timer();
-}
-
-void FileSession::finish(Cmd cmd, bool ok, size_t reply_bytes) {
-  conn_.set_transfer(false);
-  if (!request_open_) return;
-  request_open_ = false;
-  counters_.count(cmd, ok);
-  end_record(service_, cmd_name(cmd), log_name_, ok, reply_bytes);
-  log_name_.clear();
-}
-
-void FileSession::process_input() {
-  if (!loop_.pump([this] { return next_request(); })) return;
-  if (eof_) {
-    if (!in_.blank()) {
-      // A final unterminated request before the client's half-close.
-      std::string_view rest = in_.view();  // starts non-blank: next_frame skipped blanks
-      bool upload =
-          command_from_verb(rest.substr(0, rest.find_first_of(" \t\r\n"))) == Cmd::kUpload;
-      Request req =
-          upload ? Request{Cmd::kUpload, {}, std::string(kInterrupted)} : parse_line(rest);
-      in_.clear();
-      handle_request(req);
-      if (loop_.busy()) return;  // request_done() comes back here
-    }
-    conn_.close_when_flushed();
-    return;
-  }
-  if (!in_.blank() && config_.legacy_idle_ms > 0) {
-    conn_.start_timer(static_cast<uint64_t>(config_.legacy_idle_ms));
-  }
-  conn_.resume_reading();
-}
-
-bool FileSession::next_request() {
-  Frame f = next_frame(in_.view());
-  if (f.kind == Frame::kNeedMore) {
-    in_.consume(f.consumed);
-    // A request line must be complete within --request-timeout of its
-    // first byte (the connection's request timer: on_request_timeout).
-    if (in_.empty()) conn_.request_head_done();
-    return false;
-  }
-  conn_.request_head_done();
-  if (f.kind == Frame::kTooLong) {
-    // Answered now, not once the line ends (it can be megabytes of base64
-    // a client sends before it reads); the rest is dropped silently.
-    begin(Cmd::kUnknown);
-    answer(Cmd::kUnknown, false,
-           error_text(!f.error.empty() ? f.error
-                                       : "request line too long (limit " +
-                                             std::to_string(limits::kMaxLine) + " bytes)"));
-    drop("", kLineEnd);
-  } else if (f.kind == Frame::kUploadHeader) {
-    in_.consume(f.consumed);
-    start_upload(std::move(f.name));
-  } else {
-    Request req = parse_line(f.line);
-    in_.consume(f.consumed);
-    handle_request(req);
-  }
-  return true;
-}
-
-void FileSession::handle_request(const Request& req) {
-  begin(req.cmd);
-  log_name_ = req.args.empty() ? std::string() : req.args[0];
-  if (!req.error.empty()) return answer(req.cmd, false, error_text(req.error));
-  if (req.cmd == Cmd::kAuth) return start_auth(req.args[0], req.args[1]);
-  if (req.cmd != Cmd::kPing && req.cmd != Cmd::kQuit) {
-    Access access = req.cmd == Cmd::kDelete ? Access::kDelete : Access::kRead;
-    if (std::string why = refused(access); !why.empty()) {
-      return answer(req.cmd, false, error_text(why));
-    }
-  }
-  switch (req.cmd) {
-    case Cmd::kList:
-      return stream_list();
-    case Cmd::kGet:
-      return start_get(req.args[0]);
-    case Cmd::kSize:
-      return run_simple(Cmd::kSize, [name = req.args[0]](const storage::Root& root) {
-        auto r = root.size(name);
-        return r.ok() ? std::pair{true, ok_size(name, r.value)}
-                      : std::pair{false, error_text(kit::storage_words(r.status(), name))};
-      });
-    case Cmd::kDelete:
-      return run_simple(Cmd::kDelete, [name = req.args[0]](const storage::Root& root) {
-        Status s = root.remove(name);
-        return s.ok() ? std::pair{true, ok_text(name + " deleted")}
-                      : std::pair{false, error_text(kit::storage_words(s, name))};
-      });
-    case Cmd::kStats:
-      return answer(Cmd::kStats, true, ok_json(shared_.stats_json()));
-    case Cmd::kPing:
-      return answer(Cmd::kPing, true, ok_text("connected"));
-    case Cmd::kQuit:
-      answer(Cmd::kQuit, true, ok_text("bye"));
-      return loop_.quit();
-    default:
-      // next_frame() turns every "UPLOAD name <payload>" into a streamed
-      // upload; a whole UPLOAD line only reaches here through the legacy or
-      // half-close paths, which refuse uploads before calling us.
-      return answer(req.cmd, false, error_text("UPLOAD must end with \\r\\n"));
-  }
-}
-
-void FileSession::run_simple(
-    Cmd cmd, std::function<std::pair<bool, std::string>(const storage::Root&)> work) {
-  call_storage<std::pair<bool, std::string>>(shared_, std::move(work),
-                                             [this, cmd](std::pair<bool, std::string>& result) {
-                                               answer(cmd, result.first, std::move(result.second));
-                                               request_done();
-                                             });
-}
-
-// ---------------------------------------------------------------- LIST
-
-// LIST streams (hardening issue, point 5): the listing is a snapshot shared
-// by every connection listing the same unchanged directory
-// (Root::list_shared), written as JSON in pieces while the socket keeps up.
-void FileSession::stream_list() {
-  using Listing = Result<std::shared_ptr<const std::vector<std::string>>>;
-  call_storage<Listing>(
-      shared_, [](const storage::Root& root) { return root.list_shared(); },
-      [this](Listing& listing) {
-        if (!listing.ok()) {
-          answer(Cmd::kList, false, error_text(kit::storage_words(listing.status(), "")));
-          request_done();
-          return;
-        }
-        conn_.set_transfer(true);
-        list_ = std::move(listing.value);
-        list_next_ = 0;
-        conn_.write_owned(kListPrefix);
-        pump_list();
-      });
-}
-
-void FileSession::pump_list() {
-  const std::vector<std::string>& names = *list_;
-  size_t produced = 0;
-  std::string piece;
-  while (list_next_ < names.size() && !conn_.congested() && produced < kListBytesPerTurn) {
-    piece.clear();
-    while (piece.size() < kListPiece && list_next_ < names.size()) {
-      if (list_next_ > 0) piece += ',';
-      piece += json_quoted(names[list_next_++]);
-    }
-    conn_.write_owned(piece);
-    produced += piece.size();
-  }
-  if (list_next_ == names.size()) {
-    list_.reset();
-    answer(Cmd::kList, true, std::string(kListSuffix));
-    request_done();
-    return;
-  }
-  if (!conn_.congested()) conn_.yield_turn();  // either way, on_drain continues
-}
-
-// ---------------------------------------------------------------- UPLOAD
-
-// Streamed into a transfer::UploadSink (base64) up to the end of its line;
-// an invalid name or a refusal drops the payload, then answers.
-void FileSession::start_upload(std::string name) {
-  begin(Cmd::kUpload);
-  log_name_ = name;
-  if (std::string why = upload_fault(name); !why.empty()) return drop(why, kLineEnd);
-  head_.clear();
-  transfer::UploadSink::Options o;
-  o.transform = transfer::Transform::kBase64;
-  o.codec = config_.codec;
-  receive(name, std::move(o), kLineEnd);
-}
-
 }  // namespace
 
 const ServiceInfo& info() {
-  static const ServiceInfo kInfo{
-      "file",
-      "the course file protocol: LIST, GET, UPLOAD (base64), DELETE, SIZE; JSON replies",
-      {6666},
-      "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
-      [](stats::Schema& schema) { Counters::register_stats(schema, "file"); },
-      [](reactor::Refusal why, int limit) { return error_text(busy_text(why, limit)); },
-      &FileService::create,
-      Transport::kStream,
-      nullptr,
-      kPolicyReadOnly | kPolicyAuth};
+  static const ServiceInfo kInfo = kit::dialect_info<FileService>(
+      "file", "the course file protocol: LIST, GET, UPLOAD (base64), DELETE, SIZE; JSON replies",
+      6666, "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
+      [](reactor::Refusal why, int limit) { return error_text(busy_text(why, limit)); });
   return kInfo;
 }
 

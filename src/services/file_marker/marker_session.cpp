@@ -16,8 +16,6 @@ namespace fsrv::services::file_marker {
 
 namespace {
 
-using reactor::Connection;
-
 /// Longest command text kept while waiting for its end: a verb and a name
 /// of at most limits::kMaxName bytes fit many times over.
 constexpr size_t kMaxCommand = limits::kMaxLine;
@@ -34,17 +32,71 @@ using MarkerService = kit::VerbService<MarkerSession, Counters, info>;
 
 class MarkerSession final : public kit::FileDialect<Verb, Counters> {
  public:
-  MarkerSession(Connection& conn, MarkerService& service)
-      : FileDialect(conn, service, service.counters) {}
+  using FileDialect::FileDialect;
 
-  void on_timer() override;
+  void on_timer() override {
+    if (loop_.busy() || in_.blank()) return;
+    // The client went silent after an unterminated command: it is complete.
+    Command cmd = parse_command(in_.view());
+    in_.clear();
+    run_now(cmd);
+    process_input();
+  }
 
  private:
-  void process_input() override;
-  bool next_command();
-  void run_now(const Command& cmd);
-  void upload(const Command& cmd) override;
-  void payload_step(kit::PayloadReader::Step step) override;
+  void process_input() override {
+    if (!loop_.pump([this] { return next_command(); })) return;
+    if (in_.blank()) conn_.request_head_done();
+    if (in_.view().size() > kMaxCommand) {
+      answer(Verb::kUnknown, false, "Command too long");
+      conn_.close_when_flushed();
+      return;
+    }
+    // A last unterminated command before the half-close is run.
+    int ms = config_.legacy_idle_ms > 0 ? config_.legacy_idle_ms : kFallbackSilenceMs;
+    end_of_input(ms, [this](std::string_view rest) { run_now(parse_command(rest)); });
+  }
+  bool next_command() {
+    for (;;) {
+      std::string_view in = in_.view();
+      size_t nl = in.find('\n');
+      if (nl == std::string_view::npos) return false;
+      std::string_view line = in.substr(0, nl);  // a terminated command: take it now
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
+        in_.consume(nl + 1);  // blank
+        continue;
+      }
+      Command cmd = parse_command(line);
+      in_.consume(nl + 1);
+      run_now(cmd);
+      return true;
+    }
+  }
+  void run_now(const Command& cmd) {
+    conn_.stop_timer();
+    conn_.request_head_done();
+    run(cmd);
+  }
+  void upload(const Command& cmd) override {
+    if (std::string why = upload_fault(cmd.name); !why.empty()) {
+      answer(Verb::kUpload, false, fail(Verb::kUpload, why));  // before READY: no payload comes
+      return;
+    }
+    conn_.write_owned(kReady);
+    transfer::UploadSink::Options o;
+    o.transform = transfer::Transform::kBase64;
+    o.base64_segments = true;  // the seed encodes each 1 MiB chunk on its own
+    o.codec = config_.codec;
+    // Base64 has no '_': the first one starts the marker, or breaks the stream.
+    receive(cmd.name, std::move(o), kit::PayloadEnd::marker(kEndMarker));
+  }
+  // A '_' that does not start "__END__": the stream cannot be framed again
+  // (the sink was cancelled; its callback will not run).
+  void payload_step(kit::PayloadReader::Step step) override {
+    if (step != kit::PayloadReader::Step::kBadMarker) return;
+    answer(Verb::kUpload, false, fail(Verb::kUpload, "invalid byte '_' in the base64 stream"));
+    conn_.close_when_flushed();
+  }
 
   // The seed's words: plain sentences, no status word or terminator.
   std::string ok(std::string_view text) const override {
@@ -78,100 +130,14 @@ class MarkerSession final : public kit::FileDialect<Verb, Counters> {
   std::string interrupted() const override { return "connection closed before __END__"; }
 };
 
-void MarkerSession::on_timer() {
-  if (loop_.busy() || in_.blank()) return;
-  // The client went silent after an unterminated command: it is complete.
-  Command cmd = parse_command(in_.view());
-  in_.clear();
-  run_now(cmd);
-  process_input();
-}
-
-bool MarkerSession::next_command() {
-  for (;;) {
-    std::string_view in = in_.view();
-    size_t nl = in.find('\n');
-    if (nl == std::string_view::npos) return false;
-    std::string_view line = in.substr(0, nl);  // a terminated command: take it now
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) {
-      in_.consume(nl + 1);  // blank
-      continue;
-    }
-    Command cmd = parse_command(line);
-    in_.consume(nl + 1);
-    run_now(cmd);
-    return true;
-  }
-}
-
-void MarkerSession::process_input() {
-  if (!loop_.pump([this] { return next_command(); })) return;
-  if (in_.blank()) conn_.request_head_done();
-  std::string_view in = in_.view();
-  if (in.size() > kMaxCommand) {
-    answer(Verb::kUnknown, false, "Command too long");
-    conn_.close_when_flushed();
-    return;
-  }
-  if (eof_) {
-    if (!in_.blank()) {  // a last unterminated command before the half-close
-      Command cmd = parse_command(in);
-      in_.clear();
-      run_now(cmd);
-      if (loop_.busy()) return;  // request_done() comes back
-    }
-    conn_.close_when_flushed();
-    return;
-  }
-  if (!in_.blank()) {
-    int ms = config_.legacy_idle_ms > 0 ? config_.legacy_idle_ms : kFallbackSilenceMs;
-    conn_.start_timer(static_cast<uint64_t>(ms));
-  }
-  conn_.resume_reading();
-}
-
-void MarkerSession::run_now(const Command& cmd) {
-  conn_.stop_timer();
-  conn_.request_head_done();
-  run(cmd);
-}
-
-void MarkerSession::upload(const Command& cmd) {
-  if (std::string why = upload_fault(cmd.name); !why.empty()) {
-    answer(Verb::kUpload, false, fail(Verb::kUpload, why));  // before READY: no payload comes
-    return;
-  }
-  conn_.write_owned(kReady);
-  transfer::UploadSink::Options o;
-  o.transform = transfer::Transform::kBase64;
-  o.base64_segments = true;  // the seed encodes each 1 MiB chunk on its own
-  o.codec = config_.codec;
-  // Base64 has no '_': the first one starts the marker, or breaks the stream.
-  receive(cmd.name, std::move(o), kit::PayloadEnd::marker(kEndMarker));
-}
-
-// A '_' that does not start "__END__": the stream cannot be framed again
-// (the sink was cancelled; its callback will not run).
-void MarkerSession::payload_step(kit::PayloadReader::Step step) {
-  if (step != kit::PayloadReader::Step::kBadMarker) return;
-  answer(Verb::kUpload, false, fail(Verb::kUpload, "invalid byte '_' in the base64 stream"));
-  conn_.close_when_flushed();
-}
-
 }  // namespace
 
 const ServiceInfo& info() {
-  static const ServiceInfo kInfo{
+  static const ServiceInfo kInfo = kit::dialect_info<MarkerService>(
       "file-marker",
-      "seed 001's file dialect: LIST, UPLOAD (READY, base64 chunks, __END__), DOWNLOAD",
-      {8995},
+      "seed 001's file dialect: LIST, UPLOAD (READY, base64 chunks, __END__), DOWNLOAD", 8995,
       "printf 'LIST' | nc -q1 127.0.0.1 {port}",
-      [](stats::Schema& schema) { Counters::register_stats(schema, "file-marker"); },
-      [](reactor::Refusal why, int limit) { return "Error: " + busy_text(why, limit); },
-      &MarkerService::create,
-      Transport::kStream,
-      nullptr,
-      kPolicyReadOnly | kPolicyAuth};
+      [](reactor::Refusal why, int limit) { return "Error: " + busy_text(why, limit); });
   return kInfo;
 }
 

@@ -13,7 +13,6 @@ namespace fsrv::services::file_raw {
 
 namespace {
 
-using reactor::Connection;
 using Counters = kit::VerbCounters<kit::dialect_verb_name, kit::kDialectVerbCount>;
 class RawSession;
 using RawService = kit::VerbService<RawSession, Counters, info>;
@@ -25,16 +24,69 @@ std::string error_line(std::string_view text) {
 
 class RawSession final : public kit::FileDialect<RawCmd, Counters> {
  public:
-  RawSession(Connection& conn, RawService& service)
-      : FileDialect(conn, service, service.counters) {}
+  using FileDialect::FileDialect;
 
-  void on_idle_timeout() override;
-  void on_request_timeout() override;
+  void on_idle_timeout() override {
+    if (get_ && get_->sent() > 0) {
+      conn_.close();  // mid-stream: an ERROR line cannot be spliced in
+      return;
+    }
+    cancel_payload();
+    conn_.write_owned(error_line(kit::idle_words(config_)));
+    conn_.close_when_flushed();
+  }
+  // A request line not complete within --request-timeout of its first byte.
+  void on_request_timeout() override {
+    if (loop_.busy()) {
+      conn_.close();
+      return;
+    }
+    answer(RawCmd::kUnknown, false, error_line(kit::request_timeout_words(config_)));
+    conn_.close_when_flushed();
+  }
 
  private:
-  void process_input() override;
-  bool next_request();
-  void upload(const RawRequest& req) override;
+  void process_input() override {
+    if (!loop_.pump([this] { return next_request(); })) return;
+    if (eof_) {
+      conn_.close_when_flushed();  // an unterminated last line is not a request here
+      return;
+    }
+    conn_.resume_reading();
+  }
+  bool next_request() {
+    RawLine l = next_raw_line(in_.view(), limits::kMaxLine);
+    in_.consume(l.consumed);
+    if (l.kind != RawLine::kNeedMore || in_.empty()) conn_.request_head_done();
+    if (l.kind == RawLine::kNeedMore) return false;
+    if (l.kind == RawLine::kTooLong) {
+      answer(RawCmd::kUnknown, false,
+             error_line("request line too long (limit " + std::to_string(limits::kMaxLine) +
+                        " bytes)"));
+      conn_.close_when_flushed();
+      return false;
+    }
+    run(parse_raw_line(l.line));
+    return true;
+  }
+  void upload(const RawRequest& req) override {
+    expected_ = req.size;
+    if (req.size > config_.max_upload) {
+      // Reading and dropping that many bytes would only waste the link.
+      answer(RawCmd::kUpload, false,
+             error_line("upload too large: " + std::to_string(req.size) + " bytes (limit " +
+                        std::to_string(config_.max_upload) + ")"));
+      conn_.close_when_flushed();
+      return;
+    }
+    // The size is known: a refused payload is dropped, then answered.
+    std::string why = refused(Access::kWrite);
+    if (why.empty()) why = upload_fault(req.name);
+    if (!why.empty()) return drop(why, kit::PayloadEnd::count(req.size));
+    transfer::UploadSink::Options o;
+    o.transform = transfer::Transform::kIdentity;
+    receive(req.name, std::move(o), kit::PayloadEnd::count(req.size));
+  }
 
   // "OK ...\r\n" or "ERROR ...\r\n" (AUTH's failures: "ERROR AUTH: ...").
   std::string ok(std::string_view text) const override {
@@ -62,84 +114,14 @@ class RawSession final : public kit::FileDialect<RawCmd, Counters> {
   uint64_t expected_ = 0;  ///< the UPLOAD's size
 };
 
-void RawSession::on_idle_timeout() {
-  if (get_ && get_->sent() > 0) {
-    conn_.close();  // mid-stream: an ERROR line cannot be spliced in
-    return;
-  }
-  cancel_payload();
-  conn_.write_owned(error_line(kit::idle_words(config_)));
-  conn_.close_when_flushed();
-}
-
-// A request line not complete within --request-timeout of its first byte.
-void RawSession::on_request_timeout() {
-  if (loop_.busy()) {
-    conn_.close();
-    return;
-  }
-  answer(RawCmd::kUnknown, false, error_line(kit::request_timeout_words(config_)));
-  conn_.close_when_flushed();
-}
-
-void RawSession::process_input() {
-  if (!loop_.pump([this] { return next_request(); })) return;
-  if (eof_) {
-    conn_.close_when_flushed();  // an unterminated last line is not a request here
-    return;
-  }
-  conn_.resume_reading();
-}
-
-bool RawSession::next_request() {
-  RawLine l = next_raw_line(in_.view(), limits::kMaxLine);
-  in_.consume(l.consumed);
-  if (l.kind != RawLine::kNeedMore || in_.empty()) conn_.request_head_done();
-  if (l.kind == RawLine::kNeedMore) return false;
-  if (l.kind == RawLine::kTooLong) {
-    answer(
-        RawCmd::kUnknown, false,
-        error_line("request line too long (limit " + std::to_string(limits::kMaxLine) + " bytes)"));
-    conn_.close_when_flushed();
-    return false;
-  }
-  run(parse_raw_line(l.line));
-  return true;
-}
-
-void RawSession::upload(const RawRequest& req) {
-  expected_ = req.size;
-  if (req.size > config_.max_upload) {
-    // Reading and dropping that many bytes would only waste the link.
-    answer(RawCmd::kUpload, false,
-           error_line("upload too large: " + std::to_string(req.size) + " bytes (limit " +
-                      std::to_string(config_.max_upload) + ")"));
-    conn_.close_when_flushed();
-    return;
-  }
-  // The size is known: a refused payload is dropped, then answered.
-  std::string why = refused(Access::kWrite);
-  if (why.empty()) why = upload_fault(req.name);
-  if (!why.empty()) return drop(why, kit::PayloadEnd::count(req.size));
-  transfer::UploadSink::Options o;
-  o.transform = transfer::Transform::kIdentity;
-  receive(req.name, std::move(o), kit::PayloadEnd::count(req.size));
-}
-
 }  // namespace
 
 const ServiceInfo& info() {
-  static const ServiceInfo kInfo{
+  static const ServiceInfo kInfo = kit::dialect_info<RawService>(
       "file-raw",
       "seed 000's raw-bytes file dialect: LIST, UPLOAD name size + bytes, DOWNLOAD (sendfile)",
-      {9000},
-      "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
-      [](stats::Schema& schema) { Counters::register_stats(schema, "file-raw"); },
-      [](reactor::Refusal why, int limit) { return error_line(busy_text(why, limit)); },
-      &RawService::create,
-      Transport::kStream,
-      nullptr,
-      kPolicyReadOnly | kPolicyAuth};
+      9000, "printf 'LIST\\r\\n' | nc -q1 127.0.0.1 {port}",
+      [](reactor::Refusal why, int limit) { return error_line(busy_text(why, limit)); });
   return kInfo;
 }
 

@@ -9,6 +9,7 @@
 // virtual functions below) and its end-of-stream and timeout rules.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,17 +35,31 @@ std::string idle_words(const ServerConfig& config);
 /// "request timeout: line not complete within N s" (--request-timeout).
 std::string request_timeout_words(const ServerConfig& config);
 
+/// The registration of a file dialect's service `S` (a VerbService): a
+/// stream service on `port` whose listeners honour `,ro` and `auth=`, and
+/// whose refused clients get `refusal`.
+template <class S>
+ServiceInfo dialect_info(std::string_view name, std::string_view description, int port,
+                         std::string_view try_command,
+                         std::string (*refusal)(reactor::Refusal why, int limit)) {
+  ServiceInfo info{name, description, {port}, try_command, &S::register_stats, refusal, &S::create};
+  info.policy_keys = kPolicyReadOnly | kPolicyAuth;
+  return info;
+}
+
 /// A session of a file dialect (see above). `Verb` is its enum of verbs
 /// (with kList, kGet, kUpload, kAuth and kUnknown), counted in `Counters`.
 template <class Verb, class Counters>
 class FileDialect : public StreamSession {
  public:
-  FileDialect(reactor::Connection& conn, Service& service, Counters& counters)
+  /// `service` is the dialect's VerbService, which holds its `counters`.
+  template <class S>
+  FileDialect(reactor::Connection& conn, S& service)
       : StreamSession(conn),
         service_(service),
         shared_(service.shared()),
         config_(*shared_.config),
-        counters_(counters) {}
+        counters_(service.counters) {}
 
   /// EOF inside a payload cuts the upload: interrupted() is answered.
   void on_eof() override {
@@ -90,6 +105,24 @@ class FileDialect : public StreamSession {
   /// A dialect's UPLOAD request (run() calls it).
   virtual void upload(const DialectRequest<Verb>&) {}
 
+  /// What follows the complete requests: at EOF an unterminated rest is run
+  /// by `last`, and the connection closes once it is answered; otherwise a
+  /// rest starts the silence timer of `silence_ms` (0: none), and reading
+  /// resumes.
+  void end_of_input(int silence_ms, const std::function<void(std::string_view rest)>& last) {
+    if (eof_) {
+      if (!in_.blank()) {
+        std::string rest(in_.view());
+        in_.clear();
+        last(rest);
+        if (loop_.busy()) return;  // request_done() comes back
+      }
+      conn_.close_when_flushed();
+      return;
+    }
+    if (!in_.blank() && silence_ms > 0) conn_.start_timer(static_cast<uint64_t>(silence_ms));
+    conn_.resume_reading();
+  }
   /// Counts one request of `verb` (first: a client that has its reply finds
   /// it counted), then writes `bytes` (nothing when empty).
   void answer(Verb verb, bool ok, std::string bytes) {

@@ -45,10 +45,21 @@ class RequestLoop {
   /// session should take its next request (pump again; false inside a
   /// pump, which goes on by itself: a request that ends within next()
   /// does not nest another pump).
-  bool done();
+  bool done() {
+    busy_ = false;
+    if (conn_.closing()) return false;
+    if (quit_) {
+      conn_.close_when_flushed();
+      return false;
+    }
+    return !pumping_;
+  }
   /// The server is shutting down (ConnectionHandler::on_shutdown): closes
   /// now if idle, else after the request in progress.
-  void shutdown();
+  void shutdown() {
+    quit_ = true;
+    if (!busy_ && !conn_.closing()) conn_.close_when_flushed();
+  }
   /// The client asked to end (QUIT): as shutdown().
   void quit() { shutdown(); }
   bool busy() const { return busy_; }

@@ -37,7 +37,12 @@ void call_storage(reactor::TransferPeer& peer, Shared& shared, std::function<T()
 /// Opens `name` for reading (storage::Root::open_read: the name is
 /// validated, no symlink is followed), then `done(file)` on the loop
 /// unless `peer` closed; the caller moves the ReadFile into its GET engine.
-void open_read(reactor::TransferPeer& peer, Shared& shared, std::string name,
-               std::function<void(Result<storage::ReadFile>&)> done);
+inline void open_read(reactor::TransferPeer& peer, Shared& shared, std::string name,
+                      std::function<void(Result<storage::ReadFile>&)> done) {
+  const storage::Root* root = shared.root;
+  call_storage<Result<storage::ReadFile>>(
+      peer, shared, [root, name = std::move(name)] { return root->open_read(name); },
+      std::move(done));
+}
 
 }  // namespace fsrv::services::kit

@@ -20,6 +20,7 @@
 #include "fsrv/services/kit/input_buffer.hpp"
 #include "fsrv/services/kit/payload_reader.hpp"
 #include "fsrv/services/kit/request_loop.hpp"
+#include "fsrv/services/kit/storage_calls.hpp"
 #include "fsrv/services/service.hpp"
 #include "fsrv/transfer/file_sender.hpp"
 #include "fsrv/transfer/upload_sink.hpp"
@@ -88,20 +89,16 @@ class StreamSession : public reactor::ConnectionHandler {
   /// Starts a request that runs `work` on the serving process's executor
   /// (a storage call: it touches no connection) with reading paused, then
   /// `done(result)` on the loop thread unless the connection is closing by
-  /// then (a ConnRef keeps it alive meanwhile: STYLE.md, every in-flight
+  /// then (a PeerRef keeps it alive meanwhile: STYLE.md, every in-flight
   /// work request holds a strong reference).
   template <class T>
   void call_storage(Shared& shared, std::function<T(const storage::Root&)> work,
                     std::function<void(T&)> done) {
     loop_.begin();
     conn_.pause_reading();
-    auto result = std::make_shared<T>();
-    const storage::Root* root = shared.root;
-    reactor::ConnRef ref(&conn_);
-    shared.executor->submit([result, root, work = std::move(work)] { *result = work(*root); },
-                            [ref, result, done = std::move(done)] {
-                              if (!ref->closing()) done(*result);
-                            });
+    kit::call_storage<T>(
+        conn_, shared, [root = shared.root, work = std::move(work)] { return work(*root); },
+        std::move(done));
   }
   /// Starts a request whose payload, up to `end`, goes into a new
   /// transfer::UploadSink made with `o`; `done(status, bytes)` when it is

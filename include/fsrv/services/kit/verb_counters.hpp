@@ -61,6 +61,10 @@ class VerbService final : public Service {
   static std::unique_ptr<Service> create(Shared& shared) {
     return std::make_unique<VerbService>(shared);
   }
+  /// ServiceInfo::register_stats: the counters of every verb.
+  static void register_stats(stats::Schema& schema) {
+    Counters::register_stats(schema, Info().name);
+  }
   Counters counters;
 
  protected:
