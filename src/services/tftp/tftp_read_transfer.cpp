@@ -87,12 +87,7 @@ class ReadTransfer final : public Transfer {
     if (state_ == State::kData) pump();
   }
 
-  void on_packet(uint16_t op, std::span<const char> packet) override {
-    if (op != static_cast<uint16_t>(Opcode::kAck)) {
-      fail(ErrorCode::kIllegal, "expected an ACK during a read transfer");
-      return;
-    }
-    const uint16_t wire = read_u16(packet.data() + 2);
+  void on_packet(uint16_t wire, std::span<const char>) override {
     acked_ = true;
     if (state_ == State::kOack) {
       if (wire != 0) {

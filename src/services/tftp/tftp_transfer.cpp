@@ -81,11 +81,15 @@ void Transfer::on_stranger(const sockaddr& from, std::span<const char>) {
 }
 
 void Transfer::on_peer_datagram(std::span<const char> data) {
-  if (data.size() < kHeaderSize) {  // too short for any packet but a bare ERROR
-    if (data.size() >= 2 && read_u16(data.data()) == static_cast<uint16_t>(Opcode::kError)) {
-      finish(false);
-      return;
-    }
+  const uint16_t op = data.size() >= 2 ? read_u16(data.data()) : 0;
+  if (op == static_cast<uint16_t>(Opcode::kError)) {  // even a bare one, without code or text
+    FSRV_LOG_INFO("tftp: %s %s from %s: the client ended it with ERROR %u", direction(),
+                  name_.c_str(), peer_key().c_str(),
+                  data.size() >= kHeaderSize ? read_u16(data.data() + 2) : 0);
+    finish(false);
+    return;
+  }
+  if (data.size() < kHeaderSize) {  // too short for any other packet
     service_.count_bad();
     return;
   }
@@ -93,14 +97,14 @@ void Transfer::on_peer_datagram(std::span<const char> data) {
     heard_ = true;
     service_.forget_peer(this);
   }
-  const uint16_t op = read_u16(data.data());
-  if (op == static_cast<uint16_t>(Opcode::kError)) {
-    FSRV_LOG_INFO("tftp: %s %s from %s: the client ended it with ERROR %u", direction(),
-                  name_.c_str(), peer_key().c_str(), read_u16(data.data() + 2));
-    finish(false);
+  // A read transfer takes only ACKs, a write only DATA.
+  const bool read = request_.op == Opcode::kRrq;
+  if (op != static_cast<uint16_t>(read ? Opcode::kAck : Opcode::kData)) {
+    fail(ErrorCode::kIllegal,
+         read ? "expected an ACK during a read transfer" : "expected DATA during a write transfer");
     return;
   }
-  on_packet(op, data);
+  on_packet(read_u16(data.data() + 2), data);
 }
 
 void Transfer::fail(ErrorCode code, std::string_view message) {

@@ -72,12 +72,7 @@ class WriteTransfer final : public Transfer {
     arm_timer();
   }
 
-  void on_packet(uint16_t op, std::span<const char> packet) override {
-    if (op != static_cast<uint16_t>(Opcode::kData)) {
-      fail(ErrorCode::kIllegal, "expected DATA during a write transfer");
-      return;
-    }
-    const uint16_t wire = read_u16(packet.data() + 2);
+  void on_packet(uint16_t wire, std::span<const char> packet) override {
     const std::span<const char> payload = packet.subspan(kHeaderSize);
     if (state_ == State::kDallying) {
       if (wire == static_cast<uint16_t>(expected_ - 1)) send(last_ack_);  // our final ACK was lost
@@ -115,7 +110,7 @@ class WriteTransfer final : public Transfer {
     // at most the block's size plus a held CR), so the client prepares the
     // next window while we copy (the payload stays valid until this returns).
     bool acked = false;
-    if (window_end && held() + payload.size() + 1 <= kMaxHeldWrite &&
+    if (window_end && held_bytes_ + payload.size() + 1 <= kMaxHeldWrite &&
         stored_ + payload.size() + 1 <= config_.max_upload) {
       send_ack(k);
       acked = true;
@@ -135,7 +130,7 @@ class WriteTransfer final : public Transfer {
            "file too large: the limit is " + std::to_string(config_.max_upload) + " bytes");
       return;
     }
-    if (held() == 0) data.remove_prefix(sink_->feed(data));
+    if (held_bytes_ == 0) data.remove_prefix(sink_->feed(data));
     if (!data.empty()) {  // what the sink could not take yet, in order
       held_.emplace_back(data);
       held_bytes_ += data.size();
@@ -144,11 +139,11 @@ class WriteTransfer final : public Transfer {
       state_ = State::kCommitting;
       final_block_ = k;
       stop_timer();
-      if (held() == 0) sink_->end();  // else on_space ends it
+      if (held_bytes_ == 0) sink_->end();  // else on_space ends it
       return;
     }
     if (window_end && !acked) {
-      if (held() <= kMaxHeldWrite) {
+      if (held_bytes_ <= kMaxHeldWrite) {
         send_ack(k);
       } else {
         ack_owed_ = k;  // flow control: the ACK waits for the disk (on_space)
@@ -157,13 +152,10 @@ class WriteTransfer final : public Transfer {
     arm_timer();
   }
 
-  /// Bytes held for the sink.
-  size_t held() const { return held_bytes_; }
-
   // The sink has room again: what was held goes in, then the owed ACK (or
   // the end of the data). A block leaves held_ once the sink took all of it.
   void on_space() {
-    if (held() == 0) return;
+    if (held_bytes_ == 0) return;
     while (!held_.empty()) {
       const std::string_view front = std::string_view(held_.front()).substr(held_front_);
       const size_t taken = sink_->feed(front);
@@ -173,13 +165,11 @@ class WriteTransfer final : public Transfer {
       held_.pop_front();
       held_front_ = 0;
     }
-    if (held() == 0) {
-      if (state_ == State::kCommitting) {
-        sink_->end();
-        return;
-      }
+    if (held_bytes_ == 0 && state_ == State::kCommitting) {
+      sink_->end();
+      return;
     }
-    if (ack_owed_ && held() <= kMaxHeldWrite) {
+    if (ack_owed_ && held_bytes_ <= kMaxHeldWrite) {
       send_ack(*ack_owed_);
       ack_owed_.reset();
       arm_timer();

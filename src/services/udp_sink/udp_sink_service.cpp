@@ -117,8 +117,8 @@ class UdpSinkService final : public DatagramService {
       // Open files stay within --udp-max-senders (+ kMaxCommitting being
       // committed): the oldest is committed to make room, and while too
       // many commits run a new sender's datagrams are dropped.
-      if (senders_.size() >= static_cast<size_t>(options_.max_senders)) {
-        evict_oldest();
+      if (!senders_.empty() && senders_.size() >= static_cast<size_t>(options_.max_senders)) {
+        finish(std::ranges::min_element(senders_, {}, [](auto& s) { return s.second->last_ms; }));
       }
       if (open_files_ >= options_.max_senders + kMaxCommitting) {
         count(full_dropped_);
@@ -257,11 +257,6 @@ class UdpSinkService final : public DatagramService {
       closed(*s, Status::failure(Errc::kTooLarge, "over --max-upload"));
       s->close();
     }
-  }
-
-  void evict_oldest() {
-    auto oldest = std::ranges::min_element(senders_, {}, [](auto& s) { return s.second->last_ms; });
-    if (oldest != senders_.end()) finish(oldest);
   }
 
   const Options& options_;  ///< the --udp-* options (udp_sink_options.hpp)

@@ -21,8 +21,6 @@
 #include "fsrv/core/config.hpp"
 #include "fsrv/core/result.hpp"
 #include "fsrv/reactor/datagram_peer.hpp"
-#include "fsrv/reactor/executor.hpp"
-#include "fsrv/reactor/transfer_peer.hpp"
 #include "fsrv/services/tftp/tftp_options.hpp"
 #include "fsrv/services/tftp/tftp_packet.hpp"
 
@@ -93,9 +91,10 @@ class Transfer : public reactor::DatagramPeer {
   }
 
  protected:
-  // The direction: first step, one datagram from the peer (and on_timer).
+  // The direction: first step, and one packet of its opcode (ACK for a
+  // read, DATA for a write) with its wire block number (and on_timer).
   virtual void begin() = 0;
-  virtual void on_packet(uint16_t op, std::span<const char> packet) = 0;
+  virtual void on_packet(uint16_t wire, std::span<const char> packet) = 0;
 
   const char* direction() const { return request_.op == Opcode::kRrq ? "RRQ" : "WRQ"; }
 
