@@ -43,6 +43,9 @@ struct SendFileJob {
   Executor* executor = nullptr;
   /// The task may wait in poll(2) for a full socket (Executor::runs_off_loop).
   bool wait_in_task = false;
+  /// What the running work item may still spend waiting for a full socket
+  /// (Connection::kSendWaitNs at the item's start), in nanoseconds.
+  int64_t wait_left_ns = 0;
   std::function<void(int, uint64_t)> done;
   bool running = false;  ///< a work item is in flight
   int task_errno = 0;

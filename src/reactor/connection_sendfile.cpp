@@ -91,17 +91,26 @@ void Connection::send_file(int file_fd, uint64_t offset, uint64_t length, Execut
 
 namespace {
 
+int64_t monotonic_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 /// After EAGAIN on the job's socket: true if the task may go on because the
-/// socket took room within Connection::kSendWaitNs (only on a pool thread,
-/// Executor::runs_off_loop; an inline task never blocks its loop).
-bool socket_freed_room(const SendFileJob& job) {
-  if (!job.wait_in_task) return false;
+/// socket took room within what is left of the item's wait budget
+/// (Connection::kSendWaitNs; only on a pool thread, Executor::runs_off_loop:
+/// an inline task never blocks its loop).
+bool socket_freed_room(SendFileJob& job) {
+  if (!job.wait_in_task || job.wait_left_ns <= 0) return false;
   pollfd p{job.sock_fd, POLLOUT, 0};
-  const timespec wait{0, Connection::kSendWaitNs};
+  const int64_t start = monotonic_ns();
+  const timespec wait{0, static_cast<long>(job.wait_left_ns)};
   int r;
   do {
     r = ::ppoll(&p, 1, &wait, nullptr);
   } while (r < 0 && errno == EINTR);
+  job.wait_left_ns -= monotonic_ns() - start;
   return r > 0 && (p.revents & POLLOUT) != 0 && (p.revents & (POLLERR | POLLHUP)) == 0;
 }
 
@@ -178,6 +187,7 @@ void Connection::sendfile_step() {
   uint64_t wire_before = job->wire_sent;
   job->executor->submit(
       [job] {
+        job->wait_left_ns = kSendWaitNs;
         if (job->transform) {
           transform_slice(*job, kTransformSlice);
           return;

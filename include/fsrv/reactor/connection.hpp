@@ -113,13 +113,16 @@ class Connection final : public TransferPeer {
   /// sends at most before yielding: encoding costs CPU that sendfile does
   /// not, and in process mode the item runs on the loop itself.
   static constexpr uint64_t kTransformSlice = 4 << 20;
-  /// How long a send_file work item on a pool thread waits in poll(2) for
-  /// a full socket to take more before it hands the wait to the loop. A
-  /// client reading at loopback speed frees room in well under this, and
-  /// the item then goes on with no round trip through the loop (done
-  /// callback, a poll registration, the next item: two thread hand-offs);
-  /// a client that stops reading costs a pool thread this once per stall.
-  static constexpr int64_t kSendWaitNs = 500'000;
+  /// How long, in all, one send_file work item on a pool thread may wait
+  /// in poll(2) for a full socket to take more before it hands the wait to
+  /// the loop. A client reading at loopback speed frees room in a few
+  /// microseconds each time, and the item goes on with no round trip
+  /// through the loop (done callback, a poll registration, the next item:
+  /// two thread hand-offs). The budget is per item, not per wait, so a
+  /// client that reads just fast enough to free room now and then cannot
+  /// keep a pool thread waiting for a whole slice: each item blocks its
+  /// thread for at most this, and a stalled client costs it once per item.
+  static constexpr int64_t kSendWaitNs = 4'000'000;
 
   /// Creates a connection whose TCP handle is initialised on the reactor's
   /// loop but not yet connected; accept into tcp() then call start().
