@@ -253,8 +253,10 @@ chat_url() { echo "postgresql://postgres@$PG_ADDR:5432/fsrv"; }
 start_node() {
   local i=$1 addr
   addr=$(node_addr "$i")
+  # --http-file-cache-valid 0: another node's change is seen by the next GET,
+  # as the FUSE mount's caches are off for (docs/CLUSTER.md).
   local args=(--mode process --workers 2 --root "$dir/mnt$i" --node-id "node$i"
-    --chat-db "$(chat_url)" --drain-delay 1.5 --grace 5 --log-level warn
+    --chat-db "$(chat_url)" --drain-delay 1.5 --grace 5 --log-level warn --http-file-cache-valid 0
     --listen "admin=$addr:$ADMIN_PORT" --listen "http=$addr:$HTTP_PORT"
     --listen "udp-sink=$addr:5005" --listen "tftp=$addr:6969")
   local svc

@@ -1,5 +1,5 @@
-// Small files kept in memory by one event loop, revalidated per lookup
-// (include/fsrv/storage/small_file_cache.hpp).
+// Small files kept in memory by one event loop, revalidated by a stat
+// outside their validity window (include/fsrv/storage/small_file_cache.hpp).
 
 #include "fsrv/storage/small_file_cache.hpp"
 
@@ -24,19 +24,36 @@ int64_t now_ns() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+/// The coarse monotonic clock (the vDSO's, no system call; a few ms of
+/// resolution, enough for a window of a second).
+int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
 }  // namespace
 
 std::shared_ptr<const CachedFile> SmallFileCache::find(const std::string& name) {
   auto it = map_.find(name);
   if (it == map_.end()) return nullptr;
-  struct stat st;
-  if (fstatat(root_.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-      !(stamp_of(st) == it->second.file->stamp)) {
-    drop(it);
-    return nullptr;
+  Slot& slot = it->second;
+  // The count is read before the stat: a change the stat misses bumps it
+  // after, so the next lookup stats again.
+  const uint64_t changes = changes_anywhere();
+  const int64_t now = monotonic_ns();
+  if (slot.checked_ns < 0 || slot.seen_changes != changes || now - slot.checked_ns >= valid_ns_) {
+    struct stat st;
+    if (fstatat(root_.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !(stamp_of(st) == slot.file->stamp)) {
+      drop(it);
+      return nullptr;
+    }
+    slot.checked_ns = now;
+    slot.seen_changes = changes;
   }
-  lru_.splice(lru_.begin(), lru_, it->second.lru);
-  return it->second.file;
+  lru_.splice(lru_.begin(), lru_, slot.lru);
+  return slot.file;
 }
 
 std::shared_ptr<const CachedFile> SmallFileCache::load(const ReadFile& f) {

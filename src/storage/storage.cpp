@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>  // renameat2, RENAME_NOREPLACE (glibc 2.28)
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "fsrv/codec/utf8.hpp"
@@ -22,6 +24,19 @@ namespace fsrv::storage {
 namespace {
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+/// The word behind changes_anywhere(): shared with forked children, or
+/// this process's own if the mapping cannot be made.
+std::atomic<uint64_t>& change_counter() {
+  static std::atomic<uint64_t>* counter = [] {
+    static_assert(std::atomic<uint64_t>::is_always_lock_free);  // usable across processes
+    void* p = mmap(nullptr, sizeof(std::atomic<uint64_t>), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    static std::atomic<uint64_t> local{0};
+    return p == MAP_FAILED ? &local : new (p) std::atomic<uint64_t>(0);
+  }();
+  return *counter;
+}
 
 /// Maps an errno of open/stat to a typed error (detail without the name:
 /// each protocol words it, see include/fsrv/core/result.hpp).
@@ -275,7 +290,10 @@ void UploadFile::abort() {
 
 // ---------------------------------------------------------------- Root
 
+uint64_t changes_anywhere() { return change_counter().load(); }
+
 std::unique_ptr<Root> Root::open(const std::string& path, std::string* error) {
+  change_counter();  // made before the prefork master forks
   if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
     *error = "cannot create " + path + ": " + errno_text(errno);
     return nullptr;
@@ -314,7 +332,10 @@ std::string default_node_id() {
 
 Root::~Root() { close(fd_); }
 
-void Root::changed() const { cache_->changes.fetch_add(1); }
+void Root::changed() const {
+  cache_->changes.fetch_add(1);
+  change_counter().fetch_add(1);
+}
 
 Result<std::shared_ptr<const std::vector<std::string>>> Root::list_shared() const {
   using R = Result<std::shared_ptr<const std::vector<std::string>>>;

@@ -309,10 +309,11 @@ TEST_P(Http, UploadReplaceDownloadHeadDelete) {
   EXPECT_EQ(get(port, "/nothing.here").status, 404);
 }
 
-// Small files are kept in memory by each loop and revalidated per request
-// (storage::SmallFileCache): every change on disk, by us or by anyone
-// else, is seen by the next GET.
+// Small files are kept in memory by each loop (storage::SmallFileCache).
+// With a validity window of 0 every GET stats the file: every change on
+// disk, by us or by anyone else, is seen by the next GET.
 TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
+  start({"--http-file-cache-valid", "0"});
   const std::string path = root.file("c.txt");
   int back = 0;
   auto settle = [&] {  // an mtime in the past (a new one each time): cacheable at once
@@ -361,6 +362,41 @@ TEST_P(Http, CachedSmallFilesFollowEveryChangeOnDisk) {
   Reply nm = roundtrip(
       port, "GET /c.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: " + g.field("etag") + "\r\n\r\n");
   EXPECT_EQ(nm.status, 304);
+}
+
+// Inside the validity window a cached file is served without a stat, yet
+// a change made through the server is seen at once by every loop and
+// worker (the change counter they share): keep-alive connections spread
+// over the loops or workers each warm their cache, then a DELETE or PUT on
+// another connection is seen by all of them. With a counter per process, a
+// prefork worker that did not make the change served the old file.
+TEST_P(Http, ChangesThroughTheServerAreSeenAtOnceInsideTheWindow) {
+  start({"--http-file-cache-valid", "600"});
+  const std::string path = root.file("w.txt");
+  spit(path, "one-one");
+  timespec past[2] = {{0, UTIME_OMIT}, {time(nullptr) - 60, 0}};  // cacheable at once
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), past, 0), 0);
+  std::vector<int> fds = connect_many(8);  // at once: least-loaded puts 4 on each worker
+  ASSERT_EQ(fds.size(), 8u);
+  auto every_connection_gets = [&](int status, const std::string& body) {
+    for (int round = 0; round < 2; ++round) {  // the first warms, the second is a hit
+      for (int fd : fds) {
+        ASSERT_TRUE(send_all(fd, "GET /w.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
+        std::string rest;
+        Reply r = read_http(fd, &rest);
+        ASSERT_EQ(r.status, status);
+        if (status == 200) ASSERT_EQ(r.body, body);
+      }
+    }
+  };
+  every_connection_gets(200, "one-one");
+  Reply put = roundtrip(port, "PUT /w.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 7\r\n\r\nput-put");
+  ASSERT_EQ(put.status, 204);
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), past, 0), 0);  // the new file cacheable too
+  every_connection_gets(200, "put-put");
+  EXPECT_EQ(roundtrip(port, "DELETE /w.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+  every_connection_gets(404, "");
+  for (int fd : fds) close(fd);
 }
 
 // A connection waiting for a request holds no read buffer (it takes one

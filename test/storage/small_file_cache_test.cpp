@@ -1,16 +1,21 @@
 // The small-file cache (src/storage/small_file_cache.cpp) on a real
 // temporary directory: an entry is served only while the file on disk is
-// the one it was read from, whatever changed it; the byte budget holds.
+// the one it was read from, whatever changed it (at once when the change
+// went through a Root, in any process; after the validity window when
+// another program made it); the byte budget holds.
 
 #include "fsrv/storage/small_file_cache.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "../support/server_process.hpp"
 
@@ -70,17 +75,75 @@ TEST(SmallFileCache, RecentlyModifiedFilesAreNotCached) {
   EXPECT_EQ(cache.entries(), 0u);
 }
 
+/// Rewrites `path` in place (same inode, same size).
+void rewrite(const std::string& path, const char* text) {
+  FILE* f = fopen(path.c_str(), "r+");
+  ASSERT_NE(f, nullptr);
+  fputs(text, f);
+  fclose(f);
+}
+
 TEST(SmallFileCache, InPlaceRewriteOfTheSameSizeIsSeen) {
   Fixture fx;
   fx.put_aged("a.txt", "one-one");
-  SmallFileCache cache(*fx.root);
+  SmallFileCache cache(*fx.root, SmallFileCache::kDefaultBudget, 0);  // stat every lookup
   ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
-  FILE* f = fopen(fx.dir.file("a.txt").c_str(), "r+");  // same inode
-  ASSERT_NE(f, nullptr);
-  fputs("two-two", f);
-  fclose(f);
+  ASSERT_NE(cache.find("a.txt"), nullptr);
+  rewrite(fx.dir.file("a.txt"), "two-two");
   EXPECT_EQ(cache.find("a.txt"), nullptr);
   EXPECT_EQ(cache.entries(), 0u);
+}
+
+// Inside the window a checked entry is served without a stat: a rewrite
+// by another program goes unseen until the window ends, or until anything
+// is changed through the server (changes_anywhere()).
+TEST(SmallFileCache, InsideTheWindowOnlyAServerChangeForcesTheStat) {
+  Fixture fx;
+  fx.put_aged("a.txt", "one-one");
+  SmallFileCache cache(*fx.root, SmallFileCache::kDefaultBudget, 600'000'000'000);
+  ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
+  ASSERT_NE(cache.find("a.txt"), nullptr);  // the first lookup stats
+  rewrite(fx.dir.file("a.txt"), "two-two");
+  auto hit = cache.find("a.txt");
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(hit->data, "one-one");
+  const uint64_t before = changes_anywhere();
+  fx.root->changed();
+  EXPECT_EQ(changes_anywhere(), before + 1);
+  EXPECT_EQ(cache.find("a.txt"), nullptr);
+}
+
+TEST(SmallFileCache, AnOutsideRewriteIsSeenOnceTheWindowEnds) {
+  Fixture fx;
+  fx.put_aged("a.txt", "one-one");
+  SmallFileCache cache(*fx.root, SmallFileCache::kDefaultBudget, 100'000'000);  // 100 ms
+  ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
+  ASSERT_NE(cache.find("a.txt"), nullptr);
+  rewrite(fx.dir.file("a.txt"), "two-two");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  EXPECT_EQ(cache.find("a.txt"), nullptr);
+}
+
+// A delete through another process's Root (a prefork worker forked after
+// the first Root was opened) is seen at once: the change counter is
+// shared memory, not a per-process variable.
+TEST(SmallFileCache, ADeleteInAForkedProcessIsSeenAtOnce) {
+  Fixture fx;
+  fx.put_aged("a.txt", "one-one");
+  SmallFileCache cache(*fx.root, SmallFileCache::kDefaultBudget, 600'000'000'000);
+  ASSERT_NE(load_into(cache, *fx.root, "a.txt"), nullptr);
+  ASSERT_NE(cache.find("a.txt"), nullptr);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string error;
+    auto own = Root::open(fx.dir.path(), &error);
+    _exit(own && own->remove("a.txt").ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(cache.find("a.txt"), nullptr);
 }
 
 TEST(SmallFileCache, ReplacementWithTheSameSizeAndMtimeIsSeen) {

@@ -1,17 +1,23 @@
 #pragma once
 // Storage: small files kept in memory by one event loop, so a GET of a
-// small, unchanged file costs one fstatat(2) on the loop instead of an
-// executor round trip for open, fstat, pread and close (nginx's
-// open_file_cache plays the same part).
+// small, unchanged file costs no system call (or one fstatat(2)) on the
+// loop instead of an executor round trip for open, fstat, pread and close
+// (nginx's open_file_cache plays the same part).
 //
 // An entry is served only while the file on disk is still the one it was
-// read from: every lookup stats the name (no symlink followed) and compares
-// device, inode, mode, size and modification time. An upload replaces the
-// file by rename (a new inode) and a delete makes the stat fail, so changes
-// made by any service or process are seen on the next request; the owner
-// also erases names it uploads or deletes itself. A file modified less than
-// kSettleNs ago is not cached (the kernel's mtime advances by clock ticks: a
-// second write within one tick would leave the same stamp).
+// read from: a lookup stats the name (no symlink followed) and compares
+// device, inode, mode, size and modification time. A lookup skips that
+// stat while the entry was checked less than the cache's validity window
+// ago (--http-file-cache-valid; nginx's open_file_cache_valid) and nothing
+// was uploaded or deleted through the server since (changes_anywhere(): a
+// counter every worker process shares). So a change made through any
+// service, loop or worker is seen by the next request; a change made on
+// disk by another program (or another machine on a shared root) is seen
+// within the window; a window of 0 stats every lookup. An upload replaces
+// the file by rename (a new inode) and a delete makes the stat fail; the
+// owner also erases names it uploads or deletes itself. A file modified
+// less than kSettleNs ago is not cached (the kernel's mtime advances by
+// clock ticks: a second write within one tick would leave the same stamp).
 //
 // Bounded in bytes (least recently used entries are dropped first). Not
 // thread-safe: one cache per event loop; load() alone runs on the executor.
@@ -58,16 +64,24 @@ class SmallFileCache {
   /// Files modified this recently are not cached (mtime granularity: one
   /// clock tick, at most 10 ms at HZ=100; one second is generous).
   static constexpr int64_t kSettleNs = 1000000000;
+  /// Default validity window: a checked entry is served without a stat for
+  /// this long unless the server changed a file meanwhile. One second: a
+  /// file another program rewrites is served fresh within a second, and the
+  /// stat is gone from all but one request per file, loop and second.
+  static constexpr int64_t kDefaultValidNs = 1000000000;
 
-  explicit SmallFileCache(const Root& root, size_t budget = kDefaultBudget)
-      : root_(root), budget_(budget) {}
+  /// `valid_ns`: the validity window in nanoseconds (0: stat every lookup).
+  explicit SmallFileCache(const Root& root, size_t budget = kDefaultBudget,
+                          int64_t valid_ns = kDefaultValidNs)
+      : root_(root), budget_(budget), valid_ns_(valid_ns) {}
   SmallFileCache(const SmallFileCache&) = delete;
   SmallFileCache& operator=(const SmallFileCache&) = delete;
 
-  /// The cached file `name` if it is still the file on disk (one
-  /// fstatat(2), AT_SYMLINK_NOFOLLOW, on the calling thread: a metadata
-  /// lookup, served from the dentry and inode caches for a hot file);
-  /// null otherwise, the stale entry dropped. Loop thread.
+  /// The cached file `name` if it is still the file on disk, checked by one
+  /// fstatat(2) (AT_SYMLINK_NOFOLLOW, on the calling thread: served from
+  /// the dentry and inode caches for a hot file) unless the entry is inside
+  /// its validity window (above); null otherwise, the stale entry dropped.
+  /// Loop thread.
   std::shared_ptr<const CachedFile> find(const std::string& name);
 
   /// Reads the opened file `f` (Root::open_read: the name is validated)
@@ -91,11 +105,14 @@ class SmallFileCache {
   struct Slot {
     std::shared_ptr<const CachedFile> file;
     Lru::iterator lru;
+    int64_t checked_ns = -1;    ///< CLOCK_MONOTONIC of the last stat that matched; -1: none yet
+    uint64_t seen_changes = 0;  ///< changes_anywhere() read just before that stat
   };
   void drop(std::unordered_map<std::string, Slot>::iterator it);
 
   const Root& root_;
   size_t budget_;
+  int64_t valid_ns_;
   size_t bytes_ = 0;
   Lru lru_;
   std::unordered_map<std::string, Slot> map_;

@@ -107,6 +107,16 @@ inline constexpr size_t kMaxNodeIdBytes = 100;
 /// temporary name is only ever compared on the machine and boot that made it.
 std::string default_node_id();
 
+/// How many uploads were committed and files deleted through any Root of
+/// this server, in any of its processes: one counter in shared anonymous
+/// memory (mmap(2) MAP_SHARED | MAP_ANONYMOUS) made at the first call, so
+/// processes forked after it count into the same word (Root::open makes
+/// it, and the prefork master opens a Root before forking its workers).
+/// A cache that skips revalidating an entry for a while compares it, so a
+/// change made through the server is seen at once by every loop and worker
+/// (SmallFileCache). Thread- and process-safe.
+uint64_t changes_anywhere();
+
 /// The served directory.
 class Root {
  public:
@@ -114,8 +124,8 @@ class Root {
   /// Returns null and sets *error if it cannot be opened as a directory.
   static std::unique_ptr<Root> open(const std::string& path, std::string* error);
   ~Root();
-  /// Tells the listing cache the directory changed (uploads and deletes
-  /// through this Root call it themselves).
+  /// Tells the listing cache and changes_anywhere() that the directory
+  /// changed (uploads and deletes through this Root call it themselves).
   void changed() const;
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;

@@ -44,7 +44,8 @@ const ServiceInfo& info() {
       },
       Transport::kStream,
       nullptr,
-      kPolicyReadOnly | kPolicyAuth};
+      kPolicyReadOnly | kPolicyAuth,
+      add_options};
   return kInfo;
 }
 

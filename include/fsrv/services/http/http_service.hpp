@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "fsrv/core/version.hpp"
+#include "fsrv/services/http/http_options.hpp"
 #include "fsrv/services/http/http_util.hpp"
 #include "fsrv/services/service.hpp"
 #include "fsrv/storage/small_file_cache.hpp"
@@ -144,7 +145,12 @@ class HttpService final : public Service {
   /// Small files of the root kept by this loop (GET answers them without
   /// an executor hop); made at first use.
   storage::SmallFileCache& file_cache() {
-    if (!file_cache_) file_cache_ = std::make_unique<storage::SmallFileCache>(*shared_.root);
+    if (!file_cache_) {
+      const double valid_s = shared_.config->services.get<Options>().file_cache_valid_s;
+      file_cache_ = std::make_unique<storage::SmallFileCache>(
+          *shared_.root, storage::SmallFileCache::kDefaultBudget,
+          static_cast<int64_t>(valid_s * 1e9));
+    }
     return *file_cache_;
   }
 
