@@ -33,6 +33,10 @@ void set_level(Level level) { g_level.store(static_cast<int>(level)); }
 
 Level level() { return static_cast<Level>(g_level.load()); }
 
+bool enabled(Level level) {
+  return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);
+}
+
 bool parse_level(std::string_view text, Level& out) {
   for (int i = 0; i < 4; ++i) {
     if (text == kNames[i]) {

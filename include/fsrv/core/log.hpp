@@ -21,6 +21,10 @@ void set_level(Level level);
 bool parse_level(std::string_view text, Level& out);
 /// The current level.
 Level level();
+/// Whether a message at `level` is written: the FSRV_LOG_* macros test it
+/// before their arguments are evaluated, so a filtered message costs no
+/// formatting of the values it would have printed.
+bool enabled(Level level);
 /// Sets the format of the server log and of the access log.
 void set_format(Format format);
 /// Parses "text|json"; false if unknown.
@@ -50,7 +54,15 @@ std::string escape_quoted(std::string_view s, const char* byte_format,
 
 }  // namespace fsrv::log
 
-#define FSRV_LOG_ERROR(...) ::fsrv::log::write(::fsrv::log::Level::kError, __VA_ARGS__)
-#define FSRV_LOG_WARN(...) ::fsrv::log::write(::fsrv::log::Level::kWarn, __VA_ARGS__)
-#define FSRV_LOG_INFO(...) ::fsrv::log::write(::fsrv::log::Level::kInfo, __VA_ARGS__)
-#define FSRV_LOG_DEBUG(...) ::fsrv::log::write(::fsrv::log::Level::kDebug, __VA_ARGS__)
+/// A message at level `lvl` (a log::Level enumerator), its arguments
+/// evaluated only when the level is enabled.
+#define FSRV_LOG_AT(lvl, ...)                                   \
+  do {                                                          \
+    if (::fsrv::log::enabled(::fsrv::log::Level::lvl)) {        \
+      ::fsrv::log::write(::fsrv::log::Level::lvl, __VA_ARGS__); \
+    }                                                           \
+  } while (0)
+#define FSRV_LOG_ERROR(...) FSRV_LOG_AT(kError, __VA_ARGS__)
+#define FSRV_LOG_WARN(...) FSRV_LOG_AT(kWarn, __VA_ARGS__)
+#define FSRV_LOG_INFO(...) FSRV_LOG_AT(kInfo, __VA_ARGS__)
+#define FSRV_LOG_DEBUG(...) FSRV_LOG_AT(kDebug, __VA_ARGS__)

@@ -111,16 +111,25 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
   count_once(status);
   counted_ = false;
   double secs = std::chrono::duration<double>(Clock::now() - started_).count();
-  const RequestHead& h = head();
-  std::string line = h.raw_lines.empty() ? "-" : h.raw_lines[0];
   // Health checks arrive every half second per balancer: not traffic.
   const bool traffic = route_ != Route::kHealth;
-  const bool access = log::access_enabled() && traffic;
-  const std::string peer = traffic ? peer_text() : std::string();
-  if (traffic) {
+  if (traffic) service_.observe_duration(secs);
+  const bool info = traffic && log::enabled(log::Level::kInfo);
+  const bool access = traffic && log::access_enabled();
+  if (info || access) log_request(status, body_bytes, secs, info, access);
+  if (state_ == State::kResponding) request_done();
+}
+
+// The request's info line and access-log record (made only when one of the
+// two is written: the peer's text and the request line cost allocations).
+void HttpSession::log_request(int status, uint64_t body_bytes, double secs, bool info,
+                              bool access) {
+  const RequestHead& h = head();
+  const std::string line = h.raw_lines.empty() ? "-" : h.raw_lines[0];
+  const std::string peer = peer_text();
+  if (info) {
     FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer.c_str(),
                   service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
-    service_.observe_duration(secs);
   }
   if (access) {
     const Header* referer = h.find("referer");
@@ -137,7 +146,6 @@ void HttpSession::finish(int status, uint64_t body_bytes) {
                  .referer = referer ? std::string_view(referer->value) : std::string_view(),
                  .user_agent = agent ? std::string_view(agent->value) : std::string_view()});
   }
-  if (state_ == State::kResponding) request_done();
 }
 
 }  // namespace fsrv::services::http

@@ -132,6 +132,8 @@ class HttpSession final : public reactor::ConnectionHandler,
   /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
   void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
   void finish(int status, uint64_t body_bytes);
+  /// The info log line and access-log record of a finished request.
+  void log_request(int status, uint64_t body_bytes, double secs, bool info, bool access);
   void count_once(int status);
 
   void start_get(std::string name, bool head_only);
