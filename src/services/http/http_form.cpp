@@ -117,9 +117,7 @@ Result<std::string> multipart_boundary(std::string_view content_type) {
         p.value.find_first_of("\r\n") != std::string::npos) {
       return Result<std::string>::failure(Errc::kBadRequest, "invalid multipart boundary");
     }
-    Result<std::string> r;
-    r.value = p.value;
-    return r;
+    return {p.value, Errc::kOk, {}};
   }
   return Result<std::string>::failure(Errc::kBadRequest, "missing multipart boundary");
 }
@@ -183,9 +181,7 @@ Result<std::vector<FormField>> parse_multipart(std::string_view body, std::strin
   if (!reader.feed(body, parts)) return R::failure(Errc::kBadRequest, reader.error());
   if (!reader.done())
     return R::failure(Errc::kBadRequest, "body ended before the closing boundary");
-  R out;
-  out.value = std::move(parts.fields);
-  return out;
+  return {std::move(parts.fields), Errc::kOk, {}};
 }
 
 }  // namespace fsrv::services::http

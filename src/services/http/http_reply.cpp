@@ -1,5 +1,6 @@
 // Replies of the http service: the status of a storage error, error
-// bodies, the head every reply starts with (HttpSession::reply_head), a
+// bodies, the head every reply starts with (head_fields, then
+// HttpSession::reply_head's Connection field), a
 // whole small reply in one write, and the end of each request: counted
 // once, logged (the info log line and the access log), then the next.
 
@@ -51,30 +52,21 @@ std::string HttpSession::peer_text() const {
   return text == "?" ? "-" : text;
 }
 
+std::string head_fields(int status, std::string_view date, std::string_view type, int64_t length,
+                        std::string_view extra, size_t reserve) {
+  std::string h;
+  h.reserve(256 + extra.size() + reserve);
+  auto add = [&h](const auto&... parts) { (h.append(parts), ...); };
+  add("HTTP/1.1 ", std::to_string(status), " ", reason_phrase(status), "\r\nDate: ", date,
+      "\r\nServer: ", kServer, "\r\n", extra);
+  if (!type.empty()) add("Content-Type: ", type, "\r\n");
+  if (length >= 0) add("Content-Length: ", std::to_string(length), "\r\n");
+  return h;
+}
+
 std::string HttpSession::reply_head(int status, std::string_view type, int64_t length,
                                     std::string_view extra, size_t body_reserve) {
-  std::string h;
-  h.reserve(256 + extra.size() + body_reserve);
-  h += "HTTP/1.1 ";
-  h += std::to_string(status);
-  h += ' ';
-  h += reason_phrase(status);
-  h += "\r\nDate: ";
-  h += service_.date();
-  h += "\r\nServer: ";
-  h += kServer;
-  h += "\r\n";
-  h += extra;
-  if (!type.empty()) {
-    h += "Content-Type: ";
-    h += type;
-    h += "\r\n";
-  }
-  if (length >= 0) {
-    h += "Content-Length: ";
-    h += std::to_string(length);
-    h += "\r\n";
-  }
+  std::string h = head_fields(status, service_.date(), type, length, extra, body_reserve);
   if (quit_) keep_alive_ = false;
   if (!keep_alive_) {
     h += "Connection: close\r\n";
@@ -110,42 +102,36 @@ void HttpSession::count_once(int status) {
 void HttpSession::finish(int status, uint64_t body_bytes) {
   count_once(status);
   counted_ = false;
-  double secs = std::chrono::duration<double>(Clock::now() - started_).count();
-  // Health checks arrive every half second per balancer: not traffic.
+  // Health checks arrive every half second per balancer: not traffic. The
+  // peer's text and the request line (allocations) are made only for a
+  // line that is written.
   const bool traffic = route_ != Route::kHealth;
+  const double secs = std::chrono::duration<double>(Clock::now() - started_).count();
   if (traffic) service_.observe_duration(secs);
-  const bool info = traffic && log::enabled(log::Level::kInfo);
-  const bool access = traffic && log::access_enabled();
-  if (info || access) log_request(status, body_bytes, secs, info, access);
-  if (state_ == State::kResponding) request_done();
-}
-
-// The request's info line and access-log record (made only when one of the
-// two is written: the peer's text and the request line cost allocations).
-void HttpSession::log_request(int status, uint64_t body_bytes, double secs, bool info,
-                              bool access) {
-  const RequestHead& h = head();
-  const std::string line = h.raw_lines.empty() ? "-" : h.raw_lines[0];
-  const std::string peer = peer_text();
-  if (info) {
+  if (traffic && (log::enabled(log::Level::kInfo) || log::access_enabled())) {
+    const RequestHead& h = head();
+    std::string line = h.raw_lines.empty() ? "-" : h.raw_lines[0];
+    const std::string peer = peer_text();
     FSRV_LOG_INFO("%s - - [%s] \"%s\" %d %" PRIu64 " %.6f", peer.c_str(),
                   service_.log_time().c_str(), line.c_str(), status, body_bytes, secs);
+    if (log::access_enabled()) {
+      auto field = [&h](std::string_view name) {
+        const Header* f = h.find(name);
+        return f ? std::string_view(f->value) : std::string_view();
+      };
+      log::access({.service = "http",
+                   .peer = peer,
+                   .verb = h.method,
+                   .name = h.target,
+                   .status = std::to_string(status),
+                   .bytes = body_bytes,
+                   .seconds = secs,
+                   .request_line = line,
+                   .referer = field("referer"),
+                   .user_agent = field("user-agent")});
+    }
   }
-  if (access) {
-    const Header* referer = h.find("referer");
-    const Header* agent = h.find("user-agent");
-    std::string code = std::to_string(status);
-    log::access({.service = "http",
-                 .peer = peer,
-                 .verb = h.method,
-                 .name = h.target,
-                 .status = code,
-                 .bytes = body_bytes,
-                 .seconds = secs,
-                 .request_line = line,
-                 .referer = referer ? std::string_view(referer->value) : std::string_view(),
-                 .user_agent = agent ? std::string_view(agent->value) : std::string_view()});
-  }
+  if (state_ == State::kResponding) request_done();
 }
 
 }  // namespace fsrv::services::http

@@ -36,8 +36,9 @@ constexpr uint64_t kInlineFileMax = 64 * 1024;
 /// Replies that are never cached (RFC 9111 section 5.2.2.5): live state.
 constexpr std::string_view kNoStore = "Cache-Control: no-store\r\n";
 
-/// Methods we implement (the Allow field of 405, RFC 9110 section 15.5.6).
-constexpr std::string_view kAllow = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+/// Methods we implement: the Allow field of 405 (RFC 9110 section 15.5.6)
+/// and OPTIONS.
+constexpr std::string_view kAllow = "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n";
 
 /// Fields of every reply carrying a stored file: its bytes are never
 /// sniffed into another type, and an HTML or SVG file opened in a browser
@@ -57,13 +58,9 @@ constexpr std::pair<std::string_view, Route> kPages[] = {
 /// section 13.1.2: weak comparison, "*" matches any current file).
 bool none_match(std::string_view field, std::string_view etag) {
   while (!field.empty()) {
-    size_t comma = field.find(',');
-    std::string_view item = field.substr(0, comma);
-    item = trim_ows(item);
+    std::string_view item = trim_ows(next_item(field, ","));
     if (item.substr(0, 2) == "W/") item.remove_prefix(2);
     if (item == "*" || item == etag) return true;
-    if (comma == std::string_view::npos) break;
-    field.remove_prefix(comma + 1);
   }
   return false;
 }
@@ -136,7 +133,7 @@ void HttpSession::route() {
   } else if (m == "OPTIONS") {
     route_ = Route::kOptions;
   } else {
-    reject(405, "Method not allowed: " + m, "Allow: " + std::string(kAllow) + "\r\n");
+    reject(405, "Method not allowed: " + m, std::string(kAllow));
     return;
   }
   if (route_ == Route::kFile || route_ == Route::kUploadPost || route_ == Route::kUploadPut ||
@@ -279,7 +276,7 @@ void HttpSession::dispatch() {
       reply_form();
       return;
     case Route::kOptions:
-      reply(204, {}, {}, "Allow: " + std::string(kAllow) + "\r\n");
+      reply(204, {}, {}, kAllow);
       return;
     case Route::kUploadPost:
     case Route::kUploadPut:
@@ -309,10 +306,8 @@ void HttpSession::start_get(std::string name, bool head_only) {
       [root, name, head_only] {
         Opened op{.file = root->open_read(name)};
         if (!op.file.ok() || head_only || op.file.value.size() > kInlineFileMax) return op;
-        if (op.file.value.size() <= storage::SmallFileCache::kMaxFileBytes) {
-          op.cached = storage::SmallFileCache::load(op.file.value);
-          if (op.cached) return op;
-        }
+        op.cached = storage::SmallFileCache::load(op.file.value);  // null when not cacheable
+        if (op.cached) return op;
         op.data.resize(op.file.value.size());
         auto r =
             op.file.value.read_at({reinterpret_cast<uint8_t*>(op.data.data()), op.data.size()}, 0);
@@ -349,15 +344,11 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
   if (!validators) validators = &made;
   if (validators->empty())
     *validators = make_etag(size, mtime_ns) + '\n' + format_http_date(mtime_s);
-  const size_t nl = validators->find('\n');
-  std::string_view etag = std::string_view(*validators).substr(0, nl);
-  std::string_view last_modified = std::string_view(*validators).substr(nl + 1);
-  std::string meta = std::string("Last-Modified: ")
-                         .append(last_modified)
-                         .append("\r\nETag: ")
-                         .append(etag)
-                         .append("\r\nAccept-Ranges: bytes\r\n")
-                         .append(kStoredFileFields);
+  std::string_view last_modified = *validators;
+  const std::string_view etag = next_item(last_modified, "\n");
+  std::string meta;
+  meta.append("Last-Modified: ").append(last_modified).append("\r\nETag: ").append(etag);
+  meta.append("\r\nAccept-Ranges: bytes\r\n").append(kStoredFileFields);
   // RFC 9110 section 13.2.2: If-None-Match first; If-Modified-Since
   // only without it.
   bool not_modified = false;
@@ -372,27 +363,22 @@ void HttpSession::answer_get(const std::string& name, uint64_t size, int64_t mti
     return;
   }
   std::string_view type = mime_type_for(name);
-  uint64_t offset = 0, length = size;
-  int status = 200;
   const Header* range = rq_->head.find("Range");
   if (const Header* if_range = rq_->head.find("If-Range");
       range && if_range && if_range->value != etag && if_range->value != last_modified) {
     range = nullptr;  // RFC 9110 section 13.1.5: changed, send it whole
   }
-  if (range) {
-    RangeResult rr = parse_range(range->value, size);
-    if (rr.decision == RangeDecision::kUnsatisfiable) {
-      reply(416, kText, "Range not satisfiable",
-            meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
-      return;
-    }
-    if (rr.decision == RangeDecision::kPartial) {
-      status = 206;
-      offset = rr.range.first;
-      length = rr.range.length();
-      meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
-    }
+  const RangeResult rr = range ? parse_range(range->value, size) : RangeResult{};
+  if (rr.decision == RangeDecision::kUnsatisfiable) {
+    reply(416, kText, "Range not satisfiable",
+          meta + "Content-Range: " + content_range_unsatisfied(size) + "\r\n");
+    return;
   }
+  const bool partial = rr.decision == RangeDecision::kPartial;
+  const int status = partial ? 206 : 200;
+  const uint64_t offset = partial ? rr.range.first : 0;
+  const uint64_t length = partial ? rr.range.length() : size;
+  if (partial) meta += "Content-Range: " + content_range(rr.range, size) + "\r\n";
   count_once(status);
   if (head_only_) {
     conn_.write_owned(reply_head(status, type, static_cast<int64_t>(length), meta));
@@ -462,9 +448,7 @@ Result<std::string> listing(const storage::Root& root, bool page) {
     auto f = root.open_read(n);  // size and mtime
     if (f.ok()) files.push_back({n, f.value.size(), f.value.mtime_ns()});
   }
-  Result<std::string> out;
-  out.value = page ? web_page(files) : listdir_json(files);
-  return out;
+  return {page ? web_page(files) : listdir_json(files), Errc::kOk, {}};
 }
 
 }  // namespace

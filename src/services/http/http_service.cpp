@@ -33,11 +33,9 @@ const ServiceInfo& info() {
       [](reactor::Refusal why, int limit) {
         std::string body = busy_text(why, limit) + "\n";
         body[0] = 'S';  // a sentence, as the service's other text bodies
-        return "HTTP/1.1 503 Service Unavailable\r\nDate: " + format_http_date(time(nullptr)) +
-               "\r\nServer: " + std::string(kServer) +
-               "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" +
-               body;
+        return head_fields(503, format_http_date(time(nullptr)), kText,
+                           static_cast<int64_t>(body.size())) +
+               "Retry-After: 1\r\nConnection: close\r\n\r\n" + body;
       },
       [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<HttpService>(shared);

@@ -126,13 +126,11 @@ void HttpSession::process_input() {
   if (conn_.closing() || state_ == State::kLinger || state_ == State::kClosed) return;
   if (state_ == State::kIdle && !in_message() && input().empty()) {
     conn_.request_head_done();  // nothing of a next request yet
-  }
-  if (state_ == State::kIdle && !auth_pending_ && !in_message() && input().empty() && rq_) {
     // Between requests with nothing of the next one: the request's memory
     // goes too. Safe here: this is the outermost process_input (a nested
     // call returned at its top), so no parser callback is running, and
     // every caller of request_done() returns right after it.
-    release_request();
+    if (!auth_pending_ && rq_) release_request();
   }
   // While a reply is being made, the next pipelined bytes may still be
   // read (saves a stop/start of reading, two epoll_ctl calls, per
@@ -148,8 +146,7 @@ void HttpSession::process_input() {
   if (state_ == State::kResponding) return;  // request_done() continues
   if (eof_) {
     if (in_message()) {
-      if (sink_) sink_->cancel();  // cut short: the old file stays
-      sink_.reset();
+      cancel_upload();  // cut short: the old file stays
       conn_.close();
     } else {
       close_flushed();
@@ -180,8 +177,7 @@ void HttpSession::on_idle_timeout() {
   }
   if (state_ == State::kIdle || state_ == State::kBody) {
     // RFC 9110 section 15.5.9: the client did not finish its request.
-    if (sink_) sink_->cancel();
-    sink_.reset();
+    cancel_upload();
     if (state_ == State::kIdle) started_ = Clock::now();
     keep_alive_ = false;
     head_only_ = false;
@@ -201,8 +197,7 @@ void HttpSession::on_close() {
   release_form();
   if (get_) get_->cancel();
   get_.reset();
-  if (sink_) sink_->cancel();  // the temporary file goes with the last task
-  sink_.reset();
+  cancel_upload();  // the temporary file goes with the last task
 }
 
 // ---------------------------------------------------------------- parser events
@@ -258,9 +253,7 @@ void HttpSession::on_error(const ParseError& error) {
 // Replies now with Connection: close and drops the rest of the input for
 // kLingerMs (the framing is lost, RFC 9112 section 9.6).
 void HttpSession::fail_now(int status, std::string text, std::string extra) {
-  if (sink_) sink_->cancel();
-  sink_.reset();
-  if (rq_) rq_->overflow.clear();
+  cancel_upload();
   keep_alive_ = false;
   reply(status, kText, text, extra);  // no request_done() here
   if (conn_.closing()) return;
@@ -276,9 +269,7 @@ void HttpSession::complete_message() {
   body_complete_ = true;
   if (rq_->form && (!rq_->form->done() || !file_seen_)) {
     // The body was read whole: the connection can stay.
-    if (sink_) sink_->cancel();
-    sink_.reset();
-    rq_->overflow.clear();
+    cancel_upload();
     route_ = Route::kReject;
     reject_status_ = 400;
     rq_->reject_text = !rq_->form->done()

@@ -108,8 +108,7 @@ void HttpSession::start_upload() {
 // with its file part (on_part). Anything else is refused from the head.
 void HttpSession::start_form_upload() {
   const Header* ct = rq_->head.find("Content-Type");
-  Result<std::string> boundary =
-      ct ? multipart_boundary(ct->value) : Result<std::string>::failure(Errc::kBadRequest, "");
+  Result<std::string> boundary = multipart_boundary(ct ? ct->value : std::string());  // "": fails
   if (!boundary.ok()) {
     reject(400, std::string(kFormUploadHelp));
     return;
@@ -179,17 +178,11 @@ void HttpSession::reply_form() {
     fields = parse_urlencoded(rq_->form_body);
   }
   std::string body;
-  for (const FormField& f : fields) {
-    body += f.name;
-    body += '=';
-    body += f.is_file ? f.filename : f.value;
-    body += "\r\n";
-  }
+  for (const FormField& f : fields)
+    body.append(f.name).append("=").append(f.is_file ? f.filename : f.value).append("\r\n");
   body += "\r\n";
-  for (size_t i = 1; i < rq_->head.raw_lines.size(); ++i) {
-    body += rq_->head.raw_lines[i];
-    body += "\r\n";
-  }
+  for (size_t i = 1; i < rq_->head.raw_lines.size(); ++i)
+    body.append(rq_->head.raw_lines[i]).append("\r\n");
   release_form();
   reply(200, kText, body);
 }

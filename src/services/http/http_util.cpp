@@ -123,16 +123,11 @@ Result<std::string> percent_decode_path(std::string_view path) {
     out.push_back(static_cast<char>(byte));
     i += 2;
   }
-  Result<std::string> r;
-  r.value = std::move(out);
-  return r;
+  return {std::move(out), Errc::kOk, {}};
 }
 
 std::string_view mime_type_for(std::string_view filename) {
-  struct Entry {
-    std::string_view ext, type;
-  };
-  static constexpr Entry kTypes[] = {
+  static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {
       {"pdf", "application/pdf"},
       {"jpg", "image/jpeg"},
       {"jpeg", "image/jpeg"},
@@ -163,8 +158,8 @@ std::string_view mime_type_for(std::string_view filename) {
   const size_t dot = filename.rfind('.');
   if (dot != std::string_view::npos && dot + 1 < filename.size()) {
     const std::string_view ext = filename.substr(dot + 1);
-    for (const Entry& e : kTypes) {
-      if (iequals(e.ext, ext)) return e.type;
+    for (const auto& [e, type] : kTypes) {
+      if (iequals(e, ext)) return type;
     }
   }
   return "application/octet-stream";
@@ -225,17 +220,12 @@ RangeResult parse_range(std::string_view value, uint64_t size) {
   if (dash == std::string_view::npos) return ignore;
   const std::string_view a = spec.substr(0, dash);
   const std::string_view b = spec.substr(dash + 1);
-  RangeResult r;
+  constexpr RangeResult unsatisfiable{RangeDecision::kUnsatisfiable, {}};
   if (a.empty()) {  // suffix-range: the last N bytes
     uint64_t n = 0;
     if (!parse_u64(b, n)) return ignore;
-    if (n == 0 || size == 0) {
-      r.decision = RangeDecision::kUnsatisfiable;
-      return r;
-    }
-    r.decision = RangeDecision::kPartial;
-    r.range = {n >= size ? 0 : size - n, size - 1};
-    return r;
+    if (n == 0 || size == 0) return unsatisfiable;
+    return {RangeDecision::kPartial, {n >= size ? 0 : size - n, size - 1}};
   }
   uint64_t first = 0, last = 0;
   if (!parse_u64(a, first)) return ignore;
@@ -244,13 +234,8 @@ RangeResult parse_range(std::string_view value, uint64_t size) {
   } else if (!parse_u64(b, last) || last < first) {
     return ignore;  // invalid range-spec: the whole field is ignored
   }
-  if (first >= size) {
-    r.decision = RangeDecision::kUnsatisfiable;
-    return r;
-  }
-  r.decision = RangeDecision::kPartial;
-  r.range = {first, last >= size ? size - 1 : last};
-  return r;
+  if (first >= size) return unsatisfiable;
+  return {RangeDecision::kPartial, {first, last >= size ? size - 1 : last}};
 }
 
 std::string content_range(ByteRange range, uint64_t size) {
@@ -261,11 +246,7 @@ std::string content_range(ByteRange range, uint64_t size) {
 std::string content_range_unsatisfied(uint64_t size) { return "bytes */" + std::to_string(size); }
 
 std::string_view reason_phrase(int status) {
-  struct Entry {
-    int status;
-    std::string_view reason;
-  };
-  static constexpr Entry kReasons[] = {
+  static constexpr std::pair<int, std::string_view> kReasons[] = {
       {100, "Continue"},
       {101, "Switching Protocols"},
       {200, "OK"},
@@ -312,8 +293,8 @@ std::string_view reason_phrase(int status) {
       {505, "HTTP Version Not Supported"},
       {507, "Insufficient Storage"},  // RFC 4918 section 11.5
   };
-  for (const Entry& e : kReasons) {
-    if (e.status == status) return e.reason;
+  for (const auto& [code, reason] : kReasons) {
+    if (code == status) return reason;
   }
   return "";
 }
@@ -342,9 +323,7 @@ std::string percent_encode(std::string_view s, std::string_view keep) {
         keep.find(c) != std::string_view::npos) {
       out.push_back(c);
     } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
+      out.append({'%', kHex[u >> 4], kHex[u & 15]});
     }
   }
   return out;
@@ -368,14 +347,12 @@ std::string html_escape(std::string_view text) {
 }
 
 std::string content_disposition(std::string_view filename, bool inline_disposition) {
-  std::string name;
-  for (char c : filename) {
-    if (c != '\r' && c != '\n' && c != '"') name.push_back(c);
-  }
-  std::string plain;
-  for (char c : name) {
+  std::string name(filename);
+  std::erase_if(name, [](char c) { return c == '\r' || c == '\n' || c == '"'; });
+  std::string plain = name;
+  for (char& c : plain) {
     const auto u = static_cast<unsigned char>(c);
-    plain.push_back(u < 0x20 || u >= 0x7f || c == '\\' ? '_' : c);
+    if (u < 0x20 || u >= 0x7f || c == '\\') c = '_';
   }
   std::string out = inline_disposition ? "inline" : "attachment";
   // filename* keeps attr-char (RFC 8187 section 3.2.1).

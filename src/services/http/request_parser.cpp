@@ -42,23 +42,11 @@ std::vector<std::string> list_members(std::string_view value) {
     std::string_view item = next_item(value, ",");
     item = trim_ows(item.substr(0, item.find(';')));
     if (item.empty()) continue;
-    std::string lower(item);
-    for (char& c : lower) c = static_cast<char>(ascii_lower(c));
-    out.push_back(std::move(lower));
+    out.emplace_back(item);
+    for (char& c : out.back()) c = ascii_lower(c);
   }
   return out;
 }
-
-}  // namespace
-
-const Header* RequestHead::find(std::string_view name) const {
-  for (const Header& h : headers) {
-    if (iequals(h.name, name)) return &h;
-  }
-  return nullptr;
-}
-
-namespace {
 
 /// The CR handed to llhttp before a bare LF (see the top of this file).
 constexpr char kCr[1] = {'\r'};
@@ -84,6 +72,13 @@ struct MessageState {
 };
 
 }  // namespace
+
+const Header* RequestHead::find(std::string_view name) const {
+  for (const Header& h : headers) {
+    if (iequals(h.name, name)) return &h;
+  }
+  return nullptr;
+}
 
 struct RequestParser::Impl : MessageState {
   enum class Pause { kNone, kBegin, kHeadEnd, kMessageEnd };
@@ -125,8 +120,10 @@ struct RequestParser::Impl : MessageState {
     static const llhttp_settings_t table = [] {
       llhttp_settings_t s;
       llhttp_settings_init(&s);
-      s.on_message_begin = [](llhttp_t* p) { return self(p)->message_begin(); };
-      s.on_url = [](llhttp_t* p, const char* at, size_t n) { return self(p)->url(at, n); };
+      s.on_message_begin = [](llhttp_t* p) { return self(p)->pause_at(Pause::kBegin); };
+      s.on_url = [](llhttp_t* p, const char* at, size_t n) {
+        return self(p)->field_piece(self(p)->head.target, at, n);
+      };
       s.on_url_complete = [](llhttp_t* p) {
         self(p)->url_complete = true;
         return 0;
@@ -145,10 +142,7 @@ struct RequestParser::Impl : MessageState {
         self(p)->raw_left = p->content_length;
         return 0;
       };
-      s.on_message_complete = [](llhttp_t* p) {
-        self(p)->pause = Pause::kMessageEnd;
-        return static_cast<int>(HPE_PAUSED);
-      };
+      s.on_message_complete = [](llhttp_t* p) { return self(p)->pause_at(Pause::kMessageEnd); };
       return s;
     }();
     return table;
@@ -162,8 +156,9 @@ struct RequestParser::Impl : MessageState {
     return HPE_USER;
   }
 
-  int message_begin() {
-    pause = Pause::kBegin;
+  // Stops llhttp_execute at one of the three pauses (see the top of this file).
+  int pause_at(Pause at) {
+    pause = at;
     return HPE_PAUSED;
   }
 
@@ -186,12 +181,8 @@ struct RequestParser::Impl : MessageState {
     return 0;
   }
 
-  int url(const char* at, size_t n) {
-    head.target.append(at, n);
-    return check_head(at + n);
-  }
-
-  // A piece of a field line's name or value (`to`), in the head or a trailer.
+  // A piece of the target, or of a field line's name or value (`to`) in the
+  // head or a trailer.
   int field_piece(std::string& to, const char* at, size_t n) {
     to.append(at, n);
     if (phase == Phase::kBody) trailer_bytes += n;
@@ -266,8 +257,7 @@ struct RequestParser::Impl : MessageState {
     } else if (has_te) {
       return fail(400, "chunked is not the final transfer coding");
     }
-    pause = Pause::kHeadEnd;
-    return HPE_PAUSED;
+    return pause_at(Pause::kHeadEnd);
   }
 
   int body(const char* at, size_t n) {
@@ -284,7 +274,7 @@ struct RequestParser::Impl : MessageState {
 
   // Builds raw_lines from the copied head and checks what needs the raw
   // bytes: bare CR and obs-fold are rejected (RFC 9112 sections 2.2, 5.2).
-  bool finish_head() {
+  int finish_head() {
     std::string_view rest = raw_head;
     while (!rest.empty()) {
       std::string_view line = next_item(rest, "\n");
@@ -292,17 +282,13 @@ struct RequestParser::Impl : MessageState {
       if (line.empty()) break;  // the empty line ending the head
       // A bare CR is invalid (RFC 9112 section 2.2); strict llhttp already
       // rejects it, this keeps the raw lines honest with any build.
-      if (line.find('\r') != std::string_view::npos) {
-        fail(400, "bare CR in header section");
-        return false;
-      }
+      if (line.find('\r') != std::string_view::npos) return fail(400, "bare CR in header section");
       if (!head.raw_lines.empty() && is_blank(line.front())) {
-        fail(400, "obsolete line folding");
-        return false;
+        return fail(400, "obsolete line folding");
       }
       head.raw_lines.emplace_back(line);
     }
-    return true;
+    return 0;
   }
 
   FeedResult report_error(size_t consumed) {
@@ -438,15 +424,14 @@ struct RequestParser::Impl : MessageState {
         if (p == end && held.empty()) return {bytes.size(), State::kNeedMore};
         continue;
       }
+      const char* at = llhttp_get_error_pos(&parser);
       if (err != HPE_PAUSED) {
-        const char* at = llhttp_get_error_pos(&parser);
         if (!have_error) {
           const char* why = llhttp_get_error_reason(&parser);
           error = ParseError{400, why ? why : llhttp_errno_name(err)};
         }
         return report_error(input_pos(at));
       }
-      const char* at = llhttp_get_error_pos(&parser);
       took(at);
       switch (pause) {
         case Pause::kBegin:
@@ -455,7 +440,7 @@ struct RequestParser::Impl : MessageState {
         case Pause::kHeadEnd:
           if (check_head(at) != 0) return report_error(input_pos(at));
           raw_head.append(head_from, at);
-          if (!finish_head()) return report_error(input_pos(at));
+          if (finish_head() != 0) return report_error(input_pos(at));
           phase = Phase::kBody;
           if (head.framing == BodyFraming::kContentLength) raw_left = head.content_length;
           handler.on_head(head);

@@ -3,7 +3,6 @@
 // framework: plain HTML, CSS and JS that work on a phone (viewport meta,
 // one column under 600 px, large touch targets).
 
-#include <cinttypes>
 #include <cstdio>
 #include <ctime>
 #include <iterator>

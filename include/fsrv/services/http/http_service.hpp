@@ -4,7 +4,7 @@
 // root and name rules as the file protocol. This header owns its
 // registration (info()), the per-process HttpService, the web pages and
 // the reply wording (the status of a storage error, error bodies, the
-// Server field; the reply heads are HttpSession::reply_head,
+// Server field, the fields every reply head starts with: head_fields,
 // http_reply.cpp). Each connection is an
 // HttpSession (http_session.hpp): it drives a RequestParser (llhttp),
 // answers one request at a time (pipelined requests wait, the parser
@@ -76,6 +76,13 @@ inline const std::string kServer = server_token();
 
 /// The type of the service's own text bodies (errors, confirmations).
 inline constexpr std::string_view kText = "text/plain; charset=utf-8";
+
+/// A reply's head up to its Connection field: status line, Date (`date`),
+/// Server, `extra` (complete field lines), Content-Type unless `type` is
+/// empty, Content-Length unless `length` < 0. `reserve`: bytes the caller
+/// appends after it (reserved, so no reallocation).
+std::string head_fields(int status, std::string_view date, std::string_view type, int64_t length,
+                        std::string_view extra = {}, size_t reserve = 0);
 
 /// HTTP status for a storage failure (the file protocol words the same
 /// codes as text, src/services/file/reply.cpp).

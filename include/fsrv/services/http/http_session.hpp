@@ -123,17 +123,14 @@ class HttpSession final : public reactor::ConnectionHandler,
   void dispatch();
   void request_done();
 
-  /// Head of a reply: status line, Date, Server, `extra` (complete field
-  /// lines), Content-Type, Content-Length (unless `length` < 0) and the
-  /// Connection field our keep-alive decision needs. `body_reserve`:
-  /// bytes of body the caller appends (reserved, so no reallocation).
+  /// Head of a reply: head_fields (the service's Date) and the Connection
+  /// field our keep-alive decision needs. `body_reserve`: bytes of body the
+  /// caller appends (reserved, so no reallocation).
   std::string reply_head(int status, std::string_view type, int64_t length,
                          std::string_view extra = {}, size_t body_reserve = 0);
   /// Sends a whole reply in one write (body dropped for HEAD) and finishes.
   void reply(int status, std::string_view type, std::string_view body, std::string_view extra = {});
   void finish(int status, uint64_t body_bytes);
-  /// The info log line and access-log record of a finished request.
-  void log_request(int status, uint64_t body_bytes, double secs, bool info, bool access);
   void count_once(int status);
 
   void start_get(std::string name, bool head_only);
@@ -227,6 +224,13 @@ class HttpSession final : public reactor::ConnectionHandler,
   bool file_seen_ = false;
   bool in_file_ = false;
   std::shared_ptr<transfer::UploadSink> sink_;
+  /// Cancels the upload in progress, if any (an old file of its name
+  /// stays), and drops the body bytes held back for it.
+  void cancel_upload() {
+    if (sink_) sink_->cancel();
+    sink_.reset();
+    if (rq_) rq_->overflow.clear();
+  }
 
   std::shared_ptr<transfer::FileSender> get_;
 };

@@ -53,6 +53,9 @@ class MultipartReader {
  private:
   enum class State { kPreamble, kDelimLine, kPadding, kHeaders, kBody, kEpilogue, kFailed };
   bool fail(std::string why);
+  /// One step over buf_ from pos_; false once it needs more bytes, the
+  /// body closed or it failed.
+  bool step(MultipartHandler& handler);
 
   std::string delim_;      ///< CR LF "--" boundary
   std::string buf_;        ///< unread bytes (starts with a CR LF: see the .cpp)
