@@ -1,5 +1,7 @@
 #include "fsrv/services/service.hpp"
 
+#include <algorithm>
+
 namespace fsrv::services {
 
 std::string busy_text(reactor::Refusal why, int limit) {
@@ -40,10 +42,8 @@ std::unique_ptr<reactor::ConnectionHandler> Service::make_handler(reactor::Conne
 }
 
 const ServiceInfo* find(std::string_view name) {
-  for (const ServiceInfo& s : registry()) {
-    if (s.name == name) return &s;
-  }
-  return nullptr;
+  auto it = std::ranges::find(registry(), name, &ServiceInfo::name);
+  return it == registry().end() ? nullptr : &*it;
 }
 
 void register_stats(const std::vector<Listening>& listeners, stats::Schema& schema) {
@@ -69,32 +69,24 @@ void register_stats(const std::vector<Listening>& listeners, stats::Schema& sche
 std::string check_policy(const Listening& listening) {
   const ListenSpec& listener = listening.spec;
   const ServiceInfo* info = listening.service;
-  const std::string at = listener.service + " on " + listener.endpoint.text() + ": ";
+  std::string why;
   if (listener.policy.read_only && !(info->policy_keys & kPolicyReadOnly)) {
-    return at +
-           "the service does not honour ',ro' (fileserver --services lists the keys each "
-           "service honours)";
+    why = "the service does not honour ',ro'";
+  } else if (listener.policy.auth != AuthScope::kNone && !(info->policy_keys & kPolicyAuth)) {
+    why = "the service has no way to carry an account: ',auth=' refused";
   }
-  if (listener.policy.auth != AuthScope::kNone && !(info->policy_keys & kPolicyAuth)) {
-    return at +
-           "the service has no way to carry an account: ',auth=' refused (fileserver "
-           "--services lists the keys each service honours)";
-  }
-  return "";
+  if (why.empty()) return "";
+  return listener.service + " on " + listener.endpoint.text() + ": " + why +
+         " (fileserver --services lists the keys each service honours)";
 }
 
 std::string policy_keys_text(const ServiceInfo& info) {
-  if (info.policy_keys == (kPolicyReadOnly | kPolicyAuth)) return "ro, auth";
-  if (info.policy_keys == kPolicyReadOnly) return "ro";
-  if (info.policy_keys == kPolicyAuth) return "auth";
-  return "open only";
+  static constexpr const char* kText[] = {"open only", "ro", "auth", "ro, auth"};
+  return kText[info.policy_keys & (kPolicyReadOnly | kPolicyAuth)];
 }
 
 bool ServiceSet::datagram_busy() const {
-  for (const auto& d : owned_datagram_) {
-    if (d->busy()) return true;
-  }
-  return false;
+  return std::ranges::any_of(owned_datagram_, [](const auto& d) { return d->busy(); });
 }
 
 void ServiceSet::force_datagrams() {

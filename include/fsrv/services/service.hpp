@@ -161,11 +161,11 @@ struct ServiceInfo {
   std::vector<int> default_ports;  ///< the course's ports (`make run-server`, --all-services)
   std::string_view try_command;    ///< a shell command to try it ("{port}" = its port)
   /// Registers the service's counters (before any fork).
-  void (*register_stats)(stats::Schema& schema);
-  /// Bytes sent to a client refused at accept (busy, shutting down).
-  std::string (*refusal)(reactor::Refusal why, int limit);
+  void (*register_stats)(stats::Schema& schema) = nullptr;
+  /// Bytes sent to a client refused at accept (busy, shutting down); stream services only.
+  std::string (*refusal)(reactor::Refusal why, int limit) = nullptr;
   /// Makes the service for one serving process (stream services).
-  std::unique_ptr<Service> (*create)(Shared& shared);
+  std::unique_ptr<Service> (*create)(Shared& shared) = nullptr;
   /// kDatagram: listeners are UDP sockets and create_datagram makes the
   /// service (create is then null).
   Transport transport = Transport::kStream;
@@ -220,7 +220,6 @@ class ServiceSet {
   reactor::DatagramHandler& datagram_for_listener(size_t index) {
     return *datagram_by_listener_[index];
   }
-  size_t size() const { return by_listener_.size(); }
   /// Some datagram service still has work after shutdown began.
   bool datagram_busy() const;
   /// Ends every datagram service's remaining work (DatagramService::force_stop).

@@ -94,18 +94,16 @@ std::unique_ptr<reactor::ConnectionHandler> EchoService::create_handler(reactor:
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
-      "echo",
-      "echo (tugas 1): every byte sent back in order until the client closes",
-      {31000, 31001, 31002},
-      "echo 'PEMROGRAMAN JARINGAN' | nc -q1 127.0.0.1 {port}",
-      [](stats::Schema& schema) { schema.add("echo/bytes"); },
-      [](reactor::Refusal, int) { return std::string(); },
-      [](Shared& shared) -> std::unique_ptr<Service> {
+      .name = "echo",
+      .description = "echo (tugas 1): every byte sent back in order until the client closes",
+      .default_ports = {31000, 31001, 31002},
+      .try_command = "echo 'PEMROGRAMAN JARINGAN' | nc -q1 127.0.0.1 {port}",
+      .register_stats = [](stats::Schema& schema) { schema.add("echo/bytes"); },
+      .refusal = [](reactor::Refusal, int) { return std::string(); },
+      .create = [](Shared& shared) -> std::unique_ptr<Service> {
         return std::make_unique<EchoService>(shared);
       },
-      Transport::kStream,
-      nullptr,
-      kPolicyReadOnly};
+      .policy_keys = kPolicyReadOnly};
   return kInfo;
 }
 

@@ -3,7 +3,6 @@
 // through the kit's PayloadReader (a byte count) into a
 // transfer::UploadSink (session_session.hpp).
 
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,7 +110,6 @@ void SessionConn::start_download(std::string name) {
         }
         transfer::SendOptions o;
         o.prefix = pack_i32(static_cast<int32_t>(opened.value.size()));
-        o.transform = transfer::Transform::kIdentity;
         get_ = transfer::send_file(conn_, *shared_.executor, std::move(opened.value), std::move(o),
                                    [this](Status s) {
                                      get_.reset();
@@ -150,7 +148,6 @@ void SessionConn::start_upload(std::string name, int32_t size) {
   started_ = Clock::now();
   transfer::UploadSink::Options o;
   o.name = std::move(name);
-  o.transform = transfer::Transform::kIdentity;
   o.max_bytes = shared_.config->max_upload;
   // The payload is `size` bytes; what follows is the next command. Then
   // "received" and the float.
@@ -162,7 +159,7 @@ void SessionConn::start_upload(std::string name, int32_t size) {
       return;
     }
     conn_.write_owned("received");
-    send_float_later(Verb::kUpload);
+    send_float_later();
   });
 }
 

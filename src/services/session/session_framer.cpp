@@ -3,6 +3,7 @@
 #include "fsrv/services/session/session_framer.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 namespace fsrv::services::session {
@@ -30,14 +31,9 @@ Frame error(std::string why) {
 std::string shown(std::string_view bytes) {
   std::string out;
   for (unsigned char c : bytes.substr(0, 16)) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
+    char hex[5];
+    snprintf(hex, sizeof hex, "\\x%02x", c);
+    out += c >= 0x20 && c < 0x7f && c != '\\' ? std::string(1, static_cast<char>(c)) : hex;
   }
   return out;
 }
@@ -53,8 +49,7 @@ Frame word(std::string_view in) {
   size_t decided = 0;  // the longest start of a word that `rest` starts with
   for (size_t v = 0; v < std::size(kWords); ++v) {
     const std::string_view w = kWords[v];
-    size_t k = 0;
-    while (k < w.size() && k < rest.size() && w[k] == rest[k]) ++k;
+    const auto k = static_cast<size_t>(std::ranges::mismatch(w, rest).in1 - w.begin());
     if (k == w.size()) {
       f.kind = Frame::Kind::kWord;
       f.verb = static_cast<Verb>(v);
@@ -69,21 +64,6 @@ Frame word(std::string_view in) {
   return error("unknown command word: \"" + shown(rest.substr(0, decided + 1)) + "\"");
 }
 
-// `h` length + name starting at `at`; sets f.name and returns the end
-// offset, or 0 when more bytes are needed (f.kind = kError if malformed).
-size_t name_field(std::string_view in, size_t at, Frame& f) {
-  if (in.size() < at + 2) return 0;
-  const int len = static_cast<int16_t>(read_le(in, at, 2));
-  if (len < 1 || len > kMaxNameBytes) {
-    f = error("name length " + std::to_string(len) + " outside 1.." +
-              std::to_string(kMaxNameBytes));
-    return 0;
-  }
-  if (in.size() < at + 2 + static_cast<size_t>(len)) return 0;
-  f.name.assign(in.data() + at + 2, static_cast<size_t>(len));
-  return at + 2 + static_cast<size_t>(len);
-}
-
 }  // namespace
 
 std::string_view verb_name(Verb verb) { return kWords[static_cast<int>(verb)]; }
@@ -95,36 +75,38 @@ Frame next_frame(std::string_view in, Want want) {
       return word(in);
     case Want::kName:
     case Want::kUploadHeader: {
-      const size_t end = name_field(in, 0, f);
-      const size_t size_bytes = want == Want::kUploadHeader ? 4 : 0;  // `i` after the name
-      if (f.kind == Frame::Kind::kError || end == 0 || in.size() < end + size_bytes) {
-        f.name.clear();
-        return f;
+      // `h` name length, the name, then an upload's `i` size.
+      if (in.size() < 2) return f;
+      const int len = static_cast<int16_t>(read_le(in, 0, 2));
+      if (len < 1 || len > kMaxNameBytes) {
+        return error("name length " + std::to_string(len) + " outside 1.." +
+                     std::to_string(kMaxNameBytes));
       }
+      const size_t size_at = 2 + static_cast<size_t>(len);
+      const size_t end = size_at + (want == Want::kUploadHeader ? 4 : 0);
+      if (in.size() < end) return f;
+      f.name.assign(in.data() + 2, static_cast<size_t>(len));
+      f.consumed = end;
       f.kind = Frame::Kind::kName;
-      f.consumed = end + size_bytes;
       if (want == Want::kName) return f;
-      f.size = static_cast<int32_t>(read_le(in, end, 4));
+      f.size = static_cast<int32_t>(read_le(in, size_at, 4));
       if (f.size < 0) return error("negative upload size " + std::to_string(f.size));
       f.kind = Frame::Kind::kUploadHeader;
       return f;
     }
     case Want::kAck:
+    case Want::kConfirm: {
       if (in.empty()) return f;
-      if (in[0] != '1')
-        return error("expected the ack '1', got \"" + shown(in.substr(0, 1)) + "\"");
-      f.kind = Frame::Kind::kAck;
-      f.consumed = 1;
-      return f;
-    case Want::kConfirm:
-      if (in.empty()) return f;
-      if (in[0] != 'Y' && in[0] != 'y' && in[0] != 'N' && in[0] != 'n') {
-        return error("expected Y or N, got \"" + shown(in.substr(0, 1)) + "\"");
+      const bool ack = want == Want::kAck;
+      if (ack ? in[0] != '1' : std::string_view("YyNn").find(in[0]) == std::string_view::npos) {
+        return error(std::string(ack ? "expected the ack '1'" : "expected Y or N") + ", got \"" +
+                     shown(in.substr(0, 1)) + "\"");
       }
-      f.kind = Frame::Kind::kConfirm;
+      f.kind = ack ? Frame::Kind::kAck : Frame::Kind::kConfirm;
       f.yes = in[0] == 'Y' || in[0] == 'y';
       f.consumed = 1;
       return f;
+    }
   }
   return error("bad state");
 }

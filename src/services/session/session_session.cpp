@@ -118,8 +118,7 @@ void SessionConn::on_word(Verb verb) {
   begin_record();
   switch (verb) {
     case Verb::kConnme:
-      conn_.write_owned("connected");
-      count_request(verb, true);
+      finish(verb, true, "connected");
       return;
     case Verb::kByebye:
       count_request(verb, true);
@@ -129,35 +128,27 @@ void SessionConn::on_word(Verb verb) {
       start_ls();
       return;
     case Verb::kUpload:
-      conn_.write_owned("ready");
-      want_ = Want::kUploadHeader;
-      return;
     case Verb::kDownload:
     case Verb::kRm:
     case Verb::kSize:
       conn_.write_owned("ready");
-      want_ = Want::kName;
+      want_ = verb == Verb::kUpload ? Want::kUploadHeader : Want::kName;
       return;
   }
 }
 
+// want_ is kName only after download, size or rm, and kAck only within
+// ls or after a download's bytes (on_word, send_ls_entry, start_download).
 void SessionConn::on_name(std::string name) {
-  switch (verb_) {
-    case Verb::kDownload:
-      start_download(std::move(name));
-      return;
-    case Verb::kSize:
-      run_size(std::move(name));
-      return;
-    case Verb::kRm:
-      // The seed's server deleted here, before reading the answer; we wait
-      // for it (docs/services/session.md).
-      name_ = std::move(name);
-      want_ = Want::kConfirm;
-      return;
-    default:
-      fail("name frame outside download/size/rm");
-      return;
+  if (verb_ == Verb::kDownload) {
+    start_download(std::move(name));
+  } else if (verb_ == Verb::kSize) {
+    run_size(std::move(name));
+  } else {
+    // rm: the seed's server deleted here, before reading the answer; we
+    // wait for it (docs/services/session.md).
+    name_ = std::move(name);
+    want_ = Want::kConfirm;
   }
 }
 
@@ -165,36 +156,25 @@ void SessionConn::on_ack() {
   if (verb_ == Verb::kLs) {
     ++next_entry_;
     send_ls_entry();
-    return;
+  } else {
+    send_float_later();  // the download's seconds
   }
-  if (verb_ == Verb::kDownload) {
-    send_float_later(Verb::kDownload);
-    return;
-  }
-  fail("unexpected ack");
 }
 
 void SessionConn::on_confirm(bool yes) {
+  Refusal r = service_.policy().refuse(Access::kDelete, Role::kAnonymous);
   if (!yes) {
-    // "N": the seed's client expects nothing back.
-    count_request(Verb::kRm, true);
-    back_to_word();
-    return;
-  }
-  if (Refusal r = service_.policy().refuse(Access::kDelete, Role::kAnonymous);
-      r != Refusal::kNone) {
+    finish(Verb::kRm, true, {});  // "N": the seed's client expects nothing back
+  } else if (r != Refusal::kNone) {
     // rm's own failure answer; the session goes on.
     FSRV_LOG_INFO("session: rm %s: %s", name_.c_str(), refusal_text(r, Access::kDelete).c_str());
-    conn_.write_owned(pack_i32(-1));
-    count_request(Verb::kRm, false);
-    back_to_word();
-    return;
+    finish(Verb::kRm, false, pack_i32(-1));
+  } else {
+    run_rm();
   }
-  run_rm();
 }
 
-void SessionConn::send_float_later(Verb verb) {
-  verb_ = verb;
+void SessionConn::send_float_later() {
   loop_.begin();
   conn_.pause_reading();
   later_ = pack_f32(std::chrono::duration<float>(Clock::now() - started_).count());

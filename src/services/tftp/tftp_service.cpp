@@ -78,25 +78,24 @@ void RequestPort::on_datagram(reactor::DatagramListener& listener, const sockadd
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
-      "tftp",
-      "tftp (RFC 1350 + options): TFTP server on the storage root",
-      {6969},
-      "curl -s tftp://127.0.0.1:{port}/NAME -o NAME",
-      [](stats::Schema& schema) {
-        for (const char* p : {"rrq/ok", "rrq/failed", "wrq/ok", "wrq/failed", "retransmits",
-                              "bad_packets", "bytes/sent", "bytes/received", "refused/address",
-                              "refused/unheard", "errors_dropped"}) {
-          schema.add(std::string("tftp/") + p);
-        }
-      },
-      [](reactor::Refusal, int) { return std::string(); },
-      nullptr,
-      Transport::kDatagram,
-      [](Shared& shared) -> std::unique_ptr<DatagramService> {
+      .name = "tftp",
+      .description = "tftp (RFC 1350 + options): TFTP server on the storage root",
+      .default_ports = {6969},
+      .try_command = "curl -s tftp://127.0.0.1:{port}/NAME -o NAME",
+      .register_stats =
+          [](stats::Schema& schema) {
+            for (const char* p : {"rrq/ok", "rrq/failed", "wrq/ok", "wrq/failed", "retransmits",
+                                  "bad_packets", "bytes/sent", "bytes/received", "refused/address",
+                                  "refused/unheard", "errors_dropped"}) {
+              schema.add(std::string("tftp/") + p);
+            }
+          },
+      .transport = Transport::kDatagram,
+      .create_datagram = [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<RequestPort>(shared);
       },
-      kPolicyReadOnly,
-      add_options};
+      .policy_keys = kPolicyReadOnly,
+      .add_options = add_options};
   return kInfo;
 }
 

@@ -276,25 +276,24 @@ void Sender::on_timer() { service.idle(*this); }
 
 const ServiceInfo& info() {
   static const ServiceInfo kInfo{
-      "udp-sink",
-      "udp-sink (tugas 2, UDP): datagrams saved per sender as udp-IP-PORT-TIME.bin",
-      {5005},
-      "bin/udpsend -p {port} FILE",
-      [](stats::Schema& schema) {
-        for (const char* p :
-             {"datagrams", "bytes", "dropped", "quota_dropped", "senders_full_dropped",
-              "readonly_dropped", "files/committed", "files/failed"}) {
-          schema.add(std::string("udp-sink/") + p);
-        }
-      },
-      [](reactor::Refusal, int) { return std::string(); },
-      nullptr,
-      Transport::kDatagram,
-      [](Shared& shared) -> std::unique_ptr<DatagramService> {
+      .name = "udp-sink",
+      .description = "udp-sink (tugas 2, UDP): datagrams saved per sender as udp-IP-PORT-TIME.bin",
+      .default_ports = {5005},
+      .try_command = "bin/udpsend -p {port} FILE",
+      .register_stats =
+          [](stats::Schema& schema) {
+            for (const char* p :
+                 {"datagrams", "bytes", "dropped", "quota_dropped", "senders_full_dropped",
+                  "readonly_dropped", "files/committed", "files/failed"}) {
+              schema.add(std::string("udp-sink/") + p);
+            }
+          },
+      .transport = Transport::kDatagram,
+      .create_datagram = [](Shared& shared) -> std::unique_ptr<DatagramService> {
         return std::make_unique<UdpSinkService>(shared);
       },
-      kPolicyReadOnly,
-      add_options};
+      .policy_keys = kPolicyReadOnly,
+      .add_options = add_options};
   return kInfo;
 }
 

@@ -12,7 +12,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -80,8 +79,8 @@ class SessionConn final : public kit::StreamSession {
   /// The command is over: the next frame is a command word (and a
   /// shutdown that waited for this closes now).
   void back_to_word();
-  /// A command in progress ends: writes `reply`, counts it, and takes the
-  /// next command word.
+  /// A command ends: writes `reply` (nothing when empty), counts it, and
+  /// takes the next command word.
   void finish(Verb verb, bool ok, std::string_view reply);
   /// Counts a finished command and writes its access log line.
   void count_request(Verb verb, bool ok);
@@ -97,7 +96,7 @@ class SessionConn final : public kit::StreamSession {
   void start_download(std::string name);
   void run_size(std::string name);
   void run_rm();
-  void send_float_later(Verb verb);
+  void send_float_later();
 
   SessionService& service_;
   Shared& shared_;
