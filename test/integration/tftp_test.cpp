@@ -240,11 +240,16 @@ bool no_temporaries(const std::string& dir) {
 
 /// Starts an octet write of `name` and sends block 1 (512 bytes of 'x'),
 /// asserting ACK 0 and ACK 1: a transfer in progress, as a client leaves it.
+/// A repeated ACK 0 before ACK 1 (the server's timeout ran out before block
+/// 1 came, as on a loaded machine with a short --tftp-timeout) is skipped,
+/// as a client ignores a duplicate (RFC 1350 section 2).
 void begin_write(Client& c, const std::string& name) {
   c.send_request("\0\2"s + name + "\0octet\0"s);
   ASSERT_EQ(c.recv(), ack(0));
   c.send(data_packet(1, std::string(512, 'x')));
-  ASSERT_EQ(c.recv(), ack(1));
+  auto p = c.recv();
+  for (int i = 0; i < 4 && p == ack(0); ++i) p = c.recv();
+  ASSERT_EQ(p, ack(1));
 }
 
 TEST_P(TftpModes, AbandonedWriteKeepsTheOldFileAndNoTemporary) {

@@ -794,7 +794,7 @@ class MaxUploadTest(ServerCase):
         result = None
         for block in range(1, 40):
             r.send(data(block, b"s" * 512))
-            got = r.recv()
+            got = r.recv_after(block - 1)
             self.assertIsNotNone(got, "no answer to block %d" % block)
             if got[0] == OP_ERROR:
                 result = got[1]

@@ -269,6 +269,15 @@ class Raw:
         op, fields = parse(pkt)
         return op, fields, src
 
+    def recv_after(self, last_acked):
+        """recv(), skipping repeated ACKs of blocks up to `last_acked`: a
+        server whose timeout ran out before our next DATA repeats its last
+        ACK, a duplicate a client ignores (RFC 1350 section 2)."""
+        while True:
+            got = self.recv()
+            if got is None or got[0] != OP_ACK or got[1] > last_acked:
+                return got
+
     def close(self):
         self.sock.close()
 
