@@ -15,7 +15,7 @@ namespace fsrv::services::chat {
 namespace {
 
 // chat_server.py: hasil = json.dumps(...) + "\r\n\r\n".
-constexpr std::string_view kReplyEnd = "\r\n\r\n";
+constexpr char kReplyEnd[] = "\r\n\r\n";
 
 // Reply texts of chat.py, byte for byte (its typo "Kash" included).
 constexpr std::string_view kMsgUnknownCommand = "**Protocol Tidak Benar";
@@ -52,9 +52,7 @@ std::string reply(std::string_view status, std::string_view key, std::string_vie
   w.field("status", status);
   w.field(key, value);
   w.end_object();
-  std::string out = w.take();
-  out += kReplyEnd;
-  return out;
+  return w.take() + kReplyEnd;
 }
 
 // The reply for `outcome`: {"status": "OK", KEY: VALUE} when kOk, else its error.
@@ -156,9 +154,7 @@ std::string InboxReply::next(size_t budget) {
   w_.end_object();
   w_.end_object();
   done_ = true;
-  std::string out = w_.drain();
-  out += kReplyEnd;
-  return out;
+  return w_.drain() + kReplyEnd;
 }
 
 Reply execute_reply(ChatStore& store, const Command& cmd) {

@@ -1,10 +1,9 @@
 // Chat state in SQLite (see sqlite_chat_store.hpp for the transaction and
 // durability design).
 //
-// Inside this file every SQLite failure throws StoreError with SQLite's
-// primary result code; each public operation catches it at its boundary,
-// rolls back and reports Outcome::kStoreError, so no path forgets a return
-// code.
+// Inside this file every SQLite failure throws StoreError (its code
+// SQLite's); each public operation catches it at its boundary, rolls back
+// and reports Outcome::kStoreError, so no path forgets a return code.
 
 #include "fsrv/services/chat/sqlite_chat_store.hpp"
 
@@ -66,8 +65,7 @@ struct SqliteDb final : StoreDb {
   // A cached statement; $N is SQLite's ?N (a $NAME would be numbered by
   // first appearance instead).
   sqlite3_stmt* prepare(const char* sql) {
-    auto it = stmts.find(sql);
-    if (it != stmts.end()) return it->second;
+    if (auto it = stmts.find(sql); it != stmts.end()) return it->second;
     std::string text(sql);
     std::ranges::replace(text, '$', '?');
     sqlite3_stmt* s = nullptr;
