@@ -15,25 +15,27 @@ namespace fsrv::services::chat {
 namespace {
 
 // chat_server.py: hasil = json.dumps(...) + "\r\n\r\n".
-constexpr std::string_view kReplyEnd = "\r\n\r\n";
+constexpr char kReplyEnd[] = "\r\n\r\n";
 
 // Reply texts of chat.py, byte for byte (its typo "Kash" included).
 constexpr std::string_view kMsgUnknownCommand = "**Protocol Tidak Benar";
 constexpr std::string_view kMsgMissingArgument = "--Protocol Tidak Benar";
-constexpr std::string_view kMsgBadToken = "Informasi tidak ditemukan";
-constexpr std::string_view kMsgNoSuchUser = "User Tidak Ada";
-constexpr std::string_view kMsgWrongPassword = "Password Salah";
-constexpr std::string_view kMsgNoSuchReceiver = "User Tidak Ditemukan";
-constexpr std::string_view kMsgInboxFull =
-    "Inbox Penuh (the receiver's inbox is full: it must be read first)";
 constexpr std::string_view kMsgSent = "Message Sent";
 constexpr std::string_view kMsgLogout = "Terima Kash Telah Menggunakan Service Ini";
-// Ours: no counterpart in chat.py.
-constexpr std::string_view kMsgServerError = "Server Error";
-// Not in chat.py (its state is in memory); worded like its messages, with
-// the English beside it as in our other additions.
-constexpr std::string_view kMsgUnavailable =
-    "Database Tidak Tersedia, Coba Lagi (chat database unavailable, try again)";
+// The error message of each outcome (index = Outcome; kOk never is one):
+// chat.py's texts byte for byte where it has the case.
+constexpr std::string_view kOutcomeMessages[] = {
+    "Server Error",               // kOk: never used
+    "User Tidak Ada",             // kNoSuchUser
+    "Password Salah",             // kWrongPassword
+    "Informasi tidak ditemukan",  // kBadToken
+    "User Tidak Ditemukan",       // kNoSuchReceiver
+    "Inbox Penuh (the receiver's inbox is full: it must be read first)",
+    "Server Error",  // kStoreError: ours, no counterpart in chat.py
+    // kUnavailable: not in chat.py (its state is in memory); worded like its
+    // messages, with the English beside it as in our other additions.
+    "Database Tidak Tersedia, Coba Lagi (chat database unavailable, try again)"};
+static_assert(std::size(kOutcomeMessages) == static_cast<size_t>(Outcome::kUnavailable) + 1);
 constexpr std::string_view kMsgLineTooLong = "Baris Terlalu Panjang (maks 65536 byte)";
 static_assert(kMaxLineBytes == 65536, "update kMsgLineTooLong");
 
@@ -50,16 +52,8 @@ std::string reply(std::string_view status, std::string_view key, std::string_vie
   w.field("status", status);
   w.field(key, value);
   w.end_object();
-  std::string out = w.take();
-  out += kReplyEnd;
-  return out;
+  return w.take() + kReplyEnd;
 }
-
-// The error message of each outcome (index = Outcome; kOk never is one).
-constexpr std::string_view kOutcomeMessages[] = {
-    kMsgServerError,    kMsgNoSuchUser, kMsgWrongPassword, kMsgBadToken,
-    kMsgNoSuchReceiver, kMsgInboxFull,  kMsgServerError,   kMsgUnavailable};
-static_assert(std::size(kOutcomeMessages) == static_cast<size_t>(Outcome::kUnavailable) + 1);
 
 // The reply for `outcome`: {"status": "OK", KEY: VALUE} when kOk, else its error.
 std::string answer(Outcome outcome, std::string_view key, std::string_view value) {
@@ -84,8 +78,7 @@ constexpr CommandSpec kCommands[] = {{"auth", CommandKind::kAuth, 2},
 
 std::string_view python_strip(std::string_view text) {
   size_t begin = text.size(), end = 0;  // first / one past last non-space
-  size_t i = 0;
-  while (i < text.size()) {
+  for (size_t i = 0; i < text.size();) {
     const codec::Utf8Step step = codec::utf8_next(text, i);
     if (!step.valid || !is_python_space(step.code_point)) {
       if (begin == text.size()) begin = i;
@@ -93,8 +86,7 @@ std::string_view python_strip(std::string_view text) {
     }
     i += step.size;
   }
-  if (begin >= end) return text.substr(0, 0);
-  return text.substr(begin, end - begin);
+  return begin >= end ? text.substr(0, 0) : text.substr(begin, end - begin);
 }
 
 Command parse_line(std::string_view line) {
@@ -121,28 +113,23 @@ Command parse_line(std::string_view line) {
   if (cmd.kind == CommandKind::kSend) {
     // chat.py joins j[3:] with spaces; we strip the result (the rest of the
     // stripped line after USER's separating space).
-    std::string_view rest;
-    if (words.size() > 3) {
-      const size_t offset = static_cast<size_t>(words[3].data() - stripped.data());
-      rest = stripped.substr(offset);
-    }
+    const std::string_view rest =
+        words.size() > 3 ? stripped.substr(words[3].data() - stripped.data()) : std::string_view();
     cmd.args.emplace_back(python_strip(rest));
   }
   cmd.error = ParseError::kNone;
   return cmd;
 }
 
-InboxReply::InboxReply(std::vector<InboxGroup> groups) : groups_(std::move(groups)) {}
+InboxReply::InboxReply(std::vector<InboxGroup> groups) : groups_(std::move(groups)) {
+  w_.begin_object();
+  w_.field("status", "OK");
+  w_.key("messages");
+  w_.begin_object();
+}
 
 std::string InboxReply::next(size_t budget) {
   if (done_) return {};
-  if (!started_) {
-    started_ = true;
-    w_.begin_object();
-    w_.field("status", "OK");
-    w_.key("messages");
-    w_.begin_object();
-  }
   while (group_ < groups_.size()) {
     InboxGroup& g = groups_[group_];
     if (message_ == 0) {
@@ -167,9 +154,7 @@ std::string InboxReply::next(size_t budget) {
   w_.end_object();
   w_.end_object();
   done_ = true;
-  std::string out = w_.drain();
-  out += kReplyEnd;
-  return out;
+  return w_.drain() + kReplyEnd;
 }
 
 Reply execute_reply(ChatStore& store, const Command& cmd) {
@@ -191,10 +176,7 @@ Reply execute_reply(ChatStore& store, const Command& cmd) {
     case CommandKind::kListUser: {
       ListUserResult r = store.listuser(cmd.args.at(0));
       std::string names;
-      for (const std::string& u : r.usernames) {
-        names += u;
-        names += ' ';
-      }
+      for (const std::string& u : r.usernames) names += u + ' ';
       return {answer(r.outcome, "listuseraktif", names)};
     }
     case CommandKind::kLogout:

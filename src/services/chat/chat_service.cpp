@@ -58,7 +58,7 @@ class ChatService final : public Service {
       : Service(shared, info()),
         counters(*this),
         too_long(counter("lines_too_long")),
-        throttled_(counter("logins_throttled")) {
+        throttled(counter("logins_throttled")) {
     const Options& options = shared.config->services.get<Options>();
     Result<ChatDb> db = parse_chat_db(options.db, shared.root->path());
     if (!db.ok()) throw std::runtime_error(db.error);
@@ -101,19 +101,12 @@ class ChatService final : public Service {
   }
   DbWorkers& db() { return *db_; }
 
-  /// Milliseconds `address` must still wait before an auth is tried (its
-  /// failed logins are over LoginThrottle's limit); counts the refusal.
-  uint64_t login_blocked(const std::string& address, uint64_t now_ms) {
-    uint64_t wait = throttle_.blocked_for(address, now_ms);
-    if (wait > 0) count(throttled_);
-    return wait;
-  }
   /// The outcome of an auth that ran: a failure counts against the
   /// address, logged (rate-limited) when it blocks it.
   void login_done(const std::string& address, bool ok, uint64_t now_ms) {
     if (ok) {
-      throttle_.succeeded(address);
-    } else if (throttle_.failed(address, now_ms) && log_limit_.allow(now_ms)) {
+      throttle.succeeded(address);
+    } else if (throttle.failed(address, now_ms) && log_limit_.allow(now_ms)) {
       FSRV_LOG_WARN(
           "chat: %d failed logins from %s within %llu s: its logins are refused until "
           "then (%llu similar lines suppressed)",
@@ -122,16 +115,16 @@ class ChatService final : public Service {
           static_cast<unsigned long long>(log_limit_.take_suppressed()));
     }
   }
-  Counters counters;        ///< "chat/commands/VERB/{ok,failed}"
-  stats::Counter too_long;  ///< "chat/lines_too_long"
+  Counters counters;         ///< "chat/commands/VERB/{ok,failed}"
+  stats::Counter too_long;   ///< "chat/lines_too_long"
+  stats::Counter throttled;  ///< "chat/logins_throttled"
+  LoginThrottle throttle;    ///< failed logins per address
 
  protected:
   std::unique_ptr<reactor::ConnectionHandler> create_handler(Connection& conn) override;
 
  private:
   std::unique_ptr<DbWorkers> db_;
-  stats::Counter throttled_;
-  LoginThrottle throttle_;
   reactor::LogLimiter log_limit_;
 };
 
@@ -144,13 +137,7 @@ class ChatSession final : public kit::StreamSession {
     eof_ = true;
     process_input();
   }
-  void on_drain() override {
-    if (inbox_) {
-      write_inbox();
-    } else {
-      process_input();
-    }
-  }
+  void on_drain() override { inbox_ ? write_inbox() : process_input(); }
   /// chat-cli.py keeps one connection for the whole session and never
   /// reconnects, and the course server never times out: a quiet connection
   /// stays open (it holds no buffer); a line that never ends is the
@@ -216,7 +203,8 @@ void ChatSession::run(Command cmd) {
     // Over the failed-login limit: refused before any password is hashed.
     address = conn_.peer();
     address = address.substr(0, address.rfind(':'));
-    if (uint64_t wait = service_.login_blocked(address, conn_.now_ms()); wait > 0) {
+    if (uint64_t wait = service_.throttle.blocked_for(address, conn_.now_ms()); wait > 0) {
+      service_.count(service_.throttled);
       service_.counters.count(cmd.kind, false);
       conn_.write_owned(
           reply_error("Terlalu Banyak Login Gagal (too many failed logins from your "

@@ -24,9 +24,6 @@ namespace fsrv::services::chat {
 
 namespace {
 
-// Sessions store BLAKE2b-256 of the token, not the token itself.
-constexpr size_t kTokenHashBytes = 32;
-
 // A token is a UUID4 text: 32 hex digits and 4 dashes.
 constexpr size_t kTokenLength = 36;
 
@@ -70,18 +67,20 @@ CREATE INDEX IF NOT EXISTS messages_receiver ON messages(receiver_id, id);
 CREATE INDEX IF NOT EXISTS messages_sender ON messages(sender_id);
 )sql";
 
-// Runs `body(r)` on a fresh result `R` (AuthResult, StatusResult, ...), its
-// outcome what `body` returns. Not open: `r.error` says so and the outcome
-// stays kStoreError. A StoreError thrown by `body`: the result is reset to
-// only that error's outcome and text (a failed commit delivers nothing).
+// Runs `body(r)` on a fresh result `R` (AuthResult, StatusResult, ...)
+// after `db->ensure()`, its outcome what `body` returns. Not open (`db`
+// null): `r.error` says so and the outcome stays kStoreError. A StoreError
+// thrown by ensure or `body`: the result is reset to only that error's
+// outcome and text (a failed commit delivers nothing).
 template <class R, class Body>
-R store_call(bool open, Body&& body) {
+R store_call(StoreDb* db, Body&& body) {
   R r;
-  if (!open) {
+  if (db == nullptr) {
     r.error = "chat store not open";
     return r;
   }
   try {
+    db->ensure();
     r.outcome = body(r);
   } catch (const StoreError& e) {
     r = R{};
@@ -106,6 +105,14 @@ std::string new_uuid4() {
     s.push_back(kHex[b[i] & 0xF]);
   }
   return s;
+}
+
+// The stored form of a token: BLAKE2b-256 (crypto_generichash).
+std::string token_hash(std::string_view token) {
+  std::array<unsigned char, crypto_generichash_BYTES> out{};
+  crypto_generichash(out.data(), out.size(), reinterpret_cast<const unsigned char*>(token.data()),
+                     token.size(), nullptr, 0);
+  return std::string(reinterpret_cast<const char*>(out.data()), out.size());
 }
 
 // The statements of the operations, in the SQL both backends speak
@@ -163,7 +170,7 @@ std::optional<UserRow> find_user(StoreDb& db, std::string_view username) {
 // expired row is deleted).
 int64_t session_user(StoreDb& db, std::string_view token) {
   if (token.size() != kTokenLength) return 0;
-  const int64_t t = db.now();
+  const int64_t t = db.now_ms();
   const std::string hash = token_hash(token);
   std::vector<SqlRow> rows =
       db.query(kSqlRenewSession, {sql_bytes(hash), sql_int(t), sql_int(t - db.ttl_ms)});
@@ -173,14 +180,13 @@ int64_t session_user(StoreDb& db, std::string_view token) {
 }
 
 // store_call for an operation on the session of `token`, in one
-// transaction: `db.ensure()`, then session_user() gives the user id behind
-// a live token, renewed (0: unknown or expired, kBadToken), and
-// `body(r, user_id)` does the rest and returns the outcome. The
-// transaction is committed for every outcome; `body` throws to roll back.
+// transaction: session_user() gives the user id behind a live token,
+// renewed (0: unknown or expired, kBadToken), and `body(r, user_id)` does
+// the rest and returns the outcome. The transaction is committed for every
+// outcome; `body` throws to roll back.
 template <class R, class Body>
 R session_call(StoreDb* db, std::string_view token, Body&& body) {
-  return store_call<R>(db != nullptr, [&](R& r) {
-    db->ensure();
+  return store_call<R>(db, [&](R& r) {
     Transaction txn(*db);
     const int64_t user_id = session_user(*db, token);
     const Outcome outcome = user_id == 0 ? Outcome::kBadToken : body(r, user_id);
@@ -238,11 +244,10 @@ Status check_open_args(const std::vector<ChatUser>& users, double session_ttl_s)
   return {};
 }
 
-std::string token_hash(std::string_view token) {
-  std::array<unsigned char, kTokenHashBytes> out{};
-  crypto_generichash(out.data(), out.size(), reinterpret_cast<const unsigned char*>(token.data()),
-                     token.size(), nullptr, 0);
-  return std::string(reinterpret_cast<const char*>(out.data()), out.size());
+void check_schema_version(int64_t version) {
+  if (version <= kSchemaVersion) return;
+  throw StoreError("database schema version " + std::to_string(version) +
+                   " is newer than this program's " + std::to_string(kSchemaVersion));
 }
 
 std::string chat_schema(const SqlTypes& types) {
@@ -292,37 +297,34 @@ Status ChatStore::set_users(const std::vector<ChatUser>& users) {
   if (!is_open()) return Status::failure(Errc::kIo, "chat store not open");
   if (Status s = check_open_args(users, kDefaultSessionTtlS); !s.ok()) return s;
   db_->keep_users(users);
-  try {
-    db_->ensure();
+  const StatusResult r = store_call<StatusResult>(db_.get(), [&](StatusResult&) {
     Transaction txn(*db_);
     sync_users(*db_, users);
     txn.commit();
-  } catch (const StoreError& e) {
-    return Status::failure(Errc::kIo, std::string("chat store: ") + e.what());
-  }
-  return {};
+    return Outcome::kOk;
+  });
+  if (r.outcome == Outcome::kOk) return {};
+  return Status::failure(Errc::kIo, "chat store: " + r.error);
 }
 
 StatusResult ChatStore::ping() {
-  return store_call<StatusResult>(is_open(), [&](StatusResult&) {
-    db_->ensure();
+  return store_call<StatusResult>(db_.get(), [&](StatusResult&) {
     db_->query("SELECT 1", {});
     return Outcome::kOk;
   });
 }
 
 AuthResult ChatStore::auth(std::string_view username, std::string_view password) {
-  return store_call<AuthResult>(is_open(), [&](AuthResult& r) {
-    db_->ensure();
+  return store_call<AuthResult>(db_.get(), [&](AuthResult& r) {
     const std::optional<UserRow> user = find_user(*db_, username);
     if (!user) return Outcome::kNoSuchUser;
     if (!verify_password(user->password_hash, password)) return Outcome::kWrongPassword;
     std::string token = new_uuid4();
     Transaction txn(*db_);
-    db_->query(kSqlPurgeSessions, {sql_int(db_->now() - db_->ttl_ms)});
+    db_->query(kSqlPurgeSessions, {sql_int(db_->now_ms() - db_->ttl_ms)});
     // No row when the user was deleted meanwhile (a users reload): rolled back.
     if (db_->query(kSqlInsertSession,
-                   {sql_bytes(token_hash(token)), sql_int(user->id), sql_int(db_->now())})
+                   {sql_bytes(token_hash(token)), sql_int(user->id), sql_int(db_->now_ms())})
             .empty()) {
       return Outcome::kNoSuchUser;
     }
@@ -345,7 +347,7 @@ StatusResult ChatStore::send(std::string_view token, std::string_view receiver,
     const std::vector<SqlRow> from = db_->query(kSqlNamaById, {sql_int(sender_id)});
     if (from.empty()) throw StoreError("session of a missing user");
     db_->query(kSqlInsertMessage, {sql_int(sender_id), sql_int(to->id), sql_text(from[0][0]),
-                                   sql_text(to->nama), sql_bytes(message), sql_int(db_->now())});
+                                   sql_text(to->nama), sql_bytes(message), sql_int(db_->now_ms())});
     return Outcome::kOk;
   });
 }
@@ -368,7 +370,7 @@ InboxResult ChatStore::inbox(std::string_view token) {
 
 ListUserResult ChatStore::listuser(std::string_view token) {
   return session_call<ListUserResult>(db_.get(), token, [&](ListUserResult& r, int64_t) {
-    db_->query(kSqlPurgeSessions, {sql_int(db_->now() - db_->ttl_ms)});
+    db_->query(kSqlPurgeSessions, {sql_int(db_->now_ms() - db_->ttl_ms)});
     for (SqlRow& row : db_->query(kSqlLiveUsers, {})) r.usernames.push_back(std::move(row[0]));
     return Outcome::kOk;
   });

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <utility>
 
 #include "fsrv/codec/utf8.hpp"
 
@@ -88,21 +89,17 @@ Result<std::vector<ChatUser>> parse_users_json(std::string_view text) {
     const std::string where = "user #" + std::to_string(index) + ": ";
     if (!cJSON_IsObject(item)) return R::failure(Errc::kBadRequest, where + "not an object");
     ChatUser user;
-    struct Field {
-      const char* name;
-      std::string* out;
-    };
-    const Field fields[] = {{"username", &user.username},
-                            {"nama", &user.nama},
-                            {"negara", &user.negara},
-                            {"password_hash", &user.password_hash}};
-    for (const Field& f : fields) {
-      const cJSON* v = cJSON_GetObjectItemCaseSensitive(item, f.name);
-      if (v == nullptr) return R::failure(Errc::kBadRequest, where + "missing \"" + f.name + "\"");
+    const std::pair<const char*, std::string*> fields[] = {{"username", &user.username},
+                                                           {"nama", &user.nama},
+                                                           {"negara", &user.negara},
+                                                           {"password_hash", &user.password_hash}};
+    for (const auto& [name, out] : fields) {
+      const cJSON* v = cJSON_GetObjectItemCaseSensitive(item, name);
+      if (v == nullptr) return R::failure(Errc::kBadRequest, where + "missing \"" + name + "\"");
       if (!cJSON_IsString(v) || v->valuestring == nullptr) {
-        return R::failure(Errc::kBadRequest, where + "\"" + f.name + "\" must be a string");
+        return R::failure(Errc::kBadRequest, where + "\"" + name + "\" must be a string");
       }
-      *f.out = v->valuestring;
+      *out = v->valuestring;
     }
     if (std::string why = check_user(user, seen); !why.empty()) {
       return R::failure(Errc::kBadRequest, where + why);

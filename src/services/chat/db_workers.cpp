@@ -8,11 +8,11 @@
 
 namespace fsrv::services::chat {
 
-DbWorkers::DbWorkers(uv_loop_t* loop, StoreSpec spec, int threads, size_t max_queued)
+DbWorkers::DbWorkers(uv_loop_t* loop, StoreSpec spec)
     : spec_(std::move(spec)),
-      stores_(static_cast<size_t>(threads)),
-      generations_(static_cast<size_t>(threads), 0),
-      threads_(loop, threads, max_queued) {}
+      stores_(kDbThreads),
+      generations_(kDbThreads, 0),
+      threads_(loop, kDbThreads, kMaxDbQueue) {}
 
 bool DbWorkers::submit(Work work, Done done) {
   return threads_.submit([this, work = std::move(work)](size_t index) { run(index, work); },

@@ -23,10 +23,6 @@ namespace fsrv::services::chat {
 
 namespace {
 
-// Version of the schema below, recorded in chat_schema_version; a database
-// with a newer one is refused rather than misread.
-constexpr int kSchemaVersion = 1;
-
 // A database host that vanishes without a reset (a partition, a power cut)
 // must not hold a chat request for TCP's retransmission timeout (about 15
 // min): unacknowledged data for 10 s ends the connection (libpq
@@ -49,19 +45,12 @@ constexpr SqlTypes kPgTypes{"BIGSERIAL PRIMARY KEY", "BIGINT", "BYTEA"};
 // column that comes back hex-encoded.
 constexpr Oid kByteaOid = 17;
 
-// A failed call: kUnavailable when the connection is refused or broken (a
-// later call reconnects), else kStoreError.
-StoreError db_error(const std::string& what, bool unavailable) {
-  return StoreError(what, unavailable ? Outcome::kUnavailable : Outcome::kStoreError);
-}
-
 /// `why` without the line ends and spaces libpq's messages end with.
 std::string trimmed(std::string why) {
   while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
   return why;
 }
 
-// The connection and its state.
 struct PgDb final : StoreDb {
   std::string conninfo;
   std::vector<ChatUser> users;
@@ -85,7 +74,7 @@ struct PgDb final : StoreDb {
   // shortest backoff, or longer after repeated failures.
   [[noreturn]] void lost(const std::string& why) {
     schedule_retry(why);
-    throw db_error("database unavailable: " + why, true);
+    throw StoreError("database unavailable: " + why, Outcome::kUnavailable);
   }
 
   void schedule_retry(const std::string& why) {
@@ -101,7 +90,7 @@ struct PgDb final : StoreDb {
     if (conn != nullptr && ready && PQstatus(conn) == CONNECTION_OK) return;
     drop();
     if (backoff_ms > 0 && std::chrono::steady_clock::now() < next_attempt) {
-      throw db_error("database unavailable (retrying): " + last_error, true);
+      throw StoreError("database unavailable (retrying): " + last_error, Outcome::kUnavailable);
     }
     // The URI's own settings win over ours: dbname (expanded) comes last.
     const std::string timeout = std::to_string(std::max(connect_timeout_s, 2));
@@ -146,7 +135,7 @@ struct PgDb final : StoreDb {
     const bool gone = sqlstate.empty() || sqlstate.starts_with("08") || sqlstate == "57P01" ||
                       sqlstate == "57P02" || sqlstate == "57P03";
     if (gone || PQstatus(conn) != CONNECTION_OK) lost(msg);
-    throw db_error("query: " + msg, false);
+    throw StoreError("query: " + msg);
   }
 
   // PQexec: `sql` may hold several statements (the schema).
@@ -181,7 +170,7 @@ struct PgDb final : StoreDb {
         }
         size_t n = 0;
         unsigned char* p = PQunescapeBytea(reinterpret_cast<const unsigned char*>(v), &n);
-        if (p == nullptr) throw db_error("cannot decode a bytea value", false);
+        if (p == nullptr) throw StoreError("cannot decode a bytea value");
         rows[i][c].assign(reinterpret_cast<const char*>(p), n);
         PQfreemem(p);
       }
@@ -204,11 +193,7 @@ struct PgDb final : StoreDb {
     exec_simple("CREATE TABLE IF NOT EXISTS chat_schema_version (version INTEGER NOT NULL)");
     const int64_t version =
         std::stoll(query("SELECT COALESCE(max(version), 0) FROM chat_schema_version", {})[0][0]);
-    if (version > kSchemaVersion) {
-      throw db_error("database schema version " + std::to_string(version) +
-                         " is newer than this program's " + std::to_string(kSchemaVersion),
-                     false);
-    }
+    check_schema_version(version);
     if (version < kSchemaVersion) {
       exec_simple(chat_schema(kPgTypes).c_str());
       exec_simple("DELETE FROM chat_schema_version");

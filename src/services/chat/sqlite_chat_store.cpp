@@ -1,9 +1,9 @@
 // Chat state in SQLite (see sqlite_chat_store.hpp for the transaction and
 // durability design).
 //
-// Inside this file every SQLite failure throws DbError; each public
-// operation catches it at its boundary, rolls back and reports
-// Outcome::kStoreError, so no path forgets a return code.
+// Inside this file every SQLite failure throws StoreError (its code
+// SQLite's); each public operation catches it at its boundary, rolls back
+// and reports Outcome::kStoreError, so no path forgets a return code.
 
 #include "fsrv/services/chat/sqlite_chat_store.hpp"
 
@@ -27,25 +27,15 @@ namespace fsrv::services::chat {
 
 namespace {
 
-// Schema version kept in PRAGMA user_version; a newer file is refused
-// rather than misread.
-constexpr int kSchemaVersion = 1;
-
 // Column types of the shared schema (chat_schema): INTEGER PRIMARY KEY is
 // the rowid, max + 1 on each insert.
 constexpr SqlTypes kSqliteTypes{"INTEGER PRIMARY KEY", "INTEGER", "BLOB"};
 
-/// A failed SQLite call: the message and the primary result code (0 when
-/// the failure is ours, not SQLite's).
-struct DbError : StoreError {
-  explicit DbError(const std::string& what, int code = 0) : StoreError(what), code(code) {}
-  /// True for SQLITE_BUSY and SQLITE_LOCKED: another connection held a lock
-  /// longer than busy_timeout, or SQLite declined to wait (see open()).
-  bool busy() const { return code == SQLITE_BUSY || code == SQLITE_LOCKED; }
-  int code;
-};
+// A failed SQLite call: the message and the primary result code.
+StoreError db_error(const std::string& what, int rc) {
+  return StoreError(what, Outcome::kStoreError, rc & 0xff);
+}
 
-// The connection and its prepared statements.
 struct SqliteDb final : StoreDb {
   sqlite3* db = nullptr;
   // Prepared once per connection, keyed by the SQL literal's address.
@@ -59,8 +49,8 @@ struct SqliteDb final : StoreDb {
   }
 
   [[noreturn]] void fail(const char* what) const {
-    throw DbError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"),
-                  db ? sqlite3_errcode(db) & 0xff : 0);
+    throw db_error(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "no database"),
+                   db ? sqlite3_errcode(db) : 0);
   }
 
   void exec(const char* sql) {
@@ -68,15 +58,14 @@ struct SqliteDb final : StoreDb {
     if (const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
       std::string msg = std::string(sql).substr(0, 40) + ": " + (err ? err : "?");
       sqlite3_free(err);
-      throw DbError(msg, rc & 0xff);
+      throw db_error(msg, rc);
     }
   }
 
   // A cached statement; $N is SQLite's ?N (a $NAME would be numbered by
   // first appearance instead).
   sqlite3_stmt* prepare(const char* sql) {
-    auto it = stmts.find(sql);
-    if (it != stmts.end()) return it->second;
+    if (auto it = stmts.find(sql); it != stmts.end()) return it->second;
     std::string text(sql);
     std::ranges::replace(text, '$', '?');
     sqlite3_stmt* s = nullptr;
@@ -177,30 +166,26 @@ Status SqliteChatStore::open(const std::string& path, const std::vector<ChatUser
       sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
       const std::vector<SqlRow> mode = impl->query("PRAGMA journal_mode = WAL", {});
       if (mode.empty() || mode[0][0] != "wal")
-        throw DbError("cannot switch to WAL mode", SQLITE_BUSY);
+        throw db_error("cannot switch to WAL mode", SQLITE_BUSY);
       impl->exec(options.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                          : "PRAGMA synchronous = NORMAL");
       impl->exec("PRAGMA foreign_keys = ON");
 
       Transaction txn(*impl);
       const std::vector<SqlRow> rows = impl->query("PRAGMA user_version", {});
-      const int64_t version = rows.empty() ? 0 : std::stoll(rows[0][0]);
-      if (version > kSchemaVersion) {
-        throw DbError("database schema version " + std::to_string(version) +
-                      " is newer than this program's " + std::to_string(kSchemaVersion));
-      }
+      check_schema_version(rows.empty() ? 0 : std::stoll(rows[0][0]));
       impl->exec(chat_schema(kSqliteTypes).c_str());
-      impl->exec("PRAGMA user_version = 1");
-      static_assert(kSchemaVersion == 1, "update the PRAGMA above");
+      impl->exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
 
       sync_users(*impl, users);
       txn.commit();
-    } catch (const DbError& e) {
+    } catch (const StoreError& e) {
       // Several threads or workers opening one new database race to switch
       // it to WAL and to create the schema; SQLite answers SQLITE_BUSY
       // without calling the busy handler where waiting could deadlock, so
       // the whole set-up is retried until the busy timeout has passed.
-      if (e.busy() && std::chrono::steady_clock::now() < deadline) {
+      const bool busy = e.code == SQLITE_BUSY || e.code == SQLITE_LOCKED;
+      if (busy && std::chrono::steady_clock::now() < deadline) {
         impl.reset();
         std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 * attempt, 50)));
         continue;

@@ -83,7 +83,6 @@ class InboxReply {
   codec::PyJsonWriter w_;
   size_t group_ = 0;    ///< the group being written
   size_t message_ = 0;  ///< its next message
-  bool started_ = false;
   bool done_ = false;
 };
 

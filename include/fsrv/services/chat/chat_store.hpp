@@ -228,7 +228,4 @@ std::unique_ptr<ChatStore> make_chat_store(ChatDb::Kind kind);
 /// runs sodium_init. Returns the first problem.
 Status check_open_args(const std::vector<ChatUser>& users, double session_ttl_s);
 
-/// The stored form of a token: BLAKE2b-256 (crypto_generichash), 32 bytes.
-std::string token_hash(std::string_view token);
-
 }  // namespace fsrv::services::chat

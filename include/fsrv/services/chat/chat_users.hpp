@@ -13,7 +13,6 @@
 // memory-hungry): call them at start-up or from an executor thread.
 
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 #include <set>
 #include <string>

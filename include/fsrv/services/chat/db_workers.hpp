@@ -51,8 +51,7 @@ class DbWorkers {
   /// Runs on the loop thread after its Work.
   using Done = std::function<void()>;
 
-  DbWorkers(uv_loop_t* loop, StoreSpec spec, int threads = kDbThreads,
-            size_t max_queued = kMaxDbQueue);
+  DbWorkers(uv_loop_t* loop, StoreSpec spec);
   /// Stops and joins the threads (queued work is dropped: by then the loop
   /// has ended, so no done callback could run).
   ~DbWorkers() = default;

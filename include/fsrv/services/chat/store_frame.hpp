@@ -6,7 +6,8 @@
 //   runs a statement of the SQL both speak, the session TTL and clock;
 // - Transaction, BEGIN ... COMMIT on a StoreDb;
 // - sync_users, the users table made equal to a list;
-// - chat_schema, the one table layout, in each backend's column types.
+// - chat_schema, the one table layout (kSchemaVersion) in each backend's
+//   column types.
 // The operations' SQL is written once (chat_store.cpp); each backend keeps
 // its connection, its transactions and its schema version record, and
 // SQLite its own inbox step (StoreDb::take_inbox).
@@ -14,7 +15,6 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -26,12 +26,14 @@ namespace fsrv::services::chat {
 
 /// A failed database call inside a backend, with the outcome the public
 /// operation answers: kStoreError, or kUnavailable when the connection
-/// itself is gone (PostgreSQL).
+/// itself is gone (PostgreSQL), and the backend's own error code (SQLite's
+/// primary result code; 0 when the failure is ours).
 struct StoreError : std::runtime_error {
   /// `what` is the detail the result's `error` carries (for the log).
-  explicit StoreError(const std::string& what, Outcome outcome = Outcome::kStoreError)
-      : std::runtime_error(what), outcome(outcome) {}
+  explicit StoreError(const std::string& what, Outcome outcome = Outcome::kStoreError, int code = 0)
+      : std::runtime_error(what), outcome(outcome), code(code) {}
   Outcome outcome;
+  int code;
 };
 
 /// One parameter of StoreDb::query: a 64-bit integer, text, or bytes (a
@@ -60,9 +62,8 @@ class StoreDb {
   /// Takes open()'s TTL in seconds and the options' clock (the system's
   /// wall clock when none is given).
   void set(double session_ttl_s, const ChatStoreOptions& options);
-  int64_t now() const { return now_ms(); }
-  int64_t ttl_ms = 0;  ///< idle TTL in ms, at least 1
-  std::function<int64_t()> now_ms;
+  int64_t ttl_ms = 0;               ///< idle TTL in ms, at least 1
+  std::function<int64_t()> now_ms;  ///< wall clock, ms since the Unix epoch
 
   /// A usable connection, or a thrown StoreError (SQLite keeps one for the
   /// store's life; PostgreSQL reconnects here).
@@ -109,6 +110,14 @@ class Transaction {
   StoreDb& db_;
   bool done_ = false;
 };
+
+/// Version of chat_schema's layout, recorded by each backend (SQLite: PRAGMA
+/// user_version; PostgreSQL: the chat_schema_version table).
+inline constexpr int kSchemaVersion = 1;
+
+/// Throws StoreError when a database records a schema `version` newer than
+/// kSchemaVersion: refused rather than misread.
+void check_schema_version(int64_t version);
 
 /// A backend's column types for chat_schema.
 struct SqlTypes {
