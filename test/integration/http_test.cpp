@@ -385,7 +385,9 @@ TEST_P(Http, ChangesThroughTheServerAreSeenAtOnceInsideTheWindow) {
         std::string rest;
         Reply r = read_http(fd, &rest);
         ASSERT_EQ(r.status, status);
-        if (status == 200) ASSERT_EQ(r.body, body);
+        if (status == 200) {
+          ASSERT_EQ(r.body, body);
+        }
       }
     }
   };
