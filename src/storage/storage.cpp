@@ -174,8 +174,7 @@ struct Root::ListingCache {
   std::shared_ptr<const std::vector<std::string>> names;
   struct timespec mtime {};
   int64_t taken_ns = 0;
-  uint64_t generation = 0;  ///< changed() count when taken
-  std::atomic<uint64_t> changes{0};
+  uint64_t generation = 0;  ///< changes_anywhere() when taken
 };
 
 // ---------------------------------------------------------------- ReadFile
@@ -332,17 +331,14 @@ std::string default_node_id() {
 
 Root::~Root() { close(fd_); }
 
-void Root::changed() const {
-  cache_->changes.fetch_add(1);
-  change_counter().fetch_add(1);
-}
+void Root::changed() const { change_counter().fetch_add(1); }
 
 Result<std::shared_ptr<const std::vector<std::string>>> Root::list_shared() const {
   using R = Result<std::shared_ptr<const std::vector<std::string>>>;
   struct stat st;
   if (fstat(fd_, &st) != 0) return R::failure(Errc::kIo, "cannot list: " + errno_text(errno));
   ListingCache& c = *cache_;
-  uint64_t gen = c.changes.load();
+  uint64_t gen = changes_anywhere();
   {
     std::lock_guard<std::mutex> lock(c.mu);
     int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;

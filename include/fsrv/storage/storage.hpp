@@ -124,8 +124,9 @@ class Root {
   /// Returns null and sets *error if it cannot be opened as a directory.
   static std::unique_ptr<Root> open(const std::string& path, std::string* error);
   ~Root();
-  /// Tells the listing cache and changes_anywhere() that the directory
-  /// changed (uploads and deletes through this Root call it themselves).
+  /// Counts a change of the directory in changes_anywhere(), which the
+  /// listing cache and the small-file caches compare (uploads and deletes
+  /// through this Root call it themselves).
   void changed() const;
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;
@@ -137,11 +138,12 @@ class Root {
   Result<std::vector<std::string>> list() const;
   /// The same listing as a shared, immutable snapshot: connections listing
   /// an unchanged directory share one copy instead of building their own
-  /// (hardening issue, point 5: 30 clients pipelining LIST of 50,000 files
-  /// took 510 MB). A snapshot is reused only while nothing can have changed
-  /// since: no upload or delete through this Root, the directory's mtime is
-  /// the same, and it was taken over kListingSettleNs after that mtime (the
-  /// kernel's mtime has jiffy granularity). Thread-safe.
+  /// (30 clients pipelining LIST of 50,000 files took 510 MB with a copy
+  /// each). A snapshot is reused only while nothing can have changed since:
+  /// no upload or delete through any Root (changes_anywhere()), the
+  /// directory's mtime is the same, and it was taken over kListingSettleNs
+  /// after that mtime (the kernel's mtime has jiffy granularity).
+  /// Thread-safe.
   Result<std::shared_ptr<const std::vector<std::string>>> list_shared() const;
   /// Opens a regular file for reading. Errors (detail protocol-neutral; the
   /// caller adds the name): kInvalidName (detail: the rule broken),
