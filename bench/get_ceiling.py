@@ -136,9 +136,16 @@ def discard_many(port: int, name: str, clients: int) -> float:
 def filecli_get(bin_dir: str, port: int, name: str, out: str) -> float:
     if os.path.exists(out):
         os.unlink(out)
+    # The bound is coreutils' timeout, not subprocess.run(timeout=): Python
+    # then polls waitpid with sleeps of 0.5 ms doubling to 50 ms, and with
+    # those wake-ups beside it filecli ran at 593-869 MB/s in 14 GETs (12 of
+    # them at 846-869) against 1,151-1,739 with a blocking wait and 956-1,487
+    # under coreutils' timeout (same binary and servers, alternating,
+    # 2026-12-07 21:45 UTC): the scheduler then kept filecli and the sender
+    # on one core, it seems.
     t0 = time.perf_counter()
-    subprocess.run([os.path.join(bin_dir, "filecli"), "--port", str(port), "get", name, "-o", out],
-                   check=True, timeout=STEP_TIMEOUT, stdout=subprocess.DEVNULL)
+    subprocess.run(["timeout", str(STEP_TIMEOUT), os.path.join(bin_dir, "filecli"), "--port",
+                    str(port), "get", name, "-o", out], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
