@@ -141,7 +141,7 @@ def filecli_get(bin_dir: str, port: int, name: str, out: str) -> float:
     # those wake-ups beside it filecli ran at 593-869 MB/s in 14 GETs (12 of
     # them at 846-869) against 1,151-1,739 with a blocking wait and 956-1,487
     # under coreutils' timeout (same binary and servers, alternating,
-    # 2026-12-07 21:45 UTC): the scheduler then kept filecli and the sender
+    # 2026-12-07 21:10 UTC): the scheduler then kept filecli and the sender
     # on one core, it seems.
     t0 = time.perf_counter()
     subprocess.run(["timeout", str(STEP_TIMEOUT), os.path.join(bin_dir, "filecli"), "--port",
