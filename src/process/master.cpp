@@ -57,7 +57,7 @@ bool Master::fork_worker(WorkerHandle& w) {
   if (pid == 0) {
     worker_main(config_, specs_, schema_, *table_, w.slot, sv[1], master, started_unix_, udp);
   }
-  close(sv[1]);
+  w.worker_end = sv[1];  // kept: see WorkerHandle::worker_end
   // Room for a burst of passed sockets (each a message with a descriptor
   // attached, about 1 KiB of kernel accounting): a full channel sends
   // through libuv's queue, which allocates per pass. Capped by the
@@ -88,6 +88,12 @@ bool Master::fork_worker(WorkerHandle& w) {
         }
       });
   FSRV_LOG_DEBUG("worker slot %d: pid %d", w.slot, static_cast<int>(pid));
+  // Sockets rescued from a dead worker while no other could take them.
+  std::vector<Parked> parked;
+  parked.swap(parked_);
+  for (Parked& p : parked) {
+    if (!hand_over(p.listener, p.fd, p.peer)) parked_.push_back(std::move(p));
+  }
   return true;
 }
 
@@ -101,7 +107,7 @@ void Master::on_worker_exit(pid_t pid, int status) {
     w.sent = received(w);    // sockets in the dead worker's channel are gone too
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
     close_pipe(w);
-    release_all(w);
+    rescue(w);
     if (stopping_) break;
     if (WIFEXITED(status) && WEXITSTATUS(status) == kWorkerExitNoRestart) {
       FSRV_LOG_ERROR("worker slot %d could not start (see above): stopping the server", w.slot);
@@ -141,6 +147,7 @@ void Master::on_sigchld() {
 // Once stopping and every worker is reaped: close the master's own handles
 // so uv_run returns.
 void Master::close_handles() {
+  close_held();
   for (WorkerHandle& w : workers_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&w.respawn_timer), nullptr);
     close_pipe(w);

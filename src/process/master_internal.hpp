@@ -73,6 +73,11 @@ struct WorkerHandle {
   std::chrono::steady_clock::time_point started;
   uv_timer_t respawn_timer;
   std::string inbox;  ///< channel bytes from the worker not yet parsed
+  /// The worker's end of the channel, which the master keeps open too: a
+  /// worker that dies leaves the passes it had not read in it (no EOF, no
+  /// EPIPE: the socket pair lives on), and Master::rescue reads them back
+  /// and passes those clients again. -1 when closed.
+  int worker_end = -1;
 };
 
 /// Closes a worker's channel (idempotent); pipe_closed flips in the close
@@ -111,7 +116,8 @@ constexpr int kAcceptBatch = 16;
 /// How a pass of a client socket to a worker ended (Master::pass).
 enum class PassResult {
   kPassed,       ///< the worker has it (or libuv's queue does)
-  kChannelGone,  ///< the worker died before its channel's EOF was read (EPIPE)
+  kChannelGone,  ///< the channel failed (EPIPE, ECONNRESET): not expected while the
+                 ///< master keeps the worker's end open, handled all the same
   kFailed,       ///< another error; the socket was not passed
 };
 
@@ -127,6 +133,11 @@ class Master {
   bool accept_one(reactor::Listener& l);
   void admit(reactor::Listener& l, int fd, const sockaddr_storage& addr);
   PassResult pass(WorkerHandle& w, int fd, const ChannelMsg& msg);
+  bool hand_over(int listener, int fd, const std::string& peer);
+  std::string busy_reply(int listener, int limit) const;
+  void rescue(WorkerHandle& w);
+  void pass_again(int listener, int fd, const std::string& peer);
+  void close_held();
   WorkerHandle* least_loaded();
   uint32_t add_live(int listener, int slot, const std::string& peer);
   void remove_live(uint32_t index);
@@ -165,6 +176,14 @@ class Master {
   /// entries are chained from free_ (-1: none).
   std::vector<LiveEntry> passed_;
   int32_t free_ = -1;
+  /// Sockets rescued from a dead worker when no worker could take them:
+  /// (listener, fd, peer key), passed when the next worker is forked.
+  struct Parked {
+    int listener;
+    int fd;
+    std::string peer;
+  };
+  std::vector<Parked> parked_;
 };
 
 }  // namespace fsrv::process::master_detail

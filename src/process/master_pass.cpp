@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -104,16 +105,19 @@ bool Master::accept_one(reactor::Listener& l) {
   return true;
 }
 
+// The service's busy reply for a refused connection of `listener`, or ""
+// for a TLS listener (its client could not read a clear-text reply: it is
+// just closed).
+std::string Master::busy_reply(int listener, int limit) const {
+  const services::Listening& listening = specs_[static_cast<size_t>(listener)];
+  return listening.spec.tls ? std::string()
+                            : listening.service->refusal(reactor::Refusal::kBusy, limit);
+}
+
 // Admits an accepted socket (the connection caps, its listener's share,
 // its address's cap) and passes it to the least-loaded live worker, or
 // refuses it with the service's busy reply.
 void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
-  const services::Listening& listening = specs_[static_cast<size_t>(l.index())];
-  // A TLS client could not read a clear-text busy reply: it is just closed.
-  auto refusal = [&](int limit) {
-    return listening.spec.tls ? std::string()
-                              : listening.service->refusal(reactor::Refusal::kBusy, limit);
-  };
   if (active_connections() + 1 > max_conns_) {
     if (reactor_.refusal_log.allow(uv_now(&loop_))) {
       FSRV_LOG_INFO(
@@ -122,12 +126,12 @@ void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
           l.service().c_str(), max_conns_,
           static_cast<unsigned long long>(reactor_.refusal_log.take_suppressed()));
     }
-    reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
+    reactor::refuse_socket(reactor_, fd, busy_reply(l.index(), max_conns_));
     return;
   }
-  WorkerHandle* best = least_loaded();
-  if (!best) {
-    reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
+  if (std::none_of(workers_.begin(), workers_.end(),
+                   [](const WorkerHandle& w) { return w.pipe_open; })) {
+    reactor::refuse_socket(reactor_, fd, busy_reply(l.index(), max_conns_));
     return;
   }
   std::string peer = reactor::peer_key(reinterpret_cast<const sockaddr*>(&addr));
@@ -138,7 +142,7 @@ void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
     int limit = verdict == reactor::Admission::kAddressFull
                     ? reactor_.limits.per_address()
                     : reactor_.limits.share(l.index()).max_conns;
-    std::string text = refusal(limit);
+    std::string text = busy_reply(l.index(), limit);
     if (!text.empty()) {
       ssize_t sent = ::send(fd, text.data(), text.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       (void)sent;  // best effort: the client is refused either way
@@ -155,31 +159,113 @@ void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
     }
     return;
   }
-  // A worker killed a moment ago still looks alive until its channel's EOF
-  // is read, and a pass to it fails (EPIPE): its channel is closed then and
-  // the next least-loaded worker takes the client, which is not lost.
-  for (;;) {
-    reactor_.limits.add(l.index(), peer);
+  if (!hand_over(l.index(), fd, peer)) {
+    reactor::refuse_socket(reactor_, fd, busy_reply(l.index(), max_conns_));
+  }
+}
+
+// Passes an admitted socket of `listener` (its limits not yet counted) to
+// the least-loaded live worker. False, with `fd` still open and nothing
+// counted, when no worker's channel is open.
+//
+// A worker killed a moment ago still looks alive until its SIGCHLD is
+// handled, and a pass to it succeeds into its channel: rescue() passes
+// that client again then. (An error on the channel, kChannelGone, closes
+// it and the next least-loaded worker takes the client.)
+bool Master::hand_over(int listener, int fd, const std::string& peer) {
+  for (WorkerHandle* best = least_loaded(); best; best = least_loaded()) {
+    reactor_.limits.add(listener, peer);
     ChannelMsg msg;
-    msg.listener = l.index();
-    msg.tag = add_live(l.index(), best->slot, peer) + 1;
+    msg.listener = listener;
+    msg.tag = add_live(listener, best->slot, peer) + 1;
     msg.peer_len = static_cast<uint8_t>(std::min(peer.size(), sizeof msg.peer));
     std::memcpy(msg.peer, peer.data(), msg.peer_len);
     ++best->sent;
     PassResult passed = pass(*best, fd, msg);
-    if (passed == PassResult::kPassed) return;
+    if (passed == PassResult::kPassed) return true;
     --best->sent;
     remove_live(msg.tag - 1);
-    if (passed == PassResult::kChannelGone) {
-      close_pipe(*best);
-      best = least_loaded();
-      if (best) continue;
-      reactor::refuse_socket(reactor_, fd, refusal(max_conns_));
-      return;
+    if (passed != PassResult::kChannelGone) {
+      ::close(fd);
+      return true;  // settled: the socket could not be passed and is closed
     }
-    ::close(fd);
-    return;
+    close_pipe(*best);
   }
+  return false;
+}
+
+// Worker `w` is dead (its channel closed): every connection it held is
+// released, and the clients passed to it that it never read from its
+// channel are read back from the worker's end (which the master kept open)
+// and passed again, to a live worker or, if none, to the next one forked.
+// So a crash loses only the connections the worker had taken. One recvmsg
+// returns one message with its socket: the kernel does not merge a message
+// that carries descriptors with the next.
+void Master::rescue(WorkerHandle& w) {
+  std::vector<Parked> again;
+  while (w.worker_end >= 0 && !stopping_) {
+    ChannelMsg m;
+    iovec iov{&m, sizeof m};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(w.worker_end, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EAGAIN: nothing left
+    int fd = -1;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+          cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+      }
+    }
+    if (fd < 0) continue;  // bytes without a socket: nothing to pass again
+    auto msg =
+        n == static_cast<ssize_t>(sizeof m)
+            ? parse_channel_msg(std::string_view(reinterpret_cast<const char*>(&m), sizeof m),
+                                static_cast<int>(specs_.size()))
+            : std::nullopt;  // a message cut short (the channel was full): not parsed
+    if (!msg) {
+      FSRV_LOG_WARN("worker slot %d: an unreadable pass left in its channel: client closed",
+                    w.slot);
+      ::close(fd);
+      continue;
+    }
+    again.push_back(
+        {msg->listener, fd, std::string(reinterpret_cast<const char*>(msg->peer), msg->peer_len)});
+  }
+  if (w.worker_end >= 0) ::close(w.worker_end);  // closes whatever is still queued
+  w.worker_end = -1;
+  release_all(w);
+  if (!again.empty()) {
+    FSRV_LOG_WARN("worker slot %d had not taken %zu connection(s): passing them again", w.slot,
+                  again.size());
+  }
+  for (Parked& p : again) pass_again(p.listener, p.fd, p.peer);
+}
+
+// A client rescued from a dead worker: to the least-loaded live worker, or
+// parked until the next fork when none is alive.
+void Master::pass_again(int listener, int fd, const std::string& peer) {
+  if (stopping_) {
+    ::close(fd);
+  } else if (!hand_over(listener, fd, peer)) {
+    parked_.push_back({listener, fd, peer});
+  }
+}
+
+// Closes the clients still parked and the workers' ends of the channels
+// (the master is stopping).
+void Master::close_held() {
+  for (WorkerHandle& w : workers_) {
+    if (w.worker_end >= 0) ::close(w.worker_end);
+    w.worker_end = -1;
+  }
+  for (const Parked& p : parked_) ::close(p.fd);
+  parked_.clear();
 }
 
 // The live worker with the fewest connections (load()); ties go
@@ -276,15 +362,29 @@ PassResult Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
   // uv_write2 needs a data buffer beside the handle: the typed message.
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&p->msg), sizeof p->msg);
   ++w.queued;
-  int rc = uv_write2(&p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
-                     reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
-                       auto* q = static_cast<PassReq*>(req->data);
-                       --q->worker->queued;
-                       if (status != 0) FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
-                       // The worker has its own copy now.
-                       uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
-                                [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-                     });
+  int rc =
+      uv_write2(&p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+                reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
+                  auto* q = static_cast<PassReq*>(req->data);
+                  --q->worker->queued;
+                  if (status == UV_ECANCELED) {
+                    // Its worker died (close_pipe) before libuv wrote
+                    // it: this client goes to another worker too.
+                    uv_os_fd_t fd = -1;
+                    uv_fileno(reinterpret_cast<const uv_handle_t*>(&q->client), &fd);
+                    int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+                    if (copy >= 0) {
+                      q->worker->master->pass_again(
+                          q->msg.listener, copy,
+                          std::string(reinterpret_cast<const char*>(q->msg.peer), q->msg.peer_len));
+                    }
+                  } else if (status != 0) {
+                    FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
+                  }
+                  // The worker has its own copy now (or the one above).
+                  uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
+                           [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+                });
   if (rc != 0) {
     --w.queued;
     FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));

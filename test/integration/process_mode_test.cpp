@@ -185,16 +185,15 @@ TEST(ProcessMode, KilledWorkerIsReplacedAndOthersFinish) {
 }
 
 // Clients accepted in the moment after a worker died, before the master
-// has read its channel's EOF, go to a live worker: the pass to the dead one
-// fails (EPIPE) and the master passes the socket on instead of dropping it.
-// The master is stopped (SIGSTOP) while the clients connect and then the
-// worker is killed, so it wakes with the listener ready before the dead
-// channel (epoll reports in the order they became ready). The master is
+// handled its SIGCHLD, go to a live worker: a pass to the dead one lands in
+// its channel, whose worker end the master keeps open, and the master reads
+// it back and passes it on instead of dropping it. The master is stopped
+// (SIGSTOP) while the clients connect and then the worker is killed, so it
+// wakes with the listener ready before the death is handled. The master is
 // seen stopped in /proc before the clients connect (kill() returns before
-// the stop takes effect), and it continues only once every thread of the
-// killed worker is gone: under TSan a worker has a second thread, and a
-// pass made while it still held the channel open went into a queue no one
-// would read (4 of 8 lost in 8 of 30 runs when only the leader was watched).
+// the stop takes effect), and it continues once every thread of the killed
+// worker is gone (under TSan a worker has a second thread, and its leader
+// shows Z while that thread still runs).
 TEST(ProcessMode, ClientsAcceptedAsAWorkerDiesGoToALiveOne) {
   TempDir root;
   ServerProcess server({"--mode", "process", "--workers", "2"}, root.path());
@@ -220,6 +219,47 @@ TEST(ProcessMode, ClientsAcceptedAsAWorkerDiesGoToALiveOne) {
   }
   EXPECT_EQ(answered, 8) << "clients accepted while a worker was dead were dropped";
   EXPECT_NE(request(server.port(), "PING").find("\"OK\""), std::string::npos);
+}
+
+// Sockets passed to a worker that dies before taking them are not lost:
+// the master keeps its copy of each until the worker's conns_taken covers
+// it and passes the untaken ones again when the worker dies. The victim is
+// stopped (SIGSTOP) first so the clients it is given wait in its channel;
+// with 2 workers they go to the other one, with 1 to its replacement.
+void expect_queued_clients_survive(int workers, int clients) {
+  TempDir root;
+  ServerProcess server({"--mode", "process", "--workers", std::to_string(workers)}, root.path());
+  auto before = workers_of(server.port());
+  ASSERT_EQ(before.size(), static_cast<size_t>(workers));
+  const pid_t victim = before[0].pid;
+  ASSERT_EQ(kill(victim, SIGSTOP), 0);
+  ASSERT_TRUE(eventually([&] { return state_of(victim) == 'T'; }));
+  std::vector<int> fds;
+  for (int i = 0; i < clients; ++i) {
+    int fd = connect_to(server.port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(send_all(fd, "PING\r\n"));
+    fds.push_back(fd);
+  }
+  // The master has passed them all (some into the stopped worker's channel)
+  // once the other worker answered its share; with one worker, at once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  int answered = 0;
+  for (int fd : fds) {
+    answered += read_reply(fd).find("\"OK\"") != std::string::npos;
+    close(fd);
+  }
+  EXPECT_EQ(answered, clients) << "clients queued for the killed worker were dropped";
+  EXPECT_NE(request(server.port(), "PING").find("\"OK\""), std::string::npos);
+}
+
+TEST(ProcessMode, ClientsQueuedForAWorkerThatDiesGoToAnother) {
+  expect_queued_clients_survive(2, 8);
+}
+
+TEST(ProcessMode, ClientsQueuedForTheOnlyWorkerWaitForItsReplacement) {
+  expect_queued_clients_survive(1, 4);
 }
 
 TEST(ProcessMode, SigtermLeavesNoProcessBehind) {
