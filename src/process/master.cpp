@@ -103,6 +103,10 @@ void Master::on_worker_exit(pid_t pid, int status) {
     w.pid = -1;
     stats::StatsSlot& s = table_->slot(w.slot);
     int64_t lost = s.conns_active.exchange(0);
+    // Each service's open-connections gauge counted the same connections.
+    for (size_t i = 0; i < schema_.size(); ++i) {
+      if (schema_.path(static_cast<int>(i)).ends_with("/connections/active")) s.cells[i] = 0;
+    }
     s.executor_pending = 0;  // its queue died with it
     w.sent = received(w);    // sockets in the dead worker's channel are gone too
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));

@@ -182,6 +182,21 @@ TEST(ProcessMode, KilledWorkerIsReplacedAndOthersFinish) {
   for (int i = 0; i < 6; ++i) {
     EXPECT_NE(request(server.port(), "PING").find("\"OK\""), std::string::npos);
   }
+  // The file service's open-connections gauge forgot the dead worker's
+  // connections: once the others are closed, only the STATS one is open.
+  EXPECT_TRUE(eventually([&] {
+    std::string r = request(server.port(), "STATS");
+    cJSON* root = cJSON_Parse(r.c_str());
+    const cJSON* active = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "data"), "services"),
+                                "file"),
+            "connections"),
+        "active");
+    bool one = cJSON_IsNumber(active) && active->valuedouble == 1;
+    cJSON_Delete(root);
+    return one;
+  })) << "file.connections.active still counts the killed worker's connections";
 }
 
 // Clients accepted in the moment after a worker died, before the master
