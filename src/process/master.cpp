@@ -108,7 +108,7 @@ void Master::on_worker_exit(pid_t pid, int status) {
       if (schema_.path(static_cast<int>(i)).ends_with("/connections/active")) s.cells[i] = 0;
     }
     s.executor_pending = 0;  // its queue died with it
-    w.sent = received(w);    // sockets in the dead worker's channel are gone too
+    w.sent = received(w);    // what it had not taken leaves it (rescue)
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
     close_pipe(w);
     rescue(w);

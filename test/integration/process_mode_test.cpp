@@ -237,10 +237,11 @@ TEST(ProcessMode, ClientsAcceptedAsAWorkerDiesGoToALiveOne) {
 }
 
 // Sockets passed to a worker that dies before taking them are not lost:
-// the master keeps its copy of each until the worker's conns_taken covers
-// it and passes the untaken ones again when the worker dies. The victim is
-// stopped (SIGSTOP) first so the clients it is given wait in its channel;
-// with 2 workers they go to the other one, with 1 to its replacement.
+// the master keeps the worker's end of the channel open, reads the passes
+// left in it when the worker dies, and passes those clients again. The
+// victim is stopped (SIGSTOP) first so the clients it is given wait in its
+// channel; with 2 workers they go to the other one, with 1 to its
+// replacement.
 void expect_queued_clients_survive(int workers, int clients) {
   TempDir root;
   ServerProcess server({"--mode", "process", "--workers", std::to_string(workers)}, root.path());
