@@ -138,7 +138,7 @@ def filecli_get(bin_dir: str, port: int, name: str, out: str) -> float:
         os.unlink(out)
     # The bound is coreutils' timeout, not subprocess.run(timeout=): Python
     # then polls waitpid with sleeps of 0.5 ms doubling to 50 ms, and with
-    # those wake-ups beside it filecli ran at 593-869 MB/s in 14 GETs (12 of
+    # those wake-ups beside it filecli ran at 593-869 MB/s in 14 GETs (13 of
     # them at 846-869) against 1,151-1,739 with a blocking wait and 956-1,487
     # under coreutils' timeout (same binary and servers, alternating,
     # 2026-12-07 21:10 UTC): the scheduler then kept filecli and the sender
