@@ -362,29 +362,35 @@ PassResult Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
   // uv_write2 needs a data buffer beside the handle: the typed message.
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&p->msg), sizeof p->msg);
   ++w.queued;
-  int rc =
-      uv_write2(&p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
-                reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
-                  auto* q = static_cast<PassReq*>(req->data);
-                  --q->worker->queued;
-                  if (status == UV_ECANCELED) {
-                    // Its worker died (close_pipe) before libuv wrote
-                    // it: this client goes to another worker too.
-                    uv_os_fd_t fd = -1;
-                    uv_fileno(reinterpret_cast<const uv_handle_t*>(&q->client), &fd);
-                    int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-                    if (copy >= 0) {
-                      q->worker->master->pass_again(
-                          q->msg.listener, copy,
+  int rc = uv_write2(
+      &p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+      reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
+        auto* q = static_cast<PassReq*>(req->data);
+        --q->worker->queued;
+        if (status == UV_ECANCELED) {
+          // Its worker died (close_pipe) before libuv wrote
+          // it: this client goes to another worker too.
+          uv_os_fd_t fd = -1;
+          uv_fileno(reinterpret_cast<const uv_handle_t*>(&q->client), &fd);
+          int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+          Master* m = q->worker->master;
+          // Its entry is still counted unless the death released
+          // it (the channel failed first): no new entry can name
+          // that slot while its channel is closed.
+          const uint32_t index = q->msg.tag - 1;
+          if (index < m->passed_.size() && m->passed_[index].slot == q->worker->slot)
+            m->remove_live(index);
+          if (copy >= 0) {
+            m->pass_again(q->msg.listener, copy,
                           std::string(reinterpret_cast<const char*>(q->msg.peer), q->msg.peer_len));
-                    }
-                  } else if (status != 0) {
-                    FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
-                  }
-                  // The worker has its own copy now (or the one above).
-                  uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
-                           [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-                });
+          }
+        } else if (status != 0) {
+          FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
+        }
+        // The worker has its own copy now (or the one above).
+        uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
+                 [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
+      });
   if (rc != 0) {
     --w.queued;
     FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));
