@@ -26,6 +26,28 @@
 
 namespace fsrv::process::master_detail {
 
+namespace {
+
+/// One channel message with room for one descriptor beside it: the msghdr
+/// the pass (sendmsg) and the rescue (recvmsg) both use. Not copyable (the
+/// header points into itself).
+struct FdMessage {
+  explicit FdMessage(ChannelMsg* m) : iov{m, sizeof *m} {
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof control;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+
+  iovec iov;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr mh{};
+};
+
+}  // namespace
+
 // Records a connection passed to worker `slot`; returns its index (tag - 1).
 uint32_t Master::add_live(int listener, int slot, const std::string& peer) {
   uint32_t at;
@@ -205,13 +227,8 @@ void Master::rescue(WorkerHandle& w) {
   std::vector<Parked> again;
   while (w.worker_end >= 0 && !stopping_) {
     ChannelMsg m;
-    iovec iov{&m, sizeof m};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
+    FdMessage fm(&m);
+    msghdr& mh = fm.mh;
     ssize_t n = recvmsg(w.worker_end, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // EAGAIN: nothing left
@@ -295,13 +312,8 @@ PassResult Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
   if (w.queued == 0) {
     uv_os_fd_t channel = -1;
     uv_fileno(reinterpret_cast<const uv_handle_t*>(&w.pipe), &channel);
-    iovec iov{const_cast<ChannelMsg*>(&msg), sizeof msg};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
+    FdMessage fm(const_cast<ChannelMsg*>(&msg));
+    msghdr& mh = fm.mh;
     cmsghdr* cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
