@@ -88,12 +88,10 @@ bool Master::fork_worker(WorkerHandle& w) {
         }
       });
   FSRV_LOG_DEBUG("worker slot %d: pid %d", w.slot, static_cast<int>(pid));
-  // Sockets rescued from a dead worker while no other could take them.
+  // Clients rescued from a dead worker while no other could take them.
   std::vector<Parked> parked;
   parked.swap(parked_);
-  for (Parked& p : parked) {
-    if (!hand_over(p.listener, p.fd, p.peer)) parked_.push_back(std::move(p));
-  }
+  for (const Parked& p : parked) pass_again(p.listener, p.fd, p.peer);
   return true;
 }
 
@@ -103,10 +101,7 @@ void Master::on_worker_exit(pid_t pid, int status) {
     w.pid = -1;
     stats::StatsSlot& s = table_->slot(w.slot);
     int64_t lost = s.conns_active.exchange(0);
-    // Each service's open-connections gauge counted the same connections.
-    for (size_t i = 0; i < schema_.size(); ++i) {
-      if (schema_.path(static_cast<int>(i)).ends_with("/connections/active")) s.cells[i] = 0;
-    }
+    schema_.zero_held(s);    // its services' open connections went with it too
     s.executor_pending = 0;  // its queue died with it
     w.sent = received(w);    // what it had not taken leaves it (rescue)
     if (lost > 0) s.conns_lost.fetch_add(static_cast<uint64_t>(lost));
@@ -151,7 +146,7 @@ void Master::on_sigchld() {
 // Once stopping and every worker is reaped: close the master's own handles
 // so uv_run returns.
 void Master::close_handles() {
-  close_held();
+  close_kept();
   for (WorkerHandle& w : workers_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&w.respawn_timer), nullptr);
     close_pipe(w);

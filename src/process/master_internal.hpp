@@ -133,11 +133,12 @@ class Master {
   bool accept_one(reactor::Listener& l);
   void admit(reactor::Listener& l, int fd, const sockaddr_storage& addr);
   PassResult pass(WorkerHandle& w, int fd, const ChannelMsg& msg);
+  static void on_queued_pass_written(uv_write_t* req, int status);
   bool hand_over(int listener, int fd, const std::string& peer);
   std::string busy_reply(int listener, int limit) const;
   void rescue(WorkerHandle& w);
   void pass_again(int listener, int fd, const std::string& peer);
-  void close_held();
+  void close_kept();
   WorkerHandle* least_loaded();
   uint32_t add_live(int listener, int slot, const std::string& peer);
   void remove_live(uint32_t index);

@@ -151,11 +151,6 @@ void Master::admit(reactor::Listener& l, int fd, const sockaddr_storage& addr) {
     reactor::refuse_socket(reactor_, fd, busy_reply(l.index(), max_conns_));
     return;
   }
-  if (std::none_of(workers_.begin(), workers_.end(),
-                   [](const WorkerHandle& w) { return w.pipe_open; })) {
-    reactor::refuse_socket(reactor_, fd, busy_reply(l.index(), max_conns_));
-    return;
-  }
   std::string peer = reactor::peer_key(reinterpret_cast<const sockaddr*>(&addr));
   reactor::Admission verdict = reactor_.limits.admit(l.index(), peer);
   if (verdict != reactor::Admission::kOk) {
@@ -251,8 +246,7 @@ void Master::rescue(WorkerHandle& w) {
       ::close(fd);
       continue;
     }
-    again.push_back(
-        {msg->listener, fd, std::string(reinterpret_cast<const char*>(msg->peer), msg->peer_len)});
+    again.push_back({msg->listener, fd, msg->peer_key()});
   }
   if (w.worker_end >= 0) ::close(w.worker_end);  // closes whatever is still queued
   w.worker_end = -1;
@@ -276,7 +270,7 @@ void Master::pass_again(int listener, int fd, const std::string& peer) {
 
 // Closes the clients still parked and the workers' ends of the channels
 // (the master is stopping).
-void Master::close_held() {
+void Master::close_kept() {
   for (WorkerHandle& w : workers_) {
     if (w.worker_end >= 0) ::close(w.worker_end);
     w.worker_end = -1;
@@ -301,6 +295,31 @@ WorkerHandle* Master::least_loaded() {
   }
   next_ = (next_ + 1) % workers_.size();
   return best;
+}
+
+// A pass queued in libuv (the channel was full) was written, or cancelled
+// because its worker's channel closed (UV_ECANCELED): then the client goes
+// to another worker too, and its entry leaves the limits unless the
+// worker's death released it already (no new entry can name that slot
+// while its channel is closed). Either way the master's copy is closed.
+void Master::on_queued_pass_written(uv_write_t* req, int status) {
+  auto* q = static_cast<PassReq*>(req->data);
+  --q->worker->queued;
+  if (status == UV_ECANCELED) {
+    Master* m = q->worker->master;
+    const uint32_t index = q->msg.tag - 1;
+    if (index < m->passed_.size() && m->passed_[index].slot == q->worker->slot) {
+      m->remove_live(index);
+    }
+    uv_os_fd_t fd = -1;
+    uv_fileno(reinterpret_cast<const uv_handle_t*>(&q->client), &fd);
+    int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (copy >= 0) m->pass_again(q->msg.listener, copy, q->msg.peer_key());
+  } else if (status != 0) {
+    FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
+           [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
 }
 
 // Sends `fd` with its message to worker `w`: one sendmsg with SCM_RIGHTS
@@ -374,35 +393,8 @@ PassResult Master::pass(WorkerHandle& w, int fd, const ChannelMsg& msg) {
   // uv_write2 needs a data buffer beside the handle: the typed message.
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(&p->msg), sizeof p->msg);
   ++w.queued;
-  int rc = uv_write2(
-      &p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
-      reinterpret_cast<uv_stream_t*>(&p->client), [](uv_write_t* req, int status) {
-        auto* q = static_cast<PassReq*>(req->data);
-        --q->worker->queued;
-        if (status == UV_ECANCELED) {
-          // Its worker died (close_pipe) before libuv wrote
-          // it: this client goes to another worker too.
-          uv_os_fd_t fd = -1;
-          uv_fileno(reinterpret_cast<const uv_handle_t*>(&q->client), &fd);
-          int copy = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-          Master* m = q->worker->master;
-          // Its entry is still counted unless the death released
-          // it (the channel failed first): no new entry can name
-          // that slot while its channel is closed.
-          const uint32_t index = q->msg.tag - 1;
-          if (index < m->passed_.size() && m->passed_[index].slot == q->worker->slot)
-            m->remove_live(index);
-          if (copy >= 0) {
-            m->pass_again(q->msg.listener, copy,
-                          std::string(reinterpret_cast<const char*>(q->msg.peer), q->msg.peer_len));
-          }
-        } else if (status != 0) {
-          FSRV_LOG_WARN("fd passing failed: %s", uv_strerror(status));
-        }
-        // The worker has its own copy now (or the one above).
-        uv_close(reinterpret_cast<uv_handle_t*>(&q->client),
-                 [](uv_handle_t* h) { delete static_cast<PassReq*>(h->data); });
-      });
+  int rc = uv_write2(&p->req, reinterpret_cast<uv_stream_t*>(&w.pipe), &buf, 1,
+                     reinterpret_cast<uv_stream_t*>(&p->client), on_queued_pass_written);
   if (rc != 0) {
     --w.queued;
     FSRV_LOG_WARN("uv_write2: %s", uv_strerror(rc));

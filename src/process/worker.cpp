@@ -127,7 +127,7 @@ struct Worker {
                                    msg ? msg->tag : 0);
         continue;
       }
-      std::string peer(reinterpret_cast<const char*>(msg->peer), msg->peer_len);
+      std::string peer = msg->peer_key();
       reactor::accept_connection(server->reactor(), s,
                                  server->factory(static_cast<size_t>(msg->listener)), msg->listener,
                                  msg->tag, &peer);

@@ -52,9 +52,12 @@ void register_stats(const std::vector<Listening>& listeners, stats::Schema& sche
     const ServiceInfo* info = listening.service;
     std::string base(info->name);
     if (info->transport == Transport::kStream) {
-      // share: the listeners' max-conns (a gauge).
+      // active: the connections this process holds; share: the listeners'
+      // max-conns (a gauge, set by the master).
       for (const char* c : {"total", "active", "share", "refused/share", "refused/address"}) {
-        schema.add(base + "/connections/" + c);
+        schema.add(base + "/connections/" + c, std::string_view(c) == "active"
+                                                   ? stats::Schema::Kind::kHeld
+                                                   : stats::Schema::Kind::kCount);
       }
     }
     // Listeners with a policy (a gauge each, set by runtime::configure_limits).

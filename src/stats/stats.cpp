@@ -61,7 +61,7 @@ bool ends_with(std::string_view s, std::string_view tail) {
 
 }  // namespace
 
-Counter Schema::add(std::string_view path) {
+Counter Schema::add(std::string_view path, Kind kind) {
   for (size_t i = 0; i < paths_.size(); ++i) {
     if (paths_[i] == path) return Counter{static_cast<int>(i)};
   }
@@ -69,7 +69,14 @@ Counter Schema::add(std::string_view path) {
     throw std::length_error("too many stats counters (kMaxCells)");
   }
   paths_.emplace_back(path);
+  kinds_.push_back(kind);
   return Counter{static_cast<int>(paths_.size() - 1)};
+}
+
+void Schema::zero_held(StatsSlot& slot) const {
+  for (size_t i = 0; i < kinds_.size(); ++i) {
+    if (kinds_[i] == Kind::kHeld) slot.cells[i].store(0, std::memory_order_relaxed);
+  }
 }
 
 void SlotTotals::add(const StatsSlot& s) {

@@ -19,6 +19,23 @@
 namespace fsrv::stats {
 namespace {
 
+// A dead process's slot forgets what it held (its open connections) and
+// keeps what it counted (its totals).
+TEST(StatsSchema, ZeroHeldClearsOnlyTheHeldCells) {
+  Schema schema;
+  Counter total = schema.add("file/connections/total");
+  Counter active = schema.add("file/connections/active", Schema::Kind::kHeld);
+  StatsTable table(2, false, schema);
+  StatsSlot& slot = table.slot(1);
+  slot.add(total, 5);
+  slot.add_signed(active, 3);
+  table.slot(0).add_signed(active, 2);
+  schema.zero_held(slot);
+  EXPECT_EQ(slot.cells[total.index].load(), 5u);
+  EXPECT_EQ(slot.cells[active.index].load(), 0u);
+  EXPECT_EQ(table.slot(0).cells[active.index].load(), 2u);  // another slot: untouched
+}
+
 TEST(StatsSchema, SamePathSameCounterAndAFixedCapacity) {
   Schema schema;
   Counter a = schema.add("file/commands/GET/ok");

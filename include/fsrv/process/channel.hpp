@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace fsrv::process {
@@ -31,6 +32,11 @@ struct ChannelMsg {
   uint8_t peer_len = 0;   ///< bytes of `peer` in use: 0, 4 (IPv4) or 16 (IPv6)
   uint8_t reserved[3] = {};
   uint8_t peer[16] = {};  ///< kPassConnection: the client's address key
+
+  /// `peer` as reactor::peer_key's string (empty when peer_len is 0).
+  std::string peer_key() const {
+    return std::string(reinterpret_cast<const char*>(peer), peer_len);
+  }
 };
 static_assert(sizeof(ChannelMsg) == 36, "the channel message is 36 bytes on the wire");
 

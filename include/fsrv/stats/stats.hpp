@@ -31,19 +31,30 @@ struct Counter {
   int index = -1;
 };
 
+struct StatsSlot;
+
 /// The names of the counter cells. Built once at start-up (before fork),
 /// read-only afterwards.
 class Schema {
  public:
+  /// What a cell counts. kHeld: something the process holds now (a
+  /// service's open connections), so a process that dies takes it along
+  /// and its slot's cell is zeroed (zero_held).
+  enum class Kind { kCount, kHeld };
   /// Registers `path` ("service/group/name", '/'-separated, no empty part)
   /// and returns its counter; registering the same path again returns the
-  /// same counter. Throws std::length_error past kMaxCells (start-up only).
-  Counter add(std::string_view path);
+  /// same counter (with its first kind). Throws std::length_error past
+  /// kMaxCells (start-up only).
+  Counter add(std::string_view path, Kind kind = Kind::kCount);
   size_t size() const { return paths_.size(); }
   const std::string& path(int index) const { return paths_[static_cast<size_t>(index)]; }
+  /// Zeroes the kHeld cells of `slot`: its process is gone (the prefork
+  /// master, for a dead worker's slot).
+  void zero_held(StatsSlot& slot) const;
 
  private:
   std::vector<std::string> paths_;
+  std::vector<Kind> kinds_;  ///< by cell, beside paths_
 };
 
 /// Counters of one process. Cache-line aligned so workers never share a line.
