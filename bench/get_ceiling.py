@@ -22,6 +22,17 @@ the same run, so the ceiling of each end is measured, not argued:
   ... N clients   the wire-only and server-bound rows again with CLIENTS
                   (default 50) discarding clients at once, their aggregate
 
+Then the CPU budget of one GET through filecli: the CPU each side used per
+GET (the server's threads and workers from /proc/PID/task/*/schedstat,
+filecli's from getrusage), and a floor built without our code: the CPU
+iperf3 spends per payload byte at both ends (its -J cpu_utilization_percent)
+times 4/3 for the base64 wire, plus a plain write(2) loop into a fresh file
+and a pread(2) loop of the file from the page cache. Base64's encode and
+decode are left out, so the floor is lower than any real GET's. Two cores
+give at most twice the wall time in CPU, so no GET through filecli can be
+faster than BYTES / (floor / 2): the last line prints that ceiling as a
+fraction of iperf3.
+
 Each row is the median of RUNS runs (default 5; env BENCH_RUNS), with its
 spread. Env: BENCH_BYTES (default 100000000), BENCH_CLIENTS (default 50),
 BENCH_DIR (scratch parent).
@@ -37,6 +48,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import resource
 import sys
 import tempfile
 import threading
@@ -48,6 +60,8 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "50"))
 STEP_TIMEOUT = 120  # seconds for one GET: generous for 100 MB, still ends a hung run
 RECV_BYTES = 4 << 20  # the discarding client's read size: one recv drains a loopback burst
 IPERF_SECONDS = 3
+WRITE_BYTES = 192 << 10  # the floor's write size: filecli's decoded piece (src/client/client.cpp)
+PREAD_BYTES = 96 << 10  # the floor's read size: the server's pread step (limits::kGetSendChunk)
 
 
 def free_port() -> int:
@@ -143,13 +157,90 @@ def filecli_get(bin_dir: str, port: int, name: str, out: str) -> float:
     # under coreutils' timeout (same binary and servers, alternating,
     # 2026-12-07 21:10 UTC): the scheduler then kept filecli and the sender
     # on one core, it seems.
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(["timeout", str(STEP_TIMEOUT), os.path.join(bin_dir, "filecli"), "--port",
                     str(port), "get", name, "-o", out], check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # filecli's CPU (and coreutils' timeout's, a few hundred microseconds).
+    LAST_CLIENT_CPU[0] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return wall
 
 
-def iperf3_mbps() -> float:
+LAST_CLIENT_CPU = [0.0]  # seconds of CPU of the last filecli_get's child processes
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by every thread of PID and of its child
+    processes (the prefork workers), from /proc/*/task/*/schedstat
+    (nanoseconds on the CPU, first field). Threads that ended are not
+    counted; the server's loop and pool threads live as long as it does."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                pids.append(int(entry))
+    ns = 0
+    for p in pids:
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as f:
+                    ns += int(f.read().split()[0])
+            except (OSError, ValueError):
+                continue
+    return ns / 1e9
+
+
+def write_floor_s(path: str) -> float:
+    """CPU seconds of writing BYTES into a fresh file with write(2) of
+    WRITE_BYTES from one reused buffer: the page-cache write every client
+    that stores the file pays, without receiving or decoding anything."""
+    buf = memoryview(os.urandom(WRITE_BYTES))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        t0 = time.thread_time()
+        left = BYTES
+        while left > 0:
+            left -= os.write(fd, buf[:min(left, WRITE_BYTES)])
+        return time.thread_time() - t0
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def pread_floor_s(path: str) -> float:
+    """CPU seconds of reading the (page-cached) file with pread(2) of
+    PREAD_BYTES into one reused buffer: the server's read, without encoding
+    or sending."""
+    buf = bytearray(PREAD_BYTES)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t0 = time.thread_time()
+        off = 0
+        while True:
+            n = os.preadv(fd, [buf], off)
+            if n == 0:
+                break
+            off += n
+        return time.thread_time() - t0
+    finally:
+        os.close(fd)
+
+
+def iperf3_mbps() -> tuple:
+    """iperf3's single stream: (payload MB/s, CPU seconds of both ends per
+    payload byte, from -J's cpu_utilization_percent host_total (sender) and
+    remote_total (receiver))."""
     port = free_port()
     srv = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -159,7 +250,11 @@ def iperf3_mbps() -> float:
             r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(IPERF_SECONDS), "-J"],
                                capture_output=True, text=True, timeout=IPERF_SECONDS + 20)
             if r.returncode == 0:
-                return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+                end = json.loads(r.stdout)["end"]
+                rate = end["sum_received"]["bits_per_second"] / 8
+                cpu = end["cpu_utilization_percent"]
+                cores = (cpu["host_total"] + cpu["remote_total"]) / 100
+                return rate / 1e6, cores / rate
         raise RuntimeError("iperf3 did not run")
     finally:
         srv.kill()
@@ -211,8 +306,11 @@ def main() -> int:
         with open(src, "wb") as f:
             f.write(data)
         out = os.path.join(work, "out.bin")
-        iperf = iperf3_mbps()
+        iperf, iperf_cpu_per_byte = iperf3_mbps()
         print(f"bench-get-ceiling: {BYTES} bytes, {RUNS} runs per row, iperf3 {iperf:.0f} MB/s", file=sys.stderr)
+        write_s = statistics.median(write_floor_s(os.path.join(work, "floor.bin")) for _ in range(RUNS))
+        pread_s = statistics.median(pread_floor_s(src) for _ in range(RUNS))
+        cpu_rows = []
 
         mem = MemoryServer("f.bin", data)
         del data
@@ -232,6 +330,14 @@ def main() -> int:
                 rows.append((f"server-bound ({mode}, {CLIENTS} clients, aggregate)",
                              measure(lambda: discard_many(srv.port, "f.bin", CLIENTS))))
                 rows.append((f"filecli ({mode}, -o FILE)", measure(lambda: filecli_get(bin_dir, srv.port, "f.bin", out))))
+                server_s, client_s, wall_s = [], [], []
+                for _ in range(RUNS):
+                    before = tree_cpu(srv.proc.pid)
+                    wall_s.append(filecli_get(bin_dir, srv.port, "f.bin", out))
+                    server_s.append(tree_cpu(srv.proc.pid) - before)
+                    client_s.append(LAST_CLIENT_CPU[0])
+                cpu_rows.append((mode, statistics.median(server_s), statistics.median(client_s),
+                                 statistics.median(wall_s)))
                 if not filecmp.cmp(src, out, shallow=False):
                     raise RuntimeError(f"filecli's copy from fileserver ({mode}) differs")
             finally:
@@ -242,6 +348,22 @@ def main() -> int:
     for name, v in rows:
         med = statistics.median(v)
         print(f"{name:<50} {med:8.0f} {f'{min(v):.0f}-{max(v):.0f}':>15} {med / iperf:9.2f}")
+
+    ms = 1e3
+    print()
+    print(f"{'CPU per GET through filecli, medians of ' + str(RUNS):<50} {'server':>8} {'filecli':>8} "
+          f"{'sum':>8} {'wall':>8}  (ms; cores busy = sum / wall)")
+    for mode, srv_s, cli_s, wall in cpu_rows:
+        print(f"{'filecli (' + mode + ', -o FILE)':<50} {srv_s * ms:8.1f} {cli_s * ms:8.1f} "
+              f"{(srv_s + cli_s) * ms:8.1f} {wall * ms:8.1f}  ({(srv_s + cli_s) / wall:.2f} cores busy)")
+    wire_s = iperf_cpu_per_byte * BYTES * 4 / 3
+    floor_s = wire_s + write_s + pread_s
+    ceiling = BYTES / (floor_s / 2) / 1e6
+    print(f"{'floor: iperf3 CPU x 4/3 (both ends)':<50} {wire_s * ms:8.1f}")
+    print(f"{'floor: write(2) into a fresh file':<50} {write_s * ms:8.1f}")
+    print(f"{'floor: pread(2) from the page cache':<50} {pread_s * ms:8.1f}")
+    print(f"{'floor, sum (no base64 encode or decode)':<50} {floor_s * ms:8.1f}  -> two cores: at most "
+          f"{ceiling:.0f} MB/s = {ceiling / iperf:.2f} of iperf3")
     return 0
 
 

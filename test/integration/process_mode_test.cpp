@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
@@ -236,15 +237,43 @@ TEST(ProcessMode, ClientsAcceptedAsAWorkerDiesGoToALiveOne) {
   EXPECT_NE(request(server.port(), "PING").find("\"OK\""), std::string::npos);
 }
 
+// Descriptors open in process `pid` (entries of /proc/PID/fd).
+size_t open_fds(pid_t pid) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
 // Sockets passed to a worker that dies before taking them are not lost:
 // the master keeps the worker's end of the channel open, reads the passes
 // left in it when the worker dies, and passes those clients again. The
 // victim is stopped (SIGSTOP) first so the clients it is given wait in its
 // channel; with 2 workers they go to the other one, with 1 to its
-// replacement.
-void expect_queued_clients_survive(int workers, int clients) {
+// replacement. With `queued_in_master` > 0 there are more clients than the
+// channel holds (about 2,700 passes in its 1 MiB send buffer on Linux 6):
+// the rest wait in libuv's write queue, each socket still open in the
+// master, and the test first sees at least that many more descriptors open
+// in the master; at the worker's death those writes are cancelled
+// (UV_ECANCELED) and their clients must be passed again too.
+void expect_queued_clients_survive(int workers, int clients, size_t queued_in_master = 0) {
   TempDir root;
-  ServerProcess server({"--mode", "process", "--workers", std::to_string(workers)}, root.path());
+  std::vector<std::string> args = {"--mode", "process", "--workers", std::to_string(workers)};
+  if (queued_in_master > 0) {
+    rlimit rl{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;  // this process holds every client socket
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    ASSERT_GT(rl.rlim_cur, static_cast<rlim_t>(clients + 200))
+        << "RLIMIT_NOFILE too low for " << clients << " clients";
+    const std::string limit = std::to_string(clients + 100);
+    args.insert(args.end(), {"--max-conns", limit, "--max-conns-per-address", limit});
+  }
+  ServerProcess server(args, root.path());
+  const size_t master_fds = open_fds(server.pid());
   auto before = workers_of(server.port());
   ASSERT_EQ(before.size(), static_cast<size_t>(workers));
   const pid_t victim = before[0].pid;
@@ -260,6 +289,11 @@ void expect_queued_clients_survive(int workers, int clients) {
   // The master has passed them all (some into the stopped worker's channel)
   // once the other worker answered its share; with one worker, at once.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (queued_in_master > 0) {
+    ASSERT_TRUE(eventually([&] { return open_fds(server.pid()) >= master_fds + queued_in_master; }))
+        << "the channel took every pass: " << open_fds(server.pid()) - master_fds
+        << " sockets held by the master";
+  }
   ASSERT_EQ(kill(victim, SIGKILL), 0);
   int answered = 0;
   for (int fd : fds) {
@@ -276,6 +310,13 @@ TEST(ProcessMode, ClientsQueuedForAWorkerThatDiesGoToAnother) {
 
 TEST(ProcessMode, ClientsQueuedForTheOnlyWorkerWaitForItsReplacement) {
   expect_queued_clients_survive(1, 4);
+}
+
+// Past the channel's capacity: passes waiting in libuv's write queue when
+// the only worker dies are cancelled, and those clients wait for the
+// replacement as well.
+TEST(ProcessMode, ClientsQueuedPastAFullChannelWaitForTheReplacement) {
+  expect_queued_clients_survive(1, 4000, 500);
 }
 
 TEST(ProcessMode, SigtermLeavesNoProcessBehind) {
