@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
+#include "fsrv/core/limits.hpp"
 #include "fsrv/core/log.hpp"
 
 namespace fsrv::reactor {
@@ -34,6 +37,16 @@ int bound_port(const uv_tcp_t* tcp) {
   uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&bound), &len);
   return bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
+// Bounds the unsent bytes of every connection accepted on `fd`
+// (limits::kUnsentBytesPerConnection); best effort: a kernel without
+// TCP_NOTSENT_LOWAT (before Linux 3.12) leaves the queue to tcp_wmem.
+void bound_unsent(int fd) {
+  int bytes = limits::kUnsentBytesPerConnection;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) != 0) {
+    FSRV_LOG_DEBUG("TCP_NOTSENT_LOWAT: %s", strerror(errno));
+  }
 }
 
 }  // namespace
@@ -70,6 +83,7 @@ int Listener::listen_polled(std::function<void(Listener&)> on_readable) {
   // The backlog as start_listening's.
   if (::listen(fd_, 4096) != 0) return uv_translate_sys_error(errno);
   uv_tcp_nodelay(&tcp_, 1);
+  bound_unsent(fd_);
   rc = uv_poll_init(tcp_.loop, &poll_, fd_);
   if (rc != 0) return rc;
   uv_timer_init(tcp_.loop, &poll_pause_);
@@ -143,6 +157,8 @@ int Listener::start_listening() {
     self->on_connection_(*self);
   });
   if (rc != 0) return rc;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) == 0) bound_unsent(fd);
   port_ = bound_port(&tcp_);
   return port_;
 }

@@ -33,6 +33,19 @@ inline constexpr size_t kGetChunk = (1024 * 1024 / 3) * 3;
 inline constexpr size_t kGetSendChunk = 96 * 1024;
 static_assert(kGetSendChunk % 3 == 0);
 
+/// Unsent bytes a TCP connection may keep in its kernel send queue
+/// (TCP_NOTSENT_LOWAT, set on every listening socket; Linux copies it to
+/// each accepted one). Past it send(2) takes nothing more and poll reports
+/// the socket writable again only below it (Linux
+/// Documentation/networking/ip-sysctl.rst, tcp_notsent_lowat). It does not
+/// limit what is in flight, so the window still grows on a long path.
+/// Without it a client that stops reading made the kernel queue up to
+/// tcp_wmem's maximum per connection: 100 stalled GETs held 4,228 KiB of
+/// TCP memory each, 269 KiB with 128 KiB here; at the per-address cap
+/// (512) the old figure is 2.1 GB, past this machine's tcp_mem pressure
+/// mark (1.57 GB), where the kernel shrinks every connection's buffers.
+inline constexpr int kUnsentBytesPerConnection = 128 * 1024;
+
 /// Encoded GET chunks alive per connection (one being encoded, one being
 /// written): the write queue is bounded by construction.
 inline constexpr int kGetChunksInFlight = 2;
