@@ -39,6 +39,22 @@ def write_big(root, size):
             f.write(block)
 
 
+def read_late(s):
+    """Reads a file-protocol GET reply on `s` to its terminator (or EOF),
+    closes `s` and returns the bytes received."""
+    got = 0
+    s.settimeout(30)
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+        if chunk.endswith(b"\r\n\r\n"):
+            break
+    s.close()
+    return got
+
+
 def send_queues(port):
     """sk_wmem_queued (skmem's w: bytes in the send queue) of every
     established socket whose local port is `port`, from `ss -tm`."""
@@ -70,17 +86,7 @@ class StalledGets(unittest.TestCase):
                 o.sendall(b"LIST\r\n\r\n")
                 other = recv_until(o, b"\r\n\r\n", timeout=5)
             # And a stalled reader that starts reading gets every byte.
-            s = socks.pop()
-            got = 0
-            s.settimeout(30)
-            while True:
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                got += len(chunk)
-                if chunk.endswith(b"\r\n\r\n"):
-                    break
-            s.close()
+            got = read_late(socks.pop())
             report("get-never-read/" + self.MODE, clients=CLIENTS, file_mb=SIZE >> 20,
                    rss_before_kb=rss0, rss_after_kb=rss1, per_conn_kb="%.0f" % per_conn,
                    late_reader_bytes=got)
@@ -111,17 +117,7 @@ class StalledGets(unittest.TestCase):
                     socks.append(s)
             time.sleep(3)  # the queues fill within milliseconds; this is margin
             queues = {svc: send_queues(server.port(svc)) for svc in requests}
-            s = socks.pop(0)  # a file-protocol GET that starts reading late
-            s.settimeout(30)
-            got = 0
-            while True:
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                got += len(chunk)
-                if chunk.endswith(b"\r\n\r\n"):
-                    break
-            s.close()
+            got = read_late(socks.pop(0))  # a file-protocol GET read late
             report("get-send-queue/" + self.MODE, clients_per_service=QUEUE_CLIENTS,
                    **{"%s_max_kib" % svc: max(q, default=0) >> 10 for svc, q in queues.items()},
                    **{"%s_sum_kib" % svc: sum(q) >> 10 for svc, q in queues.items()},
