@@ -63,7 +63,8 @@ endif
 # installs whichever are missing (apt-get; we run as root on CI).
 DEB_PACKAGES := g++ make pkg-config libuv1-dev libcjson-dev libb64-dev libcli11-dev \
   libgtest-dev libxxhash-dev libbenchmark-dev libssl-dev python3 clang \
-  libclang-rt-14-dev clang-format hyperfine gnuplot-nox iperf3 procps netcat-openbsd
+  libclang-rt-14-dev clang-format hyperfine gnuplot-nox iperf3 procps netcat-openbsd \
+  iproute2
 
 LIB_SRCS := $(shell find src -name '*.cpp' -not -path 'src/main/*' | sort)
 LIB_OBJS := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
