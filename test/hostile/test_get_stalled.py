@@ -98,7 +98,6 @@ class StalledGets(unittest.TestCase):
                 s.close()
             server.stop()
 
-
     def test_kernel_send_queue_is_bounded(self):
         """GETs never read, through the file protocol (base64 chunks) and
         http (sendfile): the server's send queue for each stays under
