@@ -20,7 +20,7 @@ import subprocess
 import time
 import unittest
 
-from hostile_support import HostileServer, connect, recv_until, report
+from hostile_support import HostileServer, connect, file_ping, http_get, recv_until, report
 
 CLIENTS = 30
 SIZE = 64 << 20
@@ -116,11 +116,16 @@ class StalledGets(unittest.TestCase):
                     socks.append(s)
             time.sleep(3)  # the queues fill within milliseconds; this is margin
             queues = {svc: send_queues(server.port(svc)) for svc in requests}
+            # Another client is served at once on both services meanwhile.
+            other_file = file_ping(server.port("file"))
+            other_http = http_get(server.port("http"), "/listdir")
             got = read_late(socks.pop(0))  # a file-protocol GET read late
             report("get-send-queue/" + self.MODE, clients_per_service=QUEUE_CLIENTS,
                    **{"%s_max_kib" % svc: max(q, default=0) >> 10 for svc, q in queues.items()},
                    **{"%s_sum_kib" % svc: sum(q) >> 10 for svc, q in queues.items()},
                    late_reader_bytes=got)
+            self.assertEqual(other_file, "OK")
+            self.assertIn(" 200 ", other_http)
             for svc, q in queues.items():
                 self.assertEqual(len(q), QUEUE_CLIENTS, "%s: %r" % (svc, q))
                 self.assertLess(max(q), MAX_SEND_QUEUE, "%s send queues (bytes): %r" % (svc, q))
